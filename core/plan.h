@@ -1,0 +1,74 @@
+/* plan.h — a pipeline plan and its prediction ("format": "mpplan-plan/1").
+ * defines: mp_schedule_kind, mp_schedule_name, mp_schedule_from_name, mp_stage,
+ *          mp_prediction, mp_plan, mp_plan_load, mp_plan_parse, mp_plan_to_json,
+ *          mp_plan_save, mp_plan_check, mp_plan_copy, mp_plan_free */
+#ifndef MP_PLAN_H
+#define MP_PLAN_H
+
+#include <stddef.h>
+#include "mp_status.h"
+
+typedef enum {
+    MP_SCHED_GPIPE = 0,
+    MP_SCHED_1F1B = 1,
+    MP_SCHED_INTERLEAVED = 2
+} mp_schedule_kind;
+
+/* "gpipe", "1f1b", "interleaved". */
+const char *mp_schedule_name(mp_schedule_kind k);
+/* Parses a schedule name; MP_ERR_INPUT for anything else. */
+mp_status mp_schedule_from_name(const char *s, mp_schedule_kind *k);
+
+typedef struct {
+    int first, last;      /* inclusive layer range */
+    int device;           /* cluster device index */
+    int recompute;        /* 0/1: drop the stash, recompute forward in backward */
+} mp_stage;
+
+typedef struct {
+    double iteration_ms;
+    double samples_per_s;
+    double bubble_fraction;
+    int num_peaks;               /* stages (gpipe/1f1b) or devices (interleaved) */
+    double *peak_memory_bytes;   /* owned, num_peaks */
+    int bottleneck_stage;
+} mp_prediction;
+
+typedef enum { MP_MODE_TRAIN = 0, MP_MODE_SERVE = 1 } mp_plan_mode;
+
+typedef struct {
+    mp_plan_mode mode;
+    mp_schedule_kind schedule;
+    int chunks_per_device;       /* interleaved: v >= 2; otherwise 1 */
+    int global_batch;
+    int microbatch_size;
+    int num_microbatches;        /* global_batch / microbatch_size */
+    int num_stages;              /* for interleaved: K * v virtual stages, stage s on device s % K */
+    mp_stage *stages;            /* owned, num_stages, contiguous and covering all layers in order */
+    int has_prediction;
+    mp_prediction predicted;
+} mp_plan;
+
+/* Load/parse a plan file and check its internal consistency (contiguous
+ * layer ranges starting at 0, m * b == global batch, known schedule...). */
+mp_status mp_plan_load(const char *path, mp_plan *p, mp_error *err);
+mp_status mp_plan_parse(const char *text, size_t len, const char *name,
+                        mp_plan *p, mp_error *err);
+
+/* Checks the plan against a model of num_layers layers and a cluster of
+ * num_devices devices; `name` is used in messages. */
+mp_status mp_plan_check(const mp_plan *p, int num_layers, int num_devices,
+                        const char *name, mp_error *err);
+
+/* The plan as a JSON text (malloc'd, pretty-printed, newline-terminated). */
+char *mp_plan_to_json(const mp_plan *p);
+
+/* Writes the plan atomically (temp file + rename). */
+mp_status mp_plan_save(const char *path, const mp_plan *p, mp_error *err);
+
+/* Deep copy; dst must not own memory. */
+mp_status mp_plan_copy(mp_plan *dst, const mp_plan *src);
+
+void mp_plan_free(mp_plan *p);
+
+#endif

@@ -1,0 +1,82 @@
+/* backend_impl.h — the primitive table every backend fills (private to exec/).
+ * defines: mp_backend_i, struct mp_backend, mp_backend_cpu_i, mp_backend_cuda_i
+ *
+ * All tensors are fp32, row-major, in the backend's memory (host memory for
+ * cpu, device memory for cuda). Operations may be asynchronous; `sync` waits
+ * for all of them and reports any error since the last sync. Layers
+ * (exec/layers.c) are written once in terms of these primitives, so the CPU
+ * backend is the reference the CUDA one is tested against.
+ * Entries may be NULL only where marked optional. */
+#ifndef MP_BACKEND_IMPL_H
+#define MP_BACKEND_IMPL_H
+
+#include <stddef.h>
+#include "backend.h"
+
+typedef struct mp_backend_i {
+    const char *name;
+    mp_status (*init)(mp_backend *be, int device, mp_error *err);
+    void (*shutdown)(mp_backend *be);
+    void (*describe)(mp_backend *be, char *buf, size_t n);
+
+    /* memory: alloc returns zeroed memory or NULL */
+    void *(*alloc)(mp_backend *be, size_t bytes);
+    void (*free)(mp_backend *be, void *p);
+    void (*upload)(mp_backend *be, void *dst, const void *host_src, size_t bytes);
+    void (*download)(mp_backend *be, void *host_dst, const void *src, size_t bytes);
+    void (*copy)(mp_backend *be, void *dst, const void *src, size_t bytes);
+    void (*zero)(mp_backend *be, void *p, size_t bytes);
+    size_t (*mem_used)(mp_backend *be);   /* optional: bytes in use on the device */
+
+    /* C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C; row-major with leading dims */
+    void (*gemm)(mp_backend *be, int trans_a, int trans_b, int M, int N, int K,
+                 float alpha, const float *A, int lda, const float *B, int ldb,
+                 float beta, float *C, int ldc);
+    /* y[r,c] += bias[c] */
+    void (*add_bias)(mp_backend *be, float *y, const float *bias, int rows, int cols);
+    /* out[c] = beta*out[c] + sum_r x[r,c], summed in row order */
+    void (*col_sum)(mp_backend *be, float *out, const float *x, int rows, int cols, float beta);
+    /* y += a*x */
+    void (*axpy)(mp_backend *be, float *y, float a, const float *x, size_t n);
+
+    void (*relu_fwd)(mp_backend *be, float *y, const float *x, size_t n);
+    void (*relu_bwd)(mp_backend *be, float *dx, const float *dy, const float *x, size_t n);
+    /* tanh approximation of GELU */
+    void (*gelu_fwd)(mp_backend *be, float *y, const float *x, size_t n);
+    void (*gelu_bwd)(mp_backend *be, float *dx, const float *dy, const float *x, size_t n);
+    /* per row: y = (x - mean) * rstd * gamma + beta; saves mean/rstd [rows] */
+    void (*layernorm_fwd)(mp_backend *be, float *y, float *mean, float *rstd, const float *x,
+                          const float *gamma, const float *beta, int rows, int cols, float eps);
+    /* dx = input gradient; dgamma/dbeta ACCUMULATE (+=) */
+    void (*layernorm_bwd)(mp_backend *be, float *dx, float *dgamma, float *dbeta,
+                          const float *dy, const float *x, const float *mean, const float *rstd,
+                          const float *gamma, int rows, int cols);
+
+    /* losses: write dpred = scale * d(loss)/d(pred); *loss_out (host) gets the
+     * summed loss times scale (written by the next sync at the latest) */
+    void (*mse_loss)(mp_backend *be, float *dpred, float *loss_out, const float *pred,
+                     const float *target, int rows, int cols, float scale);
+    void (*xent_loss)(mp_backend *be, float *dlogits, float *loss_out, const float *logits,
+                      const int *labels, int rows, int classes, float scale);
+
+    /* optimizers */
+    void (*sgd_update)(mp_backend *be, float *w, const float *g, size_t n, float lr);
+    void (*adam_update)(mp_backend *be, float *w, const float *g, float *m, float *v, size_t n,
+                        float lr, float beta1, float beta2, float eps, int step);
+
+    /* waits for queued work; reports errors (e.g. a CUDA fault) */
+    mp_status (*sync)(mp_backend *be, mp_error *err);
+} mp_backend_i;
+
+struct mp_backend {
+    const mp_backend_i *i;
+    int device;
+    void *ctx;   /* backend-private state */
+};
+
+extern const mp_backend_i mp_backend_cpu_i;
+#ifdef MP_HAVE_CUDA
+extern const mp_backend_i mp_backend_cuda_i;
+#endif
+
+#endif

@@ -1,0 +1,47 @@
+/* sim.h — the discrete-event pipeline simulator (docs/cost-model.md).
+ * defines: mp_sim_input, mp_sim_result, mp_sim, mp_sim_new, mp_sim_free, mp_sim_run
+ *
+ * Each position runs its op list in order; an op starts when the previous op
+ * on its position has ended and its input has arrived. A forward of stage s>0
+ * needs the activation from s-1, a backward of stage s<S-1 needs the gradient
+ * from s+1 (and its own forward). Each finished op that produces data for
+ * another position enqueues a transfer on the directed link between the two
+ * positions; a link carries one transfer at a time, first come first served;
+ * compute never waits for a send. Deterministic (events keyed on time, seq). */
+#ifndef MP_SIM_H
+#define MP_SIM_H
+
+#include "mp_status.h"
+#include "schedule.h"
+#include "trace.h"
+
+typedef struct {
+    const mp_op_lists *ops;
+    const double *fwd_ms;        /* [S] forward time of each virtual stage (speed applied) */
+    const double *bwd_ms;        /* [S] backward time, recompute included */
+    const double *recompute_ms;  /* [S] the recompute part of bwd_ms, for traces; may be NULL */
+    const double *act_ms;        /* [S-1] transfer time of stage s's activation to s+1 */
+    const double *grad_ms;       /* [S-1] transfer time of stage s+1's gradient to s */
+} mp_sim_input;
+
+typedef struct {
+    double iteration_ms;     /* end of the last op of any position */
+    double bubble_fraction;  /* 1 - sum(busy) / (K * iteration_ms) */
+    int bottleneck_position; /* position with the most busy time (lowest index on ties) */
+} mp_sim_result;
+
+typedef struct mp_sim mp_sim;  /* reusable workspace: no allocation per run once warm */
+
+mp_sim *mp_sim_new(void);
+void mp_sim_free(mp_sim *s);
+
+/* Simulates one iteration. When trace is non-NULL, every op and transfer is
+ * appended to it. Returns MP_ERR_INPUT on inconsistent input (negative times,
+ * op lists that deadlock), MP_ERR_NOMEM on allocation failure. */
+mp_status mp_sim_run(mp_sim *s, const mp_sim_input *in, mp_sim_result *out,
+                     mp_trace *trace, mp_error *err);
+
+/* Busy time (sum of op durations) of position p in the last run. */
+double mp_sim_busy(const mp_sim *s, int p);
+
+#endif
