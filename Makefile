@@ -19,6 +19,7 @@ CC          ?= cc
 CUDA_HOME   ?= /usr/local/cuda
 NVCC        ?= $(CUDA_HOME)/bin/nvcc
 MPICC       ?= mpicc
+NVCC_ARCH   ?= -gencode arch=compute_75,code=sm_75 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
 FUZZ_SECONDS ?= 20
 SANITIZE    ?=
 
@@ -121,7 +122,7 @@ $(BUILD)/%.o: %.c
 $(BUILD)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
 	$(if $(Q),@echo "  NVCC  $<")
-	$(Q)$(NVCC) -O2 -std=c++17 $(addprefix -I,$(MODULES)) -c $< -o $@
+	$(Q)$(NVCC) -O2 -std=c++17 $(NVCC_ARCH) $(addprefix -I,$(MODULES)) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	$(if $(Q),@echo "  AR    $@")

@@ -2,7 +2,7 @@
  * (opens in Perfetto / chrome://tracing). Used for the simulator's predicted
  * timeline and for mprun's measured one, in the same shape.
  * defines: mp_trace_event_kind, mp_trace_event, mp_trace, mp_trace_add,
- *          mp_trace_write_chrome, mp_trace_free */
+ *          mp_trace_set_row_name, mp_trace_write_chrome, mp_trace_free */
 #ifndef MP_TRACE_H
 #define MP_TRACE_H
 
@@ -29,10 +29,17 @@ typedef struct {
     int num_positions;
     int n, cap;
     mp_trace_event *ev;
+    char **row_names;    /* optional, owned: [num_rows] names of the position rows
+                            (e.g. "stage 0 (dev0)"); NULL entries: "stage p" */
+    int num_rows;
 } mp_trace;
 
 /* Appends an event (grows the array). MP_ERR_NOMEM on failure. */
 mp_status mp_trace_add(mp_trace *t, mp_trace_event e);
+
+/* Names position p's row (copied); grows num_positions to p+1 if needed.
+ * MP_ERR_NOMEM on failure. */
+mp_status mp_trace_set_row_name(mp_trace *t, int p, const char *name);
 
 /* Writes the trace atomically as Chrome trace JSON: one row ("tid") per
  * position named "stage j" / "device d", one per directed link named

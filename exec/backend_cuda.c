@@ -1,0 +1,400 @@
+/* backend_cuda.c — the "cuda" backend: cuBLAS GEMMs and mpkit's kernels on one stream.
+ * defines: mp_backend_cuda_i
+ *
+ * Host-side C only: cudart and cuBLAS are C APIs; the kernels live in
+ * kernels.cu behind the plain-C launchers of kernels_cuda.h. Every backend
+ * owns one non-blocking stream and one cuBLAS handle bound to it, so all work
+ * it queues runs in order. Primitives return void (see backend_impl.h): a
+ * failing CUDA/cuBLAS call is recorded, with its statement, file and line, as
+ * the backend's pending error and reported by the next sync (first error
+ * wins); nothing here exits. Losses go through pinned host slots and reach
+ * the caller's float at sync. */
+#include "backend_impl.h"
+#include "kernels_cuda.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LOSS_SLOTS 64
+
+typedef struct {
+    int device;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    mp_error err;                   /* first failure since the last sync */
+    float *d_rows;                  /* per-row loss scratch (device) */
+    size_t d_rows_cap;              /* in floats */
+    float *d_loss;                  /* LOSS_SLOTS device slots */
+    float *h_loss;                  /* LOSS_SLOTS pinned host slots */
+    float *pending[LOSS_SLOTS];     /* caller's loss floats, filled at sync */
+    int npending;
+} cuda_ctx;
+
+/* ---------------------------------------------------------------- error checks */
+
+static int cuda_fail(mp_error *err, cudaError_t e, const char *stmt, const char *file, int line)
+{
+    if (e == cudaSuccess) return 0;
+    mp_error_set(err, MP_ERR_BACKEND, "%s:%d: %s: %s (%s)", file, line, stmt,
+                 cudaGetErrorString(e), cudaGetErrorName(e));
+    return 1;
+}
+
+static int cublas_fail(mp_error *err, cublasStatus_t s, const char *stmt, const char *file, int line)
+{
+    if (s == CUBLAS_STATUS_SUCCESS) return 0;
+    mp_error_set(err, MP_ERR_BACKEND, "%s:%d: %s: %s (%s)", file, line, stmt,
+                 cublasGetStatusString(s), cublasGetStatusName(s));
+    return 1;
+}
+
+/* Each evaluates to nonzero when `call` failed, after recording it in `err`. */
+#define CUDA_CHECK(err, call) cuda_fail((err), (call), #call, __FILE__, __LINE__)
+#define CUBLAS_CHECK(err, call) cublas_fail((err), (call), #call, __FILE__, __LINE__)
+#define KERNEL_CHECK(err, call) cuda_fail((err), (cudaError_t)(call), #call, __FILE__, __LINE__)
+
+/* The context, with this thread's current device set to the backend's GPU
+ * (the current device is per thread; a pipeline may drive several GPUs). */
+static cuda_ctx *enter(mp_backend *be)
+{
+    cuda_ctx *c = be->ctx;
+    CUDA_CHECK(&c->err, cudaSetDevice(c->device));
+    return c;
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+static void cu_shutdown(mp_backend *be);
+
+static mp_status cu_init(mp_backend *be, int device, mp_error *err)
+{
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess)
+        return mp_error_set(err, MP_ERR_BACKEND, "no CUDA device available (cudaGetDeviceCount: %s)",
+                            cudaGetErrorString(e));
+    if (count == 0)
+        return mp_error_set(err, MP_ERR_BACKEND,
+                            "no CUDA device available (cudaGetDeviceCount: 0 devices)");
+    if (device < 0) device = 0;
+    if (device >= count)
+        return mp_error_set(err, MP_ERR_BACKEND, "CUDA device %d does not exist (%d device%s present)",
+                            device, count, count == 1 ? "" : "s");
+
+    cuda_ctx *c = calloc(1, sizeof *c);
+    if (!c) return mp_error_set(err, MP_ERR_NOMEM, "backend_cuda.c: out of host memory");
+    c->device = device;
+    be->ctx = c;
+    be->device = device;
+    if (CUDA_CHECK(err, cudaSetDevice(device))) goto fail;
+    if (CUDA_CHECK(err, cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking))) goto fail;
+    if (CUBLAS_CHECK(err, cublasCreate(&c->blas))) goto fail;
+    if (CUBLAS_CHECK(err, cublasSetStream(c->blas, c->stream))) goto fail;
+    /* plain fp32 GEMMs: TF32 only if NVIDIA_TF32_OVERRIDE=1 asks for it */
+    if (CUBLAS_CHECK(err, cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH))) goto fail;
+    if (CUDA_CHECK(err, cudaMalloc((void **)&c->d_loss, LOSS_SLOTS * sizeof(float)))) goto fail;
+    if (CUDA_CHECK(err, cudaMallocHost((void **)&c->h_loss, LOSS_SLOTS * sizeof(float)))) goto fail;
+    return MP_OK;
+fail:
+    cu_shutdown(be);
+    return err ? err->status : MP_ERR_BACKEND;
+}
+
+static void cu_shutdown(mp_backend *be)
+{
+    cuda_ctx *c = be->ctx;
+    if (!c) return;
+    cudaSetDevice(c->device);
+    if (c->stream) cudaStreamSynchronize(c->stream);
+    if (c->blas) cublasDestroy(c->blas);
+    if (c->stream) cudaStreamDestroy(c->stream);
+    cudaFree(c->d_rows);
+    cudaFree(c->d_loss);
+    if (c->h_loss) cudaFreeHost(c->h_loss);
+    free(c);
+    be->ctx = NULL;
+}
+
+static void cu_describe(mp_backend *be, char *buf, size_t n)
+{
+    cuda_ctx *c = enter(be);
+    struct cudaDeviceProp p;
+    int rt = 0, drv = 0, blas = 0;
+    memset(&p, 0, sizeof p);
+    cudaGetDeviceProperties(&p, c->device);
+    cudaRuntimeGetVersion(&rt);
+    cudaDriverGetVersion(&drv);
+    cublasGetVersion(c->blas, &blas);
+    snprintf(buf, n,
+             "cuda device %d: %s (sm_%d%d, %d SMs, %.1f GiB), CUDA runtime %d.%d, driver %d.%d, "
+             "cuBLAS %d.%d.%d",
+             c->device, p.name, p.major, p.minor, p.multiProcessorCount,
+             (double)p.totalGlobalMem / (1024.0 * 1024.0 * 1024.0), rt / 1000, (rt % 1000) / 10,
+             drv / 1000, (drv % 1000) / 10, blas / 10000, (blas / 100) % 100, blas % 100);
+}
+
+/* ---------------------------------------------------------------- memory */
+
+static void *cu_alloc(mp_backend *be, size_t bytes)
+{
+    cuda_ctx *c = enter(be);
+    void *p = NULL;
+    if (bytes == 0) bytes = 1;   /* a real pointer even for empty tensors */
+    if (CUDA_CHECK(&c->err, cudaMalloc(&p, bytes))) return NULL;
+    if (CUDA_CHECK(&c->err, cudaMemsetAsync(p, 0, bytes, c->stream))) {
+        cudaFree(p);
+        return NULL;
+    }
+    return p;
+}
+
+static void cu_free(mp_backend *be, void *p)
+{
+    if (!p) return;
+    cuda_ctx *c = enter(be);
+    CUDA_CHECK(&c->err, cudaFree(p));
+}
+
+static void cu_upload(mp_backend *be, void *dst, const void *host_src, size_t bytes)
+{
+    cuda_ctx *c = enter(be);
+    if (bytes == 0) return;
+    /* synchronous for the caller: host_src may be reused on return */
+    if (CUDA_CHECK(&c->err, cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, c->stream)))
+        return;
+    CUDA_CHECK(&c->err, cudaStreamSynchronize(c->stream));
+}
+
+static void cu_download(mp_backend *be, void *host_dst, const void *src, size_t bytes)
+{
+    cuda_ctx *c = enter(be);
+    if (bytes == 0) return;
+    if (CUDA_CHECK(&c->err, cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, c->stream)))
+        return;
+    CUDA_CHECK(&c->err, cudaStreamSynchronize(c->stream));
+}
+
+static void cu_copy(mp_backend *be, void *dst, const void *src, size_t bytes)
+{
+    cuda_ctx *c = enter(be);
+    if (bytes == 0) return;
+    CUDA_CHECK(&c->err, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream));
+}
+
+static void cu_zero(mp_backend *be, void *p, size_t bytes)
+{
+    cuda_ctx *c = enter(be);
+    if (bytes == 0) return;
+    CUDA_CHECK(&c->err, cudaMemsetAsync(p, 0, bytes, c->stream));
+}
+
+static size_t cu_mem_used(mp_backend *be)
+{
+    cuda_ctx *c = enter(be);
+    size_t free_b = 0, total_b = 0;
+    if (CUDA_CHECK(&c->err, cudaMemGetInfo(&free_b, &total_b))) return 0;
+    return total_b - free_b;
+}
+
+/* ---------------------------------------------------------------- dense ops */
+
+/* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: a
+ * row-major matrix with leading dim ld is its transpose in column-major with
+ * the same ld, so swap the operands (and M/N) and keep the op flags. */
+static void cu_gemm(mp_backend *be, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                    const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    cuda_ctx *c = enter(be);
+    if (M <= 0 || N <= 0) return;
+    CUBLAS_CHECK(&c->err, cublasSgemm(c->blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                      trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B, ldb,
+                                      A, lda, &beta, C, ldc));
+}
+
+static void cu_add_bias(mp_backend *be, float *y, const float *bias, int rows, int cols)
+{
+    cuda_ctx *c = enter(be);
+    KERNEL_CHECK(&c->err, mp_cuda_add_bias(c->stream, y, bias, rows, cols));
+}
+
+static void cu_col_sum(mp_backend *be, float *out, const float *x, int rows, int cols, float beta)
+{
+    cuda_ctx *c = enter(be);
+    KERNEL_CHECK(&c->err, mp_cuda_col_sum(c->stream, out, x, rows, cols, beta));
+}
+
+static void cu_axpy(mp_backend *be, float *y, float a, const float *x, size_t n)
+{
+    cuda_ctx *c = enter(be);
+    KERNEL_CHECK(&c->err, mp_cuda_axpy(c->stream, y, a, x, n));
+}
+
+/* ---------------------------------------------------------------- activations */
+
+static void cu_relu_fwd(mp_backend *be, float *y, const float *x, size_t n)
+{
+    cuda_ctx *c = enter(be);
+    KERNEL_CHECK(&c->err, mp_cuda_relu_fwd(c->stream, y, x, n));
+}
+
+static void cu_relu_bwd(mp_backend *be, float *dx, const float *dy, const float *x, size_t n)
+{
+    cuda_ctx *c = enter(be);
+    KERNEL_CHECK(&c->err, mp_cuda_relu_bwd(c->stream, dx, dy, x, n));
+}
+
+static void cu_gelu_fwd(mp_backend *be, float *y, const float *x, size_t n)
+{
+    cuda_ctx *c = enter(be);
+    KERNEL_CHECK(&c->err, mp_cuda_gelu_fwd(c->stream, y, x, n));
+}
+
+static void cu_gelu_bwd(mp_backend *be, float *dx, const float *dy, const float *x, size_t n)
+{
+    cuda_ctx *c = enter(be);
+    KERNEL_CHECK(&c->err, mp_cuda_gelu_bwd(c->stream, dx, dy, x, n));
+}
+
+static void cu_layernorm_fwd(mp_backend *be, float *y, float *mean, float *rstd, const float *x,
+                             const float *gamma, const float *beta, int rows, int cols, float eps)
+{
+    cuda_ctx *c = enter(be);
+    KERNEL_CHECK(&c->err, mp_cuda_layernorm_fwd(c->stream, y, mean, rstd, x, gamma, beta, rows,
+                                                cols, eps));
+}
+
+static void cu_layernorm_bwd(mp_backend *be, float *dx, float *dgamma, float *dbeta, const float *dy,
+                             const float *x, const float *mean, const float *rstd,
+                             const float *gamma, int rows, int cols)
+{
+    cuda_ctx *c = enter(be);
+    KERNEL_CHECK(&c->err, mp_cuda_layernorm_bwd(c->stream, dx, dgamma, dbeta, dy, x, mean, rstd,
+                                                gamma, rows, cols));
+}
+
+/* ---------------------------------------------------------------- losses */
+
+/* Copies every pending loss slot to its caller's float; the stream must be idle. */
+static void flush_losses(cuda_ctx *c)
+{
+    for (int i = 0; i < c->npending; i++) *c->pending[i] = c->h_loss[i];
+    c->npending = 0;
+}
+
+/* Room for `rows` per-row losses and a free loss slot; returns the slot or -1. */
+static int loss_prepare(cuda_ctx *c, int rows)
+{
+    if (c->npending == LOSS_SLOTS || (size_t)rows > c->d_rows_cap) {
+        if (CUDA_CHECK(&c->err, cudaStreamSynchronize(c->stream))) return -1;
+        flush_losses(c);
+    }
+    if ((size_t)rows > c->d_rows_cap) {
+        size_t cap = c->d_rows_cap ? c->d_rows_cap : 64;
+        while (cap < (size_t)rows) cap *= 2;
+        cudaFree(c->d_rows);
+        c->d_rows = NULL;
+        c->d_rows_cap = 0;
+        if (CUDA_CHECK(&c->err, cudaMalloc((void **)&c->d_rows, cap * sizeof(float)))) return -1;
+        c->d_rows_cap = cap;
+    }
+    return c->npending;
+}
+
+/* Queues the reduction of the per-row losses into slot `s` and its copy to the host. */
+static void loss_finish(cuda_ctx *c, int s, float *loss_out, int rows, float scale)
+{
+    if (KERNEL_CHECK(&c->err, mp_cuda_sum_rows(c->stream, c->d_loss + s, c->d_rows, rows, scale)))
+        return;
+    if (CUDA_CHECK(&c->err, cudaMemcpyAsync(c->h_loss + s, c->d_loss + s, sizeof(float),
+                                            cudaMemcpyDeviceToHost, c->stream)))
+        return;
+    c->pending[s] = loss_out;
+    c->npending++;
+}
+
+static void cu_mse_loss(mp_backend *be, float *dpred, float *loss_out, const float *pred,
+                        const float *target, int rows, int cols, float scale)
+{
+    cuda_ctx *c = enter(be);
+    int s = loss_prepare(c, rows);
+    if (s < 0) return;
+    if (KERNEL_CHECK(&c->err, mp_cuda_mse_loss(c->stream, dpred, c->d_rows, pred, target, rows,
+                                               cols, scale)))
+        return;
+    loss_finish(c, s, loss_out, rows, scale);
+}
+
+static void cu_xent_loss(mp_backend *be, float *dlogits, float *loss_out, const float *logits,
+                         const int *labels, int rows, int classes, float scale)
+{
+    cuda_ctx *c = enter(be);
+    int s = loss_prepare(c, rows);
+    if (s < 0) return;
+    if (KERNEL_CHECK(&c->err, mp_cuda_xent_loss(c->stream, dlogits, c->d_rows, logits, labels,
+                                                rows, classes, scale)))
+        return;
+    loss_finish(c, s, loss_out, rows, scale);
+}
+
+/* ---------------------------------------------------------------- optimizers */
+
+static void cu_sgd_update(mp_backend *be, float *w, const float *g, size_t n, float lr)
+{
+    cuda_ctx *c = enter(be);
+    KERNEL_CHECK(&c->err, mp_cuda_sgd_update(c->stream, w, g, n, lr));
+}
+
+static void cu_adam_update(mp_backend *be, float *w, const float *g, float *m, float *v, size_t n,
+                           float lr, float beta1, float beta2, float eps, int step)
+{
+    cuda_ctx *c = enter(be);
+    KERNEL_CHECK(&c->err, mp_cuda_adam_update(c->stream, w, g, m, v, n, lr, beta1, beta2, eps, step));
+}
+
+/* ---------------------------------------------------------------- sync */
+
+static mp_status cu_sync(mp_backend *be, mp_error *err)
+{
+    cuda_ctx *c = enter(be);
+    if (!CUDA_CHECK(&c->err, cudaStreamSynchronize(c->stream))) flush_losses(c);
+    CUDA_CHECK(&c->err, cudaGetLastError());
+    mp_status st = c->err.status;
+    if (st != MP_OK) {
+        mp_error_set(err, st, "cuda device %d: %s", c->device, c->err.msg);
+        mp_error_clear(&c->err);
+        c->npending = 0;
+    }
+    return st;
+}
+
+const mp_backend_i mp_backend_cuda_i = {
+    .name = "cuda",
+    .init = cu_init,
+    .shutdown = cu_shutdown,
+    .describe = cu_describe,
+    .alloc = cu_alloc,
+    .free = cu_free,
+    .upload = cu_upload,
+    .download = cu_download,
+    .copy = cu_copy,
+    .zero = cu_zero,
+    .mem_used = cu_mem_used,
+    .gemm = cu_gemm,
+    .add_bias = cu_add_bias,
+    .col_sum = cu_col_sum,
+    .axpy = cu_axpy,
+    .relu_fwd = cu_relu_fwd,
+    .relu_bwd = cu_relu_bwd,
+    .gelu_fwd = cu_gelu_fwd,
+    .gelu_bwd = cu_gelu_bwd,
+    .layernorm_fwd = cu_layernorm_fwd,
+    .layernorm_bwd = cu_layernorm_bwd,
+    .mse_loss = cu_mse_loss,
+    .xent_loss = cu_xent_loss,
+    .sgd_update = cu_sgd_update,
+    .adam_update = cu_adam_update,
+    .sync = cu_sync,
+};

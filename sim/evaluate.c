@@ -1,0 +1,132 @@
+/* evaluate.c — predict a plan with the cost model (evaluate.h).
+ * defines: mp_plan_evaluate, mp_plan_fits */
+#include "evaluate.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "memory.h"
+#include "schedule.h"
+#include "sim.h"
+
+/* Per-virtual-stage times of docs/cost-model.md: F, B (recompute included),
+ * the recompute part, and the transfer times to the next stage and back. */
+static void stage_times(const mp_plan *plan, const mp_profile *prof,
+                        const mp_cluster *cl, double *F, double *B, double *R,
+                        double *act, double *grad)
+{
+    int S = plan->num_stages;
+    double b = plan->microbatch_size;
+    for (int s = 0; s < S; s++) {
+        const mp_stage *st = &plan->stages[s];
+        double f = 0, g = 0, speed = cl->devices[st->device].speed;
+        for (int l = st->first; l <= st->last; l++) {
+            f += mp_time_eval(&prof->layers[l].fwd, b);
+            g += mp_time_eval(&prof->layers[l].bwd, b);
+        }
+        F[s] = f / speed;
+        R[s] = st->recompute ? F[s] : 0;
+        B[s] = g / speed + R[s];
+        if (s < S - 1) {
+            int d0 = st->device, d1 = plan->stages[s + 1].device;
+            double bytes = b * prof->layers[st->last].out_bytes_per_sample;
+            act[s] = mp_cluster_transfer_ms(cl, d0, d1, bytes);
+            grad[s] = mp_cluster_transfer_ms(cl, d1, d0, bytes);
+        }
+    }
+}
+
+static mp_status name_rows(mp_trace *tr, const mp_plan *plan, const mp_cluster *cl, int K)
+{
+    for (int p = 0; p < K; p++) {
+        char buf[256];
+        const char *dn = cl->devices[plan->stages[p].device].name;
+        if (plan->schedule == MP_SCHED_INTERLEAVED)
+            snprintf(buf, sizeof buf, "device %d (%s)", p, dn ? dn : "?");
+        else
+            snprintf(buf, sizeof buf, "stage %d (%s)", p, dn ? dn : "?");
+        if (mp_trace_set_row_name(tr, p, buf) != MP_OK) return MP_ERR_NOMEM;
+    }
+    return MP_OK;
+}
+
+/* See evaluate.h. Peaks: the closed form for gpipe/1f1b (the op walk agrees,
+ * tests/test_memory.c), the op walk per device for interleaved. */
+mp_status mp_plan_evaluate(mp_plan *plan, const mp_profile *prof,
+                           const mp_cluster *cluster, double state_factor,
+                           mp_trace *trace, mp_error *err)
+{
+    mp_status rc = mp_plan_check(plan, prof->num_layers, cluster->num_devices, "plan", err);
+    if (rc != MP_OK) return rc;
+    if (!(state_factor >= 0) || isinf(state_factor))
+        return mp_error_set(err, MP_ERR_INPUT, "plan: state factor %g must be >= 0", state_factor);
+    int S = plan->num_stages;
+    int v = plan->schedule == MP_SCHED_INTERLEAVED ? plan->chunks_per_device : 1;
+    if (v < 1 || S % v != 0)
+        return mp_error_set(err, MP_ERR_INPUT, "plan: %d stages is not a multiple of %d chunks",
+                            S, v);
+    int K = S / v, m = plan->num_microbatches;
+
+    mp_op_lists ops;
+    mp_sim *sim = NULL;
+    double *peaks = NULL;
+    double *buf = malloc((size_t)5 * S * sizeof *buf);
+    if (!buf) return mp_error_set(err, MP_ERR_NOMEM, "plan: out of memory");
+    double *F = buf, *B = buf + S, *R = buf + 2 * S, *act = buf + 3 * S, *grad = buf + 4 * S;
+    stage_times(plan, prof, cluster, F, B, R, act, grad);
+
+    rc = mp_schedule_build(plan->schedule, K, v, m, &ops, err);
+    if (rc != MP_OK) { free(buf); return rc; }
+    sim = mp_sim_new();
+    peaks = malloc((size_t)K * sizeof *peaks);
+    if (!sim || !peaks) { rc = mp_error_set(err, MP_ERR_NOMEM, "plan: out of memory"); goto out; }
+    if (trace && (rc = name_rows(trace, plan, cluster, K)) != MP_OK) {
+        mp_error_set(err, rc, "plan: out of memory for the trace");
+        goto out;
+    }
+    mp_sim_input in = { &ops, F, B, R, act, grad };
+    mp_sim_result res;
+    if ((rc = mp_sim_run(sim, &in, &res, trace, err)) != MP_OK) goto out;
+    if (plan->schedule == MP_SCHED_INTERLEAVED) {
+        if ((rc = mp_memory_peaks(prof, plan, &ops, state_factor, peaks, err)) != MP_OK) goto out;
+    } else {
+        for (int j = 0; j < K; j++)
+            peaks[j] = mp_memory_stage_peak(prof, plan->stages[j].first, plan->stages[j].last, j,
+                                            K, plan->schedule, m, plan->microbatch_size,
+                                            plan->stages[j].recompute, state_factor);
+    }
+
+    free(plan->predicted.peak_memory_bytes);
+    memset(&plan->predicted, 0, sizeof plan->predicted);
+    plan->predicted.iteration_ms = res.iteration_ms;
+    plan->predicted.samples_per_s =
+        res.iteration_ms > 0 ? plan->global_batch / (res.iteration_ms / 1000.0) : 0;
+    plan->predicted.bubble_fraction = res.bubble_fraction;
+    plan->predicted.num_peaks = K;
+    plan->predicted.peak_memory_bytes = peaks;
+    plan->predicted.bottleneck_stage = res.bottleneck_position;
+    plan->has_prediction = 1;
+    peaks = NULL;
+out:
+    free(peaks);
+    mp_sim_free(sim);
+    mp_op_lists_free(&ops);
+    free(buf);
+    return rc;
+}
+
+/* See evaluate.h. Peak p belongs to the device of stage p (for interleaved,
+ * stage p < K is the first chunk of position p). */
+int mp_plan_fits(const mp_plan *plan, const mp_cluster *cluster)
+{
+    if (!plan->has_prediction || !plan->predicted.peak_memory_bytes) return 0;
+    for (int p = 0; p < plan->predicted.num_peaks; p++) {
+        if (p >= plan->num_stages) return 0;
+        int d = plan->stages[p].device;
+        if (d < 0 || d >= cluster->num_devices) return 0;
+        if (!(plan->predicted.peak_memory_bytes[p] <= cluster->devices[d].memory_bytes)) return 0;
+    }
+    return 1;
+}

@@ -1,0 +1,500 @@
+/* test_sim.c — the simulator against closed forms, hand-computed timelines,
+ * and an independent event-driven reference (a (time, sequence) heap with
+ * explicit FCFS link queues) on random instances; deadlock detection; the
+ * Chrome trace writer. */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "schedule.h"
+#include "sim.h"
+#include "testutil.h"
+#include "trace.h"
+
+#define EPS 1e-9
+
+/* ---------------------------------------------------------------- reference */
+
+typedef struct { double t; long seq; int type, a, b, c, d; } ref_ev;  /* type 0 op end, 1 xfer end */
+typedef struct { ref_ev *h; int n; long seq; } ref_heap;
+
+static int ev_less(const ref_ev *x, const ref_ev *y)
+{
+    return x->t < y->t || (x->t == y->t && x->seq < y->seq);
+}
+
+static void heap_push(ref_heap *H, double t, int type, int a, int b, int c, int d)
+{
+    ref_ev e = { t, H->seq++, type, a, b, c, d };
+    int i = H->n++;
+    H->h[i] = e;
+    while (i > 0 && ev_less(&H->h[i], &H->h[(i - 1) / 2])) {
+        ref_ev tmp = H->h[i]; H->h[i] = H->h[(i - 1) / 2]; H->h[(i - 1) / 2] = tmp;
+        i = (i - 1) / 2;
+    }
+}
+
+static ref_ev heap_pop(ref_heap *H)
+{
+    ref_ev top = H->h[0];
+    H->h[0] = H->h[--H->n];
+    int i = 0;
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, s = i;
+        if (l < H->n && ev_less(&H->h[l], &H->h[s])) s = l;
+        if (r < H->n && ev_less(&H->h[r], &H->h[s])) s = r;
+        if (s == i) break;
+        ref_ev tmp = H->h[i]; H->h[i] = H->h[s]; H->h[s] = tmp;
+        i = s;
+    }
+    return top;
+}
+
+typedef struct {
+    const mp_sim_input *in;
+    int K, S, m;
+    int *idx, *busyflag;
+    double *busy, *op_end;   /* op_end[2*(s*m+i)+kind] */
+    char *fdone, *actok, *gradok;
+    int *qhead, *qtail, *lbusy;  /* per link src*K+dst */
+    int (*q)[3];                 /* per link, a queue of (kind, stage, mb) */
+    int qcap;
+    ref_heap H;
+    double now;
+} ref_sim;
+
+static double xfer_dur(const ref_sim *R, int kind, int s)
+{
+    return kind == 0 ? R->in->act_ms[s] : R->in->grad_ms[s - 1];
+}
+
+static void try_link(ref_sim *R, int link)
+{
+    if (R->lbusy[link] || R->qhead[link] == R->qtail[link]) return;
+    int *x = R->q[(size_t)link * R->qcap + R->qhead[link]++];
+    R->lbusy[link] = 1;
+    heap_push(&R->H, R->now + xfer_dur(R, x[0], x[1]), 1, link, x[0], x[1], x[2]);
+}
+
+static void try_pos(ref_sim *R, int p)
+{
+    const mp_op_lists *L = R->in->ops;
+    if (R->busyflag[p] || R->idx[p] >= L->len[p]) return;
+    const mp_op *o = &L->ops[p][R->idx[p]];
+    int s = o->stage, i = o->microbatch;
+    double dur;
+    if (o->kind == MP_OP_FWD) {
+        if (s > 0 && !R->actok[(s - 1) * R->m + i]) return;
+        dur = R->in->fwd_ms[s];
+    } else {
+        if (!R->fdone[s * R->m + i]) return;
+        if (s < R->S - 1 && !R->gradok[s * R->m + i]) return;
+        dur = R->in->bwd_ms[s];
+    }
+    R->busyflag[p] = 1;
+    R->idx[p]++;
+    R->busy[p] += dur;
+    heap_push(&R->H, R->now + dur, 0, p, o->kind, s, i);
+}
+
+static void enqueue(ref_sim *R, int src, int dst, int kind, int s, int i)
+{
+    int link = src * R->K + dst;
+    int *x = R->q[(size_t)link * R->qcap + R->qtail[link]++];
+    x[0] = kind; x[1] = s; x[2] = i;
+    try_link(R, link);
+}
+
+/* Returns 0 and fills iteration / busy / op_end, or -1 on deadlock. */
+static int ref_run(const mp_sim_input *in, double *iter, double *busy, double *op_end)
+{
+    const mp_op_lists *L = in->ops;
+    ref_sim R;
+    memset(&R, 0, sizeof R);
+    R.in = in; R.K = L->num_positions; R.S = L->num_stages; R.m = L->num_microbatches;
+    int K = R.K, sm = R.S * R.m, total = 0;
+    R.idx = calloc(K, sizeof(int)); R.busyflag = calloc(K, sizeof(int));
+    R.busy = busy; R.op_end = op_end;
+    for (int p = 0; p < K; p++) busy[p] = 0;
+    R.fdone = calloc(sm, 1); R.actok = calloc(sm, 1); R.gradok = calloc(sm, 1);
+    R.qcap = 2 * sm + 1;
+    R.qhead = calloc(K * K, sizeof(int)); R.qtail = calloc(K * K, sizeof(int));
+    R.lbusy = calloc(K * K, sizeof(int));
+    R.q = calloc((size_t)K * K * R.qcap, sizeof *R.q);
+    R.H.h = malloc(sizeof(ref_ev) * (size_t)(8 * sm + 16));
+    for (int p = 0; p < K; p++) total += L->len[p];
+    for (int p = 0; p < K; p++) try_pos(&R, p);
+    int ndone = 0;
+    *iter = 0;
+    while (R.H.n > 0) {
+        ref_ev e = heap_pop(&R.H);
+        R.now = e.t;
+        if (e.type == 0) {
+            int p = e.a, kind = e.b, s = e.c, i = e.d;
+            R.busyflag[p] = 0;
+            op_end[2 * (s * R.m + i) + kind] = e.t;
+            if (e.t > *iter) *iter = e.t;
+            ndone++;
+            if (kind == MP_OP_FWD) {
+                R.fdone[s * R.m + i] = 1;
+                if (s < R.S - 1) enqueue(&R, p, (s + 1) % K, 0, s, i);
+            } else if (s > 0) {
+                enqueue(&R, p, (s - 1) % K, 1, s, i);
+            }
+            try_pos(&R, p);
+        } else {
+            int link = e.a, kind = e.b, s = e.c, i = e.d, dst = link % K;
+            if (kind == 0) R.actok[s * R.m + i] = 1;
+            else R.gradok[(s - 1) * R.m + i] = 1;
+            R.lbusy[link] = 0;
+            try_link(&R, link);
+            try_pos(&R, dst);
+        }
+    }
+    free(R.idx); free(R.busyflag); free(R.fdone); free(R.actok); free(R.gradok);
+    free(R.qhead); free(R.qtail); free(R.lbusy); free(R.q); free(R.H.h);
+    return ndone == total ? 0 : -1;
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+static mp_status run_sim(const mp_op_lists *l, const double *F, const double *B,
+                         const double *act, const double *grad, mp_sim_result *r)
+{
+    mp_sim *s = mp_sim_new();
+    mp_sim_input in = { l, F, B, NULL, act, grad };
+    mp_error err;
+    mp_error_clear(&err);
+    mp_status st = mp_sim_run(s, &in, r, NULL, &err);
+    mp_sim_free(s);
+    return st;
+}
+
+static double frand(unsigned *seed)
+{
+    *seed = *seed * 1103515245u + 12345u;
+    return ((*seed >> 8) & 0xffff) / 65536.0;
+}
+
+/* ---------------------------------------------------------------- closed forms */
+
+/* Uniform stages, free links: GPipe and 1F1B both take (m+K-1)(F+B); the
+ * bubble is (K-1)/(m+K-1). (GPipe: the last stage's last forward ends at
+ * (m+K-1)F, then m backwards there and K-1 hops of B back to stage 0.) */
+static void test_uniform_closed_form(void)
+{
+    const double FB[][2] = { { 1, 1 }, { 1, 2 }, { 2.5, 1 }, { 0.75, 3.25 } };
+    for (int f = 0; f < 4; f++)
+        for (int K = 1; K <= 6; K++)
+            for (int m = 1; m <= 10; m++)
+                for (int kind = 0; kind < 2; kind++) {
+                    double F[6], B[6], z[6] = { 0 };
+                    for (int j = 0; j < K; j++) { F[j] = FB[f][0]; B[j] = FB[f][1]; }
+                    mp_op_lists l;
+                    CU_ASSERT_EQUAL_FATAL(mp_schedule_build(kind, K, 1, m, &l, NULL), MP_OK);
+                    mp_sim_result r;
+                    CU_ASSERT_EQUAL_FATAL(run_sim(&l, F, B, z, z, &r), MP_OK);
+                    double want = (m + K - 1) * (FB[f][0] + FB[f][1]);
+                    if (fabs(r.iteration_ms - want) > EPS)
+                        fprintf(stderr, "\n%s K=%d m=%d F=%g B=%g: %g != %g\n",
+                                kind ? "1f1b" : "gpipe", K, m, F[0], B[0], r.iteration_ms, want);
+                    CU_ASSERT_DOUBLE_EQUAL(r.iteration_ms, want, EPS);
+                    CU_ASSERT_DOUBLE_EQUAL(r.bubble_fraction, (K - 1.0) / (m + K - 1.0), EPS);
+                    CU_ASSERT_EQUAL(r.bottleneck_position, 0);  /* all tie: lowest index */
+                    mp_op_lists_free(&l);
+                }
+}
+
+/* GPipe, K=2, m=3, a slow activation link (3 ms per transfer) on which the
+ * sends queue, FCFS: worked by hand in docs/cost-model.md. */
+static void test_hand_gpipe_contention(void)
+{
+    double F[] = { 1, 0.5 }, B[] = { 2, 1 }, act[] = { 3 }, grad[] = { 2 };
+    mp_op_lists l;
+    CU_ASSERT_EQUAL_FATAL(mp_schedule_build(MP_SCHED_GPIPE, 2, 1, 3, &l, NULL), MP_OK);
+    mp_sim *s = mp_sim_new();
+    mp_sim_input in = { &l, F, B, NULL, act, grad };
+    mp_sim_result r;
+    mp_trace tr = { 0 };
+    CU_ASSERT_EQUAL_FATAL(mp_sim_run(s, &in, &r, &tr, NULL), MP_OK);
+    CU_ASSERT_DOUBLE_EQUAL(r.iteration_ms, 19.5, EPS);  /* 15.5 without queueing */
+    CU_ASSERT_DOUBLE_EQUAL(mp_sim_busy(s, 0), 9.0, EPS);
+    CU_ASSERT_DOUBLE_EQUAL(mp_sim_busy(s, 1), 4.5, EPS);
+    CU_ASSERT_DOUBLE_EQUAL(r.bubble_fraction, 1.0 - 13.5 / 39.0, EPS);
+    CU_ASSERT_EQUAL(r.bottleneck_position, 0);
+    /* the activation transfers: [1,4], [4,7], [7,10]; grads [11.5,13.5], [13.5,15.5], [15.5,17.5] */
+    const double act_se[3][2] = { { 1, 4 }, { 4, 7 }, { 7, 10 } };
+    const double grad_se[3][2] = { { 11.5, 13.5 }, { 13.5, 15.5 }, { 15.5, 17.5 } };
+    const double b0_se[3][2] = { { 13.5, 15.5 }, { 15.5, 17.5 }, { 17.5, 19.5 } };
+    int nact = 0, ngrad = 0, nb0 = 0;
+    for (int i = 0; i < tr.n; i++) {
+        const mp_trace_event *e = &tr.ev[i];
+        const double (*se)[2] = NULL;
+        if (e->kind == MP_TEV_SEND_ACT) { se = act_se; nact++; CU_ASSERT_EQUAL(e->dst_position, 1); }
+        if (e->kind == MP_TEV_SEND_GRAD) { se = grad_se; ngrad++; CU_ASSERT_EQUAL(e->dst_position, 0); }
+        if (e->kind == MP_TEV_BWD && e->position == 0) { se = b0_se; nb0++; }
+        if (!se) continue;
+        CU_ASSERT_DOUBLE_EQUAL(e->start_ms, se[e->microbatch][0], EPS);
+        CU_ASSERT_DOUBLE_EQUAL(e->end_ms, se[e->microbatch][1], EPS);
+    }
+    CU_ASSERT_EQUAL(nact, 3);
+    CU_ASSERT_EQUAL(ngrad, 3);
+    CU_ASSERT_EQUAL(nb0, 3);
+    CU_ASSERT_EQUAL(tr.n, 12 + 6);
+    mp_trace_free(&tr);
+    mp_sim_free(s);
+    mp_op_lists_free(&l);
+}
+
+/* 1F1B, K=2, m=3, heterogeneous stages, 0.5 ms links (docs/cost-model.md). */
+static void test_hand_1f1b_latency(void)
+{
+    double F[] = { 1, 2 }, B[] = { 2, 3 }, act[] = { 0.5 }, grad[] = { 0.5 };
+    mp_op_lists l;
+    CU_ASSERT_EQUAL_FATAL(mp_schedule_build(MP_SCHED_1F1B, 2, 1, 3, &l, NULL), MP_OK);
+    mp_sim_result r;
+    CU_ASSERT_EQUAL_FATAL(run_sim(&l, F, B, act, grad, &r), MP_OK);
+    CU_ASSERT_DOUBLE_EQUAL(r.iteration_ms, 19.0, EPS);
+    CU_ASSERT_DOUBLE_EQUAL(r.bubble_fraction, 1.0 - 24.0 / 38.0, EPS);
+    CU_ASSERT_EQUAL(r.bottleneck_position, 1);
+    mp_op_lists_free(&l);
+}
+
+/* ---------------------------------------------------------------- reference */
+
+static void compare_with_reference(const mp_op_lists *l, const double *F, const double *B,
+                                   const double *act, const double *grad, mp_sim *sim)
+{
+    int K = l->num_positions, S = l->num_stages, m = l->num_microbatches;
+    double *busy = calloc(K, sizeof *busy), *op_end = calloc(2 * S * m, sizeof *op_end);
+    double iter;
+    mp_sim_input in = { l, F, B, NULL, act, grad };
+    CU_ASSERT_EQUAL_FATAL(ref_run(&in, &iter, busy, op_end), 0);
+    mp_sim_result r;
+    mp_trace tr = { 0 };
+    CU_ASSERT_EQUAL_FATAL(mp_sim_run(sim, &in, &r, &tr, NULL), MP_OK);
+    CU_ASSERT_EQUAL(r.iteration_ms, iter);  /* exact: same arithmetic */
+    double sum = 0, best = -1;
+    int bn = 0;
+    for (int p = 0; p < K; p++) {
+        CU_ASSERT_EQUAL(mp_sim_busy(sim, p), busy[p]);
+        sum += busy[p];
+        if (busy[p] > best) { best = busy[p]; bn = p; }
+    }
+    CU_ASSERT_EQUAL(r.bottleneck_position, bn);
+    CU_ASSERT_DOUBLE_EQUAL(r.bubble_fraction, iter > 0 ? 1 - sum / (K * iter) : 0, EPS);
+    int nops = 0;
+    for (int i = 0; i < tr.n; i++) {
+        const mp_trace_event *e = &tr.ev[i];
+        if (e->kind != MP_TEV_FWD && e->kind != MP_TEV_BWD) continue;
+        nops++;
+        CU_ASSERT_EQUAL(e->end_ms, op_end[2 * (e->stage * m + e->microbatch) + e->kind]);
+    }
+    CU_ASSERT_EQUAL(nops, 2 * S * m);
+    mp_trace_free(&tr);
+    free(busy);
+    free(op_end);
+}
+
+static void test_random_vs_reference(void)
+{
+    unsigned seed = 12345;
+    mp_sim *sim = mp_sim_new();  /* one workspace for all: exercises reuse */
+    for (int it = 0; it < 600; it++) {
+        int kind = it % 3, K, v = 1, m;
+        if (kind == MP_SCHED_INTERLEAVED) {
+            K = 2 + (int)(frand(&seed) * 4);
+            v = 2 + (int)(frand(&seed) * 2);
+            m = K * (1 + (int)(frand(&seed) * 3));
+        } else {
+            K = 1 + (int)(frand(&seed) * 6);
+            m = 1 + (int)(frand(&seed) * 9);
+        }
+        mp_op_lists l;
+        CU_ASSERT_EQUAL_FATAL(mp_schedule_build(kind, K, v, m, &l, NULL), MP_OK);
+        int S = l.num_stages;
+        double F[32], B[32], act[32], grad[32];
+        int coarse = it % 2;  /* coarse times make ties (FCFS by sequence) common */
+        for (int s = 0; s < S; s++) {
+            F[s] = coarse ? (int)(frand(&seed) * 3) : 0.1 + 3 * frand(&seed);
+            B[s] = coarse ? (int)(frand(&seed) * 4) : 0.1 + 5 * frand(&seed);
+            act[s] = coarse ? (int)(frand(&seed) * 3) : 4 * frand(&seed);
+            grad[s] = coarse ? (int)(frand(&seed) * 3) : 4 * frand(&seed);
+        }
+        compare_with_reference(&l, F, B, act, grad, sim);
+        mp_op_lists_free(&l);
+    }
+    mp_sim_free(sim);
+}
+
+/* Longer ops never make an iteration shorter (max-plus monotonicity). */
+static void test_monotone(void)
+{
+    unsigned seed = 99;
+    for (int it = 0; it < 200; it++) {
+        int kind = it % 3, K = 2 + it % 3, v = kind == 2 ? 2 : 1, m = K * (1 + it % 3);
+        mp_op_lists l;
+        CU_ASSERT_EQUAL_FATAL(mp_schedule_build(kind, K, v, m, &l, NULL), MP_OK);
+        int S = l.num_stages;
+        double F[16], B[16], act[16], grad[16];
+        for (int s = 0; s < S; s++) {
+            F[s] = frand(&seed); B[s] = 2 * frand(&seed);
+            act[s] = frand(&seed); grad[s] = frand(&seed);
+        }
+        mp_sim_result r0, r1;
+        CU_ASSERT_EQUAL_FATAL(run_sim(&l, F, B, act, grad, &r0), MP_OK);
+        int which = (int)(frand(&seed) * 4), s = (int)(frand(&seed) * (S - 1));
+        double *arr[] = { F, B, act, grad };
+        arr[which][s] += frand(&seed);
+        CU_ASSERT_EQUAL_FATAL(run_sim(&l, F, B, act, grad, &r1), MP_OK);
+        CU_ASSERT(r1.iteration_ms >= r0.iteration_ms);
+        mp_op_lists_free(&l);
+    }
+}
+
+/* ---------------------------------------------------------------- bad input */
+
+static mp_op op(int kind, int stage, int mb)
+{
+    mp_op o = { kind, mb, stage };
+    return o;
+}
+
+static mp_status run_hand(mp_op *l0, mp_op *l1, int m, mp_error *err)
+{
+    int len[2] = { 2 * m, 2 * m };
+    mp_op *ops[2] = { l0, l1 };
+    mp_op_lists l = { MP_SCHED_GPIPE, 2, 2, m, len, ops };
+    double F[] = { 1, 1 }, B[] = { 1, 1 }, t[] = { 0.5 };
+    mp_sim *s = mp_sim_new();
+    mp_sim_input in = { &l, F, B, NULL, t, t };
+    mp_sim_result r;
+    mp_error_clear(err);
+    mp_status st = mp_sim_run(s, &in, &r, NULL, err);
+    mp_sim_free(s);
+    return st;
+}
+
+static void test_deadlock(void)
+{
+    mp_error err;
+    /* stage 1 wants B before its own F */
+    mp_op a0[] = { op(0, 0, 0), op(1, 0, 0) }, a1[] = { op(1, 1, 0), op(0, 1, 0) };
+    CU_ASSERT_EQUAL(run_hand(a0, a1, 1, &err), MP_ERR_INPUT);
+    CU_ASSERT(strstr(err.msg, "deadlock") != NULL);
+    /* stage 0 wants the gradient of micro-batch 0 before sending it forward */
+    mp_op b0[] = { op(1, 0, 0), op(0, 0, 0) }, b1[] = { op(0, 1, 0), op(1, 1, 0) };
+    CU_ASSERT_EQUAL(run_hand(b0, b1, 1, &err), MP_ERR_INPUT);
+    CU_ASSERT(strstr(err.msg, "deadlock") != NULL);
+    /* crossed orders with two micro-batches */
+    mp_op c0[] = { op(0, 0, 1), op(0, 0, 0), op(1, 0, 0), op(1, 0, 1) };
+    mp_op c1[] = { op(0, 1, 0), op(1, 1, 0), op(0, 1, 1), op(1, 1, 1) };
+    CU_ASSERT_EQUAL(run_hand(c0, c1, 2, &err), MP_OK);  /* legal, just a different order */
+    mp_op d0[] = { op(0, 0, 0), op(1, 0, 1), op(0, 0, 1), op(1, 0, 0) };
+    CU_ASSERT_EQUAL(run_hand(d0, c1, 2, &err), MP_ERR_INPUT);
+    /* duplicates and wrong positions are rejected before running */
+    mp_op e0[] = { op(0, 0, 0), op(0, 0, 0) }, e1[] = { op(0, 1, 0), op(1, 1, 0) };
+    CU_ASSERT_EQUAL(run_hand(e0, e1, 1, &err), MP_ERR_INPUT);
+    CU_ASSERT(strstr(err.msg, "twice") != NULL);
+    mp_op f0[] = { op(0, 1, 0), op(1, 0, 0) };
+    CU_ASSERT_EQUAL(run_hand(f0, e1, 1, &err), MP_ERR_INPUT);
+}
+
+static void test_bad_times(void)
+{
+    mp_op_lists l;
+    CU_ASSERT_EQUAL_FATAL(mp_schedule_build(MP_SCHED_1F1B, 2, 1, 2, &l, NULL), MP_OK);
+    double F[] = { 1, -1 }, B[] = { 1, 1 }, t[] = { 0 }, nan_[] = { NAN };
+    mp_sim_result r;
+    CU_ASSERT_EQUAL(run_sim(&l, F, B, t, t, &r), MP_ERR_INPUT);
+    F[1] = 1;
+    CU_ASSERT_EQUAL(run_sim(&l, F, B, nan_, t, &r), MP_ERR_INPUT);
+    CU_ASSERT_EQUAL(run_sim(&l, F, B, t, t, &r), MP_OK);
+    mp_op_lists_free(&l);
+}
+
+/* ---------------------------------------------------------------- traces */
+
+static void test_trace_json(void)
+{
+    int K = 3, m = 4;
+    mp_op_lists l;
+    CU_ASSERT_EQUAL_FATAL(mp_schedule_build(MP_SCHED_1F1B, K, 1, m, &l, NULL), MP_OK);
+    double F[] = { 1, 2, 1 }, B[] = { 2, 5, 2 }, R[] = { 0, 2, 0 }, t[] = { 0.25, 0.5 };
+    mp_sim *s = mp_sim_new();
+    mp_sim_input in = { &l, F, B, R, t, t };
+    mp_sim_result r;
+    mp_trace tr = { 0 };
+    CU_ASSERT_EQUAL_FATAL(mp_trace_set_row_name(&tr, 0, "stage 0 (dev0)"), MP_OK);
+    CU_ASSERT_EQUAL_FATAL(mp_sim_run(s, &in, &r, &tr, NULL), MP_OK);
+    /* ops + recompute slices of stage 1 + one transfer per (link hop, mb) each way */
+    int want = 2 * K * m + m + 2 * (K - 1) * m;
+    CU_ASSERT_EQUAL(tr.n, want);
+    int nrec = 0;
+    for (int i = 0; i < tr.n; i++)
+        if (tr.ev[i].kind == MP_TEV_RECOMPUTE) {
+            nrec++;
+            CU_ASSERT_EQUAL(tr.ev[i].stage, 1);
+            CU_ASSERT_DOUBLE_EQUAL(tr.ev[i].end_ms - tr.ev[i].start_ms, 2.0, EPS);
+        }
+    CU_ASSERT_EQUAL(nrec, m);
+    char path[512];
+    snprintf(path, sizeof path, "%s/trace.json", mp_test_tmpdir());
+    mp_error err;
+    mp_error_clear(&err);
+    CU_ASSERT_EQUAL_FATAL(mp_trace_write_chrome(&tr, path, "predicted", &err), MP_OK);
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+    json_t *evs = json_object_get(root, "traceEvents");
+    CU_ASSERT_FATAL(json_is_array(evs));
+    int nx = 0, nthread = 0, found_row0 = 0, found_link = 0, found_f0 = 0;
+    for (size_t i = 0; i < json_array_size(evs); i++) {
+        json_t *e = json_array_get(evs, i);
+        const char *ph = json_string_value(json_object_get(e, "ph"));
+        const char *name = json_string_value(json_object_get(e, "name"));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(ph);
+        CU_ASSERT_EQUAL(json_integer_value(json_object_get(e, "pid")), 0);
+        if (!strcmp(ph, "X")) {
+            nx++;
+            if (!strcmp(name, "F0") && json_integer_value(json_object_get(e, "tid")) == 1) {
+                /* F0 on stage 1: starts when the activation lands at 1.25 ms */
+                found_f0 = 1;
+                CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_object_get(e, "ts")), 1250.0, 1e-6);
+                CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_object_get(e, "dur")), 2000.0, 1e-6);
+                json_t *a = json_object_get(e, "args");
+                CU_ASSERT_EQUAL(json_integer_value(json_object_get(a, "stage")), 1);
+                CU_ASSERT_EQUAL(json_integer_value(json_object_get(a, "microbatch")), 0);
+            }
+        } else if (!strcmp(ph, "M") && !strcmp(name, "thread_name")) {
+            nthread++;
+            const char *rn = json_string_value(json_object_get(json_object_get(e, "args"), "name"));
+            if (rn && !strcmp(rn, "stage 0 (dev0)")) found_row0 = 1;
+            if (rn && !strcmp(rn, "link 2->1")) found_link = 1;
+        }
+    }
+    CU_ASSERT_EQUAL(nx, want);
+    CU_ASSERT_EQUAL(nthread, K + 2 * (K - 1));  /* 3 stages + links 0->1 1->2 2->1 1->0 */
+    CU_ASSERT(found_row0 && found_link && found_f0);
+    json_decref(root);
+    mp_trace_free(&tr);
+    mp_sim_free(s);
+    mp_op_lists_free(&l);
+}
+
+int main(void)
+{
+    static const mp_test_case cases[] = {
+        MP_TEST(test_uniform_closed_form),
+        MP_TEST(test_hand_gpipe_contention),
+        MP_TEST(test_hand_1f1b_latency),
+        MP_TEST(test_random_vs_reference),
+        MP_TEST(test_monotone),
+        MP_TEST(test_deadlock),
+        MP_TEST(test_bad_times),
+        MP_TEST(test_trace_json),
+    };
+    return mp_test_main("sim", cases, (int)(sizeof cases / sizeof cases[0]));
+}
