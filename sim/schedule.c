@@ -53,7 +53,7 @@ static void build_interleaved(mp_op *l, int p, int K, int v, int m)
 {
     int total = m * v, n = 0;
     int w = (K - p - 1) * 2 + (v - 1) * K;
-    if (w > total) w = total;
+    if (w > total || m == K) w = total;  /* Megatron: all_warmup_microbatches when m == K */
     for (int k = 0; k < w; k++) l[n++] = virt(MP_OP_FWD, k, p, K, v);
     for (int k = 0; k < total - w; k++) {
         l[n++] = virt(MP_OP_FWD, w + k, p, K, v);
