@@ -47,6 +47,8 @@ typedef struct {
     mp_stage *stages;            /* owned, num_stages, contiguous and covering all layers in order */
     int has_prediction;
     mp_prediction predicted;
+    int max_batch;               /* serve plans: largest batch formed; 0 when absent */
+    double max_wait_ms;          /* serve plans: longest a request waits for a batch; 0 when absent */
 } mp_plan;
 
 /* Load/parse a plan file and check its internal consistency (contiguous
