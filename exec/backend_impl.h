@@ -53,13 +53,21 @@ typedef struct mp_backend_i {
                           const float *gamma, int rows, int cols);
 
     /* losses: write dpred = scale * d(loss)/d(pred); *loss_out (host) gets the
-     * summed loss times scale (written by the next sync at the latest) */
+     * summed loss times scale (written by the next sync at the latest).
+     * Per-row losses (the CPU backend is the reference):
+     *   mse:  loss_r = (1/cols) * sum_c (pred - target)^2,
+     *         dpred  = scale * 2 * (pred - target) / cols
+     *   xent: loss_r = logsumexp(logits_r) - logits_r[label_r],
+     *         dlogits = scale * (softmax(logits_r) - onehot(label_r))
+     *   *loss_out = scale * sum_r loss_r (rows summed in order) */
     void (*mse_loss)(mp_backend *be, float *dpred, float *loss_out, const float *pred,
                      const float *target, int rows, int cols, float scale);
     void (*xent_loss)(mp_backend *be, float *dlogits, float *loss_out, const float *logits,
                       const int *labels, int rows, int classes, float scale);
 
-    /* optimizers */
+    /* optimizers: sgd w -= lr*g. adam (step counts from 1):
+     *   m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;
+     *   w -= lr * (m/(1-b1^step)) / (sqrt(v/(1-b2^step)) + eps) */
     void (*sgd_update)(mp_backend *be, float *w, const float *g, size_t n, float lr);
     void (*adam_update)(mp_backend *be, float *w, const float *g, float *m, float *v, size_t n,
                         float lr, float beta1, float beta2, float eps, int step);

@@ -1,0 +1,123 @@
+/* layers.h — trainable layers and stages written once on the backend primitives.
+ * defines: mp_layer, mp_optim, mp_layer_init, mp_layer_free, mp_layer_forward,
+ *          mp_layer_backward, mp_layer_zero_grad, mp_layer_update,
+ *          mp_layer_param_bytes, mp_layer_out_bytes_per_sample,
+ *          mp_layer_stash_bytes_per_sample, mp_layer_workspace_bytes,
+ *          mp_layer_get_params, mp_layer_set_params, mp_layer_get_grads,
+ *          mp_loss_eval, mp_stage_net, mp_stage_init, mp_stage_free,
+ *          mp_stage_forward, mp_stage_backward, mp_stage_zero_grad,
+ *          mp_stage_update, mp_stage_stash_bytes
+ *
+ * All tensors are fp32 row-major [batch, features] in the backend's memory.
+ * A layer's forward writes everything its backward needs into a caller-owned
+ * "stash" (stash_bytes_per_sample * b bytes per micro-batch), including a copy
+ * of its input, so backward needs only (dy, stash) and recompute is simply
+ * forward again from the saved input. Backward ACCUMULATES (+=) the weight
+ * gradients, so calling it for micro-batches 0..m-1 sums their gradients in
+ * index order; zero_grad resets them. See docs/model-format.md ("What a layer
+ * keeps") for the exact stash layouts. */
+#ifndef MP_LAYERS_H
+#define MP_LAYERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "backend.h"
+#include "model.h"
+
+typedef struct {
+    mp_layer_type type;
+    int in, out, hidden, bias;
+    int max_batch;        /* forward/backward accept 1 <= b <= max_batch */
+    size_t nparams;       /* floats in w (and g, m, v) */
+    float *w, *g;         /* parameters and their gradients, contiguous */
+    float *m, *v;         /* Adam moments, allocated by the first Adam update */
+    float *ws;            /* backward workspace for max_batch samples */
+    size_t ws_floats;
+} mp_layer;
+
+typedef enum { MP_OPTIM_SGD, MP_OPTIM_ADAM } mp_optim_kind;
+
+typedef struct {
+    mp_optim_kind kind;
+    float lr, beta1, beta2, eps;  /* beta1/beta2/eps: Adam only */
+    int step;                     /* Adam: the update's step number, from 1 */
+} mp_optim;
+
+/* Allocates the layer described by `spec` for micro-batches up to max_batch
+ * and initialises its parameters deterministically from `seed` (uniform in
+ * +-1/sqrt(fan_in) for weights and biases, layernorm gamma = 1, beta = 0);
+ * gradients start at zero. */
+mp_status mp_layer_init(mp_layer *l, mp_backend *be, const mp_model_layer *spec,
+                        int max_batch, uint64_t seed, mp_error *err);
+void mp_layer_free(mp_layer *l, mp_backend *be);
+
+/* Byte accounting (what the layer actually allocates and keeps):
+ * param_bytes = 4*nparams; out = 4*out; stash per sample: linear/relu/gelu
+ * 4*in (the input), layernorm 4*(d+2) (input, mean, rstd), residual_mlp
+ * 4*(2d + 2 + 2h) (input, mean, rstd, normalised input, pre- and post-GELU
+ * hidden). workspace: transient backward scratch, allocated once. */
+size_t mp_layer_param_bytes(const mp_layer *l);
+size_t mp_layer_out_bytes_per_sample(const mp_layer *l);
+size_t mp_layer_stash_bytes_per_sample(const mp_layer *l);
+size_t mp_layer_workspace_bytes(const mp_layer *l);
+
+/* y[b,out] = layer(x[b,in]); fills stash. x and y must not overlap. */
+mp_status mp_layer_forward(mp_layer *l, mp_backend *be, int b, const float *x, float *y,
+                           float *stash, mp_error *err);
+/* dx[b,in] = input gradient (skipped when dx is NULL); weight gradients +=. */
+mp_status mp_layer_backward(mp_layer *l, mp_backend *be, int b, const float *dy, float *dx,
+                            const float *stash, mp_error *err);
+void mp_layer_zero_grad(mp_layer *l, mp_backend *be);
+/* One optimizer step over all of the layer's parameters with its gradients. */
+mp_status mp_layer_update(mp_layer *l, mp_backend *be, const mp_optim *opt, mp_error *err);
+
+/* Host copies of the parameters / gradients (nparams floats), in the order
+ * linear: W[out,in], b[out]; layernorm: gamma[d], beta[d]; residual_mlp:
+ * gamma[d], beta[d], W1[h,d], b1[h], W2[d,h], b2[d]. */
+void mp_layer_get_params(const mp_layer *l, mp_backend *be, float *host);
+void mp_layer_set_params(mp_layer *l, mp_backend *be, const float *host);
+void mp_layer_get_grads(const mp_layer *l, mp_backend *be, float *host);
+
+/* The model's loss on pred[b, out]: target is float[b,out] (mse) or int[b]
+ * labels in [0, classes) (cross_entropy), in backend memory. Writes
+ * dpred = scale * dloss/dpred and, after a sync, *loss = scale * summed loss
+ * (definitions in backend_impl.h). Synchronises the backend. */
+mp_status mp_loss_eval(mp_backend *be, const mp_model *m, int b, const float *pred,
+                       const void *target, float *dpred, float scale, float *loss,
+                       mp_error *err);
+
+/* ---------------------------------------------------------------- stages */
+
+/* A stage: model layers first..last on one backend (one worker thread). */
+typedef struct {
+    mp_backend *be;
+    int first, count;
+    int in_dim, out_dim, max_batch;
+    mp_layer *layers;
+    size_t *stash_off;            /* per layer: offset in floats per sample */
+    size_t stash_per_sample;      /* floats */
+    float *act[2], *grad[2];      /* transient activations between layers */
+} mp_stage_net;
+
+/* Builds layers first..last (inclusive) of m. Layer i's parameters are seeded
+ * from (seed, i), so a layer's initial weights do not depend on the split. */
+mp_status mp_stage_init(mp_stage_net *s, mp_backend *be, const mp_model *m, int first,
+                        int last, int max_batch, uint64_t seed, mp_error *err);
+void mp_stage_free(mp_stage_net *s);
+
+/* Bytes of stash one micro-batch of b samples needs (sum over the layers). */
+size_t mp_stage_stash_bytes(const mp_stage_net *s, int b);
+
+/* Forward of micro-batch x[b,in_dim] -> y[b,out_dim] through every layer,
+ * filling stash (mp_stage_stash_bytes(s, b) bytes). y may be NULL: that is
+ * recompute (forward again from the saved input just to refill the stash). */
+mp_status mp_stage_forward(mp_stage_net *s, int b, const float *x, float *y, float *stash,
+                           mp_error *err);
+/* Backward from dy[b,out_dim] with the stash of the same micro-batch; dx may
+ * be NULL (first stage). Weight gradients accumulate. */
+mp_status mp_stage_backward(mp_stage_net *s, int b, const float *dy, float *dx,
+                            const float *stash, mp_error *err);
+void mp_stage_zero_grad(mp_stage_net *s);
+mp_status mp_stage_update(mp_stage_net *s, const mp_optim *opt, mp_error *err);
+
+#endif

@@ -1,0 +1,77 @@
+/* prof.h — the measuring parts of mpprof (private to exec/).
+ * defines: mp_fit, mp_prof_settings, mp_prof_layer, mp_prof_fit, mp_prof_layers,
+ *          mp_prof_layers_free, mp_prof_links_cpu, mp_link_fit, mp_links_mpi_i,
+ *          mp_links_mpi, mp_machine_cpu_model, mp_machine_mem_available */
+#ifndef MP_PROF_H
+#define MP_PROF_H
+
+#include <stddef.h>
+#include "backend.h"
+#include "cluster.h"
+#include "model.h"
+
+typedef struct { double alpha, beta, r2; } mp_fit;   /* time = alpha + beta*x */
+
+typedef struct {
+    int nb;
+    int *batch;               /* strictly increasing, >= 1 */
+    int warmup, repeat;
+} mp_prof_settings;
+
+typedef struct {
+    const char *name;         /* points into the model */
+    double *fwd_ms, *bwd_ms;  /* medians per batch size (nb each) */
+    double *fwd_sd, *bwd_sd;  /* standard deviations (ms) per batch size */
+    double *fwd_min, *bwd_min;
+    mp_fit fwd, bwd;
+    double param_bytes, out_bytes_per_sample, stash_bytes_per_sample, workspace_bytes;
+    double allocated_bytes;   /* backend mem_used for the layer at the largest batch (-1: unknown) */
+} mp_prof_layer;
+
+/* Least-squares fit y = alpha + beta*x over n points (GSL), with R^2
+ * (1 when y is constant). n == 1: alpha = 0, beta = y/x, r2 = 1. */
+mp_fit mp_prof_fit(const double *x, const double *y, int n);
+
+/* Progress callback: layer i of n done (name), for stderr lines. */
+typedef void (*mp_prof_progress)(int i, int n, const char *name, void *ctx);
+
+/* Times every layer of m on be at each batch size (warm-up, then `repeat`
+ * timed runs of forward and of backward each; medians and spread via GSL).
+ * out: m->num_layers entries, freed with mp_prof_layers_free. A layer that
+ * does not fit the device memory (mem_limit bytes; 0 = unknown) fails with
+ * MP_ERR_INPUT naming the layer. */
+mp_status mp_prof_layers(mp_backend *be, const mp_model *m, const mp_prof_settings *s,
+                         double mem_limit, mp_prof_layer *out, mp_prof_progress cb,
+                         void *cb_ctx, mp_error *err);
+void mp_prof_layers_free(mp_prof_layer *l, int n);
+
+/* One measured link: one-way times (ms, medians) at each size and the fit
+ * latency + bytes/bandwidth. */
+typedef struct {
+    int n;
+    double *bytes, *ms;
+    double latency_s, bandwidth, r2;
+} mp_link_fit;
+
+/* CPU links: host memcpy handed between two worker threads pinned to cores
+ * 0 and 1 (when there are two), ping-pong; sizes[n] bytes. */
+mp_status mp_prof_links_cpu(const double *sizes, int n, int repeat, mp_link_fit *out, mp_error *err);
+
+/* MPI links, registered by links_mpi.c when MPI is compiled in (else NULL):
+ * active() says whether this process runs under mpirun with >= 2 ranks;
+ * measure() ping-pongs rank 0 with each other rank and fills a cluster (one
+ * device per rank; on rank 0 only; *is_root says which rank writes). */
+typedef struct {
+    int (*active)(void);
+    mp_status (*measure)(const double *sizes, int n, int repeat, mp_cluster *c,
+                         mp_link_fit *fit01, int *is_root, mp_error *err);
+    void (*finish)(void);
+} mp_links_mpi_i;
+extern const mp_links_mpi_i *const mp_links_mpi;
+
+/* "Intel(R) Xeon(R) ..." from /proc/cpuinfo (static buffer). */
+const char *mp_machine_cpu_model(void);
+/* MemAvailable from /proc/meminfo in bytes (0 when unknown). */
+double mp_machine_mem_available(void);
+
+#endif

@@ -1,0 +1,152 @@
+/* test_model.c — the model spec loader: repeat expansion and names, widths,
+ * parameter counts (closed forms), the shipped specs, and every error class. */
+#include "testutil.h"
+#include "model.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static mp_status parse(const char *json, mp_model *m, mp_error *err)
+{
+    mp_error_clear(err);
+    return mp_model_parse(json, strlen(json), "m.json", m, err);
+}
+
+#define HEAD "{\"format\":\"mpkit-model/1\",\"name\":\"t\",\"input_dim\":6,"
+
+static void test_expansion_and_dims(void)
+{
+    mp_model m;
+    mp_error err;
+    const char *j = HEAD "\"layers\":[{\"type\":\"linear\",\"out\":8},"
+        "{\"repeat\":3,\"layers\":[{\"type\":\"residual_mlp\",\"hidden\":16},{\"type\":\"relu\"}]},"
+        "{\"type\":\"layernorm\"},{\"type\":\"linear\",\"out\":4,\"bias\":false}],"
+        "\"loss\":{\"type\":\"cross_entropy\",\"classes\":4}}";
+    CU_ASSERT_FATAL(parse(j, &m, &err) == MP_OK);
+    CU_ASSERT_EQUAL(m.num_layers, 1 + 3 * 2 + 1 + 1);
+    CU_ASSERT_STRING_EQUAL(m.name, "t");
+    CU_ASSERT_EQUAL(m.loss, MP_LOSS_XENT);
+    CU_ASSERT_EQUAL(m.classes, 4);
+    CU_ASSERT_STRING_EQUAL(m.layers[0].name, "linear0");
+    CU_ASSERT_STRING_EQUAL(m.layers[1].name, "block0.residual_mlp");
+    CU_ASSERT_STRING_EQUAL(m.layers[2].name, "block0.relu");
+    CU_ASSERT_STRING_EQUAL(m.layers[5].name, "block2.residual_mlp");
+    CU_ASSERT_STRING_EQUAL(m.layers[7].name, "layernorm");
+    CU_ASSERT_STRING_EQUAL(m.layers[8].name, "linear1");
+    CU_ASSERT_EQUAL(m.layers[0].in_dim, 6);
+    CU_ASSERT_EQUAL(m.layers[0].out_dim, 8);
+    CU_ASSERT_EQUAL(m.layers[0].param_count, 6 * 8 + 8);
+    CU_ASSERT_EQUAL(m.layers[1].in_dim, 8);
+    CU_ASSERT_EQUAL(m.layers[1].out_dim, 8);
+    CU_ASSERT_EQUAL(m.layers[1].hidden, 16);
+    CU_ASSERT_EQUAL(m.layers[1].param_count, 2 * 8 + 8 * 16 + 16 + 16 * 8 + 8);
+    CU_ASSERT_EQUAL(m.layers[2].param_count, 0);
+    CU_ASSERT_EQUAL(m.layers[7].param_count, 16);
+    CU_ASSERT_EQUAL(m.layers[8].bias, 0);
+    CU_ASSERT_EQUAL(m.layers[8].param_count, 8 * 4);
+    long long total = 56 + 3 * 296 + 16 + 32;
+    CU_ASSERT_EQUAL(mp_model_param_count(&m), total);
+    mp_model_free(&m);
+    CU_ASSERT_EQUAL(m.num_layers, 0);
+}
+
+static void test_nested_repeats_and_names(void)
+{
+    mp_model m;
+    mp_error err;
+    const char *j = HEAD "\"layers\":[{\"repeat\":2,\"name\":\"enc\",\"layers\":["
+        "{\"repeat\":3,\"layers\":[{\"type\":\"gelu\"}]},{\"type\":\"linear\",\"out\":6,\"name\":\"proj\"}]},"
+        "{\"repeat\":2,\"layers\":[{\"type\":\"relu\"}]},{\"repeat\":1,\"layers\":[{\"type\":\"relu\"}]}],"
+        "\"loss\":\"mse\"}";
+    CU_ASSERT_FATAL(parse(j, &m, &err) == MP_OK);
+    CU_ASSERT_EQUAL(m.num_layers, 2 * (3 + 1) + 2 + 1);
+    CU_ASSERT_STRING_EQUAL(m.layers[0].name, "enc0.block0.gelu");
+    CU_ASSERT_STRING_EQUAL(m.layers[2].name, "enc0.block2.gelu");
+    CU_ASSERT_STRING_EQUAL(m.layers[3].name, "enc0.proj");
+    CU_ASSERT_STRING_EQUAL(m.layers[7].name, "enc1.proj");
+    CU_ASSERT_STRING_EQUAL(m.layers[8].name, "block0_0.relu");
+    CU_ASSERT_STRING_EQUAL(m.layers[10].name, "block1_0.relu");
+    CU_ASSERT_EQUAL(m.loss, MP_LOSS_MSE);
+    mp_model_free(&m);
+    /* loss defaults to mse; "cross_entropy" as a string takes the final width */
+    CU_ASSERT_FATAL(parse(HEAD "\"layers\":[{\"type\":\"linear\",\"out\":3}],\"loss\":\"cross_entropy\"}", &m, &err) == MP_OK);
+    CU_ASSERT_EQUAL(m.classes, 3);
+    mp_model_free(&m);
+}
+
+/* Each bad spec fails with MP_ERR_INPUT and a message containing `want`. */
+static void expect_error(const char *json, const char *want)
+{
+    mp_model m;
+    mp_error err;
+    mp_status st = parse(json, &m, &err);
+    CU_ASSERT_EQUAL(st, MP_ERR_INPUT);
+    CU_ASSERT_EQUAL(m.num_layers, 0);
+    CU_ASSERT_PTR_NULL(m.layers);
+    if (!strstr(err.msg, want) || strncmp(err.msg, "m.json", 6)) {
+        printf("\n  message '%s' lacks '%s'", err.msg, want);
+        CU_FAIL("error message");
+    }
+}
+
+static void test_errors(void)
+{
+    expect_error(HEAD "\"layers\":[{\"type\":\"conv\"}]}", "layers[0].type: unknown layer type 'conv'");
+    expect_error(HEAD "\"layers\":[{\"type\":\"linear\",\"out\":0}]}", "layers[0].out: must be a positive integer");
+    expect_error(HEAD "\"layers\":[{\"type\":\"linear\",\"out\":-3}]}", "layers[0].out");
+    expect_error(HEAD "\"layers\":[{\"type\":\"linear\",\"out\":2.5}]}", "layers[0].out");
+    expect_error(HEAD "\"layers\":[{\"type\":\"linear\"}]}", "layers[0].out: missing");
+    expect_error(HEAD "\"layers\":[{\"type\":\"residual_mlp\",\"hiden\":4}]}", "unknown field 'hiden'");
+    expect_error(HEAD "\"layers\":[{\"repeat\":1,\"layers\":[{\"type\":\"residual_mlp\",\"hidden\":0}]}]}",
+                 "layers[0].layers[0].hidden");
+    expect_error(HEAD "\"layers\":[{\"repeat\":0,\"layers\":[{\"type\":\"relu\"}]}]}", "layers[0].repeat");
+    expect_error(HEAD "\"layers\":[{\"repeat\":\"x\",\"layers\":[{\"type\":\"relu\"}]}]}", "layers[0].repeat");
+    expect_error(HEAD "\"layers\":[{\"repeat\":2,\"layers\":[]}]}", "layers[0].layers: must be a non-empty array");
+    expect_error(HEAD "\"layers\":[{\"repeat\":100000,\"layers\":[{\"repeat\":100000,\"layers\":[{\"type\":\"relu\"}]}]}]}",
+                 "more than");
+    expect_error(HEAD "\"layers\":[{\"type\":\"linear\",\"out\":4}],\"loss\":{\"type\":\"cross_entropy\",\"classes\":5}}",
+                 "loss.classes: 5 classes but the last layer outputs 4");
+    expect_error(HEAD "\"layers\":[{\"type\":\"relu\"}],\"loss\":\"hinge\"}", "unknown loss 'hinge'");
+    expect_error(HEAD "\"layers\":[]}", "layers: must be a non-empty array");
+    expect_error("{\"format\":\"mpkit-model/1\",\"layers\":[{\"type\":\"relu\"}]}", "input_dim: missing");
+    expect_error("{\"format\":\"mpkit-model/1\",\"input_dim\":0,\"layers\":[{\"type\":\"relu\"}]}", "input_dim");
+    expect_error("{\"format\":\"mpplan-profile/1\",\"input_dim\":3,\"layers\":[{\"type\":\"relu\"}]}", "format");
+    expect_error(HEAD "\"layers\":[{\"type\":\"relu\",\"out\":3}]}", "only linear layers change the width");
+    expect_error(HEAD "\"layers\":[7]}", "layers[0]: must be an object");
+    expect_error("{\"format\":\n  \"mpkit-model/1\",,}", "m.json:2:");   /* syntax: line and column */
+    /* missing file: MP_ERR_IO */
+    mp_model m;
+    mp_error err = {0};
+    CU_ASSERT_EQUAL(mp_model_load("/nonexistent/x.json", &m, &err), MP_ERR_IO);
+    CU_ASSERT(strstr(err.msg, "/nonexistent/x.json") != NULL);
+}
+
+static void test_shipped_specs(void)
+{
+    static const struct { const char *file; int units; long long params; } specs[] = {
+        {"profiles/tiny.model.json", 10, (64 * 128 + 128) + 6LL * (2 * 128 + 2 * 128 * 256 + 256 + 128) + 256 + (128 * 10 + 10)},
+        {"profiles/mlp-small.model.json", 11, (256 * 512 + 512) + 8LL * (2 * 512 + 2 * 512 * 2048 + 2048 + 512) + 1024 + (512 * 256 + 256)},
+        {"profiles/mlp24-1024.model.json", 26, 24LL * (2 * 1024 + 2 * 1024 * 4096 + 4096 + 1024) + 2048 + (1024 * 1024 + 1024)},
+        {"profiles/mlp24-4096.model.json", 26, 24LL * (2 * 4096 + 2 * 4096LL * 16384 + 16384 + 4096) + 8192 + (4096LL * 4096 + 4096)},
+    };
+    for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+        mp_model m;
+        mp_error err = {0};
+        mp_status st = mp_model_load(specs[i].file, &m, &err);
+        if (st) printf("\n%s\n", err.msg);
+        CU_ASSERT_FATAL(st == MP_OK);
+        CU_ASSERT_EQUAL(m.num_layers, specs[i].units);
+        CU_ASSERT_EQUAL(mp_model_param_count(&m), specs[i].params);
+        for (int k = 1; k < m.num_layers; k++) CU_ASSERT_EQUAL(m.layers[k].in_dim, m.layers[k - 1].out_dim);
+        mp_model_free(&m);
+    }
+}
+
+int main(void)
+{
+    static const mp_test_case cases[] = {
+        MP_TEST(test_expansion_and_dims), MP_TEST(test_nested_repeats_and_names),
+        MP_TEST(test_errors), MP_TEST(test_shipped_specs),
+    };
+    return mp_test_main("model", cases, (int)(sizeof cases / sizeof cases[0]));
+}

@@ -1,0 +1,144 @@
+/* test_mpprof.c — bin/mpprof end to end: a profile of profiles/tiny.model.json
+ * loads with mp_profile_load, has one layer per planning unit with positive
+ * times growing with b and byte fields equal to the layer accounting; --links
+ * output loads with mp_cluster_load; bad inputs exit 2 with one message. */
+#include "testutil.h"
+#include "backend.h"
+#include "cluster.h"
+#include "layers.h"
+#include "model.h"
+#include "profile.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void test_profile_tiny(void)
+{
+    char cmd[2048], *out = NULL, *err = NULL;
+    char path[512];
+    snprintf(path, sizeof path, "%s/tiny.profile.json", mp_test_tmpdir());
+    snprintf(cmd, sizeof cmd, "%s --model profiles/tiny.model.json --batch 1,4,16 --warmup 1 --repeat 3 -o %s",
+             mp_test_tool("mpprof"), path);
+    int rc = mp_test_run_cmd(cmd, &out, &err);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT(strncmp(out, "# mpprof:", 9) == 0);
+    CU_ASSERT(strstr(out, "# OK") != NULL);
+    CU_ASSERT(strstr(err, "[10/10]") != NULL);   /* progress on stderr */
+    free(out); free(err);
+
+    mp_profile p;
+    mp_error e = {0};
+    mp_status st = mp_profile_load(path, &p, &e);
+    if (st) printf("\n%s\n", e.msg);
+    CU_ASSERT_FATAL(st == MP_OK);
+    mp_model m;
+    CU_ASSERT_FATAL(mp_model_load("profiles/tiny.model.json", &m, &e) == MP_OK);
+    CU_ASSERT_EQUAL_FATAL(p.num_layers, m.num_layers);
+    CU_ASSERT_STRING_EQUAL(p.model, "tiny");
+    CU_ASSERT_DOUBLE_EQUAL(p.input_bytes_per_sample, 4.0 * 64, 1e-9);
+    mp_backend *be;
+    CU_ASSERT_FATAL(mp_backend_open("cpu", -1, &be, &e) == MP_OK);
+    for (int i = 0; i < p.num_layers; i++) {
+        const mp_layer_cost *c = &p.layers[i];
+        CU_ASSERT_STRING_EQUAL(c->name, m.layers[i].name);
+        CU_ASSERT_EQUAL(c->fwd.kind, MP_TIME_TABLE);
+        CU_ASSERT_EQUAL(c->fwd.n, 3);
+        CU_ASSERT_DOUBLE_EQUAL(c->fwd.batch[2], 16, 0);
+        for (int k = 0; k < 3; k++) {
+            CU_ASSERT(c->fwd.ms[k] > 0);
+            CU_ASSERT(c->bwd.ms[k] > 0);
+        }
+        /* non-decreasing-ish: 16 samples never take less than half of 1 sample */
+        CU_ASSERT(c->fwd.ms[2] > 0.5 * c->fwd.ms[0]);
+        CU_ASSERT(c->bwd.ms[2] > 0.5 * c->bwd.ms[0]);
+        mp_layer l;
+        CU_ASSERT_FATAL(mp_layer_init(&l, be, &m.layers[i], 1, 1, &e) == MP_OK);
+        CU_ASSERT_DOUBLE_EQUAL(c->param_bytes, (double)mp_layer_param_bytes(&l), 0);
+        CU_ASSERT_DOUBLE_EQUAL(c->out_bytes_per_sample, (double)mp_layer_out_bytes_per_sample(&l), 0);
+        CU_ASSERT_DOUBLE_EQUAL(c->stash_bytes_per_sample, (double)mp_layer_stash_bytes_per_sample(&l), 0);
+        CU_ASSERT_DOUBLE_EQUAL(c->param_bytes, 4.0 * m.layers[i].param_count, 0);
+        mp_layer_free(&l, be);
+    }
+    /* the sum of residual blocks dominates the elementwise layers at b = 16 */
+    CU_ASSERT(p.layers[2].fwd.ms[2] > p.layers[1].fwd.ms[2]);
+    mp_backend_close(be);
+    mp_model_free(&m);
+    mp_profile_free(&p);
+
+    /* --json prints the same document on stdout */
+    snprintf(cmd, sizeof cmd, "%s --model profiles/tiny.model.json --batch 2 --warmup 0 --repeat 1 --json -q",
+             mp_test_tool("mpprof"));
+    CU_ASSERT_EQUAL(mp_test_run_cmd(cmd, &out, &err), 0);
+    CU_ASSERT(mp_profile_parse(out, strlen(out), "stdout", &p, &e) == MP_OK);
+    CU_ASSERT_EQUAL(p.num_layers, 10);
+    CU_ASSERT(strstr(out, "\"library_versions\"") && strstr(out, "\"fit\"") && strstr(out, "\"r2\""));
+    mp_profile_free(&p);
+    free(out); free(err);
+}
+
+static void test_links(void)
+{
+    char cmd[1024], path[512], *out = NULL, *err = NULL;
+    snprintf(path, sizeof path, "%s/cluster.json", mp_test_tmpdir());
+    snprintf(cmd, sizeof cmd, "%s --links --sizes 4K:1M --repeat 3 -o %s", mp_test_tool("mpprof"), path);
+    CU_ASSERT_EQUAL_FATAL(mp_test_run_cmd(cmd, &out, &err), 0);
+    CU_ASSERT(strstr(out, "# fit: latency") != NULL);
+    free(out); free(err);
+    mp_cluster c;
+    mp_error e = {0};
+    mp_status st = mp_cluster_load(path, &c, &e);
+    if (st) printf("\n%s\n", e.msg);
+    CU_ASSERT_FATAL(st == MP_OK);
+    CU_ASSERT(c.num_devices >= 1);
+    CU_ASSERT(c.devices[0].memory_bytes > 0);
+    CU_ASSERT(strstr(c.devices[0].name, "core0") != NULL);
+    CU_ASSERT(c.default_link.bandwidth > 1e6);     /* memcpy is faster than 1 MB/s */
+    CU_ASSERT(c.default_link.latency_s < 0.1);
+    mp_cluster_free(&c);
+}
+
+/* Runs mpprof with `args`, expects exit 2 and `want` in one stderr message. */
+static void expect_exit2(const char *args, const char *want)
+{
+    char cmd[1024], *out = NULL, *err = NULL;
+    snprintf(cmd, sizeof cmd, "%s %s", mp_test_tool("mpprof"), args);
+    int rc = mp_test_run_cmd(cmd, &out, &err);
+    CU_ASSERT_EQUAL(rc, 2);
+    if (!strstr(err, want)) {
+        printf("\n  '%s': stderr '%s' lacks '%s'", args, err, want);
+        CU_FAIL("message");
+    }
+    free(out); free(err);
+}
+
+static void test_bad_inputs(void)
+{
+    char a[1024];   /* mp_test_write_file returns a static buffer: use each path at once */
+    snprintf(a, sizeof a, "--model %s", mp_test_write_file("unk.json",
+        "{\"format\":\"mpkit-model/1\",\"input_dim\":4,\"layers\":[{\"type\":\"attention\"}]}"));
+    expect_exit2(a, "unknown layer type 'attention'");
+    snprintf(a, sizeof a, "--model %s", mp_test_write_file("zero.json",
+        "{\"format\":\"mpkit-model/1\",\"input_dim\":4,\"layers\":[{\"type\":\"linear\",\"out\":0}]}"));
+    expect_exit2(a, "layers[0].out");
+    snprintf(a, sizeof a, "--model %s --batch 1", mp_test_write_file("huge.json",
+        "{\"format\":\"mpkit-model/1\",\"input_dim\":1000000,\"layers\":[{\"type\":\"linear\",\"out\":1000000}]}"));
+    expect_exit2(a, "more than");
+    expect_exit2("--model profiles/tiny.model.json --batch 0,2", "--batch '0,2'");
+    expect_exit2("--model profiles/tiny.model.json --batch a", "--batch 'a'");
+    expect_exit2("--model profiles/tiny.model.json --batch 2,2", "twice");
+    expect_exit2("--model profiles/tiny.model.json --repeat 0", "--repeat");
+    expect_exit2("--model profiles/tiny.model.json --links", "choose one");
+    expect_exit2("--model /nonexistent.json", "/nonexistent.json");
+    expect_exit2("--model profiles/tiny.model.json --backend tpu", "tpu");
+    expect_exit2("--links --sizes 64M:4K", "--sizes");
+    expect_exit2("", "--model");
+}
+
+int main(void)
+{
+    static const mp_test_case cases[] = {
+        MP_TEST(test_profile_tiny), MP_TEST(test_links), MP_TEST(test_bad_inputs),
+    };
+    return mp_test_main("mpprof", cases, (int)(sizeof cases / sizeof cases[0]));
+}
