@@ -1,0 +1,99 @@
+/* report.c — see report.h. */
+#include "report.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+
+#include "json_util.h"
+#include "units.h"
+
+void mp_report_print(FILE *f, const mp_report_info *r)
+{
+    const mp_run_config *c = r->config;
+    const mp_run_result *s = r->result;
+    const mp_plan *p = c->plan;
+    char b1[32];
+    fprintf(f, "# mprun: %s, %s, %d stages on %d positions, b=%d x m=%d, %s transport, %s backend\n",
+            r->plan_path ? r->plan_path : "plan", mp_schedule_name(p->schedule), p->num_stages,
+            s->num_positions, p->microbatch_size, p->num_microbatches, c->transport, c->backend);
+    if (s->steps > 0)
+        fprintf(f, "# steps %lld..%lld, final loss %.6f\n", s->first_step + 1, s->first_step + s->steps,
+                s->loss[s->steps - 1]);
+    fprintf(f, "iteration    %10.3f ms  (median after %d warm-up steps; pipeline only)\n", s->iteration_ms,
+            c->warmup);
+    fprintf(f, "step         %10.3f ms  (with optimizer step)\n", s->step_median_ms);
+    fprintf(f, "throughput   %10.1f samples/s\n", s->samples_per_s);
+    if (r->has_prediction)
+        fprintf(f, "predicted    %10.3f ms  error %+.1f%%\n", r->prediction.iteration_ms, r->error_pct);
+    fprintf(f, "%-8s %12s %8s %14s%s\n", "stage", "busy_ms", "busy_%", "peak_memory", r->has_prediction ? "  predicted_peak" : "");
+    for (int q = 0; q < s->num_positions; q++) {
+        fprintf(f, "%-8d %12.3f %7.1f%% %14s", q, s->busy_ms[q],
+                s->iteration_ms > 0 ? 100.0 * s->busy_ms[q] / s->iteration_ms : 0.0,
+                mp_format_bytes(b1, sizeof b1, s->peak_bytes[q]));
+        if (r->has_prediction && q < r->prediction.num_peaks)
+            fprintf(f, "  %14s", mp_format_bytes(b1, sizeof b1, r->prediction.peak_memory_bytes[q]));
+        fputc('\n', f);
+    }
+    fprintf(f, "checksum     %s\n", s->checksum);
+}
+
+static json_t *arr(const double *v, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++) json_array_append_new(a, mp_json_number(v[i]));
+    return a;
+}
+
+mp_status mp_report_write(const char *path, const mp_report_info *r, mp_error *err)
+{
+    const mp_run_config *c = r->config;
+    const mp_run_result *s = r->result;
+    const mp_plan *p = c->plan;
+    json_t *j = json_object();
+    json_object_set_new(j, "format", json_string("mprun-report/1"));
+    if (r->plan_path) json_object_set_new(j, "plan", json_string(r->plan_path));
+    if (r->model_path) json_object_set_new(j, "model", json_string(r->model_path));
+    json_object_set_new(j, "schedule", json_string(mp_schedule_name(p->schedule)));
+    json_object_set_new(j, "num_stages", json_integer(p->num_stages));
+    json_object_set_new(j, "num_positions", json_integer(s->num_positions));
+    json_object_set_new(j, "global_batch", json_integer(p->global_batch));
+    json_object_set_new(j, "microbatch_size", json_integer(p->microbatch_size));
+    json_object_set_new(j, "num_microbatches", json_integer(p->num_microbatches));
+    json_object_set_new(j, "backend", json_string(c->backend));
+    json_object_set_new(j, "transport", json_string(c->transport));
+    json_object_set_new(j, "optimizer", json_string(c->optimizer == MP_OPT_ADAM ? "adam" : "sgd"));
+    json_object_set_new(j, "lr", mp_json_number(c->lr));
+    json_object_set_new(j, "seed", json_integer((json_int_t)c->seed));
+    json_object_set_new(j, "first_step", json_integer(s->first_step));
+    json_object_set_new(j, "steps", json_integer(s->steps));
+    json_object_set_new(j, "warmup_steps", json_integer(c->warmup));
+    json_object_set_new(j, "losses", arr(s->loss, s->steps));
+    json_object_set_new(j, "iteration_ms_per_step", arr(s->iter_ms, s->steps));
+    json_object_set_new(j, "step_ms_per_step", arr(s->step_ms, s->steps));
+    json_object_set_new(j, "iteration_ms", mp_json_number(s->iteration_ms));
+    json_object_set_new(j, "step_ms", mp_json_number(s->step_median_ms));
+    json_object_set_new(j, "samples_per_s", mp_json_number(s->samples_per_s));
+    json_t *st = json_array();
+    for (int q = 0; q < s->num_positions; q++) {
+        json_t *o = json_object();
+        json_object_set_new(o, "position", json_integer(q));
+        json_object_set_new(o, "busy_ms", mp_json_number(s->busy_ms[q]));
+        json_object_set_new(o, "peak_memory_bytes", mp_json_number(s->peak_bytes[q]));
+        json_array_append_new(st, o);
+    }
+    json_object_set_new(j, "stages", st);
+    json_object_set_new(j, "param_count", json_integer(s->param_count));
+    json_object_set_new(j, "weights_sha256", json_string(s->checksum));
+    if (r->has_prediction) {
+        json_t *o = json_object();
+        json_object_set_new(o, "iteration_ms", mp_json_number(r->prediction.iteration_ms));
+        json_object_set_new(o, "samples_per_s", mp_json_number(r->prediction.samples_per_s));
+        json_object_set_new(o, "bubble_fraction", mp_json_number(r->prediction.bubble_fraction));
+        json_object_set_new(o, "peak_memory_bytes", arr(r->prediction.peak_memory_bytes, r->prediction.num_peaks));
+        json_object_set_new(o, "error_pct", mp_json_number(r->error_pct));
+        json_object_set_new(j, "predicted", o);
+    }
+    mp_status rc = mp_json_write(path, j, err);
+    json_decref(j);
+    return rc;
+}

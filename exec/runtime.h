@@ -1,0 +1,81 @@
+/* runtime.h — execute a training plan: a worker per pipeline position runs
+ * exactly the op lists of sim/schedule.h (the lists the simulator times).
+ * defines: mp_optimizer_kind, mp_run_config, mp_run_result, mp_run_config_default,
+ *          mp_run, mp_run_check, mp_run_result_free
+ *
+ * Determinism: every stage's backwards run in micro-batch index order in all
+ * three schedules (checked before any work: a schedule that did not would be
+ * refused with MP_ERR_INTERNAL rather than silently change the sums), so each
+ * layer's weight gradient is accumulated in place as g0 + g1 + ... + g(m-1),
+ * exactly as a one-stage run of the same micro-batch size does. The loss
+ * gradient is scaled by 1/global_batch; the step loss is the sum of the
+ * micro-batch losses in index order (computed in double). Parameters are
+ * initialised per layer from (seed, layer index), independent of the split.
+ * Recompute re-runs the stage's forward from its saved input, which gives
+ * bitwise the same stash. Hence on CPU a pipelined run and a one-stage run end
+ * with bitwise identical weights. */
+#ifndef MP_RUNTIME_H
+#define MP_RUNTIME_H
+
+#include <stdint.h>
+#include "model.h"
+#include "mp_status.h"
+#include "plan.h"
+#include "trace.h"
+
+typedef enum { MP_OPT_SGD = 0, MP_OPT_ADAM = 1 } mp_optimizer_kind;
+
+typedef struct {
+    const mp_plan *plan;
+    const mp_model *model;
+    const char *backend;        /* "cpu" (default) or "cuda" */
+    const char *transport;      /* "threads" (default) or "mpi" */
+    int pin;                    /* cpu: pin position p to core plan->stages[p].device */
+    int steps;                  /* steps to run (total, counting resumed ones) */
+    uint64_t seed;
+    mp_optimizer_kind optimizer;
+    float lr;
+    double timeout_s;           /* every wait */
+    int warmup;                 /* steps left out of the median */
+    const char *checkpoint_dir; /* NULL: none */
+    int checkpoint_every;
+    int resume;
+    int num_devices;            /* > 0: device indices must be below it */
+    const double *device_memory;/* [num_devices] bytes, or NULL: no fit check */
+    int print_loss;             /* print "step N loss X" as steps finish */
+    const char *fault;          /* test hook: "hang:P" (position P stops sending), NULL */
+} mp_run_config;
+
+typedef struct {
+    int is_root;                /* this process holds the results (threads; MPI rank 0) */
+    int num_positions;
+    long long first_step;       /* 0, or the step resumed from */
+    int steps;                  /* steps run by this invocation */
+    double *loss;               /* [steps] mean loss over the global batch */
+    double *iter_ms;            /* [steps] pipeline time: barrier to the last op's end */
+    double *step_ms;            /* [steps] the whole step incl. optimizer and sync */
+    double iteration_ms;        /* median of iter_ms after warm-up */
+    double step_median_ms;      /* median of step_ms after warm-up */
+    double samples_per_s;       /* global_batch / iteration_ms */
+    double *busy_ms;            /* [K] median per-step busy time (op durations) */
+    double *peak_bytes;         /* [K] peak bytes allocated by each position's backend */
+    long long param_count;
+    char checksum[65];          /* SHA-256 of the final parameters, layer order */
+    mp_trace trace;             /* measured timeline of the last step */
+} mp_run_result;
+
+/* Defaults: cpu, threads, pin, sgd, lr 0.05, seed 1, timeout 30 s, warmup 1. */
+void mp_run_config_default(mp_run_config *c);
+
+/* Checks before any work: the plan against the model (layer count), devices
+ * (cpu with pin: a core per device index), the schedule builds, backwards in
+ * index order. MP_ERR_INPUT with one message otherwise. */
+mp_status mp_run_check(const mp_run_config *c, mp_error *err);
+
+/* Runs the plan. On failure every position stops within the timeout and err
+ * names the stage and the cause. */
+mp_status mp_run(const mp_run_config *c, mp_run_result *res, mp_error *err);
+
+void mp_run_result_free(mp_run_result *r);
+
+#endif

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# validate.sh — `make validate`: profile profiles/tiny.model.json on this
+# machine (mpprof), plan several configurations (stage counts 1/2, micro-batch
+# sizes, schedules) with mpplan, run each with mprun --profile, and print
+# predicted vs measured iteration time with the mean and max |error|.
+# Writes out/validate.json: [{config, predicted_ms, measured_ms, error_pct}].
+# Env: MPKIT_BIN (default bin), MODEL, GB (global batch, 64), STEPS (40).
+set -euo pipefail
+BIN=${MPKIT_BIN:-bin}
+MODEL=${MODEL:-profiles/tiny.model.json}
+GB=${GB:-64}
+STEPS=${STEPS:-40}
+OUT=out
+WORK=$OUT/validate
+mkdir -p "$WORK"
+export OPENBLAS_NUM_THREADS=1
+
+echo "# validate: profiling $MODEL and the links on this machine" >&2
+"$BIN/mpprof" --model "$MODEL" --batch 1,2,4,8,16,32 --device 0 --quiet -o "$WORK/profile.json" >/dev/null
+"$BIN/mpprof" --links --sizes 4K:4M --quiet -o "$WORK/cluster.json" >/dev/null
+BW=$(jq -r '.link.bandwidth' "$WORK/cluster.json")
+LAT=$(jq -r '.link.latency' "$WORK/cluster.json")
+NL=$(jq '[.layers[]] | length' "$WORK/profile.json")
+
+# devices schedule microbatch
+CONFIGS="1:gpipe:8 1:gpipe:16 2:gpipe:8 2:1f1b:8 2:1f1b:4 2:1f1b:16 2:interleaved:8"
+
+plan_by_hand() {  # K schedule b path: a half/half split when mpplan is not built
+    local K=$1 s=$2 b=$3 out=$4 half=$((NL / 2)) st
+    if [ "$K" = 1 ]; then st="{\"layers\":[0,$((NL - 1))],\"device\":0}"
+    elif [ "$s" = interleaved ]; then
+        local q=$((NL / 4))
+        st="{\"layers\":[0,$((q - 1))],\"device\":0},{\"layers\":[$q,$((2 * q - 1))],\"device\":1},"
+        st+="{\"layers\":[$((2 * q)),$((3 * q - 1))],\"device\":0},{\"layers\":[$((3 * q)),$((NL - 1))],\"device\":1}"
+    else st="{\"layers\":[0,$((half - 1))],\"device\":0},{\"layers\":[$half,$((NL - 1))],\"device\":1}"; fi
+    local v=1; [ "$s" = interleaved ] && v=2
+    printf '{"format":"mpplan-plan/1","mode":"train","schedule":"%s","chunks_per_device":%d,"global_batch":%d,"microbatch_size":%d,"stages":[%s]}\n' \
+        "$s" "$v" "$GB" "$b" "$st" > "$out"
+}
+
+rows=()
+printf '%-26s %8s %12s %12s %9s\n' config stages predicted_ms measured_ms error_%
+for c in $CONFIGS; do
+    IFS=: read -r K s b <<<"$c"
+    name="${K}dev-$s-b$b"
+    plan="$WORK/$name.plan.json"
+    if [ -x "$BIN/mpplan" ]; then
+        "$BIN/mpplan" --profile "$WORK/profile.json" --devices "$K" --memory 8GiB --bandwidth "$BW" --latency "$LAT" \
+            --global-batch "$GB" --microbatch "$b" --schedule "$s" --recompute off --json -o "$plan" >/dev/null \
+            || { echo "# $name: mpplan found no plan" >&2; continue; }
+    else
+        plan_by_hand "$K" "$s" "$b" "$plan"
+    fi
+    "$BIN/mprun" "$plan" --model "$MODEL" --steps "$STEPS" --warmup 5 --quiet --profile "$WORK/profile.json" \
+        --cluster "$WORK/cluster.json" --report "$WORK/$name.report.json" --trace "$WORK/$name.trace.json" >/dev/null
+    read -r stages pred meas err < <(jq -r '[.num_stages, .predicted.iteration_ms, .iteration_ms, .predicted.error_pct] | @tsv' \
+        "$WORK/$name.report.json")
+    printf '%-26s %8s %12.3f %12.3f %+8.1f%%\n' "$name" "$stages" "$pred" "$meas" "$err"
+    rows+=("{\"config\":\"$name\",\"stages\":$stages,\"predicted_ms\":$pred,\"measured_ms\":$meas,\"error_pct\":$err}")
+done
+json="[$(IFS=,; echo "${rows[*]}")]"
+echo "$json" | jq . > "$OUT/validate.json.tmp" && mv "$OUT/validate.json.tmp" "$OUT/validate.json"
+jq -r '"# mean |error| \(([.[].error_pct | fabs] | add / length * 10 | round / 10))%, max |error| \(([.[].error_pct | fabs] | max * 10 | round / 10))% over \(length) configurations"' "$OUT/validate.json"
+echo "# wrote $OUT/validate.json"

@@ -1,0 +1,233 @@
+/* test_mprun.c — the mprun tool end to end: loss falls, pipelined and
+ * one-stage runs print the same weights checksum (threads and, when mpirun
+ * works, MPI ranks), a run killed after a checkpoint and resumed ends with the
+ * same weights as an uninterrupted one, report/trace files, and every failure
+ * exits non-zero with one message naming the cause. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+static const char *MODEL =
+    "{\"format\": \"mpkit-model/1\", \"name\": \"r\", \"input_dim\": 12, \"layers\": ["
+    "{\"type\": \"linear\", \"out\": 32}, {\"type\": \"gelu\"},"
+    "{\"repeat\": 2, \"layers\": [{\"type\": \"residual_mlp\", \"hidden\": 48}]},"
+    "{\"type\": \"layernorm\"}, {\"type\": \"linear\", \"out\": 3}], \"loss\": \"mse\"}";
+#define NL 6
+
+static char model_path[4096];
+
+static const char *plan(const char *name, const char *schedule, int v, int gb, int b, const char *stages)
+{
+    char text[2048];
+    snprintf(text, sizeof text,
+             "{\"format\":\"mpplan-plan/1\",\"mode\":\"train\",\"schedule\":\"%s\",\"chunks_per_device\":%d,"
+             "\"global_batch\":%d,\"microbatch_size\":%d,\"stages\":[%s]}", schedule, v, gb, b, stages);
+    return mp_test_write_file(name, text);
+}
+
+static void setup(void)
+{
+    if (!model_path[0]) snprintf(model_path, sizeof model_path, "%s", mp_test_write_file("model.json", MODEL));
+}
+
+/* Runs mprun with `args` after the plan; returns the exit status and the
+ * checksum line's hash in sum (65 bytes). */
+static int mprun(const char *prefix, const char *plan_path, const char *args, char *sum, char **out, char **err)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "%s %s %s --model %s %s", prefix, mp_test_tool("mprun"), plan_path, model_path, args);
+    char *o = NULL, *e = NULL;
+    int rc = mp_test_run_cmd(cmd, &o, &e);
+    if (sum) {
+        sum[0] = 0;
+        const char *c = strstr(o, "checksum");
+        if (c) sscanf(c, "checksum %64s", sum);
+    }
+    if (out) *out = o; else free(o);
+    if (err) *err = e; else free(e);
+    return rc;
+}
+
+static void test_loss_falls_and_report(void)
+{
+    setup();
+    const char *p = plan("p2.json", "1f1b", 1, 32, 8, "{\"layers\":[0,2],\"device\":0},{\"layers\":[3,5],\"device\":1}");
+    char rep[4200], tr[4200], sum[65];
+    snprintf(rep, sizeof rep, "%s/report.json", mp_test_tmpdir());
+    snprintf(tr, sizeof tr, "%s/trace.json", mp_test_tmpdir());
+    char args[9000], *out = NULL, *err = NULL;
+    snprintf(args, sizeof args, "--steps 30 --optimizer adam --lr 0.003 --no-pin --report %s --trace %s", rep, tr);
+    int rc = mprun("", p, args, sum, &out, &err);
+    if (rc) fprintf(stderr, "%s%s", out, err);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "step 1 loss"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "step 30 loss"));
+    CU_ASSERT_EQUAL(strlen(sum), 64);
+    json_error_t je;
+    json_t *j = json_load_file(rep, 0, &je);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    json_t *losses = json_object_get(j, "losses");
+    CU_ASSERT_EQUAL(json_array_size(losses), 30);
+    double l0 = json_number_value(json_array_get(losses, 0)), l29 = json_number_value(json_array_get(losses, 29));
+    CU_ASSERT(l29 < 0.5 * l0);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "weights_sha256")), sum);
+    CU_ASSERT(json_number_value(json_object_get(j, "iteration_ms")) > 0);
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "stages")), 2);
+    json_decref(j);
+    j = json_load_file(tr, 0, &je);
+    CU_ASSERT_PTR_NOT_NULL(j);
+    json_decref(j);
+    free(out);
+    free(err);
+}
+
+static void test_bitwise_threads(void)
+{
+    setup();
+    char ref[65], sum[65];
+    const char *args = "--steps 4 --no-pin --quiet --seed 5";
+    CU_ASSERT_EQUAL_FATAL(mprun("", plan("one.json", "gpipe", 1, 24, 4, "{\"layers\":[0,5],\"device\":0}"), args, ref, NULL, NULL), 0);
+    const char *plans[] = {
+        plan("a.json", "gpipe", 1, 24, 4, "{\"layers\":[0,0],\"device\":0},{\"layers\":[1,5],\"device\":1,\"recompute\":true}"),
+        plan("b.json", "1f1b", 1, 24, 4, "{\"layers\":[0,3],\"device\":0,\"recompute\":true},{\"layers\":[4,5],\"device\":1}"),
+        plan("c.json", "1f1b", 1, 24, 4, "{\"layers\":[0,1],\"device\":0},{\"layers\":[2,3],\"device\":1},{\"layers\":[4,5],\"device\":2}"),
+        plan("d.json", "interleaved", 2, 24, 4,
+             "{\"layers\":[0,1],\"device\":0},{\"layers\":[2,2],\"device\":1},"
+             "{\"layers\":[3,4],\"device\":0,\"recompute\":true},{\"layers\":[5,5],\"device\":1}"),
+    };
+    for (int i = 0; i < 4; i++) {
+        char *err = NULL;
+        int rc = mprun("", plans[i], args, sum, NULL, &err);
+        if (rc) fprintf(stderr, "%s", err);
+        CU_ASSERT_EQUAL(rc, 0);
+        CU_ASSERT_STRING_EQUAL(sum, ref);
+        free(err);
+    }
+}
+
+static int have_mpirun(void)
+{
+    return mp_test_run_cmd("mpirun --version", NULL, NULL) == 0 &&
+           mp_test_run_cmd("mpirun -np 2 --oversubscribe --allow-run-as-root true", NULL, NULL) == 0;
+}
+
+static void test_bitwise_mpi(void)
+{
+    setup();
+    if (!have_mpirun()) { fprintf(stderr, "(mpirun not usable: MPI equivalence skipped)\n"); return; }
+    char ref[65], sum[65];
+    const char *args = "--steps 3 --no-pin --quiet --seed 9";
+    CU_ASSERT_EQUAL_FATAL(mprun("", plan("one9.json", "gpipe", 1, 16, 4, "{\"layers\":[0,5],\"device\":0}"), args, ref, NULL, NULL), 0);
+    const char *pl[] = {
+        plan("m2.json", "1f1b", 1, 16, 4, "{\"layers\":[0,2],\"device\":0,\"recompute\":true},{\"layers\":[3,5],\"device\":1}"),
+        plan("mi.json", "interleaved", 2, 16, 4,
+             "{\"layers\":[0,1],\"device\":0},{\"layers\":[2,2],\"device\":1},{\"layers\":[3,4],\"device\":0},{\"layers\":[5,5],\"device\":1}"),
+    };
+    for (int i = 0; i < 2; i++) {
+        char *out = NULL, *err = NULL;
+        int rc = mprun("mpirun -np 2 --oversubscribe --allow-run-as-root", pl[i], args, sum, &out, &err);
+        if (rc) fprintf(stderr, "%s%s", out, err);
+        CU_ASSERT_EQUAL(rc, 0);
+        CU_ASSERT_STRING_EQUAL(sum, ref);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "mpi transport"));
+        free(out);
+        free(err);
+    }
+    /* wrong rank count: a clear message, non-zero exit */
+    char *err = NULL;
+    CU_ASSERT_NOT_EQUAL(mprun("mpirun -np 3 --oversubscribe --allow-run-as-root", pl[0], args, NULL, NULL, &err), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "mpirun -np 2"));
+    free(err);
+}
+
+static void test_kill_and_resume(void)
+{
+    setup();
+    const char *p = plan("k.json", "1f1b", 1, 16, 4, "{\"layers\":[0,2],\"device\":0},{\"layers\":[3,5],\"device\":1}");
+    const int steps = 120;
+    char ref[65], sum[65], args[512], dir[512], cmd[8192];
+    snprintf(args, sizeof args, "--steps %d --optimizer adam --lr 0.003 --no-pin --quiet", steps);
+    CU_ASSERT_EQUAL_FATAL(mprun("", p, args, ref, NULL, NULL), 0);
+    snprintf(dir, sizeof dir, "%s/ck", mp_test_tmpdir());
+    /* start, wait for the first committed checkpoint, kill -9 */
+    snprintf(cmd, sizeof cmd,
+             "rm -rf %s; %s %s --model %s %s --checkpoint %s --checkpoint-every 1 & pid=$!; "
+             "i=0; while [ ! -f %s/latest ] && [ $i -lt 2000 ]; do sleep 0.005; i=$((i+1)); done; "
+             "kill -9 $pid; wait $pid; cat %s/latest",
+             dir, mp_test_tool("mprun"), p, model_path, args, dir, dir, dir);
+    char *out = NULL;
+    mp_test_run_cmd(cmd, &out, NULL);
+    long long at = -1;
+    const char *s = strstr(out, "step ");
+    if (s) sscanf(s, "step %lld", &at);
+    free(out);
+    CU_ASSERT(at >= 1);
+    CU_ASSERT(at < steps);      /* really interrupted */
+    fprintf(stderr, "(killed after the checkpoint of step %lld of %d)\n", at, steps);
+    snprintf(cmd, sizeof cmd, "%s --checkpoint %s --checkpoint-every 1 --resume", args, dir);
+    char *err = NULL;
+    int rc = mprun("", p, cmd, sum, &out, &err);
+    if (rc) fprintf(stderr, "%s", err);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_STRING_EQUAL(sum, ref);
+    free(out);
+    free(err);
+    /* resuming a different split is refused */
+    const char *q = plan("k2.json", "1f1b", 1, 16, 4, "{\"layers\":[0,1],\"device\":0},{\"layers\":[2,5],\"device\":1}");
+    rc = mprun("", q, cmd, NULL, NULL, &err);
+    CU_ASSERT_EQUAL(rc, 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "layers"));
+    free(err);
+}
+
+static void test_failures(void)
+{
+    setup();
+    char *err = NULL;
+    const char *two = plan("f.json", "1f1b", 1, 16, 4, "{\"layers\":[0,2],\"device\":0},{\"layers\":[3,5],\"device\":1}");
+    /* a transfer that never arrives */
+    CU_ASSERT_EQUAL(mprun("MPKIT_FAULT=hang:0", two, "--steps 3 --no-pin --timeout 200ms", NULL, NULL, &err), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, ": timed out after 0.2 s waiting for the"));
+    free(err);
+    /* diverging loss */
+    CU_ASSERT_EQUAL(mprun("", two, "--steps 6 --no-pin --lr 1e30", NULL, NULL, &err), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "loss is"));
+    free(err);
+    /* plan for another model: exit 2 before any work */
+    const char *wrong = plan("w.json", "gpipe", 1, 16, 4, "{\"layers\":[0,3],\"device\":0},{\"layers\":[4,8],\"device\":1}");
+    char *out = NULL;
+    CU_ASSERT_EQUAL(mprun("", wrong, "--steps 3 --no-pin", NULL, &out, &err), 2);
+    CU_ASSERT_PTR_NULL(strstr(out, "step 1"));
+    free(out);
+    free(err);
+    /* a core that does not exist */
+    const char *far = plan("far.json", "gpipe", 1, 16, 4, "{\"layers\":[0,2],\"device\":0},{\"layers\":[3,5],\"device\":4096}");
+    CU_ASSERT_EQUAL(mprun("", far, "--steps 3", NULL, NULL, &err), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "4096"));
+    free(err);
+    /* a stage that does not fit */
+    CU_ASSERT_EQUAL(mprun("", two, "--steps 3 --no-pin --memory 10KiB", NULL, NULL, &err), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "does not fit"));
+    free(err);
+    /* usage */
+    CU_ASSERT_EQUAL(mprun("", two, "--no-pin", NULL, NULL, &err), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "--steps"));
+    free(err);
+    CU_ASSERT_EQUAL(mprun("", two, "--steps 2 --optimizer lion", NULL, NULL, &err), 2);
+    free(err);
+}
+
+int main(void)
+{
+    static const mp_test_case cases[] = {
+        MP_TEST(test_loss_falls_and_report),
+        MP_TEST(test_bitwise_threads),
+        MP_TEST(test_bitwise_mpi),
+        MP_TEST(test_kill_and_resume),
+        MP_TEST(test_failures),
+    };
+    return mp_test_main("mprun", cases, (int)(sizeof cases / sizeof cases[0]));
+}
