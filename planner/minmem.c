@@ -1,0 +1,183 @@
+/* minmem.c — the smallest uniform per-device memory with which some plan fits
+ * (search.h: mp_search_min_memory).
+ * defines: mp_search_min_memory
+ *
+ * For gpipe/1f1b the smallest allowed micro-batch minimises every stage's
+ * peak (gpipe: m*b = global batch; 1f1b: min(K-j, m)*b grows with b) and
+ * 1f1b's peak never exceeds gpipe's (inflight min(K-j, m) <= m), so only
+ * (K, smallest b, 1f1b if allowed else gpipe) are examined: a bisection on the
+ * memory M with an exact reachability check per K (a stage's peak grows with
+ * its last layer for a fixed first layer). Interleaved-only: bisection with a
+ * budgeted split search. */
+#include "search.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "evaluate.h"
+#include "memory.h"
+
+typedef struct {
+    const mp_profile *prof;
+    const mp_search_opts *o;
+    int L, b, m, kind;
+} mm_ctx;
+
+/* Smallest allowed peak of stage s (of K) holding lo..hi. */
+static double peak(const mm_ctx *x, int K, int s, int lo, int hi, int *rc)
+{
+    double p0 = mp_memory_stage_peak(x->prof, lo, hi, s, K, x->kind, x->m, x->b, 0, x->o->state_factor);
+    double p1 = mp_memory_stage_peak(x->prof, lo, hi, s, K, x->kind, x->m, x->b, 1, x->o->state_factor);
+    if (x->o->recompute == MP_RC_OFF) { *rc = 0; return p0; }
+    if (x->o->recompute == MP_RC_ON) { *rc = 1; return p1; }
+    *rc = p1 < p0;
+    return p1 < p0 ? p1 : p0;
+}
+
+/* 1 when K stages can hold the model with every peak <= M; fills hi/rc. */
+static int feasible(const mm_ctx *x, int K, double M, int *from, int *hi_out, int *rc_out)
+{
+    int L = x->L;
+    /* from[s*(L+1) + l]: the start of stage s-1 that reaches l, or -1 */
+    for (int i = 0; i < (K + 1) * (L + 1); i++) from[i] = -1;
+    from[0] = 0;
+    for (int s = 0; s < K; s++) {
+        int marked = -1;  /* intervals [lo, a] are marked once: O(L) per stage */
+        for (int lo = 0; lo < L; lo++) {
+            if (from[s * (L + 1) + lo] < 0) continue;
+            int rc, a = lo - 1, b = L - 1 - (K - 1 - s);
+            while (a < b) {
+                int mid = (a + b + 1) / 2;
+                if (peak(x, K, s, lo, mid, &rc) <= M) a = mid; else b = mid - 1;
+            }
+            for (int h = lo > marked + 1 ? lo : marked + 1; h <= a; h++)
+                from[(s + 1) * (L + 1) + h + 1] = lo;
+            if (a > marked) marked = a;
+        }
+    }
+    if (from[K * (L + 1) + L] < 0) return 0;
+    int end = L;
+    for (int s = K; s >= 1; s--) {
+        int lo = from[s * (L + 1) + end];
+        hi_out[s - 1] = end - 1;
+        peak(x, K, s - 1, lo, end - 1, &rc_out[s - 1]);
+        end = lo;
+    }
+    return 1;
+}
+
+static mp_status fill_plan(const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o,
+                           int kind, int b, int K, const int *hi, const int *rc, mp_plan *p,
+                           mp_error *err)
+{
+    memset(p, 0, sizeof *p);
+    p->schedule = kind;
+    p->chunks_per_device = 1;
+    p->global_batch = o->global_batch;
+    p->microbatch_size = b;
+    p->num_microbatches = o->global_batch / b;
+    p->num_stages = K;
+    p->stages = calloc((size_t)K, sizeof *p->stages);
+    if (!p->stages) return mp_error_set(err, MP_ERR_NOMEM, "min memory: out of memory");
+    for (int s = 0, lo = 0; s < K; s++) {
+        p->stages[s] = (mp_stage){ lo, hi[s], s, rc[s] };
+        lo = hi[s] + 1;
+    }
+    return mp_plan_evaluate(p, prof, cl, o->state_factor, NULL, err);
+}
+
+static double max_peak(const mp_plan *p)
+{
+    double m = 0;
+    for (int i = 0; i < p->predicted.num_peaks; i++)
+        if (p->predicted.peak_memory_bytes[i] > m) m = p->predicted.peak_memory_bytes[i];
+    return m;
+}
+
+/* Interleaved only: bisection with the budgeted search on a uniform copy. */
+static mp_status interleaved_min(const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o,
+                                 double *min_bytes, mp_plan *plan, mp_error *err)
+{
+    mp_cluster c = *cl;
+    c.devices = malloc((size_t)cl->num_devices * sizeof *c.devices);
+    if (!c.devices) return mp_error_set(err, MP_ERR_NOMEM, "min memory: out of memory");
+    memcpy(c.devices, cl->devices, (size_t)cl->num_devices * sizeof *c.devices);
+    mp_search_opts so = *o;
+    so.top = 1;
+    so.node_budget = 20000;
+    so.progress = 0;
+    double lo = 0, hi = 1;
+    int have = 0;
+    mp_status st = MP_OK;
+    for (int it = 0; it < 200 && (!have || hi - lo > 1e-9 * hi); it++) {
+        double M = have ? 0.5 * (lo + hi) : hi;
+        for (int d = 0; d < c.num_devices; d++) c.devices[d].memory_bytes = M;
+        mp_search_result r;
+        mp_error e;
+        mp_error_clear(&e);
+        st = mp_search_run(prof, &c, &so, &r, &e);
+        if (st == MP_OK) {
+            mp_plan_free(plan);
+            mp_plan_copy(plan, &r.plans[0]);
+            hi = max_peak(plan);
+            have = 1;
+        } else if (st == MP_ERR_NOFIT) {
+            if (have) lo = M; else { lo = hi; hi *= 4; }
+        } else {
+            *err = e;
+            mp_search_result_free(&r);
+            break;
+        }
+        mp_search_result_free(&r);
+        st = MP_OK;
+        if (!have && hi > 1e300) break;
+    }
+    free(c.devices);
+    if (st != MP_OK) return st;
+    if (!have) return mp_error_set(err, MP_ERR_NOFIT, "no plan fits with any memory");
+    *min_bytes = ceil(hi);
+    return MP_OK;
+}
+
+/* See search.h. */
+mp_status mp_search_min_memory(const mp_profile *prof, const mp_cluster *cl,
+                               const mp_search_opts *o, double *min_bytes, mp_plan *plan,
+                               mp_error *err)
+{
+    memset(plan, 0, sizeof *plan);
+    if (o->schedule == MP_SCHED_INTERLEAVED) return interleaved_min(prof, cl, o, min_bytes, plan, err);
+    mm_ctx x = { prof, o, prof->num_layers, o->microbatch ? o->microbatch : 1, 0,
+                 o->schedule == MP_SCHED_GPIPE ? MP_SCHED_GPIPE : MP_SCHED_1F1B };
+    x.m = o->global_batch / x.b;
+    int L = x.L, D = cl->num_devices < L ? cl->num_devices : L;
+    int *from = malloc((size_t)(D + 1) * (L + 1) * sizeof(int));
+    int *hi = malloc((size_t)(D + 1) * sizeof(int)), *rc = malloc((size_t)(D + 1) * sizeof(int));
+    int *bhi = malloc((size_t)(D + 1) * sizeof(int)), *brc = malloc((size_t)(D + 1) * sizeof(int));
+    if (!from || !hi || !rc || !bhi || !brc) {
+        free(from); free(hi); free(rc); free(bhi); free(brc);
+        return mp_error_set(err, MP_ERR_NOMEM, "min memory: out of memory");
+    }
+    /* upper: one stage holding everything fits at its own peak */
+    int r0, bestK = 1;
+    double hiM = peak(&x, 1, 0, 0, L - 1, &r0), loM = 0;
+    feasible(&x, 1, hiM, from, bhi, brc);
+    while (hiM - loM > 1e-12 * hiM) {
+        double M = 0.5 * (loM + hiM);
+        int ok = 0;
+        for (int K = 1; K <= D && !ok; K++)
+            if (feasible(&x, K, M, from, hi, rc)) {
+                ok = 1;
+                bestK = K;
+                memcpy(bhi, hi, (size_t)K * sizeof(int));
+                memcpy(brc, rc, (size_t)K * sizeof(int));
+            }
+        if (ok) hiM = M; else loM = M;
+        if (M == loM && M == hiM) break;
+        if (hiM - loM <= 0.5) break;  /* bytes: half a byte is enough */
+    }
+    mp_status st = fill_plan(prof, cl, o, x.kind, x.b, bestK, bhi, brc, plan, err);
+    if (st == MP_OK) *min_bytes = ceil(max_peak(plan));
+    free(from); free(hi); free(rc); free(bhi); free(brc);
+    return st;
+}

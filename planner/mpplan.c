@@ -1,0 +1,385 @@
+/* mpplan.c — the planner tool: the fastest pipeline plan that fits.
+ * defines: main
+ *
+ * mpplan --profile P.json (--devices K --memory SIZE [--bandwidth BW] [--latency T] | --cluster C.json)
+ *        --global-batch B [--microbatch b] [--schedule auto|gpipe|1f1b|interleaved]
+ *        [--recompute auto|on|off] [--state-factor F] [--top N] [--json] [-o PLAN.json]
+ *        [--trace TRACE.json] [--evaluate PLAN.json]
+ * Exit 0 on success, 1 when no plan fits, 2 for bad usage or input. */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.h"
+#include "evaluate.h"
+#include "plan.h"
+#include "profile.h"
+#include "search.h"
+#include "trace.h"
+#include "units.h"
+
+#define DEFAULT_BANDWIDTH "25GB/s"
+#define DEFAULT_LATENCY "10us"
+
+/* ---------------------------------------------------------------- options */
+
+enum { O_PROFILE = 256, O_DEVICES, O_MEMORY, O_BANDWIDTH, O_LATENCY, O_CLUSTER, O_BATCH, O_MICRO,
+       O_SCHED, O_RC, O_SF, O_TOP, O_JSON, O_TRACE, O_EVAL, O_HELP, O_OUT = 'o' };
+
+typedef struct {
+    const char *name, *arg, *help;
+    int id;
+} opt_spec;
+
+/* One table drives getopt_long and --help. */
+static const opt_spec OPTS[] = {
+    { "profile", "P.json", "per-layer profile (mpplan-profile/1), required", O_PROFILE },
+    { "devices", "K", "K identical devices (with --memory)", O_DEVICES },
+    { "memory", "SIZE", "memory per device, e.g. 80GiB (with --devices)", O_MEMORY },
+    { "bandwidth", "BW", "link bandwidth with --devices (default " DEFAULT_BANDWIDTH ")", O_BANDWIDTH },
+    { "latency", "T", "link latency with --devices (default " DEFAULT_LATENCY ")", O_LATENCY },
+    { "cluster", "C.json", "cluster file (mpplan-cluster/1) instead of --devices", O_CLUSTER },
+    { "global-batch", "B", "samples per iteration, required", O_BATCH },
+    { "microbatch", "b", "fix the micro-batch size (must divide B; default: searched)", O_MICRO },
+    { "schedule", "S", "auto|gpipe|1f1b|interleaved (default auto)", O_SCHED },
+    { "recompute", "R", "auto|on|off (default auto: only stages that need it)", O_RC },
+    { "state-factor", "F", "bytes of state per parameter byte (default 4)", O_SF },
+    { "top", "N", "show the best N plans (default 5)", O_TOP },
+    { "json", NULL, "print the best plan as one JSON object", O_JSON },
+    { "output", "PLAN.json", "write the best plan (also -o)", O_OUT },
+    { "trace", "TRACE.json", "write the predicted timeline (Chrome trace)", O_TRACE },
+    { "evaluate", "PLAN.json", "predict this plan instead of searching", O_EVAL },
+    { "help", NULL, "this help", O_HELP },
+};
+#define NOPTS ((int)(sizeof OPTS / sizeof *OPTS))
+
+typedef struct {
+    const char *profile, *cluster, *out, *trace, *evaluate;
+    const char *memory, *bandwidth, *latency;
+    int devices, have_devices, batch, micro, schedule, recompute, top, json;
+    double sf;
+} args;
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: mpplan --profile P.json (--devices K --memory SIZE [--bandwidth BW] [--latency T]"
+               " | --cluster C.json)\n"
+               "              --global-batch B [options]\n"
+               "Finds the pipeline plan (stages, micro-batch, schedule, recompute) of least predicted\n"
+               "iteration time that fits every device's memory.\n\n");
+    for (int i = 0; i < NOPTS; i++) {
+        char left[64];
+        snprintf(left, sizeof left, "--%s%s%s", OPTS[i].name, OPTS[i].arg ? " " : "",
+                 OPTS[i].arg ? OPTS[i].arg : "");
+        fprintf(f, "  %-26s %s\n", left, OPTS[i].help);
+    }
+    fprintf(f, "\nUnits: memory 80GiB / 16GB / bytes; bandwidth 25GB/s / 100Gbit/s; latency 10us / 1.5ms.\n"
+               "Exit: 0 ok, 1 no plan fits (prints the smallest memory that would fit), 2 bad usage or input.\n");
+}
+
+static int parse_int(const char *flag, const char *s, int *v, mp_error *err)
+{
+    char *end;
+    long x = strtol(s, &end, 10);
+    if (!*s || *end || x < -1000000000L || x > 1000000000L) {
+        mp_error_set(err, MP_ERR_USAGE, "%s: \"%s\" is not an integer", flag, s);
+        return 0;
+    }
+    *v = (int)x;
+    return 1;
+}
+
+static mp_status parse_args(int argc, char **argv, args *a, mp_error *err)
+{
+    struct option lo[NOPTS + 1];
+    for (int i = 0; i < NOPTS; i++)
+        lo[i] = (struct option){ OPTS[i].name, OPTS[i].arg ? required_argument : no_argument, NULL, OPTS[i].id };
+    memset(&lo[NOPTS], 0, sizeof lo[NOPTS]);
+    memset(a, 0, sizeof *a);
+    a->schedule = -1;
+    a->recompute = MP_RC_AUTO;
+    a->top = 5;
+    a->sf = MP_DEFAULT_STATE_FACTOR;
+    a->bandwidth = DEFAULT_BANDWIDTH;
+    a->latency = DEFAULT_LATENCY;
+    int c;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:", lo, NULL)) != -1) {
+        switch (c) {
+        case O_PROFILE: a->profile = optarg; break;
+        case O_CLUSTER: a->cluster = optarg; break;
+        case O_OUT: a->out = optarg; break;
+        case O_TRACE: a->trace = optarg; break;
+        case O_EVAL: a->evaluate = optarg; break;
+        case O_MEMORY: a->memory = optarg; break;
+        case O_BANDWIDTH: a->bandwidth = optarg; break;
+        case O_LATENCY: a->latency = optarg; break;
+        case O_JSON: a->json = 1; break;
+        case O_HELP: usage(stdout); exit(0);
+        case O_DEVICES:
+            a->have_devices = 1;
+            if (!parse_int("--devices", optarg, &a->devices, err)) return MP_ERR_USAGE;
+            break;
+        case O_BATCH: if (!parse_int("--global-batch", optarg, &a->batch, err)) return MP_ERR_USAGE; break;
+        case O_MICRO: if (!parse_int("--microbatch", optarg, &a->micro, err)) return MP_ERR_USAGE; break;
+        case O_TOP: if (!parse_int("--top", optarg, &a->top, err)) return MP_ERR_USAGE; break;
+        case O_SF: {
+            char *end;
+            a->sf = strtod(optarg, &end);
+            if (!*optarg || *end || !(a->sf >= 0) || isinf(a->sf))
+                return mp_error_set(err, MP_ERR_USAGE, "--state-factor: \"%s\" must be a number >= 0", optarg);
+            break;
+        }
+        case O_SCHED: {
+            mp_schedule_kind k;
+            if (strcmp(optarg, "auto") == 0) a->schedule = -1;
+            else if (mp_schedule_from_name(optarg, &k) == MP_OK) a->schedule = k;
+            else return mp_error_set(err, MP_ERR_USAGE,
+                                     "--schedule: unknown schedule \"%s\" (auto, gpipe, 1f1b, interleaved)", optarg);
+            break;
+        }
+        case O_RC:
+            if (strcmp(optarg, "auto") == 0) a->recompute = MP_RC_AUTO;
+            else if (strcmp(optarg, "on") == 0) a->recompute = MP_RC_ON;
+            else if (strcmp(optarg, "off") == 0) a->recompute = MP_RC_OFF;
+            else return mp_error_set(err, MP_ERR_USAGE, "--recompute: \"%s\" is not auto, on or off", optarg);
+            break;
+        default:
+            return mp_error_set(err, MP_ERR_USAGE, "unknown or incomplete option \"%s\" (see --help)",
+                                argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return mp_error_set(err, MP_ERR_USAGE, "unexpected argument \"%s\"", argv[optind]);
+    return MP_OK;
+}
+
+/* Cross-option checks, naming the flags involved. */
+static mp_status validate(const args *a, mp_error *err)
+{
+    if (!a->profile) return mp_error_set(err, MP_ERR_USAGE, "--profile is required (see --help)");
+    if (a->have_devices && a->cluster)
+        return mp_error_set(err, MP_ERR_USAGE, "give either --devices or --cluster, not both");
+    if (!a->have_devices && !a->cluster)
+        return mp_error_set(err, MP_ERR_USAGE, "give --devices K --memory SIZE or --cluster C.json");
+    if (a->have_devices && a->devices < 1)
+        return mp_error_set(err, MP_ERR_USAGE, "--devices must be >= 1 (got %d)", a->devices);
+    if (a->have_devices && !a->memory) return mp_error_set(err, MP_ERR_USAGE, "--devices needs --memory");
+    if (a->cluster && a->memory) return mp_error_set(err, MP_ERR_USAGE, "--memory goes with --devices, not --cluster");
+    if (!a->evaluate && a->batch < 1)
+        return mp_error_set(err, MP_ERR_USAGE, "--global-batch B (>= 1) is required");
+    if (a->micro < 0 || (a->micro && a->batch > 0 && a->batch % a->micro))
+        return mp_error_set(err, MP_ERR_USAGE, "--microbatch %d does not divide --global-batch %d", a->micro,
+                            a->batch);
+    if (a->top < 1) return mp_error_set(err, MP_ERR_USAGE, "--top must be >= 1 (got %d)", a->top);
+    return MP_OK;
+}
+
+static mp_status load_inputs(const args *a, mp_profile *prof, mp_cluster *cl, mp_error *err)
+{
+    mp_status st = mp_profile_load(a->profile, prof, err);
+    if (st != MP_OK) return st;
+    if (a->cluster) return mp_cluster_load(a->cluster, cl, err);
+    double mem, bw, lat;
+    if ((st = mp_parse_bytes(a->memory, &mem, err)) != MP_OK ||
+        (st = mp_parse_bandwidth(a->bandwidth, &bw, err)) != MP_OK ||
+        (st = mp_parse_duration(a->latency, &lat, err)) != MP_OK)
+        return mp_error_set(err, MP_ERR_USAGE, "%s", err->msg);
+    if (!(mem > 0) || !(bw > 0)) return mp_error_set(err, MP_ERR_USAGE, "--memory and --bandwidth must be > 0");
+    return mp_cluster_uniform(cl, a->devices, mem, bw, lat, err);
+}
+
+/* ---------------------------------------------------------------- report */
+
+/* What bounds the plan: the busiest stage or link, and memory if recomputing. */
+static void bound_label(const mp_plan *p, const mp_profile *prof, const mp_cluster *cl, char *buf, size_t n)
+{
+    double best = -1, b = p->microbatch_size, m = p->num_microbatches;
+    int K = p->predicted.num_peaks, kind = 0, who = 0;
+    double *busy = calloc((size_t)K, sizeof *busy);
+    if (!busy) { snprintf(buf, n, "?"); return; }
+    for (int s = 0; s < p->num_stages; s++) {
+        const mp_stage *st = &p->stages[s];
+        double f = 0, g = 0;
+        for (int l = st->first; l <= st->last; l++) {
+            f += mp_time_eval(&prof->layers[l].fwd, b);
+            g += mp_time_eval(&prof->layers[l].bwd, b);
+        }
+        busy[s % K] += m * (f * (1 + st->recompute) + g) / cl->devices[st->device].speed;
+    }
+    for (int q = 0; q < K; q++)
+        if (busy[q] > best) { best = busy[q]; kind = 0; who = q; }
+    for (int s = 0; s + 1 < p->num_stages; s++) {
+        int d0 = p->stages[s].device, d1 = p->stages[s + 1].device;
+        double t = m * mp_cluster_transfer_ms(cl, d0, d1, b * prof->layers[p->stages[s].last].out_bytes_per_sample);
+        if (t > best) { best = t; kind = 1; who = s; }
+    }
+    int rc = 0;
+    for (int s = 0; s < p->num_stages; s++) rc |= p->stages[s].recompute;
+    if (kind == 0) snprintf(buf, n, "compute %s %d%s", p->schedule == MP_SCHED_INTERLEAVED ? "device" : "stage",
+                            who, rc ? " + memory (recompute)" : "");
+    else snprintf(buf, n, "link %d->%d%s", p->stages[who].device, p->stages[who + 1].device,
+                  rc ? " + memory (recompute)" : "");
+    free(busy);
+}
+
+static void print_plan_row(int rank, const mp_plan *p, const mp_profile *prof, const mp_cluster *cl)
+{
+    char split[512] = "", rcs[256] = "", bnd[128];
+    size_t o1 = 0, o2 = 0;
+    int any = 0;
+    for (int s = 0; s < p->num_stages && o1 < sizeof split - 32; s++) {
+        o1 += snprintf(split + o1, sizeof split - o1, "%s%d-%d", s ? " | " : "", p->stages[s].first,
+                       p->stages[s].last);
+        if (p->stages[s].recompute && o2 < sizeof rcs - 16) {
+            o2 += snprintf(rcs + o2, sizeof rcs - o2, "%ss%d", any ? "," : "", s);
+            any = 1;
+        }
+    }
+    char sched[32];
+    if (p->schedule == MP_SCHED_INTERLEAVED) snprintf(sched, sizeof sched, "interleaved v=%d", p->chunks_per_device);
+    else snprintf(sched, sizeof sched, "%s", mp_schedule_name(p->schedule));
+    bound_label(p, prof, cl, bnd, sizeof bnd);
+    printf("%2d  %12.4f  %12.1f  %6.1f%%  b=%-4d m=%-5d %-16s recompute: %s\n", rank, p->predicted.iteration_ms,
+           p->predicted.samples_per_s, 100 * p->predicted.bubble_fraction, p->microbatch_size,
+           p->num_microbatches, sched, any ? rcs : "none");
+    printf("    layers: %s\n    bound: %s\n    memory:", split, bnd);
+    for (int q = 0; q < p->predicted.num_peaks; q++) {
+        char a[32], c[32];
+        int d = p->stages[q].device;
+        printf("%s %s/%s", q ? "," : "", mp_format_bytes(a, sizeof a, p->predicted.peak_memory_bytes[q]),
+               mp_format_bytes(c, sizeof c, cl->devices[d].memory_bytes));
+        if (q >= 7 && p->predicted.num_peaks > 9) { printf(", ... (%d more)", p->predicted.num_peaks - q - 1); break; }
+    }
+    printf("\n");
+}
+
+static void print_header(const args *a, const mp_profile *prof, const mp_cluster *cl, const mp_search_result *r)
+{
+    printf("# mpplan: profile %s (%s, %d layers), %s (%d devices), global batch %d\n", a->profile,
+           prof->model ? prof->model : "?", prof->num_layers, a->cluster ? a->cluster : "uniform devices",
+           cl->num_devices, a->batch);
+    if (r) {
+        if (r->optimal)
+            printf("# search: %ld configurations (%ld searched), %ld nodes, %ld simulations, %.3f s: optimal\n",
+                   r->configurations, r->searched, r->nodes, r->simulations, r->seconds);
+        else
+            printf("# search: %ld configurations (%ld searched), %ld nodes, %ld simulations, %.3f s: "
+                   "best found, gap %.2f%% (budget reached)\n",
+                   r->configurations, r->searched, r->nodes, r->simulations, r->seconds, 100 * r->gap);
+    }
+    printf("#   iteration_ms     samples/s   bubble\n");
+}
+
+/* Writes -o, --trace and stdout for the best plan (and the table). */
+static mp_status report(const args *a, const mp_profile *prof, const mp_cluster *cl, mp_plan *plans, int n,
+                        const mp_search_result *r, mp_error *err)
+{
+    mp_status st;
+    if (a->out && (st = mp_plan_save(a->out, &plans[0], err)) != MP_OK) return st;
+    if (a->trace) {
+        mp_trace tr;
+        memset(&tr, 0, sizeof tr);
+        st = mp_plan_evaluate(&plans[0], prof, cl, a->sf, &tr, err);
+        if (st == MP_OK) st = mp_trace_write_chrome(&tr, a->trace, "mpplan predicted timeline", err);
+        mp_trace_free(&tr);
+        if (st != MP_OK) return st;
+    }
+    if (a->json) {
+        char *s = mp_plan_to_json(&plans[0]);
+        if (!s) return mp_error_set(err, MP_ERR_NOMEM, "out of memory");
+        fputs(s, stdout);
+        free(s);
+        return MP_OK;
+    }
+    print_header(a, prof, cl, r);
+    for (int i = 0; i < n; i++) print_plan_row(i + 1, &plans[i], prof, cl);
+    return MP_OK;
+}
+
+static mp_status no_fit(const args *a, const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o,
+                        mp_error *err)
+{
+    double M = 0;
+    mp_plan p;
+    mp_error e2;
+    mp_error_clear(&e2);
+    mp_status st = mp_search_min_memory(prof, cl, o, &M, &p, &e2);
+    if (a->json) {
+        if (st == MP_OK) printf("{\"error\": \"no plan fits\", \"min_memory_bytes\": %.0f}\n", M);
+        else printf("{\"error\": \"no plan fits\"}\n");
+    }
+    if (st == MP_OK) {
+        char mb[32];
+        fprintf(stderr, "mpplan: no plan fits the devices' memory; the smallest memory per device with which "
+                        "a plan fits is %.0f bytes (%s), e.g.:\n", M, mp_format_bytes(mb, sizeof mb, M));
+        char *s = mp_plan_to_json(&p);
+        if (s) fputs(s, stderr);
+        free(s);
+        mp_plan_free(&p);
+    }
+    return mp_error_set(err, MP_ERR_NOFIT, "no plan fits the devices' memory");
+}
+
+/* ---------------------------------------------------------------- run */
+
+static mp_status run_evaluate(const args *a, const mp_profile *prof, const mp_cluster *cl, mp_error *err)
+{
+    mp_plan p;
+    mp_status st = mp_plan_load(a->evaluate, &p, err);
+    if (st != MP_OK) return st;
+    if ((st = mp_plan_check(&p, prof->num_layers, cl->num_devices, a->evaluate, err)) == MP_OK &&
+        (st = mp_plan_evaluate(&p, prof, cl, a->sf, NULL, err)) == MP_OK) {
+        if (!mp_plan_fits(&p, cl)) {
+            st = mp_error_set(err, MP_ERR_NOFIT, "%s: the plan does not fit the devices' memory", a->evaluate);
+            if (a->json) printf("{\"error\": \"plan does not fit\"}\n");
+        } else {
+            args b = *a;
+            b.batch = p.global_batch;
+            st = report(&b, prof, cl, &p, 1, NULL, err);
+        }
+    }
+    mp_plan_free(&p);
+    return st;
+}
+
+static mp_status run_search(const args *a, const mp_profile *prof, const mp_cluster *cl, mp_error *err)
+{
+    mp_search_opts o;
+    mp_search_opts_init(&o, a->batch);
+    o.microbatch = a->micro;
+    o.schedule = a->schedule;
+    o.recompute = a->recompute;
+    o.state_factor = a->sf;
+    o.top = a->json ? 1 : a->top;
+    o.progress = 1;
+    if (a->micro == 0 && a->schedule >= 0 && a->schedule != MP_SCHED_INTERLEAVED) { /* nothing */ }
+    mp_search_result r;
+    mp_status st = mp_search_run(prof, cl, &o, &r, err);
+    if (st == MP_ERR_NOFIT) return no_fit(a, prof, cl, &o, err);
+    if (st != MP_OK) return st;
+    st = report(a, prof, cl, r.plans, r.num_plans, &r, err);
+    mp_search_result_free(&r);
+    return st;
+}
+
+int main(int argc, char **argv)
+{
+    args a;
+    mp_error err;
+    mp_profile prof;
+    mp_cluster cl;
+    mp_error_clear(&err);
+    memset(&prof, 0, sizeof prof);
+    memset(&cl, 0, sizeof cl);
+    mp_status st = parse_args(argc, argv, &a, &err);
+    if (st == MP_OK) st = validate(&a, &err);
+    if (st == MP_OK) st = load_inputs(&a, &prof, &cl, &err);
+    if (st == MP_OK) st = a.evaluate ? run_evaluate(&a, &prof, &cl, &err) : run_search(&a, &prof, &cl, &err);
+    if (st != MP_OK) fprintf(stderr, "mpplan: %s\n", err.msg);
+    mp_profile_free(&prof);
+    mp_cluster_free(&cl);
+    return mp_exit_code(st);
+}

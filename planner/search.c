@@ -1,0 +1,994 @@
+/* search.c — the planner's branch and bound (search.h).
+ * defines: mp_search_opts_init, mp_search_run, mp_search_result_free
+ *
+ * Why it is exact. Every directed link is fed by one position whose sends
+ * leave in its op-list order, so the simulated times are a max-plus
+ * expression of the op and transfer durations with fixed orders: monotone,
+ * never decreasing when any duration grows. Hence:
+ *  - recompute (only lengthens B_s, only changes stage s's memory) is taken
+ *    exactly on stages that do not fit without it; for interleaved, on a
+ *    minimal set of a device's chunks that makes the device fit (all minimal
+ *    sets are tried when v <= MAXV_EXACT);
+ *  - the following are lower bounds on the iteration time T (C: the round
+ *    trip of micro-batch 0 through every stage and link, A_s/U_s: the chain
+ *    before stage s's forward / after stage s's backward, m micro-batches,
+ *    w = min(K-s-1, m) the 1F1B warm-up):
+ *      T >= A_s + m (F_s + B_s) + U_s                 (stage s does all its work)
+ *      T >= C + (m-1)(F_s + B_s)                      (gpipe: mb m-1 forward, then B0..)
+ *      T >= C + (m-1) B_s + max(0, m-1-w) F_s         (1f1b: from B0 on stage s)
+ *      T >= C + (m-1) F_s + max(0, m-1-w) B_s         (1f1b: up to F(m-1) on stage s)
+ *      T >= C + (m-1) max(act_s, grad_s)              (each link sends m transfers)
+ *      T >= A_p + busy_p + U_p                        (interleaved position p)
+ *    and with only stages 0..s placed, C >= (known part) + (remaining work) /
+ *    (fastest remaining device) + latencies, and the remaining stages need
+ *    m (remaining work) / (their total speed).
+ * Configurations are visited by increasing split-independent bound and the
+ * visit stops when that bound reaches the incumbent. */
+#include "search.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "evaluate.h"
+#include "schedule.h"
+#include "sim.h"
+
+#define MAXV_EXACT 8          /* interleaved: all minimal recompute sets up to this v */
+#define MAX_COMBOS 4096       /* interleaved: recompute combinations tried per split */
+#define DEFAULT_NODES 200000L
+#define DEFAULT_SIM_OPS 3e7
+
+/* ---------------------------------------------------------------- state */
+
+typedef struct {
+    int K, b, kind, v, S, m;
+    double lb;
+} config;
+
+typedef struct {
+    double t;                 /* fast-path iteration time */
+    config c;
+    int *hi, *rc;             /* [S] */
+} entry;
+
+typedef struct {
+    const mp_profile *prof;
+    const mp_cluster *cl;
+    const mp_search_opts *o;
+    int L;
+    double sf, latmin;        /* latmin: smallest link latency (ms) among used links */
+    double *PP, *PS, *out;    /* [L+1] params, stash prefix sums; out[l] per layer */
+    double *PF, *PB;          /* [L+1] prefix sums at the current b */
+    int cur_b;
+    config c;
+    mp_op_lists ops;
+    int *last_stage;          /* [K] stage of each position's last op */
+    int *hi, *rc;             /* [S] current split */
+    double *F, *Bn, *B, *R, *act, *grad, *A, *U, *busy, *peak;
+    double *spd_max_suf, *spd_sum_suf; /* [S+1]: over positions of stages s..S-1 */
+    mp_sim *sim;
+    entry *top;
+    int ntop;
+    long nodes, sims, cfgs, searched, node_cap;
+    double simops, sim_cap;
+    int out_of_budget, inexact;
+    double unproven;          /* min bound of anything not fully explored */
+    double t0;
+    int shown;
+} ctx;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double speed_of(const ctx *x, int s) { return x->cl->devices[s % x->c.K].speed; }
+static double mem_of(const ctx *x, int p) { return x->cl->devices[p].memory_bytes; }
+static double in_bytes(const ctx *x, int lo)
+{
+    return lo > 0 ? x->out[lo - 1] : x->prof->input_bytes_per_sample;
+}
+
+/* Peak of a gpipe/1f1b stage, the same expression as mp_memory_stage_peak. */
+static double stage_peak(const ctx *x, int s, int lo, int hi, int rc)
+{
+    double params = x->PP[hi + 1] - x->PP[lo], stash = x->PS[hi + 1] - x->PS[lo];
+    int m = x->c.m, b = x->c.b, inflight = m;
+    if (x->c.kind == MP_SCHED_1F1B && x->c.S - s < m) inflight = x->c.S - s;
+    if (rc) return x->sf * params + (double)inflight * b * in_bytes(x, lo) + (double)b * stash;
+    return x->sf * params + (double)inflight * b * stash;
+}
+
+/* Recompute choice for a gpipe/1f1b stage: 0/1, or -1 when it cannot fit. */
+static int stage_rc(const ctx *x, int s, int lo, int hi)
+{
+    double cap = mem_of(x, s);
+    int mode = x->o->recompute;
+    if (mode != MP_RC_ON && stage_peak(x, s, lo, hi, 0) <= cap) return 0;
+    if (mode != MP_RC_OFF && stage_peak(x, s, lo, hi, 1) <= cap) return 1;
+    return -1;
+}
+
+static void set_b(ctx *x, int b)
+{
+    if (x->cur_b == b) return;
+    x->cur_b = b;
+    x->PF[0] = x->PB[0] = 0;
+    for (int l = 0; l < x->L; l++) {
+        x->PF[l + 1] = x->PF[l] + mp_time_eval(&x->prof->layers[l].fwd, b);
+        x->PB[l + 1] = x->PB[l] + mp_time_eval(&x->prof->layers[l].bwd, b);
+    }
+}
+
+/* Fills F, Bn, act, grad of stage s = [lo, hi] (B and R follow rc[s]). */
+static void stage_times(ctx *x, int s, int lo, int hi)
+{
+    double sp = speed_of(x, s);
+    x->F[s] = (x->PF[hi + 1] - x->PF[lo]) / sp;
+    x->Bn[s] = (x->PB[hi + 1] - x->PB[lo]) / sp;
+    if (s < x->c.S - 1) {
+        int p = s % x->c.K, q = (s + 1) % x->c.K;
+        double bytes = (double)x->c.b * x->out[hi];
+        x->act[s] = mp_cluster_transfer_ms(x->cl, p, q, bytes);
+        x->grad[s] = mp_cluster_transfer_ms(x->cl, q, p, bytes);
+    } else {
+        x->act[s] = x->grad[s] = 0;
+    }
+}
+
+static void set_rc(ctx *x, int s, int rc)
+{
+    x->rc[s] = rc;
+    x->R[s] = rc ? x->F[s] : 0;
+    x->B[s] = x->Bn[s] + x->R[s];
+}
+
+/* ---------------------------------------------------------------- top list */
+
+static double threshold(const ctx *x)
+{
+    for (int i = 0; i < x->ntop; i++) {
+        const config *c = &x->top[i].c;
+        if (c->K == x->c.K && c->b == x->c.b && c->kind == x->c.kind && c->v == x->c.v)
+            return x->top[i].t;
+    }
+    return x->ntop < x->o->top ? HUGE_VAL : x->top[x->ntop - 1].t;
+}
+
+static double global_threshold(const ctx *x)
+{
+    return x->ntop < x->o->top ? HUGE_VAL : x->top[x->ntop - 1].t;
+}
+
+/* Records the current split with time t (t < threshold(x)). */
+static mp_status offer(ctx *x, double t)
+{
+    int S = x->c.S, i, slot = -1;
+    for (i = 0; i < x->ntop; i++) {
+        const config *c = &x->top[i].c;
+        if (c->K == x->c.K && c->b == x->c.b && c->kind == x->c.kind && c->v == x->c.v) slot = i;
+    }
+    if (slot < 0) {
+        if (x->ntop < x->o->top) {
+            slot = x->ntop++;
+            memset(&x->top[slot], 0, sizeof x->top[slot]);
+        } else {
+            slot = x->ntop - 1;
+        }
+    }
+    entry *e = &x->top[slot];
+    if (!e->hi || e->c.S < S) {
+        free(e->hi);
+        free(e->rc);
+        e->hi = malloc((size_t)S * sizeof(int));
+        e->rc = malloc((size_t)S * sizeof(int));
+        if (!e->hi || !e->rc) return MP_ERR_NOMEM;
+    }
+    e->t = t;
+    e->c = x->c;
+    memcpy(e->hi, x->hi, (size_t)S * sizeof(int));
+    memcpy(e->rc, x->rc, (size_t)S * sizeof(int));
+    /* keep sorted by t (insertion step) */
+    while (slot > 0 && x->top[slot - 1].t > x->top[slot].t) {
+        entry tmp = x->top[slot - 1];
+        x->top[slot - 1] = x->top[slot];
+        x->top[slot] = tmp;
+        slot--;
+    }
+    while (slot + 1 < x->ntop && x->top[slot + 1].t < x->top[slot].t) {
+        entry tmp = x->top[slot + 1];
+        x->top[slot + 1] = x->top[slot];
+        x->top[slot] = tmp;
+        slot++;
+    }
+    return MP_OK;
+}
+
+/* ---------------------------------------------------------------- leaves */
+
+/* Interleaved peak of position p with the recompute bits `mask` over its
+ * chunks (bit i: stage p + i*K), the walk of mp_memory_peaks. */
+static double device_peak(const ctx *x, int p, unsigned mask)
+{
+    int K = x->c.K, S = x->c.S;
+    double b = x->c.b, cur = 0;
+    for (int s = p; s < S; s += K) {
+        int lo = s > 0 ? x->hi[s - 1] + 1 : 0;
+        cur += x->sf * (x->PP[x->hi[s] + 1] - x->PP[lo]);
+    }
+    double peak = cur;
+    const mp_op *ops = x->ops.ops[p];
+    for (int i = 0; i < x->ops.len[p]; i++) {
+        int s = ops[i].stage, lo = s > 0 ? x->hi[s - 1] + 1 : 0;
+        double stash = x->PS[x->hi[s] + 1] - x->PS[lo];
+        int rc = (mask >> (s / K)) & 1;
+        double held = rc ? b * in_bytes(x, lo) : b * stash;
+        if (ops[i].kind == MP_OP_FWD) {
+            cur += held;
+            if (cur > peak) peak = cur;
+        } else {
+            if (rc && cur + b * stash > peak) peak = cur + b * stash;
+            cur -= held;
+        }
+    }
+    return peak;
+}
+
+/* Lower bound on position p's interleaved peak for any recompute choice,
+ * with only stages <= smax placed (others count 0): each chunk holds at
+ * least the smaller of b*stash and b*in_bytes the mode allows. */
+static double device_peak_lb(const ctx *x, int p, int smax)
+{
+    int K = x->c.K, mode = x->o->recompute;
+    double b = x->c.b, cur = 0;
+    double held[x->c.v];
+    for (int s = p, i = 0; s < x->c.S; s += K, i++) {
+        held[i] = 0;
+        if (s > smax) continue;
+        int lo = s > 0 ? x->hi[s - 1] + 1 : 0;
+        double hs = b * (x->PS[x->hi[s] + 1] - x->PS[lo]), hr = b * in_bytes(x, lo);
+        cur += x->sf * (x->PP[x->hi[s] + 1] - x->PP[lo]);
+        held[i] = mode == MP_RC_OFF ? hs : mode == MP_RC_ON ? hr : (hs < hr ? hs : hr);
+    }
+    double peak = cur;
+    const mp_op *ops = x->ops.ops[p];
+    for (int i = 0; i < x->ops.len[p]; i++) {
+        double h = held[ops[i].stage / K];
+        if (ops[i].kind == MP_OP_FWD) {
+            cur += h;
+            if (cur > peak) peak = cur;
+        } else {
+            cur -= h;
+        }
+    }
+    return peak;
+}
+
+/* Exact lower bound of the fully placed split (B as set). */
+static double leaf_bound(const ctx *x)
+{
+    int S = x->c.S, K = x->c.K, m = x->c.m;
+    double C = 0, lb = 0;
+    for (int s = 0; s < S; s++) C += x->F[s] + x->B[s] + x->act[s] + x->grad[s];
+    double U[S + 1];
+    U[0] = 0;
+    for (int s = 0; s < S; s++) U[s + 1] = U[s] + x->B[s] + x->grad[s];
+    double busy[K];
+    for (int p = 0; p < K; p++) busy[p] = 0;
+    for (int s = 0; s < S; s++) {
+        double y = (m - 1) * (x->act[s] > x->grad[s] ? x->act[s] : x->grad[s]);
+        busy[s % K] += m * (x->F[s] + x->B[s]);
+        if (x->c.kind == MP_SCHED_GPIPE) {
+            double t = (m - 1) * (x->F[s] + x->B[s]);
+            if (t > y) y = t;
+        } else if (x->c.kind == MP_SCHED_1F1B) {
+            int w = K - s - 1 < m ? K - s - 1 : m;
+            int r = m - 1 - w > 0 ? m - 1 - w : 0;
+            double t1 = (m - 1) * x->B[s] + r * x->F[s], t2 = (m - 1) * x->F[s] + r * x->B[s];
+            if (t1 > y) y = t1;
+            if (t2 > y) y = t2;
+        }
+        if (C + y > lb) lb = C + y;
+    }
+    for (int p = 0; p < K; p++) {
+        double t = x->A[p] + busy[p] + U[x->last_stage[p]];
+        if (t > lb) lb = t;
+    }
+    return lb;
+}
+
+static mp_status simulate(ctx *x, double *t)
+{
+    mp_sim_input in = { &x->ops, x->F, x->B, NULL, x->act, x->grad };
+    mp_sim_result res;
+    mp_error e;
+    mp_error_clear(&e);
+    x->sims++;
+    x->simops += 2.0 * x->c.m * x->c.S;
+    mp_status st = mp_sim_run(x->sim, &in, &res, NULL, &e);
+    *t = res.iteration_ms;
+    return st;
+}
+
+/* Bound, simulate, record. */
+static mp_status try_leaf(ctx *x)
+{
+    double lb = leaf_bound(x), thr = threshold(x), t;
+    if (lb >= thr) {
+        return MP_OK;
+    }
+    mp_status st = simulate(x, &t);
+    if (st != MP_OK) return st;
+    if (t < thr) return offer(x, t);
+    return MP_OK;
+}
+
+/* Interleaved leaf: memory per device, recompute over minimal sets. */
+static mp_status interleaved_leaf(ctx *x)
+{
+    int K = x->c.K, v = x->c.v, mode = x->o->recompute;
+    unsigned full = (1u << (v < 31 ? v : 31)) - 1;
+    int exact = v <= MAXV_EXACT;
+    unsigned *cand[K];
+    int ncand[K], idx[K];
+    mp_status st = MP_OK;
+    long combos = 1;
+    for (int p = 0; p < K; p++) cand[p] = NULL;
+    for (int p = 0; p < K; p++) {
+        double cap = mem_of(x, p);
+        int n = 0;
+        unsigned nmask = exact ? (1u << v) : 0;
+        cand[p] = malloc((exact ? (size_t)nmask : 2) * sizeof(unsigned));
+        if (!cand[p]) { st = MP_ERR_NOMEM; goto out; }
+        if (mode == MP_RC_OFF || mode == MP_RC_ON) {
+            unsigned mk = mode == MP_RC_ON ? full : 0;
+            if (device_peak(x, p, mk) <= cap) cand[p][n++] = mk;
+        } else if (device_peak(x, p, 0) <= cap) {
+            cand[p][n++] = 0;
+        } else if (!exact) {
+            if (device_peak(x, p, full) <= cap) cand[p][n++] = full;
+            x->inexact = 1;
+        } else {
+            unsigned char *ok = calloc(nmask, 1);
+            if (!ok) { st = MP_ERR_NOMEM; goto out; }
+            for (unsigned mk = 1; mk < nmask; mk++) ok[mk] = device_peak(x, p, mk) <= cap;
+            for (unsigned mk = 1; mk < nmask; mk++) {
+                if (!ok[mk]) continue;
+                int minimal = 1;   /* no feasible proper subset */
+                for (unsigned sub = (mk - 1) & mk; sub && minimal; sub = (sub - 1) & mk)
+                    if (ok[sub]) minimal = 0;
+                if (minimal) cand[p][n++] = mk;
+            }
+            free(ok);
+        }
+        ncand[p] = n;
+        if (n == 0) goto out;
+        combos *= n;
+        if (combos > MAX_COMBOS) { combos = MAX_COMBOS; x->inexact = 1; }
+    }
+    for (int p = 0; p < K; p++) idx[p] = 0;
+    for (long c = 0; c < combos; c++) {
+        for (int p = 0; p < K; p++)
+            for (int s = p, i = 0; s < x->c.S; s += K, i++) set_rc(x, s, (cand[p][idx[p]] >> i) & 1);
+        if ((st = try_leaf(x)) != MP_OK) goto out;
+        for (int p = 0; p < K; p++) {  /* odometer */
+            if (++idx[p] < ncand[p]) break;
+            idx[p] = 0;
+        }
+    }
+out:
+    for (int p = 0; p < K; p++) free(cand[p]);
+    return st;
+}
+
+/* ---------------------------------------------------------------- split DFS */
+
+/* Largest hi in [lo, hmax] with pred true, pred monotone (true then false);
+ * lo - 1 when none. */
+#define LAST_TRUE(res, lo, hmax, PRED)                 \
+    do {                                               \
+        int a_ = (lo) - 1, b_ = (hmax);                \
+        while (a_ < b_) {                              \
+            int hi = (a_ + b_ + 1) / 2;                \
+            if (PRED) a_ = hi; else b_ = hi - 1;       \
+        }                                              \
+        (res) = a_;                                    \
+    } while (0)
+
+static int interleaved(const ctx *x) { return x->c.kind == MP_SCHED_INTERLEAVED; }
+
+/* Work of layers [lo, L) in profile ms at the current b (recompute-on adds F). */
+static double rem_work(const ctx *x, int lo)
+{
+    double w = x->PF[x->L] - x->PF[lo] + x->PB[x->L] - x->PB[lo];
+    if (x->o->recompute == MP_RC_ON) w += x->PF[x->L] - x->PF[lo];
+    return w;
+}
+
+/* Lower bound with stages 0..s placed (s < S-1); maxY: max over placed
+ * stages of the C-relative terms, maxbusy: max of the absolute terms. */
+static double partial_bound(const ctx *x, int s, double maxY, double maxbusy)
+{
+    int S = x->c.S, lo = x->hi[s] + 1;
+    double rw = rem_work(x, lo);
+    double C = x->A[s + 1] + x->U[s + 1] + rw / x->spd_max_suf[s + 1] + 2.0 * (S - 2 - s) * x->latmin;
+    double lb = C + maxY;
+    if (maxbusy > lb) lb = maxbusy;
+    if (!interleaved(x)) {
+        double t = x->A[s + 1] + x->c.m * rw / x->spd_sum_suf[s + 1];
+        if (t > lb) lb = t;
+    }
+    return lb;
+}
+
+static mp_status dfs(ctx *x, int s, double maxY, double maxbusy);
+
+/* Places stage s = [lo, hi] and recurses. */
+static mp_status place(ctx *x, int s, int lo, int hi, double maxY, double maxbusy)
+{
+    int S = x->c.S, K = x->c.K, m = x->c.m;
+    x->hi[s] = hi;
+    stage_times(x, s, lo, hi);
+    if (!interleaved(x)) {
+        int rc = stage_rc(x, s, lo, hi);
+        if (rc < 0) return MP_OK;
+        set_rc(x, s, rc);
+    } else {
+        set_rc(x, s, x->o->recompute == MP_RC_ON);
+        if (device_peak_lb(x, s % K, s) > mem_of(x, s % K)) return MP_OK;
+    }
+    x->A[s + 1] = x->A[s] + x->F[s] + x->act[s];
+    x->U[s + 1] = x->U[s] + x->B[s] + x->grad[s];
+    if (s == S - 1) return interleaved(x) ? interleaved_leaf(x) : try_leaf(x);
+    double y = (m - 1) * (x->act[s] > x->grad[s] ? x->act[s] : x->grad[s]), busy;
+    if (!interleaved(x)) {
+        if (x->c.kind == MP_SCHED_GPIPE) {
+            double t = (m - 1) * (x->F[s] + x->B[s]);
+            if (t > y) y = t;
+        } else {
+            int w = K - s - 1 < m ? K - s - 1 : m;
+            int r = m - 1 - w > 0 ? m - 1 - w : 0;
+            double t1 = (m - 1) * x->B[s] + r * x->F[s], t2 = (m - 1) * x->F[s] + r * x->B[s];
+            if (t1 > y) y = t1;
+            if (t2 > y) y = t2;
+        }
+        busy = x->A[s] + m * (x->F[s] + x->B[s]) + x->U[s];
+    } else {
+        int p = s % K;
+        x->busy[p] += m * (x->F[s] + x->B[s]);
+        busy = x->busy[p] + x->A[p] + (x->last_stage[p] <= s ? x->U[x->last_stage[p]] : 0);
+    }
+    if (y > maxY) maxY = y;
+    if (busy > maxbusy) maxbusy = busy;
+    mp_status st = MP_OK;
+    if (partial_bound(x, s, maxY, maxbusy) < threshold(x)) st = dfs(x, s + 1, maxY, maxbusy);
+    if (interleaved(x)) x->busy[s % K] -= m * (x->F[s] + x->B[s]);
+    return st;
+}
+
+static void show_progress(ctx *x)
+{
+    if (!x->o->progress) return;
+    double el = now_s() - x->t0;
+    if (el < 2.0) return;
+    fprintf(stderr, "\rmpplan: searching %.0fs: %ld configurations, %ld simulations, best %.4g ms   ",
+            el, x->searched, x->sims, x->ntop ? x->top[0].t : 0.0);
+    x->shown = 1;
+}
+
+/* Places stages s..S-1 after stage s-1. */
+static mp_status dfs(ctx *x, int s, double maxY, double maxbusy)
+{
+    int S = x->c.S, L = x->L, lo = s > 0 ? x->hi[s - 1] + 1 : 0;
+    int hmax = L - 1 - (S - 1 - s);
+    if (++x->nodes % 4096 == 0) show_progress(x);
+    if (x->nodes >= x->node_cap || x->simops >= x->sim_cap) {
+        x->out_of_budget = 1;
+        return MP_OK;
+    }
+    if (s == S - 1) return place(x, s, lo, L - 1, maxY, maxbusy);
+    double thr = threshold(x);
+    int hmin = lo;
+    if (!interleaved(x)) {
+        /* memory: peak grows with hi for a fixed lo */
+        int h;
+        LAST_TRUE(h, lo, hmax, stage_rc(x, s, lo, hi) >= 0);
+        hmax = h;
+        /* this stage's own work bound grows with hi */
+        double sp = speed_of(x, s), m = x->c.m, a = x->A[s], u = x->U[s];
+        LAST_TRUE(h, lo, hmax,
+                  a + u + m * ((x->PF[hi + 1] - x->PF[lo]) * (1 + (stage_rc(x, s, lo, hi) == 1)) +
+                               x->PB[hi + 1] - x->PB[lo]) / sp < thr);
+        hmax = h;
+        /* the remaining stages need m * work / their speed */
+        if (thr < HUGE_VAL) {
+            double ss = x->spd_sum_suf[s + 1];
+            int a2 = lo - 1, b2 = hmax;  /* last hi where the rest is too much */
+            while (a2 < b2) {
+                int mid = (a2 + b2 + 1) / 2;
+                if (m * rem_work(x, mid + 1) / ss >= thr) a2 = mid; else b2 = mid - 1;
+            }
+            hmin = a2 + 1;
+        }
+    }
+    if (interleaved(x) && thr < HUGE_VAL) {
+        int p = s % x->c.K, h;
+        double sp = speed_of(x, s), m = x->c.m, a = x->A[p] + x->busy[p];
+        double f1 = 1 + (x->o->recompute == MP_RC_ON);
+        LAST_TRUE(h, lo, hmax, a + m * ((x->PF[hi + 1] - x->PF[lo]) * f1 + x->PB[hi + 1] - x->PB[lo]) / sp < thr);
+        hmax = h;
+    }
+    if (hmin > hmax) return MP_OK;
+    /* start near the balanced share of the remaining work, then alternate */
+    double share = (rem_work(x, lo)) * speed_of(x, s) / x->spd_sum_suf[s];
+    double base = x->PF[lo] + x->PB[lo];
+    int t;
+    {
+        int a2 = lo, b2 = hmax;
+        while (a2 < b2) {
+            int mid = (a2 + b2) / 2;
+            if (x->PF[mid + 1] + x->PB[mid + 1] - base >= share) b2 = mid; else a2 = mid + 1;
+        }
+        t = a2 < hmin ? hmin : a2;
+    }
+    mp_status st;
+    for (int d = 0;; d++) {
+        int h1 = t - d, h2 = t + d + 1, any = 0;
+        if (h1 >= hmin) {
+            any = 1;
+            if ((st = place(x, s, lo, h1, maxY, maxbusy)) != MP_OK) return st;
+        }
+        if (h2 <= hmax) {
+            any = 1;
+            if ((st = place(x, s, lo, h2, maxY, maxbusy)) != MP_OK) return st;
+        }
+        if (!any || x->out_of_budget) break;
+    }
+    return MP_OK;
+}
+
+/* ---------------------------------------------------------------- configurations */
+
+static double config_bound(ctx *x, const config *c)
+{
+    set_b(x, c->b);
+    double W = x->PF[x->L] + x->PB[x->L], smax = 0, ssum = 0, lat = HUGE_VAL;
+    if (x->o->recompute == MP_RC_ON) W += x->PF[x->L];
+    for (int p = 0; p < c->K; p++) {
+        double sp = x->cl->devices[p].speed;
+        if (sp > smax) smax = sp;
+        ssum += sp;
+        if (c->K > 1) {
+            int q = (p + 1) % c->K;
+            if (p + 1 < c->K || c->kind == MP_SCHED_INTERLEAVED) {
+                double a = mp_cluster_transfer_ms(x->cl, p, q, 0), g = mp_cluster_transfer_ms(x->cl, q, p, 0);
+                if (a < lat) lat = a;
+                if (g < lat) lat = g;
+            }
+        }
+    }
+    if (lat == HUGE_VAL) lat = 0;
+    double C = W / smax + 2.0 * (c->S - 1) * lat;
+    double busy = c->m * W / ssum;
+    if (c->kind != MP_SCHED_INTERLEAVED && c->K > 1) {
+        /* theta: the least possible largest stage time of any split (greedy
+         * bisection, memory ignored); every plan has T >= m * theta */
+        double f1 = x->o->recompute == MP_RC_ON ? 2 : 1, lo = W / ssum, hi = W / smax * (1 + 1e-9);
+        for (int it = 0; it < 30; it++) {
+            double th = 0.5 * (lo + hi);
+            int l0 = 0;
+            for (int s = 0; s < c->K && l0 < x->L; s++) {
+                double sp = x->cl->devices[s].speed, base = f1 * x->PF[l0] + x->PB[l0];
+                int a = l0, b = x->L;   /* first l in (l0, L] with work(l0, l) > th */
+                while (a < b) {
+                    int mid = (a + b + 1) / 2;
+                    if ((f1 * x->PF[mid] + x->PB[mid] - base) / sp <= th) a = mid; else b = mid - 1;
+                }
+                l0 = a;
+            }
+            if (l0 >= x->L) hi = th; else lo = th;
+        }
+        if (c->m * lo > busy) busy = c->m * lo;
+    }
+    return C > busy ? C : busy;
+}
+
+/* gpipe/1f1b: 1 when some split fits every stage's memory (recompute as the
+ * mode allows). Exact: a stage's peak grows with its last layer, so the
+ * layers reachable after stage s form intervals marked once each. */
+static int config_fits(ctx *x, const config *c, unsigned char *reach, unsigned char *next)
+{
+    int L = x->L;
+    x->c = *c;
+    memset(reach, 0, (size_t)L + 1);
+    reach[0] = 1;
+    for (int s = 0; s < c->S; s++) {
+        memset(next, 0, (size_t)L + 1);
+        int marked = -1, any = 0;
+        for (int lo = 0; lo < L; lo++) {
+            if (!reach[lo]) continue;
+            int h, hmax = L - 1 - (c->S - 1 - s);
+            LAST_TRUE(h, lo, hmax, stage_rc(x, s, lo, hi) >= 0);
+            for (int k = (lo > marked + 1 ? lo : marked + 1); k <= h; k++) next[k + 1] = 1, any = 1;
+            if (h > marked) marked = h;
+        }
+        if (!any) return 0;
+        memcpy(reach, next, (size_t)L + 1);
+    }
+    return reach[L];
+}
+
+static int cmp_config(const void *a, const void *b)
+{
+    const config *x = a, *y = b;
+    if (x->lb != y->lb) return x->lb < y->lb ? -1 : 1;
+    if (x->S != y->S) return x->S - y->S;
+    return x->b - y->b;
+}
+
+/* Every configuration the options allow; *n set. */
+static mp_status list_configs(ctx *x, config **out, int *n, mp_error *err)
+{
+    int G = x->o->global_batch, D = x->cl->num_devices, L = x->L, cap = 64, cnt = 0;
+    config *v = malloc((size_t)cap * sizeof *v);
+    unsigned char *reach = malloc((size_t)L + 1), *next = malloc((size_t)L + 1);
+    if (!v || !reach || !next) {
+        free(v); free(reach); free(next);
+        return mp_error_set(err, MP_ERR_NOMEM, "search: out of memory");
+    }
+    for (int b = 1; b <= G; b++) {
+        if (G % b || (x->o->microbatch && b != x->o->microbatch)) continue;
+        int m = G / b;
+        for (int K = 1; K <= D && K <= L; K++) {
+            for (int kind = 0; kind < 3; kind++) {
+                if (x->o->schedule >= 0 && kind != x->o->schedule) continue;
+                int vmin = kind == MP_SCHED_INTERLEAVED ? 2 : 1, vmax = 1;
+                if (kind == MP_SCHED_INTERLEAVED) {
+                    if (K < 2 || m % K) continue;
+                    vmax = L / K;
+                }
+                for (int vv = vmin; vv <= vmax; vv++) {
+                    if (cnt == cap) {
+                        config *nv = realloc(v, (size_t)(cap *= 2) * sizeof *v);
+                        if (!nv) { free(v); free(reach); free(next); return mp_error_set(err, MP_ERR_NOMEM, "search: out of memory"); }
+                        v = nv;
+                    }
+                    config c = { K, b, kind, vv, K * vv, m, 0 };
+                    c.lb = config_bound(x, &c);
+                    v[cnt++] = c;
+                }
+            }
+        }
+    }
+    for (int i = 0; i < cnt && cnt <= 64; i++)  /* small lists: drop infeasible ones up front */
+        if (v[i].kind != MP_SCHED_INTERLEAVED && !config_fits(x, &v[i], reach, next)) {
+            v[i--] = v[--cnt];
+            x->cfgs++;
+        }
+    free(reach);
+    free(next);
+    qsort(v, (size_t)cnt, sizeof *v, cmp_config);
+    *out = v;
+    *n = cnt;
+    return MP_OK;
+}
+
+/* Greedy split: binary search on the largest per-stage time; the greedy
+ * split for the smallest feasible one becomes a first leaf. */
+static mp_status greedy(ctx *x)
+{
+    int S = x->c.S, L = x->L;
+    double hiT = 0, loT = 0;
+    for (int s = 0; s < S; s++) {
+        double t = rem_work(x, 0) / speed_of(x, s);
+        if (t > hiT) hiT = t;
+    }
+    int found = 0;
+    int *best = malloc((size_t)S * sizeof(int));
+    if (!best) return MP_ERR_NOMEM;
+    for (int it = 0; it < 40; it++) {
+        double th = it == 0 ? hiT : 0.5 * (loT + hiT);
+        int lo = 0, ok = 1;
+        for (int s = 0; s < S && ok; s++) {
+            int hmax = L - 1 - (S - 1 - s), h;
+            if (s == S - 1) h = L - 1;
+            else {
+                double sp = speed_of(x, s);
+                LAST_TRUE(h, lo, hmax, (x->PF[hi + 1] - x->PF[lo] + x->PB[hi + 1] - x->PB[lo]) / sp <= th &&
+                                       (interleaved(x) || stage_rc(x, s, lo, hi) >= 0));
+                if (h < lo) h = lo;
+            }
+            if ((x->PF[h + 1] - x->PF[lo] + x->PB[h + 1] - x->PB[lo]) / speed_of(x, s) > th * (1 + 1e-12) ||
+                (!interleaved(x) && stage_rc(x, s, lo, h) < 0))
+                ok = 0;
+            x->hi[s] = h;
+            lo = h + 1;
+        }
+        if (ok) { found = 1; hiT = th; memcpy(best, x->hi, (size_t)S * sizeof(int)); }
+        else if (it == 0) break;
+        else loT = th;
+    }
+    mp_status st = MP_OK;
+    if (found) {
+        /* walk the greedy split through place() so A/U/bounds are set */
+        for (int s = 0; s < S; s++) x->hi[s] = best[s];
+        int lo = 0;
+        for (int s = 0; s < S - 1; s++) {
+            stage_times(x, s, lo, best[s]);
+            int rc = interleaved(x) ? x->o->recompute == MP_RC_ON : stage_rc(x, s, lo, best[s]);
+            set_rc(x, s, rc < 0 ? 0 : rc);
+            x->A[s + 1] = x->A[s] + x->F[s] + x->act[s];
+            x->U[s + 1] = x->U[s] + x->B[s] + x->grad[s];
+            lo = best[s] + 1;
+        }
+        for (int p = 0; p < x->c.K; p++) x->busy[p] = 0;
+        x->hi[S - 1] = L - 1;
+        stage_times(x, S - 1, lo, L - 1);
+        if (interleaved(x)) st = interleaved_leaf(x);
+        else {
+            int rc = stage_rc(x, S - 1, lo, L - 1);
+            if (rc >= 0) {
+                set_rc(x, S - 1, rc);
+                st = try_leaf(x);
+            }
+        }
+    }
+    free(best);
+    return st;
+}
+
+static mp_status search_config(ctx *x, const config *c, mp_error *err)
+{
+    int S = c->S, K = c->K;
+    x->c = *c;
+    set_b(x, c->b);
+    mp_op_lists_free(&x->ops);
+    mp_status st = mp_schedule_build(c->kind, K, c->v, c->m, &x->ops, err);
+    if (st != MP_OK) return st;
+    for (int p = 0; p < K; p++) x->last_stage[p] = x->ops.ops[p][x->ops.len[p] - 1].stage;
+    x->spd_max_suf[S] = 0;
+    x->spd_sum_suf[S] = 0;
+    for (int s = S - 1; s >= 0; s--) {
+        double sp = speed_of(x, s);
+        x->spd_max_suf[s] = sp > x->spd_max_suf[s + 1] ? sp : x->spd_max_suf[s + 1];
+        x->spd_sum_suf[s] = x->spd_sum_suf[s + 1] + (s >= S - K ? sp : 0);
+    }
+    /* spd_sum_suf[s]: total speed of the distinct positions of stages s..S-1 */
+    for (int s = S - 1; s >= 0; s--) {
+        double sum = 0;
+        int n = S - s < K ? S - s : K;
+        for (int i = 0; i < n; i++) sum += speed_of(x, s + i);
+        x->spd_sum_suf[s] = sum;
+    }
+    double lat = HUGE_VAL;
+    for (int s = 0; s + 1 < S; s++) {
+        int p = s % K, q = (s + 1) % K;
+        double a = mp_cluster_transfer_ms(x->cl, p, q, 0), g = mp_cluster_transfer_ms(x->cl, q, p, 0);
+        if (a < lat) lat = a;
+        if (g < lat) lat = g;
+    }
+    x->latmin = lat == HUGE_VAL ? 0 : lat;
+    x->A[0] = x->U[0] = 0;
+    for (int p = 0; p < K; p++) x->busy[p] = 0;
+    if ((st = greedy(x)) != MP_OK) return mp_error_set(err, st, "search: out of memory");
+    x->A[0] = x->U[0] = 0;
+    for (int p = 0; p < K; p++) x->busy[p] = 0;
+    long left = x->o->node_budget - x->nodes, cap = x->o->node_budget / 8;
+    x->node_cap = x->nodes + (left < cap ? left : cap);
+    double sleft = x->o->sim_op_budget - x->simops, scap = x->o->sim_op_budget / 8;
+    x->sim_cap = x->simops + (sleft < scap ? sleft : scap);
+    int before = x->out_of_budget;
+    x->out_of_budget = 0;
+    st = dfs(x, 0, 0, 0);
+    if (x->out_of_budget && c->lb < x->unproven) x->unproven = c->lb;
+    x->out_of_budget |= before;
+    if (st != MP_OK) return mp_error_set(err, st, "search: %s", st == MP_ERR_NOMEM ? "out of memory"
+                                                                                    : "simulation failed");
+    return MP_OK;
+}
+
+/* ---------------------------------------------------------------- public */
+
+/* See search.h. */
+void mp_search_opts_init(mp_search_opts *o, int global_batch)
+{
+    memset(o, 0, sizeof *o);
+    o->global_batch = global_batch;
+    o->schedule = -1;
+    o->recompute = MP_RC_AUTO;
+    o->state_factor = MP_DEFAULT_STATE_FACTOR;
+    o->top = 5;
+}
+
+static void ctx_free(ctx *x)
+{
+    free(x->PP); free(x->PS); free(x->out); free(x->PF); free(x->PB);
+    free(x->last_stage); free(x->hi); free(x->rc);
+    free(x->F); free(x->Bn); free(x->B); free(x->R); free(x->act); free(x->grad);
+    free(x->A); free(x->U); free(x->busy); free(x->peak);
+    free(x->spd_max_suf); free(x->spd_sum_suf);
+    mp_op_lists_free(&x->ops);
+    mp_sim_free(x->sim);
+    for (int i = 0; i < x->ntop; i++) { free(x->top[i].hi); free(x->top[i].rc); }
+    free(x->top);
+}
+
+static mp_status ctx_init(ctx *x, const mp_profile *prof, const mp_cluster *cl,
+                          const mp_search_opts *o)
+{
+    memset(x, 0, sizeof *x);
+    x->prof = prof; x->cl = cl; x->o = o;
+    int L = x->L = prof->num_layers, D = cl->num_devices, S = L + 1;
+    x->sf = o->state_factor;
+    x->cur_b = -1;
+    x->PP = malloc((size_t)(L + 1) * sizeof(double));
+    x->PS = malloc((size_t)(L + 1) * sizeof(double));
+    x->out = malloc((size_t)(L + 1) * sizeof(double));
+    x->PF = malloc((size_t)(L + 1) * sizeof(double));
+    x->PB = malloc((size_t)(L + 1) * sizeof(double));
+    x->last_stage = malloc((size_t)(D + 1) * sizeof(int));
+    x->hi = malloc((size_t)S * sizeof(int));
+    x->rc = malloc((size_t)S * sizeof(int));
+    double **arrs[] = { &x->F, &x->Bn, &x->B, &x->R, &x->act, &x->grad, &x->A, &x->U,
+                        &x->spd_max_suf, &x->spd_sum_suf };
+    for (size_t i = 0; i < sizeof arrs / sizeof *arrs; i++) *arrs[i] = calloc((size_t)S + 1, sizeof(double));
+    x->busy = calloc((size_t)D + 1, sizeof(double));
+    x->peak = calloc((size_t)D + 1, sizeof(double));
+    x->top = calloc((size_t)o->top, sizeof(entry));
+    x->sim = mp_sim_new();
+    if (!x->PP || !x->PS || !x->out || !x->PF || !x->PB || !x->last_stage || !x->hi || !x->rc ||
+        !x->busy || !x->peak || !x->top || !x->sim)
+        return MP_ERR_NOMEM;
+    for (size_t i = 0; i < sizeof arrs / sizeof *arrs; i++)
+        if (!*arrs[i]) return MP_ERR_NOMEM;
+    x->PP[0] = x->PS[0] = 0;
+    for (int l = 0; l < L; l++) {
+        x->PP[l + 1] = x->PP[l] + prof->layers[l].param_bytes;
+        x->PS[l + 1] = x->PS[l] + prof->layers[l].stash_bytes_per_sample;
+        x->out[l] = prof->layers[l].out_bytes_per_sample;
+    }
+    x->unproven = HUGE_VAL;
+    return MP_OK;
+}
+
+/* Builds plan i of the top list, evaluated by the reference. */
+static mp_status make_plan(const ctx *x, const entry *e, mp_plan *p, mp_error *err)
+{
+    memset(p, 0, sizeof *p);
+    p->mode = MP_MODE_TRAIN;
+    p->schedule = e->c.kind;
+    p->chunks_per_device = e->c.kind == MP_SCHED_INTERLEAVED ? e->c.v : 1;
+    p->global_batch = x->o->global_batch;
+    p->microbatch_size = e->c.b;
+    p->num_microbatches = e->c.m;
+    p->num_stages = e->c.S;
+    p->stages = calloc((size_t)e->c.S, sizeof *p->stages);
+    if (!p->stages) return mp_error_set(err, MP_ERR_NOMEM, "search: out of memory");
+    for (int s = 0, lo = 0; s < e->c.S; s++) {
+        p->stages[s].first = lo;
+        p->stages[s].last = e->hi[s];
+        p->stages[s].device = s % e->c.K;
+        p->stages[s].recompute = e->rc[s];
+        lo = e->hi[s] + 1;
+    }
+    return mp_plan_evaluate(p, x->prof, x->cl, x->o->state_factor, NULL, err);
+}
+
+static mp_status check_opts(const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o,
+                            mp_error *err)
+{
+    if (o->global_batch < 1)
+        return mp_error_set(err, MP_ERR_USAGE, "--global-batch must be >= 1 (got %d)", o->global_batch);
+    if (o->microbatch < 0 || (o->microbatch && o->global_batch % o->microbatch))
+        return mp_error_set(err, MP_ERR_USAGE, "--microbatch %d does not divide --global-batch %d",
+                            o->microbatch, o->global_batch);
+    if (!(o->state_factor >= 0) || isinf(o->state_factor))
+        return mp_error_set(err, MP_ERR_USAGE, "--state-factor must be >= 0 (got %g)", o->state_factor);
+    if (o->top < 1) return mp_error_set(err, MP_ERR_USAGE, "--top must be >= 1 (got %d)", o->top);
+    if (prof->num_layers < 1 || cl->num_devices < 1)
+        return mp_error_set(err, MP_ERR_INPUT, "search: the profile has no layers or the cluster no devices");
+    return MP_OK;
+}
+
+/* See search.h. */
+mp_status mp_search_run(const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o_in,
+                        mp_search_result *r, mp_error *err)
+{
+    memset(r, 0, sizeof *r);
+    mp_status st = check_opts(prof, cl, o_in, err);
+    if (st != MP_OK) return st;
+    mp_search_opts o = *o_in;
+    if (o.node_budget <= 0) o.node_budget = DEFAULT_NODES;
+    if (o.sim_op_budget <= 0) o.sim_op_budget = DEFAULT_SIM_OPS;
+    ctx x;
+    config *cfg = NULL;
+    int ncfg = 0;
+    double t0 = now_s();
+    if (ctx_init(&x, prof, cl, &o) != MP_OK) {
+        ctx_free(&x);
+        return mp_error_set(err, MP_ERR_NOMEM, "search: out of memory");
+    }
+    x.t0 = t0;
+    if ((st = list_configs(&x, &cfg, &ncfg, err)) != MP_OK) goto out;
+    if (ncfg == 0 && x.cfgs > 0) {
+        st = mp_error_set(err, MP_ERR_NOFIT, "no plan fits the devices' memory");
+        r->configurations = x.cfgs;
+        goto out;
+    }
+    if (ncfg == 0) {
+        st = mp_error_set(err, MP_ERR_USAGE,
+                          "no configuration is possible: the %s schedule needs %s",
+                          o.schedule >= 0 ? mp_schedule_name(o.schedule) : "chosen",
+                          o.schedule == MP_SCHED_INTERLEAVED
+                              ? ">= 2 devices, a number of micro-batches divisible by the number of "
+                                "devices and >= 2 layers per device"
+                              : "at least one device and one layer");
+        goto out;
+    }
+    x.cfgs += ncfg;
+    int i;
+    for (i = 0; i < ncfg; i++) {
+        if (cfg[i].lb >= global_threshold(&x)) break;
+        if (x.nodes >= o.node_budget || x.simops >= o.sim_op_budget) {
+            if (cfg[i].lb < x.unproven) x.unproven = cfg[i].lb;
+            x.out_of_budget = 1;
+            break;
+        }
+        if (cfg[i].kind != MP_SCHED_INTERLEAVED) {  /* proven infeasible: skip */
+            unsigned char *r1 = malloc((size_t)x.L + 1), *r2 = malloc((size_t)x.L + 1);
+            int fits = r1 && r2 && config_fits(&x, &cfg[i], r1, r2);
+            free(r1);
+            free(r2);
+            if (!fits) continue;
+        }
+        x.searched++;
+        if ((st = search_config(&x, &cfg[i], err)) != MP_OK) goto out;
+    }
+    if (x.shown) fprintf(stderr, "\n");
+    if (x.ntop == 0) {
+        st = mp_error_set(err, MP_ERR_NOFIT, "no plan fits the devices' memory");
+        r->configurations = x.cfgs;
+        goto out;
+    }
+    r->plans = calloc((size_t)x.ntop, sizeof *r->plans);
+    r->fast_ms = calloc((size_t)x.ntop, sizeof *r->fast_ms);
+    if (!r->plans || !r->fast_ms) { st = mp_error_set(err, MP_ERR_NOMEM, "search: out of memory"); goto out; }
+    for (int k = 0; k < x.ntop; k++) {
+        if ((st = make_plan(&x, &x.top[k], &r->plans[k], err)) != MP_OK) {
+            mp_plan_free(&r->plans[k]);
+            goto out;
+        }
+        r->fast_ms[k] = x.top[k].t;
+        r->num_plans++;
+    }
+    double best = x.top[0].t;
+    r->optimal = !x.out_of_budget && !x.inexact && x.unproven >= best;
+    r->lower_bound_ms = r->optimal ? best : (x.unproven < best ? x.unproven : best);
+    if (x.inexact && !x.out_of_budget) r->lower_bound_ms = best; /* unknown; gap reported 0 */
+    r->gap = (best - r->lower_bound_ms) / best;
+    r->configurations = x.cfgs;
+    r->searched = x.searched;
+    r->nodes = x.nodes;
+    r->simulations = x.sims;
+out:
+    r->seconds = now_s() - t0;
+    free(cfg);
+    ctx_free(&x);
+    if (st != MP_OK && st != MP_ERR_NOFIT) mp_search_result_free(r);
+    return st;
+}
+
+/* See search.h. */
+void mp_search_result_free(mp_search_result *r)
+{
+    if (!r) return;
+    for (int i = 0; i < r->num_plans; i++) mp_plan_free(&r->plans[i]);
+    free(r->plans);
+    free(r->fast_ms);
+    memset(r, 0, sizeof *r);
+}

@@ -1,0 +1,94 @@
+/* bench_planner.c — planner time for 32/128/1000 layers x 4/16/64 devices,
+ * global batch 1024 (medians of several runs), with the search statistics.
+ * Synthetic transformer-like layers with table times (the same model cut
+ * into L layers), 16 GiB devices, 25 GB/s links, 10 us latency. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cluster.h"
+#include "profile.h"
+#include "search.h"
+
+static void make_profile(mp_profile *p, int L)
+{
+    memset(p, 0, sizeof *p);
+    p->model = strdup("bench");
+    p->device = strdup("synthetic");
+    p->input_bytes_per_sample = 8192;
+    p->num_layers = L;
+    p->layers = calloc((size_t)L, sizeof *p->layers);
+    for (int l = 0; l < L; l++) {
+        mp_layer_cost *c = &p->layers[l];
+        double scale = 1.0 + 0.3 * ((l * 7919) % 13) / 13.0;  /* mildly uneven layers */
+        for (int k = 0; k < 2; k++) {
+            mp_time_fn *f = k ? &c->bwd : &c->fwd;
+            f->kind = MP_TIME_TABLE;
+            f->n = 4;
+            f->batch = malloc(4 * sizeof(double));
+            f->ms = malloc(4 * sizeof(double));
+            static const double bs[4] = { 1, 4, 16, 64 }, ms[4] = { 0.21, 0.6, 2.2, 8.6 };
+            for (int i = 0; i < 4; i++) {
+                f->batch[i] = bs[i];
+                f->ms[i] = ms[i] * scale * (k ? 2.0 : 1.0) * 32.0 / L;
+            }
+        }
+        c->param_bytes = 25165824.0 * 32 / L;
+        c->out_bytes_per_sample = 2097152;
+        c->stash_bytes_per_sample = 8388608.0 * 32 / L;
+    }
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmpd(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int main(void)
+{
+    static const int Ls[] = { 32, 128, 1000 }, Ds[] = { 4, 16, 64 };
+    enum { RUNS = 3 };
+    printf("# mpplan search, global batch 1024, one core; median of %d runs\n", RUNS);
+    printf("# %6s %7s %10s %8s %8s %10s %12s %13s %8s\n", "layers", "devices", "time_s", "configs",
+           "searched", "nodes", "simulations", "iteration_ms", "gap_%");
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) {
+            mp_profile prof;
+            mp_cluster cl;
+            mp_error e;
+            mp_error_clear(&e);
+            make_profile(&prof, Ls[i]);
+            mp_cluster_uniform(&cl, Ds[j], 16.0 * 1073741824.0, 25e9, 10e-6, &e);
+            mp_search_opts o;
+            mp_search_opts_init(&o, 1024);
+            o.top = 1;
+            double t[RUNS];
+            mp_search_result r;
+            memset(&r, 0, sizeof r);
+            for (int k = 0; k < RUNS; k++) {
+                mp_search_result_free(&r);
+                double t0 = now_s();
+                mp_status st = mp_search_run(&prof, &cl, &o, &r, &e);
+                t[k] = now_s() - t0;
+                if (st != MP_OK) { fprintf(stderr, "bench: status %d: %s\n", (int)st, e.msg); return 1; }
+            }
+            qsort(t, RUNS, sizeof *t, cmpd);
+            printf("  %6d %7d %10.4f %8ld %8ld %10ld %12ld %13.3f %8.3f\n", Ls[i], Ds[j], t[RUNS / 2],
+                   r.configurations, r.searched, r.nodes, r.simulations, r.plans[0].predicted.iteration_ms,
+                   100 * r.gap);
+            fflush(stdout);
+            mp_search_result_free(&r);
+            mp_profile_free(&prof);
+            mp_cluster_free(&cl);
+        }
+    return 0;
+}

@@ -1,0 +1,168 @@
+/* test_mpplan.c — the mpplan tool end to end: exit codes, --json shape, -o,
+ * --evaluate round trip, --trace, the no-fit answer, usage errors. */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+static char cmd[4096];
+
+static int run(char **out, char **err, const char *fmt, const char *extra)
+{
+    snprintf(cmd, sizeof cmd, "%s --profile %s %s %s", mp_test_tool("mpplan"),
+             mp_test_fixture("planner_profile.json"), fmt, extra ? extra : "");
+    return mp_test_run_cmd(cmd, out, err);
+}
+
+static const char *cluster_args(void)
+{
+    static char buf[1024];
+    snprintf(buf, sizeof buf, "--cluster %s --global-batch 16", mp_test_fixture("planner_cluster.json"));
+    return buf;
+}
+
+static void test_help(void)
+{
+    char *out = NULL, *err = NULL;
+    snprintf(cmd, sizeof cmd, "%s --help", mp_test_tool("mpplan"));
+    CU_ASSERT_EQUAL(mp_test_run_cmd(cmd, &out, &err), 0);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "--global-batch"));
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "--evaluate"));
+    free(out);
+    free(err);
+}
+
+static void test_table(void)
+{
+    char *out = NULL, *err = NULL;
+    CU_ASSERT_EQUAL(run(&out, &err, cluster_args(), "--top 3"), 0);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "optimal"));
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "layers:"));
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, " 3 "));
+    free(out);
+    free(err);
+}
+
+/* --json is one plan object; -o writes the same text; --evaluate of the saved
+ * plan reproduces iteration_ms; --trace writes a Chrome trace. */
+static void test_json_output_evaluate_trace(void)
+{
+    char *out = NULL, *err = NULL, *out2 = NULL, *out3 = NULL;
+    char extra[2048];
+    const char *dir = mp_test_tmpdir();
+    snprintf(extra, sizeof extra, "--json -o %s/plan.json --trace %s/trace.json", dir, dir);
+    CU_ASSERT_EQUAL_FATAL(run(&out, &err, cluster_args(), extra), 0);
+    json_error_t je;
+    json_t *j = json_loads(out, 0, &je);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "format")), "mpplan-plan/1");
+    double it = json_number_value(json_object_get(json_object_get(j, "predicted"), "iteration_ms"));
+    CU_ASSERT(it > 0);
+    /* -o file equals the --json output */
+    char path[1024];
+    snprintf(path, sizeof path, "%s/plan.json", dir);
+    json_t *f = json_load_file(path, 0, &je);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_TRUE(json_equal(j, f));
+    /* the trace parses */
+    snprintf(path, sizeof path, "%s/trace.json", dir);
+    json_t *t = json_load_file(path, 0, &je);
+    CU_ASSERT_PTR_NOT_NULL(t);
+    json_decref(t);
+    /* --evaluate reproduces the prediction */
+    snprintf(extra, sizeof extra, "--json --evaluate %s/plan.json", dir);
+    CU_ASSERT_EQUAL(run(&out2, NULL, cluster_args(), extra), 0);
+    json_t *e = out2 ? json_loads(out2, 0, &je) : NULL;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    double it2 = json_number_value(json_object_get(json_object_get(e, "predicted"), "iteration_ms"));
+    CU_ASSERT_DOUBLE_EQUAL(it2, it, 1e-9 * it);
+    /* the human table of --evaluate shows the same time */
+    snprintf(extra, sizeof extra, "--evaluate %s/plan.json", dir);
+    CU_ASSERT_EQUAL(run(&out3, NULL, cluster_args(), extra), 0);
+    CU_ASSERT_PTR_NOT_NULL(out3 && strstr(out3, "layers:"));
+    json_decref(j);
+    json_decref(f);
+    json_decref(e);
+    free(out);
+    free(err);
+    free(out2);
+    free(out3);
+}
+
+/* No fit: exit 1, min_memory_bytes in JSON, and that memory makes a plan fit. */
+static void test_no_fit(void)
+{
+    char *out = NULL, *err = NULL, *out2 = NULL;
+    CU_ASSERT_EQUAL_FATAL(run(&out, &err, "--devices 2 --memory 100MiB --global-batch 16", "--json"), 1);
+    json_error_t je;
+    json_t *j = out ? json_loads(out, 0, &je) : NULL;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "error")), "no plan fits");
+    double M = json_number_value(json_object_get(j, "min_memory_bytes"));
+    CU_ASSERT(M > 100.0 * 1048576);
+    CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "smallest memory"));
+    char a[256];
+    snprintf(a, sizeof a, "--devices 2 --memory %.0f --global-batch 16", M);
+    CU_ASSERT_EQUAL(run(&out2, NULL, a, "--json"), 0);
+    json_t *p = out2 ? json_loads(out2, 0, &je) : NULL;
+    CU_ASSERT_PTR_NOT_NULL(p);
+    json_decref(p);
+    json_decref(j);
+    free(out);
+    free(err);
+    free(out2);
+}
+
+static void expect_exit2(const char *args, const char *extra, const char *needle)
+{
+    char *err = NULL;
+    int rc = run(NULL, &err, args, extra);
+    CU_ASSERT_EQUAL(rc, 2);
+    if (needle) CU_ASSERT_PTR_NOT_NULL(err && strstr(err, needle));
+    if (rc != 2 || (needle && !(err && strstr(err, needle))))
+        fprintf(stderr, "  expected exit 2 and \"%s\": rc %d, %s\n", needle ? needle : "", rc, err ? err : "");
+    free(err);
+}
+
+static void test_usage_errors(void)
+{
+    expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--schedule zigzag", "--schedule");
+    expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--microbatch 5", "--microbatch");
+    expect_exit2("--devices 0 --memory 1GiB --global-batch 16", NULL, "--devices");
+    expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--state-factor -1", "--state-factor");
+    expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--cluster x.json", "--cluster");
+    expect_exit2("--global-batch 16", NULL, "--cluster");
+    expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--memory 12XB", "12XB");
+    expect_exit2("--devices 2 --memory 1GiB", NULL, "--global-batch");
+    /* forced interleaved, m = 5: only K = 5 divides m, and 5 x 2 chunks > 8 layers */
+    expect_exit2("--devices 9 --memory 1GiB --global-batch 5", "--microbatch 1 --schedule interleaved",
+                 "interleaved");
+    /* a bad profile: exit 2 naming the file */
+    char *err = NULL;
+    snprintf(cmd, sizeof cmd, "%s --profile %s --devices 2 --memory 1GiB --global-batch 4",
+             mp_test_tool("mpplan"), mp_test_fixture("planner_bad_profile.json"));
+    CU_ASSERT_EQUAL(mp_test_run_cmd(cmd, NULL, &err), 2);
+    CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "planner_bad_profile.json"));
+    free(err);
+    err = NULL;
+    snprintf(cmd, sizeof cmd, "%s --profile %s --devices 2 --memory 1GiB --global-batch 4",
+             mp_test_tool("mpplan"), "/nonexistent/p.json");
+    CU_ASSERT_NOT_EQUAL(mp_test_run_cmd(cmd, NULL, &err), 0);
+    CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "/nonexistent/p.json"));
+    free(err);
+}
+
+int main(void)
+{
+    static const mp_test_case cases[] = {
+        MP_TEST(test_help),
+        MP_TEST(test_table),
+        MP_TEST(test_json_output_evaluate_trace),
+        MP_TEST(test_no_fit),
+        MP_TEST(test_usage_errors),
+    };
+    return mp_test_main("mpplan", cases, (int)(sizeof cases / sizeof *cases));
+}

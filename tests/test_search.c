@@ -1,0 +1,425 @@
+/* test_search.c — the planner's search against a brute-force enumerator that
+ * calls the reference mp_plan_evaluate for every (K, split, b, schedule, v,
+ * recompute vector), on hundreds of random small instances; the fast path
+ * against the reference; the minimum-memory answer; closed forms. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster.h"
+#include "evaluate.h"
+#include "plan.h"
+#include "profile.h"
+#include "search.h"
+#include "testutil.h"
+
+/* ---------------------------------------------------------------- random instances */
+
+static unsigned long long rng = 88172645463325252ULL;
+static double urand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (double)(rng >> 11) / 9007199254740992.0;
+}
+static int irand(int n) { return (int)(urand() * n); }
+
+static void rand_time(mp_time_fn *f)
+{
+    memset(f, 0, sizeof *f);
+    int k = irand(3);
+    if (k == 0) {
+        f->kind = MP_TIME_LINEAR;
+        f->beta = 0.1 + 2 * urand();
+    } else if (k == 1) {
+        f->kind = MP_TIME_AFFINE;
+        f->alpha = 3 * urand();
+        f->beta = 0.05 + urand();
+    } else {
+        f->kind = MP_TIME_TABLE;
+        f->n = 1 + irand(3);
+        f->batch = malloc((size_t)f->n * sizeof(double));
+        f->ms = malloc((size_t)f->n * sizeof(double));
+        double b = 1 + irand(2), t = 0.2 + urand();
+        for (int i = 0; i < f->n; i++) {
+            f->batch[i] = b;
+            f->ms[i] = t;
+            b += 1 + irand(4);
+            t += 0.1 + 2 * urand();
+        }
+    }
+}
+
+static void rand_profile(mp_profile *p, int L)
+{
+    memset(p, 0, sizeof *p);
+    p->model = strdup("random");
+    p->device = strdup("synthetic");
+    p->input_bytes_per_sample = 100 + irand(5000);
+    p->num_layers = L;
+    p->layers = calloc((size_t)L, sizeof *p->layers);
+    for (int l = 0; l < L; l++) {
+        mp_layer_cost *c = &p->layers[l];
+        char nm[32];
+        snprintf(nm, sizeof nm, "l%d", l);
+        c->name = strdup(nm);
+        rand_time(&c->fwd);
+        rand_time(&c->bwd);
+        c->param_bytes = 1000 + irand(100000);
+        c->out_bytes_per_sample = 100 + irand(20000);
+        c->stash_bytes_per_sample = 100 + irand(40000);
+    }
+}
+
+/* Memory chosen around the single-stage peak so that some instances are tight. */
+static void rand_cluster(mp_cluster *c, const mp_profile *p, int D, int G)
+{
+    double params = 0, stash = 0;
+    for (int l = 0; l < p->num_layers; l++) {
+        params += p->layers[l].param_bytes;
+        stash += p->layers[l].stash_bytes_per_sample;
+    }
+    double whole = 4 * params + G * stash;
+    mp_error e;
+    mp_cluster_uniform(c, D, whole, 1e9, 1e-5, &e);
+    for (int d = 0; d < D; d++) {
+        c->devices[d].speed = 0.5 + 1.5 * urand();
+        c->devices[d].memory_bytes = floor(whole * (0.15 + 0.9 * urand()));
+    }
+    for (int i = 0; i < D * D; i++) {
+        c->links[i].bandwidth = 1e7 * (0.2 + 5 * urand());
+        c->links[i].latency_s = 1e-4 * urand();
+    }
+}
+
+/* ---------------------------------------------------------------- brute force */
+
+typedef struct {
+    const mp_profile *prof;
+    const mp_cluster *cl;
+    const mp_search_opts *o;
+    double best;
+    long evals;
+    mp_plan plan;
+} bf_ctx;
+
+static void bf_eval(bf_ctx *x)
+{
+    mp_error e;
+    mp_error_clear(&e);
+    x->evals++;
+    if (mp_plan_evaluate(&x->plan, x->prof, x->cl, x->o->state_factor, NULL, &e) != MP_OK) {
+        CU_FAIL("brute force: evaluate failed");
+        return;
+    }
+    if (mp_plan_fits(&x->plan, x->cl) && x->plan.predicted.iteration_ms < x->best)
+        x->best = x->plan.predicted.iteration_ms;
+}
+
+/* Every recompute vector allowed by the mode. */
+static void bf_rc(bf_ctx *x)
+{
+    int S = x->plan.num_stages;
+    for (long mask = 0; mask < (1L << S); mask++) {
+        if (x->o->recompute == MP_RC_OFF && mask != 0) break;
+        if (x->o->recompute == MP_RC_ON && mask != (1L << S) - 1) continue;
+        for (int s = 0; s < S; s++) x->plan.stages[s].recompute = (mask >> s) & 1;
+        bf_eval(x);
+    }
+}
+
+/* Every split of layers lo.. into stages s..S-1. */
+static void bf_split(bf_ctx *x, int s, int lo)
+{
+    int S = x->plan.num_stages, L = x->prof->num_layers;
+    if (s == S - 1) {
+        x->plan.stages[s].first = lo;
+        x->plan.stages[s].last = L - 1;
+        bf_rc(x);
+        return;
+    }
+    for (int hi = lo; hi <= L - 1 - (S - 1 - s); hi++) {
+        x->plan.stages[s].first = lo;
+        x->plan.stages[s].last = hi;
+        bf_split(x, s + 1, hi + 1);
+    }
+}
+
+static double brute_force(const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o,
+                          long *evals)
+{
+    bf_ctx x = { prof, cl, o, HUGE_VAL, 0, { 0 } };
+    int G = o->global_batch, L = prof->num_layers;
+    x.plan.stages = calloc((size_t)L, sizeof(mp_stage));
+    for (int b = 1; b <= G; b++) {
+        if (G % b || (o->microbatch && o->microbatch != b)) continue;
+        for (int K = 1; K <= cl->num_devices && K <= L; K++)
+            for (int kind = 0; kind < 3; kind++) {
+                if (o->schedule >= 0 && o->schedule != kind) continue;
+                for (int v = kind == 2 ? 2 : 1; (kind == 2 ? K * v <= L : v == 1); v++) {
+                    if (kind == 2 && (K < 2 || (G / b) % K)) break;
+                    x.plan.schedule = kind;
+                    x.plan.chunks_per_device = v;
+                    x.plan.global_batch = G;
+                    x.plan.microbatch_size = b;
+                    x.plan.num_microbatches = G / b;
+                    x.plan.num_stages = K * v;
+                    for (int s = 0; s < K * v; s++) x.plan.stages[s].device = s % K;
+                    bf_split(&x, 0, 0);
+                }
+            }
+    }
+    free(x.plan.stages);
+    free(x.plan.predicted.peak_memory_bytes);
+    *evals = x.evals;
+    return x.best;
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static int n_fit, n_rc, n_inter, n_multi;  /* what the random instances exercised */
+
+static int close_rel(double a, double b) { return fabs(a - b) <= 1e-9 * fmax(fabs(a), fabs(b)); }
+
+static void check_instance(int L, int D, int G, int forced, long *total_evals, int *fails)
+{
+    mp_profile prof;
+    mp_cluster cl;
+    rand_profile(&prof, L);
+    rand_cluster(&cl, &prof, D, G);
+    mp_search_opts o;
+    mp_search_opts_init(&o, G);
+    o.state_factor = 1 + 3 * urand();
+    o.top = 1 + irand(3);
+    if (forced) {
+        int r = irand(4);
+        if (r == 0) o.recompute = MP_RC_OFF;
+        if (r == 1) o.recompute = MP_RC_ON;
+        if (irand(3) == 0) o.schedule = irand(3);
+        if (irand(3) == 0) {
+            int b = 1 + irand(G);
+            while (G % b) b--;
+            o.microbatch = b;
+        }
+    }
+    long ev = 0;
+    double best = brute_force(&prof, &cl, &o, &ev);
+    *total_evals += ev;
+    mp_search_result r;
+    mp_error e;
+    mp_error_clear(&e);
+    mp_status st = mp_search_run(&prof, &cl, &o, &r, &e);
+    int bad = 0;
+    if (best == HUGE_VAL) {
+        if (st != MP_ERR_NOFIT && st != MP_ERR_USAGE) bad = 1;
+    } else if (st != MP_OK) {
+        bad = 1;
+    } else {
+        mp_plan *p = &r.plans[0];
+        n_fit++;
+        n_inter += p->schedule == MP_SCHED_INTERLEAVED;
+        n_multi += p->num_stages > 1;
+        for (int s = 0; s < p->num_stages; s++)
+            if (p->stages[s].recompute) { n_rc++; break; }
+        if (!close_rel(p->predicted.iteration_ms, best)) bad = 1;
+        if (!mp_plan_fits(p, &cl)) bad = 1;
+        if (!r.optimal) bad = 1;
+        for (int i = 0; i < r.num_plans; i++) {
+            if (!close_rel(r.fast_ms[i], r.plans[i].predicted.iteration_ms)) bad = 1;
+            if (!mp_plan_fits(&r.plans[i], &cl)) bad = 1;
+            if (i && r.plans[i].predicted.iteration_ms < r.plans[i - 1].predicted.iteration_ms * (1 - 1e-9))
+                bad = 1;
+        }
+    }
+    if (bad) {
+        (*fails)++;
+        if (*fails <= 5)
+            fprintf(stderr, "mismatch: L=%d D=%d G=%d rc=%d sched=%d b=%d: brute %.12g, search st=%d %.12g (%s)\n",
+                    L, D, G, o.recompute, o.schedule, o.microbatch, best, st,
+                    st == MP_OK ? r.plans[0].predicted.iteration_ms : 0.0, e.msg);
+    }
+    if (st == MP_OK) mp_search_result_free(&r);
+    mp_profile_free(&prof);
+    mp_cluster_free(&cl);
+}
+
+static void test_random_vs_brute_force(void)
+{
+    static const int batches[] = { 1, 2, 3, 4, 6, 8 };
+    long evals = 0;
+    int fails = 0, n = 0;
+    for (int i = 0; i < 600; i++, n++)
+        check_instance(1 + irand(8), 1 + irand(4), batches[irand(6)], i % 2, &evals, &fails);
+    fprintf(stderr, "  %d random instances (%d fit: %d multi-stage, %d interleaved, %d with recompute), "
+            "%ld reference evaluations, %d mismatches\n", n, n_fit, n_multi, n_inter, n_rc, evals, fails);
+    CU_ASSERT_EQUAL(fails, 0);
+    CU_ASSERT(n_fit > n / 3 && n_multi > 50 && n_inter > 10 && n_rc > 20);
+}
+
+/* Brute-force-sized extremes: 12 layers, 4 devices, forced schedules keep
+ * the enumeration short. */
+static void test_twelve_layers(void)
+{
+    long evals = 0;
+    int fails = 0;
+    for (int i = 0; i < 6; i++) {
+        mp_profile prof;
+        mp_cluster cl;
+        int G = 4;
+        rand_profile(&prof, 12);
+        rand_cluster(&cl, &prof, 4, G);
+        mp_search_opts o;
+        mp_search_opts_init(&o, G);
+        o.schedule = i % 2 ? MP_SCHED_1F1B : MP_SCHED_GPIPE;
+        o.microbatch = 1 + (i % 3 == 0);
+        long ev = 0;
+        double best = brute_force(&prof, &cl, &o, &ev);
+        evals += ev;
+        mp_search_result r;
+        mp_error e;
+        mp_status st = mp_search_run(&prof, &cl, &o, &r, &e);
+        if (best == HUGE_VAL) fails += st != MP_ERR_NOFIT;
+        else if (st != MP_OK || !close_rel(r.plans[0].predicted.iteration_ms, best) || !r.optimal) fails++;
+        if (st == MP_OK) mp_search_result_free(&r);
+        mp_profile_free(&prof);
+        mp_cluster_free(&cl);
+    }
+    fprintf(stderr, "  12-layer instances: %ld reference evaluations, %d mismatches\n", evals, fails);
+    CU_ASSERT_EQUAL(fails, 0);
+}
+
+/* One device, gpipe: T = m (F + B) exactly; the best is that plan. */
+static void test_single_device_closed_form(void)
+{
+    mp_profile prof;
+    mp_cluster cl;
+    mp_error e;
+    rand_profile(&prof, 5);
+    for (int l = 0; l < 5; l++) {
+        mp_time_fn *f[2] = { &prof.layers[l].fwd, &prof.layers[l].bwd };
+        for (int k = 0; k < 2; k++) {
+            free(f[k]->batch);
+            free(f[k]->ms);
+            memset(f[k], 0, sizeof *f[k]);
+            f[k]->kind = MP_TIME_LINEAR;
+            f[k]->beta = (double)(l + 1) * (k + 1);  /* fwd l+1, bwd 2(l+1) ms per sample */
+        }
+    }
+    mp_cluster_uniform(&cl, 1, 1e15, 1e9, 0, &e);
+    cl.devices[0].speed = 2;
+    mp_search_opts o;
+    mp_search_opts_init(&o, 8);
+    mp_search_result r;
+    CU_ASSERT_EQUAL_FATAL(mp_search_run(&prof, &cl, &o, &r, &e), MP_OK);
+    /* sum (l+1) = 15 fwd, 30 bwd per sample, speed 2: 8 samples -> 8*45/2 = 180 ms */
+    CU_ASSERT_DOUBLE_EQUAL(r.plans[0].predicted.iteration_ms, 180.0, 1e-9);
+    CU_ASSERT_TRUE(r.optimal);
+    mp_search_result_free(&r);
+    mp_profile_free(&prof);
+    mp_cluster_free(&cl);
+}
+
+/* No fit: the reported memory makes a plan fit, a little less does not. */
+static void test_min_memory(void)
+{
+    int checked = 0;
+    for (int i = 0; i < 40; i++) {
+        mp_profile prof;
+        mp_cluster cl;
+        mp_error e;
+        int L = 2 + irand(8), D = 1 + irand(4);
+        rand_profile(&prof, L);
+        rand_cluster(&cl, &prof, D, 4);
+        for (int d = 0; d < D; d++) cl.devices[d].memory_bytes = 1000;  /* nothing fits */
+        mp_search_opts o;
+        mp_search_opts_init(&o, 4);
+        o.schedule = i % 3 == 0 ? MP_SCHED_GPIPE : MP_SCHED_1F1B;
+        o.recompute = irand(3) - 1;
+        mp_search_result r;
+        CU_ASSERT_EQUAL(mp_search_run(&prof, &cl, &o, &r, &e), MP_ERR_NOFIT);
+        double M = 0;
+        mp_plan plan;
+        CU_ASSERT_EQUAL_FATAL(mp_search_min_memory(&prof, &cl, &o, &M, &plan, &e), MP_OK);
+        for (int d = 0; d < D; d++) cl.devices[d].memory_bytes = M;
+        CU_ASSERT_TRUE(mp_plan_fits(&plan, &cl));
+        mp_error_clear(&e);
+        CU_ASSERT_EQUAL(mp_search_run(&prof, &cl, &o, &r, &e), MP_OK);
+        mp_search_result_free(&r);
+        long ev;
+        CU_ASSERT(brute_force(&prof, &cl, &o, &ev) < HUGE_VAL);
+        for (int d = 0; d < D; d++) cl.devices[d].memory_bytes = M - 1;
+        CU_ASSERT_EQUAL(brute_force(&prof, &cl, &o, &ev), HUGE_VAL);
+        mp_plan_free(&plan);
+        mp_profile_free(&prof);
+        mp_cluster_free(&cl);
+        checked++;
+    }
+    CU_ASSERT_EQUAL(checked, 40);
+}
+
+/* Impossible options are usage errors. */
+static void test_bad_options(void)
+{
+    mp_profile prof;
+    mp_cluster cl;
+    mp_error e;
+    rand_profile(&prof, 3);
+    mp_cluster_uniform(&cl, 2, 1e12, 1e9, 0, &e);
+    mp_search_opts o;
+    mp_search_opts_init(&o, 6);
+    mp_search_result r;
+    o.microbatch = 4;
+    mp_error_clear(&e);
+    CU_ASSERT_EQUAL(mp_search_run(&prof, &cl, &o, &r, &e), MP_ERR_USAGE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "divide"));
+    o.microbatch = 0;
+    o.state_factor = -1;
+    mp_error_clear(&e);
+    CU_ASSERT_EQUAL(mp_search_run(&prof, &cl, &o, &r, &e), MP_ERR_USAGE);
+    o.state_factor = 4;
+    o.schedule = MP_SCHED_INTERLEAVED;  /* 3 layers: K*v <= 3 impossible with v >= 2, K >= 2 */
+    mp_error_clear(&e);
+    CU_ASSERT_EQUAL(mp_search_run(&prof, &cl, &o, &r, &e), MP_ERR_USAGE);
+    mp_profile_free(&prof);
+    mp_cluster_free(&cl);
+}
+
+/* A bigger instance runs, returns feasible plans whose fast-path times equal
+ * the reference's. */
+static void test_medium_instance(void)
+{
+    mp_profile prof;
+    mp_cluster cl;
+    mp_error e;
+    rand_profile(&prof, 64);
+    rand_cluster(&cl, &prof, 8, 64);
+    for (int d = 0; d < 8; d++) cl.devices[d].memory_bytes *= 2;
+    mp_search_opts o;
+    mp_search_opts_init(&o, 64);
+    mp_search_result r;
+    mp_status st = mp_search_run(&prof, &cl, &o, &r, &e);
+    CU_ASSERT_EQUAL_FATAL(st, MP_OK);
+    for (int i = 0; i < r.num_plans; i++) {
+        CU_ASSERT_TRUE(close_rel(r.fast_ms[i], r.plans[i].predicted.iteration_ms));
+        CU_ASSERT_TRUE(mp_plan_fits(&r.plans[i], &cl));
+    }
+    CU_ASSERT(r.lower_bound_ms <= r.plans[0].predicted.iteration_ms * (1 + 1e-12));
+    mp_search_result_free(&r);
+    mp_profile_free(&prof);
+    mp_cluster_free(&cl);
+}
+
+int main(void)
+{
+    static const mp_test_case cases[] = {
+        MP_TEST(test_single_device_closed_form),
+        MP_TEST(test_bad_options),
+        MP_TEST(test_random_vs_brute_force),
+        MP_TEST(test_twelve_layers),
+        MP_TEST(test_min_memory),
+        MP_TEST(test_medium_instance),
+    };
+    return mp_test_main("search", cases, (int)(sizeof cases / sizeof *cases));
+}
