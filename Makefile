@@ -201,6 +201,8 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/mpkit/profiles
 	install -m 755 $(TOOL_BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 profiles/*.json $(DESTDIR)$(PREFIX)/share/mpkit/profiles/
+	install -d $(DESTDIR)$(PREFIX)/share/mpkit/plots
+	install -m 644 plots/*.gp $(DESTDIR)$(PREFIX)/share/mpkit/plots/
 
 clean:
 	rm -rf build build-asan build-fuzz bin out

@@ -1,0 +1,139 @@
+/* plot_common.c — command-line helpers shared by mpplot's subcommands (plot.h). */
+#include "plot.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json_util.h"
+#include "units.h"
+
+#define DEFAULT_BANDWIDTH "25GB/s"
+#define DEFAULT_LATENCY "10us"
+
+/* See plot.h. */
+void mp_plot_longopts(const mp_plot_opt *o, int n, struct option *out)
+{
+    int k = 0;
+    for (int i = 0; i < n && k < MP_PLOT_MAX_OPTS; i++)
+        out[k++] = (struct option){ o[i].name, o[i].has_arg, NULL, o[i].id };
+    out[k] = (struct option){ NULL, 0, NULL, 0 };
+}
+
+/* See plot.h. */
+void mp_plot_usage(FILE *f, const char *synopsis, const char *about, const mp_plot_opt *o, int n)
+{
+    fprintf(f, "usage: mpplot %s\n\n%s\n\n", synopsis, about);
+    for (int i = 0; i < n; i++) {
+        char left[64];
+        if (o[i].id < 256)
+            snprintf(left, sizeof left, "-%c, --%s %s", o[i].id, o[i].name, o[i].arg ? o[i].arg : "");
+        else
+            snprintf(left, sizeof left, "    --%s %s", o[i].name, o[i].arg ? o[i].arg : "");
+        fprintf(f, "  %-28s %s\n", left, o[i].help);
+    }
+    fputs("\nThe image is PNG or SVG by its extension; IMAGE-without-extension.dat and\n"
+          ".gp are written next to it (rerun: gnuplot NAME.gp).\n", f);
+}
+
+/* See plot.h. */
+int mp_plot_fail(const char *sub, mp_status st, const char *msg)
+{
+    if (st == MP_ERR_BACKEND) fprintf(stderr, "mpplot: %s\n", msg);
+    else fprintf(stderr, "mpplot %s: %s\n", sub, msg);
+    return mp_exit_code(st);
+}
+
+/* ---------------------------------------------------------------- cluster */
+
+/* See plot.h. */
+int mp_plot_cluster_opt(mp_plot_cluster_args *a, int id, const char *v, mp_error *err)
+{
+    switch (id) {
+    case MP_PLOT_O_DEVICES: {
+        char *end;
+        long k = strtol(v, &end, 10);
+        if (*v == 0 || *end || k < 1 || k > 4096) {
+            mp_error_set(err, MP_ERR_USAGE, "--devices: expected a count 1..4096, got \"%s\"", v);
+            return -1;
+        }
+        a->devices = (int)k;
+        return 1;
+    }
+    case MP_PLOT_O_MEMORY: a->memory = v; return 1;
+    case MP_PLOT_O_BANDWIDTH: a->bandwidth = v; return 1;
+    case MP_PLOT_O_LATENCY: a->latency = v; return 1;
+    case MP_PLOT_O_CLUSTER: a->cluster = v; return 1;
+    default: return 0;
+    }
+}
+
+/* See plot.h. */
+mp_status mp_plot_load_cluster(const mp_plot_cluster_args *a, int default_devices,
+                               mp_cluster *c, mp_error *err)
+{
+    memset(c, 0, sizeof *c);
+    if (a->cluster) {
+        if (a->devices || a->memory || a->bandwidth || a->latency)
+            return mp_error_set(err, MP_ERR_USAGE,
+                                "--cluster cannot be combined with --devices/--memory/--bandwidth/--latency");
+        return mp_cluster_load(a->cluster, c, err);
+    }
+    double mem = 1e18, bw, lat;
+    int k = a->devices;
+    if (!k && !a->memory && default_devices > 0) {
+        k = default_devices;
+    } else {
+        if (!k || !a->memory)
+            return mp_error_set(err, MP_ERR_USAGE, "give --devices K and --memory SIZE, or --cluster C.json");
+        mp_status st = mp_parse_bytes(a->memory, &mem, err);
+        if (st != MP_OK) return st;
+        if (mem <= 0) return mp_error_set(err, MP_ERR_USAGE, "--memory: must be > 0");
+    }
+    mp_status st = mp_parse_bandwidth(a->bandwidth ? a->bandwidth : DEFAULT_BANDWIDTH, &bw, err);
+    if (st == MP_OK) st = mp_parse_duration(a->latency ? a->latency : DEFAULT_LATENCY, &lat, err);
+    if (st == MP_OK && bw <= 0) st = mp_error_set(err, MP_ERR_USAGE, "--bandwidth: must be > 0");
+    if (st != MP_OK) return st;
+    return mp_cluster_uniform(c, k, mem, bw, lat, err);
+}
+
+/* ---------------------------------------------------------------- JSON */
+
+/* See plot.h. */
+mp_status mp_plot_load_json(const char *path, json_t **out, mp_error *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    *out = NULL;
+    mp_status st = mp_json_read_file(path, &text, &len, err);
+    if (st != MP_OK) return st;
+    json_error_t je;
+    *out = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
+    free(text);
+    if (!*out)
+        return mp_error_set(err, MP_ERR_INPUT, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+    return MP_OK;
+}
+
+/* See plot.h. */
+int mp_plot_json_num(const json_t *obj, const char *key, double *out)
+{
+    json_t *v = json_is_object(obj) ? json_object_get(obj, key) : NULL;
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_number(v)) return -1;
+    double x = json_number_value(v);
+    if (!isfinite(x)) return -1;
+    *out = x;
+    return 1;
+}
+
+/* See plot.h. */
+const char *mp_plot_bytes_unit(double max, double *scale)
+{
+    static const struct { double s; const char *n; } u[] = {
+        { 1073741824.0, "GiB" }, { 1048576.0, "MiB" }, { 1024.0, "KiB" } };
+    for (int i = 0; i < 3; i++)
+        if (max >= u[i].s) { *scale = u[i].s; return u[i].n; }
+    *scale = 1;
+    return "bytes";
+}

@@ -1,0 +1,143 @@
+/* plot_memory.c — `mpplot memory PLAN.json --profile P.json (--devices K
+ * --memory SIZE | --cluster C.json) -o IMAGE`: each stage's peak memory
+ * (interleaved: each device's), predicted by mp_plan_evaluate, against its
+ * device's capacity. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "evaluate.h"
+#include "gnuplot.h"
+#include "plot.h"
+
+enum { O_PROFILE = 256, O_STATE, O_TITLE, O_HELP };
+static const mp_plot_opt opts[] = {
+    { "output", required_argument, 'o', "IMAGE", "the image: .png or .svg (required)" },
+    { "profile", required_argument, O_PROFILE, "P.json", "per-layer profile (required)" },
+    { "devices", required_argument, MP_PLOT_O_DEVICES, "K", "K identical devices (with --memory)" },
+    { "memory", required_argument, MP_PLOT_O_MEMORY, "SIZE", "memory per device, e.g. 80GiB" },
+    { "bandwidth", required_argument, MP_PLOT_O_BANDWIDTH, "BW", "link bandwidth (default 25GB/s)" },
+    { "latency", required_argument, MP_PLOT_O_LATENCY, "T", "link latency (default 10us)" },
+    { "cluster", required_argument, MP_PLOT_O_CLUSTER, "C.json", "cluster file instead of --devices/--memory" },
+    { "state-factor", required_argument, O_STATE, "F", "bytes of state per parameter byte (default 4)" },
+    { "title", required_argument, O_TITLE, "TEXT", "the plot's title" },
+    { "help", no_argument, O_HELP, NULL, "this text" },
+};
+#define NOPTS ((int)(sizeof opts / sizeof *opts))
+#define SYNOPSIS "memory PLAN.json --profile P.json (--devices K --memory SIZE | --cluster C.json) -o IMAGE"
+#define ABOUT "Each stage's peak memory (interleaved: each device's), from the cost model,\n" \
+              "against its device's capacity; a peak over capacity is drawn red."
+
+typedef struct {
+    const char *plan, *profile, *out, *title;
+    double state_factor;
+    mp_plot_cluster_args ca;
+} args;
+
+static int parse(int argc, char **argv, args *a)
+{
+    struct option lo[MP_PLOT_MAX_OPTS + 1];
+    mp_plot_longopts(opts, NOPTS, lo);
+    memset(a, 0, sizeof *a);
+    a->state_factor = MP_DEFAULT_STATE_FACTOR;
+    mp_error err = { 0 };
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "o:", lo, NULL)) != -1) {
+        int r = mp_plot_cluster_opt(&a->ca, c, optarg, &err);
+        if (r < 0) return mp_plot_fail("memory", err.status, err.msg);
+        if (r) continue;
+        switch (c) {
+        case 'o': a->out = optarg; break;
+        case O_PROFILE: a->profile = optarg; break;
+        case O_TITLE: a->title = optarg; break;
+        case O_STATE: {
+            char *end;
+            a->state_factor = strtod(optarg, &end);
+            if (*optarg == 0 || *end || !(a->state_factor >= 0) || a->state_factor > 1e6) {
+                fprintf(stderr, "mpplot memory: --state-factor: expected a number >= 0, got \"%s\"\n", optarg);
+                return 2;
+            }
+            break;
+        }
+        case O_HELP: mp_plot_usage(stdout, SYNOPSIS, ABOUT, opts, NOPTS); return 0;
+        default:
+            fprintf(stderr, "mpplot memory: bad option %s (see mpplot memory --help)\n", argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind != argc - 1 || !a->out || !a->profile) {
+        fprintf(stderr, "usage: mpplot " SYNOPSIS "\n");
+        return 2;
+    }
+    a->plan = argv[optind];
+    return -1;
+}
+
+/* Writes the rows and the script's variables. */
+static void write_plot(mp_gp_out *o, const args *a, const mp_plan *p, const mp_cluster *cl,
+                       const mp_profile *prof)
+{
+    int inter = p->schedule == MP_SCHED_INTERLEAVED;
+    int n = p->predicted.num_peaks;
+    double maxb = 0, worst = 0;
+    int over = 0;
+    fputs("# label peak_bytes capacity_bytes fits\n", o->data);
+    for (int i = 0; i < n; i++) {
+        int dev = inter ? i : p->stages[i].device;
+        double peak = p->predicted.peak_memory_bytes[i];
+        double cap = cl->devices[dev].memory_bytes;
+        char label[320];
+        if (inter) snprintf(label, sizeof label, "device %d (%s)", dev, cl->devices[dev].name);
+        else snprintf(label, sizeof label, "stage %d (%s)", i, cl->devices[dev].name);
+        mp_gp_put_field(o->data, label);
+        fprintf(o->data, " %.10g %.10g %d\n", peak, cap, peak <= cap);
+        if (peak > maxb) maxb = peak;
+        if (cap > maxb) maxb = cap;
+        if (peak / cap > worst) worst = peak / cap;
+        over += peak > cap;
+    }
+    double scale;
+    const char *unit = mp_plot_bytes_unit(maxb, &scale);
+    char t[1400];
+    snprintf(t, sizeof t, "%s%s%s %s, b=%d, m=%d: fullest device at %.0f%% of its memory%s",
+             a->title ? a->title : "", a->title ? " — " : "", prof->model ? prof->model : "model",
+             mp_schedule_name(p->schedule), p->microbatch_size, p->num_microbatches, 100 * worst,
+             over ? " (does not fit)" : "");
+    mp_gp_var_str(o, "title", t);
+    mp_gp_var_num(o, "scale", scale);
+    mp_gp_var_str(o, "unit", unit);
+    mp_gp_var_num(o, "ymax", maxb * 1.25);
+    mp_gp_var_num(o, "n", n);
+}
+
+int mp_plot_memory_main(int argc, char **argv)
+{
+    args a;
+    int code = parse(argc, argv, &a);
+    if (code >= 0) return code;
+    mp_error err = { 0 };
+    mp_plan plan = { 0 };
+    mp_profile prof = { 0 };
+    mp_cluster cl = { 0 };
+    mp_gp_out o = { 0 };
+    mp_status st = mp_gp_out_init(&o, a.out, 900, 560, &err);
+    if (st == MP_OK) st = mp_plan_load(a.plan, &plan, &err);
+    if (st == MP_OK) st = mp_profile_load(a.profile, &prof, &err);
+    if (st == MP_OK) st = mp_plot_load_cluster(&a.ca, 0, &cl, &err);
+    if (st == MP_OK) st = mp_plan_check(&plan, prof.num_layers, cl.num_devices, a.plan, &err);
+    if (st == MP_OK) st = mp_plan_evaluate(&plan, &prof, &cl, a.state_factor, NULL, &err);
+    if (st == MP_OK) {
+        write_plot(&o, &a, &plan, &cl, &prof);
+        st = mp_gp_finish(&o, "memory", &err);
+    }
+    if (st == MP_OK)
+        printf("mpplot memory: %d %s, %s: wrote %s\n", plan.predicted.num_peaks,
+               plan.schedule == MP_SCHED_INTERLEAVED ? "devices" : "stages",
+               mp_plan_fits(&plan, &cl) ? "fits" : "does not fit", a.out);
+    mp_gp_out_free(&o);
+    mp_cluster_free(&cl);
+    mp_profile_free(&prof);
+    mp_plan_free(&plan);
+    return st == MP_OK ? 0 : mp_plot_fail("memory", st, err.msg);
+}
