@@ -14,6 +14,7 @@
 #include "profile.h"
 #include "report.h"
 #include "runtime.h"
+#include "serve_run.h"
 #include "transport.h"
 #include "units.h"
 
@@ -236,8 +237,16 @@ static mp_status report(cli *c, inputs *in, mp_run_result *res, mp_error *err)
     return st;
 }
 
+static int has_flag(int argc, char **argv, const char *flag)
+{
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+        if (!strcmp(argv[i], flag)) return 1;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (has_flag(argc, argv, "--serve")) return mp_serve_run_main(argc, argv);
     cli c;
     inputs in;
     mp_error err;

@@ -17,6 +17,7 @@
 #include "plan.h"
 #include "profile.h"
 #include "search.h"
+#include "serve_cli.h"
 #include "trace.h"
 #include "units.h"
 
@@ -68,7 +69,8 @@ static void usage(FILE *f)
                " | --cluster C.json)\n"
                "              --global-batch B [options]\n"
                "Finds the pipeline plan (stages, micro-batch, schedule, recompute) of least predicted\n"
-               "iteration time that fits every device's memory.\n\n");
+               "iteration time that fits every device's memory.\n"
+               "Serving (latency under an SLO): mpplan --serve --help.\n\n");
     for (int i = 0; i < NOPTS; i++) {
         char left[64];
         snprintf(left, sizeof left, "--%s%s%s", OPTS[i].name, OPTS[i].arg ? " " : "",
@@ -367,6 +369,8 @@ static mp_status run_search(const args *a, const mp_profile *prof, const mp_clus
 
 int main(int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++)   /* serving plans have their own options */
+        if (strcmp(argv[i], "--serve") == 0) return mp_serve_cli_main(argc, argv);
     args a;
     mp_error err;
     mp_profile prof;
