@@ -175,7 +175,7 @@ fuzz: deps
 	  tail -1 $(BUILD)/fuzz/$$n.log; \
 	done
 
-DEB_PACKAGES := build-essential pkg-config libjansson-dev libgsl-dev libcunit1-dev \
+DEB_PACKAGES := build-essential pkg-config jq libjansson-dev libgsl-dev libcunit1-dev \
                 libopenblas-dev gnuplot-nox openmpi-bin libopenmpi-dev clang
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \

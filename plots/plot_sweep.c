@@ -39,7 +39,7 @@ static const mp_plot_opt opts[] = {
                  "                    [--measured R.json]... -o IMAGE"
 #define ABOUT "Predicted samples/s against micro-batch size (log2 axis), one line per\n" \
               "schedule and stage count, each point the best plan the planner finds for it;\n" \
-              "the best plan overall is starred. A measured report (mprun):\n" \
+              "the best plan overall is starred. A measured point: an mprun --report file, or\n" \
               "{\"plan\": {...plan...}, \"measured\": {\"iteration_ms\": x, \"samples_per_s\": y}}"
 
 typedef struct {
@@ -229,7 +229,11 @@ static mp_status write_measured(const args *a, FILE *f, int *n, double *max_sps,
         mp_status st = mp_plot_load_json(path, &j, err);
         if (st != MP_OK) return st;
         json_t *plan = json_object_get(j, "plan"), *m = json_object_get(j, "measured");
-        double b = 0, sps = 0, chunks = 1;
+        double b = 0, sps = 0, chunks = 1, positions = 0;
+        if (!json_is_object(plan) && json_is_number(json_object_get(j, "num_positions"))) {
+            plan = m = j;   /* an mprun report: the plan's fields and the measurement at top level */
+            mp_plot_json_num(j, "num_positions", &positions);
+        }
         const char *sched = json_string_value(json_object_get(plan, "schedule"));
         json_t *stages = json_object_get(plan, "stages");
         mp_schedule_kind k;
@@ -246,7 +250,8 @@ static mp_status write_measured(const args *a, FILE *f, int *n, double *max_sps,
             st = mp_error_set(err, MP_ERR_INPUT, "%s: measured.samples_per_s: expected a positive number", path);
         if (st == MP_OK) {
             char label[96];
-            int K = (int)json_array_size(stages) / (k == MP_SCHED_INTERLEAVED ? (int)chunks : 1);
+            int K = positions > 0 ? (int)positions
+                                  : (int)json_array_size(stages) / (k == MP_SCHED_INTERLEAVED ? (int)chunks : 1);
             snprintf(label, sizeof label, "%s K=%d", mp_schedule_name(k), K);
             fprintf(f, "%.10g %.10g ", b, sps);
             if (sps > *max_sps) *max_sps = sps;
