@@ -9,6 +9,7 @@
 #include "cluster.h"
 #include "backend.h"
 #include "evaluate.h"
+#include "replay.h"
 #include "model.h"
 #include "plan.h"
 #include "profile.h"
@@ -222,6 +223,13 @@ static mp_status report(cli *c, inputs *in, mp_run_result *res, mp_error *err)
         r.prediction = in->pred.predicted;
         double p = in->pred.predicted.iteration_ms;
         r.error_pct = p > 0 ? 100.0 * (res->iteration_ms - p) / p : 0;
+    }
+    double last = res->steps > 0 ? res->iter_ms[res->steps - 1] : 0;
+    mp_error rerr;
+    mp_error_clear(&rerr);
+    if (res->trace.n > 0 && last > 0 && mp_replay_trace(&in->plan, &res->trace, &r.replay_ms, &rerr) == MP_OK) {
+        r.has_replay = 1;
+        r.replay_error_pct = 100.0 * (last - r.replay_ms) / r.replay_ms;
     }
     mp_report_print(stdout, &r);
     mp_status st = MP_OK;

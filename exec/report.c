@@ -25,6 +25,9 @@ void mp_report_print(FILE *f, const mp_report_info *r)
     fprintf(f, "throughput   %10.1f samples/s\n", s->samples_per_s);
     if (r->has_prediction)
         fprintf(f, "predicted    %10.3f ms  error %+.1f%%\n", r->prediction.iteration_ms, r->error_pct);
+    if (r->has_replay)
+        fprintf(f, "replayed     %10.3f ms  error %+.1f%%  (the cost model fed with the last step's measured op times)\n",
+                r->replay_ms, r->replay_error_pct);
     fprintf(f, "%-8s %12s %8s %14s%s\n", "stage", "busy_ms", "busy_%", "peak_memory", r->has_prediction ? "  predicted_peak" : "");
     for (int q = 0; q < s->num_positions; q++) {
         fprintf(f, "%-8d %12.3f %7.1f%% %14s", q, s->busy_ms[q],
@@ -84,6 +87,13 @@ mp_status mp_report_write(const char *path, const mp_report_info *r, mp_error *e
     json_object_set_new(j, "stages", st);
     json_object_set_new(j, "param_count", json_integer(s->param_count));
     json_object_set_new(j, "weights_sha256", json_string(s->checksum));
+    if (r->has_replay) {
+        json_t *o = json_object();
+        json_object_set_new(o, "iteration_ms", mp_json_number(r->replay_ms));
+        json_object_set_new(o, "measured_ms", mp_json_number(s->iter_ms[s->steps - 1]));
+        json_object_set_new(o, "error_pct", mp_json_number(r->replay_error_pct));
+        json_object_set_new(j, "replay", o);
+    }
     if (r->has_prediction) {
         json_t *o = json_object();
         json_object_set_new(o, "iteration_ms", mp_json_number(r->prediction.iteration_ms));

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# validate.sh — `make validate`: profile profiles/tiny.model.json on this
+# validate.sh — `make validate`: profile profiles/demo.model.json on this
 # machine (mpprof), plan several configurations (stage counts 1/2, micro-batch
 # sizes, schedules) with mpplan, run each with mprun --profile, and print
 # predicted vs measured iteration time with the mean and max |error|.
@@ -7,7 +7,7 @@
 # Env: MPKIT_BIN (default bin), MODEL, GB (global batch, 64), STEPS (40).
 set -euo pipefail
 BIN=${MPKIT_BIN:-bin}
-MODEL=${MODEL:-profiles/tiny.model.json}
+MODEL=${MODEL:-profiles/demo.model.json}
 GB=${GB:-64}
 STEPS=${STEPS:-40}
 OUT=out
@@ -39,7 +39,7 @@ plan_by_hand() {  # K schedule b path: a half/half split when mpplan is not buil
 }
 
 rows=()
-printf '%-26s %8s %12s %12s %9s\n' config stages predicted_ms measured_ms error_%
+printf '%-26s %7s %12s %12s %8s %11s\n' config stages predicted_ms measured_ms error_% replay_err_%
 for c in $CONFIGS; do
     IFS=: read -r K s b <<<"$c"
     name="${K}dev-$s-b$b"
@@ -53,12 +53,14 @@ for c in $CONFIGS; do
     fi
     "$BIN/mprun" "$plan" --model "$MODEL" --steps "$STEPS" --warmup 5 --quiet --profile "$WORK/profile.json" \
         --cluster "$WORK/cluster.json" --report "$WORK/$name.report.json" --trace "$WORK/$name.trace.json" >/dev/null
-    read -r stages pred meas err < <(jq -r '[.num_stages, .predicted.iteration_ms, .iteration_ms, .predicted.error_pct] | @tsv' \
-        "$WORK/$name.report.json")
-    printf '%-26s %8s %12.3f %12.3f %+8.1f%%\n' "$name" "$stages" "$pred" "$meas" "$err"
-    rows+=("{\"config\":\"$name\",\"stages\":$stages,\"predicted_ms\":$pred,\"measured_ms\":$meas,\"error_pct\":$err}")
+    read -r stages pred meas err rerr < <(jq -r '[.num_stages, .predicted.iteration_ms, .iteration_ms,
+        .predicted.error_pct, (.replay.error_pct // 0)] | @tsv' "$WORK/$name.report.json")
+    printf '%-26s %7s %12.3f %12.3f %+7.1f%% %+10.1f%%\n' "$name" "$stages" "$pred" "$meas" "$err" "$rerr"
+    rows+=("{\"config\":\"$name\",\"stages\":$stages,\"predicted_ms\":$pred,\"measured_ms\":$meas,\"error_pct\":$err,\"replay_error_pct\":$rerr}")
 done
 json="[$(IFS=,; echo "${rows[*]}")]"
 echo "$json" | jq . > "$OUT/validate.json.tmp" && mv "$OUT/validate.json.tmp" "$OUT/validate.json"
-jq -r '"# mean |error| \(([.[].error_pct | fabs] | add / length * 10 | round / 10))%, max |error| \(([.[].error_pct | fabs] | max * 10 | round / 10))% over \(length) configurations"' "$OUT/validate.json"
+jq -r '"# mean |error| \(([.[].error_pct | fabs] | add / length * 10 | round / 10))%, max |error| \(([.[].error_pct | fabs] | max * 10 | round / 10))% over \(length) configurations",
+       "# replay (the cost model fed with each run'"'"'s measured op times): mean |error| \(([.[].replay_error_pct | fabs] | add / length * 10 | round / 10))%, max \(([.[].replay_error_pct | fabs] | max * 10 | round / 10))%"' "$OUT/validate.json"
 echo "# wrote $OUT/validate.json"
+bash plots/validate_serve.sh   # serving: predicted vs measured throughput, p50, p99 (docs/serving.md §7)
