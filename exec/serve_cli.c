@@ -1,0 +1,298 @@
+/* serve_cli.c — `mprun PLAN.json --model M.json --serve ...`: options, the
+ * arrivals (the simulator's generator: sim/serve_arrivals.c), the run, the
+ * prediction for the same arrivals, the report.
+ * defines: mp_serve_run_main */
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "cluster.h"
+#include "model.h"
+#include "plan.h"
+#include "profile.h"
+#include "serve.h"
+#include "serve_run.h"
+#include "transport.h"
+#include "units.h"
+
+enum { O_MODEL = 256, O_SERVE, O_RATE, O_DURATION, O_ARRIVALS, O_SLO, O_SEED, O_PROFILE, O_REPORT,
+       O_TRACE, O_BACKEND, O_TIMEOUT, O_DRAIN, O_BANDWIDTH, O_LATENCY, O_NOPIN, O_HELP };
+
+/* One table drives both getopt_long and --help. */
+static const struct { const char *name; int has_arg, id; const char *arg, *help; } opts[] = {
+    { "model", 1, O_MODEL, "M.json", "model spec (required)" },
+    { "serve", 0, O_SERVE, NULL, "serve requests instead of training" },
+    { "rate", 1, O_RATE, "R", "Poisson arrivals at R requests/s (with --duration); scales a trace" },
+    { "duration", 1, O_DURATION, "S", "seconds of Poisson arrivals (e.g. 5, 500ms)" },
+    { "arrivals", 1, O_ARRIVALS, "TRACE", "arrival times in seconds, one a line (instead of Poisson)" },
+    { "slo-ms", 1, O_SLO, "L", "latency target in ms for the attainment (default: the plan's)" },
+    { "seed", 1, O_SEED, "N", "seed of the arrivals and the request inputs (default 1)" },
+    { "profile", 1, O_PROFILE, "P.json", "predict the same arrivals with the simulator and report the error" },
+    { "report", 1, O_REPORT, "R.json", "write the report as JSON" },
+    { "trace", 1, O_TRACE, "T.json", "write the measured timeline as Chrome trace JSON" },
+    { "backend", 1, O_BACKEND, "cpu|cuda", "compute backend (default cpu)" },
+    { "timeout", 1, O_TIMEOUT, "T", "limit of every wait between stages (default 30s)" },
+    { "drain", 1, O_DRAIN, "T", "after the last arrival, dispatch for at most T (default 2s); the rest is unfinished" },
+    { "bandwidth", 1, O_BANDWIDTH, "BW", "link bandwidth for the prediction (default 25GB/s)" },
+    { "latency", 1, O_LATENCY, "T", "link latency for the prediction (default 10us)" },
+    { "no-pin", 0, O_NOPIN, NULL, "cpu: do not pin stages to cores" },
+    { "help", 0, O_HELP, NULL, "this help" },
+};
+#define NOPTS ((int)(sizeof opts / sizeof opts[0]))
+
+typedef struct {
+    const char *plan_path, *model_path, *arrivals_path, *profile_path, *report_path, *trace_path;
+    double rate, duration_s, slo_ms, bandwidth, latency;
+    unsigned long seed;
+    mp_serve_run_config run;
+} cli;
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: mprun PLAN.json --model M.json --serve (--rate R --duration S | --arrivals TRACE) [options]\n\n"
+               "Serves single-sample requests through a serving plan (mpplan --serve -o PLAN.json):\n"
+               "open-loop arrivals, the batcher of docs/serving.md, forward-only stages on threads.\n\n");
+    for (int i = 0; i < NOPTS; i++) {
+        char left[64];
+        snprintf(left, sizeof left, "--%s%s%s", opts[i].name, opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
+        fprintf(f, "  %-28s %s\n", left, opts[i].help);
+    }
+}
+
+static mp_status parse_pos(const char *flag, const char *s, double *out, mp_error *err)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (!*s || *end || !(v > 0) || !isfinite(v))
+        return mp_error_set(err, MP_ERR_USAGE, "--%s: expected a positive number, got '%s'", flag, s);
+    *out = v;
+    return MP_OK;
+}
+
+static mp_status parse_args(int argc, char **argv, cli *c, int *help, mp_error *err)
+{
+    struct option lo[NOPTS + 1];
+    for (int i = 0; i < NOPTS; i++) lo[i] = (struct option){ opts[i].name, opts[i].has_arg, NULL, opts[i].id };
+    memset(&lo[NOPTS], 0, sizeof lo[NOPTS]);
+    memset(c, 0, sizeof *c);
+    mp_serve_run_config_default(&c->run);
+    c->rate = -1;
+    c->slo_ms = -1;
+    c->seed = 1;
+    c->bandwidth = 25e9;
+    c->latency = 10e-6;
+    mp_status st = MP_OK;
+    int o;
+    opterr = 0;
+    optind = 1;
+    while (st == MP_OK && (o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (o) {
+        case O_MODEL: c->model_path = optarg; break;
+        case O_SERVE: break;
+        case O_RATE: st = parse_pos("rate", optarg, &c->rate, err); break;
+        case O_DURATION: st = mp_parse_duration(optarg, &c->duration_s, err); break;
+        case O_ARRIVALS: c->arrivals_path = optarg; break;
+        case O_SLO: st = parse_pos("slo-ms", optarg, &c->slo_ms, err); break;
+        case O_SEED: {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (!*optarg || *end || v < 0 || v > INT_MAX)
+                st = mp_error_set(err, MP_ERR_USAGE, "--seed: expected an integer >= 0, got '%s'", optarg);
+            c->seed = (unsigned long)v;
+            break;
+        }
+        case O_PROFILE: c->profile_path = optarg; break;
+        case O_REPORT: c->report_path = optarg; break;
+        case O_TRACE: c->trace_path = optarg; break;
+        case O_BACKEND: c->run.backend = optarg; break;
+        case O_TIMEOUT: st = mp_parse_duration(optarg, &c->run.timeout_s, err); break;
+        case O_DRAIN: st = mp_parse_duration(optarg, &c->run.drain_s, err); break;
+        case O_BANDWIDTH: st = mp_parse_bandwidth(optarg, &c->bandwidth, err); break;
+        case O_LATENCY: st = mp_parse_duration(optarg, &c->latency, err); break;
+        case O_NOPIN: c->run.pin = 0; break;
+        case 'h': case O_HELP: *help = 1; return MP_OK;
+        default:
+            return mp_error_set(err, MP_ERR_USAGE, "unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
+        }
+    }
+    if (st != MP_OK) return st == MP_ERR_INPUT ? MP_ERR_USAGE : st;
+    if (optind != argc - 1) return mp_error_set(err, MP_ERR_USAGE, "expected exactly one PLAN.json (see --help)");
+    c->plan_path = argv[optind];
+    if (!c->model_path) return mp_error_set(err, MP_ERR_USAGE, "--model M.json is required");
+    if (!c->arrivals_path && (c->rate < 0 || !(c->duration_s > 0)))
+        return mp_error_set(err, MP_ERR_USAGE, "--serve needs --rate R --duration S or --arrivals TRACE");
+    if (c->arrivals_path && c->duration_s > 0)
+        return mp_error_set(err, MP_ERR_USAGE, "--duration and --arrivals both set the requests; use one");
+    if (strcmp(c->run.backend, "cpu") && strcmp(c->run.backend, "cuda"))
+        return mp_error_set(err, MP_ERR_USAGE, "--backend: expected cpu or cuda, got '%s'", c->run.backend);
+    if (!mp_backend_available(c->run.backend))
+        return mp_error_set(err, MP_ERR_USAGE, "--backend %s: not compiled into this build", c->run.backend);
+    if (mp_transport_mpi_detected())
+        return mp_error_set(err, MP_ERR_USAGE, "--serve runs its stages as threads of one process; "
+                                               "start it without mpirun");
+    c->run.seed = c->seed;
+    return MP_OK;
+}
+
+/* The requests: Poisson at --rate for --duration (a prefix of the
+ * simulator's stream with the same seed), or the trace (scaled by --rate). */
+static mp_status make_arrivals(cli *c, double **t_out, int *n_out, mp_error *err)
+{
+    mp_serve_arrivals a;
+    memset(&a, 0, sizeof a);
+    if (c->arrivals_path) {
+        mp_status st = mp_serve_arrivals_load(&a, c->arrivals_path, err);
+        if (st != MP_OK) return st;
+        double *t = malloc((size_t)a.n * sizeof(double));
+        if (!t) { mp_serve_arrivals_free(&a); return mp_error_set(err, MP_ERR_NOMEM, "out of memory"); }
+        mp_serve_arrivals_at_rate(&a, c->rate > 0 ? c->rate : 0, t);
+        if (c->rate <= 0) c->rate = a.trace_rps;
+        *t_out = t;
+        *n_out = a.n;
+        mp_serve_arrivals_free(&a);
+        return MP_OK;
+    }
+    double horizon = 1e3 * c->duration_s, mean = c->rate * c->duration_s;
+    if (mean > 5e7) return mp_error_set(err, MP_ERR_USAGE, "--rate x --duration: %.3g requests is too many", mean);
+    int n = (int)(mean + 10 * sqrt(mean) + 20);
+    for (;;) {
+        double *t = malloc((size_t)n * sizeof(double));
+        if (!t) return mp_error_set(err, MP_ERR_NOMEM, "out of memory for %d arrivals", n);
+        mp_serve_arrivals_poisson(&a, n, c->seed);
+        mp_serve_arrivals_at_rate(&a, c->rate, t);
+        if (t[n - 1] >= horizon) {
+            int k = 0;
+            while (k < n && t[k] < horizon) k++;
+            if (k == 0) { free(t); return mp_error_set(err, MP_ERR_USAGE, "no request arrives within --duration; raise --rate or --duration"); }
+            *t_out = t;
+            *n_out = k;
+            return MP_OK;
+        }
+        free(t);
+        n *= 2;
+    }
+}
+
+/* The simulator on the same arrival times (docs/serving.md). */
+static mp_status predict(cli *c, const mp_plan *plan, const mp_model *model, const double *t, int n,
+                         double slo, mp_serve_result *out, mp_error *err)
+{
+    mp_profile prof;
+    mp_cluster cl;
+    memset(&prof, 0, sizeof prof);
+    memset(&cl, 0, sizeof cl);
+    mp_status st = mp_profile_load(c->profile_path, &prof, err);
+    if (st != MP_OK) return st;
+    int K = plan->num_stages, B = plan->max_batch, maxdev = 0, have_cl = 0;
+    int *first = NULL, *last = NULL, *dev = NULL;
+    double *sms = NULL, *lms = NULL;
+    mp_serve_sim *sim = NULL;
+    if (prof.num_layers != model->num_layers) {
+        st = mp_error_set(err, MP_ERR_INPUT, "%s: %d layers, but the model %s has %d", c->profile_path,
+                          prof.num_layers, c->model_path, model->num_layers);
+        goto out;
+    }
+    for (int s = 0; s < K; s++)
+        if (plan->stages[s].device > maxdev) maxdev = plan->stages[s].device;
+    if ((st = mp_cluster_uniform(&cl, maxdev + 1, 1e18, c->bandwidth, c->latency, err)) != MP_OK) goto out;
+    have_cl = 1;
+    first = malloc((size_t)K * sizeof(int));
+    last = malloc((size_t)K * sizeof(int));
+    dev = malloc((size_t)K * sizeof(int));
+    sms = calloc((size_t)K * B, sizeof(double));
+    lms = calloc((size_t)(K > 1 ? K - 1 : 1) * B, sizeof(double));
+    sim = mp_serve_sim_new();
+    if (!first || !last || !dev || !sms || !lms || !sim) { st = mp_error_set(err, MP_ERR_NOMEM, "out of memory"); goto out; }
+    for (int s = 0; s < K; s++) {
+        first[s] = plan->stages[s].first;
+        last[s] = plan->stages[s].last;
+        dev[s] = plan->stages[s].device;
+    }
+    mp_serve_tables(&prof, &cl, K, first, last, dev, B, sms, lms);
+    mp_serve_config cfg = { K, B, plan->max_wait_ms, sms, lms };
+    st = mp_serve_sim_run(sim, &cfg, t, n, slo > 0 ? slo : 1e300, out, err);
+out:
+    mp_serve_sim_free(sim);
+    free(first);
+    free(last);
+    free(dev);
+    free(sms);
+    free(lms);
+    if (have_cl) mp_cluster_free(&cl);
+    mp_profile_free(&prof);
+    return st;
+}
+
+/* predicted.slo_ms of a plan written by mpplan --serve, or -1. */
+static double plan_slo(const char *path)
+{
+    json_t *root = json_load_file(path, 0, NULL);
+    json_t *v = json_object_get(json_object_get(root, "predicted"), "slo_ms");
+    double slo = json_is_number(v) && json_number_value(v) > 0 ? json_number_value(v) : -1;
+    json_decref(root);
+    return slo;
+}
+
+int mp_serve_run_main(int argc, char **argv)
+{
+    cli c;
+    mp_error err;
+    mp_error_clear(&err);
+    int help = 0, n = 0;
+    double *t = NULL;
+    mp_plan plan;
+    mp_model model;
+    memset(&plan, 0, sizeof plan);
+    memset(&model, 0, sizeof model);
+    mp_serve_run_result res;
+    memset(&res, 0, sizeof res);
+    mp_serve_report_info info;
+    memset(&info, 0, sizeof info);
+    mp_status st = parse_args(argc, argv, &c, &help, &err);
+    if (help) { usage(stdout); return 0; }
+    if (st == MP_OK) st = mp_plan_load(c.plan_path, &plan, &err);
+    if (st == MP_OK) st = mp_model_load(c.model_path, &model, &err);
+    if (st == MP_OK && plan.mode != MP_MODE_SERVE)
+        st = mp_error_set(&err, MP_ERR_INPUT, "%s: a training plan; --serve needs a serving plan "
+                                              "(\"mode\": \"serve\", from mpplan --serve -o PLAN.json)", c.plan_path);
+    if (st == MP_OK) st = mp_plan_check(&plan, model.num_layers, INT_MAX, c.plan_path, &err);
+    if (st == MP_OK) st = make_arrivals(&c, &t, &n, &err);
+    double slo = c.slo_ms > 0 ? c.slo_ms : plan_slo(c.plan_path);
+    if (st == MP_OK) {
+        info.plan_path = c.plan_path;
+        info.model_path = c.model_path;
+        info.arrivals_desc = c.arrivals_path ? c.arrivals_path : "poisson";
+        info.rate_rps = c.rate;
+        if (c.profile_path) {
+            st = predict(&c, &plan, &model, t, n, slo, &info.predicted, &err);
+            info.has_prediction = st == MP_OK;
+        }
+    }
+    if (st == MP_OK) {
+        c.run.plan = &plan;
+        c.run.model = &model;
+        c.run.arrival_ms = t;
+        c.run.n = n;
+        c.run.slo_ms = slo;
+        st = mp_serve_run(&c.run, &res, &err);
+    }
+    if (st == MP_OK) st = mp_serve_run_metrics(&res, slo, &info.measured, &err);
+    if (st == MP_OK) {
+        info.run = &res;
+        if (info.has_prediction) info.measured.capacity_rps = info.predicted.capacity_rps;
+        mp_serve_report_print(stdout, &info);
+        if (c.report_path) st = mp_serve_report_write(c.report_path, &info, &err);
+        if (st == MP_OK && c.trace_path) st = mp_serve_trace_write(c.trace_path, &res, &err);
+    }
+    if (st != MP_OK) fprintf(stderr, "mprun: %s\n", err.msg);
+    mp_serve_run_result_free(&res);
+    free(t);
+    mp_plan_free(&plan);
+    mp_model_free(&model);
+    return mp_exit_code(st);
+}

@@ -1,0 +1,542 @@
+/* serve_run.c — the serving runtime: a load generator thread, the batcher
+ * (run by stage 0's worker, which is exactly "stage 0 becomes free"), and one
+ * forward-only worker thread per stage connected by the threads transport.
+ * defines: mp_serve_run_config_default, mp_serve_run, mp_serve_run_metrics,
+ *          mp_serve_run_result_free
+ *
+ * Batcher (docs/serving.md §1): with a_i the oldest queued request's scheduled
+ * arrival, a batch is ready when B requests are queued or at a_i + W; stage 0
+ * takes it when it is free: every queued request (at most B) in arrival order.
+ * Sleeps are absolute on CLOCK_MONOTONIC (clock_nanosleep / timed condvar
+ * waits) with the thread's timer slack set to 1 ns, never spins. */
+#include "serve_run.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "backend_impl.h"
+#include "data.h"
+#include "layers.h"
+#include "transport.h"
+
+/* ---------------------------------------------------------------- clock */
+
+static double mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+static struct timespec ts_of_ms(double ms)
+{
+    struct timespec ts;
+    if (ms < 0) ms = 0;
+    double s = floor(ms / 1e3);
+    ts.tv_sec = (time_t)s;
+    ts.tv_nsec = (long)((ms - s * 1e3) * 1e6);
+    if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+    if (ts.tv_nsec < 0) ts.tv_nsec = 0;
+    return ts;
+}
+
+static void precise_timers(void) { prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); }
+
+/* cpu with pinning: keep the generator off the stages' cores when a core is
+ * left. Off by default (MPKIT_SERVE_PIN_GENERATOR=1 turns it on): on the
+ * 2-core test VM it made the served throughput lower, not higher. */
+static void pin_generator(const mp_serve_run_config *c)
+{
+    if (!c->pin || strcmp(c->backend, "cpu")) return;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    int any = 0;
+    for (long core = 0; core < ncpu && core < CPU_SETSIZE; core++) {
+        int used = 0;
+        for (int s = 0; s < c->plan->num_stages; s++) used |= c->plan->stages[s].device == core;
+        if (!used) { CPU_SET(core, &set); any = 1; }
+    }
+    if (any) sched_setaffinity(0, sizeof set, &set);
+}
+
+/* ---------------------------------------------------------------- state */
+
+typedef struct serve serve;
+
+typedef struct {
+    serve *sv;
+    int s;
+    pthread_t th;
+    mp_backend *be;
+    mp_stage_net net;
+    int has_net;
+    float *in, *out, *stash;     /* backend memory, max_batch rows */
+    unsigned char *msg;          /* host message: header + max_batch rows of out_dim */
+    mp_error err;
+} stage_w;
+
+typedef struct { int id, b, first, pad; } batch_hdr;
+
+struct serve {
+    const mp_serve_run_config *c;
+    mp_serve_run_result *res;
+    int K, B, in_dim, out_dim;
+    double W, t0, deadline, idle_s;
+    float *x;                    /* [n * in_dim] request inputs */
+    mp_transport *t;
+    stage_w *w;
+    pthread_t gen;
+    pthread_mutex_t mu;          /* queue + failure */
+    pthread_cond_t cv;
+    int pushed, head, gen_done, failed;
+    int ready, go;               /* stages set up / clock started */
+    mp_error first_err;
+};
+
+static void fail(serve *sv, int s, const mp_error *e)
+{
+    pthread_mutex_lock(&sv->mu);
+    if (!sv->failed) {
+        sv->failed = 1;
+        sv->first_err = *e;
+    }
+    pthread_cond_broadcast(&sv->cv);
+    pthread_mutex_unlock(&sv->mu);
+    if (sv->t) sv->t->i->abort(sv->t, s, e->msg);
+}
+
+/* ---------------------------------------------------------------- generator */
+
+/* Releases request i at t0 + arrival_ms[i]; every request already due is
+ * queued under one lock, so requests with equal times are seen together. */
+static void *gen_main(void *arg)
+{
+    serve *sv = arg;
+    precise_timers();
+    if (getenv("MPKIT_SERVE_PIN_GENERATOR")) pin_generator(sv->c);
+    const double *a = sv->c->arrival_ms;
+    int n = sv->c->n, i = 0;
+    while (i < n) {
+        double due = sv->t0 + a[i];
+        if (mono_ms() < due) {
+            struct timespec ts = ts_of_ms(due);
+            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
+        }
+        double now = mono_ms();
+        pthread_mutex_lock(&sv->mu);
+        if (sv->failed) { pthread_mutex_unlock(&sv->mu); break; }
+        while (i < n && sv->t0 + a[i] <= now) sv->res->release_ms[i++] = now - sv->t0;
+        sv->pushed = i;
+        pthread_cond_broadcast(&sv->cv);
+        pthread_mutex_unlock(&sv->mu);
+    }
+    pthread_mutex_lock(&sv->mu);
+    sv->gen_done = 1;
+    pthread_cond_broadcast(&sv->cv);
+    pthread_mutex_unlock(&sv->mu);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- batcher */
+
+/* Blocks until a batch is due and takes it: *first, *b (0: no more batches).
+ * Called by stage 0 whenever it is free. */
+static void next_batch(serve *sv, int *first, int *b)
+{
+    const double *a = sv->c->arrival_ms;
+    *b = 0;
+    pthread_mutex_lock(&sv->mu);
+    for (;;) {
+        if (sv->failed) break;
+        double now = mono_ms();
+        int q = sv->pushed - sv->head;
+        if (sv->gen_done && sv->head < sv->c->n && sv->pushed == sv->c->n && now > sv->deadline) break;
+        if (q >= sv->B || (q > 0 && now >= sv->t0 + a[sv->head] + sv->W)) {
+            *first = sv->head;
+            *b = q < sv->B ? q : sv->B;
+            sv->head += *b;
+            break;
+        }
+        if (q == 0 && sv->gen_done) break;
+        double until = q > 0 ? sv->t0 + a[sv->head] + sv->W : now + 1e3 * sv->idle_s;
+        if (q > 0 && sv->gen_done && until > sv->deadline) until = sv->deadline + 1e-3;
+        struct timespec ts = ts_of_ms(until);
+        int rc = pthread_cond_timedwait(&sv->cv, &sv->mu, &ts);
+        if (rc == ETIMEDOUT && q == 0 && !sv->gen_done && sv->pushed == sv->head) {
+            /* nothing arrived in idle_s: the generator is stuck */
+            mp_error e;
+            mp_error_clear(&e);
+            mp_error_set(&e, MP_ERR_TIMEOUT, "stage 0: no request for %.1f s", sv->idle_s);
+            pthread_mutex_unlock(&sv->mu);
+            fail(sv, 0, &e);
+            return;
+        }
+    }
+    pthread_mutex_unlock(&sv->mu);
+}
+
+/* ---------------------------------------------------------------- stages */
+
+static size_t msg_bytes(const serve *sv, int s)
+{
+    return sizeof(batch_hdr) + (size_t)sv->B * (size_t)sv->w[s].net.out_dim * sizeof(float);
+}
+
+static mp_status stage_setup(stage_w *w)
+{
+    serve *sv = w->sv;
+    const mp_serve_run_config *c = sv->c;
+    const mp_stage *ps = &c->plan->stages[w->s];
+    int is_cpu = !strcmp(c->backend, "cpu");
+    mp_status st = mp_backend_open(c->backend, is_cpu && !c->pin ? -1 : ps->device, &w->be, &w->err);
+    if (st != MP_OK) return st;
+    if ((st = mp_stage_init(&w->net, w->be, c->model, ps->first, ps->last, sv->B, c->seed, &w->err)) != MP_OK)
+        return st;
+    w->has_net = 1;
+    w->in = w->be->i->alloc(w->be, (size_t)sv->B * w->net.in_dim * sizeof(float));
+    w->out = w->be->i->alloc(w->be, (size_t)sv->B * w->net.out_dim * sizeof(float));
+    w->stash = w->be->i->alloc(w->be, mp_stage_stash_bytes(&w->net, sv->B) + 16);
+    w->msg = malloc(sizeof(batch_hdr) + (size_t)sv->B * (w->net.in_dim > w->net.out_dim ? w->net.in_dim : w->net.out_dim) * sizeof(float));
+    if (!w->in || !w->out || !w->stash || !w->msg)
+        return mp_error_set(&w->err, MP_ERR_NOMEM, "stage %d: out of memory for batch buffers", w->s);
+    return MP_OK;
+}
+
+static void stage_free(stage_w *w)
+{
+    if (w->be) {
+        if (w->in) w->be->i->free(w->be, w->in);
+        if (w->out) w->be->i->free(w->be, w->out);
+        if (w->stash) w->be->i->free(w->be, w->stash);
+        if (w->has_net) mp_stage_free(&w->net);
+        mp_backend_close(w->be);
+    }
+    free(w->msg);
+    w->be = NULL;
+    w->msg = NULL;
+}
+
+/* One batch on this stage: forward, then send on or record completions. */
+static mp_status stage_batch(stage_w *w, batch_hdr h, const float *host_in)
+{
+    serve *sv = w->sv;
+    mp_serve_run_result *r = sv->res;
+    mp_backend *be = w->be;
+    int K = sv->K;
+    double a = mono_ms();
+    be->i->upload(be, w->in, host_in, (size_t)h.b * w->net.in_dim * sizeof(float));
+    mp_status st = mp_stage_forward(&w->net, h.b, w->in, w->out, w->stash, &w->err);
+    if (st == MP_OK) st = be->i->sync(be, &w->err);
+    if (st != MP_OK) return st;
+    float *rows = (float *)(w->msg + sizeof(batch_hdr));
+    size_t ob = (size_t)h.b * w->net.out_dim * sizeof(float);
+    be->i->download(be, rows, w->out, ob);
+    double e = mono_ms();
+    r->fwd_start_ms[(size_t)h.id * K + w->s] = a - sv->t0;
+    r->fwd_end_ms[(size_t)h.id * K + w->s] = e - sv->t0;
+    r->busy_ms[w->s] += e - a;
+    if (w->s == K - 1) {
+        for (int k = 0; k < h.b; k++) r->done_ms[h.first + k] = e - sv->t0;
+        if (r->outputs) memcpy(r->outputs + (size_t)h.first * sv->out_dim, rows, ob);
+        return MP_OK;
+    }
+    memcpy(w->msg, &h, sizeof h);
+    return sv->t->i->send(sv->t, w->s, w->s + 1, MP_TAG(MP_TAG_ACT, w->s, 0), w->msg, msg_bytes(sv, w->s),
+                          sv->c->timeout_s + sv->idle_s, &w->err);
+}
+
+static mp_status stage0_loop(stage_w *w)
+{
+    serve *sv = w->sv;
+    mp_serve_run_result *r = sv->res;
+    mp_status st = MP_OK;
+    for (;;) {
+        int first = 0, b = 0;
+        next_batch(sv, &first, &b);
+        if (b == 0) break;
+        batch_hdr h = { r->num_batches, b, first, 0 };
+        r->batch_size[h.id] = b;
+        r->batch_first[h.id] = first;
+        for (int k = 0; k < b; k++) r->batch_of[first + k] = h.id;
+        r->num_batches++;
+        if ((st = stage_batch(w, h, sv->x + (size_t)first * sv->in_dim)) != MP_OK) return st;
+    }
+    pthread_mutex_lock(&sv->mu);
+    int failed = sv->failed;
+    pthread_mutex_unlock(&sv->mu);
+    if (failed || sv->K == 1) return MP_OK;
+    batch_hdr end = { -1, 0, 0, 0 };
+    memcpy(w->msg, &end, sizeof end);
+    return sv->t->i->send(sv->t, 0, 1, MP_TAG(MP_TAG_ACT, 0, 0), w->msg, msg_bytes(sv, 0), sv->c->timeout_s, &w->err);
+}
+
+static mp_status stage_loop(stage_w *w)
+{
+    serve *sv = w->sv;
+    int s = w->s;
+    size_t bytes = msg_bytes(sv, s - 1);
+    mp_status st;
+    for (;;) {
+        if ((st = sv->t->i->recv(sv->t, s, s - 1, MP_TAG(MP_TAG_ACT, s - 1, 0), w->msg, bytes,
+                                 sv->c->timeout_s + sv->idle_s, &w->err)) != MP_OK)
+            return st;
+        batch_hdr h;
+        memcpy(&h, w->msg, sizeof h);
+        if (h.b == 0) break;
+        float *rows = (float *)(w->msg + sizeof(batch_hdr));
+        if ((st = stage_batch(w, h, rows)) != MP_OK) return st;
+    }
+    if (s < sv->K - 1) {
+        batch_hdr end = { -1, 0, 0, 0 };
+        memcpy(w->msg, &end, sizeof end);
+        return sv->t->i->send(sv->t, s, s + 1, MP_TAG(MP_TAG_ACT, s, 0), w->msg, msg_bytes(sv, s), sv->c->timeout_s, &w->err);
+    }
+    return MP_OK;
+}
+
+static void *stage_main(void *arg)
+{
+    stage_w *w = arg;
+    serve *sv = w->sv;
+    precise_timers();
+    mp_status st = stage_setup(w);
+    if (st != MP_OK) {
+        char m[1024];
+        snprintf(m, sizeof m, "%s", w->err.msg);
+        mp_error_clear(&w->err);
+        mp_error_set(&w->err, st, "stage %d (device %d): %.900s", w->s, sv->c->plan->stages[w->s].device, m);
+    }
+    /* wait until every stage is set up and the clock has started */
+    pthread_mutex_lock(&sv->mu);
+    sv->ready++;
+    pthread_cond_broadcast(&sv->cv);
+    while (st == MP_OK && !sv->go && !sv->failed) pthread_cond_wait(&sv->cv, &sv->mu);
+    pthread_mutex_unlock(&sv->mu);
+    if (st == MP_OK) st = w->s == 0 ? stage0_loop(w) : stage_loop(w);
+    if (st != MP_OK) {
+        mp_error e;
+        mp_error_clear(&e);
+        if (strstr(w->err.msg, "stage ") == w->err.msg) e = w->err;
+        else mp_error_set(&e, st, "stage %d: %s", w->s, w->err.msg);
+        fail(w->sv, w->s, &e);
+    }
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- run */
+
+void mp_serve_run_config_default(mp_serve_run_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->backend = "cpu";
+    c->pin = 1;
+    c->seed = 1;
+    c->timeout_s = 30;
+    c->drain_s = 2;
+}
+
+static mp_status check(const mp_serve_run_config *c, mp_error *err)
+{
+    const mp_plan *p = c->plan;
+    if (p->mode != MP_MODE_SERVE || p->max_batch < 1)
+        return mp_error_set(err, MP_ERR_INPUT, "the plan is a training plan; --serve needs a serving plan "
+                                               "(\"mode\": \"serve\", \"max_batch\"), e.g. from mpplan --serve -o");
+    if (p->schedule == MP_SCHED_INTERLEAVED)
+        return mp_error_set(err, MP_ERR_INPUT, "a serving plan has one stage per device (not interleaved)");
+    if (p->stages[p->num_stages - 1].last != c->model->num_layers - 1)
+        return mp_error_set(err, MP_ERR_INPUT, "the plan covers layers 0..%d but the model has %d layers",
+                            p->stages[p->num_stages - 1].last, c->model->num_layers);
+    if (c->n < 1) return mp_error_set(err, MP_ERR_INPUT, "no requests to serve");
+    for (int i = 0; i < c->n; i++)
+        if (!(c->arrival_ms[i] >= 0) || (i && c->arrival_ms[i] < c->arrival_ms[i - 1]))
+            return mp_error_set(err, MP_ERR_INPUT, "arrival %d: times must be >= 0 and non-decreasing", i);
+    return MP_OK;
+}
+
+static mp_status alloc_result(mp_serve_run_result *r, const mp_serve_run_config *c, int K, int out_dim)
+{
+    size_t n = (size_t)c->n;
+    memset(r, 0, sizeof *r);
+    r->n = c->n;
+    r->num_stages = K;
+    r->max_batch = c->plan->max_batch;
+    r->max_wait_ms = c->plan->max_wait_ms;
+    r->out_dim = out_dim;
+    r->arrival_ms = malloc(n * sizeof(double));
+    r->release_ms = malloc(n * sizeof(double));
+    r->done_ms = malloc(n * sizeof(double));
+    r->batch_of = malloc(n * sizeof(int));
+    r->batch_size = calloc(n, sizeof(int));
+    r->batch_first = calloc(n, sizeof(int));
+    r->fwd_start_ms = calloc(n * (size_t)K, sizeof(double));
+    r->fwd_end_ms = calloc(n * (size_t)K, sizeof(double));
+    r->busy_ms = calloc((size_t)K, sizeof(double));
+    if (c->keep_outputs) r->outputs = calloc(n * (size_t)out_dim, sizeof(float));
+    if (!r->arrival_ms || !r->release_ms || !r->done_ms || !r->batch_of || !r->batch_size || !r->batch_first ||
+        !r->fwd_start_ms || !r->fwd_end_ms || !r->busy_ms || (c->keep_outputs && !r->outputs))
+        return MP_ERR_NOMEM;
+    memcpy(r->arrival_ms, c->arrival_ms, n * sizeof(double));
+    for (size_t i = 0; i < n; i++) { r->release_ms[i] = -1; r->done_ms[i] = -1; r->batch_of[i] = -1; }
+    return MP_OK;
+}
+
+static int model_out_dim(const mp_model *m)
+{
+    return m->layers[m->num_layers - 1].out_dim;
+}
+
+mp_status mp_serve_run(const mp_serve_run_config *c, mp_serve_run_result *res, mp_error *err)
+{
+    mp_status st = check(c, err);
+    if (st != MP_OK) return st;
+    serve sv;
+    memset(&sv, 0, sizeof sv);
+    sv.c = c;
+    sv.res = res;
+    sv.K = c->plan->num_stages;
+    sv.B = c->plan->max_batch;
+    sv.W = c->plan->max_wait_ms;
+    sv.in_dim = c->model->input_dim;
+    sv.out_dim = model_out_dim(c->model);
+    double gap = c->arrival_ms[0];
+    for (int i = 1; i < c->n; i++)
+        if (c->arrival_ms[i] - c->arrival_ms[i - 1] > gap) gap = c->arrival_ms[i] - c->arrival_ms[i - 1];
+    sv.idle_s = c->timeout_s + (gap + sv.W) / 1e3;
+    if (alloc_result(res, c, sv.K, sv.out_dim) != MP_OK) return mp_error_set(err, MP_ERR_NOMEM, "out of memory");
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&sv.cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&sv.mu, NULL);
+    mp_data data;
+    memset(&data, 0, sizeof data);
+    int started = 0, gen_started = 0;
+    sv.x = malloc((size_t)c->n * sv.in_dim * sizeof(float));
+    sv.w = calloc((size_t)sv.K, sizeof *sv.w);
+    if (!sv.x || !sv.w) { st = mp_error_set(err, MP_ERR_NOMEM, "out of memory for %d requests", c->n); goto out; }
+    if ((st = mp_data_init(&data, c->model, c->seed, err)) != MP_OK) goto out;
+    mp_data_inputs(&data, 0, c->n, sv.x);
+    if ((st = mp_transport_open("threads", sv.K, 2, &sv.t, err)) != MP_OK) goto out;
+    /* each worker opens its backend (which pins it) and builds its layers */
+    for (; started < sv.K; started++) {
+        stage_w *w = &sv.w[started];
+        w->sv = &sv;
+        w->s = started;
+        mp_error_clear(&w->err);
+        if (pthread_create(&w->th, NULL, stage_main, w) != 0) {
+            mp_error e;
+            mp_error_clear(&e);
+            mp_error_set(&e, MP_ERR_BACKEND, "stage %d: cannot start its thread", started);
+            fail(&sv, started, &e);
+            break;
+        }
+    }
+    pthread_mutex_lock(&sv.mu);
+    while (sv.ready < started && !sv.failed) pthread_cond_wait(&sv.cv, &sv.mu);
+    /* the clock starts once every stage is ready */
+    sv.t0 = mono_ms() + 20;
+    sv.deadline = sv.t0 + c->arrival_ms[c->n - 1] + 1e3 * c->drain_s;
+    sv.go = 1;
+    pthread_cond_broadcast(&sv.cv);
+    int failed = sv.failed;
+    pthread_mutex_unlock(&sv.mu);
+    if (failed) {}
+    else if (pthread_create(&sv.gen, NULL, gen_main, &sv) == 0) gen_started = 1;
+    else {
+        mp_error e;
+        mp_error_clear(&e);
+        mp_error_set(&e, MP_ERR_BACKEND, "cannot start the load generator thread");
+        fail(&sv, 0, &e);
+    }
+    if (gen_started) pthread_join(sv.gen, NULL);
+    for (int s = 0; s < started; s++) pthread_join(sv.w[s].th, NULL);
+    if (sv.failed) { st = mp_error_set(err, sv.first_err.status, "%s", sv.first_err.msg); goto out; }
+    /* queued at the last arrival: not started on stage 0 by then */
+    double last = c->arrival_ms[c->n - 1];
+    for (int i = 0; i < c->n; i++) {
+        int j = res->batch_of[i];
+        if (j < 0 || res->fwd_start_ms[(size_t)j * sv.K] > last) res->queued_at_end++;
+        if (res->done_ms[i] < 0) res->unfinished++;
+    }
+out:
+    if (sv.w)
+        for (int s = 0; s < sv.K; s++) stage_free(&sv.w[s]);
+    free(sv.w);
+    free(sv.x);
+    mp_transport_close(sv.t, st != MP_OK);
+    mp_data_free(&data);
+    pthread_cond_destroy(&sv.cv);
+    pthread_mutex_destroy(&sv.mu);
+    return st;
+}
+
+/* ---------------------------------------------------------------- metrics */
+
+mp_status mp_serve_run_metrics(const mp_serve_run_result *r, double slo_ms, mp_serve_result *out,
+                               mp_error *err)
+{
+    memset(out, 0, sizeof *out);
+    int n = r->n, fin = 0;
+    double *lat = malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
+    if (!lat) return mp_error_set(err, MP_ERR_NOMEM, "out of memory");
+    double last_done = 0, sum = 0;
+    int ok = 0;
+    for (int i = 0; i < n; i++) {
+        if (r->done_ms[i] < 0) continue;
+        double l = r->done_ms[i] - r->arrival_ms[i];
+        lat[fin++] = l;
+        sum += l;
+        if (r->done_ms[i] > last_done) last_done = r->done_ms[i];
+        if (slo_ms > 0 && l <= slo_ms + 1e-6) ok++;
+    }
+    out->num_requests = n;
+    out->num_batches = r->num_batches;
+    out->mean_batch = r->num_batches ? (double)(n - (n - fin)) / r->num_batches : 0;
+    double span = n > 1 ? r->arrival_ms[n - 1] - r->arrival_ms[0] : 0;
+    out->offered_rps = span > 0 ? 1e3 * (n - 1) / span : 0;
+    double serve_span = last_done - (n ? r->arrival_ms[0] : 0);
+    out->throughput_rps = fin && serve_span > 0 ? 1e3 * fin / serve_span : 0;
+    out->slo_ms = slo_ms;
+    out->slo_attainment = slo_ms > 0 ? (double)ok / n : (double)fin / (n ? n : 1);
+    out->queued_at_end = r->queued_at_end;
+    if (fin) {
+        out->mean_ms = sum / fin;
+        out->p50_ms = mp_serve_percentile(lat, fin, 50);
+        out->p90_ms = mp_serve_percentile(lat, fin, 90);
+        out->p99_ms = mp_serve_percentile(lat, fin, 99);
+        out->max_ms = mp_serve_percentile(lat, fin, 100);
+    }
+    double busy = 0;
+    for (int s = 0; s < r->num_stages; s++) busy += r->busy_ms[s];
+    out->bubble_fraction = serve_span > 0 ? 1 - busy / (r->num_stages * serve_span) : 0;
+    out->overloaded = r->unfinished > 0 ||
+                      (r->queued_at_end > 2 * r->max_batch && out->throughput_rps < 0.95 * out->offered_rps);
+    free(lat);
+    return MP_OK;
+}
+
+void mp_serve_run_result_free(mp_serve_run_result *r)
+{
+    free(r->arrival_ms);
+    free(r->release_ms);
+    free(r->done_ms);
+    free(r->batch_of);
+    free(r->batch_size);
+    free(r->batch_first);
+    free(r->fwd_start_ms);
+    free(r->fwd_end_ms);
+    free(r->busy_ms);
+    free(r->outputs);
+    memset(r, 0, sizeof *r);
+}

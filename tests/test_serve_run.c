@@ -1,0 +1,306 @@
+/* test_serve_run.c — mprun --serve: the batcher forms the batches of
+ * docs/serving.md on a trace with known times (checked on the batch sizes and
+ * ids the runtime records, not on wall times), every request is answered once
+ * with outputs bitwise equal to a one-stage forward of the same batch, the
+ * metrics against hand-computed values, overload reported as such, bad input
+ * exits 2, and a run through bin/mprun writes a report with the fields. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "data.h"
+#include "layers.h"
+#include "model.h"
+#include "plan.h"
+#include "serve_run.h"
+#include "testutil.h"
+
+static const char *MODEL =
+    "{\"format\": \"mpkit-model/1\", \"name\": \"r\", \"input_dim\": 12, \"layers\": ["
+    "{\"type\": \"linear\", \"out\": 32}, {\"type\": \"gelu\"},"
+    "{\"repeat\": 2, \"layers\": [{\"type\": \"residual_mlp\", \"hidden\": 48}]},"
+    "{\"type\": \"layernorm\"}, {\"type\": \"linear\", \"out\": 3}], \"loss\": \"mse\"}";
+#define NL 6
+
+/* mp_test_write_file's path lives in a static buffer: keep copies. */
+static const char *keep(const char *path)
+{
+    static char paths[16][1024];
+    static int next;
+    char *p = paths[next++ % 16];
+    snprintf(p, 1024, "%s", path);
+    return p;
+}
+
+static const char *serve_plan(const char *name, int B, double W, const char *stages)
+{
+    char text[2048];
+    snprintf(text, sizeof text,
+             "{\"format\":\"mpplan-plan/1\",\"mode\":\"serve\",\"schedule\":\"gpipe\",\"chunks_per_device\":1,"
+             "\"global_batch\":%d,\"microbatch_size\":%d,\"num_microbatches\":1,\"max_batch\":%d,"
+             "\"max_wait_ms\":%g,\"stages\":[%s]}", B, B, B, W, stages);
+    return keep(mp_test_write_file(name, text));
+}
+
+static void load(const char *plan_path, mp_plan *p, mp_model *m)
+{
+    mp_error err;
+    mp_error_clear(&err);
+    CU_ASSERT_FATAL(mp_plan_load(plan_path, p, &err) == MP_OK);
+    CU_ASSERT_FATAL(mp_model_load(mp_test_write_file("model.json", MODEL), m, &err) == MP_OK);
+}
+
+/* Groups of simultaneous requests far apart: B = 4, W = 20 ms.
+ * 4 at 0 ms (full: one batch of 4); 3 at 100 ms (timeout at 120: batch of 3);
+ * 6 at 200 ms (4 at once, then 2 at the timeout 220); 1 at 300 ms (alone at 320). */
+static void test_batches_from_trace(void)
+{
+    double t[14];
+    int k = 0;
+    for (int i = 0; i < 4; i++) t[k++] = 0;
+    for (int i = 0; i < 3; i++) t[k++] = 100;
+    for (int i = 0; i < 6; i++) t[k++] = 200;
+    t[k++] = 300;
+    mp_plan p;
+    mp_model m;
+    load(serve_plan("plan2.json", 4, 20, "{\"layers\":[0,2],\"device\":0},{\"layers\":[3,5],\"device\":1}"), &p, &m);
+    mp_serve_run_config c;
+    mp_serve_run_config_default(&c);
+    c.plan = &p;
+    c.model = &m;
+    c.pin = 0;
+    c.seed = 7;
+    c.arrival_ms = t;
+    c.n = k;
+    c.keep_outputs = 1;
+    mp_serve_run_result r;
+    mp_error err;
+    mp_error_clear(&err);
+    mp_status st = mp_serve_run(&c, &r, &err);
+    if (st != MP_OK) fprintf(stderr, "%s\n", err.msg);
+    CU_ASSERT_FATAL(st == MP_OK);
+    const int want_size[] = { 4, 3, 4, 2, 1 }, want_first[] = { 0, 4, 7, 11, 13 };
+    CU_ASSERT_EQUAL(r.num_batches, 5);
+    for (int j = 0; j < 5 && j < r.num_batches; j++) {
+        CU_ASSERT_EQUAL(r.batch_size[j], want_size[j]);
+        CU_ASSERT_EQUAL(r.batch_first[j], want_first[j]);
+    }
+    /* every request answered exactly once, by the batch that holds it */
+    int seen[14] = { 0 };
+    for (int j = 0; j < r.num_batches; j++)
+        for (int q = 0; q < r.batch_size[j]; q++) seen[r.batch_first[j] + q]++;
+    for (int i = 0; i < k; i++) {
+        CU_ASSERT_EQUAL(seen[i], 1);
+        CU_ASSERT(r.done_ms[i] >= 0);
+        CU_ASSERT(r.batch_of[i] >= 0 && r.batch_of[i] < r.num_batches);
+        if (r.batch_of[i] >= 0) CU_ASSERT(i >= r.batch_first[r.batch_of[i]] && i < r.batch_first[r.batch_of[i]] + r.batch_size[r.batch_of[i]]);
+        /* causality: never done before its scheduled arrival */
+        CU_ASSERT(r.done_ms[i] >= r.arrival_ms[i]);
+    }
+    CU_ASSERT_EQUAL(r.unfinished, 0);
+    CU_ASSERT_EQUAL(r.queued_at_end, 1);   /* request 13 starts at 320 ms, after the last arrival */
+    /* outputs: one-stage forward of the same inputs in the same batches, bitwise */
+    mp_backend *be;
+    CU_ASSERT_FATAL(mp_backend_open("cpu", -1, &be, &err) == MP_OK);
+    mp_stage_net net;
+    CU_ASSERT_FATAL(mp_stage_init(&net, be, &m, 0, NL - 1, 4, 7, &err) == MP_OK);
+    mp_data d;
+    CU_ASSERT_FATAL(mp_data_init(&d, &m, 7, &err) == MP_OK);
+    float x[4 * 12], y[4 * 3];
+    float *stash = malloc(mp_stage_stash_bytes(&net, 4) + 16);
+    int diff = 0;
+    for (int j = 0; j < r.num_batches; j++) {
+        mp_data_inputs(&d, r.batch_first[j], r.batch_size[j], x);
+        CU_ASSERT(mp_stage_forward(&net, r.batch_size[j], x, y, stash, &err) == MP_OK);
+        if (memcmp(y, r.outputs + (size_t)r.batch_first[j] * 3, (size_t)r.batch_size[j] * 3 * sizeof(float))) diff++;
+    }
+    CU_ASSERT_EQUAL(diff, 0);
+    free(stash);
+    mp_data_free(&d);
+    mp_stage_free(&net);
+    mp_backend_close(be);
+    mp_serve_run_result_free(&r);
+    mp_plan_free(&p);
+    mp_model_free(&m);
+}
+
+/* Metrics on a hand-made result: 4 requests at 0, 1, 2, 3 ms done at
+ * 2, 5, 5, -1 (unfinished). */
+static void test_metrics_hand(void)
+{
+    double a[4] = { 0, 1, 2, 3 }, done[4] = { 2, 5, 5, -1 }, busy[1] = { 3 };
+    mp_serve_run_result r;
+    memset(&r, 0, sizeof r);
+    r.n = 4;
+    r.num_stages = 1;
+    r.max_batch = 2;
+    r.arrival_ms = a;
+    r.done_ms = done;
+    r.busy_ms = busy;
+    r.num_batches = 2;
+    r.unfinished = 1;
+    r.queued_at_end = 1;
+    mp_serve_result m;
+    mp_error err;
+    CU_ASSERT_FATAL(mp_serve_run_metrics(&r, 3.0, &m, &err) == MP_OK);
+    /* latencies 2, 4, 3 -> sorted 2, 3, 4 */
+    CU_ASSERT_DOUBLE_EQUAL(m.p50_ms, 3, 1e-12);   /* ceil(1.5) = 2nd */
+    CU_ASSERT_DOUBLE_EQUAL(m.p99_ms, 4, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(m.max_ms, 4, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(m.mean_ms, 3, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(m.throughput_rps, 1e3 * 3 / 5, 1e-9);  /* 3 finished in 5 ms */
+    CU_ASSERT_DOUBLE_EQUAL(m.offered_rps, 1e3, 1e-9);             /* 3 gaps in 3 ms */
+    CU_ASSERT_DOUBLE_EQUAL(m.slo_attainment, 0.5, 1e-12);         /* 2 and 3 of 4 requests */
+    CU_ASSERT_DOUBLE_EQUAL(m.bubble_fraction, 1 - 3.0 / 5, 1e-12);
+    CU_ASSERT_EQUAL(m.overloaded, 1);                             /* unfinished */
+    done[3] = 6;
+    r.unfinished = 0;
+    CU_ASSERT_FATAL(mp_serve_run_metrics(&r, 3.0, &m, &err) == MP_OK);
+    CU_ASSERT_EQUAL(m.overloaded, 0);
+}
+
+/* 2000 requests in 2 ms (10^6 req/s) on B = 1 with no drain: far above any
+ * capacity; the run says so and counts what it did not serve. */
+static void test_overload(void)
+{
+    enum { N = 2000 };
+    double *t = malloc(N * sizeof(double));
+    for (int i = 0; i < N; i++) t[i] = i * 0.001;
+    mp_plan p;
+    mp_model m;
+    load(serve_plan("plan1.json", 1, 0, "{\"layers\":[0,5],\"device\":0}"), &p, &m);
+    mp_serve_run_config c;
+    mp_serve_run_config_default(&c);
+    c.plan = &p;
+    c.model = &m;
+    c.pin = 0;
+    c.arrival_ms = t;
+    c.n = N;
+    c.drain_s = 0;
+    mp_serve_run_result r;
+    mp_error err;
+    mp_error_clear(&err);
+    CU_ASSERT_FATAL(mp_serve_run(&c, &r, &err) == MP_OK);
+    CU_ASSERT(r.unfinished > 0);
+    CU_ASSERT(r.queued_at_end >= r.unfinished);
+    int done = 0;
+    for (int i = 0; i < N; i++) done += r.done_ms[i] >= 0;
+    CU_ASSERT_EQUAL(done + r.unfinished, N);
+    for (int j = 0; j < r.num_batches; j++) CU_ASSERT_EQUAL(r.batch_size[j], 1);
+    mp_serve_result met;
+    CU_ASSERT(mp_serve_run_metrics(&r, 0, &met, &err) == MP_OK);
+    CU_ASSERT_EQUAL(met.overloaded, 1);
+    CU_ASSERT(met.slo_attainment < 1);
+    mp_serve_run_result_free(&r);
+    mp_plan_free(&p);
+    mp_model_free(&m);
+    free(t);
+}
+
+static int run_tool(const char *args, char **out, char **err)
+{
+    char cmd[16384];
+    snprintf(cmd, sizeof cmd, "%s %s", mp_test_tool("mprun"), args);
+    return mp_test_run_cmd(cmd, out, err);
+}
+
+static void test_cli_bad_input(void)
+{
+    const char *model = keep(mp_test_write_file("model.json", MODEL));
+    const char *plan = serve_plan("plan_cli.json", 4, 1, "{\"layers\":[0,5],\"device\":0}");
+    const char *train = keep(mp_test_write_file("train.json",
+        "{\"format\":\"mpplan-plan/1\",\"mode\":\"train\",\"schedule\":\"gpipe\",\"chunks_per_device\":1,"
+        "\"global_batch\":4,\"microbatch_size\":2,\"stages\":[{\"layers\":[0,5],\"device\":0}]}"));
+    const char *trace = keep(mp_test_write_file("trace.txt", "0\n0.001\n"));
+    const char *badtrace = keep(mp_test_write_file("bad.txt", "0\n-1\n"));
+    char args[4096], *out = NULL, *err = NULL;
+    struct { const char *fmt, *p, *needle; } cases[] = {
+        { "%s --model %s --serve --no-pin", plan, "--rate" },
+        { "%s --model %s --serve --rate 100 --no-pin", plan, "--duration" },
+        { "%s --model %s --serve --arrivals %s --duration 1 --no-pin", plan, "--duration" },
+        { "%s --model %s --serve --arrivals %s --no-pin", train, "training plan" },
+        { "%s --model %s --serve --arrivals %s --no-pin --backend tpu", plan, "--backend" },
+        { "%s --model %s --serve --arrivals %s --no-pin --bogus", plan, "--bogus" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(args, sizeof args, cases[i].fmt, cases[i].p, model, trace);
+        int rc = run_tool(args, &out, &err);
+        CU_ASSERT_EQUAL(rc, 2);
+        CU_ASSERT_PTR_NOT_NULL(err && strstr(err, cases[i].needle));
+        if (!(rc == 2 && err && strstr(err, cases[i].needle))) fprintf(stderr, "case %zu: rc %d: %s\n", i, rc, err ? err : "");
+        free(out);
+        free(err);
+    }
+    snprintf(args, sizeof args, "%s --model %s --serve --arrivals %s --no-pin", plan, model, badtrace);
+    CU_ASSERT_EQUAL(run_tool(args, &out, &err), 2);
+    CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "bad.txt:2"));
+    free(out);
+    free(err);
+}
+
+/* A run through the tool: report fields, batches, and the prediction. */
+static void test_cli_run(void)
+{
+    const char *model = keep(mp_test_write_file("model.json", MODEL));
+    const char *plan = serve_plan("plan_run.json", 4, 20, "{\"layers\":[0,3],\"device\":0},{\"layers\":[4,5],\"device\":1}");
+    /* seconds: 4 at 0 (full), 2 at 0.1 (timeout) */
+    const char *trace = keep(mp_test_write_file("trace_run.txt", "# test\n0\n0\n0\n0\n0.1\n0.1\n"));
+    char report[4096], args[8192], *out = NULL, *err = NULL;
+    snprintf(report, sizeof report, "%s/serve_report.json", mp_test_tmpdir());
+    /* a profile of the six layers: 0.01 ms each at any batch size, 128 B out */
+    char prof[4096];
+    int k = snprintf(prof, sizeof prof, "{\"format\": \"mpplan-profile/1\", \"model\": \"r\", \"device\": \"t\","
+                                        " \"input_bytes_per_sample\": 48, \"layers\": [");
+    for (int l = 0; l < NL; l++)
+        k += snprintf(prof + k, sizeof prof - (size_t)k, "%s{\"name\": \"l%d\", \"fwd_ms\": 0.01, \"bwd_ms\": 0.02, "
+                      "\"param_bytes\": 1000, \"out_bytes_per_sample\": 128, \"stash_bytes_per_sample\": 128}", l ? ", " : "", l);
+    snprintf(prof + k, sizeof prof - (size_t)k, "]}");
+    const char *prof_path = keep(mp_test_write_file("profile.json", prof));
+    snprintf(args, sizeof args, "%s --model %s --serve --arrivals %s --no-pin --slo-ms 1000 --report %s --profile %s",
+             plan, model, trace, report, prof_path);
+    int rc = run_tool(args, &out, &err);
+    json_t *root = NULL;
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "measured"));
+    root = json_load_file(report, 0, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+    const char *fields[] = { "rate", "p50_ms", "p90_ms", "p99_ms", "throughput", "slo_attainment", "overloaded",
+                             "queued_at_end", "unfinished", "stage_utilisation" };
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        CU_ASSERT_PTR_NOT_NULL(json_object_get(root, fields[i]));
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(root, "requests")), 6);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(root, "unfinished")), 0);
+    CU_ASSERT(json_is_false(json_object_get(root, "overloaded")));
+    CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_object_get(root, "slo_attainment")), 1.0, 1e-12);
+    json_t *bs = json_object_get(root, "batch_sizes");
+    CU_ASSERT_EQUAL(json_array_size(bs), 2);
+    CU_ASSERT_EQUAL(json_integer_value(json_array_get(bs, 0)), 4);
+    CU_ASSERT_EQUAL(json_integer_value(json_array_get(bs, 1)), 2);
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(root, "stage_utilisation")), 2);
+    /* the trace's own rate: 5 gaps in 0.1 s */
+    CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_object_get(root, "rate")), 50.0, 1e-9);
+    /* the prediction for the same arrivals (a plain fwd_ms is per sample):
+     * 4 requests through 4 layers x 0.01 ms x 4, a link of 10 us + 4*128 B /
+     * 25 GB/s and 2 x 0.01 x 4; the last 2 wait 20 ms, then go as a batch of 2 */
+    json_t *pr = json_object_get(root, "predicted");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pr);
+    CU_ASSERT_PTR_NOT_NULL(json_object_get(root, "error_pct"));
+    double full = 0.16 + 0.01 + 1e3 * 512 / 25e9 + 0.08, half = 20 + 0.08 + 0.01 + 1e3 * 256 / 25e9 + 0.04;
+    CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_object_get(pr, "p50_ms")), full, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_object_get(pr, "p99_ms")), half, 1e-9);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(pr, "num_batches")), 2);
+    json_decref(root);
+    free(out);
+    free(err);
+}
+
+int main(void)
+{
+    const mp_test_case cases[] = {
+        MP_TEST(test_batches_from_trace), MP_TEST(test_metrics_hand), MP_TEST(test_overload),
+        MP_TEST(test_cli_bad_input), MP_TEST(test_cli_run),
+    };
+    return mp_test_main("serve_run", cases, (int)(sizeof cases / sizeof cases[0]));
+}
