@@ -177,8 +177,8 @@ static int parse_repeat(loader *L, json_t *e, const char *path, const char *pref
     json_t *body = json_object_get(e, "layers");
     if (!json_is_array(body) || json_array_size(body) == 0)
         return mp_error_set(L->err, MP_ERR_INPUT, "%s: %s.layers: must be a non-empty array", L->file, path), 0;
-    char sub[512], pre[512];
-    snprintf(sub, sizeof sub, "%s.layers", path);
+    char sub[520], pre[512];   /* path is at most 512 bytes: ".layers" always fits */
+    snprintf(sub, sizeof sub, "%.511s.layers", path);
     for (int i = 0; i < r; i++) {
         snprintf(pre, sizeof pre, "%s%s%d.", prefix, rname, i);
         if (!parse_list(L, body, sub, pre, depth + 1)) return 0;
