@@ -98,6 +98,7 @@ FUZZ_C     := $(wildcard tests/fuzz_*.c)
 TOOL_BINS  := $(TOOLS:%=$(BIN)/%)
 
 .PHONY: all test bench asan fuzz deps install clean demo gpu-check config validate
+.SECONDARY:
 .DEFAULT_GOAL := all
 
 all: config $(TOOL_BINS)
@@ -149,7 +150,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_SUPPORT) $(LIB)
 # Tests run with the tools built, from the repo root; MPKIT_BIN points at bin/.
 test: deps
 	@$(MAKE) --no-print-directory all $(TEST_BINS)
-	@MPKIT_BIN=$(abspath $(BIN)) ./tests/run_all.sh $(TEST_BINS)
+	@MPKIT_BIN=$(abspath $(BIN)) MPPLOT_SCRIPTS=$(abspath plots) ./tests/run_all.sh $(TEST_BINS)
 
 bench: deps
 	@$(MAKE) --no-print-directory all $(BENCH_BINS)
