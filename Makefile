@@ -31,9 +31,10 @@ endif
 
 MODULES  := core sim planner exec plots
 CPPFLAGS += $(addprefix -I,$(MODULES)) -Itests -D_GNU_SOURCE
-CFLAGS   ?= -O2 -g
-CFLAGS   += -std=c11 -Wall -Wextra -pedantic -Wno-unused-parameter -MMD -MP -pthread $(SANITIZE)
-LDFLAGS  += -pthread $(SANITIZE)
+OPT      ?= -O2 -g
+# CFLAGS/LDFLAGS from the command line are added to these, never replace them.
+MP_CFLAGS  = $(OPT) -std=c11 -Wall -Wextra -pedantic -Wno-unused-parameter -MMD -MP -pthread $(SANITIZE) $(CFLAGS)
+MP_LDFLAGS = -pthread $(SANITIZE) $(LDFLAGS)
 LDLIBS   += -ljansson -lgsl -lopenblas -lm
 
 # ---------------------------------------------------------------- detection
@@ -118,7 +119,7 @@ endif
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(if $(Q),@echo "  CC    $<")
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(CUDA_OBJ_FLAGS) $(if $(filter %_mpi.c,$<),$(MPI_INC)) -c $< -o $@
+	$(Q)$(CC) $(CPPFLAGS) $(MP_CFLAGS) $(CUDA_OBJ_FLAGS) $(if $(filter %_mpi.c,$<),$(MPI_INC)) -c $< -o $@
 
 $(BUILD)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
@@ -132,19 +133,19 @@ $(LIB): $(LIB_OBJ)
 $(BIN)/%: $(BUILD)/planner/%.o $(LIB)
 	@mkdir -p $(BIN)
 	$(if $(Q),@echo "  LINK  $@")
-	$(Q)$(CC) $(LDFLAGS) $< $(LIB) $(LDLIBS) $(TOOL_LIBS) -o $@ $(if $(LIB_CU),-lstdc++)
+	$(Q)$(CC) $(MP_LDFLAGS) $< $(LIB) $(LDLIBS) $(TOOL_LIBS) -o $@ $(if $(LIB_CU),-lstdc++)
 $(BIN)/%: $(BUILD)/exec/%.o $(LIB)
 	@mkdir -p $(BIN)
 	$(if $(Q),@echo "  LINK  $@")
-	$(Q)$(CC) $(LDFLAGS) $< $(LIB) $(LDLIBS) $(TOOL_LIBS) -o $@ $(if $(LIB_CU),-lstdc++)
+	$(Q)$(CC) $(MP_LDFLAGS) $< $(LIB) $(LDLIBS) $(TOOL_LIBS) -o $@ $(if $(LIB_CU),-lstdc++)
 $(BIN)/%: $(BUILD)/plots/%.o $(LIB)
 	@mkdir -p $(BIN)
 	$(if $(Q),@echo "  LINK  $@")
-	$(Q)$(CC) $(LDFLAGS) $< $(LIB) $(LDLIBS) $(TOOL_LIBS) -o $@ $(if $(LIB_CU),-lstdc++)
+	$(Q)$(CC) $(MP_LDFLAGS) $< $(LIB) $(LDLIBS) $(TOOL_LIBS) -o $@ $(if $(LIB_CU),-lstdc++)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_SUPPORT) $(LIB)
 	$(if $(Q),@echo "  LINK  $@")
-	$(Q)$(CC) $(LDFLAGS) $< $(TEST_SUPPORT) $(LIB) $(LDLIBS) -lcunit $(TOOL_LIBS) -o $@ $(if $(LIB_CU),-lstdc++)
+	$(Q)$(CC) $(MP_LDFLAGS) $< $(TEST_SUPPORT) $(LIB) $(LDLIBS) -lcunit $(TOOL_LIBS) -o $@ $(if $(LIB_CU),-lstdc++)
 
 # ---------------------------------------------------------------- targets
 # Tests run with the tools built, from the repo root; MPKIT_BIN points at bin/.
@@ -159,14 +160,14 @@ bench: deps
 asan:
 	@$(MAKE) --no-print-directory test BUILD=build-asan BIN=build-asan/bin CC=clang \
 	  SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	  CFLAGS="-O1 -g" USE_CUDA=0 USE_NCCL=0 USE_MPI=0
+	  OPT="-O1 -g" USE_CUDA=0 USE_NCCL=0 USE_MPI=0
 
 fuzz: deps
 	@mkdir -p $(BUILD)/fuzz
 	@for f in $(FUZZ_C); do n=$$(basename $$f .c); \
 	  echo "  FUZZ  $$n ($(FUZZ_SECONDS)s)"; \
 	  $(MAKE) --no-print-directory BUILD=build-fuzz CC=clang USE_CUDA=0 USE_NCCL=0 USE_MPI=0 \
-	    SANITIZE="-fsanitize=fuzzer-no-link,address,undefined" CFLAGS="-O1 -g" build-fuzz/libmpkit.a >/dev/null || exit 1; \
+	    SANITIZE="-fsanitize=fuzzer-no-link,address,undefined" OPT="-O1 -g" build-fuzz/libmpkit.a >/dev/null || exit 1; \
 	  clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined $(addprefix -I,$(MODULES)) $$f \
 	    build-fuzz/libmpkit.a $(LDLIBS) -o $(BUILD)/fuzz/$$n || exit 1; \
 	  mkdir -p $(BUILD)/fuzz/$$n.corpus; \
