@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # gpu_check.sh — `make gpu-check`: on a GPU machine, build with CUDA, compare the
 # CUDA backend with the CPU reference, profile an example model on the GPU,
-# measure the GPU links, and plan from the new profile. See docs/gpu.md.
+# measure the GPU links, plan from the new profile, and train with mprun on the
+# GPU (1-stage and 2-stage plans on GPU 0, CPU-vs-GPU losses). See docs/gpu.md.
 #
 # Every step has a timeout, so the whole run stays under ~8 minutes. A failing
 # step is reported and the independent steps still run (GPU time is scarce);
@@ -10,7 +11,9 @@
 #
 # Environment: GPU_TAG (default h200) names the result files; MODEL (default
 # profiles/mlp24-4096.model.json); DEVICES (4), MEMORY (80GiB), GLOBAL_BATCH (256)
-# for the plan; JOBS for make -j.
+# for the plan; RUN_MODEL (default profiles/mlp24-1024.model.json) for mprun;
+# BUDGET (default 470 s): later steps get only the time left, so the whole run
+# stays under 8 minutes; JOBS for make -j.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,16 +28,29 @@ PROFILE=profiles/$base.$GPU_TAG.profile.json
 CLUSTER=profiles/$GPU_TAG.cluster.json
 PLAN=out/$base.$GPU_TAG.plan.txt
 LOG=out/gpu-check.log
+RUN_MODEL=${RUN_MODEL:-profiles/mlp24-1024.model.json}
+run_base=$(basename "$RUN_MODEL" .model.json)
+RUN_PROFILE=profiles/$run_base.$GPU_TAG.profile.json
+BUDGET=${BUDGET:-470}
 
 failed=()
 t_start=$(date +%s)
 
 banner() { printf '\n==== %s  (t=%ss)\n' "$*" "$(( $(date +%s) - t_start ))"; }
 
-# step NAME SECONDS CMD... : runs CMD under a timeout, records a failure.
+# step NAME SECONDS CMD... : runs CMD under a timeout, records a failure. The
+# timeout is cut to what is left of BUDGET; with under 10 s left the step is
+# not run (and counts as failed).
 step() {
     local name=$1 secs=$2; shift 2
     banner "$name"
+    local left=$(( BUDGET - ($(date +%s) - t_start) ))
+    if [ "$left" -lt 10 ]; then
+        echo "gpu-check: FAILED: $name not run: the ${BUDGET}s budget is spent"
+        failed+=("$name (no time)")
+        return 1
+    fi
+    [ "$secs" -gt "$left" ] && secs=$left
     echo "\$ $*"
     local rc=0
     timeout "$secs" "$@" || rc=$?
@@ -50,7 +66,8 @@ step() {
 copy_out() {
     [ -n "${OUT:-}" ] || return 0
     mkdir -p "$OUT"
-    for f in "$PROFILE" "$CLUSTER" "$PLAN" out/test_backend_cuda.log out/nvidia-smi.txt; do
+    for f in "$PROFILE" "$CLUSTER" "$PLAN" "$RUN_PROFILE" out/test_backend_cuda.log out/nvidia-smi.txt \
+             out/mprun-*.json out/mprun-*.txt out/gpu-*.plan.json; do
         [ -f "$f" ] && cp "$f" "$OUT/" || true
     done
     cp "$LOG" "$OUT/" 2>/dev/null || true
@@ -79,7 +96,38 @@ else
 fi
 "${CUDA_HOME:-/usr/local/cuda}/bin/nvcc" --version 2>&1 | tail -2 || echo "gpu-check: nvcc not found"
 
+# ---------------------------------------------------------------- build dependencies
+# The GPU machine may have no network: say exactly which -dev packages are
+# missing instead of letting apt-get (make deps) or the compiler fail later.
+banner "build dependencies"
+missing=()
+need_header() {   # PACKAGE HEADER [LIB]
+    local pkg=$1 hdr=$2 lib=${3:-}
+    if command -v dpkg-query >/dev/null 2>&1 &&
+       dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+        return 0
+    fi
+    if printf '#include <%s>\nint main(void){return 0;}\n' "$hdr" |
+       ${CC:-cc} -x c - -o /dev/null ${lib:+-l$lib} >/dev/null 2>&1; then
+        return 0
+    fi
+    missing+=("$pkg")
+}
+need_header libjansson-dev jansson.h jansson
+need_header libgsl-dev gsl/gsl_math.h gsl
+need_header libcunit1-dev CUnit/CUnit.h cunit
+need_header libopenblas-dev cblas.h openblas
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "gpu-check: FAILED: missing build packages: ${missing[*]}"
+    echo "gpu-check: install them with: apt-get install -y ${missing[*]}   (no network here? copy the .deb files in)"
+    failed+=("build dependencies")
+    finish
+fi
+echo "jansson, gsl, cunit, openblas: found"
+command -v mpirun >/dev/null 2>&1 && echo "mpirun: $(mpirun --version 2>&1 | head -1)" || echo "mpirun: not found (the MPI step is skipped)"
+
 # ---------------------------------------------------------------- build
+# make all, not make test: `make test` runs make deps (apt-get), which needs a network.
 if ! step "build (make USE_CUDA=1)" 300 make -j"$JOBS" USE_CUDA=1 all build/tests/test_backend_cuda; then
     echo "gpu-check: the build failed; nothing else can run"
     finish
@@ -106,6 +154,88 @@ if [ ! -f "$MODEL" ]; then
 else
     step "GPU profile of $MODEL" 120 \
         bin/mpprof --backend cuda --model "$MODEL" --batch 1,2,4,8,16,32 -o "$PROFILE" || true
+fi
+
+if [ -f "$RUN_MODEL" ]; then
+    step "GPU profile of $RUN_MODEL (for mprun's prediction)" 60 \
+        bin/mpprof --backend cuda --model "$RUN_MODEL" --batch 4,8,16 --repeat 5 -o "$RUN_PROFILE" || true
+fi
+
+# ---------------------------------------------------------------- mprun on the GPU
+# Plans: the whole model on GPU 0, and two stages both on GPU 0 (the plan names
+# devices 0 and 1; MPKIT_GPUS=0,0 maps both to GPU 0; threads transport).
+# plan_json FILE GB B "first-last[,first-last]" — writes a 1f1b training plan.
+plan_json() {
+    local file=$1 gb=$2 b=$3 ranges=$4 stages="" d=0 r
+    for r in ${ranges//,/ }; do
+        stages+="${stages:+,}{\"layers\":[${r%-*},${r#*-}],\"device\":$d}"
+        d=$((d + 1))
+    done
+    printf '{"format":"mpplan-plan/1","mode":"train","schedule":"1f1b","chunks_per_device":1,"global_batch":%s,"microbatch_size":%s,"stages":[%s]}\n' \
+        "$gb" "$b" "$stages" > "$file"
+}
+# losses FILE: the "step N loss X" values of an mprun stdout, one a line.
+# (Both are exported: step runs them under timeout through bash -c.)
+losses() { awk '$1 == "step" && $3 == "loss" { print $4 }' "$1"; }
+# compare_losses A B RTOL: every step's loss agrees within RTOL (relative).
+compare_losses() {
+    paste <(losses "$1") <(losses "$2") | awk -v tol="$3" -v a="$1" -v b="$2" '
+        { n++; d = $1 - $2; if (d < 0) d = -d; s = $1 < 0 ? -$1 : $1; r = d / (s + 1e-12);
+          if (r > max) max = r; if (r > tol) bad++ }
+        END { printf "%s vs %s: %d steps, max relative loss difference %.3e (tolerance %g)\n", a, b, n, max, tol;
+              exit (n == 0 || bad > 0) }'
+}
+export -f losses compare_losses
+
+if [ -f "$RUN_MODEL" ]; then
+    # the layer count, from mprun's own check of a 1-layer plan ("... (26 layers)")
+    plan_json out/gpu-probe.plan.json 8 8 "0-0"
+    nl=$(bin/mprun out/gpu-probe.plan.json --model "$RUN_MODEL" --steps 1 2>&1 | sed -n 's/.*(\([0-9][0-9]*\) layers).*/\1/p' | head -1)
+    nl=${nl:-26}
+    echo "$RUN_MODEL: $nl layers"
+    half=$((nl / 2))
+    plan_json out/gpu-1stage.plan.json 64 8 "0-$((nl - 1))"
+    plan_json out/gpu-2stage.plan.json 64 8 "0-$((half - 1)),$half-$((nl - 1))"
+    prof=(); [ -f "$RUN_PROFILE" ] && prof=(--profile "$RUN_PROFILE")
+    ok1=0; ok2=0
+    step "mprun 1 stage on GPU 0 ($run_base)" 60 bash -o pipefail -c \
+        "bin/mprun out/gpu-1stage.plan.json --model '$RUN_MODEL' --steps 8 --backend cuda ${prof[*]} --report out/mprun-1stage.$GPU_TAG.json | tee out/mprun-1stage.$GPU_TAG.txt" && ok1=1 || true
+    step "mprun 2 stages on GPU 0 ($run_base)" 60 bash -o pipefail -c \
+        "MPKIT_GPUS=0,0 bin/mprun out/gpu-2stage.plan.json --model '$RUN_MODEL' --steps 8 --backend cuda ${prof[*]} --report out/mprun-2stage.$GPU_TAG.json | tee out/mprun-2stage.$GPU_TAG.txt" && ok2=1 || true
+    if [ $ok1 = 1 ] && [ $ok2 = 1 ]; then
+        step "GPU 2-stage vs 1-stage losses" 10 bash -c "compare_losses out/mprun-1stage.$GPU_TAG.txt out/mprun-2stage.$GPU_TAG.txt 1e-5" || true
+        grep -h '^checksum' out/mprun-1stage.$GPU_TAG.txt out/mprun-2stage.$GPU_TAG.txt || true
+    fi
+else
+    banner "mprun on the GPU"
+    echo "gpu-check: FAILED: model spec $RUN_MODEL does not exist"
+    failed+=("mprun model missing")
+fi
+
+# CPU vs GPU on a small model: the same 2-stage plan, losses within 1e-3.
+SMALL=profiles/tiny.model.json
+if [ -f "$SMALL" ]; then
+    plan_json out/gpu-small.plan.json 32 8 "0-4,5-9"
+    okc=0; okg=0; okm=0
+    step "mprun small model on CPU" 60 bash -o pipefail -c \
+        "bin/mprun out/gpu-small.plan.json --model $SMALL --steps 20 --optimizer adam --lr 0.003 --no-pin --report out/mprun-small-cpu.json | tee out/mprun-small-cpu.txt" && okc=1 || true
+    step "mprun small model on GPU 0 (2 stages)" 60 bash -o pipefail -c \
+        "MPKIT_GPUS=0,0 bin/mprun out/gpu-small.plan.json --model $SMALL --steps 20 --optimizer adam --lr 0.003 --backend cuda --report out/mprun-small-gpu.json | tee out/mprun-small-gpu.txt" && okg=1 || true
+    if [ $okc = 1 ] && [ $okg = 1 ]; then
+        step "CPU vs GPU losses (small model)" 10 bash -c "compare_losses out/mprun-small-cpu.txt out/mprun-small-gpu.txt 1e-3" || true
+        grep -h '^checksum' out/mprun-small-cpu.txt out/mprun-small-gpu.txt || true
+    fi
+    # Two MPI ranks on one GPU: the MPI transport with host staging (NCCL
+    # allows one rank per GPU, so it is not used here).
+    if command -v mpirun >/dev/null 2>&1 && mpirun --version 2>&1 | grep -qi 'open mpi'; then
+        step "mpirun -np 2, both ranks on GPU 0" 60 bash -o pipefail -c \
+            "mpirun -np 2 --oversubscribe --allow-run-as-root -x MPKIT_GPUS=0,0 bin/mprun out/gpu-small.plan.json --model $SMALL --steps 20 --optimizer adam --lr 0.003 --backend cuda | tee out/mprun-small-mpi.txt" && okm=1 || true
+        if [ $okm = 1 ] && [ $okg = 1 ]; then
+            step "MPI vs threads losses on GPU" 10 bash -c "compare_losses out/mprun-small-gpu.txt out/mprun-small-mpi.txt 1e-5" || true
+        fi
+    else
+        echo "gpu-check: no Open MPI mpirun: the MPI-on-GPU step is skipped"
+    fi
 fi
 
 # ---------------------------------------------------------------- links

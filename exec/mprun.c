@@ -21,7 +21,7 @@
 
 enum { O_MODEL = 256, O_STEPS, O_SEED, O_OPT, O_LR, O_BACKEND, O_PROFILE, O_CLUSTER, O_MEMORY,
        O_BANDWIDTH, O_LATENCY, O_REPORT, O_TRACE, O_CKPT, O_CKPT_EVERY, O_RESUME, O_TIMEOUT,
-       O_WARMUP, O_NOPIN, O_QUIET, O_HELP };
+       O_WARMUP, O_NOPIN, O_GPUS, O_QUIET, O_HELP };
 
 /* One table drives both getopt_long and --help. */
 static const struct { const char *name; int has_arg, id; const char *arg, *help; } opts[] = {
@@ -44,6 +44,7 @@ static const struct { const char *name; int has_arg, id; const char *arg, *help;
     { "timeout", 1, O_TIMEOUT, "T", "limit of every wait (default 30s)" },
     { "warmup", 1, O_WARMUP, "N", "steps left out of the median (default 1)" },
     { "no-pin", 0, O_NOPIN, NULL, "cpu: do not pin stages to cores" },
+    { "gpus", 1, O_GPUS, "G0,G1,..", "cuda: plan device d runs on GPU Gd (e.g. 0,0: two stages on GPU 0)" },
     { "quiet", 0, O_QUIET, NULL, "no per-step loss lines" },
     { "help", 0, O_HELP, NULL, "this help" },
 };
@@ -121,6 +122,7 @@ static mp_status parse_args(int argc, char **argv, cli *c, int *help, mp_error *
         case O_TIMEOUT: st = mp_parse_duration(optarg, &c->run.timeout_s, err); break;
         case O_WARMUP: st = parse_int("warmup", optarg, 0, &c->run.warmup, err); break;
         case O_NOPIN: c->run.pin = 0; break;
+        case O_GPUS: c->run.gpu_map = optarg; break;
         case O_QUIET: c->run.print_loss = 0; break;
         case 'h': case O_HELP: *help = 1; return MP_OK;
         default:

@@ -15,7 +15,8 @@ void mp_report_print(FILE *f, const mp_report_info *r)
     char b1[32];
     fprintf(f, "# mprun: %s, %s, %d stages on %d positions, b=%d x m=%d, %s transport, %s backend\n",
             r->plan_path ? r->plan_path : "plan", mp_schedule_name(p->schedule), p->num_stages,
-            s->num_positions, p->microbatch_size, p->num_microbatches, c->transport, c->backend);
+            s->num_positions, p->microbatch_size, p->num_microbatches,
+            s->transport[0] ? s->transport : c->transport, c->backend);
     if (s->steps > 0)
         fprintf(f, "# steps %lld..%lld, final loss %.6f\n", s->first_step + 1, s->first_step + s->steps,
                 s->loss[s->steps - 1]);
@@ -63,7 +64,7 @@ mp_status mp_report_write(const char *path, const mp_report_info *r, mp_error *e
     json_object_set_new(j, "microbatch_size", json_integer(p->microbatch_size));
     json_object_set_new(j, "num_microbatches", json_integer(p->num_microbatches));
     json_object_set_new(j, "backend", json_string(c->backend));
-    json_object_set_new(j, "transport", json_string(c->transport));
+    json_object_set_new(j, "transport", json_string(s->transport[0] ? s->transport : c->transport));
     json_object_set_new(j, "optimizer", json_string(c->optimizer == MP_OPT_ADAM ? "adam" : "sgd"));
     json_object_set_new(j, "lr", mp_json_number(c->lr));
     json_object_set_new(j, "seed", json_integer((json_int_t)c->seed));

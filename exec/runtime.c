@@ -20,6 +20,9 @@
 #include "schedule.h"
 #include "sha256.h"
 #include "transport.h"
+#ifdef MP_HAVE_CUDA
+#include "links_gpu.h"
+#endif
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -175,6 +178,65 @@ static int positions_of(const mp_plan *p)
     return v > 0 ? p->num_stages / v : p->num_stages;
 }
 
+/* The GPU map (config, else $MPKIT_GPUS): "G0,G1,..." sends plan device d
+ * to GPU Gd; NULL or "": plan device d is GPU d. */
+static const char *gpu_map_text(const mp_run_config *c)
+{
+    const char *m = c->gpu_map ? c->gpu_map : getenv("MPKIT_GPUS");
+    return m && *m ? m : NULL;
+}
+
+/* The GPU of plan device `dev`: -1 when the map has no entry for it, -2
+ * when the map is malformed. */
+static int gpu_of(const mp_run_config *c, int dev)
+{
+    const char *m = gpu_map_text(c);
+    if (!m) return dev;
+    for (int d = 0;; d++) {
+        char *end;
+        long g = strtol(m, &end, 10);
+        if (end == m || g < 0 || g > 1 << 20 || (*end && *end != ',')) return -2;
+        if (d == dev) return (int)g;
+        if (!*end) return -1;
+        m = end + 1;
+    }
+}
+
+/* --backend cuda: a usable GPU, and every position's device maps to one.
+ * Positions may share a GPU (each gets its own stream and cuBLAS handle):
+ * plans name distinct devices, and MPKIT_GPUS=0,0 runs two on GPU 0. */
+static mp_status check_cuda_devices(const mp_run_config *c, int K, mp_error *err)
+{
+    if (strcmp(c->backend, "cuda")) return MP_OK;
+#ifdef MP_HAVE_CUDA
+    int n = 0;
+    mp_error e;
+    mp_error_clear(&e);
+    if (mp_gpu_count(&n, &e) != MP_OK)
+        return mp_error_set(err, MP_ERR_BACKEND, "--backend cuda: %s", e.msg);
+    const char *map = gpu_map_text(c);
+    for (int s = 0; s < K; s++) {
+        int d = c->plan->stages[s].device, g = gpu_of(c, d);
+        if (g == -2)
+            return mp_error_set(err, MP_ERR_USAGE, "GPU map '%s': expected GPU indices separated by commas, e.g. 0,0", map);
+        if (g == -1)
+            return mp_error_set(err, MP_ERR_INPUT, "stage %d: device %d has no entry in the GPU map '%s'", s, d, map);
+        if (g >= n) {
+            if (map)
+                return mp_error_set(err, MP_ERR_INPUT, "stage %d: device %d maps to GPU %d but only %d CUDA device%s "
+                                    "(GPU map '%s')", s, d, g, n, n == 1 ? "" : "s", map);
+            return mp_error_set(err, MP_ERR_INPUT, "stage %d: device %d but only %d CUDA device%s (MPKIT_GPUS=0,0,... "
+                                "maps plan devices to GPUs, e.g. every stage on GPU 0)", s, d, n, n == 1 ? "" : "s");
+        }
+    }
+    return MP_OK;
+#else
+    (void)K;
+    return mp_error_set(err, MP_ERR_BACKEND, "--backend cuda: backend 'cuda' was not compiled into this build "
+                        "(no CUDA toolkit found at build time)");
+#endif
+}
+
 mp_status mp_run_check(const mp_run_config *c, mp_error *err)
 {
     const mp_plan *p = c->plan;
@@ -196,11 +258,8 @@ mp_status mp_run_check(const mp_run_config *c, mp_error *err)
         if (p->stages[s].device != p->stages[s % K].device)
             return mp_error_set(err, MP_ERR_INPUT, "plan: stages[%d].device is %d but it runs on position %d with device %d",
                                 s, p->stages[s].device, s % K, p->stages[s % K].device);
-        for (int q = 0; q < K && s < K; q++)
-            if (q != s && p->stages[q].device == p->stages[s].device && !strcmp(c->backend, "cuda"))
-                return mp_error_set(err, MP_ERR_INPUT, "plan: stages %d and %d both use GPU %d (one GPU per stage)",
-                                    q, s, p->stages[s].device);
     }
+    if ((st = check_cuda_devices(c, K, err)) != MP_OK) return st;
     if (c->steps < 1) return mp_error_set(err, MP_ERR_USAGE, "--steps must be >= 1");
     if (!(c->lr > 0) || !isfinite(c->lr)) return mp_error_set(err, MP_ERR_USAGE, "--lr must be a positive number");
     if (!(c->timeout_s > 0)) return mp_error_set(err, MP_ERR_USAGE, "--timeout must be positive");
@@ -356,7 +415,9 @@ static mp_status send_floats(worker *w, int dst, int tag, const float *src, size
     run *r = w->r;
     if (r->hang_position == w->p) return MP_OK;   /* fault hook: the message never leaves */
     const float *buf = src;
-    if (!w->host_mem) {
+    if (!w->host_mem && r->t->i->send_dev)   /* device to device (NCCL) */
+        return r->t->i->send_dev(r->t, w->p, dst, tag, src, n * sizeof(float), r->c->timeout_s, &w->err);
+    if (!w->host_mem) {   /* device -> host staging -> transport */
         w->be->i->download(w->be, w->stage_buf, src, n * sizeof(float));
         buf = w->stage_buf;
     }
@@ -367,15 +428,17 @@ static mp_status recv_floats(worker *w, int src, int tag, float *dst, size_t n, 
                              int from_stage, int mb)
 {
     run *r = w->r;
-    float *buf = w->host_mem ? dst : w->stage_buf;
+    int direct = !w->host_mem && r->t->i->recv_dev;   /* device to device (NCCL) */
+    float *buf = w->host_mem || direct ? dst : w->stage_buf;
     mp_error e;
     mp_error_clear(&e);
-    mp_status st = r->t->i->recv(r->t, w->p, src, tag, buf, n * sizeof(float), r->c->timeout_s, &e);
+    mp_status st = direct ? r->t->i->recv_dev(r->t, w->p, src, tag, buf, n * sizeof(float), r->c->timeout_s, &e)
+                          : r->t->i->recv(r->t, w->p, src, tag, buf, n * sizeof(float), r->c->timeout_s, &e);
     if (st == MP_ERR_TIMEOUT)
         return mp_error_set(&w->err, st, "stage %d: timed out after %g s waiting for the %s of micro-batch %d from stage %d",
                             stage, r->c->timeout_s, what, mb, from_stage);
     if (st != MP_OK) return mp_error_set(&w->err, st, "%s", e.msg);
-    if (!w->host_mem) w->be->i->upload(w->be, dst, buf, n * sizeof(float));
+    if (!w->host_mem && !direct) w->be->i->upload(w->be, dst, buf, n * sizeof(float));   /* host -> device */
     return MP_OK;
 }
 
@@ -566,8 +629,8 @@ static mp_status worker_setup(worker *w)
     run *r = w->r;
     const mp_run_config *c = r->c;
     mp_status st;
-    int dev = r->plan->stages[w->p].device;
     int is_cpu = !strcmp(c->backend, "cpu");
+    int dev = is_cpu ? r->plan->stages[w->p].device : gpu_of(c, r->plan->stages[w->p].device);
     if ((st = mp_backend_open(c->backend, is_cpu && !c->pin ? -1 : dev, &w->be, &w->err)) != MP_OK) {
         char m[1024];
         snprintf(m, sizeof m, "%s", w->err.msg);
@@ -575,6 +638,8 @@ static mp_status worker_setup(worker *w)
         return mp_error_set(&w->err, st, "stage %d (device %d): %s", w->p, dev, m);
     }
     w->host_mem = is_cpu;
+    if (!is_cpu && r->t->i->bind && (st = r->t->i->bind(r->t, w->p, dev, c->timeout_s, &w->err)) != MP_OK)
+        return st;
     w->nst = r->S / r->K;
     w->st = calloc((size_t)w->nst, sizeof *w->st);
     if (!w->st) return mp_error_set(&w->err, MP_ERR_NOMEM, "stage %d: out of memory", w->p);
@@ -828,6 +893,74 @@ static mp_status collect(run *r, mp_run_result *res, mp_error *err)
     return st == MP_OK ? MP_OK : mp_error_set(err, st, "out of memory for the trace");
 }
 
+/* ---------------------------------------------------------------- transport choice */
+
+/* The tags of the device messages of `kind` that position pos sends to
+ * (sending) or receives from (!sending) position peer, in pos's op order;
+ * writes them to out when non-NULL and returns how many. */
+static int message_tags(const run *r, int pos, int peer, int kind, int sending, int *out)
+{
+    int n = 0;
+    for (int k = 0; k < r->ops.len[pos]; k++) {
+        const mp_op *o = &r->ops.ops[pos][k];
+        int s = o->stage, i = o->microbatch, from = -1, to = -1, rtag = 0, stag = 0;
+        if (o->kind == MP_OP_FWD && kind == MP_TAG_ACT) {
+            if (s > 0) { from = (s - 1) % r->K; rtag = MP_TAG(MP_TAG_ACT, s - 1, i); }
+            if (s < r->S - 1) { to = (s + 1) % r->K; stag = MP_TAG(MP_TAG_ACT, s, i); }
+        } else if (o->kind == MP_OP_BWD && kind == MP_TAG_GRAD) {
+            if (s < r->S - 1) { from = (s + 1) % r->K; rtag = MP_TAG(MP_TAG_GRAD, s + 1, i); }
+            if (s > 0) { to = (s - 1) % r->K; stag = MP_TAG(MP_TAG_GRAD, s, i); }
+        }
+        if (!sending && from == peer) { if (out) out[n] = rtag; n++; }
+        if (sending && to == peer) { if (out) out[n] = stag; n++; }
+    }
+    return n;
+}
+
+/* 1 when, for every ordered pair of positions and each kind, the receiver
+ * posts its receives in the order the sender posts its sends (what a
+ * tag-less transport such as NCCL needs). */
+static int messages_in_order(const run *r)
+{
+    int ok = 1;
+    for (int p = 0; p < r->K && ok; p++)
+        for (int q = 0; q < r->K && ok; q++)
+            for (int kind = MP_TAG_ACT; kind <= MP_TAG_GRAD && ok; kind++) {
+                int ns = message_tags(r, p, q, kind, 1, NULL), nr = message_tags(r, q, p, kind, 0, NULL);
+                if (ns != nr) { ok = 0; break; }
+                if (!ns) continue;
+                int *a = malloc((size_t)ns * sizeof *a), *b = malloc((size_t)nr * sizeof *b);
+                if (!a || !b) ok = 0;
+                else {
+                    message_tags(r, p, q, kind, 1, a);
+                    message_tags(r, q, p, kind, 0, b);
+                    ok = !memcmp(a, b, (size_t)ns * sizeof *a);
+                }
+                free(a);
+                free(b);
+            }
+    return ok;
+}
+
+/* The transport of this run: the configured one, except that --backend cuda
+ * under MPI ("mpi") moves device buffers with NCCL ("nccl") when NCCL was
+ * built in, there are at least two positions, they are on distinct GPUs
+ * (NCCL allows one rank per GPU in a communicator), and every pair posts its
+ * messages in the same order on both sides (NCCL has no tags). Otherwise MPI
+ * with host staging. MPKIT_NCCL=0 in the environment keeps MPI. */
+static const char *pick_transport(const run *r)
+{
+    const mp_run_config *c = r->c;
+    if (strcmp(c->transport, "mpi") || strcmp(c->backend, "cuda") || !mp_transport_available("nccl") || r->K < 2)
+        return c->transport;
+    const char *env = getenv("MPKIT_NCCL");
+    if (env && !strcmp(env, "0")) return c->transport;
+    for (int p = 0; p < r->K; p++)
+        for (int q = 0; q < p; q++)
+            if (gpu_of(c, r->plan->stages[p].device) == gpu_of(c, r->plan->stages[q].device)) return c->transport;
+    return messages_in_order(r) ? "nccl" : c->transport;
+}
+
 /* ---------------------------------------------------------------- run */
 
 mp_status mp_run(const mp_run_config *c, mp_run_result *res, mp_error *err)
@@ -861,7 +994,8 @@ mp_status mp_run(const mp_run_config *c, mp_run_result *res, mp_error *err)
     if ((st = mp_schedule_build(c->plan->schedule, r.K, c->plan->chunks_per_device, r.m, &r.ops, err)) != MP_OK) goto out;
     if ((st = mp_data_init(&r.data, c->model, c->seed, err)) != MP_OK) goto out;
     int cap = 4 * r.m * (r.S / r.K) + 16;
-    if ((st = mp_transport_open(c->transport, r.K, cap, &r.t, err)) != MP_OK) goto out;
+    const char *tname = pick_transport(&r);
+    if ((st = mp_transport_open(tname, r.K, cap, &r.t, err)) != MP_OK) goto out;
     r.w = calloc((size_t)r.K, sizeof *r.w);
     if (!r.w) { st = mp_error_set(err, MP_ERR_NOMEM, "out of memory"); goto out; }
     for (int p = 0; p < r.K; p++) { r.w[p].r = &r; r.w[p].p = p; }
@@ -882,6 +1016,7 @@ mp_status mp_run(const mp_run_config *c, mp_run_result *res, mp_error *err)
         goto out;
     }
     st = collect(&r, res, err);
+    if (st == MP_OK) snprintf(res->transport, sizeof res->transport, "%s", tname);
 out:
     if (r.w)
         for (int p = 0; p < r.K; p++) worker_free(&r.w[p]);

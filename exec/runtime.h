@@ -29,7 +29,7 @@ typedef struct {
     const mp_plan *plan;
     const mp_model *model;
     const char *backend;        /* "cpu" (default) or "cuda" */
-    const char *transport;      /* "threads" (default) or "mpi" */
+    const char *transport;      /* "threads" (default), "mpi" or "nccl" */
     int pin;                    /* cpu: pin position p to core plan->stages[p].device */
     int steps;                  /* steps to run (total, counting resumed ones) */
     uint64_t seed;
@@ -44,6 +44,8 @@ typedef struct {
     const double *device_memory;/* [num_devices] bytes, or NULL: no fit check */
     int print_loss;             /* print "step N loss X" as steps finish */
     const char *fault;          /* test hook: "hang:P" (position P stops sending), NULL */
+    const char *gpu_map;        /* cuda: "G0,G1,...": plan device d runs on GPU Gd (stages may
+                                   share a GPU); NULL: $MPKIT_GPUS, else plan device d is GPU d */
 } mp_run_config;
 
 typedef struct {
@@ -61,6 +63,8 @@ typedef struct {
     double *peak_bytes;         /* [K] peak bytes allocated by each position's backend */
     long long param_count;
     char checksum[65];          /* SHA-256 of the final parameters, layer order */
+    char transport[16];         /* the transport used: "threads", "mpi" or "nccl" (--backend cuda
+                                   under MPI picks nccl when it can: see docs/gpu.md) */
     mp_trace trace;             /* measured timeline of the last step */
 } mp_run_result;
 

@@ -1,8 +1,10 @@
 /* transport.h — moving activations, gradients and results between pipeline
- * positions: worker threads in one process, or MPI ranks.
+ * positions: worker threads in one process, MPI ranks, or MPI ranks with
+ * NCCL moving device buffers GPU to GPU.
  * defines: mp_transport, mp_transport_i, mp_transport_threads_i,
- *          mp_transport_mpi_i, mp_transport_open, mp_transport_close,
- *          mp_transport_mpi_detected, MP_TAG_*
+ *          mp_transport_mpi_i, mp_transport_nccl_i, mp_transport_open,
+ *          mp_transport_close, mp_transport_mpi_detected,
+ *          mp_transport_available, MP_TAG_*
  *
  * A transport connects K positions. Every message carries (src, dst, tag);
  * a receive names all three and takes the oldest matching message. Sends are
@@ -14,7 +16,17 @@
  *
  * Threads: one process, one worker thread per position, a bounded mailbox per
  * destination (mutex + condvar, timed waits); `self` is the caller's position.
- * MPI: one rank per position (rank = position); `self` must be the rank. */
+ * MPI: one rank per position (rank = position); `self` must be the rank.
+ * NCCL: MPI ranks as above (MPI carries host messages, barriers and the
+ * NCCL bootstrap) plus send_dev/recv_dev, which move CUDA device buffers
+ * with ncclSend/ncclRecv. NCCL has no tags: device messages between a pair
+ * are matched in posting order, per direction and kind (ACT / GRAD), so the
+ * caller must post them in the same order on both sides (the runtime checks
+ * its op lists before choosing this transport).
+ *
+ * Host buffers go through send/recv on every transport; device buffers go
+ * through send_dev/recv_dev where the table has them (NULL otherwise: the
+ * caller stages through host memory). */
 #ifndef MP_TRANSPORT_H
 #define MP_TRANSPORT_H
 
@@ -29,6 +41,7 @@ enum {
     MP_TAG_CKPT = 3     /* checkpoint coordination */
 };
 #define MP_TAG(kind, stage, mb) (((kind) << 28) | ((stage) << 18) | (mb))
+#define MP_TAG_KIND(tag) ((tag) >> 28)
 
 typedef struct mp_transport mp_transport;
 
@@ -54,6 +67,18 @@ typedef struct mp_transport_i {
     mp_status (*flush)(mp_transport *t, int self, double timeout_s, mp_error *err);
     /* Frees t->ctx. `failed`: MPI aborts the job instead of finalizing. */
     void (*close)(mp_transport *t, int failed);
+    /* Optional: position self's compute runs on CUDA device `device`; called
+     * once per position before any send_dev/recv_dev (NCCL: builds the
+     * communicators on that GPU, every wait bounded by timeout_s). */
+    mp_status (*bind)(mp_transport *t, int self, int device, double timeout_s, mp_error *err);
+    /* Optional (NULL: host buffers only): as send/recv, with buf in device
+     * memory of the bound GPU, already computed (the caller synchronised its
+     * stream). send_dev returns when buf may be reused; recv_dev returns when
+     * the data is in buf. MP_TAG_KIND(tag) selects the channel (ACT / GRAD). */
+    mp_status (*send_dev)(mp_transport *t, int self, int dst, int tag, const void *buf,
+                          size_t bytes, double timeout_s, mp_error *err);
+    mp_status (*recv_dev)(mp_transport *t, int self, int src, int tag, void *buf,
+                          size_t bytes, double timeout_s, mp_error *err);
 } mp_transport_i;
 
 struct mp_transport {
@@ -67,14 +92,22 @@ extern const mp_transport_i mp_transport_threads_i;
 #ifdef MP_HAVE_MPI
 extern const mp_transport_i mp_transport_mpi_i;
 #endif
+#ifdef MP_HAVE_NCCL
+extern const mp_transport_i mp_transport_nccl_i;
+#endif
 
 /* 1 when the environment says we were started by mpirun/srun
  * (OMPI_COMM_WORLD_SIZE, PMI_SIZE, PMIX_RANK, MPI_LOCALNRANKS). */
 int mp_transport_mpi_detected(void);
 
-/* Opens the transport: "threads" for K positions in this process, or "mpi"
- * (MPI_Init; the world size must equal K). mailbox_cap bounds each threads
- * mailbox (messages). MP_ERR_BACKEND when MPI was not compiled in or the
+/* 1 when transport `name` ("threads", "mpi", "nccl") was compiled in
+ * (nccl: NCCL and MPI both found at build time). */
+int mp_transport_available(const char *name);
+
+/* Opens the transport: "threads" for K positions in this process, "mpi"
+ * (MPI_Init; the world size must equal K), or "nccl" (MPI as for "mpi";
+ * the NCCL communicators are built by bind). mailbox_cap bounds each threads
+ * mailbox (messages). MP_ERR_BACKEND when MPI/NCCL was not compiled in or the
  * world size does not match. The single registration point of transports. */
 mp_status mp_transport_open(const char *name, int num_positions, int mailbox_cap,
                             mp_transport **out, mp_error *err);

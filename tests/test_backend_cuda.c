@@ -6,10 +6,21 @@
  * Without the cuda backend compiled in, or without a GPU, it says
  * "skipped: ..." and instead runs the same harness with a second CPU backend
  * as the device under test (a self-check of the harness: differences must be
- * exactly 0), so the test still passes and still exercises every code path. */
+ * exactly 0), so the test still passes and still exercises every code path.
+ *
+ * Then mprun's runtime on the GPU: a small model trained with a 1-stage plan
+ * and a 2-stage plan with both stages on GPU 0 (threads transport, device
+ * buffers staged through the host) against the CPU run of the same plan:
+ * losses within a tolerance, the two GPU runs within a tight one; a plan
+ * naming a GPU that does not exist and a malformed GPU map are refused before
+ * any work. Without a GPU, --backend cuda must fail cleanly ("no CUDA device
+ * available"). */
 #include "testutil.h"
 #include "backend_impl.h"
 #include "layers.h"
+#include "model.h"
+#include "plan.h"
+#include "runtime.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -510,6 +521,108 @@ static void test_layers(void)
     layer_case(MP_LAYER_RESIDUAL_MLP, 512, 512, 2048, 0, 3);
 }
 
+/* ---------------------------------------------------------------- runtime on the GPU */
+
+static const char *RT_MODEL =
+    "{\"format\": \"mpkit-model/1\", \"name\": \"g\", \"input_dim\": 16, \"layers\": ["
+    "{\"type\": \"linear\", \"out\": 32}, {\"type\": \"gelu\"},"
+    "{\"repeat\": 2, \"layers\": [{\"type\": \"residual_mlp\", \"hidden\": 64}]},"
+    "{\"type\": \"layernorm\"}, {\"type\": \"linear\", \"out\": 3}], \"loss\": \"mse\"}";
+
+/* Runs `steps` steps of a plan with stages split at `split` (0: one stage;
+ * stage devices 0 and dev1) on `backend`. */
+static mp_status rt_run(const mp_model *m, const char *backend, int split, int dev1, const char *map, int steps,
+                        mp_run_result *res, mp_error *err)
+{
+    char text[1024];
+    if (split)
+        snprintf(text, sizeof text, "{\"format\":\"mpplan-plan/1\",\"mode\":\"train\",\"schedule\":\"1f1b\","
+                 "\"chunks_per_device\":1,\"global_batch\":32,\"microbatch_size\":8,\"stages\":["
+                 "{\"layers\":[0,%d],\"device\":0},{\"layers\":[%d,%d],\"device\":%d,\"recompute\":true}]}",
+                 split - 1, split, m->num_layers - 1, dev1);
+    else
+        snprintf(text, sizeof text, "{\"format\":\"mpplan-plan/1\",\"mode\":\"train\",\"schedule\":\"1f1b\","
+                 "\"chunks_per_device\":1,\"global_batch\":32,\"microbatch_size\":8,\"stages\":["
+                 "{\"layers\":[0,%d],\"device\":0}]}", m->num_layers - 1);
+    mp_plan p;
+    mp_error_clear(err);
+    mp_status st = mp_plan_parse(text, strlen(text), "gpu-plan", &p, err);
+    CU_ASSERT_EQUAL_FATAL(st, MP_OK);
+    mp_run_config c;
+    mp_run_config_default(&c);
+    c.plan = &p;
+    c.model = m;
+    c.backend = backend;
+    c.steps = steps;
+    c.seed = 4;
+    c.optimizer = MP_OPT_ADAM;
+    c.lr = 0.003f;
+    c.pin = 0;
+    c.print_loss = 0;
+    c.timeout_s = 60;
+    c.gpu_map = map;
+    st = mp_run(&c, res, err);
+    mp_plan_free(&p);
+    return st;
+}
+
+static void test_runtime_gpu(void)
+{
+    open_backends();
+    mp_model m;
+    mp_error err;
+    mp_error_clear(&err);
+    CU_ASSERT_EQUAL_FATAL(mp_model_parse(RT_MODEL, strlen(RT_MODEL), "gpu-model", &m, &err), MP_OK);
+    mp_run_result cpu, g1, g2;
+    const int steps = 6;
+    if (self_check) {
+        /* no GPU: refused before any work, with the reason */
+        mp_status st = rt_run(&m, "cuda", 3, 1, NULL, steps, &g1, &err);
+        CU_ASSERT_EQUAL(st, MP_ERR_BACKEND);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, mp_backend_available("cuda") ? "no CUDA device available"
+                                                                             : "not compiled into this build"));
+        printf("  runtime on cuda: refused without a GPU: %s\n", err.msg);
+        mp_model_free(&m);
+        return;
+    }
+    CU_ASSERT_EQUAL_FATAL(rt_run(&m, "cpu", 3, 1, NULL, steps, &cpu, &err), MP_OK);
+    mp_status st = rt_run(&m, "cuda", 0, 0, NULL, steps, &g1, &err);
+    if (st != MP_OK) fprintf(stderr, "%s\n", err.msg);
+    CU_ASSERT_EQUAL_FATAL(st, MP_OK);
+    st = rt_run(&m, "cuda", 3, 1, "0,0", steps, &g2, &err);   /* both stages on GPU 0 */
+    if (st != MP_OK) fprintf(stderr, "%s\n", err.msg);
+    CU_ASSERT_EQUAL_FATAL(st, MP_OK);
+    CU_ASSERT_STRING_EQUAL(g2.transport, "threads");
+    double max_cpu = 0, max_split = 0;
+    for (int k = 0; k < steps; k++) {
+        double d = fabs(g2.loss[k] - cpu.loss[k]) / (fabs(cpu.loss[k]) + 1e-12);
+        double e = fabs(g2.loss[k] - g1.loss[k]) / (fabs(g1.loss[k]) + 1e-12);
+        if (d > max_cpu) max_cpu = d;
+        if (e > max_split) max_split = e;
+        printf("  step %d loss cpu %.7f  cuda 1-stage %.7f  cuda 2-stage %.7f\n", k + 1, cpu.loss[k], g1.loss[k], g2.loss[k]);
+    }
+    printf("  runtime: max rel loss diff cuda-vs-cpu %.2e (tol 1e-3), 2-stage-vs-1-stage on GPU %.2e (tol 1e-5); "
+           "checksums %s\n", max_cpu, max_split, strcmp(g1.checksum, g2.checksum) ? "differ" : "bitwise equal");
+    CU_ASSERT(max_cpu <= 1e-3);
+    CU_ASSERT(max_split <= 1e-5);
+    CU_ASSERT(g2.loss[steps - 1] < g2.loss[0]);
+    CU_ASSERT(g2.peak_bytes[0] > 0 && g2.peak_bytes[1] > 0);
+    mp_run_result_free(&cpu);
+    mp_run_result_free(&g1);
+    mp_run_result_free(&g2);
+    /* a GPU that does not exist, and a malformed map: before any work */
+    mp_error_clear(&err);
+    CU_ASSERT_EQUAL(rt_run(&m, "cuda", 3, 4095, NULL, steps, &g1, &err), MP_ERR_INPUT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "stage 1: device 4095 but only"));
+    printf("  runtime: %s\n", err.msg);
+    mp_error_clear(&err);
+    CU_ASSERT_EQUAL(rt_run(&m, "cuda", 3, 1, "0,x", steps, &g1, &err), MP_ERR_USAGE);
+    mp_error_clear(&err);
+    CU_ASSERT_EQUAL(rt_run(&m, "cuda", 3, 1, "0", steps, &g1, &err), MP_ERR_INPUT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "no entry in the GPU map"));
+    mp_model_free(&m);
+}
+
 static void test_close(void)
 {
     open_backends();
@@ -526,7 +639,7 @@ int main(void)
         MP_TEST(test_open),       MP_TEST(test_memory),     MP_TEST(test_gemm),
         MP_TEST(test_elementwise), MP_TEST(test_layernorm), MP_TEST(test_losses),
         MP_TEST(test_optimizers), MP_TEST(test_determinism), MP_TEST(test_layers),
-        MP_TEST(test_close),
+        MP_TEST(test_runtime_gpu), MP_TEST(test_close),
     };
     return mp_test_main("backend_cuda", cases, (int)(sizeof cases / sizeof cases[0]));
 }

@@ -224,6 +224,31 @@ static void test_failures(void)
     free(err);
 }
 
+/* --backend cuda: on a machine without a usable GPU, one clear message and
+ * exit 1 before any step; with a GPU, a 2-stage plan runs with both stages
+ * on GPU 0 (MPKIT_GPUS=0,0) and prints a checksum. */
+static void test_cuda_backend(void)
+{
+    setup();
+    const char *two = plan("g.json", "1f1b", 1, 16, 4, "{\"layers\":[0,2],\"device\":0},{\"layers\":[3,5],\"device\":1}");
+    char sum[65], *out = NULL, *err = NULL;
+    int rc = mprun("MPKIT_GPUS=0,0", two, "--steps 2 --backend cuda", sum, &out, &err);
+    if (strstr(err, "no CUDA device available") || strstr(err, "not compiled into this build")) {
+        CU_ASSERT_EQUAL(rc, 1);
+        CU_ASSERT_PTR_NULL(strstr(out, "step 1"));      /* before any work */
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "mprun: --backend cuda"));
+        CU_ASSERT_PTR_NULL(strchr(strchr(err, '\n') ? strchr(err, '\n') + 1 : "", 'm'));   /* one line */
+        fprintf(stderr, "(no GPU here: %s", err);
+    } else {
+        if (rc) fprintf(stderr, "%s%s", out, err);
+        CU_ASSERT_EQUAL(rc, 0);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "step 2 loss"));
+        CU_ASSERT_EQUAL(strlen(sum), 64);
+    }
+    free(out);
+    free(err);
+}
+
 int main(void)
 {
     static const mp_test_case cases[] = {
@@ -232,6 +257,7 @@ int main(void)
         MP_TEST(test_bitwise_mpi),
         MP_TEST(test_kill_and_resume),
         MP_TEST(test_failures),
+        MP_TEST(test_cuda_backend),
     };
     return mp_test_main("mprun", cases, (int)(sizeof cases / sizeof cases[0]));
 }

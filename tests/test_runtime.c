@@ -128,6 +128,40 @@ static void test_transport_abort_and_agree(void)
     CU_ASSERT_EQUAL(mp_transport_open("carrier-pigeon", 2, 4, &t, &err), MP_ERR_USAGE);
 }
 
+/* The registry: what was compiled in, and the optional device entries. */
+static void test_transport_registry(void)
+{
+    CU_ASSERT_EQUAL(mp_transport_available("threads"), 1);
+    CU_ASSERT_EQUAL(mp_transport_available("carrier-pigeon"), 0);
+    CU_ASSERT_EQUAL(mp_transport_available(NULL), 0);
+#ifdef MP_HAVE_MPI
+    CU_ASSERT_EQUAL(mp_transport_available("mpi"), 1);
+#else
+    CU_ASSERT_EQUAL(mp_transport_available("mpi"), 0);
+#endif
+#if defined(MP_HAVE_MPI) && defined(MP_HAVE_NCCL)
+    CU_ASSERT_EQUAL(mp_transport_available("nccl"), 1);
+    CU_ASSERT_PTR_NOT_NULL(mp_transport_nccl_i.send_dev);
+    CU_ASSERT_PTR_NOT_NULL(mp_transport_nccl_i.recv_dev);
+    CU_ASSERT_PTR_NOT_NULL(mp_transport_nccl_i.bind);
+#else
+    CU_ASSERT_EQUAL(mp_transport_available("nccl"), 0);
+    mp_transport *t = NULL;
+    mp_error err;
+    mp_error_clear(&err);
+    CU_ASSERT_EQUAL(mp_transport_open("nccl", 2, 4, &t, &err), MP_ERR_BACKEND);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "nccl"));
+#endif
+    /* host transports take host buffers only: the runtime stages device data */
+    CU_ASSERT_PTR_NULL(mp_transport_threads_i.send_dev);
+    CU_ASSERT_PTR_NULL(mp_transport_threads_i.recv_dev);
+#ifdef MP_HAVE_MPI
+    CU_ASSERT_PTR_NULL(mp_transport_mpi_i.send_dev);
+#endif
+    CU_ASSERT_EQUAL(MP_TAG_KIND(MP_TAG(MP_TAG_GRAD, 511, (1 << 18) - 1)), MP_TAG_GRAD);
+    CU_ASSERT_EQUAL(MP_TAG_KIND(MP_TAG(MP_TAG_ACT, 3, 7)), MP_TAG_ACT);
+}
+
 /* ---------------------------------------------------------------- data */
 
 static const char *TINY =
@@ -329,6 +363,7 @@ static void test_loss_falls(void)
     CU_ASSERT(r.iteration_ms > 0);
     CU_ASSERT(r.busy_ms[0] > 0 && r.busy_ms[1] > 0);
     CU_ASSERT(r.peak_bytes[0] > 0);
+    CU_ASSERT_STRING_EQUAL(r.transport, "threads");
     /* trace of the last step: every op of both positions */
     int fwd = 0, bwd = 0, act = 0, grad = 0;
     for (int e = 0; e < r.trace.n; e++) {
@@ -409,6 +444,24 @@ static void test_failures(void)
     mp_error_clear(&err);
     CU_ASSERT_EQUAL(mp_run(&c, &r, &err), MP_ERR_INPUT);
     mp_plan_free(&p);
+    /* --backend cuda: without a usable GPU, refused before any work with the
+     * reason; with one, device indices must name GPUs */
+    plan_spec far = { "gpipe", 1, 16, 4, 2, { 0, 3 }, { 0, 0 } };
+    make_plan(&far, m.num_layers, &p);
+    p.stages[1].device = 4095;
+    c.plan = &p;
+    c.backend = "cuda";
+    c.num_devices = 0;      /* no cluster: device indices are checked against the GPUs */
+    c.lr = 0.1f;
+    mp_error_clear(&err);
+    mp_status st = mp_run_check(&c, &err);
+    if (strstr(err.msg, "no CUDA device available") || strstr(err.msg, "not compiled into this build")) {
+        CU_ASSERT_EQUAL(st, MP_ERR_BACKEND);
+    } else {
+        CU_ASSERT_EQUAL(st, MP_ERR_INPUT);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "stage 1: device 4095 but only"));
+    }
+    mp_plan_free(&p);
     mp_model_free(&m);
 }
 
@@ -418,6 +471,7 @@ int main(void)
         MP_TEST(test_sha256_vectors),
         MP_TEST(test_transport_match_and_timeout),
         MP_TEST(test_transport_abort_and_agree),
+        MP_TEST(test_transport_registry),
         MP_TEST(test_data_deterministic),
         MP_TEST(test_checkpoint_roundtrip),
         MP_TEST(test_equivalence_sgd_xent),
