@@ -227,26 +227,31 @@ static void bound_label(const mp_plan *p, const mp_profile *prof, const mp_clust
     free(busy);
 }
 
+/* The split as "0-5 | 6-11 | ..." and the recomputing stages as "s0,s2" (or
+ * "none"); both truncated to their buffers. */
+static void format_split(const mp_plan *p, char *split, size_t ns, char *rcs, size_t nr)
+{
+    size_t o1 = 0, o2 = 0;
+    split[0] = 0;
+    snprintf(rcs, nr, "none");
+    for (int s = 0; s < p->num_stages && o1 + 32 < ns; s++) {
+        o1 += snprintf(split + o1, ns - o1, "%s%d-%d", s ? " | " : "", p->stages[s].first, p->stages[s].last);
+        if (p->stages[s].recompute && o2 + 16 < nr)
+            o2 += snprintf(rcs + o2, nr - o2, "%ss%d", o2 ? "," : "", s);
+    }
+}
+
 static void print_plan_row(int rank, const mp_plan *p, const mp_profile *prof, const mp_cluster *cl)
 {
-    char split[512] = "", rcs[256] = "", bnd[128];
-    size_t o1 = 0, o2 = 0;
-    int any = 0;
-    for (int s = 0; s < p->num_stages && o1 < sizeof split - 32; s++) {
-        o1 += snprintf(split + o1, sizeof split - o1, "%s%d-%d", s ? " | " : "", p->stages[s].first,
-                       p->stages[s].last);
-        if (p->stages[s].recompute && o2 < sizeof rcs - 16) {
-            o2 += snprintf(rcs + o2, sizeof rcs - o2, "%ss%d", any ? "," : "", s);
-            any = 1;
-        }
-    }
+    char split[512], rcs[256], bnd[128];
+    format_split(p, split, sizeof split, rcs, sizeof rcs);
     char sched[32];
     if (p->schedule == MP_SCHED_INTERLEAVED) snprintf(sched, sizeof sched, "interleaved v=%d", p->chunks_per_device);
     else snprintf(sched, sizeof sched, "%s", mp_schedule_name(p->schedule));
     bound_label(p, prof, cl, bnd, sizeof bnd);
     printf("%2d  %12.4f  %12.1f  %6.1f%%  b=%-4d m=%-5d %-16s recompute: %s\n", rank, p->predicted.iteration_ms,
            p->predicted.samples_per_s, 100 * p->predicted.bubble_fraction, p->microbatch_size,
-           p->num_microbatches, sched, any ? rcs : "none");
+           p->num_microbatches, sched, rcs);
     printf("    layers: %s\n    bound: %s\n    memory:", split, bnd);
     for (int q = 0; q < p->predicted.num_peaks; q++) {
         char a[32], c[32];
@@ -313,16 +318,18 @@ static mp_status no_fit(const args *a, const mp_profile *prof, const mp_cluster 
         if (st == MP_OK) printf("{\"error\": \"no plan fits\", \"min_memory_bytes\": %.0f}\n", M);
         else printf("{\"error\": \"no plan fits\"}\n");
     }
-    if (st == MP_OK) {
-        char mb[32];
-        fprintf(stderr, "mpplan: no plan fits the devices' memory; the smallest memory per device with which "
-                        "a plan fits is %.0f bytes (%s), e.g.:\n", M, mp_format_bytes(mb, sizeof mb, M));
-        char *s = mp_plan_to_json(&p);
-        if (s) fputs(s, stderr);
-        free(s);
-        mp_plan_free(&p);
-    }
-    return mp_error_set(err, MP_ERR_NOFIT, "no plan fits the devices' memory");
+    mp_error_clear(err);   /* replace the search's shorter message */
+    if (st != MP_OK) return mp_error_set(err, MP_ERR_NOFIT, "no plan fits the devices' memory");
+    char mb[32], split[400], rcs[160];
+    format_split(&p, split, sizeof split, rcs, sizeof rcs);
+    mp_error_set(err, MP_ERR_NOFIT,
+                 "no plan fits the devices' memory. The smallest memory per device with which a plan fits is "
+                 "%.0f bytes (%s): %s%s, b=%d, m=%d, layers %s, recompute %s",
+                 M, mp_format_bytes(mb, sizeof mb, M), p.schedule == MP_SCHED_INTERLEAVED ? "interleaved" :
+                 mp_schedule_name(p.schedule), p.schedule == MP_SCHED_INTERLEAVED ? " (v>=2)" : "",
+                 p.microbatch_size, p.num_microbatches, split, rcs);
+    mp_plan_free(&p);
+    return MP_ERR_NOFIT;
 }
 
 /* ---------------------------------------------------------------- run */
