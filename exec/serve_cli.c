@@ -21,7 +21,8 @@
 #include "units.h"
 
 enum { O_MODEL = 256, O_SERVE, O_RATE, O_DURATION, O_ARRIVALS, O_SLO, O_SEED, O_PROFILE, O_REPORT,
-       O_TRACE, O_BACKEND, O_TIMEOUT, O_DRAIN, O_BANDWIDTH, O_LATENCY, O_NOPIN, O_HELP };
+       O_TRACE, O_BACKEND, O_TIMEOUT, O_DRAIN, O_BANDWIDTH, O_LATENCY, O_NOPIN, O_DISPATCH, O_SCALE,
+       O_OVERHEAD, O_CALIB, O_RT, O_HELP };
 
 /* One table drives both getopt_long and --help. */
 static const struct { const char *name; int has_arg, id; const char *arg, *help; } opts[] = {
@@ -41,6 +42,11 @@ static const struct { const char *name; int has_arg, id; const char *arg, *help;
     { "bandwidth", 1, O_BANDWIDTH, "BW", "link bandwidth for the prediction (default 25GB/s)" },
     { "latency", 1, O_LATENCY, "T", "link latency for the prediction (default 10us)" },
     { "no-pin", 0, O_NOPIN, NULL, "cpu: do not pin stages to cores" },
+    { "realtime", 0, O_RT, NULL, "generator and stages under SCHED_FIFO (root/CAP_SYS_NICE; shared machines)" },
+    { "calibration", 1, O_CALIB, "R.json", "prediction terms from an earlier report's \"calibration\" (below)" },
+    { "dispatch-ms", 1, O_DISPATCH, "X", "prediction: batcher wake-up delay of an idle stage 0 (default 0)" },
+    { "fwd-scale", 1, O_SCALE, "F", "prediction: forward time = F x profile + overhead (default 1)" },
+    { "batch-overhead-ms", 1, O_OVERHEAD, "X", "prediction: fixed ms per batch per stage (default 0)" },
     { "help", 0, O_HELP, NULL, "this help" },
 };
 #define NOPTS ((int)(sizeof opts / sizeof opts[0]))
@@ -48,6 +54,8 @@ static const struct { const char *name; int has_arg, id; const char *arg, *help;
 typedef struct {
     const char *plan_path, *model_path, *arrivals_path, *profile_path, *report_path, *trace_path;
     double rate, duration_s, slo_ms, bandwidth, latency;
+    double dispatch_ms, fwd_scale, overhead_ms;  /* < 0: not given */
+    const char *calib_path;
     unsigned long seed;
     mp_serve_run_config run;
 } cli;
@@ -74,6 +82,39 @@ static mp_status parse_pos(const char *flag, const char *s, double *out, mp_erro
     return MP_OK;
 }
 
+static mp_status parse_nonneg(const char *flag, const char *s, double *out, mp_error *err)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (!*s || *end || !(v >= 0) || !isfinite(v))
+        return mp_error_set(err, MP_ERR_USAGE, "--%s: expected a number >= 0, got '%s'", flag, s);
+    *out = v;
+    return MP_OK;
+}
+
+/* The terms of --calibration R.json ("calibration": {"fwd_scale",
+ * "batch_overhead_ms", "dispatch_ms"}) for those not given as flags. */
+static mp_status load_calibration(cli *c, mp_error *err)
+{
+    json_error_t je;
+    json_t *root = json_load_file(c->calib_path, 0, &je);
+    if (!root) return mp_error_set(err, MP_ERR_INPUT, "--calibration %s:%d: %s", c->calib_path, je.line, je.text);
+    json_t *cal = json_object_get(root, "calibration");
+    const char *keys[3] = { "fwd_scale", "batch_overhead_ms", "dispatch_ms" };
+    double *dst[3] = { &c->fwd_scale, &c->overhead_ms, &c->dispatch_ms };
+    mp_status st = MP_OK;
+    for (int k = 0; k < 3 && st == MP_OK; k++) {
+        json_t *v = json_object_get(cal, keys[k]);
+        double x = json_is_number(v) ? json_number_value(v) : -1;
+        if (!json_is_object(cal) || !(x >= 0) || !isfinite(x) || (k == 0 && !(x > 0)))
+            st = mp_error_set(err, MP_ERR_INPUT, "%s: \"calibration\".%s missing or not a valid number "
+                              "(an mprun --serve --profile report)", c->calib_path, keys[k]);
+        else if (*dst[k] < 0) *dst[k] = x;
+    }
+    json_decref(root);
+    return st;
+}
+
 static mp_status parse_args(int argc, char **argv, cli *c, int *help, mp_error *err)
 {
     struct option lo[NOPTS + 1];
@@ -86,6 +127,7 @@ static mp_status parse_args(int argc, char **argv, cli *c, int *help, mp_error *
     c->seed = 1;
     c->bandwidth = 25e9;
     c->latency = 10e-6;
+    c->dispatch_ms = c->fwd_scale = c->overhead_ms = -1;
     mp_status st = MP_OK;
     int o;
     opterr = 0;
@@ -115,6 +157,11 @@ static mp_status parse_args(int argc, char **argv, cli *c, int *help, mp_error *
         case O_BANDWIDTH: st = mp_parse_bandwidth(optarg, &c->bandwidth, err); break;
         case O_LATENCY: st = mp_parse_duration(optarg, &c->latency, err); break;
         case O_NOPIN: c->run.pin = 0; break;
+        case O_CALIB: c->calib_path = optarg; break;
+        case O_RT: c->run.realtime = 1; break;
+        case O_DISPATCH: st = parse_nonneg("dispatch-ms", optarg, &c->dispatch_ms, err); break;
+        case O_SCALE: st = parse_pos("fwd-scale", optarg, &c->fwd_scale, err); break;
+        case O_OVERHEAD: st = parse_nonneg("batch-overhead-ms", optarg, &c->overhead_ms, err); break;
         case 'h': case O_HELP: *help = 1; return MP_OK;
         default:
             return mp_error_set(err, MP_ERR_USAGE, "unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
@@ -135,6 +182,13 @@ static mp_status parse_args(int argc, char **argv, cli *c, int *help, mp_error *
     if (mp_transport_mpi_detected())
         return mp_error_set(err, MP_ERR_USAGE, "--serve runs its stages as threads of one process; "
                                                "start it without mpirun");
+    if (c->calib_path) {
+        mp_status cs = load_calibration(c, err);
+        if (cs != MP_OK) return MP_ERR_USAGE;
+    }
+    if (c->dispatch_ms < 0) c->dispatch_ms = 0;
+    if (c->fwd_scale < 0) c->fwd_scale = 1;
+    if (c->overhead_ms < 0) c->overhead_ms = 0;
     c->run.seed = c->seed;
     return MP_OK;
 }
@@ -178,10 +232,42 @@ static mp_status make_arrivals(cli *c, double **t_out, int *n_out, mp_error *err
     }
 }
 
-/* The simulator on the same arrival times (docs/serving.md). */
-static mp_status predict(cli *c, const mp_plan *plan, const mp_model *model, const double *t, int n,
-                         double slo, mp_serve_result *out, mp_error *err)
+/* This run's calibration (docs/serving.md §7): least squares of every
+ * measured stage forward (upload + forward + download) of batch size b on the
+ * profile's time at b, y = overhead + scale * x; through the origin when the
+ * intercept would be negative or the sizes do not vary. dispatch = the
+ * measured median wake-up of the batcher. */
+static void fit_forwards(const mp_serve_run_result *r, const double *sms, int B, mp_serve_report_info *info)
 {
+    int K = r->num_stages, m = 0;
+    double sx = 0, sy = 0, sxx = 0, sxy = 0;
+    for (int j = 0; j < r->num_batches; j++)
+        for (int s = 0; s < K; s++) {
+            double a = r->fwd_start_ms[(size_t)j * K + s], e = r->fwd_end_ms[(size_t)j * K + s];
+            double x = sms[s * B + r->batch_size[j] - 1];
+            if (!(e > a) || !(x > 0)) continue;
+            m++;
+            sx += x; sy += e - a; sxx += x * x; sxy += x * (e - a);
+        }
+    info->fit_points = m;
+    info->has_fit = m > 0;
+    if (!m) return;
+    double var = sxx - sx * sx / m, scale, c0 = 0;
+    scale = var > 1e-9 * sxx ? (sxy - sx * sy / m) / var : 0;
+    c0 = (sy - scale * sx) / m;
+    if (!(var > 1e-9 * sxx) || c0 < 0 || scale <= 0) { scale = sxy / sxx; c0 = 0; }
+    info->fit_scale = scale;
+    info->fit_overhead_ms = c0;
+    info->fit_dispatch_ms = info->overheads.dispatch_p50_ms;
+}
+
+/* The simulator on the same arrival times (docs/serving.md), with the terms
+ * of --calibration / --fwd-scale / --batch-overhead-ms / --dispatch-ms; with a
+ * finished run (res) also this run's calibration. */
+static mp_status predict(cli *c, const mp_plan *plan, const mp_model *model, const double *t, int n,
+                         double slo, const mp_serve_run_result *res, mp_serve_report_info *info, mp_error *err)
+{
+    mp_serve_result *out = &info->predicted;
     mp_profile prof;
     mp_cluster cl;
     memset(&prof, 0, sizeof prof);
@@ -214,7 +300,12 @@ static mp_status predict(cli *c, const mp_plan *plan, const mp_model *model, con
         dev[s] = plan->stages[s].device;
     }
     mp_serve_tables(&prof, &cl, K, first, last, dev, B, sms, lms);
-    mp_serve_config cfg = { K, B, plan->max_wait_ms, sms, lms };
+    if (res) fit_forwards(res, sms, B, info);
+    mp_serve_tables_adjust(K, B, c->fwd_scale, c->overhead_ms, sms);
+    info->fwd_scale = c->fwd_scale;
+    info->batch_overhead_ms = c->overhead_ms;
+    info->dispatch_ms = c->dispatch_ms;
+    mp_serve_config cfg = { K, B, plan->max_wait_ms, sms, lms, c->dispatch_ms };
     st = mp_serve_sim_run(sim, &cfg, t, n, slo > 0 ? slo : 1e300, out, err);
 out:
     mp_serve_sim_free(sim);
@@ -268,10 +359,6 @@ int mp_serve_run_main(int argc, char **argv)
         info.model_path = c.model_path;
         info.arrivals_desc = c.arrivals_path ? c.arrivals_path : "poisson";
         info.rate_rps = c.rate;
-        if (c.profile_path) {
-            st = predict(&c, &plan, &model, t, n, slo, &info.predicted, &err);
-            info.has_prediction = st == MP_OK;
-        }
     }
     if (st == MP_OK) {
         c.run.plan = &plan;
@@ -282,6 +369,11 @@ int mp_serve_run_main(int argc, char **argv)
         st = mp_serve_run(&c.run, &res, &err);
     }
     if (st == MP_OK) st = mp_serve_run_metrics(&res, slo, &info.measured, &err);
+    if (st == MP_OK) mp_serve_run_overheads(&res, &info.overheads);
+    if (st == MP_OK && c.profile_path) {
+        st = predict(&c, &plan, &model, t, n, slo, &res, &info, &err);
+        info.has_prediction = st == MP_OK;
+    }
     if (st == MP_OK) {
         info.run = &res;
         if (info.has_prediction) info.measured.capacity_rps = info.predicted.capacity_rps;

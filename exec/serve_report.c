@@ -48,6 +48,17 @@ void mp_serve_report_print(FILE *f, const mp_serve_report_info *r)
     for (int s = 0; s < run->num_stages; s++)
         fprintf(f, "# stage %d: busy %.1f ms, utilisation %.1f%%\n", s, run->busy_ms[s],
                 span > 0 ? 100 * run->busy_ms[s] / span : 0);
+    const mp_serve_overheads *o = &r->overheads;
+    if (run->realtime_threads) fprintf(f, "# realtime: %d threads under SCHED_FIFO\n", run->realtime_threads);
+    fprintf(f, "# overheads: generator late p50 %.3f / p99 %.3f ms; batcher wake-up p50 %.3f / p99 %.3f ms "
+               "(%d idle batches); copies %.3f ms per batch\n", o->gen_late_p50_ms, o->gen_late_p99_ms,
+            o->dispatch_p50_ms, o->dispatch_p99_ms, o->idle_batches, o->copy_per_batch_ms);
+    if (r->has_prediction)
+        fprintf(f, "# prediction terms: fwd_scale %.3f, batch_overhead %.3f ms, dispatch %.3f ms\n", r->fwd_scale,
+                r->batch_overhead_ms, r->dispatch_ms);
+    if (r->has_fit)
+        fprintf(f, "# this run's calibration: forward = %.3f ms + %.3f x profile (%d forwards), dispatch %.3f ms\n",
+                r->fit_overhead_ms, r->fit_scale, r->fit_points, r->fit_dispatch_ms);
     fprintf(f, "# queued at the last arrival %d, unfinished %d: %s\n", run->queued_at_end, run->unfinished,
             m->overloaded ? "OVERLOADED (the queue grows: offered load above what the pipeline serves)" : "not overloaded");
 }
@@ -120,6 +131,29 @@ mp_status mp_serve_report_write(const char *path, const mp_serve_report_info *r,
         json_object_set_new(e, "p90", mp_json_number(err_pct(m->p90_ms, p->p90_ms)));
         json_object_set_new(e, "p99", mp_json_number(err_pct(m->p99_ms, p->p99_ms)));
         json_object_set_new(o, "error_pct", e);
+        json_t *t = json_object();
+        json_object_set_new(t, "fwd_scale", mp_json_number(r->fwd_scale));
+        json_object_set_new(t, "batch_overhead_ms", mp_json_number(r->batch_overhead_ms));
+        json_object_set_new(t, "dispatch_ms", mp_json_number(r->dispatch_ms));
+        json_object_set_new(o, "prediction_terms", t);
+    }
+    const mp_serve_overheads *ov = &r->overheads;
+    json_t *oj = json_object();
+    json_object_set_new(oj, "generator_late_p50_ms", mp_json_number(ov->gen_late_p50_ms));
+    json_object_set_new(oj, "generator_late_p99_ms", mp_json_number(ov->gen_late_p99_ms));
+    json_object_set_new(oj, "idle_batches", json_integer(ov->idle_batches));
+    json_object_set_new(oj, "dispatch_p50_ms", mp_json_number(ov->dispatch_p50_ms));
+    json_object_set_new(oj, "dispatch_p99_ms", mp_json_number(ov->dispatch_p99_ms));
+    json_object_set_new(oj, "copy_per_batch_ms", mp_json_number(ov->copy_per_batch_ms));
+    json_object_set_new(o, "overheads", oj);
+    json_object_set_new(o, "realtime_threads", json_integer(run->realtime_threads));
+    if (r->has_fit) {
+        json_t *c = json_object();
+        json_object_set_new(c, "fwd_scale", mp_json_number(r->fit_scale));
+        json_object_set_new(c, "batch_overhead_ms", mp_json_number(r->fit_overhead_ms));
+        json_object_set_new(c, "dispatch_ms", mp_json_number(r->fit_dispatch_ms));
+        json_object_set_new(c, "forwards", json_integer(r->fit_points));
+        json_object_set_new(o, "calibration", c);
     }
     mp_status st = mp_json_write(path, o, err);
     json_decref(o);

@@ -51,6 +51,10 @@ static struct timespec ts_of_ms(double ms)
 
 static void precise_timers(void) { prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); }
 
+typedef struct serve serve;
+static void go_realtime(serve *sv);
+
+
 /* cpu with pinning: keep the generator off the stages' cores when a core is
  * left. Off by default (MPKIT_SERVE_PIN_GENERATOR=1 turns it on): on the
  * 2-core test VM it made the served throughput lower, not higher. */
@@ -70,8 +74,6 @@ static void pin_generator(const mp_serve_run_config *c)
 }
 
 /* ---------------------------------------------------------------- state */
-
-typedef struct serve serve;
 
 typedef struct {
     serve *sv;
@@ -115,6 +117,21 @@ static void fail(serve *sv, int s, const mp_error *e)
     if (sv->t) sv->t->i->abort(sv->t, s, e->msg);
 }
 
+/* --realtime: SCHED_FIFO at a low real-time priority, so that other
+ * processes on a shared machine do not preempt the generator or a stage for a
+ * whole time slice (the p99 tail). The kernel's RT throttling still leaves
+ * them 5% of each core. Counts the threads that got it. */
+static void go_realtime(serve *sv)
+{
+    if (!sv->c->realtime) return;
+    struct sched_param sp = { .sched_priority = 10 };
+    if (pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp) == 0) {
+        pthread_mutex_lock(&sv->mu);
+        sv->res->realtime_threads++;
+        pthread_mutex_unlock(&sv->mu);
+    }
+}
+
 /* ---------------------------------------------------------------- generator */
 
 /* Releases request i at t0 + arrival_ms[i]; every request already due is
@@ -123,6 +140,7 @@ static void *gen_main(void *arg)
 {
     serve *sv = arg;
     precise_timers();
+    go_realtime(sv);
     if (getenv("MPKIT_SERVE_PIN_GENERATOR")) pin_generator(sv->c);
     const double *a = sv->c->arrival_ms;
     int n = sv->c->n, i = 0;
@@ -235,13 +253,16 @@ static mp_status stage_batch(stage_w *w, batch_hdr h, const float *host_in)
     int K = sv->K;
     double a = mono_ms();
     be->i->upload(be, w->in, host_in, (size_t)h.b * w->net.in_dim * sizeof(float));
+    double up = mono_ms() - a;
     mp_status st = mp_stage_forward(&w->net, h.b, w->in, w->out, w->stash, &w->err);
     if (st == MP_OK) st = be->i->sync(be, &w->err);
     if (st != MP_OK) return st;
     float *rows = (float *)(w->msg + sizeof(batch_hdr));
     size_t ob = (size_t)h.b * w->net.out_dim * sizeof(float);
+    double d0 = mono_ms();
     be->i->download(be, rows, w->out, ob);
     double e = mono_ms();
+    r->copy_ms[w->s] += up + (e - d0);
     r->fwd_start_ms[(size_t)h.id * K + w->s] = a - sv->t0;
     r->fwd_end_ms[(size_t)h.id * K + w->s] = e - sv->t0;
     r->busy_ms[w->s] += e - a;
@@ -262,9 +283,12 @@ static mp_status stage0_loop(stage_w *w)
     mp_status st = MP_OK;
     for (;;) {
         int first = 0, b = 0;
+        double idle = mono_ms() - sv->t0;
         next_batch(sv, &first, &b);
         if (b == 0) break;
         batch_hdr h = { r->num_batches, b, first, 0 };
+        r->idle_ms[h.id] = idle;
+        r->take_ms[h.id] = mono_ms() - sv->t0;
         r->batch_size[h.id] = b;
         r->batch_first[h.id] = first;
         for (int k = 0; k < b; k++) r->batch_of[first + k] = h.id;
@@ -309,6 +333,7 @@ static void *stage_main(void *arg)
     stage_w *w = arg;
     serve *sv = w->sv;
     precise_timers();
+    go_realtime(sv);
     mp_status st = stage_setup(w);
     if (st != MP_OK) {
         char m[1024];
@@ -381,9 +406,13 @@ static mp_status alloc_result(mp_serve_run_result *r, const mp_serve_run_config 
     r->fwd_start_ms = calloc(n * (size_t)K, sizeof(double));
     r->fwd_end_ms = calloc(n * (size_t)K, sizeof(double));
     r->busy_ms = calloc((size_t)K, sizeof(double));
+    r->copy_ms = calloc((size_t)K, sizeof(double));
+    r->idle_ms = calloc(n, sizeof(double));
+    r->take_ms = calloc(n, sizeof(double));
     if (c->keep_outputs) r->outputs = calloc(n * (size_t)out_dim, sizeof(float));
     if (!r->arrival_ms || !r->release_ms || !r->done_ms || !r->batch_of || !r->batch_size || !r->batch_first ||
-        !r->fwd_start_ms || !r->fwd_end_ms || !r->busy_ms || (c->keep_outputs && !r->outputs))
+        !r->fwd_start_ms || !r->fwd_end_ms || !r->busy_ms || !r->copy_ms || !r->idle_ms || !r->take_ms ||
+        (c->keep_outputs && !r->outputs))
         return MP_ERR_NOMEM;
     memcpy(r->arrival_ms, c->arrival_ms, n * sizeof(double));
     for (size_t i = 0; i < n; i++) { r->release_ms[i] = -1; r->done_ms[i] = -1; r->batch_of[i] = -1; }
@@ -526,6 +555,35 @@ mp_status mp_serve_run_metrics(const mp_serve_run_result *r, double slo_ms, mp_s
     return MP_OK;
 }
 
+static double pct_of(double *v, int n, int p) { return n > 0 ? mp_serve_percentile(v, n, p) : 0; }
+
+void mp_serve_run_overheads(const mp_serve_run_result *r, mp_serve_overheads *o)
+{
+    memset(o, 0, sizeof *o);
+    int n = r->n, nb = r->num_batches, m = 0;
+    double *v = malloc((size_t)(n > nb ? n : nb) * sizeof(double) + sizeof(double));
+    if (!v) return;
+    for (int i = 0; i < n; i++)
+        if (r->release_ms[i] >= 0) v[m++] = r->release_ms[i] - r->arrival_ms[i];
+    o->gen_late_p50_ms = pct_of(v, m, 50);
+    o->gen_late_p99_ms = pct_of(v, m, 99);
+    m = 0;
+    for (int j = 0; j < nb; j++) {
+        int f = r->batch_first[j], b = r->batch_size[j];
+        double ready = r->arrival_ms[f] + r->max_wait_ms;
+        if (b == r->max_batch && r->release_ms[f + b - 1] >= 0 && r->release_ms[f + b - 1] < ready)
+            ready = r->release_ms[f + b - 1];
+        if (ready > r->idle_ms[j]) v[m++] = r->take_ms[j] - ready;
+    }
+    o->idle_batches = m;
+    o->dispatch_p50_ms = pct_of(v, m, 50);
+    o->dispatch_p99_ms = pct_of(v, m, 99);
+    double copy = 0;
+    for (int s = 0; s < r->num_stages; s++) copy += r->copy_ms[s];
+    o->copy_per_batch_ms = nb ? copy / nb : 0;
+    free(v);
+}
+
 void mp_serve_run_result_free(mp_serve_run_result *r)
 {
     free(r->arrival_ms);
@@ -537,6 +595,9 @@ void mp_serve_run_result_free(mp_serve_run_result *r)
     free(r->fwd_start_ms);
     free(r->fwd_end_ms);
     free(r->busy_ms);
+    free(r->copy_ms);
+    free(r->idle_ms);
+    free(r->take_ms);
     free(r->outputs);
     memset(r, 0, sizeof *r);
 }

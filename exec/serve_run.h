@@ -33,6 +33,8 @@ typedef struct {
     double drain_s;             /* after the last arrival, requests not yet dispatched within
                                    this are abandoned and counted as unfinished */
     int keep_outputs;           /* keep every request's output row (tests) */
+    int realtime;               /* run the generator and the stages under SCHED_FIFO (needs
+                                   CAP_SYS_NICE; where refused they stay as they are) */
 } mp_serve_run_config;
 
 typedef struct {
@@ -46,9 +48,13 @@ typedef struct {
     int *batch_size;            /* [num_batches] */
     int *batch_first;           /* [num_batches] first request id (batches are FIFO ranges) */
     double *fwd_start_ms, *fwd_end_ms;  /* [num_batches * K] stage s of batch j at [j*K + s] */
-    double *busy_ms;            /* [K] sum of forward times */
+    double *busy_ms;            /* [K] sum of forward times (upload + forward + download) */
+    double *copy_ms;            /* [K] of which upload + download of the batch rows */
+    double *idle_ms;            /* [num_batches] when stage 0 came back to the batcher before batch j */
+    double *take_ms;            /* [num_batches] when the batcher handed batch j to stage 0 */
     int queued_at_end;          /* requests not started on stage 0 at the last arrival */
     int unfinished;             /* requests with done_ms < 0 */
+    int realtime_threads;       /* threads that got SCHED_FIFO (config realtime) */
     float *outputs;             /* keep_outputs: [n * out_dim] */
 } mp_serve_run_result;
 
@@ -71,6 +77,22 @@ mp_status mp_serve_run_metrics(const mp_serve_run_result *r, double slo_ms, mp_s
 
 void mp_serve_run_result_free(mp_serve_run_result *r);
 
+/* Where the time goes besides the forwards, from the runtime's own
+ * timestamps (docs/serving.md §7, "Overheads"). */
+typedef struct {
+    double gen_late_p50_ms, gen_late_p99_ms;  /* release - scheduled arrival, over requests */
+    int idle_batches;                         /* batches that found stage 0 waiting in the batcher */
+    double dispatch_p50_ms, dispatch_p99_ms;  /* those batches: take - ready (the batcher's wake-up) */
+    double copy_per_batch_ms;                 /* mean upload + download per batch, summed over stages */
+} mp_serve_overheads;
+
+/* Fills *o from a finished run: a batch of b requests starting at request f
+ * is ready at scheduled a_f + W, or when b = B at min(a_f + W, release of
+ * request f+B-1); it is "idle" when that is after stage 0 came back to the
+ * batcher (idle_ms), and its dispatch delay is take_ms - ready. Percentiles
+ * are nearest-rank; 0 where there is nothing to measure. */
+void mp_serve_run_overheads(const mp_serve_run_result *r, mp_serve_overheads *o);
+
 /* ------------------------------------------------------------ report */
 
 typedef struct {
@@ -80,6 +102,11 @@ typedef struct {
     mp_serve_result measured;
     int has_prediction;
     mp_serve_result predicted;  /* the simulator on the same arrival times */
+    double dispatch_ms, fwd_scale, batch_overhead_ms;  /* the model terms the prediction used */
+    mp_serve_overheads overheads;  /* measured (mp_serve_run_overheads) */
+    int has_fit;                /* with a profile and >= 1 batch: this run's calibration */
+    double fit_scale, fit_overhead_ms, fit_dispatch_ms;  /* measured fwd ~ overhead + scale * profile */
+    int fit_points;             /* stage forwards in the fit */
 } mp_serve_report_info;
 
 /* Human summary: offered/achieved rate, latency percentiles, attainment,

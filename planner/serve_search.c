@@ -141,7 +141,7 @@ mp_status mp_serve_ctx_eval(mp_serve_ctx *c, mp_serve_plan *p, const double *arr
         }
     }
     plan_memory(c, p);
-    mp_serve_config cfg = { K, B, p->max_wait_ms, c->stage_ms, c->link_ms };
+    mp_serve_config cfg = { K, B, p->max_wait_ms, c->stage_ms, c->link_ms, 0 };
     return mp_serve_sim_run(c->sim, &cfg, arrival_ms, n, slo_ms, &p->metrics, err);
 }
 

@@ -52,8 +52,7 @@ measured=()
 for pct in 30 60 90; do
     rate=$(awk -v c="$cap" -v p="$pct" 'BEGIN { printf "%.0f", c * p / 100 }')
     "$BIN/mprun" "$OUT/serve.plan.json" --model "$MODEL" --serve --rate "$rate" --duration 3 \
-        --slo-ms "$SLO_MS" --profile "$OUT/model.profile.json" --cluster "$OUT/cpu.cluster.json" \
-        --report "$OUT/serve-$pct.report.json" > /dev/null
+        --slo-ms "$SLO_MS" --profile "$OUT/model.profile.json" --report "$OUT/serve-$pct.report.json" > /dev/null
     printf '  %3d%% load: %6s req/s offered, p50 %6.2f ms, p99 %6.2f ms, SLO attainment %5.1f%%\n' "$pct" "$rate" \
         "$(num '.p50_ms' "$OUT/serve-$pct.report.json")" "$(num '.p99_ms' "$OUT/serve-$pct.report.json")" \
         "$(num '.slo_attainment * 100' "$OUT/serve-$pct.report.json")"

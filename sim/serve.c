@@ -116,6 +116,8 @@ static mp_status check_config(const mp_serve_config *c, int n, mp_error *err)
         return mp_error_set(err, MP_ERR_INPUT, "serving simulator: need >= 1 stage and max_batch >= 1");
     if (!(c->max_wait_ms >= 0))
         return mp_error_set(err, MP_ERR_INPUT, "serving simulator: max_wait_ms must be >= 0");
+    if (!(c->dispatch_ms >= 0) || !isfinite(c->dispatch_ms))
+        return mp_error_set(err, MP_ERR_INPUT, "serving simulator: dispatch_ms must be finite and >= 0");
     int B = c->max_batch, K = c->num_stages;
     for (int i = 0; i < K * B; i++)
         if (!(c->stage_ms[i] >= 0))
@@ -154,7 +156,9 @@ mp_status mp_serve_sim_run(mp_serve_sim *s, const mp_serve_config *cfg,
          * request that has arrived by then (at most B). */
         double ready = a[i] + W;
         if (i + B - 1 < n && a[i + B - 1] < ready) ready = a[i + B - 1];
-        double start = ready > s->stage_free[0] ? ready : s->stage_free[0];
+        /* stage 0 free by then: it waits in the batcher and wakes dispatch_ms
+         * late; still busy: it finds the batch ready when it comes back */
+        double start = ready >= s->stage_free[0] ? ready + cfg->dispatch_ms : s->stage_free[0];
         int e = i + 1;
         while (e < n && e - i < B && a[e] <= start) e++;
         int nb = e - i;
@@ -238,6 +242,12 @@ void mp_serve_tables(const mp_profile *prof, const mp_cluster *cluster, int K,
                     cluster, dev[s], dev[s + 1], b * prof->layers[last[s]].out_bytes_per_sample);
         }
     }
+}
+
+void mp_serve_tables_adjust(int K, int max_batch, double fwd_scale, double batch_overhead_ms,
+                            double *stage_ms)
+{
+    for (int i = 0; i < K * max_batch; i++) stage_ms[i] = fwd_scale * stage_ms[i] + batch_overhead_ms;
 }
 
 double mp_serve_stage_memory(const mp_profile *prof, int lo, int hi, int max_batch)

@@ -5,7 +5,8 @@
  *          mp_serve_sim_batch_of, mp_serve_sim_busy, mp_serve_percentile, mp_serve_arrivals,
  *          mp_serve_arrivals_poisson, mp_serve_arrivals_trace,
  *          mp_serve_arrivals_load, mp_serve_arrivals_at_rate,
- *          mp_serve_arrivals_free, mp_serve_tables, mp_serve_stage_memory
+ *          mp_serve_arrivals_free, mp_serve_tables, mp_serve_tables_adjust,
+ *          mp_serve_stage_memory
  *
  * All times inside are milliseconds; trace files hold seconds. */
 #ifndef MP_SERVE_H
@@ -22,6 +23,8 @@ typedef struct {
     double max_wait_ms;      /* >= 0: the batcher's timeout */
     const double *stage_ms;  /* [K*B] forward time of stage s at batch size b: stage_ms[s*B + b-1] */
     const double *link_ms;   /* [(K-1)*B] transfer s -> s+1 at batch size b: link_ms[s*B + b-1] */
+    double dispatch_ms;      /* >= 0: the batcher's wake-up: a batch that becomes ready while stage 0
+                                is idle leaves at ready + dispatch_ms (0: at ready; docs/serving.md §1) */
 } mp_serve_config;
 
 typedef struct {
@@ -102,6 +105,13 @@ void mp_serve_arrivals_free(mp_serve_arrivals *a);
 void mp_serve_tables(const mp_profile *prof, const mp_cluster *cluster, int K,
                      const int *first, const int *last, const int *dev,
                      int max_batch, double *stage_ms, double *link_ms);
+
+/* The measured serving terms on top of the profile's forward times
+ * (docs/serving.md §1, "Overhead terms"): every stage_ms[s*B + b-1] of K
+ * stages becomes fwd_scale * stage_ms + batch_overhead_ms. fwd_scale > 0,
+ * batch_overhead_ms >= 0; (1, 0) leaves the table as it is. */
+void mp_serve_tables_adjust(int K, int max_batch, double fwd_scale, double batch_overhead_ms,
+                            double *stage_ms);
 
 /* Serving memory bound of a stage with layers lo..hi:
  * params(lo..hi) + 2 * max_batch * max over l in lo..hi of (in(l) + out(l)),

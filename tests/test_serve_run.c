@@ -161,6 +161,45 @@ static void test_metrics_hand(void)
     CU_ASSERT_EQUAL(m.overloaded, 0);
 }
 
+/* Overheads from hand-made timestamps: B = 2, W = 1; arrivals 0, 0.5, 3
+ * released at 0.1, 0.7, 3.3 (late 0.1, 0.2, 0.3: p50 0.2, p99 0.3). Batch 0
+ * = {0,1}, full at release 0.7, stage 0 waiting since 0, taken at 0.8:
+ * wake-up 0.1. Batch 1 = {2}, ready at 3 + 1 = 4, stage 0 waiting since 2.5,
+ * taken at 4.3: 0.3. Copies 0.4 ms over 2 batches. Then stage 0 comes back
+ * only at 4.5 for batch 1: not idle, only batch 0 counts. */
+static void test_overheads_hand(void)
+{
+    double a[3] = { 0, 0.5, 3 }, rel[3] = { 0.1, 0.7, 3.3 }, idle[2] = { 0, 2.5 }, take[2] = { 0.8, 4.3 },
+           copy[1] = { 0.4 };
+    int size[2] = { 2, 1 }, first[2] = { 0, 2 };
+    mp_serve_run_result r;
+    memset(&r, 0, sizeof r);
+    r.n = 3;
+    r.num_stages = 1;
+    r.max_batch = 2;
+    r.max_wait_ms = 1;
+    r.arrival_ms = a;
+    r.release_ms = rel;
+    r.num_batches = 2;
+    r.batch_size = size;
+    r.batch_first = first;
+    r.idle_ms = idle;
+    r.take_ms = take;
+    r.copy_ms = copy;
+    mp_serve_overheads o;
+    mp_serve_run_overheads(&r, &o);
+    CU_ASSERT_DOUBLE_EQUAL(o.gen_late_p50_ms, 0.2, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(o.gen_late_p99_ms, 0.3, 1e-12);
+    CU_ASSERT_EQUAL(o.idle_batches, 2);
+    CU_ASSERT_DOUBLE_EQUAL(o.dispatch_p50_ms, 0.1, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(o.dispatch_p99_ms, 0.3, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(o.copy_per_batch_ms, 0.2, 1e-12);
+    idle[1] = 4.5;
+    mp_serve_run_overheads(&r, &o);
+    CU_ASSERT_EQUAL(o.idle_batches, 1);
+    CU_ASSERT_DOUBLE_EQUAL(o.dispatch_p99_ms, 0.1, 1e-12);
+}
+
 /* 2000 requests in 2 ms (10^6 req/s) on B = 1 with no drain: far above any
  * capacity; the run says so and counts what it did not serve. */
 static void test_overload(void)
@@ -223,9 +262,12 @@ static void test_cli_bad_input(void)
         { "%s --model %s --serve --arrivals %s --no-pin", train, "training plan" },
         { "%s --model %s --serve --arrivals %s --no-pin --backend tpu", plan, "--backend" },
         { "%s --model %s --serve --arrivals %s --no-pin --bogus", plan, "--bogus" },
+        { "%s --model %s --serve --arrivals %s --no-pin --dispatch-ms -1", plan, "--dispatch-ms" },
+        { "%s --model %s --serve --arrivals %s --no-pin --fwd-scale 0", plan, "--fwd-scale" },
+        { "%s --model %s --serve --arrivals %s --no-pin --calibration %s", plan, "calibration" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        snprintf(args, sizeof args, cases[i].fmt, cases[i].p, model, trace);
+        snprintf(args, sizeof args, cases[i].fmt, cases[i].p, model, trace, trace);
         int rc = run_tool(args, &out, &err);
         CU_ASSERT_EQUAL(rc, 2);
         CU_ASSERT_PTR_NOT_NULL(err && strstr(err, cases[i].needle));
@@ -300,7 +342,7 @@ int main(void)
 {
     const mp_test_case cases[] = {
         MP_TEST(test_batches_from_trace), MP_TEST(test_metrics_hand), MP_TEST(test_overload),
-        MP_TEST(test_cli_bad_input), MP_TEST(test_cli_run),
+        MP_TEST(test_cli_bad_input), MP_TEST(test_cli_run), MP_TEST(test_overheads_hand),
     };
     return mp_test_main("serve_run", cases, (int)(sizeof cases / sizeof cases[0]));
 }

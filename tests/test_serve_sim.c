@@ -21,7 +21,7 @@ static mp_serve_result run(int K, int B, double W, const double *alpha, const do
             st[j * B + b - 1] = alpha[j] + beta[j] * b;
             if (j < K - 1) lk[j * B + b - 1] = la[j] + lb[j] * b;
         }
-    mp_serve_config cfg = { K, B, W, st, lk };
+    mp_serve_config cfg = { K, B, W, st, lk, 0 };
     mp_serve_result r;
     mp_error err = { 0 };
     CU_ASSERT_EQUAL_FATAL(mp_serve_sim_run(s, &cfg, arr, n, slo, &r, &err), MP_OK);
@@ -243,7 +243,7 @@ static void test_bad_input(void)
 {
     mp_serve_sim *s = mp_serve_sim_new();
     double st[2] = { 1, 1 }, a[] = { 1, 0 };
-    mp_serve_config cfg = { 1, 2, 0, st, NULL };
+    mp_serve_config cfg = { 1, 2, 0, st, NULL, 0 };
     mp_serve_result r;
     mp_error err = { 0 };
     CU_ASSERT_EQUAL(mp_serve_sim_run(s, &cfg, a, 2, 1, &r, &err), MP_ERR_INPUT);
@@ -283,13 +283,58 @@ static void test_tables_memory(void)
     NEAR(mp_serve_stage_memory(&prof, 2, 2, 1), 100 + 2 * 1 * 50);
 }
 
+/* The batcher wake-up term: B = 2, W = 1, t(b) = 2b, dispatch 0.5.
+ * Arrivals 0, 0.2, 3: batch {0,1} full at 0.2 with stage 0 idle -> leaves at
+ * 0.7, ends 4.7 (latencies 4.7, 4.5); request 2 is ready at 4 while stage 0
+ * is busy -> leaves when it is free at 4.7 (no wake-up), ends 6.7 (3.7).
+ * With the third at 5 instead: ready at 6, stage idle -> 6.5, ends 8.5 (3.5).
+ * dispatch 0: 4.2, 4.0. */
+static void test_dispatch_term(void)
+{
+    mp_serve_sim *s = mp_serve_sim_new();
+    double st[2] = { 2, 4 }, a[3] = { 0, 0.2, 3 };
+    mp_serve_config cfg = { 1, 2, 1.0, st, NULL, 0.5 };
+    mp_serve_result r;
+    mp_error err = { 0 };
+    CU_ASSERT_EQUAL_FATAL(mp_serve_sim_run(s, &cfg, a, 3, 100, &r, &err), MP_OK);
+    const double *lat = mp_serve_sim_latencies(s);
+    NEAR(lat[0], 4.7);
+    NEAR(lat[1], 4.5);
+    NEAR(lat[2], 3.7);
+    CU_ASSERT_EQUAL(r.num_batches, 2);
+    a[2] = 5;
+    CU_ASSERT_EQUAL_FATAL(mp_serve_sim_run(s, &cfg, a, 3, 100, &r, &err), MP_OK);
+    NEAR(lat[2], 3.5);
+    NEAR(r.throughput_rps, 1e3 * 3 / 8.5);
+    cfg.dispatch_ms = 0;
+    CU_ASSERT_EQUAL_FATAL(mp_serve_sim_run(s, &cfg, a, 3, 100, &r, &err), MP_OK);
+    NEAR(lat[0], 4.2);
+    NEAR(lat[1], 4.0);
+    cfg.dispatch_ms = -1;
+    CU_ASSERT_EQUAL(mp_serve_sim_run(s, &cfg, a, 3, 100, &r, &err), MP_ERR_INPUT);
+    mp_serve_sim_free(s);
+}
+
+/* forward = scale * profile + overhead on every entry; (1, 0) is the identity. */
+static void test_tables_adjust(void)
+{
+    double st[4] = { 1, 2, 3, 4 };
+    mp_serve_tables_adjust(2, 2, 1.5, 0.1, st);
+    NEAR(st[0], 1.6);
+    NEAR(st[1], 3.1);
+    NEAR(st[2], 4.6);
+    NEAR(st[3], 6.1);
+    mp_serve_tables_adjust(2, 2, 1, 0, st);
+    NEAR(st[3], 6.1);
+}
+
 int main(void)
 {
     static const mp_test_case cases[] = {
         MP_TEST(test_batch_full),     MP_TEST(test_batch_timeout), MP_TEST(test_queue_when_busy),
         MP_TEST(test_two_stages_link), MP_TEST(test_overload),     MP_TEST(test_percentiles),
         MP_TEST(test_poisson),        MP_TEST(test_trace_file),    MP_TEST(test_bad_input),
-        MP_TEST(test_tables_memory),
+        MP_TEST(test_tables_memory),  MP_TEST(test_dispatch_term), MP_TEST(test_tables_adjust),
     };
     return mp_test_main("serve_sim", cases, (int)(sizeof cases / sizeof *cases));
 }
