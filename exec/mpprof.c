@@ -22,6 +22,10 @@ static const struct opt { const char *name; int has_arg; int key; const char *ar
     {"batch", 1, 'B', "LIST", "micro-batch sizes, e.g. 1,2,4,8,16 (default)"},
     {"warmup", 1, 'w', "W", "untimed runs per batch size (default 3)"},
     {"repeat", 1, 'r', "R", "timed runs per batch size (default 10)"},
+    {"threads", 1, 'T', "N", "profile on N cores at once, one pinned thread each (default: all cores on cpu, 1 on cuda)"},
+    {"rotate", 1, 'R', "N", "buffer sets used in turn, as the pipeline's micro-batches (default 4)"},
+    {"min-sample", 1, 'M', "MS", "repeat short ops inside one sample until it lasts MS ms (default 0.2; 0: off)"},
+    {"sequential", 0, 'S', NULL, "old order: one thread, layer by layer, same buffers (implies --threads 1 --rotate 1 --min-sample 0)"},
     {"sizes", 1, 's', "A:B", "--links sizes, powers of two from A to B (default 4K:64M)"},
     {"output", 1, 'o', "FILE", "write the profile / cluster JSON here (atomically)"},
     {"json", 0, 'j', NULL, "print the JSON document on stdout instead of the table"},
@@ -32,7 +36,8 @@ static const struct opt { const char *name; int has_arg; int key; const char *ar
 
 typedef struct {
     const char *model, *backend, *out;
-    int links, device, json, quiet;
+    int links, device, json, quiet, threads, rotate, sequential;
+    double min_sample;
     mp_prof_settings s;
     double smin, smax;
 } args;
@@ -101,7 +106,8 @@ static int parse_args(int argc, char **argv, args *a)
     struct option lo[NOPTS + 1];
     for (int i = 0; i < NOPTS; i++) lo[i] = (struct option){OPTS[i].name, OPTS[i].has_arg, NULL, OPTS[i].key};
     lo[NOPTS] = (struct option){0, 0, 0, 0};
-    *a = (args){.backend = "cpu", .device = -2, .s = {5, defb, 3, 10}, .smin = 4096, .smax = 64 << 20};
+    *a = (args){.backend = "cpu", .device = -2, .s = {5, defb, 3, 10, 0, -1, 4, 0.2, 0},
+                .threads = -1, .rotate = -1, .min_sample = -1, .smin = 4096, .smax = 64 << 20};
     int c, rc = 0;
     mp_error err = {0};
     while (!rc && (c = getopt_long(argc, argv, "o:hjq", lo, NULL)) != -1) {
@@ -113,6 +119,16 @@ static int parse_args(int argc, char **argv, args *a)
         case 'B': rc = parse_batch(optarg, &a->s); break;
         case 'w': rc = parse_count("warmup", optarg, 0, &a->s.warmup); break;
         case 'r': rc = parse_count("repeat", optarg, 1, &a->s.repeat); break;
+        case 'T': rc = parse_count("threads", optarg, 1, &a->threads); break;
+        case 'R': rc = parse_count("rotate", optarg, 1, &a->rotate); break;
+        case 'S': a->sequential = 1; break;
+        case 'M': {
+            char *end;
+            a->min_sample = strtod(optarg, &end);
+            if (!*optarg || *end || !(a->min_sample >= 0) || a->min_sample > 1000)
+                return bad("--min-sample '%s': want milliseconds in [0, 1000]%s", optarg, "");
+            break;
+        }
         case 's': {
             char lo_s[64], hi_s[64];
             const char *colon = strchr(optarg, ':');
@@ -140,6 +156,18 @@ static int parse_args(int argc, char **argv, args *a)
     if (!mp_backend_available(a->backend) && strcmp(a->backend, "cuda"))
         return bad("--backend '%s': unknown (known: cpu, cuda)%s", a->backend, "");
     if (a->device == -2) a->device = strcmp(a->backend, "cpu") ? 0 : -1;
+    int cpu = !strcmp(a->backend, "cpu");
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (a->threads > 1 && !cpu) return bad("--threads: more than one profiling thread needs --backend cpu, not %s%s", a->backend, "");
+    if (a->threads > ncpu) {
+        fprintf(stderr, "mpprof: --threads %d: this machine has %ld cores\n", a->threads, ncpu);
+        return 2;
+    }
+    a->s.sequential = a->sequential;
+    a->s.threads = a->threads > 0 ? a->threads : a->sequential || !cpu ? 1 : (int)ncpu;
+    a->s.rotate = a->rotate > 0 ? a->rotate : a->sequential ? 1 : 4;
+    a->s.min_sample_ms = a->min_sample >= 0 ? a->min_sample : a->sequential ? 0 : 0.2;
+    a->s.first_core = a->device;
     return 0;
 }
 
@@ -176,8 +204,10 @@ static int run_model(const args *a)
         if (s) fputs(s, stdout);
         free(s);
     } else {
-        snprintf(line, sizeof line, "model %s (%d layers, %lld parameters), warmup %d, repeat %d",
-                 m.name, m.num_layers, mp_model_param_count(&m), a->s.warmup, a->s.repeat);
+        snprintf(line, sizeof line, "model %s (%d layers, %lld parameters), warmup %d, repeat %d, %s, "
+                 "%d thread%s, %d buffer sets, min sample %g ms", m.name, m.num_layers, mp_model_param_count(&m),
+                 a->s.warmup, a->s.repeat, a->s.sequential ? "sequential" : "rounds", a->s.threads,
+                 a->s.threads > 1 ? "s" : "", a->s.rotate, a->s.min_sample_ms);
         mp_prof_print_header(stdout, line, desc);
         mp_prof_print_layers(stdout, &m, L, &a->s);
         printf("# OK: %d layers profiled%s%s\n", m.num_layers, a->out ? ", written to " : "", a->out ? a->out : "");
@@ -214,7 +244,7 @@ static int run_links(const args *a)
         snprintf(desc, sizeof desc, "MPI ping-pong between ranks");
         st = mp_links_mpi->measure(sizes, n, a->s.repeat, &c, &fit, &root, &err);
     } else {
-        snprintf(desc, sizeof desc, "host memcpy between two worker threads (cores 0 and 1)");
+        snprintf(desc, sizeof desc, "ping-pong over the threads transport between two worker threads (cores 0 and 1)");
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         st = mp_prof_links_cpu(sizes, n, a->s.repeat, &fit, &err);
         double mem = mp_machine_mem_available();

@@ -1,5 +1,5 @@
 /* prof.h — the measuring parts of mpprof (private to exec/).
- * defines: mp_fit, mp_prof_settings, mp_prof_layer, mp_prof_fit, mp_prof_layers,
+ * defines: mp_fit, mp_prof_settings, mp_prof_layer, mp_prof_fit, mp_prof_fit_weighted, mp_prof_layers,
  *          mp_prof_layers_free, mp_prof_links_cpu, mp_link_fit, mp_links_mpi_i,
  *          mp_links_mpi, mp_machine_cpu_model, mp_machine_mem_available */
 #ifndef MP_PROF_H
@@ -15,7 +15,12 @@ typedef struct { double alpha, beta, r2; } mp_fit;   /* time = alpha + beta*x */
 typedef struct {
     int nb;
     int *batch;               /* strictly increasing, >= 1 */
-    int warmup, repeat;
+    int warmup, repeat;       /* per (layer, batch) pair and profiling thread */
+    int threads;              /* profiling threads at once, one per core (cpu); <= 1: one, on the caller's backend */
+    int first_core;           /* thread t is pinned to core (first_core + t) % cores (-1: 0) */
+    int rotate;               /* buffer sets (input, output, stash, gradients) used in turn (>= 1) */
+    double min_sample_ms;     /* a sample repeats a short op until fwd+bwd last 2x this (0: once) */
+    int sequential;           /* 1: layer by layer, all repeats of a pair back to back (the old order) */
 } mp_prof_settings;
 
 typedef struct {
@@ -32,11 +37,20 @@ typedef struct {
  * (1 when y is constant). n == 1: alpha = 0, beta = y/x, r2 = 1. */
 mp_fit mp_prof_fit(const double *x, const double *y, int n);
 
+/* Weighted least squares (GSL, weights 1/y^2: relative errors count, so a
+ * small intercept is not lost to the large points), R^2 weighted alike. */
+mp_fit mp_prof_fit_weighted(const double *x, const double *y, int n);
+
 /* Progress callback: layer i of n done (name), for stderr lines. */
 typedef void (*mp_prof_progress)(int i, int n, const char *name, void *ctx);
 
-/* Times every layer of m on be at each batch size (warm-up, then `repeat`
- * timed runs of forward and of backward each; medians and spread via GSL).
+/* Times every layer of m at each batch size (warm-up, then `repeat` timed
+ * runs of forward and of backward each per thread; medians and spread over
+ * the samples of all threads via GSL). With s->threads > 1 each thread opens
+ * its own backend named like be, pinned to its core, and all time the same
+ * layers at once; else be is used by the calling thread. Layers are taken in
+ * groups that fit a memory budget; in each group the (layer, batch) pairs are
+ * timed in rounds (unless s->sequential) rotating s->rotate buffer sets.
  * out: m->num_layers entries, freed with mp_prof_layers_free. A layer that
  * does not fit the device memory (mem_limit bytes; 0 = unknown) fails with
  * MP_ERR_INPUT naming the layer. */
@@ -53,8 +67,9 @@ typedef struct {
     double latency_s, bandwidth, r2;
 } mp_link_fit;
 
-/* CPU links: host memcpy handed between two worker threads pinned to cores
- * 0 and 1 (when there are two), ping-pong; sizes[n] bytes. */
+/* CPU links: ping-pong between two worker threads pinned to cores 0 and 1
+ * (when there are two) over the "threads" transport (exec/transport.h) that
+ * mprun uses; sizes[n] bytes; weighted fit (mp_prof_fit_weighted). */
 mp_status mp_prof_links_cpu(const double *sizes, int n, int repeat, mp_link_fit *out, mp_error *err);
 
 /* MPI links, registered by links_mpi.c when MPI is compiled in (else NULL):

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <pthread.h>
+#include <unistd.h>
 
 /* ---------------------------------------------------------------- machine */
 
@@ -86,95 +88,234 @@ static void fill_random(mp_backend *be, float *dst, size_t n, unsigned seed)
     free(h);
 }
 
-/* ---------------------------------------------------------------- one layer */
+/* ---------------------------------------------------------------- layers in rounds
+ *
+ * One profiling thread per core in s->threads (each with its own backend,
+ * pinned), all timing the same model at once so that shared caches and memory
+ * bandwidth are contended as in a pipeline that keeps every core busy. Layers
+ * are taken in groups (as many consecutive layers as fit a memory budget);
+ * within a group every (layer, batch) pair is timed once per round, `repeat`
+ * rounds, so slow drift of the machine's speed spreads evenly over the pairs,
+ * and each sample uses the next of `rotate` buffer sets (input, output, stash,
+ * gradients), as the pipeline's micro-batches do, so caches are as cold as in
+ * the run. A sample repeats a short op until it lasts min_sample_ms. */
 
-static mp_status time_layer(mp_backend *be, const mp_model_layer *spec, const mp_prof_settings *s,
-                            double mem_limit, mp_prof_layer *o, mp_error *err)
+typedef struct { float *x, *y, *dx, *dy, *stash; } bufset;
+
+typedef struct prof_ctx prof_ctx;
+
+/* A barrier that a failing thread can break, so that nobody waits forever. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int n, count, gen, broken;
+} pbar;
+
+static int pbar_wait(pbar *b)   /* 1 when broken */
 {
-    const mp_backend_i *I = be->i;
-    int bmax = s->batch[s->nb - 1];
-    size_t used0 = I->mem_used ? I->mem_used(be) : 0;
-    mp_layer l;
-    /* what the layer will need at the largest batch, before allocating it */
-    double need = 2.0 * 4 * (double)spec->param_count + 4.0 * bmax *
-        (2.0 * spec->in_dim + 2.0 * spec->out_dim + 2 * spec->in_dim + 2 * spec->hidden + 2 + 2 * spec->hidden);
-    if (mem_limit > 0 && need > mem_limit)
-        return mp_error_set(err, MP_ERR_INPUT, "layer %s needs about %.3g GB at batch %d, more than the %.3g GB "
-                            "of %s memory available", spec->name, need / 1e9, bmax, mem_limit / 1e9, I->name);
-    mp_error e2 = {0};
-    if (mp_layer_init(&l, be, spec, bmax, 1234, &e2) != MP_OK)
-        return mp_error_set(err, MP_ERR_INPUT, "layer %s does not fit in %s memory at batch %d (%s)",
-                            spec->name, I->name, bmax, e2.msg);
-    size_t nx = (size_t)bmax * spec->in_dim, ny = (size_t)bmax * spec->out_dim;
-    size_t sb = mp_layer_stash_bytes_per_sample(&l) * (size_t)bmax;
-    float *x = I->alloc(be, nx * 4), *dx = I->alloc(be, nx * 4), *y = I->alloc(be, ny * 4),
-          *dy = I->alloc(be, ny * 4), *stash = I->alloc(be, sb);
-    mp_status st = MP_OK;
-    double *ft = malloc((size_t)s->repeat * sizeof *ft), *bt = malloc((size_t)s->repeat * sizeof *bt);
-    if (!x || !dx || !y || !dy || !stash || !ft || !bt) {
-        st = mp_error_set(err, MP_ERR_INPUT, "layer %s does not fit in %s memory at batch %d", spec->name, I->name, bmax);
-        goto out;
-    }
-    o->param_bytes = (double)mp_layer_param_bytes(&l);
-    o->out_bytes_per_sample = (double)mp_layer_out_bytes_per_sample(&l);
-    o->stash_bytes_per_sample = (double)mp_layer_stash_bytes_per_sample(&l);
-    o->workspace_bytes = (double)mp_layer_workspace_bytes(&l);
-    o->allocated_bytes = I->mem_used ? (double)(I->mem_used(be) - used0) : -1;
-    fill_random(be, x, nx, 1);
-    fill_random(be, dy, ny, 2);
-    for (int k = 0; k < s->nb && st == MP_OK; k++) {
-        int b = s->batch[k];
-        for (int w = 0; w < s->warmup && st == MP_OK; w++) {
-            st = mp_layer_forward(&l, be, b, x, y, stash, err);
-            if (!st) st = mp_layer_backward(&l, be, b, dy, dx, stash, err);
-            if (!st) st = I->sync(be, err);
-        }
-        for (int r = 0; r < s->repeat && st == MP_OK; r++) {
-            double t0 = now_ms();
-            st = mp_layer_forward(&l, be, b, x, y, stash, err);
-            if (!st) st = I->sync(be, err);
-            double t1 = now_ms();
-            if (!st) st = mp_layer_backward(&l, be, b, dy, dx, stash, err);
-            if (!st) st = I->sync(be, err);
-            double t2 = now_ms();
-            ft[r] = t1 - t0;
-            bt[r] = t2 - t1;
-        }
-        mp_layer_zero_grad(&l, be);   /* keep accumulated gradients bounded */
-        if (st) break;
-        o->fwd_sd[k] = s->repeat > 1 ? gsl_stats_sd(ft, 1, (size_t)s->repeat) : 0;
-        o->bwd_sd[k] = s->repeat > 1 ? gsl_stats_sd(bt, 1, (size_t)s->repeat) : 0;
-        gsl_sort(ft, 1, (size_t)s->repeat);
-        gsl_sort(bt, 1, (size_t)s->repeat);
-        o->fwd_ms[k] = gsl_stats_median_from_sorted_data(ft, 1, (size_t)s->repeat);
-        o->bwd_ms[k] = gsl_stats_median_from_sorted_data(bt, 1, (size_t)s->repeat);
-        o->fwd_min[k] = ft[0];
-        o->bwd_min[k] = bt[0];
-    }
-    if (st == MP_OK) {
-        double *xb = malloc((size_t)s->nb * sizeof *xb);
-        if (xb) {
-            for (int k = 0; k < s->nb; k++) xb[k] = s->batch[k];
-            o->fwd = mp_prof_fit(xb, o->fwd_ms, s->nb);
-            o->bwd = mp_prof_fit(xb, o->bwd_ms, s->nb);
-            free(xb);
-        }
-    }
-out:
-    free(ft);
-    free(bt);
-    I->free(be, x); I->free(be, dx); I->free(be, y); I->free(be, dy); I->free(be, stash);
-    mp_layer_free(&l, be);
-    return st;
+    pthread_mutex_lock(&b->mu);
+    int gen = b->gen;
+    if (!b->broken && ++b->count == b->n) {
+        b->count = 0;
+        b->gen++;
+        pthread_cond_broadcast(&b->cv);
+    } else
+        while (!b->broken && gen == b->gen) pthread_cond_wait(&b->cv, &b->mu);
+    int r = b->broken;
+    pthread_mutex_unlock(&b->mu);
+    return r;
 }
 
-/* ---------------------------------------------------------------- all layers */
+static void pbar_break(pbar *b)
+{
+    pthread_mutex_lock(&b->mu);
+    b->broken = 1;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+}
+
+typedef struct {
+    prof_ctx *c;
+    int t, core;
+    pthread_t th;
+    mp_backend *be;
+    mp_status st;
+    mp_error err;
+} prof_thread;
+
+struct prof_ctx {
+    const mp_model *m;
+    const mp_prof_settings *s;
+    const char *backend;
+    mp_backend *be0;            /* the caller's backend (used when threads == 1) */
+    mp_prof_layer *out;
+    double *fs, *bs;            /* samples [layer][batch][thread*repeat + r] */
+    int nsamp;                  /* threads * repeat */
+    double budget;              /* bytes of layers + buffers per group and thread */
+    pbar bar;
+    mp_prof_progress cb;
+    void *cb_ctx;
+};
+
+static double layer_need(const mp_model_layer *spec, int bmax, int rotate)
+{
+    double per = 4.0 * bmax * (2.0 * spec->in_dim + 2.0 * spec->out_dim + 2 * spec->in_dim + 2 * spec->hidden + 2 + 2 * spec->hidden);
+    return 2.0 * 4 * (double)spec->param_count + per * (rotate > 0 ? rotate : 1);
+}
+
+static size_t idx(const prof_ctx *c, int layer, int k) { return ((size_t)layer * c->s->nb + k) * c->nsamp; }
+
+/* Times layers [g0, g1) on this thread's backend; samples into c->fs/bs. */
+static mp_status time_group(prof_thread *pt, int g0, int g1)
+{
+    prof_ctx *c = pt->c;
+    const mp_prof_settings *s = c->s;
+    mp_backend *be = pt->be;
+    const mp_backend_i *I = be->i;
+    int n = g1 - g0, nb = s->nb, bmax = s->batch[nb - 1], R = s->rotate > 0 ? s->rotate : 1;
+    mp_layer *L = calloc((size_t)n, sizeof *L);
+    bufset *B = calloc((size_t)n * R, sizeof *B);
+    int *reps = calloc((size_t)n * nb, sizeof *reps);
+    int *inited = calloc((size_t)n, sizeof *inited);
+    mp_status st = MP_OK;
+    mp_error *err = &pt->err;
+    if (!L || !B || !reps || !inited) { st = mp_error_set(err, MP_ERR_NOMEM, "mpprof: out of memory"); goto out; }
+    for (int i = 0; i < n && !st; i++) {
+        const mp_model_layer *spec = &c->m->layers[g0 + i];
+        size_t used0 = I->mem_used ? I->mem_used(be) : 0;
+        mp_error e2 = {0};
+        if (mp_layer_init(&L[i], be, spec, bmax, 1234, &e2) != MP_OK) {
+            st = mp_error_set(err, MP_ERR_INPUT, "layer %s does not fit in %s memory at batch %d (%s)",
+                              spec->name, I->name, bmax, e2.msg);
+            break;
+        }
+        inited[i] = 1;
+        size_t nx = (size_t)bmax * spec->in_dim, ny = (size_t)bmax * spec->out_dim;
+        size_t sb = mp_layer_stash_bytes_per_sample(&L[i]) * (size_t)bmax;
+        for (int r = 0; r < R && !st; r++) {
+            bufset *q = &B[i * R + r];
+            q->x = I->alloc(be, nx * 4); q->dx = I->alloc(be, nx * 4);
+            q->y = I->alloc(be, ny * 4); q->dy = I->alloc(be, ny * 4);
+            q->stash = I->alloc(be, sb ? sb : 4);
+            if (!q->x || !q->dx || !q->y || !q->dy || !q->stash) {
+                st = mp_error_set(err, MP_ERR_INPUT, "layer %s does not fit in %s memory at batch %d",
+                                  spec->name, I->name, bmax);
+                break;
+            }
+            fill_random(be, q->x, nx, 1 + 2 * (unsigned)r);
+            fill_random(be, q->dy, ny, 2 + 2 * (unsigned)r);
+            if (r == 0 && pt->t == 0) {
+                mp_prof_layer *o = &c->out[g0 + i];
+                o->param_bytes = (double)mp_layer_param_bytes(&L[i]);
+                o->out_bytes_per_sample = (double)mp_layer_out_bytes_per_sample(&L[i]);
+                o->stash_bytes_per_sample = (double)mp_layer_stash_bytes_per_sample(&L[i]);
+                o->workspace_bytes = (double)mp_layer_workspace_bytes(&L[i]);
+                o->allocated_bytes = I->mem_used ? (double)(I->mem_used(be) - used0) : -1;
+            }
+        }
+    }
+    int rot = 0;
+    /* warm-up of every pair; its last run decides the repetitions per sample */
+    for (int i = 0; i < n && !st; i++)
+        for (int k = 0; k < nb && !st; k++) {
+            int b = s->batch[k];
+            double t = 0;
+            for (int w = 0; w < s->warmup + 1 && !st; w++) {
+                bufset *q = &B[i * R + rot++ % R];
+                double t0 = now_ms();
+                st = mp_layer_forward(&L[i], be, b, q->x, q->y, q->stash, err);
+                if (!st) st = mp_layer_backward(&L[i], be, b, q->dy, q->dx, q->stash, err);
+                if (!st) st = I->sync(be, err);
+                t = now_ms() - t0;
+            }
+            int rp = 1;
+            while (s->min_sample_ms > 0 && rp < 1000 && rp * t < 2 * s->min_sample_ms) rp++;   /* fwd+bwd ~ 2 ops */
+            reps[i * nb + k] = rp;
+            mp_layer_zero_grad(&L[i], be);
+        }
+    /* samples: rounds over all pairs, or layer by layer (sequential) */
+    int np = n * nb, total = np * s->repeat;
+    for (int u = 0; u < total && !st; u++) {
+        int pair, r;
+        if (s->sequential) { pair = u / s->repeat; r = u % s->repeat; }
+        else { r = u / np; pair = u % np; }
+        if (!s->sequential && pair == 0 && s->threads > 1 && pbar_wait(&c->bar))
+            break;   /* another thread failed */
+        int i = pair / nb, k = pair % nb, b = s->batch[k], rp = reps[pair];
+        double t0 = now_ms();
+        for (int j = 0; j < rp && !st; j++) {
+            bufset *q = &B[i * R + (rot + j) % R];
+            st = mp_layer_forward(&L[i], be, b, q->x, q->y, q->stash, err);
+        }
+        if (!st) st = I->sync(be, err);
+        double t1 = now_ms();
+        for (int j = 0; j < rp && !st; j++) {
+            bufset *q = &B[i * R + (rot + j) % R];
+            st = mp_layer_backward(&L[i], be, b, q->dy, q->dx, q->stash, err);
+        }
+        if (!st) st = I->sync(be, err);
+        double t2 = now_ms();
+        rot += rp;
+        size_t at = idx(c, g0 + i, k) + (size_t)pt->t * s->repeat + (size_t)r;
+        c->fs[at] = (t1 - t0) / rp;
+        c->bs[at] = (t2 - t1) / rp;
+        if (r == s->repeat - 1 || (u + 1) % 64 == 0)
+            mp_layer_zero_grad(&L[i], be);   /* keep accumulated gradients bounded */
+    }
+out:
+    for (int i = 0; B && i < n * R; i++) {
+        I->free(be, B[i].x); I->free(be, B[i].dx); I->free(be, B[i].y);
+        I->free(be, B[i].dy); I->free(be, B[i].stash);
+    }
+    for (int i = 0; L && inited && i < n; i++) if (inited[i]) mp_layer_free(&L[i], be);
+    free(L); free(B); free(reps); free(inited);
+    return st;
+}
+static void *thread_main(void *arg)
+{
+    prof_thread *pt = arg;
+    prof_ctx *c = pt->c;
+    const mp_model *m = c->m;
+    int bmax = c->s->batch[c->s->nb - 1], R = c->s->rotate > 0 ? c->s->rotate : 1;
+    mp_status st = MP_OK;
+    if (c->s->threads > 1) st = mp_backend_open(c->backend, pt->core, &pt->be, &pt->err);
+    else pt->be = c->be0;
+    for (int g0 = 0; g0 < m->num_layers && !st;) {
+        double need = 0;
+        int g1 = g0;
+        while (g1 < m->num_layers && (g1 == g0 || need + layer_need(&m->layers[g1], bmax, R) <= c->budget))
+            need += layer_need(&m->layers[g1++], bmax, R);
+        if (c->s->threads > 1 && pbar_wait(&c->bar)) break;
+        st = time_group(pt, g0, g1);
+        if (!st && pt->t == 0 && c->cb)
+            for (int i = g0; i < g1; i++) c->cb(i, m->num_layers, m->layers[i].name, c->cb_ctx);
+        g0 = g1;
+    }
+    if (st) pbar_break(&c->bar);
+    if (c->s->threads > 1) mp_backend_close(pt->be);
+    pt->st = st;
+    return NULL;
+}
+
+static void summarize(const double *v, int n, double *med, double *sd, double *mn)
+{
+    double *t = malloc((size_t)n * sizeof *t);
+    if (!t) return;
+    memcpy(t, v, (size_t)n * sizeof *t);
+    *sd = n > 1 ? gsl_stats_sd(t, 1, (size_t)n) : 0;
+    gsl_sort(t, 1, (size_t)n);
+    *med = gsl_stats_median_from_sorted_data(t, 1, (size_t)n);
+    *mn = t[0];
+    free(t);
+}
 
 mp_status mp_prof_layers(mp_backend *be, const mp_model *m, const mp_prof_settings *s,
                          double mem_limit, mp_prof_layer *out, mp_prof_progress cb,
                          void *cb_ctx, mp_error *err)
 {
     memset(out, 0, (size_t)m->num_layers * sizeof *out);
+    int T = s->threads > 1 ? s->threads : 1, bmax = s->batch[s->nb - 1];
+    int R = s->rotate > 0 ? s->rotate : 1;
     for (int i = 0; i < m->num_layers; i++) {
         mp_prof_layer *o = &out[i];
         o->name = m->layers[i].name;
@@ -182,14 +323,65 @@ mp_status mp_prof_layers(mp_backend *be, const mp_model *m, const mp_prof_settin
         for (size_t a = 0; a < sizeof arrs / sizeof arrs[0]; a++)
             if (!(*arrs[a] = calloc((size_t)s->nb, sizeof(double))))
                 return mp_error_set(err, MP_ERR_NOMEM, "mpprof: out of memory");
+        /* what the layer will need at the largest batch on every thread, before allocating it */
+        double need = T * layer_need(&m->layers[i], bmax, R);
+        if (mem_limit > 0 && need > mem_limit)
+            return mp_error_set(err, MP_ERR_INPUT, "layer %s needs about %.3g GB at batch %d (%d profiling thread%s, "
+                                "%d buffer sets), more than the %.3g GB of %s memory available", m->layers[i].name,
+                                need / 1e9, bmax, T, T > 1 ? "s" : "", R, mem_limit / 1e9, be->i->name);
     }
-    /* every planning unit is timed on its own, even identical blocks */
-    for (int i = 0; i < m->num_layers; i++) {
-        mp_status st = time_layer(be, &m->layers[i], s, mem_limit, &out[i], err);
-        if (st) return st;
-        if (cb) cb(i, m->num_layers, m->layers[i].name, cb_ctx);
+    prof_ctx c = {.m = m, .s = s, .backend = mp_backend_name(be), .be0 = be, .out = out,
+                  .nsamp = T * s->repeat, .cb = cb, .cb_ctx = cb_ctx};
+    /* a group of layers on one thread: up to 1/4 of the memory per thread, at most 256 MB */
+    c.budget = 256e6;
+    if (mem_limit > 0 && mem_limit / (4.0 * T) < c.budget) c.budget = mem_limit / (4.0 * T);
+    size_t ns = (size_t)m->num_layers * s->nb * c.nsamp;
+    c.fs = malloc(ns * sizeof(double));
+    c.bs = malloc(ns * sizeof(double));
+    prof_thread *pt = calloc((size_t)T, sizeof *pt);
+    if (!c.fs || !c.bs || !pt) {
+        free(c.fs); free(c.bs); free(pt);
+        return mp_error_set(err, MP_ERR_NOMEM, "mpprof: out of memory");
     }
-    return MP_OK;
+    pthread_mutex_init(&c.bar.mu, NULL);
+    pthread_cond_init(&c.bar.cv, NULL);
+    c.bar.n = T;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int first = s->first_core >= 0 ? s->first_core : 0;
+    int started = 0;
+    for (int t = 0; t < T; t++) {
+        pt[t] = (prof_thread){.c = &c, .t = t, .core = (int)((first + t) % (ncpu > 0 ? ncpu : 1))};
+        if (T == 1) { thread_main(&pt[t]); started++; continue; }
+        if (pthread_create(&pt[t].th, NULL, thread_main, &pt[t]) != 0) {
+            pt[t].st = mp_error_set(&pt[t].err, MP_ERR_BACKEND, "mpprof: cannot start profiling thread %d", t);
+            pbar_break(&c.bar);
+            break;
+        }
+        started++;
+    }
+    mp_status st = MP_OK;
+    for (int t = 0; t < T; t++) {
+        if (T > 1 && t < started) pthread_join(pt[t].th, NULL);
+        if (pt[t].st && !st) { st = pt[t].st; *err = pt[t].err; }
+    }
+    pthread_mutex_destroy(&c.bar.mu);
+    pthread_cond_destroy(&c.bar.cv);
+    double *xb = malloc((size_t)s->nb * sizeof *xb);
+    for (int i = 0; !st && i < m->num_layers; i++) {
+        mp_prof_layer *o = &out[i];
+        for (int k = 0; k < s->nb; k++) {
+            summarize(c.fs + idx(&c, i, k), c.nsamp, &o->fwd_ms[k], &o->fwd_sd[k], &o->fwd_min[k]);
+            summarize(c.bs + idx(&c, i, k), c.nsamp, &o->bwd_ms[k], &o->bwd_sd[k], &o->bwd_min[k]);
+        }
+        if (xb) {
+            for (int k = 0; k < s->nb; k++) xb[k] = s->batch[k];
+            o->fwd = mp_prof_fit(xb, o->fwd_ms, s->nb);
+            o->bwd = mp_prof_fit(xb, o->bwd_ms, s->nb);
+        }
+    }
+    free(xb);
+    free(c.fs); free(c.bs); free(pt);
+    return st;
 }
 
 void mp_prof_layers_free(mp_prof_layer *l, int n)

@@ -69,13 +69,21 @@ json_t *mp_prof_profile_json(const mp_model *m, const mp_prof_layer *L, const mp
     }
     json_t *batch = json_array();
     for (int i = 0; batch && i < s->nb; i++) json_array_append_new(batch, json_integer(s->batch[i]));
-    return json_pack("{s:s,s:s,s:s,s:o,s:o,s:o,s:s,s:o,s:{s:s,s:o,s:i,s:i,s:i}}",
+    json_t *doc = json_pack("{s:s,s:s,s:s,s:o,s:o,s:o,s:s,s:o,s:{s:s,s:o,s:i,s:i,s:i}}",
         "format", "mpplan-profile/1", "model", m->name, "device", backend_desc,
         "input_bytes_per_sample", mp_json_number(4.0 * m->input_dim),
         "layers", layers, "machine", mp_prof_machine_json(), "backend", backend_name,
         "library_versions", mp_prof_versions_json(),
         "settings", "backend", backend_name, "batch", batch, "warmup", s->warmup,
         "repeat", s->repeat, "device", device);
+    json_t *set = doc ? json_object_get(doc, "settings") : NULL;
+    if (set) {
+        json_object_set_new(set, "method", json_string(s->sequential ? "sequential" : "rounds"));
+        json_object_set_new(set, "threads", json_integer(s->threads > 1 ? s->threads : 1));
+        json_object_set_new(set, "rotate", json_integer(s->rotate > 0 ? s->rotate : 1));
+        json_object_set_new(set, "min_sample_ms", mp_json_number(s->min_sample_ms));
+    }
+    return doc;
 }
 
 /* ---------------------------------------------------------------- tables */

@@ -3,18 +3,37 @@
 # machine (mpprof), plan several configurations (stage counts 1/2, micro-batch
 # sizes, schedules) with mpplan, run each with mprun --profile, and print
 # predicted vs measured iteration time with the mean and max |error|.
-# Writes out/validate.json: [{config, predicted_ms, measured_ms, error_pct}].
-# Env: MPKIT_BIN (default bin), MODEL, GB (global batch, 64), STEPS (40).
+# The profile is taken right before the runs, with mpprof's default method
+# (every core at once, rounds over all layer/batch pairs, rotated buffers:
+# docs/profiling.md); each configuration runs REPS times, interleaved with the
+# others so that drift of the machine's speed hits all alike, and the table
+# shows the medians.
+# Writes out/validate.json: [{config, predicted_ms, measured_ms, error_pct,
+# replay_error_pct, runs_ms}].
+# Env: MPKIT_BIN (default bin), MODEL, GB (global batch, 64), STEPS (40), REPS (3),
+# SERVE (1; 0 skips the serving validation at the end).
 set -euo pipefail
 BIN=${MPKIT_BIN:-bin}
 MODEL=${MODEL:-profiles/demo.model.json}
 GB=${GB:-64}
 STEPS=${STEPS:-40}
+REPS=${REPS:-3}
 OUT=out
 WORK=$OUT/validate
 mkdir -p "$WORK"
 export OPENBLAS_NUM_THREADS=1
 
+busy_pct() {  # percent of all CPUs busy over one second (/proc/stat)
+    local a b
+    a=($(head -1 /proc/stat)); sleep 1; b=($(head -1 /proc/stat))
+    local tot=0 idle=$(( (${b[4]} + ${b[5]}) - (${a[4]} + ${a[5]}) ))
+    for i in 1 2 3 4 5 6 7 8; do tot=$(( tot + ${b[$i]} - ${a[$i]} )); done
+    echo $(( tot > 0 ? 100 * (tot - idle) / tot : 0 ))
+}
+b=$(busy_pct)
+if [ "$b" -gt 10 ]; then
+    echo "# validate: WARNING: the CPUs are ${b}% busy before we start; other processes will skew profile and runs" >&2
+fi
 echo "# validate: profiling $MODEL and the links on this machine" >&2
 "$BIN/mpprof" --model "$MODEL" --batch 1,2,4,8,16,32 --device 0 --quiet -o "$WORK/profile.json" >/dev/null
 "$BIN/mpprof" --links --sizes 4K:4M --quiet -o "$WORK/cluster.json" >/dev/null
@@ -38,8 +57,9 @@ plan_by_hand() {  # K schedule b path: a half/half split when mpplan is not buil
         "$s" "$v" "$GB" "$b" "$st" > "$out"
 }
 
-rows=()
-printf '%-26s %7s %12s %12s %8s %11s\n' config stages predicted_ms measured_ms error_% replay_err_%
+median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+
+names=()
 for c in $CONFIGS; do
     IFS=: read -r K s b <<<"$c"
     name="${K}dev-$s-b$b"
@@ -51,16 +71,34 @@ for c in $CONFIGS; do
     else
         plan_by_hand "$K" "$s" "$b" "$plan"
     fi
-    "$BIN/mprun" "$plan" --model "$MODEL" --steps "$STEPS" --warmup 5 --quiet --profile "$WORK/profile.json" \
-        --cluster "$WORK/cluster.json" --report "$WORK/$name.report.json" --trace "$WORK/$name.trace.json" >/dev/null
-    read -r stages pred meas err rerr < <(jq -r '[.num_stages, .predicted.iteration_ms, .iteration_ms,
-        .predicted.error_pct, (.replay.error_pct // 0)] | @tsv' "$WORK/$name.report.json")
-    printf '%-26s %7s %12.3f %12.3f %+7.1f%% %+10.1f%%\n' "$name" "$stages" "$pred" "$meas" "$err" "$rerr"
-    rows+=("{\"config\":\"$name\",\"stages\":$stages,\"predicted_ms\":$pred,\"measured_ms\":$meas,\"error_pct\":$err,\"replay_error_pct\":$rerr}")
+    names+=("$name")
+done
+echo "# validate: ${#names[@]} configurations x $REPS runs of $STEPS steps, interleaved" >&2
+for ((rep = 1; rep <= REPS; rep++)); do
+    for name in "${names[@]}"; do
+        "$BIN/mprun" "$WORK/$name.plan.json" --model "$MODEL" --steps "$STEPS" --warmup 5 --quiet --profile "$WORK/profile.json" \
+            --cluster "$WORK/cluster.json" --report "$WORK/$name.$rep.report.json" --trace "$WORK/$name.trace.json" >/dev/null
+    done
+done
+
+rows=()
+printf '%-26s %7s %12s %12s %8s %11s  %s\n' config stages predicted_ms measured_ms error_% replay_err_% runs_ms
+for name in "${names[@]}"; do
+    reps=()
+    for ((rep = 1; rep <= REPS; rep++)); do reps+=("$WORK/$name.$rep.report.json"); done
+    cp "${reps[0]}" "$WORK/$name.report.json"
+    stages=$(jq -r .num_stages "${reps[0]}")
+    pred=$(jq -r .predicted.iteration_ms "${reps[0]}")
+    meas=$(jq -r .iteration_ms "${reps[@]}" | median)
+    rerr=$(jq -r '.replay.error_pct // 0' "${reps[@]}" | median)
+    runs=$(jq -r '.iteration_ms * 10 | round / 10' "${reps[@]}" | paste -sd, -)
+    err=$(awk -v p="$pred" -v m="$meas" 'BEGIN {e = 0; if (p > 0) e = 100 * (m - p) / p; printf "%.3f", e}')
+    printf '%-26s %7s %12.3f %12.3f %+7.1f%% %+10.1f%%  %s\n' "$name" "$stages" "$pred" "$meas" "$err" "$rerr" "$runs"
+    rows+=("{\"config\":\"$name\",\"stages\":$stages,\"predicted_ms\":$pred,\"measured_ms\":$meas,\"error_pct\":$err,\"replay_error_pct\":$rerr,\"runs_ms\":[$runs]}")
 done
 json="[$(IFS=,; echo "${rows[*]}")]"
 echo "$json" | jq . > "$OUT/validate.json.tmp" && mv "$OUT/validate.json.tmp" "$OUT/validate.json"
 jq -r '"# mean |error| \(([.[].error_pct | fabs] | add / length * 10 | round / 10))%, max |error| \(([.[].error_pct | fabs] | max * 10 | round / 10))% over \(length) configurations",
        "# replay (the cost model fed with each run'"'"'s measured op times): mean |error| \(([.[].replay_error_pct | fabs] | add / length * 10 | round / 10))%, max \(([.[].replay_error_pct | fabs] | max * 10 | round / 10))%"' "$OUT/validate.json"
 echo "# wrote $OUT/validate.json"
-bash plots/validate_serve.sh   # serving: predicted vs measured throughput, p50, p99 (docs/serving.md §7)
+if [ "${SERVE:-1}" = 1 ]; then bash plots/validate_serve.sh; fi   # SERVE=0 skips it; serving: predicted vs measured throughput, p50, p99 (docs/serving.md §7)

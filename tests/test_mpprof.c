@@ -1,14 +1,19 @@
 /* test_mpprof.c — bin/mpprof end to end: a profile of profiles/tiny.model.json
  * loads with mp_profile_load, has one layer per planning unit with positive
  * times growing with b and byte fields equal to the layer accounting; --links
- * output loads with mp_cluster_load; bad inputs exit 2 with one message. */
+ * output loads with mp_cluster_load (latency > 0 from the threads transport);
+ * the methods (--sequential, rounds, --threads/--rotate/--min-sample) agree
+ * in shape; the weighted link fit recovers a known line; bad inputs exit 2
+ * with one message. */
 #include "testutil.h"
 #include "backend.h"
 #include "cluster.h"
 #include "layers.h"
 #include "model.h"
 #include "profile.h"
+#include "prof.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +82,59 @@ static void test_profile_tiny(void)
     free(out); free(err);
 }
 
+/* The profiling methods: --sequential (old order), and rounds on 1 and on
+ * all cores with rotated buffers give the same table shape, record their
+ * settings, and agree on which layer is the most expensive. */
+static void test_methods(void)
+{
+    const char *variants[] = {"--sequential", "--threads 1 --rotate 2 --min-sample 0",
+                              "--rotate 3 --min-sample 0.05"};
+    const char *method[] = {"sequential", "rounds", "rounds"};
+    for (int v = 0; v < 3; v++) {
+        char cmd[2048], *out = NULL, *err = NULL;
+        snprintf(cmd, sizeof cmd, "%s --model profiles/tiny.model.json --batch 2,8 --warmup 1 --repeat 3 %s --json -q",
+                 mp_test_tool("mpprof"), variants[v]);
+        CU_ASSERT_EQUAL_FATAL(mp_test_run_cmd(cmd, &out, &err), 0);
+        mp_profile p;
+        mp_error e = {0};
+        CU_ASSERT_FATAL(mp_profile_parse(out, strlen(out), "stdout", &p, &e) == MP_OK);
+        CU_ASSERT_EQUAL(p.num_layers, 10);
+        int best = 0;
+        for (int i = 0; i < p.num_layers; i++) {
+            CU_ASSERT_EQUAL(p.layers[i].fwd.n, 2);
+            CU_ASSERT(p.layers[i].fwd.ms[0] > 0 && p.layers[i].bwd.ms[1] > 0);
+            if (p.layers[i].fwd.ms[1] + p.layers[i].bwd.ms[1] > p.layers[best].fwd.ms[1] + p.layers[best].bwd.ms[1])
+                best = i;
+        }
+        /* tiny: the residual blocks (layers 2..7) dominate the elementwise layers */
+        CU_ASSERT(best >= 1 && best <= 8);
+        char want[64];
+        snprintf(want, sizeof want, "\"method\": \"%s\"", method[v]);
+        if (!strstr(out, want)) { printf("\n  %s lacks %s", variants[v], want); CU_FAIL("method"); }
+        CU_ASSERT(strstr(out, "\"rotate\"") && strstr(out, "\"threads\"") && strstr(out, "\"min_sample_ms\""));
+        if (v == 0) CU_ASSERT(strstr(out, "\"threads\": 1") != NULL);
+        mp_profile_free(&p);
+        free(out); free(err);
+    }
+}
+
+/* The weighted fit recovers a line exactly, including a small intercept
+ * that an unweighted fit over sizes spanning 1000x would lose in noise. */
+static void test_weighted_fit(void)
+{
+    double x[8], y[8];
+    for (int i = 0; i < 8; i++) { x[i] = 4096.0 * (1 << (2 * i)); y[i] = 0.015 + x[i] / 5e6; }
+    mp_fit f = mp_prof_fit_weighted(x, y, 8);
+    CU_ASSERT_DOUBLE_EQUAL(f.alpha, 0.015, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(f.beta, 1 / 5e6, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(f.r2, 1.0, 1e-9);
+    /* +-5% relative noise alternating: the intercept stays within 10% */
+    for (int i = 0; i < 8; i++) y[i] *= i % 2 ? 1.05 : 0.95;
+    f = mp_prof_fit_weighted(x, y, 8);
+    CU_ASSERT(fabs(f.alpha - 0.015) < 0.0015);
+    CU_ASSERT(fabs(f.beta * 5e6 - 1) < 0.1);
+}
+
 static void test_links(void)
 {
     char cmd[1024], path[512], *out = NULL, *err = NULL;
@@ -95,6 +153,7 @@ static void test_links(void)
     CU_ASSERT(strstr(c.devices[0].name, "core0") != NULL);
     CU_ASSERT(c.default_link.bandwidth > 1e6);     /* memcpy is faster than 1 MB/s */
     CU_ASSERT(c.default_link.latency_s < 0.1);
+    CU_ASSERT(c.default_link.latency_s > 0);      /* a condvar wake-up costs something */
     mp_cluster_free(&c);
 }
 
@@ -133,12 +192,18 @@ static void test_bad_inputs(void)
     expect_exit2("--model profiles/tiny.model.json --backend tpu", "tpu");
     expect_exit2("--links --sizes 64M:4K", "--sizes");
     expect_exit2("", "--model");
+    expect_exit2("--model profiles/tiny.model.json --threads 0", "--threads");
+    expect_exit2("--model profiles/tiny.model.json --threads 4096", "cores");
+    expect_exit2("--model profiles/tiny.model.json --rotate 0", "--rotate");
+    expect_exit2("--model profiles/tiny.model.json --min-sample x", "--min-sample");
+    expect_exit2("--model profiles/tiny.model.json --min-sample -1", "--min-sample");
 }
 
 int main(void)
 {
     static const mp_test_case cases[] = {
-        MP_TEST(test_profile_tiny), MP_TEST(test_links), MP_TEST(test_bad_inputs),
+        MP_TEST(test_profile_tiny), MP_TEST(test_methods), MP_TEST(test_weighted_fit), MP_TEST(test_links),
+        MP_TEST(test_bad_inputs),
     };
     return mp_test_main("mpprof", cases, (int)(sizeof cases / sizeof cases[0]));
 }
