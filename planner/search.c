@@ -21,9 +21,16 @@
  *      T >= A_p + busy_p + U_p                        (interleaved position p)
  *    and with only stages 0..s placed, C >= (known part) + (remaining work) /
  *    (fastest remaining device) + latencies, and the remaining stages need
- *    m (remaining work) / (their total speed).
- * Configurations are visited by increasing split-independent bound and the
- * visit stops when that bound reaches the incumbent. */
+ *    m (remaining work) / (their total speed); for interleaved, the water
+ *    level of the remaining work over the positions' current bases
+ *    (mp_bound_waterfill), the recompute memory forces on a position's
+ *    placed chunks (forced_recompute), and the parameter state of the layers
+ *    left against the memory left on the positions that still get stages.
+ * Configurations (planner/bounds.c has their bounds) are visited gpipe/1f1b
+ * first, then interleaved, each by increasing bound, skipping those whose
+ * bound reaches the incumbent; a gpipe/1f1b bound is sharpened by the split
+ * relaxation (mp_bound_split) just before its visit. The reported lower
+ * bound is the least bound of the configurations not fully searched. */
 #include "search.h"
 
 #include <math.h>
@@ -32,6 +39,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bounds.h"
 #include "evaluate.h"
 #include "schedule.h"
 #include "sim.h"
@@ -40,6 +48,11 @@
 #define MAX_COMBOS 4096       /* interleaved: recompute combinations tried per split */
 #define DEFAULT_NODES 200000L
 #define DEFAULT_SIM_OPS 3e7
+#define EXACT_RC_OPS 1024    /* interleaved: op-walk budget of the exact forced recompute per node */
+#define GREEDY_FIRST 64       /* interleaved configurations whose greedy split is timed first */
+#define INTERLEAVED_NEAR 0.10 /* relative gap below which interleaved configurations get less budget */
+#define NODE_WORK 100.0       /* state-row work that counts as one extra node */
+#define BOUND_SLACK 1e-10     /* relative: keeps float rounding from pruning an optimum */
 
 /* ---------------------------------------------------------------- state */
 
@@ -68,7 +81,13 @@ typedef struct {
     int *last_stage;          /* [K] stage of each position's last op */
     int *hi, *rc;             /* [S] current split */
     double *F, *Bn, *B, *R, *act, *grad, *A, *U, *busy, *peak;
+    long node_weight;         /* budget units per node: 1, more when memory states are many */
+    int *rows, *row_off;      /* interleaved in-flight states (build_states); row_off [K+1] */
+    int *nmax;                /* [S] interleaved: most micro-batches of stage s in flight on its position */
+    double *rcx;              /* [K] interleaved: busy time added for recompute memory forces */
     double *spd_max_suf, *spd_sum_suf; /* [S+1]: over positions of stages s..S-1 */
+    double *wf;               /* [3K] water-filling scratch: base, speed, sort space */
+    mp_bound_data bd;
     mp_sim *sim;
     entry *top;
     int ntop;
@@ -242,31 +261,123 @@ static double device_peak(const ctx *x, int p, unsigned mask)
 /* Lower bound on position p's interleaved peak for any recompute choice,
  * with only stages <= smax placed (others count 0): each chunk holds at
  * least the smaller of b*stash and b*in_bytes the mode allows. */
-static double device_peak_lb(const ctx *x, int p, int smax)
+/* Position p's in-flight states (search_config builds them from its op
+ * list): rows of v+1 ints, e then n_0..n_{v-1}, the micro-batches of each
+ * chunk in flight after a forward (e = -1) or just before a backward of
+ * chunk e; only the rows no other row with the same e dominates. The peak is
+ * params + max over rows of sum_c n_c held_c (+ b stash_e when e recomputes). */
+static int cmp_rows(const void *a, const void *b)
 {
-    int K = x->c.K, mode = x->o->recompute;
-    double b = x->c.b, cur = 0;
+    extern int mp_search_row_width_;
+    const int *x = a, *y = b;
+    for (int i = 0; i < mp_search_row_width_; i++)
+        if (x[i] != y[i]) return x[i] < y[i] ? -1 : 1;
+    return 0;
+}
+int mp_search_row_width_;
+
+static mp_status build_states(ctx *x)
+{
+    int K = x->c.K, v = x->c.v, w = v + 1, total = 0;
+    free(x->rows);
+    x->rows = NULL;
+    for (int p = 0; p < K; p++) total += x->ops.len[p];
+    int *buf = malloc((size_t)total * w * sizeof(int)), cnt[v];
+    x->rows = malloc((size_t)total * w * sizeof(int));
+    if (!buf || !x->rows) { free(buf); return MP_ERR_NOMEM; }
+    int out = 0;
+    for (int p = 0; p < K; p++) {
+        int n = 0;
+        for (int c = 0; c < v; c++) cnt[c] = 0;
+        for (int i = 0; i < x->ops.len[p]; i++) {
+            int c = x->ops.ops[p][i].stage / K, fwd = x->ops.ops[p][i].kind == MP_OP_FWD;
+            if (fwd) cnt[c]++;
+            int *r = buf + (size_t)n++ * w;
+            r[0] = fwd ? -1 : c;
+            memcpy(r + 1, cnt, (size_t)v * sizeof(int));
+            if (!fwd) cnt[c]--;
+        }
+        mp_search_row_width_ = w;
+        qsort(buf, (size_t)n, (size_t)w * sizeof(int), cmp_rows);
+        int u = 0;  /* unique rows, in place */
+        for (int a = 0; a < n; a++) {
+            const int *ra = buf + (size_t)a * w;
+            if (u > 0 && !memcmp(ra, buf + (size_t)(u - 1) * w, (size_t)w * sizeof(int))) continue;
+            memmove(buf + (size_t)u++ * w, ra, (size_t)w * sizeof(int));
+        }
+        x->row_off[p] = out;
+        for (int a = 0; a < u; a++) {
+            const int *ra = buf + (size_t)a * w;
+            int dominated = 0;
+            for (int b2 = 0; b2 < u && !dominated && u <= 4096; b2++) {
+                const int *rb = buf + (size_t)b2 * w;
+                if (b2 == a || rb[0] != ra[0]) continue;
+                int ge = 1;
+                for (int c = 1; c < w && ge; c++) ge = rb[c] >= ra[c];
+                dominated = ge;
+            }
+            if (!dominated) memcpy(x->rows + (size_t)out++ * w, ra, (size_t)w * sizeof(int));
+        }
+    }
+    x->row_off[K] = out;
+    free(buf);
+    return MP_OK;
+}
+
+/* params + max over p's rows of the held bytes; tr: bytes a recomputing
+ * chunk adds during its backward (NULL: rows after a forward only). */
+static double states_peak(const ctx *x, int p, double params, const double *held, const double *tr)
+{
+    int v = x->c.v, w = v + 1;
+    double best = 0;
+    for (int r = x->row_off[p]; r < x->row_off[p + 1]; r++) {
+        const int *row = x->rows + (size_t)r * w;
+        if (row[0] >= 0 && !tr) continue;
+        double h = row[0] >= 0 ? tr[row[0]] : 0;
+        for (int c = 0; c < v; c++) h += row[c + 1] * held[c];
+        if (h > best) best = h;
+    }
+    return params + best;
+}
+
+/* Lower bound on position p's interleaved peak with only stages <= smax
+ * placed (others count 0) and recompute as `mode` allows: each chunk holds
+ * at least the smaller of b*stash and b*in_bytes the mode allows. Slightly
+ * lowered so that rounding never makes it exceed the reference walk. */
+static double device_peak_lb_mode(const ctx *x, int p, int smax, int mode)
+{
+    int K = x->c.K;
+    double b = x->c.b, params = 0;
     double held[x->c.v];
     for (int s = p, i = 0; s < x->c.S; s += K, i++) {
         held[i] = 0;
         if (s > smax) continue;
         int lo = s > 0 ? x->hi[s - 1] + 1 : 0;
         double hs = b * (x->PS[x->hi[s] + 1] - x->PS[lo]), hr = b * in_bytes(x, lo);
-        cur += x->sf * (x->PP[x->hi[s] + 1] - x->PP[lo]);
+        params += x->sf * (x->PP[x->hi[s] + 1] - x->PP[lo]);
         held[i] = mode == MP_RC_OFF ? hs : mode == MP_RC_ON ? hr : (hs < hr ? hs : hr);
     }
-    double peak = cur;
-    const mp_op *ops = x->ops.ops[p];
-    for (int i = 0; i < x->ops.len[p]; i++) {
-        double h = held[ops[i].stage / K];
-        if (ops[i].kind == MP_OP_FWD) {
-            cur += h;
-            if (cur > peak) peak = cur;
-        } else {
-            cur -= h;
-        }
+    return states_peak(x, p, params, held, NULL) * (1 - 1e-12);
+}
+
+/* device_peak from the states, slightly lowered (a lower bound). */
+static double device_peak_fast_lb(const ctx *x, int p, unsigned mask)
+{
+    int K = x->c.K;
+    double b = x->c.b, params = 0, held[x->c.v], tr[x->c.v];
+    for (int s = p, i = 0; s < x->c.S; s += K, i++) {
+        int lo = s > 0 ? x->hi[s - 1] + 1 : 0, rc = mask >> i & 1;
+        double hs = b * (x->PS[x->hi[s] + 1] - x->PS[lo]);
+        params += x->sf * (x->PP[x->hi[s] + 1] - x->PP[lo]);
+        held[i] = rc ? b * in_bytes(x, lo) : hs;
+        tr[i] = rc ? hs : 0;
     }
-    return peak;
+    return states_peak(x, p, params, held, tr) * (1 - 1e-12);
+}
+
+static double device_peak_lb(const ctx *x, int p, int smax)
+{
+    return device_peak_lb_mode(x, p, smax, x->o->recompute);
 }
 
 /* Exact lower bound of the fully placed split (B as set). */
@@ -410,6 +521,110 @@ static double rem_work(const ctx *x, int lo)
     return w;
 }
 
+/* Interleaved, stages 0..s-1 placed: base_p, a lower bound on A_p + U_p +
+ * (placed busy time of p) for every final split (positions without a
+ * placed chunk: A_s + U_s), and 1 when p still has a stage >= s. */
+static void position_bases(const ctx *x, int s, double *base, double *spd)
+{
+    int K = x->c.K, S = x->c.S;
+    for (int p = 0; p < K; p++) {
+        int ls = x->last_stage[p] < s ? x->last_stage[p] : s;  /* U grows with the stage */
+        base[p] = p < s ? x->A[p] + x->U[ls] + x->busy[p] : x->A[s] + x->U[s];
+        int last = p + (S / K - 1) * K;  /* p's last stage */
+        spd[p] = last >= s ? speed_of(x, p) : 0;
+    }
+}
+
+/* Interleaved, stages 0..s-1 placed, work rw (profile ms) left: every
+ * position p ends no sooner than base_p + m (its share of rw) / speed_p,
+ * so T is at least the water level (mp_bound_waterfill). */
+static double position_level(const ctx *x, int s, double rw)
+{
+    int K = x->c.K;
+    double *base = x->wf, *spd = x->wf + K;
+    position_bases(x, s, base, spd);
+    return mp_bound_waterfill(base, spd, K, rw, x->c.m, x->wf + 2 * K);
+}
+
+/* Interleaved, stages 0..s-1 placed: the most remaining work (profile ms)
+ * positions can take while each stays below thr. */
+static double position_capacity(const ctx *x, int s, double thr)
+{
+    int K = x->c.K;
+    double *base = x->wf, *spd = x->wf + K, cap = 0;
+    position_bases(x, s, base, spd);
+    for (int p = 0; p < K; p++)
+        if (spd[p] > 0 && thr > base[p]) cap += (thr - base[p]) * spd[p] / x->c.m;
+    return cap;
+}
+
+/* Interleaved, stages 0..s-1 placed: the memory left on positions that
+ * still get a stage >= s. A position's final peak is at least its current
+ * peak lower bound plus the parameter state of the chunks it still gets. */
+static double memory_slack(const ctx *x, int s)
+{
+    int K = x->c.K, S = x->c.S;
+    double slack = 0;
+    for (int p = 0; p < K; p++) {
+        int last = p + (S / K - 1) * K;
+        double f = mem_of(x, p) - x->peak[p];
+        if (last >= s && f > 0) slack += f;
+    }
+    return slack;
+}
+
+/* Interleaved, recompute auto, stages <= s placed: a lower bound on the
+ * forward time position p recomputes (per micro-batch), HUGE_VAL when no
+ * recompute choice fits. With D = (peak without recompute) - memory > 0,
+ * recomputing chunk c lowers the held bytes at any instant by at most
+ * r_c = nmax_c b (stash_c - in_c) (nmax_c: most micro-batches of c in flight
+ * on p), so any fitting set M has sum_{c in M} r_c >= D; the least
+ * sum_{c in M} F_c is at least the fractional knapsack's, and at least
+ * the least F_c (M is not empty). */
+static double forced_recompute(const ctx *x, int p, int s)
+{
+    int K = x->c.K, v = x->c.v, n = 0;
+    double D = device_peak_lb_mode(x, p, s, MP_RC_OFF) - mem_of(x, p);
+    if (D <= 0) return 0;
+    if (s >= p + (v - 1) * K && v <= MAXV_EXACT && (2.0 * x->c.m * v) * (1 << v) <= EXACT_RC_OPS) {
+        /* every chunk of p placed: the least recompute set that fits, exactly */
+        double best = HUGE_VAL;
+        for (unsigned mk = 1; mk < (1u << v); mk++) {
+            double cost = 0;
+            for (int i = 0; i < v; i++)
+                if (mk >> i & 1) cost += x->F[p + i * K];
+            if (cost < best && device_peak_fast_lb(x, p, mk) <= mem_of(x, p)) best = cost;
+        }
+        return best;
+    }
+    double r[v], f[v];
+    for (int t = p; t <= s; t += K) {
+        int lo = t > 0 ? x->hi[t - 1] + 1 : 0;
+        double gain = x->nmax[t] * x->c.b * (x->PS[x->hi[t] + 1] - x->PS[lo] - in_bytes(x, lo));
+        if (gain <= 0) continue;
+        int j = n++;
+        while (j > 0 && f[j - 1] * gain > x->F[t] * r[j - 1]) { r[j] = r[j - 1]; f[j] = f[j - 1]; j--; }
+        r[j] = gain;
+        f[j] = x->F[t];
+    }
+    double cost = 0, fmin = HUGE_VAL;  /* and at least one chunk recomputes */
+    for (int i = 0; i < n; i++)
+        if (f[i] < fmin) fmin = f[i];
+    for (int i = 0; i < n && D > 0; i++) {
+        double take = D < r[i] ? D : r[i];
+        cost += f[i] * take / r[i];
+        D -= take;
+    }
+    return D > 0 ? HUGE_VAL : cost > fmin ? cost : fmin;
+}
+
+/* device_peak_lb of stage s's position with stage s ending at hi. */
+static double peak_lb_at(ctx *x, int s, int hi)
+{
+    x->hi[s] = hi;
+    return device_peak_lb(x, s % x->c.K, s);
+}
+
 /* Lower bound with stages 0..s placed (s < S-1); maxY: max over placed
  * stages of the C-relative terms, maxbusy: max of the absolute terms. */
 static double partial_bound(const ctx *x, int s, double maxY, double maxbusy)
@@ -421,6 +636,9 @@ static double partial_bound(const ctx *x, int s, double maxY, double maxbusy)
     if (maxbusy > lb) lb = maxbusy;
     if (!interleaved(x)) {
         double t = x->A[s + 1] + x->c.m * rw / x->spd_sum_suf[s + 1];
+        if (t > lb) lb = t;
+    } else if (lb < threshold(x)) {  /* the water level only when the rest does not prune */
+        double t = position_level(x, s + 1, rw);
         if (t > lb) lb = t;
     }
     return lb;
@@ -440,12 +658,12 @@ static mp_status place(ctx *x, int s, int lo, int hi, double maxY, double maxbus
         set_rc(x, s, rc);
     } else {
         set_rc(x, s, x->o->recompute == MP_RC_ON);
-        if (device_peak_lb(x, s % K, s) > mem_of(x, s % K)) return MP_OK;
+        if (s == S - 1 && device_peak_lb(x, s % K, s) > mem_of(x, s % K)) return MP_OK;
     }
     x->A[s + 1] = x->A[s] + x->F[s] + x->act[s];
     x->U[s + 1] = x->U[s] + x->B[s] + x->grad[s];
     if (s == S - 1) return interleaved(x) ? interleaved_leaf(x) : try_leaf(x);
-    double y = (m - 1) * (x->act[s] > x->grad[s] ? x->act[s] : x->grad[s]), busy;
+    double y = (m - 1) * (x->act[s] > x->grad[s] ? x->act[s] : x->grad[s]), busy, add = 0, xsaved = 0;
     if (!interleaved(x)) {
         if (x->c.kind == MP_SCHED_GPIPE) {
             double t = (m - 1) * (x->F[s] + x->B[s]);
@@ -459,15 +677,39 @@ static mp_status place(ctx *x, int s, int lo, int hi, double maxY, double maxbus
         }
         busy = x->A[s] + m * (x->F[s] + x->B[s]) + x->U[s];
     } else {
+        /* recompute forced by memory: when p's placed chunks do not fit
+         * without it, at least one of them recomputes (later chunks only add
+         * memory), so p's busy time grows by m times the least of their F */
         int p = s % K;
-        x->busy[p] += m * (x->F[s] + x->B[s]);
+        add = m * (x->F[s] + x->B[s]);
+        xsaved = x->rcx[p];
+        if (x->o->recompute == MP_RC_AUTO) {
+            double extra = forced_recompute(x, p, s);
+            if (extra == HUGE_VAL) return MP_OK;
+            extra *= m;
+            add += extra - xsaved;
+            x->rcx[p] = extra;
+        }
+        x->busy[p] += add;
         busy = x->busy[p] + x->A[p] + (x->last_stage[p] <= s ? x->U[x->last_stage[p]] : 0);
     }
     if (y > maxY) maxY = y;
     if (busy > maxbusy) maxbusy = busy;
     mp_status st = MP_OK;
-    if (partial_bound(x, s, maxY, maxbusy) < threshold(x)) st = dfs(x, s + 1, maxY, maxbusy);
-    if (interleaved(x)) x->busy[s % K] -= m * (x->F[s] + x->B[s]);
+    double saved = 0;
+    int go = 1;
+    if (interleaved(x)) {  /* memory: this position's peak, then what the rest still needs */
+        int p = s % K;
+        saved = x->peak[p];
+        x->peak[p] = device_peak_lb(x, p, s);
+        go = x->sf * (x->PP[x->L] - x->PP[hi + 1]) <= memory_slack(x, s + 1);
+    }
+    if (go && partial_bound(x, s, maxY, maxbusy) < threshold(x)) st = dfs(x, s + 1, maxY, maxbusy);
+    if (interleaved(x)) {
+        x->busy[s % K] -= add;
+        x->peak[s % K] = saved;
+        x->rcx[s % K] = xsaved;
+    }
     return st;
 }
 
@@ -486,7 +728,9 @@ static mp_status dfs(ctx *x, int s, double maxY, double maxbusy)
 {
     int S = x->c.S, L = x->L, lo = s > 0 ? x->hi[s - 1] + 1 : 0;
     int hmax = L - 1 - (S - 1 - s);
-    if (++x->nodes % 4096 == 0) show_progress(x);
+    x->nodes += x->node_weight;
+    if (x->nodes % 4096 < x->node_weight) show_progress(x);
+    if (threshold(x) <= x->c.lb) return MP_OK;  /* nothing here beats what we have */
     if (x->nodes >= x->node_cap || x->simops >= x->sim_cap) {
         x->out_of_budget = 1;
         return MP_OK;
@@ -516,12 +760,35 @@ static mp_status dfs(ctx *x, int s, double maxY, double maxbusy)
             hmin = a2 + 1;
         }
     }
-    if (interleaved(x) && thr < HUGE_VAL) {
+    if (interleaved(x)) {
         int p = s % x->c.K, h;
-        double sp = speed_of(x, s), m = x->c.m, a = x->A[p] + x->busy[p];
+        /* memory: the position's peak lower bound grows with hi */
+        LAST_TRUE(h, lo, hmax, peak_lb_at(x, s, hi) <= mem_of(x, p));
+        hmax = h;
+        /* the parameter state of the layers after hi must fit the memory left
+         * on the positions of stages > s (p's peak before stage s: an upper bound) */
+        double m_rest = memory_slack(x, s + 1);
+        int a2 = lo - 1, b2 = hmax;  /* last hi whose rest cannot fit */
+        while (a2 < b2) {
+            int mid = (a2 + b2 + 1) / 2;
+            if (x->sf * (x->PP[x->L] - x->PP[mid + 1]) > m_rest) a2 = mid; else b2 = mid - 1;
+        }
+        if (a2 + 1 > hmin) hmin = a2 + 1;
+    }
+    if (interleaved(x) && thr < HUGE_VAL) {
+        int p = s % x->c.K, h, ls = x->last_stage[p] < s ? x->last_stage[p] : s;
+        double sp = speed_of(x, s), m = x->c.m, a = x->A[p] + x->busy[p] + x->U[ls];
         double f1 = 1 + (x->o->recompute == MP_RC_ON);
         LAST_TRUE(h, lo, hmax, a + m * ((x->PF[hi + 1] - x->PF[lo]) * f1 + x->PB[hi + 1] - x->PB[lo]) / sp < thr);
         hmax = h;
+        /* the work left must fit below thr on the positions that still get stages */
+        double cap = position_capacity(x, s, thr);
+        int a2 = lo - 1, b2 = hmax;
+        while (a2 < b2) {
+            int mid = (a2 + b2 + 1) / 2;
+            if (rem_work(x, mid + 1) > cap) a2 = mid; else b2 = mid - 1;
+        }
+        if (a2 + 1 > hmin) hmin = a2 + 1;
     }
     if (hmin > hmax) return MP_OK;
     /* start near the balanced share of the remaining work, then alternate */
@@ -556,46 +823,7 @@ static mp_status dfs(ctx *x, int s, double maxY, double maxbusy)
 
 static double config_bound(ctx *x, const config *c)
 {
-    set_b(x, c->b);
-    double W = x->PF[x->L] + x->PB[x->L], smax = 0, ssum = 0, lat = HUGE_VAL;
-    if (x->o->recompute == MP_RC_ON) W += x->PF[x->L];
-    for (int p = 0; p < c->K; p++) {
-        double sp = x->cl->devices[p].speed;
-        if (sp > smax) smax = sp;
-        ssum += sp;
-        if (c->K > 1) {
-            int q = (p + 1) % c->K;
-            if (p + 1 < c->K || c->kind == MP_SCHED_INTERLEAVED) {
-                double a = mp_cluster_transfer_ms(x->cl, p, q, 0), g = mp_cluster_transfer_ms(x->cl, q, p, 0);
-                if (a < lat) lat = a;
-                if (g < lat) lat = g;
-            }
-        }
-    }
-    if (lat == HUGE_VAL) lat = 0;
-    double C = W / smax + 2.0 * (c->S - 1) * lat;
-    double busy = c->m * W / ssum;
-    if (c->kind != MP_SCHED_INTERLEAVED && c->K > 1) {
-        /* theta: the least possible largest stage time of any split (greedy
-         * bisection, memory ignored); every plan has T >= m * theta */
-        double f1 = x->o->recompute == MP_RC_ON ? 2 : 1, lo = W / ssum, hi = W / smax * (1 + 1e-9);
-        for (int it = 0; it < 30; it++) {
-            double th = 0.5 * (lo + hi);
-            int l0 = 0;
-            for (int s = 0; s < c->K && l0 < x->L; s++) {
-                double sp = x->cl->devices[s].speed, base = f1 * x->PF[l0] + x->PB[l0];
-                int a = l0, b = x->L;   /* first l in (l0, L] with work(l0, l) > th */
-                while (a < b) {
-                    int mid = (a + b + 1) / 2;
-                    if ((f1 * x->PF[mid] + x->PB[mid] - base) / sp <= th) a = mid; else b = mid - 1;
-                }
-                l0 = a;
-            }
-            if (l0 >= x->L) hi = th; else lo = th;
-        }
-        if (c->m * lo > busy) busy = c->m * lo;
-    }
-    return C > busy ? C : busy;
+    return mp_bound_quick(&x->bd, c->K, c->b, c->kind, c->v, c->m);
 }
 
 /* gpipe/1f1b: 1 when some split fits every stage's memory (recompute as the
@@ -660,6 +888,8 @@ static mp_status list_configs(ctx *x, config **out, int *n, mp_error *err)
                     }
                     config c = { K, b, kind, vv, K * vv, m, 0 };
                     c.lb = config_bound(x, &c);
+                    if (kind != MP_SCHED_INTERLEAVED)  /* the split relaxation orders them well */
+                        c.lb = mp_bound_split(&x->bd, K, b, kind, m, c.lb, HUGE_VAL) * (1 - BOUND_SLACK);
                     v[cnt++] = c;
                 }
             }
@@ -742,7 +972,9 @@ static mp_status greedy(ctx *x)
     return st;
 }
 
-static mp_status search_config(ctx *x, const config *c, mp_error *err)
+/* Sets up configuration c and times its greedy split; with dfs, then runs
+ * the branch and bound over every split. */
+static mp_status search_config(ctx *x, const config *c, int dfs_too, mp_error *err)
 {
     int S = c->S, K = c->K;
     x->c = *c;
@@ -751,6 +983,19 @@ static mp_status search_config(ctx *x, const config *c, mp_error *err)
     mp_status st = mp_schedule_build(c->kind, K, c->v, c->m, &x->ops, err);
     if (st != MP_OK) return st;
     for (int p = 0; p < K; p++) x->last_stage[p] = x->ops.ops[p][x->ops.len[p] - 1].stage;
+    if (c->kind == MP_SCHED_INTERLEAVED) {  /* nmax: in-flight micro-batches per stage */
+        int cur[S];
+        for (int t = 0; t < S; t++) cur[t] = x->nmax[t] = 0;
+        for (int p = 0; p < K; p++)
+            for (int i = 0; i < x->ops.len[p]; i++) {
+                int t = x->ops.ops[p][i].stage;
+                if (x->ops.ops[p][i].kind == MP_OP_FWD) {
+                    if (++cur[t] > x->nmax[t]) x->nmax[t] = cur[t];
+                } else {
+                    cur[t]--;
+                }
+            }
+    }
     x->spd_max_suf[S] = 0;
     x->spd_sum_suf[S] = 0;
     for (int s = S - 1; s >= 0; s--) {
@@ -776,17 +1021,28 @@ static mp_status search_config(ctx *x, const config *c, mp_error *err)
     x->A[0] = x->U[0] = 0;
     for (int p = 0; p < K; p++) x->busy[p] = 0;
     if ((st = greedy(x)) != MP_OK) return mp_error_set(err, st, "search: out of memory");
+    if (!dfs_too) return MP_OK;
+    if (c->kind == MP_SCHED_INTERLEAVED && build_states(x) != MP_OK)
+        return mp_error_set(err, MP_ERR_NOMEM, "search: out of memory");
+    /* a node costs about (log L + 4) peak evaluations over a position's
+     * states: charge the budget for that so that time stays bounded */
+    x->node_weight = 1;
+    if (c->kind == MP_SCHED_INTERLEAVED) {
+        double per = (double)x->row_off[K] / K * c->v, lg = 4;
+        for (int l = x->L; l > 1; l /= 2) lg++;
+        x->node_weight = 1 + (long)(per * lg / NODE_WORK);
+    }
     x->A[0] = x->U[0] = 0;
-    for (int p = 0; p < K; p++) x->busy[p] = 0;
+    for (int p = 0; p < K; p++) x->busy[p] = x->peak[p] = x->rcx[p] = 0;
     long left = x->o->node_budget - x->nodes, cap = x->o->node_budget / 8;
+    /* interleaved: when the incumbent is already within INTERLEAVED_NEAR of
+     * this configuration's bound, little can be gained: a smaller share */
+    if (c->kind == MP_SCHED_INTERLEAVED && global_threshold(x) <= c->lb * (1 + INTERLEAVED_NEAR))
+        cap = x->o->node_budget / 32;
     x->node_cap = x->nodes + (left < cap ? left : cap);
     double sleft = x->o->sim_op_budget - x->simops, scap = x->o->sim_op_budget / 8;
     x->sim_cap = x->simops + (sleft < scap ? sleft : scap);
-    int before = x->out_of_budget;
-    x->out_of_budget = 0;
     st = dfs(x, 0, 0, 0);
-    if (x->out_of_budget && c->lb < x->unproven) x->unproven = c->lb;
-    x->out_of_budget |= before;
     if (st != MP_OK) return mp_error_set(err, st, "search: %s", st == MP_ERR_NOMEM ? "out of memory"
                                                                                     : "simulation failed");
     return MP_OK;
@@ -811,7 +1067,8 @@ static void ctx_free(ctx *x)
     free(x->last_stage); free(x->hi); free(x->rc);
     free(x->F); free(x->Bn); free(x->B); free(x->R); free(x->act); free(x->grad);
     free(x->A); free(x->U); free(x->busy); free(x->peak);
-    free(x->spd_max_suf); free(x->spd_sum_suf);
+    free(x->spd_max_suf); free(x->spd_sum_suf); free(x->wf); free(x->rcx); free(x->nmax); free(x->rows); free(x->row_off);
+    mp_bound_data_free(&x->bd);
     mp_op_lists_free(&x->ops);
     mp_sim_free(x->sim);
     for (int i = 0; i < x->ntop; i++) { free(x->top[i].hi); free(x->top[i].rc); }
@@ -839,10 +1096,15 @@ static mp_status ctx_init(ctx *x, const mp_profile *prof, const mp_cluster *cl,
     for (size_t i = 0; i < sizeof arrs / sizeof *arrs; i++) *arrs[i] = calloc((size_t)S + 1, sizeof(double));
     x->busy = calloc((size_t)D + 1, sizeof(double));
     x->peak = calloc((size_t)D + 1, sizeof(double));
+    x->wf = calloc(4 * ((size_t)D + 1), sizeof(double));
+    x->rcx = calloc((size_t)D + 1, sizeof(double));
+    x->nmax = calloc((size_t)S + 1, sizeof(int));
+    x->row_off = calloc((size_t)D + 2, sizeof(int));
     x->top = calloc((size_t)o->top, sizeof(entry));
     x->sim = mp_sim_new();
     if (!x->PP || !x->PS || !x->out || !x->PF || !x->PB || !x->last_stage || !x->hi || !x->rc ||
-        !x->busy || !x->peak || !x->top || !x->sim)
+        !x->busy || !x->peak || !x->wf || !x->rcx || !x->nmax || !x->row_off || !x->top || !x->sim ||
+        mp_bound_data_init(&x->bd, prof, cl, o->recompute, o->state_factor) != MP_OK)
         return MP_ERR_NOMEM;
     for (size_t i = 0; i < sizeof arrs / sizeof *arrs; i++)
         if (!*arrs[i]) return MP_ERR_NOMEM;
@@ -907,6 +1169,7 @@ mp_status mp_search_run(const mp_profile *prof, const mp_cluster *cl, const mp_s
     if (o.sim_op_budget <= 0) o.sim_op_budget = DEFAULT_SIM_OPS;
     ctx x;
     config *cfg = NULL;
+    unsigned char *done = NULL;
     int ncfg = 0;
     double t0 = now_s();
     if (ctx_init(&x, prof, cl, &o) != MP_OK) {
@@ -931,23 +1194,62 @@ mp_status mp_search_run(const mp_profile *prof, const mp_cluster *cl, const mp_s
         goto out;
     }
     x.cfgs += ncfg;
-    int i;
-    for (i = 0; i < ncfg; i++) {
-        if (cfg[i].lb >= global_threshold(&x)) break;
-        if (x.nodes >= o.node_budget || x.simops >= o.sim_op_budget) {
-            if (cfg[i].lb < x.unproven) x.unproven = cfg[i].lb;
-            x.out_of_budget = 1;
-            break;
+    done = calloc((size_t)ncfg, 1);
+    if (!done) { st = mp_error_set(err, MP_ERR_NOMEM, "search: out of memory"); goto out; }
+    /* gpipe/1f1b first (cheap, and their incumbent prunes the interleaved
+     * ones), each pass by increasing bound */
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1)  /* incumbents from the greedy splits of the most promising interleaved ones */
+            for (int i = 0, n = 0; i < ncfg && n < GREEDY_FIRST; i++) {
+                if (cfg[i].kind != MP_SCHED_INTERLEAVED) continue;
+                if (cfg[i].lb >= global_threshold(&x)) break;
+                n++;
+                if ((st = search_config(&x, &cfg[i], 0, err)) != MP_OK) goto out;
+            }
+        for (int i = 0; i < ncfg; i++) {
+            config *c = &cfg[i];
+            if ((c->kind == MP_SCHED_INTERLEAVED) != pass) continue;
+            double thr = global_threshold(&x);
+            if (c->lb >= thr) break;
+            /* gpipe/1f1b may use half of the budget: interleaved gets the rest */
+            long nb = pass ? o.node_budget : o.node_budget / 2;
+            if (x.nodes >= nb || x.simops >= (pass ? 1 : 0.5) * o.sim_op_budget) {
+                x.out_of_budget = 1;
+                break;
+            }
+            if (!pass) {
+                double lb = mp_bound_split(&x.bd, c->K, c->b, c->kind, c->m, c->lb, thr) * (1 - BOUND_SLACK);
+                if (lb > c->lb) c->lb = lb;
+                if (c->lb >= thr) continue;
+                /* proven infeasible: skip */
+                unsigned char *r1 = malloc((size_t)x.L + 1), *r2 = malloc((size_t)x.L + 1);
+                int fits = r1 && r2 && config_fits(&x, c, r1, r2);
+                free(r1);
+                free(r2);
+                if (!fits) { done[i] = 1; continue; }
+            }
+            x.searched++;
+            int before = x.out_of_budget;
+            x.out_of_budget = 0;
+            if ((st = search_config(&x, c, 1, err)) != MP_OK) goto out;
+            done[i] = !x.out_of_budget;
+            x.out_of_budget |= before;
         }
-        if (cfg[i].kind != MP_SCHED_INTERLEAVED) {  /* proven infeasible: skip */
-            unsigned char *r1 = malloc((size_t)x.L + 1), *r2 = malloc((size_t)x.L + 1);
-            int fits = r1 && r2 && config_fits(&x, &cfg[i], r1, r2);
-            free(r1);
-            free(r2);
-            if (!fits) continue;
+    }
+    /* what the search did not rule out: the least bound of the configurations
+     * not fully searched (gpipe/1f1b bounds refined where it matters) */
+    if (x.ntop > 0) {
+        double best = x.top[0].t;
+        for (int i = 0; i < ncfg; i++) {
+            config *c = &cfg[i];
+            if (done[i] || c->lb >= best || c->lb >= x.unproven) continue;
+            if (c->kind != MP_SCHED_INTERLEAVED) {
+                double stop = x.unproven < best ? x.unproven : best;
+                double lb = mp_bound_split(&x.bd, c->K, c->b, c->kind, c->m, c->lb, stop) * (1 - BOUND_SLACK);
+                if (lb > c->lb) c->lb = lb;
+            }
+            if (c->lb < x.unproven) x.unproven = c->lb;
         }
-        x.searched++;
-        if ((st = search_config(&x, &cfg[i], err)) != MP_OK) goto out;
     }
     if (x.shown) fprintf(stderr, "\n");
     if (x.ntop == 0) {
@@ -967,9 +1269,9 @@ mp_status mp_search_run(const mp_profile *prof, const mp_cluster *cl, const mp_s
         r->num_plans++;
     }
     double best = x.top[0].t;
-    r->optimal = !x.out_of_budget && !x.inexact && x.unproven >= best;
+    r->optimal = !x.inexact && x.unproven >= best;
     r->lower_bound_ms = r->optimal ? best : (x.unproven < best ? x.unproven : best);
-    if (x.inexact && !x.out_of_budget) r->lower_bound_ms = best; /* unknown; gap reported 0 */
+    if (x.inexact && x.unproven >= best) r->lower_bound_ms = best; /* unknown; gap reported 0 */
     r->gap = (best - r->lower_bound_ms) / best;
     r->configurations = x.cfgs;
     r->searched = x.searched;
@@ -978,6 +1280,7 @@ mp_status mp_search_run(const mp_profile *prof, const mp_cluster *cl, const mp_s
 out:
     r->seconds = now_s() - t0;
     free(cfg);
+    free(done);
     ctx_free(&x);
     if (st != MP_OK && st != MP_ERR_NOFIT) mp_search_result_free(r);
     return st;

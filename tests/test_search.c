@@ -11,6 +11,7 @@
 #include "evaluate.h"
 #include "plan.h"
 #include "profile.h"
+#include "bounds.h"
 #include "search.h"
 #include "testutil.h"
 
@@ -177,6 +178,25 @@ static double brute_force(const mp_profile *prof, const mp_cluster *cl, const mp
     return x.best;
 }
 
+/* Best fitting plan of one configuration (K, b, kind, v), brute force. */
+static double brute_force_config(const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o,
+                                 int K, int b, int kind, int v)
+{
+    bf_ctx x = { prof, cl, o, HUGE_VAL, 0, { 0 } };
+    x.plan.stages = calloc((size_t)K * v, sizeof(mp_stage));
+    x.plan.schedule = kind;
+    x.plan.chunks_per_device = v;
+    x.plan.global_batch = o->global_batch;
+    x.plan.microbatch_size = b;
+    x.plan.num_microbatches = o->global_batch / b;
+    x.plan.num_stages = K * v;
+    for (int s = 0; s < K * v; s++) x.plan.stages[s].device = s % K;
+    bf_split(&x, 0, 0);
+    free(x.plan.stages);
+    free(x.plan.predicted.peak_memory_bytes);
+    return x.best;
+}
+
 /* ---------------------------------------------------------------- tests */
 
 static int n_fit, n_rc, n_inter, n_multi;  /* what the random instances exercised */
@@ -256,6 +276,122 @@ static void test_random_vs_brute_force(void)
             "%ld reference evaluations, %d mismatches\n", n, n_fit, n_multi, n_inter, n_rc, evals, fails);
     CU_ASSERT_EQUAL(fails, 0);
     CU_ASSERT(n_fit > n / 3 && n_multi > 50 && n_inter > 10 && n_rc > 20);
+}
+
+/* Interleaved only (its split search has its own memory and recompute
+ * pruning): the search equals brute force on tight-memory instances. */
+static void test_interleaved_vs_brute_force(void)
+{
+    int fails = 0, fit = 0, rc = 0;
+    for (int i = 0; i < 120; i++) {
+        mp_profile prof;
+        mp_cluster cl;
+        int L = 4 + irand(5), D = 2 + irand(3), G = 4 * (1 + irand(2));
+        rand_profile(&prof, L);
+        rand_cluster(&cl, &prof, D, G);
+        mp_search_opts o;
+        mp_search_opts_init(&o, G);
+        o.schedule = MP_SCHED_INTERLEAVED;
+        o.state_factor = 1 + 3 * urand();
+        long ev;
+        double best = brute_force(&prof, &cl, &o, &ev);
+        mp_search_result r;
+        mp_error e;
+        mp_error_clear(&e);
+        mp_status st = mp_search_run(&prof, &cl, &o, &r, &e);
+        if (best == HUGE_VAL) {
+            fails += st == MP_OK;
+        } else if (st != MP_OK || !close_rel(r.plans[0].predicted.iteration_ms, best) || !r.optimal ||
+                   !mp_plan_fits(&r.plans[0], &cl)) {
+            fails++;
+        } else {
+            fit++;
+            for (int s = 0; s < r.plans[0].num_stages; s++)
+                if (r.plans[0].stages[s].recompute) { rc++; break; }
+        }
+        if (st == MP_OK) mp_search_result_free(&r);
+        mp_profile_free(&prof);
+        mp_cluster_free(&cl);
+    }
+    fprintf(stderr, "  interleaved: %d fit (%d with recompute), %d mismatches\n", fit, rc, fails);
+    CU_ASSERT_EQUAL(fails, 0);
+    CU_ASSERT(fit > 20 && rc > 0);
+}
+
+/* Every configuration bound (mp_search_config_bound) is at most the best
+ * plan of that configuration, brute-forced; a bound of HUGE_VAL means no plan
+ * of it fits. Also counts how often the bound is tight or proves
+ * infeasibility, so the test fails if the bound degenerates to 0. */
+static void test_config_bounds_vs_brute_force(void)
+{
+    static const int batches[] = { 2, 4, 6, 8 };
+    int fails = 0, checked = 0, infeasible = 0, tight = 0, huge = 0;
+    for (int i = 0; i < 150; i++) {
+        mp_profile prof;
+        mp_cluster cl;
+        int L = 2 + irand(6), D = 1 + irand(4), G = batches[irand(4)];
+        rand_profile(&prof, L);
+        rand_cluster(&cl, &prof, D, G);
+        if (i % 3 == 0)  /* uniform speeds and links: the bounds are tighter there */
+            for (int d = 0; d < D; d++) cl.devices[d].speed = 1;
+        mp_search_opts o;
+        mp_search_opts_init(&o, G);
+        o.state_factor = 1 + 3 * urand();
+        o.recompute = irand(3) - 1;
+        for (int b = 1; b <= G; b++) {
+            if (G % b) continue;
+            for (int K = 1; K <= D && K <= L; K++)
+                for (int kind = 0; kind < 3; kind++)
+                    for (int v = kind == 2 ? 2 : 1; kind == 2 ? K * v <= L : v == 1; v++) {
+                        if (kind == 2 && (K < 2 || (G / b) % K)) break;
+                        double lb, best = brute_force_config(&prof, &cl, &o, K, b, kind, v);
+                        mp_error e;
+                        if (mp_search_config_bound(&prof, &cl, &o, K, b, kind, v, &lb, &e) != MP_OK) {
+                            fails++;
+                            continue;
+                        }
+                        checked++;
+                        infeasible += best == HUGE_VAL;
+                        huge += lb == HUGE_VAL;
+                        tight += best < HUGE_VAL && lb >= best * (1 - 1e-9);
+                        if (lb > best * (1 + 1e-9)) {
+                            if (++fails <= 5)
+                                fprintf(stderr, "bound above optimum: L=%d K=%d b=%d kind=%d v=%d rc=%d: %.12g > %.12g\n",
+                                        L, K, b, kind, v, o.recompute, lb, best);
+                        }
+                    }
+        }
+        mp_profile_free(&prof);
+        mp_cluster_free(&cl);
+    }
+    fprintf(stderr, "  %d configuration bounds (%d infeasible, %d proven so by the bound, %d tight), %d above the optimum\n",
+            checked, infeasible, huge, tight, fails);
+    CU_ASSERT_EQUAL(fails, 0);
+    CU_ASSERT(checked > 500 && huge > 0 && tight > 0);
+}
+
+/* Water-filling against a hand-computed case and a brute-force grid. */
+static void test_waterfill(void)
+{
+    double base[3] = { 5, 1, 2 }, sp[3] = { 1, 2, 0 }, scratch[6];
+    /* speed 0 ignored; positions base 1 (speed 2) and 5 (speed 1), m = 2:
+     * work 4: 1 + 2*w/2 = T with w = 4 -> T = 5 (= second base); work 7 ->
+     * T with (T-1)*2/2 + (T-5)*1/2 = 7 -> 1.5T = 10.5 -> T = 7 */
+    CU_ASSERT_DOUBLE_EQUAL(mp_bound_waterfill(base, sp, 3, 4, 2, scratch), 5, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(mp_bound_waterfill(base, sp, 3, 7, 2, scratch), 7, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(mp_bound_waterfill(base, sp, 3, 0, 2, scratch), 1, 1e-12);
+    for (int t = 0; t < 50; t++) {  /* two positions: min over a fine grid of splits */
+        double b2[2] = { 10 * urand(), 10 * urand() }, s2[2] = { 0.5 + urand(), 0.5 + urand() };
+        double w = 10 * urand(), m = 1 + irand(4), best = HUGE_VAL;
+        for (int k = 0; k <= 100000; k++) {
+            double w0 = w * k / 100000, a = b2[0] + m * w0 / s2[0], c = b2[1] + m * (w - w0) / s2[1];
+            if ((a > c ? a : c) < best) best = a > c ? a : c;
+        }
+        double T = mp_bound_waterfill(b2, s2, 2, w, m, scratch);
+        T = fmax(T, fmax(b2[0], b2[1]));  /* the level, with the bases above it */
+        if (!(T <= best + 1e-9 && T >= best - 1e-3)) fprintf(stderr, "wf %g %g %g %g %g %g: %g vs %g\n", b2[0], b2[1], s2[0], s2[1], w, m, T, best);
+        CU_ASSERT(T <= best + 1e-9 && T >= best - 1e-3);
+    }
 }
 
 /* Brute-force-sized extremes: 12 layers, 4 devices, forced schedules keep
@@ -418,6 +554,9 @@ int main(void)
         MP_TEST(test_bad_options),
         MP_TEST(test_random_vs_brute_force),
         MP_TEST(test_twelve_layers),
+        MP_TEST(test_interleaved_vs_brute_force),
+        MP_TEST(test_config_bounds_vs_brute_force),
+        MP_TEST(test_waterfill),
         MP_TEST(test_min_memory),
         MP_TEST(test_medium_instance),
     };

@@ -1,0 +1,66 @@
+/* bounds.h — split-independent lower bounds on the iteration time of one
+ * configuration (K positions, micro-batch b, schedule, v chunks), used by the
+ * planner's search (planner/search.c) to order and prune configurations, and
+ * the water-filling bound used inside its split search. Every bound is at
+ * most the least simulated iteration time of any plan of the configuration
+ * that fits memory (proofs in planner/bounds.c; tests/test_search.c checks
+ * them against brute force).
+ * defines: mp_bound_data, mp_bound_data_init, mp_bound_data_set_b, mp_bound_data_free,
+ *          mp_bound_quick, mp_bound_split, mp_bound_waterfill, mp_search_config_bound */
+#ifndef MP_BOUNDS_H
+#define MP_BOUNDS_H
+
+#include "cluster.h"
+#include "mp_status.h"
+#include "profile.h"
+#include "search.h"
+
+typedef struct {
+    const mp_profile *prof;
+    const mp_cluster *cl;
+    int L, mode;               /* layers; mp_recompute_mode */
+    double sf;                 /* state factor */
+    double *PP, *PS;           /* [L+1] prefix sums of params, stash bytes per sample */
+    double *PF, *PB;           /* [L+1] prefix sums of fwd/bwd profile ms at b */
+    double min_out;            /* min out_bytes_per_sample over layers 0..L-2 (inf when L = 1) */
+    double rho;                /* min over layers with stash > 0 of fwd(b) / stash (inf: none) */
+    int b;                     /* micro-batch the time sums are for (-1: none yet) */
+} mp_bound_data;
+
+/* Allocates the prefix sums of prof (times at no micro-batch yet). */
+mp_status mp_bound_data_init(mp_bound_data *d, const mp_profile *prof, const mp_cluster *cl,
+                             int mode, double state_factor);
+/* Sets the time prefix sums for micro-batch b (no-op when already set). */
+void mp_bound_data_set_b(mp_bound_data *d, int b);
+void mp_bound_data_free(mp_bound_data *d);
+
+/* Cheap bound of configuration (K, b, kind, v) with m = global/b micro-
+ * batches: critical path, work over total speed, the least largest stage
+ * time (gpipe/1f1b) and, for interleaved, the recompute that memory forces.
+ * HUGE_VAL when memory proves no plan of the configuration fits.
+ * Sets d's micro-batch to b. */
+double mp_bound_quick(mp_bound_data *d, int K, int b, int kind, int v, int m);
+
+/* Stronger bound for gpipe/1f1b (returns `quick` unchanged for interleaved):
+ * the least T for which some split of the layers into <= K stages has every
+ * stage fit its device and meet the per-stage bounds <= T; found by
+ * bisection on T with a greedy that is exact for the relaxation; never below
+ * `quick`. HUGE_VAL when no split fits memory. When the bound reaches
+ * `stop`, returns a value >= stop at once (HUGE_VAL: compute it fully).
+ * Sets d's micro-batch to b. */
+double mp_bound_split(mp_bound_data *d, int K, int b, int kind, int m, double quick, double stop);
+
+/* The water level: the least T >= min base_i with
+ * sum_i max(0, T - base_i) speed_i / m >= work, over the n entries with
+ * speed_i > 0 (HUGE_VAL when none and work > 0). max(level, max base_i) is
+ * min over w_i >= 0, sum w_i = work, of max_i (base_i + m w_i / speed_i),
+ * so the level bounds that from below. scratch holds 2n doubles. */
+double mp_bound_waterfill(const double *base, const double *speed, int n, double work, double m,
+                          double *scratch);
+
+/* For tests: the best of mp_bound_quick and mp_bound_split for one
+ * configuration under options o (o->recompute, o->state_factor, o->global_batch). */
+mp_status mp_search_config_bound(const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o,
+                                 int K, int b, int kind, int v, double *lb, mp_error *err);
+
+#endif
