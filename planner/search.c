@@ -47,7 +47,7 @@
 #define MAXV_EXACT 8          /* interleaved: all minimal recompute sets up to this v */
 #define MAX_COMBOS 4096       /* interleaved: recompute combinations tried per split */
 #define DEFAULT_NODES 200000L
-#define DEFAULT_SIM_OPS 3e7
+#define DEFAULT_SIM_OPS 1.5e7
 #define EXACT_RC_OPS 1024    /* interleaved: op-walk budget of the exact forced recompute per node */
 #define GREEDY_FIRST 64       /* interleaved configurations whose greedy split is timed first */
 #define INTERLEAVED_NEAR 0.10 /* relative gap below which interleaved configurations get less budget */
