@@ -5,13 +5,13 @@
 #   mprun --serve), validate predicted against measured (make validate's
 #   script), and draw every picture (mpplot) into out/.
 # Env: MPKIT_BIN (default bin), MODEL (default profiles/demo.model.json),
-#      GB (global batch, 64), STEPS (training steps, 300), OUT (out).
+#      GB (global batch, 64), STEPS (training steps, 200), OUT (out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${MPKIT_BIN:-bin}
 MODEL=${MODEL:-profiles/demo.model.json}
 GB=${GB:-64}
-STEPS=${STEPS:-300}
+STEPS=${STEPS:-200}
 OUT=${OUT:-out}
 SLO_MS=${SLO_MS:-25}
 export OPENBLAS_NUM_THREADS=1
@@ -51,7 +51,7 @@ step "serve at 30%, 60% and 90% of capacity (mprun --serve)"
 measured=()
 for pct in 30 60 90; do
     rate=$(awk -v c="$cap" -v p="$pct" 'BEGIN { printf "%.0f", c * p / 100 }')
-    "$BIN/mprun" "$OUT/serve.plan.json" --model "$MODEL" --serve --rate "$rate" --duration 3 \
+    "$BIN/mprun" "$OUT/serve.plan.json" --model "$MODEL" --serve --rate "$rate" --duration 2 \
         --slo-ms "$SLO_MS" --profile "$OUT/model.profile.json" --report "$OUT/serve-$pct.report.json" > /dev/null
     printf '  %3d%% load: %6s req/s offered, p50 %6.2f ms, p99 %6.2f ms, SLO attainment %5.1f%%\n' "$pct" "$rate" \
         "$(num '.p50_ms' "$OUT/serve-$pct.report.json")" "$(num '.p99_ms' "$OUT/serve-$pct.report.json")" \
@@ -60,7 +60,7 @@ for pct in 30 60 90; do
 done
 
 step "validate predicted against measured (plots/validate.sh)"
-MODEL="$MODEL" STEPS=30 "$(dirname "$0")/validate.sh"
+MODEL="$MODEL" STEPS=20 REPS=1 REPEATS=1 LOADS="0.3 0.6 0.9" DURATION=1s "$(dirname "$0")/validate.sh"
 
 step "draw the pictures (mpplot)"
 "$BIN/mpplot" sweep --profile "$OUT/model.profile.json" --cluster "$OUT/cpu.cluster.json" --global-batch "$GB" \
