@@ -193,8 +193,8 @@ static void test_memory(void)
     for (char *line = strtok(dat, "\n"); line; line = strtok(NULL, "\n")) {
         if (line[0] == '#') continue;
         char *q = strrchr(line, '"');
-        double peak, cap;
-        int fits;
+        double peak = 0, cap = 0;
+        int fits = 0;
         CU_ASSERT_FATAL(q && sscanf(q + 1, "%lf %lf %d", &peak, &cap, &fits) == 3);
         CU_ASSERT_FATAL(rows < p.predicted.num_peaks);
         CU_ASSERT(fabs(peak - p.predicted.peak_memory_bytes[rows]) <= 1e-6 * peak);
