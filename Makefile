@@ -172,7 +172,7 @@ fuzz: deps
 	    build-fuzz/libmpkit.a $(LDLIBS) -o $(BUILD)/fuzz/$$n || exit 1; \
 	  mkdir -p $(BUILD)/fuzz/$$n.corpus; \
 	  $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
-	    $(BUILD)/fuzz/$$n.corpus tests/fixtures >$(BUILD)/fuzz/$$n.log 2>&1 \
+	    $(BUILD)/fuzz/$$n.corpus tests/fixtures profiles >$(BUILD)/fuzz/$$n.log 2>&1 \
 	    || { tail -30 $(BUILD)/fuzz/$$n.log; echo "fuzz: $$n found a crash"; exit 1; }; \
 	  tail -1 $(BUILD)/fuzz/$$n.log; \
 	done
