@@ -24,7 +24,7 @@
 enum {
     O_SERVE = 256, O_PROFILE, O_DEVICES, O_MEMORY, O_BANDWIDTH, O_LATENCY, O_CLUSTER,
     O_RATE, O_SLO, O_MAXBATCH, O_MAXWAIT, O_REQUESTS, O_ARRIVALS, O_SEED, O_JSON,
-    O_OUT, O_EVALUATE, O_RATES, O_TOP, O_HELP
+    O_OUT, O_EVALUATE, O_RATES, O_TOP, O_SCALE, O_OVERHEAD, O_DISPATCH, O_HELP
 };
 
 /* One table drives parsing and --help. */
@@ -52,6 +52,9 @@ static const struct {
     { "evaluate", required_argument, O_EVALUATE, "PLAN.json", "predict a given serving plan" },
     { "rates", required_argument, O_RATES, "LO:HI:N", "with --evaluate: N rates from LO to HI" },
     { "top", required_argument, O_TOP, "N", "plans in the table (default 5)" },
+    { "fwd-scale", required_argument, O_SCALE, "F", "forward time = F x profile + overhead (mprun --serve's calibration; default 1)" },
+    { "batch-overhead-ms", required_argument, O_OVERHEAD, "X", "fixed ms per batch per stage (calibration; default 0)" },
+    { "dispatch-ms", required_argument, O_DISPATCH, "X", "batcher wake-up delay of an idle stage 0 (calibration; default 0)" },
     { "help", no_argument, O_HELP, NULL, "this text" },
 };
 #define NOPTS ((int)(sizeof opts / sizeof *opts))
@@ -61,11 +64,20 @@ typedef struct {
         *evaluate, *rates;
     int devices, requests, json, top, max_batch;   /* max_batch 0: auto */
     double rate, slo_ms, max_wait_ms;             /* rate/slo < 0: absent; wait < 0: auto */
+    double fwd_scale, overhead_ms, dispatch_ms;   /* measured prediction terms */
     unsigned long seed;
     double rlo, rhi;
     int rn;
     int seen[O_HELP + 1];
 } cli;
+
+/* The measured prediction terms given on the command line. */
+static void set_terms(const cli *c, mp_serve_ctx *x)
+{
+    x->fwd_scale = c->fwd_scale;
+    x->batch_overhead_ms = c->overhead_ms;
+    x->dispatch_ms = c->dispatch_ms;
+}
 
 static void usage(FILE *f)
 {
@@ -134,6 +146,7 @@ static int parse_args(int argc, char **argv, cli *c)
     c->max_wait_ms = -1;
     c->requests = DEFAULT_REQUESTS;
     c->top = DEFAULT_TOP;
+    c->fwd_scale = 1;
     c->seed = 1;
     c->bandwidth = DEFAULT_BANDWIDTH;
     c->latency = DEFAULT_LATENCY;
@@ -185,6 +198,15 @@ static int parse_args(int argc, char **argv, cli *c)
         }
         case O_TOP:
             if (!parse_int(v, 1, 1000, &c->top)) return bad("--top", "expected a positive integer, got \"%s\"", v);
+            break;
+        case O_SCALE:
+            if (!parse_double(v, &c->fwd_scale) || !(c->fwd_scale > 0)) return bad("--fwd-scale", "expected a factor > 0, got \"%s\"", v);
+            break;
+        case O_OVERHEAD:
+            if (!parse_double(v, &c->overhead_ms) || !(c->overhead_ms >= 0)) return bad("--batch-overhead-ms", "expected milliseconds >= 0, got \"%s\"", v);
+            break;
+        case O_DISPATCH:
+            if (!parse_double(v, &c->dispatch_ms) || !(c->dispatch_ms >= 0)) return bad("--dispatch-ms", "expected milliseconds >= 0, got \"%s\"", v);
             break;
         case O_RATES:
             c->rates = v;
@@ -302,7 +324,8 @@ static int run_search(const cli *c, const mp_profile *prof, const mp_cluster *cl
     mp_serve_plan *top = calloc((size_t)c->top, sizeof *top);
     int nb = c->max_batch, found = 0, code = 2;
     double w = c->max_wait_ms;
-    mp_serve_search_opts o = { prof, cl, c->slo_ms, nb ? &nb : NULL, 1, w >= 0 ? &w : NULL, 1, 0, 0 };
+    mp_serve_search_opts o = { prof, cl, c->slo_ms, nb ? &nb : NULL, 1, w >= 0 ? &w : NULL, 1, 0, 0,
+                               c->fwd_scale, c->overhead_ms, c->dispatch_ms };
     mp_serve_ctx ctx = { 0 };
     if (!t || !top) { fprintf(stderr, "mpplan --serve: out of memory\n"); goto done; }
     mp_serve_arrivals_at_rate(arr, c->rate, t);
@@ -317,6 +340,7 @@ static int run_search(const cli *c, const mp_profile *prof, const mp_cluster *cl
     int bmax = top[0].max_batch;
     for (int i = 0; i < found; i++) if (top[i].max_batch > bmax) bmax = top[i].max_batch;
     if ((st = mp_serve_ctx_init(&ctx, prof, cl, bmax, err)) != MP_OK) { fprintf(stderr, "mpplan --serve: %s\n", err->msg); code = 1; goto done; }
+    set_terms(c, &ctx);
     int ok = mp_serve_meets_slo(&top[0].metrics);
     if (!c->json) {
         printf("# mpplan --serve: %s (%d layers), %d devices, rate %.1f req/s, SLO %.3f ms, %d requests (%s)\n",
@@ -392,6 +416,7 @@ static int run_evaluate(const cli *c, const mp_profile *prof, const mp_cluster *
     }
     if (slo <= 0) { fprintf(stderr, "mpplan --serve: --slo-ms: required (the plan records none)\n"); goto done; }
     if (mp_serve_ctx_init(&ctx, prof, cl, p.max_batch, err) != MP_OK) goto fail;
+    set_terms(c, &ctx);
     if (!c->rates) {
         double rate = c->rate > 0 ? c->rate : arr->trace_rps;
         mp_serve_arrivals_at_rate(arr, c->rate, t);

@@ -63,6 +63,7 @@ mp_status mp_serve_ctx_init(mp_serve_ctx *c, const mp_profile *prof,
     c->prof = prof;
     c->cluster = cluster;
     c->bmax = bmax;
+    c->fwd_scale = 1;
     int L = prof->num_layers;
     c->prefix = malloc((size_t)bmax * (L + 1) * sizeof(double));
     c->stage_ms = malloc((size_t)cluster->num_devices * bmax * sizeof(double));
@@ -140,8 +141,9 @@ mp_status mp_serve_ctx_eval(mp_serve_ctx *c, mp_serve_plan *p, const double *arr
             if (s + 1 < K) c->link_ms[s * B + b - 1] = link_time(c, b, s, hi);
         }
     }
+    mp_serve_tables_adjust(K, B, c->fwd_scale, c->batch_overhead_ms, c->stage_ms);
     plan_memory(c, p);
-    mp_serve_config cfg = { K, B, p->max_wait_ms, c->stage_ms, c->link_ms, 0 };
+    mp_serve_config cfg = { K, B, p->max_wait_ms, c->stage_ms, c->link_ms, c->dispatch_ms };
     return mp_serve_sim_run(c->sim, &cfg, arrival_ms, n, slo_ms, &p->metrics, err);
 }
 
@@ -359,6 +361,9 @@ mp_status mp_serve_search(const mp_serve_search_opts *o, const double *arr, int 
     mp_serve_ctx c;
     mp_status st = mp_serve_ctx_init(&c, prof, cl, bmax, err);
     if (st != MP_OK) return st;
+    if (o->fwd_scale > 0) c.fwd_scale = o->fwd_scale;
+    c.batch_overhead_ms = o->batch_overhead_ms;
+    c.dispatch_ms = o->dispatch_ms;
     toplist top = { out, 0, top_n };
     splitpool pool = { 0 };
     mp_serve_plan tmp = { 0 };

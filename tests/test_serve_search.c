@@ -90,7 +90,7 @@ static void test_against_brute_force(void)
         mp_serve_arrivals_at_rate(&a, rate, arr);
         int bs[] = { 1, 2, 4, 8 };
         double ws[] = { 0, slo / 4, slo / 2 };
-        mp_serve_search_opts o = { &in.prof, &in.cl, slo, bs, 4, ws, 3, 0, 0 };
+        mp_serve_search_opts o = { &in.prof, &in.cl, slo, bs, 4, ws, 3, 0, 0, 1, 0, 0 };
         mp_serve_plan top[3], bf = { 0 };
         int found = 0;
         mp_error err = { 0 };
@@ -145,7 +145,7 @@ static void test_max_rate(void)
     mp_serve_arrivals_poisson(&a, n, 5);
     double *arr = malloc(n * sizeof *arr);
     mp_serve_arrivals_at_rate(&a, 5000, arr);
-    mp_serve_search_opts o = { &in.prof, &in.cl, 5.0, NULL, 0, NULL, 0, 0, 0 };
+    mp_serve_search_opts o = { &in.prof, &in.cl, 5.0, NULL, 0, NULL, 0, 0, 0, 1, 0, 0 };
     mp_serve_plan top;
     int found = 0;
     CU_ASSERT_EQUAL_FATAL(mp_serve_search(&o, arr, n, &top, 1, &found, NULL), MP_OK);
@@ -187,7 +187,7 @@ static void test_nofit(void)
     instance in;
     make_instance(&in, 3, 2, 10);  /* 10 bytes per device: nothing fits */
     double arr[] = { 0, 1, 2 };
-    mp_serve_search_opts o = { &in.prof, &in.cl, 5.0, NULL, 0, NULL, 0, 0, 0 };
+    mp_serve_search_opts o = { &in.prof, &in.cl, 5.0, NULL, 0, NULL, 0, 0, 0, 1, 0, 0 };
     mp_serve_plan top;
     int found = 5;
     mp_error err = { 0 };
@@ -206,7 +206,7 @@ static void test_fewest_devices(void)
     int n = 500;
     double *arr = malloc(n * sizeof *arr);
     for (int i = 0; i < n; i++) arr[i] = 100.0 * i;
-    mp_serve_search_opts o = { &in.prof, &in.cl, 1000.0, NULL, 0, NULL, 0, 0, 0 };
+    mp_serve_search_opts o = { &in.prof, &in.cl, 1000.0, NULL, 0, NULL, 0, 0, 0, 1, 0, 0 };
     mp_serve_plan top;
     int found = 0;
     CU_ASSERT_EQUAL_FATAL(mp_serve_search(&o, arr, n, &top, 1, &found, NULL), MP_OK);
@@ -238,7 +238,7 @@ static void test_large_heuristic(void)
     mp_serve_arrivals_poisson(&a, n, 1);
     double *arr = malloc(n * sizeof *arr);
     mp_serve_arrivals_at_rate(&a, 400, arr);
-    mp_serve_search_opts o = { &prof, &cl, 50.0, NULL, 0, NULL, 0, 0, 0 };
+    mp_serve_search_opts o = { &prof, &cl, 50.0, NULL, 0, NULL, 0, 0, 0, 1, 0, 0 };
     mp_serve_plan top[3];
     int found = 0;
     CU_ASSERT_EQUAL_FATAL(mp_serve_search(&o, arr, n, top, 3, &found, NULL), MP_OK);
@@ -250,11 +250,41 @@ static void test_large_heuristic(void)
     free(arr);
 }
 
+/* The measured terms: on a one-stage plan with max_batch 1 and arrivals far
+ * apart, every latency is dispatch + scale * fwd(1) / speed + overhead. */
+static void test_measured_terms(void)
+{
+    instance in;
+    make_instance(&in, 3, 1, 1e12);
+    mp_error err;
+    mp_error_clear(&err);
+    mp_serve_ctx c;
+    CU_ASSERT_EQUAL_FATAL(mp_serve_ctx_init(&c, &in.prof, &in.cl, 1, &err), MP_OK);
+    CU_ASSERT_EQUAL(c.fwd_scale, 1);
+    c.fwd_scale = 0.6;
+    c.batch_overhead_ms = 0.25;
+    c.dispatch_ms = 0.125;
+    int first = 0;
+    mp_serve_plan p = { 0 };
+    p.num_stages = 1;
+    p.first = &first;
+    p.max_batch = 1;
+    p.max_wait_ms = 0;
+    double arr[4] = { 0, 1000, 2000, 3000 }, f = 0;
+    for (int l = 0; l < 3; l++) f += mp_time_eval(&in.prof.layers[l].fwd, 1);
+    double want = 0.125 + 0.6 * f / in.dev[0].speed + 0.25;
+    CU_ASSERT_EQUAL_FATAL(mp_serve_ctx_eval(&c, &p, arr, 4, 1e6, &err), MP_OK);
+    CU_ASSERT_DOUBLE_EQUAL(p.metrics.p50_ms, want, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(p.metrics.max_ms, want, 1e-9);
+    free(p.memory_bytes);
+    mp_serve_ctx_free(&c);
+}
+
 int main(void)
 {
     static const mp_test_case cases[] = {
         MP_TEST(test_against_brute_force), MP_TEST(test_max_rate), MP_TEST(test_nofit),
-        MP_TEST(test_fewest_devices),      MP_TEST(test_large_heuristic),
+        MP_TEST(test_fewest_devices),      MP_TEST(test_large_heuristic), MP_TEST(test_measured_terms),
     };
     return mp_test_main("serve_search", cases, (int)(sizeof cases / sizeof *cases));
 }
