@@ -21,21 +21,6 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    buf[got] = 0;
-    fclose(f);
-    if (len) *len = got;
-    return buf;
-}
-
 /* Runs argv (argv[0] a path) with optional extra env "K=V", stdout and stderr
  * captured into *out / *err (malloc'd). Returns the exit status or -1. */
 static int run(char *const argv[], const char *env, char **out, char **err)
@@ -56,7 +41,7 @@ static int run(char *const argv[], const char *env, char **out, char **err)
     }
     int st;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
-    char *so = slurp(o, NULL), *se = slurp(e, NULL);
+    char *so = mp_test_slurp(o, NULL), *se = mp_test_slurp(e, NULL);
     if (out) *out = so; else free(so);
     if (err) *err = se; else free(se);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
@@ -97,7 +82,7 @@ static int exists(const char *p)
 static int is_png(const char *p)
 {
     size_t n = 0;
-    char *b = slurp(p, &n);
+    char *b = mp_test_slurp(p, &n);
     int ok = b && n > 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8);
     free(b);
     return ok;
@@ -105,7 +90,7 @@ static int is_png(const char *p)
 
 static int is_svg(const char *p)
 {
-    char *b = slurp(p, NULL);
+    char *b = mp_test_slurp(p, NULL);
     int ok = b && strstr(b, "<svg") != NULL;
     free(b);
     return ok;
@@ -131,7 +116,7 @@ static void check_outputs(const char *image, int svg)
     CU_ASSERT(exists(sibling(image, ".dat")));
     CU_ASSERT(exists(sibling(image, ".gp")));
     size_t n1 = 0, n2 = 0;
-    char *before = slurp(image, &n1);
+    char *before = mp_test_slurp(image, &n1);
     CU_ASSERT_FATAL(before != NULL);
     CU_ASSERT(unlink(image) == 0);
     char gp[4096];
@@ -143,7 +128,7 @@ static void check_outputs(const char *image, int svg)
     int rc = run(argv, NULL, NULL, NULL);
     CU_ASSERT(chdir(cwd) == 0);
     CU_ASSERT_EQUAL(rc, 0);
-    char *after = slurp(image, &n2);
+    char *after = mp_test_slurp(image, &n2);
     CU_ASSERT(after && n1 == n2 && !memcmp(before, after, n1));
     free(before);
     free(after);
@@ -164,7 +149,7 @@ static void test_accuracy(void)
     CU_ASSERT_EQUAL_FATAL(run(argv, NULL, &out, NULL), 0);
     /* mean |error| = (9.090909 + 100*1/19 + 9.090909) / 3 = 7.82 */
     CU_ASSERT(strstr(out, "mean |error| 7.8%") != NULL);
-    char *gp = slurp(sibling(img, ".gp"), NULL);
+    char *gp = mp_test_slurp(sibling(img, ".gp"), NULL);
     CU_ASSERT(gp && strstr(gp, "mean |error| 7.8% over 3 configurations") != NULL);
     free(gp);
     check_outputs(img, 0);
@@ -187,7 +172,7 @@ static void test_memory(void)
     CU_ASSERT_FATAL(mp_profile_load(fx("plot_profile.json"), &prof, &err) == MP_OK);
     CU_ASSERT_FATAL(mp_cluster_uniform(&cl, 3, 20971520.0, 25e9, 1e-5, &err) == MP_OK);
     CU_ASSERT_FATAL(mp_plan_evaluate(&p, &prof, &cl, MP_DEFAULT_STATE_FACTOR, NULL, &err) == MP_OK);
-    char *dat = slurp(sibling(img, ".dat"), NULL);
+    char *dat = mp_test_slurp(sibling(img, ".dat"), NULL);
     CU_ASSERT_FATAL(dat != NULL);
     int rows = 0;
     for (char *line = strtok(dat, "\n"); line; line = strtok(NULL, "\n")) {
@@ -219,7 +204,7 @@ static void test_timeline(void)
     check_outputs(img, 0);
     free(out);
     /* Each op row of the .dat keeps the trace's duration (us -> ms). */
-    char *dat = slurp(sibling(img, ".dat"), NULL);
+    char *dat = mp_test_slurp(sibling(img, ".dat"), NULL);
     char *ops = dat ? strstr(dat, "# ops") : NULL;
     CU_ASSERT_FATAL(ops != NULL);
     int n = 0;
@@ -241,10 +226,10 @@ static void test_timeline_two_svg(void)
     CU_ASSERT_EQUAL_FATAL(run(argv, NULL, &out, NULL), 0);
     CU_ASSERT(strstr(out, "14 rows") != NULL);
     check_outputs(img, 1);
-    char *svg = slurp(img, NULL);
+    char *svg = mp_test_slurp(img, NULL);
     CU_ASSERT(svg && strstr(svg, "measured: stage 0") && (strstr(svg, "predicted: link 0-&gt;1") || strstr(svg, "predicted: link 0->1")));
     /* measured = predicted * 1.1: 98.2477 * 1.1 = 108.0725 */
-    char *gp = slurp(sibling(img, ".gp"), NULL);
+    char *gp = mp_test_slurp(sibling(img, ".gp"), NULL);
     CU_ASSERT(gp && strstr(gp, "predicted 98.248 ms (top) vs measured 108.07"));
     free(gp);
     free(svg);
@@ -258,7 +243,7 @@ static void test_latency_sweep(void)
                      fx("plot_latency_measured.json"), "-o", img, NULL };
     CU_ASSERT_EQUAL_FATAL(run(argv, NULL, NULL, NULL), 0);
     check_outputs(img, 0);
-    char *gp = slurp(sibling(img, ".gp"), NULL);
+    char *gp = mp_test_slurp(sibling(img, ".gp"), NULL);
     CU_ASSERT(gp && strstr(gp, "slo_ms = 20\n") && strstr(gp, "has_measured = 1\n"));
     free(gp);
 }
@@ -271,7 +256,7 @@ static void test_latency_simulated(void)
     CU_ASSERT_EQUAL_FATAL(run(argv, NULL, NULL, NULL), 0);
     check_outputs(img, 1);
     /* 5 rates 100, 450, ..., 1500; p99 >= p50 and latency grows with load. */
-    char *dat = slurp(sibling(img, ".dat"), NULL);
+    char *dat = mp_test_slurp(sibling(img, ".dat"), NULL);
     CU_ASSERT_FATAL(dat != NULL);
     double r[5], p50[5], p99[5], t;
     int n = 0;
@@ -303,7 +288,7 @@ static void test_sweep(void)
     CU_ASSERT_FATAL(mp_cluster_uniform(&cl, 3, 64.0 * 1048576, 25e9, 1e-5, &err) == MP_OK);
     mp_search_opts_init(&so, 32);
     CU_ASSERT_FATAL(mp_search_run(&prof, &cl, &so, &r, &err) == MP_OK);
-    char *dat = slurp(sibling(img, ".dat"), NULL);
+    char *dat = mp_test_slurp(sibling(img, ".dat"), NULL);
     char *best = dat ? strstr(dat, "# best: b samples_per_s\n") : NULL;
     CU_ASSERT_FATAL(best != NULL);
     int b = 0;
@@ -316,7 +301,7 @@ static void test_sweep(void)
         double x, y;
         if (line[0] != '#' && sscanf(line, "%lf %lf", &x, &y) == 2) CU_ASSERT(y <= sps * (1 + 1e-9) || y == 340.0);
     }
-    char *gp = slurp(sibling(img, ".gp"), NULL);
+    char *gp = mp_test_slurp(sibling(img, ".gp"), NULL);
     CU_ASSERT(gp && strstr(gp, "has_measured = 1\n") && strstr(gp, "'1f1b, 2 stages'"));
     free(gp);
     free(dat);
@@ -421,7 +406,7 @@ static void test_no_injection(void)
     char *a2[] = { tool(), "memory", plan, "--profile", prof, "--devices", "3", "--memory", "1GiB", "--title", title,
                    "-o", svg, NULL };
     CU_ASSERT_EQUAL(run(a2, NULL, NULL, NULL), 0);
-    char *s = slurp(svg, NULL);
+    char *s = mp_test_slurp(svg, NULL);
     CU_ASSERT(s && strstr(s, "$(touch ") != NULL);   /* drawn literally */
     free(s);
     struct stat st;

@@ -21,18 +21,11 @@ static const char *PROFILE =
 
 static char *out_text, *err_text;
 
+/* The file, or "" when it is missing (so string asserts fail cleanly). */
 static char *slurp(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return strdup("");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    size_t got = fread(b, 1, (size_t)n, f);
-    b[got] = 0;
-    fclose(f);
-    return b;
+    char *s = mp_test_slurp(path, NULL);
+    return s ? s : strdup("");
 }
 
 /* Runs mp_serve_cli_main on a space-separated command line. */

@@ -55,18 +55,26 @@ const char *mp_test_write_file(const char *name, const char *text)
     return path;
 }
 
-static char *slurp(const char *path)
+char *mp_test_slurp(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
-    if (!f) return strdup("");
+    if (!f) return NULL;
     fseek(f, 0, SEEK_END);
     long n = ftell(f);
     fseek(f, 0, SEEK_SET);
     char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    buf[got] = 0;
+    size_t got = buf ? fread(buf, 1, (size_t)n, f) : 0;
+    if (buf) buf[got] = 0;
     fclose(f);
+    if (len) *len = got;
     return buf;
+}
+
+/* A command's captured output: the file, or "" when there is none. */
+static char *slurp(const char *path)
+{
+    char *s = mp_test_slurp(path, NULL);
+    return s ? s : strdup("");
 }
 
 int mp_test_run_cmd(const char *cmd, char **out, char **err)

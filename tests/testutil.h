@@ -3,6 +3,7 @@
 #ifndef MP_TESTUTIL_H
 #define MP_TESTUTIL_H
 
+#include <stddef.h>
 #include <CUnit/CUnit.h>
 
 typedef struct {
@@ -25,6 +26,10 @@ const char *mp_test_tmpdir(void);
 
 /* Writes `text` to <tmpdir>/<name> and returns the path (static buffer). */
 const char *mp_test_write_file(const char *name, const char *text);
+
+/* The whole file as a malloc'd NUL-terminated string (its length in *len
+ * when len is non-NULL), or NULL when it cannot be opened. */
+char *mp_test_slurp(const char *path, size_t *len);
 
 /* Runs a shell command, capturing stdout and stderr (each may be NULL) into
  * malloc'd strings; returns the exit status (or -1 if it did not exit). The
