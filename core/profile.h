@@ -1,6 +1,6 @@
 /* profile.h — per-layer costs ("format": "mpplan-profile/1"), see docs/formats.md.
  * defines: mp_time_fn, mp_time_eval, mp_layer_cost, mp_profile, mp_profile_load,
- *          mp_profile_parse, mp_profile_save, mp_profile_free */
+ *          mp_profile_parse, mp_profile_save, mp_profile_free, mp_profile_merge */
 #ifndef MP_PROFILE_H
 #define MP_PROFILE_H
 
@@ -52,6 +52,13 @@ mp_status mp_profile_parse(const char *text, size_t len, const char *name,
 
 /* Writes p in the profile format, atomically (temp file + rename). */
 mp_status mp_profile_save(const char *path, const mp_profile *p, mp_error *err);
+
+/* out = the pointwise median of profiles ps[0..n) of one model (n >= 1):
+ * every forward/backward time (table point, alpha, beta) is the median over
+ * the n; names, byte sizes and table batch sizes must agree, else
+ * MP_ERR_INPUT naming names[i] and the difference. Model and device are the
+ * first profile's. Defined in profile_merge.c. */
+mp_status mp_profile_merge(const mp_profile *ps, const char *const *names, int n, mp_profile *out, mp_error *err);
 
 /* Frees everything p owns and zeroes it; safe on a zeroed profile. */
 void mp_profile_free(mp_profile *p);

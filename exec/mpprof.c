@@ -11,12 +11,14 @@
 #include "model.h"
 #include "prof.h"
 #include "prof_report.h"
+#include "profile.h"
 #include "units.h"
 
 /* One table drives getopt_long and --help. */
 static const struct opt { const char *name; int has_arg; int key; const char *arg, *help; } OPTS[] = {
     {"model", 1, 'm', "M.json", "profile each planning unit of this model spec"},
     {"links", 0, 'l', NULL, "measure links instead (threads on CPU; ranks under mpirun)"},
+    {"merge", 0, 'g', NULL, "write the pointwise median of the profiles given as arguments (one model) to -o"},
     {"backend", 1, 'b', "cpu|cuda", "compute backend (default cpu)"},
     {"device", 1, 'd', "N", "CPU core to pin to / GPU index (default: none / 0)"},
     {"batch", 1, 'B', "LIST", "micro-batch sizes, e.g. 1,2,4,8,16 (default)"},
@@ -36,7 +38,9 @@ static const struct opt { const char *name; int has_arg; int key; const char *ar
 
 typedef struct {
     const char *model, *backend, *out;
-    int links, device, json, quiet, threads, rotate, sequential;
+    int links, merge, device, json, quiet, threads, rotate, sequential;
+    char **inputs;   /* --merge: the profiles */
+    int ninputs;
     double min_sample;
     mp_prof_settings s;
     double smin, smax;
@@ -46,7 +50,8 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: mpprof --model M.json [--backend cpu|cuda] [--device N] [--batch 1,2,4,8,16]\n"
                "              [--warmup W] [--repeat R] [-o P.json] [--json]\n"
-               "       mpprof --links [--backend cpu|cuda] [--sizes 4K:64M] [-o C.json] [--json]\n\n");
+               "       mpprof --links [--backend cpu|cuda] [--sizes 4K:64M] [-o C.json] [--json]\n"
+               "       mpprof --merge -o P.json P1.json P2.json ...\n\n");
     for (int i = 0; i < NOPTS; i++) {
         char left[64];
         snprintf(left, sizeof left, "--%s%s%s", OPTS[i].name, OPTS[i].arg ? " " : "", OPTS[i].arg ? OPTS[i].arg : "");
@@ -114,6 +119,7 @@ static int parse_args(int argc, char **argv, args *a)
         switch (c) {
         case 'm': a->model = optarg; break;
         case 'l': a->links = 1; break;
+        case 'g': a->merge = 1; break;
         case 'b': a->backend = optarg; break;
         case 'd': rc = parse_count("device", optarg, 0, &a->device); break;
         case 'B': rc = parse_batch(optarg, &a->s); break;
@@ -150,6 +156,14 @@ static int parse_args(int argc, char **argv, args *a)
         }
     }
     if (rc) return rc;
+    if (a->merge) {
+        if (a->links || a->model) return bad("--merge: give only profiles to merge, not --links or --model%s%s", "", "");
+        if (optind == argc) return bad("--merge: give the profiles to merge as arguments%s%s", "", "");
+        if (!a->out) return bad("--merge: give the output file with -o P.json%s%s", "", "");
+        a->inputs = argv + optind;
+        a->ninputs = argc - optind;
+        return 0;
+    }
     if (optind < argc) return bad("unexpected argument '%s'%s", argv[optind], "");
     if (a->links && a->model) return bad("--links and --model %s: choose one%s", a->model, "");
     if (!a->links && !a->model) { usage(stderr); return bad("give --model M.json or --links%s%s", "", ""); }
@@ -206,7 +220,7 @@ static int run_model(const args *a)
     } else {
         snprintf(line, sizeof line, "model %s (%d layers, %lld parameters), warmup %d, repeat %d, %s, "
                  "%d thread%s, %d buffer sets, min sample %g ms", m.name, m.num_layers, mp_model_param_count(&m),
-                 a->s.warmup, a->s.repeat, a->s.sequential ? "sequential" : "rounds", a->s.threads,
+                 a->s.warmup, a->s.repeat, a->s.sequential ? "sequential" : "steps", a->s.threads,
                  a->s.threads > 1 ? "s" : "", a->s.rotate, a->s.min_sample_ms);
         mp_prof_print_header(stdout, line, desc);
         mp_prof_print_layers(stdout, &m, L, &a->s);
@@ -281,10 +295,46 @@ out:
     return mp_exit_code(st);
 }
 
+/* ---------------------------------------------------------------- --merge */
+
+/* Sum over layers of fwd + bwd at batch b. */
+static double total_ms(const mp_profile *p, double b)
+{
+    double t = 0;
+    for (int l = 0; l < p->num_layers; l++) t += mp_time_eval(&p->layers[l].fwd, b) + mp_time_eval(&p->layers[l].bwd, b);
+    return t;
+}
+
+static int run_merge(const args *a)
+{
+    mp_error err = {0};
+    int n = a->ninputs;
+    mp_profile *ps = calloc((size_t)n, sizeof *ps), merged = {0};
+    mp_status st = ps ? MP_OK : mp_error_set(&err, MP_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n && !st; i++) st = mp_profile_load(a->inputs[i], &ps[i], &err);
+    if (!st) st = mp_profile_merge(ps, (const char *const *)a->inputs, n, &merged, &err);
+    if (!st) st = mp_profile_save(a->out, &merged, &err);
+    if (!st && !a->quiet) {
+        const mp_time_fn *f = &merged.layers[0].fwd;
+        double b = f->kind == MP_TIME_TABLE ? f->batch[f->n - 1] : 1;
+        printf("# merged %d profiles of %s (%d layers): the median of each time\n", n,
+               merged.model ? merged.model : "?", merged.num_layers);
+        printf("%-40s %18s\n", "profile", "fwd+bwd_ms");
+        for (int i = 0; i < n; i++) printf("%-40s %18.3f\n", a->inputs[i], total_ms(&ps[i], b));
+        printf("%-40s %18.3f\n", a->out, total_ms(&merged, b));
+        printf("# (all layers, micro-batch %g)\n", b);
+    }
+    if (st) fprintf(stderr, "mpprof: %s\n", err.msg);
+    for (int i = 0; ps && i < n; i++) mp_profile_free(&ps[i]);
+    free(ps);
+    mp_profile_free(&merged);
+    return mp_exit_code(st);
+}
+
 int main(int argc, char **argv)
 {
     args a;
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
-    return a.links ? run_links(&a) : run_model(&a);
+    return a.merge ? run_merge(&a) : a.links ? run_links(&a) : run_model(&a);
 }

@@ -49,8 +49,10 @@ typedef void (*mp_prof_progress)(int i, int n, const char *name, void *ctx);
  * the samples of all threads via GSL). With s->threads > 1 each thread opens
  * its own backend named like be, pinned to its core, and all time the same
  * layers at once; else be is used by the calling thread. Layers are taken in
- * groups that fit a memory budget; in each group the (layer, batch) pairs are
- * timed in rounds (unless s->sequential) rotating s->rotate buffer sets.
+ * groups that fit a memory budget; each of `repeat` rounds runs, per batch
+ * size, a training step through the group (every forward in order, every
+ * backward in reverse, each timed; unless s->sequential) rotating s->rotate
+ * buffer sets.
  * out: m->num_layers entries, freed with mp_prof_layers_free. A layer that
  * does not fit the device memory (mem_limit bytes; 0 = unknown) fails with
  * MP_ERR_INPUT naming the layer. */

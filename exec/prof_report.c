@@ -78,7 +78,7 @@ json_t *mp_prof_profile_json(const mp_model *m, const mp_prof_layer *L, const mp
         "repeat", s->repeat, "device", device);
     json_t *set = doc ? json_object_get(doc, "settings") : NULL;
     if (set) {
-        json_object_set_new(set, "method", json_string(s->sequential ? "sequential" : "rounds"));
+        json_object_set_new(set, "method", json_string(s->sequential ? "sequential" : "steps"));
         json_object_set_new(set, "threads", json_integer(s->threads > 1 ? s->threads : 1));
         json_object_set_new(set, "rotate", json_integer(s->rotate > 0 ? s->rotate : 1));
         json_object_set_new(set, "min_sample_ms", mp_json_number(s->min_sample_ms));

@@ -3,13 +3,17 @@
 # machine (mpprof), plan several configurations (stage counts 1/2, micro-batch
 # sizes, schedules) with mpplan, run each with mprun --profile, and print
 # predicted vs measured iteration time with the mean and max |error|.
-# The profile is taken right before the runs, with mpprof's default method
-# (every core at once, rounds over all layer/batch pairs, rotated buffers:
-# docs/profiling.md); each configuration runs REPS times, interleaved with the
-# others so that drift of the machine's speed hits all alike, and the table
-# shows the medians.
+# The machine's speed drifts (on a shared VM by up to 2x for seconds at a
+# time: docs/profiling.md), so one profile is a snapshot of a moving target:
+# the model is profiled once before each of the REPS rounds (mpprof's default
+# method: every core at once, rounds of training steps through the layers, rotated
+# buffers), each round runs every configuration once, and the predictions
+# come from the pointwise median of the rounds' profiles (mpprof --merge),
+# compared with the median of the runs.
 # Writes out/validate.json: [{config, predicted_ms, measured_ms, error_pct,
-# replay_error_pct, runs_ms}].
+# replay_error_pct, ops_pct, runs_ms}] (ops_pct: how much longer the runs'
+# ops took than the merged profile says, through the schedule: replay vs
+# prediction).
 # Env: MPKIT_BIN (default bin), MODEL, GB (global batch, 64), STEPS (40), REPS (3),
 # SERVE (1; 0 skips the serving validation at the end).
 set -euo pipefail
@@ -34,8 +38,12 @@ b=$(busy_pct)
 if [ "$b" -gt 10 ]; then
     echo "# validate: WARNING: the CPUs are ${b}% busy before we start; other processes will skew profile and runs" >&2
 fi
+profile() {  # profile.N.json: the model on this machine now
+    "$BIN/mpprof" --model "$MODEL" --batch 1,2,4,8,16,32 --device 0 --quiet -o "$WORK/profile.$1.json" >/dev/null
+}
 echo "# validate: profiling $MODEL and the links on this machine" >&2
-"$BIN/mpprof" --model "$MODEL" --batch 1,2,4,8,16,32 --device 0 --quiet -o "$WORK/profile.json" >/dev/null
+profile 1
+cp "$WORK/profile.1.json" "$WORK/profile.json"   # for planning; predictions use the merged profile
 "$BIN/mpprof" --links --sizes 4K:4M --quiet -o "$WORK/cluster.json" >/dev/null
 BW=$(jq -r '.link.bandwidth' "$WORK/cluster.json")
 LAT=$(jq -r '.link.latency' "$WORK/cluster.json")
@@ -44,19 +52,6 @@ NL=$(jq '[.layers[]] | length' "$WORK/profile.json")
 # devices schedule microbatch
 CONFIGS="1:gpipe:8 1:gpipe:16 2:gpipe:8 2:1f1b:8 2:1f1b:4 2:1f1b:16 2:interleaved:8"
 
-plan_by_hand() {  # K schedule b path: a half/half split when mpplan is not built
-    local K=$1 s=$2 b=$3 out=$4 half=$((NL / 2)) st
-    if [ "$K" = 1 ]; then st="{\"layers\":[0,$((NL - 1))],\"device\":0}"
-    elif [ "$s" = interleaved ]; then
-        local q=$((NL / 4))
-        st="{\"layers\":[0,$((q - 1))],\"device\":0},{\"layers\":[$q,$((2 * q - 1))],\"device\":1},"
-        st+="{\"layers\":[$((2 * q)),$((3 * q - 1))],\"device\":0},{\"layers\":[$((3 * q)),$((NL - 1))],\"device\":1}"
-    else st="{\"layers\":[0,$((half - 1))],\"device\":0},{\"layers\":[$half,$((NL - 1))],\"device\":1}"; fi
-    local v=1; [ "$s" = interleaved ] && v=2
-    printf '{"format":"mpplan-plan/1","mode":"train","schedule":"%s","chunks_per_device":%d,"global_batch":%d,"microbatch_size":%d,"stages":[%s]}\n' \
-        "$s" "$v" "$GB" "$b" "$st" > "$out"
-}
-
 median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 names=()
@@ -64,37 +59,40 @@ for c in $CONFIGS; do
     IFS=: read -r K s b <<<"$c"
     name="${K}dev-$s-b$b"
     plan="$WORK/$name.plan.json"
-    if [ -x "$BIN/mpplan" ]; then
-        "$BIN/mpplan" --profile "$WORK/profile.json" --devices "$K" --memory 8GiB --bandwidth "$BW" --latency "$LAT" \
-            --global-batch "$GB" --microbatch "$b" --schedule "$s" --recompute off --json -o "$plan" >/dev/null \
-            || { echo "# $name: mpplan found no plan" >&2; continue; }
-    else
-        plan_by_hand "$K" "$s" "$b" "$plan"
-    fi
+    "$BIN/mpplan" --profile "$WORK/profile.json" --devices "$K" --memory 8GiB --bandwidth "$BW" --latency "$LAT" \
+        --global-batch "$GB" --microbatch "$b" --schedule "$s" --recompute off --json -o "$plan" >/dev/null \
+        || { echo "# $name: mpplan found no plan" >&2; continue; }
     names+=("$name")
 done
-echo "# validate: ${#names[@]} configurations x $REPS runs of $STEPS steps, interleaved" >&2
+echo "# validate: ${#names[@]} configurations x $REPS rounds of $STEPS steps, a profile before each round" >&2
 for ((rep = 1; rep <= REPS; rep++)); do
+    [ "$rep" = 1 ] || profile "$rep"
     for name in "${names[@]}"; do
-        "$BIN/mprun" "$WORK/$name.plan.json" --model "$MODEL" --steps "$STEPS" --warmup 5 --quiet --profile "$WORK/profile.json" \
+        "$BIN/mprun" "$WORK/$name.plan.json" --model "$MODEL" --steps "$STEPS" --warmup 5 --quiet --profile "$WORK/profile.$rep.json" \
             --cluster "$WORK/cluster.json" --report "$WORK/$name.$rep.report.json" --trace "$WORK/$name.trace.json" >/dev/null
     done
 done
 
+profiles=()
+for ((rep = 1; rep <= REPS; rep++)); do profiles+=("$WORK/profile.$rep.json"); done
+"$BIN/mpprof" --merge --quiet -o "$WORK/profile.json" "${profiles[@]}"
 rows=()
-printf '%-26s %7s %12s %12s %8s %11s  %s\n' config stages predicted_ms measured_ms error_% replay_err_% runs_ms
+printf '%-26s %7s %12s %12s %8s %11s %7s  %s\n' config stages predicted_ms measured_ms error_% replay_err_% ops_% runs_ms
 for name in "${names[@]}"; do
     reps=()
     for ((rep = 1; rep <= REPS; rep++)); do reps+=("$WORK/$name.$rep.report.json"); done
     cp "${reps[0]}" "$WORK/$name.report.json"
     stages=$(jq -r .num_stages "${reps[0]}")
-    pred=$(jq -r .predicted.iteration_ms "${reps[0]}")
+    devices=$(jq '[.stages[].device] | unique | length' "$WORK/$name.plan.json")
+    pred=$("$BIN/mpplan" --evaluate "$WORK/$name.plan.json" --profile "$WORK/profile.json" --devices "$devices" --memory 8GiB \
+           --bandwidth "$BW" --latency "$LAT" --json | jq -r .predicted.iteration_ms)
     meas=$(jq -r .iteration_ms "${reps[@]}" | median)
     rerr=$(jq -r '.replay.error_pct // 0' "${reps[@]}" | median)
     runs=$(jq -r '.iteration_ms * 10 | round / 10' "${reps[@]}" | paste -sd, -)
+    ops=$(jq -r --argjson p "$pred" '100 * (.replay.iteration_ms - $p) / $p' "${reps[@]}" | median)
     err=$(awk -v p="$pred" -v m="$meas" 'BEGIN {e = 0; if (p > 0) e = 100 * (m - p) / p; printf "%.3f", e}')
-    printf '%-26s %7s %12.3f %12.3f %+7.1f%% %+10.1f%%  %s\n' "$name" "$stages" "$pred" "$meas" "$err" "$rerr" "$runs"
-    rows+=("{\"config\":\"$name\",\"stages\":$stages,\"predicted_ms\":$pred,\"measured_ms\":$meas,\"error_pct\":$err,\"replay_error_pct\":$rerr,\"runs_ms\":[$runs]}")
+    printf '%-26s %7s %12.3f %12.3f %+7.1f%% %+10.1f%% %+6.1f%%  %s\n' "$name" "$stages" "$pred" "$meas" "$err" "$rerr" "$ops" "$runs"
+    rows+=("{\"config\":\"$name\",\"stages\":$stages,\"predicted_ms\":$pred,\"measured_ms\":$meas,\"error_pct\":$err,\"replay_error_pct\":$rerr,\"ops_pct\":$ops,\"runs_ms\":[$runs]}")
 done
 json="[$(IFS=,; echo "${rows[*]}")]"
 echo "$json" | jq . > "$OUT/validate.json.tmp" && mv "$OUT/validate.json.tmp" "$OUT/validate.json"

@@ -2,7 +2,7 @@
  * loads with mp_profile_load, has one layer per planning unit with positive
  * times growing with b and byte fields equal to the layer accounting; --links
  * output loads with mp_cluster_load (latency > 0 from the threads transport);
- * the methods (--sequential, rounds, --threads/--rotate/--min-sample) agree
+ * the methods (--sequential, steps, --threads/--rotate/--min-sample) agree
  * in shape; the weighted link fit recovers a known line; bad inputs exit 2
  * with one message. */
 #include "testutil.h"
@@ -82,14 +82,14 @@ static void test_profile_tiny(void)
     free(out); free(err);
 }
 
-/* The profiling methods: --sequential (old order), and rounds on 1 and on
+/* The profiling methods: --sequential (old order), and steps on 1 and on
  * all cores with rotated buffers give the same table shape, record their
  * settings, and agree on which layer is the most expensive. */
 static void test_methods(void)
 {
     const char *variants[] = {"--sequential", "--threads 1 --rotate 2 --min-sample 0",
                               "--rotate 3 --min-sample 0.05"};
-    const char *method[] = {"sequential", "rounds", "rounds"};
+    const char *method[] = {"sequential", "steps", "steps"};
     for (int v = 0; v < 3; v++) {
         char cmd[2048], *out = NULL, *err = NULL;
         snprintf(cmd, sizeof cmd, "%s --model profiles/tiny.model.json --batch 2,8 --warmup 1 --repeat 3 %s --json -q",
@@ -157,6 +157,40 @@ static void test_links(void)
     mp_cluster_free(&c);
 }
 
+/* mpprof --merge: three copies of the shipped tiny profile with times x1,
+ * x3, x2 merge into the x2 one; the table names each input. */
+static void test_merge_cli(void)
+{
+    mp_profile p;
+    mp_error e = {0};
+    CU_ASSERT_EQUAL_FATAL(mp_profile_load("profiles/tiny.cpu.profile.json", &p, &e), MP_OK);
+    char in[3][512], out[512], cmd[3000];
+    const double scale[3] = {1, 3, 2};
+    for (int i = 0; i < 3; i++) {
+        double f = i ? scale[i] / scale[i - 1] : 1;
+        for (int l = 0; l < p.num_layers; l++)
+            for (int k = 0; k < p.layers[l].fwd.n; k++) p.layers[l].fwd.ms[k] *= f;
+        snprintf(in[i], sizeof in[i], "%s/merge-in%d.json", mp_test_tmpdir(), i);
+        CU_ASSERT_EQUAL_FATAL(mp_profile_save(in[i], &p, &e), MP_OK);
+    }
+    snprintf(out, sizeof out, "%s/merged.json", mp_test_tmpdir());
+    snprintf(cmd, sizeof cmd, "%s --merge -o %s %s %s %s", mp_test_tool("mpprof"), out, in[0], in[1], in[2]);
+    char *so = NULL, *se = NULL;
+    CU_ASSERT_EQUAL_FATAL(mp_test_run_cmd(cmd, &so, &se), 0);
+    CU_ASSERT(strstr(so, "merged 3 profiles of tiny") && strstr(so, "merge-in2.json"));
+    free(so); free(se);
+    mp_profile m;
+    CU_ASSERT_EQUAL_FATAL(mp_profile_load(out, &m, &e), MP_OK);   /* p holds the x2 times now */
+    CU_ASSERT_EQUAL_FATAL(m.num_layers, p.num_layers);
+    for (int l = 0; l < p.num_layers; l++)
+        for (int k = 0; k < p.layers[l].fwd.n; k++) {
+            CU_ASSERT_DOUBLE_EQUAL(m.layers[l].fwd.ms[k], p.layers[l].fwd.ms[k], 1e-12 * p.layers[l].fwd.ms[k]);
+            CU_ASSERT_EQUAL(m.layers[l].bwd.ms[k], p.layers[l].bwd.ms[k]);
+        }
+    mp_profile_free(&m);
+    mp_profile_free(&p);
+}
+
 /* Runs mpprof with `args`, expects exit 2 and `want` in one stderr message. */
 static void expect_exit2(const char *args, const char *want)
 {
@@ -197,13 +231,18 @@ static void test_bad_inputs(void)
     expect_exit2("--model profiles/tiny.model.json --rotate 0", "--rotate");
     expect_exit2("--model profiles/tiny.model.json --min-sample x", "--min-sample");
     expect_exit2("--model profiles/tiny.model.json --min-sample -1", "--min-sample");
+    expect_exit2("--merge profiles/tiny.cpu.profile.json", "-o P.json");
+    expect_exit2("--merge -o /tmp/x.json", "give the profiles");
+    expect_exit2("--merge -o /tmp/x.json /nonexistent.json", "/nonexistent.json");
+    expect_exit2("--merge -o /tmp/x.json profiles/tiny.cpu.profile.json profiles/demo.cpu.profile.json",
+                 "profiles/demo.cpu.profile.json");
 }
 
 int main(void)
 {
     static const mp_test_case cases[] = {
         MP_TEST(test_profile_tiny), MP_TEST(test_methods), MP_TEST(test_weighted_fit), MP_TEST(test_links),
-        MP_TEST(test_bad_inputs),
+        MP_TEST(test_bad_inputs), MP_TEST(test_merge_cli),
     };
     return mp_test_main("mpprof", cases, (int)(sizeof cases / sizeof cases[0]));
 }

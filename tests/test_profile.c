@@ -394,12 +394,80 @@ static void test_atomic_write(void)
     CU_ASSERT_EQUAL(count_entries(sub), 2);
 }
 
+/* Scales every time of p by f (all three forms). */
+static void scale_times(mp_profile *p, double f)
+{
+    for (int l = 0; l < p->num_layers; l++) {
+        mp_time_fn *fn[2] = {&p->layers[l].fwd, &p->layers[l].bwd};
+        for (int d = 0; d < 2; d++) {
+            fn[d]->alpha *= f;
+            fn[d]->beta *= f;
+            for (int k = 0; fn[d]->kind == MP_TIME_TABLE && k < fn[d]->n; k++) fn[d]->ms[k] *= f;
+        }
+    }
+}
+
+/* mp_profile_merge: the pointwise median of 1, 2 and 3 profiles (every time
+ * form), and one message naming the odd file out when models differ. */
+static void test_merge(void)
+{
+    mp_profile p[4], m, want;
+    mp_error e = {0};
+    const char *names[] = {"a.json", "b.json", "c.json", "d.json"};
+    for (int i = 0; i < 4; i++)
+        CU_ASSERT_EQUAL_FATAL(mp_profile_load(mp_test_fixture("profile_small.json"), &p[i], &e), MP_OK);
+    CU_ASSERT_EQUAL_FATAL(mp_profile_load(mp_test_fixture("profile_small.json"), &want, &e), MP_OK);
+    scale_times(&p[0], 3);   /* medians: of {3, 1, 2} -> 2; of {3, 1} -> 2 */
+    scale_times(&p[2], 2);
+    scale_times(&want, 2);
+    CU_ASSERT_EQUAL_FATAL(mp_profile_merge(p, names, 3, &m, &e), MP_OK);
+    CU_ASSERT(same_profile(&m, &want));
+    mp_profile_free(&m);
+    CU_ASSERT_EQUAL_FATAL(mp_profile_merge(p, names, 2, &m, &e), MP_OK);
+    CU_ASSERT(same_profile(&m, &want));
+    mp_profile_free(&m);
+    CU_ASSERT_EQUAL_FATAL(mp_profile_merge(p + 1, names, 1, &m, &e), MP_OK);   /* one: itself */
+    CU_ASSERT(same_profile(&m, &p[1]));
+    mp_profile_free(&m);
+
+    /* differences that make it another model: each message names d.json */
+    p[3].layers[1].param_bytes += 4;
+    mp_error_clear(&e);
+    CU_ASSERT_EQUAL(mp_profile_merge(p, names, 4, &m, &e), MP_ERR_INPUT);
+    CU_ASSERT(strstr(e.msg, "d.json") && strstr(e.msg, "block1") && strstr(e.msg, "byte sizes"));
+    CU_ASSERT(is_zero(&m));
+    p[3].layers[1].param_bytes -= 4;
+    p[3].layers[2].fwd.batch[3] = 16;
+    mp_error_clear(&e);
+    CU_ASSERT_EQUAL(mp_profile_merge(p, names, 4, &m, &e), MP_ERR_INPUT);
+    CU_ASSERT(strstr(e.msg, "d.json") && strstr(e.msg, "block2") && strstr(e.msg, "batch sizes"));
+    p[3].layers[2].fwd.batch[3] = 8;
+    p[3].layers[0].bwd.kind = MP_TIME_AFFINE;
+    mp_error_clear(&e);
+    CU_ASSERT_EQUAL(mp_profile_merge(p, names, 4, &m, &e), MP_ERR_INPUT);
+    CU_ASSERT(strstr(e.msg, "d.json") && strstr(e.msg, "embed") && strstr(e.msg, "bwd_ms"));
+    p[3].layers[0].bwd.kind = MP_TIME_LINEAR;
+    free(p[3].layers[3].name);
+    p[3].layers[3].name = strdup("tail");
+    mp_error_clear(&e);
+    CU_ASSERT_EQUAL(mp_profile_merge(p, names, 4, &m, &e), MP_ERR_INPUT);
+    CU_ASSERT(strstr(e.msg, "d.json") && strstr(e.msg, "'tail'"));
+    p[3].num_layers--;   /* freed as 3 layers below: restore first */
+    mp_error_clear(&e);
+    CU_ASSERT_EQUAL(mp_profile_merge(p, names, 4, &m, &e), MP_ERR_INPUT);
+    CU_ASSERT(strstr(e.msg, "d.json") && strstr(e.msg, "3 layers"));
+    p[3].num_layers++;
+    CU_ASSERT_EQUAL(mp_profile_merge(p, names, 0, &m, &e), MP_ERR_INPUT);
+    for (int i = 0; i < 4; i++) mp_profile_free(&p[i]);
+    mp_profile_free(&want);
+}
+
 int main(void)
 {
     static const mp_test_case cases[] = {
         MP_TEST(test_time_forms), MP_TEST(test_time_table_random), MP_TEST(test_load_fixture),
         MP_TEST(test_file_errors), MP_TEST(test_value_errors), MP_TEST(test_extra_fields_ignored),
-        MP_TEST(test_round_trip), MP_TEST(test_atomic_write),
+        MP_TEST(test_round_trip), MP_TEST(test_atomic_write), MP_TEST(test_merge),
     };
     return mp_test_main("profile", cases, (int)(sizeof cases / sizeof *cases));
 }
