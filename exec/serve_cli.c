@@ -16,6 +16,7 @@
 #include "plan.h"
 #include "profile.h"
 #include "serve.h"
+#include "serve_calibration.h"
 #include "serve_run.h"
 #include "transport.h"
 #include "units.h"
@@ -43,7 +44,7 @@ static const struct { const char *name; int has_arg, id; const char *arg, *help;
     { "latency", 1, O_LATENCY, "T", "link latency for the prediction (default 10us)" },
     { "no-pin", 0, O_NOPIN, NULL, "cpu: do not pin stages to cores" },
     { "realtime", 0, O_RT, NULL, "generator and stages under SCHED_FIFO (root/CAP_SYS_NICE; shared machines)" },
-    { "calibration", 1, O_CALIB, "R.json", "prediction terms from an earlier report's \"calibration\" (below)" },
+    { "calibration", 1, O_CALIB, "R.json", "prediction terms from an earlier report's \"calibration\"; the three flags below override it" },
     { "dispatch-ms", 1, O_DISPATCH, "X", "prediction: batcher wake-up delay of an idle stage 0 (default 0)" },
     { "fwd-scale", 1, O_SCALE, "F", "prediction: forward time = F x profile + overhead (default 1)" },
     { "batch-overhead-ms", 1, O_OVERHEAD, "X", "prediction: fixed ms per batch per stage (default 0)" },
@@ -92,27 +93,18 @@ static mp_status parse_nonneg(const char *flag, const char *s, double *out, mp_e
     return MP_OK;
 }
 
-/* The terms of --calibration R.json ("calibration": {"fwd_scale",
- * "batch_overhead_ms", "dispatch_ms"}) for those not given as flags. */
+/* The terms of --calibration R.json for those not given as flags. */
 static mp_status load_calibration(cli *c, mp_error *err)
 {
-    json_error_t je;
-    json_t *root = json_load_file(c->calib_path, 0, &je);
-    if (!root) return mp_error_set(err, MP_ERR_INPUT, "--calibration %s:%d: %s", c->calib_path, je.line, je.text);
-    json_t *cal = json_object_get(root, "calibration");
-    const char *keys[3] = { "fwd_scale", "batch_overhead_ms", "dispatch_ms" };
-    double *dst[3] = { &c->fwd_scale, &c->overhead_ms, &c->dispatch_ms };
-    mp_status st = MP_OK;
-    for (int k = 0; k < 3 && st == MP_OK; k++) {
-        json_t *v = json_object_get(cal, keys[k]);
-        double x = json_is_number(v) ? json_number_value(v) : -1;
-        if (!json_is_object(cal) || !(x >= 0) || !isfinite(x) || (k == 0 && !(x > 0)))
-            st = mp_error_set(err, MP_ERR_INPUT, "%s: \"calibration\".%s missing or not a valid number "
-                              "(an mprun --serve --profile report)", c->calib_path, keys[k]);
-        else if (*dst[k] < 0) *dst[k] = x;
-    }
-    json_decref(root);
-    return st;
+    mp_serve_terms t;
+    mp_error e;
+    mp_error_clear(&e);
+    if (mp_serve_calibration_load(c->calib_path, &t, &e) != MP_OK)
+        return mp_error_set(err, MP_ERR_USAGE, "--calibration %s", e.msg);
+    if (c->fwd_scale < 0) c->fwd_scale = t.fwd_scale;
+    if (c->overhead_ms < 0) c->overhead_ms = t.batch_overhead_ms;
+    if (c->dispatch_ms < 0) c->dispatch_ms = t.dispatch_ms;
+    return MP_OK;
 }
 
 static mp_status parse_args(int argc, char **argv, cli *c, int *help, mp_error *err)
@@ -182,10 +174,7 @@ static mp_status parse_args(int argc, char **argv, cli *c, int *help, mp_error *
     if (mp_transport_mpi_detected())
         return mp_error_set(err, MP_ERR_USAGE, "--serve runs its stages as threads of one process; "
                                                "start it without mpirun");
-    if (c->calib_path) {
-        mp_status cs = load_calibration(c, err);
-        if (cs != MP_OK) return MP_ERR_USAGE;
-    }
+    if (c->calib_path && (st = load_calibration(c, err)) != MP_OK) return st;
     if (c->dispatch_ms < 0) c->dispatch_ms = 0;
     if (c->fwd_scale < 0) c->fwd_scale = 1;
     if (c->overhead_ms < 0) c->overhead_ms = 0;

@@ -12,6 +12,7 @@
 #include "json_util.h"
 #include "profile.h"
 #include "serve.h"
+#include "serve_calibration.h"
 #include "serve_plan.h"
 #include "serve_search.h"
 #include "units.h"
@@ -24,7 +25,7 @@
 enum {
     O_SERVE = 256, O_PROFILE, O_DEVICES, O_MEMORY, O_BANDWIDTH, O_LATENCY, O_CLUSTER,
     O_RATE, O_SLO, O_MAXBATCH, O_MAXWAIT, O_REQUESTS, O_ARRIVALS, O_SEED, O_JSON,
-    O_OUT, O_EVALUATE, O_RATES, O_TOP, O_SCALE, O_OVERHEAD, O_DISPATCH, O_HELP
+    O_OUT, O_EVALUATE, O_RATES, O_TOP, O_CALIB, O_SCALE, O_OVERHEAD, O_DISPATCH, O_HELP
 };
 
 /* One table drives parsing and --help. */
@@ -52,26 +53,41 @@ static const struct {
     { "evaluate", required_argument, O_EVALUATE, "PLAN.json", "predict a given serving plan" },
     { "rates", required_argument, O_RATES, "LO:HI:N", "with --evaluate: N rates from LO to HI" },
     { "top", required_argument, O_TOP, "N", "plans in the table (default 5)" },
-    { "fwd-scale", required_argument, O_SCALE, "F", "forward time = F x profile + overhead (mprun --serve's calibration; default 1)" },
-    { "batch-overhead-ms", required_argument, O_OVERHEAD, "X", "fixed ms per batch per stage (calibration; default 0)" },
-    { "dispatch-ms", required_argument, O_DISPATCH, "X", "batcher wake-up delay of an idle stage 0 (calibration; default 0)" },
+    { "calibration", required_argument, O_CALIB, "R.json", "measured terms: the \"calibration\" of an mprun --serve --profile report" },
+    { "fwd-scale", required_argument, O_SCALE, "F", "forward time = F x profile + overhead (default 1; overrides --calibration's)" },
+    { "batch-overhead-ms", required_argument, O_OVERHEAD, "X", "fixed ms per batch per stage (default 0; overrides --calibration's)" },
+    { "dispatch-ms", required_argument, O_DISPATCH, "X", "batcher wake-up delay of an idle stage 0 (default 0; overrides --calibration's)" },
     { "help", no_argument, O_HELP, NULL, "this text" },
 };
 #define NOPTS ((int)(sizeof opts / sizeof *opts))
 
 typedef struct {
     const char *profile, *cluster, *memory, *bandwidth, *latency, *arrivals, *out,
-        *evaluate, *rates;
+        *evaluate, *rates, *calibration;
     int devices, requests, json, top, max_batch;   /* max_batch 0: auto */
     double rate, slo_ms, max_wait_ms;             /* rate/slo < 0: absent; wait < 0: auto */
-    double fwd_scale, overhead_ms, dispatch_ms;   /* measured prediction terms */
+    double fwd_scale, overhead_ms, dispatch_ms;   /* measured prediction terms (flags win over --calibration) */
     unsigned long seed;
     double rlo, rhi;
     int rn;
     int seen[O_HELP + 1];
 } cli;
 
-/* The measured prediction terms given on the command line. */
+/* --calibration R.json's terms for those not given as flags. */
+static mp_status load_terms(cli *c, mp_error *err)
+{
+    mp_serve_terms t;
+    mp_error e = { 0 };
+    if (!c->calibration) return MP_OK;
+    if (mp_serve_calibration_load(c->calibration, &t, &e) != MP_OK)
+        return mp_error_set(err, e.status, "--calibration %s", e.msg);
+    if (!c->seen[O_SCALE]) c->fwd_scale = t.fwd_scale;
+    if (!c->seen[O_OVERHEAD]) c->overhead_ms = t.batch_overhead_ms;
+    if (!c->seen[O_DISPATCH]) c->dispatch_ms = t.dispatch_ms;
+    return MP_OK;
+}
+
+/* The measured prediction terms of the command line and --calibration. */
 static void set_terms(const cli *c, mp_serve_ctx *x)
 {
     x->fwd_scale = c->fwd_scale;
@@ -79,12 +95,25 @@ static void set_terms(const cli *c, mp_serve_ctx *x)
     x->dispatch_ms = c->dispatch_ms;
 }
 
+/* A "# prediction terms" line when they are not the profile's own. */
+static void print_terms(const cli *c, FILE *f)
+{
+    if (!c->calibration && !c->seen[O_SCALE] && !c->seen[O_OVERHEAD] && !c->seen[O_DISPATCH]) return;
+    fprintf(f, "# prediction terms: forward = %.3f ms + %.3f x profile, dispatch %.3f ms%s%s%s\n", c->overhead_ms,
+            c->fwd_scale, c->dispatch_ms, c->calibration ? " (--calibration " : "",
+            c->calibration ? c->calibration : "", c->calibration ? ")" : "");
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: mpplan --serve --profile P.json (--devices K --memory SIZE [--bandwidth BW] [--latency T] | --cluster C.json)\n"
                "              --rate R --slo-ms L [--max-batch auto|N] [--max-wait-ms auto|X] [--requests N]\n"
-               "              [--arrivals TRACE] [--seed N] [--top N] [--json] [-o PLAN.json]\n"
-               "       mpplan --serve --evaluate PLAN.json --profile ... (--rate R | --rates LO:HI:N) [--slo-ms L] [--json]\n\n");
+               "              [--arrivals TRACE] [--seed N] [--top N] [--calibration R.json] [--json] [-o PLAN.json]\n"
+               "       mpplan --serve --evaluate PLAN.json --profile ... (--rate R | --rates LO:HI:N) [--slo-ms L]\n"
+               "              [--calibration R.json] [--json]\n\n"
+               "Measured terms: --calibration R.json takes fwd_scale, batch_overhead_ms and dispatch_ms from\n"
+               "an mprun --serve --profile --report; --fwd-scale, --batch-overhead-ms, --dispatch-ms given\n"
+               "on the command line override the file's values one by one.\n\n");
     for (int i = 0; i < NOPTS; i++) {
         char left[64];
         snprintf(left, sizeof left, "%s--%s %s", opts[i].id == O_OUT ? "-o, " : "", opts[i].name,
@@ -168,6 +197,7 @@ static int parse_args(int argc, char **argv, cli *c)
         case O_ARRIVALS: c->arrivals = v; break;
         case O_OUT: c->out = v; break;
         case O_EVALUATE: c->evaluate = v; break;
+        case O_CALIB: c->calibration = v; break;
         case O_JSON: c->json = 1; break;
         case O_HELP: usage(stdout); return 0;
         case O_DEVICES:
@@ -346,6 +376,7 @@ static int run_search(const cli *c, const mp_profile *prof, const mp_cluster *cl
         printf("# mpplan --serve: %s (%d layers), %d devices, rate %.1f req/s, SLO %.3f ms, %d requests (%s)\n",
                prof->model ? prof->model : c->profile, prof->num_layers, cl->num_devices, rate, c->slo_ms,
                arr->n, arr->is_trace ? c->arrivals : "Poisson");
+        print_terms(c, stdout);
         print_table(top, found, prof->num_layers, stdout);
         print_details(&top[0], stdout);
     }
@@ -424,6 +455,7 @@ static int run_evaluate(const cli *c, const mp_profile *prof, const mp_cluster *
         if (!c->json) {
             printf("# mpplan --serve --evaluate %s: rate %.1f req/s, SLO %.3f ms, %d requests\n", c->evaluate,
                    rate, slo, arr->n);
+            print_terms(c, stdout);
             print_table(&p, 1, prof->num_layers, stdout);
             print_details(&p, stdout);
         }
@@ -433,9 +465,11 @@ static int run_evaluate(const cli *c, const mp_profile *prof, const mp_cluster *
         goto done;
     }
     json_t *pts = json_array();
-    if (!c->json)
-        printf("# mpplan --serve --evaluate %s: SLO %.3f ms, %d requests\n%12s %14s %10s %10s %10s %8s %s\n",
-               c->evaluate, slo, arr->n, "rate", "throughput", "p50_ms", "p90_ms", "p99_ms", "attain%", "");
+    if (!c->json) {
+        printf("# mpplan --serve --evaluate %s: SLO %.3f ms, %d requests\n", c->evaluate, slo, arr->n);
+        print_terms(c, stdout);
+        printf("%12s %14s %10s %10s %10s %8s %s\n", "rate", "throughput", "p50_ms", "p90_ms", "p99_ms", "attain%", "");
+    }
     for (int i = 0; i < c->rn; i++) {
         double r = c->rn > 1 ? c->rlo + i * (c->rhi - c->rlo) / (c->rn - 1) : c->rlo;
         mp_serve_arrivals_at_rate(arr, r, t);
@@ -480,7 +514,8 @@ int mp_serve_cli_main(int argc, char **argv)
     mp_cluster cl = { 0 };
     mp_serve_arrivals arr = { 0 };
     mp_error err = { 0 };
-    mp_status st = load_inputs(&c, &prof, &cl, &arr, &err);
+    mp_status st = load_terms(&c, &err);
+    if (st == MP_OK) st = load_inputs(&c, &prof, &cl, &arr, &err);
     if (st != MP_OK) {
         fprintf(stderr, "mpplan --serve: %s\n", err.msg);
         code = mp_exit_code(st);

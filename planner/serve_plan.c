@@ -50,6 +50,11 @@ json_t *mp_serve_plan_json(const mp_serve_plan *p, const mp_serve_ctx *c, double
     json_object_set_new(o, "max_wait_ms", mp_json_number(p->max_wait_ms));
     json_object_set_new(o, "stages", stages);
     json_object_set_new(o, "predicted", pred);
+    json_t *terms = json_object();
+    json_object_set_new(terms, "fwd_scale", mp_json_number(c->fwd_scale));
+    json_object_set_new(terms, "batch_overhead_ms", mp_json_number(c->batch_overhead_ms));
+    json_object_set_new(terms, "dispatch_ms", mp_json_number(c->dispatch_ms));
+    json_object_set_new(o, "prediction_terms", terms);
     return o;
 }
 

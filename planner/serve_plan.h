@@ -15,8 +15,10 @@
  * (iteration_ms = one full batch through the empty pipeline, samples_per_s =
  * throughput, bubble_fraction, peak_memory_bytes, bottleneck_stage) plus
  * throughput_rps, p50_ms, p90_ms, p99_ms, max_ms, slo_ms, slo_attainment,
- * rate, capacity_rps, overloaded, queued_at_end. c must hold the tables of
- * the plan's last evaluation (mp_serve_ctx_eval). */
+ * rate, capacity_rps, overloaded, queued_at_end; then "prediction_terms"
+ * {fwd_scale, batch_overhead_ms, dispatch_ms}, c's measured terms (as in
+ * mprun --serve's report). c must hold the tables of the plan's last
+ * evaluation (mp_serve_ctx_eval). */
 json_t *mp_serve_plan_json(const mp_serve_plan *p, const mp_serve_ctx *c, double rate_rps);
 
 /* Reads a serving plan: stages (contiguous from layer 0, stage s on device

@@ -27,17 +27,24 @@ WORK=$OUT/validate
 mkdir -p "$WORK"
 export OPENBLAS_NUM_THREADS=1
 
-busy_pct() {  # percent of all CPUs busy over one second (/proc/stat)
-    local a b
-    a=($(head -1 /proc/stat)); sleep 1; b=($(head -1 /proc/stat))
-    local tot=0 idle=$(( (${b[4]} + ${b[5]}) - (${a[4]} + ${a[5]}) ))
-    for i in 1 2 3 4 5 6 7 8; do tot=$(( tot + ${b[$i]} - ${a[$i]} )); done
-    echo $(( tot > 0 ? 100 * (tot - idle) / tot : 0 ))
+# CPU ticks: busy and total over all CPUs (/proc/stat), and this script's
+# own (its waited-for children: mpprof, mpplan, mprun), to tell how much of
+# the machine other processes took while we measured.
+cpu_ticks() { awk 'NR == 1 {print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9}' /proc/stat; }
+own_ticks() { awk '{print $14 + $15 + $16 + $17}' /proc/$$/stat; }
+others_pct() {  # others_pct BUSY0 TOTAL0 OWN0: percent of all CPU time used by other processes since then
+    local now own
+    now=($(cpu_ticks)); own=$(own_ticks)
+    awk -v b="$(( now[0] - $1 ))" -v t="$(( now[1] - $2 ))" -v o="$(( own - $3 ))" \
+        'BEGIN {x = t > 0 ? 100 * (b - o) / t : 0; printf "%.0f", x < 0 ? 0 : x}'
 }
-b=$(busy_pct)
+start=($(cpu_ticks)); own0=$(own_ticks)
+sleep 1
+b=$(others_pct "${start[0]}" "${start[1]}" "$own0")
 if [ "$b" -gt 10 ]; then
     echo "# validate: WARNING: the CPUs are ${b}% busy before we start; other processes will skew profile and runs" >&2
 fi
+start=($(cpu_ticks)); own0=$(own_ticks)
 profile() {  # profile.N.json: the model on this machine now
     "$BIN/mpprof" --model "$MODEL" --batch 1,2,4,8,16,32 --device 0 --quiet -o "$WORK/profile.$1.json" >/dev/null
 }
@@ -98,5 +105,7 @@ json="[$(IFS=,; echo "${rows[*]}")]"
 echo "$json" | jq . > "$OUT/validate.json.tmp" && mv "$OUT/validate.json.tmp" "$OUT/validate.json"
 jq -r '"# mean |error| \(([.[].error_pct | fabs] | add / length * 10 | round / 10))%, max |error| \(([.[].error_pct | fabs] | max * 10 | round / 10))% over \(length) configurations",
        "# replay (the cost model fed with each run'"'"'s measured op times): mean |error| \(([.[].replay_error_pct | fabs] | add / length * 10 | round / 10))%, max \(([.[].replay_error_pct | fabs] | max * 10 | round / 10))%"' "$OUT/validate.json"
+others=$(others_pct "${start[0]}" "${start[1]}" "$own0")
+echo "# other processes took ${others}% of the CPUs while this ran$([ "$others" -gt 5 ] && echo ': the measurements are skewed, rerun on a quiet machine')"
 echo "# wrote $OUT/validate.json"
 if [ "${SERVE:-1}" = 1 ]; then bash plots/validate_serve.sh; fi   # SERVE=0 skips it; serving: predicted vs measured throughput, p50, p99 (docs/serving.md §7)

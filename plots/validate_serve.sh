@@ -2,15 +2,15 @@
 # validate_serve.sh — serving validation (docs/serving.md, "Validation"):
 # profile profiles/tiny.model.json (or reuse out/validate/profile.json when
 # it is newer than the model), plan a 2-device serving configuration with
-# `mpplan --serve` (a hand-written serving plan when mpplan lacks --serve),
-# calibrate the serving terms with one run at 50% of the profile's capacity
-# (the report's "calibration": forward = overhead + scale x profile, batcher
-# wake-up), take the calibrated predicted capacity, serve Poisson load at
-# 20%..90% of it REPEATS times each with `mprun --serve --profile
-# --calibration` and print the medians of predicted and measured throughput,
-# p50 and p99 and the spread of the errors (targets: 5%, 10%, 20%). Runs
-# under SCHED_FIFO (--realtime) where allowed: on a shared machine other
-# processes otherwise preempt the server for whole time slices.
+# `mpplan --serve`, calibrate the serving terms with one run of that plan at
+# 50% of its predicted capacity (the report's "calibration": forward =
+# overhead + scale x profile, batcher wake-up), plan again with `mpplan
+# --serve --calibration` and take that plan and its predicted capacity, serve
+# Poisson load at 20%..90% of it REPEATS times each with `mprun --serve
+# --profile --calibration` and print the medians of predicted and measured
+# throughput, p50 and p99 and the spread of the errors (targets: 5%, 10%,
+# 20%). Runs under SCHED_FIFO (--realtime) where allowed: on a shared machine
+# other processes otherwise preempt the server for whole time slices.
 # Writes out/validate_serve.json:
 # [{load, rate, predicted:{throughput,p50_ms,p99_ms}, measured:{...}, error_pct:{...},
 #   error_spread_pct:{throughput:[min,max],...}, overloaded_runs}].
@@ -42,34 +42,32 @@ if [ ! -s "$PROF" ] || [ "$PROF" -ot "$MODEL" ] || [ "$PROF" -ot "$BIN/mpprof" ]
         "$BIN/mpprof" --model "$MODEL" --batch 1,2,4,8,16,32 --device 0 --quiet -o "$PROF" >/dev/null
     fi
 fi
-NL=$(jq '[.layers[]] | length' "$PROF")
-PLAN=$WORK/plan.json
-if "$BIN/mpplan" --serve --help >/dev/null 2>&1; then
-    # the rate only steers the search; the capacity comes from the plan found
+# plan_for OUT [--calibration R.json]: mpplan --serve's plan (the rate only
+# steers the search; when no plan meets the SLO there, the plan at the highest
+# rate that one does). Its predicted.capacity_rps is the load's 100%.
+plan_for() {
+    local out=$1; shift
     "$BIN/mpplan" --serve --profile "$PROF" --devices 2 --memory 8GiB --rate 2000 --slo-ms "$SLO_MS" \
-        --max-batch "$MAX_BATCH" --max-wait-ms "$MAX_WAIT_MS" --json -o "$PLAN" >/dev/null || true
-fi
-if [ ! -s "$PLAN" ] || [ "$(jq '.stages | length' "$PLAN")" -lt 1 ]; then
-    half=$((NL / 2))
-    printf '{"format":"mpplan-plan/1","mode":"serve","schedule":"gpipe","chunks_per_device":1,"global_batch":%d,"microbatch_size":%d,"num_microbatches":1,"max_batch":%d,"max_wait_ms":%s,"stages":[{"layers":[0,%d],"device":0},{"layers":[%d,%d],"device":1}]}\n' \
-        "$MAX_BATCH" "$MAX_BATCH" "$MAX_BATCH" "$MAX_WAIT_MS" $((half - 1)) "$half" $((NL - 1)) > "$PLAN"
-fi
+        --max-batch "$MAX_BATCH" --max-wait-ms "$MAX_WAIT_MS" "$@" --json > "$out.search" || true
+    if ! jq -e 'if .error then .plan else . end | select(.stages)' "$out.search" > "$out"; then
+        echo "validate_serve: mpplan --serve found no plan: $(cat "$out.search")" >&2
+        exit 1
+    fi
+}
 RT=(); [ "$REALTIME" = 1 ] && RT=(--realtime)
+PLAN=$WORK/plan.json
+plan_for "$PLAN"
 CAL=()
 if [ "$CALIBRATE" = 1 ]; then
-    "$BIN/mprun" "$PLAN" --model "$MODEL" --serve --rate 100 --duration 0.2s --profile "$PROF" \
-        --report "$WORK/probe0.json" >/dev/null
-    R=$(jq -r '.predicted.capacity_rps * 0.5' "$WORK/probe0.json")
+    R=$(jq -r '.predicted.capacity_rps * 0.5' "$PLAN")
     "$BIN/mprun" "$PLAN" --model "$MODEL" --serve --rate "$R" --duration "$DURATION" --profile "$PROF" \
         "${RT[@]}" --report "$WORK/calibration.json" >/dev/null
     CAL=(--calibration "$WORK/calibration.json")
     echo "# calibration at $(printf %.0f "$R") req/s: $(jq -c .calibration "$WORK/calibration.json"), realtime threads $(jq .realtime_threads "$WORK/calibration.json")"
+    plan_for "$PLAN" "${CAL[@]}"
 fi
-# predicted capacity: one short run with the prediction gives it
-"$BIN/mprun" "$PLAN" --model "$MODEL" --serve --rate 100 --duration 0.2s --slo-ms "$SLO_MS" \
-    --profile "$PROF" "${CAL[@]}" --report "$WORK/probe.json" >/dev/null
-CAP=$(jq -r '.predicted.capacity_rps' "$WORK/probe.json")
-echo "# plan: $(jq -c '[.stages[].layers]' "$PLAN"), max_batch $(jq .max_batch "$PLAN"), max_wait $(jq .max_wait_ms "$PLAN") ms; predicted capacity $(printf %.0f "$CAP") req/s; medians of $REPEATS runs, error spread [min,max]"
+CAP=$(jq -r '.predicted.capacity_rps' "$PLAN")
+echo "# plan: $(jq -c '[.stages[].layers]' "$PLAN"), max_batch $(jq .max_batch "$PLAN"), max_wait $(jq .max_wait_ms "$PLAN") ms, terms $(jq -c .prediction_terms "$PLAN"); predicted capacity $(printf %.0f "$CAP") req/s; medians of $REPEATS runs, error spread [min,max]"
 
 printf '%5s %8s | %8s %8s %6s %13s | %7s %7s %6s %13s | %7s %7s %6s %13s\n' load rate pred_rps meas_rps err% spread \
     pred_p50 meas_p50 err% spread pred_p99 meas_p99 err% spread

@@ -226,6 +226,125 @@ static void test_bad_input(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(out_text, "--max-wait-ms"));
 }
 
+/* --calibration R.json: the terms of the report's "calibration" in search,
+ * --evaluate and --rates, exactly as if given by hand; flags override the
+ * file's values one by one, in any order. */
+static void test_calibration(void)
+{
+    char *cal = strdup(mp_test_write_file("report.json",
+        "{\"format\": \"mprun-serve-report/1\", \"p50_ms\": 9,\n"
+        " \"calibration\": {\"fwd_scale\": 0.5, \"batch_overhead_ms\": 0.25, \"dispatch_ms\": 0.125, \"forwards\": 7}}\n"));
+    char *t = strdup(mp_test_write_file("apart.txt", "0\n0.010\n0.020\n0.030\n"));
+    const char *hand = "--fwd-scale 0.5 --batch-overhead-ms 0.25 --dispatch-ms 0.125";
+    char plan[1024], cmd[8192], *a;
+    snprintf(plan, sizeof plan, "%s/cal_plan.json", mp_test_tmpdir());
+    /* requests 10 ms apart, max_batch 1, one stage of 4 layers (0.8 + 0.4b
+     * ms): every latency is 0.125 + 0.5 x 1.2 + 0.25 = 0.975 ms */
+    const char *search = "--serve --profile %s --devices 2 --memory 1GiB --arrivals %s --slo-ms 5 --max-batch 1 --max-wait-ms 0 --json -o %s %s";
+    snprintf(cmd, sizeof cmd, search, prof_path(), t, plan, "");
+    CU_ASSERT_EQUAL_FATAL(cli(cmd), 0);
+    json_t *j = json_loads(out_text, 0, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    json_t *terms = json_object_get(j, "prediction_terms");  /* the profile as is */
+    CU_ASSERT_EQUAL(json_number_value(json_object_get(terms, "fwd_scale")), 1);
+    CU_ASSERT_EQUAL(json_number_value(json_object_get(terms, "batch_overhead_ms")), 0);
+    CU_ASSERT_EQUAL(json_number_value(json_object_get(terms, "dispatch_ms")), 0);
+    CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_object_get(json_object_get(j, "predicted"), "p50_ms")), 1.2, 1e-9);
+    json_decref(j);
+    char with[512];
+    snprintf(with, sizeof with, "--calibration %s", cal);
+    snprintf(cmd, sizeof cmd, search, prof_path(), t, plan, with);
+    CU_ASSERT_EQUAL_FATAL(cli(cmd), 0);
+    a = strdup(out_text);
+    j = json_loads(out_text, 0, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    json_t *pred = json_object_get(j, "predicted");
+    CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_object_get(pred, "p50_ms")), 0.975, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_object_get(pred, "max_ms")), 0.975, 1e-9);
+    terms = json_object_get(j, "prediction_terms");
+    CU_ASSERT_EQUAL(json_number_value(json_object_get(terms, "fwd_scale")), 0.5);
+    CU_ASSERT_EQUAL(json_number_value(json_object_get(terms, "batch_overhead_ms")), 0.25);
+    CU_ASSERT_EQUAL(json_number_value(json_object_get(terms, "dispatch_ms")), 0.125);
+    json_decref(j);
+    snprintf(cmd, sizeof cmd, search, prof_path(), t, plan, hand);
+    CU_ASSERT_EQUAL_FATAL(cli(cmd), 0);
+    CU_ASSERT_STRING_EQUAL(out_text, a);
+    free(a);
+
+    /* --evaluate at a rate and over rates: the file and the hand-given terms agree */
+    const char *evals[] = {
+        "--serve --evaluate %s --profile %s --devices 2 --memory 1GiB --rate 800 --requests 2000 --json %s",
+        "--serve --evaluate %s --profile %s --devices 2 --memory 1GiB --rates 100:900:3 --requests 2000 --json %s",
+    };
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd, evals[i], plan, prof_path(), with);
+        CU_ASSERT_EQUAL_FATAL(cli(cmd), 0);
+        a = strdup(out_text);
+        snprintf(cmd, sizeof cmd, evals[i], plan, prof_path(), hand);
+        CU_ASSERT_EQUAL_FATAL(cli(cmd), 0);
+        CU_ASSERT_STRING_EQUAL(out_text, a);
+        snprintf(cmd, sizeof cmd, evals[i], plan, prof_path(), "");
+        CU_ASSERT_EQUAL_FATAL(cli(cmd), 0);
+        CU_ASSERT_STRING_NOT_EQUAL(out_text, a);  /* the terms matter */
+        free(a);
+    }
+
+    /* a flag overrides the file's value, before or after --calibration:
+     * 0.125 + 1.2 + 0.25 = 1.575 ms */
+    const char *order[] = { "--calibration %s --fwd-scale 1", "--fwd-scale 1 --calibration %s" };
+    for (int i = 0; i < 2; i++) {
+        char o[512];
+        snprintf(o, sizeof o, order[i], cal);
+        snprintf(cmd, sizeof cmd, "--serve --evaluate %s --profile %s --devices 2 --memory 1GiB --arrivals %s --json %s",
+                 plan, prof_path(), t, o);
+        CU_ASSERT_EQUAL_FATAL(cli(cmd), 0);
+        j = json_loads(out_text, 0, NULL);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+        CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_object_get(json_object_get(j, "predicted"), "p50_ms")), 1.575, 1e-9);
+        terms = json_object_get(j, "prediction_terms");
+        CU_ASSERT_EQUAL(json_number_value(json_object_get(terms, "fwd_scale")), 1);
+        CU_ASSERT_EQUAL(json_number_value(json_object_get(terms, "batch_overhead_ms")), 0.25);
+        CU_ASSERT_EQUAL(json_number_value(json_object_get(terms, "dispatch_ms")), 0.125);
+        json_decref(j);
+    }
+    snprintf(cmd, sizeof cmd, "--serve --evaluate %s --profile %s --devices 2 --memory 1GiB --arrivals %s "
+                              "--calibration %s --batch-overhead-ms 0 --dispatch-ms 0 --json", plan, prof_path(), t, cal);
+    CU_ASSERT_EQUAL_FATAL(cli(cmd), 0);
+    j = json_loads(out_text, 0, NULL);
+    CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_object_get(json_object_get(j, "predicted"), "p50_ms")), 0.6, 1e-9);
+    json_decref(j);
+
+    /* the table says which terms it used */
+    snprintf(cmd, sizeof cmd, "--serve --evaluate %s --profile %s --devices 2 --memory 1GiB --arrivals %s %s",
+             plan, prof_path(), t, with);
+    CU_ASSERT_EQUAL(cli(cmd), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out_text, "# prediction terms: forward = 0.250 ms + 0.500 x profile, dispatch 0.125 ms"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out_text, cal));
+    CU_ASSERT_EQUAL(cli("--serve --help"), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out_text, "--calibration R.json"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out_text, "override"));
+
+    /* bad files: exit 2, the flag and the file named */
+    const char *bad[][2] = {
+        { "cal_none.json", "{\"p50_ms\": 1}" },
+        { "cal_zero.json", "{\"calibration\": {\"fwd_scale\": 0, \"batch_overhead_ms\": 0, \"dispatch_ms\": 0}}" },
+        { "cal_syntax.json", "{\"calibration\": \n" },
+    };
+    for (int i = 0; i < 3; i++) {
+        const char *p = mp_test_write_file(bad[i][0], bad[i][1]);
+        snprintf(cmd, sizeof cmd, search, prof_path(), t, plan, "--calibration ");
+        strncat(cmd, p, sizeof cmd - strlen(cmd) - 1);
+        CU_ASSERT_EQUAL(cli(cmd), 2);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "--calibration"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(err_text, bad[i][0]));
+    }
+    snprintf(cmd, sizeof cmd, search, prof_path(), t, plan, "--calibration /nonexistent/r.json");
+    CU_ASSERT_EQUAL(cli(cmd), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "/nonexistent/r.json"));
+    free(cal);
+    free(t);
+}
+
 static void test_nofit(void)
 {
     char cmd[8192];
@@ -238,7 +357,7 @@ int main(void)
 {
     static const mp_test_case cases[] = {
         MP_TEST(test_search_json), MP_TEST(test_cannot_meet_slo), MP_TEST(test_trace_arrivals),
-        MP_TEST(test_bad_input),   MP_TEST(test_nofit),
+        MP_TEST(test_bad_input),   MP_TEST(test_nofit),           MP_TEST(test_calibration),
     };
     int rc = mp_test_main("serve_cli", cases, (int)(sizeof cases / sizeof *cases));
     free(out_text);

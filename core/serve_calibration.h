@@ -1,0 +1,27 @@
+/* serve_calibration.h — the measured serving prediction terms (docs/serving.md
+ * §1 "Overhead terms", §7 "Overheads and calibration") and reading them back
+ * from the "calibration" of an `mprun --serve --profile P.json --report R.json`
+ * report; used by `mprun --serve --calibration` and `mpplan --serve --calibration`.
+ * defines: mp_serve_terms, mp_serve_terms_default, mp_serve_calibration_load */
+#ifndef MP_SERVE_CALIBRATION_H
+#define MP_SERVE_CALIBRATION_H
+
+#include "mp_status.h"
+
+/* Stage time = fwd_scale x profile + batch_overhead_ms; an idle stage 0 takes
+ * a ready batch dispatch_ms late. */
+typedef struct {
+    double fwd_scale;          /* > 0 */
+    double batch_overhead_ms;  /* >= 0, per batch per stage */
+    double dispatch_ms;        /* >= 0 */
+} mp_serve_terms;
+
+/* The terms that leave the model as profiled: {1, 0, 0}. */
+mp_serve_terms mp_serve_terms_default(void);
+
+/* Reads PATH's "calibration" {fwd_scale > 0, batch_overhead_ms >= 0,
+ * dispatch_ms >= 0}, all required and finite, into *t (untouched on error);
+ * messages name PATH and the problem (MP_ERR_IO unreadable, MP_ERR_INPUT else). */
+mp_status mp_serve_calibration_load(const char *path, mp_serve_terms *t, mp_error *err);
+
+#endif

@@ -1,0 +1,232 @@
+/* test_serve_calibration.c — reading a serving report's "calibration"
+ * (core/serve_calibration.h): good values, each bad input with a message that
+ * names the file and the problem, and a report from a real `mprun --serve
+ * --profile --report` run fed back to mprun and to `mpplan --serve`, which
+ * predict the same arrivals with the same terms alike. Nothing here depends on
+ * how fast the machine is: measured terms are only compared between tools. */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "serve_calibration.h"
+#include "testutil.h"
+
+/* mp_test_write_file's path lives in a static buffer: keep copies. */
+static const char *keep(const char *path)
+{
+    static char paths[16][1024];
+    static int next;
+    char *p = paths[next++ % 16];
+    snprintf(p, 1024, "%s", path);
+    return p;
+}
+
+static void test_load_good(void)
+{
+    const char *p = mp_test_write_file("good.json",
+        "{\"format\": \"mprun-serve-report/1\", \"p50_ms\": 3,\n"
+        " \"calibration\": {\"fwd_scale\": 0.5, \"batch_overhead_ms\": 0.25, \"dispatch_ms\": 0.125, \"forwards\": 9}}\n");
+    mp_serve_terms t = mp_serve_terms_default();
+    CU_ASSERT_EQUAL(t.fwd_scale, 1);
+    CU_ASSERT_EQUAL(t.batch_overhead_ms, 0);
+    CU_ASSERT_EQUAL(t.dispatch_ms, 0);
+    mp_error err;
+    mp_error_clear(&err);
+    CU_ASSERT_EQUAL_FATAL(mp_serve_calibration_load(p, &t, &err), MP_OK);
+    CU_ASSERT_EQUAL(t.fwd_scale, 0.5);
+    CU_ASSERT_EQUAL(t.batch_overhead_ms, 0.25);
+    CU_ASSERT_EQUAL(t.dispatch_ms, 0.125);
+    /* integers are numbers too; zero overheads are allowed */
+    p = mp_test_write_file("ints.json", "{\"calibration\": {\"fwd_scale\": 2, \"batch_overhead_ms\": 0, \"dispatch_ms\": 0}}");
+    CU_ASSERT_EQUAL_FATAL(mp_serve_calibration_load(p, &t, &err), MP_OK);
+    CU_ASSERT_EQUAL(t.fwd_scale, 2);
+    CU_ASSERT_EQUAL(t.batch_overhead_ms, 0);
+}
+
+static void test_load_bad(void)
+{
+    static const struct { const char *name, *text, *needle; mp_status st; } cases[] = {
+        { "syntax.json", "{\n\"calibration\": {\"fwd_scale\": 1,,}\n}\n", "syntax.json:2:", MP_ERR_INPUT },
+        { "overflow.json", "{\"calibration\":\n{\"fwd_scale\": 1e999, \"batch_overhead_ms\": 0, \"dispatch_ms\": 0}}",
+          "overflow.json:2:", MP_ERR_INPUT },
+        { "array.json", "[1, 2]", "array.json", MP_ERR_INPUT },
+        { "nocal.json", "{\"format\": \"mpplan-plan/1\"}", "no \"calibration\" object", MP_ERR_INPUT },
+        { "calnum.json", "{\"calibration\": 3}", "no \"calibration\" object", MP_ERR_INPUT },
+        { "noscale.json", "{\"calibration\": {\"batch_overhead_ms\": 0, \"dispatch_ms\": 0}}",
+          "calibration.fwd_scale: missing", MP_ERR_INPUT },
+        { "string.json", "{\"calibration\": {\"fwd_scale\": 1, \"batch_overhead_ms\": \"0.1\", \"dispatch_ms\": 0}}",
+          "calibration.batch_overhead_ms: must be a number", MP_ERR_INPUT },
+        { "nodisp.json", "{\"calibration\": {\"fwd_scale\": 1, \"batch_overhead_ms\": 0}}",
+          "calibration.dispatch_ms: missing", MP_ERR_INPUT },
+        { "negative.json", "{\"calibration\": {\"fwd_scale\": 1, \"batch_overhead_ms\": 0, \"dispatch_ms\": -0.5}}",
+          "calibration.dispatch_ms: must be >= 0", MP_ERR_INPUT },
+        { "negover.json", "{\"calibration\": {\"fwd_scale\": 1, \"batch_overhead_ms\": -1, \"dispatch_ms\": 0}}",
+          "calibration.batch_overhead_ms: must be >= 0", MP_ERR_INPUT },
+        { "zero.json", "{\"calibration\": {\"fwd_scale\": 0, \"batch_overhead_ms\": 0, \"dispatch_ms\": 0}}",
+          "calibration.fwd_scale: must be > 0", MP_ERR_INPUT },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *p = keep(mp_test_write_file(cases[i].name, cases[i].text));
+        mp_serve_terms t = { 7, 7, 7 };
+        mp_error err;
+        mp_error_clear(&err);
+        mp_status st = mp_serve_calibration_load(p, &t, &err);
+        CU_ASSERT_EQUAL(st, cases[i].st);
+        CU_ASSERT(strncmp(err.msg, p, strlen(p)) == 0);  /* starts with the file */
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, cases[i].needle));
+        CU_ASSERT(t.fwd_scale == 7 && t.batch_overhead_ms == 7 && t.dispatch_ms == 7);  /* untouched */
+        if (st != cases[i].st || !strstr(err.msg, cases[i].needle)) fprintf(stderr, "case %s: %s\n", cases[i].name, err.msg);
+    }
+    char missing[1024];
+    snprintf(missing, sizeof missing, "%s/no-such-report.json", mp_test_tmpdir());
+    mp_serve_terms t;
+    mp_error err;
+    mp_error_clear(&err);
+    CU_ASSERT_EQUAL(mp_serve_calibration_load(missing, &t, &err), MP_ERR_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, missing));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "cannot open"));
+}
+
+/* ------------------------------------------------------------ through the tools */
+
+static const char *MODEL =
+    "{\"format\": \"mpkit-model/1\", \"name\": \"r\", \"input_dim\": 12, \"layers\": ["
+    "{\"type\": \"linear\", \"out\": 32}, {\"type\": \"gelu\"},"
+    "{\"repeat\": 2, \"layers\": [{\"type\": \"residual_mlp\", \"hidden\": 48}]},"
+    "{\"type\": \"layernorm\"}, {\"type\": \"linear\", \"out\": 3}], \"loss\": \"mse\"}";
+#define NL 6
+
+static char *out_text, *err_text;
+
+/* Runs TOOL ARGS, output captured into out_text/err_text; the exit code. */
+static int run_tool(const char *tool, const char *args)
+{
+    char cmd[16384];
+    free(out_text);
+    free(err_text);
+    out_text = err_text = NULL;
+    snprintf(cmd, sizeof cmd, "%s %s", mp_test_tool(tool), args);
+    int rc = mp_test_run_cmd(cmd, &out_text, &err_text);
+    if (!out_text) out_text = strdup("");
+    if (!err_text) err_text = strdup("");
+    return rc;
+}
+
+static double num(const json_t *o, const char *a, const char *b)
+{
+    return json_number_value(json_object_get(json_object_get(o, a), b));
+}
+
+/* Files for a one-stage serving run: model, plan (B = 4, W = 20 ms), a
+ * profile of 0.01 ms per layer and sample, a trace of 3 batches. */
+static void fixtures(const char **model, const char **plan, const char **prof, const char **trace)
+{
+    *model = keep(mp_test_write_file("model.json", MODEL));
+    *plan = keep(mp_test_write_file("plan.json",
+        "{\"format\":\"mpplan-plan/1\",\"mode\":\"serve\",\"schedule\":\"gpipe\",\"chunks_per_device\":1,"
+        "\"global_batch\":4,\"microbatch_size\":4,\"num_microbatches\":1,\"max_batch\":4,\"max_wait_ms\":20,"
+        "\"stages\":[{\"layers\":[0,5],\"device\":0}]}"));
+    char p[4096];
+    int k = snprintf(p, sizeof p, "{\"format\": \"mpplan-profile/1\", \"model\": \"r\", \"device\": \"t\","
+                                  " \"input_bytes_per_sample\": 48, \"layers\": [");
+    for (int l = 0; l < NL; l++)
+        k += snprintf(p + k, sizeof p - (size_t)k, "%s{\"name\": \"l%d\", \"fwd_ms\": 0.01, \"bwd_ms\": 0.02, "
+                      "\"param_bytes\": 1000, \"out_bytes_per_sample\": 128, \"stash_bytes_per_sample\": 128}", l ? ", " : "", l);
+    snprintf(p + k, sizeof p - (size_t)k, "]}");
+    *prof = keep(mp_test_write_file("profile.json", p));
+    /* seconds: 4 at once (full), 2 (timeout), 1 alone (timeout) */
+    *trace = keep(mp_test_write_file("trace.txt", "0\n0\n0\n0\n0.05\n0.05\n0.1\n"));
+}
+
+/* mprun --serve --profile --report writes a calibration the loader reads;
+ * fed back, mprun records it as its prediction terms, and mpplan --serve
+ * --calibration on the same arrivals uses the same terms, predicts what mprun
+ * predicted, and the same as the terms given by hand. */
+static void test_round_trip(void)
+{
+    const char *model, *plan, *prof, *trace;
+    fixtures(&model, &plan, &prof, &trace);
+    char r1[1024], r2[1024], args[8192];
+    snprintf(r1, sizeof r1, "%s/cal_report.json", mp_test_tmpdir());
+    snprintf(r2, sizeof r2, "%s/cal_report2.json", mp_test_tmpdir());
+    snprintf(args, sizeof args, "%s --model %s --serve --arrivals %s --no-pin --slo-ms 1000 --profile %s --report %s", plan, model,
+             trace, prof, r1);
+    CU_ASSERT_EQUAL_FATAL(run_tool("mprun", args), 0);
+    mp_serve_terms t;
+    mp_error err;
+    mp_error_clear(&err);
+    CU_ASSERT_EQUAL_FATAL(mp_serve_calibration_load(r1, &t, &err), MP_OK);
+    json_t *rep = json_load_file(r1, 0, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rep);
+    CU_ASSERT_EQUAL(t.fwd_scale, num(rep, "calibration", "fwd_scale"));
+    CU_ASSERT_EQUAL(t.batch_overhead_ms, num(rep, "calibration", "batch_overhead_ms"));
+    CU_ASSERT_EQUAL(t.dispatch_ms, num(rep, "calibration", "dispatch_ms"));
+    json_decref(rep);
+
+    /* mprun --calibration: the same arrivals predicted with those terms */
+    snprintf(args, sizeof args, "%s --model %s --serve --arrivals %s --no-pin --slo-ms 1000 --profile %s --calibration %s --report %s",
+             plan, model, trace, prof, r1, r2);
+    CU_ASSERT_EQUAL_FATAL(run_tool("mprun", args), 0);
+    json_t *rep2 = json_load_file(r2, 0, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rep2);
+    CU_ASSERT_EQUAL(num(rep2, "prediction_terms", "fwd_scale"), t.fwd_scale);
+    CU_ASSERT_EQUAL(num(rep2, "prediction_terms", "batch_overhead_ms"), t.batch_overhead_ms);
+    CU_ASSERT_EQUAL(num(rep2, "prediction_terms", "dispatch_ms"), t.dispatch_ms);
+
+    /* mpplan --serve --evaluate --calibration on the same trace */
+    const char *eval = "--serve --evaluate %s --profile %s --devices 1 --memory 1GiB --arrivals %s --slo-ms 1000 --json";
+    int k = snprintf(args, sizeof args, eval, plan, prof, trace);
+    snprintf(args + k, sizeof args - (size_t)k, " --calibration %s", r1);
+    CU_ASSERT_EQUAL_FATAL(run_tool("mpplan", args), 0);
+    json_t *pl = json_loads(out_text, 0, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(pl);
+    CU_ASSERT_EQUAL(num(pl, "prediction_terms", "fwd_scale"), t.fwd_scale);
+    CU_ASSERT_EQUAL(num(pl, "prediction_terms", "batch_overhead_ms"), t.batch_overhead_ms);
+    CU_ASSERT_EQUAL(num(pl, "prediction_terms", "dispatch_ms"), t.dispatch_ms);
+    const char *keys[] = { "p50_ms", "p90_ms", "p99_ms", "max_ms", "throughput_rps" };
+    for (int i = 0; i < 5; i++)
+        CU_ASSERT_DOUBLE_EQUAL(num(pl, "predicted", keys[i]), num(rep2, "predicted", keys[i]),
+                               1e-9 * (1 + fabs(num(rep2, "predicted", keys[i]))));
+    /* the same terms by hand */
+    k = snprintf(args, sizeof args, eval, plan, prof, trace);
+    snprintf(args + k, sizeof args - (size_t)k, " --fwd-scale %.17g --batch-overhead-ms %.17g --dispatch-ms %.17g",
+             t.fwd_scale, t.batch_overhead_ms, t.dispatch_ms);
+    char *with_file = strdup(out_text);
+    CU_ASSERT_EQUAL_FATAL(run_tool("mpplan", args), 0);
+    CU_ASSERT_STRING_EQUAL(out_text, with_file);
+    free(with_file);
+    json_decref(pl);
+    json_decref(rep2);
+}
+
+/* Both tools refuse a bad calibration with exit 2, naming the file. */
+static void test_tools_bad(void)
+{
+    const char *model, *plan, *prof, *trace;
+    fixtures(&model, &plan, &prof, &trace);
+    const char *bad = keep(mp_test_write_file("bad_cal.json", "{\"calibration\": {\"fwd_scale\": -1}}"));
+    char args[8192];
+    snprintf(args, sizeof args, "%s --model %s --serve --arrivals %s --no-pin --calibration %s", plan, model, trace, bad);
+    CU_ASSERT_EQUAL(run_tool("mprun", args), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, bad));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "fwd_scale"));
+    snprintf(args, sizeof args, "--serve --evaluate %s --profile %s --devices 1 --memory 1GiB --arrivals %s --calibration %s",
+             plan, prof, trace, bad);
+    CU_ASSERT_EQUAL(run_tool("mpplan", args), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "--calibration"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, bad));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err_text, "fwd_scale"));
+}
+
+int main(void)
+{
+    static const mp_test_case cases[] = {
+        MP_TEST(test_load_good), MP_TEST(test_load_bad), MP_TEST(test_round_trip), MP_TEST(test_tools_bad),
+    };
+    int rc = mp_test_main("serve_calibration", cases, (int)(sizeof cases / sizeof *cases));
+    free(out_text);
+    free(err_text);
+    return rc;
+}
