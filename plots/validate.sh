@@ -4,25 +4,27 @@
 # sizes, schedules) with mpplan, run each with mprun --profile, and print
 # predicted vs measured iteration time with the mean and max |error|.
 # The machine's speed drifts (on a shared VM by up to 2x for seconds at a
-# time: docs/profiling.md), so one profile is a snapshot of a moving target:
-# the model is profiled once before each of the REPS rounds (mpprof's default
-# method: every core at once, rounds of training steps through the layers, rotated
-# buffers), each round runs every configuration once, and the predictions
-# come from the pointwise median of the rounds' profiles (mpprof --merge),
-# compared with the median of the runs.
+# time: docs/profiling.md), so a profile is a snapshot of a moving target and
+# the prediction for a run is best made from a profile taken right before it:
+# each run is paired with a profile of its micro-batch size taken just before
+# (mpprof's default method: every core at once, rounds of training steps
+# through the layers, rotated buffers), its prediction comes from that
+# profile, and the table shows, per configuration over REPS rounds (each
+# round runs every configuration once), the medians of predicted, measured
+# and the per-run error.
 # Writes out/validate.json: [{config, predicted_ms, measured_ms, error_pct,
-# replay_error_pct, ops_pct, runs_ms}] (ops_pct: how much longer the runs'
-# ops took than the merged profile says, through the schedule: replay vs
+# replay_error_pct, ops_pct, runs_ms}] (ops_pct: how much longer the run's
+# ops took than its profile says, through the schedule: replay vs
 # prediction).
-# Env: MPKIT_BIN (default bin), MODEL, GB (global batch, 64), STEPS (40), REPS (3),
+# Env: MPKIT_BIN (default bin), OUT (default out), MODEL, GB (global batch, 64), STEPS (40), REPS (5),
 # SERVE (1; 0 skips the serving validation at the end).
 set -euo pipefail
 BIN=${MPKIT_BIN:-bin}
 MODEL=${MODEL:-profiles/demo.model.json}
 GB=${GB:-64}
 STEPS=${STEPS:-40}
-REPS=${REPS:-3}
-OUT=out
+REPS=${REPS:-5}
+OUT=${OUT:-out}
 WORK=$OUT/validate
 mkdir -p "$WORK"
 export OPENBLAS_NUM_THREADS=1
@@ -45,16 +47,14 @@ if [ "$b" -gt 10 ]; then
     echo "# validate: WARNING: the CPUs are ${b}% busy before we start; other processes will skew profile and runs" >&2
 fi
 start=($(cpu_ticks)); own0=$(own_ticks)
-profile() {  # profile.N.json: the model on this machine now
-    "$BIN/mpprof" --model "$MODEL" --batch 1,2,4,8,16,32 --device 0 --quiet -o "$WORK/profile.$1.json" >/dev/null
+profile() {  # profile OUT BATCHES: the model on this machine now
+    "$BIN/mpprof" --model "$MODEL" --batch "$2" --device 0 --quiet -o "$1" >/dev/null
 }
 echo "# validate: profiling $MODEL and the links on this machine" >&2
-profile 1
-cp "$WORK/profile.1.json" "$WORK/profile.json"   # for planning; predictions use the merged profile
+profile "$WORK/profile.json" 1,2,4,8,16,32   # for planning
 "$BIN/mpprof" --links --sizes 4K:4M --quiet -o "$WORK/cluster.json" >/dev/null
 BW=$(jq -r '.link.bandwidth' "$WORK/cluster.json")
 LAT=$(jq -r '.link.latency' "$WORK/cluster.json")
-NL=$(jq '[.layers[]] | length' "$WORK/profile.json")
 
 # devices schedule microbatch
 CONFIGS="1:gpipe:8 1:gpipe:16 2:gpipe:8 2:1f1b:8 2:1f1b:4 2:1f1b:16 2:interleaved:8"
@@ -71,18 +71,16 @@ for c in $CONFIGS; do
         || { echo "# $name: mpplan found no plan" >&2; continue; }
     names+=("$name")
 done
-echo "# validate: ${#names[@]} configurations x $REPS rounds of $STEPS steps, a profile before each round" >&2
+echo "# validate: ${#names[@]} configurations x $REPS rounds of $STEPS steps, each run right after its own profile" >&2
 for ((rep = 1; rep <= REPS; rep++)); do
-    [ "$rep" = 1 ] || profile "$rep"
     for name in "${names[@]}"; do
-        "$BIN/mprun" "$WORK/$name.plan.json" --model "$MODEL" --steps "$STEPS" --warmup 5 --quiet --profile "$WORK/profile.$rep.json" \
+        prof="$WORK/$name.$rep.profile.json"
+        profile "$prof" "$(jq .microbatch_size "$WORK/$name.plan.json")"
+        "$BIN/mprun" "$WORK/$name.plan.json" --model "$MODEL" --steps "$STEPS" --warmup 5 --quiet --profile "$prof" \
             --cluster "$WORK/cluster.json" --report "$WORK/$name.$rep.report.json" --trace "$WORK/$name.trace.json" >/dev/null
     done
 done
 
-profiles=()
-for ((rep = 1; rep <= REPS; rep++)); do profiles+=("$WORK/profile.$rep.json"); done
-"$BIN/mpprof" --merge --quiet -o "$WORK/profile.json" "${profiles[@]}"
 rows=()
 printf '%-26s %7s %12s %12s %8s %11s %7s  %s\n' config stages predicted_ms measured_ms error_% replay_err_% ops_% runs_ms
 for name in "${names[@]}"; do
@@ -90,14 +88,12 @@ for name in "${names[@]}"; do
     for ((rep = 1; rep <= REPS; rep++)); do reps+=("$WORK/$name.$rep.report.json"); done
     cp "${reps[0]}" "$WORK/$name.report.json"
     stages=$(jq -r .num_stages "${reps[0]}")
-    devices=$(jq '[.stages[].device] | unique | length' "$WORK/$name.plan.json")
-    pred=$("$BIN/mpplan" --evaluate "$WORK/$name.plan.json" --profile "$WORK/profile.json" --devices "$devices" --memory 8GiB \
-           --bandwidth "$BW" --latency "$LAT" --json | jq -r .predicted.iteration_ms)
+    pred=$(jq -r .predicted.iteration_ms "${reps[@]}" | median)
     meas=$(jq -r .iteration_ms "${reps[@]}" | median)
     rerr=$(jq -r '.replay.error_pct // 0' "${reps[@]}" | median)
     runs=$(jq -r '.iteration_ms * 10 | round / 10' "${reps[@]}" | paste -sd, -)
-    ops=$(jq -r --argjson p "$pred" '100 * (.replay.iteration_ms - $p) / $p' "${reps[@]}" | median)
-    err=$(awk -v p="$pred" -v m="$meas" 'BEGIN {e = 0; if (p > 0) e = 100 * (m - p) / p; printf "%.3f", e}')
+    ops=$(jq -r '100 * (.replay.iteration_ms - .predicted.iteration_ms) / .predicted.iteration_ms' "${reps[@]}" | median)
+    err=$(jq -r .predicted.error_pct "${reps[@]}" | median)
     printf '%-26s %7s %12.3f %12.3f %+7.1f%% %+10.1f%% %+6.1f%%  %s\n' "$name" "$stages" "$pred" "$meas" "$err" "$rerr" "$ops" "$runs"
     rows+=("{\"config\":\"$name\",\"stages\":$stages,\"predicted_ms\":$pred,\"measured_ms\":$meas,\"error_pct\":$err,\"replay_error_pct\":$rerr,\"ops_pct\":$ops,\"runs_ms\":[$runs]}")
 done

@@ -1,0 +1,69 @@
+/* test_validate.c — plots/validate.sh end to end on the tiny model (one
+ * round of 3 steps, no serving): it exits 0, prints the table and writes
+ * out/validate.json with one entry per configuration whose error is the
+ * run's own (measured - predicted) / predicted; a missing model exits
+ * non-zero naming the file. Timing values are only checked for sanity. */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+static int run_validate(const char *model, const char *out_dir, char **out, char **err)
+{
+    char cmd[2048], bin[1024];
+    snprintf(bin, sizeof bin, "%s", mp_test_tool("mpprof"));
+    *strrchr(bin, '/') = 0;
+    snprintf(cmd, sizeof cmd, "MPKIT_BIN=%s OUT=%s MODEL=%s STEPS=3 REPS=1 SERVE=0 bash plots/validate.sh",
+             bin, out_dir, model);
+    return mp_test_run_cmd(cmd, out, err);
+}
+
+static void test_tiny_round(void)
+{
+    char dir[600], path[700], *out = NULL, *err = NULL;
+    snprintf(dir, sizeof dir, "%s/validate", mp_test_tmpdir());
+    int rc = run_validate("profiles/tiny.model.json", dir, &out, &err);
+    if (rc) fprintf(stderr, "%s%s", out, err);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT(strstr(out, "config") && strstr(out, "mean |error|") && strstr(out, "other processes took"));
+    free(out); free(err);
+
+    snprintf(path, sizeof path, "%s/validate.json", dir);
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    CU_ASSERT_FATAL(json_is_array(root));
+    CU_ASSERT_EQUAL(json_array_size(root), 7);
+    size_t i;
+    json_t *row;
+    json_array_foreach(root, i, row) {
+        double p = json_number_value(json_object_get(row, "predicted_ms"));
+        double m = json_number_value(json_object_get(row, "measured_ms"));
+        double e = json_number_value(json_object_get(row, "error_pct"));
+        CU_ASSERT(json_is_string(json_object_get(row, "config")));
+        CU_ASSERT(p > 0 && m > 0 && isfinite(e));
+        CU_ASSERT(fabs(e - 100 * (m - p) / p) < 1e-6 * (1 + fabs(e)));   /* one run: its own error */
+        CU_ASSERT(json_is_number(json_object_get(row, "replay_error_pct")));
+        CU_ASSERT(json_is_number(json_object_get(row, "ops_pct")));
+        CU_ASSERT_EQUAL(json_array_size(json_object_get(row, "runs_ms")), 1);
+    }
+    json_decref(root);
+}
+
+static void test_missing_model(void)
+{
+    char dir[600], *out = NULL, *err = NULL;
+    snprintf(dir, sizeof dir, "%s/validate-bad", mp_test_tmpdir());
+    int rc = run_validate("/nonexistent/model.json", dir, &out, &err);
+    CU_ASSERT(rc != 0);
+    CU_ASSERT(strstr(err, "/nonexistent/model.json") != NULL);
+    free(out); free(err);
+}
+
+int main(void)
+{
+    static const mp_test_case cases[] = { MP_TEST(test_tiny_round), MP_TEST(test_missing_model) };
+    return mp_test_main("validate", cases, 2);
+}
