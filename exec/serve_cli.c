@@ -250,7 +250,7 @@ static void fit_forwards(const mp_serve_run_result *r, const double *sms, int B,
     info->fit_dispatch_ms = info->overheads.dispatch_p50_ms;
 }
 
-/* The simulator on the same arrival times (docs/serving.md), with the terms
+/* The simulator on the arrival times t (docs/serving.md), with the terms
  * of --calibration / --fwd-scale / --batch-overhead-ms / --dispatch-ms; with a
  * finished run (res) also this run's calibration. */
 static mp_status predict(cli *c, const mp_plan *plan, const mp_model *model, const double *t, int n,
@@ -360,7 +360,7 @@ int mp_serve_run_main(int argc, char **argv)
     if (st == MP_OK) st = mp_serve_run_metrics(&res, slo, &info.measured, &err);
     if (st == MP_OK) mp_serve_run_overheads(&res, &info.overheads);
     if (st == MP_OK && c.profile_path) {
-        st = predict(&c, &plan, &model, t, n, slo, &res, &info, &err);
+        st = predict(&c, &plan, &model, res.release_ms, n, slo, &res, &info, &err);   /* the arrivals the server saw */
         info.has_prediction = st == MP_OK;
     }
     if (st == MP_OK) {

@@ -4,9 +4,11 @@
  * defines: mp_serve_run_config_default, mp_serve_run, mp_serve_run_metrics,
  *          mp_serve_run_result_free
  *
- * Batcher (docs/serving.md §1): with a_i the oldest queued request's scheduled
- * arrival, a batch is ready when B requests are queued or at a_i + W; stage 0
- * takes it when it is free: every queued request (at most B) in arrival order.
+ * Batcher (docs/serving.md §1): with a_i the oldest queued request's arrival
+ * (when the generator released it to the server: a server knows nothing of
+ * the schedule), a batch is ready when B requests are queued or at a_i + W;
+ * stage 0 takes it when it is free: every queued request (at most B) in
+ * arrival order.
  * Sleeps are absolute on CLOCK_MONOTONIC (clock_nanosleep / timed condvar
  * waits) with the thread's timer slack set to 1 ns, never spins. */
 #include "serve_run.h"
@@ -171,7 +173,7 @@ static void *gen_main(void *arg)
  * Called by stage 0 whenever it is free. */
 static void next_batch(serve *sv, int *first, int *b)
 {
-    const double *a = sv->c->arrival_ms;
+    const double *a = sv->res->release_ms;   /* written by the generator under sv->mu */
     *b = 0;
     pthread_mutex_lock(&sv->mu);
     for (;;) {
@@ -523,7 +525,7 @@ mp_status mp_serve_run_metrics(const mp_serve_run_result *r, double slo_ms, mp_s
     int ok = 0;
     for (int i = 0; i < n; i++) {
         if (r->done_ms[i] < 0) continue;
-        double l = r->done_ms[i] - r->arrival_ms[i];
+        double l = r->done_ms[i] - (r->release_ms && r->release_ms[i] >= 0 ? r->release_ms[i] : r->arrival_ms[i]);
         lat[fin++] = l;
         sum += l;
         if (r->done_ms[i] > last_done) last_done = r->done_ms[i];
@@ -570,7 +572,7 @@ void mp_serve_run_overheads(const mp_serve_run_result *r, mp_serve_overheads *o)
     m = 0;
     for (int j = 0; j < nb; j++) {
         int f = r->batch_first[j], b = r->batch_size[j];
-        double ready = r->arrival_ms[f] + r->max_wait_ms;
+        double ready = r->release_ms[f] + r->max_wait_ms;
         if (b == r->max_batch && r->release_ms[f + b - 1] >= 0 && r->release_ms[f + b - 1] < ready)
             ready = r->release_ms[f + b - 1];
         if (ready > r->idle_ms[j]) v[m++] = r->take_ms[j] - ready;

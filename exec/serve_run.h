@@ -3,8 +3,9 @@
  * front of stage 0 forms batches with the simulator's semantics
  * (docs/serving.md), stage workers run forward only on the existing layers,
  * backends and transports; every request's latency is measured on
- * CLOCK_MONOTONIC from its scheduled arrival to the end of the last stage's
- * forward of its batch.
+ * CLOCK_MONOTONIC from its arrival at the server (when the generator released
+ * it; how late that was against the schedule is reported apart) to the end of
+ * the last stage's forward of its batch.
  * defines: mp_serve_run_config, mp_serve_run_result, mp_serve_run_config_default,
  *          mp_serve_run, mp_serve_run_metrics, mp_serve_run_result_free,
  *          mp_serve_report_info, mp_serve_report_print, mp_serve_report_write,

@@ -14,7 +14,7 @@
 # Writes out/validate_serve.json:
 # [{load, rate, predicted:{throughput,p50_ms,p99_ms}, measured:{...}, error_pct:{...},
 #   error_spread_pct:{throughput:[min,max],...}, overloaded_runs}].
-# Env: MPKIT_BIN (default bin), MODEL, LOADS ("0.2 0.5 0.7 0.9"), DURATION (2s),
+# Env: MPKIT_BIN (default bin), OUT (default out), MODEL, LOADS ("0.2 0.5 0.7 0.9"), DURATION (2s),
 #      REPEATS (3), MAX_BATCH (16), MAX_WAIT_MS (2), SLO_MS (20), REALTIME (1),
 #      CALIBRATE (1; 0: the profile alone).
 set -euo pipefail
@@ -28,7 +28,7 @@ CALIBRATE=${CALIBRATE:-1}
 MAX_BATCH=${MAX_BATCH:-16}
 MAX_WAIT_MS=${MAX_WAIT_MS:-2}
 SLO_MS=${SLO_MS:-20}
-OUT=out
+OUT=${OUT:-out}
 WORK=$OUT/validate_serve
 mkdir -p "$WORK" "$OUT/validate"
 export OPENBLAS_NUM_THREADS=1

@@ -159,17 +159,26 @@ static void test_metrics_hand(void)
     r.unfinished = 0;
     CU_ASSERT_FATAL(mp_serve_run_metrics(&r, 3.0, &m, &err) == MP_OK);
     CU_ASSERT_EQUAL(m.overloaded, 0);
+    /* latency runs from the release: released at 0.5, 1, 2.5, 3 -> 1.5, 4, 2.5, 3 */
+    double rel[4] = { 0.5, 1, 2.5, 3 };
+    r.release_ms = rel;
+    CU_ASSERT_FATAL(mp_serve_run_metrics(&r, 3.0, &m, &err) == MP_OK);
+    CU_ASSERT_DOUBLE_EQUAL(m.p50_ms, 2.5, 1e-12);   /* sorted 1.5, 2.5, 3, 4 */
+    CU_ASSERT_DOUBLE_EQUAL(m.mean_ms, 11.0 / 4, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(m.slo_attainment, 0.75, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(m.offered_rps, 1e3, 1e-9);   /* offered: the schedule */
 }
 
 /* Overheads from hand-made timestamps: B = 2, W = 1; arrivals 0, 0.5, 3
  * released at 0.1, 0.7, 3.3 (late 0.1, 0.2, 0.3: p50 0.2, p99 0.3). Batch 0
  * = {0,1}, full at release 0.7, stage 0 waiting since 0, taken at 0.8:
- * wake-up 0.1. Batch 1 = {2}, ready at 3 + 1 = 4, stage 0 waiting since 2.5,
- * taken at 4.3: 0.3. Copies 0.4 ms over 2 batches. Then stage 0 comes back
- * only at 4.5 for batch 1: not idle, only batch 0 counts. */
+ * wake-up 0.1. Batch 1 = {2}, ready at release 3.3 + W = 4.3 (the server's
+ * clock starts at the release), stage 0 waiting since 2.5, taken at 4.6: 0.3.
+ * Copies 0.4 ms over 2 batches. Then stage 0 comes back only at 4.5 for
+ * batch 1: not idle, only batch 0 counts. */
 static void test_overheads_hand(void)
 {
-    double a[3] = { 0, 0.5, 3 }, rel[3] = { 0.1, 0.7, 3.3 }, idle[2] = { 0, 2.5 }, take[2] = { 0.8, 4.3 },
+    double a[3] = { 0, 0.5, 3 }, rel[3] = { 0.1, 0.7, 3.3 }, idle[2] = { 0, 2.5 }, take[2] = { 0.8, 4.6 },
            copy[1] = { 0.4 };
     int size[2] = { 2, 1 }, first[2] = { 0, 2 };
     mp_serve_run_result r;
