@@ -7,8 +7,11 @@
 # time: docs/profiling.md), so a profile is a snapshot of a moving target and
 # the prediction for a run is best made from a profile taken right before it:
 # each run is paired with a profile of its micro-batch size taken just before
-# (mpprof's default method: every core at once, rounds of training steps
-# through the layers, rotated buffers), its prediction comes from that
+# (30 rounds, so that a short slow spell of the machine does not decide the
+# medians) on as many cores as the plan keeps busy (mpprof --threads; one core alone
+# runs faster than two busy at once, by 0-50% on the test VM depending on
+# what the host is doing), with mpprof's default method otherwise (rounds of
+# training steps through the layers, rotated buffers); its prediction comes from that
 # profile, and the table shows, per configuration over REPS rounds (each
 # round runs every configuration once), the medians of predicted, measured
 # and the per-run error.
@@ -47,8 +50,8 @@ if [ "$b" -gt 10 ]; then
     echo "# validate: WARNING: the CPUs are ${b}% busy before we start; other processes will skew profile and runs" >&2
 fi
 start=($(cpu_ticks)); own0=$(own_ticks)
-profile() {  # profile OUT BATCHES: the model on this machine now
-    "$BIN/mpprof" --model "$MODEL" --batch "$2" --device 0 --quiet -o "$1" >/dev/null
+profile() {  # profile OUT BATCHES [THREADS]: the model on this machine now (default: every core busy)
+    "$BIN/mpprof" --model "$MODEL" --batch "$2" --device 0 ${3:+--threads "$3" --repeat 30} --quiet -o "$1" >/dev/null
 }
 echo "# validate: profiling $MODEL and the links on this machine" >&2
 profile "$WORK/profile.json" 1,2,4,8,16,32   # for planning
@@ -75,7 +78,7 @@ echo "# validate: ${#names[@]} configurations x $REPS rounds of $STEPS steps, ea
 for ((rep = 1; rep <= REPS; rep++)); do
     for name in "${names[@]}"; do
         prof="$WORK/$name.$rep.profile.json"
-        profile "$prof" "$(jq .microbatch_size "$WORK/$name.plan.json")"
+        profile "$prof" "$(jq .microbatch_size "$WORK/$name.plan.json")" "$(jq '[.stages[].device] | unique | length' "$WORK/$name.plan.json")"
         "$BIN/mprun" "$WORK/$name.plan.json" --model "$MODEL" --steps "$STEPS" --warmup 5 --quiet --profile "$prof" \
             --cluster "$WORK/cluster.json" --report "$WORK/$name.$rep.report.json" --trace "$WORK/$name.trace.json" >/dev/null
     done
