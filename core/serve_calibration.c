@@ -14,12 +14,19 @@ mp_status mp_serve_calibration_load(const char *path, mp_serve_terms *t, mp_erro
 {
     char *text = NULL;
     size_t len = 0;
+    mp_status st = mp_json_read_file(path, &text, &len, err);
+    if (st == MP_OK) st = mp_serve_calibration_parse(text, len, path, t, err);
+    free(text);
+    return st;
+}
+
+mp_status mp_serve_calibration_parse(const char *text, size_t len, const char *path, mp_serve_terms *t,
+                                     mp_error *err)
+{
     json_t *root = NULL;
     mp_jctx cx = { path, err };
     mp_serve_terms v;
-    mp_status st = mp_json_read_file(path, &text, &len, err);
-    if (st == MP_OK) st = mp_json_parse(text, len, path, &root, err);
-    free(text);
+    mp_status st = mp_json_parse(text, len, path, &root, err);
     if (st != MP_OK) return st;
     const json_t *cal = json_object_get(root, "calibration");
     if (!json_is_object(cal))

@@ -2,10 +2,12 @@
  * §1 "Overhead terms", §7 "Overheads and calibration") and reading them back
  * from the "calibration" of an `mprun --serve --profile P.json --report R.json`
  * report; used by `mprun --serve --calibration` and `mpplan --serve --calibration`.
- * defines: mp_serve_terms, mp_serve_terms_default, mp_serve_calibration_load */
+ * defines: mp_serve_terms, mp_serve_terms_default, mp_serve_calibration_load,
+ *          mp_serve_calibration_parse */
 #ifndef MP_SERVE_CALIBRATION_H
 #define MP_SERVE_CALIBRATION_H
 
+#include <stddef.h>
 #include "mp_status.h"
 
 /* Stage time = fwd_scale x profile + batch_overhead_ms; an idle stage 0 takes
@@ -23,5 +25,9 @@ mp_serve_terms mp_serve_terms_default(void);
  * dispatch_ms >= 0}, all required and finite, into *t (untouched on error);
  * messages name PATH and the problem (MP_ERR_IO unreadable, MP_ERR_INPUT else). */
 mp_status mp_serve_calibration_load(const char *path, mp_serve_terms *t, mp_error *err);
+
+/* The same from the report's text; path names it in messages. */
+mp_status mp_serve_calibration_parse(const char *text, size_t len, const char *path, mp_serve_terms *t,
+                                     mp_error *err);
 
 #endif
