@@ -13,16 +13,6 @@
 #include "serve_calibration.h"
 #include "testutil.h"
 
-/* mp_test_write_file's path lives in a static buffer: keep copies. */
-static const char *keep(const char *path)
-{
-    static char paths[16][1024];
-    static int next;
-    char *p = paths[next++ % 16];
-    snprintf(p, 1024, "%s", path);
-    return p;
-}
-
 static void test_load_good(void)
 {
     const char *p = mp_test_write_file("good.json",
@@ -68,7 +58,7 @@ static void test_load_bad(void)
           "calibration.fwd_scale: must be > 0", MP_ERR_INPUT },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        const char *p = keep(mp_test_write_file(cases[i].name, cases[i].text));
+        const char *p = mp_test_write_file(cases[i].name, cases[i].text);
         mp_serve_terms t = { 7, 7, 7 };
         mp_error err;
         mp_error_clear(&err);
@@ -123,11 +113,11 @@ static double num(const json_t *o, const char *a, const char *b)
  * profile of 0.01 ms per layer and sample, a trace of 3 batches. */
 static void fixtures(const char **model, const char **plan, const char **prof, const char **trace)
 {
-    *model = keep(mp_test_write_file("model.json", MODEL));
-    *plan = keep(mp_test_write_file("plan.json",
+    *model = mp_test_write_file("model.json", MODEL);
+    *plan = mp_test_write_file("plan.json",
         "{\"format\":\"mpplan-plan/1\",\"mode\":\"serve\",\"schedule\":\"gpipe\",\"chunks_per_device\":1,"
         "\"global_batch\":4,\"microbatch_size\":4,\"num_microbatches\":1,\"max_batch\":4,\"max_wait_ms\":20,"
-        "\"stages\":[{\"layers\":[0,5],\"device\":0}]}"));
+        "\"stages\":[{\"layers\":[0,5],\"device\":0}]}");
     char p[4096];
     int k = snprintf(p, sizeof p, "{\"format\": \"mpplan-profile/1\", \"model\": \"r\", \"device\": \"t\","
                                   " \"input_bytes_per_sample\": 48, \"layers\": [");
@@ -135,9 +125,9 @@ static void fixtures(const char **model, const char **plan, const char **prof, c
         k += snprintf(p + k, sizeof p - (size_t)k, "%s{\"name\": \"l%d\", \"fwd_ms\": 0.01, \"bwd_ms\": 0.02, "
                       "\"param_bytes\": 1000, \"out_bytes_per_sample\": 128, \"stash_bytes_per_sample\": 128}", l ? ", " : "", l);
     snprintf(p + k, sizeof p - (size_t)k, "]}");
-    *prof = keep(mp_test_write_file("profile.json", p));
+    *prof = mp_test_write_file("profile.json", p);
     /* seconds: 4 at once (full), 2 (timeout), 1 alone (timeout) */
-    *trace = keep(mp_test_write_file("trace.txt", "0\n0\n0\n0\n0.05\n0.05\n0.1\n"));
+    *trace = mp_test_write_file("trace.txt", "0\n0\n0\n0\n0.05\n0.05\n0.1\n");
 }
 
 /* mprun --serve --profile --report writes a calibration the loader reads;
@@ -204,7 +194,7 @@ static void test_tools_bad(void)
 {
     const char *model, *plan, *prof, *trace;
     fixtures(&model, &plan, &prof, &trace);
-    const char *bad = keep(mp_test_write_file("bad_cal.json", "{\"calibration\": {\"fwd_scale\": -1}}"));
+    const char *bad = mp_test_write_file("bad_cal.json", "{\"calibration\": {\"fwd_scale\": -1}}");
     char args[8192];
     snprintf(args, sizeof args, "%s --model %s --serve --arrivals %s --no-pin --calibration %s", plan, model, trace, bad);
     CU_ASSERT_EQUAL(run_tool("mprun", args), 2);

@@ -46,8 +46,10 @@ const char *mp_test_tmpdir(void)
 
 const char *mp_test_write_file(const char *name, const char *text)
 {
-    static char path[4096];
-    snprintf(path, sizeof path, "%s/%s", mp_test_tmpdir(), name);
+    static char ring[16][4096];
+    static int next;
+    char *path = ring[next++ % 16];
+    snprintf(path, sizeof ring[0], "%s/%s", mp_test_tmpdir(), name);
     FILE *f = fopen(path, "w");
     if (!f) { perror(path); exit(2); }
     fputs(text, f);

@@ -24,7 +24,8 @@ const char *mp_test_fixture(const char *name);
 /* A fresh private directory under /tmp for this test binary (created once). */
 const char *mp_test_tmpdir(void);
 
-/* Writes `text` to <tmpdir>/<name> and returns the path (static buffer). */
+/* Writes `text` to <tmpdir>/<name> and returns the path (one of 16 static
+ * buffers used in turn: valid for the next 15 calls). */
 const char *mp_test_write_file(const char *name, const char *text);
 
 /* The whole file as a malloc'd NUL-terminated string (its length in *len
