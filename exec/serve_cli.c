@@ -1,6 +1,7 @@
 /* serve_cli.c — `mprun PLAN.json --model M.json --serve ...`: options, the
- * arrivals (the simulator's generator: sim/serve_arrivals.c), the run, the
- * prediction for the same arrivals, the report.
+ * arrivals (the simulator's generator: sim/serve_arrivals.c), the run (on
+ * threads, or one rank per stage under mpirun), the prediction for the same
+ * arrivals, the report (rank 0 only).
  * defines: mp_serve_run_main */
 #include <getopt.h>
 #include <jansson.h>
@@ -18,12 +19,13 @@
 #include "serve.h"
 #include "serve_calibration.h"
 #include "serve_run.h"
+#include "sha256.h"
 #include "transport.h"
 #include "units.h"
 
 enum { O_MODEL = 256, O_SERVE, O_RATE, O_DURATION, O_ARRIVALS, O_SLO, O_SEED, O_PROFILE, O_REPORT,
        O_TRACE, O_BACKEND, O_TIMEOUT, O_DRAIN, O_BANDWIDTH, O_LATENCY, O_NOPIN, O_DISPATCH, O_SCALE,
-       O_OVERHEAD, O_CALIB, O_RT, O_HELP };
+       O_OVERHEAD, O_CALIB, O_RT, O_CHECKSUM, O_HELP };
 
 /* One table drives both getopt_long and --help. */
 static const struct { const char *name; int has_arg, id; const char *arg, *help; } opts[] = {
@@ -48,6 +50,7 @@ static const struct { const char *name; int has_arg, id; const char *arg, *help;
     { "dispatch-ms", 1, O_DISPATCH, "X", "prediction: batcher wake-up delay of an idle stage 0 (default 0)" },
     { "fwd-scale", 1, O_SCALE, "F", "prediction: forward time = F x profile + overhead (default 1)" },
     { "batch-overhead-ms", 1, O_OVERHEAD, "X", "prediction: fixed ms per batch per stage (default 0)" },
+    { "checksum", 0, O_CHECKSUM, NULL, "keep every request's output; print and report their SHA-256 in request order" },
     { "help", 0, O_HELP, NULL, "this help" },
 };
 #define NOPTS ((int)(sizeof opts / sizeof opts[0]))
@@ -65,7 +68,8 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: mprun PLAN.json --model M.json --serve (--rate R --duration S | --arrivals TRACE) [options]\n\n"
                "Serves single-sample requests through a serving plan (mpplan --serve -o PLAN.json):\n"
-               "open-loop arrivals, the batcher of docs/serving.md, forward-only stages on threads.\n\n");
+               "open-loop arrivals, the batcher of docs/serving.md, forward-only stages on threads,\n"
+               "or one rank per stage: mpirun -np K mprun PLAN.json --serve ... (K = the plan's stages).\n\n");
     for (int i = 0; i < NOPTS; i++) {
         char left[64];
         snprintf(left, sizeof left, "--%s%s%s", opts[i].name, opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
@@ -151,6 +155,7 @@ static mp_status parse_args(int argc, char **argv, cli *c, int *help, mp_error *
         case O_NOPIN: c->run.pin = 0; break;
         case O_CALIB: c->calib_path = optarg; break;
         case O_RT: c->run.realtime = 1; break;
+        case O_CHECKSUM: c->run.keep_outputs = 1; break;
         case O_DISPATCH: st = parse_nonneg("dispatch-ms", optarg, &c->dispatch_ms, err); break;
         case O_SCALE: st = parse_pos("fwd-scale", optarg, &c->fwd_scale, err); break;
         case O_OVERHEAD: st = parse_nonneg("batch-overhead-ms", optarg, &c->overhead_ms, err); break;
@@ -171,9 +176,12 @@ static mp_status parse_args(int argc, char **argv, cli *c, int *help, mp_error *
         return mp_error_set(err, MP_ERR_USAGE, "--backend: expected cpu or cuda, got '%s'", c->run.backend);
     if (!mp_backend_available(c->run.backend))
         return mp_error_set(err, MP_ERR_USAGE, "--backend %s: not compiled into this build", c->run.backend);
-    if (mp_transport_mpi_detected())
-        return mp_error_set(err, MP_ERR_USAGE, "--serve runs its stages as threads of one process; "
-                                               "start it without mpirun");
+    if (mp_transport_mpi_detected()) {
+        if (!mp_transport_available("mpi"))
+            return mp_error_set(err, MP_ERR_USAGE, "started by mpirun, but this mprun was built without MPI "
+                                                   "(rebuild with mpicc available, or start it without mpirun)");
+        c->run.transport = "mpi";
+    }
     if (c->calib_path && (st = load_calibration(c, err)) != MP_OK) return st;
     if (c->dispatch_ms < 0) c->dispatch_ms = 0;
     if (c->fwd_scale < 0) c->fwd_scale = 1;
@@ -308,6 +316,18 @@ out:
     return st;
 }
 
+/* SHA-256 of every request's output row (float32, request order; rows of
+ * unfinished requests are zeros) as 64 hex digits in hex. */
+static void outputs_sha256(const mp_serve_run_result *r, char hex[65])
+{
+    mp_sha256 h;
+    unsigned char dg[32];
+    mp_sha256_init(&h);
+    mp_sha256_update(&h, r->outputs, (size_t)r->n * (size_t)r->out_dim * sizeof(float));
+    mp_sha256_final(&h, dg);
+    mp_sha256_hex(dg, hex);
+}
+
 /* predicted.slo_ms of a plan written by mpplan --serve, or -1. */
 static double plan_slo(const char *path)
 {
@@ -357,6 +377,13 @@ int mp_serve_run_main(int argc, char **argv)
         c.run.slo_ms = slo;
         st = mp_serve_run(&c.run, &res, &err);
     }
+    if (st == MP_OK && !res.is_root) goto out;   /* MPI rank > 0: rank 0 reports */
+    char sum[65];
+    if (st == MP_OK && c.run.keep_outputs) {
+        outputs_sha256(&res, sum);
+        info.outputs_sha256 = sum;
+    }
+    info.transport = c.run.transport;
     if (st == MP_OK) st = mp_serve_run_metrics(&res, slo, &info.measured, &err);
     if (st == MP_OK) mp_serve_run_overheads(&res, &info.overheads);
     if (st == MP_OK && c.profile_path) {
@@ -371,6 +398,7 @@ int mp_serve_run_main(int argc, char **argv)
         if (st == MP_OK && c.trace_path) st = mp_serve_trace_write(c.trace_path, &res, &err);
     }
     if (st != MP_OK) fprintf(stderr, "mprun: %s\n", err.msg);
+out:
     mp_serve_run_result_free(&res);
     free(t);
     mp_plan_free(&plan);

@@ -29,9 +29,9 @@ void mp_serve_report_print(FILE *f, const mp_serve_report_info *r)
     const mp_serve_result *m = &r->measured;
     fprintf(f, "# mprun --serve %s  model %s  arrivals %s\n", r->plan_path ? r->plan_path : "-",
             r->model_path ? r->model_path : "-", r->arrivals_desc ? r->arrivals_desc : "-");
-    fprintf(f, "# %d stage%s, max_batch %d, max_wait %.3f ms, %d requests in %d batches (mean %.2f)\n",
-            run->num_stages, run->num_stages == 1 ? "" : "s", run->max_batch, run->max_wait_ms, run->n,
-            m->num_batches, m->mean_batch);
+    fprintf(f, "# %d stage%s (%s transport), max_batch %d, max_wait %.3f ms, %d requests in %d batches (mean %.2f)\n",
+            run->num_stages, run->num_stages == 1 ? "" : "s", r->transport ? r->transport : "threads",
+            run->max_batch, run->max_wait_ms, run->n, m->num_batches, m->mean_batch);
     fprintf(f, "%-10s %10s %10s %9s %9s %9s %9s %9s %8s\n", "", "rate/s", "thrpt/s", "p50 ms", "p90 ms",
             "p99 ms", "max ms", "mean ms", "slo ok");
     fprintf(f, "%-10s %10.1f %10.1f %9.3f %9.3f %9.3f %9.3f %9.3f %7.1f%%\n", "measured", r->rate_rps,
@@ -61,6 +61,7 @@ void mp_serve_report_print(FILE *f, const mp_serve_report_info *r)
                 r->fit_overhead_ms, r->fit_scale, r->fit_points, r->fit_dispatch_ms);
     fprintf(f, "# queued at the last arrival %d, unfinished %d: %s\n", run->queued_at_end, run->unfinished,
             m->overloaded ? "OVERLOADED (the queue grows: offered load above what the pipeline serves)" : "not overloaded");
+    if (r->outputs_sha256) fprintf(f, "# outputs sha256 %s (request order)\n", r->outputs_sha256);
 }
 
 static json_t *metrics_json(const mp_serve_result *m)
@@ -108,6 +109,8 @@ mp_status mp_serve_report_write(const char *path, const mp_serve_report_info *r,
     json_object_set_new(o, "queued_at_end", json_integer(run->queued_at_end));
     json_object_set_new(o, "overloaded", json_boolean(m->overloaded));
     json_object_set_new(o, "num_stages", json_integer(run->num_stages));
+    json_object_set_new(o, "transport", json_string(r->transport ? r->transport : "threads"));
+    if (r->outputs_sha256) json_object_set_new(o, "outputs_sha256", json_string(r->outputs_sha256));
     json_object_set_new(o, "max_batch", json_integer(run->max_batch));
     json_object_set_new(o, "max_wait_ms", mp_json_number(run->max_wait_ms));
     json_object_set_new(o, "num_batches", json_integer(run->num_batches));

@@ -1,6 +1,9 @@
 /* serve_run.c — the serving runtime: a load generator thread, the batcher
  * (run by stage 0's worker, which is exactly "stage 0 becomes free"), and one
- * forward-only worker thread per stage connected by the threads transport.
+ * forward-only worker per stage: threads of this process connected by the
+ * threads transport, or under mpirun one rank per stage connected by the MPI
+ * transport (rank 0 also runs the generator; serve_gather.c brings the
+ * stages' parts of the result to rank 0 at the end).
  * defines: mp_serve_run_config_default, mp_serve_run, mp_serve_run_metrics,
  *          mp_serve_run_result_free
  *
@@ -21,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,6 +32,7 @@
 #include "backend_impl.h"
 #include "data.h"
 #include "layers.h"
+#include "serve_gather.h"
 #include "transport.h"
 
 /* ---------------------------------------------------------------- clock */
@@ -86,6 +91,7 @@ typedef struct {
     int has_net;
     float *in, *out, *stash;     /* backend memory, max_batch rows */
     unsigned char *msg;          /* host message: header + max_batch rows of out_dim */
+    int batches;                 /* batches this stage has run */
     mp_error err;
 } stage_w;
 
@@ -104,6 +110,8 @@ struct serve {
     pthread_cond_t cv;
     int pushed, head, gen_done, failed;
     int ready, go;               /* stages set up / clock started */
+    int mpi;                     /* one rank per stage: this process runs stage t->rank */
+    int unsent;                  /* MPI: stage 0 has a send not yet delivered (poll_sends) */
     mp_error first_err;
 };
 
@@ -144,6 +152,10 @@ static void *gen_main(void *arg)
     precise_timers();
     go_realtime(sv);
     if (getenv("MPKIT_SERVE_PIN_GENERATOR")) pin_generator(sv->c);
+    /* under MPI it starts before the clock (start_clock_mpi) */
+    pthread_mutex_lock(&sv->mu);
+    while (!sv->go && !sv->failed) pthread_cond_wait(&sv->cv, &sv->mu);
+    pthread_mutex_unlock(&sv->mu);
     const double *a = sv->c->arrival_ms;
     int n = sv->c->n, i = 0;
     while (i < n) {
@@ -169,6 +181,20 @@ static void *gen_main(void *arg)
 
 /* ---------------------------------------------------------------- batcher */
 
+/* MPI: a send completes only while its sender drives MPI (a large message
+ * waits for the receiver, then for the sender's next MPI call). Stage 0
+ * spends its idle time in the batcher's condition wait, so while one of its
+ * sends is not yet delivered it wakes every SEND_POLL_MS to drive it (a
+ * flush with no wait); otherwise it sleeps as on threads. */
+#define SEND_POLL_MS 0.05
+
+static void poll_sends(serve *sv)
+{
+    mp_error e;
+    mp_error_clear(&e);
+    sv->unsent = sv->t->i->flush(sv->t, 0, 0, &e) != MP_OK;
+}
+
 /* Blocks until a batch is due and takes it: *first, *b (0: no more batches).
  * Called by stage 0 whenever it is free. */
 static void next_batch(serve *sv, int *first, int *b)
@@ -177,6 +203,11 @@ static void next_batch(serve *sv, int *first, int *b)
     *b = 0;
     pthread_mutex_lock(&sv->mu);
     for (;;) {
+        if (sv->unsent) {
+            pthread_mutex_unlock(&sv->mu);
+            poll_sends(sv);
+            pthread_mutex_lock(&sv->mu);
+        }
         if (sv->failed) break;
         double now = mono_ms();
         int q = sv->pushed - sv->head;
@@ -190,9 +221,10 @@ static void next_batch(serve *sv, int *first, int *b)
         if (q == 0 && sv->gen_done) break;
         double until = q > 0 ? sv->t0 + a[sv->head] + sv->W : now + 1e3 * sv->idle_s;
         if (q > 0 && sv->gen_done && until > sv->deadline) until = sv->deadline + 1e-3;
-        struct timespec ts = ts_of_ms(until);
+        double wake = sv->unsent && until > now + SEND_POLL_MS ? now + SEND_POLL_MS : until;
+        struct timespec ts = ts_of_ms(wake);
         int rc = pthread_cond_timedwait(&sv->cv, &sv->mu, &ts);
-        if (rc == ETIMEDOUT && q == 0 && !sv->gen_done && sv->pushed == sv->head) {
+        if (rc == ETIMEDOUT && wake == until && q == 0 && !sv->gen_done && sv->pushed == sv->head) {
             /* nothing arrived in idle_s: the generator is stuck */
             mp_error e;
             mp_error_clear(&e);
@@ -268,12 +300,16 @@ static mp_status stage_batch(stage_w *w, batch_hdr h, const float *host_in)
     r->fwd_start_ms[(size_t)h.id * K + w->s] = a - sv->t0;
     r->fwd_end_ms[(size_t)h.id * K + w->s] = e - sv->t0;
     r->busy_ms[w->s] += e - a;
+    w->batches++;
     if (w->s == K - 1) {
-        for (int k = 0; k < h.b; k++) r->done_ms[h.first + k] = e - sv->t0;
+        /* >= 0: -1 means unfinished (across machines t0 may be a little late) */
+        double done = e - sv->t0 > 0 ? e - sv->t0 : 0;
+        for (int k = 0; k < h.b; k++) r->done_ms[h.first + k] = done;
         if (r->outputs) memcpy(r->outputs + (size_t)h.first * sv->out_dim, rows, ob);
         return MP_OK;
     }
     memcpy(w->msg, &h, sizeof h);
+    if (sv->mpi) sv->unsent = 1;
     return sv->t->i->send(sv->t, w->s, w->s + 1, MP_TAG(MP_TAG_ACT, w->s, 0), w->msg, msg_bytes(sv, w->s),
                           sv->c->timeout_s + sv->idle_s, &w->err);
 }
@@ -310,7 +346,9 @@ static mp_status stage_loop(stage_w *w)
 {
     serve *sv = w->sv;
     int s = w->s;
-    size_t bytes = msg_bytes(sv, s - 1);
+    /* stage s-1's message: its output rows are this stage's input (under MPI
+     * stage s-1 is on another rank: w[s-1] is not set up here) */
+    size_t bytes = sizeof(batch_hdr) + (size_t)sv->B * (size_t)w->net.in_dim * sizeof(float);
     mp_status st;
     for (;;) {
         if ((st = sv->t->i->recv(sv->t, s, s - 1, MP_TAG(MP_TAG_ACT, s - 1, 0), w->msg, bytes,
@@ -330,6 +368,80 @@ static mp_status stage_loop(stage_w *w)
     return MP_OK;
 }
 
+/* Sets the clock: every time recorded is relative to t0 on this process's
+ * CLOCK_MONOTONIC; the batcher gives up at deadline; go releases the
+ * generator and the stages. */
+static void start_clock_at(serve *sv, double t0)
+{
+    sv->t0 = t0;
+    sv->deadline = sv->t0 + sv->c->arrival_ms[sv->c->n - 1] + 1e3 * sv->c->drain_s;
+    sv->go = 1;
+    pthread_cond_broadcast(&sv->cv);
+}
+
+/* Identifies this process's CLOCK_MONOTONIC: the boot id and the time
+ * namespace; "" when unknown. Two processes with the same non-empty id read
+ * the same clock. */
+static void clock_id(char id[96])
+{
+    char boot[48] = "";
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (f) {
+        if (!fgets(boot, sizeof boot, f)) boot[0] = 0;
+        fclose(f);
+    }
+    boot[strcspn(boot, "\n")] = 0;
+    struct stat ns;
+    unsigned long long ino = stat("/proc/self/ns/time", &ns) == 0 ? (unsigned long long)ns.st_ino : 0;
+    memset(id, 0, 96);
+    if (boot[0]) snprintf(id, 96, "%s/%llu", boot, ino);
+}
+
+/* Threads: waits until every stage is set up and mp_serve_run has started
+ * the clock. */
+static mp_status wait_for_clock(stage_w *w, mp_status st)
+{
+    serve *sv = w->sv;
+    pthread_mutex_lock(&sv->mu);
+    sv->ready++;
+    pthread_cond_broadcast(&sv->cv);
+    while (st == MP_OK && !sv->go && !sv->failed) pthread_cond_wait(&sv->cv, &sv->mu);
+    pthread_mutex_unlock(&sv->mu);
+    return st;
+}
+
+/* MPI: every rank set up (a rank that failed has brought the job down by
+ * then), a barrier, then rank 0 sets t0 = now + 20 ms and sends it with its
+ * clock's identity to every rank. A rank on the same clock (same machine)
+ * takes rank 0's t0 as is, so all times share one origin; a rank on another
+ * machine sets t0 = its own now + 20 ms on receipt, off by the message's
+ * one-way latency (tens of microseconds). */
+typedef struct { double t0; char id[96]; } clock_msg;
+
+static mp_status start_clock_mpi(stage_w *w, mp_status st)
+{
+    serve *sv = w->sv;
+    int flag = 0;
+    if (st != MP_OK) return st;   /* stage_main aborts the job with it */
+    if ((st = sv->t->i->agree(sv->t, w->s, &flag, sv->c->timeout_s, &w->err)) != MP_OK) return st;
+    clock_msg m, mine;
+    clock_id(mine.id);
+    if (w->s == 0) {
+        m = mine;
+        m.t0 = mono_ms() + 20;
+        for (int s = 1; s < sv->K && st == MP_OK; s++)
+            st = sv->t->i->send(sv->t, 0, s, MP_TAG(MP_TAG_RESULT, s, 8), &m, sizeof m, sv->c->timeout_s, &w->err);
+    } else {
+        st = sv->t->i->recv(sv->t, w->s, 0, MP_TAG(MP_TAG_RESULT, w->s, 8), &m, sizeof m, sv->c->timeout_s, &w->err);
+        if (st == MP_OK && (!mine.id[0] || strcmp(m.id, mine.id))) m.t0 = mono_ms() + 20;
+    }
+    if (st != MP_OK) return st;
+    pthread_mutex_lock(&sv->mu);
+    start_clock_at(sv, m.t0);
+    pthread_mutex_unlock(&sv->mu);
+    return MP_OK;
+}
+
 static void *stage_main(void *arg)
 {
     stage_w *w = arg;
@@ -343,12 +455,7 @@ static void *stage_main(void *arg)
         mp_error_clear(&w->err);
         mp_error_set(&w->err, st, "stage %d (device %d): %.900s", w->s, sv->c->plan->stages[w->s].device, m);
     }
-    /* wait until every stage is set up and the clock has started */
-    pthread_mutex_lock(&sv->mu);
-    sv->ready++;
-    pthread_cond_broadcast(&sv->cv);
-    while (st == MP_OK && !sv->go && !sv->failed) pthread_cond_wait(&sv->cv, &sv->mu);
-    pthread_mutex_unlock(&sv->mu);
+    st = sv->mpi ? start_clock_mpi(w, st) : wait_for_clock(w, st);
     if (st == MP_OK) st = w->s == 0 ? stage0_loop(w) : stage_loop(w);
     if (st != MP_OK) {
         mp_error e;
@@ -366,6 +473,7 @@ void mp_serve_run_config_default(mp_serve_run_config *c)
 {
     memset(c, 0, sizeof *c);
     c->backend = "cpu";
+    c->transport = "threads";
     c->pin = 1;
     c->seed = 1;
     c->timeout_s = 30;
@@ -426,6 +534,70 @@ static int model_out_dim(const mp_model *m)
     return m->layers[m->num_layers - 1].out_dim;
 }
 
+/* Threads: one worker per stage; each opens its backend (which pins it) and
+ * builds its layers; the clock starts once every stage is ready, then the
+ * generator. */
+static void run_threads(serve *sv)
+{
+    int started = 0, gen_started = 0;
+    for (; started < sv->K; started++) {
+        stage_w *w = &sv->w[started];
+        if (pthread_create(&w->th, NULL, stage_main, w) != 0) {
+            mp_error e;
+            mp_error_clear(&e);
+            mp_error_set(&e, MP_ERR_BACKEND, "stage %d: cannot start its thread", started);
+            fail(sv, started, &e);
+            break;
+        }
+    }
+    pthread_mutex_lock(&sv->mu);
+    while (sv->ready < started && !sv->failed) pthread_cond_wait(&sv->cv, &sv->mu);
+    start_clock_at(sv, mono_ms() + 20);
+    int failed = sv->failed;
+    pthread_mutex_unlock(&sv->mu);
+    if (failed) {}
+    else if (pthread_create(&sv->gen, NULL, gen_main, sv) == 0) gen_started = 1;
+    else {
+        mp_error e;
+        mp_error_clear(&e);
+        mp_error_set(&e, MP_ERR_BACKEND, "cannot start the load generator thread");
+        fail(sv, 0, &e);
+    }
+    if (gen_started) pthread_join(sv->gen, NULL);
+    for (int s = 0; s < started; s++) pthread_join(sv->w[s].th, NULL);
+}
+
+/* MPI: this process is rank s and runs stage s on its main thread (the MPI
+ * transport is initialised FUNNELED); rank 0 starts the generator first, so
+ * that it keeps the process's CPU affinity rather than stage 0's core, and it
+ * waits for the clock. At the end the stages' parts go to rank 0. A failure
+ * aborts the transport, which ends every rank. */
+static mp_status run_rank(serve *sv, mp_error *err)
+{
+    int self = sv->t->rank, gen_started = 0;
+    stage_w *w = &sv->w[self];
+    if (self == 0) {
+        if (pthread_create(&sv->gen, NULL, gen_main, sv) != 0) {
+            mp_error e;
+            mp_error_clear(&e);
+            mp_error_set(&e, MP_ERR_BACKEND, "cannot start the load generator thread");
+            fail(sv, 0, &e);
+        } else
+            gen_started = 1;
+    }
+    if (!sv->failed) stage_main(w);
+    if (gen_started) pthread_join(sv->gen, NULL);
+    if (sv->failed) return MP_OK;   /* the caller reports first_err */
+    mp_status st = mp_serve_gather(sv->t, sv->res, w->batches, sv->c->keep_outputs,
+                                   sv->c->timeout_s + sv->idle_s, err);
+    if (st == MP_OK && self == 0) st = sv->t->i->flush(sv->t, 0, sv->c->timeout_s, err);
+    if (st != MP_OK) {
+        mp_error e = *err;
+        fail(sv, self, &e);
+    }
+    return st;
+}
+
 mp_status mp_serve_run(const mp_serve_run_config *c, mp_serve_run_result *res, mp_error *err)
 {
     mp_status st = check(c, err);
@@ -452,47 +624,27 @@ mp_status mp_serve_run(const mp_serve_run_config *c, mp_serve_run_result *res, m
     pthread_mutex_init(&sv.mu, NULL);
     mp_data data;
     memset(&data, 0, sizeof data);
-    int started = 0, gen_started = 0;
-    sv.x = malloc((size_t)c->n * sv.in_dim * sizeof(float));
+    const char *tname = c->transport ? c->transport : "threads";
+    if ((st = mp_transport_open(tname, sv.K, 2, &sv.t, err)) != MP_OK) goto out;
+    sv.mpi = sv.t->rank >= 0;
+    res->is_root = sv.t->rank <= 0;
     sv.w = calloc((size_t)sv.K, sizeof *sv.w);
-    if (!sv.x || !sv.w) { st = mp_error_set(err, MP_ERR_NOMEM, "out of memory for %d requests", c->n); goto out; }
-    if ((st = mp_data_init(&data, c->model, c->seed, err)) != MP_OK) goto out;
-    mp_data_inputs(&data, 0, c->n, sv.x);
-    if ((st = mp_transport_open("threads", sv.K, 2, &sv.t, err)) != MP_OK) goto out;
-    /* each worker opens its backend (which pins it) and builds its layers */
-    for (; started < sv.K; started++) {
-        stage_w *w = &sv.w[started];
-        w->sv = &sv;
-        w->s = started;
-        mp_error_clear(&w->err);
-        if (pthread_create(&w->th, NULL, stage_main, w) != 0) {
-            mp_error e;
-            mp_error_clear(&e);
-            mp_error_set(&e, MP_ERR_BACKEND, "stage %d: cannot start its thread", started);
-            fail(&sv, started, &e);
-            break;
-        }
+    if (!sv.w) { st = mp_error_set(err, MP_ERR_NOMEM, "out of memory"); goto out; }
+    for (int s = 0; s < sv.K; s++) {
+        sv.w[s].sv = &sv;
+        sv.w[s].s = s;
+        mp_error_clear(&sv.w[s].err);
     }
-    pthread_mutex_lock(&sv.mu);
-    while (sv.ready < started && !sv.failed) pthread_cond_wait(&sv.cv, &sv.mu);
-    /* the clock starts once every stage is ready */
-    sv.t0 = mono_ms() + 20;
-    sv.deadline = sv.t0 + c->arrival_ms[c->n - 1] + 1e3 * c->drain_s;
-    sv.go = 1;
-    pthread_cond_broadcast(&sv.cv);
-    int failed = sv.failed;
-    pthread_mutex_unlock(&sv.mu);
-    if (failed) {}
-    else if (pthread_create(&sv.gen, NULL, gen_main, &sv) == 0) gen_started = 1;
-    else {
-        mp_error e;
-        mp_error_clear(&e);
-        mp_error_set(&e, MP_ERR_BACKEND, "cannot start the load generator thread");
-        fail(&sv, 0, &e);
+    if (res->is_root) {   /* the request inputs, for stage 0 */
+        sv.x = malloc((size_t)c->n * sv.in_dim * sizeof(float));
+        if (!sv.x) { st = mp_error_set(err, MP_ERR_NOMEM, "out of memory for %d requests", c->n); goto out; }
+        if ((st = mp_data_init(&data, c->model, c->seed, err)) != MP_OK) goto out;
+        mp_data_inputs(&data, 0, c->n, sv.x);
     }
-    if (gen_started) pthread_join(sv.gen, NULL);
-    for (int s = 0; s < started; s++) pthread_join(sv.w[s].th, NULL);
+    if (sv.mpi) st = run_rank(&sv, err);
+    else run_threads(&sv);
     if (sv.failed) { st = mp_error_set(err, sv.first_err.status, "%s", sv.first_err.msg); goto out; }
+    if (st != MP_OK || !res->is_root) goto out;
     /* queued at the last arrival: not started on stage 0 by then */
     double last = c->arrival_ms[c->n - 1];
     for (int i = 0; i < c->n; i++) {

@@ -25,6 +25,9 @@ typedef struct {
     const mp_plan *plan;        /* a serving plan: mode serve, max_batch >= 1 */
     const mp_model *model;
     const char *backend;        /* "cpu" (default) or "cuda" */
+    const char *transport;      /* "threads" (default): one thread per stage; "mpi": this
+                                   process is rank s of `mpirun -np K` and runs stage s
+                                   (rank 0 also the generator and the batcher) */
     int pin;                    /* cpu: pin stage s to core plan->stages[s].device */
     uint64_t seed;              /* request i's input is sample i of the synthetic data */
     const double *arrival_ms;   /* [n] scheduled arrival times, ms after the start, non-decreasing */
@@ -55,16 +58,23 @@ typedef struct {
     double *take_ms;            /* [num_batches] when the batcher handed batch j to stage 0 */
     int queued_at_end;          /* requests not started on stage 0 at the last arrival */
     int unfinished;             /* requests with done_ms < 0 */
-    int realtime_threads;       /* threads that got SCHED_FIFO (config realtime) */
+    int realtime_threads;       /* threads that got SCHED_FIFO (config realtime), all ranks */
+    int is_root;                /* 1: the whole result (threads, or MPI rank 0, which gathered
+                                   every stage's part); 0: an MPI rank > 0, which holds only
+                                   its own stage's part and reports nothing */
     float *outputs;             /* keep_outputs: [n * out_dim] */
 } mp_serve_run_result;
 
-/* Defaults: cpu, pin, seed 1, timeout 30 s, drain 2 s, no SLO, no outputs. */
+/* Defaults: cpu, threads, pin, seed 1, timeout 30 s, drain 2 s, no SLO, no outputs. */
 void mp_serve_run_config_default(mp_serve_run_config *c);
 
-/* Serves the n requests. Threads transport (one process). MP_ERR_INPUT for a
+/* Serves the n requests, on threads of this process or, with transport "mpi",
+ * as rank s of K ranks (every rank calls it with the same config; times are
+ * relative to each rank's own clock start after a barrier, and rank 0 gathers
+ * the other stages' parts: docs/serving.md §7, "MPI"). MP_ERR_INPUT for a
  * plan that is not a serving plan or does not match the model; on a failure
- * every stage stops within the timeout and err names the stage. */
+ * every stage stops within the timeout and err names the stage (MPI: the
+ * failing rank prints that and brings every rank down). */
 mp_status mp_serve_run(const mp_serve_run_config *c, mp_serve_run_result *res, mp_error *err);
 
 /* The measured metrics in the simulator's terms (docs/serving.md §2) over the
@@ -105,6 +115,8 @@ typedef struct {
     mp_serve_result predicted;  /* the simulator on the same arrival times */
     double dispatch_ms, fwd_scale, batch_overhead_ms;  /* the model terms the prediction used */
     mp_serve_overheads overheads;  /* measured (mp_serve_run_overheads) */
+    const char *transport;      /* "threads" or "mpi" (NULL: threads) */
+    const char *outputs_sha256; /* --checksum: SHA-256 of every output row in request order; NULL: none */
     int has_fit;                /* with a profile and >= 1 batch: this run's calibration */
     double fit_scale, fit_overhead_ms, fit_dispatch_ms;  /* measured fwd ~ overhead + scale * profile */
     int fit_points;             /* stage forwards in the fit */

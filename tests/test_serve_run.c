@@ -24,16 +24,6 @@ static const char *MODEL =
     "{\"type\": \"layernorm\"}, {\"type\": \"linear\", \"out\": 3}], \"loss\": \"mse\"}";
 #define NL 6
 
-/* mp_test_write_file's path lives in a static buffer: keep copies. */
-static const char *keep(const char *path)
-{
-    static char paths[16][1024];
-    static int next;
-    char *p = paths[next++ % 16];
-    snprintf(p, 1024, "%s", path);
-    return p;
-}
-
 static const char *serve_plan(const char *name, int B, double W, const char *stages)
 {
     char text[2048];
@@ -41,7 +31,7 @@ static const char *serve_plan(const char *name, int B, double W, const char *sta
              "{\"format\":\"mpplan-plan/1\",\"mode\":\"serve\",\"schedule\":\"gpipe\",\"chunks_per_device\":1,"
              "\"global_batch\":%d,\"microbatch_size\":%d,\"num_microbatches\":1,\"max_batch\":%d,"
              "\"max_wait_ms\":%g,\"stages\":[%s]}", B, B, B, W, stages);
-    return keep(mp_test_write_file(name, text));
+    return mp_test_write_file(name, text);
 }
 
 static void load(const char *plan_path, mp_plan *p, mp_model *m)
@@ -256,13 +246,13 @@ static int run_tool(const char *args, char **out, char **err)
 
 static void test_cli_bad_input(void)
 {
-    const char *model = keep(mp_test_write_file("model.json", MODEL));
+    const char *model = mp_test_write_file("model.json", MODEL);
     const char *plan = serve_plan("plan_cli.json", 4, 1, "{\"layers\":[0,5],\"device\":0}");
-    const char *train = keep(mp_test_write_file("train.json",
+    const char *train = mp_test_write_file("train.json",
         "{\"format\":\"mpplan-plan/1\",\"mode\":\"train\",\"schedule\":\"gpipe\",\"chunks_per_device\":1,"
-        "\"global_batch\":4,\"microbatch_size\":2,\"stages\":[{\"layers\":[0,5],\"device\":0}]}"));
-    const char *trace = keep(mp_test_write_file("trace.txt", "0\n0.001\n"));
-    const char *badtrace = keep(mp_test_write_file("bad.txt", "0\n-1\n"));
+        "\"global_batch\":4,\"microbatch_size\":2,\"stages\":[{\"layers\":[0,5],\"device\":0}]}");
+    const char *trace = mp_test_write_file("trace.txt", "0\n0.001\n");
+    const char *badtrace = mp_test_write_file("bad.txt", "0\n-1\n");
     char args[4096], *out = NULL, *err = NULL;
     struct { const char *fmt, *p, *needle; } cases[] = {
         { "%s --model %s --serve --no-pin", plan, "--rate" },
@@ -294,10 +284,10 @@ static void test_cli_bad_input(void)
 /* A run through the tool: report fields, batches, and the prediction. */
 static void test_cli_run(void)
 {
-    const char *model = keep(mp_test_write_file("model.json", MODEL));
+    const char *model = mp_test_write_file("model.json", MODEL);
     const char *plan = serve_plan("plan_run.json", 4, 20, "{\"layers\":[0,3],\"device\":0},{\"layers\":[4,5],\"device\":1}");
     /* seconds: 4 at 0 (full), 2 at 0.1 (timeout) */
-    const char *trace = keep(mp_test_write_file("trace_run.txt", "# test\n0\n0\n0\n0\n0.1\n0.1\n"));
+    const char *trace = mp_test_write_file("trace_run.txt", "# test\n0\n0\n0\n0\n0.1\n0.1\n");
     char report[4096], args[8192], *out = NULL, *err = NULL;
     snprintf(report, sizeof report, "%s/serve_report.json", mp_test_tmpdir());
     /* a profile of the six layers: 0.01 ms each at any batch size, 128 B out */
@@ -308,7 +298,7 @@ static void test_cli_run(void)
         k += snprintf(prof + k, sizeof prof - (size_t)k, "%s{\"name\": \"l%d\", \"fwd_ms\": 0.01, \"bwd_ms\": 0.02, "
                       "\"param_bytes\": 1000, \"out_bytes_per_sample\": 128, \"stash_bytes_per_sample\": 128}", l ? ", " : "", l);
     snprintf(prof + k, sizeof prof - (size_t)k, "]}");
-    const char *prof_path = keep(mp_test_write_file("profile.json", prof));
+    const char *prof_path = mp_test_write_file("profile.json", prof);
     snprintf(args, sizeof args, "%s --model %s --serve --arrivals %s --no-pin --slo-ms 1000 --report %s --profile %s",
              plan, model, trace, report, prof_path);
     int rc = run_tool(args, &out, &err);
