@@ -19,14 +19,14 @@
 # replay_error_pct, ops_pct, runs_ms}] (ops_pct: how much longer the run's
 # ops took than its profile says, through the schedule: replay vs
 # prediction).
-# Env: MPKIT_BIN (default bin), OUT (default out), MODEL, GB (global batch, 64), STEPS (40), REPS (5),
+# Env: MPKIT_BIN (default bin), OUT (default out), MODEL, GB (global batch, 64), STEPS (40), REPS (9),
 # SERVE (1; 0 skips the serving validation at the end).
 set -euo pipefail
 BIN=${MPKIT_BIN:-bin}
 MODEL=${MODEL:-profiles/demo.model.json}
 GB=${GB:-64}
 STEPS=${STEPS:-40}
-REPS=${REPS:-5}
+REPS=${REPS:-9}
 OUT=${OUT:-out}
 WORK=$OUT/validate
 mkdir -p "$WORK"
