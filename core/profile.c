@@ -141,6 +141,12 @@ static mp_status parse_root(const mp_jctx *cx, const json_t *root, mp_profile *p
     if (mp_json_get_bytes(cx, root, "", "input_bytes_per_sample", 0, MP_JNONNEG,
                           &p->input_bytes_per_sample))
         return MP_ERR_INPUT;
+    /* informational, written by mpprof: read when well formed, else ignored */
+    const json_t *threads = json_object_get(json_object_get(root, "settings"), "threads");
+    const char *backend = json_string_value(json_object_get(root, "backend"));
+    if (backend && !strcmp(backend, "cpu") && json_is_integer(threads) && json_integer_value(threads) >= 1 &&
+        json_integer_value(threads) <= 1000000)
+        p->busy_cores = (int)json_integer_value(threads);
     const json_t *layers = json_object_get(root, "layers");
     if (!layers) return mp_json_fail(cx, "layers", "missing");
     if (!json_is_array(layers)) return mp_json_fail(cx, "layers", "must be an array");
@@ -241,6 +247,10 @@ static json_t *profile_to_json(const mp_profile *p)
     }
     if (p->input_bytes_per_sample != 0)
         json_object_set_new(root, "input_bytes_per_sample", mp_json_number(p->input_bytes_per_sample));
+    if (p->busy_cores > 0) {
+        json_object_set_new(root, "backend", json_string("cpu"));
+        json_object_set_new(root, "settings", json_pack("{s:i}", "threads", p->busy_cores));
+    }
     json_object_set_new(root, "layers", layers);
     return root;
 }

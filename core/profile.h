@@ -37,6 +37,8 @@ typedef struct {
     char *model;
     char *device;
     double input_bytes_per_sample;  /* 0 when absent */
+    int busy_cores;                 /* CPU profiles: cores busy while measuring ("settings".threads
+                                       with "backend": "cpu"); 0 when unknown */
     int num_layers;
     mp_layer_cost *layers;
 } mp_profile;
@@ -57,7 +59,8 @@ mp_status mp_profile_save(const char *path, const mp_profile *p, mp_error *err);
  * every forward/backward time (table point, alpha, beta) is the median over
  * the n; names, byte sizes and table batch sizes must agree, else
  * MP_ERR_INPUT naming names[i] and the difference. Model and device are the
- * first profile's. Defined in profile_merge.c. */
+ * first profile's, busy_cores theirs when all agree (else 0). Defined in
+ * profile_merge.c. */
 mp_status mp_profile_merge(const mp_profile *ps, const char *const *names, int n, mp_profile *out, mp_error *err);
 
 /* Frees everything p owns and zeroes it; safe on a zeroed profile. */

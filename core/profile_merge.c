@@ -107,6 +107,9 @@ mp_status mp_profile_merge(const mp_profile *ps, const char *const *names, int n
     out->model = dup_or_null(ps[0].model);
     out->device = dup_or_null(ps[0].device);
     out->input_bytes_per_sample = ps[0].input_bytes_per_sample;
+    out->busy_cores = ps[0].busy_cores;
+    for (int i = 1; i < n; i++)
+        if (ps[i].busy_cores != out->busy_cores) out->busy_cores = 0;   /* regimes differ: unknown */
     if (!tmp || !fn || !out->layers || (ps[0].model && !out->model) || (ps[0].device && !out->device))
         st = mp_error_set(err, MP_ERR_NOMEM, "merging profiles: out of memory");
     for (int l = 0; l < out->num_layers && !st; l++) {

@@ -194,6 +194,16 @@ static mp_status load_inputs(cli *c, inputs *in, mp_error *err)
                 return st;
             in->has_cluster = 1;
         }
+        int busy = 0;   /* distinct devices the plan keeps busy */
+        for (int s = 0; s < in->plan.num_stages; s++) {
+            int seen = 0;
+            for (int t = 0; t < s; t++) seen |= in->plan.stages[t].device == in->plan.stages[s].device;
+            busy += !seen;
+        }
+        if (!strcmp(c->run.backend, "cpu") && in->prof.busy_cores > 0 && in->prof.busy_cores != busy)
+            fprintf(stderr, "mprun: note: %s was measured with %d busy core%s, this plan keeps %d busy: "
+                    "the prediction may be off by the difference (docs/profiling.md: mpprof --threads %d)\n",
+                    c->profile_path, in->prof.busy_cores, in->prof.busy_cores > 1 ? "s" : "", busy, busy);
         if ((st = mp_plan_copy(&in->pred, &in->plan)) != MP_OK) return mp_error_set(err, st, "out of memory");
         if ((st = mp_plan_evaluate(&in->pred, &in->prof, &in->cluster, MP_DEFAULT_STATE_FACTOR, NULL, err)) != MP_OK)
             return st;

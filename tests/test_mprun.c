@@ -227,6 +227,27 @@ static void test_failures(void)
 /* --backend cuda: on a machine without a usable GPU, one clear message and
  * exit 1 before any step; with a GPU, a 2-stage plan runs with both stages
  * on GPU 0 (MPKIT_GPUS=0,0) and prints a checksum. */
+/* --profile measured with another number of busy cores than the plan keeps
+ * busy: one note on stderr naming both (docs/profiling.md); none when equal. */
+static void test_profile_regime_note(void)
+{
+    setup();
+    char prof[4200], cmd[8400], *err = NULL;
+    snprintf(prof, sizeof prof, "%s/solo.profile.json", mp_test_tmpdir());
+    snprintf(cmd, sizeof cmd, "%s --model %s --batch 8 --warmup 0 --repeat 1 --threads 1 -q -o %s",
+             mp_test_tool("mpprof"), model_path, prof);
+    CU_ASSERT_EQUAL_FATAL(mp_test_run_cmd(cmd, NULL, NULL), 0);
+    const char *p2 = plan("note2.json", "1f1b", 1, 16, 8, "{\"layers\":[0,2],\"device\":0},{\"layers\":[3,5],\"device\":1}");
+    snprintf(cmd, sizeof cmd, "--steps 1 --quiet --profile %s", prof);
+    CU_ASSERT_EQUAL(mprun("", p2, cmd, NULL, NULL, &err), 0);
+    CU_ASSERT(strstr(err, "note:") && strstr(err, "with 1 busy core, this plan keeps 2 busy"));
+    free(err);
+    const char *p1 = plan("note1.json", "gpipe", 1, 16, 8, "{\"layers\":[0,5],\"device\":0}");
+    CU_ASSERT_EQUAL(mprun("", p1, cmd, NULL, NULL, &err), 0);
+    CU_ASSERT(strstr(err, "note:") == NULL);
+    free(err);
+}
+
 static void test_cuda_backend(void)
 {
     setup();
@@ -258,6 +279,7 @@ int main(void)
         MP_TEST(test_kill_and_resume),
         MP_TEST(test_failures),
         MP_TEST(test_cuda_backend),
+        MP_TEST(test_profile_regime_note),
     };
     return mp_test_main("mprun", cases, (int)(sizeof cases / sizeof cases[0]));
 }

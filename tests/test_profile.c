@@ -462,12 +462,53 @@ static void test_merge(void)
     mp_profile_free(&want);
 }
 
+/* busy_cores: read from an mpprof CPU profile's settings.threads, ignored
+ * when malformed or not CPU, kept by save/load and by merge when all agree. */
+static void test_busy_cores(void)
+{
+    static const char *layer = "\"layers\":[{\"name\":\"a\",\"fwd_ms\":1,\"bwd_ms\":2,\"param_bytes\":4,"
+                               "\"out_bytes_per_sample\":4,\"stash_bytes_per_sample\":4}]";
+    struct { const char *extra; int want; } cases[] = {
+        {"\"backend\":\"cpu\",\"settings\":{\"threads\":2},", 2},
+        {"\"backend\":\"cuda\",\"settings\":{\"threads\":1},", 0},
+        {"\"backend\":\"cpu\",\"settings\":{\"threads\":\"two\"},", 0},
+        {"\"backend\":\"cpu\",\"settings\":{\"threads\":0},", 0},
+        {"\"backend\":\"cpu\",\"settings\":7,", 0},
+        {"", 0},
+    };
+    mp_profile p[6], m;
+    mp_error e = {0};
+    for (int i = 0; i < 6; i++) {
+        char text[1024];
+        snprintf(text, sizeof text, "{\"format\":\"mpplan-profile/1\",\"model\":\"x\",\"device\":\"d\",%s%s}",
+                 cases[i].extra, layer);
+        CU_ASSERT_EQUAL_FATAL(mp_profile_parse(text, strlen(text), "t.json", &p[i], &e), MP_OK);
+        CU_ASSERT_EQUAL(p[i].busy_cores, cases[i].want);
+    }
+    char path[600];
+    snprintf(path, sizeof path, "%s/busy.json", mp_test_tmpdir());
+    CU_ASSERT_EQUAL_FATAL(mp_profile_save(path, &p[0], &e), MP_OK);
+    CU_ASSERT_EQUAL_FATAL(mp_profile_load(path, &m, &e), MP_OK);
+    CU_ASSERT_EQUAL(m.busy_cores, 2);
+    mp_profile_free(&m);
+    const char *names[] = {"a", "b"};
+    mp_profile two[2] = {p[0], p[0]};
+    CU_ASSERT_EQUAL_FATAL(mp_profile_merge(two, names, 2, &m, &e), MP_OK);
+    CU_ASSERT_EQUAL(m.busy_cores, 2);
+    mp_profile_free(&m);
+    two[1] = p[5];
+    CU_ASSERT_EQUAL_FATAL(mp_profile_merge(two, names, 2, &m, &e), MP_OK);
+    CU_ASSERT_EQUAL(m.busy_cores, 0);
+    mp_profile_free(&m);
+    for (int i = 0; i < 6; i++) mp_profile_free(&p[i]);
+}
+
 int main(void)
 {
     static const mp_test_case cases[] = {
         MP_TEST(test_time_forms), MP_TEST(test_time_table_random), MP_TEST(test_load_fixture),
         MP_TEST(test_file_errors), MP_TEST(test_value_errors), MP_TEST(test_extra_fields_ignored),
-        MP_TEST(test_round_trip), MP_TEST(test_atomic_write), MP_TEST(test_merge),
+        MP_TEST(test_round_trip), MP_TEST(test_atomic_write), MP_TEST(test_merge), MP_TEST(test_busy_cores),
     };
     return mp_test_main("profile", cases, (int)(sizeof cases / sizeof *cases));
 }
