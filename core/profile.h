@@ -37,10 +37,10 @@ typedef struct {
     char *model;
     char *device;
     double input_bytes_per_sample;  /* 0 when absent */
-    int busy_cores;                 /* CPU profiles: cores busy while measuring ("settings".threads
-                                       with "backend": "cpu"); 0 when unknown */
     int num_layers;
     mp_layer_cost *layers;
+    int busy_cores;                 /* CPU profiles: cores busy while measuring ("settings".threads
+                                       with "backend": "cpu"); 0 when unknown */
 } mp_profile;
 
 /* Loads and validates a profile file. On error returns MP_ERR_IO/MP_ERR_INPUT

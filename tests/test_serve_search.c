@@ -27,7 +27,8 @@ static void make_instance(instance *in, int L, int D, double mem)
         in->layers[l].param_bytes = urand(1e3, 1e4);
         in->layers[l].out_bytes_per_sample = urand(10, 1000);
     }
-    in->prof = (mp_profile){ "rand", "cpu", 100, L, in->layers };
+    in->prof = (mp_profile){ .model = "rand", .device = "cpu", .input_bytes_per_sample = 100, .num_layers = L,
+                             .layers = in->layers };
     for (int d = 0; d < D; d++) in->dev[d] = (mp_device){ "d", mem * urand(0.5, 1.5), urand(0.5, 2) };
     for (int i = 0; i < D * D; i++) in->links[i] = (mp_link){ urand(1e5, 1e7), urand(0, 1e-4) };
     in->cl = (mp_cluster){ D, in->dev, in->links[0], in->links };
@@ -231,7 +232,7 @@ static void test_large_heuristic(void)
     }
     for (int d = 0; d < 8; d++) dev[d] = (mp_device){ "d", 1e10, 1 };
     for (int i = 0; i < 64; i++) links[i] = (mp_link){ 1e10, 1e-5 };
-    mp_profile prof = { "big", "cpu", 1e4, 200, L };
+    mp_profile prof = { .model = "big", .device = "cpu", .input_bytes_per_sample = 1e4, .num_layers = 200, .layers = L };
     mp_cluster cl = { 8, dev, links[0], links };
     int n = 2000;
     mp_serve_arrivals a;

@@ -266,7 +266,7 @@ static void test_tables_memory(void)
         L[i].param_bytes = 100;
         L[i].out_bytes_per_sample = 10.0 * (i + 1);
     }
-    mp_profile prof = { "m", "d", 5, 3, L };
+    mp_profile prof = { .model = "m", .device = "d", .input_bytes_per_sample = 5, .num_layers = 3, .layers = L };
     mp_device dev[2] = { { "a", 1e9, 2 }, { "b", 1e9, 1 } };
     mp_link links[4] = { { 1e3, 0.001 }, { 1e3, 0.001 }, { 1e3, 0.001 }, { 1e3, 0.001 } };
     mp_cluster cl = { 2, dev, { 1e3, 0.001 }, links };
