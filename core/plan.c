@@ -1,7 +1,8 @@
 /* plan.c — load, check, print, save, copy and free pipeline plans
  * ("format": "mpplan-plan/1", docs/formats.md).
  * defines: mp_schedule_name, mp_schedule_from_name, mp_plan_load, mp_plan_parse,
- *          mp_plan_check, mp_plan_to_json, mp_plan_save, mp_plan_copy, mp_plan_free */
+ *          mp_plan_check, mp_plan_to_json, mp_plan_save, mp_plan_copy, mp_plan_free,
+ *          mp_plan_num_devices */
 #include "plan.h"
 
 #include <stdio.h>
@@ -34,6 +35,17 @@ mp_status mp_schedule_from_name(const char *s, mp_schedule_kind *k)
             return MP_OK;
         }
     return MP_ERR_INPUT;
+}
+
+int mp_plan_num_devices(const mp_plan *p)
+{
+    int n = 0;
+    for (int s = 0; s < p->num_stages; s++) {
+        int seen = 0;
+        for (int t = 0; t < s && !seen; t++) seen = p->stages[t].device == p->stages[s].device;
+        n += !seen;
+    }
+    return n;
 }
 
 void mp_plan_free(mp_plan *p)

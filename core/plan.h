@@ -1,7 +1,7 @@
 /* plan.h — a pipeline plan and its prediction ("format": "mpplan-plan/1").
  * defines: mp_schedule_kind, mp_schedule_name, mp_schedule_from_name, mp_stage,
  *          mp_prediction, mp_plan, mp_plan_load, mp_plan_parse, mp_plan_to_json,
- *          mp_plan_save, mp_plan_check, mp_plan_copy, mp_plan_free */
+ *          mp_plan_save, mp_plan_check, mp_plan_copy, mp_plan_free, mp_plan_num_devices */
 #ifndef MP_PLAN_H
 #define MP_PLAN_H
 
@@ -72,5 +72,8 @@ mp_status mp_plan_save(const char *path, const mp_plan *p, mp_error *err);
 mp_status mp_plan_copy(mp_plan *dst, const mp_plan *src);
 
 void mp_plan_free(mp_plan *p);
+
+/* How many distinct devices the plan's stages use (the devices it keeps busy). */
+int mp_plan_num_devices(const mp_plan *p);
 
 #endif

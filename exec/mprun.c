@@ -194,12 +194,7 @@ static mp_status load_inputs(cli *c, inputs *in, mp_error *err)
                 return st;
             in->has_cluster = 1;
         }
-        int busy = 0;   /* distinct devices the plan keeps busy */
-        for (int s = 0; s < in->plan.num_stages; s++) {
-            int seen = 0;
-            for (int t = 0; t < s; t++) seen |= in->plan.stages[t].device == in->plan.stages[s].device;
-            busy += !seen;
-        }
+        int busy = mp_plan_num_devices(&in->plan);
         if (!strcmp(c->run.backend, "cpu") && in->prof.busy_cores > 0 && in->prof.busy_cores != busy)
             fprintf(stderr, "mprun: note: %s was measured with %d busy core%s, this plan keeps %d busy: "
                     "the prediction may be off by the difference (docs/profiling.md: mpprof --threads %d)\n",

@@ -285,6 +285,11 @@ static mp_status report(const args *a, const mp_profile *prof, const mp_cluster 
                         const mp_search_result *r, mp_error *err)
 {
     mp_status st;
+    int busy = mp_plan_num_devices(&plans[0]);
+    if (prof->busy_cores > 0 && prof->busy_cores != busy)   /* a CPU profile of another regime */
+        fprintf(stderr, "mpplan: note: %s was measured with %d busy core%s, the plan keeps %d busy: its time "
+                "may be off by the difference; profile with mpprof --threads %d and compare (docs/profiling.md)\n",
+                a->profile, prof->busy_cores, prof->busy_cores > 1 ? "s" : "", busy, busy);
     if (a->out && (st = mp_plan_save(a->out, &plans[0], err)) != MP_OK) return st;
     if (a->trace) {
         mp_trace tr;
@@ -364,7 +369,6 @@ static mp_status run_search(const args *a, const mp_profile *prof, const mp_clus
     o.state_factor = a->sf;
     o.top = a->json ? 1 : a->top;
     o.progress = 1;
-    if (a->micro == 0 && a->schedule >= 0 && a->schedule != MP_SCHED_INTERLEAVED) { /* nothing */ }
     mp_search_result r;
     mp_status st = mp_search_run(prof, cl, &o, &r, err);
     if (st == MP_ERR_NOFIT) return no_fit(a, prof, cl, &o, err);

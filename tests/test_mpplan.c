@@ -46,6 +46,23 @@ static void test_table(void)
     free(err);
 }
 
+/* A CPU profile measured with 2 busy cores: a 1-device plan gets one note on
+ * stderr naming both numbers; the table profile (no settings) none. */
+static void test_regime_note(void)
+{
+    char *out = NULL, *err = NULL;
+    snprintf(cmd, sizeof cmd, "%s --profile profiles/demo.cpu.profile.json --devices 1 --memory 8GiB --global-batch 8",
+             mp_test_tool("mpplan"));
+    CU_ASSERT_EQUAL(mp_test_run_cmd(cmd, &out, &err), 0);
+    CU_ASSERT((err && strstr(err, "note:") && strstr(err, "2 busy cores, the plan keeps 1 busy")) != 0);
+    free(out);
+    free(err);
+    CU_ASSERT_EQUAL(run(&out, &err, cluster_args(), NULL), 0);
+    CU_ASSERT((err && !strstr(err, "note:")) != 0);
+    free(out);
+    free(err);
+}
+
 /* --json is one plan object; -o writes the same text; --evaluate of the saved
  * plan reproduces iteration_ms; --trace writes a Chrome trace. */
 static void test_json_output_evaluate_trace(void)
@@ -163,6 +180,7 @@ int main(void)
         MP_TEST(test_json_output_evaluate_trace),
         MP_TEST(test_no_fit),
         MP_TEST(test_usage_errors),
+        MP_TEST(test_regime_note),
     };
     return mp_test_main("mpplan", cases, (int)(sizeof cases / sizeof *cases));
 }
