@@ -1,6 +1,7 @@
 /* profile.h — per-layer costs ("format": "mpplan-profile/1"), see docs/formats.md.
  * defines: mp_time_fn, mp_time_eval, mp_layer_cost, mp_profile, mp_profile_load,
- *          mp_profile_parse, mp_profile_save, mp_profile_free, mp_profile_merge */
+ *          mp_profile_parse, mp_profile_save, mp_profile_free, mp_profile_merge,
+ *          mp_profile_same_model */
 #ifndef MP_PROFILE_H
 #define MP_PROFILE_H
 
@@ -62,6 +63,11 @@ mp_status mp_profile_save(const char *path, const mp_profile *p, mp_error *err);
  * first profile's, busy_cores theirs when all agree (else 0). Defined in
  * profile_merge.c. */
 mp_status mp_profile_merge(const mp_profile *ps, const char *const *names, int n, mp_profile *out, mp_error *err);
+
+/* MP_OK when q (named `name` in messages) is a profile of the same model as
+ * p: layer names, byte sizes and the forms and batch sizes of the times
+ * agree; else MP_ERR_INPUT saying what differs. Defined in profile_merge.c. */
+mp_status mp_profile_same_model(const mp_profile *p, const mp_profile *q, const char *name, mp_error *err);
 
 /* Frees everything p owns and zeroes it; safe on a zeroed profile. */
 void mp_profile_free(mp_profile *p);

@@ -1,7 +1,7 @@
 /* profile_merge.c — the per-point median of several profiles of one model
  * (mpprof --merge), to smooth out a machine whose speed drifts between
  * profiling runs.
- * defines: mp_profile_merge */
+ * defines: mp_profile_merge, mp_profile_same_model */
 #include "profile.h"
 
 #include <math.h>
@@ -69,8 +69,8 @@ static mp_status merge_fn(const mp_time_fn *const *fn, int n, double *tmp, mp_ti
     return MP_OK;
 }
 
-/* Checks profile q (named names[i]) describes the same model as p. */
-static mp_status same_model(const mp_profile *p, const mp_profile *q, const char *name, mp_error *err)
+/* See profile.h. */
+mp_status mp_profile_same_model(const mp_profile *p, const mp_profile *q, const char *name, mp_error *err)
 {
     if (q->num_layers != p->num_layers)
         return mp_error_set(err, MP_ERR_INPUT, "%s: %d layers, the first profile has %d: not the same model",
@@ -98,7 +98,7 @@ mp_status mp_profile_merge(const mp_profile *ps, const char *const *names, int n
     memset(out, 0, sizeof *out);
     if (n < 1) return mp_error_set(err, MP_ERR_INPUT, "merging profiles: no profile given");
     mp_status st = MP_OK;
-    for (int i = 1; i < n && !st; i++) st = same_model(&ps[0], &ps[i], names[i], err);
+    for (int i = 1; i < n && !st; i++) st = mp_profile_same_model(&ps[0], &ps[i], names[i], err);
     if (st) return st;
     double *tmp = malloc((size_t)n * sizeof *tmp);
     const mp_time_fn **fn = malloc((size_t)n * sizeof *fn);

@@ -1,7 +1,7 @@
 /* mpplan.c — the planner tool: the fastest pipeline plan that fits.
  * defines: main
  *
- * mpplan --profile P.json (--devices K --memory SIZE [--bandwidth BW] [--latency T] | --cluster C.json)
+ * mpplan --profile P.json [--profile P2.json ...] (--devices K --memory SIZE [--bandwidth BW] [--latency T] | --cluster C.json)
  *        --global-batch B [--microbatch b] [--schedule auto|gpipe|1f1b|interleaved]
  *        [--recompute auto|on|off] [--state-factor F] [--top N] [--json] [-o PLAN.json]
  *        [--trace TRACE.json] [--evaluate PLAN.json]
@@ -16,6 +16,7 @@
 #include "evaluate.h"
 #include "plan.h"
 #include "profile.h"
+#include "profile_set.h"
 #include "search.h"
 #include "serve_cli.h"
 #include "trace.h"
@@ -36,7 +37,8 @@ typedef struct {
 
 /* One table drives getopt_long and --help. */
 static const opt_spec OPTS[] = {
-    { "profile", "P.json", "per-layer profile (mpplan-profile/1), required", O_PROFILE },
+    { "profile", "P.json", "per-layer profile (mpplan-profile/1), required; repeat it with CPU profiles taken "
+                           "on different numbers of busy cores (mpprof --threads) to time each plan with its own", O_PROFILE },
     { "devices", "K", "K identical devices (with --memory)", O_DEVICES },
     { "memory", "SIZE", "memory per device, e.g. 80GiB (with --devices)", O_MEMORY },
     { "bandwidth", "BW", "link bandwidth with --devices (default " DEFAULT_BANDWIDTH ")", O_BANDWIDTH },
@@ -57,7 +59,9 @@ static const opt_spec OPTS[] = {
 #define NOPTS ((int)(sizeof OPTS / sizeof *OPTS))
 
 typedef struct {
-    const char *profile, *cluster, *out, *trace, *evaluate;
+    const char *profiles[MP_PROFILE_SET_MAX];
+    int nprof;
+    const char *cluster, *out, *trace, *evaluate;
     const char *memory, *bandwidth, *latency;
     int devices, have_devices, batch, micro, schedule, recompute, top, json;
     double sf;
@@ -111,7 +115,11 @@ static mp_status parse_args(int argc, char **argv, args *a, mp_error *err)
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:", lo, NULL)) != -1) {
         switch (c) {
-        case O_PROFILE: a->profile = optarg; break;
+        case O_PROFILE:
+            if (a->nprof == MP_PROFILE_SET_MAX)
+                return mp_error_set(err, MP_ERR_USAGE, "--profile: at most %d profiles", MP_PROFILE_SET_MAX);
+            a->profiles[a->nprof++] = optarg;
+            break;
         case O_CLUSTER: a->cluster = optarg; break;
         case O_OUT: a->out = optarg; break;
         case O_TRACE: a->trace = optarg; break;
@@ -161,7 +169,7 @@ static mp_status parse_args(int argc, char **argv, args *a, mp_error *err)
 /* Cross-option checks, naming the flags involved. */
 static mp_status validate(const args *a, mp_error *err)
 {
-    if (!a->profile) return mp_error_set(err, MP_ERR_USAGE, "--profile is required (see --help)");
+    if (!a->nprof) return mp_error_set(err, MP_ERR_USAGE, "--profile is required (see --help)");
     if (a->have_devices && a->cluster)
         return mp_error_set(err, MP_ERR_USAGE, "give either --devices or --cluster, not both");
     if (!a->have_devices && !a->cluster)
@@ -179,9 +187,9 @@ static mp_status validate(const args *a, mp_error *err)
     return MP_OK;
 }
 
-static mp_status load_inputs(const args *a, mp_profile *prof, mp_cluster *cl, mp_error *err)
+static mp_status load_inputs(const args *a, mp_profile_set *ps, mp_cluster *cl, mp_error *err)
 {
-    mp_status st = mp_profile_load(a->profile, prof, err);
+    mp_status st = mp_profile_set_load(ps, a->profiles, a->nprof, err);
     if (st != MP_OK) return st;
     if (a->cluster) return mp_cluster_load(a->cluster, cl, err);
     double mem, bw, lat;
@@ -263,11 +271,24 @@ static void print_plan_row(int rank, const mp_plan *p, const mp_profile *prof, c
     printf("\n");
 }
 
-static void print_header(const args *a, const mp_profile *prof, const mp_cluster *cl, const mp_search_result *r)
+static void print_header(const args *a, const mp_profile_set *ps, const mp_cluster *cl, const mp_search_result *r)
 {
-    printf("# mpplan: profile %s (%s, %d layers), %s (%d devices), global batch %d\n", a->profile,
-           prof->model ? prof->model : "?", prof->num_layers, a->cluster ? a->cluster : "uniform devices",
-           cl->num_devices, a->batch);
+    const mp_profile *prof = &ps->p[0];
+    char what[64];
+    snprintf(what, sizeof what, "%d profiles", ps->n);
+    printf("# mpplan: %s%s (%s, %d layers), %s (%d devices), global batch %d\n", ps->n > 1 ? "" : "profile ",
+           ps->n > 1 ? what : ps->path[0], prof->model ? prof->model : "?", prof->num_layers,
+           a->cluster ? a->cluster : "uniform devices", cl->num_devices, a->batch);
+    for (int i = 0; ps->n > 1 && i < ps->n; i++) {
+        int lo, hi;
+        char range[32];
+        mp_profile_set_range(ps, i, &lo, &hi);
+        if (hi == lo) snprintf(range, sizeof range, "%d device%s", lo, lo > 1 ? "s" : "");
+        else if (hi) snprintf(range, sizeof range, "%d-%d devices", lo, hi);
+        else snprintf(range, sizeof range, "%d or more devices", lo);
+        printf("#   plans on %s timed with %s (measured with %d busy core%s)\n", range, ps->path[i],
+               ps->p[i].busy_cores, ps->p[i].busy_cores > 1 ? "s" : "");
+    }
     if (r) {
         if (r->optimal)
             printf("# search: %ld configurations (%ld searched), %ld nodes, %ld simulations, %.3f s: optimal\n",
@@ -280,16 +301,18 @@ static void print_header(const args *a, const mp_profile *prof, const mp_cluster
     printf("#   iteration_ms     samples/s   bubble\n");
 }
 
-/* Writes -o, --trace and stdout for the best plan (and the table). */
-static mp_status report(const args *a, const mp_profile *prof, const mp_cluster *cl, mp_plan *plans, int n,
+/* Writes -o, --trace and stdout for the best plan (and the table); each plan
+ * is timed with the profile of its number of devices (profile_set.h). */
+static mp_status report(const args *a, const mp_profile_set *ps, const mp_cluster *cl, mp_plan *plans, int n,
                         const mp_search_result *r, mp_error *err)
 {
     mp_status st;
-    int busy = mp_plan_num_devices(&plans[0]);
+    int busy = mp_plan_num_devices(&plans[0]), pi = mp_profile_set_pick(ps, busy);
+    const mp_profile *prof = &ps->p[pi];
     if (prof->busy_cores > 0 && prof->busy_cores != busy)   /* a CPU profile of another regime */
         fprintf(stderr, "mpplan: note: %s was measured with %d busy core%s, the plan keeps %d busy: its time "
                 "may be off by the difference; profile with mpprof --threads %d and compare (docs/profiling.md)\n",
-                a->profile, prof->busy_cores, prof->busy_cores > 1 ? "s" : "", busy, busy);
+                ps->path[pi], prof->busy_cores, prof->busy_cores > 1 ? "s" : "", busy, busy);
     if (a->out && (st = mp_plan_save(a->out, &plans[0], err)) != MP_OK) return st;
     if (a->trace) {
         mp_trace tr;
@@ -306,8 +329,9 @@ static mp_status report(const args *a, const mp_profile *prof, const mp_cluster 
         free(s);
         return MP_OK;
     }
-    print_header(a, prof, cl, r);
-    for (int i = 0; i < n; i++) print_plan_row(i + 1, &plans[i], prof, cl);
+    print_header(a, ps, cl, r);
+    for (int i = 0; i < n; i++)
+        print_plan_row(i + 1, &plans[i], &ps->p[mp_profile_set_pick(ps, mp_plan_num_devices(&plans[i]))], cl);
     return MP_OK;
 }
 
@@ -339,11 +363,12 @@ static mp_status no_fit(const args *a, const mp_profile *prof, const mp_cluster 
 
 /* ---------------------------------------------------------------- run */
 
-static mp_status run_evaluate(const args *a, const mp_profile *prof, const mp_cluster *cl, mp_error *err)
+static mp_status run_evaluate(const args *a, const mp_profile_set *ps, const mp_cluster *cl, mp_error *err)
 {
     mp_plan p;
     mp_status st = mp_plan_load(a->evaluate, &p, err);
     if (st != MP_OK) return st;
+    const mp_profile *prof = &ps->p[mp_profile_set_pick(ps, mp_plan_num_devices(&p))];
     if ((st = mp_plan_check(&p, prof->num_layers, cl->num_devices, a->evaluate, err)) == MP_OK &&
         (st = mp_plan_evaluate(&p, prof, cl, a->sf, NULL, err)) == MP_OK) {
         if (!mp_plan_fits(&p, cl)) {
@@ -352,14 +377,46 @@ static mp_status run_evaluate(const args *a, const mp_profile *prof, const mp_cl
         } else {
             args b = *a;
             b.batch = p.global_batch;
-            st = report(&b, prof, cl, &p, 1, NULL, err);
+            st = report(&b, ps, cl, &p, 1, NULL, err);
         }
     }
     mp_plan_free(&p);
     return st;
 }
 
-static mp_status run_search(const args *a, const mp_profile *prof, const mp_cluster *cl, mp_error *err)
+static int cmp_plan_time(const void *x, const void *y)
+{
+    double a = ((const mp_plan *)x)->predicted.iteration_ms, b = ((const mp_plan *)y)->predicted.iteration_ms;
+    return (a > b) - (a < b);
+}
+
+/* Adds r's counters and plans (moved) to *all; *all's bound is the least. */
+static mp_status merge_result(mp_search_result *all, mp_search_result *r, mp_error *err)
+{
+    mp_plan *np = realloc(all->plans, (size_t)(all->num_plans + r->num_plans) * sizeof *np);
+    if (!np) return mp_error_set(err, MP_ERR_NOMEM, "out of memory");
+    all->plans = np;
+    memcpy(all->plans + all->num_plans, r->plans, (size_t)r->num_plans * sizeof *np);
+    all->num_plans += r->num_plans;
+    free(r->plans);
+    free(r->fast_ms);
+    r->plans = NULL;
+    r->fast_ms = NULL;
+    r->num_plans = 0;
+    all->optimal = all->optimal && r->optimal;
+    all->gap = r->gap;   /* right for one search; recomputed for several */
+    if (r->lower_bound_ms < all->lower_bound_ms) all->lower_bound_ms = r->lower_bound_ms;
+    all->configurations += r->configurations;
+    all->searched += r->searched;
+    all->nodes += r->nodes;
+    all->simulations += r->simulations;
+    all->seconds += r->seconds;
+    return MP_OK;
+}
+
+/* The search, once per profile over the device counts it times
+ * (profile_set.h), the best plans of all. */
+static mp_status run_search(const args *a, const mp_profile_set *ps, const mp_cluster *cl, mp_error *err)
 {
     mp_search_opts o;
     mp_search_opts_init(&o, a->batch);
@@ -369,12 +426,43 @@ static mp_status run_search(const args *a, const mp_profile *prof, const mp_clus
     o.state_factor = a->sf;
     o.top = a->json ? 1 : a->top;
     o.progress = 1;
-    mp_search_result r;
-    mp_status st = mp_search_run(prof, cl, &o, &r, err);
-    if (st == MP_ERR_NOFIT) return no_fit(a, prof, cl, &o, err);
-    if (st != MP_OK) return st;
-    st = report(a, prof, cl, r.plans, r.num_plans, &r, err);
-    mp_search_result_free(&r);
+    mp_search_result all;
+    memset(&all, 0, sizeof all);
+    all.optimal = 1;
+    all.lower_bound_ms = HUGE_VAL;
+    mp_status st = MP_OK, first = MP_OK;
+    mp_error e1;
+    mp_error_clear(&e1);
+    for (int i = 0; i < ps->n && st == MP_OK; i++) {
+        mp_search_opts oi = o;
+        if (ps->n > 1) mp_profile_set_range(ps, i, &oi.min_devices, &oi.max_devices);
+        if (oi.min_devices > cl->num_devices) continue;
+        mp_search_result r;
+        mp_error ei;
+        mp_error_clear(&ei);
+        mp_status si = mp_search_run(&ps->p[i], cl, &oi, &r, &ei);
+        if (si == MP_OK) st = merge_result(&all, &r, err);
+        else if (si == MP_ERR_NOMEM) st = mp_error_set(err, si, "%s", ei.msg);
+        else if (first == MP_OK || (first != MP_ERR_NOFIT && si == MP_ERR_NOFIT)) { first = si; e1 = ei; }
+        if (si == MP_OK) mp_search_result_free(&r);
+    }
+    if (st == MP_OK && all.num_plans == 0) {
+        if (first == MP_ERR_NOFIT) {
+            mp_search_result_free(&all);
+            return no_fit(a, &ps->p[0], cl, &o, err);
+        }
+        st = mp_error_set(err, first != MP_OK ? first : MP_ERR_USAGE, "%s", e1.msg);
+    }
+    if (st == MP_OK && ps->n > 1) {
+        qsort(all.plans, (size_t)all.num_plans, sizeof *all.plans, cmp_plan_time);
+        for (int i = o.top; i < all.num_plans; i++) mp_plan_free(&all.plans[i]);
+        if (all.num_plans > o.top) all.num_plans = o.top;
+        double best = all.plans[0].predicted.iteration_ms;
+        if (all.lower_bound_ms > best) all.lower_bound_ms = best;
+        all.gap = all.optimal ? 0 : (best - all.lower_bound_ms) / best;
+    }
+    if (st == MP_OK) st = report(a, ps, cl, all.plans, all.num_plans, &all, err);
+    mp_search_result_free(&all);
     return st;
 }
 
@@ -384,17 +472,17 @@ int main(int argc, char **argv)
         if (strcmp(argv[i], "--serve") == 0) return mp_serve_cli_main(argc, argv);
     args a;
     mp_error err;
-    mp_profile prof;
+    mp_profile_set ps;
     mp_cluster cl;
     mp_error_clear(&err);
-    memset(&prof, 0, sizeof prof);
+    memset(&ps, 0, sizeof ps);
     memset(&cl, 0, sizeof cl);
     mp_status st = parse_args(argc, argv, &a, &err);
     if (st == MP_OK) st = validate(&a, &err);
-    if (st == MP_OK) st = load_inputs(&a, &prof, &cl, &err);
-    if (st == MP_OK) st = a.evaluate ? run_evaluate(&a, &prof, &cl, &err) : run_search(&a, &prof, &cl, &err);
+    if (st == MP_OK) st = load_inputs(&a, &ps, &cl, &err);
+    if (st == MP_OK) st = a.evaluate ? run_evaluate(&a, &ps, &cl, &err) : run_search(&a, &ps, &cl, &err);
     if (st != MP_OK) fprintf(stderr, "mpplan: %s\n", err.msg);
-    mp_profile_free(&prof);
+    mp_profile_set_free(&ps);
     mp_cluster_free(&cl);
     return mp_exit_code(st);
 }

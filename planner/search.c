@@ -873,6 +873,7 @@ static mp_status list_configs(ctx *x, config **out, int *n, mp_error *err)
         if (G % b || (x->o->microbatch && b != x->o->microbatch)) continue;
         int m = G / b;
         for (int K = 1; K <= D && K <= L; K++) {
+            if (K < x->o->min_devices || (x->o->max_devices > 0 && K > x->o->max_devices)) continue;
             for (int kind = 0; kind < 3; kind++) {
                 if (x->o->schedule >= 0 && kind != x->o->schedule) continue;
                 int vmin = kind == MP_SCHED_INTERLEAVED ? 2 : 1, vmax = 1;

@@ -35,6 +35,8 @@ typedef struct {
     long node_budget;          /* branch-and-bound nodes in all (0: default) */
     double sim_op_budget;      /* simulated ops in all (0: default) */
     int progress;              /* 1: report progress on stderr when a search runs > 2 s */
+    int min_devices;           /* plans use at least this many devices (0: 1) */
+    int max_devices;           /* ... and at most this many (0: all of the cluster) */
 } mp_search_opts;
 
 /* Defaults: auto everything, state factor MP_DEFAULT_STATE_FACTOR, top 5. */
@@ -66,7 +68,8 @@ void mp_search_result_free(mp_search_result *r);
 /* The smallest memory M such that, with every device's memory set to M, some
  * plan allowed by `o` fits: min over plans of the largest peak. *plan gets
  * one such plan (evaluated). For interleaved-only searches the split search
- * is used with a budget, so M may then be an upper bound. */
+ * is used with a budget, so M may then be an upper bound. o->min_devices and
+ * o->max_devices are not applied here. */
 mp_status mp_search_min_memory(const mp_profile *prof, const mp_cluster *cl,
                                const mp_search_opts *o, double *min_bytes, mp_plan *plan,
                                mp_error *err);

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "plan.h"
+#include "profile.h"
 #include "testutil.h"
 
 static char cmd[4096];
@@ -61,6 +63,82 @@ static void test_regime_note(void)
     CU_ASSERT((err && !strstr(err, "note:")) != 0);
     free(out);
     free(err);
+}
+
+/* Writes the fixture profile with times x f, measured with `busy` cores. */
+static const char *regime_profile(const char *name, double f, int busy)
+{
+    static char path[8][600];
+    static int next;
+    char *out = path[next++ % 8];
+    mp_profile p;
+    mp_error e = {0};
+    CU_ASSERT_FATAL(mp_profile_load(mp_test_fixture("planner_profile.json"), &p, &e) == MP_OK);
+    for (int l = 0; l < p.num_layers; l++) {
+        mp_time_fn *fn[2] = {&p.layers[l].fwd, &p.layers[l].bwd};
+        for (int d = 0; d < 2; d++) {
+            fn[d]->alpha *= f;
+            fn[d]->beta *= f;
+            for (int k = 0; fn[d]->kind == MP_TIME_TABLE && k < fn[d]->n; k++) fn[d]->ms[k] *= f;
+        }
+    }
+    p.busy_cores = busy;
+    snprintf(out, 600, "%s/%s", mp_test_tmpdir(), name);
+    CU_ASSERT_FATAL(mp_profile_save(out, &p, &e) == MP_OK);
+    mp_profile_free(&p);
+    return out;
+}
+
+/* Several --profile: a 1-device plan is timed with the 1-busy-core profile
+ * and others with the 2-core one; a solo profile 3x faster makes the 1-device
+ * plan win, and its time is what --evaluate with that profile alone says. */
+static void test_profile_per_regime(void)
+{
+    const char *solo = regime_profile("solo.json", 1.0 / 3, 1), *all = regime_profile("all.json", 1, 2);
+    char *out = NULL, *err = NULL, args[2048];
+    snprintf(args, sizeof args, "%s --profile %s --profile %s --devices 2 --memory 64GiB --global-batch 16 --json",
+             mp_test_tool("mpplan"), all, solo);
+    CU_ASSERT_EQUAL_FATAL(mp_test_run_cmd(args, &out, &err), 0);
+    mp_plan best;
+    mp_error e = {0};
+    CU_ASSERT_FATAL(mp_plan_parse(out, strlen(out), "stdout", &best, &e) == MP_OK);
+    CU_ASSERT_EQUAL(mp_plan_num_devices(&best), 1);
+    double t = best.predicted.iteration_ms;
+    mp_plan_free(&best);
+    free(out); free(err);
+    char plan_path[700];
+    snprintf(plan_path, sizeof plan_path, "%s/best1.json", mp_test_tmpdir());
+    snprintf(args, sizeof args, "%s --profile %s --profile %s --devices 2 --memory 64GiB --global-batch 16 -o %s",
+             mp_test_tool("mpplan"), solo, all, plan_path);
+    CU_ASSERT_EQUAL_FATAL(mp_test_run_cmd(args, &out, &err), 0);
+    CU_ASSERT((out && strstr(out, "2 profiles") && strstr(out, "plans on 1 device timed with")) != 0);
+    CU_ASSERT((err && !strstr(err, "note:")) != 0);
+    free(out); free(err);
+    snprintf(args, sizeof args, "%s --profile %s --evaluate %s --devices 2 --memory 64GiB --json", mp_test_tool("mpplan"),
+             solo, plan_path);
+    CU_ASSERT_EQUAL_FATAL(mp_test_run_cmd(args, &out, &err), 0);
+    CU_ASSERT_FATAL(mp_plan_parse(out, strlen(out), "stdout", &best, &e) == MP_OK);
+    CU_ASSERT_DOUBLE_EQUAL(best.predicted.iteration_ms, t, 1e-9 * t);
+    mp_plan_free(&best);
+    free(out); free(err);
+    /* with the 2-core profile alone the 2-device plan wins */
+    snprintf(args, sizeof args, "%s --profile %s --devices 2 --memory 64GiB --global-batch 16 --json",
+             mp_test_tool("mpplan"), all);
+    CU_ASSERT_EQUAL_FATAL(mp_test_run_cmd(args, &out, &err), 0);
+    CU_ASSERT_FATAL(mp_plan_parse(out, strlen(out), "stdout", &best, &e) == MP_OK);
+    CU_ASSERT_EQUAL(mp_plan_num_devices(&best), 2);
+    mp_plan_free(&best);
+    free(out); free(err);
+    /* bad sets: the same regime twice, a profile without a regime */
+    const char *bad[][3] = { { all, all, "both measured with 2 busy cores" },
+                             { all, mp_test_fixture("planner_profile.json"), "settings.threads" } };
+    for (int i = 0; i < 2; i++) {
+        snprintf(args, sizeof args, "%s --profile %s --profile %s --devices 2 --memory 1GiB --global-batch 16",
+                 mp_test_tool("mpplan"), bad[i][0], bad[i][1]);
+        CU_ASSERT_EQUAL(mp_test_run_cmd(args, &out, &err), 2);
+        CU_ASSERT((err && strstr(err, bad[i][2])) != 0);
+        free(out); free(err);
+    }
 }
 
 /* --json is one plan object; -o writes the same text; --evaluate of the saved
@@ -181,6 +259,7 @@ int main(void)
         MP_TEST(test_no_fit),
         MP_TEST(test_usage_errors),
         MP_TEST(test_regime_note),
+        MP_TEST(test_profile_per_regime),
     };
     return mp_test_main("mpplan", cases, (int)(sizeof cases / sizeof *cases));
 }
