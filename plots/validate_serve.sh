@@ -2,12 +2,14 @@
 # validate_serve.sh — serving validation (docs/serving.md, "Validation"):
 # profile profiles/tiny.model.json (or reuse out/validate/profile.json when
 # it is newer than the model), plan a 2-device serving configuration with
-# `mpplan --serve`, calibrate the serving terms with one run of that plan at
-# 50% of its predicted capacity (the report's "calibration": forward =
+# `mpplan --serve`, calibrate the serving terms with three runs of that plan at
+# 50% of its predicted capacity, the one of median forward scale (the report's "calibration": forward =
 # overhead + scale x profile, batcher wake-up), plan again with `mpplan
 # --serve --calibration` and take that plan and its predicted capacity, serve
 # Poisson load at 20%..90% of it REPEATS times each with `mprun --serve
-# --profile --calibration` and print the medians of predicted and measured
+# --profile --calibration`, each run predicted with the terms of a
+# calibration run at the same rate just before it (other arrivals: --seed;
+# the machine's speed drifts, docs/profiling.md), and print the medians of predicted and measured
 # throughput, p50 and p99 and the spread of the errors (targets: 5%, 10%,
 # 20%). Runs under SCHED_FIFO (--realtime) where allowed: on a shared machine
 # other processes otherwise preempt the server for whole time slices.
@@ -60,8 +62,12 @@ plan_for "$PLAN"
 CAL=()
 if [ "$CALIBRATE" = 1 ]; then
     R=$(jq -r '.predicted.capacity_rps * 0.5' "$PLAN")
-    "$BIN/mprun" "$PLAN" --model "$MODEL" --serve --rate "$R" --duration "$DURATION" --profile "$PROF" \
-        "${RT[@]}" --report "$WORK/calibration.json" >/dev/null
+    for k in 1 2 3; do   # three runs; the one of median fwd_scale sets the capacity (one run may catch a spell)
+        "$BIN/mprun" "$PLAN" --model "$MODEL" --serve --rate "$R" --duration "$DURATION" --seed "$k" --profile "$PROF" \
+            "${RT[@]}" --report "$WORK/calibration-$k.json" >/dev/null
+    done
+    mid=$(for k in 1 2 3; do echo "$(jq .calibration.fwd_scale "$WORK/calibration-$k.json") $k"; done | sort -g | sed -n 2p | cut -d' ' -f2)
+    cp "$WORK/calibration-$mid.json" "$WORK/calibration.json"
     CAL=(--calibration "$WORK/calibration.json")
     echo "# calibration at $(printf %.0f "$R") req/s: $(jq -c .calibration "$WORK/calibration.json"), realtime threads $(jq .realtime_threads "$WORK/calibration.json")"
     plan_for "$PLAN" "${CAL[@]}"
@@ -77,6 +83,11 @@ for L in $LOADS; do
     reps=()
     for k in $(seq 1 "$REPEATS"); do
         rep=$WORK/load-$L-$k.json
+        if [ "$CALIBRATE" = 1 ]; then   # the terms from a run just before, at the same rate (paired, as validate.sh's profiles)
+            "$BIN/mprun" "$PLAN" --model "$MODEL" --serve --rate "$R" --duration "$DURATION" --seed $((100 + k)) \
+                --profile "$PROF" "${RT[@]}" --report "$WORK/cal-$L-$k.json" >/dev/null
+            CAL=(--calibration "$WORK/cal-$L-$k.json")
+        fi
         "$BIN/mprun" "$PLAN" --model "$MODEL" --serve --rate "$R" --duration "$DURATION" --slo-ms "$SLO_MS" \
             --profile "$PROF" "${CAL[@]}" "${RT[@]}" --report "$rep" >/dev/null
         reps+=("$rep")
