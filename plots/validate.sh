@@ -54,7 +54,8 @@ profile() {  # profile OUT BATCHES [THREADS]: the model on this machine now (def
     "$BIN/mpprof" --model "$MODEL" --batch "$2" --device 0 ${3:+--threads "$3" --repeat 30} --quiet -o "$1" >/dev/null
 }
 echo "# validate: profiling $MODEL and the links on this machine" >&2
-profile "$WORK/profile.json" 1,2,4,8,16,32   # for planning
+profile "$WORK/profile.json" 1,2,4,8,16,32        # for planning: every core busy...
+profile "$WORK/profile.solo.json" 1,2,4,8,16,32 1  # ...and one (mpplan times each plan with its regime's)
 "$BIN/mpprof" --links --sizes 4K:4M --quiet -o "$WORK/cluster.json" >/dev/null
 BW=$(jq -r '.link.bandwidth' "$WORK/cluster.json")
 LAT=$(jq -r '.link.latency' "$WORK/cluster.json")
@@ -69,7 +70,7 @@ for c in $CONFIGS; do
     IFS=: read -r K s b <<<"$c"
     name="${K}dev-$s-b$b"
     plan="$WORK/$name.plan.json"
-    "$BIN/mpplan" --profile "$WORK/profile.json" --devices "$K" --memory 8GiB --bandwidth "$BW" --latency "$LAT" \
+    "$BIN/mpplan" --profile "$WORK/profile.json" --profile "$WORK/profile.solo.json" --devices "$K" --memory 8GiB --bandwidth "$BW" --latency "$LAT" \
         --global-batch "$GB" --microbatch "$b" --schedule "$s" --recompute off --json -o "$plan" >/dev/null \
         || { echo "# $name: mpplan found no plan" >&2; continue; }
     names+=("$name")
