@@ -10,19 +10,28 @@
 #include <stddef.h>
 #include "mp_status.h"
 
-/* Stage time = fwd_scale x profile + batch_overhead_ms; an idle stage 0 takes
- * a ready batch dispatch_ms late. */
+#define MP_SERVE_SPREAD_MAX 41   /* most quantiles of the forward-time spread */
+
+/* Stage time = fwd_scale x profile + batch_overhead_ms, times a draw from the
+ * spread when it has n_spread >= 2 quantiles; an idle stage 0 takes a ready
+ * batch dispatch_ms late. */
 typedef struct {
     double fwd_scale;          /* > 0 */
     double batch_overhead_ms;  /* >= 0, per batch per stage */
     double dispatch_ms;        /* >= 0 */
+    int n_spread;              /* 0: forward times as modelled; else 2..MP_SERVE_SPREAD_MAX */
+    double spread[MP_SERVE_SPREAD_MAX];  /* equiprobable factors: the quantiles at probabilities
+                                            (k+0.5)/n_spread of measured / modelled forward time,
+                                            scaled to mean 1; > 0, non-decreasing */
 } mp_serve_terms;
 
-/* The terms that leave the model as profiled: {1, 0, 0}. */
+/* The terms that leave the model as profiled: {1, 0, 0, no spread}. */
 mp_serve_terms mp_serve_terms_default(void);
 
 /* Reads PATH's "calibration" {fwd_scale > 0, batch_overhead_ms >= 0,
- * dispatch_ms >= 0}, all required and finite, into *t (untouched on error);
+ * dispatch_ms >= 0}, all required and finite, and the optional
+ * "fwd_spread_quantiles" (2..MP_SERVE_SPREAD_MAX numbers > 0, non-decreasing)
+ * into *t (untouched on error);
  * messages name PATH and the problem (MP_ERR_IO unreadable, MP_ERR_INPUT else). */
 mp_status mp_serve_calibration_load(const char *path, mp_serve_terms *t, mp_error *err);
 

@@ -60,6 +60,7 @@ typedef struct {
     double rate, duration_s, slo_ms, bandwidth, latency;
     double dispatch_ms, fwd_scale, overhead_ms;  /* < 0: not given */
     const char *calib_path;
+    mp_serve_terms cal;         /* --calibration's terms; its spread is used as is */
     unsigned long seed;
     mp_serve_run_config run;
 } cli;
@@ -105,6 +106,7 @@ static mp_status load_calibration(cli *c, mp_error *err)
     mp_error_clear(&e);
     if (mp_serve_calibration_load(c->calib_path, &t, &e) != MP_OK)
         return mp_error_set(err, MP_ERR_USAGE, "--calibration %s", e.msg);
+    c->cal = t;
     if (c->fwd_scale < 0) c->fwd_scale = t.fwd_scale;
     if (c->overhead_ms < 0) c->overhead_ms = t.batch_overhead_ms;
     if (c->dispatch_ms < 0) c->dispatch_ms = t.dispatch_ms;
@@ -229,6 +231,12 @@ static mp_status make_arrivals(cli *c, double **t_out, int *n_out, mp_error *err
     }
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 /* This run's calibration (docs/serving.md §7): least squares of every
  * measured stage forward (upload + forward + download) of batch size b on the
  * profile's time at b, y = overhead + scale * x; through the origin when the
@@ -256,6 +264,24 @@ static void fit_forwards(const mp_serve_run_result *r, const double *sms, int B,
     info->fit_scale = scale;
     info->fit_overhead_ms = c0;
     info->fit_dispatch_ms = info->overheads.dispatch_p50_ms;
+    /* the spread: quantiles of each forward over its fitted time */
+    double *q = malloc((size_t)m * sizeof *q);
+    if (!q || m < 2) { free(q); return; }
+    int n = 0;
+    for (int j = 0; j < r->num_batches; j++)
+        for (int s = 0; s < K; s++) {
+            double a = r->fwd_start_ms[(size_t)j * K + s], e = r->fwd_end_ms[(size_t)j * K + s];
+            double x = sms[s * B + r->batch_size[j] - 1], fit = c0 + scale * x;
+            if (e > a && x > 0 && fit > 0) q[n++] = (e - a) / fit;
+        }
+    if (n >= 41) {   /* 41 equiprobable factors, scaled to mean 1: the fit sets the mean, the spread the shape */
+        qsort(q, (size_t)n, sizeof *q, cmp_double);
+        double mean = 0;
+        for (int k = 0; k < 41; k++) mean += (info->fit_spread[k] = q[(int)((k + 0.5) / 41 * n)]) / 41;
+        info->fit_n_spread = mean > 0 ? 41 : 0;
+        for (int k = 0; k < info->fit_n_spread; k++) info->fit_spread[k] /= mean;
+    }
+    free(q);
 }
 
 /* The simulator on the arrival times t (docs/serving.md), with the terms
@@ -302,7 +328,9 @@ static mp_status predict(cli *c, const mp_plan *plan, const mp_model *model, con
     info->fwd_scale = c->fwd_scale;
     info->batch_overhead_ms = c->overhead_ms;
     info->dispatch_ms = c->dispatch_ms;
-    mp_serve_config cfg = { K, B, plan->max_wait_ms, sms, lms, c->dispatch_ms };
+    info->spread = c->cal.n_spread ? c->cal.spread : NULL;
+    info->n_spread = c->cal.n_spread;
+    mp_serve_config cfg = { K, B, plan->max_wait_ms, sms, lms, c->dispatch_ms, info->spread, info->n_spread };
     st = mp_serve_sim_run(sim, &cfg, t, n, slo > 0 ? slo : 1e300, out, err);
 out:
     mp_serve_sim_free(sim);

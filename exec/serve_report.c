@@ -57,11 +57,20 @@ void mp_serve_report_print(FILE *f, const mp_serve_report_info *r)
         fprintf(f, "# prediction terms: fwd_scale %.3f, batch_overhead %.3f ms, dispatch %.3f ms\n", r->fwd_scale,
                 r->batch_overhead_ms, r->dispatch_ms);
     if (r->has_fit)
-        fprintf(f, "# this run's calibration: forward = %.3f ms + %.3f x profile (%d forwards), dispatch %.3f ms\n",
-                r->fit_overhead_ms, r->fit_scale, r->fit_points, r->fit_dispatch_ms);
+        fprintf(f, "# this run's calibration: forward = %.3f ms + %.3f x profile (%d forwards, spread x%.2f..x%.2f), "
+                "dispatch %.3f ms\n", r->fit_overhead_ms, r->fit_scale, r->fit_points,
+                r->fit_n_spread ? r->fit_spread[2] : 1.0, r->fit_n_spread ? r->fit_spread[38] : 1.0, r->fit_dispatch_ms);
     fprintf(f, "# queued at the last arrival %d, unfinished %d: %s\n", run->queued_at_end, run->unfinished,
             m->overloaded ? "OVERLOADED (the queue grows: offered load above what the pipeline serves)" : "not overloaded");
     if (r->outputs_sha256) fprintf(f, "# outputs sha256 %s (request order)\n", r->outputs_sha256);
+}
+
+/* A JSON array of v[0..n). */
+static json_t *darr(const double *v, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; a && i < n; i++) json_array_append_new(a, mp_json_number(v[i]));
+    return a;
 }
 
 static json_t *metrics_json(const mp_serve_result *m)
@@ -138,6 +147,7 @@ mp_status mp_serve_report_write(const char *path, const mp_serve_report_info *r,
         json_object_set_new(t, "fwd_scale", mp_json_number(r->fwd_scale));
         json_object_set_new(t, "batch_overhead_ms", mp_json_number(r->batch_overhead_ms));
         json_object_set_new(t, "dispatch_ms", mp_json_number(r->dispatch_ms));
+        if (r->n_spread) json_object_set_new(t, "fwd_spread_quantiles", darr(r->spread, r->n_spread));
         json_object_set_new(o, "prediction_terms", t);
     }
     const mp_serve_overheads *ov = &r->overheads;
@@ -156,6 +166,7 @@ mp_status mp_serve_report_write(const char *path, const mp_serve_report_info *r,
         json_object_set_new(c, "batch_overhead_ms", mp_json_number(r->fit_overhead_ms));
         json_object_set_new(c, "dispatch_ms", mp_json_number(r->fit_dispatch_ms));
         json_object_set_new(c, "forwards", json_integer(r->fit_points));
+        if (r->fit_n_spread) json_object_set_new(c, "fwd_spread_quantiles", darr(r->fit_spread, r->fit_n_spread));
         json_object_set_new(o, "calibration", c);
     }
     mp_status st = mp_json_write(path, o, err);

@@ -114,12 +114,16 @@ typedef struct {
     int has_prediction;
     mp_serve_result predicted;  /* the simulator on the same arrival times */
     double dispatch_ms, fwd_scale, batch_overhead_ms;  /* the model terms the prediction used */
+    const double *spread;       /* ... and its forward-time spread quantiles (NULL: none) */
+    int n_spread;
     mp_serve_overheads overheads;  /* measured (mp_serve_run_overheads) */
     const char *transport;      /* "threads" or "mpi" (NULL: threads) */
     const char *outputs_sha256; /* --checksum: SHA-256 of every output row in request order; NULL: none */
     int has_fit;                /* with a profile and >= 1 batch: this run's calibration */
     double fit_scale, fit_overhead_ms, fit_dispatch_ms;  /* measured fwd ~ overhead + scale * profile */
     int fit_points;             /* stage forwards in the fit */
+    int fit_n_spread;           /* 41 when measured: quantiles at (k+0.5)/41 of each forward / its fit, mean 1 */
+    double fit_spread[41];
 } mp_serve_report_info;
 
 /* Human summary: offered/achieved rate, latency percentiles, attainment,

@@ -67,6 +67,7 @@ typedef struct {
     int devices, requests, json, top, max_batch;   /* max_batch 0: auto */
     double rate, slo_ms, max_wait_ms;             /* rate/slo < 0: absent; wait < 0: auto */
     double fwd_scale, overhead_ms, dispatch_ms;   /* measured prediction terms (flags win over --calibration) */
+    mp_serve_terms cal;                           /* --calibration's terms (its spread is used as is) */
     unsigned long seed;
     double rlo, rhi;
     int rn;
@@ -81,6 +82,7 @@ static mp_status load_terms(cli *c, mp_error *err)
     if (!c->calibration) return MP_OK;
     if (mp_serve_calibration_load(c->calibration, &t, &e) != MP_OK)
         return mp_error_set(err, e.status, "--calibration %s", e.msg);
+    c->cal = t;
     if (!c->seen[O_SCALE]) c->fwd_scale = t.fwd_scale;
     if (!c->seen[O_OVERHEAD]) c->overhead_ms = t.batch_overhead_ms;
     if (!c->seen[O_DISPATCH]) c->dispatch_ms = t.dispatch_ms;
@@ -93,14 +95,21 @@ static void set_terms(const cli *c, mp_serve_ctx *x)
     x->fwd_scale = c->fwd_scale;
     x->batch_overhead_ms = c->overhead_ms;
     x->dispatch_ms = c->dispatch_ms;
+    x->spread = c->cal.n_spread ? c->cal.spread : NULL;
+    x->n_spread = c->cal.n_spread;
 }
 
 /* A "# prediction terms" line when they are not the profile's own. */
 static void print_terms(const cli *c, FILE *f)
 {
     if (!c->calibration && !c->seen[O_SCALE] && !c->seen[O_OVERHEAD] && !c->seen[O_DISPATCH]) return;
-    fprintf(f, "# prediction terms: forward = %.3f ms + %.3f x profile, dispatch %.3f ms%s%s%s\n", c->overhead_ms,
-            c->fwd_scale, c->dispatch_ms, c->calibration ? " (--calibration " : "",
+    char spread[96] = "";
+    const mp_serve_terms *t = &c->cal;
+    if (t->n_spread)
+        snprintf(spread, sizeof spread, ", spread x%.2f..x%.2f (median x%.2f)", t->spread[0],
+                 t->spread[t->n_spread - 1], t->spread[(t->n_spread - 1) / 2]);
+    fprintf(f, "# prediction terms: forward = %.3f ms + %.3f x profile%s, dispatch %.3f ms%s%s%s\n", c->overhead_ms,
+            c->fwd_scale, spread, c->dispatch_ms, c->calibration ? " (--calibration " : "",
             c->calibration ? c->calibration : "", c->calibration ? ")" : "");
 }
 
@@ -355,7 +364,8 @@ static int run_search(const cli *c, const mp_profile *prof, const mp_cluster *cl
     int nb = c->max_batch, found = 0, code = 2;
     double w = c->max_wait_ms;
     mp_serve_search_opts o = { prof, cl, c->slo_ms, nb ? &nb : NULL, 1, w >= 0 ? &w : NULL, 1, 0, 0,
-                               c->fwd_scale, c->overhead_ms, c->dispatch_ms };
+                               c->fwd_scale, c->overhead_ms, c->dispatch_ms,
+                               c->cal.n_spread ? c->cal.spread : NULL, c->cal.n_spread };
     mp_serve_ctx ctx = { 0 };
     if (!t || !top) { fprintf(stderr, "mpplan --serve: out of memory\n"); goto done; }
     mp_serve_arrivals_at_rate(arr, c->rate, t);

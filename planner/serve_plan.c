@@ -54,6 +54,11 @@ json_t *mp_serve_plan_json(const mp_serve_plan *p, const mp_serve_ctx *c, double
     json_object_set_new(terms, "fwd_scale", mp_json_number(c->fwd_scale));
     json_object_set_new(terms, "batch_overhead_ms", mp_json_number(c->batch_overhead_ms));
     json_object_set_new(terms, "dispatch_ms", mp_json_number(c->dispatch_ms));
+    if (c->n_spread) {
+        json_t *q = json_array();
+        for (int k = 0; k < c->n_spread; k++) json_array_append_new(q, mp_json_number(c->spread[k]));
+        json_object_set_new(terms, "fwd_spread_quantiles", q);
+    }
     json_object_set_new(o, "prediction_terms", terms);
     return o;
 }

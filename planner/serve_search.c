@@ -143,7 +143,7 @@ mp_status mp_serve_ctx_eval(mp_serve_ctx *c, mp_serve_plan *p, const double *arr
     }
     mp_serve_tables_adjust(K, B, c->fwd_scale, c->batch_overhead_ms, c->stage_ms);
     plan_memory(c, p);
-    mp_serve_config cfg = { K, B, p->max_wait_ms, c->stage_ms, c->link_ms, c->dispatch_ms };
+    mp_serve_config cfg = { K, B, p->max_wait_ms, c->stage_ms, c->link_ms, c->dispatch_ms, c->spread, c->n_spread };
     return mp_serve_sim_run(c->sim, &cfg, arrival_ms, n, slo_ms, &p->metrics, err);
 }
 
@@ -364,6 +364,8 @@ mp_status mp_serve_search(const mp_serve_search_opts *o, const double *arr, int 
     if (o->fwd_scale > 0) c.fwd_scale = o->fwd_scale;
     c.batch_overhead_ms = o->batch_overhead_ms;
     c.dispatch_ms = o->dispatch_ms;
+    c.spread = o->spread;
+    c.n_spread = o->n_spread;
     toplist top = { out, 0, top_n };
     splitpool pool = { 0 };
     mp_serve_plan tmp = { 0 };

@@ -47,8 +47,10 @@ typedef struct {
     double *prefix;          /* [bmax][L+1]: sum of fwd(b) over layers < i */
     double *stage_ms, *link_ms;  /* scratch [devices * bmax] */
     mp_serve_sim *sim;
-    /* measured prediction terms (docs/serving.md, "Overhead terms"); init: 1, 0, 0 */
+    /* measured prediction terms (docs/serving.md, "Overhead terms"); init: 1, 0, 0, no spread */
     double fwd_scale, batch_overhead_ms, dispatch_ms;
+    const double *spread;    /* NULL or [n_spread] quantiles of the forward-time spread (mp_serve_config) */
+    int n_spread;
 } mp_serve_ctx;
 
 mp_status mp_serve_ctx_init(mp_serve_ctx *c, const mp_profile *prof,
@@ -74,6 +76,8 @@ typedef struct {
                                 (over every stage count); 0: 2000; < 0: never */
     double fwd_scale;        /* measured terms as in mp_serve_ctx; 0: 1 */
     double batch_overhead_ms, dispatch_ms;
+    const double *spread;    /* as in mp_serve_ctx */
+    int n_spread;
 } mp_serve_search_opts;
 
 /* Searches plans for the arrivals; writes the best (up to top) plans, best

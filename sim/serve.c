@@ -7,6 +7,7 @@
 #include "serve.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,6 +119,12 @@ static mp_status check_config(const mp_serve_config *c, int n, mp_error *err)
         return mp_error_set(err, MP_ERR_INPUT, "serving simulator: max_wait_ms must be >= 0");
     if (!(c->dispatch_ms >= 0) || !isfinite(c->dispatch_ms))
         return mp_error_set(err, MP_ERR_INPUT, "serving simulator: dispatch_ms must be finite and >= 0");
+    if (c->spread && c->n_spread < 2)
+        return mp_error_set(err, MP_ERR_INPUT, "serving simulator: a spread needs >= 2 quantiles");
+    for (int k = 0; c->spread && k < c->n_spread; k++)
+        if (!(c->spread[k] > 0) || !isfinite(c->spread[k]) || (k && c->spread[k] < c->spread[k - 1]))
+            return mp_error_set(err, MP_ERR_INPUT, "serving simulator: spread quantile %d must be finite, > 0 "
+                                "and not below the one before", k);
     int B = c->max_batch, K = c->num_stages;
     for (int i = 0; i < K * B; i++)
         if (!(c->stage_ms[i] >= 0))
@@ -128,6 +135,19 @@ static mp_status check_config(const mp_serve_config *c, int n, mp_error *err)
             return mp_error_set(err, MP_ERR_INPUT, "serving simulator: link %d time at batch %d is negative",
                                 i / B, i % B + 1);
     return MP_OK;
+}
+
+/* A draw from the spread (1 when there is none): one of its n_spread
+ * equiprobable factors; *rng advances. */
+static double spread_draw(const mp_serve_config *c, uint64_t *rng)
+{
+    if (!c->spread) return 1;
+    uint64_t z = (*rng += 0x9e3779b97f4a7c15ULL);   /* splitmix64 */
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    int k = (int)((double)(z >> 11) * 0x1.0p-53 * c->n_spread);
+    return c->spread[k < c->n_spread ? k : c->n_spread - 1];
 }
 
 mp_status mp_serve_sim_run(mp_serve_sim *s, const mp_serve_config *cfg,
@@ -148,6 +168,7 @@ mp_status mp_serve_sim_run(mp_serve_sim *s, const mp_serve_config *cfg,
         s->busy[j] = 0;
     }
     const double W = cfg->max_wait_ms, a_last = a[n - 1];
+    uint64_t rng = 0x6d706b6974ULL;   /* "mpkit": the same draws in every run */
     int i = 0, nbatch = 0, queued = 0;
     double last_done = 0;
     while (i < n) {
@@ -163,17 +184,19 @@ mp_status mp_serve_sim_run(mp_serve_sim *s, const mp_serve_config *cfg,
         while (e < n && e - i < B && a[e] <= start) e++;
         int nb = e - i;
         if (start > a_last) queued += nb;
-        double t = start + cfg->stage_ms[nb - 1];
+        double f = cfg->stage_ms[nb - 1] * spread_draw(cfg, &rng);
+        double t = start + f;
         s->stage_free[0] = t;
-        s->busy[0] += cfg->stage_ms[nb - 1];
+        s->busy[0] += f;
         for (int j = 1; j < K; j++) {
             double ls = t > s->link_free[j - 1] ? t : s->link_free[j - 1];
             double le = ls + cfg->link_ms[(j - 1) * B + nb - 1];
             s->link_free[j - 1] = le;
             double ss = le > s->stage_free[j] ? le : s->stage_free[j];
-            t = ss + cfg->stage_ms[j * B + nb - 1];
+            f = cfg->stage_ms[j * B + nb - 1] * spread_draw(cfg, &rng);
+            t = ss + f;
             s->stage_free[j] = t;
-            s->busy[j] += cfg->stage_ms[j * B + nb - 1];
+            s->busy[j] += f;
         }
         for (int r = i; r < e; r++) {
             s->lat[r] = t - a[r];

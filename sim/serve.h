@@ -25,6 +25,12 @@ typedef struct {
     const double *link_ms;   /* [(K-1)*B] transfer s -> s+1 at batch size b: link_ms[s*B + b-1] */
     double dispatch_ms;      /* >= 0: the batcher's wake-up: a batch that becomes ready while stage 0
                                 is idle leaves at ready + dispatch_ms (0: at ready; docs/serving.md §1) */
+    const double *spread;    /* NULL: stage times as given; else [n_spread >= 2] equiprobable factors
+                                (the quantiles at probabilities (k+0.5)/n_spread of measured / modelled
+                                forward time, mean 1), > 0 and non-decreasing: every stage forward is its
+                                time times one of them drawn at random (the same seeded stream in every
+                                run, so candidates compare on common random numbers) */
+    int n_spread;
 } mp_serve_config;
 
 typedef struct {

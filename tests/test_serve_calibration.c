@@ -28,11 +28,19 @@ static void test_load_good(void)
     CU_ASSERT_EQUAL(t.fwd_scale, 0.5);
     CU_ASSERT_EQUAL(t.batch_overhead_ms, 0.25);
     CU_ASSERT_EQUAL(t.dispatch_ms, 0.125);
+    CU_ASSERT_EQUAL(t.n_spread, 0);
     /* integers are numbers too; zero overheads are allowed */
     p = mp_test_write_file("ints.json", "{\"calibration\": {\"fwd_scale\": 2, \"batch_overhead_ms\": 0, \"dispatch_ms\": 0}}");
     CU_ASSERT_EQUAL_FATAL(mp_serve_calibration_load(p, &t, &err), MP_OK);
     CU_ASSERT_EQUAL(t.fwd_scale, 2);
     CU_ASSERT_EQUAL(t.batch_overhead_ms, 0);
+    /* with a spread */
+    p = mp_test_write_file("spread.json", "{\"calibration\": {\"fwd_scale\": 2, \"batch_overhead_ms\": 0, "
+                                          "\"dispatch_ms\": 0, \"fwd_spread_quantiles\": [0.5, 1, 1, 1.5]}}");
+    CU_ASSERT_EQUAL_FATAL(mp_serve_calibration_load(p, &t, &err), MP_OK);
+    CU_ASSERT_EQUAL(t.n_spread, 4);
+    CU_ASSERT(t.spread[0] == 0.5 && t.spread[3] == 1.5);
+    CU_ASSERT_EQUAL(mp_serve_terms_default().n_spread, 0);
 }
 
 static void test_load_bad(void)
@@ -56,10 +64,18 @@ static void test_load_bad(void)
           "calibration.batch_overhead_ms: must be >= 0", MP_ERR_INPUT },
         { "zero.json", "{\"calibration\": {\"fwd_scale\": 0, \"batch_overhead_ms\": 0, \"dispatch_ms\": 0}}",
           "calibration.fwd_scale: must be > 0", MP_ERR_INPUT },
+        { "spread1.json", "{\"calibration\": {\"fwd_scale\": 1, \"batch_overhead_ms\": 0, \"dispatch_ms\": 0, "
+          "\"fwd_spread_quantiles\": [1]}}", "fwd_spread_quantiles: must be an array of 2", MP_ERR_INPUT },
+        { "spreaddown.json", "{\"calibration\": {\"fwd_scale\": 1, \"batch_overhead_ms\": 0, \"dispatch_ms\": 0, "
+          "\"fwd_spread_quantiles\": [1.2, 0.8]}}", "entry 1 must be", MP_ERR_INPUT },
+        { "spreadzero.json", "{\"calibration\": {\"fwd_scale\": 1, \"batch_overhead_ms\": 0, \"dispatch_ms\": 0, "
+          "\"fwd_spread_quantiles\": [0, 1]}}", "entry 0 must be", MP_ERR_INPUT },
+        { "spreadstr.json", "{\"calibration\": {\"fwd_scale\": 1, \"batch_overhead_ms\": 0, \"dispatch_ms\": 0, "
+          "\"fwd_spread_quantiles\": \"wide\"}}", "fwd_spread_quantiles", MP_ERR_INPUT },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *p = mp_test_write_file(cases[i].name, cases[i].text);
-        mp_serve_terms t = { 7, 7, 7 };
+        mp_serve_terms t = { .fwd_scale = 7, .batch_overhead_ms = 7, .dispatch_ms = 7 };
         mp_error err;
         mp_error_clear(&err);
         mp_status st = mp_serve_calibration_load(p, &t, &err);
@@ -130,6 +146,46 @@ static void fixtures(const char **model, const char **plan, const char **prof, c
     *trace = mp_test_write_file("trace.txt", "0\n0\n0\n0\n0.05\n0.05\n0.1\n");
 }
 
+/* Enough forwards (60 full batches) for a measured spread: 41 factors of
+ * mean 1, non-decreasing, read back by the loader; fed back with
+ * --calibration, mprun predicts with it (prediction_terms). */
+static void test_measured_spread(void)
+{
+    const char *model, *plan, *prof, *trace;
+    fixtures(&model, &plan, &prof, &trace);
+    char text[4096];
+    int k = 0;
+    for (int i = 0; i < 240; i++) k += snprintf(text + k, sizeof text - (size_t)k, "%g\n", 0.001 * (i / 4));
+    trace = mp_test_write_file("trace60.txt", text);
+    char r1[1024], r2[1024], args[8192];
+    snprintf(r1, sizeof r1, "%s/spread_report.json", mp_test_tmpdir());
+    snprintf(r2, sizeof r2, "%s/spread_report2.json", mp_test_tmpdir());
+    snprintf(args, sizeof args, "%s --model %s --serve --arrivals %s --no-pin --slo-ms 1000 --profile %s --report %s",
+             plan, model, trace, prof, r1);
+    CU_ASSERT_EQUAL_FATAL(run_tool("mprun", args), 0);
+    mp_serve_terms t;
+    mp_error err;
+    mp_error_clear(&err);
+    CU_ASSERT_EQUAL_FATAL(mp_serve_calibration_load(r1, &t, &err), MP_OK);
+    CU_ASSERT_EQUAL_FATAL(t.n_spread, 41);
+    double mean = 0;
+    for (int q = 0; q < 41; q++) {
+        mean += t.spread[q] / 41;
+        CU_ASSERT(t.spread[q] > 0 && (q == 0 || t.spread[q] >= t.spread[q - 1]));
+    }
+    CU_ASSERT_DOUBLE_EQUAL(mean, 1, 1e-9);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out_text, "spread x"));
+    snprintf(args, sizeof args, "%s --model %s --serve --arrivals %s --no-pin --slo-ms 1000 --profile %s --calibration %s "
+             "--report %s", plan, model, trace, prof, r1, r2);
+    CU_ASSERT_EQUAL_FATAL(run_tool("mprun", args), 0);
+    json_t *rep2 = json_load_file(r2, 0, NULL);
+    const json_t *q = json_object_get(json_object_get(rep2, "prediction_terms"), "fwd_spread_quantiles");
+    CU_ASSERT_EQUAL(json_array_size(q), 41);
+    for (int i = 0; i < 41 && json_array_size(q) == 41; i++)
+        CU_ASSERT_EQUAL(json_number_value(json_array_get(q, (size_t)i)), t.spread[i]);
+    json_decref(rep2);
+}
+
 /* mprun --serve --profile --report writes a calibration the loader reads;
  * fed back, mprun records it as its prediction terms, and mpplan --serve
  * --calibration on the same arrivals uses the same terms, predicts what mprun
@@ -153,6 +209,17 @@ static void test_round_trip(void)
     CU_ASSERT_EQUAL(t.fwd_scale, num(rep, "calibration", "fwd_scale"));
     CU_ASSERT_EQUAL(t.batch_overhead_ms, num(rep, "calibration", "batch_overhead_ms"));
     CU_ASSERT_EQUAL(t.dispatch_ms, num(rep, "calibration", "dispatch_ms"));
+    /* the spread: 41 equiprobable factors of mean 1 once there are 41 forwards */
+    const json_t *q = json_object_get(json_object_get(rep, "calibration"), "fwd_spread_quantiles");
+    if (num(rep, "calibration", "forwards") >= 41) {
+        CU_ASSERT_EQUAL_FATAL(json_array_size(q), 41);
+        double mean = 0;
+        for (int k = 0; k < 41; k++) mean += json_number_value(json_array_get(q, k)) / 41;
+        CU_ASSERT_DOUBLE_EQUAL(mean, 1, 1e-9);
+        CU_ASSERT_EQUAL(t.n_spread, 41);
+    } else {
+        CU_ASSERT_PTR_NULL(q);
+    }
     json_decref(rep);
 
     /* mprun --calibration: the same arrivals predicted with those terms */
@@ -164,6 +231,8 @@ static void test_round_trip(void)
     CU_ASSERT_EQUAL(num(rep2, "prediction_terms", "fwd_scale"), t.fwd_scale);
     CU_ASSERT_EQUAL(num(rep2, "prediction_terms", "batch_overhead_ms"), t.batch_overhead_ms);
     CU_ASSERT_EQUAL(num(rep2, "prediction_terms", "dispatch_ms"), t.dispatch_ms);
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(json_object_get(rep2, "prediction_terms"), "fwd_spread_quantiles")),
+                    (size_t)t.n_spread);
 
     /* mpplan --serve --evaluate --calibration on the same trace */
     const char *eval = "--serve --evaluate %s --profile %s --devices 1 --memory 1GiB --arrivals %s --slo-ms 1000 --json";
@@ -175,6 +244,8 @@ static void test_round_trip(void)
     CU_ASSERT_EQUAL(num(pl, "prediction_terms", "fwd_scale"), t.fwd_scale);
     CU_ASSERT_EQUAL(num(pl, "prediction_terms", "batch_overhead_ms"), t.batch_overhead_ms);
     CU_ASSERT_EQUAL(num(pl, "prediction_terms", "dispatch_ms"), t.dispatch_ms);
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(json_object_get(pl, "prediction_terms"), "fwd_spread_quantiles")),
+                    (size_t)t.n_spread);
     /* (mprun predicts on the times its generator released the requests, which
      * lag the trace by the generator's wake-up: the numbers are not compared) */
     /* the same terms by hand */
@@ -211,7 +282,7 @@ static void test_tools_bad(void)
 int main(void)
 {
     static const mp_test_case cases[] = {
-        MP_TEST(test_load_good), MP_TEST(test_load_bad), MP_TEST(test_round_trip), MP_TEST(test_tools_bad),
+        MP_TEST(test_load_good), MP_TEST(test_load_bad), MP_TEST(test_round_trip), MP_TEST(test_measured_spread), MP_TEST(test_tools_bad),
     };
     int rc = mp_test_main("serve_calibration", cases, (int)(sizeof cases / sizeof *cases));
     free(out_text);

@@ -324,6 +324,29 @@ static void test_calibration(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(out_text, "--calibration R.json"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out_text, "override"));
 
+    /* a spread {0.5, 1.5} scales the modelled stage time (0.5 x 1.2 + 0.25 =
+     * 0.85 ms) to 0.425 or 1.275 ms, so every latency is 0.55 or 1.4 ms with
+     * the dispatch; the terms record it and the table says so */
+    char *sp = strdup(mp_test_write_file("report_spread.json",
+        "{\"calibration\": {\"fwd_scale\": 0.5, \"batch_overhead_ms\": 0.25, \"dispatch_ms\": 0.125, "
+        "\"fwd_spread_quantiles\": [0.5, 1.5]}}"));
+    snprintf(cmd, sizeof cmd, "--serve --evaluate %s --profile %s --devices 2 --memory 1GiB --arrivals %s "
+                              "--calibration %s --json", plan, prof_path(), t, sp);
+    CU_ASSERT_EQUAL_FATAL(cli(cmd), 0);
+    j = json_loads(out_text, 0, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    pred = json_object_get(j, "predicted");
+    double p50 = json_number_value(json_object_get(pred, "p50_ms")), mx = json_number_value(json_object_get(pred, "max_ms"));
+    CU_ASSERT(fabs(p50 - 0.55) < 1e-9 || fabs(p50 - 1.4) < 1e-9);
+    CU_ASSERT(fabs(mx - 0.55) < 1e-9 || fabs(mx - 1.4) < 1e-9);
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(json_object_get(j, "prediction_terms"), "fwd_spread_quantiles")), 2);
+    json_decref(j);
+    snprintf(cmd, sizeof cmd, "--serve --evaluate %s --profile %s --devices 2 --memory 1GiB --arrivals %s --calibration %s",
+             plan, prof_path(), t, sp);
+    CU_ASSERT_EQUAL(cli(cmd), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out_text, "spread x0.50..x1.50"));
+    free(sp);
+
     /* bad files: exit 2, the flag and the file named */
     const char *bad[][2] = {
         { "cal_none.json", "{\"p50_ms\": 1}" },

@@ -21,7 +21,7 @@ static mp_serve_result run(int K, int B, double W, const double *alpha, const do
             st[j * B + b - 1] = alpha[j] + beta[j] * b;
             if (j < K - 1) lk[j * B + b - 1] = la[j] + lb[j] * b;
         }
-    mp_serve_config cfg = { K, B, W, st, lk, 0 };
+    mp_serve_config cfg = { K, B, W, st, lk, 0, NULL, 0 };
     mp_serve_result r;
     mp_error err = { 0 };
     CU_ASSERT_EQUAL_FATAL(mp_serve_sim_run(s, &cfg, arr, n, slo, &r, &err), MP_OK);
@@ -243,7 +243,7 @@ static void test_bad_input(void)
 {
     mp_serve_sim *s = mp_serve_sim_new();
     double st[2] = { 1, 1 }, a[] = { 1, 0 };
-    mp_serve_config cfg = { 1, 2, 0, st, NULL, 0 };
+    mp_serve_config cfg = { 1, 2, 0, st, NULL, 0, NULL, 0 };
     mp_serve_result r;
     mp_error err = { 0 };
     CU_ASSERT_EQUAL(mp_serve_sim_run(s, &cfg, a, 2, 1, &r, &err), MP_ERR_INPUT);
@@ -293,7 +293,7 @@ static void test_dispatch_term(void)
 {
     mp_serve_sim *s = mp_serve_sim_new();
     double st[2] = { 2, 4 }, a[3] = { 0, 0.2, 3 };
-    mp_serve_config cfg = { 1, 2, 1.0, st, NULL, 0.5 };
+    mp_serve_config cfg = { 1, 2, 1.0, st, NULL, 0.5, NULL, 0 };
     mp_serve_result r;
     mp_error err = { 0 };
     CU_ASSERT_EQUAL_FATAL(mp_serve_sim_run(s, &cfg, a, 3, 100, &r, &err), MP_OK);
@@ -312,6 +312,65 @@ static void test_dispatch_term(void)
     NEAR(lat[1], 4.0);
     cfg.dispatch_ms = -1;
     CU_ASSERT_EQUAL(mp_serve_sim_run(s, &cfg, a, 3, 100, &r, &err), MP_ERR_INPUT);
+    mp_serve_sim_free(s);
+}
+
+/* The forward-time spread: all-ones factors change nothing (bitwise); factors
+ * {0.5, 1.5} with requests far apart and B = 1 give latencies of exactly
+ * 0.5 or 1.5 forward times, about half each, the same draws in every run;
+ * two stages draw independently; bad spreads are refused. */
+static void test_spread(void)
+{
+    enum { N = 2000 };
+    mp_serve_sim *s = mp_serve_sim_new();
+    double *a = malloc(N * sizeof *a), st[2] = { 2, 2 }, lk[1] = { 0 }, lat0[N];
+    for (int i = 0; i < N; i++) a[i] = 10.0 * i;
+    mp_serve_config cfg = { 1, 1, 0, st, NULL, 0, NULL, 0 };
+    mp_serve_result r;
+    mp_error err = { 0 };
+    CU_ASSERT_EQUAL_FATAL(mp_serve_sim_run(s, &cfg, a, N, 100, &r, &err), MP_OK);
+    memcpy(lat0, mp_serve_sim_latencies(s), sizeof lat0);
+    double ones[3] = { 1, 1, 1 }, two[2] = { 0.5, 1.5 };
+    cfg.spread = ones;
+    cfg.n_spread = 3;
+    CU_ASSERT_EQUAL_FATAL(mp_serve_sim_run(s, &cfg, a, N, 100, &r, &err), MP_OK);
+    CU_ASSERT(memcmp(lat0, mp_serve_sim_latencies(s), sizeof lat0) == 0);
+    cfg.spread = two;
+    cfg.n_spread = 2;
+    CU_ASSERT_EQUAL_FATAL(mp_serve_sim_run(s, &cfg, a, N, 100, &r, &err), MP_OK);
+    const double *lat = mp_serve_sim_latencies(s);
+    int lo = 0, hi = 0;
+    for (int i = 0; i < N; i++) {
+        lo += lat[i] == 1;
+        hi += lat[i] == 3;
+    }
+    CU_ASSERT_EQUAL(lo + hi, N);
+    CU_ASSERT(lo > 0.45 * N && hi > 0.45 * N);
+    double p50 = r.p50_ms;
+    CU_ASSERT_EQUAL_FATAL(mp_serve_sim_run(s, &cfg, a, N, 100, &r, &err), MP_OK);   /* the same draws again */
+    CU_ASSERT_EQUAL(r.p50_ms, p50);
+    for (int i = 0; i < N; i++) CU_ASSERT_EQUAL(mp_serve_sim_latencies(s)[i], lat[i]);
+    /* two stages: latency 0.5+0.5, 0.5+1.5 or 1.5+1.5 forwards: 2, 4 or 6 ms, all three occur */
+    mp_serve_config two_st = { 2, 1, 0, (double[]){ 2, 2 }, lk, 0, two, 2 };
+    CU_ASSERT_EQUAL_FATAL(mp_serve_sim_run(s, &two_st, a, N, 100, &r, &err), MP_OK);
+    int seen[3] = { 0 };
+    for (int i = 0; i < N; i++) {
+        double l = mp_serve_sim_latencies(s)[i];
+        CU_ASSERT(l == 2 || l == 4 || l == 6);
+        seen[l == 2 ? 0 : l == 4 ? 1 : 2]++;
+    }
+    CU_ASSERT(seen[0] > 0.2 * N && seen[1] > 0.4 * N && seen[2] > 0.2 * N);
+    double bad1[1] = { 1 }, bad2[2] = { 0, 1 }, bad3[2] = { 2, 1 };
+    const double *bads[] = { bad1, bad2, bad3 };
+    int nbad[] = { 1, 2, 2 };
+    for (int k = 0; k < 3; k++) {
+        cfg.spread = bads[k];
+        cfg.n_spread = nbad[k];
+        mp_error_clear(&err);
+        CU_ASSERT_EQUAL(mp_serve_sim_run(s, &cfg, a, N, 100, &r, &err), MP_ERR_INPUT);
+        CU_ASSERT(strstr(err.msg, "spread") != NULL);
+    }
+    free(a);
     mp_serve_sim_free(s);
 }
 
@@ -334,7 +393,7 @@ int main(void)
         MP_TEST(test_batch_full),     MP_TEST(test_batch_timeout), MP_TEST(test_queue_when_busy),
         MP_TEST(test_two_stages_link), MP_TEST(test_overload),     MP_TEST(test_percentiles),
         MP_TEST(test_poisson),        MP_TEST(test_trace_file),    MP_TEST(test_bad_input),
-        MP_TEST(test_tables_memory),  MP_TEST(test_dispatch_term), MP_TEST(test_tables_adjust),
+        MP_TEST(test_tables_memory),  MP_TEST(test_dispatch_term), MP_TEST(test_tables_adjust), MP_TEST(test_spread),
     };
     return mp_test_main("serve_sim", cases, (int)(sizeof cases / sizeof *cases));
 }
