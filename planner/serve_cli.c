@@ -105,9 +105,9 @@ static void print_terms(const cli *c, FILE *f)
     if (!c->calibration && !c->seen[O_SCALE] && !c->seen[O_OVERHEAD] && !c->seen[O_DISPATCH]) return;
     char spread[96] = "";
     const mp_serve_terms *t = &c->cal;
+    int lo = (int)(0.05 * t->n_spread);   /* the middle 90% or so, as mprun prints it */
     if (t->n_spread)
-        snprintf(spread, sizeof spread, ", spread x%.2f..x%.2f (median x%.2f)", t->spread[0],
-                 t->spread[t->n_spread - 1], t->spread[(t->n_spread - 1) / 2]);
+        snprintf(spread, sizeof spread, ", spread x%.2f..x%.2f", t->spread[lo], t->spread[t->n_spread - 1 - lo]);
     fprintf(f, "# prediction terms: forward = %.3f ms + %.3f x profile%s, dispatch %.3f ms%s%s%s\n", c->overhead_ms,
             c->fwd_scale, spread, c->dispatch_ms, c->calibration ? " (--calibration " : "",
             c->calibration ? c->calibration : "", c->calibration ? ")" : "");
