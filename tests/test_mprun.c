@@ -10,12 +10,6 @@
 
 #include "testutil.h"
 
-static const char *MODEL =
-    "{\"format\": \"mpkit-model/1\", \"name\": \"r\", \"input_dim\": 12, \"layers\": ["
-    "{\"type\": \"linear\", \"out\": 32}, {\"type\": \"gelu\"},"
-    "{\"repeat\": 2, \"layers\": [{\"type\": \"residual_mlp\", \"hidden\": 48}]},"
-    "{\"type\": \"layernorm\"}, {\"type\": \"linear\", \"out\": 3}], \"loss\": \"mse\"}";
-#define NL 6
 
 static char model_path[4096];
 
@@ -30,7 +24,7 @@ static const char *plan(const char *name, const char *schedule, int v, int gb, i
 
 static void setup(void)
 {
-    if (!model_path[0]) snprintf(model_path, sizeof model_path, "%s", mp_test_write_file("model.json", MODEL));
+    if (!model_path[0]) snprintf(model_path, sizeof model_path, "%s", mp_test_fixture("small_model.json"));
 }
 
 /* Runs mprun with `args` after the plan; returns the exit status and the

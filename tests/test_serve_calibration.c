@@ -97,12 +97,6 @@ static void test_load_bad(void)
 
 /* ------------------------------------------------------------ through the tools */
 
-static const char *MODEL =
-    "{\"format\": \"mpkit-model/1\", \"name\": \"r\", \"input_dim\": 12, \"layers\": ["
-    "{\"type\": \"linear\", \"out\": 32}, {\"type\": \"gelu\"},"
-    "{\"repeat\": 2, \"layers\": [{\"type\": \"residual_mlp\", \"hidden\": 48}]},"
-    "{\"type\": \"layernorm\"}, {\"type\": \"linear\", \"out\": 3}], \"loss\": \"mse\"}";
-#define NL 6
 
 static char *out_text, *err_text;
 
@@ -129,19 +123,15 @@ static double num(const json_t *o, const char *a, const char *b)
  * profile of 0.01 ms per layer and sample, a trace of 3 batches. */
 static void fixtures(const char **model, const char **plan, const char **prof, const char **trace)
 {
-    *model = mp_test_write_file("model.json", MODEL);
+    static char model_path[1024], prof_path[1024];   /* mp_test_fixture's buffer is reused */
+    snprintf(model_path, sizeof model_path, "%s", mp_test_fixture("small_model.json"));
+    snprintf(prof_path, sizeof prof_path, "%s", mp_test_fixture("small_model.profile.json"));
+    *model = model_path;
     *plan = mp_test_write_file("plan.json",
         "{\"format\":\"mpplan-plan/1\",\"mode\":\"serve\",\"schedule\":\"gpipe\",\"chunks_per_device\":1,"
         "\"global_batch\":4,\"microbatch_size\":4,\"num_microbatches\":1,\"max_batch\":4,\"max_wait_ms\":20,"
         "\"stages\":[{\"layers\":[0,5],\"device\":0}]}");
-    char p[4096];
-    int k = snprintf(p, sizeof p, "{\"format\": \"mpplan-profile/1\", \"model\": \"r\", \"device\": \"t\","
-                                  " \"input_bytes_per_sample\": 48, \"layers\": [");
-    for (int l = 0; l < NL; l++)
-        k += snprintf(p + k, sizeof p - (size_t)k, "%s{\"name\": \"l%d\", \"fwd_ms\": 0.01, \"bwd_ms\": 0.02, "
-                      "\"param_bytes\": 1000, \"out_bytes_per_sample\": 128, \"stash_bytes_per_sample\": 128}", l ? ", " : "", l);
-    snprintf(p + k, sizeof p - (size_t)k, "]}");
-    *prof = mp_test_write_file("profile.json", p);
+    *prof = prof_path;
     /* seconds: 4 at once (full), 2 (timeout), 1 alone (timeout) */
     *trace = mp_test_write_file("trace.txt", "0\n0\n0\n0\n0.05\n0.05\n0.1\n");
 }

@@ -17,11 +17,6 @@
 #include "serve_run.h"
 #include "testutil.h"
 
-static const char *MODEL =
-    "{\"format\": \"mpkit-model/1\", \"name\": \"r\", \"input_dim\": 12, \"layers\": ["
-    "{\"type\": \"linear\", \"out\": 32}, {\"type\": \"gelu\"},"
-    "{\"repeat\": 2, \"layers\": [{\"type\": \"residual_mlp\", \"hidden\": 48}]},"
-    "{\"type\": \"layernorm\"}, {\"type\": \"linear\", \"out\": 3}], \"loss\": \"mse\"}";
 #define NL 6
 
 static const char *serve_plan(const char *name, int B, double W, const char *stages)
@@ -39,7 +34,7 @@ static void load(const char *plan_path, mp_plan *p, mp_model *m)
     mp_error err;
     mp_error_clear(&err);
     CU_ASSERT_FATAL(mp_plan_load(plan_path, p, &err) == MP_OK);
-    CU_ASSERT_FATAL(mp_model_load(mp_test_write_file("model.json", MODEL), m, &err) == MP_OK);
+    CU_ASSERT_FATAL(mp_model_load(mp_test_fixture("small_model.json"), m, &err) == MP_OK);
 }
 
 /* Groups of simultaneous requests far apart: B = 4, W = 20 ms.
@@ -246,7 +241,8 @@ static int run_tool(const char *args, char **out, char **err)
 
 static void test_cli_bad_input(void)
 {
-    const char *model = mp_test_write_file("model.json", MODEL);
+    char model[1024];   /* mp_test_fixture's buffer is reused */
+    snprintf(model, sizeof model, "%s", mp_test_fixture("small_model.json"));
     const char *plan = serve_plan("plan_cli.json", 4, 1, "{\"layers\":[0,5],\"device\":0}");
     const char *train = mp_test_write_file("train.json",
         "{\"format\":\"mpplan-plan/1\",\"mode\":\"train\",\"schedule\":\"gpipe\",\"chunks_per_device\":1,"
@@ -284,21 +280,16 @@ static void test_cli_bad_input(void)
 /* A run through the tool: report fields, batches, and the prediction. */
 static void test_cli_run(void)
 {
-    const char *model = mp_test_write_file("model.json", MODEL);
+    char model[1024];   /* mp_test_fixture's buffer is reused */
+    snprintf(model, sizeof model, "%s", mp_test_fixture("small_model.json"));
     const char *plan = serve_plan("plan_run.json", 4, 20, "{\"layers\":[0,3],\"device\":0},{\"layers\":[4,5],\"device\":1}");
     /* seconds: 4 at 0 (full), 2 at 0.1 (timeout) */
     const char *trace = mp_test_write_file("trace_run.txt", "# test\n0\n0\n0\n0\n0.1\n0.1\n");
     char report[4096], args[8192], *out = NULL, *err = NULL;
     snprintf(report, sizeof report, "%s/serve_report.json", mp_test_tmpdir());
     /* a profile of the six layers: 0.01 ms each at any batch size, 128 B out */
-    char prof[4096];
-    int k = snprintf(prof, sizeof prof, "{\"format\": \"mpplan-profile/1\", \"model\": \"r\", \"device\": \"t\","
-                                        " \"input_bytes_per_sample\": 48, \"layers\": [");
-    for (int l = 0; l < NL; l++)
-        k += snprintf(prof + k, sizeof prof - (size_t)k, "%s{\"name\": \"l%d\", \"fwd_ms\": 0.01, \"bwd_ms\": 0.02, "
-                      "\"param_bytes\": 1000, \"out_bytes_per_sample\": 128, \"stash_bytes_per_sample\": 128}", l ? ", " : "", l);
-    snprintf(prof + k, sizeof prof - (size_t)k, "]}");
-    const char *prof_path = mp_test_write_file("profile.json", prof);
+    char prof_path[1024];
+    snprintf(prof_path, sizeof prof_path, "%s", mp_test_fixture("small_model.profile.json"));
     snprintf(args, sizeof args, "%s --model %s --serve --arrivals %s --no-pin --slo-ms 1000 --report %s --profile %s",
              plan, model, trace, report, prof_path);
     int rc = run_tool(args, &out, &err);
