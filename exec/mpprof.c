@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "cli.h"
 #include "json_util.h"
 #include "model.h"
 #include "prof.h"
@@ -15,7 +16,7 @@
 #include "units.h"
 
 /* One table drives getopt_long and --help. */
-static const struct opt { const char *name; int has_arg; int key; const char *arg, *help; } OPTS[] = {
+static const mp_cli_opt OPTS[] = {
     {"model", 1, 'm', "M.json", "profile each planning unit of this model spec"},
     {"links", 0, 'l', NULL, "measure links instead (threads on CPU; ranks under mpirun)"},
     {"merge", 0, 'g', NULL, "write the pointwise median of the profiles given as arguments (one model) to -o"},
@@ -52,11 +53,7 @@ static void usage(FILE *f)
                "              [--warmup W] [--repeat R] [-o P.json] [--json]\n"
                "       mpprof --links [--backend cpu|cuda] [--sizes 4K:64M] [-o C.json] [--json]\n"
                "       mpprof --merge -o P.json P1.json P2.json ...\n\n");
-    for (int i = 0; i < NOPTS; i++) {
-        char left[64];
-        snprintf(left, sizeof left, "--%s%s%s", OPTS[i].name, OPTS[i].arg ? " " : "", OPTS[i].arg ? OPTS[i].arg : "");
-        fprintf(f, "  %-24s %s\n", left, OPTS[i].help);
-    }
+    mp_cli_print_options(f, OPTS, NOPTS, "", 24);
 }
 
 static int bad(const char *fmt, const char *a, const char *b)
@@ -109,8 +106,7 @@ static int parse_args(int argc, char **argv, args *a)
 {
     static int defb[] = {1, 2, 4, 8, 16};
     struct option lo[NOPTS + 1];
-    for (int i = 0; i < NOPTS; i++) lo[i] = (struct option){OPTS[i].name, OPTS[i].has_arg, NULL, OPTS[i].key};
-    lo[NOPTS] = (struct option){0, 0, 0, 0};
+    mp_cli_longopts(OPTS, NOPTS, lo);
     *a = (args){.backend = "cpu", .device = -2, .s = {5, defb, 3, 10, 0, -1, 4, 0.2, 0},
                 .threads = -1, .rotate = -1, .min_sample = -1, .smin = 4096, .smax = 64 << 20};
     int c, rc = 0;

@@ -8,6 +8,7 @@
 
 #include "cluster.h"
 #include "backend.h"
+#include "cli.h"
 #include "evaluate.h"
 #include "replay.h"
 #include "model.h"
@@ -24,7 +25,7 @@ enum { O_MODEL = 256, O_STEPS, O_SEED, O_OPT, O_LR, O_BACKEND, O_PROFILE, O_CLUS
        O_WARMUP, O_NOPIN, O_GPUS, O_QUIET, O_HELP };
 
 /* One table drives both getopt_long and --help. */
-static const struct { const char *name; int has_arg, id; const char *arg, *help; } opts[] = {
+static const mp_cli_opt opts[] = {
     { "model", 1, O_MODEL, "M.json", "model spec (required)" },
     { "steps", 1, O_STEPS, "S", "training steps (required)" },
     { "seed", 1, O_SEED, "N", "seed of the data task and the initial weights (default 1)" },
@@ -60,11 +61,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: mprun PLAN.json --model M.json --steps S [options]\n"
                "       mpirun -np K mprun PLAN.json ...   (one rank per pipeline position)\n\n");
-    for (int i = 0; i < NOPTS; i++) {
-        char left[64];
-        snprintf(left, sizeof left, "--%s%s%s", opts[i].name, opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
-        fprintf(f, "  %-28s %s\n", left, opts[i].help);
-    }
+    mp_cli_print_options(f, opts, NOPTS, "", 28);
 }
 
 static mp_status parse_int(const char *flag, const char *s, int min, int *out, mp_error *err)
@@ -80,8 +77,7 @@ static mp_status parse_int(const char *flag, const char *s, int min, int *out, m
 static mp_status parse_args(int argc, char **argv, cli *c, int *help, mp_error *err)
 {
     struct option lo[NOPTS + 1];
-    for (int i = 0; i < NOPTS; i++) lo[i] = (struct option){ opts[i].name, opts[i].has_arg, NULL, opts[i].id };
-    memset(&lo[NOPTS], 0, sizeof lo[NOPTS]);
+    mp_cli_longopts(opts, NOPTS, lo);
     memset(c, 0, sizeof *c);
     mp_run_config_default(&c->run);
     c->run.steps = 0;

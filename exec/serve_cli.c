@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "cli.h"
 #include "cluster.h"
 #include "model.h"
 #include "plan.h"
@@ -28,7 +29,7 @@ enum { O_MODEL = 256, O_SERVE, O_RATE, O_DURATION, O_ARRIVALS, O_SLO, O_SEED, O_
        O_OVERHEAD, O_CALIB, O_RT, O_CHECKSUM, O_HELP };
 
 /* One table drives both getopt_long and --help. */
-static const struct { const char *name; int has_arg, id; const char *arg, *help; } opts[] = {
+static const mp_cli_opt opts[] = {
     { "model", 1, O_MODEL, "M.json", "model spec (required)" },
     { "serve", 0, O_SERVE, NULL, "serve requests instead of training" },
     { "rate", 1, O_RATE, "R", "Poisson arrivals at R requests/s (with --duration); scales a trace" },
@@ -71,11 +72,7 @@ static void usage(FILE *f)
                "Serves single-sample requests through a serving plan (mpplan --serve -o PLAN.json):\n"
                "open-loop arrivals, the batcher of docs/serving.md, forward-only stages on threads,\n"
                "or one rank per stage: mpirun -np K mprun PLAN.json --serve ... (K = the plan's stages).\n\n");
-    for (int i = 0; i < NOPTS; i++) {
-        char left[64];
-        snprintf(left, sizeof left, "--%s%s%s", opts[i].name, opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
-        fprintf(f, "  %-28s %s\n", left, opts[i].help);
-    }
+    mp_cli_print_options(f, opts, NOPTS, "", 28);
 }
 
 static mp_status parse_pos(const char *flag, const char *s, double *out, mp_error *err)
@@ -116,8 +113,7 @@ static mp_status load_calibration(cli *c, mp_error *err)
 static mp_status parse_args(int argc, char **argv, cli *c, int *help, mp_error *err)
 {
     struct option lo[NOPTS + 1];
-    for (int i = 0; i < NOPTS; i++) lo[i] = (struct option){ opts[i].name, opts[i].has_arg, NULL, opts[i].id };
-    memset(&lo[NOPTS], 0, sizeof lo[NOPTS]);
+    mp_cli_longopts(opts, NOPTS, lo);
     memset(c, 0, sizeof *c);
     mp_serve_run_config_default(&c->run);
     c->rate = -1;

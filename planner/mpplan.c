@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "cluster.h"
 #include "evaluate.h"
 #include "plan.h"
@@ -30,31 +31,27 @@
 enum { O_PROFILE = 256, O_DEVICES, O_MEMORY, O_BANDWIDTH, O_LATENCY, O_CLUSTER, O_BATCH, O_MICRO,
        O_SCHED, O_RC, O_SF, O_TOP, O_JSON, O_TRACE, O_EVAL, O_HELP, O_OUT = 'o' };
 
-typedef struct {
-    const char *name, *arg, *help;
-    int id;
-} opt_spec;
 
 /* One table drives getopt_long and --help. */
-static const opt_spec OPTS[] = {
-    { "profile", "P.json", "per-layer profile (mpplan-profile/1), required; repeat it with CPU profiles taken "
-                           "on different numbers of busy cores (mpprof --threads) to time each plan with its own", O_PROFILE },
-    { "devices", "K", "K identical devices (with --memory)", O_DEVICES },
-    { "memory", "SIZE", "memory per device, e.g. 80GiB (with --devices)", O_MEMORY },
-    { "bandwidth", "BW", "link bandwidth with --devices (default " DEFAULT_BANDWIDTH ")", O_BANDWIDTH },
-    { "latency", "T", "link latency with --devices (default " DEFAULT_LATENCY ")", O_LATENCY },
-    { "cluster", "C.json", "cluster file (mpplan-cluster/1) instead of --devices", O_CLUSTER },
-    { "global-batch", "B", "samples per iteration, required", O_BATCH },
-    { "microbatch", "b", "fix the micro-batch size (must divide B; default: searched)", O_MICRO },
-    { "schedule", "S", "auto|gpipe|1f1b|interleaved (default auto)", O_SCHED },
-    { "recompute", "R", "auto|on|off (default auto: only stages that need it)", O_RC },
-    { "state-factor", "F", "bytes of state per parameter byte (default 4)", O_SF },
-    { "top", "N", "show the best N plans (default 5)", O_TOP },
-    { "json", NULL, "print the best plan as one JSON object", O_JSON },
-    { "output", "PLAN.json", "write the best plan (also -o)", O_OUT },
-    { "trace", "TRACE.json", "write the predicted timeline (Chrome trace)", O_TRACE },
-    { "evaluate", "PLAN.json", "predict this plan instead of searching", O_EVAL },
-    { "help", NULL, "this help", O_HELP },
+static const mp_cli_opt OPTS[] = {
+    { "profile", required_argument, O_PROFILE, "P.json", "per-layer profile (required); on CPU repeat it, one per number of busy cores "
+      "(mpprof --threads)" },
+    { "devices", required_argument, O_DEVICES, "K", "K identical devices (with --memory)" },
+    { "memory", required_argument, O_MEMORY, "SIZE", "memory per device, e.g. 80GiB (with --devices)" },
+    { "bandwidth", required_argument, O_BANDWIDTH, "BW", "link bandwidth with --devices (default " DEFAULT_BANDWIDTH ")" },
+    { "latency", required_argument, O_LATENCY, "T", "link latency with --devices (default " DEFAULT_LATENCY ")" },
+    { "cluster", required_argument, O_CLUSTER, "C.json", "cluster file (mpplan-cluster/1) instead of --devices" },
+    { "global-batch", required_argument, O_BATCH, "B", "samples per iteration, required" },
+    { "microbatch", required_argument, O_MICRO, "b", "fix the micro-batch size (must divide B; default: searched)" },
+    { "schedule", required_argument, O_SCHED, "S", "auto|gpipe|1f1b|interleaved (default auto)" },
+    { "recompute", required_argument, O_RC, "R", "auto|on|off (default auto: only stages that need it)" },
+    { "state-factor", required_argument, O_SF, "F", "bytes of state per parameter byte (default 4)" },
+    { "top", required_argument, O_TOP, "N", "show the best N plans (default 5)" },
+    { "json", no_argument, O_JSON, NULL, "print the best plan as one JSON object" },
+    { "output", required_argument, O_OUT, "PLAN.json", "write the best plan (also -o)" },
+    { "trace", required_argument, O_TRACE, "TRACE.json", "write the predicted timeline (Chrome trace)" },
+    { "evaluate", required_argument, O_EVAL, "PLAN.json", "predict this plan instead of searching" },
+    { "help", no_argument, O_HELP, NULL, "this help" },
 };
 #define NOPTS ((int)(sizeof OPTS / sizeof *OPTS))
 
@@ -75,12 +72,7 @@ static void usage(FILE *f)
                "Finds the pipeline plan (stages, micro-batch, schedule, recompute) of least predicted\n"
                "iteration time that fits every device's memory.\n"
                "Serving (latency under an SLO): mpplan --serve --help.\n\n");
-    for (int i = 0; i < NOPTS; i++) {
-        char left[64];
-        snprintf(left, sizeof left, "--%s%s%s", OPTS[i].name, OPTS[i].arg ? " " : "",
-                 OPTS[i].arg ? OPTS[i].arg : "");
-        fprintf(f, "  %-26s %s\n", left, OPTS[i].help);
-    }
+    mp_cli_print_options(f, OPTS, NOPTS, "", 26);
     fprintf(f, "\nUnits: memory 80GiB / 16GB / bytes; bandwidth 25GB/s / 100Gbit/s; latency 10us / 1.5ms.\n"
                "Exit: 0 ok, 1 no plan fits (prints the smallest memory that would fit), 2 bad usage or input.\n");
 }
@@ -100,9 +92,7 @@ static int parse_int(const char *flag, const char *s, int *v, mp_error *err)
 static mp_status parse_args(int argc, char **argv, args *a, mp_error *err)
 {
     struct option lo[NOPTS + 1];
-    for (int i = 0; i < NOPTS; i++)
-        lo[i] = (struct option){ OPTS[i].name, OPTS[i].arg ? required_argument : no_argument, NULL, OPTS[i].id };
-    memset(&lo[NOPTS], 0, sizeof lo[NOPTS]);
+    mp_cli_longopts(OPTS, NOPTS, lo);
     memset(a, 0, sizeof *a);
     a->schedule = -1;
     a->recompute = MP_RC_AUTO;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "cluster.h"
 #include "json_util.h"
 #include "profile.h"
@@ -29,11 +30,7 @@ enum {
 };
 
 /* One table drives parsing and --help. */
-static const struct {
-    const char *name;
-    int has_arg, id;
-    const char *arg, *help;
-} opts[] = {
+static const mp_cli_opt opts[] = {
     { "serve", no_argument, O_SERVE, NULL, "plan for serving (this mode)" },
     { "profile", required_argument, O_PROFILE, "P.json", "per-layer profile" },
     { "devices", required_argument, O_DEVICES, "K", "K identical devices (with --memory)" },
@@ -123,12 +120,7 @@ static void usage(FILE *f)
                "Measured terms: --calibration R.json takes fwd_scale, batch_overhead_ms and dispatch_ms from\n"
                "an mprun --serve --profile --report; --fwd-scale, --batch-overhead-ms, --dispatch-ms given\n"
                "on the command line override the file's values one by one.\n\n");
-    for (int i = 0; i < NOPTS; i++) {
-        char left[64];
-        snprintf(left, sizeof left, "%s--%s %s", opts[i].id == O_OUT ? "-o, " : "", opts[i].name,
-                 opts[i].arg ? opts[i].arg : "");
-        fprintf(f, "  %-28s %s\n", left, opts[i].help);
-    }
+    mp_cli_print_options(f, opts, NOPTS, "", 28);
 }
 
 static int bad(const char *flag, const char *fmt, const char *val)
@@ -177,8 +169,7 @@ static int parse_rates(const char *s, cli *c)
 static int parse_args(int argc, char **argv, cli *c)
 {
     struct option lo[NOPTS + 1];
-    for (int i = 0; i < NOPTS; i++) lo[i] = (struct option){ opts[i].name, opts[i].has_arg, NULL, opts[i].id };
-    memset(&lo[NOPTS], 0, sizeof lo[NOPTS]);
+    mp_cli_longopts(opts, NOPTS, lo);
     memset(c, 0, sizeof *c);
     c->rate = c->slo_ms = -1;
     c->max_wait_ms = -1;

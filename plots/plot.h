@@ -14,16 +14,13 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
+#include "cli.h"
 #include "cluster.h"
 #include "mp_status.h"
 
-/* One table drives both getopt_long and --help. id: a short option char or
- * a value >= 256. */
-typedef struct {
-    const char *name;
-    int has_arg, id;
-    const char *arg, *help;
-} mp_plot_opt;
+/* One table drives both getopt_long and --help (core/cli.h); id: a short
+ * option char or a value >= 256. */
+typedef mp_cli_opt mp_plot_opt;
 
 #define MP_PLOT_MAX_OPTS 32
 

@@ -14,24 +14,14 @@
 /* See plot.h. */
 void mp_plot_longopts(const mp_plot_opt *o, int n, struct option *out)
 {
-    int k = 0;
-    for (int i = 0; i < n && k < MP_PLOT_MAX_OPTS; i++)
-        out[k++] = (struct option){ o[i].name, o[i].has_arg, NULL, o[i].id };
-    out[k] = (struct option){ NULL, 0, NULL, 0 };
+    mp_cli_longopts(o, n < MP_PLOT_MAX_OPTS ? n : MP_PLOT_MAX_OPTS, out);
 }
 
 /* See plot.h. */
 void mp_plot_usage(FILE *f, const char *synopsis, const char *about, const mp_plot_opt *o, int n)
 {
     fprintf(f, "usage: mpplot %s\n\n%s\n\n", synopsis, about);
-    for (int i = 0; i < n; i++) {
-        char left[64];
-        if (o[i].id < 256)
-            snprintf(left, sizeof left, "-%c, --%s %s", o[i].id, o[i].name, o[i].arg ? o[i].arg : "");
-        else
-            snprintf(left, sizeof left, "    --%s %s", o[i].name, o[i].arg ? o[i].arg : "");
-        fprintf(f, "  %-28s %s\n", left, o[i].help);
-    }
+    mp_cli_print_options(f, o, n, "o", 28);
     fputs("\nThe image is PNG or SVG by its extension; IMAGE-without-extension.dat and\n"
           ".gp are written next to it (rerun: gnuplot NAME.gp).\n", f);
 }
