@@ -6,6 +6,7 @@
  * until both streams are idle (it includes the launch cost, as a pipeline's
  * transfers do); the median of the repeats is kept. */
 #include "links_gpu.h"
+#include "clock.h"
 
 #include <cuda_runtime.h>
 #include <nccl.h>
@@ -27,13 +28,6 @@ static int nccl_fail(mp_error *err, ncclResult_t r, const char *stmt, const char
     if (r == ncclSuccess) return 0;
     mp_error_set(err, MP_ERR_BACKEND, "%s:%d: %s: %s", file, line, stmt, ncclGetErrorString(r));
     return 1;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -84,7 +78,7 @@ mp_status mp_gpu_link_time_nccl(int src, int dst, size_t bytes, int warmup, int 
         if (CUDA_OK(err, cudaMalloc(&buf[k], bytes))) goto out;
     }
     for (int i = 0; i < warmup + repeat; i++) {
-        double t0 = now_s();
+        double t0 = mp_now_s();
         if (NCCL_OK(err, ncclGroupStart())) goto out;
         if (NCCL_OK(err, ncclSend(buf[0], bytes, ncclChar, 1, comm[0], s[0])) ||
             NCCL_OK(err, ncclRecv(buf[1], bytes, ncclChar, 0, comm[1], s[1]))) {
@@ -96,7 +90,7 @@ mp_status mp_gpu_link_time_nccl(int src, int dst, size_t bytes, int warmup, int 
             if (CUDA_OK(err, cudaSetDevice(devs[k])) || CUDA_OK(err, cudaStreamSynchronize(s[k])))
                 goto out;
         }
-        if (i >= warmup) t[i - warmup] = now_s() - t0;
+        if (i >= warmup) t[i - warmup] = mp_now_s() - t0;
     }
     qsort(t, (size_t)repeat, sizeof *t, cmp_double);
     *median_s = repeat % 2 ? t[repeat / 2] : 0.5 * (t[repeat / 2 - 1] + t[repeat / 2]);

@@ -1,6 +1,7 @@
 /* prof_layers.c — timing each layer's forward and backward at each micro-batch
  * size (mpprof --model), with GSL statistics and least-squares fits. */
 #include "prof.h"
+#include "clock.h"
 #include "backend_impl.h"
 #include "layers.h"
 
@@ -66,13 +67,6 @@ mp_fit mp_prof_fit(const double *x, const double *y, int n)
     f.beta = c1;
     f.r2 = sst > 0 ? 1.0 - sumsq / sst : 1.0;
     return f;
-}
-
-static double now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
 }
 
 static void fill_random(mp_backend *be, float *dst, size_t n, unsigned seed)
@@ -177,14 +171,14 @@ static mp_status time_op(prof_thread *pt, mp_layer *l, bufset *B, int R, const i
 {
     mp_backend *be = pt->be;
     mp_status st = MP_OK;
-    double t0 = now_ms();
+    double t0 = mp_now_ms();
     for (int j = 0; j < rp && !st; j++) {
         bufset *q = &B[(*rot + j) % R];
         st = fwd ? mp_layer_forward(l, be, b, q->x, q->y, q->stash, &pt->err)
                  : mp_layer_backward(l, be, b, q->dy, q->dx, q->stash, &pt->err);
     }
     if (!st) st = be->i->sync(be, &pt->err);
-    *out = (now_ms() - t0) / rp;
+    *out = (mp_now_ms() - t0) / rp;
     return st;
 }
 
@@ -245,11 +239,11 @@ static mp_status time_group(prof_thread *pt, int g0, int g1)
             double t = 0;
             for (int w = 0; w < s->warmup + 1 && !st; w++) {
                 bufset *q = &B[i * R + rot++ % R];
-                double t0 = now_ms();
+                double t0 = mp_now_ms();
                 st = mp_layer_forward(&L[i], be, b, q->x, q->y, q->stash, err);
                 if (!st) st = mp_layer_backward(&L[i], be, b, q->dy, q->dx, q->stash, err);
                 if (!st) st = I->sync(be, err);
-                t = now_ms() - t0;
+                t = mp_now_ms() - t0;
             }
             int rp = 1;
             while (s->min_sample_ms > 0 && rp < 1000 && rp * t < 2 * s->min_sample_ms) rp++;   /* fwd+bwd ~ 2 ops */

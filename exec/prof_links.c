@@ -3,6 +3,7 @@
  * at each size and fitted as latency + bytes/bandwidth. Also the single
  * registration point of the optional MPI link measurement. */
 #include "prof.h"
+#include "clock.h"
 #include "transport.h"
 
 #include <gsl/gsl_fit.h>
@@ -50,13 +51,6 @@ static void pin(int core)
     sched_setaffinity(0, sizeof set, &set);
 }
 
-static double now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
-}
-
 #define PP_TIMEOUT_S 30.0
 
 static void *pong_main(void *arg)
@@ -77,10 +71,10 @@ static mp_status ping(pingpong *p, mp_error *err)
     mp_transport *t = p->t;
     mp_status st = MP_OK;
     for (int i = 0; i < p->iters + 3 && !st; i++) {
-        double t0 = now_ms();
+        double t0 = mp_now_ms();
         st = t->i->send(t, 0, 1, MP_TAG(MP_TAG_ACT, 0, 0), p->a, p->size, PP_TIMEOUT_S, err);
         if (!st) st = t->i->recv(t, 0, 1, MP_TAG(MP_TAG_GRAD, 1, 0), p->a, p->size, PP_TIMEOUT_S, err);
-        if (i >= 3) p->samples[i - 3] = now_ms() - t0;
+        if (i >= 3) p->samples[i - 3] = mp_now_ms() - t0;
     }
     if (st) t->i->abort(t, 0, err->msg);
     return st;

@@ -4,6 +4,7 @@
  * monotonic clock.
  * defines: mp_run_config_default, mp_run_check, mp_run, mp_run_result_free */
 #include "runtime.h"
+#include "clock.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -25,13 +26,6 @@
 #endif
 
 /* ---------------------------------------------------------------- helpers */
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return 1e3 * (double)ts.tv_sec + 1e-6 * (double)ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -456,7 +450,7 @@ static mp_status op_forward(worker *w, vstage *v, int i, int record, double t0, 
     else if ((st = recv_floats(w, (v->s - 1) % r->K, MP_TAG(MP_TAG_ACT, v->s - 1, i), in, b * v->in_dim,
                                "activation", v->s, v->s - 1, i)) != MP_OK)
         return st;
-    double a = now_ms();
+    double a = mp_now_ms();
     float *stash = v->recompute ? v->stash_shared : pool_get(&v->stash_pool, be);
     if (!stash) return mp_error_set(&w->err, MP_ERR_NOMEM, "stage %d: out of memory for a stash (micro-batch %d)", v->s, i);
     if (!v->recompute) v->stash_slot[i] = stash;
@@ -475,7 +469,7 @@ static mp_status op_forward(worker *w, vstage *v, int i, int record, double t0, 
         v->loss_mb[i] = loss;
     }
     if ((st = be->i->sync(be, &w->err)) != MP_OK) return st;
-    double e = now_ms();
+    double e = mp_now_ms();
     *busy += e - a;
     note_peak(w);
     if (v->is_last && !isfinite(v->loss_mb[i]))
@@ -488,9 +482,9 @@ static mp_status op_forward(worker *w, vstage *v, int i, int record, double t0, 
     }
     if (!v->is_last) {
         int dst = (v->s + 1) % r->K;
-        double sa = now_ms();
+        double sa = mp_now_ms();
         if ((st = send_floats(w, dst, MP_TAG(MP_TAG_ACT, v->s, i), v->out, b * v->out_dim)) != MP_OK) return st;
-        if (record && (st = add_event(w, MP_TEV_SEND_ACT, dst, v->s, i, sa - t0, now_ms() - t0)) != MP_OK) return st;
+        if (record && (st = add_event(w, MP_TEV_SEND_ACT, dst, v->s, i, sa - t0, mp_now_ms() - t0)) != MP_OK) return st;
     }
     return MP_OK;
 }
@@ -511,19 +505,19 @@ static mp_status op_backward(worker *w, vstage *v, int i, int record, double t0,
             return st;
         dy = v->dy;
     }
-    double a = now_ms(), mid = a;
+    double a = mp_now_ms(), mid = a;
     float *stash = v->stash_slot[i];
     if (v->recompute) {
         if ((st = mp_stage_forward(&v->net, r->b, v->in_slot[i], NULL, v->stash_shared, &w->err)) != MP_OK) return st;
         if ((st = be->i->sync(be, &w->err)) != MP_OK) return st;
-        mid = now_ms();
+        mid = mp_now_ms();
         stash = v->stash_shared;
         pool_put(&v->in_pool, v->in_slot[i]);
         v->in_slot[i] = NULL;
     }
     if ((st = mp_stage_backward(&v->net, r->b, dy, v->is_first ? NULL : v->dx, stash, &w->err)) != MP_OK) return st;
     if ((st = be->i->sync(be, &w->err)) != MP_OK) return st;
-    double e = now_ms();
+    double e = mp_now_ms();
     *busy += e - a;
     note_peak(w);
     if (record && v->recompute && (st = add_event(w, MP_TEV_RECOMPUTE, -1, v->s, i, a - t0, mid - t0)) != MP_OK) return st;
@@ -532,9 +526,9 @@ static mp_status op_backward(worker *w, vstage *v, int i, int record, double t0,
     if (v->is_last) { pool_put(&v->dl_pool, v->dl_slot[i]); v->dl_slot[i] = NULL; }
     if (!v->is_first) {
         int dst = (v->s - 1) % r->K;
-        double sa = now_ms();
+        double sa = mp_now_ms();
         if ((st = send_floats(w, dst, MP_TAG(MP_TAG_GRAD, v->s, i), v->dx, b * v->in_dim)) != MP_OK) return st;
-        if (record && (st = add_event(w, MP_TEV_SEND_GRAD, dst, v->s, i, sa - t0, now_ms() - t0)) != MP_OK) return st;
+        if (record && (st = add_event(w, MP_TEV_SEND_GRAD, dst, v->s, i, sa - t0, mp_now_ms() - t0)) != MP_OK) return st;
     }
     return MP_OK;
 }
@@ -683,7 +677,7 @@ static mp_status worker_step(worker *w, long long step, int idx)
     if ((st = prepare_data(w, step)) != MP_OK) return st;
     int flag = 0;
     if ((st = r->t->i->agree(r->t, w->p, &flag, c->timeout_s, &w->err)) != MP_OK) return st;
-    double t0 = now_ms(), busy = 0, end;
+    double t0 = mp_now_ms(), busy = 0, end;
     for (int k = 0; k < w->nst; k++) w->st[k].next_bwd = 0;
     for (int k = 0; k < r->ops.len[w->p]; k++) {
         const mp_op *o = &r->ops.ops[w->p][k];
@@ -692,7 +686,7 @@ static mp_status worker_step(worker *w, long long step, int idx)
                                   : op_backward(w, v, o->microbatch, record, t0, &busy);
         if (st != MP_OK) return st;
     }
-    end = now_ms() - t0;   /* the last op (and its send) has ended */
+    end = mp_now_ms() - t0;   /* the last op (and its send) has ended */
     if ((st = r->t->i->flush(r->t, w->p, c->timeout_s, &w->err)) != MP_OK) return st;
     mp_optim opt = { c->optimizer == MP_OPT_ADAM ? MP_OPTIM_ADAM : MP_OPTIM_SGD, c->lr, 0.9f, 0.999f, 1e-8f, (int)step + 1 };
     for (int k = 0; k < w->nst; k++) {
@@ -703,7 +697,7 @@ static mp_status worker_step(worker *w, long long step, int idx)
     note_peak(w);
     w->end_ms[idx] = end;
     w->busy_ms[idx] = busy;
-    w->step_ms[idx] = now_ms() - t0;
+    w->step_ms[idx] = mp_now_ms() - t0;
     for (int k = 0; k < w->nst; k++)
         if (w->st[k].is_last) {
             double sum = 0;

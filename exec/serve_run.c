@@ -15,6 +15,7 @@
  * Sleeps are absolute on CLOCK_MONOTONIC (clock_nanosleep / timed condvar
  * waits) with the thread's timer slack set to 1 ns, never spins. */
 #include "serve_run.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <math.h>
@@ -36,13 +37,6 @@
 #include "transport.h"
 
 /* ---------------------------------------------------------------- clock */
-
-static double mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
-}
 
 static struct timespec ts_of_ms(double ms)
 {
@@ -160,11 +154,11 @@ static void *gen_main(void *arg)
     int n = sv->c->n, i = 0;
     while (i < n) {
         double due = sv->t0 + a[i];
-        if (mono_ms() < due) {
+        if (mp_now_ms() < due) {
             struct timespec ts = ts_of_ms(due);
             while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
         }
-        double now = mono_ms();
+        double now = mp_now_ms();
         pthread_mutex_lock(&sv->mu);
         if (sv->failed) { pthread_mutex_unlock(&sv->mu); break; }
         while (i < n && sv->t0 + a[i] <= now) sv->res->release_ms[i++] = now - sv->t0;
@@ -209,7 +203,7 @@ static void next_batch(serve *sv, int *first, int *b)
             pthread_mutex_lock(&sv->mu);
         }
         if (sv->failed) break;
-        double now = mono_ms();
+        double now = mp_now_ms();
         int q = sv->pushed - sv->head;
         if (sv->gen_done && sv->head < sv->c->n && sv->pushed == sv->c->n && now > sv->deadline) break;
         if (q >= sv->B || (q > 0 && now >= sv->t0 + a[sv->head] + sv->W)) {
@@ -285,17 +279,17 @@ static mp_status stage_batch(stage_w *w, batch_hdr h, const float *host_in)
     mp_serve_run_result *r = sv->res;
     mp_backend *be = w->be;
     int K = sv->K;
-    double a = mono_ms();
+    double a = mp_now_ms();
     be->i->upload(be, w->in, host_in, (size_t)h.b * w->net.in_dim * sizeof(float));
-    double up = mono_ms() - a;
+    double up = mp_now_ms() - a;
     mp_status st = mp_stage_forward(&w->net, h.b, w->in, w->out, w->stash, &w->err);
     if (st == MP_OK) st = be->i->sync(be, &w->err);
     if (st != MP_OK) return st;
     float *rows = (float *)(w->msg + sizeof(batch_hdr));
     size_t ob = (size_t)h.b * w->net.out_dim * sizeof(float);
-    double d0 = mono_ms();
+    double d0 = mp_now_ms();
     be->i->download(be, rows, w->out, ob);
-    double e = mono_ms();
+    double e = mp_now_ms();
     r->copy_ms[w->s] += up + (e - d0);
     r->fwd_start_ms[(size_t)h.id * K + w->s] = a - sv->t0;
     r->fwd_end_ms[(size_t)h.id * K + w->s] = e - sv->t0;
@@ -321,12 +315,12 @@ static mp_status stage0_loop(stage_w *w)
     mp_status st = MP_OK;
     for (;;) {
         int first = 0, b = 0;
-        double idle = mono_ms() - sv->t0;
+        double idle = mp_now_ms() - sv->t0;
         next_batch(sv, &first, &b);
         if (b == 0) break;
         batch_hdr h = { r->num_batches, b, first, 0 };
         r->idle_ms[h.id] = idle;
-        r->take_ms[h.id] = mono_ms() - sv->t0;
+        r->take_ms[h.id] = mp_now_ms() - sv->t0;
         r->batch_size[h.id] = b;
         r->batch_first[h.id] = first;
         for (int k = 0; k < b; k++) r->batch_of[first + k] = h.id;
@@ -428,12 +422,12 @@ static mp_status start_clock_mpi(stage_w *w, mp_status st)
     clock_id(mine.id);
     if (w->s == 0) {
         m = mine;
-        m.t0 = mono_ms() + 20;
+        m.t0 = mp_now_ms() + 20;
         for (int s = 1; s < sv->K && st == MP_OK; s++)
             st = sv->t->i->send(sv->t, 0, s, MP_TAG(MP_TAG_RESULT, s, 8), &m, sizeof m, sv->c->timeout_s, &w->err);
     } else {
         st = sv->t->i->recv(sv->t, w->s, 0, MP_TAG(MP_TAG_RESULT, w->s, 8), &m, sizeof m, sv->c->timeout_s, &w->err);
-        if (st == MP_OK && (!mine.id[0] || strcmp(m.id, mine.id))) m.t0 = mono_ms() + 20;
+        if (st == MP_OK && (!mine.id[0] || strcmp(m.id, mine.id))) m.t0 = mp_now_ms() + 20;
     }
     if (st != MP_OK) return st;
     pthread_mutex_lock(&sv->mu);
@@ -552,7 +546,7 @@ static void run_threads(serve *sv)
     }
     pthread_mutex_lock(&sv->mu);
     while (sv->ready < started && !sv->failed) pthread_cond_wait(&sv->cv, &sv->mu);
-    start_clock_at(sv, mono_ms() + 20);
+    start_clock_at(sv, mp_now_ms() + 20);
     int failed = sv->failed;
     pthread_mutex_unlock(&sv->mu);
     if (failed) {}

@@ -5,6 +5,7 @@
  * every rank down at once (never a hang). Built only with MPI (MP_HAVE_MPI).
  * defines: mp_transport_mpi_i */
 #include "transport.h"
+#include "clock.h"
 
 #include <mpi.h>
 #include <stdio.h>
@@ -22,19 +23,6 @@ typedef struct {
     int k, rank, tag_ub;
     pending *sends;
 } mctx;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void nap(void)
-{
-    struct timespec ts = { 0, 20000 };   /* 20 us between polls */
-    nanosleep(&ts, NULL);
-}
 
 /* Completes finished sends, freeing their buffers. */
 static void progress(mctx *c)
@@ -110,7 +98,7 @@ static mp_status m_recv(mp_transport *t, int self, int src, int tag, void *buf,
     MPI_Request req;
     if (MPI_Irecv(buf, (int)bytes, MPI_BYTE, src, tag, MPI_COMM_WORLD, &req) != MPI_SUCCESS)
         return mp_error_set(err, MP_ERR_BACKEND, "stage %d: MPI_Irecv from stage %d failed", self, src);
-    double deadline = now_s() + timeout_s;
+    double deadline = mp_now_s() + timeout_s;
     for (;;) {
         int done = 0;
         MPI_Status stt;
@@ -124,13 +112,13 @@ static mp_status m_recv(mp_transport *t, int self, int src, int tag, void *buf,
             return MP_OK;
         }
         progress(c);
-        if (now_s() > deadline) {
+        if (mp_now_s() > deadline) {
             MPI_Cancel(&req);
             MPI_Request_free(&req);
             return mp_error_set(err, MP_ERR_TIMEOUT, "stage %d: timed out after %g s waiting for a message from stage %d",
                                 self, timeout_s, src);
         }
-        nap();
+        mp_sleep_us(20);   /* between polls */
     }
 }
 
@@ -147,30 +135,30 @@ static mp_status m_agree(mp_transport *t, int self, int *flag, double timeout_s,
     int in = *flag != 0, outv = 0;
     MPI_Request req;
     MPI_Iallreduce(&in, &outv, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD, &req);
-    double deadline = now_s() + timeout_s;
+    double deadline = mp_now_s() + timeout_s;
     for (;;) {
         int done = 0;
         MPI_Test(&req, &done, MPI_STATUS_IGNORE);
         if (done) { *flag = outv; return MP_OK; }
         progress(c);
-        if (now_s() > deadline)
+        if (mp_now_s() > deadline)
             return mp_error_set(err, MP_ERR_TIMEOUT, "stage %d: timed out after %g s waiting for the other ranks at a barrier",
                                 self, timeout_s);
-        nap();
+        mp_sleep_us(20);   /* between polls */
     }
 }
 
 static mp_status m_flush(mp_transport *t, int self, double timeout_s, mp_error *err)
 {
     mctx *c = t->ctx;
-    double deadline = now_s() + timeout_s;
+    double deadline = mp_now_s() + timeout_s;
     for (;;) {
         progress(c);
         if (!c->sends) return MP_OK;
-        if (now_s() > deadline)
+        if (mp_now_s() > deadline)
             return mp_error_set(err, MP_ERR_TIMEOUT, "stage %d: timed out after %g s waiting for sends to complete",
                                 self, timeout_s);
-        nap();
+        mp_sleep_us(20);   /* between polls */
     }
 }
 

@@ -21,6 +21,7 @@
  * Built when NCCL is found; without MPI it only says that it needs MPI.
  * defines: mp_transport_nccl_i */
 #include "transport.h"
+#include "clock.h"
 
 #include <cuda_runtime.h>
 #include <nccl.h>
@@ -72,19 +73,6 @@ static int nccl_fail(mp_error *err, ncclResult_t r, const char *stmt, const char
 #define CUDA_OK(err, call) cuda_fail((err), (call), #call, __FILE__, __LINE__)
 #define NCCL_OK(err, call) nccl_fail((err), (call), #call, __FILE__, __LINE__)
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void nap(void)
-{
-    struct timespec ts = { 0, 20000 };   /* 20 us between polls */
-    nanosleep(&ts, NULL);
-}
-
 /* Aborts every communicator once (unblocks any NCCL kernel still waiting). */
 static void abort_comms(nctx *c)
 {
@@ -127,11 +115,11 @@ static mp_status wait_ready(nctx *c, int ch, int self, double deadline, double t
             abort_comms(c);
             return mp_error_set(err, MP_ERR_BACKEND, "stage %d: NCCL %s failed: %s", self, what, ncclGetErrorString(a));
         }
-        if (now_s() > deadline) {
+        if (mp_now_s() > deadline) {
             abort_comms(c);
             return mp_error_set(err, MP_ERR_TIMEOUT, "stage %d: timed out after %g s in NCCL %s", self, timeout_s, what);
         }
-        nap();
+        mp_sleep_us(20);   /* between polls */
     }
 }
 
@@ -149,13 +137,13 @@ static mp_status wait_event(nctx *c, cudaEvent_t ev, int self, int peer, double 
         }
         mp_status st = async_errors(c, self, err);
         if (st != MP_OK) return st;
-        if (now_s() > deadline) {
+        if (mp_now_s() > deadline) {
             abort_comms(c);
             return mp_error_set(err, MP_ERR_TIMEOUT,
                                 "stage %d: timed out after %g s waiting for an NCCL transfer with stage %d",
                                 self, timeout_s, peer);
         }
-        nap();
+        mp_sleep_us(20);   /* between polls */
     }
 }
 
@@ -219,7 +207,7 @@ static mp_status n_bind(mp_transport *t, int self, int device, double timeout_s,
         if (CUDA_OK(err, cudaEventCreateWithFlags(&c->recv_done[ch], cudaEventDisableTiming))) return MP_ERR_BACKEND;
     }
     if (CUDA_OK(err, cudaStreamCreateWithFlags(&c->copy, cudaStreamNonBlocking))) return MP_ERR_BACKEND;
-    double deadline = now_s() + timeout_s;
+    double deadline = mp_now_s() + timeout_s;
     mp_status st;
     for (int ch = 0; ch < NCH; ch++) {
         ncclUniqueId id;
@@ -304,7 +292,7 @@ static mp_status n_send_dev(mp_transport *t, int self, int dst, int tag, const v
     if (bytes && (CUDA_OK(err, cudaMemcpyAsync(s->buf, buf, bytes, cudaMemcpyDeviceToDevice, c->copy)) ||
                   CUDA_OK(err, cudaStreamSynchronize(c->copy))))
         return MP_ERR_BACKEND;
-    double deadline = now_s() + timeout_s;
+    double deadline = mp_now_s() + timeout_s;
     if (NCCL_OK(err, ncclGroupStart())) return MP_ERR_BACKEND;
     if (NCCL_OK(err, ncclSend(s->buf, bytes, ncclChar, dst, c->comm[ch], c->stream[ch]))) {
         ncclGroupEnd();
@@ -329,7 +317,7 @@ static mp_status n_recv_dev(mp_transport *t, int self, int src, int tag, void *b
     mp_status st;
     if ((st = async_errors(c, self, err)) != MP_OK) return st;
     if (CUDA_OK(err, cudaSetDevice(c->device))) return MP_ERR_BACKEND;
-    double deadline = now_s() + timeout_s;
+    double deadline = mp_now_s() + timeout_s;
     if (NCCL_OK(err, ncclGroupStart())) return MP_ERR_BACKEND;
     if (NCCL_OK(err, ncclRecv(buf, bytes, ncclChar, src, c->comm[ch], c->stream[ch]))) {
         ncclGroupEnd();
@@ -377,7 +365,7 @@ static mp_status n_agree(mp_transport *t, int self, int *flag, double timeout_s,
 static mp_status n_flush(mp_transport *t, int self, double timeout_s, mp_error *err)
 {
     nctx *c = t->ctx;
-    double deadline = now_s() + timeout_s;
+    double deadline = mp_now_s() + timeout_s;
     mp_status st;
     if (c->bound) {
         if (CUDA_OK(err, cudaSetDevice(c->device))) return MP_ERR_BACKEND;
@@ -397,14 +385,14 @@ static void n_close(mp_transport *t, int failed)
     if (c->device >= 0) cudaSetDevice(c->device);
     if (failed) abort_comms(c);
     if (!c->aborted) {
-        double deadline = now_s() + 10;
+        double deadline = mp_now_s() + 10;
         for (int ch = 0; ch < NCH; ch++) {
             if (!c->comm[ch]) continue;
             ncclCommFinalize(c->comm[ch]);
             ncclResult_t a = ncclInProgress;
-            while (a == ncclInProgress && now_s() < deadline) {
+            while (a == ncclInProgress && mp_now_s() < deadline) {
                 if (ncclCommGetAsyncError(c->comm[ch], &a) != ncclSuccess) break;
-                if (a == ncclInProgress) nap();
+                if (a == ncclInProgress) mp_sleep_us(20);   /* between polls */
             }
             if (a == ncclSuccess) ncclCommDestroy(c->comm[ch]);
             else ncclCommAbort(c->comm[ch]);

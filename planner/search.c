@@ -32,6 +32,7 @@
  * relaxation (mp_bound_split) just before its visit. The reported lower
  * bound is the least bound of the configurations not fully searched. */
 #include "search.h"
+#include "clock.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -98,13 +99,6 @@ typedef struct {
     double t0;
     int shown;
 } ctx;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static double speed_of(const ctx *x, int s) { return x->cl->devices[s % x->c.K].speed; }
 static double mem_of(const ctx *x, int p) { return x->cl->devices[p].memory_bytes; }
@@ -716,7 +710,7 @@ static mp_status place(ctx *x, int s, int lo, int hi, double maxY, double maxbus
 static void show_progress(ctx *x)
 {
     if (!x->o->progress) return;
-    double el = now_s() - x->t0;
+    double el = mp_now_s() - x->t0;
     if (el < 2.0) return;
     fprintf(stderr, "\rmpplan: searching %.0fs: %ld configurations, %ld simulations, best %.4g ms   ",
             el, x->searched, x->sims, x->ntop ? x->top[0].t : 0.0);
@@ -1172,7 +1166,7 @@ mp_status mp_search_run(const mp_profile *prof, const mp_cluster *cl, const mp_s
     config *cfg = NULL;
     unsigned char *done = NULL;
     int ncfg = 0;
-    double t0 = now_s();
+    double t0 = mp_now_s();
     if (ctx_init(&x, prof, cl, &o) != MP_OK) {
         ctx_free(&x);
         return mp_error_set(err, MP_ERR_NOMEM, "search: out of memory");
@@ -1279,7 +1273,7 @@ mp_status mp_search_run(const mp_profile *prof, const mp_cluster *cl, const mp_s
     r->nodes = x.nodes;
     r->simulations = x.sims;
 out:
-    r->seconds = now_s() - t0;
+    r->seconds = mp_now_s() - t0;
     free(cfg);
     free(done);
     ctx_free(&x);
