@@ -90,16 +90,13 @@ static int parse_batch(const char *s, mp_prof_settings *st)
     return 0;
 }
 
+/* --opt's integer value in [min, 1000000]; 0, else the message and exit code 2. */
 static int parse_count(const char *opt, const char *s, int min, int *out)
 {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < min || v > 1000000) {
-        fprintf(stderr, "mpprof: --%s '%s': want an integer >= %d\n", opt, s, min);
-        return 2;
-    }
-    *out = (int)v;
-    return 0;
+    mp_error err = {0};
+    if (mp_cli_int(opt, s, min, 1000000, out, &err) == MP_OK) return 0;
+    fprintf(stderr, "mpprof: %s\n", err.msg);
+    return 2;
 }
 
 static int parse_args(int argc, char **argv, args *a)

@@ -64,16 +64,6 @@ static void usage(FILE *f)
     mp_cli_print_options(f, opts, NOPTS, "", 28);
 }
 
-static mp_status parse_int(const char *flag, const char *s, int min, int *out, mp_error *err)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < min || v > INT_MAX)
-        return mp_error_set(err, MP_ERR_USAGE, "--%s: expected an integer >= %d, got '%s'", flag, min, s);
-    *out = (int)v;
-    return MP_OK;
-}
-
 static mp_status parse_args(int argc, char **argv, cli *c, int *help, mp_error *err)
 {
     struct option lo[NOPTS + 1];
@@ -89,8 +79,8 @@ static mp_status parse_args(int argc, char **argv, cli *c, int *help, mp_error *
     while (st == MP_OK && (o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (o) {
         case O_MODEL: c->model_path = optarg; break;
-        case O_STEPS: st = parse_int("steps", optarg, 1, &c->run.steps, err); break;
-        case O_SEED: st = parse_int("seed", optarg, 0, &v, err); c->run.seed = (uint64_t)v; break;
+        case O_STEPS: st = mp_cli_int("steps", optarg, 1, INT_MAX, &c->run.steps, err); break;
+        case O_SEED: st = mp_cli_int("seed", optarg, 0, INT_MAX, &v, err); c->run.seed = (uint64_t)v; break;
         case O_OPT:
             if (!strcmp(optarg, "sgd")) c->run.optimizer = MP_OPT_SGD;
             else if (!strcmp(optarg, "adam")) c->run.optimizer = MP_OPT_ADAM;
@@ -113,10 +103,10 @@ static mp_status parse_args(int argc, char **argv, cli *c, int *help, mp_error *
         case O_REPORT: c->report_path = optarg; break;
         case O_TRACE: c->trace_path = optarg; break;
         case O_CKPT: c->run.checkpoint_dir = optarg; break;
-        case O_CKPT_EVERY: st = parse_int("checkpoint-every", optarg, 1, &c->run.checkpoint_every, err); break;
+        case O_CKPT_EVERY: st = mp_cli_int("checkpoint-every", optarg, 1, INT_MAX, &c->run.checkpoint_every, err); break;
         case O_RESUME: c->run.resume = 1; break;
         case O_TIMEOUT: st = mp_parse_duration(optarg, &c->run.timeout_s, err); break;
-        case O_WARMUP: st = parse_int("warmup", optarg, 0, &c->run.warmup, err); break;
+        case O_WARMUP: st = mp_cli_int("warmup", optarg, 0, INT_MAX, &c->run.warmup, err); break;
         case O_NOPIN: c->run.pin = 0; break;
         case O_GPUS: c->run.gpu_map = optarg; break;
         case O_QUIET: c->run.print_loss = 0; break;

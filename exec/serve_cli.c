@@ -75,26 +75,6 @@ static void usage(FILE *f)
     mp_cli_print_options(f, opts, NOPTS, "", 28);
 }
 
-static mp_status parse_pos(const char *flag, const char *s, double *out, mp_error *err)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (!*s || *end || !(v > 0) || !isfinite(v))
-        return mp_error_set(err, MP_ERR_USAGE, "--%s: expected a positive number, got '%s'", flag, s);
-    *out = v;
-    return MP_OK;
-}
-
-static mp_status parse_nonneg(const char *flag, const char *s, double *out, mp_error *err)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (!*s || *end || !(v >= 0) || !isfinite(v))
-        return mp_error_set(err, MP_ERR_USAGE, "--%s: expected a number >= 0, got '%s'", flag, s);
-    *out = v;
-    return MP_OK;
-}
-
 /* The terms of --calibration R.json for those not given as flags. */
 static mp_status load_calibration(cli *c, mp_error *err)
 {
@@ -130,10 +110,10 @@ static mp_status parse_args(int argc, char **argv, cli *c, int *help, mp_error *
         switch (o) {
         case O_MODEL: c->model_path = optarg; break;
         case O_SERVE: break;
-        case O_RATE: st = parse_pos("rate", optarg, &c->rate, err); break;
+        case O_RATE: st = mp_cli_number("rate", optarg, 1, &c->rate, err); break;
         case O_DURATION: st = mp_parse_duration(optarg, &c->duration_s, err); break;
         case O_ARRIVALS: c->arrivals_path = optarg; break;
-        case O_SLO: st = parse_pos("slo-ms", optarg, &c->slo_ms, err); break;
+        case O_SLO: st = mp_cli_number("slo-ms", optarg, 1, &c->slo_ms, err); break;
         case O_SEED: {
             char *end;
             long v = strtol(optarg, &end, 10);
@@ -154,9 +134,9 @@ static mp_status parse_args(int argc, char **argv, cli *c, int *help, mp_error *
         case O_CALIB: c->calib_path = optarg; break;
         case O_RT: c->run.realtime = 1; break;
         case O_CHECKSUM: c->run.keep_outputs = 1; break;
-        case O_DISPATCH: st = parse_nonneg("dispatch-ms", optarg, &c->dispatch_ms, err); break;
-        case O_SCALE: st = parse_pos("fwd-scale", optarg, &c->fwd_scale, err); break;
-        case O_OVERHEAD: st = parse_nonneg("batch-overhead-ms", optarg, &c->overhead_ms, err); break;
+        case O_DISPATCH: st = mp_cli_number("dispatch-ms", optarg, 0, &c->dispatch_ms, err); break;
+        case O_SCALE: st = mp_cli_number("fwd-scale", optarg, 1, &c->fwd_scale, err); break;
+        case O_OVERHEAD: st = mp_cli_number("batch-overhead-ms", optarg, 0, &c->overhead_ms, err); break;
         case 'h': case O_HELP: *help = 1; return MP_OK;
         default:
             return mp_error_set(err, MP_ERR_USAGE, "unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
