@@ -91,7 +91,7 @@ static void test_against_brute_force(void)
         mp_serve_arrivals_at_rate(&a, rate, arr);
         int bs[] = { 1, 2, 4, 8 };
         double ws[] = { 0, slo / 4, slo / 2 };
-        mp_serve_search_opts o = { &in.prof, &in.cl, slo, bs, 4, ws, 3, 0, 0, 1, 0, 0 };
+        mp_serve_search_opts o = { &in.prof, &in.cl, slo, bs, 4, ws, 3, 0, 0, 1, 0, 0, NULL, 0 };
         mp_serve_plan top[3], bf = { 0 };
         int found = 0;
         mp_error err = { 0 };
@@ -146,7 +146,7 @@ static void test_max_rate(void)
     mp_serve_arrivals_poisson(&a, n, 5);
     double *arr = malloc(n * sizeof *arr);
     mp_serve_arrivals_at_rate(&a, 5000, arr);
-    mp_serve_search_opts o = { &in.prof, &in.cl, 5.0, NULL, 0, NULL, 0, 0, 0, 1, 0, 0 };
+    mp_serve_search_opts o = { &in.prof, &in.cl, 5.0, NULL, 0, NULL, 0, 0, 0, 1, 0, 0, NULL, 0 };
     mp_serve_plan top;
     int found = 0;
     CU_ASSERT_EQUAL_FATAL(mp_serve_search(&o, arr, n, &top, 1, &found, NULL), MP_OK);
@@ -188,7 +188,7 @@ static void test_nofit(void)
     instance in;
     make_instance(&in, 3, 2, 10);  /* 10 bytes per device: nothing fits */
     double arr[] = { 0, 1, 2 };
-    mp_serve_search_opts o = { &in.prof, &in.cl, 5.0, NULL, 0, NULL, 0, 0, 0, 1, 0, 0 };
+    mp_serve_search_opts o = { &in.prof, &in.cl, 5.0, NULL, 0, NULL, 0, 0, 0, 1, 0, 0, NULL, 0 };
     mp_serve_plan top;
     int found = 5;
     mp_error err = { 0 };
@@ -207,7 +207,7 @@ static void test_fewest_devices(void)
     int n = 500;
     double *arr = malloc(n * sizeof *arr);
     for (int i = 0; i < n; i++) arr[i] = 100.0 * i;
-    mp_serve_search_opts o = { &in.prof, &in.cl, 1000.0, NULL, 0, NULL, 0, 0, 0, 1, 0, 0 };
+    mp_serve_search_opts o = { &in.prof, &in.cl, 1000.0, NULL, 0, NULL, 0, 0, 0, 1, 0, 0, NULL, 0 };
     mp_serve_plan top;
     int found = 0;
     CU_ASSERT_EQUAL_FATAL(mp_serve_search(&o, arr, n, &top, 1, &found, NULL), MP_OK);
@@ -239,7 +239,7 @@ static void test_large_heuristic(void)
     mp_serve_arrivals_poisson(&a, n, 1);
     double *arr = malloc(n * sizeof *arr);
     mp_serve_arrivals_at_rate(&a, 400, arr);
-    mp_serve_search_opts o = { &prof, &cl, 50.0, NULL, 0, NULL, 0, 0, 0, 1, 0, 0 };
+    mp_serve_search_opts o = { &prof, &cl, 50.0, NULL, 0, NULL, 0, 0, 0, 1, 0, 0, NULL, 0 };
     mp_serve_plan top[3];
     int found = 0;
     CU_ASSERT_EQUAL_FATAL(mp_serve_search(&o, arr, n, top, 3, &found, NULL), MP_OK);
