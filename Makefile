@@ -1,16 +1,23 @@
 # mpkit — plan and run pipeline model parallelism.
 #
-#   make            build the tools into bin/ (objects into build/)
-#   make test       install missing Debian packages, build, run every CUnit suite
-#   make demo       profile/plan the demo model end to end on this machine
-#   make bench      planner and simulator speed table (medians of several runs)
-#   make asan       the tests under AddressSanitizer + UBSan (build-asan/)
-#   make fuzz       each loader's libFuzzer target for FUZZ_SECONDS seconds
-#   make deps       apt-get install what is missing
-#   make gpu-check  on a GPU machine: CUDA tests, GPU profile, a plan
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make             build the tools into bin/ (objects into build/)
+#   make test        install missing Debian packages, build, run every CUnit suite
+#   make demo        install, build, profile/plan/train/serve the demo model on this machine
+#   make bench       install, build, planner/simulator/runtime speed table (medians)
+#   make validate    install, build, predicted against measured on this machine
+#   make asan        the tests under AddressSanitizer + UBSan (build-asan/)
+#   make fuzz        each loader's libFuzzer target for FUZZ_SECONDS seconds
+#   make deps        apt-get install what is missing
+#   make fresh-check the README's two commands in fresh Debian 12 roots (debootstrap; slow)
+#   make gpu-check   on a GPU machine: CUDA tests, GPU profiles, GPU runs, NCCL
+#   make install     PREFIX=/usr/local DESTDIR=
 #
 # USE_CUDA=0/1 and USE_MPI=0/1 override detection; V=1 shows commands.
+# The targets that install (test, demo, bench, validate, asan, fuzz) run
+# `make deps` first and then build in a sub-make, which detects the toolkits
+# afresh: the first build on a fresh machine already sees what deps installed.
+# The detected configuration is kept in $(BUILD)/config.txt; when it changes,
+# everything built from it is rebuilt.
 
 PREFIX      ?= /usr/local
 BUILD       ?= build
@@ -29,7 +36,8 @@ else
 Q := @
 endif
 
-MODULES  := core sim planner exec plots
+# Each folder holds one job (docs/design.md has the map).
+MODULES  := core sim planner exec/backend exec/comm exec/prof exec/run plots
 CPPFLAGS += $(addprefix -I,$(MODULES)) -Itests -D_GNU_SOURCE
 OPT      ?= -O2 -g
 # CFLAGS/LDFLAGS from the command line are added to these, never replace them.
@@ -37,12 +45,18 @@ MP_CFLAGS  = $(OPT) -std=c11 -Wall -Wextra -pedantic -Wno-unused-parameter -MMD 
 MP_LDFLAGS = -pthread $(SANITIZE) $(LDFLAGS)
 LDLIBS   += -ljansson -lgsl -lopenblas -lm
 
+# Goals that only install, clean or call scripts: they detect nothing and
+# leave $(BUILD)/config.txt alone.
+WRAPPER_GOALS := test demo bench validate asan fuzz deps clean fresh-check gpu-check
+BUILD_GOALS   := $(filter-out $(WRAPPER_GOALS),$(or $(MAKECMDGOALS),all))
+
 # ---------------------------------------------------------------- detection
 # Each optional toolkit is detected by compiling and linking a tiny program.
 try_link = $(shell printf '$(1)\nint main(void){return 0;}\n' | $(CC) -x c - -o /dev/null $(2) >/dev/null 2>&1 && echo 1 || echo 0)
 
 CUDA_FLAGS := -I$(CUDA_HOME)/include
 CUDA_LIBS  := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart
+ifneq ($(BUILD_GOALS),)
 ifeq ($(origin USE_CUDA),undefined)
 USE_CUDA := $(call try_link,#include <cuda_runtime.h>\n#include <cublas_v2.h>,$(CUDA_FLAGS) $(CUDA_LIBS))
 ifeq ($(USE_CUDA),1)
@@ -58,11 +72,12 @@ ifeq ($(origin USE_MPI),undefined)
 USE_MPI := $(shell printf '#include <mpi.h>\nint main(void){return MPI_Init(0,0);}\n' | $(MPICC) -x c - -o /dev/null >/dev/null 2>&1 && echo 1 || echo 0)
 endif
 HAVE_GNUPLOT := $(shell command -v gnuplot >/dev/null 2>&1 && echo 1 || echo 0)
+endif
 
 # ---------------------------------------------------------------- sources
-# A tool's main is <module>/<tool>.c; every other .c in a module goes into
+# A tool's main is named in TOOL_MAINS; every other .c in a module goes into
 # libmpkit.a. Files ending _cuda.c/_nccl.c/.cu/_mpi.c build only with their toolkit.
-TOOL_MAINS := $(wildcard planner/mpplan.c exec/mpprof.c exec/mprun.c plots/mpplot.c)
+TOOL_MAINS := planner/mpplan.c exec/prof/mpprof.c exec/run/mprun.c plots/mpplot.c
 TOOLS      := $(notdir $(TOOL_MAINS:.c=))
 ALL_C      := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 LIB_C      := $(filter-out $(TOOL_MAINS) %_cuda.c %_nccl.c %_mpi.c,$(ALL_C))
@@ -80,7 +95,6 @@ CPPFLAGS   += -DMP_HAVE_NCCL=1
 TOOL_LIBS  += -lnccl
 endif
 ifeq ($(USE_MPI),1)
-CC_MPI     := $(MPICC)
 LIB_C      += $(filter %_mpi.c,$(ALL_C))
 CPPFLAGS   += -DMP_HAVE_MPI=1
 MPI_LINK   := $(shell $(MPICC) --showme:link 2>/dev/null)
@@ -97,8 +111,26 @@ BENCH_C    := $(wildcard tests/bench_*.c)
 BENCH_BINS := $(BENCH_C:tests/%.c=$(BUILD)/tests/%)
 FUZZ_C     := $(wildcard tests/fuzz_*.c)
 TOOL_BINS  := $(TOOLS:%=$(BIN)/%)
+LINK_LIBS   = $(LIB) $(LDLIBS) $(TOOL_LIBS) $(if $(LIB_CU),-lstdc++)
 
-.PHONY: all test bench asan fuzz deps install clean demo gpu-check config validate
+# ---------------------------------------------------------------- configuration
+# What changes the objects, kept in $(BUILD)/config.txt: rewritten (at parse
+# time, before make compares times) only when it differs, and a prerequisite
+# of every object, library and binary, so a changed configuration rebuilds
+# all of them and never links stale objects.
+CONFIG_FILE := $(BUILD)/config.txt
+CONFIG_TEXT := USE_CUDA=$(USE_CUDA) USE_NCCL=$(USE_NCCL) USE_MPI=$(USE_MPI) | CC=$(CC) NVCC=$(NVCC) \
+  MPICC=$(MPICC) | CPPFLAGS=$(CPPFLAGS) | CFLAGS=$(MP_CFLAGS) $(CUDA_OBJ_FLAGS) $(MPI_INC) | \
+  NVCC_ARCH=$(NVCC_ARCH) | LDFLAGS=$(MP_LDFLAGS) | LIBS=$(LDLIBS) $(TOOL_LIBS)
+ifneq ($(BUILD_GOALS),)
+ifneq ($(strip $(CONFIG_TEXT)),$(strip $(file <$(CONFIG_FILE))))
+$(shell mkdir -p $(BUILD))
+$(file >$(CONFIG_FILE),$(strip $(CONFIG_TEXT)))
+endif
+endif
+
+.PHONY: all test bench asan fuzz deps install clean demo gpu-check config validate fresh-check \
+        test-only demo-only bench-only validate-only fuzz-only
 .SECONDARY:
 .DEFAULT_GOAL := all
 
@@ -114,60 +146,70 @@ ifeq ($(USE_CUDA),1)
 	  || { echo "USE_CUDA=1 but the CUDA toolkit does not link (CUDA_HOME=$(CUDA_HOME))"; exit 1; }
 endif
 endif
+ifeq ($(origin USE_MPI),command line)
+ifeq ($(USE_MPI),1)
+	@printf '#include <mpi.h>\nint main(void){return MPI_Init(0,0);}\n' | $(MPICC) -x c - -o /dev/null \
+	  || { echo "USE_MPI=1 but $(MPICC) cannot build an MPI program (make deps installs OpenMPI)"; exit 1; }
+endif
+endif
 
 # ---------------------------------------------------------------- rules
-$(BUILD)/%.o: %.c
+$(BUILD)/%.o: %.c $(CONFIG_FILE)
 	@mkdir -p $(dir $@)
 	$(if $(Q),@echo "  CC    $<")
 	$(Q)$(CC) $(CPPFLAGS) $(MP_CFLAGS) $(CUDA_OBJ_FLAGS) $(if $(filter %_mpi.c,$<),$(MPI_INC)) -c $< -o $@
 
-$(BUILD)/%.cu.o: %.cu
+$(BUILD)/%.cu.o: %.cu $(CONFIG_FILE)
 	@mkdir -p $(dir $@)
 	$(if $(Q),@echo "  NVCC  $<")
 	$(Q)$(NVCC) -O2 -std=c++17 $(NVCC_ARCH) $(addprefix -I,$(MODULES)) -c $< -o $@
 
-$(LIB): $(LIB_OBJ)
+$(LIB): $(LIB_OBJ) $(CONFIG_FILE)
 	$(if $(Q),@echo "  AR    $@")
-	$(Q)rm -f $@ && ar rcs $@ $^
+	$(Q)rm -f $@ && ar rcs $@ $(LIB_OBJ)
 
-$(BIN)/%: $(BUILD)/planner/%.o $(LIB)
+# One link rule for every tool: bin/TOOL from its main object and the library.
+$(foreach t,$(TOOL_MAINS),$(eval $(BIN)/$(notdir $(t:.c=)): $(BUILD)/$(t:.c=.o) $(LIB) $(CONFIG_FILE)))
+$(TOOL_BINS):
 	@mkdir -p $(BIN)
 	$(if $(Q),@echo "  LINK  $@")
-	$(Q)$(CC) $(MP_LDFLAGS) $< $(LIB) $(LDLIBS) $(TOOL_LIBS) -o $@ $(if $(LIB_CU),-lstdc++)
-$(BIN)/%: $(BUILD)/exec/%.o $(LIB)
-	@mkdir -p $(BIN)
-	$(if $(Q),@echo "  LINK  $@")
-	$(Q)$(CC) $(MP_LDFLAGS) $< $(LIB) $(LDLIBS) $(TOOL_LIBS) -o $@ $(if $(LIB_CU),-lstdc++)
-$(BIN)/%: $(BUILD)/plots/%.o $(LIB)
-	@mkdir -p $(BIN)
-	$(if $(Q),@echo "  LINK  $@")
-	$(Q)$(CC) $(MP_LDFLAGS) $< $(LIB) $(LDLIBS) $(TOOL_LIBS) -o $@ $(if $(LIB_CU),-lstdc++)
+	$(Q)$(CC) $(MP_LDFLAGS) $< $(LINK_LIBS) -o $@
 
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_SUPPORT) $(LIB)
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_SUPPORT) $(LIB) $(CONFIG_FILE)
 	$(if $(Q),@echo "  LINK  $@")
 	$(Q)$(CC) $(MP_LDFLAGS) $< $(TEST_SUPPORT) $(LIB) $(LDLIBS) -lcunit $(TOOL_LIBS) -o $@ $(if $(LIB_CU),-lstdc++)
 
+$(CONFIG_FILE): ;
+
 # ---------------------------------------------------------------- targets
+# Each installing target: deps, then the work in a sub-make that detects anew.
+test demo bench validate fuzz: deps
+	@$(MAKE) --no-print-directory $@-only
+
 # Tests run with the tools built, from the repo root; MPKIT_BIN points at bin/.
-test: deps
-	@$(MAKE) --no-print-directory all $(TEST_BINS)
+test-only: all $(TEST_BINS)
 	@MPKIT_BIN=$(abspath $(BIN)) MPPLOT_SCRIPTS=$(abspath plots) ./tests/run_all.sh $(TEST_BINS)
 
-bench: deps
-	@$(MAKE) --no-print-directory all $(BENCH_BINS)
+bench-only: all $(BENCH_BINS)
 	@for b in $(BENCH_BINS); do OPENBLAS_NUM_THREADS=1 $$b || exit 1; done
+
+demo-only: all
+	@./plots/demo.sh
+
+validate-only: all
+	@./plots/validate.sh
 
 asan:
 	@$(MAKE) --no-print-directory test BUILD=build-asan BIN=build-asan/bin CC=clang \
 	  SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  OPT="-O1 -g" USE_CUDA=0 USE_NCCL=0 USE_MPI=0
 
-fuzz: deps
+fuzz-only:
 	@mkdir -p $(BUILD)/fuzz
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang USE_CUDA=0 USE_NCCL=0 USE_MPI=0 \
+	    SANITIZE="-fsanitize=fuzzer-no-link,address,undefined" OPT="-O1 -g" build-fuzz/libmpkit.a >/dev/null
 	@for f in $(FUZZ_C); do n=$$(basename $$f .c); \
 	  echo "  FUZZ  $$n ($(FUZZ_SECONDS)s)"; \
-	  $(MAKE) --no-print-directory BUILD=build-fuzz CC=clang USE_CUDA=0 USE_NCCL=0 USE_MPI=0 \
-	    SANITIZE="-fsanitize=fuzzer-no-link,address,undefined" OPT="-O1 -g" build-fuzz/libmpkit.a >/dev/null || exit 1; \
 	  clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined $(addprefix -I,$(MODULES)) $$f \
 	    build-fuzz/libmpkit.a $(LDLIBS) -o $(BUILD)/fuzz/$$n || exit 1; \
 	  mkdir -p $(BUILD)/fuzz/$$n.corpus; \
@@ -178,7 +220,7 @@ fuzz: deps
 	done
 
 DEB_PACKAGES := build-essential pkg-config jq libjansson-dev libgsl-dev libcunit1-dev \
-                libopenblas-dev gnuplot-nox openmpi-bin libopenmpi-dev clang
+                libopenblas-dev gnuplot-nox openmpi-bin libopenmpi-dev clang iproute2
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
@@ -190,14 +232,11 @@ deps:
 	    || { echo "make deps: apt-get install failed for:$$missing"; exit 1; }; \
 	fi
 
-demo: deps all
-	@./plots/demo.sh
-
-validate: deps all
-	@./plots/validate.sh
+fresh-check:
+	@./tests/fresh_machine.sh
 
 gpu-check:
-	@./exec/gpu_check.sh
+	@./tests/gpu_check.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/mpkit/profiles

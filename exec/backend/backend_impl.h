@@ -4,7 +4,7 @@
  * All tensors are fp32, row-major, in the backend's memory (host memory for
  * cpu, device memory for cuda). Operations may be asynchronous; `sync` waits
  * for all of them and reports any error since the last sync. Layers
- * (exec/layers.c) are written once in terms of these primitives, so the CPU
+ * (exec/backend/layers.c) are written once in terms of these primitives, so the CPU
  * backend is the reference the CUDA one is tested against.
  * Entries may be NULL only where marked optional. */
 #ifndef MP_BACKEND_IMPL_H

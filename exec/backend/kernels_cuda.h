@@ -1,4 +1,4 @@
-/* kernels_cuda.h — C launchers for mpkit's own CUDA kernels (exec/kernels.cu).
+/* kernels_cuda.h — C launchers for mpkit's own CUDA kernels (exec/backend/kernels.cu).
  * defines: mp_cuda_add_bias, mp_cuda_col_sum, mp_cuda_axpy, mp_cuda_relu_fwd,
  *          mp_cuda_relu_bwd, mp_cuda_gelu_fwd, mp_cuda_gelu_bwd,
  *          mp_cuda_layernorm_fwd, mp_cuda_layernorm_bwd, mp_cuda_mse_loss,

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "version.h"
 #include "backend.h"
 #include "cli.h"
 #include "json_util.h"
@@ -244,7 +245,7 @@ static int run_links(const args *a)
     char desc[512];
     if (strcmp(a->backend, "cpu")) {
         st = mp_error_set(&err, MP_ERR_BACKEND, "--links --backend %s: GPU link measurement is done by "
-                          "'make gpu-check' (exec/links_cuda.c); mpprof --links measures CPU links", a->backend);
+                          "'make gpu-check' (exec/prof/links_cuda.c); mpprof --links measures CPU links", a->backend);
         goto out;
     }
     if (mp_links_mpi && mp_links_mpi->active()) {
@@ -326,6 +327,7 @@ static int run_merge(const args *a)
 
 int main(int argc, char **argv)
 {
+    if (mp_cli_version(argc, argv, "mpprof")) return 0;
     args a;
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;

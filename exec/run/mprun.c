@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "version.h"
 #include "cluster.h"
 #include "backend.h"
 #include "cli.h"
@@ -247,6 +248,7 @@ static int has_flag(int argc, char **argv, const char *flag)
 
 int main(int argc, char **argv)
 {
+    if (mp_cli_version(argc, argv, "mprun")) return 0;
     if (has_flag(argc, argv, "--serve")) return mp_serve_run_main(argc, argv);
     cli c;
     inputs in;

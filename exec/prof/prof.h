@@ -70,7 +70,7 @@ typedef struct {
 } mp_link_fit;
 
 /* CPU links: ping-pong between two worker threads pinned to cores 0 and 1
- * (when there are two) over the "threads" transport (exec/transport.h) that
+ * (when there are two) over the "threads" transport (exec/comm/transport.h) that
  * mprun uses; sizes[n] bytes; weighted fit (mp_prof_fit_weighted). */
 mp_status mp_prof_links_cpu(const double *sizes, int n, int repeat, mp_link_fit *out, mp_error *err);
 
