@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "version.h"
 #include "cli.h"
 #include "cluster.h"
 #include "evaluate.h"
@@ -458,6 +459,7 @@ static mp_status run_search(const args *a, const mp_profile_set *ps, const mp_cl
 
 int main(int argc, char **argv)
 {
+    if (mp_cli_version(argc, argv, "mpplan")) return 0;
     for (int i = 1; i < argc; i++)   /* serving plans have their own options */
         if (strcmp(argv[i], "--serve") == 0) return mp_serve_cli_main(argc, argv);
     args a;

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "version.h"
 #include "plot.h"
 
 static const struct {
@@ -27,6 +28,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    if (mp_cli_version(argc, argv, "mpplot")) return 0;
     if (argc < 2) {
         usage(stderr);
         return 2;
