@@ -3,23 +3,11 @@
  * profiling runs.
  * defines: mp_profile_merge, mp_profile_same_model */
 #include "profile.h"
+#include "stats.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Median of v[0..n) (sorts v). */
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static char *dup_or_null(const char *s)
 {
@@ -54,9 +42,9 @@ static mp_status merge_fn(const mp_time_fn *const *fn, int n, double *tmp, mp_ti
     *out = *fn[0];
     out->batch = out->ms = NULL;
     for (int i = 0; i < n; i++) tmp[i] = fn[i]->alpha;
-    out->alpha = median(tmp, n);
+    out->alpha = mp_median(tmp, n);
     for (int i = 0; i < n; i++) tmp[i] = fn[i]->beta;
-    out->beta = median(tmp, n);
+    out->beta = mp_median(tmp, n);
     if (out->kind != MP_TIME_TABLE) return MP_OK;
     out->batch = malloc((size_t)out->n * sizeof *out->batch);
     out->ms = malloc((size_t)out->n * sizeof *out->ms);
@@ -64,7 +52,7 @@ static mp_status merge_fn(const mp_time_fn *const *fn, int n, double *tmp, mp_ti
     memcpy(out->batch, fn[0]->batch, (size_t)out->n * sizeof *out->batch);
     for (int k = 0; k < out->n; k++) {
         for (int i = 0; i < n; i++) tmp[i] = fn[i]->ms[k];
-        out->ms[k] = median(tmp, n);
+        out->ms[k] = mp_median(tmp, n);
     }
     return MP_OK;
 }

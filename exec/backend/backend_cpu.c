@@ -3,6 +3,7 @@
  * against: single-threaded, fixed summation orders, so the same inputs give
  * bitwise the same outputs. */
 #include "backend_impl.h"
+#include "machine.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -50,24 +51,10 @@ static void cpu_shutdown(mp_backend *be)
 
 static void cpu_describe(mp_backend *be, char *buf, size_t n)
 {
-    char model[256] = "unknown CPU";
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f) {
-        char line[512];
-        while (fgets(line, sizeof line, f)) {
-            char *c = strchr(line, ':');
-            if (!strncmp(line, "model name", 10) && c) {
-                snprintf(model, sizeof model, "%s", c + 2);
-                model[strcspn(model, "\n")] = 0;
-                break;
-            }
-        }
-        fclose(f);
-    }
     char core[32];
     if (be->device >= 0) snprintf(core, sizeof core, "core %d", be->device);
     else snprintf(core, sizeof core, "unpinned");
-    snprintf(buf, n, "cpu: %s, %s, %s (1 thread)", model, core, openblas_get_config());
+    snprintf(buf, n, "cpu: %s, %s, %s (1 thread)", mp_machine_cpu_model(), core, openblas_get_config());
 }
 
 /* ---------------------------------------------------------------- memory */

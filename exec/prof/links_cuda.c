@@ -2,6 +2,7 @@
  * Peer and device-to-device copies are timed with CUDA events on one stream
  * of the source GPU; the median of the repeats is kept. */
 #include "links_gpu.h"
+#include "stats.h"
 
 #include <cuda_runtime.h>
 #include <stdlib.h>
@@ -15,12 +16,6 @@ static int link_fail(mp_error *err, cudaError_t e, const char *stmt, const char 
     if (e == cudaSuccess) return 0;
     mp_error_set(err, MP_ERR_BACKEND, "%s:%d: %s: %s", file, line, stmt, cudaGetErrorString(e));
     return 1;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 mp_status mp_gpu_count(int *count, mp_error *err)
@@ -82,7 +77,7 @@ static mp_status time_copy(int src, int dst, size_t bytes, int warmup, int repea
         if (CHECK(err, cudaEventElapsedTime(&ms, e0, e1))) goto out;
         if (i >= warmup) t[i - warmup] = ms * 1e-3;
     }
-    qsort(t, (size_t)repeat, sizeof *t, cmp_double);
+    qsort(t, (size_t)repeat, sizeof *t, mp_cmp_double);
     *median_s = repeat % 2 ? t[repeat / 2] : 0.5 * (t[repeat / 2 - 1] + t[repeat / 2]);
     st = MP_OK;
 out:

@@ -6,6 +6,7 @@
  * until both streams are idle (it includes the launch cost, as a pipeline's
  * transfers do); the median of the repeats is kept. */
 #include "links_gpu.h"
+#include "stats.h"
 #include "clock.h"
 
 #include <cuda_runtime.h>
@@ -28,12 +29,6 @@ static int nccl_fail(mp_error *err, ncclResult_t r, const char *stmt, const char
     if (r == ncclSuccess) return 0;
     mp_error_set(err, MP_ERR_BACKEND, "%s:%d: %s: %s", file, line, stmt, ncclGetErrorString(r));
     return 1;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 /* The communicator of the last pair measured: mpprof times one pair at many
@@ -92,7 +87,7 @@ mp_status mp_gpu_link_time_nccl(int src, int dst, size_t bytes, int warmup, int 
         }
         if (i >= warmup) t[i - warmup] = mp_now_s() - t0;
     }
-    qsort(t, (size_t)repeat, sizeof *t, cmp_double);
+    qsort(t, (size_t)repeat, sizeof *t, mp_cmp_double);
     *median_s = repeat % 2 ? t[repeat / 2] : 0.5 * (t[repeat / 2 - 1] + t[repeat / 2]);
     st = MP_OK;
 out:

@@ -1,13 +1,14 @@
 /* prof.h — the measuring parts of mpprof (private to exec/).
  * defines: mp_fit, mp_prof_settings, mp_prof_layer, mp_prof_fit, mp_prof_fit_weighted, mp_prof_layers,
  *          mp_prof_layers_free, mp_prof_links_cpu, mp_link_fit, mp_links_mpi_i,
- *          mp_links_mpi, mp_machine_cpu_model, mp_machine_mem_available */
+ *          mp_links_mpi (machine facts: core/machine.h) */
 #ifndef MP_PROF_H
 #define MP_PROF_H
 
 #include <stddef.h>
 #include "backend.h"
 #include "cluster.h"
+#include "machine.h"
 #include "model.h"
 
 typedef struct { double alpha, beta, r2; } mp_fit;   /* time = alpha + beta*x */
@@ -86,9 +87,5 @@ typedef struct {
 } mp_links_mpi_i;
 extern const mp_links_mpi_i *const mp_links_mpi;
 
-/* "Intel(R) Xeon(R) ..." from /proc/cpuinfo (static buffer). */
-const char *mp_machine_cpu_model(void);
-/* MemAvailable from /proc/meminfo in bytes (0 when unknown). */
-double mp_machine_mem_available(void);
 
 #endif

@@ -4,6 +4,7 @@
  * monotonic clock.
  * defines: mp_run_config_default, mp_run_check, mp_run, mp_run_result_free */
 #include "runtime.h"
+#include "stats.h"
 #include "clock.h"
 
 #include <math.h>
@@ -26,24 +27,6 @@
 #endif
 
 /* ---------------------------------------------------------------- helpers */
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(const double *v, int n)
-{
-    if (n <= 0) return 0;
-    double *t = malloc((size_t)n * sizeof *t);
-    if (!t) return v[0];
-    memcpy(t, v, (size_t)n * sizeof *t);
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
-    double r = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
-    free(t);
-    return r;
-}
 
 /* A free list of equal-sized backend buffers: stash and input slots are taken
  * at a forward and given back at the matching backward, so the backend's
@@ -870,11 +853,11 @@ static mp_status collect(run *r, mp_run_result *res, mp_error *err)
     }
     int warm = r->c->warmup < n ? r->c->warmup : n - 1;
     if (warm < 0) warm = 0;
-    res->iteration_ms = median(res->iter_ms + warm, n - warm);
-    res->step_median_ms = median(res->step_ms + warm, n - warm);
+    res->iteration_ms = mp_median_of(res->iter_ms + warm, n - warm);
+    res->step_median_ms = mp_median_of(res->step_ms + warm, n - warm);
     res->samples_per_s = res->iteration_ms > 0 ? r->plan->global_batch / (res->iteration_ms / 1e3) : 0;
     for (int p = 0; p < K; p++) {
-        res->busy_ms[p] = median(r->w[p].busy_ms + warm, n - warm);
+        res->busy_ms[p] = mp_median_of(r->w[p].busy_ms + warm, n - warm);
         res->peak_bytes[p] = r->w[p].peak;
         for (int e = 0; e < r->w[p].trace.n; e++)
             if ((st = mp_trace_add(&res->trace, r->w[p].trace.ev[e])) != MP_OK) break;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "stats.h"
 #include "cli.h"
 #include "cluster.h"
 #include "model.h"
@@ -207,12 +208,6 @@ static mp_status make_arrivals(cli *c, double **t_out, int *n_out, mp_error *err
     }
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* This run's calibration (docs/serving.md §7): least squares of every
  * measured stage forward (upload + forward + download) of batch size b on the
  * profile's time at b, y = overhead + scale * x; through the origin when the
@@ -251,7 +246,7 @@ static void fit_forwards(const mp_serve_run_result *r, const double *sms, int B,
             if (e > a && x > 0 && fit > 0) q[n++] = (e - a) / fit;
         }
     if (n >= 41) {   /* 41 equiprobable factors, scaled to mean 1: the fit sets the mean, the spread the shape */
-        qsort(q, (size_t)n, sizeof *q, cmp_double);
+        qsort(q, (size_t)n, sizeof *q, mp_cmp_double);
         double mean = 0;
         for (int k = 0; k < 41; k++) mean += (info->fit_spread[k] = q[(int)((k + 0.5) / 41 * n)]) / 41;
         info->fit_n_spread = mean > 0 ? 41 : 0;
