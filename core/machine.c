@@ -35,3 +35,40 @@ double mp_machine_mem_available(void)
     fclose(f);
     return kb * 1024.0;
 }
+
+mp_cpu_sample mp_machine_cpu_sample(void)
+{
+    mp_cpu_sample s = { 0, 0, 0, 0 };
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f) return s;
+    double v[8] = { 0 };
+    int n = fscanf(f, "cpu %lf %lf %lf %lf %lf %lf %lf %lf", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+    fclose(f);
+    if (n < 7) return s;
+    /* user nice system idle iowait irq softirq steal */
+    s.busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+    s.total = s.busy + v[3] + v[4];
+    f = fopen("/proc/self/stat", "r");
+    if (!f) return s;
+    char buf[1024];
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = 0;
+    char *p = strrchr(buf, ')');   /* the command name may hold spaces */
+    double ut = 0, stt = 0;
+    /* after ") ": state(3) ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime(14) stime(15) */
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lf %lf", &ut, &stt) != 2) return s;
+    s.own = ut + stt;
+    s.ok = 1;
+    return s;
+}
+
+double mp_machine_others_pct(const mp_cpu_sample *a, const mp_cpu_sample *b, double extra_own)
+{
+    if (!a->ok || !b->ok) return -1;
+    double total = b->total - a->total;
+    if (!(total > 0)) return -1;
+    double others = (b->busy - a->busy) - (b->own - a->own) - extra_own;
+    double pct = 100.0 * others / total;
+    return pct < 0 ? 0 : pct > 100 ? 100 : pct;
+}
