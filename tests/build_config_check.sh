@@ -8,7 +8,9 @@
 # Usage: tests/build_config_check.sh [SCRATCH_DIR]   (default: a new temp dir)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES
+# make passes its command-line variables (e.g. make asan's USE_MPI=0, CC, SANITIZE) to
+# recipes through the environment: this check builds with plain detection.
+unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES USE_CUDA USE_NCCL USE_MPI BUILD BIN CC SANITIZE OPT CFLAGS LDFLAGS
 d=${1:-$(mktemp -d)}
 mkdir -p "$d"
 if ! printf '#include <mpi.h>\nint main(void){return MPI_Init(0,0);}\n' | mpicc -x c - -o /dev/null >/dev/null 2>&1; then
