@@ -42,6 +42,8 @@
 
 #include "bounds.h"
 #include "evaluate.h"
+#include "memory.h"
+#include "prefix.h"
 #include "schedule.h"
 #include "sim.h"
 
@@ -74,14 +76,13 @@ typedef struct {
     const mp_search_opts *o;
     int L;
     double sf, latmin;        /* latmin: smallest link latency (ms) among used links */
-    double *PP, *PS, *out;    /* [L+1] params, stash prefix sums; out[l] per layer */
-    double *PF, *PB;          /* [L+1] prefix sums at the current b */
-    int cur_b;
+    mp_prefix ps;             /* byte sums; time sums at the current b */
     config c;
     mp_op_lists ops;
     int *last_stage;          /* [K] stage of each position's last op */
     int *hi, *rc;             /* [S] current split */
     double *F, *Bn, *B, *R, *act, *grad, *A, *U, *busy, *peak;
+    double *held, *extra;     /* [S] interleaved: per stage, bytes per micro-batch (device_peak) */
     long node_weight;         /* budget units per node: 1, more when memory states are many */
     int *rows, *row_off;      /* interleaved in-flight states (build_states); row_off [K+1] */
     int *nmax;                /* [S] interleaved: most micro-batches of stage s in flight on its position */
@@ -102,19 +103,11 @@ typedef struct {
 
 static double speed_of(const ctx *x, int s) { return x->cl->devices[s % x->c.K].speed; }
 static double mem_of(const ctx *x, int p) { return x->cl->devices[p].memory_bytes; }
-static double in_bytes(const ctx *x, int lo)
-{
-    return lo > 0 ? x->out[lo - 1] : x->prof->input_bytes_per_sample;
-}
-
-/* Peak of a gpipe/1f1b stage, the same expression as mp_memory_stage_peak. */
+/* Peak of a gpipe/1f1b stage (the memory model's closed form). */
 static double stage_peak(const ctx *x, int s, int lo, int hi, int rc)
 {
-    double params = x->PP[hi + 1] - x->PP[lo], stash = x->PS[hi + 1] - x->PS[lo];
-    int m = x->c.m, b = x->c.b, inflight = m;
-    if (x->c.kind == MP_SCHED_1F1B && x->c.S - s < m) inflight = x->c.S - s;
-    if (rc) return x->sf * params + (double)inflight * b * in_bytes(x, lo) + (double)b * stash;
-    return x->sf * params + (double)inflight * b * stash;
+    mp_stage_bytes sb = mp_prefix_bytes(&x->ps, lo, hi);
+    return mp_memory_peak_closed(&sb, mp_memory_inflight(x->c.kind, s, x->c.S, x->c.m), x->c.b, rc, x->sf);
 }
 
 /* Recompute choice for a gpipe/1f1b stage: 0/1, or -1 when it cannot fit. */
@@ -127,26 +120,15 @@ static int stage_rc(const ctx *x, int s, int lo, int hi)
     return -1;
 }
 
-static void set_b(ctx *x, int b)
-{
-    if (x->cur_b == b) return;
-    x->cur_b = b;
-    x->PF[0] = x->PB[0] = 0;
-    for (int l = 0; l < x->L; l++) {
-        x->PF[l + 1] = x->PF[l] + mp_time_eval(&x->prof->layers[l].fwd, b);
-        x->PB[l + 1] = x->PB[l] + mp_time_eval(&x->prof->layers[l].bwd, b);
-    }
-}
-
 /* Fills F, Bn, act, grad of stage s = [lo, hi] (B and R follow rc[s]). */
 static void stage_times(ctx *x, int s, int lo, int hi)
 {
     double sp = speed_of(x, s);
-    x->F[s] = (x->PF[hi + 1] - x->PF[lo]) / sp;
-    x->Bn[s] = (x->PB[hi + 1] - x->PB[lo]) / sp;
+    x->F[s] = (x->ps.PF[hi + 1] - x->ps.PF[lo]) / sp;
+    x->Bn[s] = (x->ps.PB[hi + 1] - x->ps.PB[lo]) / sp;
     if (s < x->c.S - 1) {
         int p = s % x->c.K, q = (s + 1) % x->c.K;
-        double bytes = (double)x->c.b * x->out[hi];
+        double bytes = (double)x->c.b * x->prof->layers[hi].out_bytes_per_sample;
         x->act[s] = mp_cluster_transfer_ms(x->cl, p, q, bytes);
         x->grad[s] = mp_cluster_transfer_ms(x->cl, q, p, bytes);
     } else {
@@ -225,31 +207,18 @@ static mp_status offer(ctx *x, double t)
 /* ---------------------------------------------------------------- leaves */
 
 /* Interleaved peak of position p with the recompute bits `mask` over its
- * chunks (bit i: stage p + i*K), the walk of mp_memory_peaks. */
-static double device_peak(const ctx *x, int p, unsigned mask)
+ * chunks (bit i: stage p + i*K): the memory model's op walk. */
+static double device_peak(ctx *x, int p, unsigned mask)
 {
     int K = x->c.K, S = x->c.S;
-    double b = x->c.b, cur = 0;
-    for (int s = p; s < S; s += K) {
+    double base = 0;
+    for (int s = p, i = 0; s < S; s += K, i++) {
         int lo = s > 0 ? x->hi[s - 1] + 1 : 0;
-        cur += x->sf * (x->PP[x->hi[s] + 1] - x->PP[lo]);
+        mp_stage_bytes sb = mp_prefix_bytes(&x->ps, lo, x->hi[s]);
+        base += x->sf * sb.params;
+        mp_memory_held(&sb, x->c.b, (mask >> i) & 1, &x->held[s], &x->extra[s]);
     }
-    double peak = cur;
-    const mp_op *ops = x->ops.ops[p];
-    for (int i = 0; i < x->ops.len[p]; i++) {
-        int s = ops[i].stage, lo = s > 0 ? x->hi[s - 1] + 1 : 0;
-        double stash = x->PS[x->hi[s] + 1] - x->PS[lo];
-        int rc = (mask >> (s / K)) & 1;
-        double held = rc ? b * in_bytes(x, lo) : b * stash;
-        if (ops[i].kind == MP_OP_FWD) {
-            cur += held;
-            if (cur > peak) peak = cur;
-        } else {
-            if (rc && cur + b * stash > peak) peak = cur + b * stash;
-            cur -= held;
-        }
-    }
-    return peak;
+    return mp_memory_walk(x->ops.ops[p], x->ops.len[p], base, x->held, x->extra);
 }
 
 /* Lower bound on position p's interleaved peak for any recompute choice,
@@ -341,14 +310,17 @@ static double states_peak(const ctx *x, int p, double params, const double *held
 static double device_peak_lb_mode(const ctx *x, int p, int smax, int mode)
 {
     int K = x->c.K;
-    double b = x->c.b, params = 0;
+    double params = 0;
     double held[x->c.v];
     for (int s = p, i = 0; s < x->c.S; s += K, i++) {
         held[i] = 0;
         if (s > smax) continue;
         int lo = s > 0 ? x->hi[s - 1] + 1 : 0;
-        double hs = b * (x->PS[x->hi[s] + 1] - x->PS[lo]), hr = b * in_bytes(x, lo);
-        params += x->sf * (x->PP[x->hi[s] + 1] - x->PP[lo]);
+        mp_stage_bytes sb = mp_prefix_bytes(&x->ps, lo, x->hi[s]);
+        double hs, hr, extra;
+        mp_memory_held(&sb, x->c.b, 0, &hs, &extra);
+        mp_memory_held(&sb, x->c.b, 1, &hr, &extra);
+        params += x->sf * sb.params;
         held[i] = mode == MP_RC_OFF ? hs : mode == MP_RC_ON ? hr : (hs < hr ? hs : hr);
     }
     return states_peak(x, p, params, held, NULL) * (1 - 1e-12);
@@ -358,13 +330,12 @@ static double device_peak_lb_mode(const ctx *x, int p, int smax, int mode)
 static double device_peak_fast_lb(const ctx *x, int p, unsigned mask)
 {
     int K = x->c.K;
-    double b = x->c.b, params = 0, held[x->c.v], tr[x->c.v];
+    double params = 0, held[x->c.v], tr[x->c.v];
     for (int s = p, i = 0; s < x->c.S; s += K, i++) {
-        int lo = s > 0 ? x->hi[s - 1] + 1 : 0, rc = mask >> i & 1;
-        double hs = b * (x->PS[x->hi[s] + 1] - x->PS[lo]);
-        params += x->sf * (x->PP[x->hi[s] + 1] - x->PP[lo]);
-        held[i] = rc ? b * in_bytes(x, lo) : hs;
-        tr[i] = rc ? hs : 0;
+        int lo = s > 0 ? x->hi[s - 1] + 1 : 0;
+        mp_stage_bytes sb = mp_prefix_bytes(&x->ps, lo, x->hi[s]);
+        params += x->sf * sb.params;
+        mp_memory_held(&sb, x->c.b, mask >> i & 1, &held[i], &tr[i]);
     }
     return states_peak(x, p, params, held, tr) * (1 - 1e-12);
 }
@@ -372,6 +343,17 @@ static double device_peak_fast_lb(const ctx *x, int p, unsigned mask)
 static double device_peak_lb(const ctx *x, int p, int smax)
 {
     return device_peak_lb_mode(x, p, smax, x->o->recompute);
+}
+
+/* The C-relative lower bound of placed stage s: T >= C + y with y the
+ * schedule's term (mp_bound_stage_tail) or the m-1 transfers after the
+ * first on its outgoing link, whichever is larger. */
+static double stage_y(const ctx *x, int s)
+{
+    int m = x->c.m;
+    double y = (m - 1) * (x->act[s] > x->grad[s] ? x->act[s] : x->grad[s]);
+    double t = mp_bound_stage_tail(x->c.kind, x->c.K, s, m, x->F[s], x->B[s]);
+    return t > y ? t : y;
 }
 
 /* Exact lower bound of the fully placed split (B as set). */
@@ -386,18 +368,8 @@ static double leaf_bound(const ctx *x)
     double busy[K];
     for (int p = 0; p < K; p++) busy[p] = 0;
     for (int s = 0; s < S; s++) {
-        double y = (m - 1) * (x->act[s] > x->grad[s] ? x->act[s] : x->grad[s]);
+        double y = stage_y(x, s);
         busy[s % K] += m * (x->F[s] + x->B[s]);
-        if (x->c.kind == MP_SCHED_GPIPE) {
-            double t = (m - 1) * (x->F[s] + x->B[s]);
-            if (t > y) y = t;
-        } else if (x->c.kind == MP_SCHED_1F1B) {
-            int w = K - s - 1 < m ? K - s - 1 : m;
-            int r = m - 1 - w > 0 ? m - 1 - w : 0;
-            double t1 = (m - 1) * x->B[s] + r * x->F[s], t2 = (m - 1) * x->F[s] + r * x->B[s];
-            if (t1 > y) y = t1;
-            if (t2 > y) y = t2;
-        }
         if (C + y > lb) lb = C + y;
     }
     for (int p = 0; p < K; p++) {
@@ -510,8 +482,8 @@ static int interleaved(const ctx *x) { return x->c.kind == MP_SCHED_INTERLEAVED;
 /* Work of layers [lo, L) in profile ms at the current b (recompute-on adds F). */
 static double rem_work(const ctx *x, int lo)
 {
-    double w = x->PF[x->L] - x->PF[lo] + x->PB[x->L] - x->PB[lo];
-    if (x->o->recompute == MP_RC_ON) w += x->PF[x->L] - x->PF[lo];
+    double w = x->ps.PF[x->L] - x->ps.PF[lo] + x->ps.PB[x->L] - x->ps.PB[lo];
+    if (x->o->recompute == MP_RC_ON) w += x->ps.PF[x->L] - x->ps.PF[lo];
     return w;
 }
 
@@ -594,7 +566,8 @@ static double forced_recompute(const ctx *x, int p, int s)
     double r[v], f[v];
     for (int t = p; t <= s; t += K) {
         int lo = t > 0 ? x->hi[t - 1] + 1 : 0;
-        double gain = x->nmax[t] * x->c.b * (x->PS[x->hi[t] + 1] - x->PS[lo] - in_bytes(x, lo));
+        mp_stage_bytes sb = mp_prefix_bytes(&x->ps, lo, x->hi[t]);
+        double gain = x->nmax[t] * x->c.b * (sb.stash - sb.in_bytes);
         if (gain <= 0) continue;
         int j = n++;
         while (j > 0 && f[j - 1] * gain > x->F[t] * r[j - 1]) { r[j] = r[j - 1]; f[j] = f[j - 1]; j--; }
@@ -657,18 +630,8 @@ static mp_status place(ctx *x, int s, int lo, int hi, double maxY, double maxbus
     x->A[s + 1] = x->A[s] + x->F[s] + x->act[s];
     x->U[s + 1] = x->U[s] + x->B[s] + x->grad[s];
     if (s == S - 1) return interleaved(x) ? interleaved_leaf(x) : try_leaf(x);
-    double y = (m - 1) * (x->act[s] > x->grad[s] ? x->act[s] : x->grad[s]), busy, add = 0, xsaved = 0;
+    double y = stage_y(x, s), busy, add = 0, xsaved = 0;
     if (!interleaved(x)) {
-        if (x->c.kind == MP_SCHED_GPIPE) {
-            double t = (m - 1) * (x->F[s] + x->B[s]);
-            if (t > y) y = t;
-        } else {
-            int w = K - s - 1 < m ? K - s - 1 : m;
-            int r = m - 1 - w > 0 ? m - 1 - w : 0;
-            double t1 = (m - 1) * x->B[s] + r * x->F[s], t2 = (m - 1) * x->F[s] + r * x->B[s];
-            if (t1 > y) y = t1;
-            if (t2 > y) y = t2;
-        }
         busy = x->A[s] + m * (x->F[s] + x->B[s]) + x->U[s];
     } else {
         /* recompute forced by memory: when p's placed chunks do not fit
@@ -696,7 +659,7 @@ static mp_status place(ctx *x, int s, int lo, int hi, double maxY, double maxbus
         int p = s % K;
         saved = x->peak[p];
         x->peak[p] = device_peak_lb(x, p, s);
-        go = x->sf * (x->PP[x->L] - x->PP[hi + 1]) <= memory_slack(x, s + 1);
+        go = x->sf * (x->ps.PP[x->L] - x->ps.PP[hi + 1]) <= memory_slack(x, s + 1);
     }
     if (go && partial_bound(x, s, maxY, maxbusy) < threshold(x)) st = dfs(x, s + 1, maxY, maxbusy);
     if (interleaved(x)) {
@@ -740,8 +703,8 @@ static mp_status dfs(ctx *x, int s, double maxY, double maxbusy)
         /* this stage's own work bound grows with hi */
         double sp = speed_of(x, s), m = x->c.m, a = x->A[s], u = x->U[s];
         LAST_TRUE(h, lo, hmax,
-                  a + u + m * ((x->PF[hi + 1] - x->PF[lo]) * (1 + (stage_rc(x, s, lo, hi) == 1)) +
-                               x->PB[hi + 1] - x->PB[lo]) / sp < thr);
+                  a + u + m * ((x->ps.PF[hi + 1] - x->ps.PF[lo]) * (1 + (stage_rc(x, s, lo, hi) == 1)) +
+                               x->ps.PB[hi + 1] - x->ps.PB[lo]) / sp < thr);
         hmax = h;
         /* the remaining stages need m * work / their speed */
         if (thr < HUGE_VAL) {
@@ -765,7 +728,7 @@ static mp_status dfs(ctx *x, int s, double maxY, double maxbusy)
         int a2 = lo - 1, b2 = hmax;  /* last hi whose rest cannot fit */
         while (a2 < b2) {
             int mid = (a2 + b2 + 1) / 2;
-            if (x->sf * (x->PP[x->L] - x->PP[mid + 1]) > m_rest) a2 = mid; else b2 = mid - 1;
+            if (x->sf * (x->ps.PP[x->L] - x->ps.PP[mid + 1]) > m_rest) a2 = mid; else b2 = mid - 1;
         }
         if (a2 + 1 > hmin) hmin = a2 + 1;
     }
@@ -773,7 +736,7 @@ static mp_status dfs(ctx *x, int s, double maxY, double maxbusy)
         int p = s % x->c.K, h, ls = x->last_stage[p] < s ? x->last_stage[p] : s;
         double sp = speed_of(x, s), m = x->c.m, a = x->A[p] + x->busy[p] + x->U[ls];
         double f1 = 1 + (x->o->recompute == MP_RC_ON);
-        LAST_TRUE(h, lo, hmax, a + m * ((x->PF[hi + 1] - x->PF[lo]) * f1 + x->PB[hi + 1] - x->PB[lo]) / sp < thr);
+        LAST_TRUE(h, lo, hmax, a + m * ((x->ps.PF[hi + 1] - x->ps.PF[lo]) * f1 + x->ps.PB[hi + 1] - x->ps.PB[lo]) / sp < thr);
         hmax = h;
         /* the work left must fit below thr on the positions that still get stages */
         double cap = position_capacity(x, s, thr);
@@ -787,13 +750,13 @@ static mp_status dfs(ctx *x, int s, double maxY, double maxbusy)
     if (hmin > hmax) return MP_OK;
     /* start near the balanced share of the remaining work, then alternate */
     double share = (rem_work(x, lo)) * speed_of(x, s) / x->spd_sum_suf[s];
-    double base = x->PF[lo] + x->PB[lo];
+    double base = x->ps.PF[lo] + x->ps.PB[lo];
     int t;
     {
         int a2 = lo, b2 = hmax;
         while (a2 < b2) {
             int mid = (a2 + b2) / 2;
-            if (x->PF[mid + 1] + x->PB[mid + 1] - base >= share) b2 = mid; else a2 = mid + 1;
+            if (x->ps.PF[mid + 1] + x->ps.PB[mid + 1] - base >= share) b2 = mid; else a2 = mid + 1;
         }
         t = a2 < hmin ? hmin : a2;
     }
@@ -924,11 +887,11 @@ static mp_status greedy(ctx *x)
             if (s == S - 1) h = L - 1;
             else {
                 double sp = speed_of(x, s);
-                LAST_TRUE(h, lo, hmax, (x->PF[hi + 1] - x->PF[lo] + x->PB[hi + 1] - x->PB[lo]) / sp <= th &&
+                LAST_TRUE(h, lo, hmax, (x->ps.PF[hi + 1] - x->ps.PF[lo] + x->ps.PB[hi + 1] - x->ps.PB[lo]) / sp <= th &&
                                        (interleaved(x) || stage_rc(x, s, lo, hi) >= 0));
                 if (h < lo) h = lo;
             }
-            if ((x->PF[h + 1] - x->PF[lo] + x->PB[h + 1] - x->PB[lo]) / speed_of(x, s) > th * (1 + 1e-12) ||
+            if ((x->ps.PF[h + 1] - x->ps.PF[lo] + x->ps.PB[h + 1] - x->ps.PB[lo]) / speed_of(x, s) > th * (1 + 1e-12) ||
                 (!interleaved(x) && stage_rc(x, s, lo, h) < 0))
                 ok = 0;
             x->hi[s] = h;
@@ -973,7 +936,7 @@ static mp_status search_config(ctx *x, const config *c, int dfs_too, mp_error *e
 {
     int S = c->S, K = c->K;
     x->c = *c;
-    set_b(x, c->b);
+    mp_prefix_set_b(&x->ps, c->b);
     mp_op_lists_free(&x->ops);
     mp_status st = mp_schedule_build(c->kind, K, c->v, c->m, &x->ops, err);
     if (st != MP_OK) return st;
@@ -1058,7 +1021,8 @@ void mp_search_opts_init(mp_search_opts *o, int global_batch)
 
 static void ctx_free(ctx *x)
 {
-    free(x->PP); free(x->PS); free(x->out); free(x->PF); free(x->PB);
+    mp_prefix_free(&x->ps);
+    free(x->held); free(x->extra);
     free(x->last_stage); free(x->hi); free(x->rc);
     free(x->F); free(x->Bn); free(x->B); free(x->R); free(x->act); free(x->grad);
     free(x->A); free(x->U); free(x->busy); free(x->peak);
@@ -1077,17 +1041,11 @@ static mp_status ctx_init(ctx *x, const mp_profile *prof, const mp_cluster *cl,
     x->prof = prof; x->cl = cl; x->o = o;
     int L = x->L = prof->num_layers, D = cl->num_devices, S = L + 1;
     x->sf = o->state_factor;
-    x->cur_b = -1;
-    x->PP = malloc((size_t)(L + 1) * sizeof(double));
-    x->PS = malloc((size_t)(L + 1) * sizeof(double));
-    x->out = malloc((size_t)(L + 1) * sizeof(double));
-    x->PF = malloc((size_t)(L + 1) * sizeof(double));
-    x->PB = malloc((size_t)(L + 1) * sizeof(double));
     x->last_stage = malloc((size_t)(D + 1) * sizeof(int));
     x->hi = malloc((size_t)S * sizeof(int));
     x->rc = malloc((size_t)S * sizeof(int));
     double **arrs[] = { &x->F, &x->Bn, &x->B, &x->R, &x->act, &x->grad, &x->A, &x->U,
-                        &x->spd_max_suf, &x->spd_sum_suf };
+                        &x->spd_max_suf, &x->spd_sum_suf, &x->held, &x->extra };
     for (size_t i = 0; i < sizeof arrs / sizeof *arrs; i++) *arrs[i] = calloc((size_t)S + 1, sizeof(double));
     x->busy = calloc((size_t)D + 1, sizeof(double));
     x->peak = calloc((size_t)D + 1, sizeof(double));
@@ -1097,18 +1055,12 @@ static mp_status ctx_init(ctx *x, const mp_profile *prof, const mp_cluster *cl,
     x->row_off = calloc((size_t)D + 2, sizeof(int));
     x->top = calloc((size_t)o->top, sizeof(entry));
     x->sim = mp_sim_new();
-    if (!x->PP || !x->PS || !x->out || !x->PF || !x->PB || !x->last_stage || !x->hi || !x->rc ||
+    if (mp_prefix_init(&x->ps, prof) != MP_OK || !x->last_stage || !x->hi || !x->rc ||
         !x->busy || !x->peak || !x->wf || !x->rcx || !x->nmax || !x->row_off || !x->top || !x->sim ||
         mp_bound_data_init(&x->bd, prof, cl, o->recompute, o->state_factor) != MP_OK)
         return MP_ERR_NOMEM;
     for (size_t i = 0; i < sizeof arrs / sizeof *arrs; i++)
         if (!*arrs[i]) return MP_ERR_NOMEM;
-    x->PP[0] = x->PS[0] = 0;
-    for (int l = 0; l < L; l++) {
-        x->PP[l + 1] = x->PP[l] + prof->layers[l].param_bytes;
-        x->PS[l + 1] = x->PS[l] + prof->layers[l].stash_bytes_per_sample;
-        x->out[l] = prof->layers[l].out_bytes_per_sample;
-    }
     x->unproven = HUGE_VAL;
     return MP_OK;
 }
