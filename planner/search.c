@@ -42,6 +42,7 @@
 
 #include "bounds.h"
 #include "evaluate.h"
+#include "mem_states.h"
 #include "memory.h"
 #include "prefix.h"
 #include "schedule.h"
@@ -84,8 +85,7 @@ typedef struct {
     double *F, *Bn, *B, *R, *act, *grad, *A, *U, *busy, *peak;
     double *held, *extra;     /* [S] interleaved: per stage, bytes per micro-batch (device_peak) */
     long node_weight;         /* budget units per node: 1, more when memory states are many */
-    int *rows, *row_off;      /* interleaved in-flight states (build_states); row_off [K+1] */
-    int *nmax;                /* [S] interleaved: most micro-batches of stage s in flight on its position */
+    mp_mem_states ms;         /* interleaved in-flight states */
     double *rcx;              /* [K] interleaved: busy time added for recompute memory forces */
     double *spd_max_suf, *spd_sum_suf; /* [S+1]: over positions of stages s..S-1 */
     double *wf;               /* [3K] water-filling scratch: base, speed, sort space */
@@ -224,85 +224,6 @@ static double device_peak(ctx *x, int p, unsigned mask)
 /* Lower bound on position p's interleaved peak for any recompute choice,
  * with only stages <= smax placed (others count 0): each chunk holds at
  * least the smaller of b*stash and b*in_bytes the mode allows. */
-/* Position p's in-flight states (search_config builds them from its op
- * list): rows of v+1 ints, e then n_0..n_{v-1}, the micro-batches of each
- * chunk in flight after a forward (e = -1) or just before a backward of
- * chunk e; only the rows no other row with the same e dominates. The peak is
- * params + max over rows of sum_c n_c held_c (+ b stash_e when e recomputes). */
-static int cmp_rows(const void *a, const void *b)
-{
-    extern int mp_search_row_width_;
-    const int *x = a, *y = b;
-    for (int i = 0; i < mp_search_row_width_; i++)
-        if (x[i] != y[i]) return x[i] < y[i] ? -1 : 1;
-    return 0;
-}
-int mp_search_row_width_;
-
-static mp_status build_states(ctx *x)
-{
-    int K = x->c.K, v = x->c.v, w = v + 1, total = 0;
-    free(x->rows);
-    x->rows = NULL;
-    for (int p = 0; p < K; p++) total += x->ops.len[p];
-    int *buf = malloc((size_t)total * w * sizeof(int)), cnt[v];
-    x->rows = malloc((size_t)total * w * sizeof(int));
-    if (!buf || !x->rows) { free(buf); return MP_ERR_NOMEM; }
-    int out = 0;
-    for (int p = 0; p < K; p++) {
-        int n = 0;
-        for (int c = 0; c < v; c++) cnt[c] = 0;
-        for (int i = 0; i < x->ops.len[p]; i++) {
-            int c = x->ops.ops[p][i].stage / K, fwd = x->ops.ops[p][i].kind == MP_OP_FWD;
-            if (fwd) cnt[c]++;
-            int *r = buf + (size_t)n++ * w;
-            r[0] = fwd ? -1 : c;
-            memcpy(r + 1, cnt, (size_t)v * sizeof(int));
-            if (!fwd) cnt[c]--;
-        }
-        mp_search_row_width_ = w;
-        qsort(buf, (size_t)n, (size_t)w * sizeof(int), cmp_rows);
-        int u = 0;  /* unique rows, in place */
-        for (int a = 0; a < n; a++) {
-            const int *ra = buf + (size_t)a * w;
-            if (u > 0 && !memcmp(ra, buf + (size_t)(u - 1) * w, (size_t)w * sizeof(int))) continue;
-            memmove(buf + (size_t)u++ * w, ra, (size_t)w * sizeof(int));
-        }
-        x->row_off[p] = out;
-        for (int a = 0; a < u; a++) {
-            const int *ra = buf + (size_t)a * w;
-            int dominated = 0;
-            for (int b2 = 0; b2 < u && !dominated && u <= 4096; b2++) {
-                const int *rb = buf + (size_t)b2 * w;
-                if (b2 == a || rb[0] != ra[0]) continue;
-                int ge = 1;
-                for (int c = 1; c < w && ge; c++) ge = rb[c] >= ra[c];
-                dominated = ge;
-            }
-            if (!dominated) memcpy(x->rows + (size_t)out++ * w, ra, (size_t)w * sizeof(int));
-        }
-    }
-    x->row_off[K] = out;
-    free(buf);
-    return MP_OK;
-}
-
-/* params + max over p's rows of the held bytes; tr: bytes a recomputing
- * chunk adds during its backward (NULL: rows after a forward only). */
-static double states_peak(const ctx *x, int p, double params, const double *held, const double *tr)
-{
-    int v = x->c.v, w = v + 1;
-    double best = 0;
-    for (int r = x->row_off[p]; r < x->row_off[p + 1]; r++) {
-        const int *row = x->rows + (size_t)r * w;
-        if (row[0] >= 0 && !tr) continue;
-        double h = row[0] >= 0 ? tr[row[0]] : 0;
-        for (int c = 0; c < v; c++) h += row[c + 1] * held[c];
-        if (h > best) best = h;
-    }
-    return params + best;
-}
-
 /* Lower bound on position p's interleaved peak with only stages <= smax
  * placed (others count 0) and recompute as `mode` allows: each chunk holds
  * at least the smaller of b*stash and b*in_bytes the mode allows. Slightly
@@ -323,7 +244,7 @@ static double device_peak_lb_mode(const ctx *x, int p, int smax, int mode)
         params += x->sf * sb.params;
         held[i] = mode == MP_RC_OFF ? hs : mode == MP_RC_ON ? hr : (hs < hr ? hs : hr);
     }
-    return states_peak(x, p, params, held, NULL) * (1 - 1e-12);
+    return mp_mem_states_peak(&x->ms, p, params, held, NULL) * (1 - 1e-12);
 }
 
 /* device_peak from the states, slightly lowered (a lower bound). */
@@ -337,7 +258,7 @@ static double device_peak_fast_lb(const ctx *x, int p, unsigned mask)
         params += x->sf * sb.params;
         mp_memory_held(&sb, x->c.b, mask >> i & 1, &held[i], &tr[i]);
     }
-    return states_peak(x, p, params, held, tr) * (1 - 1e-12);
+    return mp_mem_states_peak(&x->ms, p, params, held, tr) * (1 - 1e-12);
 }
 
 static double device_peak_lb(const ctx *x, int p, int smax)
@@ -567,7 +488,7 @@ static double forced_recompute(const ctx *x, int p, int s)
     for (int t = p; t <= s; t += K) {
         int lo = t > 0 ? x->hi[t - 1] + 1 : 0;
         mp_stage_bytes sb = mp_prefix_bytes(&x->ps, lo, x->hi[t]);
-        double gain = x->nmax[t] * x->c.b * (sb.stash - sb.in_bytes);
+        double gain = x->ms.nmax[t] * x->c.b * (sb.stash - sb.in_bytes);
         if (gain <= 0) continue;
         int j = n++;
         while (j > 0 && f[j - 1] * gain > x->F[t] * r[j - 1]) { r[j] = r[j - 1]; f[j] = f[j - 1]; j--; }
@@ -941,19 +862,6 @@ static mp_status search_config(ctx *x, const config *c, int dfs_too, mp_error *e
     mp_status st = mp_schedule_build(c->kind, K, c->v, c->m, &x->ops, err);
     if (st != MP_OK) return st;
     for (int p = 0; p < K; p++) x->last_stage[p] = x->ops.ops[p][x->ops.len[p] - 1].stage;
-    if (c->kind == MP_SCHED_INTERLEAVED) {  /* nmax: in-flight micro-batches per stage */
-        int cur[S];
-        for (int t = 0; t < S; t++) cur[t] = x->nmax[t] = 0;
-        for (int p = 0; p < K; p++)
-            for (int i = 0; i < x->ops.len[p]; i++) {
-                int t = x->ops.ops[p][i].stage;
-                if (x->ops.ops[p][i].kind == MP_OP_FWD) {
-                    if (++cur[t] > x->nmax[t]) x->nmax[t] = cur[t];
-                } else {
-                    cur[t]--;
-                }
-            }
-    }
     x->spd_max_suf[S] = 0;
     x->spd_sum_suf[S] = 0;
     for (int s = S - 1; s >= 0; s--) {
@@ -980,13 +888,13 @@ static mp_status search_config(ctx *x, const config *c, int dfs_too, mp_error *e
     for (int p = 0; p < K; p++) x->busy[p] = 0;
     if ((st = greedy(x)) != MP_OK) return mp_error_set(err, st, "search: out of memory");
     if (!dfs_too) return MP_OK;
-    if (c->kind == MP_SCHED_INTERLEAVED && build_states(x) != MP_OK)
+    if (c->kind == MP_SCHED_INTERLEAVED && mp_mem_states_build(&x->ms, &x->ops, c->v) != MP_OK)
         return mp_error_set(err, MP_ERR_NOMEM, "search: out of memory");
     /* a node costs about (log L + 4) peak evaluations over a position's
      * states: charge the budget for that so that time stays bounded */
     x->node_weight = 1;
     if (c->kind == MP_SCHED_INTERLEAVED) {
-        double per = (double)x->row_off[K] / K * c->v, lg = 4;
+        double per = (double)x->ms.row_off[K] / K * c->v, lg = 4;
         for (int l = x->L; l > 1; l /= 2) lg++;
         x->node_weight = 1 + (long)(per * lg / NODE_WORK);
     }
@@ -1026,7 +934,8 @@ static void ctx_free(ctx *x)
     free(x->last_stage); free(x->hi); free(x->rc);
     free(x->F); free(x->Bn); free(x->B); free(x->R); free(x->act); free(x->grad);
     free(x->A); free(x->U); free(x->busy); free(x->peak);
-    free(x->spd_max_suf); free(x->spd_sum_suf); free(x->wf); free(x->rcx); free(x->nmax); free(x->rows); free(x->row_off);
+    free(x->spd_max_suf); free(x->spd_sum_suf); free(x->wf); free(x->rcx);
+    mp_mem_states_free(&x->ms);
     mp_bound_data_free(&x->bd);
     mp_op_lists_free(&x->ops);
     mp_sim_free(x->sim);
@@ -1051,12 +960,10 @@ static mp_status ctx_init(ctx *x, const mp_profile *prof, const mp_cluster *cl,
     x->peak = calloc((size_t)D + 1, sizeof(double));
     x->wf = calloc(4 * ((size_t)D + 1), sizeof(double));
     x->rcx = calloc((size_t)D + 1, sizeof(double));
-    x->nmax = calloc((size_t)S + 1, sizeof(int));
-    x->row_off = calloc((size_t)D + 2, sizeof(int));
     x->top = calloc((size_t)o->top, sizeof(entry));
     x->sim = mp_sim_new();
     if (mp_prefix_init(&x->ps, prof) != MP_OK || !x->last_stage || !x->hi || !x->rc ||
-        !x->busy || !x->peak || !x->wf || !x->rcx || !x->nmax || !x->row_off || !x->top || !x->sim ||
+        !x->busy || !x->peak || !x->wf || !x->rcx || !x->top || !x->sim ||
         mp_bound_data_init(&x->bd, prof, cl, o->recompute, o->state_factor) != MP_OK)
         return MP_ERR_NOMEM;
     for (size_t i = 0; i < sizeof arrs / sizeof *arrs; i++)
