@@ -2,7 +2,7 @@
  * profile times in O(1), and the memory model (sim/memory.h) of a
  * gpipe/1f1b stage over them.
  * defines: mp_prefix, mp_prefix_init, mp_prefix_set_b, mp_prefix_free, mp_prefix_bytes,
- *          mp_stage_fit, mp_stage_fit_peak, mp_stage_fit_rc */
+ *          mp_stage_fit, mp_stage_fit_peak, mp_stage_fit_rc, MP_LAST_TRUE */
 #ifndef MP_PREFIX_H
 #define MP_PREFIX_H
 
@@ -64,5 +64,17 @@ static inline int mp_stage_fit_rc(const mp_stage_fit *f, int s, int lo, int hi)
     if (f->mode != MP_RC_OFF && mp_stage_fit_peak(f, s, lo, hi, 1) <= cap) return 1;
     return -1;
 }
+
+/* Sets res to the largest hi in [lo, hmax] for which PRED (an expression in
+ * hi) holds, lo - 1 when none; PRED must hold up to some hi and not after. */
+#define MP_LAST_TRUE(res, lo, hmax, PRED)              \
+    do {                                               \
+        int a_ = (lo) - 1, b_ = (hmax);                \
+        while (a_ < b_) {                              \
+            int hi = (a_ + b_ + 1) / 2;                \
+            if (PRED) a_ = hi; else b_ = hi - 1;       \
+        }                                              \
+        (res) = a_;                                    \
+    } while (0)
 
 #endif

@@ -41,6 +41,8 @@
 #include <time.h>
 
 #include "bounds.h"
+#include "configs.h"
+#include "top.h"
 #include "evaluate.h"
 #include "mem_states.h"
 #include "memory.h"
@@ -56,20 +58,8 @@
 #define GREEDY_FIRST 64       /* interleaved configurations whose greedy split is timed first */
 #define INTERLEAVED_NEAR 0.10 /* relative gap below which interleaved configurations get less budget */
 #define NODE_WORK 100.0       /* state-row work that counts as one extra node */
-#define BOUND_SLACK 1e-10     /* relative: keeps float rounding from pruning an optimum */
 
 /* ---------------------------------------------------------------- state */
-
-typedef struct {
-    int K, b, kind, v, S, m;
-    double lb;
-} config;
-
-typedef struct {
-    double t;                 /* fast-path iteration time */
-    config c;
-    int *hi, *rc;             /* [S] */
-} entry;
 
 typedef struct {
     const mp_profile *prof;
@@ -78,7 +68,7 @@ typedef struct {
     int L;
     double sf, latmin;        /* latmin: smallest link latency (ms) among used links */
     mp_prefix ps;             /* byte sums; time sums at the current b */
-    config c;
+    mp_config c;
     mp_op_lists ops;
     int *last_stage;          /* [K] stage of each position's last op */
     int *hi, *rc;             /* [S] current split */
@@ -91,8 +81,7 @@ typedef struct {
     double *wf;               /* [3K] water-filling scratch: base, speed, sort space */
     mp_bound_data bd;
     mp_sim *sim;
-    entry *top;
-    int ntop;
+    mp_top top;
     long nodes, sims, cfgs, searched, node_cap;
     double simops, sim_cap;
     int out_of_budget, inexact;
@@ -145,64 +134,7 @@ static void set_rc(ctx *x, int s, int rc)
 
 /* ---------------------------------------------------------------- top list */
 
-static double threshold(const ctx *x)
-{
-    for (int i = 0; i < x->ntop; i++) {
-        const config *c = &x->top[i].c;
-        if (c->K == x->c.K && c->b == x->c.b && c->kind == x->c.kind && c->v == x->c.v)
-            return x->top[i].t;
-    }
-    return x->ntop < x->o->top ? HUGE_VAL : x->top[x->ntop - 1].t;
-}
-
-static double global_threshold(const ctx *x)
-{
-    return x->ntop < x->o->top ? HUGE_VAL : x->top[x->ntop - 1].t;
-}
-
-/* Records the current split with time t (t < threshold(x)). */
-static mp_status offer(ctx *x, double t)
-{
-    int S = x->c.S, i, slot = -1;
-    for (i = 0; i < x->ntop; i++) {
-        const config *c = &x->top[i].c;
-        if (c->K == x->c.K && c->b == x->c.b && c->kind == x->c.kind && c->v == x->c.v) slot = i;
-    }
-    if (slot < 0) {
-        if (x->ntop < x->o->top) {
-            slot = x->ntop++;
-            memset(&x->top[slot], 0, sizeof x->top[slot]);
-        } else {
-            slot = x->ntop - 1;
-        }
-    }
-    entry *e = &x->top[slot];
-    if (!e->hi || e->c.S < S) {
-        free(e->hi);
-        free(e->rc);
-        e->hi = malloc((size_t)S * sizeof(int));
-        e->rc = malloc((size_t)S * sizeof(int));
-        if (!e->hi || !e->rc) return MP_ERR_NOMEM;
-    }
-    e->t = t;
-    e->c = x->c;
-    memcpy(e->hi, x->hi, (size_t)S * sizeof(int));
-    memcpy(e->rc, x->rc, (size_t)S * sizeof(int));
-    /* keep sorted by t (insertion step) */
-    while (slot > 0 && x->top[slot - 1].t > x->top[slot].t) {
-        entry tmp = x->top[slot - 1];
-        x->top[slot - 1] = x->top[slot];
-        x->top[slot] = tmp;
-        slot--;
-    }
-    while (slot + 1 < x->ntop && x->top[slot + 1].t < x->top[slot].t) {
-        entry tmp = x->top[slot + 1];
-        x->top[slot + 1] = x->top[slot];
-        x->top[slot] = tmp;
-        slot++;
-    }
-    return MP_OK;
-}
+static double threshold(const ctx *x) { return mp_top_threshold(&x->top, &x->c); }
 
 /* ---------------------------------------------------------------- leaves */
 
@@ -322,7 +254,7 @@ static mp_status try_leaf(ctx *x)
     }
     mp_status st = simulate(x, &t);
     if (st != MP_OK) return st;
-    if (t < thr) return offer(x, t);
+    if (t < thr) return mp_top_offer(&x->top, &x->c, x->hi, x->rc, t);
     return MP_OK;
 }
 
@@ -385,18 +317,6 @@ out:
 }
 
 /* ---------------------------------------------------------------- split DFS */
-
-/* Largest hi in [lo, hmax] with pred true, pred monotone (true then false);
- * lo - 1 when none. */
-#define LAST_TRUE(res, lo, hmax, PRED)                 \
-    do {                                               \
-        int a_ = (lo) - 1, b_ = (hmax);                \
-        while (a_ < b_) {                              \
-            int hi = (a_ + b_ + 1) / 2;                \
-            if (PRED) a_ = hi; else b_ = hi - 1;       \
-        }                                              \
-        (res) = a_;                                    \
-    } while (0)
 
 static int interleaved(const ctx *x) { return x->c.kind == MP_SCHED_INTERLEAVED; }
 
@@ -597,7 +517,7 @@ static void show_progress(ctx *x)
     double el = mp_now_s() - x->t0;
     if (el < 2.0) return;
     fprintf(stderr, "\rmpplan: searching %.0fs: %ld configurations, %ld simulations, best %.4g ms   ",
-            el, x->searched, x->sims, x->ntop ? x->top[0].t : 0.0);
+            el, x->searched, x->sims, x->top.n ? x->top.e[0].t : 0.0);
     x->shown = 1;
 }
 
@@ -619,11 +539,11 @@ static mp_status dfs(ctx *x, int s, double maxY, double maxbusy)
     if (!interleaved(x)) {
         /* memory: peak grows with hi for a fixed lo */
         int h;
-        LAST_TRUE(h, lo, hmax, stage_rc(x, s, lo, hi) >= 0);
+        MP_LAST_TRUE(h, lo, hmax, stage_rc(x, s, lo, hi) >= 0);
         hmax = h;
         /* this stage's own work bound grows with hi */
         double sp = speed_of(x, s), m = x->c.m, a = x->A[s], u = x->U[s];
-        LAST_TRUE(h, lo, hmax,
+        MP_LAST_TRUE(h, lo, hmax,
                   a + u + m * ((x->ps.PF[hi + 1] - x->ps.PF[lo]) * (1 + (stage_rc(x, s, lo, hi) == 1)) +
                                x->ps.PB[hi + 1] - x->ps.PB[lo]) / sp < thr);
         hmax = h;
@@ -641,7 +561,7 @@ static mp_status dfs(ctx *x, int s, double maxY, double maxbusy)
     if (interleaved(x)) {
         int p = s % x->c.K, h;
         /* memory: the position's peak lower bound grows with hi */
-        LAST_TRUE(h, lo, hmax, peak_lb_at(x, s, hi) <= mem_of(x, p));
+        MP_LAST_TRUE(h, lo, hmax, peak_lb_at(x, s, hi) <= mem_of(x, p));
         hmax = h;
         /* the parameter state of the layers after hi must fit the memory left
          * on the positions of stages > s (p's peak before stage s: an upper bound) */
@@ -657,7 +577,7 @@ static mp_status dfs(ctx *x, int s, double maxY, double maxbusy)
         int p = s % x->c.K, h, ls = x->last_stage[p] < s ? x->last_stage[p] : s;
         double sp = speed_of(x, s), m = x->c.m, a = x->A[p] + x->busy[p] + x->U[ls];
         double f1 = 1 + (x->o->recompute == MP_RC_ON);
-        LAST_TRUE(h, lo, hmax, a + m * ((x->ps.PF[hi + 1] - x->ps.PF[lo]) * f1 + x->ps.PB[hi + 1] - x->ps.PB[lo]) / sp < thr);
+        MP_LAST_TRUE(h, lo, hmax, a + m * ((x->ps.PF[hi + 1] - x->ps.PF[lo]) * f1 + x->ps.PB[hi + 1] - x->ps.PB[lo]) / sp < thr);
         hmax = h;
         /* the work left must fit below thr on the positions that still get stages */
         double cap = position_capacity(x, s, thr);
@@ -699,94 +619,6 @@ static mp_status dfs(ctx *x, int s, double maxY, double maxbusy)
 
 /* ---------------------------------------------------------------- configurations */
 
-static double config_bound(ctx *x, const config *c)
-{
-    return mp_bound_quick(&x->bd, c->K, c->b, c->kind, c->v, c->m);
-}
-
-/* gpipe/1f1b: 1 when some split fits every stage's memory (recompute as the
- * mode allows). Exact: a stage's peak grows with its last layer, so the
- * layers reachable after stage s form intervals marked once each. */
-static int config_fits(ctx *x, const config *c, unsigned char *reach, unsigned char *next)
-{
-    int L = x->L;
-    x->c = *c;
-    memset(reach, 0, (size_t)L + 1);
-    reach[0] = 1;
-    for (int s = 0; s < c->S; s++) {
-        memset(next, 0, (size_t)L + 1);
-        int marked = -1, any = 0;
-        for (int lo = 0; lo < L; lo++) {
-            if (!reach[lo]) continue;
-            int h, hmax = L - 1 - (c->S - 1 - s);
-            LAST_TRUE(h, lo, hmax, stage_rc(x, s, lo, hi) >= 0);
-            for (int k = (lo > marked + 1 ? lo : marked + 1); k <= h; k++) next[k + 1] = 1, any = 1;
-            if (h > marked) marked = h;
-        }
-        if (!any) return 0;
-        memcpy(reach, next, (size_t)L + 1);
-    }
-    return reach[L];
-}
-
-static int cmp_config(const void *a, const void *b)
-{
-    const config *x = a, *y = b;
-    if (x->lb != y->lb) return x->lb < y->lb ? -1 : 1;
-    if (x->S != y->S) return x->S - y->S;
-    return x->b - y->b;
-}
-
-/* Every configuration the options allow; *n set. */
-static mp_status list_configs(ctx *x, config **out, int *n, mp_error *err)
-{
-    int G = x->o->global_batch, D = x->cl->num_devices, L = x->L, cap = 64, cnt = 0;
-    config *v = malloc((size_t)cap * sizeof *v);
-    unsigned char *reach = malloc((size_t)L + 1), *next = malloc((size_t)L + 1);
-    if (!v || !reach || !next) {
-        free(v); free(reach); free(next);
-        return mp_error_set(err, MP_ERR_NOMEM, "search: out of memory");
-    }
-    for (int b = 1; b <= G; b++) {
-        if (G % b || (x->o->microbatch && b != x->o->microbatch)) continue;
-        int m = G / b;
-        for (int K = 1; K <= D && K <= L; K++) {
-            if (K < x->o->min_devices || (x->o->max_devices > 0 && K > x->o->max_devices)) continue;
-            for (int kind = 0; kind < 3; kind++) {
-                if (x->o->schedule >= 0 && kind != x->o->schedule) continue;
-                int vmin = kind == MP_SCHED_INTERLEAVED ? 2 : 1, vmax = 1;
-                if (kind == MP_SCHED_INTERLEAVED) {
-                    if (K < 2 || m % K) continue;
-                    vmax = L / K;
-                }
-                for (int vv = vmin; vv <= vmax; vv++) {
-                    if (cnt == cap) {
-                        config *nv = realloc(v, (size_t)(cap *= 2) * sizeof *v);
-                        if (!nv) { free(v); free(reach); free(next); return mp_error_set(err, MP_ERR_NOMEM, "search: out of memory"); }
-                        v = nv;
-                    }
-                    config c = { K, b, kind, vv, K * vv, m, 0 };
-                    c.lb = config_bound(x, &c);
-                    if (kind != MP_SCHED_INTERLEAVED)  /* the split relaxation orders them well */
-                        c.lb = mp_bound_split(&x->bd, K, b, kind, m, c.lb, HUGE_VAL) * (1 - BOUND_SLACK);
-                    v[cnt++] = c;
-                }
-            }
-        }
-    }
-    for (int i = 0; i < cnt && cnt <= 64; i++)  /* small lists: drop infeasible ones up front */
-        if (v[i].kind != MP_SCHED_INTERLEAVED && !config_fits(x, &v[i], reach, next)) {
-            v[i--] = v[--cnt];
-            x->cfgs++;
-        }
-    free(reach);
-    free(next);
-    qsort(v, (size_t)cnt, sizeof *v, cmp_config);
-    *out = v;
-    *n = cnt;
-    return MP_OK;
-}
-
 /* Greedy split: binary search on the largest per-stage time; the greedy
  * split for the smallest feasible one becomes a first leaf. */
 static mp_status greedy(ctx *x)
@@ -808,7 +640,7 @@ static mp_status greedy(ctx *x)
             if (s == S - 1) h = L - 1;
             else {
                 double sp = speed_of(x, s);
-                LAST_TRUE(h, lo, hmax, (x->ps.PF[hi + 1] - x->ps.PF[lo] + x->ps.PB[hi + 1] - x->ps.PB[lo]) / sp <= th &&
+                MP_LAST_TRUE(h, lo, hmax, (x->ps.PF[hi + 1] - x->ps.PF[lo] + x->ps.PB[hi + 1] - x->ps.PB[lo]) / sp <= th &&
                                        (interleaved(x) || stage_rc(x, s, lo, hi) >= 0));
                 if (h < lo) h = lo;
             }
@@ -853,7 +685,7 @@ static mp_status greedy(ctx *x)
 
 /* Sets up configuration c and times its greedy split; with dfs, then runs
  * the branch and bound over every split. */
-static mp_status search_config(ctx *x, const config *c, int dfs_too, mp_error *err)
+static mp_status search_config(ctx *x, const mp_config *c, int dfs_too, mp_error *err)
 {
     int S = c->S, K = c->K;
     x->c = *c;
@@ -903,7 +735,7 @@ static mp_status search_config(ctx *x, const config *c, int dfs_too, mp_error *e
     long left = x->o->node_budget - x->nodes, cap = x->o->node_budget / 8;
     /* interleaved: when the incumbent is already within INTERLEAVED_NEAR of
      * this configuration's bound, little can be gained: a smaller share */
-    if (c->kind == MP_SCHED_INTERLEAVED && global_threshold(x) <= c->lb * (1 + INTERLEAVED_NEAR))
+    if (c->kind == MP_SCHED_INTERLEAVED && mp_top_worst(&x->top) <= c->lb * (1 + INTERLEAVED_NEAR))
         cap = x->o->node_budget / 32;
     x->node_cap = x->nodes + (left < cap ? left : cap);
     double sleft = x->o->sim_op_budget - x->simops, scap = x->o->sim_op_budget / 8;
@@ -939,8 +771,7 @@ static void ctx_free(ctx *x)
     mp_bound_data_free(&x->bd);
     mp_op_lists_free(&x->ops);
     mp_sim_free(x->sim);
-    for (int i = 0; i < x->ntop; i++) { free(x->top[i].hi); free(x->top[i].rc); }
-    free(x->top);
+    mp_top_free(&x->top);
 }
 
 static mp_status ctx_init(ctx *x, const mp_profile *prof, const mp_cluster *cl,
@@ -960,39 +791,15 @@ static mp_status ctx_init(ctx *x, const mp_profile *prof, const mp_cluster *cl,
     x->peak = calloc((size_t)D + 1, sizeof(double));
     x->wf = calloc(4 * ((size_t)D + 1), sizeof(double));
     x->rcx = calloc((size_t)D + 1, sizeof(double));
-    x->top = calloc((size_t)o->top, sizeof(entry));
     x->sim = mp_sim_new();
     if (mp_prefix_init(&x->ps, prof) != MP_OK || !x->last_stage || !x->hi || !x->rc ||
-        !x->busy || !x->peak || !x->wf || !x->rcx || !x->top || !x->sim ||
+        !x->busy || !x->peak || !x->wf || !x->rcx || mp_top_init(&x->top, o->top) != MP_OK || !x->sim ||
         mp_bound_data_init(&x->bd, prof, cl, o->recompute, o->state_factor) != MP_OK)
         return MP_ERR_NOMEM;
     for (size_t i = 0; i < sizeof arrs / sizeof *arrs; i++)
         if (!*arrs[i]) return MP_ERR_NOMEM;
     x->unproven = HUGE_VAL;
     return MP_OK;
-}
-
-/* Builds plan i of the top list, evaluated by the reference. */
-static mp_status make_plan(const ctx *x, const entry *e, mp_plan *p, mp_error *err)
-{
-    memset(p, 0, sizeof *p);
-    p->mode = MP_MODE_TRAIN;
-    p->schedule = e->c.kind;
-    p->chunks_per_device = e->c.kind == MP_SCHED_INTERLEAVED ? e->c.v : 1;
-    p->global_batch = x->o->global_batch;
-    p->microbatch_size = e->c.b;
-    p->num_microbatches = e->c.m;
-    p->num_stages = e->c.S;
-    p->stages = calloc((size_t)e->c.S, sizeof *p->stages);
-    if (!p->stages) return mp_error_set(err, MP_ERR_NOMEM, "search: out of memory");
-    for (int s = 0, lo = 0; s < e->c.S; s++) {
-        p->stages[s].first = lo;
-        p->stages[s].last = e->hi[s];
-        p->stages[s].device = s % e->c.K;
-        p->stages[s].recompute = e->rc[s];
-        lo = e->hi[s] + 1;
-    }
-    return mp_plan_evaluate(p, x->prof, x->cl, x->o->state_factor, NULL, err);
 }
 
 static mp_status check_opts(const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o,
@@ -1022,7 +829,7 @@ mp_status mp_search_run(const mp_profile *prof, const mp_cluster *cl, const mp_s
     if (o.node_budget <= 0) o.node_budget = DEFAULT_NODES;
     if (o.sim_op_budget <= 0) o.sim_op_budget = DEFAULT_SIM_OPS;
     ctx x;
-    config *cfg = NULL;
+    mp_config *cfg = NULL;
     unsigned char *done = NULL;
     int ncfg = 0;
     double t0 = mp_now_s();
@@ -1031,7 +838,7 @@ mp_status mp_search_run(const mp_profile *prof, const mp_cluster *cl, const mp_s
         return mp_error_set(err, MP_ERR_NOMEM, "search: out of memory");
     }
     x.t0 = t0;
-    if ((st = list_configs(&x, &cfg, &ncfg, err)) != MP_OK) goto out;
+    if ((st = mp_configs_list(&o, cl, &x.ps, &x.bd, &cfg, &ncfg, &x.cfgs, err)) != MP_OK) goto out;
     if (ncfg == 0 && x.cfgs > 0) {
         st = mp_error_set(err, MP_ERR_NOFIT, "no plan fits the devices' memory");
         r->configurations = x.cfgs;
@@ -1056,14 +863,14 @@ mp_status mp_search_run(const mp_profile *prof, const mp_cluster *cl, const mp_s
         if (pass == 1)  /* incumbents from the greedy splits of the most promising interleaved ones */
             for (int i = 0, n = 0; i < ncfg && n < GREEDY_FIRST; i++) {
                 if (cfg[i].kind != MP_SCHED_INTERLEAVED) continue;
-                if (cfg[i].lb >= global_threshold(&x)) break;
+                if (cfg[i].lb >= mp_top_worst(&x.top)) break;
                 n++;
                 if ((st = search_config(&x, &cfg[i], 0, err)) != MP_OK) goto out;
             }
         for (int i = 0; i < ncfg; i++) {
-            config *c = &cfg[i];
+            mp_config *c = &cfg[i];
             if ((c->kind == MP_SCHED_INTERLEAVED) != pass) continue;
-            double thr = global_threshold(&x);
+            double thr = mp_top_worst(&x.top);
             if (c->lb >= thr) break;
             /* gpipe/1f1b may use half of the budget: interleaved gets the rest */
             long nb = pass ? o.node_budget : o.node_budget / 2;
@@ -1072,12 +879,13 @@ mp_status mp_search_run(const mp_profile *prof, const mp_cluster *cl, const mp_s
                 break;
             }
             if (!pass) {
-                double lb = mp_bound_split(&x.bd, c->K, c->b, c->kind, c->m, c->lb, thr) * (1 - BOUND_SLACK);
+                double lb = mp_bound_split(&x.bd, c->K, c->b, c->kind, c->m, c->lb, thr) * (1 - MP_BOUND_SLACK);
                 if (lb > c->lb) c->lb = lb;
                 if (c->lb >= thr) continue;
                 /* proven infeasible: skip */
                 unsigned char *r1 = malloc((size_t)x.L + 1), *r2 = malloc((size_t)x.L + 1);
-                int fits = r1 && r2 && config_fits(&x, c, r1, r2);
+                mp_stage_fit f = mp_config_fit(c, &x.ps, cl, &o);
+                int fits = r1 && r2 && mp_config_fits(&f, r1, r2);
                 free(r1);
                 free(r2);
                 if (!fits) { done[i] = 1; continue; }
@@ -1092,37 +900,37 @@ mp_status mp_search_run(const mp_profile *prof, const mp_cluster *cl, const mp_s
     }
     /* what the search did not rule out: the least bound of the configurations
      * not fully searched (gpipe/1f1b bounds refined where it matters) */
-    if (x.ntop > 0) {
-        double best = x.top[0].t;
+    if (x.top.n > 0) {
+        double best = x.top.e[0].t;
         for (int i = 0; i < ncfg; i++) {
-            config *c = &cfg[i];
+            mp_config *c = &cfg[i];
             if (done[i] || c->lb >= best || c->lb >= x.unproven) continue;
             if (c->kind != MP_SCHED_INTERLEAVED) {
                 double stop = x.unproven < best ? x.unproven : best;
-                double lb = mp_bound_split(&x.bd, c->K, c->b, c->kind, c->m, c->lb, stop) * (1 - BOUND_SLACK);
+                double lb = mp_bound_split(&x.bd, c->K, c->b, c->kind, c->m, c->lb, stop) * (1 - MP_BOUND_SLACK);
                 if (lb > c->lb) c->lb = lb;
             }
             if (c->lb < x.unproven) x.unproven = c->lb;
         }
     }
     if (x.shown) fprintf(stderr, "\n");
-    if (x.ntop == 0) {
+    if (x.top.n == 0) {
         st = mp_error_set(err, MP_ERR_NOFIT, "no plan fits the devices' memory");
         r->configurations = x.cfgs;
         goto out;
     }
-    r->plans = calloc((size_t)x.ntop, sizeof *r->plans);
-    r->fast_ms = calloc((size_t)x.ntop, sizeof *r->fast_ms);
+    r->plans = calloc((size_t)x.top.n, sizeof *r->plans);
+    r->fast_ms = calloc((size_t)x.top.n, sizeof *r->fast_ms);
     if (!r->plans || !r->fast_ms) { st = mp_error_set(err, MP_ERR_NOMEM, "search: out of memory"); goto out; }
-    for (int k = 0; k < x.ntop; k++) {
-        if ((st = make_plan(&x, &x.top[k], &r->plans[k], err)) != MP_OK) {
+    for (int k = 0; k < x.top.n; k++) {
+        if ((st = mp_top_plan(&x.top.e[k], o.global_batch, prof, cl, o.state_factor, &r->plans[k], err)) != MP_OK) {
             mp_plan_free(&r->plans[k]);
             goto out;
         }
-        r->fast_ms[k] = x.top[k].t;
+        r->fast_ms[k] = x.top.e[k].t;
         r->num_plans++;
     }
-    double best = x.top[0].t;
+    double best = x.top.e[0].t;
     r->optimal = !x.inexact && x.unproven >= best;
     r->lower_bound_ms = r->optimal ? best : (x.unproven < best ? x.unproven : best);
     if (x.inexact && x.unproven >= best) r->lower_bound_ms = best; /* unknown; gap reported 0 */
