@@ -9,25 +9,28 @@
 
 /* See configs.h. A stage's peak grows with its last layer, so the layers
  * reachable after stage s form intervals, each marked once. */
-int mp_config_fits(const mp_stage_fit *f, unsigned char *reach, unsigned char *next)
+int mp_config_fits(const mp_stage_fit *f, int *from, int *hi_out)
 {
     int L = f->ps->L, S = f->S;
-    memset(reach, 0, (size_t)L + 1);
-    reach[0] = 1;
+    for (int i = 0; i < (S + 1) * (L + 1); i++) from[i] = -1;
+    from[0] = 0;
     for (int s = 0; s < S; s++) {
-        memset(next, 0, (size_t)L + 1);
-        int marked = -1, any = 0;
+        int marked = -1, any = 0, *cur = from + (size_t)s * (L + 1), *next = cur + L + 1;
         for (int lo = 0; lo < L; lo++) {
-            if (!reach[lo]) continue;
+            if (cur[lo] < 0) continue;
             int h, hmax = L - 1 - (S - 1 - s);
             MP_LAST_TRUE(h, lo, hmax, mp_stage_fit_rc(f, s, lo, hi) >= 0);
-            for (int k = (lo > marked + 1 ? lo : marked + 1); k <= h; k++) next[k + 1] = 1, any = 1;
+            for (int k = (lo > marked + 1 ? lo : marked + 1); k <= h; k++) next[k + 1] = lo, any = 1;
             if (h > marked) marked = h;
         }
         if (!any) return 0;
-        memcpy(reach, next, (size_t)L + 1);
     }
-    return reach[L];
+    if (from[(size_t)S * (L + 1) + L] < 0) return 0;
+    for (int s = S, end = L; hi_out && s >= 1; s--) {
+        hi_out[s - 1] = end - 1;
+        end = from[(size_t)s * (L + 1) + end];
+    }
+    return 1;
 }
 
 static int cmp_config(const void *a, const void *b)
@@ -44,10 +47,10 @@ mp_status mp_configs_list(const mp_search_opts *o, const mp_cluster *cl, const m
 {
     int G = o->global_batch, D = cl->num_devices, L = ps->L, cap = 64, cnt = 0;
     mp_config *v = malloc((size_t)cap * sizeof *v);
-    unsigned char *reach = malloc((size_t)L + 1), *next = malloc((size_t)L + 1);
+    int *from = malloc(mp_config_fits_scratch(ps, cl) * sizeof(int));
     *out = NULL;
     *n = 0;
-    if (!v || !reach || !next) goto nomem;
+    if (!v || !from) goto nomem;
     for (int b = 1; b <= G; b++) {
         if (G % b || (o->microbatch && b != o->microbatch)) continue;
         int m = G / b;
@@ -77,20 +80,18 @@ mp_status mp_configs_list(const mp_search_opts *o, const mp_cluster *cl, const m
     }
     for (int i = 0; i < cnt && cnt <= 64; i++) {  /* small lists: drop infeasible ones up front */
         mp_stage_fit f = mp_config_fit(&v[i], ps, cl, o);
-        if (v[i].kind != MP_SCHED_INTERLEAVED && !mp_config_fits(&f, reach, next)) {
+        if (v[i].kind != MP_SCHED_INTERLEAVED && !mp_config_fits(&f, from, NULL)) {
             v[i--] = v[--cnt];
             (*dropped)++;
         }
     }
-    free(reach);
-    free(next);
+    free(from);
     qsort(v, (size_t)cnt, sizeof *v, cmp_config);
     *out = v;
     *n = cnt;
     return MP_OK;
 nomem:
     free(v);
-    free(reach);
-    free(next);
+    free(from);
     return mp_error_set(err, MP_ERR_NOMEM, "search: out of memory");
 }

@@ -34,9 +34,17 @@ static inline mp_stage_fit mp_config_fit(const mp_config *c, const mp_prefix *ps
 }
 
 /* gpipe/1f1b: 1 when some split into f->S stages has every stage fit its
- * device (recompute as f->mode allows). Exact. reach and next are
- * scratch of L+1 bytes each. */
-int mp_config_fits(const mp_stage_fit *f, unsigned char *reach, unsigned char *next);
+ * device (recompute as f->mode allows); exact. from: scratch of
+ * mp_config_fits_scratch ints. With hi_out ([f->S]) not NULL, a fitting
+ * split's last layers go there. */
+int mp_config_fits(const mp_stage_fit *f, int *from, int *hi_out);
+
+/* The ints of mp_config_fits's scratch for any configuration of ps on cl. */
+static inline size_t mp_config_fits_scratch(const mp_prefix *ps, const mp_cluster *cl)
+{
+    int K = cl->num_devices < ps->L ? cl->num_devices : ps->L;
+    return ((size_t)K + 1) * ((size_t)ps->L + 1);
+}
 
 /* Every configuration o allows on cl, each with its bound (gpipe/1f1b
  * sharpened by mp_bound_split), by increasing bound (ties: fewer stages,

@@ -38,7 +38,7 @@ typedef struct {
     mp_top top;
     mp_search_tally tally;
     mp_split sp;
-    unsigned char *reach, *next;  /* [L+1] mp_config_fits scratch */
+    int *from;                 /* mp_config_fits scratch */
     long cfgs;                 /* configurations considered */
     double unproven;           /* least bound of what was not fully explored */
 } search;
@@ -75,8 +75,7 @@ static void search_free(search *x)
     mp_bound_data_free(&x->bd);
     mp_top_free(&x->top);
     mp_split_free(&x->sp);
-    free(x->reach);
-    free(x->next);
+    free(x->from);
 }
 
 static mp_status search_init(search *x, const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o,
@@ -87,11 +86,10 @@ static mp_status search_init(search *x, const mp_profile *prof, const mp_cluster
     x->tally.progress = o->progress;
     x->tally.t0 = t0;
     x->unproven = HUGE_VAL;
-    x->reach = malloc((size_t)prof->num_layers + 1);
-    x->next = malloc((size_t)prof->num_layers + 1);
     if (mp_top_init(&x->top, o->top) != MP_OK ||
         mp_split_init(&x->sp, prof, cl, o, &x->top, &x->tally) != MP_OK ||
-        mp_bound_data_init(&x->bd, prof, cl, o->recompute, o->state_factor) != MP_OK || !x->reach || !x->next)
+        mp_bound_data_init(&x->bd, prof, cl, o->recompute, o->state_factor) != MP_OK ||
+        !(x->from = malloc(mp_config_fits_scratch(&x->sp.ps, cl) * sizeof(int))))
         return MP_ERR_NOMEM;
     return MP_OK;
 }
@@ -151,7 +149,7 @@ static mp_status visit(search *x, mp_config *cfg, int n, unsigned char *done, mp
                 if (lb > c->lb) c->lb = lb;
                 if (c->lb >= thr) continue;
                 mp_stage_fit f = mp_config_fit(c, &x->sp.ps, x->sp.cl, o);
-                if (!mp_config_fits(&f, x->reach, x->next)) {  /* proven infeasible: skip */
+                if (!mp_config_fits(&f, x->from, NULL)) {  /* proven infeasible: skip */
                     done[i] = 1;
                     continue;
                 }
