@@ -2,7 +2,7 @@
  * defines: mp_bound_data_init, mp_bound_data_set_b, mp_bound_data_free, mp_bound_quick,
  *          mp_bound_split, mp_bound_waterfill, mp_search_config_bound
  *
- * Notation as in planner/search.c: F_s, B_s (B_s includes the recompute R_s),
+ * Notation as in planner/split.c: F_s, B_s (B_s includes the recompute R_s),
  * act_s, grad_s, A_s = sum_{t<s} (F_t + act_t), U_s = sum_{t<s} (B_t + grad_t),
  * C = sum_s (F_s + B_s + act_s + grad_s). With P(l) = f1 PF(l) + PB(l) the
  * profile work of layers < l (f1 = 2 when recompute is forced on, else 1),

@@ -1,12 +1,14 @@
 /* bounds.h — split-independent lower bounds on the iteration time of one
  * configuration (K positions, micro-batch b, schedule, v chunks), used by the
- * planner's search (planner/search.c) to order and prune configurations, and
- * the water-filling bound used inside its split search. Every bound is at
+ * planner's search (planner/configs.c, planner/search.c) to order and prune
+ * configurations, and the per-stage and water-filling bounds used inside its
+ * split search (planner/split.c). Every bound is at
  * most the least simulated iteration time of any plan of the configuration
  * that fits memory (proofs in planner/bounds.c; tests/test_search.c checks
  * them against brute force).
  * defines: mp_bound_data, mp_bound_data_init, mp_bound_data_set_b, mp_bound_data_free,
- *          mp_bound_quick, mp_bound_split, mp_bound_waterfill, mp_search_config_bound */
+ *          mp_bound_quick, mp_bound_split, mp_bound_waterfill, mp_bound_stage_tail,
+ *          mp_search_config_bound */
 #ifndef MP_BOUNDS_H
 #define MP_BOUNDS_H
 
@@ -25,12 +27,13 @@ typedef struct {
     double rho;                /* min over layers with stash > 0 of fwd(ps.b) / stash (inf: none) */
 } mp_bound_data;
 
-/* Allocates the prefix sums of prof (times at no micro-batch yet); MP_ERR_NOMEM. */
+/* Allocates the prefix sums of prof (times at no micro-batch yet); MP_ERR_NOMEM
+ * (d is then freed). */
 mp_status mp_bound_data_init(mp_bound_data *d, const mp_profile *prof, const mp_cluster *cl,
                              int mode, double state_factor);
 /* Sets the time prefix sums and rho for micro-batch b (nothing when already set). */
 void mp_bound_data_set_b(mp_bound_data *d, int b);
-void mp_bound_data_free(mp_bound_data *d);
+void mp_bound_data_free(mp_bound_data *d);  /* frees what init allocated */
 
 /* Cheap bound of configuration (K, b, kind, v) with m = global/b micro-
  * batches: critical path, work over total speed, the least largest stage
