@@ -13,7 +13,7 @@ mp_status mp_prefix_init(mp_prefix *x, const mp_profile *prof)
     x->prof = prof;
     x->L = L;
     x->b = -1;
-    double **arrs[] = { &x->PP, &x->PS, &x->PF, &x->PB };
+    double **arrs[] = { &x->PP, &x->PS, &x->PF, &x->PB, &x->in };
     for (size_t i = 0; i < sizeof arrs / sizeof *arrs; i++)
         if (!(*arrs[i] = calloc((size_t)L + 1, sizeof(double)))) {
             mp_prefix_free(x);
@@ -22,7 +22,9 @@ mp_status mp_prefix_init(mp_prefix *x, const mp_profile *prof)
     for (int l = 0; l < L; l++) {
         x->PP[l + 1] = x->PP[l] + prof->layers[l].param_bytes;
         x->PS[l + 1] = x->PS[l] + prof->layers[l].stash_bytes_per_sample;
+        x->in[l + 1] = prof->layers[l].out_bytes_per_sample;
     }
+    x->in[0] = prof->input_bytes_per_sample;
     return MP_OK;
 }
 
@@ -40,6 +42,6 @@ void mp_prefix_set_b(mp_prefix *x, int b)
 /* See prefix.h. */
 void mp_prefix_free(mp_prefix *x)
 {
-    free(x->PP); free(x->PS); free(x->PF); free(x->PB);
-    x->PP = x->PS = x->PF = x->PB = NULL;
+    free(x->PP); free(x->PS); free(x->PF); free(x->PB); free(x->in);
+    x->PP = x->PS = x->PF = x->PB = x->in = NULL;
 }

@@ -17,6 +17,7 @@ typedef struct {
     int L;                     /* layers */
     double *PP, *PS;           /* [L+1] prefix sums of param bytes, stash bytes per sample */
     double *PF, *PB;           /* [L+1] prefix sums of fwd/bwd profile ms at micro-batch b */
+    double *in;                /* [L+1] bytes per sample into layer l (in[0] the input, in[L] the output) */
     int b;                     /* the micro-batch of PF, PB (-1: not set yet) */
 } mp_prefix;
 
@@ -32,9 +33,7 @@ void mp_prefix_free(mp_prefix *x);
 /* The bytes of the stage holding layers lo..hi. */
 static inline mp_stage_bytes mp_prefix_bytes(const mp_prefix *x, int lo, int hi)
 {
-    mp_stage_bytes r = { x->PP[hi + 1] - x->PP[lo], x->PS[hi + 1] - x->PS[lo],
-                         lo > 0 ? x->prof->layers[lo - 1].out_bytes_per_sample
-                                : x->prof->input_bytes_per_sample };
+    mp_stage_bytes r = { x->PP[hi + 1] - x->PP[lo], x->PS[hi + 1] - x->PS[lo], x->in[lo] };
     return r;
 }
 

@@ -133,7 +133,7 @@ static void stage_times(mp_split *x, int s, int lo, int hi)
     x->Bn[s] = (x->ps.PB[hi + 1] - x->ps.PB[lo]) / sp;
     if (s < x->c.S - 1) {
         int p = s % x->c.K, q = (s + 1) % x->c.K;
-        double bytes = (double)x->c.b * x->ps.prof->layers[hi].out_bytes_per_sample;
+        double bytes = (double)x->c.b * x->ps.in[hi + 1];
         x->act[s] = mp_cluster_transfer_ms(x->cl, p, q, bytes);
         x->grad[s] = mp_cluster_transfer_ms(x->cl, q, p, bytes);
     } else {
