@@ -2,7 +2,7 @@
  * defines: mp_bound_data_init, mp_bound_data_set_b, mp_bound_data_free, mp_bound_quick,
  *          mp_bound_split, mp_bound_waterfill, mp_search_config_bound
  *
- * Notation as in planner/search.c: F_s, B_s (B_s includes the recompute R_s),
+ * Notation as in planner/split.c: F_s, B_s (B_s includes the recompute R_s),
  * act_s, grad_s, A_s = sum_{t<s} (F_t + act_t), U_s = sum_{t<s} (B_t + grad_t),
  * C = sum_s (F_s + B_s + act_s + grad_s). With P(l) = f1 PF(l) + PB(l) the
  * profile work of layers < l (f1 = 2 when recompute is forced on, else 1),
@@ -51,42 +51,25 @@ mp_status mp_bound_data_init(mp_bound_data *d, const mp_profile *prof, const mp_
                              int mode, double state_factor)
 {
     memset(d, 0, sizeof *d);
-    int L = prof->num_layers;
-    d->prof = prof;
+    if (mp_prefix_init(&d->ps, prof) != MP_OK) return MP_ERR_NOMEM;
     d->cl = cl;
-    d->L = L;
     d->mode = mode;
     d->sf = state_factor;
-    d->b = -1;
-    double **arrs[] = { &d->PP, &d->PS, &d->PF, &d->PB };
-    for (size_t i = 0; i < 4; i++) {
-        *arrs[i] = calloc((size_t)L + 1, sizeof(double));
-        if (!*arrs[i]) {
-            mp_bound_data_free(d);
-            return MP_ERR_NOMEM;
-        }
-    }
     d->min_out = HUGE_VAL;
-    for (int l = 0; l < L; l++) {
-        d->PP[l + 1] = d->PP[l] + prof->layers[l].param_bytes;
-        d->PS[l + 1] = d->PS[l] + prof->layers[l].stash_bytes_per_sample;
-        if (l < L - 1 && prof->layers[l].out_bytes_per_sample < d->min_out)
-            d->min_out = prof->layers[l].out_bytes_per_sample;
-    }
+    for (int l = 0; l < prof->num_layers - 1; l++)
+        if (prof->layers[l].out_bytes_per_sample < d->min_out) d->min_out = prof->layers[l].out_bytes_per_sample;
     return MP_OK;
 }
 
 /* See bounds.h. */
 void mp_bound_data_set_b(mp_bound_data *d, int b)
 {
-    if (d->b == b) return;
-    d->b = b;
+    if (d->ps.b == b) return;
+    mp_prefix_set_b(&d->ps, b);
     d->rho = HUGE_VAL;
-    for (int l = 0; l < d->L; l++) {
-        const mp_layer_cost *c = &d->prof->layers[l];
+    for (int l = 0; l < d->ps.L; l++) {
+        const mp_layer_cost *c = &d->ps.prof->layers[l];
         double f = mp_time_eval(&c->fwd, b);
-        d->PF[l + 1] = d->PF[l] + f;
-        d->PB[l + 1] = d->PB[l] + mp_time_eval(&c->bwd, b);
         if (c->stash_bytes_per_sample > 0 && f / c->stash_bytes_per_sample < d->rho)
             d->rho = f / c->stash_bytes_per_sample;
     }
@@ -95,8 +78,7 @@ void mp_bound_data_set_b(mp_bound_data *d, int b)
 /* See bounds.h. */
 void mp_bound_data_free(mp_bound_data *d)
 {
-    free(d->PP); free(d->PS); free(d->PF); free(d->PB);
-    d->PP = d->PS = d->PF = d->PB = NULL;
+    mp_prefix_free(&d->ps);
 }
 
 /* Least time of one transfer on the links a configuration uses. */
@@ -117,21 +99,21 @@ static double min_transfer(const mp_bound_data *d, int K, int b, int ring)
 double mp_bound_quick(mp_bound_data *d, int K, int b, int kind, int v, int m)
 {
     mp_bound_data_set_b(d, b);
-    int L = d->L, S = kind == MP_SCHED_INTERLEAVED ? K * v : K;
+    int L = d->ps.L, S = kind == MP_SCHED_INTERLEAVED ? K * v : K;
     double f1 = d->mode == MP_RC_ON ? 2 : 1;
-    double W = f1 * d->PF[L] + d->PB[L], smax = 0, ssum = 0, mem = 0;
+    double W = f1 * d->ps.PF[L] + d->ps.PB[L], smax = 0, ssum = 0, mem = 0;
     for (int p = 0; p < K; p++) {
         double sp = d->cl->devices[p].speed;
         if (sp > smax) smax = sp;
         ssum += sp;
         mem += d->cl->devices[p].memory_bytes;
     }
-    double X = mem - d->sf * d->PP[L];
+    double X = mem - d->sf * d->ps.PP[L];
     if (X < 0) return HUGE_VAL;  /* the parameter state alone does not fit */
     if (kind == MP_SCHED_INTERLEAVED && d->mode != MP_RC_ON) {
         X /= b;
         int j0 = (v - 1) * K;
-        double sp = d->PS[j0], ss = d->PS[L] - d->PS[j0], D = K * sp + ss - X;
+        double sp = d->ps.PS[j0], ss = d->ps.PS[L] - d->ps.PS[j0], D = K * sp + ss - X;
         if (D > 0) {
             if (d->mode == MP_RC_OFF) return HUGE_VAL;
             double g = (D < K * sp ? D : K * sp) / K + (D > K * sp ? D - K * sp : 0);
@@ -156,30 +138,22 @@ static int stage_ok(const split_ctx *x, int s, int lo, int hi, double T)
 {
     const mp_bound_data *d = x->d;
     const mp_device *dev = &d->cl->devices[s];
-    int m = x->m, K = x->K, L = d->L, mode = d->mode;
-    int infl = x->kind == MP_SCHED_1F1B && K - s < m ? K - s : m;
-    double b = x->b, dP = d->PP[hi + 1] - d->PP[lo], dS = d->PS[hi + 1] - d->PS[lo];
-    double in = s == 0 ? d->prof->input_bytes_per_sample : d->min_out;
-    double p0 = d->sf * dP + (double)infl * b * dS, p1 = d->sf * dP + (double)infl * b * in + b * dS;
+    int m = x->m, K = x->K, L = d->ps.L, mode = d->mode, infl = mp_memory_inflight(x->kind, s, K, m);
+    mp_stage_bytes sb = mp_prefix_bytes(&d->ps, lo, hi);
+    sb.in_bytes = s == 0 ? d->ps.prof->input_bytes_per_sample : d->min_out;  /* the least it can have */
+    double p0 = mp_memory_peak_closed(&sb, infl, x->b, 0, d->sf), p1 = mp_memory_peak_closed(&sb, infl, x->b, 1, d->sf);
     int fit0 = mode != MP_RC_ON && p0 <= dev->memory_bytes;
     int fit1 = mode != MP_RC_OFF && p1 <= dev->memory_bytes;
     if (!fit0 && !fit1) return 0;
     if (T == HUGE_VAL) return 1;
     int forced = mode == MP_RC_ON || !fit0;
-    double sp = dev->speed, dF = d->PF[hi + 1] - d->PF[lo], dB = d->PB[hi + 1] - d->PB[lo];
+    double sp = dev->speed, dF = d->ps.PF[hi + 1] - d->ps.PF[lo], dB = d->ps.PB[hi + 1] - d->ps.PB[lo];
     double Fw = dF / sp, Bw = (dB + forced * dF) / sp;
-    double pre = (x->f1 * d->PF[lo] + d->PB[lo]) / x->smax;
-    double suf = (x->f1 * (d->PF[L] - d->PF[hi + 1]) + d->PB[L] - d->PB[hi + 1]) / x->smax;
+    double pre = (x->f1 * d->ps.PF[lo] + d->ps.PB[lo]) / x->smax;
+    double suf = (x->f1 * (d->ps.PF[L] - d->ps.PF[hi + 1]) + d->ps.PB[L] - d->ps.PB[hi + 1]) / x->smax;
     double c1 = pre + 2.0 * s * x->lam + m * (Fw + Bw);
     if (c1 > T) return 0;
-    double C = pre + Fw + Bw + suf + 2.0 * (K - 1) * x->lam, y;
-    if (x->kind == MP_SCHED_GPIPE) {
-        y = (m - 1) * (Fw + Bw);
-    } else {
-        int w = K - s - 1 < m ? K - s - 1 : m, r = m - 1 - w > 0 ? m - 1 - w : 0;
-        double t1 = (m - 1) * Bw + r * Fw, t2 = (m - 1) * Fw + r * Bw;
-        y = t1 > t2 ? t1 : t2;
-    }
+    double C = pre + Fw + Bw + suf + 2.0 * (K - 1) * x->lam, y = mp_bound_stage_tail(x->kind, K, s, m, Fw, Bw);
     if (s < K - 1 && (m - 1) * x->lam > y) y = (m - 1) * x->lam;
     return C + y <= T;
 }
@@ -187,7 +161,7 @@ static int stage_ok(const split_ctx *x, int s, int lo, int hi, double T)
 /* 1 when the greedy (each stage as many layers as it can take) covers all layers. */
 static int greedy_covers(const split_ctx *x, double T)
 {
-    int L = x->d->L, lo = 0;
+    int L = x->d->ps.L, lo = 0;
     for (int s = 0; s < x->K && lo < L; s++) {
         int a = lo - 1, bb = L - 1;
         while (a < bb) {

@@ -1,38 +1,39 @@
 /* bounds.h — split-independent lower bounds on the iteration time of one
  * configuration (K positions, micro-batch b, schedule, v chunks), used by the
- * planner's search (planner/search.c) to order and prune configurations, and
- * the water-filling bound used inside its split search. Every bound is at
+ * planner's search (planner/configs.c, planner/search.c) to order and prune
+ * configurations, and the per-stage and water-filling bounds used inside its
+ * split search (planner/split.c). Every bound is at
  * most the least simulated iteration time of any plan of the configuration
  * that fits memory (proofs in planner/bounds.c; tests/test_search.c checks
  * them against brute force).
  * defines: mp_bound_data, mp_bound_data_init, mp_bound_data_set_b, mp_bound_data_free,
- *          mp_bound_quick, mp_bound_split, mp_bound_waterfill, mp_search_config_bound */
+ *          mp_bound_quick, mp_bound_split, mp_bound_waterfill, mp_bound_stage_tail,
+ *          mp_search_config_bound */
 #ifndef MP_BOUNDS_H
 #define MP_BOUNDS_H
 
 #include "cluster.h"
 #include "mp_status.h"
+#include "prefix.h"
 #include "profile.h"
 #include "search.h"
 
 typedef struct {
-    const mp_profile *prof;
+    mp_prefix ps;              /* the profile's sums (times at the last micro-batch set) */
     const mp_cluster *cl;
-    int L, mode;               /* layers; mp_recompute_mode */
+    int mode;                  /* mp_recompute_mode */
     double sf;                 /* state factor */
-    double *PP, *PS;           /* [L+1] prefix sums of params, stash bytes per sample */
-    double *PF, *PB;           /* [L+1] prefix sums of fwd/bwd profile ms at b */
     double min_out;            /* min out_bytes_per_sample over layers 0..L-2 (inf when L = 1) */
-    double rho;                /* min over layers with stash > 0 of fwd(b) / stash (inf: none) */
-    int b;                     /* micro-batch the time sums are for (-1: none yet) */
+    double rho;                /* min over layers with stash > 0 of fwd(ps.b) / stash (inf: none) */
 } mp_bound_data;
 
-/* Allocates the prefix sums of prof (times at no micro-batch yet). */
+/* Allocates the prefix sums of prof (times at no micro-batch yet); MP_ERR_NOMEM
+ * (d is then freed). */
 mp_status mp_bound_data_init(mp_bound_data *d, const mp_profile *prof, const mp_cluster *cl,
                              int mode, double state_factor);
-/* Sets the time prefix sums for micro-batch b (no-op when already set). */
+/* Sets the time prefix sums and rho for micro-batch b (nothing when already set). */
 void mp_bound_data_set_b(mp_bound_data *d, int b);
-void mp_bound_data_free(mp_bound_data *d);
+void mp_bound_data_free(mp_bound_data *d);  /* frees what init allocated */
 
 /* Cheap bound of configuration (K, b, kind, v) with m = global/b micro-
  * batches: critical path, work over total speed, the least largest stage
@@ -57,6 +58,20 @@ double mp_bound_split(mp_bound_data *d, int K, int b, int kind, int m, double qu
  * so the level bounds that from below. scratch holds 2n doubles. */
 double mp_bound_waterfill(const double *base, const double *speed, int n, double work, double m,
                           double *scratch);
+
+/* The schedule's part y of T >= C + y for gpipe/1f1b stage s of K with
+ * forward and backward times F, B per micro-batch (B with the recompute),
+ * C the round trip of micro-batch 0 (proof in planner/split.c):
+ * gpipe (m-1)(F+B); 1f1b max((m-1)B + rF, (m-1)F + rB) with
+ * r = max(0, m-1-min(K-s-1, m)); 0 for interleaved. */
+static inline double mp_bound_stage_tail(int kind, int K, int s, int m, double F, double B)
+{
+    if (kind == MP_SCHED_GPIPE) return (m - 1) * (F + B);
+    if (kind != MP_SCHED_1F1B) return 0;
+    int w = K - s - 1 < m ? K - s - 1 : m, r = m - 1 - w > 0 ? m - 1 - w : 0;
+    double t1 = (m - 1) * B + r * F, t2 = (m - 1) * F + r * B;
+    return t1 > t2 ? t1 : t2;
+}
 
 /* For tests: the best of mp_bound_quick and mp_bound_split for one
  * configuration under options o (o->recompute, o->state_factor, o->global_batch). */

@@ -6,63 +6,69 @@
  * peak (gpipe: m*b = global batch; 1f1b: min(K-j, m)*b grows with b) and
  * 1f1b's peak never exceeds gpipe's (inflight min(K-j, m) <= m), so only
  * (K, smallest b, 1f1b if allowed else gpipe) are examined: a bisection on the
- * memory M with an exact reachability check per K (a stage's peak grows with
- * its last layer for a fixed first layer). Interleaved-only: bisection with a
- * budgeted split search. */
+ * memory M with the search's exact check that some split into K stages
+ * fits (mp_config_fits, planner/configs.c). Interleaved-only: bisection
+ * with a budgeted split search. */
 #include "search.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "configs.h"
 #include "evaluate.h"
 #include "memory.h"
+#include "prefix.h"
 
 typedef struct {
-    const mp_profile *prof;
     const mp_search_opts *o;
-    int L, b, m, kind;
+    mp_prefix ps;
+    mp_cluster cl;             /* the cluster with every device's memory set to M */
+    int b, m, kind;
 } mm_ctx;
 
-/* Smallest allowed peak of stage s (of K) holding lo..hi. */
-static double peak(const mm_ctx *x, int K, int s, int lo, int hi, int *rc)
+/* *c: a copy of cl whose devices' memory set_memory changes (free
+ * c->devices). */
+static int copy_cluster(mp_cluster *c, const mp_cluster *cl)
 {
-    double p0 = mp_memory_stage_peak(x->prof, lo, hi, s, K, x->kind, x->m, x->b, 0, x->o->state_factor);
-    double p1 = mp_memory_stage_peak(x->prof, lo, hi, s, K, x->kind, x->m, x->b, 1, x->o->state_factor);
-    if (x->o->recompute == MP_RC_OFF) { *rc = 0; return p0; }
-    if (x->o->recompute == MP_RC_ON) { *rc = 1; return p1; }
+    *c = *cl;
+    c->devices = malloc((size_t)cl->num_devices * sizeof *c->devices);
+    if (c->devices) memcpy(c->devices, cl->devices, (size_t)cl->num_devices * sizeof *c->devices);
+    return c->devices != NULL;
+}
+
+static void set_memory(mp_cluster *c, double M)
+{
+    for (int d = 0; d < c->num_devices; d++) c->devices[d].memory_bytes = M;
+}
+
+/* The stage memory of K stages on x's cluster. */
+static mp_stage_fit fit_of(const mm_ctx *x, int K)
+{
+    mp_stage_fit f = { &x->ps, &x->cl, x->o->state_factor, x->o->recompute, x->kind, K, x->m, x->b };
+    return f;
+}
+
+/* Smallest allowed peak of stage s of f holding lo..hi; *rc the recompute
+ * choice that gives it. */
+static double peak(const mp_stage_fit *f, int s, int lo, int hi, int *rc)
+{
+    double p0 = mp_stage_fit_peak(f, s, lo, hi, 0), p1 = mp_stage_fit_peak(f, s, lo, hi, 1);
+    if (f->mode == MP_RC_OFF) { *rc = 0; return p0; }
+    if (f->mode == MP_RC_ON) { *rc = 1; return p1; }
     *rc = p1 < p0;
     return p1 < p0 ? p1 : p0;
 }
 
 /* 1 when K stages can hold the model with every peak <= M; fills hi/rc. */
-static int feasible(const mm_ctx *x, int K, double M, int *from, int *hi_out, int *rc_out)
+static int feasible(mm_ctx *x, int K, double M, int *from, int *hi_out, int *rc_out)
 {
-    int L = x->L;
-    /* from[s*(L+1) + l]: the start of stage s-1 that reaches l, or -1 */
-    for (int i = 0; i < (K + 1) * (L + 1); i++) from[i] = -1;
-    from[0] = 0;
-    for (int s = 0; s < K; s++) {
-        int marked = -1;  /* intervals [lo, a] are marked once: O(L) per stage */
-        for (int lo = 0; lo < L; lo++) {
-            if (from[s * (L + 1) + lo] < 0) continue;
-            int rc, a = lo - 1, b = L - 1 - (K - 1 - s);
-            while (a < b) {
-                int mid = (a + b + 1) / 2;
-                if (peak(x, K, s, lo, mid, &rc) <= M) a = mid; else b = mid - 1;
-            }
-            for (int h = lo > marked + 1 ? lo : marked + 1; h <= a; h++)
-                from[(s + 1) * (L + 1) + h + 1] = lo;
-            if (a > marked) marked = a;
-        }
-    }
-    if (from[K * (L + 1) + L] < 0) return 0;
-    int end = L;
-    for (int s = K; s >= 1; s--) {
-        int lo = from[s * (L + 1) + end];
-        hi_out[s - 1] = end - 1;
-        peak(x, K, s - 1, lo, end - 1, &rc_out[s - 1]);
-        end = lo;
+    set_memory(&x->cl, M);
+    mp_stage_fit f = fit_of(x, K);
+    if (!mp_config_fits(&f, from, hi_out)) return 0;
+    for (int s = 0, lo = 0; s < K; s++) {
+        peak(&f, s, lo, hi_out[s], &rc_out[s]);
+        lo = hi_out[s] + 1;
     }
     return 1;
 }
@@ -99,10 +105,8 @@ static double max_peak(const mp_plan *p)
 static mp_status interleaved_min(const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o,
                                  double *min_bytes, mp_plan *plan, mp_error *err)
 {
-    mp_cluster c = *cl;
-    c.devices = malloc((size_t)cl->num_devices * sizeof *c.devices);
-    if (!c.devices) return mp_error_set(err, MP_ERR_NOMEM, "min memory: out of memory");
-    memcpy(c.devices, cl->devices, (size_t)cl->num_devices * sizeof *c.devices);
+    mp_cluster c;
+    if (!copy_cluster(&c, cl)) return mp_error_set(err, MP_ERR_NOMEM, "min memory: out of memory");
     mp_search_opts so = *o;
     so.top = 1;
     so.node_budget = 20000;
@@ -112,7 +116,7 @@ static mp_status interleaved_min(const mp_profile *prof, const mp_cluster *cl, c
     mp_status st = MP_OK;
     for (int it = 0; it < 200 && (!have || hi - lo > 1e-9 * hi); it++) {
         double M = have ? 0.5 * (lo + hi) : hi;
-        for (int d = 0; d < c.num_devices; d++) c.devices[d].memory_bytes = M;
+        set_memory(&c, M);
         mp_search_result r;
         mp_error e;
         mp_error_clear(&e);
@@ -147,20 +151,23 @@ mp_status mp_search_min_memory(const mp_profile *prof, const mp_cluster *cl,
 {
     memset(plan, 0, sizeof *plan);
     if (o->schedule == MP_SCHED_INTERLEAVED) return interleaved_min(prof, cl, o, min_bytes, plan, err);
-    mm_ctx x = { prof, o, prof->num_layers, o->microbatch ? o->microbatch : 1, 0,
+    mm_ctx x = { o, { 0 }, { 0 }, o->microbatch ? o->microbatch : 1, 0,
                  o->schedule == MP_SCHED_GPIPE ? MP_SCHED_GPIPE : MP_SCHED_1F1B };
     x.m = o->global_batch / x.b;
-    int L = x.L, D = cl->num_devices < L ? cl->num_devices : L;
+    int L = prof->num_layers, D = cl->num_devices < L ? cl->num_devices : L;
+    copy_cluster(&x.cl, cl);
     int *from = malloc((size_t)(D + 1) * (L + 1) * sizeof(int));
     int *hi = malloc((size_t)(D + 1) * sizeof(int)), *rc = malloc((size_t)(D + 1) * sizeof(int));
     int *bhi = malloc((size_t)(D + 1) * sizeof(int)), *brc = malloc((size_t)(D + 1) * sizeof(int));
-    if (!from || !hi || !rc || !bhi || !brc) {
-        free(from); free(hi); free(rc); free(bhi); free(brc);
-        return mp_error_set(err, MP_ERR_NOMEM, "min memory: out of memory");
+    mp_status st = MP_OK;
+    if (!x.cl.devices || !from || !hi || !rc || !bhi || !brc || mp_prefix_init(&x.ps, prof) != MP_OK) {
+        st = mp_error_set(err, MP_ERR_NOMEM, "min memory: out of memory");
+        goto out;
     }
     /* upper: one stage holding everything fits at its own peak */
     int r0, bestK = 1;
-    double hiM = peak(&x, 1, 0, 0, L - 1, &r0), loM = 0;
+    mp_stage_fit one = fit_of(&x, 1);
+    double hiM = peak(&one, 0, 0, L - 1, &r0), loM = 0;
     feasible(&x, 1, hiM, from, bhi, brc);
     while (hiM - loM > 1e-12 * hiM) {
         double M = 0.5 * (loM + hiM);
@@ -176,8 +183,10 @@ mp_status mp_search_min_memory(const mp_profile *prof, const mp_cluster *cl,
         if (M == loM && M == hiM) break;
         if (hiM - loM <= 0.5) break;  /* bytes: half a byte is enough */
     }
-    mp_status st = fill_plan(prof, cl, o, x.kind, x.b, bestK, bhi, brc, plan, err);
+    st = fill_plan(prof, cl, o, x.kind, x.b, bestK, bhi, brc, plan, err);
     if (st == MP_OK) *min_bytes = ceil(max_peak(plan));
-    free(from); free(hi); free(rc); free(bhi); free(brc);
+out:
+    mp_prefix_free(&x.ps);
+    free(x.cl.devices); free(from); free(hi); free(rc); free(bhi); free(brc);
     return st;
 }

@@ -1,1049 +1,47 @@
-/* search.c — the planner's branch and bound (search.h).
+/* search.c — the planner's search (search.h): the configurations by
+ * increasing lower bound, each with the branch and bound over its splits
+ * under a share of the budget; the best plans and what the search proved.
  * defines: mp_search_opts_init, mp_search_run, mp_search_result_free
  *
- * Why it is exact. Every directed link is fed by one position whose sends
- * leave in its op-list order, so the simulated times are a max-plus
- * expression of the op and transfer durations with fixed orders: monotone,
- * never decreasing when any duration grows. Hence:
- *  - recompute (only lengthens B_s, only changes stage s's memory) is taken
- *    exactly on stages that do not fit without it; for interleaved, on a
- *    minimal set of a device's chunks that makes the device fit (all minimal
- *    sets are tried when v <= MAXV_EXACT);
- *  - the following are lower bounds on the iteration time T (C: the round
- *    trip of micro-batch 0 through every stage and link, A_s/U_s: the chain
- *    before stage s's forward / after stage s's backward, m micro-batches,
- *    w = min(K-s-1, m) the 1F1B warm-up):
- *      T >= A_s + m (F_s + B_s) + U_s                 (stage s does all its work)
- *      T >= C + (m-1)(F_s + B_s)                      (gpipe: mb m-1 forward, then B0..)
- *      T >= C + (m-1) B_s + max(0, m-1-w) F_s         (1f1b: from B0 on stage s)
- *      T >= C + (m-1) F_s + max(0, m-1-w) B_s         (1f1b: up to F(m-1) on stage s)
- *      T >= C + (m-1) max(act_s, grad_s)              (each link sends m transfers)
- *      T >= A_p + busy_p + U_p                        (interleaved position p)
- *    and with only stages 0..s placed, C >= (known part) + (remaining work) /
- *    (fastest remaining device) + latencies, and the remaining stages need
- *    m (remaining work) / (their total speed); for interleaved, the water
- *    level of the remaining work over the positions' current bases
- *    (mp_bound_waterfill), the recompute memory forces on a position's
- *    placed chunks (forced_recompute), and the parameter state of the layers
- *    left against the memory left on the positions that still get stages.
- * Configurations (planner/bounds.c has their bounds) are visited gpipe/1f1b
- * first, then interleaved, each by increasing bound, skipping those whose
- * bound reaches the incumbent; a gpipe/1f1b bound is sharpened by the split
- * relaxation (mp_bound_split) just before its visit. The reported lower
- * bound is the least bound of the configurations not fully searched. */
+ * The parts: planner/configs.c lists the configurations with their bounds
+ * (planner/bounds.c), planner/split.c searches the splits of one
+ * (planner/split_interleaved.c for interleaved), planner/top.c keeps the
+ * incumbents. Configurations are visited gpipe/1f1b first (cheap, and their
+ * incumbent prunes the interleaved ones), then interleaved, each pass by
+ * increasing bound, skipping those whose bound reaches the incumbent; a
+ * gpipe/1f1b bound is sharpened by the split relaxation (mp_bound_split)
+ * just before its visit. gpipe/1f1b may use half of the budgets, one
+ * configuration at most an eighth (set_caps). The reported lower bound is
+ * the least bound of the configurations not fully searched. */
 #include "search.h"
-#include "clock.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "bounds.h"
+#include "clock.h"
+#include "configs.h"
 #include "evaluate.h"
-#include "schedule.h"
-#include "sim.h"
+#include "split.h"
+#include "top.h"
 
-#define MAXV_EXACT 8          /* interleaved: all minimal recompute sets up to this v */
-#define MAX_COMBOS 4096       /* interleaved: recompute combinations tried per split */
 #define DEFAULT_NODES 200000L
 #define DEFAULT_SIM_OPS 1.5e7
-#define EXACT_RC_OPS 1024    /* interleaved: op-walk budget of the exact forced recompute per node */
 #define GREEDY_FIRST 64       /* interleaved configurations whose greedy split is timed first */
 #define INTERLEAVED_NEAR 0.10 /* relative gap below which interleaved configurations get less budget */
-#define NODE_WORK 100.0       /* state-row work that counts as one extra node */
-#define BOUND_SLACK 1e-10     /* relative: keeps float rounding from pruning an optimum */
-
-/* ---------------------------------------------------------------- state */
 
 typedef struct {
-    int K, b, kind, v, S, m;
-    double lb;
-} config;
-
-typedef struct {
-    double t;                 /* fast-path iteration time */
-    config c;
-    int *hi, *rc;             /* [S] */
-} entry;
-
-typedef struct {
-    const mp_profile *prof;
-    const mp_cluster *cl;
-    const mp_search_opts *o;
-    int L;
-    double sf, latmin;        /* latmin: smallest link latency (ms) among used links */
-    double *PP, *PS, *out;    /* [L+1] params, stash prefix sums; out[l] per layer */
-    double *PF, *PB;          /* [L+1] prefix sums at the current b */
-    int cur_b;
-    config c;
-    mp_op_lists ops;
-    int *last_stage;          /* [K] stage of each position's last op */
-    int *hi, *rc;             /* [S] current split */
-    double *F, *Bn, *B, *R, *act, *grad, *A, *U, *busy, *peak;
-    long node_weight;         /* budget units per node: 1, more when memory states are many */
-    int *rows, *row_off;      /* interleaved in-flight states (build_states); row_off [K+1] */
-    int *nmax;                /* [S] interleaved: most micro-batches of stage s in flight on its position */
-    double *rcx;              /* [K] interleaved: busy time added for recompute memory forces */
-    double *spd_max_suf, *spd_sum_suf; /* [S+1]: over positions of stages s..S-1 */
-    double *wf;               /* [3K] water-filling scratch: base, speed, sort space */
+    const mp_search_opts *o;   /* with the budgets' defaults filled in */
     mp_bound_data bd;
-    mp_sim *sim;
-    entry *top;
-    int ntop;
-    long nodes, sims, cfgs, searched, node_cap;
-    double simops, sim_cap;
-    int out_of_budget, inexact;
-    double unproven;          /* min bound of anything not fully explored */
-    double t0;
-    int shown;
-} ctx;
-
-static double speed_of(const ctx *x, int s) { return x->cl->devices[s % x->c.K].speed; }
-static double mem_of(const ctx *x, int p) { return x->cl->devices[p].memory_bytes; }
-static double in_bytes(const ctx *x, int lo)
-{
-    return lo > 0 ? x->out[lo - 1] : x->prof->input_bytes_per_sample;
-}
-
-/* Peak of a gpipe/1f1b stage, the same expression as mp_memory_stage_peak. */
-static double stage_peak(const ctx *x, int s, int lo, int hi, int rc)
-{
-    double params = x->PP[hi + 1] - x->PP[lo], stash = x->PS[hi + 1] - x->PS[lo];
-    int m = x->c.m, b = x->c.b, inflight = m;
-    if (x->c.kind == MP_SCHED_1F1B && x->c.S - s < m) inflight = x->c.S - s;
-    if (rc) return x->sf * params + (double)inflight * b * in_bytes(x, lo) + (double)b * stash;
-    return x->sf * params + (double)inflight * b * stash;
-}
-
-/* Recompute choice for a gpipe/1f1b stage: 0/1, or -1 when it cannot fit. */
-static int stage_rc(const ctx *x, int s, int lo, int hi)
-{
-    double cap = mem_of(x, s);
-    int mode = x->o->recompute;
-    if (mode != MP_RC_ON && stage_peak(x, s, lo, hi, 0) <= cap) return 0;
-    if (mode != MP_RC_OFF && stage_peak(x, s, lo, hi, 1) <= cap) return 1;
-    return -1;
-}
-
-static void set_b(ctx *x, int b)
-{
-    if (x->cur_b == b) return;
-    x->cur_b = b;
-    x->PF[0] = x->PB[0] = 0;
-    for (int l = 0; l < x->L; l++) {
-        x->PF[l + 1] = x->PF[l] + mp_time_eval(&x->prof->layers[l].fwd, b);
-        x->PB[l + 1] = x->PB[l] + mp_time_eval(&x->prof->layers[l].bwd, b);
-    }
-}
-
-/* Fills F, Bn, act, grad of stage s = [lo, hi] (B and R follow rc[s]). */
-static void stage_times(ctx *x, int s, int lo, int hi)
-{
-    double sp = speed_of(x, s);
-    x->F[s] = (x->PF[hi + 1] - x->PF[lo]) / sp;
-    x->Bn[s] = (x->PB[hi + 1] - x->PB[lo]) / sp;
-    if (s < x->c.S - 1) {
-        int p = s % x->c.K, q = (s + 1) % x->c.K;
-        double bytes = (double)x->c.b * x->out[hi];
-        x->act[s] = mp_cluster_transfer_ms(x->cl, p, q, bytes);
-        x->grad[s] = mp_cluster_transfer_ms(x->cl, q, p, bytes);
-    } else {
-        x->act[s] = x->grad[s] = 0;
-    }
-}
-
-static void set_rc(ctx *x, int s, int rc)
-{
-    x->rc[s] = rc;
-    x->R[s] = rc ? x->F[s] : 0;
-    x->B[s] = x->Bn[s] + x->R[s];
-}
-
-/* ---------------------------------------------------------------- top list */
-
-static double threshold(const ctx *x)
-{
-    for (int i = 0; i < x->ntop; i++) {
-        const config *c = &x->top[i].c;
-        if (c->K == x->c.K && c->b == x->c.b && c->kind == x->c.kind && c->v == x->c.v)
-            return x->top[i].t;
-    }
-    return x->ntop < x->o->top ? HUGE_VAL : x->top[x->ntop - 1].t;
-}
-
-static double global_threshold(const ctx *x)
-{
-    return x->ntop < x->o->top ? HUGE_VAL : x->top[x->ntop - 1].t;
-}
-
-/* Records the current split with time t (t < threshold(x)). */
-static mp_status offer(ctx *x, double t)
-{
-    int S = x->c.S, i, slot = -1;
-    for (i = 0; i < x->ntop; i++) {
-        const config *c = &x->top[i].c;
-        if (c->K == x->c.K && c->b == x->c.b && c->kind == x->c.kind && c->v == x->c.v) slot = i;
-    }
-    if (slot < 0) {
-        if (x->ntop < x->o->top) {
-            slot = x->ntop++;
-            memset(&x->top[slot], 0, sizeof x->top[slot]);
-        } else {
-            slot = x->ntop - 1;
-        }
-    }
-    entry *e = &x->top[slot];
-    if (!e->hi || e->c.S < S) {
-        free(e->hi);
-        free(e->rc);
-        e->hi = malloc((size_t)S * sizeof(int));
-        e->rc = malloc((size_t)S * sizeof(int));
-        if (!e->hi || !e->rc) return MP_ERR_NOMEM;
-    }
-    e->t = t;
-    e->c = x->c;
-    memcpy(e->hi, x->hi, (size_t)S * sizeof(int));
-    memcpy(e->rc, x->rc, (size_t)S * sizeof(int));
-    /* keep sorted by t (insertion step) */
-    while (slot > 0 && x->top[slot - 1].t > x->top[slot].t) {
-        entry tmp = x->top[slot - 1];
-        x->top[slot - 1] = x->top[slot];
-        x->top[slot] = tmp;
-        slot--;
-    }
-    while (slot + 1 < x->ntop && x->top[slot + 1].t < x->top[slot].t) {
-        entry tmp = x->top[slot + 1];
-        x->top[slot + 1] = x->top[slot];
-        x->top[slot] = tmp;
-        slot++;
-    }
-    return MP_OK;
-}
-
-/* ---------------------------------------------------------------- leaves */
-
-/* Interleaved peak of position p with the recompute bits `mask` over its
- * chunks (bit i: stage p + i*K), the walk of mp_memory_peaks. */
-static double device_peak(const ctx *x, int p, unsigned mask)
-{
-    int K = x->c.K, S = x->c.S;
-    double b = x->c.b, cur = 0;
-    for (int s = p; s < S; s += K) {
-        int lo = s > 0 ? x->hi[s - 1] + 1 : 0;
-        cur += x->sf * (x->PP[x->hi[s] + 1] - x->PP[lo]);
-    }
-    double peak = cur;
-    const mp_op *ops = x->ops.ops[p];
-    for (int i = 0; i < x->ops.len[p]; i++) {
-        int s = ops[i].stage, lo = s > 0 ? x->hi[s - 1] + 1 : 0;
-        double stash = x->PS[x->hi[s] + 1] - x->PS[lo];
-        int rc = (mask >> (s / K)) & 1;
-        double held = rc ? b * in_bytes(x, lo) : b * stash;
-        if (ops[i].kind == MP_OP_FWD) {
-            cur += held;
-            if (cur > peak) peak = cur;
-        } else {
-            if (rc && cur + b * stash > peak) peak = cur + b * stash;
-            cur -= held;
-        }
-    }
-    return peak;
-}
-
-/* Lower bound on position p's interleaved peak for any recompute choice,
- * with only stages <= smax placed (others count 0): each chunk holds at
- * least the smaller of b*stash and b*in_bytes the mode allows. */
-/* Position p's in-flight states (search_config builds them from its op
- * list): rows of v+1 ints, e then n_0..n_{v-1}, the micro-batches of each
- * chunk in flight after a forward (e = -1) or just before a backward of
- * chunk e; only the rows no other row with the same e dominates. The peak is
- * params + max over rows of sum_c n_c held_c (+ b stash_e when e recomputes). */
-static int cmp_rows(const void *a, const void *b)
-{
-    extern int mp_search_row_width_;
-    const int *x = a, *y = b;
-    for (int i = 0; i < mp_search_row_width_; i++)
-        if (x[i] != y[i]) return x[i] < y[i] ? -1 : 1;
-    return 0;
-}
-int mp_search_row_width_;
-
-static mp_status build_states(ctx *x)
-{
-    int K = x->c.K, v = x->c.v, w = v + 1, total = 0;
-    free(x->rows);
-    x->rows = NULL;
-    for (int p = 0; p < K; p++) total += x->ops.len[p];
-    int *buf = malloc((size_t)total * w * sizeof(int)), cnt[v];
-    x->rows = malloc((size_t)total * w * sizeof(int));
-    if (!buf || !x->rows) { free(buf); return MP_ERR_NOMEM; }
-    int out = 0;
-    for (int p = 0; p < K; p++) {
-        int n = 0;
-        for (int c = 0; c < v; c++) cnt[c] = 0;
-        for (int i = 0; i < x->ops.len[p]; i++) {
-            int c = x->ops.ops[p][i].stage / K, fwd = x->ops.ops[p][i].kind == MP_OP_FWD;
-            if (fwd) cnt[c]++;
-            int *r = buf + (size_t)n++ * w;
-            r[0] = fwd ? -1 : c;
-            memcpy(r + 1, cnt, (size_t)v * sizeof(int));
-            if (!fwd) cnt[c]--;
-        }
-        mp_search_row_width_ = w;
-        qsort(buf, (size_t)n, (size_t)w * sizeof(int), cmp_rows);
-        int u = 0;  /* unique rows, in place */
-        for (int a = 0; a < n; a++) {
-            const int *ra = buf + (size_t)a * w;
-            if (u > 0 && !memcmp(ra, buf + (size_t)(u - 1) * w, (size_t)w * sizeof(int))) continue;
-            memmove(buf + (size_t)u++ * w, ra, (size_t)w * sizeof(int));
-        }
-        x->row_off[p] = out;
-        for (int a = 0; a < u; a++) {
-            const int *ra = buf + (size_t)a * w;
-            int dominated = 0;
-            for (int b2 = 0; b2 < u && !dominated && u <= 4096; b2++) {
-                const int *rb = buf + (size_t)b2 * w;
-                if (b2 == a || rb[0] != ra[0]) continue;
-                int ge = 1;
-                for (int c = 1; c < w && ge; c++) ge = rb[c] >= ra[c];
-                dominated = ge;
-            }
-            if (!dominated) memcpy(x->rows + (size_t)out++ * w, ra, (size_t)w * sizeof(int));
-        }
-    }
-    x->row_off[K] = out;
-    free(buf);
-    return MP_OK;
-}
-
-/* params + max over p's rows of the held bytes; tr: bytes a recomputing
- * chunk adds during its backward (NULL: rows after a forward only). */
-static double states_peak(const ctx *x, int p, double params, const double *held, const double *tr)
-{
-    int v = x->c.v, w = v + 1;
-    double best = 0;
-    for (int r = x->row_off[p]; r < x->row_off[p + 1]; r++) {
-        const int *row = x->rows + (size_t)r * w;
-        if (row[0] >= 0 && !tr) continue;
-        double h = row[0] >= 0 ? tr[row[0]] : 0;
-        for (int c = 0; c < v; c++) h += row[c + 1] * held[c];
-        if (h > best) best = h;
-    }
-    return params + best;
-}
-
-/* Lower bound on position p's interleaved peak with only stages <= smax
- * placed (others count 0) and recompute as `mode` allows: each chunk holds
- * at least the smaller of b*stash and b*in_bytes the mode allows. Slightly
- * lowered so that rounding never makes it exceed the reference walk. */
-static double device_peak_lb_mode(const ctx *x, int p, int smax, int mode)
-{
-    int K = x->c.K;
-    double b = x->c.b, params = 0;
-    double held[x->c.v];
-    for (int s = p, i = 0; s < x->c.S; s += K, i++) {
-        held[i] = 0;
-        if (s > smax) continue;
-        int lo = s > 0 ? x->hi[s - 1] + 1 : 0;
-        double hs = b * (x->PS[x->hi[s] + 1] - x->PS[lo]), hr = b * in_bytes(x, lo);
-        params += x->sf * (x->PP[x->hi[s] + 1] - x->PP[lo]);
-        held[i] = mode == MP_RC_OFF ? hs : mode == MP_RC_ON ? hr : (hs < hr ? hs : hr);
-    }
-    return states_peak(x, p, params, held, NULL) * (1 - 1e-12);
-}
-
-/* device_peak from the states, slightly lowered (a lower bound). */
-static double device_peak_fast_lb(const ctx *x, int p, unsigned mask)
-{
-    int K = x->c.K;
-    double b = x->c.b, params = 0, held[x->c.v], tr[x->c.v];
-    for (int s = p, i = 0; s < x->c.S; s += K, i++) {
-        int lo = s > 0 ? x->hi[s - 1] + 1 : 0, rc = mask >> i & 1;
-        double hs = b * (x->PS[x->hi[s] + 1] - x->PS[lo]);
-        params += x->sf * (x->PP[x->hi[s] + 1] - x->PP[lo]);
-        held[i] = rc ? b * in_bytes(x, lo) : hs;
-        tr[i] = rc ? hs : 0;
-    }
-    return states_peak(x, p, params, held, tr) * (1 - 1e-12);
-}
-
-static double device_peak_lb(const ctx *x, int p, int smax)
-{
-    return device_peak_lb_mode(x, p, smax, x->o->recompute);
-}
-
-/* Exact lower bound of the fully placed split (B as set). */
-static double leaf_bound(const ctx *x)
-{
-    int S = x->c.S, K = x->c.K, m = x->c.m;
-    double C = 0, lb = 0;
-    for (int s = 0; s < S; s++) C += x->F[s] + x->B[s] + x->act[s] + x->grad[s];
-    double U[S + 1];
-    U[0] = 0;
-    for (int s = 0; s < S; s++) U[s + 1] = U[s] + x->B[s] + x->grad[s];
-    double busy[K];
-    for (int p = 0; p < K; p++) busy[p] = 0;
-    for (int s = 0; s < S; s++) {
-        double y = (m - 1) * (x->act[s] > x->grad[s] ? x->act[s] : x->grad[s]);
-        busy[s % K] += m * (x->F[s] + x->B[s]);
-        if (x->c.kind == MP_SCHED_GPIPE) {
-            double t = (m - 1) * (x->F[s] + x->B[s]);
-            if (t > y) y = t;
-        } else if (x->c.kind == MP_SCHED_1F1B) {
-            int w = K - s - 1 < m ? K - s - 1 : m;
-            int r = m - 1 - w > 0 ? m - 1 - w : 0;
-            double t1 = (m - 1) * x->B[s] + r * x->F[s], t2 = (m - 1) * x->F[s] + r * x->B[s];
-            if (t1 > y) y = t1;
-            if (t2 > y) y = t2;
-        }
-        if (C + y > lb) lb = C + y;
-    }
-    for (int p = 0; p < K; p++) {
-        double t = x->A[p] + busy[p] + U[x->last_stage[p]];
-        if (t > lb) lb = t;
-    }
-    return lb;
-}
-
-static mp_status simulate(ctx *x, double *t)
-{
-    mp_sim_input in = { &x->ops, x->F, x->B, NULL, x->act, x->grad };
-    mp_sim_result res;
-    mp_error e;
-    mp_error_clear(&e);
-    x->sims++;
-    x->simops += 2.0 * x->c.m * x->c.S;
-    mp_status st = mp_sim_run(x->sim, &in, &res, NULL, &e);
-    *t = res.iteration_ms;
-    return st;
-}
-
-/* Bound, simulate, record. */
-static mp_status try_leaf(ctx *x)
-{
-    double lb = leaf_bound(x), thr = threshold(x), t;
-    if (lb >= thr) {
-        return MP_OK;
-    }
-    mp_status st = simulate(x, &t);
-    if (st != MP_OK) return st;
-    if (t < thr) return offer(x, t);
-    return MP_OK;
-}
-
-/* Interleaved leaf: memory per device, recompute over minimal sets. */
-static mp_status interleaved_leaf(ctx *x)
-{
-    int K = x->c.K, v = x->c.v, mode = x->o->recompute;
-    unsigned full = (1u << (v < 31 ? v : 31)) - 1;
-    int exact = v <= MAXV_EXACT;
-    unsigned *cand[K];
-    int ncand[K], idx[K];
-    mp_status st = MP_OK;
-    long combos = 1;
-    for (int p = 0; p < K; p++) cand[p] = NULL;
-    for (int p = 0; p < K; p++) {
-        double cap = mem_of(x, p);
-        int n = 0;
-        unsigned nmask = exact ? (1u << v) : 0;
-        cand[p] = malloc((exact ? (size_t)nmask : 2) * sizeof(unsigned));
-        if (!cand[p]) { st = MP_ERR_NOMEM; goto out; }
-        if (mode == MP_RC_OFF || mode == MP_RC_ON) {
-            unsigned mk = mode == MP_RC_ON ? full : 0;
-            if (device_peak(x, p, mk) <= cap) cand[p][n++] = mk;
-        } else if (device_peak(x, p, 0) <= cap) {
-            cand[p][n++] = 0;
-        } else if (!exact) {
-            if (device_peak(x, p, full) <= cap) cand[p][n++] = full;
-            x->inexact = 1;
-        } else {
-            unsigned char *ok = calloc(nmask, 1);
-            if (!ok) { st = MP_ERR_NOMEM; goto out; }
-            for (unsigned mk = 1; mk < nmask; mk++) ok[mk] = device_peak(x, p, mk) <= cap;
-            for (unsigned mk = 1; mk < nmask; mk++) {
-                if (!ok[mk]) continue;
-                int minimal = 1;   /* no feasible proper subset */
-                for (unsigned sub = (mk - 1) & mk; sub && minimal; sub = (sub - 1) & mk)
-                    if (ok[sub]) minimal = 0;
-                if (minimal) cand[p][n++] = mk;
-            }
-            free(ok);
-        }
-        ncand[p] = n;
-        if (n == 0) goto out;
-        combos *= n;
-        if (combos > MAX_COMBOS) { combos = MAX_COMBOS; x->inexact = 1; }
-    }
-    for (int p = 0; p < K; p++) idx[p] = 0;
-    for (long c = 0; c < combos; c++) {
-        for (int p = 0; p < K; p++)
-            for (int s = p, i = 0; s < x->c.S; s += K, i++) set_rc(x, s, (cand[p][idx[p]] >> i) & 1);
-        if ((st = try_leaf(x)) != MP_OK) goto out;
-        for (int p = 0; p < K; p++) {  /* odometer */
-            if (++idx[p] < ncand[p]) break;
-            idx[p] = 0;
-        }
-    }
-out:
-    for (int p = 0; p < K; p++) free(cand[p]);
-    return st;
-}
-
-/* ---------------------------------------------------------------- split DFS */
-
-/* Largest hi in [lo, hmax] with pred true, pred monotone (true then false);
- * lo - 1 when none. */
-#define LAST_TRUE(res, lo, hmax, PRED)                 \
-    do {                                               \
-        int a_ = (lo) - 1, b_ = (hmax);                \
-        while (a_ < b_) {                              \
-            int hi = (a_ + b_ + 1) / 2;                \
-            if (PRED) a_ = hi; else b_ = hi - 1;       \
-        }                                              \
-        (res) = a_;                                    \
-    } while (0)
-
-static int interleaved(const ctx *x) { return x->c.kind == MP_SCHED_INTERLEAVED; }
-
-/* Work of layers [lo, L) in profile ms at the current b (recompute-on adds F). */
-static double rem_work(const ctx *x, int lo)
-{
-    double w = x->PF[x->L] - x->PF[lo] + x->PB[x->L] - x->PB[lo];
-    if (x->o->recompute == MP_RC_ON) w += x->PF[x->L] - x->PF[lo];
-    return w;
-}
-
-/* Interleaved, stages 0..s-1 placed: base_p, a lower bound on A_p + U_p +
- * (placed busy time of p) for every final split (positions without a
- * placed chunk: A_s + U_s), and 1 when p still has a stage >= s. */
-static void position_bases(const ctx *x, int s, double *base, double *spd)
-{
-    int K = x->c.K, S = x->c.S;
-    for (int p = 0; p < K; p++) {
-        int ls = x->last_stage[p] < s ? x->last_stage[p] : s;  /* U grows with the stage */
-        base[p] = p < s ? x->A[p] + x->U[ls] + x->busy[p] : x->A[s] + x->U[s];
-        int last = p + (S / K - 1) * K;  /* p's last stage */
-        spd[p] = last >= s ? speed_of(x, p) : 0;
-    }
-}
-
-/* Interleaved, stages 0..s-1 placed, work rw (profile ms) left: every
- * position p ends no sooner than base_p + m (its share of rw) / speed_p,
- * so T is at least the water level (mp_bound_waterfill). */
-static double position_level(const ctx *x, int s, double rw)
-{
-    int K = x->c.K;
-    double *base = x->wf, *spd = x->wf + K;
-    position_bases(x, s, base, spd);
-    return mp_bound_waterfill(base, spd, K, rw, x->c.m, x->wf + 2 * K);
-}
-
-/* Interleaved, stages 0..s-1 placed: the most remaining work (profile ms)
- * positions can take while each stays below thr. */
-static double position_capacity(const ctx *x, int s, double thr)
-{
-    int K = x->c.K;
-    double *base = x->wf, *spd = x->wf + K, cap = 0;
-    position_bases(x, s, base, spd);
-    for (int p = 0; p < K; p++)
-        if (spd[p] > 0 && thr > base[p]) cap += (thr - base[p]) * spd[p] / x->c.m;
-    return cap;
-}
-
-/* Interleaved, stages 0..s-1 placed: the memory left on positions that
- * still get a stage >= s. A position's final peak is at least its current
- * peak lower bound plus the parameter state of the chunks it still gets. */
-static double memory_slack(const ctx *x, int s)
-{
-    int K = x->c.K, S = x->c.S;
-    double slack = 0;
-    for (int p = 0; p < K; p++) {
-        int last = p + (S / K - 1) * K;
-        double f = mem_of(x, p) - x->peak[p];
-        if (last >= s && f > 0) slack += f;
-    }
-    return slack;
-}
-
-/* Interleaved, recompute auto, stages <= s placed: a lower bound on the
- * forward time position p recomputes (per micro-batch), HUGE_VAL when no
- * recompute choice fits. With D = (peak without recompute) - memory > 0,
- * recomputing chunk c lowers the held bytes at any instant by at most
- * r_c = nmax_c b (stash_c - in_c) (nmax_c: most micro-batches of c in flight
- * on p), so any fitting set M has sum_{c in M} r_c >= D; the least
- * sum_{c in M} F_c is at least the fractional knapsack's, and at least
- * the least F_c (M is not empty). */
-static double forced_recompute(const ctx *x, int p, int s)
-{
-    int K = x->c.K, v = x->c.v, n = 0;
-    double D = device_peak_lb_mode(x, p, s, MP_RC_OFF) - mem_of(x, p);
-    if (D <= 0) return 0;
-    if (s >= p + (v - 1) * K && v <= MAXV_EXACT && (2.0 * x->c.m * v) * (1 << v) <= EXACT_RC_OPS) {
-        /* every chunk of p placed: the least recompute set that fits, exactly */
-        double best = HUGE_VAL;
-        for (unsigned mk = 1; mk < (1u << v); mk++) {
-            double cost = 0;
-            for (int i = 0; i < v; i++)
-                if (mk >> i & 1) cost += x->F[p + i * K];
-            if (cost < best && device_peak_fast_lb(x, p, mk) <= mem_of(x, p)) best = cost;
-        }
-        return best;
-    }
-    double r[v], f[v];
-    for (int t = p; t <= s; t += K) {
-        int lo = t > 0 ? x->hi[t - 1] + 1 : 0;
-        double gain = x->nmax[t] * x->c.b * (x->PS[x->hi[t] + 1] - x->PS[lo] - in_bytes(x, lo));
-        if (gain <= 0) continue;
-        int j = n++;
-        while (j > 0 && f[j - 1] * gain > x->F[t] * r[j - 1]) { r[j] = r[j - 1]; f[j] = f[j - 1]; j--; }
-        r[j] = gain;
-        f[j] = x->F[t];
-    }
-    double cost = 0, fmin = HUGE_VAL;  /* and at least one chunk recomputes */
-    for (int i = 0; i < n; i++)
-        if (f[i] < fmin) fmin = f[i];
-    for (int i = 0; i < n && D > 0; i++) {
-        double take = D < r[i] ? D : r[i];
-        cost += f[i] * take / r[i];
-        D -= take;
-    }
-    return D > 0 ? HUGE_VAL : cost > fmin ? cost : fmin;
-}
-
-/* device_peak_lb of stage s's position with stage s ending at hi. */
-static double peak_lb_at(ctx *x, int s, int hi)
-{
-    x->hi[s] = hi;
-    return device_peak_lb(x, s % x->c.K, s);
-}
-
-/* Lower bound with stages 0..s placed (s < S-1); maxY: max over placed
- * stages of the C-relative terms, maxbusy: max of the absolute terms. */
-static double partial_bound(const ctx *x, int s, double maxY, double maxbusy)
-{
-    int S = x->c.S, lo = x->hi[s] + 1;
-    double rw = rem_work(x, lo);
-    double C = x->A[s + 1] + x->U[s + 1] + rw / x->spd_max_suf[s + 1] + 2.0 * (S - 2 - s) * x->latmin;
-    double lb = C + maxY;
-    if (maxbusy > lb) lb = maxbusy;
-    if (!interleaved(x)) {
-        double t = x->A[s + 1] + x->c.m * rw / x->spd_sum_suf[s + 1];
-        if (t > lb) lb = t;
-    } else if (lb < threshold(x)) {  /* the water level only when the rest does not prune */
-        double t = position_level(x, s + 1, rw);
-        if (t > lb) lb = t;
-    }
-    return lb;
-}
-
-static mp_status dfs(ctx *x, int s, double maxY, double maxbusy);
-
-/* Places stage s = [lo, hi] and recurses. */
-static mp_status place(ctx *x, int s, int lo, int hi, double maxY, double maxbusy)
-{
-    int S = x->c.S, K = x->c.K, m = x->c.m;
-    x->hi[s] = hi;
-    stage_times(x, s, lo, hi);
-    if (!interleaved(x)) {
-        int rc = stage_rc(x, s, lo, hi);
-        if (rc < 0) return MP_OK;
-        set_rc(x, s, rc);
-    } else {
-        set_rc(x, s, x->o->recompute == MP_RC_ON);
-        if (s == S - 1 && device_peak_lb(x, s % K, s) > mem_of(x, s % K)) return MP_OK;
-    }
-    x->A[s + 1] = x->A[s] + x->F[s] + x->act[s];
-    x->U[s + 1] = x->U[s] + x->B[s] + x->grad[s];
-    if (s == S - 1) return interleaved(x) ? interleaved_leaf(x) : try_leaf(x);
-    double y = (m - 1) * (x->act[s] > x->grad[s] ? x->act[s] : x->grad[s]), busy, add = 0, xsaved = 0;
-    if (!interleaved(x)) {
-        if (x->c.kind == MP_SCHED_GPIPE) {
-            double t = (m - 1) * (x->F[s] + x->B[s]);
-            if (t > y) y = t;
-        } else {
-            int w = K - s - 1 < m ? K - s - 1 : m;
-            int r = m - 1 - w > 0 ? m - 1 - w : 0;
-            double t1 = (m - 1) * x->B[s] + r * x->F[s], t2 = (m - 1) * x->F[s] + r * x->B[s];
-            if (t1 > y) y = t1;
-            if (t2 > y) y = t2;
-        }
-        busy = x->A[s] + m * (x->F[s] + x->B[s]) + x->U[s];
-    } else {
-        /* recompute forced by memory: when p's placed chunks do not fit
-         * without it, at least one of them recomputes (later chunks only add
-         * memory), so p's busy time grows by m times the least of their F */
-        int p = s % K;
-        add = m * (x->F[s] + x->B[s]);
-        xsaved = x->rcx[p];
-        if (x->o->recompute == MP_RC_AUTO) {
-            double extra = forced_recompute(x, p, s);
-            if (extra == HUGE_VAL) return MP_OK;
-            extra *= m;
-            add += extra - xsaved;
-            x->rcx[p] = extra;
-        }
-        x->busy[p] += add;
-        busy = x->busy[p] + x->A[p] + (x->last_stage[p] <= s ? x->U[x->last_stage[p]] : 0);
-    }
-    if (y > maxY) maxY = y;
-    if (busy > maxbusy) maxbusy = busy;
-    mp_status st = MP_OK;
-    double saved = 0;
-    int go = 1;
-    if (interleaved(x)) {  /* memory: this position's peak, then what the rest still needs */
-        int p = s % K;
-        saved = x->peak[p];
-        x->peak[p] = device_peak_lb(x, p, s);
-        go = x->sf * (x->PP[x->L] - x->PP[hi + 1]) <= memory_slack(x, s + 1);
-    }
-    if (go && partial_bound(x, s, maxY, maxbusy) < threshold(x)) st = dfs(x, s + 1, maxY, maxbusy);
-    if (interleaved(x)) {
-        x->busy[s % K] -= add;
-        x->peak[s % K] = saved;
-        x->rcx[s % K] = xsaved;
-    }
-    return st;
-}
-
-static void show_progress(ctx *x)
-{
-    if (!x->o->progress) return;
-    double el = mp_now_s() - x->t0;
-    if (el < 2.0) return;
-    fprintf(stderr, "\rmpplan: searching %.0fs: %ld configurations, %ld simulations, best %.4g ms   ",
-            el, x->searched, x->sims, x->ntop ? x->top[0].t : 0.0);
-    x->shown = 1;
-}
-
-/* Places stages s..S-1 after stage s-1. */
-static mp_status dfs(ctx *x, int s, double maxY, double maxbusy)
-{
-    int S = x->c.S, L = x->L, lo = s > 0 ? x->hi[s - 1] + 1 : 0;
-    int hmax = L - 1 - (S - 1 - s);
-    x->nodes += x->node_weight;
-    if (x->nodes % 4096 < x->node_weight) show_progress(x);
-    if (threshold(x) <= x->c.lb) return MP_OK;  /* nothing here beats what we have */
-    if (x->nodes >= x->node_cap || x->simops >= x->sim_cap) {
-        x->out_of_budget = 1;
-        return MP_OK;
-    }
-    if (s == S - 1) return place(x, s, lo, L - 1, maxY, maxbusy);
-    double thr = threshold(x);
-    int hmin = lo;
-    if (!interleaved(x)) {
-        /* memory: peak grows with hi for a fixed lo */
-        int h;
-        LAST_TRUE(h, lo, hmax, stage_rc(x, s, lo, hi) >= 0);
-        hmax = h;
-        /* this stage's own work bound grows with hi */
-        double sp = speed_of(x, s), m = x->c.m, a = x->A[s], u = x->U[s];
-        LAST_TRUE(h, lo, hmax,
-                  a + u + m * ((x->PF[hi + 1] - x->PF[lo]) * (1 + (stage_rc(x, s, lo, hi) == 1)) +
-                               x->PB[hi + 1] - x->PB[lo]) / sp < thr);
-        hmax = h;
-        /* the remaining stages need m * work / their speed */
-        if (thr < HUGE_VAL) {
-            double ss = x->spd_sum_suf[s + 1];
-            int a2 = lo - 1, b2 = hmax;  /* last hi where the rest is too much */
-            while (a2 < b2) {
-                int mid = (a2 + b2 + 1) / 2;
-                if (m * rem_work(x, mid + 1) / ss >= thr) a2 = mid; else b2 = mid - 1;
-            }
-            hmin = a2 + 1;
-        }
-    }
-    if (interleaved(x)) {
-        int p = s % x->c.K, h;
-        /* memory: the position's peak lower bound grows with hi */
-        LAST_TRUE(h, lo, hmax, peak_lb_at(x, s, hi) <= mem_of(x, p));
-        hmax = h;
-        /* the parameter state of the layers after hi must fit the memory left
-         * on the positions of stages > s (p's peak before stage s: an upper bound) */
-        double m_rest = memory_slack(x, s + 1);
-        int a2 = lo - 1, b2 = hmax;  /* last hi whose rest cannot fit */
-        while (a2 < b2) {
-            int mid = (a2 + b2 + 1) / 2;
-            if (x->sf * (x->PP[x->L] - x->PP[mid + 1]) > m_rest) a2 = mid; else b2 = mid - 1;
-        }
-        if (a2 + 1 > hmin) hmin = a2 + 1;
-    }
-    if (interleaved(x) && thr < HUGE_VAL) {
-        int p = s % x->c.K, h, ls = x->last_stage[p] < s ? x->last_stage[p] : s;
-        double sp = speed_of(x, s), m = x->c.m, a = x->A[p] + x->busy[p] + x->U[ls];
-        double f1 = 1 + (x->o->recompute == MP_RC_ON);
-        LAST_TRUE(h, lo, hmax, a + m * ((x->PF[hi + 1] - x->PF[lo]) * f1 + x->PB[hi + 1] - x->PB[lo]) / sp < thr);
-        hmax = h;
-        /* the work left must fit below thr on the positions that still get stages */
-        double cap = position_capacity(x, s, thr);
-        int a2 = lo - 1, b2 = hmax;
-        while (a2 < b2) {
-            int mid = (a2 + b2 + 1) / 2;
-            if (rem_work(x, mid + 1) > cap) a2 = mid; else b2 = mid - 1;
-        }
-        if (a2 + 1 > hmin) hmin = a2 + 1;
-    }
-    if (hmin > hmax) return MP_OK;
-    /* start near the balanced share of the remaining work, then alternate */
-    double share = (rem_work(x, lo)) * speed_of(x, s) / x->spd_sum_suf[s];
-    double base = x->PF[lo] + x->PB[lo];
-    int t;
-    {
-        int a2 = lo, b2 = hmax;
-        while (a2 < b2) {
-            int mid = (a2 + b2) / 2;
-            if (x->PF[mid + 1] + x->PB[mid + 1] - base >= share) b2 = mid; else a2 = mid + 1;
-        }
-        t = a2 < hmin ? hmin : a2;
-    }
-    mp_status st;
-    for (int d = 0;; d++) {
-        int h1 = t - d, h2 = t + d + 1, any = 0;
-        if (h1 >= hmin) {
-            any = 1;
-            if ((st = place(x, s, lo, h1, maxY, maxbusy)) != MP_OK) return st;
-        }
-        if (h2 <= hmax) {
-            any = 1;
-            if ((st = place(x, s, lo, h2, maxY, maxbusy)) != MP_OK) return st;
-        }
-        if (!any || x->out_of_budget) break;
-    }
-    return MP_OK;
-}
-
-/* ---------------------------------------------------------------- configurations */
-
-static double config_bound(ctx *x, const config *c)
-{
-    return mp_bound_quick(&x->bd, c->K, c->b, c->kind, c->v, c->m);
-}
-
-/* gpipe/1f1b: 1 when some split fits every stage's memory (recompute as the
- * mode allows). Exact: a stage's peak grows with its last layer, so the
- * layers reachable after stage s form intervals marked once each. */
-static int config_fits(ctx *x, const config *c, unsigned char *reach, unsigned char *next)
-{
-    int L = x->L;
-    x->c = *c;
-    memset(reach, 0, (size_t)L + 1);
-    reach[0] = 1;
-    for (int s = 0; s < c->S; s++) {
-        memset(next, 0, (size_t)L + 1);
-        int marked = -1, any = 0;
-        for (int lo = 0; lo < L; lo++) {
-            if (!reach[lo]) continue;
-            int h, hmax = L - 1 - (c->S - 1 - s);
-            LAST_TRUE(h, lo, hmax, stage_rc(x, s, lo, hi) >= 0);
-            for (int k = (lo > marked + 1 ? lo : marked + 1); k <= h; k++) next[k + 1] = 1, any = 1;
-            if (h > marked) marked = h;
-        }
-        if (!any) return 0;
-        memcpy(reach, next, (size_t)L + 1);
-    }
-    return reach[L];
-}
-
-static int cmp_config(const void *a, const void *b)
-{
-    const config *x = a, *y = b;
-    if (x->lb != y->lb) return x->lb < y->lb ? -1 : 1;
-    if (x->S != y->S) return x->S - y->S;
-    return x->b - y->b;
-}
-
-/* Every configuration the options allow; *n set. */
-static mp_status list_configs(ctx *x, config **out, int *n, mp_error *err)
-{
-    int G = x->o->global_batch, D = x->cl->num_devices, L = x->L, cap = 64, cnt = 0;
-    config *v = malloc((size_t)cap * sizeof *v);
-    unsigned char *reach = malloc((size_t)L + 1), *next = malloc((size_t)L + 1);
-    if (!v || !reach || !next) {
-        free(v); free(reach); free(next);
-        return mp_error_set(err, MP_ERR_NOMEM, "search: out of memory");
-    }
-    for (int b = 1; b <= G; b++) {
-        if (G % b || (x->o->microbatch && b != x->o->microbatch)) continue;
-        int m = G / b;
-        for (int K = 1; K <= D && K <= L; K++) {
-            if (K < x->o->min_devices || (x->o->max_devices > 0 && K > x->o->max_devices)) continue;
-            for (int kind = 0; kind < 3; kind++) {
-                if (x->o->schedule >= 0 && kind != x->o->schedule) continue;
-                int vmin = kind == MP_SCHED_INTERLEAVED ? 2 : 1, vmax = 1;
-                if (kind == MP_SCHED_INTERLEAVED) {
-                    if (K < 2 || m % K) continue;
-                    vmax = L / K;
-                }
-                for (int vv = vmin; vv <= vmax; vv++) {
-                    if (cnt == cap) {
-                        config *nv = realloc(v, (size_t)(cap *= 2) * sizeof *v);
-                        if (!nv) { free(v); free(reach); free(next); return mp_error_set(err, MP_ERR_NOMEM, "search: out of memory"); }
-                        v = nv;
-                    }
-                    config c = { K, b, kind, vv, K * vv, m, 0 };
-                    c.lb = config_bound(x, &c);
-                    if (kind != MP_SCHED_INTERLEAVED)  /* the split relaxation orders them well */
-                        c.lb = mp_bound_split(&x->bd, K, b, kind, m, c.lb, HUGE_VAL) * (1 - BOUND_SLACK);
-                    v[cnt++] = c;
-                }
-            }
-        }
-    }
-    for (int i = 0; i < cnt && cnt <= 64; i++)  /* small lists: drop infeasible ones up front */
-        if (v[i].kind != MP_SCHED_INTERLEAVED && !config_fits(x, &v[i], reach, next)) {
-            v[i--] = v[--cnt];
-            x->cfgs++;
-        }
-    free(reach);
-    free(next);
-    qsort(v, (size_t)cnt, sizeof *v, cmp_config);
-    *out = v;
-    *n = cnt;
-    return MP_OK;
-}
-
-/* Greedy split: binary search on the largest per-stage time; the greedy
- * split for the smallest feasible one becomes a first leaf. */
-static mp_status greedy(ctx *x)
-{
-    int S = x->c.S, L = x->L;
-    double hiT = 0, loT = 0;
-    for (int s = 0; s < S; s++) {
-        double t = rem_work(x, 0) / speed_of(x, s);
-        if (t > hiT) hiT = t;
-    }
-    int found = 0;
-    int *best = malloc((size_t)S * sizeof(int));
-    if (!best) return MP_ERR_NOMEM;
-    for (int it = 0; it < 40; it++) {
-        double th = it == 0 ? hiT : 0.5 * (loT + hiT);
-        int lo = 0, ok = 1;
-        for (int s = 0; s < S && ok; s++) {
-            int hmax = L - 1 - (S - 1 - s), h;
-            if (s == S - 1) h = L - 1;
-            else {
-                double sp = speed_of(x, s);
-                LAST_TRUE(h, lo, hmax, (x->PF[hi + 1] - x->PF[lo] + x->PB[hi + 1] - x->PB[lo]) / sp <= th &&
-                                       (interleaved(x) || stage_rc(x, s, lo, hi) >= 0));
-                if (h < lo) h = lo;
-            }
-            if ((x->PF[h + 1] - x->PF[lo] + x->PB[h + 1] - x->PB[lo]) / speed_of(x, s) > th * (1 + 1e-12) ||
-                (!interleaved(x) && stage_rc(x, s, lo, h) < 0))
-                ok = 0;
-            x->hi[s] = h;
-            lo = h + 1;
-        }
-        if (ok) { found = 1; hiT = th; memcpy(best, x->hi, (size_t)S * sizeof(int)); }
-        else if (it == 0) break;
-        else loT = th;
-    }
-    mp_status st = MP_OK;
-    if (found) {
-        /* walk the greedy split through place() so A/U/bounds are set */
-        for (int s = 0; s < S; s++) x->hi[s] = best[s];
-        int lo = 0;
-        for (int s = 0; s < S - 1; s++) {
-            stage_times(x, s, lo, best[s]);
-            int rc = interleaved(x) ? x->o->recompute == MP_RC_ON : stage_rc(x, s, lo, best[s]);
-            set_rc(x, s, rc < 0 ? 0 : rc);
-            x->A[s + 1] = x->A[s] + x->F[s] + x->act[s];
-            x->U[s + 1] = x->U[s] + x->B[s] + x->grad[s];
-            lo = best[s] + 1;
-        }
-        for (int p = 0; p < x->c.K; p++) x->busy[p] = 0;
-        x->hi[S - 1] = L - 1;
-        stage_times(x, S - 1, lo, L - 1);
-        if (interleaved(x)) st = interleaved_leaf(x);
-        else {
-            int rc = stage_rc(x, S - 1, lo, L - 1);
-            if (rc >= 0) {
-                set_rc(x, S - 1, rc);
-                st = try_leaf(x);
-            }
-        }
-    }
-    free(best);
-    return st;
-}
-
-/* Sets up configuration c and times its greedy split; with dfs, then runs
- * the branch and bound over every split. */
-static mp_status search_config(ctx *x, const config *c, int dfs_too, mp_error *err)
-{
-    int S = c->S, K = c->K;
-    x->c = *c;
-    set_b(x, c->b);
-    mp_op_lists_free(&x->ops);
-    mp_status st = mp_schedule_build(c->kind, K, c->v, c->m, &x->ops, err);
-    if (st != MP_OK) return st;
-    for (int p = 0; p < K; p++) x->last_stage[p] = x->ops.ops[p][x->ops.len[p] - 1].stage;
-    if (c->kind == MP_SCHED_INTERLEAVED) {  /* nmax: in-flight micro-batches per stage */
-        int cur[S];
-        for (int t = 0; t < S; t++) cur[t] = x->nmax[t] = 0;
-        for (int p = 0; p < K; p++)
-            for (int i = 0; i < x->ops.len[p]; i++) {
-                int t = x->ops.ops[p][i].stage;
-                if (x->ops.ops[p][i].kind == MP_OP_FWD) {
-                    if (++cur[t] > x->nmax[t]) x->nmax[t] = cur[t];
-                } else {
-                    cur[t]--;
-                }
-            }
-    }
-    x->spd_max_suf[S] = 0;
-    x->spd_sum_suf[S] = 0;
-    for (int s = S - 1; s >= 0; s--) {
-        double sp = speed_of(x, s);
-        x->spd_max_suf[s] = sp > x->spd_max_suf[s + 1] ? sp : x->spd_max_suf[s + 1];
-        x->spd_sum_suf[s] = x->spd_sum_suf[s + 1] + (s >= S - K ? sp : 0);
-    }
-    /* spd_sum_suf[s]: total speed of the distinct positions of stages s..S-1 */
-    for (int s = S - 1; s >= 0; s--) {
-        double sum = 0;
-        int n = S - s < K ? S - s : K;
-        for (int i = 0; i < n; i++) sum += speed_of(x, s + i);
-        x->spd_sum_suf[s] = sum;
-    }
-    double lat = HUGE_VAL;
-    for (int s = 0; s + 1 < S; s++) {
-        int p = s % K, q = (s + 1) % K;
-        double a = mp_cluster_transfer_ms(x->cl, p, q, 0), g = mp_cluster_transfer_ms(x->cl, q, p, 0);
-        if (a < lat) lat = a;
-        if (g < lat) lat = g;
-    }
-    x->latmin = lat == HUGE_VAL ? 0 : lat;
-    x->A[0] = x->U[0] = 0;
-    for (int p = 0; p < K; p++) x->busy[p] = 0;
-    if ((st = greedy(x)) != MP_OK) return mp_error_set(err, st, "search: out of memory");
-    if (!dfs_too) return MP_OK;
-    if (c->kind == MP_SCHED_INTERLEAVED && build_states(x) != MP_OK)
-        return mp_error_set(err, MP_ERR_NOMEM, "search: out of memory");
-    /* a node costs about (log L + 4) peak evaluations over a position's
-     * states: charge the budget for that so that time stays bounded */
-    x->node_weight = 1;
-    if (c->kind == MP_SCHED_INTERLEAVED) {
-        double per = (double)x->row_off[K] / K * c->v, lg = 4;
-        for (int l = x->L; l > 1; l /= 2) lg++;
-        x->node_weight = 1 + (long)(per * lg / NODE_WORK);
-    }
-    x->A[0] = x->U[0] = 0;
-    for (int p = 0; p < K; p++) x->busy[p] = x->peak[p] = x->rcx[p] = 0;
-    long left = x->o->node_budget - x->nodes, cap = x->o->node_budget / 8;
-    /* interleaved: when the incumbent is already within INTERLEAVED_NEAR of
-     * this configuration's bound, little can be gained: a smaller share */
-    if (c->kind == MP_SCHED_INTERLEAVED && global_threshold(x) <= c->lb * (1 + INTERLEAVED_NEAR))
-        cap = x->o->node_budget / 32;
-    x->node_cap = x->nodes + (left < cap ? left : cap);
-    double sleft = x->o->sim_op_budget - x->simops, scap = x->o->sim_op_budget / 8;
-    x->sim_cap = x->simops + (sleft < scap ? sleft : scap);
-    st = dfs(x, 0, 0, 0);
-    if (st != MP_OK) return mp_error_set(err, st, "search: %s", st == MP_ERR_NOMEM ? "out of memory"
-                                                                                    : "simulation failed");
-    return MP_OK;
-}
-
-/* ---------------------------------------------------------------- public */
+    mp_top top;
+    mp_search_tally tally;
+    mp_split sp;
+    int *from;                 /* mp_config_fits scratch */
+    long cfgs;                 /* configurations considered */
+    double unproven;           /* least bound of what was not fully explored */
+} search;
 
 /* See search.h. */
 void mp_search_opts_init(mp_search_opts *o, int global_batch)
@@ -1054,86 +52,6 @@ void mp_search_opts_init(mp_search_opts *o, int global_batch)
     o->recompute = MP_RC_AUTO;
     o->state_factor = MP_DEFAULT_STATE_FACTOR;
     o->top = 5;
-}
-
-static void ctx_free(ctx *x)
-{
-    free(x->PP); free(x->PS); free(x->out); free(x->PF); free(x->PB);
-    free(x->last_stage); free(x->hi); free(x->rc);
-    free(x->F); free(x->Bn); free(x->B); free(x->R); free(x->act); free(x->grad);
-    free(x->A); free(x->U); free(x->busy); free(x->peak);
-    free(x->spd_max_suf); free(x->spd_sum_suf); free(x->wf); free(x->rcx); free(x->nmax); free(x->rows); free(x->row_off);
-    mp_bound_data_free(&x->bd);
-    mp_op_lists_free(&x->ops);
-    mp_sim_free(x->sim);
-    for (int i = 0; i < x->ntop; i++) { free(x->top[i].hi); free(x->top[i].rc); }
-    free(x->top);
-}
-
-static mp_status ctx_init(ctx *x, const mp_profile *prof, const mp_cluster *cl,
-                          const mp_search_opts *o)
-{
-    memset(x, 0, sizeof *x);
-    x->prof = prof; x->cl = cl; x->o = o;
-    int L = x->L = prof->num_layers, D = cl->num_devices, S = L + 1;
-    x->sf = o->state_factor;
-    x->cur_b = -1;
-    x->PP = malloc((size_t)(L + 1) * sizeof(double));
-    x->PS = malloc((size_t)(L + 1) * sizeof(double));
-    x->out = malloc((size_t)(L + 1) * sizeof(double));
-    x->PF = malloc((size_t)(L + 1) * sizeof(double));
-    x->PB = malloc((size_t)(L + 1) * sizeof(double));
-    x->last_stage = malloc((size_t)(D + 1) * sizeof(int));
-    x->hi = malloc((size_t)S * sizeof(int));
-    x->rc = malloc((size_t)S * sizeof(int));
-    double **arrs[] = { &x->F, &x->Bn, &x->B, &x->R, &x->act, &x->grad, &x->A, &x->U,
-                        &x->spd_max_suf, &x->spd_sum_suf };
-    for (size_t i = 0; i < sizeof arrs / sizeof *arrs; i++) *arrs[i] = calloc((size_t)S + 1, sizeof(double));
-    x->busy = calloc((size_t)D + 1, sizeof(double));
-    x->peak = calloc((size_t)D + 1, sizeof(double));
-    x->wf = calloc(4 * ((size_t)D + 1), sizeof(double));
-    x->rcx = calloc((size_t)D + 1, sizeof(double));
-    x->nmax = calloc((size_t)S + 1, sizeof(int));
-    x->row_off = calloc((size_t)D + 2, sizeof(int));
-    x->top = calloc((size_t)o->top, sizeof(entry));
-    x->sim = mp_sim_new();
-    if (!x->PP || !x->PS || !x->out || !x->PF || !x->PB || !x->last_stage || !x->hi || !x->rc ||
-        !x->busy || !x->peak || !x->wf || !x->rcx || !x->nmax || !x->row_off || !x->top || !x->sim ||
-        mp_bound_data_init(&x->bd, prof, cl, o->recompute, o->state_factor) != MP_OK)
-        return MP_ERR_NOMEM;
-    for (size_t i = 0; i < sizeof arrs / sizeof *arrs; i++)
-        if (!*arrs[i]) return MP_ERR_NOMEM;
-    x->PP[0] = x->PS[0] = 0;
-    for (int l = 0; l < L; l++) {
-        x->PP[l + 1] = x->PP[l] + prof->layers[l].param_bytes;
-        x->PS[l + 1] = x->PS[l] + prof->layers[l].stash_bytes_per_sample;
-        x->out[l] = prof->layers[l].out_bytes_per_sample;
-    }
-    x->unproven = HUGE_VAL;
-    return MP_OK;
-}
-
-/* Builds plan i of the top list, evaluated by the reference. */
-static mp_status make_plan(const ctx *x, const entry *e, mp_plan *p, mp_error *err)
-{
-    memset(p, 0, sizeof *p);
-    p->mode = MP_MODE_TRAIN;
-    p->schedule = e->c.kind;
-    p->chunks_per_device = e->c.kind == MP_SCHED_INTERLEAVED ? e->c.v : 1;
-    p->global_batch = x->o->global_batch;
-    p->microbatch_size = e->c.b;
-    p->num_microbatches = e->c.m;
-    p->num_stages = e->c.S;
-    p->stages = calloc((size_t)e->c.S, sizeof *p->stages);
-    if (!p->stages) return mp_error_set(err, MP_ERR_NOMEM, "search: out of memory");
-    for (int s = 0, lo = 0; s < e->c.S; s++) {
-        p->stages[s].first = lo;
-        p->stages[s].last = e->hi[s];
-        p->stages[s].device = s % e->c.K;
-        p->stages[s].recompute = e->rc[s];
-        lo = e->hi[s] + 1;
-    }
-    return mp_plan_evaluate(p, x->prof, x->cl, x->o->state_factor, NULL, err);
 }
 
 static mp_status check_opts(const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o,
@@ -1152,6 +70,150 @@ static mp_status check_opts(const mp_profile *prof, const mp_cluster *cl, const 
     return MP_OK;
 }
 
+static void search_free(search *x)
+{
+    mp_bound_data_free(&x->bd);
+    mp_top_free(&x->top);
+    mp_split_free(&x->sp);
+    free(x->from);
+}
+
+static mp_status search_init(search *x, const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o,
+                             double t0)
+{
+    memset(x, 0, sizeof *x);
+    x->o = o;
+    x->tally.progress = o->progress;
+    x->tally.t0 = t0;
+    x->unproven = HUGE_VAL;
+    if (mp_top_init(&x->top, o->top) != MP_OK ||
+        mp_split_init(&x->sp, prof, cl, o, &x->top, &x->tally) != MP_OK ||
+        mp_bound_data_init(&x->bd, prof, cl, o->recompute, o->state_factor) != MP_OK ||
+        !(x->from = malloc(mp_config_fits_scratch(&x->sp.ps, cl) * sizeof(int))))
+        return MP_ERR_NOMEM;
+    return MP_OK;
+}
+
+/* The caps of c's split search: an eighth of each budget (of the nodes a
+ * 32nd for an interleaved configuration whose bound is within
+ * INTERLEAVED_NEAR of the incumbent: little can be gained there), at most
+ * what is left. */
+static void set_caps(search *x, const mp_config *c)
+{
+    mp_search_tally *t = &x->tally;
+    long left = x->o->node_budget - t->nodes, cap = x->o->node_budget / 8;
+    if (c->kind == MP_SCHED_INTERLEAVED && mp_top_worst(&x->top) <= c->lb * (1 + INTERLEAVED_NEAR))
+        cap = x->o->node_budget / 32;
+    t->node_cap = t->nodes + (left < cap ? left : cap);
+    double sleft = x->o->sim_op_budget - t->simops, scap = x->o->sim_op_budget / 8;
+    t->sim_cap = t->simops + (sleft < scap ? sleft : scap);
+}
+
+/* Times c's greedy split; with split_too, then searches its splits. */
+static mp_status search_config(search *x, const mp_config *c, int split_too, mp_error *err)
+{
+    mp_status st = mp_split_config(&x->sp, c, err);
+    if (st == MP_OK) st = mp_split_greedy(&x->sp, err);
+    if (st != MP_OK || !split_too) return st;
+    set_caps(x, c);
+    return mp_split_search(&x->sp, err);
+}
+
+/* Both passes over cfg[0..n) (sorted by bound); done[i] set for the
+ * configurations searched in full or proven not to fit. */
+static mp_status visit(search *x, mp_config *cfg, int n, unsigned char *done, mp_error *err)
+{
+    const mp_search_opts *o = x->o;
+    mp_search_tally *t = &x->tally;
+    mp_status st;
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1)  /* incumbents from the greedy splits of the most promising interleaved ones */
+            for (int i = 0, k = 0; i < n && k < GREEDY_FIRST; i++) {
+                if (cfg[i].kind != MP_SCHED_INTERLEAVED) continue;
+                if (cfg[i].lb >= mp_top_worst(&x->top)) break;
+                k++;
+                if ((st = search_config(x, &cfg[i], 0, err)) != MP_OK) return st;
+            }
+        for (int i = 0; i < n; i++) {
+            mp_config *c = &cfg[i];
+            if ((c->kind == MP_SCHED_INTERLEAVED) != pass) continue;
+            double thr = mp_top_worst(&x->top);
+            if (c->lb >= thr) break;
+            long nb = pass ? o->node_budget : o->node_budget / 2;
+            if (t->nodes >= nb || t->simops >= (pass ? 1 : 0.5) * o->sim_op_budget) {
+                t->out_of_budget = 1;
+                break;
+            }
+            if (!pass) {
+                double lb = mp_bound_split(&x->bd, c->K, c->b, c->kind, c->m, c->lb, thr) * (1 - MP_BOUND_SLACK);
+                if (lb > c->lb) c->lb = lb;
+                if (c->lb >= thr) continue;
+                mp_stage_fit f = mp_config_fit(c, &x->sp.ps, x->sp.cl, o);
+                if (!mp_config_fits(&f, x->from, NULL)) {  /* proven infeasible: skip */
+                    done[i] = 1;
+                    continue;
+                }
+            }
+            t->searched++;
+            int before = t->out_of_budget;
+            t->out_of_budget = 0;
+            if ((st = search_config(x, c, 1, err)) != MP_OK) return st;
+            done[i] = !t->out_of_budget;
+            t->out_of_budget |= before;
+        }
+    }
+    return MP_OK;
+}
+
+/* What the search did not rule out: the least bound of the configurations
+ * not fully searched, gpipe/1f1b bounds refined where it matters. */
+static void unproven_bound(search *x, mp_config *cfg, int n, const unsigned char *done)
+{
+    if (x->top.n == 0) return;
+    double best = x->top.e[0].t;
+    for (int i = 0; i < n; i++) {
+        mp_config *c = &cfg[i];
+        if (done[i] || c->lb >= best || c->lb >= x->unproven) continue;
+        if (c->kind != MP_SCHED_INTERLEAVED) {
+            double stop = x->unproven < best ? x->unproven : best;
+            double lb = mp_bound_split(&x->bd, c->K, c->b, c->kind, c->m, c->lb, stop) * (1 - MP_BOUND_SLACK);
+            if (lb > c->lb) c->lb = lb;
+        }
+        if (c->lb < x->unproven) x->unproven = c->lb;
+    }
+}
+
+/* The incumbents as evaluated plans, and what was proven. */
+static mp_status collect(const search *x, const mp_profile *prof, const mp_cluster *cl, mp_search_result *r,
+                         mp_error *err)
+{
+    const mp_top *top = &x->top;
+    r->plans = calloc((size_t)top->n, sizeof *r->plans);
+    r->fast_ms = calloc((size_t)top->n, sizeof *r->fast_ms);
+    if (!r->plans || !r->fast_ms) return mp_error_set(err, MP_ERR_NOMEM, "search: out of memory");
+    for (int k = 0; k < top->n; k++) {
+        mp_status st = mp_top_plan(&top->e[k], x->o->global_batch, prof, cl, x->o->state_factor,
+                                   &r->plans[k], err);
+        if (st != MP_OK) {
+            mp_plan_free(&r->plans[k]);
+            return st;
+        }
+        r->fast_ms[k] = top->e[k].t;
+        r->num_plans++;
+    }
+    double best = top->e[0].t;
+    int inexact = x->tally.inexact;
+    r->optimal = !inexact && x->unproven >= best;
+    r->lower_bound_ms = r->optimal ? best : (x->unproven < best ? x->unproven : best);
+    if (inexact && x->unproven >= best) r->lower_bound_ms = best; /* unknown; gap reported 0 */
+    r->gap = (best - r->lower_bound_ms) / best;
+    r->configurations = x->cfgs;
+    r->searched = x->tally.searched;
+    r->nodes = x->tally.nodes;
+    r->simulations = x->tally.sims;
+    return MP_OK;
+}
+
 /* See search.h. */
 mp_status mp_search_run(const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o_in,
                         mp_search_result *r, mp_error *err)
@@ -1162,17 +224,16 @@ mp_status mp_search_run(const mp_profile *prof, const mp_cluster *cl, const mp_s
     mp_search_opts o = *o_in;
     if (o.node_budget <= 0) o.node_budget = DEFAULT_NODES;
     if (o.sim_op_budget <= 0) o.sim_op_budget = DEFAULT_SIM_OPS;
-    ctx x;
-    config *cfg = NULL;
+    search x;
+    mp_config *cfg = NULL;
     unsigned char *done = NULL;
     int ncfg = 0;
     double t0 = mp_now_s();
-    if (ctx_init(&x, prof, cl, &o) != MP_OK) {
-        ctx_free(&x);
+    if (search_init(&x, prof, cl, &o, t0) != MP_OK) {
+        search_free(&x);
         return mp_error_set(err, MP_ERR_NOMEM, "search: out of memory");
     }
-    x.t0 = t0;
-    if ((st = list_configs(&x, &cfg, &ncfg, err)) != MP_OK) goto out;
+    if ((st = mp_configs_list(&o, cl, &x.sp.ps, &x.bd, &cfg, &ncfg, &x.cfgs, err)) != MP_OK) goto out;
     if (ncfg == 0 && x.cfgs > 0) {
         st = mp_error_set(err, MP_ERR_NOFIT, "no plan fits the devices' memory");
         r->configurations = x.cfgs;
@@ -1191,92 +252,20 @@ mp_status mp_search_run(const mp_profile *prof, const mp_cluster *cl, const mp_s
     x.cfgs += ncfg;
     done = calloc((size_t)ncfg, 1);
     if (!done) { st = mp_error_set(err, MP_ERR_NOMEM, "search: out of memory"); goto out; }
-    /* gpipe/1f1b first (cheap, and their incumbent prunes the interleaved
-     * ones), each pass by increasing bound */
-    for (int pass = 0; pass < 2; pass++) {
-        if (pass == 1)  /* incumbents from the greedy splits of the most promising interleaved ones */
-            for (int i = 0, n = 0; i < ncfg && n < GREEDY_FIRST; i++) {
-                if (cfg[i].kind != MP_SCHED_INTERLEAVED) continue;
-                if (cfg[i].lb >= global_threshold(&x)) break;
-                n++;
-                if ((st = search_config(&x, &cfg[i], 0, err)) != MP_OK) goto out;
-            }
-        for (int i = 0; i < ncfg; i++) {
-            config *c = &cfg[i];
-            if ((c->kind == MP_SCHED_INTERLEAVED) != pass) continue;
-            double thr = global_threshold(&x);
-            if (c->lb >= thr) break;
-            /* gpipe/1f1b may use half of the budget: interleaved gets the rest */
-            long nb = pass ? o.node_budget : o.node_budget / 2;
-            if (x.nodes >= nb || x.simops >= (pass ? 1 : 0.5) * o.sim_op_budget) {
-                x.out_of_budget = 1;
-                break;
-            }
-            if (!pass) {
-                double lb = mp_bound_split(&x.bd, c->K, c->b, c->kind, c->m, c->lb, thr) * (1 - BOUND_SLACK);
-                if (lb > c->lb) c->lb = lb;
-                if (c->lb >= thr) continue;
-                /* proven infeasible: skip */
-                unsigned char *r1 = malloc((size_t)x.L + 1), *r2 = malloc((size_t)x.L + 1);
-                int fits = r1 && r2 && config_fits(&x, c, r1, r2);
-                free(r1);
-                free(r2);
-                if (!fits) { done[i] = 1; continue; }
-            }
-            x.searched++;
-            int before = x.out_of_budget;
-            x.out_of_budget = 0;
-            if ((st = search_config(&x, c, 1, err)) != MP_OK) goto out;
-            done[i] = !x.out_of_budget;
-            x.out_of_budget |= before;
-        }
-    }
-    /* what the search did not rule out: the least bound of the configurations
-     * not fully searched (gpipe/1f1b bounds refined where it matters) */
-    if (x.ntop > 0) {
-        double best = x.top[0].t;
-        for (int i = 0; i < ncfg; i++) {
-            config *c = &cfg[i];
-            if (done[i] || c->lb >= best || c->lb >= x.unproven) continue;
-            if (c->kind != MP_SCHED_INTERLEAVED) {
-                double stop = x.unproven < best ? x.unproven : best;
-                double lb = mp_bound_split(&x.bd, c->K, c->b, c->kind, c->m, c->lb, stop) * (1 - BOUND_SLACK);
-                if (lb > c->lb) c->lb = lb;
-            }
-            if (c->lb < x.unproven) x.unproven = c->lb;
-        }
-    }
-    if (x.shown) fprintf(stderr, "\n");
-    if (x.ntop == 0) {
+    if ((st = visit(&x, cfg, ncfg, done, err)) != MP_OK) goto out;
+    unproven_bound(&x, cfg, ncfg, done);
+    if (x.tally.shown) fprintf(stderr, "\n");
+    if (x.top.n == 0) {
         st = mp_error_set(err, MP_ERR_NOFIT, "no plan fits the devices' memory");
         r->configurations = x.cfgs;
         goto out;
     }
-    r->plans = calloc((size_t)x.ntop, sizeof *r->plans);
-    r->fast_ms = calloc((size_t)x.ntop, sizeof *r->fast_ms);
-    if (!r->plans || !r->fast_ms) { st = mp_error_set(err, MP_ERR_NOMEM, "search: out of memory"); goto out; }
-    for (int k = 0; k < x.ntop; k++) {
-        if ((st = make_plan(&x, &x.top[k], &r->plans[k], err)) != MP_OK) {
-            mp_plan_free(&r->plans[k]);
-            goto out;
-        }
-        r->fast_ms[k] = x.top[k].t;
-        r->num_plans++;
-    }
-    double best = x.top[0].t;
-    r->optimal = !x.inexact && x.unproven >= best;
-    r->lower_bound_ms = r->optimal ? best : (x.unproven < best ? x.unproven : best);
-    if (x.inexact && x.unproven >= best) r->lower_bound_ms = best; /* unknown; gap reported 0 */
-    r->gap = (best - r->lower_bound_ms) / best;
-    r->configurations = x.cfgs;
-    r->searched = x.searched;
-    r->nodes = x.nodes;
-    r->simulations = x.sims;
+    st = collect(&x, prof, cl, r, err);
 out:
     r->seconds = mp_now_s() - t0;
     free(cfg);
     free(done);
-    ctx_free(&x);
+    search_free(&x);
     if (st != MP_OK && st != MP_ERR_NOFIT) mp_search_result_free(r);
     return st;
 }

@@ -5,7 +5,7 @@
  * defines: mp_search_opts, mp_search_opts_init, mp_search_result, mp_search_run,
  *          mp_search_result_free, mp_search_min_memory
  *
- * Method (docs/cost-model.md; planner/search.c has the proofs in comments):
+ * Method (docs/cost-model.md; planner/split.c has the proofs in comments):
  * configurations (K, b, schedule, v) are visited in increasing order of a
  * split-independent lower bound; inside each, a depth-first branch and bound
  * places the cut points, pruning with per-stage lower bounds on the

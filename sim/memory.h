@@ -1,13 +1,22 @@
-/* memory.h — the memory model (docs/cost-model.md).
- * defines: mp_memory_stage_peak, mp_memory_peaks
+/* memory.h — the memory model (docs/cost-model.md §6), the one place its
+ * expressions live: the evaluator, the planner's search and its bounds all
+ * call these.
+ * defines: mp_stage_bytes, mp_memory_stage_bytes, mp_memory_inflight,
+ *          mp_memory_peak_closed, mp_memory_held, mp_memory_walk,
+ *          mp_memory_stage_peak, mp_memory_peaks
  *
- * Stage j (of K, gpipe/1f1b), layers lo..hi, micro-batch b, m micro-batches:
+ * A stage holds state_factor*params for its whole run; each micro-batch in
+ * flight (forwarded, not yet backwarded) holds b*stash, or b*in_bytes when
+ * the stage recomputes, and a recomputing backward holds b*stash on top
+ * while it runs. stash and params are summed over the stage's layers;
+ * in_bytes = out_bytes of layer lo-1, or the profile's input_bytes_per_sample
+ * for lo = 0.
+ * gpipe/1f1b, stage j of K, m micro-batches (closed form):
  *   no recompute: state_factor*params + inflight*b*stash
  *   recompute:    state_factor*params + inflight*b*in_bytes + b*stash
- * inflight = m (gpipe) or min(K-j, m) (1f1b); stash and params summed over
- * the stage's layers; in_bytes = out_bytes of layer lo-1, or the profile's
- * input_bytes_per_sample for lo = 0.
- * Interleaved: per device, the most it holds at any point of its op order. */
+ *   inflight = m (gpipe) or min(K-j, m) (1f1b).
+ * Every schedule (the op walk): per device, the most it holds at any point
+ * of its op list. For gpipe/1f1b the walk equals the closed form. */
 #ifndef MP_MEMORY_H
 #define MP_MEMORY_H
 
@@ -16,13 +25,59 @@
 #include "profile.h"
 #include "schedule.h"
 
-/* Closed form above for one gpipe/1f1b stage. */
+/* What the model needs of one stage: its layers' summed parameter and stash
+ * bytes, and the bytes per sample of its input. */
+typedef struct {
+    double params, stash, in_bytes;
+} mp_stage_bytes;
+
+/* The bytes of the stage holding layers lo..hi of prof (0 <= lo <= hi < L). */
+mp_stage_bytes mp_memory_stage_bytes(const mp_profile *prof, int lo, int hi);
+
+/* Micro-batches in flight at the peak of gpipe/1f1b stage `stage` of
+ * num_stages: m for gpipe, min(num_stages - stage, m) for 1f1b. */
+static inline int mp_memory_inflight(mp_schedule_kind kind, int stage, int num_stages, int m)
+{
+    return kind == MP_SCHED_1F1B && num_stages - stage < m ? num_stages - stage : m;
+}
+
+/* The closed form: the peak of a gpipe/1f1b stage of bytes *x with
+ * `inflight` micro-batches of size b in flight. */
+static inline double mp_memory_peak_closed(const mp_stage_bytes *x, int inflight, int b, int recompute,
+                                           double state_factor)
+{
+    if (recompute)
+        return state_factor * x->params + (double)inflight * b * x->in_bytes + (double)b * x->stash;
+    return state_factor * x->params + (double)inflight * b * x->stash;
+}
+
+/* Per micro-batch of size b of a stage of bytes *x: *held, what a forward
+ * keeps until its backward (b*stash, b*in_bytes with recompute), and
+ * *extra, what a backward holds on top while it runs (b*stash with
+ * recompute, else 0). */
+static inline void mp_memory_held(const mp_stage_bytes *x, int b, int recompute, double *held, double *extra)
+{
+    *held = recompute ? (double)b * x->in_bytes : (double)b * x->stash;
+    *extra = recompute ? (double)b * x->stash : 0;
+}
+
+/* The op walk of one position: starting from `base` (its parameter state),
+ * a forward of stage s adds held[s], a backward holds extra[s] on top while
+ * it runs and then releases held[s] (held, extra from mp_memory_held,
+ * indexed by stage, >= 0); returns the most held at any point. Every
+ * ops[i].stage must index held and extra. */
+double mp_memory_walk(const mp_op *ops, int n, double base, const double *held, const double *extra);
+
+/* The closed form for stage `stage` (of num_stages) holding layers lo..hi;
+ * NAN for MP_SCHED_INTERLEAVED, which has none. */
 double mp_memory_stage_peak(const mp_profile *prof, int lo, int hi, int stage,
                             int num_stages, mp_schedule_kind kind, int m, int b,
                             int recompute, double state_factor);
 
-/* Peaks by walking the op lists (works for every schedule): peaks[p] for each
- * position p. For gpipe/1f1b it equals the closed form. */
+/* The op walk for every position of `plan` (any schedule) over its op lists:
+ * peaks[p] for each position p. For gpipe/1f1b it equals the closed form.
+ * MP_ERR_INPUT when the lists do not match the plan or a stage's layer range
+ * is bad; MP_ERR_NOMEM. */
 mp_status mp_memory_peaks(const mp_profile *prof, const mp_plan *plan,
                           const mp_op_lists *ops, double state_factor,
                           double *peaks, mp_error *err);

@@ -5,11 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "cluster.h"
 #include "profile.h"
 #include "search.h"
+#include "stats.h"
 
 static void make_profile(mp_profile *p, int L)
 {
@@ -40,19 +41,6 @@ static void make_profile(mp_profile *p, int L)
     }
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmpd(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 int main(void)
 {
     static const int Ls[] = { 32, 128, 1000 }, Ds[] = { 4, 16, 64 };
@@ -76,13 +64,12 @@ int main(void)
             memset(&r, 0, sizeof r);
             for (int k = 0; k < RUNS; k++) {
                 mp_search_result_free(&r);
-                double t0 = now_s();
+                double t0 = mp_now_s();
                 mp_status st = mp_search_run(&prof, &cl, &o, &r, &e);
-                t[k] = now_s() - t0;
+                t[k] = mp_now_s() - t0;
                 if (st != MP_OK) { fprintf(stderr, "bench: status %d: %s\n", (int)st, e.msg); return 1; }
             }
-            qsort(t, RUNS, sizeof *t, cmpd);
-            printf("  %6d %7d %10.4f %8ld %8ld %10ld %12ld %13.3f %8.3f\n", Ls[i], Ds[j], t[RUNS / 2],
+            printf("  %6d %7d %10.4f %8ld %8ld %10ld %12ld %13.3f %8.3f\n", Ls[i], Ds[j], mp_median(t, RUNS),
                    r.configurations, r.searched, r.nodes, r.simulations, r.plans[0].predicted.iteration_ms,
                    100 * r.gap);
             fflush(stdout);

@@ -1,7 +1,8 @@
 /* test_search.c — the planner's search against a brute-force enumerator that
  * calls the reference mp_plan_evaluate for every (K, split, b, schedule, v,
  * recompute vector), on hundreds of random small instances; the fast path
- * against the reference; the minimum-memory answer; closed forms. */
+ * against the reference; the minimum-memory answer; closed forms; the
+ * planner's peaks against the memory model. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,10 @@
 #include "plan.h"
 #include "profile.h"
 #include "bounds.h"
+#include "mem_states.h"
+#include "memory.h"
+#include "prefix.h"
+#include "schedule.h"
 #include "search.h"
 #include "testutil.h"
 
@@ -148,6 +153,20 @@ static void bf_split(bf_ctx *x, int s, int lo)
     }
 }
 
+/* Every plan of configuration (K, b, kind, v) into x->best (x->plan.stages
+ * holds >= K*v stages). */
+static void bf_config(bf_ctx *x, int K, int b, int kind, int v)
+{
+    x->plan.schedule = kind;
+    x->plan.chunks_per_device = v;
+    x->plan.global_batch = x->o->global_batch;
+    x->plan.microbatch_size = b;
+    x->plan.num_microbatches = x->o->global_batch / b;
+    x->plan.num_stages = K * v;
+    for (int s = 0; s < K * v; s++) x->plan.stages[s].device = s % K;
+    bf_split(x, 0, 0);
+}
+
 static double brute_force(const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o,
                           long *evals)
 {
@@ -161,14 +180,7 @@ static double brute_force(const mp_profile *prof, const mp_cluster *cl, const mp
                 if (o->schedule >= 0 && o->schedule != kind) continue;
                 for (int v = kind == 2 ? 2 : 1; (kind == 2 ? K * v <= L : v == 1); v++) {
                     if (kind == 2 && (K < 2 || (G / b) % K)) break;
-                    x.plan.schedule = kind;
-                    x.plan.chunks_per_device = v;
-                    x.plan.global_batch = G;
-                    x.plan.microbatch_size = b;
-                    x.plan.num_microbatches = G / b;
-                    x.plan.num_stages = K * v;
-                    for (int s = 0; s < K * v; s++) x.plan.stages[s].device = s % K;
-                    bf_split(&x, 0, 0);
+                    bf_config(&x, K, b, kind, v);
                 }
             }
     }
@@ -184,14 +196,7 @@ static double brute_force_config(const mp_profile *prof, const mp_cluster *cl, c
 {
     bf_ctx x = { prof, cl, o, HUGE_VAL, 0, { 0 } };
     x.plan.stages = calloc((size_t)K * v, sizeof(mp_stage));
-    x.plan.schedule = kind;
-    x.plan.chunks_per_device = v;
-    x.plan.global_batch = o->global_batch;
-    x.plan.microbatch_size = b;
-    x.plan.num_microbatches = o->global_batch / b;
-    x.plan.num_stages = K * v;
-    for (int s = 0; s < K * v; s++) x.plan.stages[s].device = s % K;
-    bf_split(&x, 0, 0);
+    bf_config(&x, K, b, kind, v);
     free(x.plan.stages);
     free(x.plan.predicted.peak_memory_bytes);
     return x.best;
@@ -547,6 +552,86 @@ static void test_medium_instance(void)
     mp_cluster_free(&cl);
 }
 
+/* The planner's peaks are the memory model's: on random profiles and
+ * splits, a gpipe/1f1b stage's peak over prefix sums (mp_stage_fit_peak)
+ * equals mp_memory_stage_peak and the op walk (integer bytes: exactly), and
+ * an interleaved position's peak from the in-flight states equals the op
+ * walk (up to rounding) and, with extra bytes left out and the smaller held
+ * bytes per chunk, bounds it from below. */
+static void test_planner_peaks_equal_model(void)
+{
+    int checked = 0, rc_seen = 0, fails = 0;
+    for (int it = 0; it < 300; it++) {
+        int inter = it % 3 == 2, K = 1 + irand(4), v = inter ? 2 + irand(3) : 1;
+        if (inter && K < 2) K = 2;
+        int S = K * v, L = S + irand(6), b = 1 + irand(4), m = inter ? K * (1 + irand(3)) : 1 + irand(8);
+        mp_schedule_kind kind = inter ? MP_SCHED_INTERLEAVED : irand(2) ? MP_SCHED_1F1B : MP_SCHED_GPIPE;
+        double sf = 1 + irand(4);
+        mp_profile prof;
+        rand_profile(&prof, L);
+        mp_prefix ps;
+        CU_ASSERT_EQUAL_FATAL(mp_prefix_init(&ps, &prof), MP_OK);
+        mp_plan pl;
+        memset(&pl, 0, sizeof pl);
+        pl.schedule = kind;
+        pl.chunks_per_device = v;
+        pl.microbatch_size = b;
+        pl.num_microbatches = m;
+        pl.global_batch = m * b;
+        pl.num_stages = S;
+        pl.stages = calloc((size_t)S, sizeof *pl.stages);
+        for (int s = 0, lo = 0; s < S; s++) {  /* S non-empty contiguous stages */
+            int hi = s == S - 1 ? L - 1 : lo + irand(L - lo - (S - 1 - s));
+            pl.stages[s] = (mp_stage){ lo, hi, s % K, irand(2) };
+            rc_seen += pl.stages[s].recompute;
+            lo = hi + 1;
+        }
+        mp_op_lists ops;
+        CU_ASSERT_EQUAL_FATAL(mp_schedule_build(kind, K, v, m, &ops, NULL), MP_OK);
+        double walk[4];
+        CU_ASSERT_EQUAL_FATAL(mp_memory_peaks(&prof, &pl, &ops, sf, walk, NULL), MP_OK);
+        if (!inter) {
+            mp_stage_fit f = { &ps, NULL, sf, MP_RC_AUTO, kind, S, m, b };
+            for (int s = 0; s < S; s++) {
+                const mp_stage *st = &pl.stages[s];
+                double planner = mp_stage_fit_peak(&f, s, st->first, st->last, st->recompute);
+                double closed = mp_memory_stage_peak(&prof, st->first, st->last, s, S, kind, m, b,
+                                                     st->recompute, sf);
+                fails += planner != closed || planner != walk[s];
+                checked++;
+            }
+        } else {
+            mp_mem_states ms = { 0 };
+            CU_ASSERT_EQUAL_FATAL(mp_mem_states_build(&ms, &ops, v), MP_OK);
+            for (int p = 0; p < K; p++) {
+                double params = 0, held[4], extra[4], least[4];
+                for (int c = 0; c < v; c++) {
+                    const mp_stage *st = &pl.stages[p + c * K];
+                    mp_stage_bytes x = mp_prefix_bytes(&ps, st->first, st->last);
+                    double h0, h1, e;
+                    params += sf * x.params;
+                    mp_memory_held(&x, b, st->recompute, &held[c], &extra[c]);
+                    mp_memory_held(&x, b, 0, &h0, &e);
+                    mp_memory_held(&x, b, 1, &h1, &e);
+                    least[c] = h0 < h1 ? h0 : h1;
+                }
+                double states = mp_mem_states_peak(&ms, p, params, held, extra);
+                double lower = mp_mem_states_peak(&ms, p, params, least, NULL);
+                fails += !close_rel(states, walk[p]) || lower > walk[p] * (1 + 1e-12);
+                checked++;
+            }
+            mp_mem_states_free(&ms);
+        }
+        mp_op_lists_free(&ops);
+        free(pl.stages);
+        mp_prefix_free(&ps);
+        mp_profile_free(&prof);
+    }
+    fprintf(stderr, "  %d stage/position peaks against the memory model, %d mismatches\n", checked, fails);
+    CU_ASSERT_EQUAL(fails, 0);
+    CU_ASSERT(checked > 500 && rc_seen > 100);
+}
+
 int main(void)
 {
     static const mp_test_case cases[] = {
@@ -559,6 +644,7 @@ int main(void)
         MP_TEST(test_waterfill),
         MP_TEST(test_min_memory),
         MP_TEST(test_medium_instance),
+        MP_TEST(test_planner_peaks_equal_model),
     };
     return mp_test_main("search", cases, (int)(sizeof cases / sizeof *cases));
 }

@@ -1,0 +1,57 @@
+/* configs.h — the configurations the planner's search visits: (K positions,
+ * micro-batch b, schedule, v chunks), each with a split-independent lower
+ * bound on its iteration time (planner/bounds.h), best bound first.
+ * defines: mp_config, mp_config_same, mp_config_fit, mp_config_fits, mp_configs_list */
+#ifndef MP_CONFIGS_H
+#define MP_CONFIGS_H
+
+#include "bounds.h"
+#include "cluster.h"
+#include "mp_status.h"
+#include "prefix.h"
+#include "search.h"
+
+#define MP_BOUND_SLACK 1e-10  /* relative: bounds are lowered by it so that rounding never prunes an optimum */
+
+typedef struct {
+    int K, b, kind, v, S, m;   /* positions, micro-batch, mp_schedule_kind, chunks (1 unless
+                                * interleaved), stages K*v, micro-batches */
+    double lb;                 /* lower bound on the iteration time of its plans */
+} mp_config;
+
+/* 1 when a and b are the same configuration (their bounds aside). */
+static inline int mp_config_same(const mp_config *a, const mp_config *b)
+{
+    return a->K == b->K && a->b == b->b && a->kind == b->kind && a->v == b->v;
+}
+
+/* The stage memory of gpipe/1f1b configuration c under options o. */
+static inline mp_stage_fit mp_config_fit(const mp_config *c, const mp_prefix *ps, const mp_cluster *cl,
+                                         const mp_search_opts *o)
+{
+    mp_stage_fit f = { ps, cl, o->state_factor, o->recompute, c->kind, c->S, c->m, c->b };
+    return f;
+}
+
+/* gpipe/1f1b: 1 when some split into f->S stages has every stage fit its
+ * device (recompute as f->mode allows); exact. from: scratch of
+ * mp_config_fits_scratch ints. With hi_out ([f->S]) not NULL, a fitting
+ * split's last layers go there. */
+int mp_config_fits(const mp_stage_fit *f, int *from, int *hi_out);
+
+/* The ints of mp_config_fits's scratch for any configuration of ps on cl. */
+static inline size_t mp_config_fits_scratch(const mp_prefix *ps, const mp_cluster *cl)
+{
+    int K = cl->num_devices < ps->L ? cl->num_devices : ps->L;
+    return ((size_t)K + 1) * ((size_t)ps->L + 1);
+}
+
+/* Every configuration o allows on cl, each with its bound (gpipe/1f1b
+ * sharpened by mp_bound_split), by increasing bound (ties: fewer stages,
+ * then smaller b) into *out (free it) and *n. When there are at most 64,
+ * the gpipe/1f1b ones that fit no split are left out and counted in
+ * *dropped. MP_ERR_NOMEM. */
+mp_status mp_configs_list(const mp_search_opts *o, const mp_cluster *cl, const mp_prefix *ps,
+                          mp_bound_data *bd, mp_config **out, int *n, long *dropped, mp_error *err);
+
+#endif

@@ -1,0 +1,422 @@
+/* split.c — the branch and bound over one configuration's splits (split.h).
+ * defines: mp_split_init, mp_split_free, mp_split_config, mp_split_greedy, mp_split_search,
+ *          mp_split_try_leaf
+ *
+ * Why it is exact. Every directed link is fed by one position whose sends
+ * leave in its op-list order, so the simulated times are a max-plus
+ * expression of the op and transfer durations with fixed orders: monotone,
+ * never decreasing when any duration grows. Hence:
+ *  - recompute (only lengthens B_s, only changes stage s's memory) is taken
+ *    exactly on stages that do not fit without it; for interleaved, on a
+ *    minimal set of a device's chunks that makes the device fit (all minimal
+ *    sets are tried when v <= MAXV_EXACT);
+ *  - the following are lower bounds on the iteration time T (C: the round
+ *    trip of micro-batch 0 through every stage and link, A_s/U_s: the chain
+ *    before stage s's forward / after stage s's backward, m micro-batches,
+ *    w = min(K-s-1, m) the 1F1B warm-up):
+ *      T >= A_s + m (F_s + B_s) + U_s                 (stage s does all its work)
+ *      T >= C + (m-1)(F_s + B_s)                      (gpipe: mb m-1 forward, then B0..)
+ *      T >= C + (m-1) B_s + max(0, m-1-w) F_s         (1f1b: from B0 on stage s)
+ *      T >= C + (m-1) F_s + max(0, m-1-w) B_s         (1f1b: up to F(m-1) on stage s)
+ *      T >= C + (m-1) max(act_s, grad_s)              (each link sends m transfers)
+ *      T >= A_p + busy_p + U_p                        (interleaved position p)
+ *    and with only stages 0..s placed, C >= (known part) + (remaining work) /
+ *    (fastest remaining device) + latencies, and the remaining stages need
+ *    m (remaining work) / (their total speed); for interleaved, the water
+ *    level of the remaining work over the positions' current bases
+ *    (mp_bound_waterfill), the recompute memory forces on a position's
+ *    placed chunks, and the parameter state of the layers left against the
+ *    memory left on the positions that still get stages
+ *    (split_interleaved.c).
+ * Stages are placed depth first, each stage's last layer narrowed by binary
+ * searches on these bounds (they grow with it) and tried from the balanced
+ * share of the remaining work outwards; leaves are bounded, then simulated
+ * with stage times from prefix sums. */
+#include "split.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bounds.h"
+#include "clock.h"
+
+static int interleaved(const mp_split *x) { return x->c.kind == MP_SCHED_INTERLEAVED; }
+
+/* The incumbent a plan of the current configuration must beat. */
+static double threshold(const mp_split *x) { return mp_top_threshold(x->top, &x->c); }
+
+/* ---------------------------------------------------------------- setup */
+
+/* See split.h. */
+mp_status mp_split_init(mp_split *x, const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o,
+                        mp_top *top, mp_search_tally *tally)
+{
+    memset(x, 0, sizeof *x);
+    x->cl = cl;
+    x->mode = o->recompute;
+    x->sf = o->state_factor;
+    x->top = top;
+    x->tally = tally;
+    int D = cl->num_devices, S = prof->num_layers + 1;
+    x->last_stage = malloc((size_t)(D + 1) * sizeof(int));
+    x->hi = malloc((size_t)S * sizeof(int));
+    x->rc = malloc((size_t)S * sizeof(int));
+    double **arrs[] = { &x->F, &x->Bn, &x->B, &x->R, &x->act, &x->grad, &x->A, &x->U,
+                        &x->spd_max_suf, &x->spd_sum_suf, &x->il.held, &x->il.extra };
+    for (size_t i = 0; i < sizeof arrs / sizeof *arrs; i++) *arrs[i] = calloc((size_t)S + 1, sizeof(double));
+    x->il.busy = calloc((size_t)D + 1, sizeof(double));
+    x->il.peak = calloc((size_t)D + 1, sizeof(double));
+    x->il.wf = calloc(4 * ((size_t)D + 1), sizeof(double));
+    x->il.rcx = calloc((size_t)D + 1, sizeof(double));
+    x->sim = mp_sim_new();
+    if (mp_prefix_init(&x->ps, prof) != MP_OK || !x->last_stage || !x->hi || !x->rc || !x->il.busy ||
+        !x->il.peak || !x->il.wf || !x->il.rcx || !x->sim)
+        return MP_ERR_NOMEM;
+    for (size_t i = 0; i < sizeof arrs / sizeof *arrs; i++)
+        if (!*arrs[i]) return MP_ERR_NOMEM;
+    return MP_OK;
+}
+
+/* See split.h. */
+void mp_split_free(mp_split *x)
+{
+    mp_prefix_free(&x->ps);
+    free(x->last_stage); free(x->hi); free(x->rc);
+    free(x->F); free(x->Bn); free(x->B); free(x->R); free(x->act); free(x->grad);
+    free(x->A); free(x->U); free(x->spd_max_suf); free(x->spd_sum_suf);
+    free(x->il.held); free(x->il.extra); free(x->il.busy); free(x->il.peak); free(x->il.wf); free(x->il.rcx);
+    mp_mem_states_free(&x->il.ms);
+    mp_op_lists_free(&x->ops);
+    mp_sim_free(x->sim);
+    memset(x, 0, sizeof *x);
+}
+
+/* See split.h. */
+mp_status mp_split_config(mp_split *x, const mp_config *c, mp_error *err)
+{
+    int S = c->S, K = c->K;
+    x->c = *c;
+    x->fit = (mp_stage_fit){ &x->ps, x->cl, x->sf, x->mode, c->kind, c->S, c->m, c->b };
+    mp_prefix_set_b(&x->ps, c->b);
+    mp_op_lists_free(&x->ops);
+    mp_status st = mp_schedule_build(c->kind, K, c->v, c->m, &x->ops, err);
+    if (st != MP_OK) return st;
+    for (int p = 0; p < K; p++) x->last_stage[p] = x->ops.ops[p][x->ops.len[p] - 1].stage;
+    /* spd_max_suf[s]: fastest, spd_sum_suf[s]: total speed of the distinct
+     * positions of stages s..S-1 */
+    x->spd_max_suf[S] = x->spd_sum_suf[S] = 0;
+    for (int s = S - 1; s >= 0; s--) {
+        double sp = mp_split_speed(x, s), sum = 0;
+        x->spd_max_suf[s] = sp > x->spd_max_suf[s + 1] ? sp : x->spd_max_suf[s + 1];
+        int n = S - s < K ? S - s : K;
+        for (int i = 0; i < n; i++) sum += mp_split_speed(x, s + i);
+        x->spd_sum_suf[s] = sum;
+    }
+    double lat = HUGE_VAL;
+    for (int s = 0; s + 1 < S; s++) {
+        int p = s % K, q = (s + 1) % K;
+        double a = mp_cluster_transfer_ms(x->cl, p, q, 0), g = mp_cluster_transfer_ms(x->cl, q, p, 0);
+        if (a < lat) lat = a;
+        if (g < lat) lat = g;
+    }
+    x->latmin = lat == HUGE_VAL ? 0 : lat;
+    return MP_OK;
+}
+
+/* Fills F, Bn, act, grad of stage s = [lo, hi] (B and R follow rc[s]). */
+static void stage_times(mp_split *x, int s, int lo, int hi)
+{
+    double sp = mp_split_speed(x, s);
+    x->F[s] = (x->ps.PF[hi + 1] - x->ps.PF[lo]) / sp;
+    x->Bn[s] = (x->ps.PB[hi + 1] - x->ps.PB[lo]) / sp;
+    if (s < x->c.S - 1) {
+        int p = s % x->c.K, q = (s + 1) % x->c.K;
+        double bytes = (double)x->c.b * x->ps.in[hi + 1];
+        x->act[s] = mp_cluster_transfer_ms(x->cl, p, q, bytes);
+        x->grad[s] = mp_cluster_transfer_ms(x->cl, q, p, bytes);
+    } else {
+        x->act[s] = x->grad[s] = 0;
+    }
+}
+
+/* ---------------------------------------------------------------- leaves */
+
+/* The C-relative lower bound of placed stage s: T >= C + y with y the
+ * schedule's term (mp_bound_stage_tail) or the m-1 transfers after the
+ * first on its outgoing link, whichever is larger. */
+static inline double stage_y(const mp_split *x, int s)
+{
+    int m = x->c.m;
+    double y = (m - 1) * (x->act[s] > x->grad[s] ? x->act[s] : x->grad[s]);
+    double t = mp_bound_stage_tail(x->c.kind, x->c.K, s, m, x->F[s], x->B[s]);
+    return t > y ? t : y;
+}
+
+/* Lower bound of the fully placed split (B as set). */
+static double leaf_bound(const mp_split *x)
+{
+    int S = x->c.S, K = x->c.K, m = x->c.m;
+    double C = 0, lb = 0;
+    for (int s = 0; s < S; s++) C += x->F[s] + x->B[s] + x->act[s] + x->grad[s];
+    double U[S + 1];
+    U[0] = 0;
+    for (int s = 0; s < S; s++) U[s + 1] = U[s] + x->B[s] + x->grad[s];
+    double busy[K];
+    for (int p = 0; p < K; p++) busy[p] = 0;
+    for (int s = 0; s < S; s++) {
+        double y = stage_y(x, s);
+        busy[s % K] += m * (x->F[s] + x->B[s]);
+        if (C + y > lb) lb = C + y;
+    }
+    for (int p = 0; p < K; p++) {
+        double t = x->A[p] + busy[p] + U[x->last_stage[p]];
+        if (t > lb) lb = t;
+    }
+    return lb;
+}
+
+static mp_status simulate(mp_split *x, double *t)
+{
+    mp_sim_input in = { &x->ops, x->F, x->B, NULL, x->act, x->grad };
+    mp_sim_result res;
+    mp_error e;
+    mp_error_clear(&e);
+    x->tally->sims++;
+    x->tally->simops += 2.0 * x->c.m * x->c.S;
+    mp_status st = mp_sim_run(x->sim, &in, &res, NULL, &e);
+    *t = res.iteration_ms;
+    return st;
+}
+
+/* See split.h. */
+mp_status mp_split_try_leaf(mp_split *x)
+{
+    double lb = leaf_bound(x), thr = threshold(x), t;
+    if (lb >= thr) return MP_OK;
+    mp_status st = simulate(x, &t);
+    if (st != MP_OK) return st;
+    if (t < thr) return mp_top_offer(x->top, &x->c, x->hi, x->rc, t);
+    return MP_OK;
+}
+
+/* ---------------------------------------------------------------- depth first */
+
+/* Lower bound with stages 0..s placed (s < S-1); maxY: max over placed
+ * stages of the C-relative terms, maxbusy: max of the absolute terms. */
+static double partial_bound(mp_split *x, int s, double maxY, double maxbusy)
+{
+    int S = x->c.S, lo = x->hi[s] + 1;
+    double rw = mp_split_rem_work(x, lo);
+    double C = x->A[s + 1] + x->U[s + 1] + rw / x->spd_max_suf[s + 1] + 2.0 * (S - 2 - s) * x->latmin;
+    double lb = C + maxY;
+    if (maxbusy > lb) lb = maxbusy;
+    if (!interleaved(x)) {
+        double t = x->A[s + 1] + x->c.m * rw / x->spd_sum_suf[s + 1];
+        if (t > lb) lb = t;
+    } else if (lb < threshold(x)) {  /* the water level only when the rest does not prune */
+        double t = mp_split_il_level(x, s + 1, rw);
+        if (t > lb) lb = t;
+    }
+    return lb;
+}
+
+static mp_status dfs(mp_split *x, int s, double maxY, double maxbusy);
+
+/* Places stage s = [lo, hi] and recurses. */
+static mp_status place(mp_split *x, int s, int lo, int hi, double maxY, double maxbusy)
+{
+    int S = x->c.S, m = x->c.m;
+    x->hi[s] = hi;
+    stage_times(x, s, lo, hi);
+    if (!interleaved(x)) {
+        int rc = mp_stage_fit_rc(&x->fit, s, lo, hi);
+        if (rc < 0) return MP_OK;
+        mp_split_set_rc(x, s, rc);
+    } else {
+        mp_split_set_rc(x, s, x->mode == MP_RC_ON);
+        if (s == S - 1 && !mp_split_il_last_fits(x, s)) return MP_OK;
+    }
+    x->A[s + 1] = x->A[s] + x->F[s] + x->act[s];
+    x->U[s + 1] = x->U[s] + x->B[s] + x->grad[s];
+    if (s == S - 1) return interleaved(x) ? mp_split_il_leaf(x) : mp_split_try_leaf(x);
+    double y = stage_y(x, s), busy;
+    int go = 1;
+    mp_il_undo undo;
+    if (!interleaved(x)) busy = x->A[s] + m * (x->F[s] + x->B[s]) + x->U[s];
+    else if (!mp_split_il_enter(x, s, hi, &busy, &go, &undo)) return MP_OK;
+    if (y > maxY) maxY = y;
+    if (busy > maxbusy) maxbusy = busy;
+    mp_status st = MP_OK;
+    if (go && partial_bound(x, s, maxY, maxbusy) < threshold(x)) st = dfs(x, s + 1, maxY, maxbusy);
+    if (interleaved(x)) mp_split_il_leave(x, s, &undo);
+    return st;
+}
+
+static void show_progress(mp_split *x)
+{
+    mp_search_tally *t = x->tally;
+    if (!t->progress) return;
+    double el = mp_now_s() - t->t0;
+    if (el < 2.0) return;
+    fprintf(stderr, "\rmpplan: searching %.0fs: %ld configurations, %ld simulations, best %.4g ms   ",
+            el, t->searched, t->sims, x->top->n ? x->top->e[0].t : 0.0);
+    t->shown = 1;
+}
+
+/* gpipe/1f1b: narrows stage s's last layer (first layer lo) to
+ * [*hmin, *hmax] by memory, its own work and the work left. */
+static void narrow(const mp_split *x, int s, int lo, double thr, int *hmin, int *hmax)
+{
+    /* memory: peak grows with hi for a fixed lo */
+    int h;
+    MP_LAST_TRUE(h, lo, *hmax, mp_stage_fit_rc(&x->fit, s, lo, hi) >= 0);
+    *hmax = h;
+    /* this stage's own work bound grows with hi */
+    double sp = mp_split_speed(x, s), m = x->c.m, a = x->A[s], u = x->U[s];
+    const double *PF = x->ps.PF, *PB = x->ps.PB;
+    MP_LAST_TRUE(h, lo, *hmax,
+                 a + u + m * ((PF[hi + 1] - PF[lo]) * (1 + (mp_stage_fit_rc(&x->fit, s, lo, hi) == 1)) +
+                              PB[hi + 1] - PB[lo]) / sp < thr);
+    *hmax = h;
+    /* the remaining stages need m * work / their speed */
+    if (thr < HUGE_VAL) {
+        double ss = x->spd_sum_suf[s + 1];
+        int a2 = lo - 1, b2 = *hmax;  /* last hi where the rest is too much */
+        while (a2 < b2) {
+            int mid = (a2 + b2 + 1) / 2;
+            if (m * mp_split_rem_work(x, mid + 1) / ss >= thr) a2 = mid; else b2 = mid - 1;
+        }
+        *hmin = a2 + 1;
+    }
+}
+
+/* Places stages s..S-1 after stage s-1. */
+static mp_status dfs(mp_split *x, int s, double maxY, double maxbusy)
+{
+    mp_search_tally *tl = x->tally;
+    int S = x->c.S, L = x->ps.L, lo = s > 0 ? x->hi[s - 1] + 1 : 0;
+    int hmax = L - 1 - (S - 1 - s), hmin = lo;
+    tl->nodes += x->node_weight;
+    if (tl->nodes % 4096 < x->node_weight) show_progress(x);
+    if (threshold(x) <= x->c.lb) return MP_OK;  /* nothing here beats what we have */
+    if (mp_tally_spent(tl)) {
+        tl->out_of_budget = 1;
+        return MP_OK;
+    }
+    if (s == S - 1) return place(x, s, lo, L - 1, maxY, maxbusy);
+    double thr = threshold(x);
+    if (!interleaved(x)) narrow(x, s, lo, thr, &hmin, &hmax);
+    else mp_split_il_narrow(x, s, lo, thr, &hmin, &hmax);
+    if (hmin > hmax) return MP_OK;
+    /* start near the balanced share of the remaining work, then alternate */
+    double share = (mp_split_rem_work(x, lo)) * mp_split_speed(x, s) / x->spd_sum_suf[s];
+    double base = x->ps.PF[lo] + x->ps.PB[lo];
+    int t;
+    {
+        int a2 = lo, b2 = hmax;
+        while (a2 < b2) {
+            int mid = (a2 + b2) / 2;
+            if (x->ps.PF[mid + 1] + x->ps.PB[mid + 1] - base >= share) b2 = mid; else a2 = mid + 1;
+        }
+        t = a2 < hmin ? hmin : a2;
+    }
+    mp_status st;
+    for (int d = 0;; d++) {
+        int h1 = t - d, h2 = t + d + 1, any = 0;
+        if (h1 >= hmin) {
+            any = 1;
+            if ((st = place(x, s, lo, h1, maxY, maxbusy)) != MP_OK) return st;
+        }
+        if (h2 <= hmax) {
+            any = 1;
+            if ((st = place(x, s, lo, h2, maxY, maxbusy)) != MP_OK) return st;
+        }
+        if (!any || tl->out_of_budget) break;
+    }
+    return MP_OK;
+}
+
+static mp_status split_error(mp_error *err, mp_status st)
+{
+    return mp_error_set(err, st, "search: %s", st == MP_ERR_NOMEM ? "out of memory" : "simulation failed");
+}
+
+/* ---------------------------------------------------------------- entry points */
+
+/* See split.h. */
+mp_status mp_split_greedy(mp_split *x, mp_error *err)
+{
+    int S = x->c.S, L = x->ps.L;
+    const double *PF = x->ps.PF, *PB = x->ps.PB;
+    double hiT = 0, loT = 0;
+    x->A[0] = x->U[0] = 0;
+    for (int p = 0; p < x->c.K; p++) x->il.busy[p] = 0;
+    for (int s = 0; s < S; s++) {
+        double t = mp_split_rem_work(x, 0) / mp_split_speed(x, s);
+        if (t > hiT) hiT = t;
+    }
+    int found = 0;
+    int *best = malloc((size_t)S * sizeof(int));
+    if (!best) return split_error(err, MP_ERR_NOMEM);
+    for (int it = 0; it < 40; it++) {
+        double th = it == 0 ? hiT : 0.5 * (loT + hiT);
+        int lo = 0, ok = 1;
+        for (int s = 0; s < S && ok; s++) {
+            int hmax = L - 1 - (S - 1 - s), h;
+            if (s == S - 1) h = L - 1;
+            else {
+                double sp = mp_split_speed(x, s);
+                MP_LAST_TRUE(h, lo, hmax, (PF[hi + 1] - PF[lo] + PB[hi + 1] - PB[lo]) / sp <= th &&
+                                          (interleaved(x) || mp_stage_fit_rc(&x->fit, s, lo, hi) >= 0));
+                if (h < lo) h = lo;
+            }
+            if ((PF[h + 1] - PF[lo] + PB[h + 1] - PB[lo]) / mp_split_speed(x, s) > th * (1 + 1e-12) ||
+                (!interleaved(x) && mp_stage_fit_rc(&x->fit, s, lo, h) < 0))
+                ok = 0;
+            x->hi[s] = h;
+            lo = h + 1;
+        }
+        if (ok) { found = 1; hiT = th; memcpy(best, x->hi, (size_t)S * sizeof(int)); }
+        else if (it == 0) break;
+        else loT = th;
+    }
+    mp_status st = MP_OK;
+    if (found) {
+        /* set the stages of the greedy split as place() does, so A/U/bounds are set */
+        for (int s = 0; s < S; s++) x->hi[s] = best[s];
+        int lo = 0;
+        for (int s = 0; s < S - 1; s++) {
+            stage_times(x, s, lo, best[s]);
+            int rc = interleaved(x) ? x->mode == MP_RC_ON : mp_stage_fit_rc(&x->fit, s, lo, best[s]);
+            mp_split_set_rc(x, s, rc < 0 ? 0 : rc);
+            x->A[s + 1] = x->A[s] + x->F[s] + x->act[s];
+            x->U[s + 1] = x->U[s] + x->B[s] + x->grad[s];
+            lo = best[s] + 1;
+        }
+        for (int p = 0; p < x->c.K; p++) x->il.busy[p] = 0;
+        x->hi[S - 1] = L - 1;
+        stage_times(x, S - 1, lo, L - 1);
+        if (interleaved(x)) st = mp_split_il_leaf(x);
+        else {
+            int rc = mp_stage_fit_rc(&x->fit, S - 1, lo, L - 1);
+            if (rc >= 0) {
+                mp_split_set_rc(x, S - 1, rc);
+                st = mp_split_try_leaf(x);
+            }
+        }
+    }
+    free(best);
+    return st == MP_OK ? MP_OK : split_error(err, st);
+}
+
+/* See split.h. */
+mp_status mp_split_search(mp_split *x, mp_error *err)
+{
+    x->node_weight = 1;
+    if (interleaved(x) && mp_split_il_prepare(x) != MP_OK) return split_error(err, MP_ERR_NOMEM);
+    x->A[0] = x->U[0] = 0;
+    mp_status st = dfs(x, 0, 0, 0);
+    return st == MP_OK ? MP_OK : split_error(err, st);
+}

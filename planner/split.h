@@ -1,0 +1,166 @@
+/* split.h — the planner's branch and bound over the splits of one
+ * configuration (planner/split.c; the interleaved parts in
+ * planner/split_interleaved.c). The driver (planner/search.c) sets up a
+ * configuration, times its greedy split, sets the caps and runs the search.
+ * defines: mp_search_tally, mp_tally_spent, mp_il_state, mp_split, mp_split_init, mp_split_free,
+ *          mp_split_config, mp_split_greedy, mp_split_search, mp_split_try_leaf, and the
+ *          mp_split_il_* hooks of the interleaved search */
+#ifndef MP_SPLIT_H
+#define MP_SPLIT_H
+
+#include "cluster.h"
+#include "configs.h"
+#include "mem_states.h"
+#include "mp_status.h"
+#include "prefix.h"
+#include "profile.h"
+#include "schedule.h"
+#include "search.h"
+#include "sim.h"
+#include "top.h"
+
+/* What the search counts, and the caps of the configuration being searched
+ * (the driver sets them before mp_split_search). */
+typedef struct {
+    long nodes;                /* branch-and-bound nodes, each weighing mp_split.node_weight */
+    long sims;                 /* simulator runs */
+    double simops;             /* simulated ops */
+    long node_cap;             /* the split search stops at nodes >= node_cap ... */
+    double sim_cap;            /* ... or simops >= sim_cap */
+    int out_of_budget;         /* 1: a cap stopped a split search */
+    int inexact;               /* 1: interleaved recompute sets were cut, optimality unproven */
+    long searched;             /* configurations whose split search ran */
+    int progress;              /* 1: a progress line on stderr once the search runs > 2 s */
+    double t0;                 /* when the search started (mp_now_s) */
+    int shown;                 /* 1: a progress line was printed */
+} mp_search_tally;
+
+/* 1 when the current configuration's caps are reached. */
+static inline int mp_tally_spent(const mp_search_tally *t)
+{
+    return t->nodes >= t->node_cap || t->simops >= t->sim_cap;
+}
+
+/* Interleaved: what the placed stages hold per position, and scratch. */
+typedef struct {
+    double *busy;              /* [K] placed busy time (m (F + B) of its chunks, + forced recompute) */
+    double *peak;              /* [K] lower bound on the peak of its placed chunks */
+    double *rcx;               /* [K] busy time added for the recompute memory forces */
+    double *wf;                /* [3K] water-filling scratch: base, speed, sort space */
+    double *held, *extra;      /* [S] per-stage bytes of one device walk */
+    mp_mem_states ms;          /* the configuration's in-flight states */
+} mp_il_state;
+
+typedef struct {
+    /* the search's */
+    const mp_cluster *cl;
+    int mode;                  /* mp_recompute_mode */
+    double sf;                 /* state factor */
+    mp_prefix ps;              /* byte sums; time sums at c.b */
+    mp_top *top;               /* incumbents: what a leaf must beat */
+    mp_search_tally *tally;
+    mp_sim *sim;
+    /* the configuration's */
+    mp_config c;
+    mp_stage_fit fit;          /* gpipe/1f1b stage memory */
+    mp_op_lists ops;
+    int *last_stage;           /* [K] stage of each position's last op */
+    double *spd_max_suf, *spd_sum_suf; /* [S+1]: over positions of stages s..S-1 */
+    double latmin;             /* smallest link latency (ms) among the used links */
+    long node_weight;          /* budget units per node: 1, more when memory states are many */
+    /* the split: stages 0..s placed */
+    int *hi, *rc;              /* [S] last layer, recompute */
+    double *F, *Bn, *B, *R;    /* [S] forward, backward without / with recompute, recompute */
+    double *act, *grad;        /* [S] transfer times to the next stage, back from it */
+    double *A, *U;             /* [S+1] chain before stage s's forward / after its backward */
+    mp_il_state il;
+} mp_split;
+
+/* Allocates for any configuration of prof on cl under o; the incumbents
+ * go to top, the counts to tally. MP_ERR_NOMEM (free x anyway). */
+mp_status mp_split_init(mp_split *x, const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o,
+                        mp_top *top, mp_search_tally *tally);
+void mp_split_free(mp_split *x);
+
+/* Sets up configuration c: op lists, time sums, device speeds. MP_ERR_INPUT
+ * (message) when its schedule cannot be built. */
+mp_status mp_split_config(mp_split *x, const mp_config *c, mp_error *err);
+
+/* Times the greedy split of the configuration (balanced stage times, the
+ * least largest one found by bisection) and offers it to the incumbents. */
+mp_status mp_split_greedy(mp_split *x, mp_error *err);
+
+/* The branch and bound over every split of the configuration, within the
+ * tally's caps (tally->out_of_budget set when they stopped it). */
+mp_status mp_split_search(mp_split *x, mp_error *err);
+
+/* Stage s's device speed (stage s runs on position s % K). */
+static inline double mp_split_speed(const mp_split *x, int s) { return x->cl->devices[s % x->c.K].speed; }
+
+/* Position p's memory. */
+static inline double mp_split_mem(const mp_split *x, int p) { return x->cl->devices[p].memory_bytes; }
+
+/* Work of layers [lo, L) in profile ms at b (with recompute on, F twice). */
+static inline double mp_split_rem_work(const mp_split *x, int lo)
+{
+    int L = x->ps.L;
+    double w = x->ps.PF[L] - x->ps.PF[lo] + x->ps.PB[L] - x->ps.PB[lo];
+    if (x->mode == MP_RC_ON) w += x->ps.PF[L] - x->ps.PF[lo];
+    return w;
+}
+
+/* Sets stage s's recompute (B and R follow). */
+static inline void mp_split_set_rc(mp_split *x, int s, int rc)
+{
+    x->rc[s] = rc;
+    x->R[s] = rc ? x->F[s] : 0;
+    x->B[s] = x->Bn[s] + x->R[s];
+}
+
+/* All stages placed with their recompute: bound, simulate, offer. */
+mp_status mp_split_try_leaf(mp_split *x);
+
+/* ---------------------------------------------------------------- interleaved (split_interleaved.c) */
+
+/* Undo record of mp_split_il_enter. */
+typedef struct {
+    double add, rcx, peak;
+} mp_il_undo;
+
+/* Before the branch and bound: the in-flight states, the node weight, and
+ * nothing placed. MP_ERR_NOMEM. */
+mp_status mp_split_il_prepare(mp_split *x);
+
+/* Narrows the last layer of stage s (first layer lo) to [*hmin, *hmax]:
+ * memory (the position's peak bound, the parameter state left against the
+ * memory left) and, when thr is finite, the position's work and the work
+ * left against the positions' capacity below thr. */
+void mp_split_il_narrow(mp_split *x, int s, int lo, double thr, int *hmin, int *hmax);
+
+/* Last stage s placed with the mode's recompute: 0 when its position's
+ * peak bound already exceeds its memory. */
+int mp_split_il_last_fits(mp_split *x, int s);
+
+/* Stage s (not the last) placed: adds its busy time (and the recompute
+ * that memory forces) to its position and updates the position's peak
+ * bound; *busy gets the position's time bound, *go 0 when the parameter
+ * state left cannot fit. Returns 0 (nothing changed) when no recompute
+ * choice fits; else undo with mp_split_il_leave. */
+int mp_split_il_enter(mp_split *x, int s, int hi, double *busy, int *go, mp_il_undo *u);
+static inline void mp_split_il_leave(mp_split *x, int s, const mp_il_undo *u)
+{
+    int p = s % x->c.K;
+    x->il.busy[p] -= u->add;
+    x->il.peak[p] = u->peak;
+    x->il.rcx[p] = u->rcx;
+}
+
+/* Stages 0..s-1 placed and work rw (profile ms) left: the water level of
+ * rw over the positions (a lower bound on T). */
+double mp_split_il_level(mp_split *x, int s, double rw);
+
+/* All stages placed: the recompute choices per position (every minimal
+ * fitting set when v <= MAXV_EXACT), each tried as a leaf. */
+mp_status mp_split_il_leaf(mp_split *x);
+
+#endif

@@ -1,0 +1,323 @@
+/* split_interleaved.c — the interleaved parts of the split branch and bound
+ * (split.h: mp_split_il_*): memory per position (the op walk of
+ * sim/memory.h at the leaves, the in-flight states of planner/mem_states.h
+ * for bounds inside the tree), the recompute that memory forces, and the
+ * positions' time bounds.
+ * defines: mp_split_il_prepare, mp_split_il_narrow, mp_split_il_last_fits, mp_split_il_enter,
+ *          mp_split_il_level, mp_split_il_leaf */
+#include "split.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "bounds.h"
+#include "memory.h"
+
+#define MAXV_EXACT 8          /* all minimal recompute sets up to this v */
+#define MAX_COMBOS 4096       /* recompute combinations tried per split */
+#define EXACT_RC_OPS 1024     /* op-walk budget of the exact forced recompute per node */
+#define NODE_WORK 100.0       /* state-row work that counts as one extra node */
+
+/* ---------------------------------------------------------------- memory */
+
+/* Position p's peak with the recompute bits `mask` over its chunks (bit i:
+ * stage p + i*K): the memory model's op walk. */
+static double device_peak(mp_split *x, int p, unsigned mask)
+{
+    int K = x->c.K, S = x->c.S;
+    double base = 0;
+    for (int s = p, i = 0; s < S; s += K, i++) {
+        int lo = s > 0 ? x->hi[s - 1] + 1 : 0;
+        mp_stage_bytes sb = mp_prefix_bytes(&x->ps, lo, x->hi[s]);
+        base += x->sf * sb.params;
+        mp_memory_held(&sb, x->c.b, (mask >> i) & 1, &x->il.held[s], &x->il.extra[s]);
+    }
+    return mp_memory_walk(x->ops.ops[p], x->ops.len[p], base, x->il.held, x->il.extra);
+}
+
+/* Lower bound on position p's peak with only stages <= smax placed (others
+ * count 0) and recompute as `mode` allows: each chunk holds at least the
+ * smaller of its held bytes with and without recompute that the mode
+ * allows. Slightly lowered so that rounding never makes it exceed the walk. */
+static double device_peak_lb_mode(const mp_split *x, int p, int smax, int mode)
+{
+    int K = x->c.K;
+    double params = 0;
+    double held[x->c.v];
+    for (int s = p, i = 0; s < x->c.S; s += K, i++) {
+        held[i] = 0;
+        if (s > smax) continue;
+        int lo = s > 0 ? x->hi[s - 1] + 1 : 0;
+        mp_stage_bytes sb = mp_prefix_bytes(&x->ps, lo, x->hi[s]);
+        double hs, hr, extra;
+        mp_memory_held(&sb, x->c.b, 0, &hs, &extra);
+        mp_memory_held(&sb, x->c.b, 1, &hr, &extra);
+        params += x->sf * sb.params;
+        held[i] = mode == MP_RC_OFF ? hs : mode == MP_RC_ON ? hr : (hs < hr ? hs : hr);
+    }
+    return mp_mem_states_peak(&x->il.ms, p, params, held, NULL) * (1 - 1e-12);
+}
+
+/* device_peak from the states, slightly lowered (a lower bound). */
+static double device_peak_fast_lb(const mp_split *x, int p, unsigned mask)
+{
+    int K = x->c.K;
+    double params = 0, held[x->c.v], tr[x->c.v];
+    for (int s = p, i = 0; s < x->c.S; s += K, i++) {
+        int lo = s > 0 ? x->hi[s - 1] + 1 : 0;
+        mp_stage_bytes sb = mp_prefix_bytes(&x->ps, lo, x->hi[s]);
+        params += x->sf * sb.params;
+        mp_memory_held(&sb, x->c.b, mask >> i & 1, &held[i], &tr[i]);
+    }
+    return mp_mem_states_peak(&x->il.ms, p, params, held, tr) * (1 - 1e-12);
+}
+
+static double device_peak_lb(const mp_split *x, int p, int smax)
+{
+    return device_peak_lb_mode(x, p, smax, x->mode);
+}
+
+/* device_peak_lb of stage s's position with stage s ending at hi. */
+static double peak_lb_at(mp_split *x, int s, int hi)
+{
+    x->hi[s] = hi;
+    return device_peak_lb(x, s % x->c.K, s);
+}
+
+/* Stages 0..s-1 placed: the memory left on positions that still get a
+ * stage >= s. A position's final peak is at least its current peak lower
+ * bound plus the parameter state of the chunks it still gets. */
+static double memory_slack(const mp_split *x, int s)
+{
+    int K = x->c.K, S = x->c.S;
+    double slack = 0;
+    for (int p = 0; p < K; p++) {
+        int last = p + (S / K - 1) * K;
+        double f = mp_split_mem(x, p) - x->il.peak[p];
+        if (last >= s && f > 0) slack += f;
+    }
+    return slack;
+}
+
+/* Recompute auto, stages <= s placed: a lower bound on the forward time
+ * position p recomputes (per micro-batch), HUGE_VAL when no recompute
+ * choice fits. With D = (peak without recompute) - memory > 0, recomputing
+ * chunk c lowers the held bytes at any instant by at most
+ * r_c = nmax_c b (stash_c - in_c) (nmax_c: most micro-batches of c in flight
+ * on p), so any fitting set M has sum_{c in M} r_c >= D; the least
+ * sum_{c in M} F_c is at least the fractional knapsack's, and at least
+ * the least F_c (M is not empty). */
+static double forced_recompute(const mp_split *x, int p, int s)
+{
+    int K = x->c.K, v = x->c.v, n = 0;
+    double D = device_peak_lb_mode(x, p, s, MP_RC_OFF) - mp_split_mem(x, p);
+    if (D <= 0) return 0;
+    if (s >= p + (v - 1) * K && v <= MAXV_EXACT && (2.0 * x->c.m * v) * (1 << v) <= EXACT_RC_OPS) {
+        /* every chunk of p placed: the least recompute set that fits, exactly */
+        double best = HUGE_VAL;
+        for (unsigned mk = 1; mk < (1u << v); mk++) {
+            double cost = 0;
+            for (int i = 0; i < v; i++)
+                if (mk >> i & 1) cost += x->F[p + i * K];
+            if (cost < best && device_peak_fast_lb(x, p, mk) <= mp_split_mem(x, p)) best = cost;
+        }
+        return best;
+    }
+    double r[v], f[v];
+    for (int t = p; t <= s; t += K) {
+        int lo = t > 0 ? x->hi[t - 1] + 1 : 0;
+        mp_stage_bytes sb = mp_prefix_bytes(&x->ps, lo, x->hi[t]);
+        double gain = x->il.ms.nmax[t] * x->c.b * (sb.stash - sb.in_bytes);
+        if (gain <= 0) continue;
+        int j = n++;
+        while (j > 0 && f[j - 1] * gain > x->F[t] * r[j - 1]) { r[j] = r[j - 1]; f[j] = f[j - 1]; j--; }
+        r[j] = gain;
+        f[j] = x->F[t];
+    }
+    double cost = 0, fmin = HUGE_VAL;  /* and at least one chunk recomputes */
+    for (int i = 0; i < n; i++)
+        if (f[i] < fmin) fmin = f[i];
+    for (int i = 0; i < n && D > 0; i++) {
+        double take = D < r[i] ? D : r[i];
+        cost += f[i] * take / r[i];
+        D -= take;
+    }
+    return D > 0 ? HUGE_VAL : cost > fmin ? cost : fmin;
+}
+
+/* ---------------------------------------------------------------- time */
+
+/* Stages 0..s-1 placed: base_p, a lower bound on A_p + U_p + (placed busy
+ * time of p) for every final split (positions without a placed chunk:
+ * A_s + U_s), and spd_p, p's speed when p still has a stage >= s, else 0. */
+static void position_bases(const mp_split *x, int s, double *base, double *spd)
+{
+    int K = x->c.K, S = x->c.S;
+    for (int p = 0; p < K; p++) {
+        int ls = x->last_stage[p] < s ? x->last_stage[p] : s;  /* U grows with the stage */
+        base[p] = p < s ? x->A[p] + x->U[ls] + x->il.busy[p] : x->A[s] + x->U[s];
+        int last = p + (S / K - 1) * K;  /* p's last stage */
+        spd[p] = last >= s ? mp_split_speed(x, p) : 0;
+    }
+}
+
+/* See split.h. Every position p ends no sooner than base_p + m (its share
+ * of rw) / speed_p, so T is at least the water level (mp_bound_waterfill). */
+double mp_split_il_level(mp_split *x, int s, double rw)
+{
+    int K = x->c.K;
+    double *base = x->il.wf, *spd = x->il.wf + K;
+    position_bases(x, s, base, spd);
+    return mp_bound_waterfill(base, spd, K, rw, x->c.m, x->il.wf + 2 * K);
+}
+
+/* Stages 0..s-1 placed: the most remaining work (profile ms) positions can
+ * take while each stays below thr. */
+static double position_capacity(mp_split *x, int s, double thr)
+{
+    int K = x->c.K;
+    double *base = x->il.wf, *spd = x->il.wf + K, cap = 0;
+    position_bases(x, s, base, spd);
+    for (int p = 0; p < K; p++)
+        if (spd[p] > 0 && thr > base[p]) cap += (thr - base[p]) * spd[p] / x->c.m;
+    return cap;
+}
+
+/* ---------------------------------------------------------------- hooks */
+
+/* See split.h. A node costs about (log L + 4) peak evaluations over a
+ * position's states: the budget is charged for that so that time stays
+ * bounded. */
+mp_status mp_split_il_prepare(mp_split *x)
+{
+    int K = x->c.K;
+    if (mp_mem_states_build(&x->il.ms, &x->ops, x->c.v) != MP_OK) return MP_ERR_NOMEM;
+    double per = (double)x->il.ms.row_off[K] / K * x->c.v, lg = 4;
+    for (int l = x->ps.L; l > 1; l /= 2) lg++;
+    x->node_weight = 1 + (long)(per * lg / NODE_WORK);
+    for (int p = 0; p < K; p++) x->il.busy[p] = x->il.peak[p] = x->il.rcx[p] = 0;
+    return MP_OK;
+}
+
+/* See split.h. */
+void mp_split_il_narrow(mp_split *x, int s, int lo, double thr, int *hmin, int *hmax)
+{
+    int p = s % x->c.K, h, L = x->ps.L;
+    const double *PP = x->ps.PP, *PF = x->ps.PF, *PB = x->ps.PB;
+    /* memory: the position's peak lower bound grows with hi */
+    MP_LAST_TRUE(h, lo, *hmax, peak_lb_at(x, s, hi) <= mp_split_mem(x, p));
+    *hmax = h;
+    /* the parameter state of the layers after hi must fit the memory left
+     * on the positions of stages > s (p's peak before stage s: an upper bound) */
+    double m_rest = memory_slack(x, s + 1);
+    int a2 = lo - 1, b2 = *hmax;  /* last hi whose rest cannot fit */
+    while (a2 < b2) {
+        int mid = (a2 + b2 + 1) / 2;
+        if (x->sf * (PP[L] - PP[mid + 1]) > m_rest) a2 = mid; else b2 = mid - 1;
+    }
+    if (a2 + 1 > *hmin) *hmin = a2 + 1;
+    if (!(thr < HUGE_VAL)) return;
+    int ls = x->last_stage[p] < s ? x->last_stage[p] : s;
+    double sp = mp_split_speed(x, s), m = x->c.m, a = x->A[p] + x->il.busy[p] + x->U[ls];
+    double f1 = 1 + (x->mode == MP_RC_ON);
+    MP_LAST_TRUE(h, lo, *hmax, a + m * ((PF[hi + 1] - PF[lo]) * f1 + PB[hi + 1] - PB[lo]) / sp < thr);
+    *hmax = h;
+    /* the work left must fit below thr on the positions that still get stages */
+    double cap = position_capacity(x, s, thr);
+    a2 = lo - 1;
+    b2 = *hmax;
+    while (a2 < b2) {
+        int mid = (a2 + b2 + 1) / 2;
+        if (mp_split_rem_work(x, mid + 1) > cap) a2 = mid; else b2 = mid - 1;
+    }
+    if (a2 + 1 > *hmin) *hmin = a2 + 1;
+}
+
+/* See split.h. */
+int mp_split_il_last_fits(mp_split *x, int s)
+{
+    int p = s % x->c.K;
+    return !(device_peak_lb(x, p, s) > mp_split_mem(x, p));
+}
+
+/* See split.h. Recompute forced by memory: when p's placed chunks do not
+ * fit without it, at least one of them recomputes (later chunks only add
+ * memory), so p's busy time grows by m times the least of their F. */
+int mp_split_il_enter(mp_split *x, int s, int hi, double *busy, int *go, mp_il_undo *u)
+{
+    int K = x->c.K, m = x->c.m, p = s % K, L = x->ps.L;
+    u->add = m * (x->F[s] + x->B[s]);
+    u->rcx = x->il.rcx[p];
+    if (x->mode == MP_RC_AUTO) {
+        double extra = forced_recompute(x, p, s);
+        if (extra == HUGE_VAL) return 0;
+        extra *= m;
+        u->add += extra - u->rcx;
+        x->il.rcx[p] = extra;
+    }
+    x->il.busy[p] += u->add;
+    *busy = x->il.busy[p] + x->A[p] + (x->last_stage[p] <= s ? x->U[x->last_stage[p]] : 0);
+    /* memory: this position's peak, then what the rest still needs */
+    u->peak = x->il.peak[p];
+    x->il.peak[p] = device_peak_lb(x, p, s);
+    *go = x->sf * (x->ps.PP[L] - x->ps.PP[hi + 1]) <= memory_slack(x, s + 1);
+    return 1;
+}
+
+/* See split.h. */
+mp_status mp_split_il_leaf(mp_split *x)
+{
+    int K = x->c.K, v = x->c.v, mode = x->mode;
+    unsigned full = (1u << (v < 31 ? v : 31)) - 1;
+    int exact = v <= MAXV_EXACT;
+    unsigned *cand[K];
+    int ncand[K], idx[K];
+    mp_status st = MP_OK;
+    long combos = 1;
+    for (int p = 0; p < K; p++) cand[p] = NULL;
+    for (int p = 0; p < K; p++) {
+        double cap = mp_split_mem(x, p);
+        int n = 0;
+        unsigned nmask = exact ? (1u << v) : 0;
+        cand[p] = malloc((exact ? (size_t)nmask : 2) * sizeof(unsigned));
+        if (!cand[p]) { st = MP_ERR_NOMEM; goto out; }
+        if (mode == MP_RC_OFF || mode == MP_RC_ON) {
+            unsigned mk = mode == MP_RC_ON ? full : 0;
+            if (device_peak(x, p, mk) <= cap) cand[p][n++] = mk;
+        } else if (device_peak(x, p, 0) <= cap) {
+            cand[p][n++] = 0;
+        } else if (!exact) {
+            if (device_peak(x, p, full) <= cap) cand[p][n++] = full;
+            x->tally->inexact = 1;
+        } else {
+            unsigned char *ok = calloc(nmask, 1);
+            if (!ok) { st = MP_ERR_NOMEM; goto out; }
+            for (unsigned mk = 1; mk < nmask; mk++) ok[mk] = device_peak(x, p, mk) <= cap;
+            for (unsigned mk = 1; mk < nmask; mk++) {
+                if (!ok[mk]) continue;
+                int minimal = 1;   /* no feasible proper subset */
+                for (unsigned sub = (mk - 1) & mk; sub && minimal; sub = (sub - 1) & mk)
+                    if (ok[sub]) minimal = 0;
+                if (minimal) cand[p][n++] = mk;
+            }
+            free(ok);
+        }
+        ncand[p] = n;
+        if (n == 0) goto out;
+        combos *= n;
+        if (combos > MAX_COMBOS) { combos = MAX_COMBOS; x->tally->inexact = 1; }
+    }
+    for (int p = 0; p < K; p++) idx[p] = 0;
+    for (long c = 0; c < combos; c++) {
+        for (int p = 0; p < K; p++)
+            for (int s = p, i = 0; s < x->c.S; s += K, i++) mp_split_set_rc(x, s, (cand[p][idx[p]] >> i) & 1);
+        if ((st = mp_split_try_leaf(x)) != MP_OK) goto out;
+        for (int p = 0; p < K; p++) {  /* odometer */
+            if (++idx[p] < ncand[p]) break;
+            idx[p] = 0;
+        }
+    }
+out:
+    for (int p = 0; p < K; p++) free(cand[p]);
+    return st;
+}
