@@ -597,16 +597,21 @@ static void layer_check(const mp_model_layer *spec, int b)
     mp_layer_free(&ld, dut);
 }
 
-static void layer_case(mp_layer_type type, int in, int out, int hidden, int bias, int b)
+/* A spec of this type named after it, one row per sample (the caller fills the rest). */
+static mp_model_layer spec_of(mp_layer_type type)
 {
     mp_model_layer spec = {0};
-    char lname[64];
-    snprintf(lname, sizeof lname, "%s", mp_layer_type_name(type));
-    spec.name = lname;
+    spec.name = (char *)mp_layer_type_name(type);   /* read only */
     spec.type = type;
+    spec.tokens = 1;
+    return spec;
+}
+
+static void layer_case(mp_layer_type type, int in, int out, int hidden, int bias, int b)
+{
+    mp_model_layer spec = spec_of(type);
     spec.in_dim = in;
     spec.out_dim = out;
-    spec.tokens = 1;
     spec.hidden = hidden;
     spec.bias = bias;
     switch (type) {
@@ -621,11 +626,7 @@ static void layer_case(mp_layer_type type, int in, int out, int hidden, int bias
 /* embedding (vocab > 0: width d from ids) or attention (heads > 0) on seq tokens */
 static void token_layer_case(mp_layer_type type, int vocab, int seq, int d, int heads, int causal, int b)
 {
-    mp_model_layer spec = {0};
-    char lname[64];
-    snprintf(lname, sizeof lname, "%s", mp_layer_type_name(type));
-    spec.name = lname;
-    spec.type = type;
+    mp_model_layer spec = spec_of(type);
     spec.tokens = seq;
     spec.out_dim = seq * d;
     if (type == MP_LAYER_EMBEDDING) {

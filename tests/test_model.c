@@ -172,6 +172,16 @@ static void test_token_model(void)
     mp_model_free(&m);
 }
 
+/* A spec with the top-level field(s) `input` (JSON) and a small token body
+ * fails with `want`. */
+static void expect_input_error(const char *input, const char *want)
+{
+    char j[1024];
+    snprintf(j, sizeof j, "{\"format\":\"mpkit-model/1\",%s,\"layers\":[{\"type\":\"embedding\",\"dim\":4},"
+             "{\"type\":\"linear\",\"out\":50}]}", input);
+    expect_error(j, want);
+}
+
 static void test_token_errors(void)
 {
     const char *emb = "{\"type\":\"embedding\",\"dim\":12}";
@@ -205,28 +215,17 @@ static void test_token_errors(void)
     expect_error(HEAD "\"layers\":[{\"type\":\"attention\",\"heads\":2}]}", "layers[0].type: attention needs a token model");
     expect_error(HEAD "\"layers\":[{\"type\":\"embedding\",\"dim\":4}]}", "layers[0].type: embedding needs a token model");
     /* the input object */
-    const char *body = "\"layers\":[{\"type\":\"embedding\",\"dim\":4},{\"type\":\"linear\",\"out\":50}]}";
-    snprintf(j, sizeof j, "{\"format\":\"mpkit-model/1\",\"input_dim\":3,\"input\":{\"type\":\"tokens\",\"vocab\":50,\"seq_len\":8},%s", body);
-    expect_error(j, "input_dim: give either input_dim or input, not both");
-    snprintf(j, sizeof j, "{\"format\":\"mpkit-model/1\",\"input\":{\"type\":\"pixels\",\"vocab\":50,\"seq_len\":8},%s", body);
-    expect_error(j, "input.type: unknown input type 'pixels' (known: tokens)");
-    snprintf(j, sizeof j, "{\"format\":\"mpkit-model/1\",\"input\":{\"vocab\":50,\"seq_len\":8},%s", body);
-    expect_error(j, "input.type: missing");
-    snprintf(j, sizeof j, "{\"format\":\"mpkit-model/1\",\"input\":{\"type\":\"tokens\",\"vocab\":1,\"seq_len\":8},%s", body);
-    expect_error(j, "input.vocab: must be at least 2 (got 1)");
-    snprintf(j, sizeof j, "{\"format\":\"mpkit-model/1\",\"input\":{\"type\":\"tokens\",\"vocab\":2000000,\"seq_len\":8},%s", body);
-    expect_error(j, "input.vocab: must be a positive integer <= 1048576");
-    snprintf(j, sizeof j, "{\"format\":\"mpkit-model/1\",\"input\":{\"type\":\"tokens\",\"vocab\":50,\"seq_len\":0},%s", body);
-    expect_error(j, "input.seq_len: must be a positive integer <= 65536 (got 0)");
-    snprintf(j, sizeof j, "{\"format\":\"mpkit-model/1\",\"input\":{\"type\":\"tokens\",\"vocab\":50,\"seq_len\":100000},%s", body);
-    expect_error(j, "input.seq_len: must be a positive integer <= 65536");
-    snprintf(j, sizeof j, "{\"format\":\"mpkit-model/1\",\"input\":{\"type\":\"tokens\",\"vocab\":50},%s", body);
-    expect_error(j, "input.seq_len: missing");
-    snprintf(j, sizeof j, "{\"format\":\"mpkit-model/1\",\"input\":{\"type\":\"tokens\",\"vocab\":50,\"seq_len\":8,\"bos\":1},%s", body);
-    expect_error(j, "input: unknown field 'bos'");
-    snprintf(j, sizeof j, "{\"format\":\"mpkit-model/1\",\"input\":\"tokens\",%s", body);
-    expect_error(j, "input: must be an object");
-    /* a sample too large: 65536 tokens x 1048576 logits */
+    expect_input_error("\"input_dim\":3,\"input\":{\"type\":\"tokens\",\"vocab\":50,\"seq_len\":8}", "input_dim: give either input_dim or input, not both");
+    expect_input_error("\"input\":{\"type\":\"pixels\",\"vocab\":50,\"seq_len\":8}", "input.type: unknown input type 'pixels' (known: tokens)");
+    expect_input_error("\"input\":{\"vocab\":50,\"seq_len\":8}", "input.type: missing");
+    expect_input_error("\"input\":{\"type\":\"tokens\",\"vocab\":1,\"seq_len\":8}", "input.vocab: must be at least 2 (got 1)");
+    expect_input_error("\"input\":{\"type\":\"tokens\",\"vocab\":2000000,\"seq_len\":8}", "input.vocab: must be a positive integer <= 1048576");
+    expect_input_error("\"input\":{\"type\":\"tokens\",\"vocab\":50,\"seq_len\":0}", "input.seq_len: must be a positive integer <= 65536 (got 0)");
+    expect_input_error("\"input\":{\"type\":\"tokens\",\"vocab\":50,\"seq_len\":100000}", "input.seq_len: must be a positive integer <= 65536");
+    expect_input_error("\"input\":{\"type\":\"tokens\",\"vocab\":50}", "input.seq_len: missing");
+    expect_input_error("\"input\":{\"type\":\"tokens\",\"vocab\":50,\"seq_len\":8,\"bos\":1}", "input: unknown field 'bos'");
+    expect_input_error("\"input\":\"tokens\"", "input: must be an object");
+    /* a sample too large: 65536 tokens of width 20000 */
     expect_error("{\"format\":\"mpkit-model/1\",\"input\":{\"type\":\"tokens\",\"vocab\":1048576,\"seq_len\":65536},"
                  "\"layers\":[{\"type\":\"embedding\",\"dim\":20000}]}", "layers[0]: 1310720000 values per sample (seq_len 65536 x width 20000) is more than");
 #undef TOKJ
