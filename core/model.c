@@ -10,20 +10,39 @@
 #define MAX_REPEAT 100000
 #define MAX_UNITS  100000      /* planning units after expansion */
 #define MAX_DEPTH  16          /* repeat nesting */
+#define MAX_SEQ    (1 << 16)   /* tokens per sample */
+#define MAX_FEATURES (1 << 30) /* values per sample (seq_len x width) */
+/* token ids travel as floats: every id < MAX_DIM is exact (floats hold integers up to 2^24) */
+_Static_assert(MAX_DIM <= (1 << 24), "token ids must be exact in a float");
 
 typedef struct {
     const char *file;
     mp_model *m;
     int cap;
-    int dim;                   /* current feature width */
+    int dim;                   /* current feature width (per token in token models) */
+    int tokens;                /* rows per sample: seq_len, or 1 */
     mp_error *err;
 } loader;
 
-static const char *type_names[] = {"linear", "relu", "gelu", "layernorm", "residual_mlp"};
+static const char *type_names[MP_LAYER_NUM_TYPES] = {"linear", "relu", "gelu", "layernorm",
+                                                      "residual_mlp", "embedding", "attention"};
+#define KNOWN "linear, relu, gelu, layernorm, residual_mlp, embedding, attention"
+#define TOKEN_INPUT "\"input\": {\"type\": \"tokens\", \"vocab\": V, \"seq_len\": T}"
 
 const char *mp_layer_type_name(mp_layer_type t)
 {
-    return (unsigned)t < 5 ? type_names[t] : "?";
+    return (unsigned)t < MP_LAYER_NUM_TYPES ? type_names[t] : "?";
+}
+
+int mp_model_is_tokens(const mp_model *m)
+{
+    return m->seq_len > 0;
+}
+
+int mp_model_labels_per_sample(const mp_model *m)
+{
+    if (m->loss != MP_LOSS_XENT) return 0;
+    return mp_model_is_tokens(m) ? m->seq_len : 1;
 }
 
 long long mp_model_param_count(const mp_model *m)
@@ -46,7 +65,7 @@ void mp_model_free(mp_model *m)
 
 static int type_from_name(const char *s)
 {
-    for (int t = 0; t < 5; t++)
+    for (int t = 0; t < MP_LAYER_NUM_TYPES; t++)
         if (!strcmp(s, type_names[t])) return t;
     return -1;
 }
@@ -118,28 +137,70 @@ static int push_unit(loader *L, const char *name, mp_model_layer u)
 
 static int parse_list(loader *L, json_t *arr, const char *path, const char *prefix, int depth);
 
+/* An optional boolean field: 1 ok (*out = its value, or dflt when absent), 0 error set. */
+static int get_bool(loader *L, json_t *obj, const char *key, const char *path, int dflt, int *out)
+{
+    json_t *v = json_object_get(obj, key);
+    if (v && !json_is_boolean(v))
+        return mp_error_set(L->err, MP_ERR_INPUT, "%s: %s.%s: must be true or false", L->file, path, key), 0;
+    *out = v ? json_is_true(v) : dflt;
+    return 1;
+}
+
+/* Where a layer type may stand: embedding first and only in token models,
+ * attention only in token models, and a token model starts with embedding. */
+static int check_position(loader *L, int t, const char *path)
+{
+    int tok = L->m->seq_len > 0, first = L->m->num_layers == 0;
+    if ((t == MP_LAYER_EMBEDDING || t == MP_LAYER_ATTENTION) && !tok)
+        return mp_error_set(L->err, MP_ERR_INPUT, "%s: %s.type: %s needs a token model (" TOKEN_INPUT
+                            " instead of input_dim)", L->file, path, type_names[t]), 0;
+    if (tok && first && t != MP_LAYER_EMBEDDING)
+        return mp_error_set(L->err, MP_ERR_INPUT, "%s: %s.type: a token model's first layer must be embedding (got '%s')",
+                            L->file, path, type_names[t]), 0;
+    if (t == MP_LAYER_EMBEDDING && !first)
+        return mp_error_set(L->err, MP_ERR_INPUT, "%s: %s.type: embedding must be the model's first layer",
+                            L->file, path), 0;
+    return 1;
+}
+
+/* Fields that belong to one layer type only. */
+static int check_foreign_fields(loader *L, json_t *e, int t, const char *path)
+{
+    static const struct { const char *key; mp_layer_type owner; const char *what; } own[] = {
+        {"out", MP_LAYER_LINEAR, "only linear layers change the width"},
+        {"hidden", MP_LAYER_RESIDUAL_MLP, "only residual_mlp has a hidden width"},
+        {"bias", MP_LAYER_LINEAR, "only linear layers take 'bias'"},
+        {"dim", MP_LAYER_EMBEDDING, "only embedding takes 'dim'"},
+        {"heads", MP_LAYER_ATTENTION, "only attention takes 'heads'"},
+        {"causal", MP_LAYER_ATTENTION, "only attention takes 'causal'"},
+    };
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+        if ((int)own[i].owner != t && json_object_get(e, own[i].key))
+            return mp_error_set(L->err, MP_ERR_INPUT, "%s: %s.%s: %s", L->file, path, own[i].key, own[i].what), 0;
+    return 1;
+}
+
 static int parse_layer(loader *L, json_t *e, const char *path, const char *fullname)
 {
-    static const char *const keys[] = {"type", "out", "bias", "hidden", "name", NULL};
+    static const char *const keys[] = {"type", "out", "bias", "hidden", "dim", "heads", "causal", "name", NULL};
     const char *ts = json_string_value(json_object_get(e, "type"));
-    if (!ts) return mp_error_set(L->err, MP_ERR_INPUT, "%s: %s.type: missing (a string: linear, relu, gelu, layernorm, residual_mlp, or use \"repeat\")", L->file, path), 0;
+    if (!ts) return mp_error_set(L->err, MP_ERR_INPUT, "%s: %s.type: missing (a string: " KNOWN ", or use \"repeat\")", L->file, path), 0;
     int t = type_from_name(ts);
     if (t < 0)
-        return mp_error_set(L->err, MP_ERR_INPUT, "%s: %s.type: unknown layer type '%s' (known: linear, relu, gelu, layernorm, residual_mlp)",
+        return mp_error_set(L->err, MP_ERR_INPUT, "%s: %s.type: unknown layer type '%s' (known: " KNOWN ")",
                             L->file, path, ts), 0;
-    if (!check_keys(L, e, path, keys)) return 0;
+    if (!check_keys(L, e, path, keys) || !check_position(L, t, path)) return 0;
     mp_model_layer u = {0};
     u.type = (mp_layer_type)t;
-    u.in_dim = u.out_dim = L->dim;
+    u.tokens = L->tokens;
     long long d = L->dim;
+    int w_in = L->dim, w_out = L->dim;   /* per token (per sample when tokens = 1) */
     switch (u.type) {
     case MP_LAYER_LINEAR: {
-        if (!get_pos_int(L, e, "out", path, MAX_DIM, &u.out_dim)) return 0;
-        json_t *b = json_object_get(e, "bias");
-        if (b && !json_is_boolean(b))
-            return mp_error_set(L->err, MP_ERR_INPUT, "%s: %s.bias: must be true or false", L->file, path), 0;
-        u.bias = b ? json_is_true(b) : 1;
-        u.param_count = d * u.out_dim + (u.bias ? u.out_dim : 0);
+        if (!get_pos_int(L, e, "out", path, MAX_DIM, &w_out)) return 0;
+        if (!get_bool(L, e, "bias", path, 1, &u.bias)) return 0;
+        u.param_count = d * w_out + (u.bias ? w_out : 0);
         break;
     }
     case MP_LAYER_RESIDUAL_MLP: {
@@ -151,17 +212,30 @@ static int parse_layer(loader *L, json_t *e, const char *path, const char *fulln
     case MP_LAYER_LAYERNORM:
         u.param_count = 2 * d;
         break;
+    case MP_LAYER_EMBEDDING:
+        if (!get_pos_int(L, e, "dim", path, MAX_DIM, &w_out)) return 0;
+        u.vocab = L->m->vocab;
+        u.param_count = ((long long)u.vocab + u.tokens) * w_out;
+        break;
+    case MP_LAYER_ATTENTION:
+        if (!get_pos_int(L, e, "heads", path, MAX_DIM, &u.heads)) return 0;
+        if (d % u.heads)
+            return mp_error_set(L->err, MP_ERR_INPUT, "%s: %s.heads: width %lld is not divisible by %d heads",
+                                L->file, path, d, u.heads), 0;
+        if (!get_bool(L, e, "causal", path, 1, &u.causal)) return 0;
+        u.param_count = 4 * d * d + 6 * d;
+        break;
     default:
         break;
     }
-    if (u.type != MP_LAYER_LINEAR && json_object_get(e, "out"))
-        return mp_error_set(L->err, MP_ERR_INPUT, "%s: %s.out: only linear layers change the width", L->file, path), 0;
-    if (u.type != MP_LAYER_RESIDUAL_MLP && json_object_get(e, "hidden"))
-        return mp_error_set(L->err, MP_ERR_INPUT, "%s: %s.hidden: only residual_mlp has a hidden width", L->file, path), 0;
-    if (u.type != MP_LAYER_LINEAR && json_object_get(e, "bias"))
-        return mp_error_set(L->err, MP_ERR_INPUT, "%s: %s.bias: only linear layers take 'bias'", L->file, path), 0;
+    if (!check_foreign_fields(L, e, t, path)) return 0;
+    if ((long long)u.tokens * w_out > MAX_FEATURES)
+        return mp_error_set(L->err, MP_ERR_INPUT, "%s: %s: %lld values per sample (seq_len %d x width %d) is more than %d",
+                            L->file, path, (long long)u.tokens * w_out, u.tokens, w_out, MAX_FEATURES), 0;
+    u.in_dim = u.tokens * w_in;
+    u.out_dim = u.tokens * w_out;
     if (!push_unit(L, fullname, u)) return 0;
-    L->dim = u.out_dim;
+    L->dim = w_out;
     return 1;
 }
 
@@ -189,7 +263,7 @@ static int parse_repeat(loader *L, json_t *e, const char *path, const char *pref
 static int parse_list(loader *L, json_t *arr, const char *path, const char *prefix, int depth)
 {
     size_t n = json_array_size(arr);
-    int type_count[5] = {0}, type_seen[5] = {0}, unnamed_repeats = 0, repeat_seen = 0;
+    int type_count[MP_LAYER_NUM_TYPES] = {0}, type_seen[MP_LAYER_NUM_TYPES] = {0}, unnamed_repeats = 0, repeat_seen = 0;
     for (size_t i = 0; i < n; i++) {   /* counts decide whether names need ordinals */
         json_t *e = json_array_get(arr, i);
         if (!json_is_object(e)) continue;
@@ -244,14 +318,24 @@ static int parse_loss(loader *L, json_t *v)
     } else if (!s) {
         return mp_error_set(L->err, MP_ERR_INPUT, "%s: loss: must be \"mse\", \"cross_entropy\" or an object {\"type\": ..., \"classes\": N}", L->file), 0;
     }
+    int tok = mp_model_is_tokens(m);
     if (!strcmp(s, "mse")) {
         if (classes) return mp_error_set(L->err, MP_ERR_INPUT, "%s: loss.classes: only cross_entropy takes classes", L->file), 0;
+        if (tok)
+            return mp_error_set(L->err, MP_ERR_INPUT, "%s: loss: a token model needs {\"type\": \"cross_entropy\", "
+                                "\"classes\": %d} (the next token of each position; got mse)", L->file, m->vocab), 0;
         m->loss = MP_LOSS_MSE;
         return 1;
     }
     if (strcmp(s, "cross_entropy"))
         return mp_error_set(L->err, MP_ERR_INPUT, "%s: loss: unknown loss '%s' (known: mse, cross_entropy)", L->file, s), 0;
     m->loss = MP_LOSS_XENT;
+    if (tok && classes && classes != m->vocab)
+        return mp_error_set(L->err, MP_ERR_INPUT, "%s: loss.classes: %d classes but the vocabulary has %d tokens",
+                            L->file, classes, m->vocab), 0;
+    if (tok && L->dim != m->vocab)
+        return mp_error_set(L->err, MP_ERR_INPUT, "%s: loss: the last layer outputs %d values per token but "
+                            "cross_entropy over the vocabulary needs %d", L->file, L->dim, m->vocab), 0;
     if (classes && classes != L->dim)
         return mp_error_set(L->err, MP_ERR_INPUT, "%s: loss.classes: %d classes but the last layer outputs %d values",
                             L->file, classes, L->dim), 0;
@@ -261,10 +345,42 @@ static int parse_loss(loader *L, json_t *v)
     return 1;
 }
 
+/* input_dim (features per sample), or "input": {"type": "tokens", "vocab": V,
+ * "seq_len": T}: a sample is T token ids, carried as T floats. */
+static int parse_input(loader *L, json_t *root)
+{
+    static const char *const keys[] = {"type", "vocab", "seq_len", NULL};
+    mp_model *m = L->m;
+    json_t *in = json_object_get(root, "input");
+    L->tokens = 1;
+    if (!in) {
+        if (!get_pos_int(L, root, "input_dim", "model", MAX_DIM, &m->input_dim)) return 0;
+        L->dim = m->input_dim;
+        return 1;
+    }
+    if (json_object_get(root, "input_dim"))
+        return mp_error_set(L->err, MP_ERR_INPUT, "%s: input_dim: give either input_dim or input, not both", L->file), 0;
+    if (!json_is_object(in))
+        return mp_error_set(L->err, MP_ERR_INPUT, "%s: input: must be an object, " TOKEN_INPUT, L->file), 0;
+    if (!check_keys(L, in, "input", keys)) return 0;
+    const char *t = json_string_value(json_object_get(in, "type"));
+    if (!t) return mp_error_set(L->err, MP_ERR_INPUT, "%s: input.type: missing (\"tokens\")", L->file), 0;
+    if (strcmp(t, "tokens"))
+        return mp_error_set(L->err, MP_ERR_INPUT, "%s: input.type: unknown input type '%s' (known: tokens)", L->file, t), 0;
+    if (!get_pos_int(L, in, "vocab", "input", MAX_DIM, &m->vocab)) return 0;
+    if (m->vocab < 2)
+        return mp_error_set(L->err, MP_ERR_INPUT, "%s: input.vocab: must be at least 2 (got %d)", L->file, m->vocab), 0;
+    if (!get_pos_int(L, in, "seq_len", "input", MAX_SEQ, &m->seq_len)) return 0;
+    m->input_dim = m->seq_len;
+    L->tokens = m->seq_len;
+    L->dim = 1;   /* one id per token */
+    return 1;
+}
+
 mp_status mp_model_parse(const char *text, size_t len, const char *name,
                          mp_model *m, mp_error *err)
 {
-    static const char *const keys[] = {"format", "name", "input_dim", "layers", "loss",
+    static const char *const keys[] = {"format", "name", "input_dim", "input", "layers", "loss",
                                        "description", "comment", NULL};
     memset(m, 0, sizeof *m);
     json_error_t je;
@@ -290,13 +406,12 @@ mp_status mp_model_parse(const char *text, size_t len, const char *name,
         goto out;
     }
     m->name = strdup(mname ? mname : "model");
-    if (!get_pos_int(&L, root, "input_dim", "model", MAX_DIM, &m->input_dim)) goto out;
+    if (!parse_input(&L, root)) goto out;
     json_t *layers = json_object_get(root, "layers");
     if (!json_is_array(layers) || json_array_size(layers) == 0) {
         mp_error_set(err, MP_ERR_INPUT, "%s: layers: must be a non-empty array", name);
         goto out;
     }
-    L.dim = m->input_dim;
     if (!parse_list(&L, layers, "layers", "", 0)) goto out;
     if (!parse_loss(&L, json_object_get(root, "loss"))) goto out;
     st = MP_OK;

@@ -89,6 +89,18 @@ static pair pair_new(size_t n, float lo, float hi, int zero)
 
 static pair rnd(size_t n) { return pair_new(n, -1.0f, 1.0f, 0); }
 
+/* A tensor of n token ids in [0, vocab) (as floats) on both backends. */
+static pair token_pair(size_t n, int vocab)
+{
+    pair p = pair_new(n, 0, 0, 1);
+    float *h = malloc(n * sizeof *h);
+    for (size_t i = 0; i < n; i++) h[i] = (float)(int)((frand() + 1.0f) * 0.5f * (float)vocab * 0.999f);
+    ref->i->upload(ref, p.r, h, n * sizeof(float));
+    dut->i->upload(dut, p.d, h, n * sizeof(float));
+    free(h);
+    return p;
+}
+
 static void pair_free(pair *p)
 {
     ref->i->free(ref, p->r);
@@ -313,6 +325,92 @@ static void test_layernorm(void)
     layernorm_case(3, 7);
 }
 
+/* The per-head products of attention: heads' columns interleave in rows of
+ * q|k|v (ld 3d, stride dh), scores are contiguous [T, T] per head. */
+static void gemm_batched_case(int ta, int tb, int T, int d, int H)
+{
+    int dh = d / H;
+    long long TT = (long long)T * T;
+    pair qkv = rnd((size_t)T * 3 * d), s = rnd((size_t)H * TT), o = rnd((size_t)T * d);
+    char name[80];
+    /* scores = q k^T (NT) or, with ta, s^T q (TN, as dk); o = s v (NN) */
+    if (!ta) {
+        ref->i->gemm_batched(ref, 0, 1, T, T, dh, 0.5f, qkv.r, 3 * d, dh, qkv.r + d, 3 * d, dh, 0.0f, s.r, T, TT, H);
+        dut->i->gemm_batched(dut, 0, 1, T, T, dh, 0.5f, qkv.d, 3 * d, dh, qkv.d + d, 3 * d, dh, 0.0f, s.d, T, TT, H);
+        snprintf(name, sizeof name, "gemm_batched NT %dx%dx%d x%d", T, T, dh, H);
+        check(name, &s, 2e-6 * dh, 1e-4);
+    }
+    ref->i->gemm_batched(ref, ta, tb, T, dh, T, 1.0f, s.r, T, TT, qkv.r + 2 * d, 3 * d, dh, 0.3f, o.r, d, dh, H);
+    dut->i->gemm_batched(dut, ta, tb, T, dh, T, 1.0f, s.d, T, TT, qkv.d + 2 * d, 3 * d, dh, 0.3f, o.d, d, dh, H);
+    snprintf(name, sizeof name, "gemm_batched %c%c %dx%dx%d x%d", ta ? 'T' : 'N', tb ? 'T' : 'N', T, dh, T, H);
+    check(name, &o, 2e-6 * T, 1e-4);
+    pair_free(&qkv); pair_free(&s); pair_free(&o);
+}
+
+static void softmax_case(int rows, int cols, int causal)
+{
+    const size_t n = (size_t)rows * cols;
+    pair x = pair_new(n, -6.0f, 6.0f, 0), y = rnd(n), dy = rnd(n), dx = rnd(n);
+    char name[80];
+    ref->i->softmax_fwd(ref, y.r, x.r, rows, cols, causal);
+    dut->i->softmax_fwd(dut, y.d, x.d, rows, cols, causal);
+    snprintf(name, sizeof name, "softmax_fwd %dx%d%s", rows, cols, causal ? " causal" : "");
+    check(name, &y, 1e-6, 1e-5);
+    float *h = malloc(n * sizeof *h);   /* the backward from the reference's probabilities on both sides */
+    ref->i->download(ref, h, y.r, n * sizeof(float));
+    dut->i->upload(dut, y.d, h, n * sizeof(float));
+    free(h);
+    ref->i->softmax_bwd(ref, dx.r, dy.r, y.r, rows, cols, causal);
+    dut->i->softmax_bwd(dut, dx.d, dy.d, y.d, rows, cols, causal);
+    snprintf(name, sizeof name, "softmax_bwd %dx%d%s", rows, cols, causal ? " causal" : "");
+    check(name, &dx, 1e-6, 1e-4);
+    /* in place: y over x, dx over dy */
+    ref->i->softmax_fwd(ref, x.r, x.r, rows, cols, causal);
+    dut->i->softmax_fwd(dut, x.d, x.d, rows, cols, causal);
+    check("softmax_fwd in place", &x, 1e-6, 1e-5);
+    ref->i->softmax_bwd(ref, dy.r, dy.r, x.r, rows, cols, causal);
+    dut->i->softmax_bwd(dut, dy.d, dy.d, x.d, rows, cols, causal);
+    check("softmax_bwd in place", &dy, 1e-6, 1e-4);
+    pair_free(&x); pair_free(&y); pair_free(&dy); pair_free(&dx);
+}
+
+/* Gather and the fixed-order scatter-add: every element sees the same float
+ * additions in the same order on both backends, so they agree exactly. */
+static void embedding_case(int b, int seq, int dim, int vocab)
+{
+    const size_t rows = (size_t)b * seq;
+    pair ids = token_pair(rows, vocab), table = rnd((size_t)vocab * dim), pos = rnd((size_t)seq * dim);
+    pair y = rnd(rows * dim), dy = rnd(rows * dim);
+    pair dtable = rnd((size_t)vocab * dim), dpos = rnd((size_t)seq * dim);   /* nonzero: it accumulates */
+    char name[80];
+    ref->i->embedding_fwd(ref, y.r, ids.r, table.r, pos.r, b, seq, dim, vocab);
+    dut->i->embedding_fwd(dut, y.d, ids.d, table.d, pos.d, b, seq, dim, vocab);
+    snprintf(name, sizeof name, "embedding_fwd %dx%d d=%d V=%d", b, seq, dim, vocab);
+    check(name, &y, 0, 0);
+    for (int rep = 0; rep < 2; rep++) {   /* twice: accumulation onto the first result */
+        ref->i->embedding_bwd(ref, dtable.r, dpos.r, dy.r, ids.r, b, seq, dim, vocab);
+        dut->i->embedding_bwd(dut, dtable.d, dpos.d, dy.d, ids.d, b, seq, dim, vocab);
+    }
+    check("embedding_bwd dtable (+=, exact)", &dtable, 0, 0);
+    check("embedding_bwd dpos (+=, exact)", &dpos, 0, 0);
+    pair_free(&ids); pair_free(&table); pair_free(&pos); pair_free(&y); pair_free(&dy);
+    pair_free(&dtable); pair_free(&dpos);
+}
+
+static void test_attention_primitives(void)
+{
+    open_backends();
+    gemm_batched_case(0, 0, 64, 128, 4);   /* scores q k^T, then p v */
+    gemm_batched_case(1, 0, 37, 96, 3);    /* s^T q (dk), s^T do (dv) */
+    gemm_batched_case(0, 0, 256, 768, 12);
+    softmax_case(4 * 64, 64, 1);
+    softmax_case(3 * 37, 37, 0);
+    softmax_case(2 * 1024, 1024, 1);       /* rows longer than a block */
+    embedding_case(3, 64, 96, 1000);
+    embedding_case(2, 128, 300, 50257);    /* columns past one block, large vocabulary */
+    embedding_case(4, 16, 8, 3);           /* many rows per token */
+}
+
 static void loss_case(int xent, int rows, int cols, float scale)
 {
     const size_t n = (size_t)rows * cols;
@@ -357,6 +455,7 @@ static void test_losses(void)
     loss_case(0, 32, 4096, 0.125f);
     loss_case(1, 8, 10, 1.0f);
     loss_case(1, 5, 1000, 0.25f);
+    loss_case(1, 64, 50257, 1.0f / 64);   /* token-level loss over GPT-2's vocabulary */
 
     /* more queued losses than the backend has staging slots: all arrive */
     enum { K = 100 };
@@ -431,31 +530,17 @@ static void test_determinism(void)
 
 /* ---------------------------------------------------------------- layers */
 
-/* One layer of every type, built on both backends with the same parameters:
- * forward output, input gradient, weight gradients and an Adam step compared. */
-static void layer_case(mp_layer_type type, int in, int out, int hidden, int bias, int b)
+/* One layer built on both backends with the same parameters: forward
+ * output, input gradient, weight gradients and an Adam step compared.
+ * Tolerances scale with the per-token width (the sums a value goes through). */
+static void layer_check(const mp_model_layer *spec, int b)
 {
-    mp_model_layer spec = {0};
-    char lname[64];
-    snprintf(lname, sizeof lname, "%s", mp_layer_type_name(type));
-    spec.name = lname;
-    spec.type = type;
-    spec.in_dim = in;
-    spec.out_dim = out;
-    spec.hidden = hidden;
-    spec.bias = bias;
-    switch (type) {
-    case MP_LAYER_LINEAR: spec.param_count = (long long)in * out + (bias ? out : 0); break;
-    case MP_LAYER_LAYERNORM: spec.param_count = 2LL * in; break;
-    case MP_LAYER_RESIDUAL_MLP: spec.param_count = 2LL * in + 2LL * hidden * in + hidden + in; break;
-    default: spec.param_count = 0;
-    }
     mp_layer lr, ld;
     mp_error err = {0};
     memset(&lr, 0, sizeof lr);
     memset(&ld, 0, sizeof ld);
-    CU_ASSERT_EQUAL_FATAL(mp_layer_init(&lr, ref, &spec, b, 42, &err), MP_OK);
-    if (mp_layer_init(&ld, dut, &spec, b, 42, &err) != MP_OK) {
+    CU_ASSERT_EQUAL_FATAL(mp_layer_init(&lr, ref, spec, b, 42, &err), MP_OK);
+    if (mp_layer_init(&ld, dut, spec, b, 42, &err) != MP_OK) {
         printf("  layer init failed: %s\n", err.msg);
         mp_layer_free(&lr, ref);
         CU_FAIL("layer init on the device");
@@ -468,28 +553,31 @@ static void layer_case(mp_layer_type type, int in, int out, int hidden, int bias
         mp_layer_set_params(&lr, ref, hp);
         mp_layer_set_params(&ld, dut, hp);
     }
+    int in = spec->in_dim, out = spec->out_dim, hidden = spec->hidden;
+    int win = lr.din + (spec->type == MP_LAYER_ATTENTION ? 3 * lr.din + lr.tokens : 0);   /* sums per value */
     size_t sb = mp_layer_stash_bytes_per_sample(&lr) * (size_t)b;
     CU_ASSERT_EQUAL(sb, mp_layer_stash_bytes_per_sample(&ld) * (size_t)b);
-    pair x = rnd((size_t)b * in), y = rnd((size_t)b * out), dy = rnd((size_t)b * out);
+    pair x = spec->type == MP_LAYER_EMBEDDING ? token_pair((size_t)b * in, spec->vocab) : rnd((size_t)b * in);
+    pair y = rnd((size_t)b * out), dy = rnd((size_t)b * out);
     pair dx = rnd((size_t)b * in), st = pair_new(sb / sizeof(float) + 1, 0, 0, 1);
     char name[96];
-    const char *tn = mp_layer_type_name(type);
+    const char *tn = mp_layer_type_name(spec->type);
 
     CU_ASSERT_EQUAL(mp_layer_forward(&lr, ref, b, x.r, y.r, st.r, &err), MP_OK);
     CU_ASSERT_EQUAL(mp_layer_forward(&ld, dut, b, x.d, y.d, st.d, &err), MP_OK);
     snprintf(name, sizeof name, "%s %d->%d fwd b=%d", tn, in, out, b);
-    check(name, &y, 1e-5 * (in + hidden + 1), 1e-4);
+    check(name, &y, 1e-5 * (win + hidden + 1), 1e-4);
 
     CU_ASSERT_EQUAL(mp_layer_backward(&lr, ref, b, dy.r, dx.r, st.r, &err), MP_OK);
     CU_ASSERT_EQUAL(mp_layer_backward(&ld, dut, b, dy.d, dx.d, st.d, &err), MP_OK);
     snprintf(name, sizeof name, "%s bwd dx", tn);
-    check(name, &dx, 1e-5 * (out + hidden + 1), 1e-4);
+    check(name, &dx, 1e-5 * (lr.dout + win + hidden + 1), 1e-4);
     if (lr.nparams) {
         sync_both();
         mp_layer_get_grads(&lr, ref, hp);
         mp_layer_get_grads(&ld, dut, hq);
         snprintf(name, sizeof name, "%s bwd dW (%zu params)", tn, lr.nparams);
-        check_host(name, hp, hq, lr.nparams, 1e-5 * (b + 1) * (hidden ? 4 : 1), 1e-4);
+        check_host(name, hp, hq, lr.nparams, 1e-5 * (b * lr.tokens + 1) * (hidden || spec->heads ? 4 : 1), 1e-4);
 
         mp_optim opt = {MP_OPTIM_ADAM, 1e-3f, 0.9f, 0.999f, 1e-8f, 1};
         CU_ASSERT_EQUAL(mp_layer_update(&lr, ref, &opt, &err), MP_OK);
@@ -509,6 +597,51 @@ static void layer_case(mp_layer_type type, int in, int out, int hidden, int bias
     mp_layer_free(&ld, dut);
 }
 
+/* A spec of this type named after it, one row per sample (the caller fills the rest). */
+static mp_model_layer spec_of(mp_layer_type type)
+{
+    mp_model_layer spec = {0};
+    spec.name = (char *)mp_layer_type_name(type);   /* read only */
+    spec.type = type;
+    spec.tokens = 1;
+    return spec;
+}
+
+static void layer_case(mp_layer_type type, int in, int out, int hidden, int bias, int b)
+{
+    mp_model_layer spec = spec_of(type);
+    spec.in_dim = in;
+    spec.out_dim = out;
+    spec.hidden = hidden;
+    spec.bias = bias;
+    switch (type) {
+    case MP_LAYER_LINEAR: spec.param_count = (long long)in * out + (bias ? out : 0); break;
+    case MP_LAYER_LAYERNORM: spec.param_count = 2LL * in; break;
+    case MP_LAYER_RESIDUAL_MLP: spec.param_count = 2LL * in + 2LL * hidden * in + hidden + in; break;
+    default: spec.param_count = 0;
+    }
+    layer_check(&spec, b);
+}
+
+/* embedding (vocab > 0: width d from ids) or attention (heads > 0) on seq tokens */
+static void token_layer_case(mp_layer_type type, int vocab, int seq, int d, int heads, int causal, int b)
+{
+    mp_model_layer spec = spec_of(type);
+    spec.tokens = seq;
+    spec.out_dim = seq * d;
+    if (type == MP_LAYER_EMBEDDING) {
+        spec.in_dim = seq;
+        spec.vocab = vocab;
+        spec.param_count = ((long long)vocab + seq) * d;
+    } else {
+        spec.in_dim = seq * d;
+        spec.heads = heads;
+        spec.causal = causal;
+        spec.param_count = 4LL * d * d + 6LL * d;
+    }
+    layer_check(&spec, b);
+}
+
 static void test_layers(void)
 {
     open_backends();
@@ -519,6 +652,11 @@ static void test_layers(void)
     layer_case(MP_LAYER_LAYERNORM, 300, 300, 0, 0, 6);
     layer_case(MP_LAYER_RESIDUAL_MLP, 128, 128, 256, 0, 4);
     layer_case(MP_LAYER_RESIDUAL_MLP, 512, 512, 2048, 0, 3);
+    token_layer_case(MP_LAYER_EMBEDDING, 1000, 64, 96, 0, 0, 3);
+    token_layer_case(MP_LAYER_EMBEDDING, 50257, 128, 300, 0, 0, 2);
+    token_layer_case(MP_LAYER_ATTENTION, 0, 64, 128, 4, 1, 3);
+    token_layer_case(MP_LAYER_ATTENTION, 0, 37, 96, 3, 0, 2);
+    token_layer_case(MP_LAYER_ATTENTION, 0, 256, 256, 8, 1, 2);
 }
 
 /* ---------------------------------------------------------------- runtime on the GPU */
@@ -637,7 +775,8 @@ int main(void)
 {
     static const mp_test_case cases[] = {
         MP_TEST(test_open),       MP_TEST(test_memory),     MP_TEST(test_gemm),
-        MP_TEST(test_elementwise), MP_TEST(test_layernorm), MP_TEST(test_losses),
+        MP_TEST(test_elementwise), MP_TEST(test_layernorm), MP_TEST(test_attention_primitives),
+        MP_TEST(test_losses),
         MP_TEST(test_optimizers), MP_TEST(test_determinism), MP_TEST(test_layers),
         MP_TEST(test_runtime_gpu), MP_TEST(test_close),
     };

@@ -209,8 +209,8 @@ static void test_bad_inputs(void)
 {
     char a[1024];   /* mp_test_write_file returns a static buffer: use each path at once */
     snprintf(a, sizeof a, "--model %s", mp_test_write_file("unk.json",
-        "{\"format\":\"mpkit-model/1\",\"input_dim\":4,\"layers\":[{\"type\":\"attention\"}]}"));
-    expect_exit2(a, "unknown layer type 'attention'");
+        "{\"format\":\"mpkit-model/1\",\"input_dim\":4,\"layers\":[{\"type\":\"conv\"}]}"));
+    expect_exit2(a, "unknown layer type 'conv'");
     snprintf(a, sizeof a, "--model %s", mp_test_write_file("zero.json",
         "{\"format\":\"mpkit-model/1\",\"input_dim\":4,\"layers\":[{\"type\":\"linear\",\"out\":0}]}"));
     expect_exit2(a, "layers[0].out");

@@ -104,6 +104,16 @@ static void cpu_gemm(mp_backend *be, int trans_a, int trans_b, int M, int N, int
                 beta, C, ldc);
 }
 
+static void cpu_gemm_batched(mp_backend *be, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                             const float *A, int lda, long long stride_a, const float *B, int ldb,
+                             long long stride_b, float beta, float *C, int ldc, long long stride_c,
+                             int batch)
+{
+    for (int i = 0; i < batch; i++)
+        cpu_gemm(be, trans_a, trans_b, M, N, K, alpha, A + i * stride_a, lda, B + i * stride_b, ldb,
+                 beta, C + i * stride_c, ldc);
+}
+
 static void cpu_add_bias(mp_backend *be, float *y, const float *bias, int rows, int cols)
 {
     for (int r = 0; r < rows; r++)
@@ -197,6 +207,68 @@ static void cpu_layernorm_bwd(mp_backend *be, float *dx, float *dgamma, float *d
     }
 }
 
+/* ---------------------------------------------------------------- attention */
+
+/* Columns of row r that a softmax keeps. */
+static int kept(int r, int cols, int causal) { return causal ? r % cols + 1 : cols; }
+
+static void cpu_softmax_fwd(mp_backend *be, float *y, const float *x, int rows, int cols, int causal)
+{
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * cols;
+        float *yr = y + (size_t)r * cols;
+        int n = kept(r, cols, causal);
+        float mx = xr[0];
+        for (int j = 1; j < n; j++) mx = xr[j] > mx ? xr[j] : mx;
+        double s = 0;
+        for (int j = 0; j < n; j++) {
+            yr[j] = expf(xr[j] - mx);
+            s += yr[j];
+        }
+        float inv = (float)(1.0 / s);
+        for (int j = 0; j < n; j++) yr[j] *= inv;
+        for (int j = n; j < cols; j++) yr[j] = 0;
+    }
+}
+
+static void cpu_softmax_bwd(mp_backend *be, float *dx, const float *dy, const float *y, int rows,
+                            int cols, int causal)
+{
+    for (int r = 0; r < rows; r++) {
+        const float *dyr = dy + (size_t)r * cols, *yr = y + (size_t)r * cols;
+        float *dxr = dx + (size_t)r * cols;
+        int n = kept(r, cols, causal);
+        double s = 0;
+        for (int j = 0; j < n; j++) s += (double)yr[j] * dyr[j];
+        float fs = (float)s;
+        for (int j = 0; j < n; j++) dxr[j] = yr[j] * (dyr[j] - fs);
+        for (int j = n; j < cols; j++) dxr[j] = 0;
+    }
+}
+
+/* ---------------------------------------------------------------- embedding */
+
+static void cpu_embedding_fwd(mp_backend *be, float *y, const float *ids, const float *table,
+                              const float *pos, int b, int seq, int dim, int vocab)
+{
+    for (int r = 0; r < b * seq; r++) {
+        const float *e = table + mp_token_row(ids[r], vocab) * dim, *p = pos + (size_t)(r % seq) * dim;
+        float *yr = y + (size_t)r * dim;
+        for (int c = 0; c < dim; c++) yr[c] = e[c] + p[c];
+    }
+}
+
+static void cpu_embedding_bwd(mp_backend *be, float *dtable, float *dpos, const float *dy,
+                              const float *ids, int b, int seq, int dim, int vocab)
+{
+    for (int r = 0; r < b * seq; r++) {
+        float *de = dtable + mp_token_row(ids[r], vocab) * dim, *dp = dpos + (size_t)(r % seq) * dim;
+        const float *g = dy + (size_t)r * dim;
+        for (int c = 0; c < dim; c++) de[c] += g[c];
+        for (int c = 0; c < dim; c++) dp[c] += g[c];
+    }
+}
+
 /* ---------------------------------------------------------------- losses */
 
 static void cpu_mse_loss(mp_backend *be, float *dpred, float *loss_out, const float *pred,
@@ -273,6 +345,7 @@ const mp_backend_i mp_backend_cpu_i = {
     .zero = cpu_zero,
     .mem_used = cpu_mem_used,
     .gemm = cpu_gemm,
+    .gemm_batched = cpu_gemm_batched,
     .add_bias = cpu_add_bias,
     .col_sum = cpu_col_sum,
     .axpy = cpu_axpy,
@@ -282,6 +355,10 @@ const mp_backend_i mp_backend_cpu_i = {
     .gelu_bwd = cpu_gelu_bwd,
     .layernorm_fwd = cpu_layernorm_fwd,
     .layernorm_bwd = cpu_layernorm_bwd,
+    .softmax_fwd = cpu_softmax_fwd,
+    .softmax_bwd = cpu_softmax_bwd,
+    .embedding_fwd = cpu_embedding_fwd,
+    .embedding_bwd = cpu_embedding_bwd,
     .mse_loss = cpu_mse_loss,
     .xent_loss = cpu_xent_loss,
     .sgd_update = cpu_sgd_update,

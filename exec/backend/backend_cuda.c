@@ -31,6 +31,10 @@ typedef struct {
     float *h_loss;                  /* LOSS_SLOTS pinned host slots */
     float *pending[LOSS_SLOTS];     /* caller's loss floats, filled at sync */
     int npending;
+    float *h_ids;                   /* embedding backward: the ids, on the host */
+    int *h_count, *h_buckets;       /* per-token counts; the bucket table (kernels_cuda.h) */
+    int *d_buckets;                 /* the bucket table on the device */
+    size_t ids_cap, count_cap, buckets_cap, d_buckets_cap;   /* in elements */
 } cuda_ctx;
 
 /* ---------------------------------------------------------------- error checks */
@@ -113,6 +117,10 @@ static void cu_shutdown(mp_backend *be)
     if (c->stream) cudaStreamDestroy(c->stream);
     cudaFree(c->d_rows);
     cudaFree(c->d_loss);
+    cudaFree(c->d_buckets);
+    free(c->h_ids);
+    free(c->h_count);
+    free(c->h_buckets);
     if (c->h_loss) cudaFreeHost(c->h_loss);
     free(c);
     be->ctx = NULL;
@@ -214,6 +222,19 @@ static void cu_gemm(mp_backend *be, int trans_a, int trans_b, int M, int N, int 
                                       A, lda, &beta, C, ldc));
 }
 
+static void cu_gemm_batched(mp_backend *be, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                            const float *A, int lda, long long stride_a, const float *B, int ldb,
+                            long long stride_b, float beta, float *C, int ldc, long long stride_c,
+                            int batch)
+{
+    cuda_ctx *c = enter(be);
+    if (M <= 0 || N <= 0 || batch <= 0) return;
+    CUBLAS_CHECK(&c->err, cublasSgemmStridedBatched(c->blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                                    trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha,
+                                                    B, ldb, stride_b, A, lda, stride_a, &beta, C, ldc,
+                                                    stride_c, batch));
+}
+
 static void cu_add_bias(mp_backend *be, float *y, const float *bias, int rows, int cols)
 {
     cuda_ctx *c = enter(be);
@@ -273,6 +294,96 @@ static void cu_layernorm_bwd(mp_backend *be, float *dx, float *dgamma, float *db
     cuda_ctx *c = enter(be);
     KERNEL_CHECK(&c->err, mp_cuda_layernorm_bwd(c->stream, dx, dgamma, dbeta, dy, x, mean, rstd,
                                                 gamma, rows, cols));
+}
+
+/* ---------------------------------------------------------------- attention */
+
+static void cu_softmax_fwd(mp_backend *be, float *y, const float *x, int rows, int cols, int causal)
+{
+    cuda_ctx *c = enter(be);
+    KERNEL_CHECK(&c->err, mp_cuda_softmax_fwd(c->stream, y, x, rows, cols, causal));
+}
+
+static void cu_softmax_bwd(mp_backend *be, float *dx, const float *dy, const float *y, int rows, int cols,
+                           int causal)
+{
+    cuda_ctx *c = enter(be);
+    KERNEL_CHECK(&c->err, mp_cuda_softmax_bwd(c->stream, dx, dy, y, rows, cols, causal));
+}
+
+/* ---------------------------------------------------------------- embedding */
+
+static void cu_embedding_fwd(mp_backend *be, float *y, const float *ids, const float *table,
+                             const float *pos, int b, int seq, int dim, int vocab)
+{
+    cuda_ctx *c = enter(be);
+    KERNEL_CHECK(&c->err, mp_cuda_embedding_fwd(c->stream, y, ids, table, pos, b, seq, dim, vocab));
+}
+
+/* Room for n elements of size sz in the host buffer *p (grown, never shrunk). */
+static int host_room(cuda_ctx *c, void **p, size_t *cap, size_t n, size_t sz)
+{
+    if (n <= *cap) return 1;
+    void *q = realloc(*p, n * sz);
+    if (!q) {
+        mp_error_set(&c->err, MP_ERR_NOMEM, "backend_cuda.c: out of host memory for %zu embedding rows", n);
+        return 0;
+    }
+    *p = q;
+    *cap = n;
+    return 1;
+}
+
+/* The bucket table of kernels_cuda.h from the host ids: a stable counting
+ * sort of the rows by token. Returns the number of buckets. */
+static int build_buckets(cuda_ctx *c, size_t nrows, int vocab)
+{
+    int *count = c->h_count, nb = 0;
+    memset(count, 0, (size_t)vocab * sizeof *count);
+    for (size_t r = 0; r < nrows; r++) count[mp_token_row(c->h_ids[r], vocab)]++;
+    for (int v = 0; v < vocab; v++) nb += count[v] > 0;
+    int *ids = c->h_buckets, *offs = ids + nb, *rows = offs + nb + 1, k = 0, at = 0;
+    for (int v = 0; v < vocab; v++) {
+        if (!count[v]) continue;
+        ids[k] = v;
+        offs[k++] = at;
+        at += count[v];
+        count[v] = offs[k - 1];   /* from here on: where v's next row goes */
+    }
+    offs[nb] = at;
+    for (size_t r = 0; r < nrows; r++) rows[count[mp_token_row(c->h_ids[r], vocab)]++] = (int)r;
+    return nb;
+}
+
+/* Deterministic without atomics: the ids come to the host (the stream is
+ * synchronised), are bucketed by token there, and the table goes back with
+ * the kernels that add each bucket's rows in order (as llm.c's encoder). */
+static void cu_embedding_bwd(mp_backend *be, float *dtable, float *dpos, const float *dy,
+                             const float *ids, int b, int seq, int dim, int vocab)
+{
+    cuda_ctx *c = enter(be);
+    size_t nrows = (size_t)b * seq, need = 3 * nrows + 1;
+    if (nrows == 0 || dim <= 0 || vocab <= 0) return;
+    if (!host_room(c, (void **)&c->h_ids, &c->ids_cap, nrows, sizeof(float)) ||
+        !host_room(c, (void **)&c->h_count, &c->count_cap, (size_t)vocab, sizeof(int)) ||
+        !host_room(c, (void **)&c->h_buckets, &c->buckets_cap, need, sizeof(int)))
+        return;
+    cu_download(be, c->h_ids, ids, nrows * sizeof(float));   /* synchronous: the stream is idle after it */
+    if (c->err.status != MP_OK) return;
+    int nb = build_buckets(c, nrows, vocab);
+    size_t n = 2 * (size_t)nb + 1 + nrows;
+    if (n > c->d_buckets_cap) {
+        cudaFree(c->d_buckets);
+        c->d_buckets = NULL;
+        c->d_buckets_cap = 0;
+        if (CUDA_CHECK(&c->err, cudaMalloc((void **)&c->d_buckets, need * sizeof(int)))) return;
+        c->d_buckets_cap = need;
+    }
+    /* pageable source: staged before the call returns, so h_buckets may be reused */
+    if (CUDA_CHECK(&c->err, cudaMemcpyAsync(c->d_buckets, c->h_buckets, n * sizeof(int),
+                                            cudaMemcpyHostToDevice, c->stream)))
+        return;
+    KERNEL_CHECK(&c->err, mp_cuda_embedding_bwd(c->stream, dtable, dpos, dy, c->d_buckets, nb, b, seq, dim));
 }
 
 /* ---------------------------------------------------------------- losses */
@@ -383,6 +494,7 @@ const mp_backend_i mp_backend_cuda_i = {
     .zero = cu_zero,
     .mem_used = cu_mem_used,
     .gemm = cu_gemm,
+    .gemm_batched = cu_gemm_batched,
     .add_bias = cu_add_bias,
     .col_sum = cu_col_sum,
     .axpy = cu_axpy,
@@ -392,6 +504,10 @@ const mp_backend_i mp_backend_cuda_i = {
     .gelu_bwd = cu_gelu_bwd,
     .layernorm_fwd = cu_layernorm_fwd,
     .layernorm_bwd = cu_layernorm_bwd,
+    .softmax_fwd = cu_softmax_fwd,
+    .softmax_bwd = cu_softmax_bwd,
+    .embedding_fwd = cu_embedding_fwd,
+    .embedding_bwd = cu_embedding_bwd,
     .mse_loss = cu_mse_loss,
     .xent_loss = cu_xent_loss,
     .sgd_update = cu_sgd_update,

@@ -32,6 +32,14 @@ typedef struct mp_backend_i {
     void (*gemm)(mp_backend *be, int trans_a, int trans_b, int M, int N, int K,
                  float alpha, const float *A, int lda, const float *B, int ldb,
                  float beta, float *C, int ldc);
+    /* For i = 0..batch-1: C_i = alpha * op(A_i) op(B_i) + beta * C_i with
+     * X_i = X + i*stride_x (floats), each product exactly as gemm. The
+     * matrices of different i may interleave (a head's columns of a wider
+     * row: stride < rows*ld) but no element of C belongs to two C_i. */
+    void (*gemm_batched)(mp_backend *be, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                         const float *A, int lda, long long stride_a, const float *B, int ldb,
+                         long long stride_b, float beta, float *C, int ldc, long long stride_c,
+                         int batch);
     /* y[r,c] += bias[c] */
     void (*add_bias)(mp_backend *be, float *y, const float *bias, int rows, int cols);
     /* out[c] = beta*out[c] + sum_r x[r,c], summed in row order */
@@ -51,6 +59,26 @@ typedef struct mp_backend_i {
     void (*layernorm_bwd)(mp_backend *be, float *dx, float *dgamma, float *dbeta,
                           const float *dy, const float *x, const float *mean, const float *rstd,
                           const float *gamma, int rows, int cols);
+
+    /* Row softmax over x[rows, cols]. causal: rows are stacked [cols, cols]
+     * score matrices and row r keeps columns j <= r % cols (the rest of y is
+     * 0); else every column. y may be x (in place). */
+    void (*softmax_fwd)(mp_backend *be, float *y, const float *x, int rows, int cols, int causal);
+    /* Its backward from y = softmax_fwd(...): per row, over the kept columns,
+     * dx = y * (dy - sum_j y_j dy_j); dropped columns get 0. dx may be dy. */
+    void (*softmax_bwd)(mp_backend *be, float *dx, const float *dy, const float *y, int rows,
+                        int cols, int causal);
+
+    /* Token embedding of b sequences of seq ids (ids[b*seq], token ids stored
+     * as floats; an id outside [0, vocab) reads row 0): for row r = i*seq + t,
+     * y[r, :] = table[ids[r], :] + pos[t, :] (table[vocab, dim], pos[seq, dim]). */
+    void (*embedding_fwd)(mp_backend *be, float *y, const float *ids, const float *table,
+                          const float *pos, int b, int seq, int dim, int vocab);
+    /* Its backward, ACCUMULATING in a fixed order (bitwise repeatable, and the
+     * same on every backend): dtable[ids[r], :] += dy[r, :] for r = 0, 1, ...
+     * in order; dpos[t, :] += dy[i*seq + t, :] for i = 0, 1, ... in order. */
+    void (*embedding_bwd)(mp_backend *be, float *dtable, float *dpos, const float *dy,
+                          const float *ids, int b, int seq, int dim, int vocab);
 
     /* losses: write dpred = scale * d(loss)/d(pred); *loss_out (host) gets the
      * summed loss times scale (written by the next sync at the latest).
@@ -75,6 +103,13 @@ typedef struct mp_backend_i {
     /* waits for queued work; reports errors (e.g. a CUDA fault) */
     mp_status (*sync)(mp_backend *be, mp_error *err);
 } mp_backend_i;
+
+/* The table row of a token id stored as a float, as every backend reads it:
+ * an id outside [0, vocab) (or NaN) reads row 0. */
+static inline size_t mp_token_row(float id, int vocab)
+{
+    return id >= 0 && id < (float)vocab ? (size_t)id : 0;
+}
 
 struct mp_backend {
     const mp_backend_i *i;

@@ -263,6 +263,118 @@ extern "C" int mp_cuda_layernorm_bwd(void *stream, float *dx, float *dgamma, flo
     return last_error();
 }
 
+/* ---------------------------------------------------------------- attention */
+
+/* Columns of row `r` a softmax keeps. */
+__device__ static int kept_cols(unsigned r, int cols, int causal)
+{
+    return causal ? (int)(r % (unsigned)cols) + 1 : cols;
+}
+
+/* In place is safe: each thread reads x only at the columns it writes, and
+ * block_sum's barriers separate the reads of the other passes from the writes. */
+__global__ static void k_softmax_fwd(float *y, const float *x, int cols, int causal)
+{
+    __shared__ float sh[MP_BLOCK];
+    size_t off = (size_t)blockIdx.x * cols;
+    int n = kept_cols(blockIdx.x, cols, causal);
+    float m = -INFINITY;
+    for (int c = threadIdx.x; c < n; c += MP_BLOCK) m = fmaxf(m, x[off + c]);
+    m = block_max(m, sh);
+    float s = 0.0f;
+    for (int c = threadIdx.x; c < n; c += MP_BLOCK) s += expf(x[off + c] - m);
+    float inv = 1.0f / block_sum(s, sh);
+    for (int c = threadIdx.x; c < cols; c += MP_BLOCK) y[off + c] = c < n ? expf(x[off + c] - m) * inv : 0.0f;
+}
+
+__global__ static void k_softmax_bwd(float *dx, const float *dy, const float *y, int cols, int causal)
+{
+    __shared__ float sh[MP_BLOCK];
+    size_t off = (size_t)blockIdx.x * cols;
+    int n = kept_cols(blockIdx.x, cols, causal);
+    float s = 0.0f;
+    for (int c = threadIdx.x; c < n; c += MP_BLOCK) s += y[off + c] * dy[off + c];
+    s = block_sum(s, sh);
+    for (int c = threadIdx.x; c < cols; c += MP_BLOCK) dx[off + c] = c < n ? y[off + c] * (dy[off + c] - s) : 0.0f;
+}
+
+extern "C" int mp_cuda_softmax_fwd(void *stream, float *y, const float *x, int rows, int cols, int causal)
+{
+    if (rows <= 0 || cols <= 0) return 0;
+    k_softmax_fwd<<<rows, MP_BLOCK, 0, S(stream)>>>(y, x, cols, causal);
+    return last_error();
+}
+
+extern "C" int mp_cuda_softmax_bwd(void *stream, float *dx, const float *dy, const float *y, int rows, int cols,
+                                   int causal)
+{
+    if (rows <= 0 || cols <= 0) return 0;
+    k_softmax_bwd<<<rows, MP_BLOCK, 0, S(stream)>>>(dx, dy, y, cols, causal);
+    return last_error();
+}
+
+/* ---------------------------------------------------------------- embedding */
+
+/* The table row of an id stored as a float; out of range (or NaN) reads row 0, as on the CPU. */
+__device__ static size_t token_row(float id, int vocab)
+{
+    return id >= 0.0f && id < (float)vocab ? (size_t)id : 0;
+}
+
+__global__ static void k_embedding_fwd(float *y, const float *ids, const float *table, const float *pos,
+                                       int seq, int dim, int vocab, size_t n)
+{
+    GRID_STRIDE(i, n) {
+        size_t r = i / (size_t)dim, c = i % (size_t)dim;
+        y[i] = table[token_row(ids[r], vocab) * dim + c] + pos[(r % (size_t)seq) * dim + c];
+    }
+}
+
+/* dpos[t, c] += dy[k*seq + t, c] for k = 0..b-1 in order; i = t*dim + c */
+__global__ static void k_embedding_dpos(float *dpos, const float *dy, int b, size_t n)
+{
+    GRID_STRIDE(i, n) {
+        float s = dpos[i];
+        for (int k = 0; k < b; k++) s += dy[(size_t)k * n + i];
+        dpos[i] = s;
+    }
+}
+
+/* block (k, y): bucket k, columns y*MP_BLOCK ..; rows of the bucket in order */
+__global__ static void k_embedding_dtable(float *dtable, const float *dy, const int *buckets, int nbuckets,
+                                          int dim)
+{
+    int k = blockIdx.x, c = blockIdx.y * MP_BLOCK + threadIdx.x;
+    if (c >= dim) return;
+    const int *ids = buckets, *offs = buckets + nbuckets, *rows = offs + nbuckets + 1;
+    float *de = dtable + (size_t)ids[k] * dim + c;
+    float s = *de;
+    for (int j = offs[k]; j < offs[k + 1]; j++) s += dy[(size_t)rows[j] * dim + c];
+    *de = s;
+}
+
+extern "C" int mp_cuda_embedding_fwd(void *stream, float *y, const float *ids, const float *table,
+                                     const float *pos, int b, int seq, int dim, int vocab)
+{
+    size_t n = (size_t)b * seq * dim;
+    if (n == 0) return 0;
+    k_embedding_fwd<<<grid_for(n), MP_BLOCK, 0, S(stream)>>>(y, ids, table, pos, seq, dim, vocab, n);
+    return last_error();
+}
+
+extern "C" int mp_cuda_embedding_bwd(void *stream, float *dtable, float *dpos, const float *dy,
+                                     const int *buckets, int nbuckets, int b, int seq, int dim)
+{
+    size_t n = (size_t)seq * dim;
+    if (n == 0 || b <= 0) return 0;
+    k_embedding_dpos<<<grid_for(n), MP_BLOCK, 0, S(stream)>>>(dpos, dy, b, n);
+    int e = last_error();
+    if (e || nbuckets <= 0) return e;
+    dim3 grid((unsigned)nbuckets, (unsigned)((dim + MP_BLOCK - 1) / MP_BLOCK));
+    k_embedding_dtable<<<grid, MP_BLOCK, 0, S(stream)>>>(dtable, dy, buckets, nbuckets, dim);
+    return last_error();
+}
+
 /* ---------------------------------------------------------------- losses */
 
 /* row loss = (1/cols) sum_c (p - t)^2; dpred = scale * 2 (p - t) / cols */
@@ -281,28 +393,55 @@ __global__ static void k_mse(float *dpred, float *row_loss, const float *pred, c
     if (threadIdx.x == 0) row_loss[blockIdx.x] = tot / (float)cols;
 }
 
-/* row loss = logsumexp(z) - z[label]; dz = scale * (softmax(z) - onehot) */
+/* Running (max, sum of exp(z - max)) of a row, merged in a fixed order. */
+__device__ static void lse_merge(float *m, float *s, float m2, float s2)
+{
+    if (m2 == -INFINITY) return;
+    if (*m == -INFINITY) { *m = m2; *s = s2; return; }
+    float M = fmaxf(*m, m2);
+    *s = *s * expf(*m - M) + s2 * expf(m2 - M);
+    *m = M;
+}
+
+/* row loss = logsumexp(z) - z[label]; dz = scale * (softmax(z) - onehot).
+ * One pass for the log-sum-exp (online max and sum per thread, merged in a
+ * fixed tree), one for the gradient: a large vocabulary is read twice. */
 __global__ static void k_xent(float *dlogits, float *row_loss, const float *logits, const int *labels,
                               int classes, float scale)
 {
-    __shared__ float sh[MP_BLOCK];
+    __shared__ float shm[MP_BLOCK], shs[MP_BLOCK];
     size_t off = (size_t)blockIdx.x * classes;
+    unsigned t = threadIdx.x;
     int label = labels[blockIdx.x];
     if (label < 0 || label >= classes) label = 0;   /* as the CPU reference: never read out of bounds */
-    float m = -INFINITY;
-    for (int c = threadIdx.x; c < classes; c += MP_BLOCK) m = fmaxf(m, logits[off + c]);
-    m = block_max(m, sh);
-    float s = 0.0f;
-    for (int c = threadIdx.x; c < classes; c += MP_BLOCK) s += expf(logits[off + c] - m);
-    s = block_sum(s, sh);
-    float lse = m + logf(s);
-    for (int c = threadIdx.x; c < classes; c += MP_BLOCK) {
+    float m = -INFINITY, s = 0.0f;
+    for (int c = t; c < classes; c += MP_BLOCK) {
+        float z = logits[off + c];
+        if (z > m) {
+            s = s * expf(m - z) + 1.0f;
+            m = z;
+        } else if (z != -INFINITY) {
+            s += expf(z - m);
+        }
+    }
+    shm[t] = m;
+    shs[t] = s;
+    __syncthreads();
+    for (unsigned st = MP_BLOCK / 2; st > 0; st >>= 1) {
+        if (t < st) {
+            float a = shm[t], b = shs[t];
+            lse_merge(&a, &b, shm[t + st], shs[t + st]);
+            shm[t] = a;
+            shs[t] = b;
+        }
+        __syncthreads();
+    }
+    float lse = shm[0] + logf(shs[0]);
+    for (int c = t; c < classes; c += MP_BLOCK) {
         float p = expf(logits[off + c] - lse);
         dlogits[off + c] = scale * (p - (c == label ? 1.0f : 0.0f));
     }
-    if (threadIdx.x == 0) {
-        row_loss[blockIdx.x] = lse - logits[off + label];
-    }
+    if (t == 0) row_loss[blockIdx.x] = lse - logits[off + label];
 }
 
 /* one thread, rows in order, like the CPU reference (rows = a micro-batch) */

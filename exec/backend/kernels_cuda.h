@@ -3,7 +3,8 @@
  *          mp_cuda_relu_bwd, mp_cuda_gelu_fwd, mp_cuda_gelu_bwd,
  *          mp_cuda_layernorm_fwd, mp_cuda_layernorm_bwd, mp_cuda_mse_loss,
  *          mp_cuda_xent_loss, mp_cuda_sum_rows, mp_cuda_sgd_update,
- *          mp_cuda_adam_update, mp_cuda_fill
+ *          mp_cuda_adam_update, mp_cuda_fill, mp_cuda_softmax_fwd, mp_cuda_softmax_bwd,
+ *          mp_cuda_embedding_fwd, mp_cuda_embedding_bwd
  *
  * Plain C: no CUDA headers needed. `stream` is a cudaStream_t passed as void *.
  * Every pointer except the scalars is device memory. Each launcher queues its
@@ -43,6 +44,26 @@ int mp_cuda_layernorm_fwd(void *stream, float *y, float *mean, float *rstd, cons
 int mp_cuda_layernorm_bwd(void *stream, float *dx, float *dgamma, float *dbeta,
                           const float *dy, const float *x, const float *mean, const float *rstd,
                           const float *gamma, int rows, int cols);
+
+/* Row softmax and its backward (causal: row r keeps columns j <= r % cols);
+ * one block per row; in place allowed (y == x, dx == dy). */
+int mp_cuda_softmax_fwd(void *stream, float *y, const float *x, int rows, int cols, int causal);
+int mp_cuda_softmax_bwd(void *stream, float *dx, const float *dy, const float *y, int rows, int cols,
+                        int causal);
+
+/* y[i*seq + t, :] = table[ids[i*seq + t], :] + pos[t, :]; ids are floats, an
+ * id outside [0, vocab) reads row 0. */
+int mp_cuda_embedding_fwd(void *stream, float *y, const float *ids, const float *table,
+                          const float *pos, int b, int seq, int dim, int vocab);
+/* The embedding's backward without atomics. `buckets` (device) holds
+ * nbuckets token ids in increasing order, then nbuckets + 1 offsets, then the
+ * b*seq row indices grouped by token, each group in increasing row order:
+ * bucket k's rows are rows[offsets[k] .. offsets[k+1]-1]. One block column
+ * per bucket adds those rows of dy into dtable[id, :] in row order, and one
+ * thread per (t, c) adds dy[i*seq + t, c] into dpos[t, c] for i in order, so
+ * every element sees the same additions in the same order as the CPU. */
+int mp_cuda_embedding_bwd(void *stream, float *dtable, float *dpos, const float *dy,
+                          const int *buckets, int nbuckets, int b, int seq, int dim);
 
 /* Losses (definitions in backend_impl.h): dpred = scale * dloss/dpred;
  * row_loss[r] = loss of row r, unscaled (reduce it with mp_cuda_sum_rows). */

@@ -36,17 +36,71 @@ static void fill_const(float *p, size_t n, float v)
 size_t mp_layer_param_bytes(const mp_layer *l) { return l->nparams * F; }
 size_t mp_layer_out_bytes_per_sample(const mp_layer *l) { return (size_t)l->out * F; }
 size_t mp_layer_workspace_bytes(const mp_layer *l) { return l->ws_floats * F; }
+size_t mp_layer_stash_bytes_per_sample(const mp_layer *l) { return l->stash_floats * F; }
 
-static size_t stash_floats(const mp_layer *l)
+/* Floats a layer keeps per sample from forward to backward (layouts in the
+ * forward below; docs/model-format.md "What a layer keeps"). */
+static size_t spec_stash_floats(const mp_model_layer *spec)
 {
-    switch (l->type) {
-    case MP_LAYER_LAYERNORM: return (size_t)l->in + 2;
-    case MP_LAYER_RESIDUAL_MLP: return 2 * (size_t)l->in + 2 + 2 * (size_t)l->hidden;
-    default: return (size_t)l->in;
+    size_t T = (size_t)spec->tokens, n = (size_t)spec->in_dim, h = (size_t)spec->hidden;
+    switch (spec->type) {
+    case MP_LAYER_LAYERNORM: return n + 2 * T;
+    case MP_LAYER_RESIDUAL_MLP: return 2 * n + 2 * T + 2 * T * h;
+    case MP_LAYER_ATTENTION: return 6 * n + 2 * T + (size_t)spec->heads * T * T;
+    default: return n;   /* the input only */
     }
 }
 
-size_t mp_layer_stash_bytes_per_sample(const mp_layer *l) { return stash_floats(l) * F; }
+/* Backward scratch for max_batch samples. */
+static size_t spec_ws_floats(const mp_model_layer *spec, int max_batch)
+{
+    size_t B = (size_t)max_batch, T = (size_t)spec->tokens, n = (size_t)spec->in_dim, h = (size_t)spec->hidden;
+    switch (spec->type) {
+    case MP_LAYER_RESIDUAL_MLP: return B * (2 * T * h + 2 * n);           /* dg, da, du, dx */
+    case MP_LAYER_LAYERNORM: return B * n;                                /* dx when the caller passes NULL */
+    case MP_LAYER_ATTENTION: return 4 * B * n + (size_t)spec->heads * T * T;   /* do|du, dqkv, dscores of one sample */
+    default: return 0;
+    }
+}
+
+size_t mp_layer_spec_stash_bytes_per_sample(const mp_model_layer *spec) { return spec_stash_floats(spec) * F; }
+size_t mp_layer_spec_workspace_bytes(const mp_model_layer *spec, int max_batch) { return spec_ws_floats(spec, max_batch) * F; }
+
+/* Initial parameters in the order of mp_layer_get_params. */
+static void init_params(const mp_layer *l, float *host, uint64_t seed)
+{
+    size_t d = (size_t)l->din, h = (size_t)l->hidden;
+    uint64_t s = seed;
+    float *p = host;
+    switch (l->type) {
+    case MP_LAYER_LINEAR: {
+        float bound = 1.0f / sqrtf((float)d);
+        fill_uniform(p, (size_t)l->dout * d, bound, &s);
+        if (l->bias) fill_uniform(p + (size_t)l->dout * d, (size_t)l->dout, bound, &s);
+        break;
+    }
+    case MP_LAYER_LAYERNORM:
+        fill_const(p, d, 1.0f);
+        fill_const(p + d, d, 0.0f);
+        break;
+    case MP_LAYER_RESIDUAL_MLP:
+        fill_const(p, d, 1.0f); p += d;
+        fill_const(p, d, 0.0f); p += d;
+        fill_uniform(p, h * d + h, 1.0f / sqrtf((float)d), &s); p += h * d + h;
+        fill_uniform(p, d * h + d, 1.0f / sqrtf((float)h), &s);
+        break;
+    case MP_LAYER_EMBEDDING:   /* std 0.02 as GPT-2 (uniform: bound 0.02*sqrt(3)) */
+        fill_uniform(p, l->nparams, 0.0346f, &s);
+        break;
+    case MP_LAYER_ATTENTION:
+        fill_const(p, d, 1.0f); p += d;
+        fill_const(p, d, 0.0f); p += d;
+        fill_uniform(p, 4 * d * d + 4 * d, 1.0f / sqrtf((float)d), &s);   /* Wqkv, bqkv, Wo, bo */
+        break;
+    default:
+        break;
+    }
+}
 
 mp_status mp_layer_init(mp_layer *l, mp_backend *be, const mp_model_layer *spec,
                         int max_batch, uint64_t seed, mp_error *err)
@@ -55,38 +109,23 @@ mp_status mp_layer_init(mp_layer *l, mp_backend *be, const mp_model_layer *spec,
     l->type = spec->type;
     l->in = spec->in_dim;
     l->out = spec->out_dim;
+    l->tokens = spec->tokens > 0 ? spec->tokens : 1;
+    l->din = l->in / l->tokens;
+    l->dout = l->out / l->tokens;
     l->hidden = spec->hidden;
     l->bias = spec->bias;
+    l->heads = spec->heads;
+    l->causal = spec->causal;
+    l->vocab = spec->vocab;
     l->max_batch = max_batch;
     l->nparams = (size_t)spec->param_count;
-    size_t d = (size_t)l->in, h = (size_t)l->hidden, B = (size_t)max_batch;
-    if (l->type == MP_LAYER_RESIDUAL_MLP) l->ws_floats = B * (2 * h + 2 * d);
-    else if (l->type == MP_LAYER_LAYERNORM) l->ws_floats = B * d;   /* dx when the caller passes NULL */
+    mp_model_layer sp = *spec;
+    sp.tokens = l->tokens;
+    l->stash_floats = spec_stash_floats(&sp);
+    l->ws_floats = spec_ws_floats(&sp, max_batch);
     float *host = l->nparams ? malloc(l->nparams * F) : NULL;
     if (l->nparams && !host) return mp_error_set(err, MP_ERR_NOMEM, "layer: out of memory for %zu parameters", l->nparams);
-    uint64_t s = seed;
-    switch (l->type) {
-    case MP_LAYER_LINEAR: {
-        float bound = 1.0f / sqrtf((float)l->in);
-        fill_uniform(host, (size_t)l->out * d, bound, &s);
-        if (l->bias) fill_uniform(host + (size_t)l->out * d, (size_t)l->out, bound, &s);
-        break;
-    }
-    case MP_LAYER_LAYERNORM:
-        fill_const(host, d, 1.0f);
-        fill_const(host + d, d, 0.0f);
-        break;
-    case MP_LAYER_RESIDUAL_MLP: {
-        float *p = host;
-        fill_const(p, d, 1.0f); p += d;
-        fill_const(p, d, 0.0f); p += d;
-        fill_uniform(p, h * d + h, 1.0f / sqrtf((float)d), &s); p += h * d + h;
-        fill_uniform(p, d * h + d, 1.0f / sqrtf((float)h), &s);
-        break;
-    }
-    default:
-        break;
-    }
+    if (host) init_params(l, host, seed);
     if (l->nparams) {
         l->w = be->i->alloc(be, l->nparams * F);
         l->g = be->i->alloc(be, l->nparams * F);
@@ -138,20 +177,124 @@ static mp_status check_batch(const mp_layer *l, int b, mp_error *err)
     return MP_OK;
 }
 
+/* Attention's stash for b samples (rows = b*T): x, mean, rstd, u = LN(x),
+ * qkv (rows of q|k|v), o (heads' outputs side by side), p (probabilities,
+ * [b][heads][T][T]). Parameters: gamma, beta, Wqkv, bqkv, Wo, bo. */
+typedef struct {
+    const float *x, *mean, *rstd, *u, *qkv, *o, *p;
+} attn_stash;
+
+typedef struct {
+    float *gam, *bet, *Wqkv, *bqkv, *Wo, *bo;
+} attn_params;
+
+static attn_stash attn_stash_at(const mp_layer *l, int b, const float *stash)
+{
+    size_t rows = (size_t)b * l->tokens, n = rows * l->din;
+    attn_stash a;
+    a.x = stash;
+    a.mean = a.x + n;
+    a.rstd = a.mean + rows;
+    a.u = a.rstd + rows;
+    a.qkv = a.u + n;
+    a.o = a.qkv + 3 * n;
+    a.p = a.o + n;
+    return a;
+}
+
+static attn_params attn_params_at(const mp_layer *l, float *w)
+{
+    size_t d = (size_t)l->din;
+    attn_params a;
+    a.gam = w;
+    a.bet = a.gam + d;
+    a.Wqkv = a.bet + d;
+    a.bqkv = a.Wqkv + 3 * d * d;
+    a.Wo = a.bqkv + 3 * d;
+    a.bo = a.Wo + d * d;
+    return a;
+}
+
+/* y = x + Wo * MHA(LN(x)) + bo. Per sample, every head at once through the
+ * batched GEMM: scores = scale * q k^T (head h: columns h*dh.. of q and k),
+ * p = softmax(scores) in place, o_h = p v_h. */
+static void attention_forward(mp_layer *l, mp_backend *be, int b, float *y, float *stash)
+{
+    const mp_backend_i *I = be->i;
+    int T = l->tokens, d = l->din, H = l->heads, dh = d / H, rows = b * T;
+    size_t n = (size_t)rows * d, TT = (size_t)T * T;
+    attn_stash s = attn_stash_at(l, b, stash);
+    attn_params w = attn_params_at(l, l->w);
+    float *mean = (float *)s.mean, *rstd = (float *)s.rstd, *u = (float *)s.u, *qkv = (float *)s.qkv,
+          *o = (float *)s.o, *p = (float *)s.p;
+    float scale = 1.0f / sqrtf((float)dh);
+    I->layernorm_fwd(be, u, mean, rstd, s.x, w.gam, w.bet, rows, d, LN_EPS);
+    I->gemm(be, 0, 1, rows, 3 * d, d, 1.0f, u, d, w.Wqkv, d, 0.0f, qkv, 3 * d);
+    I->add_bias(be, qkv, w.bqkv, rows, 3 * d);
+    for (int i = 0; i < b; i++) {
+        const float *q = qkv + (size_t)i * T * 3 * d;
+        I->gemm_batched(be, 0, 1, T, T, dh, scale, q, 3 * d, dh, q + d, 3 * d, dh, 0.0f,
+                        p + (size_t)i * H * TT, T, (long long)TT, H);
+    }
+    I->softmax_fwd(be, p, p, b * H * T, T, l->causal);
+    for (int i = 0; i < b; i++) {
+        const float *v = qkv + (size_t)i * T * 3 * d + 2 * d;
+        I->gemm_batched(be, 0, 0, T, dh, T, 1.0f, p + (size_t)i * H * TT, T, (long long)TT, v, 3 * d, dh,
+                        0.0f, o + (size_t)i * T * d, d, dh, H);
+    }
+    I->copy(be, y, s.x, n * F);
+    I->gemm(be, 0, 1, rows, d, d, 1.0f, o, d, w.Wo, d, 1.0f, y, d);
+    I->add_bias(be, y, w.bo, rows, d);
+}
+
+/* Workspace: dout|du [rows, d], dqkv [rows, 3d], dscores [H, T, T] (one
+ * sample at a time). */
+static void attention_backward(mp_layer *l, mp_backend *be, int b, const float *dy, float *dx,
+                               const float *stash)
+{
+    const mp_backend_i *I = be->i;
+    int T = l->tokens, d = l->din, H = l->heads, dh = d / H, rows = b * T;
+    size_t n = (size_t)rows * d, TT = (size_t)T * T;
+    attn_stash s = attn_stash_at(l, b, stash);
+    attn_params w = attn_params_at(l, l->w), g = attn_params_at(l, l->g);
+    float *dout = l->ws, *dqkv = dout + n, *ds = dqkv + 3 * n;
+    float scale = 1.0f / sqrtf((float)dh);
+    I->gemm(be, 1, 0, d, d, rows, 1.0f, dy, d, s.o, d, 1.0f, g.Wo, d);
+    I->col_sum(be, g.bo, dy, rows, d, 1.0f);
+    I->gemm(be, 0, 0, rows, d, d, 1.0f, dy, d, w.Wo, d, 0.0f, dout, d);
+    for (int i = 0; i < b; i++) {
+        const float *q = s.qkv + (size_t)i * T * 3 * d, *k = q + d, *v = q + 2 * d;
+        const float *pi = s.p + (size_t)i * H * TT, *doi = dout + (size_t)i * T * d;
+        float *dq = dqkv + (size_t)i * T * 3 * d, *dk = dq + d, *dv = dq + 2 * d;
+        I->gemm_batched(be, 0, 1, T, T, dh, 1.0f, doi, d, dh, v, 3 * d, dh, 0.0f, ds, T, (long long)TT, H);
+        I->gemm_batched(be, 1, 0, T, dh, T, 1.0f, pi, T, (long long)TT, doi, d, dh, 0.0f, dv, 3 * d, dh, H);
+        I->softmax_bwd(be, ds, ds, pi, H * T, T, l->causal);
+        I->gemm_batched(be, 0, 0, T, dh, T, scale, ds, T, (long long)TT, k, 3 * d, dh, 0.0f, dq, 3 * d, dh, H);
+        I->gemm_batched(be, 1, 0, T, dh, T, scale, ds, T, (long long)TT, q, 3 * d, dh, 0.0f, dk, 3 * d, dh, H);
+    }
+    I->gemm(be, 1, 0, 3 * d, d, rows, 1.0f, dqkv, 3 * d, s.u, d, 1.0f, g.Wqkv, d);
+    I->col_sum(be, g.bqkv, dqkv, rows, 3 * d, 1.0f);
+    float *du = dout;   /* dout is spent */
+    I->gemm(be, 0, 0, rows, d, 3 * d, 1.0f, dqkv, 3 * d, w.Wqkv, d, 0.0f, du, d);
+    float *out = dx ? dx : dqkv;   /* so is dqkv */
+    I->layernorm_bwd(be, out, g.gam, g.bet, du, s.x, s.mean, s.rstd, w.gam, rows, d);
+    if (dx) I->axpy(be, dx, 1.0f, dy, n);
+}
+
 mp_status mp_layer_forward(mp_layer *l, mp_backend *be, int b, const float *x, float *y,
                            float *stash, mp_error *err)
 {
     mp_status bst = check_batch(l, b, err);
     if (bst != MP_OK) return bst;
     const mp_backend_i *I = be->i;
-    int d = l->in, h = l->hidden;
-    size_t n = (size_t)b * d;
+    int d = l->din, h = l->hidden, rows = b * l->tokens;
+    size_t n = (size_t)rows * d;
     float *sx = stash;                          /* every layer keeps its input first */
     I->copy(be, sx, x, n * F);
     switch (l->type) {
     case MP_LAYER_LINEAR:
-        I->gemm(be, 0, 1, b, l->out, d, 1.0f, sx, d, l->w, d, 0.0f, y, l->out);
-        if (l->bias) I->add_bias(be, y, l->w + (size_t)l->out * d, b, l->out);
+        I->gemm(be, 0, 1, rows, l->dout, d, 1.0f, sx, d, l->w, d, 0.0f, y, l->dout);
+        if (l->bias) I->add_bias(be, y, l->w + (size_t)l->dout * d, rows, l->dout);
         break;
     case MP_LAYER_RELU:
         I->relu_fwd(be, y, sx, n);
@@ -160,21 +303,29 @@ mp_status mp_layer_forward(mp_layer *l, mp_backend *be, int b, const float *x, f
         I->gelu_fwd(be, y, sx, n);
         break;
     case MP_LAYER_LAYERNORM:
-        I->layernorm_fwd(be, y, sx + n, sx + n + b, sx, l->w, l->w + d, b, d, LN_EPS);
+        I->layernorm_fwd(be, y, sx + n, sx + n + rows, sx, l->w, l->w + d, rows, d, LN_EPS);
         break;
     case MP_LAYER_RESIDUAL_MLP: {
-        float *mean = sx + n, *rstd = mean + b, *u = rstd + b, *a = u + n, *g = a + (size_t)b * h;
+        float *mean = sx + n, *rstd = mean + rows, *u = rstd + rows, *a = u + n, *g = a + (size_t)rows * h;
         const float *gam = l->w, *bet = gam + d, *W1 = bet + d, *b1 = W1 + (size_t)h * d,
                     *W2 = b1 + h, *b2 = W2 + (size_t)d * h;
-        I->layernorm_fwd(be, u, mean, rstd, sx, gam, bet, b, d, LN_EPS);
-        I->gemm(be, 0, 1, b, h, d, 1.0f, u, d, W1, d, 0.0f, a, h);
-        I->add_bias(be, a, b1, b, h);
-        I->gelu_fwd(be, g, a, (size_t)b * h);
+        I->layernorm_fwd(be, u, mean, rstd, sx, gam, bet, rows, d, LN_EPS);
+        I->gemm(be, 0, 1, rows, h, d, 1.0f, u, d, W1, d, 0.0f, a, h);
+        I->add_bias(be, a, b1, rows, h);
+        I->gelu_fwd(be, g, a, (size_t)rows * h);
         I->copy(be, y, sx, n * F);
-        I->gemm(be, 0, 1, b, d, h, 1.0f, g, h, W2, h, 1.0f, y, d);
-        I->add_bias(be, y, b2, b, d);
+        I->gemm(be, 0, 1, rows, d, h, 1.0f, g, h, W2, h, 1.0f, y, d);
+        I->add_bias(be, y, b2, rows, d);
         break;
     }
+    case MP_LAYER_EMBEDDING:   /* sx: the ids, one per row */
+        I->embedding_fwd(be, y, sx, l->w, l->w + (size_t)l->vocab * l->dout, b, l->tokens, l->dout, l->vocab);
+        break;
+    case MP_LAYER_ATTENTION:
+        attention_forward(l, be, b, y, stash);
+        break;
+    default:
+        return mp_error_set(err, MP_ERR_INTERNAL, "layer: unknown type %d", (int)l->type);
     }
     return MP_OK;
 }
@@ -187,15 +338,15 @@ mp_status mp_layer_backward(mp_layer *l, mp_backend *be, int b, const float *dy,
     mp_status bst = check_batch(l, b, err);
     if (bst != MP_OK) return bst;
     const mp_backend_i *I = be->i;
-    int d = l->in, h = l->hidden;
-    size_t n = (size_t)b * d;
+    int d = l->din, h = l->hidden, rows = b * l->tokens;
+    size_t n = (size_t)rows * d;
     const float *sx = stash;
     switch (l->type) {
     case MP_LAYER_LINEAR: {
-        int o = l->out;
-        I->gemm(be, 1, 0, o, d, b, 1.0f, dy, o, sx, d, 1.0f, l->g, d);
-        if (l->bias) I->col_sum(be, l->g + (size_t)o * d, dy, b, o, 1.0f);
-        if (dx) I->gemm(be, 0, 0, b, d, o, 1.0f, dy, o, l->w, d, 0.0f, dx, d);
+        int o = l->dout;
+        I->gemm(be, 1, 0, o, d, rows, 1.0f, dy, o, sx, d, 1.0f, l->g, d);
+        if (l->bias) I->col_sum(be, l->g + (size_t)o * d, dy, rows, o, 1.0f);
+        if (dx) I->gemm(be, 0, 0, rows, d, o, 1.0f, dy, o, l->w, d, 0.0f, dx, d);
         break;
     }
     case MP_LAYER_RELU:
@@ -205,26 +356,35 @@ mp_status mp_layer_backward(mp_layer *l, mp_backend *be, int b, const float *dy,
         if (dx) I->gelu_bwd(be, dx, dy, sx, n);
         break;
     case MP_LAYER_LAYERNORM:
-        I->layernorm_bwd(be, dx ? dx : l->ws, l->g, l->g + d, dy, sx, sx + n, sx + n + b, l->w, b, d);
+        I->layernorm_bwd(be, dx ? dx : l->ws, l->g, l->g + d, dy, sx, sx + n, sx + n + rows, l->w, rows, d);
         break;
     case MP_LAYER_RESIDUAL_MLP: {
-        const float *mean = sx + n, *rstd = mean + b, *u = rstd + b, *a = u + n, *g = a + (size_t)b * h;
+        const float *mean = sx + n, *rstd = mean + rows, *u = rstd + rows, *a = u + n, *g = a + (size_t)rows * h;
         const float *gam = l->w, *W1 = gam + 2 * (size_t)d, *W2 = W1 + (size_t)h * d + h;
         float *dgam = l->g, *dbet = dgam + d, *dW1 = dbet + d, *db1 = dW1 + (size_t)h * d,
               *dW2 = db1 + h, *db2 = dW2 + (size_t)d * h;
-        float *dg = l->ws, *da = dg + (size_t)b * h, *du = da + (size_t)b * h, *dxt = du + n;
-        I->gemm(be, 1, 0, d, h, b, 1.0f, dy, d, g, h, 1.0f, dW2, h);
-        I->col_sum(be, db2, dy, b, d, 1.0f);
-        I->gemm(be, 0, 0, b, h, d, 1.0f, dy, d, W2, h, 0.0f, dg, h);
-        I->gelu_bwd(be, da, dg, a, (size_t)b * h);
-        I->gemm(be, 1, 0, h, d, b, 1.0f, da, h, u, d, 1.0f, dW1, d);
-        I->col_sum(be, db1, da, b, h, 1.0f);
-        I->gemm(be, 0, 0, b, d, h, 1.0f, da, h, W1, d, 0.0f, du, d);
+        float *dg = l->ws, *da = dg + (size_t)rows * h, *du = da + (size_t)rows * h, *dxt = du + n;
+        I->gemm(be, 1, 0, d, h, rows, 1.0f, dy, d, g, h, 1.0f, dW2, h);
+        I->col_sum(be, db2, dy, rows, d, 1.0f);
+        I->gemm(be, 0, 0, rows, h, d, 1.0f, dy, d, W2, h, 0.0f, dg, h);
+        I->gelu_bwd(be, da, dg, a, (size_t)rows * h);
+        I->gemm(be, 1, 0, h, d, rows, 1.0f, da, h, u, d, 1.0f, dW1, d);
+        I->col_sum(be, db1, da, rows, h, 1.0f);
+        I->gemm(be, 0, 0, rows, d, h, 1.0f, da, h, W1, d, 0.0f, du, d);
         float *out = dx ? dx : dxt;
-        I->layernorm_bwd(be, out, dgam, dbet, du, sx, mean, rstd, gam, b, d);
+        I->layernorm_bwd(be, out, dgam, dbet, du, sx, mean, rstd, gam, rows, d);
         if (dx) I->axpy(be, dx, 1.0f, dy, n);
         break;
     }
+    case MP_LAYER_EMBEDDING:   /* the ids get no gradient */
+        I->embedding_bwd(be, l->g, l->g + (size_t)l->vocab * l->dout, dy, sx, b, l->tokens, l->dout, l->vocab);
+        if (dx) I->zero(be, dx, n * F);
+        break;
+    case MP_LAYER_ATTENTION:
+        attention_backward(l, be, b, dy, dx, stash);
+        break;
+    default:
+        return mp_error_set(err, MP_ERR_INTERNAL, "layer: unknown type %d", (int)l->type);
     }
     return MP_OK;
 }
@@ -258,10 +418,11 @@ mp_status mp_loss_eval(mp_backend *be, const mp_model *m, int b, const float *pr
                        mp_error *err)
 {
     int cols = m->layers[m->num_layers - 1].out_dim;
+    int per = mp_model_labels_per_sample(m);   /* token models: a label per position, the mean of their losses */
     if (m->loss == MP_LOSS_MSE)
         be->i->mse_loss(be, dpred, loss, pred, target, b, cols, scale);
     else
-        be->i->xent_loss(be, dpred, loss, pred, target, b, m->classes, scale);
+        be->i->xent_loss(be, dpred, loss, pred, target, b * per, m->classes, scale / (float)per);
     return be->i->sync(be, err);
 }
 
@@ -297,7 +458,7 @@ mp_status mp_stage_init(mp_stage_net *s, mp_backend *be, const mp_model *m, int 
             return st;
         }
         s->stash_off[i] = s->stash_per_sample;
-        s->stash_per_sample += stash_floats(&s->layers[i]);
+        s->stash_per_sample += s->layers[i].stash_floats;
         if ((size_t)spec->in_dim > width) width = (size_t)spec->in_dim;
         if ((size_t)spec->out_dim > width) width = (size_t)spec->out_dim;
     }

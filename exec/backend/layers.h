@@ -3,12 +3,16 @@
  *          mp_layer_backward, mp_layer_zero_grad, mp_layer_update,
  *          mp_layer_param_bytes, mp_layer_out_bytes_per_sample,
  *          mp_layer_stash_bytes_per_sample, mp_layer_workspace_bytes,
+ *          mp_layer_spec_stash_bytes_per_sample, mp_layer_spec_workspace_bytes,
  *          mp_layer_get_params, mp_layer_set_params, mp_layer_get_grads,
  *          mp_loss_eval, mp_stage_net, mp_stage_init, mp_stage_free,
  *          mp_stage_forward, mp_stage_backward, mp_stage_zero_grad,
  *          mp_stage_update, mp_stage_stash_bytes
  *
- * All tensors are fp32 row-major [batch, features] in the backend's memory.
+ * All tensors are fp32 row-major [batch, features] in the backend's memory;
+ * in token models a sample's features are its `tokens` rows of the layer's
+ * per-token width ([batch, seq_len, width]), and per-token layers act on all
+ * batch*seq_len rows.
  * A layer's forward writes everything its backward needs into a caller-owned
  * "stash" (stash_bytes_per_sample * b bytes per micro-batch), including a copy
  * of its input, so backward needs only (dy, stash) and recompute is simply
@@ -26,8 +30,12 @@
 
 typedef struct {
     mp_layer_type type;
-    int in, out, hidden, bias;
+    int in, out;          /* features per sample */
+    int tokens;           /* rows per sample (seq_len; 1 for input_dim models) */
+    int din, dout;        /* features per row: in/tokens, out/tokens */
+    int hidden, bias, heads, causal, vocab;
     int max_batch;        /* forward/backward accept 1 <= b <= max_batch */
+    size_t stash_floats;  /* per sample */
     size_t nparams;       /* floats in w (and g, m, v) */
     float *w, *g;         /* parameters and their gradients, contiguous */
     float *m, *v;         /* Adam moments, allocated by the first Adam update */
@@ -51,15 +59,23 @@ mp_status mp_layer_init(mp_layer *l, mp_backend *be, const mp_model_layer *spec,
                         int max_batch, uint64_t seed, mp_error *err);
 void mp_layer_free(mp_layer *l, mp_backend *be);
 
-/* Byte accounting (what the layer actually allocates and keeps):
- * param_bytes = 4*nparams; out = 4*out; stash per sample: linear/relu/gelu
- * 4*in (the input), layernorm 4*(d+2) (input, mean, rstd), residual_mlp
- * 4*(2d + 2 + 2h) (input, mean, rstd, normalised input, pre- and post-GELU
- * hidden). workspace: transient backward scratch, allocated once. */
+/* Byte accounting (what the layer actually allocates and keeps), with T rows
+ * per sample of width d (T = 1 without tokens): param_bytes = 4*nparams;
+ * out = 4*out; stash per sample: linear/relu/gelu 4*in (the input),
+ * layernorm 4*T*(d+2) (input, mean, rstd), residual_mlp 4*T*(2d + 2 + 2h)
+ * (input, mean, rstd, normalised input, pre- and post-GELU hidden),
+ * embedding 4*T (the ids), attention 4*(T*(6d + 2) + heads*T*T) (input, mean,
+ * rstd, normalised input, q|k|v, head outputs, attention probabilities).
+ * workspace: transient backward scratch for max_batch B, allocated once:
+ * residual_mlp 4*B*T*(2h + 2d), layernorm 4*B*T*d, attention
+ * 4*(4*B*T*d + heads*T*T). docs/model-format.md has the table. */
 size_t mp_layer_param_bytes(const mp_layer *l);
 size_t mp_layer_out_bytes_per_sample(const mp_layer *l);
 size_t mp_layer_stash_bytes_per_sample(const mp_layer *l);
 size_t mp_layer_workspace_bytes(const mp_layer *l);
+/* The same numbers from a spec, before allocating anything. */
+size_t mp_layer_spec_stash_bytes_per_sample(const mp_model_layer *spec);
+size_t mp_layer_spec_workspace_bytes(const mp_model_layer *spec, int max_batch);
 
 /* y[b,out] = layer(x[b,in]); fills stash. x and y must not overlap. */
 mp_status mp_layer_forward(mp_layer *l, mp_backend *be, int b, const float *x, float *y,
@@ -73,15 +89,21 @@ mp_status mp_layer_update(mp_layer *l, mp_backend *be, const mp_optim *opt, mp_e
 
 /* Host copies of the parameters / gradients (nparams floats), in the order
  * linear: W[out,in], b[out]; layernorm: gamma[d], beta[d]; residual_mlp:
- * gamma[d], beta[d], W1[h,d], b1[h], W2[d,h], b2[d]. */
+ * gamma[d], beta[d], W1[h,d], b1[h], W2[d,h], b2[d]; embedding: E[vocab,d],
+ * P[seq_len,d]; attention: gamma[d], beta[d], Wqkv[3d,d], bqkv[3d], Wo[d,d],
+ * bo[d] (q, k, v are rows 0..d-1, d..2d-1, 2d..3d-1 of Wqkv; head h uses
+ * columns h*d/heads .. (h+1)*d/heads - 1 of each). */
 void mp_layer_get_params(const mp_layer *l, mp_backend *be, float *host);
 void mp_layer_set_params(mp_layer *l, mp_backend *be, const float *host);
 void mp_layer_get_grads(const mp_layer *l, mp_backend *be, float *host);
 
-/* The model's loss on pred[b, out]: target is float[b,out] (mse) or int[b]
- * labels in [0, classes) (cross_entropy), in backend memory. Writes
- * dpred = scale * dloss/dpred and, after a sync, *loss = scale * summed loss
- * (definitions in backend_impl.h). Synchronises the backend. */
+/* The model's loss on pred[b, out]: target is float[b,out] (mse) or int
+ * labels in [0, classes), mp_model_labels_per_sample(m) per sample
+ * (cross_entropy), in backend memory. Writes dpred = scale * dloss/dpred and,
+ * after a sync, *loss = scale * the sum over samples of each sample's loss
+ * (definitions in backend_impl.h); a token model's sample loss is the mean
+ * over its seq_len tokens, so scale = 1/batch gives the mean over all tokens
+ * of the batch. Synchronises the backend. */
 mp_status mp_loss_eval(mp_backend *be, const mp_model *m, int b, const float *pred,
                        const void *target, float *dpred, float scale, float *loss,
                        mp_error *err);

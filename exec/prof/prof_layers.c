@@ -35,14 +35,16 @@ mp_fit mp_prof_fit(const double *x, const double *y, int n)
     return f;
 }
 
-static void fill_random(mp_backend *be, float *dst, size_t n, unsigned seed)
+/* n random values in [-0.5, 0.5), or (vocab > 0) token ids in [0, vocab). */
+static void fill_random(mp_backend *be, float *dst, size_t n, unsigned seed, int vocab)
 {
     float *h = malloc(n * sizeof *h);
     if (!h) return;
     uint64_t s = seed * 2654435761u + 1;
     for (size_t i = 0; i < n; i++) {
         s ^= s << 13; s ^= s >> 7; s ^= s << 17;
-        h[i] = (float)((double)(s >> 11) / 9007199254740992.0 - 0.5);
+        double u = (double)(s >> 11) / 9007199254740992.0;
+        h[i] = vocab > 0 ? (float)(int)(u * vocab) : (float)(u - 0.5);
     }
     be->i->upload(be, dst, h, n * sizeof *h);
     free(h);
@@ -122,10 +124,14 @@ struct prof_ctx {
     void *cb_ctx;
 };
 
+/* Bytes a layer takes on one thread: parameters and gradients, its
+ * workspace, and `rotate` buffer sets (x, dx, y, dy, stash) at batch bmax. */
 static double layer_need(const mp_model_layer *spec, int bmax, int rotate)
 {
-    double per = 4.0 * bmax * (2.0 * spec->in_dim + 2.0 * spec->out_dim + 2 * spec->in_dim + 2 * spec->hidden + 2 + 2 * spec->hidden);
-    return 2.0 * 4 * (double)spec->param_count + per * (rotate > 0 ? rotate : 1);
+    double per = (double)bmax * (4.0 * (2.0 * spec->in_dim + 2.0 * spec->out_dim) +
+                                 (double)mp_layer_spec_stash_bytes_per_sample(spec));
+    return 2.0 * 4 * (double)spec->param_count + (double)mp_layer_spec_workspace_bytes(spec, bmax) +
+           per * (rotate > 0 ? rotate : 1);
 }
 
 static size_t idx(const prof_ctx *c, int layer, int k) { return ((size_t)layer * c->s->nb + k) * c->nsamp; }
@@ -185,8 +191,8 @@ static mp_status time_group(prof_thread *pt, int g0, int g1)
                                   spec->name, I->name, bmax);
                 break;
             }
-            fill_random(be, q->x, nx, 1 + 2 * (unsigned)r);
-            fill_random(be, q->dy, ny, 2 + 2 * (unsigned)r);
+            fill_random(be, q->x, nx, 1 + 2 * (unsigned)r, spec->type == MP_LAYER_EMBEDDING ? spec->vocab : 0);
+            fill_random(be, q->dy, ny, 2 + 2 * (unsigned)r, 0);
             if (r == 0 && pt->t == 0) {
                 mp_prof_layer *o = &c->out[g0 + i];
                 o->param_bytes = (double)mp_layer_param_bytes(&L[i]);
