@@ -1,38 +1,15 @@
-/* links_cuda.c — GPU facts and copy timing with cudart; see links_gpu.h.
+/* links_cuda.c — GPU-to-GPU copy timing with cudart; see links_gpu.h.
  * Peer and device-to-device copies are timed with CUDA events on one stream
  * of the source GPU; the median of the repeats is kept. */
 #include "links_gpu.h"
 #include "cuda_check.h"
+#include "gpu.h"
 #include "stats.h"
 
 #include <cuda_runtime.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
-
-mp_status mp_gpu_count(int *count, mp_error *err)
-{
-    *count = 0;
-    cudaError_t e = cudaGetDeviceCount(count);
-    if (e != cudaSuccess) {
-        *count = 0;
-        return mp_error_set(err, MP_ERR_BACKEND, "no CUDA device available (cudaGetDeviceCount: %s)",
-                            cudaGetErrorString(e));
-    }
-    if (*count == 0)
-        return mp_error_set(err, MP_ERR_BACKEND,
-                            "no CUDA device available (cudaGetDeviceCount: 0 devices)");
-    return MP_OK;
-}
-
-mp_status mp_gpu_info(int dev, char *name, size_t name_len, double *memory_bytes, mp_error *err)
-{
-    struct cudaDeviceProp p;
-    if (CUDA_CHECK(err, cudaGetDeviceProperties(&p, dev))) return MP_ERR_BACKEND;
-    if (name && name_len) snprintf(name, name_len, "%s", p.name);
-    if (memory_bytes) *memory_bytes = (double)p.totalGlobalMem;
-    return MP_OK;
-}
 
 /* Peer copy (src != dst) or device-to-device copy (src == dst). */
 static mp_status time_copy(int src, int dst, size_t bytes, int warmup, int repeat,

@@ -23,7 +23,7 @@
 #include "sha256.h"
 #include "transport.h"
 #ifdef MP_HAVE_CUDA
-#include "links_gpu.h"
+#include "gpu.h"
 #endif
 
 /* ---------------------------------------------------------------- helpers */
