@@ -17,7 +17,7 @@
 #include "profile.h"
 #include "report.h"
 #include "runtime.h"
-#include "serve_run.h"
+#include "mprun_serve.h"
 #include "transport.h"
 #include "units.h"
 
@@ -249,7 +249,7 @@ static int has_flag(int argc, char **argv, const char *flag)
 int main(int argc, char **argv)
 {
     if (mp_cli_version(argc, argv, "mprun")) return 0;
-    if (has_flag(argc, argv, "--serve")) return mp_serve_run_main(argc, argv);
+    if (has_flag(argc, argv, "--serve")) return mp_mprun_serve_main(argc, argv);
     cli c;
     inputs in;
     mp_error err;

@@ -8,8 +8,7 @@
  * the last stage's forward of its batch.
  * defines: mp_serve_run_config, mp_serve_run_result, mp_serve_run_config_default,
  *          mp_serve_run, mp_serve_run_metrics, mp_serve_run_result_free,
- *          mp_serve_report_info, mp_serve_report_print, mp_serve_report_write,
- *          mp_serve_run_main */
+ *          mp_serve_report_info, mp_serve_report_print, mp_serve_report_write */
 #ifndef MP_SERVE_RUN_H
 #define MP_SERVE_RUN_H
 
@@ -137,9 +136,5 @@ mp_status mp_serve_report_write(const char *path, const mp_serve_report_info *r,
 
 /* Measured timeline (stage forwards and link sends) as Chrome trace JSON. */
 mp_status mp_serve_trace_write(const char *path, const mp_serve_run_result *r, mp_error *err);
-
-/* `mprun PLAN --model M --serve ...`: parses its own options, runs, reports.
- * Returns the exit code (0, 1 failure, 2 bad input). */
-int mp_serve_run_main(int argc, char **argv);
 
 #endif

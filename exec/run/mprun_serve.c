@@ -1,8 +1,8 @@
-/* serve_cli.c — `mprun PLAN.json --model M.json --serve ...`: options, the
- * arrivals (the simulator's generator: sim/serve_arrivals.c), the run (on
- * threads, or one rank per stage under mpirun), the prediction for the same
- * arrivals, the report (rank 0 only).
- * defines: mp_serve_run_main */
+/* mprun_serve.c — `mprun PLAN.json --model M.json --serve ...` (mprun_serve.h):
+ * options, the arrivals (the simulator's generator: sim/serve_arrivals.c), the
+ * run (on threads, or one rank per stage under mpirun), the prediction for the
+ * same arrivals, the report (rank 0 only).
+ * defines: mp_mprun_serve_main */
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "cluster.h"
 #include "model.h"
+#include "mprun_serve.h"
 #include "plan.h"
 #include "profile.h"
 #include "serve.h"
@@ -337,7 +338,7 @@ static double plan_slo(const char *path)
     return slo;
 }
 
-int mp_serve_run_main(int argc, char **argv)
+int mp_mprun_serve_main(int argc, char **argv)
 {
     cli c;
     mp_error err;
