@@ -1,5 +1,6 @@
-/* serve_run.c — the serving runtime: a load generator thread, the batcher
- * (run by stage 0's worker, which is exactly "stage 0 becomes free"), and one
+/* serve_run.c — the serving runtime, the serving mode of the pipeline runner
+ * (pipeline.h): a load generator (the driver's host thread), the batcher (run
+ * by stage 0's worker, which is exactly "stage 0 becomes free"), and one
  * forward-only worker per stage: threads of this process connected by the
  * threads transport, or under mpirun one rank per stage connected by the MPI
  * transport (rank 0 also runs the generator; serve_gather.c brings the
@@ -33,6 +34,7 @@
 #include "backend_impl.h"
 #include "data.h"
 #include "layers.h"
+#include "pipeline.h"
 #include "serve_gather.h"
 #include "transport.h"
 
@@ -79,8 +81,7 @@ static void pin_generator(const mp_serve_run_config *c)
 typedef struct {
     serve *sv;
     int s;
-    pthread_t th;
-    mp_backend *be;
+    mp_backend *be;              /* the driver's, open while the stage runs */
     mp_stage_net net;
     int has_net;
     float *in, *out, *stash;     /* backend memory, max_batch rows */
@@ -96,29 +97,28 @@ struct serve {
     mp_serve_run_result *res;
     int K, B, in_dim, out_dim;
     double W, t0, deadline, idle_s;
-    float *x;                    /* [n * in_dim] request inputs */
+    float *x;                    /* [n * in_dim] request inputs (stage 0 makes them) */
+    mp_data data;
+    mp_pipeline *pl;
     mp_transport *t;
     stage_w *w;
-    pthread_t gen;
     pthread_mutex_t mu;          /* queue + failure */
     pthread_cond_t cv;
     int pushed, head, gen_done, failed;
     int ready, go;               /* stages set up / clock started */
     int mpi;                     /* one rank per stage: this process runs stage t->rank */
     int unsent;                  /* MPI: stage 0 has a send not yet delivered (poll_sends) */
-    mp_error first_err;
 };
 
-static void fail(serve *sv, int s, const mp_error *e)
+/* The driver's on_fail: the failure is latched (mp_pipeline_fail); wake the
+ * generator, the batcher and the stages waiting for the clock. */
+static void on_fail(void *mode)
 {
+    serve *sv = mode;
     pthread_mutex_lock(&sv->mu);
-    if (!sv->failed) {
-        sv->failed = 1;
-        sv->first_err = *e;
-    }
+    sv->failed = 1;
     pthread_cond_broadcast(&sv->cv);
     pthread_mutex_unlock(&sv->mu);
-    if (sv->t) sv->t->i->abort(sv->t, s, e->msg);
 }
 
 /* --realtime: SCHED_FIFO at a low real-time priority, so that other
@@ -138,16 +138,23 @@ static void go_realtime(serve *sv)
 
 /* ---------------------------------------------------------------- generator */
 
-/* Releases request i at t0 + arrival_ms[i]; every request already due is
- * queued under one lock, so requests with equal times are seen together. */
-static void *gen_main(void *arg)
+static void start_clock_at(serve *sv, double t0);
+
+/* The driver's host thread, the load generator (under MPI on rank 0 only):
+ * releases request i at t0 + arrival_ms[i]; every request already due is
+ * queued under one lock, so requests with equal times are seen together. On
+ * threads it starts the clock once every stage is set up; under MPI the
+ * stages start it (start_clock_mpi). */
+static void gen_main(void *mode, mp_pipeline *pl)
 {
-    serve *sv = arg;
+    serve *sv = mode;
+    if (pl->rank > 0) return;
     precise_timers();
     go_realtime(sv);
     if (getenv("MPKIT_SERVE_PIN_GENERATOR")) pin_generator(sv->c);
-    /* under MPI it starts before the clock (start_clock_mpi) */
     pthread_mutex_lock(&sv->mu);
+    while (!sv->mpi && sv->ready < sv->K && !sv->failed) pthread_cond_wait(&sv->cv, &sv->mu);
+    if (!sv->mpi && !sv->failed) start_clock_at(sv, mp_now_ms() + 20);
     while (!sv->go && !sv->failed) pthread_cond_wait(&sv->cv, &sv->mu);
     pthread_mutex_unlock(&sv->mu);
     const double *a = sv->c->arrival_ms;
@@ -170,7 +177,6 @@ static void *gen_main(void *arg)
     sv->gen_done = 1;
     pthread_cond_broadcast(&sv->cv);
     pthread_mutex_unlock(&sv->mu);
-    return NULL;
 }
 
 /* ---------------------------------------------------------------- batcher */
@@ -224,7 +230,7 @@ static void next_batch(serve *sv, int *first, int *b)
             mp_error_clear(&e);
             mp_error_set(&e, MP_ERR_TIMEOUT, "stage 0: no request for %.1f s", sv->idle_s);
             pthread_mutex_unlock(&sv->mu);
-            fail(sv, 0, &e);
+            mp_pipeline_fail(sv->pl, 0, &e);
             return;
         }
     }
@@ -238,14 +244,21 @@ static size_t msg_bytes(const serve *sv, int s)
     return sizeof(batch_hdr) + (size_t)sv->B * (size_t)sv->w[s].net.out_dim * sizeof(float);
 }
 
-static mp_status stage_setup(stage_w *w)
+/* The stage's layers and batch buffers on its open backend; stage 0 also
+ * makes the request inputs (request i is sample i of the synthetic data). */
+static mp_status stage_setup(stage_w *w, const mp_pipeline_pos *pos)
 {
     serve *sv = w->sv;
     const mp_serve_run_config *c = sv->c;
     const mp_stage *ps = &c->plan->stages[w->s];
-    int is_cpu = !strcmp(c->backend, "cpu");
-    mp_status st = mp_backend_open(c->backend, is_cpu && !c->pin ? -1 : ps->device, &w->be, &w->err);
-    if (st != MP_OK) return st;
+    mp_status st;
+    w->be = pos->be;
+    if (w->s == 0) {
+        if (!(sv->x = malloc((size_t)c->n * sv->in_dim * sizeof(float))))
+            return mp_error_set(&w->err, MP_ERR_NOMEM, "stage 0: out of memory for %d requests", c->n);
+        if ((st = mp_data_init(&sv->data, c->model, c->seed, &w->err)) != MP_OK) return st;
+        mp_data_inputs(&sv->data, 0, c->n, sv->x);
+    }
     if ((st = mp_stage_init(&w->net, w->be, c->model, ps->first, ps->last, sv->B, c->seed, &w->err)) != MP_OK)
         return st;
     w->has_net = 1;
@@ -258,14 +271,15 @@ static mp_status stage_setup(stage_w *w)
     return MP_OK;
 }
 
-static void stage_free(stage_w *w)
+/* The driver's release: what stage_setup built on the backend. */
+static void stage_release(void *mode, mp_pipeline_pos *pos)
 {
+    stage_w *w = &((serve *)mode)->w[pos->p];
     if (w->be) {
         if (w->in) w->be->i->free(w->be, w->in);
         if (w->out) w->be->i->free(w->be, w->out);
         if (w->stash) w->be->i->free(w->be, w->stash);
         if (w->has_net) mp_stage_free(&w->net);
-        mp_backend_close(w->be);
     }
     free(w->msg);
     w->be = NULL;
@@ -391,17 +405,16 @@ static void clock_id(char id[96])
     if (boot[0]) snprintf(id, 96, "%s/%llu", boot, ino);
 }
 
-/* Threads: waits until every stage is set up and mp_serve_run has started
+/* Threads: waits until every stage is set up and the generator has started
  * the clock. */
-static mp_status wait_for_clock(stage_w *w, mp_status st)
+static void wait_for_clock(stage_w *w)
 {
     serve *sv = w->sv;
     pthread_mutex_lock(&sv->mu);
     sv->ready++;
     pthread_cond_broadcast(&sv->cv);
-    while (st == MP_OK && !sv->go && !sv->failed) pthread_cond_wait(&sv->cv, &sv->mu);
+    while (!sv->go && !sv->failed) pthread_cond_wait(&sv->cv, &sv->mu);
     pthread_mutex_unlock(&sv->mu);
-    return st;
 }
 
 /* MPI: every rank set up (a rank that failed has brought the job down by
@@ -412,12 +425,11 @@ static mp_status wait_for_clock(stage_w *w, mp_status st)
  * one-way latency (tens of microseconds). */
 typedef struct { double t0; char id[96]; } clock_msg;
 
-static mp_status start_clock_mpi(stage_w *w, mp_status st)
+static mp_status start_clock_mpi(stage_w *w)
 {
     serve *sv = w->sv;
-    int flag = 0;
-    if (st != MP_OK) return st;   /* stage_main aborts the job with it */
-    if ((st = sv->t->i->agree(sv->t, w->s, &flag, sv->c->timeout_s, &w->err)) != MP_OK) return st;
+    mp_status st = mp_pipeline_barrier(sv->pl, w->s, &w->err);
+    if (st != MP_OK) return st;
     clock_msg m, mine;
     clock_id(mine.id);
     if (w->s == 0) {
@@ -436,30 +448,55 @@ static mp_status start_clock_mpi(stage_w *w, mp_status st)
     return MP_OK;
 }
 
-static void *stage_main(void *arg)
+/* The driver's position: a stage, set up, started with the clock, then its
+ * loop until the end marker (stage 0: until the batcher has no more). */
+static mp_status stage_main(void *mode, mp_pipeline_pos *pos, mp_error *err)
 {
-    stage_w *w = arg;
-    serve *sv = w->sv;
+    serve *sv = mode;
+    stage_w *w = &sv->w[pos->p];
     precise_timers();
     go_realtime(sv);
-    mp_status st = stage_setup(w);
-    if (st != MP_OK) {
-        char m[1024];
-        snprintf(m, sizeof m, "%s", w->err.msg);
-        mp_error_clear(&w->err);
-        mp_error_set(&w->err, st, "stage %d (device %d): %.900s", w->s, sv->c->plan->stages[w->s].device, m);
-    }
-    st = sv->mpi ? start_clock_mpi(w, st) : wait_for_clock(w, st);
+    mp_status st = stage_setup(w, pos);
+    if (st == MP_OK && sv->mpi) st = start_clock_mpi(w);
+    else if (st == MP_OK) wait_for_clock(w);
     if (st == MP_OK) st = w->s == 0 ? stage0_loop(w) : stage_loop(w);
-    if (st != MP_OK) {
-        mp_error e;
-        mp_error_clear(&e);
-        if (strstr(w->err.msg, "stage ") == w->err.msg) e = w->err;
-        else mp_error_set(&e, st, "stage %d: %s", w->s, w->err.msg);
-        fail(w->sv, w->s, &e);
-    }
-    return NULL;
+    if (st != MP_OK) mp_error_set(err, st, "%s", w->err.msg);
+    return st;
 }
+
+/* The driver's gather (MPI): stage p's part of the result to rank 0. */
+static mp_status gather(void *mode, mp_pipeline *pl, int p, mp_error *err)
+{
+    serve *sv = mode;
+    return mp_serve_gather_part(pl, sv->res, p, sv->w[p].batches, sv->c->keep_outputs, err);
+}
+
+/* The driver's collect (threads; MPI rank 0, after gather): the queue at the
+ * last arrival (requests not started on stage 0 by then) and the unfinished. */
+static mp_status collect(void *mode, mp_pipeline *pl, mp_error *err)
+{
+    serve *sv = mode;
+    mp_serve_run_result *res = sv->res;
+    const mp_serve_run_config *c = sv->c;
+    double last = c->arrival_ms[c->n - 1];
+    res->is_root = 1;
+    for (int i = 0; i < c->n; i++) {
+        int j = res->batch_of[i];
+        if (j < 0 || res->fwd_start_ms[(size_t)j * sv->K] > last) res->queued_at_end++;
+        if (res->done_ms[i] < 0) res->unfinished++;
+    }
+    return MP_OK;
+}
+
+static const mp_pipeline_mode serve_mode = {
+    .position = stage_main,
+    .host = gen_main,
+    .host_name = "the load generator",
+    .on_fail = on_fail,
+    .gather = gather,
+    .collect = collect,
+    .release = stage_release,
+};
 
 /* ---------------------------------------------------------------- run */
 
@@ -472,6 +509,52 @@ void mp_serve_run_config_default(mp_serve_run_config *c)
     c->seed = 1;
     c->timeout_s = 30;
     c->drain_s = 2;
+}
+
+/* The runner's view of config c: one position per stage, every wait of the
+ * driver bounded as the waits between stages are (timeout + idle_s). */
+static void pipeline_config(const mp_serve_run_config *c, double idle_s, mp_pipeline_config *pc)
+{
+    memset(pc, 0, sizeof *pc);
+    pc->plan = c->plan;
+    pc->num_positions = c->plan->num_stages;
+    pc->backend = c->backend;
+    pc->transport = c->transport ? c->transport : "threads";
+    pc->pin = c->pin;
+    pc->gpu_map = c->gpu_map;
+    pc->num_devices = c->num_devices;
+    pc->device_memory = c->device_memory;
+    pc->timeout_s = c->timeout_s + idle_s;
+    pc->mailbox_cap = 2;
+}
+
+/* Every stage against its device's memory: the serving bound of sim/serve.h
+ * (mp_serve_stage_memory) on the model's float32 sizes, which are what the
+ * stages hold (weights; batches of max_batch rows in and out). */
+static mp_status check_fit(const mp_serve_run_config *c, const mp_pipeline_config *pc, mp_error *err)
+{
+    const mp_model *m = c->model;
+    const mp_plan *p = c->plan;
+    if (!c->device_memory) return MP_OK;
+    mp_profile bytes;
+    memset(&bytes, 0, sizeof bytes);
+    bytes.input_bytes_per_sample = 4.0 * m->input_dim;
+    bytes.num_layers = m->num_layers;
+    if (!(bytes.layers = calloc((size_t)m->num_layers, sizeof *bytes.layers)))
+        return mp_error_set(err, MP_ERR_NOMEM, "out of memory");
+    for (int l = 0; l < m->num_layers; l++) {
+        bytes.layers[l].param_bytes = 4.0 * (double)m->layers[l].param_count;
+        bytes.layers[l].out_bytes_per_sample = 4.0 * m->layers[l].out_dim;
+    }
+    char what[96];
+    snprintf(what, sizeof what, "parameters, batches of %d requests in and out", p->max_batch);
+    mp_status st = MP_OK;
+    for (int s = 0; s < p->num_stages && st == MP_OK; s++) {
+        double need = mp_serve_stage_memory(&bytes, p->stages[s].first, p->stages[s].last, p->max_batch);
+        st = mp_pipeline_check_fit(pc, s, p->stages[s].device, need, what, err);
+    }
+    free(bytes.layers);
+    return st;
 }
 
 static mp_status check(const mp_serve_run_config *c, mp_error *err)
@@ -489,7 +572,10 @@ static mp_status check(const mp_serve_run_config *c, mp_error *err)
     for (int i = 0; i < c->n; i++)
         if (!(c->arrival_ms[i] >= 0) || (i && c->arrival_ms[i] < c->arrival_ms[i - 1]))
             return mp_error_set(err, MP_ERR_INPUT, "arrival %d: times must be >= 0 and non-decreasing", i);
-    return MP_OK;
+    mp_pipeline_config pc;
+    pipeline_config(c, 0, &pc);
+    mp_status st = mp_pipeline_check(&pc, err);
+    return st == MP_OK ? check_fit(c, &pc, err) : st;
 }
 
 static mp_status alloc_result(mp_serve_run_result *r, const mp_serve_run_config *c, int K, int out_dim)
@@ -528,70 +614,6 @@ static int model_out_dim(const mp_model *m)
     return m->layers[m->num_layers - 1].out_dim;
 }
 
-/* Threads: one worker per stage; each opens its backend (which pins it) and
- * builds its layers; the clock starts once every stage is ready, then the
- * generator. */
-static void run_threads(serve *sv)
-{
-    int started = 0, gen_started = 0;
-    for (; started < sv->K; started++) {
-        stage_w *w = &sv->w[started];
-        if (pthread_create(&w->th, NULL, stage_main, w) != 0) {
-            mp_error e;
-            mp_error_clear(&e);
-            mp_error_set(&e, MP_ERR_BACKEND, "stage %d: cannot start its thread", started);
-            fail(sv, started, &e);
-            break;
-        }
-    }
-    pthread_mutex_lock(&sv->mu);
-    while (sv->ready < started && !sv->failed) pthread_cond_wait(&sv->cv, &sv->mu);
-    start_clock_at(sv, mp_now_ms() + 20);
-    int failed = sv->failed;
-    pthread_mutex_unlock(&sv->mu);
-    if (failed) {}
-    else if (pthread_create(&sv->gen, NULL, gen_main, sv) == 0) gen_started = 1;
-    else {
-        mp_error e;
-        mp_error_clear(&e);
-        mp_error_set(&e, MP_ERR_BACKEND, "cannot start the load generator thread");
-        fail(sv, 0, &e);
-    }
-    if (gen_started) pthread_join(sv->gen, NULL);
-    for (int s = 0; s < started; s++) pthread_join(sv->w[s].th, NULL);
-}
-
-/* MPI: this process is rank s and runs stage s on its main thread (the MPI
- * transport is initialised FUNNELED); rank 0 starts the generator first, so
- * that it keeps the process's CPU affinity rather than stage 0's core, and it
- * waits for the clock. At the end the stages' parts go to rank 0. A failure
- * aborts the transport, which ends every rank. */
-static mp_status run_rank(serve *sv, mp_error *err)
-{
-    int self = sv->t->rank, gen_started = 0;
-    stage_w *w = &sv->w[self];
-    if (self == 0) {
-        if (pthread_create(&sv->gen, NULL, gen_main, sv) != 0) {
-            mp_error e;
-            mp_error_clear(&e);
-            mp_error_set(&e, MP_ERR_BACKEND, "cannot start the load generator thread");
-            fail(sv, 0, &e);
-        } else
-            gen_started = 1;
-    }
-    if (!sv->failed) stage_main(w);
-    if (gen_started) pthread_join(sv->gen, NULL);
-    if (sv->failed) return MP_OK;   /* the caller reports first_err */
-    mp_status st = mp_serve_gather(sv->t, sv->res, w->batches, sv->c->keep_outputs,
-                                   sv->c->timeout_s + sv->idle_s, err);
-    if (st == MP_OK && self == 0) st = sv->t->i->flush(sv->t, 0, sv->c->timeout_s, err);
-    if (st != MP_OK) {
-        mp_error e = *err;
-        fail(sv, self, &e);
-    }
-    return st;
-}
-
 mp_status mp_serve_run(const mp_serve_run_config *c, mp_serve_run_result *res, mp_error *err)
 {
     mp_status st = check(c, err);
@@ -616,12 +638,11 @@ mp_status mp_serve_run(const mp_serve_run_config *c, mp_serve_run_result *res, m
     pthread_cond_init(&sv.cv, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&sv.mu, NULL);
-    mp_data data;
-    memset(&data, 0, sizeof data);
-    const char *tname = c->transport ? c->transport : "threads";
-    if ((st = mp_transport_open(tname, sv.K, 2, &sv.t, err)) != MP_OK) goto out;
-    sv.mpi = sv.t->rank >= 0;
-    res->is_root = sv.t->rank <= 0;
+    mp_pipeline_config pc;
+    pipeline_config(c, sv.idle_s, &pc);
+    if ((st = mp_pipeline_open(&pc, &sv.pl, err)) != MP_OK) goto out;
+    sv.t = sv.pl->t;
+    sv.mpi = sv.pl->rank >= 0;
     sv.w = calloc((size_t)sv.K, sizeof *sv.w);
     if (!sv.w) { st = mp_error_set(err, MP_ERR_NOMEM, "out of memory"); goto out; }
     for (int s = 0; s < sv.K; s++) {
@@ -629,30 +650,12 @@ mp_status mp_serve_run(const mp_serve_run_config *c, mp_serve_run_result *res, m
         sv.w[s].s = s;
         mp_error_clear(&sv.w[s].err);
     }
-    if (res->is_root) {   /* the request inputs, for stage 0 */
-        sv.x = malloc((size_t)c->n * sv.in_dim * sizeof(float));
-        if (!sv.x) { st = mp_error_set(err, MP_ERR_NOMEM, "out of memory for %d requests", c->n); goto out; }
-        if ((st = mp_data_init(&data, c->model, c->seed, err)) != MP_OK) goto out;
-        mp_data_inputs(&data, 0, c->n, sv.x);
-    }
-    if (sv.mpi) st = run_rank(&sv, err);
-    else run_threads(&sv);
-    if (sv.failed) { st = mp_error_set(err, sv.first_err.status, "%s", sv.first_err.msg); goto out; }
-    if (st != MP_OK || !res->is_root) goto out;
-    /* queued at the last arrival: not started on stage 0 by then */
-    double last = c->arrival_ms[c->n - 1];
-    for (int i = 0; i < c->n; i++) {
-        int j = res->batch_of[i];
-        if (j < 0 || res->fwd_start_ms[(size_t)j * sv.K] > last) res->queued_at_end++;
-        if (res->done_ms[i] < 0) res->unfinished++;
-    }
+    st = mp_pipeline_run(sv.pl, &serve_mode, &sv, err);
 out:
-    if (sv.w)
-        for (int s = 0; s < sv.K; s++) stage_free(&sv.w[s]);
     free(sv.w);
     free(sv.x);
-    mp_transport_close(sv.t, st != MP_OK);
-    mp_data_free(&data);
+    mp_pipeline_close(sv.pl);
+    mp_data_free(&sv.data);
     pthread_cond_destroy(&sv.cv);
     pthread_mutex_destroy(&sv.mu);
     return st;
