@@ -1,254 +1,35 @@
 /* serve_run.c — the serving runtime, the serving mode of the pipeline runner
- * (pipeline.h): a load generator (the driver's host thread), the batcher (run
- * by stage 0's worker, which is exactly "stage 0 becomes free"), and one
- * forward-only worker per stage: threads of this process connected by the
- * threads transport, or under mpirun one rank per stage connected by the MPI
- * transport (rank 0 also runs the generator; serve_gather.c brings the
- * stages' parts of the result to rank 0 at the end).
+ * (pipeline.h): one forward-only worker per stage, threads of this process
+ * connected by the threads transport, or under mpirun one rank per stage
+ * connected by the MPI transport; the load generator is the runner's host
+ * thread and stage 0's worker runs the batcher (serve_batcher.c); at the end
+ * serve_gather.c brings the stages' parts of the result to rank 0.
  * defines: mp_serve_run_config_default, mp_serve_run,
- *          mp_serve_run_result_free
- *
- * Batcher (docs/serving.md §1): with a_i the oldest queued request's arrival
- * (when the generator released it to the server: a server knows nothing of
- * the schedule), a batch is ready when B requests are queued or at a_i + W;
- * stage 0 takes it when it is free: every queued request (at most B) in
- * arrival order.
- * Sleeps are absolute on CLOCK_MONOTONIC (clock_nanosleep / timed condvar
- * waits) with the thread's timer slack set to 1 ns, never spins. */
-#include "serve_run.h"
+ *          mp_serve_run_result_free */
+#include "serve_impl.h"
 #include "clock.h"
 
-#include <errno.h>
-#include <math.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "backend.h"
 #include "backend_impl.h"
-#include "data.h"
-#include "layers.h"
-#include "pipeline.h"
 #include "serve_gather.h"
-#include "transport.h"
-
-/* ---------------------------------------------------------------- clock */
-
-static struct timespec ts_of_ms(double ms)
-{
-    struct timespec ts;
-    if (ms < 0) ms = 0;
-    double s = floor(ms / 1e3);
-    ts.tv_sec = (time_t)s;
-    ts.tv_nsec = (long)((ms - s * 1e3) * 1e6);
-    if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
-    if (ts.tv_nsec < 0) ts.tv_nsec = 0;
-    return ts;
-}
-
-static void precise_timers(void) { prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); }
-
-typedef struct serve serve;
-static void go_realtime(serve *sv);
-
-
-/* cpu with pinning: keep the generator off the stages' cores when a core is
- * left. Off by default (MPKIT_SERVE_PIN_GENERATOR=1 turns it on): on the
- * 2-core test VM it made the served throughput lower, not higher. */
-static void pin_generator(const mp_serve_run_config *c)
-{
-    if (!c->pin || strcmp(c->backend, "cpu")) return;
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    int any = 0;
-    for (long core = 0; core < ncpu && core < CPU_SETSIZE; core++) {
-        int used = 0;
-        for (int s = 0; s < c->plan->num_stages; s++) used |= c->plan->stages[s].device == core;
-        if (!used) { CPU_SET(core, &set); any = 1; }
-    }
-    if (any) sched_setaffinity(0, sizeof set, &set);
-}
-
-/* ---------------------------------------------------------------- state */
-
-typedef struct {
-    serve *sv;
-    int s;
-    mp_backend *be;              /* the driver's, open while the stage runs */
-    mp_stage_net net;
-    int has_net;
-    float *in, *out, *stash;     /* backend memory, max_batch rows */
-    unsigned char *msg;          /* host message: header + max_batch rows of out_dim */
-    int batches;                 /* batches this stage has run */
-    mp_error err;
-} stage_w;
-
-typedef struct { int id, b, first, pad; } batch_hdr;
-
-struct serve {
-    const mp_serve_run_config *c;
-    mp_serve_run_result *res;
-    int K, B, in_dim, out_dim;
-    double W, t0, deadline, idle_s;
-    float *x;                    /* [n * in_dim] request inputs (stage 0 makes them) */
-    mp_data data;
-    mp_pipeline *pl;
-    mp_transport *t;
-    stage_w *w;
-    pthread_mutex_t mu;          /* queue + failure */
-    pthread_cond_t cv;
-    int pushed, head, gen_done, failed;
-    int ready, go;               /* stages set up / clock started */
-    int mpi;                     /* one rank per stage: this process runs stage t->rank */
-    int unsent;                  /* MPI: stage 0 has a send not yet delivered (poll_sends) */
-};
-
-/* The driver's on_fail: the failure is latched (mp_pipeline_fail); wake the
- * generator, the batcher and the stages waiting for the clock. */
-static void on_fail(void *mode)
-{
-    serve *sv = mode;
-    pthread_mutex_lock(&sv->mu);
-    sv->failed = 1;
-    pthread_cond_broadcast(&sv->cv);
-    pthread_mutex_unlock(&sv->mu);
-}
-
-/* --realtime: SCHED_FIFO at a low real-time priority, so that other
- * processes on a shared machine do not preempt the generator or a stage for a
- * whole time slice (the p99 tail). The kernel's RT throttling still leaves
- * them 5% of each core. Counts the threads that got it. */
-static void go_realtime(serve *sv)
-{
-    if (!sv->c->realtime) return;
-    struct sched_param sp = { .sched_priority = 10 };
-    if (pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp) == 0) {
-        pthread_mutex_lock(&sv->mu);
-        sv->res->realtime_threads++;
-        pthread_mutex_unlock(&sv->mu);
-    }
-}
-
-/* ---------------------------------------------------------------- generator */
-
-static void start_clock_at(serve *sv, double t0);
-
-/* The driver's host thread, the load generator (under MPI on rank 0 only):
- * releases request i at t0 + arrival_ms[i]; every request already due is
- * queued under one lock, so requests with equal times are seen together. On
- * threads it starts the clock once every stage is set up; under MPI the
- * stages start it (start_clock_mpi). */
-static void gen_main(void *mode, mp_pipeline *pl)
-{
-    serve *sv = mode;
-    if (pl->rank > 0) return;
-    precise_timers();
-    go_realtime(sv);
-    if (getenv("MPKIT_SERVE_PIN_GENERATOR")) pin_generator(sv->c);
-    pthread_mutex_lock(&sv->mu);
-    while (!sv->mpi && sv->ready < sv->K && !sv->failed) pthread_cond_wait(&sv->cv, &sv->mu);
-    if (!sv->mpi && !sv->failed) start_clock_at(sv, mp_now_ms() + 20);
-    while (!sv->go && !sv->failed) pthread_cond_wait(&sv->cv, &sv->mu);
-    pthread_mutex_unlock(&sv->mu);
-    const double *a = sv->c->arrival_ms;
-    int n = sv->c->n, i = 0;
-    while (i < n) {
-        double due = sv->t0 + a[i];
-        if (mp_now_ms() < due) {
-            struct timespec ts = ts_of_ms(due);
-            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
-        }
-        double now = mp_now_ms();
-        pthread_mutex_lock(&sv->mu);
-        if (sv->failed) { pthread_mutex_unlock(&sv->mu); break; }
-        while (i < n && sv->t0 + a[i] <= now) sv->res->release_ms[i++] = now - sv->t0;
-        sv->pushed = i;
-        pthread_cond_broadcast(&sv->cv);
-        pthread_mutex_unlock(&sv->mu);
-    }
-    pthread_mutex_lock(&sv->mu);
-    sv->gen_done = 1;
-    pthread_cond_broadcast(&sv->cv);
-    pthread_mutex_unlock(&sv->mu);
-}
-
-/* ---------------------------------------------------------------- batcher */
-
-/* MPI: a send completes only while its sender drives MPI (a large message
- * waits for the receiver, then for the sender's next MPI call). Stage 0
- * spends its idle time in the batcher's condition wait, so while one of its
- * sends is not yet delivered it wakes every SEND_POLL_MS to drive it (a
- * flush with no wait); otherwise it sleeps as on threads. */
-#define SEND_POLL_MS 0.05
-
-static void poll_sends(serve *sv)
-{
-    mp_error e;
-    mp_error_clear(&e);
-    sv->unsent = sv->t->i->flush(sv->t, 0, 0, &e) != MP_OK;
-}
-
-/* Blocks until a batch is due and takes it: *first, *b (0: no more batches).
- * Called by stage 0 whenever it is free. */
-static void next_batch(serve *sv, int *first, int *b)
-{
-    const double *a = sv->res->release_ms;   /* written by the generator under sv->mu */
-    *b = 0;
-    pthread_mutex_lock(&sv->mu);
-    for (;;) {
-        if (sv->unsent) {
-            pthread_mutex_unlock(&sv->mu);
-            poll_sends(sv);
-            pthread_mutex_lock(&sv->mu);
-        }
-        if (sv->failed) break;
-        double now = mp_now_ms();
-        int q = sv->pushed - sv->head;
-        if (sv->gen_done && sv->head < sv->c->n && sv->pushed == sv->c->n && now > sv->deadline) break;
-        if (q >= sv->B || (q > 0 && now >= sv->t0 + a[sv->head] + sv->W)) {
-            *first = sv->head;
-            *b = q < sv->B ? q : sv->B;
-            sv->head += *b;
-            break;
-        }
-        if (q == 0 && sv->gen_done) break;
-        double until = q > 0 ? sv->t0 + a[sv->head] + sv->W : now + 1e3 * sv->idle_s;
-        if (q > 0 && sv->gen_done && until > sv->deadline) until = sv->deadline + 1e-3;
-        double wake = sv->unsent && until > now + SEND_POLL_MS ? now + SEND_POLL_MS : until;
-        struct timespec ts = ts_of_ms(wake);
-        int rc = pthread_cond_timedwait(&sv->cv, &sv->mu, &ts);
-        if (rc == ETIMEDOUT && wake == until && q == 0 && !sv->gen_done && sv->pushed == sv->head) {
-            /* nothing arrived in idle_s: the generator is stuck */
-            mp_error e;
-            mp_error_clear(&e);
-            mp_error_set(&e, MP_ERR_TIMEOUT, "stage 0: no request for %.1f s", sv->idle_s);
-            pthread_mutex_unlock(&sv->mu);
-            mp_pipeline_fail(sv->pl, 0, &e);
-            return;
-        }
-    }
-    pthread_mutex_unlock(&sv->mu);
-}
 
 /* ---------------------------------------------------------------- stages */
 
-static size_t msg_bytes(const serve *sv, int s)
+static size_t msg_bytes(const mp_serve_rt *sv, int s)
 {
-    return sizeof(batch_hdr) + (size_t)sv->B * (size_t)sv->w[s].net.out_dim * sizeof(float);
+    return sizeof(mp_serve_batch_hdr) + (size_t)sv->B * (size_t)sv->w[s].net.out_dim * sizeof(float);
 }
 
 /* The stage's layers and batch buffers on its open backend; stage 0 also
  * makes the request inputs (request i is sample i of the synthetic data). */
-static mp_status stage_setup(stage_w *w, const mp_pipeline_pos *pos)
+static mp_status stage_setup(mp_serve_worker *w, const mp_pipeline_pos *pos)
 {
-    serve *sv = w->sv;
+    mp_serve_rt *sv = w->sv;
     const mp_serve_run_config *c = sv->c;
     const mp_stage *ps = &c->plan->stages[w->s];
     mp_status st;
@@ -265,7 +46,7 @@ static mp_status stage_setup(stage_w *w, const mp_pipeline_pos *pos)
     w->in = w->be->i->alloc(w->be, (size_t)sv->B * w->net.in_dim * sizeof(float));
     w->out = w->be->i->alloc(w->be, (size_t)sv->B * w->net.out_dim * sizeof(float));
     w->stash = w->be->i->alloc(w->be, mp_stage_stash_bytes(&w->net, sv->B) + 16);
-    w->msg = malloc(sizeof(batch_hdr) + (size_t)sv->B * (w->net.in_dim > w->net.out_dim ? w->net.in_dim : w->net.out_dim) * sizeof(float));
+    w->msg = malloc(sizeof(mp_serve_batch_hdr) + (size_t)sv->B * (w->net.in_dim > w->net.out_dim ? w->net.in_dim : w->net.out_dim) * sizeof(float));
     if (!w->in || !w->out || !w->stash || !w->msg)
         return mp_error_set(&w->err, MP_ERR_NOMEM, "stage %d: out of memory for batch buffers", w->s);
     return MP_OK;
@@ -274,7 +55,7 @@ static mp_status stage_setup(stage_w *w, const mp_pipeline_pos *pos)
 /* The driver's release: what stage_setup built on the backend. */
 static void stage_release(void *mode, mp_pipeline_pos *pos)
 {
-    stage_w *w = &((serve *)mode)->w[pos->p];
+    mp_serve_worker *w = &((mp_serve_rt *)mode)->w[pos->p];
     if (w->be) {
         if (w->in) w->be->i->free(w->be, w->in);
         if (w->out) w->be->i->free(w->be, w->out);
@@ -287,9 +68,9 @@ static void stage_release(void *mode, mp_pipeline_pos *pos)
 }
 
 /* One batch on this stage: forward, then send on or record completions. */
-static mp_status stage_batch(stage_w *w, batch_hdr h, const float *host_in)
+static mp_status stage_batch(mp_serve_worker *w, mp_serve_batch_hdr h, const float *host_in)
 {
-    serve *sv = w->sv;
+    mp_serve_rt *sv = w->sv;
     mp_serve_run_result *r = sv->res;
     mp_backend *be = w->be;
     int K = sv->K;
@@ -299,7 +80,7 @@ static mp_status stage_batch(stage_w *w, batch_hdr h, const float *host_in)
     mp_status st = mp_stage_forward(&w->net, h.b, w->in, w->out, w->stash, &w->err);
     if (st == MP_OK) st = be->i->sync(be, &w->err);
     if (st != MP_OK) return st;
-    float *rows = (float *)(w->msg + sizeof(batch_hdr));
+    float *rows = (float *)(w->msg + sizeof(mp_serve_batch_hdr));
     size_t ob = (size_t)h.b * w->net.out_dim * sizeof(float);
     double d0 = mp_now_ms();
     be->i->download(be, rows, w->out, ob);
@@ -322,17 +103,17 @@ static mp_status stage_batch(stage_w *w, batch_hdr h, const float *host_in)
                           sv->c->timeout_s + sv->idle_s, &w->err);
 }
 
-static mp_status stage0_loop(stage_w *w)
+static mp_status stage0_loop(mp_serve_worker *w)
 {
-    serve *sv = w->sv;
+    mp_serve_rt *sv = w->sv;
     mp_serve_run_result *r = sv->res;
     mp_status st = MP_OK;
     for (;;) {
         int first = 0, b = 0;
         double idle = mp_now_ms() - sv->t0;
-        next_batch(sv, &first, &b);
+        mp_serve_next_batch(sv, &first, &b);
         if (b == 0) break;
-        batch_hdr h = { r->num_batches, b, first, 0 };
+        mp_serve_batch_hdr h = { r->num_batches, b, first, 0 };
         r->idle_ms[h.id] = idle;
         r->take_ms[h.id] = mp_now_ms() - sv->t0;
         r->batch_size[h.id] = b;
@@ -345,106 +126,34 @@ static mp_status stage0_loop(stage_w *w)
     int failed = sv->failed;
     pthread_mutex_unlock(&sv->mu);
     if (failed || sv->K == 1) return MP_OK;
-    batch_hdr end = { -1, 0, 0, 0 };
+    mp_serve_batch_hdr end = { -1, 0, 0, 0 };
     memcpy(w->msg, &end, sizeof end);
     return sv->t->i->send(sv->t, 0, 1, MP_TAG(MP_TAG_ACT, 0, 0), w->msg, msg_bytes(sv, 0), sv->c->timeout_s, &w->err);
 }
 
-static mp_status stage_loop(stage_w *w)
+static mp_status stage_loop(mp_serve_worker *w)
 {
-    serve *sv = w->sv;
+    mp_serve_rt *sv = w->sv;
     int s = w->s;
     /* stage s-1's message: its output rows are this stage's input (under MPI
      * stage s-1 is on another rank: w[s-1] is not set up here) */
-    size_t bytes = sizeof(batch_hdr) + (size_t)sv->B * (size_t)w->net.in_dim * sizeof(float);
+    size_t bytes = sizeof(mp_serve_batch_hdr) + (size_t)sv->B * (size_t)w->net.in_dim * sizeof(float);
     mp_status st;
     for (;;) {
         if ((st = sv->t->i->recv(sv->t, s, s - 1, MP_TAG(MP_TAG_ACT, s - 1, 0), w->msg, bytes,
                                  sv->c->timeout_s + sv->idle_s, &w->err)) != MP_OK)
             return st;
-        batch_hdr h;
+        mp_serve_batch_hdr h;
         memcpy(&h, w->msg, sizeof h);
         if (h.b == 0) break;
-        float *rows = (float *)(w->msg + sizeof(batch_hdr));
+        float *rows = (float *)(w->msg + sizeof(mp_serve_batch_hdr));
         if ((st = stage_batch(w, h, rows)) != MP_OK) return st;
     }
     if (s < sv->K - 1) {
-        batch_hdr end = { -1, 0, 0, 0 };
+        mp_serve_batch_hdr end = { -1, 0, 0, 0 };
         memcpy(w->msg, &end, sizeof end);
         return sv->t->i->send(sv->t, s, s + 1, MP_TAG(MP_TAG_ACT, s, 0), w->msg, msg_bytes(sv, s), sv->c->timeout_s, &w->err);
     }
-    return MP_OK;
-}
-
-/* Sets the clock: every time recorded is relative to t0 on this process's
- * CLOCK_MONOTONIC; the batcher gives up at deadline; go releases the
- * generator and the stages. */
-static void start_clock_at(serve *sv, double t0)
-{
-    sv->t0 = t0;
-    sv->deadline = sv->t0 + sv->c->arrival_ms[sv->c->n - 1] + 1e3 * sv->c->drain_s;
-    sv->go = 1;
-    pthread_cond_broadcast(&sv->cv);
-}
-
-/* Identifies this process's CLOCK_MONOTONIC: the boot id and the time
- * namespace; "" when unknown. Two processes with the same non-empty id read
- * the same clock. */
-static void clock_id(char id[96])
-{
-    char boot[48] = "";
-    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
-    if (f) {
-        if (!fgets(boot, sizeof boot, f)) boot[0] = 0;
-        fclose(f);
-    }
-    boot[strcspn(boot, "\n")] = 0;
-    struct stat ns;
-    unsigned long long ino = stat("/proc/self/ns/time", &ns) == 0 ? (unsigned long long)ns.st_ino : 0;
-    memset(id, 0, 96);
-    if (boot[0]) snprintf(id, 96, "%s/%llu", boot, ino);
-}
-
-/* Threads: waits until every stage is set up and the generator has started
- * the clock. */
-static void wait_for_clock(stage_w *w)
-{
-    serve *sv = w->sv;
-    pthread_mutex_lock(&sv->mu);
-    sv->ready++;
-    pthread_cond_broadcast(&sv->cv);
-    while (!sv->go && !sv->failed) pthread_cond_wait(&sv->cv, &sv->mu);
-    pthread_mutex_unlock(&sv->mu);
-}
-
-/* MPI: every rank set up (a rank that failed has brought the job down by
- * then), a barrier, then rank 0 sets t0 = now + 20 ms and sends it with its
- * clock's identity to every rank. A rank on the same clock (same machine)
- * takes rank 0's t0 as is, so all times share one origin; a rank on another
- * machine sets t0 = its own now + 20 ms on receipt, off by the message's
- * one-way latency (tens of microseconds). */
-typedef struct { double t0; char id[96]; } clock_msg;
-
-static mp_status start_clock_mpi(stage_w *w)
-{
-    serve *sv = w->sv;
-    mp_status st = mp_pipeline_barrier(sv->pl, w->s, &w->err);
-    if (st != MP_OK) return st;
-    clock_msg m, mine;
-    clock_id(mine.id);
-    if (w->s == 0) {
-        m = mine;
-        m.t0 = mp_now_ms() + 20;
-        for (int s = 1; s < sv->K && st == MP_OK; s++)
-            st = sv->t->i->send(sv->t, 0, s, MP_TAG(MP_TAG_RESULT, s, 8), &m, sizeof m, sv->c->timeout_s, &w->err);
-    } else {
-        st = sv->t->i->recv(sv->t, w->s, 0, MP_TAG(MP_TAG_RESULT, w->s, 8), &m, sizeof m, sv->c->timeout_s, &w->err);
-        if (st == MP_OK && (!mine.id[0] || strcmp(m.id, mine.id))) m.t0 = mp_now_ms() + 20;
-    }
-    if (st != MP_OK) return st;
-    pthread_mutex_lock(&sv->mu);
-    start_clock_at(sv, m.t0);
-    pthread_mutex_unlock(&sv->mu);
     return MP_OK;
 }
 
@@ -452,13 +161,12 @@ static mp_status start_clock_mpi(stage_w *w)
  * loop until the end marker (stage 0: until the batcher has no more). */
 static mp_status stage_main(void *mode, mp_pipeline_pos *pos, mp_error *err)
 {
-    serve *sv = mode;
-    stage_w *w = &sv->w[pos->p];
-    precise_timers();
-    go_realtime(sv);
+    mp_serve_rt *sv = mode;
+    mp_serve_worker *w = &sv->w[pos->p];
+    mp_serve_precise_timers();
+    mp_serve_go_realtime(sv);
     mp_status st = stage_setup(w, pos);
-    if (st == MP_OK && sv->mpi) st = start_clock_mpi(w);
-    else if (st == MP_OK) wait_for_clock(w);
+    if (st == MP_OK) st = mp_serve_stage_clock(w);
     if (st == MP_OK) st = w->s == 0 ? stage0_loop(w) : stage_loop(w);
     if (st != MP_OK) mp_error_set(err, st, "%s", w->err.msg);
     return st;
@@ -467,7 +175,7 @@ static mp_status stage_main(void *mode, mp_pipeline_pos *pos, mp_error *err)
 /* The driver's gather (MPI): stage p's part of the result to rank 0. */
 static mp_status gather(void *mode, mp_pipeline *pl, int p, mp_error *err)
 {
-    serve *sv = mode;
+    mp_serve_rt *sv = mode;
     return mp_serve_gather_part(pl, sv->res, p, sv->w[p].batches, sv->c->keep_outputs, err);
 }
 
@@ -475,7 +183,7 @@ static mp_status gather(void *mode, mp_pipeline *pl, int p, mp_error *err)
  * last arrival (requests not started on stage 0 by then) and the unfinished. */
 static mp_status collect(void *mode, mp_pipeline *pl, mp_error *err)
 {
-    serve *sv = mode;
+    mp_serve_rt *sv = mode;
     mp_serve_run_result *res = sv->res;
     const mp_serve_run_config *c = sv->c;
     double last = c->arrival_ms[c->n - 1];
@@ -490,9 +198,9 @@ static mp_status collect(void *mode, mp_pipeline *pl, mp_error *err)
 
 static const mp_pipeline_mode serve_mode = {
     .position = stage_main,
-    .host = gen_main,
+    .host = mp_serve_generator,
     .host_name = "the load generator",
-    .on_fail = on_fail,
+    .on_fail = mp_serve_on_fail,
     .gather = gather,
     .collect = collect,
     .release = stage_release,
@@ -618,7 +326,7 @@ mp_status mp_serve_run(const mp_serve_run_config *c, mp_serve_run_result *res, m
 {
     mp_status st = check(c, err);
     if (st != MP_OK) return st;
-    serve sv;
+    mp_serve_rt sv;
     memset(&sv, 0, sizeof sv);
     sv.c = c;
     sv.res = res;
