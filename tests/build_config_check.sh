@@ -8,7 +8,7 @@
 # Usage: tests/build_config_check.sh [SCRATCH_DIR]   (default: a new temp dir)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES
+unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES USE_MPI USE_NCCL USE_CUDA   # make asan exports its USE_*=0
 d=${1:-$(mktemp -d)}
 mkdir -p "$d"
 if ! printf '#include <mpi.h>\nint main(void){return MPI_Init(0,0);}\n' | mpicc -x c - -o /dev/null >/dev/null 2>&1; then
