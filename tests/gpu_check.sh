@@ -2,7 +2,8 @@
 # gpu_check.sh — `make gpu-check`: on a GPU machine, build with CUDA, compare the
 # CUDA backend with the CPU reference, profile an example model on the GPU,
 # measure the GPU links, plan from the new profile, and train with mprun on the
-# GPU (1-stage and 2-stage plans on GPU 0, CPU-vs-GPU losses). See docs/gpu.md.
+# GPU (1-stage and 2-stage plans on GPU 0, CPU-vs-GPU losses) and serve with it
+# (2 stages on GPU 0). See docs/gpu.md.
 #
 # Every step has a timeout, so the whole run stays under ~8 minutes. A failing
 # step is reported and the independent steps still run (GPU time is scarce);
@@ -225,6 +226,12 @@ if [ -f "$SMALL" ]; then
         step "CPU vs GPU losses (small model)" 10 bash -c "compare_losses out/mprun-small-cpu.txt out/mprun-small-gpu.txt 1e-3" || true
         grep -h '^checksum' out/mprun-small-cpu.txt out/mprun-small-gpu.txt || true
     fi
+    # Serving on the GPU: a 2-stage serving plan with both stages on GPU 0
+    # (--gpus 0,0), through the same runner as training.
+    printf '{"format":"mpplan-plan/1","mode":"serve","schedule":"gpipe","chunks_per_device":1,"global_batch":8,"microbatch_size":8,"num_microbatches":1,"max_batch":8,"max_wait_ms":2,"stages":[{"layers":[0,4],"device":0},{"layers":[5,9],"device":1}]}\n' \
+        > out/gpu-small-serve.plan.json
+    step "mprun --serve small model on GPU 0 (2 stages, --gpus 0,0)" 60 bash -o pipefail -c \
+        "bin/mprun out/gpu-small-serve.plan.json --model $SMALL --serve --rate 200 --duration 2 --slo-ms 50 --backend cuda --gpus 0,0 --checksum --report out/mprun-serve-gpu.json | tee out/mprun-serve-gpu.txt" || true
     # Two MPI ranks on one GPU: the MPI transport with host staging (NCCL
     # allows one rank per GPU, so it is not used here).
     if command -v mpirun >/dev/null 2>&1 && mpirun --version 2>&1 | grep -qi 'open mpi'; then

@@ -218,9 +218,6 @@ static void test_failures(void)
     free(err);
 }
 
-/* --backend cuda: on a machine without a usable GPU, one clear message and
- * exit 1 before any step; with a GPU, a 2-stage plan runs with both stages
- * on GPU 0 (MPKIT_GPUS=0,0) and prints a checksum. */
 /* --profile measured with another number of busy cores than the plan keeps
  * busy: one note on stderr naming both (docs/profiling.md); none when equal. */
 static void test_profile_regime_note(void)
@@ -242,6 +239,9 @@ static void test_profile_regime_note(void)
     free(err);
 }
 
+/* --backend cuda: on a machine without a usable GPU, one clear message and
+ * exit 1 before any step; with a GPU, a 2-stage plan runs with both stages
+ * on GPU 0 (MPKIT_GPUS=0,0) and prints a checksum. */
 static void test_cuda_backend(void)
 {
     setup();

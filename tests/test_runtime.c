@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend_impl.h"
 #include "checkpoint.h"
 #include "data.h"
 #include "model.h"
@@ -465,6 +466,28 @@ static void test_failures(void)
     mp_model_free(&m);
 }
 
+/* The backend's bytes in use, as the runtime reads them (its peak and fit
+ * check): mem_used is optional, so a backend without it reads -1, never a
+ * call through NULL. */
+static void test_backend_mem_used(void)
+{
+    mp_backend *be;
+    mp_error err;
+    mp_error_clear(&err);
+    CU_ASSERT_EQUAL_FATAL(mp_backend_open("cpu", -1, &be, &err), MP_OK);
+    void *p = be->i->alloc(be, 4096);
+    CU_ASSERT_EQUAL(mp_backend_mem_used(be), (double)be->i->mem_used(be));
+    CU_ASSERT(mp_backend_mem_used(be) >= 4096);
+    const mp_backend_i *cpu = be->i;
+    mp_backend_i without = *cpu;
+    without.mem_used = NULL;
+    be->i = &without;
+    CU_ASSERT_EQUAL(mp_backend_mem_used(be), -1);
+    be->i = cpu;
+    be->i->free(be, p);
+    mp_backend_close(be);
+}
+
 int main(void)
 {
     static const mp_test_case cases[] = {
@@ -479,6 +502,7 @@ int main(void)
         MP_TEST(test_loss_falls),
         MP_TEST(test_peak_memory_follows_schedule),
         MP_TEST(test_failures),
+        MP_TEST(test_backend_mem_used),
     };
     return mp_test_main("runtime", cases, (int)(sizeof cases / sizeof cases[0]));
 }

@@ -3,7 +3,8 @@
  * ids the runtime records, not on wall times), every request is answered once
  * with outputs bitwise equal to a one-stage forward of the same batch, the
  * metrics against hand-computed values, overload reported as such, bad input
- * exits 2, and a run through bin/mprun writes a report with the fields. */
+ * exits 2, a run through bin/mprun writes a report with the fields, and
+ * --cluster / --memory give the prediction's devices and the memory check. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -328,11 +329,65 @@ static void test_cli_run(void)
     free(err);
 }
 
+/* --cluster: the prediction runs on the cluster's devices (speed) and links
+ * instead of uniform ones, the plan's devices must exist in it, and a stage
+ * that does not fit its device's memory (the serving bound of sim/serve.h) is
+ * refused before any work, as training refuses it; --memory likewise. */
+static void test_cli_cluster(void)
+{
+    char model[1024], prof_path[1024];
+    snprintf(model, sizeof model, "%s", mp_test_fixture("small_model.json"));
+    snprintf(prof_path, sizeof prof_path, "%s", mp_test_fixture("small_model.profile.json"));
+    const char *plan = serve_plan("plan_cl.json", 4, 20, "{\"layers\":[0,3],\"device\":0},{\"layers\":[4,5],\"device\":1}");
+    const char *trace = mp_test_write_file("trace_cl.txt", "0\n0\n0\n0\n0.1\n0.1\n");
+    const char *two = mp_test_write_file("two.cluster.json",
+        "{\"format\": \"mpplan-cluster/1\", \"devices\": [{\"name\": \"fast\", \"memory\": \"1GiB\", \"speed\": 2},"
+        " {\"name\": \"slow\", \"memory\": \"1GiB\", \"speed\": 0.5}], \"link\": {\"bandwidth\": \"1GB/s\", \"latency\": \"1ms\"}}");
+    char report[4096], args[8192], *out = NULL, *err = NULL;
+    snprintf(report, sizeof report, "%s/serve_cl.json", mp_test_tmpdir());
+    snprintf(args, sizeof args, "%s --model %s --serve --arrivals %s --no-pin --slo-ms 1000 --report %s --profile %s "
+             "--cluster %s", plan, model, trace, report, prof_path, two);
+    CU_ASSERT_EQUAL_FATAL(run_tool(args, &out, &err), 0);
+    json_t *root = json_load_file(report, 0, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+    /* stage 0: 4 layers x 0.01 ms x 4 at speed 2; the link 1 ms + 512 B at
+     * 1 GB/s; stage 1: 2 x 0.01 x 4 at speed 0.5; the last 2 wait 20 ms */
+    json_t *pr = json_object_get(root, "predicted");
+    double full = 0.08 + 1 + 1e3 * 512 / 1e9 + 0.16, half = 20 + 0.04 + 1 + 1e3 * 256 / 1e9 + 0.08;
+    CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_object_get(pr, "p50_ms")), full, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_object_get(pr, "p99_ms")), half, 1e-9);
+    json_decref(root);
+    free(out);
+    free(err);
+    struct { const char *cluster, *opts, *needle; } bad[] = {
+        { "{\"format\": \"mpplan-cluster/1\", \"devices\": [{\"name\": \"only\", \"memory\": \"1GiB\"}],"
+          " \"link\": {\"bandwidth\": \"1GB/s\", \"latency\": \"1ms\"}}", "", "device 1 does not exist" },
+        { "{\"format\": \"mpplan-cluster/1\", \"devices\": [{\"name\": \"a\", \"memory\": \"1GiB\"},"
+          " {\"name\": \"b\", \"memory\": \"1KiB\"}], \"link\": {\"bandwidth\": \"1GB/s\", \"latency\": \"1ms\"}}", "",
+          "stage 1 does not fit on device 1: it needs" },
+        { NULL, "--memory 10KiB", "stage 0 does not fit on device 0: it needs" },
+        { NULL, "--memory 1GiB --cluster x.json", "--memory and --cluster" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char with[1200] = "";
+        if (bad[i].cluster) snprintf(with, sizeof with, "--cluster %s", mp_test_write_file("bad.cluster.json", bad[i].cluster));
+        snprintf(args, sizeof args, "%s --model %s --serve --arrivals %s --no-pin %s %s", plan, model, trace, with,
+                 bad[i].opts);
+        CU_ASSERT_EQUAL(run_tool(args, &out, &err), 2);
+        CU_ASSERT((err && strstr(err, bad[i].needle)) != 0);
+        CU_ASSERT((out && strstr(out, "measured")) == 0);   /* before any work */
+        if (!(err && strstr(err, bad[i].needle))) fprintf(stderr, "case %zu: %s\n", i, err ? err : "");
+        free(out);
+        free(err);
+    }
+}
+
 int main(void)
 {
     const mp_test_case cases[] = {
         MP_TEST(test_batches_from_trace), MP_TEST(test_metrics_hand), MP_TEST(test_overload),
         MP_TEST(test_cli_bad_input), MP_TEST(test_cli_run), MP_TEST(test_overheads_hand),
+        MP_TEST(test_cli_cluster),
     };
     return mp_test_main("serve_run", cases, (int)(sizeof cases / sizeof cases[0]));
 }

@@ -73,3 +73,8 @@ char *mp_backend_describe(mp_backend *be, char *buf, size_t n)
     else snprintf(buf, n, "%s", be->i->name);
     return buf;
 }
+
+double mp_backend_mem_used(mp_backend *be)
+{
+    return be->i->mem_used ? (double)be->i->mem_used(be) : -1;
+}

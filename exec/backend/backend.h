@@ -1,6 +1,6 @@
 /* backend.h — compute backends ("cpu", "cuda") behind one interface.
  * defines: mp_backend, mp_backend_open, mp_backend_close, mp_backend_name,
- *          mp_backend_available, mp_backend_describe
+ *          mp_backend_available, mp_backend_describe, mp_backend_mem_used
  *
  * Callers hold an opaque mp_backend; the table of primitives lives in
  * backend_impl.h and is used by exec/ (layers, runtime, profiler) only. */
@@ -28,5 +28,9 @@ int mp_backend_available(const char *name);
 /* One line describing the device and library versions (for headers of
  * mpprof's output), written into buf; returns buf. */
 char *mp_backend_describe(mp_backend *be, char *buf, size_t n);
+
+/* Bytes in use on the backend's device, or -1 when the backend cannot tell
+ * (its mem_used entry is optional). */
+double mp_backend_mem_used(mp_backend *be);
 
 #endif

@@ -10,6 +10,7 @@
  * wins); nothing here exits. Losses go through pinned host slots and reach
  * the caller's float at sync. */
 #include "backend_impl.h"
+#include "cuda_check.h"
 #include "kernels_cuda.h"
 
 #include <cublas_v2.h>
@@ -36,29 +37,6 @@ typedef struct {
     int *d_buckets;                 /* the bucket table on the device */
     size_t ids_cap, count_cap, buckets_cap, d_buckets_cap;   /* in elements */
 } cuda_ctx;
-
-/* ---------------------------------------------------------------- error checks */
-
-static int cuda_fail(mp_error *err, cudaError_t e, const char *stmt, const char *file, int line)
-{
-    if (e == cudaSuccess) return 0;
-    mp_error_set(err, MP_ERR_BACKEND, "%s:%d: %s: %s (%s)", file, line, stmt,
-                 cudaGetErrorString(e), cudaGetErrorName(e));
-    return 1;
-}
-
-static int cublas_fail(mp_error *err, cublasStatus_t s, const char *stmt, const char *file, int line)
-{
-    if (s == CUBLAS_STATUS_SUCCESS) return 0;
-    mp_error_set(err, MP_ERR_BACKEND, "%s:%d: %s: %s (%s)", file, line, stmt,
-                 cublasGetStatusString(s), cublasGetStatusName(s));
-    return 1;
-}
-
-/* Each evaluates to nonzero when `call` failed, after recording it in `err`. */
-#define CUDA_CHECK(err, call) cuda_fail((err), (call), #call, __FILE__, __LINE__)
-#define CUBLAS_CHECK(err, call) cublas_fail((err), (call), #call, __FILE__, __LINE__)
-#define KERNEL_CHECK(err, call) cuda_fail((err), (cudaError_t)(call), #call, __FILE__, __LINE__)
 
 /* The context, with this thread's current device set to the backend's GPU
  * (the current device is per thread; a pipeline may drive several GPUs). */

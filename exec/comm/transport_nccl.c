@@ -22,6 +22,7 @@
  * defines: mp_transport_nccl_i */
 #include "transport.h"
 #include "clock.h"
+#include "cuda_check.h"
 
 #include <cuda_runtime.h>
 #include <nccl.h>
@@ -51,27 +52,6 @@ typedef struct {
     slot *slots;
     int nslots;
 } nctx;
-
-/* ---------------------------------------------------------------- checks */
-
-static int cuda_fail(mp_error *err, cudaError_t e, const char *stmt, const char *file, int line)
-{
-    if (e == cudaSuccess) return 0;
-    mp_error_set(err, MP_ERR_BACKEND, "%s:%d: %s: %s (%s)", file, line, stmt, cudaGetErrorString(e),
-                 cudaGetErrorName(e));
-    return 1;
-}
-
-static int nccl_fail(mp_error *err, ncclResult_t r, const char *stmt, const char *file, int line)
-{
-    if (r == ncclSuccess || r == ncclInProgress) return 0;
-    mp_error_set(err, MP_ERR_BACKEND, "%s:%d: %s: %s", file, line, stmt, ncclGetErrorString(r));
-    return 1;
-}
-
-/* Each evaluates to nonzero when `call` failed, after recording it in err. */
-#define CUDA_OK(err, call) cuda_fail((err), (call), #call, __FILE__, __LINE__)
-#define NCCL_OK(err, call) nccl_fail((err), (call), #call, __FILE__, __LINE__)
 
 /* Aborts every communicator once (unblocks any NCCL kernel still waiting). */
 static void abort_comms(nctx *c)
@@ -181,16 +161,16 @@ static mp_status warm_up(nctx *c, int self, float *dbuf, double deadline, double
     mp_status st;
     for (int ch = 0; ch < NCH; ch++) {
         int to = ch == CH_ACT ? next : prev, from = ch == CH_ACT ? prev : next;
-        if (NCCL_OK(err, ncclGroupStart())) return MP_ERR_BACKEND;
-        if (NCCL_OK(err, ncclSend(dbuf, 1, ncclFloat, to, c->comm[ch], c->stream[ch])) ||
-            NCCL_OK(err, ncclRecv(dbuf + 1, 1, ncclFloat, from, c->comm[ch], c->stream[ch]))) {
+        if (NCCL_CHECK_AT(err, self, ncclGroupStart())) return MP_ERR_BACKEND;
+        if (NCCL_CHECK_AT(err, self, ncclSend(dbuf, 1, ncclFloat, to, c->comm[ch], c->stream[ch])) ||
+            NCCL_CHECK_AT(err, self, ncclRecv(dbuf + 1, 1, ncclFloat, from, c->comm[ch], c->stream[ch]))) {
             ncclGroupEnd();
             abort_comms(c);
             return MP_ERR_BACKEND;
         }
-        if (NCCL_OK(err, ncclGroupEnd())) { abort_comms(c); return MP_ERR_BACKEND; }
+        if (NCCL_CHECK_AT(err, self, ncclGroupEnd())) { abort_comms(c); return MP_ERR_BACKEND; }
         if ((st = wait_ready(c, ch, self, deadline, timeout_s, "warm-up", err)) != MP_OK) return st;
-        if (CUDA_OK(err, cudaEventRecord(c->recv_done[ch], c->stream[ch]))) return MP_ERR_BACKEND;
+        if (CUDA_CHECK_AT(err, self, cudaEventRecord(c->recv_done[ch], c->stream[ch]))) return MP_ERR_BACKEND;
         if ((st = wait_event(c, c->recv_done[ch], self, from, deadline, timeout_s, err)) != MP_OK) return st;
     }
     return MP_OK;
@@ -201,12 +181,12 @@ static mp_status n_bind(mp_transport *t, int self, int device, double timeout_s,
     nctx *c = t->ctx;
     if (c->bound) return mp_error_set(err, MP_ERR_INTERNAL, "stage %d: NCCL transport bound twice", self);
     c->device = device;
-    if (CUDA_OK(err, cudaSetDevice(device))) return MP_ERR_BACKEND;
+    if (CUDA_CHECK_AT(err, self, cudaSetDevice(device))) return MP_ERR_BACKEND;
     for (int ch = 0; ch < NCH; ch++) {
-        if (CUDA_OK(err, cudaStreamCreateWithFlags(&c->stream[ch], cudaStreamNonBlocking))) return MP_ERR_BACKEND;
-        if (CUDA_OK(err, cudaEventCreateWithFlags(&c->recv_done[ch], cudaEventDisableTiming))) return MP_ERR_BACKEND;
+        if (CUDA_CHECK_AT(err, self, cudaStreamCreateWithFlags(&c->stream[ch], cudaStreamNonBlocking))) return MP_ERR_BACKEND;
+        if (CUDA_CHECK_AT(err, self, cudaEventCreateWithFlags(&c->recv_done[ch], cudaEventDisableTiming))) return MP_ERR_BACKEND;
     }
-    if (CUDA_OK(err, cudaStreamCreateWithFlags(&c->copy, cudaStreamNonBlocking))) return MP_ERR_BACKEND;
+    if (CUDA_CHECK_AT(err, self, cudaStreamCreateWithFlags(&c->copy, cudaStreamNonBlocking))) return MP_ERR_BACKEND;
     double deadline = mp_now_s() + timeout_s;
     mp_status st;
     for (int ch = 0; ch < NCH; ch++) {
@@ -214,7 +194,7 @@ static mp_status n_bind(mp_transport *t, int self, int device, double timeout_s,
         memset(&id, 0, sizeof id);
         int tag = MP_TAG(MP_TAG_CKPT, 0, 1000 + ch);
         if (self == 0) {
-            if (NCCL_OK(err, ncclGetUniqueId(&id))) return MP_ERR_BACKEND;
+            if (NCCL_CHECK_AT(err, self, ncclGetUniqueId(&id))) return MP_ERR_BACKEND;
             for (int p = 1; p < c->k; p++)
                 if ((st = mp_transport_mpi_i.send(&c->mpi, 0, p, tag, &id, sizeof id, timeout_s, err)) != MP_OK)
                     return st;
@@ -222,11 +202,11 @@ static mp_status n_bind(mp_transport *t, int self, int device, double timeout_s,
             return st;
         ncclConfig_t cfg = NCCL_CONFIG_INITIALIZER;
         cfg.blocking = 0;
-        if (NCCL_OK(err, ncclCommInitRankConfig(&c->comm[ch], c->k, id, self, &cfg))) return MP_ERR_BACKEND;
+        if (NCCL_CHECK_AT(err, self, ncclCommInitRankConfig(&c->comm[ch], c->k, id, self, &cfg))) return MP_ERR_BACKEND;
         if ((st = wait_ready(c, ch, self, deadline, timeout_s, "communicator init", err)) != MP_OK) return st;
     }
     float *dbuf = NULL;
-    if (CUDA_OK(err, cudaMalloc((void **)&dbuf, 2 * sizeof(float)))) return MP_ERR_BACKEND;
+    if (CUDA_CHECK_AT(err, self, cudaMalloc((void **)&dbuf, 2 * sizeof(float)))) return MP_ERR_BACKEND;
     st = cudaMemset(dbuf, 0, 2 * sizeof(float)) == cudaSuccess ? warm_up(c, self, dbuf, deadline, timeout_s, err)
                                                                  : mp_error_set(err, MP_ERR_BACKEND, "cudaMemset failed");
     cudaFree(dbuf);
@@ -260,14 +240,14 @@ static slot *get_slot(nctx *c, size_t bytes, mp_error *err)
         c->slots = ns;
         best = &c->slots[c->nslots];
         memset(best, 0, sizeof *best);
-        if (CUDA_OK(err, cudaEventCreateWithFlags(&best->done, cudaEventDisableTiming))) return NULL;
+        if (CUDA_CHECK(err, cudaEventCreateWithFlags(&best->done, cudaEventDisableTiming))) return NULL;
         c->nslots++;
     }
     if (best->cap < bytes) {
         if (best->buf) cudaFree(best->buf);
         best->buf = NULL;
         best->cap = 0;
-        if (CUDA_OK(err, cudaMalloc(&best->buf, bytes ? bytes : 1))) return NULL;
+        if (CUDA_CHECK(err, cudaMalloc(&best->buf, bytes ? bytes : 1))) return NULL;
         best->cap = bytes;
     }
     return best;
@@ -285,23 +265,23 @@ static mp_status n_send_dev(mp_transport *t, int self, int dst, int tag, const v
                             MP_TAG_KIND(tag));
     mp_status st;
     if ((st = async_errors(c, self, err)) != MP_OK) return st;
-    if (CUDA_OK(err, cudaSetDevice(c->device))) return MP_ERR_BACKEND;
+    if (CUDA_CHECK_AT(err, self, cudaSetDevice(c->device))) return MP_ERR_BACKEND;
     if ((st = reclaim(c, self, err)) != MP_OK) return st;
     slot *s = get_slot(c, bytes, err);
     if (!s) return err && err->status != MP_OK ? err->status : MP_ERR_BACKEND;
-    if (bytes && (CUDA_OK(err, cudaMemcpyAsync(s->buf, buf, bytes, cudaMemcpyDeviceToDevice, c->copy)) ||
-                  CUDA_OK(err, cudaStreamSynchronize(c->copy))))
+    if (bytes && (CUDA_CHECK_AT(err, self, cudaMemcpyAsync(s->buf, buf, bytes, cudaMemcpyDeviceToDevice, c->copy)) ||
+                  CUDA_CHECK_AT(err, self, cudaStreamSynchronize(c->copy))))
         return MP_ERR_BACKEND;
     double deadline = mp_now_s() + timeout_s;
-    if (NCCL_OK(err, ncclGroupStart())) return MP_ERR_BACKEND;
-    if (NCCL_OK(err, ncclSend(s->buf, bytes, ncclChar, dst, c->comm[ch], c->stream[ch]))) {
+    if (NCCL_CHECK_AT(err, self, ncclGroupStart())) return MP_ERR_BACKEND;
+    if (NCCL_CHECK_AT(err, self, ncclSend(s->buf, bytes, ncclChar, dst, c->comm[ch], c->stream[ch]))) {
         ncclGroupEnd();
         abort_comms(c);
         return MP_ERR_BACKEND;
     }
-    if (NCCL_OK(err, ncclGroupEnd())) { abort_comms(c); return MP_ERR_BACKEND; }
+    if (NCCL_CHECK_AT(err, self, ncclGroupEnd())) { abort_comms(c); return MP_ERR_BACKEND; }
     if ((st = wait_ready(c, ch, self, deadline, timeout_s, "send", err)) != MP_OK) return st;
-    if (CUDA_OK(err, cudaEventRecord(s->done, c->stream[ch]))) return MP_ERR_BACKEND;
+    if (CUDA_CHECK_AT(err, self, cudaEventRecord(s->done, c->stream[ch]))) return MP_ERR_BACKEND;
     s->busy = 1;
     return MP_OK;
 }
@@ -316,17 +296,17 @@ static mp_status n_recv_dev(mp_transport *t, int self, int src, int tag, void *b
                             MP_TAG_KIND(tag));
     mp_status st;
     if ((st = async_errors(c, self, err)) != MP_OK) return st;
-    if (CUDA_OK(err, cudaSetDevice(c->device))) return MP_ERR_BACKEND;
+    if (CUDA_CHECK_AT(err, self, cudaSetDevice(c->device))) return MP_ERR_BACKEND;
     double deadline = mp_now_s() + timeout_s;
-    if (NCCL_OK(err, ncclGroupStart())) return MP_ERR_BACKEND;
-    if (NCCL_OK(err, ncclRecv(buf, bytes, ncclChar, src, c->comm[ch], c->stream[ch]))) {
+    if (NCCL_CHECK_AT(err, self, ncclGroupStart())) return MP_ERR_BACKEND;
+    if (NCCL_CHECK_AT(err, self, ncclRecv(buf, bytes, ncclChar, src, c->comm[ch], c->stream[ch]))) {
         ncclGroupEnd();
         abort_comms(c);
         return MP_ERR_BACKEND;
     }
-    if (NCCL_OK(err, ncclGroupEnd())) { abort_comms(c); return MP_ERR_BACKEND; }
+    if (NCCL_CHECK_AT(err, self, ncclGroupEnd())) { abort_comms(c); return MP_ERR_BACKEND; }
     if ((st = wait_ready(c, ch, self, deadline, timeout_s, "receive", err)) != MP_OK) return st;
-    if (CUDA_OK(err, cudaEventRecord(c->recv_done[ch], c->stream[ch]))) return MP_ERR_BACKEND;
+    if (CUDA_CHECK_AT(err, self, cudaEventRecord(c->recv_done[ch], c->stream[ch]))) return MP_ERR_BACKEND;
     return wait_event(c, c->recv_done[ch], self, src, deadline, timeout_s, err);
 }
 
@@ -368,7 +348,7 @@ static mp_status n_flush(mp_transport *t, int self, double timeout_s, mp_error *
     double deadline = mp_now_s() + timeout_s;
     mp_status st;
     if (c->bound) {
-        if (CUDA_OK(err, cudaSetDevice(c->device))) return MP_ERR_BACKEND;
+        if (CUDA_CHECK_AT(err, self, cudaSetDevice(c->device))) return MP_ERR_BACKEND;
         for (int i = 0; i < c->nslots; i++)
             if (c->slots[i].busy) {
                 if ((st = wait_event(c, c->slots[i].done, self, -1, deadline, timeout_s, err)) != MP_OK) return st;

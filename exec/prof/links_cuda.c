@@ -1,46 +1,15 @@
-/* links_cuda.c — GPU facts and copy timing with cudart; see links_gpu.h.
+/* links_cuda.c — GPU-to-GPU copy timing with cudart; see links_gpu.h.
  * Peer and device-to-device copies are timed with CUDA events on one stream
  * of the source GPU; the median of the repeats is kept. */
 #include "links_gpu.h"
+#include "cuda_check.h"
+#include "gpu.h"
 #include "stats.h"
 
 #include <cuda_runtime.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
-
-#define CHECK(err, call) link_fail((err), (call), #call, __FILE__, __LINE__)
-
-static int link_fail(mp_error *err, cudaError_t e, const char *stmt, const char *file, int line)
-{
-    if (e == cudaSuccess) return 0;
-    mp_error_set(err, MP_ERR_BACKEND, "%s:%d: %s: %s", file, line, stmt, cudaGetErrorString(e));
-    return 1;
-}
-
-mp_status mp_gpu_count(int *count, mp_error *err)
-{
-    *count = 0;
-    cudaError_t e = cudaGetDeviceCount(count);
-    if (e != cudaSuccess) {
-        *count = 0;
-        return mp_error_set(err, MP_ERR_BACKEND, "no CUDA device available (cudaGetDeviceCount: %s)",
-                            cudaGetErrorString(e));
-    }
-    if (*count == 0)
-        return mp_error_set(err, MP_ERR_BACKEND,
-                            "no CUDA device available (cudaGetDeviceCount: 0 devices)");
-    return MP_OK;
-}
-
-mp_status mp_gpu_info(int dev, char *name, size_t name_len, double *memory_bytes, mp_error *err)
-{
-    struct cudaDeviceProp p;
-    if (CHECK(err, cudaGetDeviceProperties(&p, dev))) return MP_ERR_BACKEND;
-    if (name && name_len) snprintf(name, name_len, "%s", p.name);
-    if (memory_bytes) *memory_bytes = (double)p.totalGlobalMem;
-    return MP_OK;
-}
 
 /* Peer copy (src != dst) or device-to-device copy (src == dst). */
 static mp_status time_copy(int src, int dst, size_t bytes, int warmup, int repeat,
@@ -56,25 +25,25 @@ static mp_status time_copy(int src, int dst, size_t bytes, int warmup, int repea
     *method = src == dst ? "cudaMemcpy D2D" : "cudaMemcpyPeer";
     if (src != dst) {
         int can = 0;
-        if (CHECK(err, cudaDeviceCanAccessPeer(&can, src, dst))) goto out;
+        if (CUDA_CHECK(err, cudaDeviceCanAccessPeer(&can, src, dst))) goto out;
         if (can) {
-            if (CHECK(err, cudaSetDevice(src))) goto out;
+            if (CUDA_CHECK(err, cudaSetDevice(src))) goto out;
             cudaError_t e = cudaDeviceEnablePeerAccess(dst, 0);
             if (e == cudaErrorPeerAccessAlreadyEnabled) (void)cudaGetLastError();
-            else if (CHECK(err, e)) goto out;
+            else if (CUDA_CHECK(err, e)) goto out;
         }
     }
-    if (CHECK(err, cudaSetDevice(dst)) || CHECK(err, cudaMalloc(&b, bytes))) goto out;
-    if (CHECK(err, cudaSetDevice(src)) || CHECK(err, cudaMalloc(&a, bytes))) goto out;
-    if (CHECK(err, cudaMemset(a, 1, bytes))) goto out;
-    if (CHECK(err, cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking))) goto out;
-    if (CHECK(err, cudaEventCreate(&e0)) || CHECK(err, cudaEventCreate(&e1))) goto out;
+    if (CUDA_CHECK(err, cudaSetDevice(dst)) || CUDA_CHECK(err, cudaMalloc(&b, bytes))) goto out;
+    if (CUDA_CHECK(err, cudaSetDevice(src)) || CUDA_CHECK(err, cudaMalloc(&a, bytes))) goto out;
+    if (CUDA_CHECK(err, cudaMemset(a, 1, bytes))) goto out;
+    if (CUDA_CHECK(err, cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking))) goto out;
+    if (CUDA_CHECK(err, cudaEventCreate(&e0)) || CUDA_CHECK(err, cudaEventCreate(&e1))) goto out;
     for (int i = 0; i < warmup + repeat; i++) {
-        if (CHECK(err, cudaEventRecord(e0, s))) goto out;
-        if (CHECK(err, cudaMemcpyPeerAsync(b, dst, a, src, bytes, s))) goto out;
-        if (CHECK(err, cudaEventRecord(e1, s)) || CHECK(err, cudaEventSynchronize(e1))) goto out;
+        if (CUDA_CHECK(err, cudaEventRecord(e0, s))) goto out;
+        if (CUDA_CHECK(err, cudaMemcpyPeerAsync(b, dst, a, src, bytes, s))) goto out;
+        if (CUDA_CHECK(err, cudaEventRecord(e1, s)) || CUDA_CHECK(err, cudaEventSynchronize(e1))) goto out;
         float ms = 0;
-        if (CHECK(err, cudaEventElapsedTime(&ms, e0, e1))) goto out;
+        if (CUDA_CHECK(err, cudaEventElapsedTime(&ms, e0, e1))) goto out;
         if (i >= warmup) t[i - warmup] = ms * 1e-3;
     }
     qsort(t, (size_t)repeat, sizeof *t, mp_cmp_double);

@@ -1,5 +1,6 @@
-/* links_gpu.h — GPU facts and GPU-to-GPU transfer timing for mpprof --links --backend cuda.
- * defines: mp_gpu_count, mp_gpu_info, mp_gpu_link_time, mp_gpu_link_time_nccl
+/* links_gpu.h — GPU-to-GPU transfer timing for mpprof --links --backend cuda
+ * (GPU facts: exec/backend/gpu.h).
+ * defines: mp_gpu_link_time, mp_gpu_link_time_nccl
  *
  * Plain C (no CUDA types). Implemented in links_cuda.c (built with CUDA) and
  * links_nccl.c (built with NCCL); callers wrap their use in one
@@ -12,13 +13,6 @@
 
 #include <stddef.h>
 #include "mp_status.h"
-
-/* Number of visible CUDA devices; MP_ERR_BACKEND (with the CUDA reason) when
- * none can be used. */
-mp_status mp_gpu_count(int *count, mp_error *err);
-
-/* Name (e.g. "NVIDIA H200") and total memory in bytes of GPU `dev`. */
-mp_status mp_gpu_info(int dev, char *name, size_t name_len, double *memory_bytes, mp_error *err);
 
 /* Median wall time in seconds of moving `bytes` from GPU src to GPU dst, over
  * `repeat` timed transfers after `warmup` untimed ones. *method (static

@@ -6,6 +6,7 @@
  * until both streams are idle (it includes the launch cost, as a pipeline's
  * transfers do); the median of the repeats is kept. */
 #include "links_gpu.h"
+#include "cuda_check.h"
 #include "stats.h"
 #include "clock.h"
 
@@ -13,23 +14,6 @@
 #include <nccl.h>
 #include <stdlib.h>
 #include <time.h>
-
-#define CUDA_OK(err, call) cuda_fail((err), (call), #call, __FILE__, __LINE__)
-#define NCCL_OK(err, call) nccl_fail((err), (call), #call, __FILE__, __LINE__)
-
-static int cuda_fail(mp_error *err, cudaError_t e, const char *stmt, const char *file, int line)
-{
-    if (e == cudaSuccess) return 0;
-    mp_error_set(err, MP_ERR_BACKEND, "%s:%d: %s: %s", file, line, stmt, cudaGetErrorString(e));
-    return 1;
-}
-
-static int nccl_fail(mp_error *err, ncclResult_t r, const char *stmt, const char *file, int line)
-{
-    if (r == ncclSuccess) return 0;
-    mp_error_set(err, MP_ERR_BACKEND, "%s:%d: %s: %s", file, line, stmt, ncclGetErrorString(r));
-    return 1;
-}
 
 /* The communicator of the last pair measured: mpprof times one pair at many
  * sizes in a row, and ncclCommInitAll is far slower than a transfer. */
@@ -42,7 +26,7 @@ static mp_status pair_comm(int src, int dst, ncclComm_t comm[2], mp_error *err)
         int devs[2] = {src, dst};
         for (int k = 0; k < 2 && cached_src >= 0; k++) ncclCommDestroy(cached[k]);
         cached_src = cached_dst = -1;
-        if (NCCL_OK(err, ncclCommInitAll(cached, 2, devs))) return MP_ERR_BACKEND;
+        if (NCCL_CHECK(err, ncclCommInitAll(cached, 2, devs))) return MP_ERR_BACKEND;
         cached_src = src;
         cached_dst = dst;
     }
@@ -68,21 +52,21 @@ mp_status mp_gpu_link_time_nccl(int src, int dst, size_t bytes, int warmup, int 
     if (bytes == 0) bytes = 1;
     if (pair_comm(src, dst, comm, err) != MP_OK) goto out;
     for (int k = 0; k < 2; k++) {
-        if (CUDA_OK(err, cudaSetDevice(devs[k]))) goto out;
-        if (CUDA_OK(err, cudaStreamCreateWithFlags(&s[k], cudaStreamNonBlocking))) goto out;
-        if (CUDA_OK(err, cudaMalloc(&buf[k], bytes))) goto out;
+        if (CUDA_CHECK(err, cudaSetDevice(devs[k]))) goto out;
+        if (CUDA_CHECK(err, cudaStreamCreateWithFlags(&s[k], cudaStreamNonBlocking))) goto out;
+        if (CUDA_CHECK(err, cudaMalloc(&buf[k], bytes))) goto out;
     }
     for (int i = 0; i < warmup + repeat; i++) {
         double t0 = mp_now_s();
-        if (NCCL_OK(err, ncclGroupStart())) goto out;
-        if (NCCL_OK(err, ncclSend(buf[0], bytes, ncclChar, 1, comm[0], s[0])) ||
-            NCCL_OK(err, ncclRecv(buf[1], bytes, ncclChar, 0, comm[1], s[1]))) {
+        if (NCCL_CHECK(err, ncclGroupStart())) goto out;
+        if (NCCL_CHECK(err, ncclSend(buf[0], bytes, ncclChar, 1, comm[0], s[0])) ||
+            NCCL_CHECK(err, ncclRecv(buf[1], bytes, ncclChar, 0, comm[1], s[1]))) {
             ncclGroupEnd();
             goto out;
         }
-        if (NCCL_OK(err, ncclGroupEnd())) goto out;
+        if (NCCL_CHECK(err, ncclGroupEnd())) goto out;
         for (int k = 0; k < 2; k++) {
-            if (CUDA_OK(err, cudaSetDevice(devs[k])) || CUDA_OK(err, cudaStreamSynchronize(s[k])))
+            if (CUDA_CHECK(err, cudaSetDevice(devs[k])) || CUDA_CHECK(err, cudaStreamSynchronize(s[k])))
                 goto out;
         }
         if (i >= warmup) t[i - warmup] = mp_now_s() - t0;

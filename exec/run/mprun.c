@@ -16,8 +16,9 @@
 #include "plan.h"
 #include "profile.h"
 #include "report.h"
+#include "run_devices.h"
 #include "runtime.h"
-#include "serve_run.h"
+#include "mprun_serve.h"
 #include "transport.h"
 #include "units.h"
 
@@ -138,9 +139,8 @@ typedef struct {
     mp_plan plan, pred;
     mp_model model;
     mp_profile prof;
-    mp_cluster cluster;
-    double *mem;
-    int has_cluster, has_pred;
+    mp_run_devices dev;
+    int has_pred;
 } inputs;
 
 /* Everything checked before any work; exit 2 on failure. */
@@ -149,24 +149,11 @@ static mp_status load_inputs(cli *c, inputs *in, mp_error *err)
     mp_status st;
     if ((st = mp_plan_load(c->plan_path, &in->plan, err)) != MP_OK) return st;
     if ((st = mp_model_load(c->model_path, &in->model, err)) != MP_OK) return st;
-    int maxdev = 0;
-    for (int s = 0; s < in->plan.num_stages; s++)
-        if (in->plan.stages[s].device > maxdev) maxdev = in->plan.stages[s].device;
-    if (c->cluster_path) {
-        if ((st = mp_cluster_load(c->cluster_path, &in->cluster, err)) != MP_OK) return st;
-        in->has_cluster = 1;
-        in->mem = malloc((size_t)in->cluster.num_devices * sizeof(double));
-        if (!in->mem) return mp_error_set(err, MP_ERR_NOMEM, "out of memory");
-        for (int d = 0; d < in->cluster.num_devices; d++) in->mem[d] = in->cluster.devices[d].memory_bytes;
-        c->run.num_devices = in->cluster.num_devices;
-        c->run.device_memory = in->mem;
-    } else if (c->memory > 0) {
-        in->mem = malloc((size_t)(maxdev + 1) * sizeof(double));
-        if (!in->mem) return mp_error_set(err, MP_ERR_NOMEM, "out of memory");
-        for (int d = 0; d <= maxdev; d++) in->mem[d] = c->memory;
-        c->run.num_devices = maxdev + 1;
-        c->run.device_memory = in->mem;
-    }
+    if ((st = mp_run_devices_load(&in->dev, c->cluster_path, c->memory, c->bandwidth, c->latency, &in->plan,
+                                  c->profile_path != NULL, err)) != MP_OK)
+        return st;
+    c->run.num_devices = in->dev.num_devices;
+    c->run.device_memory = in->dev.memory;
     c->run.plan = &in->plan;
     c->run.model = &in->model;
     if ((st = mp_run_check(&c->run, err)) != MP_OK) return st;
@@ -175,19 +162,13 @@ static mp_status load_inputs(cli *c, inputs *in, mp_error *err)
         if (in->prof.num_layers != in->model.num_layers)
             return mp_error_set(err, MP_ERR_INPUT, "%s: %d layers, but the model %s has %d", c->profile_path,
                                 in->prof.num_layers, c->model_path, in->model.num_layers);
-        if (!in->has_cluster) {
-            if ((st = mp_cluster_uniform(&in->cluster, maxdev + 1, c->memory > 0 ? c->memory : 1e18, c->bandwidth,
-                                         c->latency, err)) != MP_OK)
-                return st;
-            in->has_cluster = 1;
-        }
         int busy = mp_plan_num_devices(&in->plan);
         if (!strcmp(c->run.backend, "cpu") && in->prof.busy_cores > 0 && in->prof.busy_cores != busy)
             fprintf(stderr, "mprun: note: %s was measured with %d busy core%s, this plan keeps %d busy: "
                     "the prediction may be off by the difference (docs/profiling.md: mpprof --threads %d)\n",
                     c->profile_path, in->prof.busy_cores, in->prof.busy_cores > 1 ? "s" : "", busy, busy);
         if ((st = mp_plan_copy(&in->pred, &in->plan)) != MP_OK) return mp_error_set(err, st, "out of memory");
-        if ((st = mp_plan_evaluate(&in->pred, &in->prof, &in->cluster, MP_DEFAULT_STATE_FACTOR, NULL, err)) != MP_OK)
+        if ((st = mp_plan_evaluate(&in->pred, &in->prof, &in->dev.cluster, MP_DEFAULT_STATE_FACTOR, NULL, err)) != MP_OK)
             return st;
         in->has_pred = 1;
     }
@@ -200,8 +181,7 @@ static void free_inputs(inputs *in)
     mp_plan_free(&in->pred);
     mp_model_free(&in->model);
     mp_profile_free(&in->prof);
-    if (in->has_cluster) mp_cluster_free(&in->cluster);
-    free(in->mem);
+    mp_run_devices_free(&in->dev);
 }
 
 static mp_status report(cli *c, inputs *in, mp_run_result *res, mp_error *err)
@@ -249,7 +229,7 @@ static int has_flag(int argc, char **argv, const char *flag)
 int main(int argc, char **argv)
 {
     if (mp_cli_version(argc, argv, "mprun")) return 0;
-    if (has_flag(argc, argv, "--serve")) return mp_serve_run_main(argc, argv);
+    if (has_flag(argc, argv, "--serve")) return mp_mprun_serve_main(argc, argv);
     cli c;
     inputs in;
     mp_error err;

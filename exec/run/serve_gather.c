@@ -1,6 +1,6 @@
 /* serve_gather.c — the stages' parts of an MPI serving run meet on rank 0
- * (the serving counterpart of the "result" sends in runtime.c).
- * defines: mp_serve_gather
+ * (the serving counterpart of train_results.c), in the runner's gather shape.
+ * defines: mp_serve_gather_part
  *
  * Messages, rank s -> 0, tags MP_TAG(MP_TAG_RESULT, s, k):
  *   k = 0  double[4]: batches run, busy_ms, copy_ms, realtime threads
@@ -15,12 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static mp_status send_part(mp_transport *t, mp_serve_run_result *r, int s, int nb, int keep, double to,
-                           mp_error *err)
+static mp_status send_part(mp_pipeline *pl, mp_serve_run_result *r, int s, int nb, int keep, mp_error *err)
 {
     int K = r->num_stages;
     double head[4] = { nb, r->busy_ms[s], r->copy_ms[s], r->realtime_threads };
-    mp_status st = t->i->send(t, s, 0, MP_TAG(MP_TAG_RESULT, s, 0), head, sizeof head, to, err);
+    mp_status st = mp_pipeline_send_part(pl, s, 0, head, sizeof head, err);
     if (st != MP_OK) return st;
     double *fwd = malloc((size_t)(2 * nb + 1) * sizeof(double));
     if (!fwd) return mp_error_set(err, MP_ERR_NOMEM, "stage %d: out of memory for the results", s);
@@ -28,22 +27,20 @@ static mp_status send_part(mp_transport *t, mp_serve_run_result *r, int s, int n
         fwd[j] = r->fwd_start_ms[(size_t)j * K + s];
         fwd[nb + j] = r->fwd_end_ms[(size_t)j * K + s];
     }
-    st = t->i->send(t, s, 0, MP_TAG(MP_TAG_RESULT, s, 1), fwd, (size_t)(2 * nb) * sizeof(double), to, err);
+    st = mp_pipeline_send_part(pl, s, 1, fwd, (size_t)(2 * nb) * sizeof(double), err);
     free(fwd);
     if (st == MP_OK && s == K - 1)
-        st = t->i->send(t, s, 0, MP_TAG(MP_TAG_RESULT, s, 2), r->done_ms, (size_t)r->n * sizeof(double), to, err);
+        st = mp_pipeline_send_part(pl, s, 2, r->done_ms, (size_t)r->n * sizeof(double), err);
     if (st == MP_OK && s == K - 1 && keep)
-        st = t->i->send(t, s, 0, MP_TAG(MP_TAG_RESULT, s, 3), r->outputs,
-                        (size_t)r->n * (size_t)r->out_dim * sizeof(float), to, err);
-    if (st == MP_OK) st = t->i->flush(t, s, to, err);
+        st = mp_pipeline_send_part(pl, s, 3, r->outputs, (size_t)r->n * (size_t)r->out_dim * sizeof(float), err);
     return st;
 }
 
-static mp_status recv_part(mp_transport *t, mp_serve_run_result *r, int s, int keep, double to, mp_error *err)
+static mp_status recv_part(mp_pipeline *pl, mp_serve_run_result *r, int s, int keep, mp_error *err)
 {
     int K = r->num_stages, nb = r->num_batches;
     double head[4];
-    mp_status st = t->i->recv(t, 0, s, MP_TAG(MP_TAG_RESULT, s, 0), head, sizeof head, to, err);
+    mp_status st = mp_pipeline_recv_part(pl, s, 0, head, sizeof head, err);
     if (st != MP_OK) return st;
     if ((int)head[0] != nb)
         return mp_error_set(err, MP_ERR_INTERNAL, "stage %d ran %d batches, the batcher dispatched %d", s,
@@ -53,25 +50,21 @@ static mp_status recv_part(mp_transport *t, mp_serve_run_result *r, int s, int k
     r->realtime_threads += (int)head[3];
     double *fwd = malloc((size_t)(2 * nb + 1) * sizeof(double));
     if (!fwd) return mp_error_set(err, MP_ERR_NOMEM, "out of memory for the results of stage %d", s);
-    st = t->i->recv(t, 0, s, MP_TAG(MP_TAG_RESULT, s, 1), fwd, (size_t)(2 * nb) * sizeof(double), to, err);
+    st = mp_pipeline_recv_part(pl, s, 1, fwd, (size_t)(2 * nb) * sizeof(double), err);
     for (int j = 0; st == MP_OK && j < nb; j++) {
         r->fwd_start_ms[(size_t)j * K + s] = fwd[j];
         r->fwd_end_ms[(size_t)j * K + s] = fwd[nb + j];
     }
     free(fwd);
     if (st == MP_OK && s == K - 1)
-        st = t->i->recv(t, 0, s, MP_TAG(MP_TAG_RESULT, s, 2), r->done_ms, (size_t)r->n * sizeof(double), to, err);
+        st = mp_pipeline_recv_part(pl, s, 2, r->done_ms, (size_t)r->n * sizeof(double), err);
     if (st == MP_OK && s == K - 1 && keep)
-        st = t->i->recv(t, 0, s, MP_TAG(MP_TAG_RESULT, s, 3), r->outputs,
-                        (size_t)r->n * (size_t)r->out_dim * sizeof(float), to, err);
+        st = mp_pipeline_recv_part(pl, s, 3, r->outputs, (size_t)r->n * (size_t)r->out_dim * sizeof(float), err);
     return st;
 }
 
-mp_status mp_serve_gather(mp_transport *t, mp_serve_run_result *r, int batches, int keep_outputs,
-                          double timeout_s, mp_error *err)
+mp_status mp_serve_gather_part(mp_pipeline *pl, mp_serve_run_result *r, int s, int batches, int keep_outputs,
+                               mp_error *err)
 {
-    if (t->rank > 0) return send_part(t, r, t->rank, batches, keep_outputs, timeout_s, err);
-    mp_status st = MP_OK;
-    for (int s = 1; s < r->num_stages && st == MP_OK; s++) st = recv_part(t, r, s, keep_outputs, timeout_s, err);
-    return st;
+    return pl->rank == s ? send_part(pl, r, s, batches, keep_outputs, err) : recv_part(pl, r, s, keep_outputs, err);
 }

@@ -1,271 +1,66 @@
-/* serve_run.c — the serving runtime: a load generator thread, the batcher
- * (run by stage 0's worker, which is exactly "stage 0 becomes free"), and one
- * forward-only worker per stage: threads of this process connected by the
- * threads transport, or under mpirun one rank per stage connected by the MPI
- * transport (rank 0 also runs the generator; serve_gather.c brings the
- * stages' parts of the result to rank 0 at the end).
+/* serve_run.c — the serving runtime, the serving mode of the pipeline runner
+ * (pipeline.h): one forward-only worker per stage, threads of this process
+ * connected by the threads transport, or under mpirun one rank per stage
+ * connected by the MPI transport; the load generator is the runner's host
+ * thread and stage 0's worker runs the batcher (serve_batcher.c); at the end
+ * serve_gather.c brings the stages' parts of the result to rank 0.
  * defines: mp_serve_run_config_default, mp_serve_run,
- *          mp_serve_run_result_free
- *
- * Batcher (docs/serving.md §1): with a_i the oldest queued request's arrival
- * (when the generator released it to the server: a server knows nothing of
- * the schedule), a batch is ready when B requests are queued or at a_i + W;
- * stage 0 takes it when it is free: every queued request (at most B) in
- * arrival order.
- * Sleeps are absolute on CLOCK_MONOTONIC (clock_nanosleep / timed condvar
- * waits) with the thread's timer slack set to 1 ns, never spins. */
-#include "serve_run.h"
+ *          mp_serve_run_result_free */
+#include "serve_impl.h"
 #include "clock.h"
 
-#include <errno.h>
-#include <math.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "backend.h"
 #include "backend_impl.h"
-#include "data.h"
-#include "layers.h"
 #include "serve_gather.h"
-#include "transport.h"
-
-/* ---------------------------------------------------------------- clock */
-
-static struct timespec ts_of_ms(double ms)
-{
-    struct timespec ts;
-    if (ms < 0) ms = 0;
-    double s = floor(ms / 1e3);
-    ts.tv_sec = (time_t)s;
-    ts.tv_nsec = (long)((ms - s * 1e3) * 1e6);
-    if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
-    if (ts.tv_nsec < 0) ts.tv_nsec = 0;
-    return ts;
-}
-
-static void precise_timers(void) { prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0); }
-
-typedef struct serve serve;
-static void go_realtime(serve *sv);
-
-
-/* cpu with pinning: keep the generator off the stages' cores when a core is
- * left. Off by default (MPKIT_SERVE_PIN_GENERATOR=1 turns it on): on the
- * 2-core test VM it made the served throughput lower, not higher. */
-static void pin_generator(const mp_serve_run_config *c)
-{
-    if (!c->pin || strcmp(c->backend, "cpu")) return;
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    int any = 0;
-    for (long core = 0; core < ncpu && core < CPU_SETSIZE; core++) {
-        int used = 0;
-        for (int s = 0; s < c->plan->num_stages; s++) used |= c->plan->stages[s].device == core;
-        if (!used) { CPU_SET(core, &set); any = 1; }
-    }
-    if (any) sched_setaffinity(0, sizeof set, &set);
-}
-
-/* ---------------------------------------------------------------- state */
-
-typedef struct {
-    serve *sv;
-    int s;
-    pthread_t th;
-    mp_backend *be;
-    mp_stage_net net;
-    int has_net;
-    float *in, *out, *stash;     /* backend memory, max_batch rows */
-    unsigned char *msg;          /* host message: header + max_batch rows of out_dim */
-    int batches;                 /* batches this stage has run */
-    mp_error err;
-} stage_w;
-
-typedef struct { int id, b, first, pad; } batch_hdr;
-
-struct serve {
-    const mp_serve_run_config *c;
-    mp_serve_run_result *res;
-    int K, B, in_dim, out_dim;
-    double W, t0, deadline, idle_s;
-    float *x;                    /* [n * in_dim] request inputs */
-    mp_transport *t;
-    stage_w *w;
-    pthread_t gen;
-    pthread_mutex_t mu;          /* queue + failure */
-    pthread_cond_t cv;
-    int pushed, head, gen_done, failed;
-    int ready, go;               /* stages set up / clock started */
-    int mpi;                     /* one rank per stage: this process runs stage t->rank */
-    int unsent;                  /* MPI: stage 0 has a send not yet delivered (poll_sends) */
-    mp_error first_err;
-};
-
-static void fail(serve *sv, int s, const mp_error *e)
-{
-    pthread_mutex_lock(&sv->mu);
-    if (!sv->failed) {
-        sv->failed = 1;
-        sv->first_err = *e;
-    }
-    pthread_cond_broadcast(&sv->cv);
-    pthread_mutex_unlock(&sv->mu);
-    if (sv->t) sv->t->i->abort(sv->t, s, e->msg);
-}
-
-/* --realtime: SCHED_FIFO at a low real-time priority, so that other
- * processes on a shared machine do not preempt the generator or a stage for a
- * whole time slice (the p99 tail). The kernel's RT throttling still leaves
- * them 5% of each core. Counts the threads that got it. */
-static void go_realtime(serve *sv)
-{
-    if (!sv->c->realtime) return;
-    struct sched_param sp = { .sched_priority = 10 };
-    if (pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp) == 0) {
-        pthread_mutex_lock(&sv->mu);
-        sv->res->realtime_threads++;
-        pthread_mutex_unlock(&sv->mu);
-    }
-}
-
-/* ---------------------------------------------------------------- generator */
-
-/* Releases request i at t0 + arrival_ms[i]; every request already due is
- * queued under one lock, so requests with equal times are seen together. */
-static void *gen_main(void *arg)
-{
-    serve *sv = arg;
-    precise_timers();
-    go_realtime(sv);
-    if (getenv("MPKIT_SERVE_PIN_GENERATOR")) pin_generator(sv->c);
-    /* under MPI it starts before the clock (start_clock_mpi) */
-    pthread_mutex_lock(&sv->mu);
-    while (!sv->go && !sv->failed) pthread_cond_wait(&sv->cv, &sv->mu);
-    pthread_mutex_unlock(&sv->mu);
-    const double *a = sv->c->arrival_ms;
-    int n = sv->c->n, i = 0;
-    while (i < n) {
-        double due = sv->t0 + a[i];
-        if (mp_now_ms() < due) {
-            struct timespec ts = ts_of_ms(due);
-            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
-        }
-        double now = mp_now_ms();
-        pthread_mutex_lock(&sv->mu);
-        if (sv->failed) { pthread_mutex_unlock(&sv->mu); break; }
-        while (i < n && sv->t0 + a[i] <= now) sv->res->release_ms[i++] = now - sv->t0;
-        sv->pushed = i;
-        pthread_cond_broadcast(&sv->cv);
-        pthread_mutex_unlock(&sv->mu);
-    }
-    pthread_mutex_lock(&sv->mu);
-    sv->gen_done = 1;
-    pthread_cond_broadcast(&sv->cv);
-    pthread_mutex_unlock(&sv->mu);
-    return NULL;
-}
-
-/* ---------------------------------------------------------------- batcher */
-
-/* MPI: a send completes only while its sender drives MPI (a large message
- * waits for the receiver, then for the sender's next MPI call). Stage 0
- * spends its idle time in the batcher's condition wait, so while one of its
- * sends is not yet delivered it wakes every SEND_POLL_MS to drive it (a
- * flush with no wait); otherwise it sleeps as on threads. */
-#define SEND_POLL_MS 0.05
-
-static void poll_sends(serve *sv)
-{
-    mp_error e;
-    mp_error_clear(&e);
-    sv->unsent = sv->t->i->flush(sv->t, 0, 0, &e) != MP_OK;
-}
-
-/* Blocks until a batch is due and takes it: *first, *b (0: no more batches).
- * Called by stage 0 whenever it is free. */
-static void next_batch(serve *sv, int *first, int *b)
-{
-    const double *a = sv->res->release_ms;   /* written by the generator under sv->mu */
-    *b = 0;
-    pthread_mutex_lock(&sv->mu);
-    for (;;) {
-        if (sv->unsent) {
-            pthread_mutex_unlock(&sv->mu);
-            poll_sends(sv);
-            pthread_mutex_lock(&sv->mu);
-        }
-        if (sv->failed) break;
-        double now = mp_now_ms();
-        int q = sv->pushed - sv->head;
-        if (sv->gen_done && sv->head < sv->c->n && sv->pushed == sv->c->n && now > sv->deadline) break;
-        if (q >= sv->B || (q > 0 && now >= sv->t0 + a[sv->head] + sv->W)) {
-            *first = sv->head;
-            *b = q < sv->B ? q : sv->B;
-            sv->head += *b;
-            break;
-        }
-        if (q == 0 && sv->gen_done) break;
-        double until = q > 0 ? sv->t0 + a[sv->head] + sv->W : now + 1e3 * sv->idle_s;
-        if (q > 0 && sv->gen_done && until > sv->deadline) until = sv->deadline + 1e-3;
-        double wake = sv->unsent && until > now + SEND_POLL_MS ? now + SEND_POLL_MS : until;
-        struct timespec ts = ts_of_ms(wake);
-        int rc = pthread_cond_timedwait(&sv->cv, &sv->mu, &ts);
-        if (rc == ETIMEDOUT && wake == until && q == 0 && !sv->gen_done && sv->pushed == sv->head) {
-            /* nothing arrived in idle_s: the generator is stuck */
-            mp_error e;
-            mp_error_clear(&e);
-            mp_error_set(&e, MP_ERR_TIMEOUT, "stage 0: no request for %.1f s", sv->idle_s);
-            pthread_mutex_unlock(&sv->mu);
-            fail(sv, 0, &e);
-            return;
-        }
-    }
-    pthread_mutex_unlock(&sv->mu);
-}
 
 /* ---------------------------------------------------------------- stages */
 
-static size_t msg_bytes(const serve *sv, int s)
+static size_t msg_bytes(const mp_serve_rt *sv, int s)
 {
-    return sizeof(batch_hdr) + (size_t)sv->B * (size_t)sv->w[s].net.out_dim * sizeof(float);
+    return sizeof(mp_serve_batch_hdr) + (size_t)sv->B * (size_t)sv->w[s].net.out_dim * sizeof(float);
 }
 
-static mp_status stage_setup(stage_w *w)
+/* The stage's layers and batch buffers on its open backend; stage 0 also
+ * makes the request inputs (request i is sample i of the synthetic data). */
+static mp_status stage_setup(mp_serve_worker *w, const mp_pipeline_pos *pos)
 {
-    serve *sv = w->sv;
+    mp_serve_rt *sv = w->sv;
     const mp_serve_run_config *c = sv->c;
     const mp_stage *ps = &c->plan->stages[w->s];
-    int is_cpu = !strcmp(c->backend, "cpu");
-    mp_status st = mp_backend_open(c->backend, is_cpu && !c->pin ? -1 : ps->device, &w->be, &w->err);
-    if (st != MP_OK) return st;
+    mp_status st;
+    w->be = pos->be;
+    if (w->s == 0) {
+        if (!(sv->x = malloc((size_t)c->n * sv->in_dim * sizeof(float))))
+            return mp_error_set(&w->err, MP_ERR_NOMEM, "stage 0: out of memory for %d requests", c->n);
+        if ((st = mp_data_init(&sv->data, c->model, c->seed, &w->err)) != MP_OK) return st;
+        mp_data_inputs(&sv->data, 0, c->n, sv->x);
+    }
     if ((st = mp_stage_init(&w->net, w->be, c->model, ps->first, ps->last, sv->B, c->seed, &w->err)) != MP_OK)
         return st;
     w->has_net = 1;
     w->in = w->be->i->alloc(w->be, (size_t)sv->B * w->net.in_dim * sizeof(float));
     w->out = w->be->i->alloc(w->be, (size_t)sv->B * w->net.out_dim * sizeof(float));
     w->stash = w->be->i->alloc(w->be, mp_stage_stash_bytes(&w->net, sv->B) + 16);
-    w->msg = malloc(sizeof(batch_hdr) + (size_t)sv->B * (w->net.in_dim > w->net.out_dim ? w->net.in_dim : w->net.out_dim) * sizeof(float));
+    w->msg = malloc(sizeof(mp_serve_batch_hdr) + (size_t)sv->B * (w->net.in_dim > w->net.out_dim ? w->net.in_dim : w->net.out_dim) * sizeof(float));
     if (!w->in || !w->out || !w->stash || !w->msg)
         return mp_error_set(&w->err, MP_ERR_NOMEM, "stage %d: out of memory for batch buffers", w->s);
     return MP_OK;
 }
 
-static void stage_free(stage_w *w)
+/* The driver's release: what stage_setup built on the backend. */
+static void stage_release(void *mode, mp_pipeline_pos *pos)
 {
+    mp_serve_worker *w = &((mp_serve_rt *)mode)->w[pos->p];
     if (w->be) {
         if (w->in) w->be->i->free(w->be, w->in);
         if (w->out) w->be->i->free(w->be, w->out);
         if (w->stash) w->be->i->free(w->be, w->stash);
         if (w->has_net) mp_stage_free(&w->net);
-        mp_backend_close(w->be);
     }
     free(w->msg);
     w->be = NULL;
@@ -273,9 +68,9 @@ static void stage_free(stage_w *w)
 }
 
 /* One batch on this stage: forward, then send on or record completions. */
-static mp_status stage_batch(stage_w *w, batch_hdr h, const float *host_in)
+static mp_status stage_batch(mp_serve_worker *w, mp_serve_batch_hdr h, const float *host_in)
 {
-    serve *sv = w->sv;
+    mp_serve_rt *sv = w->sv;
     mp_serve_run_result *r = sv->res;
     mp_backend *be = w->be;
     int K = sv->K;
@@ -285,7 +80,7 @@ static mp_status stage_batch(stage_w *w, batch_hdr h, const float *host_in)
     mp_status st = mp_stage_forward(&w->net, h.b, w->in, w->out, w->stash, &w->err);
     if (st == MP_OK) st = be->i->sync(be, &w->err);
     if (st != MP_OK) return st;
-    float *rows = (float *)(w->msg + sizeof(batch_hdr));
+    float *rows = (float *)(w->msg + sizeof(mp_serve_batch_hdr));
     size_t ob = (size_t)h.b * w->net.out_dim * sizeof(float);
     double d0 = mp_now_ms();
     be->i->download(be, rows, w->out, ob);
@@ -308,17 +103,17 @@ static mp_status stage_batch(stage_w *w, batch_hdr h, const float *host_in)
                           sv->c->timeout_s + sv->idle_s, &w->err);
 }
 
-static mp_status stage0_loop(stage_w *w)
+static mp_status stage0_loop(mp_serve_worker *w)
 {
-    serve *sv = w->sv;
+    mp_serve_rt *sv = w->sv;
     mp_serve_run_result *r = sv->res;
     mp_status st = MP_OK;
     for (;;) {
         int first = 0, b = 0;
         double idle = mp_now_ms() - sv->t0;
-        next_batch(sv, &first, &b);
+        mp_serve_next_batch(sv, &first, &b);
         if (b == 0) break;
-        batch_hdr h = { r->num_batches, b, first, 0 };
+        mp_serve_batch_hdr h = { r->num_batches, b, first, 0 };
         r->idle_ms[h.id] = idle;
         r->take_ms[h.id] = mp_now_ms() - sv->t0;
         r->batch_size[h.id] = b;
@@ -331,135 +126,85 @@ static mp_status stage0_loop(stage_w *w)
     int failed = sv->failed;
     pthread_mutex_unlock(&sv->mu);
     if (failed || sv->K == 1) return MP_OK;
-    batch_hdr end = { -1, 0, 0, 0 };
+    mp_serve_batch_hdr end = { -1, 0, 0, 0 };
     memcpy(w->msg, &end, sizeof end);
     return sv->t->i->send(sv->t, 0, 1, MP_TAG(MP_TAG_ACT, 0, 0), w->msg, msg_bytes(sv, 0), sv->c->timeout_s, &w->err);
 }
 
-static mp_status stage_loop(stage_w *w)
+static mp_status stage_loop(mp_serve_worker *w)
 {
-    serve *sv = w->sv;
+    mp_serve_rt *sv = w->sv;
     int s = w->s;
     /* stage s-1's message: its output rows are this stage's input (under MPI
      * stage s-1 is on another rank: w[s-1] is not set up here) */
-    size_t bytes = sizeof(batch_hdr) + (size_t)sv->B * (size_t)w->net.in_dim * sizeof(float);
+    size_t bytes = sizeof(mp_serve_batch_hdr) + (size_t)sv->B * (size_t)w->net.in_dim * sizeof(float);
     mp_status st;
     for (;;) {
         if ((st = sv->t->i->recv(sv->t, s, s - 1, MP_TAG(MP_TAG_ACT, s - 1, 0), w->msg, bytes,
                                  sv->c->timeout_s + sv->idle_s, &w->err)) != MP_OK)
             return st;
-        batch_hdr h;
+        mp_serve_batch_hdr h;
         memcpy(&h, w->msg, sizeof h);
         if (h.b == 0) break;
-        float *rows = (float *)(w->msg + sizeof(batch_hdr));
+        float *rows = (float *)(w->msg + sizeof(mp_serve_batch_hdr));
         if ((st = stage_batch(w, h, rows)) != MP_OK) return st;
     }
     if (s < sv->K - 1) {
-        batch_hdr end = { -1, 0, 0, 0 };
+        mp_serve_batch_hdr end = { -1, 0, 0, 0 };
         memcpy(w->msg, &end, sizeof end);
         return sv->t->i->send(sv->t, s, s + 1, MP_TAG(MP_TAG_ACT, s, 0), w->msg, msg_bytes(sv, s), sv->c->timeout_s, &w->err);
     }
     return MP_OK;
 }
 
-/* Sets the clock: every time recorded is relative to t0 on this process's
- * CLOCK_MONOTONIC; the batcher gives up at deadline; go releases the
- * generator and the stages. */
-static void start_clock_at(serve *sv, double t0)
+/* The driver's position: a stage, set up, started with the clock, then its
+ * loop until the end marker (stage 0: until the batcher has no more). */
+static mp_status stage_main(void *mode, mp_pipeline_pos *pos, mp_error *err)
 {
-    sv->t0 = t0;
-    sv->deadline = sv->t0 + sv->c->arrival_ms[sv->c->n - 1] + 1e3 * sv->c->drain_s;
-    sv->go = 1;
-    pthread_cond_broadcast(&sv->cv);
-}
-
-/* Identifies this process's CLOCK_MONOTONIC: the boot id and the time
- * namespace; "" when unknown. Two processes with the same non-empty id read
- * the same clock. */
-static void clock_id(char id[96])
-{
-    char boot[48] = "";
-    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
-    if (f) {
-        if (!fgets(boot, sizeof boot, f)) boot[0] = 0;
-        fclose(f);
-    }
-    boot[strcspn(boot, "\n")] = 0;
-    struct stat ns;
-    unsigned long long ino = stat("/proc/self/ns/time", &ns) == 0 ? (unsigned long long)ns.st_ino : 0;
-    memset(id, 0, 96);
-    if (boot[0]) snprintf(id, 96, "%s/%llu", boot, ino);
-}
-
-/* Threads: waits until every stage is set up and mp_serve_run has started
- * the clock. */
-static mp_status wait_for_clock(stage_w *w, mp_status st)
-{
-    serve *sv = w->sv;
-    pthread_mutex_lock(&sv->mu);
-    sv->ready++;
-    pthread_cond_broadcast(&sv->cv);
-    while (st == MP_OK && !sv->go && !sv->failed) pthread_cond_wait(&sv->cv, &sv->mu);
-    pthread_mutex_unlock(&sv->mu);
+    mp_serve_rt *sv = mode;
+    mp_serve_worker *w = &sv->w[pos->p];
+    mp_serve_precise_timers();
+    mp_serve_go_realtime(sv);
+    mp_status st = stage_setup(w, pos);
+    if (st == MP_OK) st = mp_serve_stage_clock(w);
+    if (st == MP_OK) st = w->s == 0 ? stage0_loop(w) : stage_loop(w);
+    if (st != MP_OK) mp_error_set(err, st, "%s", w->err.msg);
     return st;
 }
 
-/* MPI: every rank set up (a rank that failed has brought the job down by
- * then), a barrier, then rank 0 sets t0 = now + 20 ms and sends it with its
- * clock's identity to every rank. A rank on the same clock (same machine)
- * takes rank 0's t0 as is, so all times share one origin; a rank on another
- * machine sets t0 = its own now + 20 ms on receipt, off by the message's
- * one-way latency (tens of microseconds). */
-typedef struct { double t0; char id[96]; } clock_msg;
-
-static mp_status start_clock_mpi(stage_w *w, mp_status st)
+/* The driver's gather (MPI): stage p's part of the result to rank 0. */
+static mp_status gather(void *mode, mp_pipeline *pl, int p, mp_error *err)
 {
-    serve *sv = w->sv;
-    int flag = 0;
-    if (st != MP_OK) return st;   /* stage_main aborts the job with it */
-    if ((st = sv->t->i->agree(sv->t, w->s, &flag, sv->c->timeout_s, &w->err)) != MP_OK) return st;
-    clock_msg m, mine;
-    clock_id(mine.id);
-    if (w->s == 0) {
-        m = mine;
-        m.t0 = mp_now_ms() + 20;
-        for (int s = 1; s < sv->K && st == MP_OK; s++)
-            st = sv->t->i->send(sv->t, 0, s, MP_TAG(MP_TAG_RESULT, s, 8), &m, sizeof m, sv->c->timeout_s, &w->err);
-    } else {
-        st = sv->t->i->recv(sv->t, w->s, 0, MP_TAG(MP_TAG_RESULT, w->s, 8), &m, sizeof m, sv->c->timeout_s, &w->err);
-        if (st == MP_OK && (!mine.id[0] || strcmp(m.id, mine.id))) m.t0 = mp_now_ms() + 20;
+    mp_serve_rt *sv = mode;
+    return mp_serve_gather_part(pl, sv->res, p, sv->w[p].batches, sv->c->keep_outputs, err);
+}
+
+/* The driver's collect (threads; MPI rank 0, after gather): the queue at the
+ * last arrival (requests not started on stage 0 by then) and the unfinished. */
+static mp_status collect(void *mode, mp_pipeline *pl, mp_error *err)
+{
+    mp_serve_rt *sv = mode;
+    mp_serve_run_result *res = sv->res;
+    const mp_serve_run_config *c = sv->c;
+    double last = c->arrival_ms[c->n - 1];
+    res->is_root = 1;
+    for (int i = 0; i < c->n; i++) {
+        int j = res->batch_of[i];
+        if (j < 0 || res->fwd_start_ms[(size_t)j * sv->K] > last) res->queued_at_end++;
+        if (res->done_ms[i] < 0) res->unfinished++;
     }
-    if (st != MP_OK) return st;
-    pthread_mutex_lock(&sv->mu);
-    start_clock_at(sv, m.t0);
-    pthread_mutex_unlock(&sv->mu);
     return MP_OK;
 }
 
-static void *stage_main(void *arg)
-{
-    stage_w *w = arg;
-    serve *sv = w->sv;
-    precise_timers();
-    go_realtime(sv);
-    mp_status st = stage_setup(w);
-    if (st != MP_OK) {
-        char m[1024];
-        snprintf(m, sizeof m, "%s", w->err.msg);
-        mp_error_clear(&w->err);
-        mp_error_set(&w->err, st, "stage %d (device %d): %.900s", w->s, sv->c->plan->stages[w->s].device, m);
-    }
-    st = sv->mpi ? start_clock_mpi(w, st) : wait_for_clock(w, st);
-    if (st == MP_OK) st = w->s == 0 ? stage0_loop(w) : stage_loop(w);
-    if (st != MP_OK) {
-        mp_error e;
-        mp_error_clear(&e);
-        if (strstr(w->err.msg, "stage ") == w->err.msg) e = w->err;
-        else mp_error_set(&e, st, "stage %d: %s", w->s, w->err.msg);
-        fail(w->sv, w->s, &e);
-    }
-    return NULL;
-}
+static const mp_pipeline_mode serve_mode = {
+    .position = stage_main,
+    .host = mp_serve_generator,
+    .host_name = "the load generator",
+    .on_fail = mp_serve_on_fail,
+    .gather = gather,
+    .collect = collect,
+    .release = stage_release,
+};
 
 /* ---------------------------------------------------------------- run */
 
@@ -472,6 +217,52 @@ void mp_serve_run_config_default(mp_serve_run_config *c)
     c->seed = 1;
     c->timeout_s = 30;
     c->drain_s = 2;
+}
+
+/* The runner's view of config c: one position per stage, every wait of the
+ * driver bounded as the waits between stages are (timeout + idle_s). */
+static void pipeline_config(const mp_serve_run_config *c, double idle_s, mp_pipeline_config *pc)
+{
+    memset(pc, 0, sizeof *pc);
+    pc->plan = c->plan;
+    pc->num_positions = c->plan->num_stages;
+    pc->backend = c->backend;
+    pc->transport = c->transport ? c->transport : "threads";
+    pc->pin = c->pin;
+    pc->gpu_map = c->gpu_map;
+    pc->num_devices = c->num_devices;
+    pc->device_memory = c->device_memory;
+    pc->timeout_s = c->timeout_s + idle_s;
+    pc->mailbox_cap = 2;
+}
+
+/* Every stage against its device's memory: the serving bound of sim/serve.h
+ * (mp_serve_stage_memory) on the model's float32 sizes, which are what the
+ * stages hold (weights; batches of max_batch rows in and out). */
+static mp_status check_fit(const mp_serve_run_config *c, const mp_pipeline_config *pc, mp_error *err)
+{
+    const mp_model *m = c->model;
+    const mp_plan *p = c->plan;
+    if (!c->device_memory) return MP_OK;
+    mp_profile bytes;
+    memset(&bytes, 0, sizeof bytes);
+    bytes.input_bytes_per_sample = 4.0 * m->input_dim;
+    bytes.num_layers = m->num_layers;
+    if (!(bytes.layers = calloc((size_t)m->num_layers, sizeof *bytes.layers)))
+        return mp_error_set(err, MP_ERR_NOMEM, "out of memory");
+    for (int l = 0; l < m->num_layers; l++) {
+        bytes.layers[l].param_bytes = 4.0 * (double)m->layers[l].param_count;
+        bytes.layers[l].out_bytes_per_sample = 4.0 * m->layers[l].out_dim;
+    }
+    char what[96];
+    snprintf(what, sizeof what, "parameters, batches of %d requests in and out", p->max_batch);
+    mp_status st = MP_OK;
+    for (int s = 0; s < p->num_stages && st == MP_OK; s++) {
+        double need = mp_serve_stage_memory(&bytes, p->stages[s].first, p->stages[s].last, p->max_batch);
+        st = mp_pipeline_check_fit(pc, s, p->stages[s].device, need, what, err);
+    }
+    free(bytes.layers);
+    return st;
 }
 
 static mp_status check(const mp_serve_run_config *c, mp_error *err)
@@ -489,7 +280,10 @@ static mp_status check(const mp_serve_run_config *c, mp_error *err)
     for (int i = 0; i < c->n; i++)
         if (!(c->arrival_ms[i] >= 0) || (i && c->arrival_ms[i] < c->arrival_ms[i - 1]))
             return mp_error_set(err, MP_ERR_INPUT, "arrival %d: times must be >= 0 and non-decreasing", i);
-    return MP_OK;
+    mp_pipeline_config pc;
+    pipeline_config(c, 0, &pc);
+    mp_status st = mp_pipeline_check(&pc, err);
+    return st == MP_OK ? check_fit(c, &pc, err) : st;
 }
 
 static mp_status alloc_result(mp_serve_run_result *r, const mp_serve_run_config *c, int K, int out_dim)
@@ -528,75 +322,11 @@ static int model_out_dim(const mp_model *m)
     return m->layers[m->num_layers - 1].out_dim;
 }
 
-/* Threads: one worker per stage; each opens its backend (which pins it) and
- * builds its layers; the clock starts once every stage is ready, then the
- * generator. */
-static void run_threads(serve *sv)
-{
-    int started = 0, gen_started = 0;
-    for (; started < sv->K; started++) {
-        stage_w *w = &sv->w[started];
-        if (pthread_create(&w->th, NULL, stage_main, w) != 0) {
-            mp_error e;
-            mp_error_clear(&e);
-            mp_error_set(&e, MP_ERR_BACKEND, "stage %d: cannot start its thread", started);
-            fail(sv, started, &e);
-            break;
-        }
-    }
-    pthread_mutex_lock(&sv->mu);
-    while (sv->ready < started && !sv->failed) pthread_cond_wait(&sv->cv, &sv->mu);
-    start_clock_at(sv, mp_now_ms() + 20);
-    int failed = sv->failed;
-    pthread_mutex_unlock(&sv->mu);
-    if (failed) {}
-    else if (pthread_create(&sv->gen, NULL, gen_main, sv) == 0) gen_started = 1;
-    else {
-        mp_error e;
-        mp_error_clear(&e);
-        mp_error_set(&e, MP_ERR_BACKEND, "cannot start the load generator thread");
-        fail(sv, 0, &e);
-    }
-    if (gen_started) pthread_join(sv->gen, NULL);
-    for (int s = 0; s < started; s++) pthread_join(sv->w[s].th, NULL);
-}
-
-/* MPI: this process is rank s and runs stage s on its main thread (the MPI
- * transport is initialised FUNNELED); rank 0 starts the generator first, so
- * that it keeps the process's CPU affinity rather than stage 0's core, and it
- * waits for the clock. At the end the stages' parts go to rank 0. A failure
- * aborts the transport, which ends every rank. */
-static mp_status run_rank(serve *sv, mp_error *err)
-{
-    int self = sv->t->rank, gen_started = 0;
-    stage_w *w = &sv->w[self];
-    if (self == 0) {
-        if (pthread_create(&sv->gen, NULL, gen_main, sv) != 0) {
-            mp_error e;
-            mp_error_clear(&e);
-            mp_error_set(&e, MP_ERR_BACKEND, "cannot start the load generator thread");
-            fail(sv, 0, &e);
-        } else
-            gen_started = 1;
-    }
-    if (!sv->failed) stage_main(w);
-    if (gen_started) pthread_join(sv->gen, NULL);
-    if (sv->failed) return MP_OK;   /* the caller reports first_err */
-    mp_status st = mp_serve_gather(sv->t, sv->res, w->batches, sv->c->keep_outputs,
-                                   sv->c->timeout_s + sv->idle_s, err);
-    if (st == MP_OK && self == 0) st = sv->t->i->flush(sv->t, 0, sv->c->timeout_s, err);
-    if (st != MP_OK) {
-        mp_error e = *err;
-        fail(sv, self, &e);
-    }
-    return st;
-}
-
 mp_status mp_serve_run(const mp_serve_run_config *c, mp_serve_run_result *res, mp_error *err)
 {
     mp_status st = check(c, err);
     if (st != MP_OK) return st;
-    serve sv;
+    mp_serve_rt sv;
     memset(&sv, 0, sizeof sv);
     sv.c = c;
     sv.res = res;
@@ -616,12 +346,11 @@ mp_status mp_serve_run(const mp_serve_run_config *c, mp_serve_run_result *res, m
     pthread_cond_init(&sv.cv, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&sv.mu, NULL);
-    mp_data data;
-    memset(&data, 0, sizeof data);
-    const char *tname = c->transport ? c->transport : "threads";
-    if ((st = mp_transport_open(tname, sv.K, 2, &sv.t, err)) != MP_OK) goto out;
-    sv.mpi = sv.t->rank >= 0;
-    res->is_root = sv.t->rank <= 0;
+    mp_pipeline_config pc;
+    pipeline_config(c, sv.idle_s, &pc);
+    if ((st = mp_pipeline_open(&pc, &sv.pl, err)) != MP_OK) goto out;
+    sv.t = sv.pl->t;
+    sv.mpi = sv.pl->rank >= 0;
     sv.w = calloc((size_t)sv.K, sizeof *sv.w);
     if (!sv.w) { st = mp_error_set(err, MP_ERR_NOMEM, "out of memory"); goto out; }
     for (int s = 0; s < sv.K; s++) {
@@ -629,30 +358,12 @@ mp_status mp_serve_run(const mp_serve_run_config *c, mp_serve_run_result *res, m
         sv.w[s].s = s;
         mp_error_clear(&sv.w[s].err);
     }
-    if (res->is_root) {   /* the request inputs, for stage 0 */
-        sv.x = malloc((size_t)c->n * sv.in_dim * sizeof(float));
-        if (!sv.x) { st = mp_error_set(err, MP_ERR_NOMEM, "out of memory for %d requests", c->n); goto out; }
-        if ((st = mp_data_init(&data, c->model, c->seed, err)) != MP_OK) goto out;
-        mp_data_inputs(&data, 0, c->n, sv.x);
-    }
-    if (sv.mpi) st = run_rank(&sv, err);
-    else run_threads(&sv);
-    if (sv.failed) { st = mp_error_set(err, sv.first_err.status, "%s", sv.first_err.msg); goto out; }
-    if (st != MP_OK || !res->is_root) goto out;
-    /* queued at the last arrival: not started on stage 0 by then */
-    double last = c->arrival_ms[c->n - 1];
-    for (int i = 0; i < c->n; i++) {
-        int j = res->batch_of[i];
-        if (j < 0 || res->fwd_start_ms[(size_t)j * sv.K] > last) res->queued_at_end++;
-        if (res->done_ms[i] < 0) res->unfinished++;
-    }
+    st = mp_pipeline_run(sv.pl, &serve_mode, &sv, err);
 out:
-    if (sv.w)
-        for (int s = 0; s < sv.K; s++) stage_free(&sv.w[s]);
     free(sv.w);
     free(sv.x);
-    mp_transport_close(sv.t, st != MP_OK);
-    mp_data_free(&data);
+    mp_pipeline_close(sv.pl);
+    mp_data_free(&sv.data);
     pthread_cond_destroy(&sv.cv);
     pthread_mutex_destroy(&sv.mu);
     return st;

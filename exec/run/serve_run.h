@@ -8,8 +8,7 @@
  * the last stage's forward of its batch.
  * defines: mp_serve_run_config, mp_serve_run_result, mp_serve_run_config_default,
  *          mp_serve_run, mp_serve_run_metrics, mp_serve_run_result_free,
- *          mp_serve_report_info, mp_serve_report_print, mp_serve_report_write,
- *          mp_serve_run_main */
+ *          mp_serve_report_info, mp_serve_report_print, mp_serve_report_write */
 #ifndef MP_SERVE_RUN_H
 #define MP_SERVE_RUN_H
 
@@ -39,6 +38,10 @@ typedef struct {
     int keep_outputs;           /* keep every request's output row (tests) */
     int realtime;               /* run the generator and the stages under SCHED_FIFO (needs
                                    CAP_SYS_NICE; where refused they stay as they are) */
+    const char *gpu_map;        /* cuda: "G0,G1,...": plan device d runs on GPU Gd (stages may
+                                   share a GPU); NULL: $MPKIT_GPUS, else plan device d is GPU d */
+    int num_devices;            /* > 0: device indices must be below it */
+    const double *device_memory;/* [num_devices] bytes, or NULL: no fit check */
 } mp_serve_run_config;
 
 typedef struct {
@@ -71,10 +74,14 @@ void mp_serve_run_config_default(mp_serve_run_config *c);
 /* Serves the n requests, on threads of this process or, with transport "mpi",
  * as rank s of K ranks (every rank calls it with the same config; times are
  * relative to each rank's own clock start after a barrier, and rank 0 gathers
- * the other stages' parts: docs/serving.md §7, "MPI"). MP_ERR_INPUT for a
- * plan that is not a serving plan or does not match the model; on a failure
- * every stage stops within the timeout and err names the stage (MPI: the
- * failing rank prints that and brings every rank down). */
+ * the other stages' parts: docs/serving.md §7, "MPI"). It runs on the
+ * pipeline runner (pipeline.h), so the checks before any work are training's:
+ * MPI compiled in, cores, the GPU map and the CUDA devices (mp_pipeline_check),
+ * and every stage's serving memory bound against device_memory.
+ * MP_ERR_INPUT for a plan that is not a serving plan, does not match the
+ * model or does not fit; on a failure every stage stops within the timeout
+ * and err names the stage (MPI: the failing rank prints that and brings every
+ * rank down). */
 mp_status mp_serve_run(const mp_serve_run_config *c, mp_serve_run_result *res, mp_error *err);
 
 /* The measured metrics in the simulator's terms (docs/serving.md §2) over the
@@ -137,9 +144,5 @@ mp_status mp_serve_report_write(const char *path, const mp_serve_report_info *r,
 
 /* Measured timeline (stage forwards and link sends) as Chrome trace JSON. */
 mp_status mp_serve_trace_write(const char *path, const mp_serve_run_result *r, mp_error *err);
-
-/* `mprun PLAN --model M --serve ...`: parses its own options, runs, reports.
- * Returns the exit code (0, 1 failure, 2 bad input). */
-int mp_serve_run_main(int argc, char **argv);
 
 #endif

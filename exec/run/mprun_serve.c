@@ -1,8 +1,8 @@
-/* serve_cli.c — `mprun PLAN.json --model M.json --serve ...`: options, the
- * arrivals (the simulator's generator: sim/serve_arrivals.c), the run (on
- * threads, or one rank per stage under mpirun), the prediction for the same
- * arrivals, the report (rank 0 only).
- * defines: mp_serve_run_main */
+/* mprun_serve.c — `mprun PLAN.json --model M.json --serve ...` (mprun_serve.h):
+ * options, the arrivals (the simulator's generator: sim/serve_arrivals.c), the
+ * run (on threads, or one rank per stage under mpirun), the prediction for the
+ * same arrivals, the report (rank 0 only).
+ * defines: mp_mprun_serve_main */
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
@@ -16,8 +16,10 @@
 #include "cli.h"
 #include "cluster.h"
 #include "model.h"
+#include "mprun_serve.h"
 #include "plan.h"
 #include "profile.h"
+#include "run_devices.h"
 #include "serve.h"
 #include "serve_calibration.h"
 #include "serve_run.h"
@@ -27,7 +29,7 @@
 
 enum { O_MODEL = 256, O_SERVE, O_RATE, O_DURATION, O_ARRIVALS, O_SLO, O_SEED, O_PROFILE, O_REPORT,
        O_TRACE, O_BACKEND, O_TIMEOUT, O_DRAIN, O_BANDWIDTH, O_LATENCY, O_NOPIN, O_DISPATCH, O_SCALE,
-       O_OVERHEAD, O_CALIB, O_RT, O_CHECKSUM, O_HELP };
+       O_OVERHEAD, O_CALIB, O_RT, O_CHECKSUM, O_CLUSTER, O_MEMORY, O_GPUS, O_HELP };
 
 /* One table drives both getopt_long and --help. */
 static const mp_cli_opt opts[] = {
@@ -44,9 +46,12 @@ static const mp_cli_opt opts[] = {
     { "backend", 1, O_BACKEND, "cpu|cuda", "compute backend (default cpu)" },
     { "timeout", 1, O_TIMEOUT, "T", "limit of every wait between stages (default 30s)" },
     { "drain", 1, O_DRAIN, "T", "after the last arrival, dispatch for at most T (default 2s); the rest is unfinished" },
-    { "bandwidth", 1, O_BANDWIDTH, "BW", "link bandwidth for the prediction (default 25GB/s)" },
-    { "latency", 1, O_LATENCY, "T", "link latency for the prediction (default 10us)" },
+    { "cluster", 1, O_CLUSTER, "C.json", "devices and links (prediction; memory check)" },
+    { "memory", 1, O_MEMORY, "SIZE", "memory of every device (checked before any work)" },
+    { "bandwidth", 1, O_BANDWIDTH, "BW", "link bandwidth for the prediction without --cluster (default 25GB/s)" },
+    { "latency", 1, O_LATENCY, "T", "link latency for the prediction without --cluster (default 10us)" },
     { "no-pin", 0, O_NOPIN, NULL, "cpu: do not pin stages to cores" },
+    { "gpus", 1, O_GPUS, "G0,G1,..", "cuda: plan device d runs on GPU Gd (e.g. 0,0: two stages on GPU 0)" },
     { "realtime", 0, O_RT, NULL, "generator and stages under SCHED_FIFO (root/CAP_SYS_NICE; shared machines)" },
     { "calibration", 1, O_CALIB, "R.json", "prediction terms from an earlier report's \"calibration\"; the three flags below override it" },
     { "dispatch-ms", 1, O_DISPATCH, "X", "prediction: batcher wake-up delay of an idle stage 0 (default 0)" },
@@ -58,8 +63,8 @@ static const mp_cli_opt opts[] = {
 #define NOPTS ((int)(sizeof opts / sizeof opts[0]))
 
 typedef struct {
-    const char *plan_path, *model_path, *arrivals_path, *profile_path, *report_path, *trace_path;
-    double rate, duration_s, slo_ms, bandwidth, latency;
+    const char *plan_path, *model_path, *arrivals_path, *profile_path, *report_path, *trace_path, *cluster_path;
+    double rate, duration_s, slo_ms, bandwidth, latency, memory;
     double dispatch_ms, fwd_scale, overhead_ms;  /* < 0: not given */
     const char *calib_path;
     mp_serve_terms cal;         /* --calibration's terms; its spread is used as is */
@@ -132,6 +137,9 @@ static mp_status parse_args(int argc, char **argv, cli *c, int *help, mp_error *
         case O_BANDWIDTH: st = mp_parse_bandwidth(optarg, &c->bandwidth, err); break;
         case O_LATENCY: st = mp_parse_duration(optarg, &c->latency, err); break;
         case O_NOPIN: c->run.pin = 0; break;
+        case O_CLUSTER: c->cluster_path = optarg; break;
+        case O_MEMORY: st = mp_parse_bytes(optarg, &c->memory, err); break;
+        case O_GPUS: c->run.gpu_map = optarg; break;
         case O_CALIB: c->calib_path = optarg; break;
         case O_RT: c->run.realtime = 1; break;
         case O_CHECKSUM: c->run.keep_outputs = 1; break;
@@ -151,16 +159,13 @@ static mp_status parse_args(int argc, char **argv, cli *c, int *help, mp_error *
         return mp_error_set(err, MP_ERR_USAGE, "--serve needs --rate R --duration S or --arrivals TRACE");
     if (c->arrivals_path && c->duration_s > 0)
         return mp_error_set(err, MP_ERR_USAGE, "--duration and --arrivals both set the requests; use one");
+    if (c->memory > 0 && c->cluster_path)
+        return mp_error_set(err, MP_ERR_USAGE, "--memory and --cluster both give device memory; use one");
     if (strcmp(c->run.backend, "cpu") && strcmp(c->run.backend, "cuda"))
         return mp_error_set(err, MP_ERR_USAGE, "--backend: expected cpu or cuda, got '%s'", c->run.backend);
     if (!mp_backend_available(c->run.backend))
         return mp_error_set(err, MP_ERR_USAGE, "--backend %s: not compiled into this build", c->run.backend);
-    if (mp_transport_mpi_detected()) {
-        if (!mp_transport_available("mpi"))
-            return mp_error_set(err, MP_ERR_USAGE, "started by mpirun, but this mprun was built without MPI "
-                                                   "(rebuild with mpicc available, or start it without mpirun)");
-        c->run.transport = "mpi";
-    }
+    c->run.transport = mp_transport_mpi_detected() ? "mpi" : "threads";   /* the runner checks it is built in */
     if (c->calib_path && (st = load_calibration(c, err)) != MP_OK) return st;
     if (c->dispatch_ms < 0) c->dispatch_ms = 0;
     if (c->fwd_scale < 0) c->fwd_scale = 1;
@@ -255,20 +260,19 @@ static void fit_forwards(const mp_serve_run_result *r, const double *sms, int B,
     free(q);
 }
 
-/* The simulator on the arrival times t (docs/serving.md), with the terms
- * of --calibration / --fwd-scale / --batch-overhead-ms / --dispatch-ms; with a
- * finished run (res) also this run's calibration. */
-static mp_status predict(cli *c, const mp_plan *plan, const mp_model *model, const double *t, int n,
-                         double slo, const mp_serve_run_result *res, mp_serve_report_info *info, mp_error *err)
+/* The simulator on the arrival times t (docs/serving.md) on the devices and
+ * links of cl (--cluster, else uniform from --bandwidth/--latency), with the
+ * terms of --calibration / --fwd-scale / --batch-overhead-ms / --dispatch-ms;
+ * with a finished run (res) also this run's calibration. */
+static mp_status predict(cli *c, const mp_plan *plan, const mp_model *model, const mp_cluster *cl, const double *t,
+                         int n, double slo, const mp_serve_run_result *res, mp_serve_report_info *info, mp_error *err)
 {
     mp_serve_result *out = &info->predicted;
     mp_profile prof;
-    mp_cluster cl;
     memset(&prof, 0, sizeof prof);
-    memset(&cl, 0, sizeof cl);
     mp_status st = mp_profile_load(c->profile_path, &prof, err);
     if (st != MP_OK) return st;
-    int K = plan->num_stages, B = plan->max_batch, maxdev = 0, have_cl = 0;
+    int K = plan->num_stages, B = plan->max_batch;
     int *first = NULL, *last = NULL, *dev = NULL;
     double *sms = NULL, *lms = NULL;
     mp_serve_sim *sim = NULL;
@@ -277,10 +281,6 @@ static mp_status predict(cli *c, const mp_plan *plan, const mp_model *model, con
                           prof.num_layers, c->model_path, model->num_layers);
         goto out;
     }
-    for (int s = 0; s < K; s++)
-        if (plan->stages[s].device > maxdev) maxdev = plan->stages[s].device;
-    if ((st = mp_cluster_uniform(&cl, maxdev + 1, 1e18, c->bandwidth, c->latency, err)) != MP_OK) goto out;
-    have_cl = 1;
     first = malloc((size_t)K * sizeof(int));
     last = malloc((size_t)K * sizeof(int));
     dev = malloc((size_t)K * sizeof(int));
@@ -293,7 +293,7 @@ static mp_status predict(cli *c, const mp_plan *plan, const mp_model *model, con
         last[s] = plan->stages[s].last;
         dev[s] = plan->stages[s].device;
     }
-    mp_serve_tables(&prof, &cl, K, first, last, dev, B, sms, lms);
+    mp_serve_tables(&prof, cl, K, first, last, dev, B, sms, lms);
     if (res) fit_forwards(res, sms, B, info);
     mp_serve_tables_adjust(K, B, c->fwd_scale, c->overhead_ms, sms);
     info->fwd_scale = c->fwd_scale;
@@ -310,7 +310,6 @@ out:
     free(dev);
     free(sms);
     free(lms);
-    if (have_cl) mp_cluster_free(&cl);
     mp_profile_free(&prof);
     return st;
 }
@@ -337,7 +336,7 @@ static double plan_slo(const char *path)
     return slo;
 }
 
-int mp_serve_run_main(int argc, char **argv)
+int mp_mprun_serve_main(int argc, char **argv)
 {
     cli c;
     mp_error err;
@@ -352,6 +351,8 @@ int mp_serve_run_main(int argc, char **argv)
     memset(&res, 0, sizeof res);
     mp_serve_report_info info;
     memset(&info, 0, sizeof info);
+    mp_run_devices dev;
+    memset(&dev, 0, sizeof dev);
     mp_status st = parse_args(argc, argv, &c, &help, &err);
     if (help) { usage(stdout); return 0; }
     if (st == MP_OK) st = mp_plan_load(c.plan_path, &plan, &err);
@@ -359,7 +360,11 @@ int mp_serve_run_main(int argc, char **argv)
     if (st == MP_OK && plan.mode != MP_MODE_SERVE)
         st = mp_error_set(&err, MP_ERR_INPUT, "%s: a training plan; --serve needs a serving plan "
                                               "(\"mode\": \"serve\", from mpplan --serve -o PLAN.json)", c.plan_path);
-    if (st == MP_OK) st = mp_plan_check(&plan, model.num_layers, INT_MAX, c.plan_path, &err);
+    if (st == MP_OK)
+        st = mp_run_devices_load(&dev, c.cluster_path, c.memory, c.bandwidth, c.latency, &plan, c.profile_path != NULL,
+                                 &err);
+    if (st == MP_OK)
+        st = mp_plan_check(&plan, model.num_layers, c.cluster_path ? dev.num_devices : INT_MAX, c.plan_path, &err);
     if (st == MP_OK) st = make_arrivals(&c, &t, &n, &err);
     double slo = c.slo_ms > 0 ? c.slo_ms : plan_slo(c.plan_path);
     if (st == MP_OK) {
@@ -374,6 +379,8 @@ int mp_serve_run_main(int argc, char **argv)
         c.run.arrival_ms = t;
         c.run.n = n;
         c.run.slo_ms = slo;
+        c.run.num_devices = dev.num_devices;
+        c.run.device_memory = dev.memory;
         st = mp_serve_run(&c.run, &res, &err);
     }
     if (st == MP_OK && !res.is_root) goto out;   /* MPI rank > 0: rank 0 reports */
@@ -386,7 +393,8 @@ int mp_serve_run_main(int argc, char **argv)
     if (st == MP_OK) st = mp_serve_run_metrics(&res, slo, &info.measured, &err);
     if (st == MP_OK) mp_serve_run_overheads(&res, &info.overheads);
     if (st == MP_OK && c.profile_path) {
-        st = predict(&c, &plan, &model, res.release_ms, n, slo, &res, &info, &err);   /* the arrivals the server saw */
+        /* the arrivals the server saw */
+        st = predict(&c, &plan, &model, &dev.cluster, res.release_ms, n, slo, &res, &info, &err);
         info.has_prediction = st == MP_OK;
     }
     if (st == MP_OK) {
@@ -402,5 +410,6 @@ out:
     free(t);
     mp_plan_free(&plan);
     mp_model_free(&model);
+    mp_run_devices_free(&dev);
     return mp_exit_code(st);
 }

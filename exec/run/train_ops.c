@@ -1,0 +1,406 @@
+/* train_ops.c — a training position's op loop (train.h): its stages'
+ * buffers on its backend, the forward and backward ops of its op list from
+ * mp_schedule_build (the lists the simulator times), the activations and
+ * gradients moved through the transport, the optimizer step, checkpoints,
+ * and every op timed on the monotonic clock.
+ * defines: mp_train_position, mp_train_release, mp_train_worker_free */
+#include "train.h"
+#include "checkpoint.h"
+#include "clock.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend_impl.h"
+
+static int last_of(const mp_train_run *r) { return r->S - 1; }
+
+/* ---------------------------------------------------------------- stages */
+
+static mp_status stage_setup(mp_train_worker *w, mp_train_stage *v, int s)
+{
+    mp_train_run *r = w->r;
+    const mp_stage *ps = &r->plan->stages[s];
+    mp_backend *be = w->be;
+    memset(v, 0, sizeof *v);
+    v->s = s;
+    v->first = ps->first;
+    v->last = ps->last;
+    v->recompute = ps->recompute;
+    v->is_first = s == 0;
+    v->is_last = s == last_of(r);
+    mp_status st = mp_stage_init(&v->net, be, r->model, ps->first, ps->last, r->b, r->c->seed, &w->err);
+    if (st != MP_OK) return st;
+    v->in_dim = v->net.in_dim;
+    v->out_dim = v->net.out_dim;
+    for (int i = 0; i < v->net.count; i++) v->nparams += v->net.layers[i].nparams;
+    size_t b = (size_t)r->b;
+    v->in_pool.bytes = b * (size_t)v->in_dim * sizeof(float);
+    v->stash_pool.bytes = mp_stage_stash_bytes(&v->net, r->b);
+    v->dl_pool.bytes = b * (size_t)v->out_dim * sizeof(float);
+    v->in_slot = calloc((size_t)r->m, sizeof(float *));
+    v->stash_slot = calloc((size_t)r->m, sizeof(float *));
+    v->dl_slot = calloc((size_t)r->m, sizeof(float *));
+    v->loss_mb = calloc((size_t)r->m, sizeof(float));
+    v->out = be->i->alloc(be, v->dl_pool.bytes);
+    v->dy = be->i->alloc(be, v->dl_pool.bytes);
+    v->dx = be->i->alloc(be, v->in_pool.bytes);
+    if (v->recompute) v->stash_shared = be->i->alloc(be, v->stash_pool.bytes ? v->stash_pool.bytes : 1);
+    if (v->is_last)
+        v->target = be->i->alloc(be, r->model->loss == MP_LOSS_MSE ? v->dl_pool.bytes : b * sizeof(int));
+    if (!v->in_slot || !v->stash_slot || !v->dl_slot || !v->loss_mb || !v->out || !v->dy || !v->dx ||
+        (v->recompute && !v->stash_shared) || (v->is_last && !v->target))
+        return mp_error_set(&w->err, MP_ERR_NOMEM, "stage %d: out of %s memory for its buffers", s, be->i->name);
+    return MP_OK;
+}
+
+static void stage_free(mp_train_worker *w, mp_train_stage *v)
+{
+    mp_backend *be = w->be;
+    if (!be) return;
+    for (int i = 0; v->in_slot && i < w->r->m; i++) {
+        be->i->free(be, v->in_slot[i]);
+        be->i->free(be, v->stash_slot[i]);
+        be->i->free(be, v->dl_slot[i]);
+    }
+    mp_pool_free(&v->in_pool, be);
+    mp_pool_free(&v->stash_pool, be);
+    mp_pool_free(&v->dl_pool, be);
+    be->i->free(be, v->stash_shared);
+    be->i->free(be, v->out);
+    be->i->free(be, v->dy);
+    be->i->free(be, v->dx);
+    be->i->free(be, v->target);
+    free(v->in_slot);
+    free(v->stash_slot);
+    free(v->dl_slot);
+    free(v->loss_mb);
+    mp_stage_free(&v->net);
+}
+
+/* Most micro-batches stage s holds between its forward and backward. */
+static int max_inflight(const mp_train_run *r, int p, int s)
+{
+    int cur = 0, best = 0;
+    for (int k = 0; k < r->ops.len[p]; k++) {
+        const mp_op *o = &r->ops.ops[p][k];
+        if (o->stage != s) continue;
+        cur += o->kind == MP_OP_FWD ? 1 : -1;
+        if (cur > best) best = cur;
+    }
+    return best;
+}
+
+/* Before any work: what this position will allocate at its peak against the
+ * device's memory (--cluster / --memory): what the backend holds after setup
+ * (a backend that cannot tell: the weights and gradients), plus Adam's
+ * moments and what the schedule keeps in flight. */
+static mp_status check_fit(mp_train_worker *w)
+{
+    mp_train_run *r = w->r;
+    const mp_run_config *c = r->c;
+    double held = mp_backend_mem_used(w->be), need = held >= 0 ? held : 0;
+    for (int k = 0; k < w->nst; k++) {
+        mp_train_stage *v = &w->st[k];
+        int inflight = max_inflight(r, w->p, v->s);
+        if (held < 0) need += 2.0 * (double)v->nparams * sizeof(float);
+        if (c->optimizer == MP_OPT_ADAM) need += 2.0 * (double)v->nparams * sizeof(float);
+        if (v->recompute) need += (double)inflight * (double)v->in_pool.bytes;
+        else need += (double)inflight * (double)v->stash_pool.bytes;
+        if (v->is_last) need += (double)inflight * (double)v->dl_pool.bytes;
+    }
+    char what[96];
+    snprintf(what, sizeof what, "parameters, optimizer state, %d micro-batches in flight", max_inflight(r, w->p, w->p));
+    return mp_pipeline_check_fit(r->pl->c, w->p, r->plan->stages[w->p].device, need, what, &w->err);
+}
+
+/* ---------------------------------------------------------------- ops */
+
+static void note_peak(mp_train_worker *w)
+{
+    double u = mp_backend_mem_used(w->be);
+    if (u > w->peak) w->peak = u;
+}
+
+static mp_status add_event(mp_train_worker *w, int kind, int dst, int stage, int mb, double a, double b)
+{
+    mp_trace_event e = { kind, w->p, dst, stage, mb, a, b };
+    if (mp_trace_add(&w->trace, e) != MP_OK)
+        return mp_error_set(&w->err, MP_ERR_NOMEM, "stage %d: out of memory for the trace", w->p);
+    return MP_OK;
+}
+
+/* Moves b*n floats of backend memory `src` to position dst. */
+static mp_status send_floats(mp_train_worker *w, int dst, int tag, const float *src, size_t n)
+{
+    mp_train_run *r = w->r;
+    if (r->hang_position == w->p) return MP_OK;   /* fault hook: the message never leaves */
+    const float *buf = src;
+    if (!w->host_mem && r->t->i->send_dev)   /* device to device (NCCL) */
+        return r->t->i->send_dev(r->t, w->p, dst, tag, src, n * sizeof(float), r->c->timeout_s, &w->err);
+    if (!w->host_mem) {   /* device -> host staging -> transport */
+        w->be->i->download(w->be, w->stage_buf, src, n * sizeof(float));
+        buf = w->stage_buf;
+    }
+    return r->t->i->send(r->t, w->p, dst, tag, buf, n * sizeof(float), r->c->timeout_s, &w->err);
+}
+
+static mp_status recv_floats(mp_train_worker *w, int src, int tag, float *dst, size_t n, const char *what, int stage,
+                             int from_stage, int mb)
+{
+    mp_train_run *r = w->r;
+    int direct = !w->host_mem && r->t->i->recv_dev;   /* device to device (NCCL) */
+    float *buf = w->host_mem || direct ? dst : w->stage_buf;
+    mp_error e;
+    mp_error_clear(&e);
+    mp_status st = direct ? r->t->i->recv_dev(r->t, w->p, src, tag, buf, n * sizeof(float), r->c->timeout_s, &e)
+                          : r->t->i->recv(r->t, w->p, src, tag, buf, n * sizeof(float), r->c->timeout_s, &e);
+    if (st == MP_ERR_TIMEOUT)
+        return mp_error_set(&w->err, st, "stage %d: timed out after %g s waiting for the %s of micro-batch %d from stage %d",
+                            stage, r->c->timeout_s, what, mb, from_stage);
+    if (st != MP_OK) return mp_error_set(&w->err, st, "%s", e.msg);
+    if (!w->host_mem && !direct) w->be->i->upload(w->be, dst, buf, n * sizeof(float));   /* host -> device */
+    return MP_OK;
+}
+
+static mp_status op_forward(mp_train_worker *w, mp_train_stage *v, int i, int record, double t0, double *busy)
+{
+    mp_train_run *r = w->r;
+    mp_backend *be = w->be;
+    size_t b = (size_t)r->b;
+    float *in = mp_pool_get(&v->in_pool, be);
+    if (!in) return mp_error_set(&w->err, MP_ERR_NOMEM, "stage %d: out of memory for an input (micro-batch %d)", v->s, i);
+    v->in_slot[i] = in;
+    mp_status st;
+    if (v->is_first)
+        be->i->upload(be, in, w->xdata + (size_t)i * b * v->in_dim, v->in_pool.bytes);
+    else if ((st = recv_floats(w, (v->s - 1) % r->K, MP_TAG(MP_TAG_ACT, v->s - 1, i), in, b * v->in_dim,
+                               "activation", v->s, v->s - 1, i)) != MP_OK)
+        return st;
+    double a = mp_now_ms();
+    float *stash = v->recompute ? v->stash_shared : mp_pool_get(&v->stash_pool, be);
+    if (!stash) return mp_error_set(&w->err, MP_ERR_NOMEM, "stage %d: out of memory for a stash (micro-batch %d)", v->s, i);
+    if (!v->recompute) v->stash_slot[i] = stash;
+    if ((st = mp_stage_forward(&v->net, r->b, in, v->out, stash, &w->err)) != MP_OK) return st;
+    if (v->is_last) {
+        float *dl = mp_pool_get(&v->dl_pool, be);
+        if (!dl) return mp_error_set(&w->err, MP_ERR_NOMEM, "stage %d: out of memory (micro-batch %d)", v->s, i);
+        v->dl_slot[i] = dl;
+        if (r->model->loss == MP_LOSS_MSE)
+            be->i->upload(be, v->target, w->ydata + (size_t)i * b * v->out_dim, v->dl_pool.bytes);
+        else
+            be->i->upload(be, v->target, w->ldata + (size_t)i * b, b * sizeof(int));
+        float loss = 0;
+        st = mp_loss_eval(be, r->model, r->b, v->out, v->target, dl, 1.0f / (float)r->plan->global_batch, &loss, &w->err);
+        if (st != MP_OK) return st;
+        v->loss_mb[i] = loss;
+    }
+    if ((st = be->i->sync(be, &w->err)) != MP_OK) return st;
+    double e = mp_now_ms();
+    *busy += e - a;
+    note_peak(w);
+    if (v->is_last && !isfinite(v->loss_mb[i]))
+        return mp_error_set(&w->err, MP_ERR_BACKEND, "stage %d: the loss is %s at micro-batch %d (diverged: try a smaller --lr)",
+                            v->s, isnan(v->loss_mb[i]) ? "NaN" : "infinite", i);
+    if (record && (st = add_event(w, MP_TEV_FWD, -1, v->s, i, a - t0, e - t0)) != MP_OK) return st;
+    if (!v->recompute) {   /* the stash holds a copy of the input */
+        mp_pool_put(&v->in_pool, in);
+        v->in_slot[i] = NULL;
+    }
+    if (!v->is_last) {
+        int dst = (v->s + 1) % r->K;
+        double sa = mp_now_ms();
+        if ((st = send_floats(w, dst, MP_TAG(MP_TAG_ACT, v->s, i), v->out, b * v->out_dim)) != MP_OK) return st;
+        if (record && (st = add_event(w, MP_TEV_SEND_ACT, dst, v->s, i, sa - t0, mp_now_ms() - t0)) != MP_OK) return st;
+    }
+    return MP_OK;
+}
+
+static mp_status op_backward(mp_train_worker *w, mp_train_stage *v, int i, int record, double t0, double *busy)
+{
+    mp_train_run *r = w->r;
+    mp_backend *be = w->be;
+    size_t b = (size_t)r->b;
+    mp_status st;
+    if (i != v->next_bwd)
+        return mp_error_set(&w->err, MP_ERR_INTERNAL, "stage %d: backward of micro-batch %d before %d", v->s, i, v->next_bwd);
+    v->next_bwd++;
+    const float *dy = v->dl_slot[i];
+    if (!v->is_last) {
+        if ((st = recv_floats(w, (v->s + 1) % r->K, MP_TAG(MP_TAG_GRAD, v->s + 1, i), v->dy, b * v->out_dim,
+                              "gradient", v->s, v->s + 1, i)) != MP_OK)
+            return st;
+        dy = v->dy;
+    }
+    double a = mp_now_ms(), mid = a;
+    float *stash = v->stash_slot[i];
+    if (v->recompute) {
+        if ((st = mp_stage_forward(&v->net, r->b, v->in_slot[i], NULL, v->stash_shared, &w->err)) != MP_OK) return st;
+        if ((st = be->i->sync(be, &w->err)) != MP_OK) return st;
+        mid = mp_now_ms();
+        stash = v->stash_shared;
+        mp_pool_put(&v->in_pool, v->in_slot[i]);
+        v->in_slot[i] = NULL;
+    }
+    if ((st = mp_stage_backward(&v->net, r->b, dy, v->is_first ? NULL : v->dx, stash, &w->err)) != MP_OK) return st;
+    if ((st = be->i->sync(be, &w->err)) != MP_OK) return st;
+    double e = mp_now_ms();
+    *busy += e - a;
+    note_peak(w);
+    if (record && v->recompute && (st = add_event(w, MP_TEV_RECOMPUTE, -1, v->s, i, a - t0, mid - t0)) != MP_OK) return st;
+    if (record && (st = add_event(w, MP_TEV_BWD, -1, v->s, i, mid - t0, e - t0)) != MP_OK) return st;
+    if (!v->recompute) { mp_pool_put(&v->stash_pool, v->stash_slot[i]); v->stash_slot[i] = NULL; }
+    if (v->is_last) { mp_pool_put(&v->dl_pool, v->dl_slot[i]); v->dl_slot[i] = NULL; }
+    if (!v->is_first) {
+        int dst = (v->s - 1) % r->K;
+        double sa = mp_now_ms();
+        if ((st = send_floats(w, dst, MP_TAG(MP_TAG_GRAD, v->s, i), v->dx, b * v->in_dim)) != MP_OK) return st;
+        if (record && (st = add_event(w, MP_TEV_SEND_GRAD, dst, v->s, i, sa - t0, mp_now_ms() - t0)) != MP_OK) return st;
+    }
+    return MP_OK;
+}
+
+/* ---------------------------------------------------------------- a position */
+
+static mp_status prepare_data(mp_train_worker *w, long long step)
+{
+    mp_train_run *r = w->r;
+    long long base = step * r->plan->global_batch;
+    for (int k = 0; k < w->nst; k++) {
+        mp_train_stage *v = &w->st[k];
+        for (int i = 0; i < r->m; i++) {
+            long long first = base + (long long)i * r->b;
+            if (v->is_first) mp_data_inputs(&r->data, first, r->b, w->xdata + (size_t)i * r->b * v->in_dim);
+            if (v->is_last)
+                mp_data_targets(&r->data, first, r->b, w->ydata ? w->ydata + (size_t)i * r->b * v->out_dim : NULL,
+                                w->ldata ? w->ldata + (size_t)i * r->b : NULL);
+        }
+    }
+    return MP_OK;
+}
+
+/* The position's stages, data and measurement arrays on its open backend;
+ * the fit check; the restored checkpoint with --resume. */
+static mp_status worker_setup(mp_train_worker *w, const mp_pipeline_pos *pos)
+{
+    mp_train_run *r = w->r;
+    const mp_run_config *c = r->c;
+    mp_status st;
+    w->be = pos->be;
+    w->host_mem = pos->host_mem;
+    w->nst = r->S / r->K;
+    w->st = calloc((size_t)w->nst, sizeof *w->st);
+    if (!w->st) return mp_error_set(&w->err, MP_ERR_NOMEM, "stage %d: out of memory", w->p);
+    size_t widest = 1;
+    for (int k = 0; k < w->nst; k++) {
+        if ((st = stage_setup(w, &w->st[k], w->p + k * r->K)) != MP_OK) return st;
+        mp_train_stage *v = &w->st[k];
+        size_t b = (size_t)r->b;
+        if (b * v->in_dim > widest) widest = b * v->in_dim;
+        if (b * v->out_dim > widest) widest = b * v->out_dim;
+        if (v->is_first && !(w->xdata = malloc((size_t)r->m * b * v->in_dim * sizeof(float))))
+            return mp_error_set(&w->err, MP_ERR_NOMEM, "stage 0: out of memory for the data");
+        if (v->is_last) {
+            if (r->model->loss == MP_LOSS_MSE) w->ydata = malloc((size_t)r->m * b * v->out_dim * sizeof(float));
+            else w->ldata = malloc((size_t)r->m * b * sizeof(int));
+            if (!w->ydata && !w->ldata) return mp_error_set(&w->err, MP_ERR_NOMEM, "stage %d: out of memory for targets", v->s);
+        }
+    }
+    if (!w->host_mem && !(w->stage_buf = malloc(widest * sizeof(float))))
+        return mp_error_set(&w->err, MP_ERR_NOMEM, "stage %d: out of memory", w->p);
+    size_t n = (size_t)r->nsteps ? (size_t)r->nsteps : 1;
+    w->end_ms = calloc(n, sizeof(double));
+    w->busy_ms = calloc(n, sizeof(double));
+    w->step_ms = calloc(n, sizeof(double));
+    w->loss = calloc(n, sizeof(double));
+    if (!w->end_ms || !w->busy_ms || !w->step_ms || !w->loss)
+        return mp_error_set(&w->err, MP_ERR_NOMEM, "stage %d: out of memory", w->p);
+    w->trace.num_positions = r->K;
+    note_peak(w);
+    if ((st = check_fit(w)) != MP_OK) return st;
+    if (c->resume && r->first_step > 0 && (st = mp_train_checkpoint(w, r->first_step, 0)) != MP_OK) return st;
+    return MP_OK;
+}
+
+static mp_status worker_step(mp_train_worker *w, long long step, int idx)
+{
+    mp_train_run *r = w->r;
+    const mp_run_config *c = r->c;
+    mp_status st;
+    int record = step == (long long)c->steps - 1;
+    if ((st = prepare_data(w, step)) != MP_OK) return st;
+    if ((st = mp_pipeline_barrier(r->pl, w->p, &w->err)) != MP_OK) return st;
+    double t0 = mp_now_ms(), busy = 0, end;
+    for (int k = 0; k < w->nst; k++) w->st[k].next_bwd = 0;
+    for (int k = 0; k < r->ops.len[w->p]; k++) {
+        const mp_op *o = &r->ops.ops[w->p][k];
+        mp_train_stage *v = &w->st[o->stage / r->K];
+        st = o->kind == MP_OP_FWD ? op_forward(w, v, o->microbatch, record, t0, &busy)
+                                  : op_backward(w, v, o->microbatch, record, t0, &busy);
+        if (st != MP_OK) return st;
+    }
+    end = mp_now_ms() - t0;   /* the last op (and its send) has ended */
+    if ((st = r->t->i->flush(r->t, w->p, c->timeout_s, &w->err)) != MP_OK) return st;
+    mp_optim opt = { c->optimizer == MP_OPT_ADAM ? MP_OPTIM_ADAM : MP_OPTIM_SGD, c->lr, 0.9f, 0.999f, 1e-8f, (int)step + 1 };
+    for (int k = 0; k < w->nst; k++) {
+        if ((st = mp_stage_update(&w->st[k].net, &opt, &w->err)) != MP_OK) return st;
+        mp_stage_zero_grad(&w->st[k].net);
+    }
+    if ((st = w->be->i->sync(w->be, &w->err)) != MP_OK) return st;
+    note_peak(w);
+    w->end_ms[idx] = end;
+    w->busy_ms[idx] = busy;
+    w->step_ms[idx] = mp_now_ms() - t0;
+    for (int k = 0; k < w->nst; k++)
+        if (w->st[k].is_last) {
+            double sum = 0;
+            for (int i = 0; i < r->m; i++) sum += (double)w->st[k].loss_mb[i];
+            w->loss[idx] = sum;
+            if (c->print_loss) { printf("step %lld loss %.6f\n", step + 1, sum); fflush(stdout); }
+        }
+    long long done = step + 1;
+    if (c->checkpoint_dir && c->checkpoint_every > 0 && (done % c->checkpoint_every == 0 || done == c->steps)) {
+        if ((st = mp_train_checkpoint(w, done, 1)) != MP_OK) return st;
+        if ((st = mp_pipeline_barrier(r->pl, w->p, &w->err)) != MP_OK) return st;
+        if (w->p == 0 && (st = mp_checkpoint_commit(c->checkpoint_dir, done, r->S, &w->err)) != MP_OK) return st;
+    }
+    return MP_OK;
+}
+
+mp_status mp_train_position(void *run, mp_pipeline_pos *pos, mp_error *err)
+{
+    mp_train_run *r = run;
+    mp_train_worker *w = &r->w[pos->p];
+    mp_status st = worker_setup(w, pos);
+    if (st == MP_OK) st = mp_pipeline_barrier(r->pl, w->p, &w->err);
+    for (int k = 0; k < r->nsteps && st == MP_OK; k++) st = worker_step(w, r->first_step + k, k);
+    if (st != MP_OK) mp_error_set(err, st, "%s", w->err.msg);
+    return st;
+}
+
+void mp_train_release(void *run, mp_pipeline_pos *pos)
+{
+    mp_train_run *r = run;
+    mp_train_worker *w = &r->w[pos->p];
+    for (int k = 0; w->st && k < w->nst; k++) stage_free(w, &w->st[k]);
+    free(w->st);
+    w->st = NULL;
+    w->nst = 0;
+    w->be = NULL;
+}
+
+void mp_train_worker_free(mp_train_worker *w)
+{
+    free(w->stage_buf);
+    free(w->xdata);
+    free(w->ydata);
+    free(w->ldata);
+    free(w->end_ms);
+    free(w->busy_ms);
+    free(w->step_ms);
+    free(w->loss);
+    mp_trace_free(&w->trace);
+    memset(w, 0, sizeof *w);
+}
