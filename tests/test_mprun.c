@@ -264,6 +264,59 @@ static void test_cuda_backend(void)
     free(err);
 }
 
+/* A token model (embedding, causal attention, per-token layers, LM head):
+ * its loss falls from about ln(vocab) toward the data's entropy rate, and
+ * every schedule, split and recompute setting, on threads and under mpirun,
+ * ends with bitwise the weights of a one-stage run. */
+static void test_token_model(void)
+{
+    char saved[sizeof model_path];
+    setup();
+    memcpy(saved, model_path, sizeof saved);
+    snprintf(model_path, sizeof model_path, "%s", mp_test_fixture("tiny_gpt.model.json"));
+    char ref[65], sum[65], *out = NULL, *err = NULL;
+    const char *args = "--steps 40 --optimizer adam --lr 0.01 --no-pin --quiet --seed 3";
+    int rc = mprun("", plan("t1.json", "gpipe", 1, 8, 2, "{\"layers\":[0,6],\"device\":0}"), args, ref, &out, &err);
+    if (rc) fprintf(stderr, "%s%s", out, err);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    double final = 0, floor_ = 0;
+    const char *f = strstr(out, "final loss"), *e = strstr(out, "entropy rate");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    sscanf(f, "final loss %lf", &final);
+    sscanf(e, "entropy rate %lf", &floor_);
+    CU_ASSERT(final < 0.85 * 4.1589);   /* ln 64 */
+    CU_ASSERT(final > floor_);
+    free(out);
+    free(err);
+    const char *plans[] = {
+        plan("t2.json", "gpipe", 1, 8, 2, "{\"layers\":[0,1],\"device\":0},{\"layers\":[2,6],\"device\":1,\"recompute\":true}"),
+        plan("t3.json", "1f1b", 1, 8, 2,
+             "{\"layers\":[0,2],\"device\":0,\"recompute\":true},{\"layers\":[3,4],\"device\":1},{\"layers\":[5,6],\"device\":2}"),
+        plan("t4.json", "interleaved", 2, 8, 2,
+             "{\"layers\":[0,0],\"device\":0},{\"layers\":[1,2],\"device\":1,\"recompute\":true},"
+             "{\"layers\":[3,4],\"device\":0},{\"layers\":[5,6],\"device\":1}"),
+    };
+    for (int i = 0; i < 3; i++) {
+        rc = mprun("", plans[i], args, sum, NULL, &err);
+        if (rc) fprintf(stderr, "%s", err);
+        CU_ASSERT_EQUAL(rc, 0);
+        CU_ASSERT_STRING_EQUAL(sum, ref);
+        free(err);
+    }
+#ifdef MP_HAVE_MPI
+    if (have_mpirun()) {
+        rc = mprun("mpirun -np 2 --oversubscribe --allow-run-as-root", plans[0], args, sum, &out, &err);
+        if (rc) fprintf(stderr, "%s%s", out, err);
+        CU_ASSERT_EQUAL(rc, 0);
+        CU_ASSERT_STRING_EQUAL(sum, ref);
+        free(out);
+        free(err);
+    }
+#endif
+    memcpy(model_path, saved, sizeof saved);
+}
+
 int main(void)
 {
     static const mp_test_case cases[] = {
@@ -274,6 +327,7 @@ int main(void)
         MP_TEST(test_failures),
         MP_TEST(test_cuda_backend),
         MP_TEST(test_profile_regime_note),
+        MP_TEST(test_token_model),
     };
     return mp_test_main("mprun", cases, (int)(sizeof cases / sizeof cases[0]));
 }

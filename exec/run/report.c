@@ -1,6 +1,8 @@
 /* report.c — see report.h. */
 #include "report.h"
 
+#include <math.h>
+
 #include <jansson.h>
 #include <stdlib.h>
 
@@ -20,6 +22,9 @@ void mp_report_print(FILE *f, const mp_report_info *r)
     if (s->steps > 0)
         fprintf(f, "# steps %lld..%lld, final loss %.6f\n", s->first_step + 1, s->first_step + s->steps,
                 s->loss[s->steps - 1]);
+    if (s->entropy_rate > 0)
+        fprintf(f, "# token model: the loss starts near ln(vocab) = %.4f and cannot fall below the data's entropy rate %.4f\n",
+                log((double)c->model->classes), s->entropy_rate);
     fprintf(f, "iteration    %10.3f ms  (median after %d warm-up steps; pipeline only)\n", s->iteration_ms,
             c->warmup);
     fprintf(f, "step         %10.3f ms  (with optimizer step)\n", s->step_median_ms);
@@ -87,6 +92,7 @@ mp_status mp_report_write(const char *path, const mp_report_info *r, mp_error *e
     }
     json_object_set_new(j, "stages", st);
     json_object_set_new(j, "param_count", json_integer(s->param_count));
+    if (s->entropy_rate > 0) json_object_set_new(j, "entropy_rate", mp_json_number(s->entropy_rate));
     json_object_set_new(j, "weights_sha256", json_string(s->checksum));
     if (r->has_replay) {
         json_t *o = json_object();

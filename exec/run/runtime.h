@@ -62,6 +62,7 @@ typedef struct {
     double *busy_ms;            /* [K] median per-step busy time (op durations) */
     double *peak_bytes;         /* [K] peak bytes allocated by each position's backend */
     long long param_count;
+    double entropy_rate;        /* token models: the data's entropy rate in nats, the loss's floor; else 0 */
     char checksum[65];          /* SHA-256 of the final parameters, layer order */
     char transport[16];         /* the transport used: "threads", "mpi" or "nccl" (--backend cuda
                                    under MPI picks nccl when it can: see docs/gpu.md) */

@@ -49,7 +49,7 @@ static mp_status stage_setup(mp_train_worker *w, mp_train_stage *v, int s)
     v->dx = be->i->alloc(be, v->in_pool.bytes);
     if (v->recompute) v->stash_shared = be->i->alloc(be, v->stash_pool.bytes ? v->stash_pool.bytes : 1);
     if (v->is_last)
-        v->target = be->i->alloc(be, r->model->loss == MP_LOSS_MSE ? v->dl_pool.bytes : b * sizeof(int));
+        v->target = be->i->alloc(be, r->model->loss == MP_LOSS_MSE ? v->dl_pool.bytes : b * (size_t)mp_model_labels_per_sample(r->model) * sizeof(int));
     if (!v->in_slot || !v->stash_slot || !v->dl_slot || !v->loss_mb || !v->out || !v->dy || !v->dx ||
         (v->recompute && !v->stash_shared) || (v->is_last && !v->target))
         return mp_error_set(&w->err, MP_ERR_NOMEM, "stage %d: out of %s memory for its buffers", s, be->i->name);
@@ -190,8 +190,10 @@ static mp_status op_forward(mp_train_worker *w, mp_train_stage *v, int i, int re
         v->dl_slot[i] = dl;
         if (r->model->loss == MP_LOSS_MSE)
             be->i->upload(be, v->target, w->ydata + (size_t)i * b * v->out_dim, v->dl_pool.bytes);
-        else
-            be->i->upload(be, v->target, w->ldata + (size_t)i * b, b * sizeof(int));
+        else {
+            size_t L = (size_t)mp_model_labels_per_sample(r->model);
+            be->i->upload(be, v->target, w->ldata + (size_t)i * b * L, b * L * sizeof(int));
+        }
         float loss = 0;
         st = mp_loss_eval(be, r->model, r->b, v->out, v->target, dl, 1.0f / (float)r->plan->global_batch, &loss, &w->err);
         if (st != MP_OK) return st;
@@ -275,7 +277,7 @@ static mp_status prepare_data(mp_train_worker *w, long long step)
             if (v->is_first) mp_data_inputs(&r->data, first, r->b, w->xdata + (size_t)i * r->b * v->in_dim);
             if (v->is_last)
                 mp_data_targets(&r->data, first, r->b, w->ydata ? w->ydata + (size_t)i * r->b * v->out_dim : NULL,
-                                w->ldata ? w->ldata + (size_t)i * r->b : NULL);
+                                w->ldata ? w->ldata + (size_t)i * r->b * (size_t)mp_model_labels_per_sample(r->model) : NULL);
         }
     }
     return MP_OK;
@@ -304,7 +306,7 @@ static mp_status worker_setup(mp_train_worker *w, const mp_pipeline_pos *pos)
             return mp_error_set(&w->err, MP_ERR_NOMEM, "stage 0: out of memory for the data");
         if (v->is_last) {
             if (r->model->loss == MP_LOSS_MSE) w->ydata = malloc((size_t)r->m * b * v->out_dim * sizeof(float));
-            else w->ldata = malloc((size_t)r->m * b * sizeof(int));
+            else w->ldata = malloc((size_t)r->m * b * (size_t)mp_model_labels_per_sample(r->model) * sizeof(int));
             if (!w->ydata && !w->ldata) return mp_error_set(&w->err, MP_ERR_NOMEM, "stage %d: out of memory for targets", v->s);
         }
     }

@@ -123,6 +123,7 @@ mp_status mp_train_collect(void *run, mp_pipeline *pl, mp_error *err)
     res->first_step = r->first_step;
     res->steps = n;
     res->param_count = mp_model_param_count(r->model);
+    res->entropy_rate = mp_data_entropy_rate(&r->data);
     res->loss = calloc((size_t)n + 1, sizeof(double));
     res->iter_ms = calloc((size_t)n + 1, sizeof(double));
     res->step_ms = calloc((size_t)n + 1, sizeof(double));
