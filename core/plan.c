@@ -2,7 +2,7 @@
  * ("format": "mpplan-plan/1", docs/formats.md).
  * defines: mp_schedule_name, mp_schedule_from_name, mp_plan_load, mp_plan_parse,
  *          mp_plan_check, mp_plan_to_json, mp_plan_save, mp_plan_copy, mp_plan_free,
- *          mp_plan_num_devices */
+ *          mp_plan_num_devices, mp_plan_num_positions, mp_plan_replica_device */
 #include "plan.h"
 
 #include <stdio.h>
@@ -45,7 +45,17 @@ int mp_plan_num_devices(const mp_plan *p)
         for (int t = 0; t < s && !seen; t++) seen = p->stages[t].device == p->stages[s].device;
         n += !seen;
     }
-    return n;
+    return n * mp_plan_replicas(p);
+}
+
+int mp_plan_replicas(const mp_plan *p)
+{
+    return p->data_parallel > 1 ? p->data_parallel : 1;
+}
+
+int mp_plan_replica_device(const mp_plan *p, int replica, int stage)
+{
+    return p->stages[stage].device + replica * mp_plan_num_positions(p);
 }
 
 void mp_plan_free(mp_plan *p)
@@ -66,10 +76,17 @@ static mp_status check_shape(const mp_jctx *cx, const mp_plan *p)
     if (p->global_batch < 1) return mp_json_fail(cx, "global_batch", "must be >= 1");
     if (p->microbatch_size < 1) return mp_json_fail(cx, "microbatch_size", "must be >= 1");
     if (p->num_microbatches < 1) return mp_json_fail(cx, "num_microbatches", "must be >= 1");
-    if ((long long)p->num_microbatches * p->microbatch_size != p->global_batch)
+    if (p->data_parallel < 0) return mp_json_fail(cx, "data_parallel", "must be >= 1");
+    int D = mp_plan_replicas(p);
+    if ((long long)p->num_microbatches * p->microbatch_size * D != p->global_batch) {
+        if (D == 1)
+            return mp_json_fail(cx, "num_microbatches",
+                                "%d micro-batches of %d samples do not make the global batch %d",
+                                p->num_microbatches, p->microbatch_size, p->global_batch);
         return mp_json_fail(cx, "num_microbatches",
-                            "%d micro-batches of %d samples do not make the global batch %d",
-                            p->num_microbatches, p->microbatch_size, p->global_batch);
+                            "%d replicas x %d micro-batches of %d samples do not make the global batch %d",
+                            D, p->num_microbatches, p->microbatch_size, p->global_batch);
+    }
     char f[64];
     for (int s = 0; s < p->num_stages; s++) {
         const mp_stage *st = &p->stages[s];
@@ -110,7 +127,7 @@ static mp_status check_shape(const mp_jctx *cx, const mp_plan *p)
 }
 
 /* Number of peak_memory_bytes entries: stages, or devices when interleaved. */
-static int num_positions(const mp_plan *p)
+int mp_plan_num_positions(const mp_plan *p)
 {
     if (p->schedule == MP_SCHED_INTERLEAVED && p->chunks_per_device >= 1)
         return p->num_stages / p->chunks_per_device;
@@ -163,7 +180,7 @@ static mp_status parse_prediction(const mp_jctx *cx, const json_t *v, mp_plan *p
     const json_t *a = json_object_get(v, "peak_memory_bytes");
     if (!a) return mp_json_fail(cx, f, "missing");
     if (!json_is_array(a)) return mp_json_fail(cx, f, "must be an array of byte counts");
-    int want = num_positions(p);
+    int want = mp_plan_num_positions(p);
     if (json_array_size(a) != (size_t)want)
         return mp_json_fail(cx, f, "has %zu entries, expected %d (one per %s)", json_array_size(a),
                             want, p->schedule == MP_SCHED_INTERLEAVED ? "device" : "stage");
@@ -198,10 +215,17 @@ static mp_status parse_root(const mp_jctx *cx, const json_t *root, mp_plan *p)
         mp_json_get_int(cx, root, "", "global_batch", 1, 1, &p->global_batch) ||
         mp_json_get_int(cx, root, "", "microbatch_size", 1, 1, &p->microbatch_size))
         return MP_ERR_INPUT;
-    p->num_microbatches = p->global_batch / p->microbatch_size;
-    if (!json_object_get(root, "num_microbatches") && p->global_batch % p->microbatch_size)
-        return mp_json_fail(cx, "microbatch_size", "%d does not divide the global batch %d",
-                            p->microbatch_size, p->global_batch);
+    p->data_parallel = 1;
+    if (mp_json_get_int(cx, root, "", "data_parallel", 0, 1, &p->data_parallel)) return MP_ERR_INPUT;
+    int per_step = p->data_parallel * p->microbatch_size;   /* samples per micro-batch index */
+    p->num_microbatches = p->global_batch / per_step;
+    if (!json_object_get(root, "num_microbatches") && p->global_batch % per_step) {
+        if (p->data_parallel == 1)
+            return mp_json_fail(cx, "microbatch_size", "%d does not divide the global batch %d",
+                                p->microbatch_size, p->global_batch);
+        return mp_json_fail(cx, "global_batch", "%d is not a multiple of data_parallel %d x "
+                            "microbatch_size %d", p->global_batch, p->data_parallel, p->microbatch_size);
+    }
     if (mp_json_get_int(cx, root, "", "num_microbatches", 0, 1, &p->num_microbatches) ||
         mp_json_get_int(cx, root, "", "max_batch", 0, 1, &p->max_batch) ||
         mp_json_get_number(cx, root, "", "max_wait_ms", 0, MP_JNONNEG, &p->max_wait_ms))
@@ -274,7 +298,7 @@ mp_status mp_plan_check(const mp_plan *p, int num_layers, int num_devices,
         return mp_json_fail(&cx, f, "the last stage ends at layer %d, but the model's last layer is %d "
                             "(%d layers)", last->last, num_layers - 1, num_layers);
     }
-    int K = num_positions(p);
+    int K = mp_plan_num_positions(p);
     for (int s = 0; s < p->num_stages; s++) {
         int d = p->stages[s].device;
         snprintf(f, sizeof f, "stages[%d].device", s);
@@ -285,6 +309,19 @@ mp_status mp_plan_check(const mp_plan *p, int num_layers, int num_devices,
             if (p->stages[t].device == d)
                 return mp_json_fail(&cx, f, "device %d is already used by stage %d", d, t);
     }
+    for (int r = 1; r < mp_plan_replicas(p); r++)
+        for (int s = 0; s < K; s++) {
+            int d = mp_plan_replica_device(p, r, s);
+            snprintf(f, sizeof f, "stages[%d].device", s);
+            if (d >= num_devices)
+                return mp_json_fail(&cx, "data_parallel", "replica %d of stage %d runs on device %d, "
+                                    "which does not exist (the cluster has %d device%s)", r, s, d,
+                                    num_devices, num_devices == 1 ? "" : "s");
+            for (int t = 0; t < K; t++)
+                if (p->stages[t].device == d)
+                    return mp_json_fail(&cx, "data_parallel", "replica %d of stage %d runs on device "
+                                        "%d, which stage %d of replica 0 uses", r, s, d, t);
+        }
     return MP_OK;
 }
 
@@ -301,6 +338,7 @@ static json_t *plan_to_json(const mp_plan *p)
     json_object_set_new(root, "global_batch", json_integer(p->global_batch));
     json_object_set_new(root, "microbatch_size", json_integer(p->microbatch_size));
     json_object_set_new(root, "num_microbatches", json_integer(p->num_microbatches));
+    if (p->data_parallel > 1) json_object_set_new(root, "data_parallel", json_integer(p->data_parallel));
     if (p->max_batch > 0) json_object_set_new(root, "max_batch", json_integer(p->max_batch));
     if (p->max_batch > 0 || p->max_wait_ms != 0)
         json_object_set_new(root, "max_wait_ms", mp_json_number(p->max_wait_ms));

@@ -1,7 +1,8 @@
 /* plan.h — a pipeline plan and its prediction ("format": "mpplan-plan/1").
  * defines: mp_schedule_kind, mp_schedule_name, mp_schedule_from_name, mp_stage,
  *          mp_prediction, mp_plan, mp_plan_load, mp_plan_parse, mp_plan_to_json,
- *          mp_plan_save, mp_plan_check, mp_plan_copy, mp_plan_free, mp_plan_num_devices */
+ *          mp_plan_save, mp_plan_check, mp_plan_copy, mp_plan_free, mp_plan_num_devices,
+ *          mp_plan_num_positions, mp_plan_replicas, mp_plan_replica_device */
 #ifndef MP_PLAN_H
 #define MP_PLAN_H
 
@@ -49,6 +50,7 @@ typedef struct {
     mp_prediction predicted;
     int max_batch;               /* serve plans: largest batch formed; 0 when absent */
     double max_wait_ms;          /* serve plans: longest a request waits for a batch; 0 when absent */
+    int data_parallel;           /* D >= 1 replicas of the pipeline; global_batch = D * m * b */
 } mp_plan;
 
 /* Load/parse a plan file and check its internal consistency (contiguous
@@ -73,7 +75,19 @@ mp_status mp_plan_copy(mp_plan *dst, const mp_plan *src);
 
 void mp_plan_free(mp_plan *p);
 
-/* How many distinct devices the plan's stages use (the devices it keeps busy). */
+/* How many distinct devices the plan keeps busy: the stages' devices times
+ * the data-parallel degree D. */
 int mp_plan_num_devices(const mp_plan *p);
+
+/* The data-parallel degree D (1 when data_parallel is 0 or 1). */
+int mp_plan_replicas(const mp_plan *p);
+
+/* Pipeline positions K of one replica: stages, or devices when interleaved. */
+int mp_plan_num_positions(const mp_plan *p);
+
+/* The cluster device on which replica r (0..D-1) runs stage s: the stage's
+ * device plus r * K, so with stage devices 0..K-1 replica r, position k runs
+ * on device r*K + k. */
+int mp_plan_replica_device(const mp_plan *p, int replica, int stage);
 
 #endif

@@ -21,7 +21,7 @@ static int same_plan(const mp_plan *a, const mp_plan *b)
         a->global_batch != b->global_batch || a->microbatch_size != b->microbatch_size ||
         a->num_microbatches != b->num_microbatches || a->num_stages != b->num_stages ||
         a->has_prediction != b->has_prediction || a->max_batch != b->max_batch ||
-        a->max_wait_ms != b->max_wait_ms)
+        a->max_wait_ms != b->max_wait_ms || mp_plan_replicas(a) != mp_plan_replicas(b))
         return 0;
     for (int s = 0; s < a->num_stages; s++)
         if (memcmp(&a->stages[s], &b->stages[s], sizeof a->stages[s])) return 0;
@@ -253,6 +253,46 @@ static void test_check(void)
     mp_plan_free(&p);
 }
 
+/* data_parallel: D replicas, global batch D*m*b, replica r on devices + r*K. */
+static void test_data_parallel(void)
+{
+    const char *text = "{" HDR ", \"schedule\": \"1f1b\", \"global_batch\": 16, \"microbatch_size\": 2, "
+                       "\"data_parallel\": 2, \"stages\": [" ST(0, 1, 0) ", " ST(2, 3, 1) "]}";
+    mp_plan p, q;
+    mp_error e;
+    mp_error_clear(&e);
+    CU_ASSERT_EQUAL_FATAL(mp_plan_parse(text, strlen(text), "p.json", &p, &e), MP_OK);
+    CU_ASSERT_EQUAL(mp_plan_replicas(&p), 2);
+    CU_ASSERT_EQUAL(p.num_microbatches, 4);
+    CU_ASSERT_EQUAL(mp_plan_num_positions(&p), 2);
+    CU_ASSERT_EQUAL(mp_plan_num_devices(&p), 4);
+    CU_ASSERT_EQUAL(mp_plan_replica_device(&p, 1, 0), 2);
+    CU_ASSERT_EQUAL(mp_plan_replica_device(&p, 1, 1), 3);
+    expect_check(&p, 4, 4, MP_OK, NULL);
+    expect_check(&p, 4, 3, MP_ERR_INPUT, "data_parallel: replica 1 of stage 1 runs on device 3, which does not exist");
+    char *json = mp_plan_to_json(&p);
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"data_parallel\": 2"));
+    CU_ASSERT_EQUAL(mp_plan_parse(json, strlen(json), "rt.json", &q, &e), MP_OK);
+    CU_ASSERT(same_plan(&p, &q));
+    free(json);
+    mp_plan_free(&q);
+    p.stages[1].device = 2;   /* replica 1's stage 0 would land on device 2 */
+    expect_check(&p, 4, 4, MP_ERR_INPUT, "data_parallel: replica 1 of stage 0 runs on device 2, which stage 1 of replica 0 uses");
+    mp_plan_free(&p);
+    /* a plan without data_parallel is one replica and is written without it */
+    p = load("plan_1f1b.json");
+    CU_ASSERT_EQUAL(mp_plan_replicas(&p), 1);
+    json = mp_plan_to_json(&p);
+    CU_ASSERT_PTR_NULL(strstr(json, "data_parallel"));
+    free(json);
+    mp_plan_free(&p);
+    expect_error("{" HDR ", \"schedule\": \"1f1b\", \"global_batch\": 10, \"microbatch_size\": 2, "
+                 "\"data_parallel\": 2, \"stages\": [" ST(0, 3, 0) "]}",
+                 "global_batch: 10 is not a multiple of data_parallel 2 x microbatch_size 2", NULL);
+    expect_error("{" HDR ", \"schedule\": \"1f1b\", \"global_batch\": 8, \"microbatch_size\": 2, "
+                 "\"data_parallel\": 0, \"stages\": [" ST(0, 3, 0) "]}", "data_parallel", NULL);
+}
+
 static void test_json_and_round_trip(void)
 {
     const char *fixtures[] = {"plan_1f1b.json", "plan_interleaved.json", "plan_serve.json"};
@@ -313,7 +353,7 @@ int main(void)
 {
     static const mp_test_case cases[] = {
         MP_TEST(test_names), MP_TEST(test_load_fixtures), MP_TEST(test_parse_errors),
-        MP_TEST(test_check), MP_TEST(test_json_and_round_trip),
+        MP_TEST(test_check), MP_TEST(test_data_parallel), MP_TEST(test_json_and_round_trip),
     };
     return mp_test_main("plan", cases, (int)(sizeof cases / sizeof *cases));
 }
