@@ -76,6 +76,32 @@ mp_status mp_json_parse(const char *text, size_t len, const char *name,
     return MP_OK;
 }
 
+mp_status mp_json_decode(const char *text, size_t len, const char *name, mp_json_decode_fn fn,
+                         void *out, mp_error *err)
+{
+    mp_error local;
+    if (!err) err = &local;
+    mp_error_clear(err);
+    json_t *root = NULL;
+    mp_status st = mp_json_parse(text, len, name, &root, err);
+    if (st) return st;
+    mp_jctx cx = {name, err};
+    st = fn(&cx, root, out);
+    json_decref(root);
+    return st && err->status ? err->status : st;
+}
+
+mp_status mp_json_load(const char *path, mp_json_decode_fn fn, void *out, mp_error *err)
+{
+    char *text;
+    size_t len;
+    mp_status st = mp_json_read_file(path, &text, &len, err);
+    if (st) return st;
+    st = mp_json_decode(text, len, path, fn, out, err);
+    free(text);
+    return st;
+}
+
 /* ---------------------------------------------------------------- messages */
 
 mp_status mp_json_fail(const mp_jctx *cx, const char *field, const char *fmt, ...)

@@ -247,39 +247,25 @@ static mp_status parse_root(const mp_jctx *cx, const json_t *root, mp_plan *p)
     return MP_OK;
 }
 
-mp_status mp_plan_parse(const char *text, size_t len, const char *name,
-                        mp_plan *p, mp_error *err)
+/* parse_root, freeing what it filled on failure (mp_json_decode_fn). */
+static mp_status decode(const mp_jctx *cx, const json_t *root, void *out)
 {
-    mp_error local;
-    if (!err) err = &local;
-    mp_error_clear(err);
+    mp_status st = parse_root(cx, root, out);
+    if (st) mp_plan_free(out);
+    return st;
+}
+
+mp_status mp_plan_parse(const char *text, size_t len, const char *name,
+            mp_plan *p, mp_error *err)
+{
     memset(p, 0, sizeof *p);
-    json_t *root = NULL;
-    mp_status st = mp_json_parse(text, len, name, &root, err);
-    if (st) return st;
-    mp_jctx cx = {name, err};
-    mp_plan q;
-    memset(&q, 0, sizeof q);
-    st = parse_root(&cx, root, &q);
-    json_decref(root);
-    if (st) {
-        mp_plan_free(&q);
-        return err->status ? err->status : st;
-    }
-    *p = q;
-    return MP_OK;
+    return mp_json_decode(text, len, name, decode, p, err);
 }
 
 mp_status mp_plan_load(const char *path, mp_plan *p, mp_error *err)
 {
-    char *text;
-    size_t len;
     memset(p, 0, sizeof *p);
-    mp_status st = mp_json_read_file(path, &text, &len, err);
-    if (st) return st;
-    st = mp_plan_parse(text, len, path, p, err);
-    free(text);
-    return st;
+    return mp_json_load(path, decode, p, err);
 }
 
 /* ---------------------------------------------------------------- checking */
