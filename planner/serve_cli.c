@@ -87,13 +87,13 @@ static mp_status load_terms(cli *c, mp_error *err)
 }
 
 /* The measured prediction terms of the command line and --calibration. */
-static void set_terms(const cli *c, mp_serve_ctx *x)
+static mp_serve_terms terms_of(const cli *c)
 {
-    x->fwd_scale = c->fwd_scale;
-    x->batch_overhead_ms = c->overhead_ms;
-    x->dispatch_ms = c->dispatch_ms;
-    x->spread = c->cal.n_spread ? c->cal.spread : NULL;
-    x->n_spread = c->cal.n_spread;
+    mp_serve_terms t = c->cal;
+    t.fwd_scale = c->fwd_scale;
+    t.batch_overhead_ms = c->overhead_ms;
+    t.dispatch_ms = c->dispatch_ms;
+    return t;
 }
 
 /* A "# prediction terms" line when they are not the profile's own. */
@@ -328,11 +328,11 @@ static void print_details(const mp_serve_plan *p, FILE *f)
     fprintf(f, "\n");
 }
 
-static int emit_plan(const cli *c, mp_serve_plan *p, mp_serve_ctx *ctx, const double *arr, int n,
+static int emit_plan(const cli *c, mp_serve_plan *p, mp_serve_eval *ctx, const double *arr, int n,
                      double rate, mp_error *err)
 {
     /* Re-evaluate so ctx holds this plan's tables. */
-    if (mp_serve_ctx_eval(ctx, p, arr, n, p->metrics.slo_ms, err) != MP_OK) return 0;
+    if (mp_serve_plan_eval(ctx, p, arr, n, p->metrics.slo_ms, err) != MP_OK) return 0;
     json_t *j = mp_serve_plan_json(p, ctx, rate);
     if (c->json) {
         char *s = mp_json_dump(j);
@@ -354,10 +354,9 @@ static int run_search(const cli *c, const mp_profile *prof, const mp_cluster *cl
     mp_serve_plan *top = calloc((size_t)c->top, sizeof *top);
     int nb = c->max_batch, found = 0, code = 2;
     double w = c->max_wait_ms;
-    mp_serve_search_opts o = { prof, cl, c->slo_ms, nb ? &nb : NULL, 1, w >= 0 ? &w : NULL, 1, 0, 0,
-                               c->fwd_scale, c->overhead_ms, c->dispatch_ms,
-                               c->cal.n_spread ? c->cal.spread : NULL, c->cal.n_spread };
-    mp_serve_ctx ctx = { 0 };
+    mp_serve_terms terms = terms_of(c);
+    mp_serve_search_opts o = { prof, cl, c->slo_ms, nb ? &nb : NULL, 1, w >= 0 ? &w : NULL, 1, 0, 0, terms };
+    mp_serve_eval ctx = { 0 };
     if (!t || !top) { fprintf(stderr, "mpplan --serve: out of memory\n"); goto done; }
     mp_serve_arrivals_at_rate(arr, c->rate, t);
     mp_status st = mp_serve_search(&o, t, arr->n, top, c->top, &found, err);
@@ -370,8 +369,7 @@ static int run_search(const cli *c, const mp_profile *prof, const mp_cluster *cl
     if (st != MP_OK) { fprintf(stderr, "mpplan --serve: %s\n", err->msg); code = mp_exit_code(st); goto done; }
     int bmax = top[0].max_batch;
     for (int i = 0; i < found; i++) if (top[i].max_batch > bmax) bmax = top[i].max_batch;
-    if ((st = mp_serve_ctx_init(&ctx, prof, cl, bmax, err)) != MP_OK) { fprintf(stderr, "mpplan --serve: %s\n", err->msg); code = 1; goto done; }
-    set_terms(c, &ctx);
+    if ((st = mp_serve_eval_init(&ctx, prof, cl, bmax, &terms, err)) != MP_OK) { fprintf(stderr, "mpplan --serve: %s\n", err->msg); code = 1; goto done; }
     int ok = mp_serve_meets_slo(&top[0].metrics);
     if (!c->json) {
         printf("# mpplan --serve: %s (%d layers), %d devices, rate %.1f req/s, SLO %.3f ms, %d requests (%s)\n",
@@ -410,7 +408,7 @@ static int run_search(const cli *c, const mp_profile *prof, const mp_cluster *cl
         json_object_set_new(j, "max_sustainable_rps", mp_json_number(best_rate));
         if (best.num_stages) {
             mp_serve_arrivals_at_rate(arr, best_rate, t);
-            if (mp_serve_ctx_eval(&ctx, &best, t, arr->n, c->slo_ms, err) == MP_OK)
+            if (mp_serve_plan_eval(&ctx, &best, t, arr->n, c->slo_ms, err) == MP_OK)
                 json_object_set_new(j, "plan", mp_serve_plan_json(&best, &ctx, best_rate));
         }
         char *s = mp_json_dump(j);
@@ -423,7 +421,7 @@ done:
     for (int i = 0; top && i < found; i++) mp_serve_plan_free(&top[i]);
     free(top);
     free(t);
-    mp_serve_ctx_free(&ctx);
+    mp_serve_eval_free(&ctx);
     return code;
 }
 
@@ -438,7 +436,8 @@ static int run_evaluate(const cli *c, const mp_profile *prof, const mp_cluster *
         return 2;
     }
     if (c->slo_ms > 0) slo = c->slo_ms;
-    mp_serve_ctx ctx = { 0 };
+    mp_serve_eval ctx = { 0 };
+    mp_serve_terms terms = terms_of(c);
     double *t = malloc((size_t)arr->n * sizeof *t);
     if (!t) goto done;
     if (last != prof->num_layers - 1) {
@@ -447,12 +446,11 @@ static int run_evaluate(const cli *c, const mp_profile *prof, const mp_cluster *
         goto done;
     }
     if (slo <= 0) { fprintf(stderr, "mpplan --serve: --slo-ms: required (the plan records none)\n"); goto done; }
-    if (mp_serve_ctx_init(&ctx, prof, cl, p.max_batch, err) != MP_OK) goto fail;
-    set_terms(c, &ctx);
+    if (mp_serve_eval_init(&ctx, prof, cl, p.max_batch, &terms, err) != MP_OK) goto fail;
     if (!c->rates) {
         double rate = c->rate > 0 ? c->rate : arr->trace_rps;
         mp_serve_arrivals_at_rate(arr, c->rate, t);
-        if (mp_serve_ctx_eval(&ctx, &p, t, arr->n, slo, err) != MP_OK) goto fail;
+        if (mp_serve_plan_eval(&ctx, &p, t, arr->n, slo, err) != MP_OK) goto fail;
         if (!c->json) {
             printf("# mpplan --serve --evaluate %s: rate %.1f req/s, SLO %.3f ms, %d requests\n", c->evaluate,
                    rate, slo, arr->n);
@@ -474,7 +472,7 @@ static int run_evaluate(const cli *c, const mp_profile *prof, const mp_cluster *
     for (int i = 0; i < c->rn; i++) {
         double r = c->rn > 1 ? c->rlo + i * (c->rhi - c->rlo) / (c->rn - 1) : c->rlo;
         mp_serve_arrivals_at_rate(arr, r, t);
-        if (mp_serve_ctx_eval(&ctx, &p, t, arr->n, slo, err) != MP_OK) { json_decref(pts); goto fail; }
+        if (mp_serve_plan_eval(&ctx, &p, t, arr->n, slo, err) != MP_OK) { json_decref(pts); goto fail; }
         const mp_serve_result *m = &p.metrics;
         json_array_append_new(pts, json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "rate", mp_json_number(r),
                                              "throughput", mp_json_number(m->throughput_rps),
@@ -501,7 +499,7 @@ fail:
     code = mp_exit_code(err->status);
 done:
     free(t);
-    mp_serve_ctx_free(&ctx);
+    mp_serve_eval_free(&ctx);
     mp_serve_plan_free(&p);
     return code;
 }

@@ -5,7 +5,7 @@
 #include <string.h>
 #include "json_util.h"
 
-json_t *mp_serve_plan_json(const mp_serve_plan *p, const mp_serve_ctx *c, double rate_rps)
+json_t *mp_serve_plan_json(const mp_serve_plan *p, const mp_serve_eval *c, double rate_rps)
 {
     int K = p->num_stages, B = p->max_batch, L = c->prof->num_layers;
     const mp_serve_result *m = &p->metrics;
@@ -51,12 +51,12 @@ json_t *mp_serve_plan_json(const mp_serve_plan *p, const mp_serve_ctx *c, double
     json_object_set_new(o, "stages", stages);
     json_object_set_new(o, "predicted", pred);
     json_t *terms = json_object();
-    json_object_set_new(terms, "fwd_scale", mp_json_number(c->fwd_scale));
-    json_object_set_new(terms, "batch_overhead_ms", mp_json_number(c->batch_overhead_ms));
-    json_object_set_new(terms, "dispatch_ms", mp_json_number(c->dispatch_ms));
-    if (c->n_spread) {
+    json_object_set_new(terms, "fwd_scale", mp_json_number(c->terms.fwd_scale));
+    json_object_set_new(terms, "batch_overhead_ms", mp_json_number(c->terms.batch_overhead_ms));
+    json_object_set_new(terms, "dispatch_ms", mp_json_number(c->terms.dispatch_ms));
+    if (c->terms.n_spread) {
         json_t *q = json_array();
-        for (int k = 0; k < c->n_spread; k++) json_array_append_new(q, mp_json_number(c->spread[k]));
+        for (int k = 0; k < c->terms.n_spread; k++) json_array_append_new(q, mp_json_number(c->terms.spread[k]));
         json_object_set_new(terms, "fwd_spread_quantiles", q);
     }
     json_object_set_new(o, "prediction_terms", terms);

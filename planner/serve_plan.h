@@ -18,8 +18,8 @@
  * rate, capacity_rps, overloaded, queued_at_end; then "prediction_terms"
  * {fwd_scale, batch_overhead_ms, dispatch_ms}, c's measured terms (as in
  * mprun --serve's report). c must hold the tables of the plan's last
- * evaluation (mp_serve_ctx_eval). */
-json_t *mp_serve_plan_json(const mp_serve_plan *p, const mp_serve_ctx *c, double rate_rps);
+ * evaluation (mp_serve_plan_eval). */
+json_t *mp_serve_plan_json(const mp_serve_plan *p, const mp_serve_eval *c, double rate_rps);
 
 /* Reads a serving plan: stages (contiguous from layer 0, stage s on device
  * s), max_batch >= 1, max_wait_ms >= 0, mode "serve" when present.

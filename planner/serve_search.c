@@ -54,55 +54,20 @@ int mp_serve_meets_slo(const mp_serve_result *r)
     return r->p99_ms <= r->slo_ms + 1e-9;
 }
 
-/* ------------------------------------------------------------ context */
+/* ------------------------------------------------------------ costs */
 
-mp_status mp_serve_ctx_init(mp_serve_ctx *c, const mp_profile *prof,
-                            const mp_cluster *cluster, int bmax, mp_error *err)
+static double stage_time(const mp_serve_eval *c, int b, int dev, int lo, int hi)
 {
-    memset(c, 0, sizeof *c);
-    c->prof = prof;
-    c->cluster = cluster;
-    c->bmax = bmax;
-    c->fwd_scale = 1;
-    int L = prof->num_layers;
-    c->prefix = malloc((size_t)bmax * (L + 1) * sizeof(double));
-    c->stage_ms = malloc((size_t)cluster->num_devices * bmax * sizeof(double));
-    c->link_ms = malloc((size_t)cluster->num_devices * bmax * sizeof(double));
-    c->sim = mp_serve_sim_new();
-    if (!c->prefix || !c->stage_ms || !c->link_ms || !c->sim) {
-        mp_serve_ctx_free(c);
-        return mp_error_set(err, MP_ERR_NOMEM, "serving search: out of memory");
-    }
-    for (int b = 1; b <= bmax; b++) {
-        double *P = c->prefix + (size_t)(b - 1) * (L + 1);
-        P[0] = 0;
-        for (int l = 0; l < L; l++) P[l + 1] = P[l] + mp_time_eval(&prof->layers[l].fwd, b);
-    }
-    return MP_OK;
+    return mp_serve_eval_stage_ms(c, b, dev, lo, hi);
 }
 
-void mp_serve_ctx_free(mp_serve_ctx *c)
+static double link_time(const mp_serve_eval *c, int b, int dev, int hi)
 {
-    free(c->prefix);
-    free(c->stage_ms);
-    free(c->link_ms);
-    mp_serve_sim_free(c->sim);
-    memset(c, 0, sizeof *c);
+    return mp_serve_eval_link_ms(c, b, dev, dev + 1, hi);
 }
 
-static double stage_time(const mp_serve_ctx *c, int b, int dev, int lo, int hi)
-{
-    const double *P = c->prefix + (size_t)(b - 1) * (c->prof->num_layers + 1);
-    return (P[hi + 1] - P[lo]) / c->cluster->devices[dev].speed;
-}
-
-static double link_time(const mp_serve_ctx *c, int b, int dev, int hi)
-{
-    return mp_cluster_transfer_ms(c->cluster, dev, dev + 1, b * c->prof->layers[hi].out_bytes_per_sample);
-}
-
-/* Fills memory and fits only; returns 0 when the split is invalid. */
-static int plan_memory(const mp_serve_ctx *c, mp_serve_plan *p)
+/* Fills memory and fits only (the check before simulating a candidate). */
+static void plan_memory(const mp_serve_eval *c, mp_serve_plan *p)
 {
     int K = p->num_stages, L = c->prof->num_layers;
     p->fits = 1;
@@ -111,40 +76,16 @@ static int plan_memory(const mp_serve_ctx *c, mp_serve_plan *p)
         p->memory_bytes[s] = mp_serve_stage_memory(c->prof, lo, hi, p->max_batch);
         if (p->memory_bytes[s] > c->cluster->devices[s].memory_bytes) p->fits = 0;
     }
-    return 1;
 }
 
-mp_status mp_serve_ctx_eval(mp_serve_ctx *c, mp_serve_plan *p, const double *arrival_ms,
-                            int n, double slo_ms, mp_error *err)
+mp_status mp_serve_plan_eval(mp_serve_eval *c, mp_serve_plan *p, const double *arrival_ms, int n,
+                             double slo_ms, mp_error *err)
 {
-    int K = p->num_stages, L = c->prof->num_layers, B = p->max_batch;
-    if (K < 1 || K > c->cluster->num_devices)
-        return mp_error_set(err, MP_ERR_INPUT, "serving plan: %d stages for %d devices", K,
-                            c->cluster->num_devices);
-    if (K > L) return mp_error_set(err, MP_ERR_INPUT, "serving plan: %d stages for %d layers", K, L);
-    if (B < 1 || B > c->bmax)
-        return mp_error_set(err, MP_ERR_INPUT, "serving plan: max_batch %d outside 1..%d", B, c->bmax);
-    if (!(p->max_wait_ms >= 0))
-        return mp_error_set(err, MP_ERR_INPUT, "serving plan: max_wait_ms must be >= 0");
-    for (int s = 0; s < K; s++) {
-        int ok = s == 0 ? p->first[0] == 0 : p->first[s] > p->first[s - 1];
-        if (!ok || p->first[s] >= L)
-            return mp_error_set(err, MP_ERR_INPUT,
-                                "serving plan: stages must be contiguous, non-empty and start at layer 0 (stage %d)", s);
-    }
+    int K = p->num_stages > 0 ? p->num_stages : 1;
     if (!p->memory_bytes && !(p->memory_bytes = calloc((size_t)K, sizeof(double))))
         return mp_error_set(err, MP_ERR_NOMEM, "serving plan: out of memory");
-    for (int s = 0; s < K; s++) {
-        int lo = p->first[s], hi = s + 1 < K ? p->first[s + 1] - 1 : L - 1;
-        for (int b = 1; b <= B; b++) {
-            c->stage_ms[s * B + b - 1] = stage_time(c, b, s, lo, hi);
-            if (s + 1 < K) c->link_ms[s * B + b - 1] = link_time(c, b, s, hi);
-        }
-    }
-    mp_serve_tables_adjust(K, B, c->fwd_scale, c->batch_overhead_ms, c->stage_ms);
-    plan_memory(c, p);
-    mp_serve_config cfg = { K, B, p->max_wait_ms, c->stage_ms, c->link_ms, c->dispatch_ms, c->spread, c->n_spread };
-    return mp_serve_sim_run(c->sim, &cfg, arrival_ms, n, slo_ms, &p->metrics, err);
+    return mp_serve_eval_split(c, p->num_stages, p->first, NULL, p->max_batch, p->max_wait_ms, arrival_ms, n,
+                               slo_ms, &p->metrics, p->memory_bytes, &p->fits, err);
 }
 
 /* ------------------------------------------------------------ top list */
@@ -172,7 +113,7 @@ static mp_status top_offer(toplist *t, const mp_serve_plan *p)
 /* Greedy "furthest reach" for bottleneck T at batch b: each stage takes the
  * longest run of layers whose time and outgoing link time are <= T. Returns
  * the number of stages used (<= K) with cuts in first[], or 0. */
-static int greedy_split(const mp_serve_ctx *c, int K, int b, double T, int *first)
+static int greedy_split(const mp_serve_eval *c, int K, int b, double T, int *first)
 {
     int L = c->prof->num_layers, pos = 0;
     for (int s = 0; s < K; s++) {
@@ -190,7 +131,7 @@ static int greedy_split(const mp_serve_ctx *c, int K, int b, double T, int *firs
 
 /* Min-bottleneck split (heuristic, see docs/serving.md) padded to K stages by
  * halving the slowest multi-layer stage. */
-static void balanced_split(const mp_serve_ctx *c, int K, int b, int *first)
+static void balanced_split(const mp_serve_eval *c, int K, int b, int *first)
 {
     int L = c->prof->num_layers;
     double hi = 0, lo = 0, minspeed = INFINITY;
@@ -258,7 +199,7 @@ static int valid_split(const int *first, int K, int L)
 
 /* The heuristic pool for K stages: the balanced split at every candidate
  * batch size, and each of those with one cut moved by one layer. */
-static int heuristic_pool(const mp_serve_ctx *c, int K, const int *batches, int nb, splitpool *pool)
+static int heuristic_pool(const mp_serve_eval *c, int K, const int *batches, int nb, splitpool *pool)
 {
     int *f = malloc((size_t)K * sizeof(int));
     if (!f) return 0;
@@ -310,7 +251,7 @@ static int next_split(int *first, int K, int L)
 
 static const int default_batches[] = { 1, 2, 4, 8, 16, 32, 64 };
 
-static mp_status eval_split(mp_serve_ctx *c, const mp_serve_search_opts *o, const int *batches,
+static mp_status eval_split(mp_serve_eval *c, const mp_serve_search_opts *o, const int *batches,
                             int nb, const double *waits, int nw, int K, const int *first,
                             const double *arr, int n, mp_serve_plan *tmp, toplist *top,
                             mp_error *err)
@@ -323,7 +264,7 @@ static mp_status eval_split(mp_serve_ctx *c, const mp_serve_search_opts *o, cons
         if (!tmp->fits) continue;
         for (int w = 0; w < nw; w++) {
             tmp->max_wait_ms = waits[w];
-            mp_status st = mp_serve_ctx_eval(c, tmp, arr, n, o->slo_ms, err);
+            mp_status st = mp_serve_plan_eval(c, tmp, arr, n, o->slo_ms, err);
             if (st != MP_OK) return st;
             if ((st = top_offer(top, tmp)) != MP_OK)
                 return mp_error_set(err, st, "serving search: out of memory");
@@ -358,14 +299,11 @@ mp_status mp_serve_search(const mp_serve_search_opts *o, const double *arr, int 
     for (int K = 1; K <= Kmax && limit >= 0 && total <= limit; K++) total += choose_sat(L - 1, K - 1, limit);
     int exhaustive = limit >= 0 && total <= limit;
 
-    mp_serve_ctx c;
-    mp_status st = mp_serve_ctx_init(&c, prof, cl, bmax, err);
+    mp_serve_eval c;
+    mp_serve_terms terms = o->terms;
+    if (!(terms.fwd_scale > 0)) terms.fwd_scale = 1;
+    mp_status st = mp_serve_eval_init(&c, prof, cl, bmax, &terms, err);
     if (st != MP_OK) return st;
-    if (o->fwd_scale > 0) c.fwd_scale = o->fwd_scale;
-    c.batch_overhead_ms = o->batch_overhead_ms;
-    c.dispatch_ms = o->dispatch_ms;
-    c.spread = o->spread;
-    c.n_spread = o->n_spread;
     toplist top = { out, 0, top_n };
     splitpool pool = { 0 };
     mp_serve_plan tmp = { 0 };
@@ -403,7 +341,7 @@ done:
     }
     free(pool.v);
     mp_serve_plan_free(&tmp);
-    mp_serve_ctx_free(&c);
+    mp_serve_eval_free(&c);
     return st;
 }
 

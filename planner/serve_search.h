@@ -2,8 +2,7 @@
  * max_batch and max_wait for the highest SLO attainment at a rate, then the
  * fewest devices, then the lowest p99 (docs/serving.md).
  * defines: mp_serve_plan, mp_serve_plan_free, mp_serve_plan_better,
- *          mp_serve_meets_slo, mp_serve_ctx, mp_serve_ctx_init,
- *          mp_serve_ctx_free, mp_serve_ctx_eval, mp_serve_search_opts,
+ *          mp_serve_meets_slo, mp_serve_plan_eval, mp_serve_search_opts,
  *          mp_serve_search, mp_serve_max_rate */
 #ifndef MP_SERVE_SEARCH_H
 #define MP_SERVE_SEARCH_H
@@ -12,6 +11,8 @@
 #include "mp_status.h"
 #include "profile.h"
 #include "serve.h"
+#include "serve_calibration.h"
+#include "serve_eval.h"
 
 /* A serving plan: stage s holds layers first[s] .. first[s+1]-1 (the last
  * stage up to the last layer) on cluster device s. */
@@ -38,30 +39,13 @@ int mp_serve_plan_better(const mp_serve_plan *a, const mp_serve_plan *b);
  * attainment >= 99%). */
 int mp_serve_meets_slo(const mp_serve_result *r);
 
-/* Evaluation context: per-batch-size prefix sums of the layers' forward
- * times, the simulator and its buffers, reused across evaluations. */
-typedef struct {
-    const mp_profile *prof;
-    const mp_cluster *cluster;
-    int bmax;
-    double *prefix;          /* [bmax][L+1]: sum of fwd(b) over layers < i */
-    double *stage_ms, *link_ms;  /* scratch [devices * bmax] */
-    mp_serve_sim *sim;
-    /* measured prediction terms (docs/serving.md, "Overhead terms"); init: 1, 0, 0, no spread */
-    double fwd_scale, batch_overhead_ms, dispatch_ms;
-    const double *spread;    /* NULL or [n_spread] quantiles of the forward-time spread (mp_serve_config) */
-    int n_spread;
-} mp_serve_ctx;
-
-mp_status mp_serve_ctx_init(mp_serve_ctx *c, const mp_profile *prof,
-                            const mp_cluster *cluster, int bmax, mp_error *err);
-void mp_serve_ctx_free(mp_serve_ctx *c);
-
-/* Evaluates p (num_stages, first, max_batch <= c->bmax, max_wait_ms set) on
- * the arrivals: fills memory_bytes (allocated if NULL), fits and metrics.
- * MP_ERR_INPUT when the split is not valid for the profile and cluster. */
-mp_status mp_serve_ctx_eval(mp_serve_ctx *c, mp_serve_plan *p, const double *arrival_ms,
-                            int n, double slo_ms, mp_error *err);
+/* Evaluates p (num_stages, first, max_batch <= e->bmax, max_wait_ms set;
+ * stage s on device s) with the serving evaluator on the arrivals: fills
+ * memory_bytes (allocated if NULL), fits and metrics; e's tables then hold
+ * the plan's. MP_ERR_INPUT when the split is not valid for the profile and
+ * cluster. */
+mp_status mp_serve_plan_eval(mp_serve_eval *e, mp_serve_plan *p, const double *arrival_ms,
+                             int n, double slo_ms, mp_error *err);
 
 typedef struct {
     const mp_profile *prof;
@@ -74,10 +58,7 @@ typedef struct {
     int max_stages;          /* 0: min(devices, layers) */
     long exhaustive_limit;   /* all splits when there are at most this many
                                 (over every stage count); 0: 2000; < 0: never */
-    double fwd_scale;        /* measured terms as in mp_serve_ctx; 0: 1 */
-    double batch_overhead_ms, dispatch_ms;
-    const double *spread;    /* as in mp_serve_ctx */
-    int n_spread;
+    mp_serve_terms terms;    /* the measured prediction terms; fwd_scale 0: 1 */
 } mp_serve_search_opts;
 
 /* Searches plans for the arrivals; writes the best (up to top) plans, best

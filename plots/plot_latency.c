@@ -189,7 +189,7 @@ static mp_status simulate(const args *a, point **v, int *n, double *slo, mp_erro
     mp_serve_plan p = { 0 };
     mp_profile prof = { 0 };
     mp_cluster cl = { 0 };
-    mp_serve_ctx ctx = { 0 };
+    mp_serve_eval ctx = { 0 };
     mp_serve_arrivals arr = { 0 };
     double *t = NULL;
     int last = -1;
@@ -205,7 +205,7 @@ static mp_status simulate(const args *a, point **v, int *n, double *slo, mp_erro
                           cl.num_devices);
     if (a->slo_ms > 0) pslo = a->slo_ms;
     *slo = pslo;
-    if (st == MP_OK) st = mp_serve_ctx_init(&ctx, &prof, &cl, p.max_batch, err);
+    if (st == MP_OK) st = mp_serve_eval_init(&ctx, &prof, &cl, p.max_batch, NULL, err);
     mp_serve_arrivals_poisson(&arr, a->requests, a->seed);
     if (st == MP_OK && !(t = malloc((size_t)a->requests * sizeof *t)))
         st = mp_error_set(err, MP_ERR_NOMEM, "out of memory");
@@ -214,13 +214,13 @@ static mp_status simulate(const args *a, point **v, int *n, double *slo, mp_erro
     for (int i = 0; st == MP_OK && i < a->rn; i++) {
         double r = a->rn > 1 ? a->rlo + i * (a->rhi - a->rlo) / (a->rn - 1) : a->rlo;
         mp_serve_arrivals_at_rate(&arr, r, t);
-        st = mp_serve_ctx_eval(&ctx, &p, t, a->requests, pslo > 0 ? pslo : 1e300, err);
+        st = mp_serve_plan_eval(&ctx, &p, t, a->requests, pslo > 0 ? pslo : 1e300, err);
         if (st == MP_OK)
             (*v)[(*n)++] = (point){ r, p.metrics.p50_ms, p.metrics.p99_ms, p.metrics.throughput_rps };
     }
     free(t);
     mp_serve_arrivals_free(&arr);
-    mp_serve_ctx_free(&ctx);
+    mp_serve_eval_free(&ctx);
     mp_cluster_free(&cl);
     mp_profile_free(&prof);
     mp_serve_plan_free(&p);

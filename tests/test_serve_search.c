@@ -49,10 +49,10 @@ static int brute_force(instance *in, const double *arr, int n, double slo, const
                        const double *ws, int nw, mp_serve_plan *best)
 {
     int L = in->prof.num_layers, D = in->cl.num_devices, have = 0;
-    mp_serve_ctx c;
+    mp_serve_eval c;
     int bmax = 0;
     for (int i = 0; i < nb; i++) bmax = bs[i] > bmax ? bs[i] : bmax;
-    CU_ASSERT_EQUAL_FATAL(mp_serve_ctx_init(&c, &in->prof, &in->cl, bmax, NULL), MP_OK);
+    CU_ASSERT_EQUAL_FATAL(mp_serve_eval_init(&c, &in->prof, &in->cl, bmax, NULL, NULL), MP_OK);
     int first[8];
     for (int mask = 0; mask < (1 << (L - 1)); mask++) {
         int K = 1;
@@ -63,7 +63,7 @@ static int brute_force(instance *in, const double *arr, int n, double slo, const
         for (int i = 0; i < nb; i++)
             for (int w = 0; w < nw; w++) {
                 mp_serve_plan p = { K, first, bs[i], ws[w], NULL, 0, { 0 } };
-                CU_ASSERT_EQUAL_FATAL(mp_serve_ctx_eval(&c, &p, arr, n, slo, NULL), MP_OK);
+                CU_ASSERT_EQUAL_FATAL(mp_serve_plan_eval(&c, &p, arr, n, slo, NULL), MP_OK);
                 if (p.fits && (!have || obj_better(&p, best))) {
                     if (have) mp_serve_plan_free(best);
                     mp_serve_plan_copy(best, &p);
@@ -72,7 +72,7 @@ static int brute_force(instance *in, const double *arr, int n, double slo, const
                 free(p.memory_bytes);
             }
     }
-    mp_serve_ctx_free(&c);
+    mp_serve_eval_free(&c);
     return have;
 }
 
@@ -91,7 +91,7 @@ static void test_against_brute_force(void)
         mp_serve_arrivals_at_rate(&a, rate, arr);
         int bs[] = { 1, 2, 4, 8 };
         double ws[] = { 0, slo / 4, slo / 2 };
-        mp_serve_search_opts o = { &in.prof, &in.cl, slo, bs, 4, ws, 3, 0, 0, 1, 0, 0, NULL, 0 };
+        mp_serve_search_opts o = { &in.prof, &in.cl, slo, bs, 4, ws, 3, 0, 0, { 1, 0, 0, 0, { 0 } } };
         mp_serve_plan top[3], bf = { 0 };
         int found = 0;
         mp_error err = { 0 };
@@ -146,7 +146,7 @@ static void test_max_rate(void)
     mp_serve_arrivals_poisson(&a, n, 5);
     double *arr = malloc(n * sizeof *arr);
     mp_serve_arrivals_at_rate(&a, 5000, arr);
-    mp_serve_search_opts o = { &in.prof, &in.cl, 5.0, NULL, 0, NULL, 0, 0, 0, 1, 0, 0, NULL, 0 };
+    mp_serve_search_opts o = { &in.prof, &in.cl, 5.0, NULL, 0, NULL, 0, 0, 0, { 1, 0, 0, 0, { 0 } } };
     mp_serve_plan top;
     int found = 0;
     CU_ASSERT_EQUAL_FATAL(mp_serve_search(&o, arr, n, &top, 1, &found, NULL), MP_OK);
@@ -160,10 +160,10 @@ static void test_max_rate(void)
            best.num_stages, best.max_batch, best.max_wait_ms, best.metrics.p99_ms);
     CU_ASSERT_TRUE(rate > 0 && rate < 5000);
     /* re-evaluate independently at that rate */
-    mp_serve_ctx c;
-    CU_ASSERT_EQUAL_FATAL(mp_serve_ctx_init(&c, &in.prof, &in.cl, best.max_batch, NULL), MP_OK);
+    mp_serve_eval c;
+    CU_ASSERT_EQUAL_FATAL(mp_serve_eval_init(&c, &in.prof, &in.cl, best.max_batch, NULL, NULL), MP_OK);
     mp_serve_arrivals_at_rate(&a, rate, arr);
-    CU_ASSERT_EQUAL(mp_serve_ctx_eval(&c, &best, arr, n, 5.0, NULL), MP_OK);
+    CU_ASSERT_EQUAL(mp_serve_plan_eval(&c, &best, arr, n, 5.0, NULL), MP_OK);
     CU_ASSERT_TRUE(mp_serve_meets_slo(&best.metrics));
     CU_ASSERT_TRUE(best.metrics.p99_ms <= 5.0);
     /* and a clearly higher rate is not sustainable by any plan */
@@ -171,7 +171,7 @@ static void test_max_rate(void)
     CU_ASSERT_EQUAL(mp_serve_search(&o, arr, n, &top, 1, &found, NULL), MP_OK);
     CU_ASSERT_FALSE(mp_serve_meets_slo(&top.metrics));
     mp_serve_plan_free(&top);
-    mp_serve_ctx_free(&c);
+    mp_serve_eval_free(&c);
     mp_serve_plan_free(&best);
 
     /* an SLO below a lone request's latency: no rate works */
@@ -188,7 +188,7 @@ static void test_nofit(void)
     instance in;
     make_instance(&in, 3, 2, 10);  /* 10 bytes per device: nothing fits */
     double arr[] = { 0, 1, 2 };
-    mp_serve_search_opts o = { &in.prof, &in.cl, 5.0, NULL, 0, NULL, 0, 0, 0, 1, 0, 0, NULL, 0 };
+    mp_serve_search_opts o = { &in.prof, &in.cl, 5.0, NULL, 0, NULL, 0, 0, 0, { 1, 0, 0, 0, { 0 } } };
     mp_serve_plan top;
     int found = 5;
     mp_error err = { 0 };
@@ -207,7 +207,7 @@ static void test_fewest_devices(void)
     int n = 500;
     double *arr = malloc(n * sizeof *arr);
     for (int i = 0; i < n; i++) arr[i] = 100.0 * i;
-    mp_serve_search_opts o = { &in.prof, &in.cl, 1000.0, NULL, 0, NULL, 0, 0, 0, 1, 0, 0, NULL, 0 };
+    mp_serve_search_opts o = { &in.prof, &in.cl, 1000.0, NULL, 0, NULL, 0, 0, 0, { 1, 0, 0, 0, { 0 } } };
     mp_serve_plan top;
     int found = 0;
     CU_ASSERT_EQUAL_FATAL(mp_serve_search(&o, arr, n, &top, 1, &found, NULL), MP_OK);
@@ -239,7 +239,7 @@ static void test_large_heuristic(void)
     mp_serve_arrivals_poisson(&a, n, 1);
     double *arr = malloc(n * sizeof *arr);
     mp_serve_arrivals_at_rate(&a, 400, arr);
-    mp_serve_search_opts o = { &prof, &cl, 50.0, NULL, 0, NULL, 0, 0, 0, 1, 0, 0, NULL, 0 };
+    mp_serve_search_opts o = { &prof, &cl, 50.0, NULL, 0, NULL, 0, 0, 0, { 1, 0, 0, 0, { 0 } } };
     mp_serve_plan top[3];
     int found = 0;
     CU_ASSERT_EQUAL_FATAL(mp_serve_search(&o, arr, n, top, 3, &found, NULL), MP_OK);
@@ -259,12 +259,12 @@ static void test_measured_terms(void)
     make_instance(&in, 3, 1, 1e12);
     mp_error err;
     mp_error_clear(&err);
-    mp_serve_ctx c;
-    CU_ASSERT_EQUAL_FATAL(mp_serve_ctx_init(&c, &in.prof, &in.cl, 1, &err), MP_OK);
-    CU_ASSERT_EQUAL(c.fwd_scale, 1);
-    c.fwd_scale = 0.6;
-    c.batch_overhead_ms = 0.25;
-    c.dispatch_ms = 0.125;
+    mp_serve_eval c;
+    CU_ASSERT_EQUAL_FATAL(mp_serve_eval_init(&c, &in.prof, &in.cl, 1, NULL, &err), MP_OK);
+    CU_ASSERT_EQUAL(c.terms.fwd_scale, 1);
+    c.terms.fwd_scale = 0.6;
+    c.terms.batch_overhead_ms = 0.25;
+    c.terms.dispatch_ms = 0.125;
     int first = 0;
     mp_serve_plan p = { 0 };
     p.num_stages = 1;
@@ -274,11 +274,11 @@ static void test_measured_terms(void)
     double arr[4] = { 0, 1000, 2000, 3000 }, f = 0;
     for (int l = 0; l < 3; l++) f += mp_time_eval(&in.prof.layers[l].fwd, 1);
     double want = 0.125 + 0.6 * f / in.dev[0].speed + 0.25;
-    CU_ASSERT_EQUAL_FATAL(mp_serve_ctx_eval(&c, &p, arr, 4, 1e6, &err), MP_OK);
+    CU_ASSERT_EQUAL_FATAL(mp_serve_plan_eval(&c, &p, arr, 4, 1e6, &err), MP_OK);
     CU_ASSERT_DOUBLE_EQUAL(p.metrics.p50_ms, want, 1e-9);
     CU_ASSERT_DOUBLE_EQUAL(p.metrics.max_ms, want, 1e-9);
     free(p.memory_bytes);
-    mp_serve_ctx_free(&c);
+    mp_serve_eval_free(&c);
 }
 
 int main(void)

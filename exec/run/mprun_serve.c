@@ -22,6 +22,7 @@
 #include "run_devices.h"
 #include "serve.h"
 #include "serve_calibration.h"
+#include "serve_eval.h"
 #include "serve_run.h"
 #include "sha256.h"
 #include "transport.h"
@@ -260,56 +261,47 @@ static void fit_forwards(const mp_serve_run_result *r, const double *sms, int B,
     free(q);
 }
 
-/* The simulator on the arrival times t (docs/serving.md) on the devices and
- * links of cl (--cluster, else uniform from --bandwidth/--latency), with the
- * terms of --calibration / --fwd-scale / --batch-overhead-ms / --dispatch-ms;
- * with a finished run (res) also this run's calibration. */
+/* The serving evaluator (sim/serve_eval.h) on the arrival times t on the
+ * devices and links of cl (--cluster, else uniform from --bandwidth/--latency),
+ * with the terms of --calibration / --fwd-scale / --batch-overhead-ms /
+ * --dispatch-ms; with a finished run (res) also this run's calibration. */
 static mp_status predict(cli *c, const mp_plan *plan, const mp_model *model, const mp_cluster *cl, const double *t,
                          int n, double slo, const mp_serve_run_result *res, mp_serve_report_info *info, mp_error *err)
 {
-    mp_serve_result *out = &info->predicted;
     mp_profile prof;
     memset(&prof, 0, sizeof prof);
     mp_status st = mp_profile_load(c->profile_path, &prof, err);
     if (st != MP_OK) return st;
     int K = plan->num_stages, B = plan->max_batch;
-    int *first = NULL, *last = NULL, *dev = NULL;
-    double *sms = NULL, *lms = NULL;
-    mp_serve_sim *sim = NULL;
+    double *sms = NULL;
+    mp_serve_eval ev = { 0 };
+    mp_serve_terms terms = c->cal;
+    terms.fwd_scale = c->fwd_scale;
+    terms.batch_overhead_ms = c->overhead_ms;
+    terms.dispatch_ms = c->dispatch_ms;
     if (prof.num_layers != model->num_layers) {
         st = mp_error_set(err, MP_ERR_INPUT, "%s: %d layers, but the model %s has %d", c->profile_path,
                           prof.num_layers, c->model_path, model->num_layers);
         goto out;
     }
-    first = malloc((size_t)K * sizeof(int));
-    last = malloc((size_t)K * sizeof(int));
-    dev = malloc((size_t)K * sizeof(int));
-    sms = calloc((size_t)K * B, sizeof(double));
-    lms = calloc((size_t)(K > 1 ? K - 1 : 1) * B, sizeof(double));
-    sim = mp_serve_sim_new();
-    if (!first || !last || !dev || !sms || !lms || !sim) { st = mp_error_set(err, MP_ERR_NOMEM, "out of memory"); goto out; }
-    for (int s = 0; s < K; s++) {
-        first[s] = plan->stages[s].first;
-        last[s] = plan->stages[s].last;
-        dev[s] = plan->stages[s].device;
+    if ((st = mp_serve_eval_init(&ev, &prof, cl, B, &terms, err)) != MP_OK) goto out;
+    if (res) {   /* the profile's stage times, without the terms, for this run's fit */
+        if (!(sms = malloc((size_t)K * B * sizeof *sms))) { st = mp_error_set(err, MP_ERR_NOMEM, "out of memory"); goto out; }
+        for (int s = 0; s < K; s++)
+            for (int b = 1; b <= B; b++)
+                sms[s * B + b - 1] = mp_serve_eval_stage_ms(&ev, b, plan->stages[s].device, plan->stages[s].first,
+                                                            plan->stages[s].last);
+        fit_forwards(res, sms, B, info);
     }
-    mp_serve_tables(&prof, cl, K, first, last, dev, B, sms, lms);
-    if (res) fit_forwards(res, sms, B, info);
-    mp_serve_tables_adjust(K, B, c->fwd_scale, c->overhead_ms, sms);
-    info->fwd_scale = c->fwd_scale;
-    info->batch_overhead_ms = c->overhead_ms;
-    info->dispatch_ms = c->dispatch_ms;
+    info->fwd_scale = terms.fwd_scale;
+    info->batch_overhead_ms = terms.batch_overhead_ms;
+    info->dispatch_ms = terms.dispatch_ms;
     info->spread = c->cal.n_spread ? c->cal.spread : NULL;
     info->n_spread = c->cal.n_spread;
-    mp_serve_config cfg = { K, B, plan->max_wait_ms, sms, lms, c->dispatch_ms, info->spread, info->n_spread };
-    st = mp_serve_sim_run(sim, &cfg, t, n, slo > 0 ? slo : 1e300, out, err);
+    st = mp_serve_eval_plan(&ev, plan, t, n, slo > 0 ? slo : 1e300, &info->predicted, NULL, NULL, err);
 out:
-    mp_serve_sim_free(sim);
-    free(first);
-    free(last);
-    free(dev);
+    mp_serve_eval_free(&ev);
     free(sms);
-    free(lms);
     mp_profile_free(&prof);
     return st;
 }
