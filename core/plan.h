@@ -2,12 +2,14 @@
  * defines: mp_schedule_kind, mp_schedule_name, mp_schedule_from_name, mp_stage,
  *          mp_prediction, mp_plan, mp_plan_load, mp_plan_parse, mp_plan_to_json,
  *          mp_plan_save, mp_plan_check, mp_plan_copy, mp_plan_free, mp_plan_num_devices,
- *          mp_plan_num_positions, mp_plan_replicas, mp_plan_replica_device */
+ *          mp_plan_num_positions, mp_plan_replicas, mp_plan_replica_device,
+ *          mp_serve_prediction, mp_plan_json, mp_plan_slo_ms, mp_plan_check_serve */
 #ifndef MP_PLAN_H
 #define MP_PLAN_H
 
 #include <stddef.h>
 #include "mp_status.h"
+#include "serve_calibration.h"
 
 typedef enum {
     MP_SCHED_GPIPE = 0,
@@ -26,6 +28,16 @@ typedef struct {
     int recompute;        /* 0/1: drop the stash, recompute forward in backward */
 } mp_stage;
 
+/* A serving plan's predicted metrics (mode serve, docs/serving.md): every
+ * field optional in the file (0 when absent). */
+typedef struct {
+    double rate, throughput_rps;       /* offered rate, requests/s served */
+    double p50_ms, p90_ms, p99_ms, max_ms;
+    double slo_ms, slo_attainment;     /* slo_ms 0: none recorded */
+    double capacity_rps;
+    int overloaded, queued_at_end;
+} mp_serve_prediction;
+
 typedef struct {
     double iteration_ms;
     double samples_per_s;
@@ -33,6 +45,7 @@ typedef struct {
     int num_peaks;               /* stages (gpipe/1f1b) or devices (interleaved) */
     double *peak_memory_bytes;   /* owned, num_peaks */
     int bottleneck_stage;
+    mp_serve_prediction serve;   /* serve plans (mode serve) */
 } mp_prediction;
 
 typedef enum { MP_MODE_TRAIN = 0, MP_MODE_SERVE = 1 } mp_plan_mode;
@@ -51,6 +64,8 @@ typedef struct {
     int max_batch;               /* serve plans: largest batch formed; 0 when absent */
     double max_wait_ms;          /* serve plans: longest a request waits for a batch; 0 when absent */
     int data_parallel;           /* D >= 1 replicas of the pipeline; global_batch = D * m * b */
+    int has_terms;               /* serve plans: "prediction_terms" present */
+    mp_serve_terms terms;        /* the measured terms the prediction used */
 } mp_plan;
 
 /* Load/parse a plan file and check its internal consistency (contiguous
@@ -66,6 +81,18 @@ mp_status mp_plan_check(const mp_plan *p, int num_layers, int num_devices,
 
 /* The plan as a JSON text (malloc'd, pretty-printed, newline-terminated). */
 char *mp_plan_to_json(const mp_plan *p);
+
+/* The plan as a new JSON object (what mp_plan_to_json prints); NULL when
+ * out of memory. */
+struct json_t *mp_plan_json(const mp_plan *p);
+
+/* The SLO a serving plan was planned for (predicted.slo_ms > 0), else -1. */
+double mp_plan_slo_ms(const mp_plan *p);
+
+/* Checks that p is a serving plan for a model of num_layers layers: mode
+ * "serve", max_batch >= 1 and the stages ending at the last layer; `name`
+ * is used in messages. */
+mp_status mp_plan_check_serve(const mp_plan *p, int num_layers, const char *name, mp_error *err);
 
 /* Writes the plan atomically (temp file + rename). */
 mp_status mp_plan_save(const char *path, const mp_plan *p, mp_error *err);

@@ -14,7 +14,6 @@
 #include "profile.h"
 #include "serve.h"
 #include "serve_calibration.h"
-#include "serve_plan.h"
 #include "serve_search.h"
 #include "units.h"
 
@@ -292,7 +291,7 @@ static mp_status load_inputs(const cli *c, mp_profile *prof, mp_cluster *cl, mp_
 
 /* ------------------------------------------------------------ output */
 
-static void split_str(const mp_serve_plan *p, int L, char *buf, size_t n)
+static void split_str(const mp_serve_candidate *p, int L, char *buf, size_t n)
 {
     size_t off = 0;
     buf[0] = 0;
@@ -302,7 +301,7 @@ static void split_str(const mp_serve_plan *p, int L, char *buf, size_t n)
     }
 }
 
-static void print_table(const mp_serve_plan *v, int nv, int L, FILE *f)
+static void print_table(const mp_serve_candidate *v, int nv, int L, FILE *f)
 {
     fprintf(f, "%4s  %-24s %6s %9s %11s %12s %9s %9s %9s %8s\n", "rank", "split", "devs", "max_batch",
             "max_wait_ms", "throughput/s", "p50_ms", "p90_ms", "p99_ms", "attain%");
@@ -316,7 +315,7 @@ static void print_table(const mp_serve_plan *v, int nv, int L, FILE *f)
     }
 }
 
-static void print_details(const mp_serve_plan *p, FILE *f)
+static void print_details(const mp_serve_candidate *p, FILE *f)
 {
     const mp_serve_result *m = &p->metrics;
     char b[64];
@@ -328,12 +327,11 @@ static void print_details(const mp_serve_plan *p, FILE *f)
     fprintf(f, "\n");
 }
 
-static int emit_plan(const cli *c, mp_serve_plan *p, mp_serve_eval *ctx, const double *arr, int n,
-                     double rate, mp_error *err)
+/* Prints pl as JSON (--json) and writes it to --out. */
+static mp_status emit(const cli *c, const mp_plan *pl, mp_error *err)
 {
-    /* Re-evaluate so ctx holds this plan's tables. */
-    if (mp_serve_plan_eval(ctx, p, arr, n, p->metrics.slo_ms, err) != MP_OK) return 0;
-    json_t *j = mp_serve_plan_json(p, ctx, rate);
+    json_t *j = mp_plan_json(pl);
+    if (!j) return mp_error_set(err, MP_ERR_NOMEM, "out of memory");
     if (c->json) {
         char *s = mp_json_dump(j);
         fputs(s, stdout);
@@ -341,6 +339,18 @@ static int emit_plan(const cli *c, mp_serve_plan *p, mp_serve_eval *ctx, const d
     }
     mp_status st = c->out ? mp_json_write(c->out, j, err) : MP_OK;
     json_decref(j);
+    return st;
+}
+
+static int emit_plan(const cli *c, mp_serve_candidate *p, mp_serve_eval *ctx, const double *arr, int n,
+                     double rate, mp_error *err)
+{
+    /* Re-evaluate so ctx holds this plan's tables. */
+    mp_plan pl;
+    if (mp_serve_candidate_eval(ctx, p, arr, n, p->metrics.slo_ms, err) != MP_OK) return 0;
+    if (mp_serve_candidate_plan(p, ctx, rate, &pl, err) != MP_OK) return 0;
+    mp_status st = emit(c, &pl, err);
+    mp_plan_free(&pl);
     return st == MP_OK;
 }
 
@@ -351,7 +361,7 @@ static int run_search(const cli *c, const mp_profile *prof, const mp_cluster *cl
 {
     double rate = c->rate > 0 ? c->rate : (arr->is_trace ? arr->trace_rps : 0);
     double *t = malloc((size_t)arr->n * sizeof *t);
-    mp_serve_plan *top = calloc((size_t)c->top, sizeof *top);
+    mp_serve_candidate *top = calloc((size_t)c->top, sizeof *top);
     int nb = c->max_batch, found = 0, code = 2;
     double w = c->max_wait_ms;
     mp_serve_terms terms = terms_of(c);
@@ -386,7 +396,7 @@ static int run_search(const cli *c, const mp_profile *prof, const mp_cluster *cl
     }
     /* No plan meets the SLO at this rate: find the highest rate that one does. */
     double best_rate = 0;
-    mp_serve_plan best = { 0 };
+    mp_serve_candidate best = { 0 };
     st = mp_serve_max_rate(&o, arr, rate > 0 ? rate : 1, &best_rate, &best, err);
     if (st != MP_OK) { fprintf(stderr, "mpplan --serve: %s\n", err->msg); code = mp_exit_code(st); goto done; }
     code = 1;
@@ -408,17 +418,21 @@ static int run_search(const cli *c, const mp_profile *prof, const mp_cluster *cl
         json_object_set_new(j, "max_sustainable_rps", mp_json_number(best_rate));
         if (best.num_stages) {
             mp_serve_arrivals_at_rate(arr, best_rate, t);
-            if (mp_serve_plan_eval(&ctx, &best, t, arr->n, c->slo_ms, err) == MP_OK)
-                json_object_set_new(j, "plan", mp_serve_plan_json(&best, &ctx, best_rate));
+            mp_plan pl;
+            if (mp_serve_candidate_eval(&ctx, &best, t, arr->n, c->slo_ms, err) == MP_OK &&
+                mp_serve_candidate_plan(&best, &ctx, best_rate, &pl, err) == MP_OK) {
+                json_object_set_new(j, "plan", mp_plan_json(&pl));
+                mp_plan_free(&pl);
+            }
         }
         char *s = mp_json_dump(j);
         fputs(s, stdout);
         free(s);
         json_decref(j);
     }
-    mp_serve_plan_free(&best);
+    mp_serve_candidate_free(&best);
 done:
-    for (int i = 0; top && i < found; i++) mp_serve_plan_free(&top[i]);
+    for (int i = 0; top && i < found; i++) mp_serve_candidate_free(&top[i]);
     free(top);
     free(t);
     mp_serve_eval_free(&ctx);
@@ -428,29 +442,34 @@ done:
 static int run_evaluate(const cli *c, const mp_profile *prof, const mp_cluster *cl,
                         const mp_serve_arrivals *arr, mp_error *err)
 {
-    mp_serve_plan p;
-    int last = -1, code = 2;
-    double slo = -1;
-    if (mp_serve_plan_load(c->evaluate, &p, &last, &slo, err) != MP_OK) {
+    mp_plan plan;
+    mp_serve_candidate p = { 0 };
+    int code = 2;
+    if (mp_plan_load(c->evaluate, &plan, err) != MP_OK ||
+        mp_plan_check_serve(&plan, prof->num_layers, c->evaluate, err) != MP_OK) {
         fprintf(stderr, "mpplan --serve: %s\n", err->msg);
+        mp_plan_free(&plan);
         return 2;
     }
-    if (c->slo_ms > 0) slo = c->slo_ms;
+    double slo = c->slo_ms > 0 ? c->slo_ms : mp_plan_slo_ms(&plan);
     mp_serve_eval ctx = { 0 };
     mp_serve_terms terms = terms_of(c);
     double *t = malloc((size_t)arr->n * sizeof *t);
-    if (!t) goto done;
-    if (last != prof->num_layers - 1) {
-        fprintf(stderr, "mpplan --serve: %s: stages cover layers 0..%d but %s has %d layers\n", c->evaluate,
-                last, c->profile, prof->num_layers);
-        goto done;
-    }
+    int K = plan.num_stages;
+    p.num_stages = K;
+    p.max_batch = plan.max_batch;
+    p.max_wait_ms = plan.max_wait_ms;
+    p.first = malloc((size_t)K * sizeof *p.first);
+    p.memory_bytes = calloc((size_t)K, sizeof *p.memory_bytes);
+    if (!t || !p.first || !p.memory_bytes) goto done;
+    for (int s = 0; s < K; s++) p.first[s] = plan.stages[s].first;
     if (slo <= 0) { fprintf(stderr, "mpplan --serve: --slo-ms: required (the plan records none)\n"); goto done; }
     if (mp_serve_eval_init(&ctx, prof, cl, p.max_batch, &terms, err) != MP_OK) goto fail;
     if (!c->rates) {
         double rate = c->rate > 0 ? c->rate : arr->trace_rps;
         mp_serve_arrivals_at_rate(arr, c->rate, t);
-        if (mp_serve_plan_eval(&ctx, &p, t, arr->n, slo, err) != MP_OK) goto fail;
+        if (mp_serve_eval_plan(&ctx, &plan, t, arr->n, slo, &p.metrics, p.memory_bytes, &p.fits, err) != MP_OK)
+            goto fail;
         if (!c->json) {
             printf("# mpplan --serve --evaluate %s: rate %.1f req/s, SLO %.3f ms, %d requests\n", c->evaluate,
                    rate, slo, arr->n);
@@ -459,7 +478,9 @@ static int run_evaluate(const cli *c, const mp_profile *prof, const mp_cluster *
             print_details(&p, stdout);
         }
         if (!p.fits) fprintf(stderr, "mpplan --serve: warning: %s does not fit the devices' memory\n", c->evaluate);
-        code = emit_plan(c, &p, &ctx, t, arr->n, rate, err) ? 0 : 2;
+        mp_status st = mp_serve_eval_predict(&ctx, &plan, &p.metrics, p.memory_bytes, rate, err);
+        if (st == MP_OK) st = emit(c, &plan, err);
+        code = st == MP_OK ? 0 : 2;
         if (code) fprintf(stderr, "mpplan --serve: %s\n", err->msg);
         goto done;
     }
@@ -472,7 +493,10 @@ static int run_evaluate(const cli *c, const mp_profile *prof, const mp_cluster *
     for (int i = 0; i < c->rn; i++) {
         double r = c->rn > 1 ? c->rlo + i * (c->rhi - c->rlo) / (c->rn - 1) : c->rlo;
         mp_serve_arrivals_at_rate(arr, r, t);
-        if (mp_serve_plan_eval(&ctx, &p, t, arr->n, slo, err) != MP_OK) { json_decref(pts); goto fail; }
+        if (mp_serve_eval_plan(&ctx, &plan, t, arr->n, slo, &p.metrics, NULL, NULL, err) != MP_OK) {
+            json_decref(pts);
+            goto fail;
+        }
         const mp_serve_result *m = &p.metrics;
         json_array_append_new(pts, json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "rate", mp_json_number(r),
                                              "throughput", mp_json_number(m->throughput_rps),
@@ -500,7 +524,8 @@ fail:
 done:
     free(t);
     mp_serve_eval_free(&ctx);
-    mp_serve_plan_free(&p);
+    mp_serve_candidate_free(&p);
+    mp_plan_free(&plan);
     return code;
 }
 

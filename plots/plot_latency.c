@@ -15,8 +15,8 @@
 #include "gnuplot.h"
 #include "plot.h"
 #include "serve.h"
-#include "serve_plan.h"
-#include "serve_search.h"
+#include "plan.h"
+#include "serve_eval.h"
 
 enum { O_PROFILE = 256, O_PLAN, O_RATES, O_SLO, O_MEASURED, O_REQUESTS, O_SEED, O_TITLE, O_HELP };
 static const mp_plot_opt opts[] = {
@@ -186,24 +186,21 @@ static mp_status read_points(const char *path, int sweep, point **v, int *n, dou
 /* Simulates the serving plan at the requested rates. */
 static mp_status simulate(const args *a, point **v, int *n, double *slo, mp_error *err)
 {
-    mp_serve_plan p = { 0 };
+    mp_plan p = { 0 };
     mp_profile prof = { 0 };
     mp_cluster cl = { 0 };
     mp_serve_eval ctx = { 0 };
     mp_serve_arrivals arr = { 0 };
+    mp_serve_result m;
     double *t = NULL;
-    int last = -1;
-    double pslo = -1;
-    mp_status st = mp_serve_plan_load(a->plan, &p, &last, &pslo, err);
+    mp_status st = mp_plan_load(a->plan, &p, err);
     if (st == MP_OK) st = mp_profile_load(a->profile, &prof, err);
+    if (st == MP_OK) st = mp_plan_check_serve(&p, prof.num_layers, a->plan, err);
     if (st == MP_OK) st = mp_plot_load_cluster(&a->ca, p.num_stages, &cl, err);
-    if (st == MP_OK && last != prof.num_layers - 1)
-        st = mp_error_set(err, MP_ERR_INPUT, "%s: stages cover layers 0..%d but %s has %d layers", a->plan,
-                          last, a->profile, prof.num_layers);
     if (st == MP_OK && p.num_stages > cl.num_devices)
         st = mp_error_set(err, MP_ERR_INPUT, "%s: %d stages but only %d devices", a->plan, p.num_stages,
                           cl.num_devices);
-    if (a->slo_ms > 0) pslo = a->slo_ms;
+    double pslo = a->slo_ms > 0 ? a->slo_ms : mp_plan_slo_ms(&p);
     *slo = pslo;
     if (st == MP_OK) st = mp_serve_eval_init(&ctx, &prof, &cl, p.max_batch, NULL, err);
     mp_serve_arrivals_poisson(&arr, a->requests, a->seed);
@@ -214,16 +211,15 @@ static mp_status simulate(const args *a, point **v, int *n, double *slo, mp_erro
     for (int i = 0; st == MP_OK && i < a->rn; i++) {
         double r = a->rn > 1 ? a->rlo + i * (a->rhi - a->rlo) / (a->rn - 1) : a->rlo;
         mp_serve_arrivals_at_rate(&arr, r, t);
-        st = mp_serve_plan_eval(&ctx, &p, t, a->requests, pslo > 0 ? pslo : 1e300, err);
-        if (st == MP_OK)
-            (*v)[(*n)++] = (point){ r, p.metrics.p50_ms, p.metrics.p99_ms, p.metrics.throughput_rps };
+        st = mp_serve_eval_plan(&ctx, &p, t, a->requests, pslo > 0 ? pslo : 1e300, &m, NULL, NULL, err);
+        if (st == MP_OK) (*v)[(*n)++] = (point){ r, m.p50_ms, m.p99_ms, m.throughput_rps };
     }
     free(t);
     mp_serve_arrivals_free(&arr);
     mp_serve_eval_free(&ctx);
     mp_cluster_free(&cl);
     mp_profile_free(&prof);
-    mp_serve_plan_free(&p);
+    mp_plan_free(&p);
     return st;
 }
 

@@ -115,3 +115,36 @@ mp_status mp_serve_eval_plan(mp_serve_eval *e, const mp_plan *p, const double *a
     free(first);
     return st;
 }
+
+mp_status mp_serve_eval_predict(const mp_serve_eval *e, mp_plan *p, const mp_serve_result *m,
+                                const double *memory_bytes, double rate_rps, mp_error *err)
+{
+    int K = p->num_stages, B = p->max_batch;
+    double *peaks = malloc((size_t)(K > 0 ? K : 1) * sizeof *peaks);
+    if (!peaks) return mp_error_set(err, MP_ERR_NOMEM, "serving plan: out of memory");
+    double iter = 0, worst = -1;
+    int bottleneck = 0;
+    for (int s = 0; s < K; s++) {
+        double t = e->stage_ms[s * B + B - 1];
+        iter += t + (s + 1 < K ? e->link_ms[s * B + B - 1] : 0);
+        if (t > worst) { worst = t; bottleneck = s; }
+        peaks[s] = memory_bytes[s];
+    }
+    mp_prediction *pr = &p->predicted;
+    free(pr->peak_memory_bytes);
+    pr->peak_memory_bytes = peaks;
+    pr->num_peaks = K;
+    pr->iteration_ms = iter;
+    pr->samples_per_s = m->throughput_rps;
+    pr->bubble_fraction = m->bubble_fraction;
+    pr->bottleneck_stage = bottleneck;
+    pr->serve = (mp_serve_prediction){ .rate = rate_rps, .throughput_rps = m->throughput_rps, .p50_ms = m->p50_ms,
+                                       .p90_ms = m->p90_ms, .p99_ms = m->p99_ms, .max_ms = m->max_ms,
+                                       .slo_ms = m->slo_ms, .slo_attainment = m->slo_attainment,
+                                       .capacity_rps = m->capacity_rps, .overloaded = m->overloaded,
+                                       .queued_at_end = m->queued_at_end };
+    p->has_prediction = 1;
+    p->terms = e->terms;
+    p->has_terms = 1;
+    return MP_OK;
+}

@@ -5,7 +5,7 @@
  * --serve's prediction and mpplot latency (docs/serving.md §1).
  * defines: mp_serve_eval, mp_serve_eval_init, mp_serve_eval_free,
  *          mp_serve_eval_stage_ms, mp_serve_eval_link_ms, mp_serve_eval_split,
- *          mp_serve_eval_plan */
+ *          mp_serve_eval_plan, mp_serve_eval_predict */
 #ifndef MP_SERVE_EVAL_H
 #define MP_SERVE_EVAL_H
 
@@ -60,5 +60,14 @@ mp_status mp_serve_eval_split(mp_serve_eval *e, int K, const int *first, const i
 mp_status mp_serve_eval_plan(mp_serve_eval *e, const mp_plan *p, const double *arrival_ms, int n,
                              double slo_ms, mp_serve_result *out, double *memory_bytes, int *fits,
                              mp_error *err);
+
+/* Writes the last evaluation of p (by e: K = p's stages at its max_batch B)
+ * into p's prediction: iteration_ms = one batch of B through the empty
+ * pipeline (stages and links), samples_per_s = throughput, bubble_fraction,
+ * peak_memory_bytes = memory_bytes[0..K), bottleneck_stage = the slowest
+ * stage at B, the serving metrics of m at rate_rps; and e's terms as the
+ * plan's prediction_terms. MP_ERR_NOMEM. */
+mp_status mp_serve_eval_predict(const mp_serve_eval *e, mp_plan *p, const mp_serve_result *m,
+                                const double *memory_bytes, double rate_rps, mp_error *err);
 
 #endif

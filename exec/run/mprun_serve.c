@@ -4,7 +4,6 @@
  * same arrivals, the report (rank 0 only).
  * defines: mp_mprun_serve_main */
 #include <getopt.h>
-#include <jansson.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -318,16 +317,6 @@ static void outputs_sha256(const mp_serve_run_result *r, char hex[65])
     mp_sha256_hex(dg, hex);
 }
 
-/* predicted.slo_ms of a plan written by mpplan --serve, or -1. */
-static double plan_slo(const char *path)
-{
-    json_t *root = json_load_file(path, 0, NULL);
-    json_t *v = json_object_get(json_object_get(root, "predicted"), "slo_ms");
-    double slo = json_is_number(v) && json_number_value(v) > 0 ? json_number_value(v) : -1;
-    json_decref(root);
-    return slo;
-}
-
 int mp_mprun_serve_main(int argc, char **argv)
 {
     cli c;
@@ -358,7 +347,7 @@ int mp_mprun_serve_main(int argc, char **argv)
     if (st == MP_OK)
         st = mp_plan_check(&plan, model.num_layers, c.cluster_path ? dev.num_devices : INT_MAX, c.plan_path, &err);
     if (st == MP_OK) st = make_arrivals(&c, &t, &n, &err);
-    double slo = c.slo_ms > 0 ? c.slo_ms : plan_slo(c.plan_path);
+    double slo = c.slo_ms > 0 ? c.slo_ms : mp_plan_slo_ms(&plan);
     if (st == MP_OK) {
         info.plan_path = c.plan_path;
         info.model_path = c.model_path;
