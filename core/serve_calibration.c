@@ -36,7 +36,7 @@ mp_status mp_serve_terms_from_json(const json_t *obj, const char *name, const ch
                                    mp_error *err)
 {
     mp_jctx cx = { name, err };
-    mp_serve_terms v;
+    mp_serve_terms v = { 0 };
     mp_status st = mp_json_get_number(&cx, obj, field, "fwd_scale", 1, MP_JPOS, &v.fwd_scale);
     if (st == MP_OK) st = mp_json_get_number(&cx, obj, field, "batch_overhead_ms", 1, MP_JNONNEG, &v.batch_overhead_ms);
     if (st == MP_OK) st = mp_json_get_number(&cx, obj, field, "dispatch_ms", 1, MP_JNONNEG, &v.dispatch_ms);
