@@ -5,7 +5,8 @@
  *               --rates A:B:N --json writes exactly this; slo_ms optional)
  * or --profile P.json --plan PLAN.json --rates A:B:N: the serving simulator
  * (sim/serve.h) run here on the serving plan at N rates, Poisson arrivals
- * (--requests, --seed; as mpplan --serve). Measured files (--measured, any
+ * (--requests, --seed; as mpplan --serve), with the measured terms of
+ * --calibration R.json (as mpplan --serve --calibration). Measured files (--measured, any
  * number): {"rate": r, "p50_ms": a, "p99_ms": b}, an array of those, or
  * {"points": [...]}. */
 #include <math.h>
@@ -18,7 +19,7 @@
 #include "plan.h"
 #include "serve_eval.h"
 
-enum { O_PROFILE = 256, O_PLAN, O_RATES, O_SLO, O_MEASURED, O_REQUESTS, O_SEED, O_TITLE, O_HELP };
+enum { O_PROFILE = 256, O_PLAN, O_RATES, O_SLO, O_MEASURED, O_REQUESTS, O_SEED, O_TITLE, O_CALIB, O_HELP };
 static const mp_plot_opt opts[] = {
     { "output", required_argument, 'o', "IMAGE", "the image: .png or .svg (required)" },
     { "profile", required_argument, O_PROFILE, "P.json", "per-layer profile (with --plan, --rates)" },
@@ -31,6 +32,7 @@ static const mp_plot_opt opts[] = {
     { "cluster", required_argument, MP_PLOT_O_CLUSTER, "C.json", "cluster file" },
     { "requests", required_argument, O_REQUESTS, "N", "simulated requests per rate (default 10000)" },
     { "seed", required_argument, O_SEED, "N", "Poisson seed (default 1)" },
+    { "calibration", required_argument, O_CALIB, "R.json", "prediction terms from a serving report's \"calibration\" (as mpplan --serve)" },
     { "slo-ms", required_argument, O_SLO, "L", "latency target in ms (default: from the input)" },
     { "measured", required_argument, O_MEASURED, "R.json", "measured point(s); repeatable" },
     { "title", required_argument, O_TITLE, "TEXT", "the plot's title" },
@@ -38,15 +40,15 @@ static const mp_plot_opt opts[] = {
 };
 #define NOPTS ((int)(sizeof opts / sizeof *opts))
 #define MAX_MEASURED 64
-#define SYNOPSIS "latency (SWEEP.json | --profile P.json --plan PLAN.json --rates A:B:N) [--slo-ms L]\n" \
-                 "                      [--measured R.json]... -o IMAGE"
+#define SYNOPSIS "latency (SWEEP.json | --profile P.json --plan PLAN.json --rates A:B:N [--calibration R.json])\n" \
+                 "                      [--slo-ms L] [--measured R.json]... -o IMAGE"
 #define ABOUT "p50 and p99 latency against offered rate, the SLO as a line, measured points\n" \
               "on top. SWEEP.json is what mpplan --serve --evaluate PLAN --rates A:B:N --json\n" \
               "writes: {\"slo_ms\": L, \"points\": [{\"rate\", \"p50_ms\", \"p99_ms\", \"throughput\"}]}.\n" \
               "A measured file: {\"rate\", \"p50_ms\", \"p99_ms\"}, an array of them or {\"points\": [...]}."
 
 typedef struct {
-    const char *sweep, *profile, *plan, *rates, *out, *title;
+    const char *sweep, *profile, *plan, *rates, *out, *title, *calibration;
     const char *measured[MAX_MEASURED];
     int nmeasured, requests;
     unsigned long seed;
@@ -89,6 +91,7 @@ static int parse(int argc, char **argv, args *a)
         case O_PROFILE: a->profile = optarg; break;
         case O_PLAN: a->plan = optarg; break;
         case O_TITLE: a->title = optarg; break;
+        case O_CALIB: a->calibration = optarg; break;
         case O_RATES: {
             char tail;
             a->rates = optarg;
@@ -122,7 +125,7 @@ static int parse(int argc, char **argv, args *a)
         }
     }
     if (optind < argc) a->sweep = argv[optind++];
-    int sim = a->profile || a->plan || a->rates;
+    int sim = a->profile || a->plan || a->rates || a->calibration;
     if (optind != argc || !a->out || (sim && a->sweep) || (!sim && !a->sweep) ||
         (sim && (!a->profile || !a->plan || !a->rates))) {
         fprintf(stderr, "usage: mpplot " SYNOPSIS "\n");
@@ -202,7 +205,9 @@ static mp_status simulate(const args *a, point **v, int *n, double *slo, mp_erro
                           cl.num_devices);
     double pslo = a->slo_ms > 0 ? a->slo_ms : mp_plan_slo_ms(&p);
     *slo = pslo;
-    if (st == MP_OK) st = mp_serve_eval_init(&ctx, &prof, &cl, p.max_batch, NULL, err);
+    mp_serve_terms terms = mp_serve_terms_default();
+    if (st == MP_OK && a->calibration) st = mp_serve_calibration_load(a->calibration, &terms, err);
+    if (st == MP_OK) st = mp_serve_eval_init(&ctx, &prof, &cl, p.max_batch, &terms, err);
     mp_serve_arrivals_poisson(&arr, a->requests, a->seed);
     if (st == MP_OK && !(t = malloc((size_t)a->requests * sizeof *t)))
         st = mp_error_set(err, MP_ERR_NOMEM, "out of memory");
