@@ -7,6 +7,7 @@
  *        [--trace TRACE.json] [--evaluate PLAN.json]
  * Exit 0 on success, 1 when no plan fits, 2 for bad usage or input. */
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,34 +15,32 @@
 
 #include "version.h"
 #include "cli.h"
+#include "cli_cluster.h"
 #include "cluster.h"
 #include "evaluate.h"
 #include "plan.h"
 #include "profile.h"
 #include "profile_set.h"
 #include "search.h"
-#include "serve_cli.h"
+#include "mpplan_serve.h"
 #include "trace.h"
 #include "units.h"
 
-#define DEFAULT_BANDWIDTH "25GB/s"
-#define DEFAULT_LATENCY "10us"
-
 /* ---------------------------------------------------------------- options */
 
-enum { O_PROFILE = 256, O_DEVICES, O_MEMORY, O_BANDWIDTH, O_LATENCY, O_CLUSTER, O_BATCH, O_MICRO,
-       O_SCHED, O_RC, O_SF, O_TOP, O_JSON, O_TRACE, O_EVAL, O_HELP, O_OUT = 'o' };
+enum { O_PROFILE = 256, O_BATCH, O_MICRO, O_SCHED, O_RC, O_SF, O_TOP, O_JSON, O_TRACE, O_EVAL, O_HELP,
+       O_OUT = 'o' };
 
 
 /* One table drives getopt_long and --help. */
 static const mp_cli_opt OPTS[] = {
     { "profile", required_argument, O_PROFILE, "P.json", "per-layer profile (required); on CPU repeat it, one per number of busy cores "
       "(mpprof --threads)" },
-    { "devices", required_argument, O_DEVICES, "K", "K identical devices (with --memory)" },
-    { "memory", required_argument, O_MEMORY, "SIZE", "memory per device, e.g. 80GiB (with --devices)" },
-    { "bandwidth", required_argument, O_BANDWIDTH, "BW", "link bandwidth with --devices (default " DEFAULT_BANDWIDTH ")" },
-    { "latency", required_argument, O_LATENCY, "T", "link latency with --devices (default " DEFAULT_LATENCY ")" },
-    { "cluster", required_argument, O_CLUSTER, "C.json", "cluster file (mpplan-cluster/1) instead of --devices" },
+    MP_CLI_OPT_DEVICES("K identical devices (with --memory)"),
+    MP_CLI_OPT_MEMORY("memory per device, e.g. 80GiB (with --devices)"),
+    MP_CLI_OPT_BANDWIDTH("link bandwidth with --devices"),
+    MP_CLI_OPT_LATENCY("link latency with --devices"),
+    MP_CLI_OPT_CLUSTER("cluster file (mpplan-cluster/1) instead of --devices"),
     { "global-batch", required_argument, O_BATCH, "B", "samples per iteration, required" },
     { "microbatch", required_argument, O_MICRO, "b", "fix the micro-batch size (must divide B; default: searched)" },
     { "schedule", required_argument, O_SCHED, "S", "auto|gpipe|1f1b|interleaved (default auto)" },
@@ -59,9 +58,9 @@ static const mp_cli_opt OPTS[] = {
 typedef struct {
     const char *profiles[MP_PROFILE_SET_MAX];
     int nprof;
-    const char *cluster, *out, *trace, *evaluate;
-    const char *memory, *bandwidth, *latency;
-    int devices, have_devices, batch, micro, schedule, recompute, top, json;
+    const char *out, *trace, *evaluate;
+    mp_cli_cluster devs;
+    int batch, micro, schedule, recompute, top, json, help;
     double sf;
 } args;
 
@@ -78,16 +77,38 @@ static void usage(FILE *f)
                "Exit: 0 ok, 1 no plan fits (prints the smallest memory that would fit), 2 bad usage or input.\n");
 }
 
-static int parse_int(const char *flag, const char *s, int *v, mp_error *err)
+static const char *const SCHEDULES[] = { "auto", "gpipe", "1f1b", "interleaved" };
+static const char *const RECOMPUTE[] = { "auto", "on", "off" };
+static const int RECOMPUTE_MODE[] = { MP_RC_AUTO, MP_RC_ON, MP_RC_OFF };
+
+/* One option's value into a (not the device/cluster group). */
+static mp_status parse_opt(args *a, int c, const char *v, mp_error *err)
 {
-    char *end;
-    long x = strtol(s, &end, 10);
-    if (!*s || *end || x < -1000000000L || x > 1000000000L) {
-        mp_error_set(err, MP_ERR_USAGE, "%s: \"%s\" is not an integer", flag, s);
-        return 0;
+    int k = 0;
+    mp_status st = MP_OK;
+    switch (c) {
+    case O_PROFILE:
+        if (a->nprof == MP_PROFILE_SET_MAX)
+            return mp_error_set(err, MP_ERR_USAGE, "--profile: at most %d profiles", MP_PROFILE_SET_MAX);
+        a->profiles[a->nprof++] = v;
+        return MP_OK;
+    case O_OUT: a->out = v; return MP_OK;
+    case O_TRACE: a->trace = v; return MP_OK;
+    case O_EVAL: a->evaluate = v; return MP_OK;
+    case O_JSON: a->json = 1; return MP_OK;
+    case O_HELP: a->help = 1; return MP_OK;
+    case O_BATCH: return mp_cli_int("global-batch", v, 1, INT_MAX, &a->batch, err);
+    case O_MICRO: return mp_cli_int("microbatch", v, 0, INT_MAX, &a->micro, err);
+    case O_TOP: return mp_cli_int("top", v, 1, INT_MAX, &a->top, err);
+    case O_SF: return mp_cli_number("state-factor", v, 0, &a->sf, err);
+    case O_SCHED:
+        if ((st = mp_cli_choice("schedule", v, SCHEDULES, 4, &k, err)) == MP_OK) a->schedule = k - 1;
+        return st;
+    case O_RC:
+        if ((st = mp_cli_choice("recompute", v, RECOMPUTE, 3, &k, err)) == MP_OK) a->recompute = RECOMPUTE_MODE[k];
+        return st;
+    default: return MP_ERR_USAGE;
     }
-    *v = (int)x;
-    return 1;
 }
 
 static mp_status parse_args(int argc, char **argv, args *a, mp_error *err)
@@ -99,59 +120,16 @@ static mp_status parse_args(int argc, char **argv, args *a, mp_error *err)
     a->recompute = MP_RC_AUTO;
     a->top = 5;
     a->sf = MP_DEFAULT_STATE_FACTOR;
-    a->bandwidth = DEFAULT_BANDWIDTH;
-    a->latency = DEFAULT_LATENCY;
+    mp_cli_cluster_init(&a->devs);
     int c;
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:", lo, NULL)) != -1) {
-        switch (c) {
-        case O_PROFILE:
-            if (a->nprof == MP_PROFILE_SET_MAX)
-                return mp_error_set(err, MP_ERR_USAGE, "--profile: at most %d profiles", MP_PROFILE_SET_MAX);
-            a->profiles[a->nprof++] = optarg;
-            break;
-        case O_CLUSTER: a->cluster = optarg; break;
-        case O_OUT: a->out = optarg; break;
-        case O_TRACE: a->trace = optarg; break;
-        case O_EVAL: a->evaluate = optarg; break;
-        case O_MEMORY: a->memory = optarg; break;
-        case O_BANDWIDTH: a->bandwidth = optarg; break;
-        case O_LATENCY: a->latency = optarg; break;
-        case O_JSON: a->json = 1; break;
-        case O_HELP: usage(stdout); exit(0);
-        case O_DEVICES:
-            a->have_devices = 1;
-            if (!parse_int("--devices", optarg, &a->devices, err)) return MP_ERR_USAGE;
-            break;
-        case O_BATCH: if (!parse_int("--global-batch", optarg, &a->batch, err)) return MP_ERR_USAGE; break;
-        case O_MICRO: if (!parse_int("--microbatch", optarg, &a->micro, err)) return MP_ERR_USAGE; break;
-        case O_TOP: if (!parse_int("--top", optarg, &a->top, err)) return MP_ERR_USAGE; break;
-        case O_SF: {
-            char *end;
-            a->sf = strtod(optarg, &end);
-            if (!*optarg || *end || !(a->sf >= 0) || isinf(a->sf))
-                return mp_error_set(err, MP_ERR_USAGE, "--state-factor: \"%s\" must be a number >= 0", optarg);
-            break;
-        }
-        case O_SCHED: {
-            mp_schedule_kind k;
-            if (strcmp(optarg, "auto") == 0) a->schedule = -1;
-            else if (mp_schedule_from_name(optarg, &k) == MP_OK) a->schedule = k;
-            else return mp_error_set(err, MP_ERR_USAGE,
-                                     "--schedule: unknown schedule \"%s\" (auto, gpipe, 1f1b, interleaved)", optarg);
-            break;
-        }
-        case O_RC:
-            if (strcmp(optarg, "auto") == 0) a->recompute = MP_RC_AUTO;
-            else if (strcmp(optarg, "on") == 0) a->recompute = MP_RC_ON;
-            else if (strcmp(optarg, "off") == 0) a->recompute = MP_RC_OFF;
-            else return mp_error_set(err, MP_ERR_USAGE, "--recompute: \"%s\" is not auto, on or off", optarg);
-            break;
-        default:
-            return mp_error_set(err, MP_ERR_USAGE, "unknown or incomplete option \"%s\" (see --help)",
-                                argv[optind - 1]);
-        }
+        int g = mp_cli_cluster_opt(&a->devs, c, optarg, err);
+        if (g < 0) return MP_ERR_USAGE;
+        if (g) continue;
+        if (c == '?' || c == ':') return mp_cli_unknown(argv, err);
+        if (parse_opt(a, c, optarg, err) != MP_OK) return MP_ERR_USAGE;
     }
     if (optind < argc) return mp_error_set(err, MP_ERR_USAGE, "unexpected argument \"%s\"", argv[optind]);
     return MP_OK;
@@ -161,20 +139,13 @@ static mp_status parse_args(int argc, char **argv, args *a, mp_error *err)
 static mp_status validate(const args *a, mp_error *err)
 {
     if (!a->nprof) return mp_error_set(err, MP_ERR_USAGE, "--profile is required (see --help)");
-    if (a->have_devices && a->cluster)
-        return mp_error_set(err, MP_ERR_USAGE, "give either --devices or --cluster, not both");
-    if (!a->have_devices && !a->cluster)
-        return mp_error_set(err, MP_ERR_USAGE, "give --devices K --memory SIZE or --cluster C.json");
-    if (a->have_devices && a->devices < 1)
-        return mp_error_set(err, MP_ERR_USAGE, "--devices must be >= 1 (got %d)", a->devices);
-    if (a->have_devices && !a->memory) return mp_error_set(err, MP_ERR_USAGE, "--devices needs --memory");
-    if (a->cluster && a->memory) return mp_error_set(err, MP_ERR_USAGE, "--memory goes with --devices, not --cluster");
+    mp_status st = mp_cli_cluster_check(&a->devs, 0, err);
+    if (st != MP_OK) return st;
     if (!a->evaluate && a->batch < 1)
         return mp_error_set(err, MP_ERR_USAGE, "--global-batch B (>= 1) is required");
-    if (a->micro < 0 || (a->micro && a->batch > 0 && a->batch % a->micro))
+    if (a->micro && a->batch > 0 && a->batch % a->micro)
         return mp_error_set(err, MP_ERR_USAGE, "--microbatch %d does not divide --global-batch %d", a->micro,
                             a->batch);
-    if (a->top < 1) return mp_error_set(err, MP_ERR_USAGE, "--top must be >= 1 (got %d)", a->top);
     return MP_OK;
 }
 
@@ -182,14 +153,7 @@ static mp_status load_inputs(const args *a, mp_profile_set *ps, mp_cluster *cl, 
 {
     mp_status st = mp_profile_set_load(ps, a->profiles, a->nprof, err);
     if (st != MP_OK) return st;
-    if (a->cluster) return mp_cluster_load(a->cluster, cl, err);
-    double mem, bw, lat;
-    if ((st = mp_parse_bytes(a->memory, &mem, err)) != MP_OK ||
-        (st = mp_parse_bandwidth(a->bandwidth, &bw, err)) != MP_OK ||
-        (st = mp_parse_duration(a->latency, &lat, err)) != MP_OK)
-        return mp_error_set(err, MP_ERR_USAGE, "%s", err->msg);
-    if (!(mem > 0) || !(bw > 0)) return mp_error_set(err, MP_ERR_USAGE, "--memory and --bandwidth must be > 0");
-    return mp_cluster_uniform(cl, a->devices, mem, bw, lat, err);
+    return mp_cli_cluster_build(&a->devs, 0, cl, err);
 }
 
 /* ---------------------------------------------------------------- report */
@@ -269,7 +233,7 @@ static void print_header(const args *a, const mp_profile_set *ps, const mp_clust
     snprintf(what, sizeof what, "%d profiles", ps->n);
     printf("# mpplan: %s%s (%s, %d layers), %s (%d devices), global batch %d\n", ps->n > 1 ? "" : "profile ",
            ps->n > 1 ? what : ps->path[0], prof->model ? prof->model : "?", prof->num_layers,
-           a->cluster ? a->cluster : "uniform devices", cl->num_devices, a->batch);
+           a->devs.cluster ? a->devs.cluster : "uniform devices", cl->num_devices, a->batch);
     for (int i = 0; ps->n > 1 && i < ps->n; i++) {
         int lo, hi;
         char range[32];
@@ -461,7 +425,7 @@ int main(int argc, char **argv)
 {
     if (mp_cli_version(argc, argv, "mpplan")) return 0;
     for (int i = 1; i < argc; i++)   /* serving plans have their own options */
-        if (strcmp(argv[i], "--serve") == 0) return mp_serve_cli_main(argc, argv);
+        if (strcmp(argv[i], "--serve") == 0) return mp_mpplan_serve_main(argc, argv);
     args a;
     mp_error err;
     mp_profile_set ps;
@@ -470,6 +434,10 @@ int main(int argc, char **argv)
     memset(&ps, 0, sizeof ps);
     memset(&cl, 0, sizeof cl);
     mp_status st = parse_args(argc, argv, &a, &err);
+    if (st == MP_OK && a.help) {
+        usage(stdout);
+        return 0;
+    }
     if (st == MP_OK) st = validate(&a, &err);
     if (st == MP_OK) st = load_inputs(&a, &ps, &cl, &err);
     if (st == MP_OK) st = a.evaluate ? run_evaluate(&a, &ps, &cl, &err) : run_search(&a, &ps, &cl, &err);

@@ -1,6 +1,7 @@
-/* serve_cli.c — `mpplan --serve`: search a serving plan for a rate and an
- * SLO, or evaluate one over a range of rates (serve_cli.h, docs/serving.md). */
-#include "serve_cli.h"
+/* mpplan_serve.c — `mpplan --serve`: search a serving plan for a rate and an
+ * SLO, or evaluate one over a range of rates (mpplan_serve.h, docs/serving.md).
+ * defines: mp_mpplan_serve_main */
+#include "mpplan_serve.h"
 
 #include <getopt.h>
 #include <math.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_cluster.h"
 #include "cluster.h"
 #include "json_util.h"
 #include "profile.h"
@@ -17,14 +19,11 @@
 #include "serve_search.h"
 #include "units.h"
 
-#define DEFAULT_BANDWIDTH "25GB/s"
-#define DEFAULT_LATENCY "10us"
 #define DEFAULT_REQUESTS 10000
 #define DEFAULT_TOP 5
 
 enum {
-    O_SERVE = 256, O_PROFILE, O_DEVICES, O_MEMORY, O_BANDWIDTH, O_LATENCY, O_CLUSTER,
-    O_RATE, O_SLO, O_MAXBATCH, O_MAXWAIT, O_REQUESTS, O_ARRIVALS, O_SEED, O_JSON,
+    O_SERVE = 256, O_PROFILE, O_RATE, O_SLO, O_MAXBATCH, O_MAXWAIT, O_REQUESTS, O_ARRIVALS, O_SEED, O_JSON,
     O_OUT, O_EVALUATE, O_RATES, O_TOP, O_CALIB, O_SCALE, O_OVERHEAD, O_DISPATCH, O_HELP
 };
 
@@ -32,11 +31,11 @@ enum {
 static const mp_cli_opt opts[] = {
     { "serve", no_argument, O_SERVE, NULL, "plan for serving (this mode)" },
     { "profile", required_argument, O_PROFILE, "P.json", "per-layer profile" },
-    { "devices", required_argument, O_DEVICES, "K", "K identical devices (with --memory)" },
-    { "memory", required_argument, O_MEMORY, "SIZE", "memory per device, e.g. 80GiB" },
-    { "bandwidth", required_argument, O_BANDWIDTH, "BW", "link bandwidth (default " DEFAULT_BANDWIDTH ")" },
-    { "latency", required_argument, O_LATENCY, "T", "link latency (default " DEFAULT_LATENCY ")" },
-    { "cluster", required_argument, O_CLUSTER, "C.json", "cluster file instead of --devices/--memory" },
+    MP_CLI_OPT_DEVICES("K identical devices (with --memory)"),
+    MP_CLI_OPT_MEMORY("memory per device, e.g. 80GiB"),
+    MP_CLI_OPT_BANDWIDTH("link bandwidth"),
+    MP_CLI_OPT_LATENCY("link latency"),
+    MP_CLI_OPT_CLUSTER("cluster file instead of --devices/--memory"),
     { "rate", required_argument, O_RATE, "R", "offered load, requests per second" },
     { "slo-ms", required_argument, O_SLO, "L", "latency target in ms" },
     { "max-batch", required_argument, O_MAXBATCH, "auto|N", "batcher size (auto: 1,2,4..64)" },
@@ -58,9 +57,9 @@ static const mp_cli_opt opts[] = {
 #define NOPTS ((int)(sizeof opts / sizeof *opts))
 
 typedef struct {
-    const char *profile, *cluster, *memory, *bandwidth, *latency, *arrivals, *out,
-        *evaluate, *rates, *calibration;
-    int devices, requests, json, top, max_batch;   /* max_batch 0: auto */
+    const char *profile, *arrivals, *out, *evaluate, *rates, *calibration;
+    mp_cli_cluster devs;
+    int requests, json, top, max_batch, help;     /* max_batch 0: auto */
     double rate, slo_ms, max_wait_ms;             /* rate/slo < 0: absent; wait < 0: auto */
     double fwd_scale, overhead_ms, dispatch_ms;   /* measured prediction terms (flags win over --calibration) */
     mp_serve_terms cal;                           /* --calibration's terms (its spread is used as is) */
@@ -122,50 +121,57 @@ static void usage(FILE *f)
     mp_cli_print_options(f, opts, NOPTS, "", 28);
 }
 
-static int bad(const char *flag, const char *fmt, const char *val)
+/* One option's value into c (not the device/cluster group). */
+static mp_status parse_opt(cli *c, int ch, const char *v, mp_error *err)
 {
-    fprintf(stderr, "mpplan --serve: %s: ", flag);
-    fprintf(stderr, fmt, val);
-    fputc('\n', stderr);
-    return 2;
+    switch (ch) {
+    case O_SERVE: return MP_OK;
+    case O_PROFILE: c->profile = v; return MP_OK;
+    case O_ARRIVALS: c->arrivals = v; return MP_OK;
+    case O_OUT: c->out = v; return MP_OK;
+    case O_EVALUATE: c->evaluate = v; return MP_OK;
+    case O_CALIB: c->calibration = v; return MP_OK;
+    case O_JSON: c->json = 1; return MP_OK;
+    case O_HELP: c->help = 1; return MP_OK;
+    case O_RATE: return mp_cli_number("rate", v, 1, &c->rate, err);
+    case O_SLO: return mp_cli_number("slo-ms", v, 1, &c->slo_ms, err);
+    case O_MAXBATCH: return strcmp(v, "auto") ? mp_cli_int("max-batch", v, 1, 1 << 16, &c->max_batch, err) : MP_OK;
+    case O_MAXWAIT: return strcmp(v, "auto") ? mp_cli_number("max-wait-ms", v, 0, &c->max_wait_ms, err) : MP_OK;
+    case O_REQUESTS: return mp_cli_int("requests", v, 1, 100000000, &c->requests, err);
+    case O_SEED: return mp_cli_seed("seed", v, &c->seed, err);
+    case O_TOP: return mp_cli_int("top", v, 1, 1000, &c->top, err);
+    case O_SCALE: return mp_cli_number("fwd-scale", v, 1, &c->fwd_scale, err);
+    case O_OVERHEAD: return mp_cli_number("batch-overhead-ms", v, 0, &c->overhead_ms, err);
+    case O_DISPATCH: return mp_cli_number("dispatch-ms", v, 0, &c->dispatch_ms, err);
+    case O_RATES:
+        c->rates = v;
+        return mp_cli_rates("rates", v, 100000, 0, &c->rlo, &c->rhi, &c->rn, err);
+    default: return mp_error_set(err, MP_ERR_USAGE, "unknown option (see mpplan --serve --help)");
+    }
 }
 
-static int parse_double(const char *s, double *out)
+/* Cross-option checks, naming the flags involved. */
+static mp_status validate(const cli *c, mp_error *err)
 {
-    char *end;
-    if (!s || !*s) return 0;
-    *out = strtod(s, &end);
-    return *end == 0 && isfinite(*out);
+    if (!c->profile) return mp_error_set(err, MP_ERR_USAGE, "--profile: required");
+    mp_status st = mp_cli_cluster_check(&c->devs, 0, err);
+    if (st != MP_OK) return st;
+    if (c->evaluate) {
+        if (c->seen[O_MAXBATCH] || c->seen[O_MAXWAIT])
+            return mp_error_set(err, MP_ERR_USAGE, "--evaluate: cannot be combined with --max-batch/--max-wait-ms "
+                                                   "(the plan fixes them)");
+        if (c->rates && c->seen[O_RATE]) return mp_error_set(err, MP_ERR_USAGE, "--rates: cannot be combined with --rate");
+        if (!c->rates && c->rate < 0 && !c->arrivals)
+            return mp_error_set(err, MP_ERR_USAGE, "--evaluate: needs --rate R, --rates LO:HI:N or --arrivals");
+    } else {
+        if (c->rates) return mp_error_set(err, MP_ERR_USAGE, "--rates: only with --evaluate PLAN.json");
+        if (c->rate < 0 && !c->arrivals) return mp_error_set(err, MP_ERR_USAGE, "--rate: required (or --arrivals TRACE)");
+        if (c->slo_ms < 0) return mp_error_set(err, MP_ERR_USAGE, "--slo-ms: required");
+    }
+    return MP_OK;
 }
 
-static int parse_int(const char *s, long lo, long hi, int *out)
-{
-    char *end;
-    if (!s || !*s) return 0;
-    long v = strtol(s, &end, 10);
-    if (*end || v < lo || v > hi) return 0;
-    *out = (int)v;
-    return 1;
-}
-
-/* "LO:HI:N" with 0 < LO <= HI, N >= 1 (N = 1 only when LO == HI... or a
- * single point LO); HI > LO when N > 1. */
-static int parse_rates(const char *s, cli *c)
-{
-    char buf[256], *a, *b, *n;
-    if (strlen(s) >= sizeof buf) return 0;
-    strcpy(buf, s);
-    a = buf;
-    if (!(b = strchr(a, ':'))) return 0;
-    *b++ = 0;
-    if (!(n = strchr(b, ':'))) return 0;
-    *n++ = 0;
-    if (!parse_double(a, &c->rlo) || !parse_double(b, &c->rhi) || !parse_int(n, 1, 100000, &c->rn)) return 0;
-    if (!(c->rlo > 0) || c->rhi < c->rlo || (c->rn > 1 && !(c->rhi > c->rlo))) return 0;
-    return 1;
-}
-
-static int parse_args(int argc, char **argv, cli *c)
+static mp_status parse_args(int argc, char **argv, cli *c, mp_error *err)
 {
     struct option lo[NOPTS + 1];
     mp_cli_longopts(opts, NOPTS, lo);
@@ -176,90 +182,23 @@ static int parse_args(int argc, char **argv, cli *c)
     c->top = DEFAULT_TOP;
     c->fwd_scale = 1;
     c->seed = 1;
-    c->bandwidth = DEFAULT_BANDWIDTH;
-    c->latency = DEFAULT_LATENCY;
+    mp_cli_cluster_init(&c->devs);
     optind = 0;  /* full re-initialisation: main may have run getopt before */
+    opterr = 0;
     int ch;
     while ((ch = getopt_long(argc, argv, "o:h", lo, NULL)) != -1) {
-        const char *v = optarg;
         if (ch == 'o') ch = O_OUT;
         if (ch == 'h') ch = O_HELP;
-        if (ch == '?' || ch == ':') { usage(stderr); return 2; }
+        if (ch == '?' || ch == ':') return mp_cli_unknown(argv, err);
+        int g = mp_cli_cluster_opt(&c->devs, ch, optarg, err);
+        if (g < 0) return MP_ERR_USAGE;
+        if (g) continue;
         c->seen[ch] = 1;
-        switch (ch) {
-        case O_SERVE: break;
-        case O_PROFILE: c->profile = v; break;
-        case O_CLUSTER: c->cluster = v; break;
-        case O_MEMORY: c->memory = v; break;
-        case O_BANDWIDTH: c->bandwidth = v; break;
-        case O_LATENCY: c->latency = v; break;
-        case O_ARRIVALS: c->arrivals = v; break;
-        case O_OUT: c->out = v; break;
-        case O_EVALUATE: c->evaluate = v; break;
-        case O_CALIB: c->calibration = v; break;
-        case O_JSON: c->json = 1; break;
-        case O_HELP: usage(stdout); return 0;
-        case O_DEVICES:
-            if (!parse_int(v, 1, 1 << 20, &c->devices)) return bad("--devices", "expected a positive integer, got \"%s\"", v);
-            break;
-        case O_RATE:
-            if (!parse_double(v, &c->rate) || !(c->rate > 0)) return bad("--rate", "expected requests per second > 0, got \"%s\"", v);
-            break;
-        case O_SLO:
-            if (!parse_double(v, &c->slo_ms) || !(c->slo_ms > 0)) return bad("--slo-ms", "expected milliseconds > 0, got \"%s\"", v);
-            break;
-        case O_MAXBATCH:
-            if (strcmp(v, "auto") && !parse_int(v, 1, 1 << 16, &c->max_batch))
-                return bad("--max-batch", "expected auto or a positive integer, got \"%s\"", v);
-            break;
-        case O_MAXWAIT:
-            if (strcmp(v, "auto") && (!parse_double(v, &c->max_wait_ms) || c->max_wait_ms < 0))
-                return bad("--max-wait-ms", "expected auto or milliseconds >= 0, got \"%s\"", v);
-            break;
-        case O_REQUESTS:
-            if (!parse_int(v, 1, 100000000, &c->requests)) return bad("--requests", "expected a positive integer, got \"%s\"", v);
-            break;
-        case O_SEED: {
-            char *end;
-            c->seed = strtoul(v, &end, 10);
-            if (!*v || *end || *v == '-') return bad("--seed", "expected a non-negative integer, got \"%s\"", v);
-            break;
-        }
-        case O_TOP:
-            if (!parse_int(v, 1, 1000, &c->top)) return bad("--top", "expected a positive integer, got \"%s\"", v);
-            break;
-        case O_SCALE:
-            if (!parse_double(v, &c->fwd_scale) || !(c->fwd_scale > 0)) return bad("--fwd-scale", "expected a factor > 0, got \"%s\"", v);
-            break;
-        case O_OVERHEAD:
-            if (!parse_double(v, &c->overhead_ms) || !(c->overhead_ms >= 0)) return bad("--batch-overhead-ms", "expected milliseconds >= 0, got \"%s\"", v);
-            break;
-        case O_DISPATCH:
-            if (!parse_double(v, &c->dispatch_ms) || !(c->dispatch_ms >= 0)) return bad("--dispatch-ms", "expected milliseconds >= 0, got \"%s\"", v);
-            break;
-        case O_RATES:
-            c->rates = v;
-            if (!parse_rates(v, c)) return bad("--rates", "expected LO:HI:N with 0 < LO < HI (LO <= HI for N = 1) and N >= 1, got \"%s\"", v);
-            break;
-        }
+        if (parse_opt(c, ch, optarg, err) != MP_OK) return MP_ERR_USAGE;
     }
-    if (optind < argc) return bad("mpplan --serve", "unexpected argument \"%s\"", argv[optind]);
-    if (!c->profile) return bad("--profile", "%s", "required");
-    if (c->cluster && (c->seen[O_DEVICES] || c->seen[O_MEMORY]))
-        return bad("--cluster", "%s", "cannot be combined with --devices/--memory");
-    if (!c->cluster && (!c->seen[O_DEVICES] || !c->memory))
-        return bad("--devices", "%s", "give --devices K and --memory SIZE, or --cluster C.json");
-    if (c->evaluate) {
-        if (c->seen[O_MAXBATCH] || c->seen[O_MAXWAIT])
-            return bad("--evaluate", "%s", "cannot be combined with --max-batch/--max-wait-ms (the plan fixes them)");
-        if (c->rates && c->seen[O_RATE]) return bad("--rates", "%s", "cannot be combined with --rate");
-        if (!c->rates && c->rate < 0 && !c->arrivals) return bad("--evaluate", "%s", "needs --rate R, --rates LO:HI:N or --arrivals");
-    } else {
-        if (c->rates) return bad("--rates", "%s", "only with --evaluate PLAN.json");
-        if (c->rate < 0 && !c->arrivals) return bad("--rate", "%s", "required (or --arrivals TRACE)");
-        if (c->slo_ms < 0) return bad("--slo-ms", "%s", "required");
-    }
-    return -1;
+    if (c->help) return MP_OK;
+    if (optind < argc) return mp_error_set(err, MP_ERR_USAGE, "unexpected argument \"%s\"", argv[optind]);
+    return validate(c, err);
 }
 
 /* ------------------------------------------------------------ inputs */
@@ -268,21 +207,7 @@ static mp_status load_inputs(const cli *c, mp_profile *prof, mp_cluster *cl, mp_
                              mp_error *err)
 {
     mp_status st = mp_profile_load(c->profile, prof, err);
-    if (st != MP_OK) return st;
-    if (c->cluster) {
-        st = mp_cluster_load(c->cluster, cl, err);
-    } else {
-        double mem, bw, lat;
-        mp_error e2 = { 0 };
-        if (mp_parse_bytes(c->memory, &mem, &e2) != MP_OK)
-            return mp_error_set(err, MP_ERR_USAGE, "--memory: %s", e2.msg);
-        if (mp_parse_bandwidth(c->bandwidth, &bw, &e2) != MP_OK || !(bw > 0))
-            return mp_error_set(err, MP_ERR_USAGE, "--bandwidth: %s", e2.msg[0] ? e2.msg : "must be > 0");
-        if (mp_parse_duration(c->latency, &lat, &e2) != MP_OK)
-            return mp_error_set(err, MP_ERR_USAGE, "--latency: %s", e2.msg);
-        if (!(mem > 0)) return mp_error_set(err, MP_ERR_USAGE, "--memory: must be > 0");
-        st = mp_cluster_uniform(cl, c->devices, mem, bw, lat, err);
-    }
+    if (st == MP_OK) st = mp_cli_cluster_build(&c->devs, 0, cl, err);
     if (st != MP_OK) return st;
     if (c->arrivals) return mp_serve_arrivals_load(arr, c->arrivals, err);
     mp_serve_arrivals_poisson(arr, c->requests, c->seed);
@@ -342,44 +267,44 @@ static mp_status emit(const cli *c, const mp_plan *pl, mp_error *err)
     return st;
 }
 
-static int emit_plan(const cli *c, mp_serve_candidate *p, mp_serve_eval *ctx, const double *arr, int n,
+static mp_status emit_plan(const cli *c, mp_serve_candidate *p, mp_serve_eval *ctx, const double *arr, int n,
                      double rate, mp_error *err)
 {
     /* Re-evaluate so ctx holds this plan's tables. */
     mp_plan pl;
-    if (mp_serve_candidate_eval(ctx, p, arr, n, p->metrics.slo_ms, err) != MP_OK) return 0;
-    if (mp_serve_candidate_plan(p, ctx, rate, &pl, err) != MP_OK) return 0;
-    mp_status st = emit(c, &pl, err);
+    mp_status st = mp_serve_candidate_eval(ctx, p, arr, n, p->metrics.slo_ms, err);
+    if (st == MP_OK) st = mp_serve_candidate_plan(p, ctx, rate, &pl, err);
+    if (st != MP_OK) return st;
+    st = emit(c, &pl, err);
     mp_plan_free(&pl);
-    return st == MP_OK;
+    return st;
 }
 
 /* ------------------------------------------------------------ modes */
 
-static int run_search(const cli *c, const mp_profile *prof, const mp_cluster *cl,
-                      const mp_serve_arrivals *arr, mp_error *err)
+/* The search at --rate (or the trace's): the table, then the best plan (-o,
+ * --json) when it meets the SLO; else the highest rate at which one does and
+ * MP_ERR_NOFIT (exit 1) saying so; MP_ERR_NOFIT too when no plan fits. */
+static mp_status run_search(const cli *c, const mp_profile *prof, const mp_cluster *cl,
+                            const mp_serve_arrivals *arr, mp_error *err)
 {
     double rate = c->rate > 0 ? c->rate : (arr->is_trace ? arr->trace_rps : 0);
     double *t = malloc((size_t)arr->n * sizeof *t);
     mp_serve_candidate *top = calloc((size_t)c->top, sizeof *top);
-    int nb = c->max_batch, found = 0, code = 2;
+    int nb = c->max_batch, found = 0;
     double w = c->max_wait_ms;
     mp_serve_terms terms = terms_of(c);
     mp_serve_search_opts o = { prof, cl, c->slo_ms, nb ? &nb : NULL, 1, w >= 0 ? &w : NULL, 1, 0, 0, terms };
     mp_serve_eval ctx = { 0 };
-    if (!t || !top) { fprintf(stderr, "mpplan --serve: out of memory\n"); goto done; }
+    mp_status st = MP_OK;
+    if (!t || !top) { st = mp_error_set(err, MP_ERR_NOMEM, "out of memory"); goto done; }
     mp_serve_arrivals_at_rate(arr, c->rate, t);
-    mp_status st = mp_serve_search(&o, t, arr->n, top, c->top, &found, err);
-    if (st == MP_ERR_NOFIT) {
-        if (c->json) printf("{\"error\": \"no plan fits\"}\n");
-        fprintf(stderr, "mpplan --serve: %s\n", err->msg);
-        code = 1;
-        goto done;
-    }
-    if (st != MP_OK) { fprintf(stderr, "mpplan --serve: %s\n", err->msg); code = mp_exit_code(st); goto done; }
+    st = mp_serve_search(&o, t, arr->n, top, c->top, &found, err);
+    if (st == MP_ERR_NOFIT && c->json) printf("{\"error\": \"no plan fits\"}\n");
+    if (st != MP_OK) goto done;
     int bmax = top[0].max_batch;
     for (int i = 0; i < found; i++) if (top[i].max_batch > bmax) bmax = top[i].max_batch;
-    if ((st = mp_serve_eval_init(&ctx, prof, cl, bmax, &terms, err)) != MP_OK) { fprintf(stderr, "mpplan --serve: %s\n", err->msg); code = 1; goto done; }
+    if ((st = mp_serve_eval_init(&ctx, prof, cl, bmax, &terms, err)) != MP_OK) goto done;
     int ok = mp_serve_meets_slo(&top[0].metrics);
     if (!c->json) {
         printf("# mpplan --serve: %s (%d layers), %d devices, rate %.1f req/s, SLO %.3f ms, %d requests (%s)\n",
@@ -390,26 +315,26 @@ static int run_search(const cli *c, const mp_profile *prof, const mp_cluster *cl
         print_details(&top[0], stdout);
     }
     if (ok) {
-        code = emit_plan(c, &top[0], &ctx, t, arr->n, rate, err) ? 0 : 2;
-        if (code) fprintf(stderr, "mpplan --serve: %s\n", err->msg);
+        st = emit_plan(c, &top[0], &ctx, t, arr->n, rate, err);
         goto done;
     }
     /* No plan meets the SLO at this rate: find the highest rate that one does. */
     double best_rate = 0;
     mp_serve_candidate best = { 0 };
     st = mp_serve_max_rate(&o, arr, rate > 0 ? rate : 1, &best_rate, &best, err);
-    if (st != MP_OK) { fprintf(stderr, "mpplan --serve: %s\n", err->msg); code = mp_exit_code(st); goto done; }
-    code = 1;
-    fprintf(stderr, "mpplan --serve: no plan meets the SLO (p99 <= %.3f ms) at %.1f req/s: the best attains %.2f%% with p99 %.3f ms\n",
-            c->slo_ms, rate, 100 * top[0].metrics.slo_attainment, top[0].metrics.p99_ms);
-    char sp[256] = "";
+    if (st != MP_OK) goto done;
+    char sp[256] = "", rest[512];
     if (best.num_stages) split_str(&best, prof->num_layers, sp, sizeof sp);
     if (best_rate > 0)
-        fprintf(stderr, "mpplan --serve: the highest rate any plan sustains within the SLO is %.1f req/s "
-                        "(split %s, max_batch %d, max_wait %.3f ms, p99 %.3f ms)\n",
-                best_rate, sp, best.max_batch, best.max_wait_ms, best.metrics.p99_ms);
+        snprintf(rest, sizeof rest, "the highest rate any plan sustains within the SLO is %.1f req/s "
+                                    "(split %s, max_batch %d, max_wait %.3f ms, p99 %.3f ms)",
+                 best_rate, sp, best.max_batch, best.max_wait_ms, best.metrics.p99_ms);
     else
-        fprintf(stderr, "mpplan --serve: no plan meets the SLO at any rate (even a lone request takes longer)\n");
+        snprintf(rest, sizeof rest, "no plan meets the SLO at any rate (even a lone request takes longer)");
+    mp_error_set(err, MP_ERR_NOFIT, "no plan meets the SLO (p99 <= %.3f ms) at %.1f req/s: the best attains "
+                 "%.2f%% with p99 %.3f ms; %s", c->slo_ms, rate, 100 * top[0].metrics.slo_attainment,
+                 top[0].metrics.p99_ms, rest);
+    st = MP_ERR_NOFIT;
     if (c->json) {
         json_t *j = json_object();
         json_object_set_new(j, "error", json_string("slo not met"));
@@ -419,8 +344,9 @@ static int run_search(const cli *c, const mp_profile *prof, const mp_cluster *cl
         if (best.num_stages) {
             mp_serve_arrivals_at_rate(arr, best_rate, t);
             mp_plan pl;
-            if (mp_serve_candidate_eval(&ctx, &best, t, arr->n, c->slo_ms, err) == MP_OK &&
-                mp_serve_candidate_plan(&best, &ctx, best_rate, &pl, err) == MP_OK) {
+            mp_error e2 = { 0 };
+            if (mp_serve_candidate_eval(&ctx, &best, t, arr->n, c->slo_ms, &e2) == MP_OK &&
+                mp_serve_candidate_plan(&best, &ctx, best_rate, &pl, &e2) == MP_OK) {
                 json_object_set_new(j, "plan", mp_plan_json(&pl));
                 mp_plan_free(&pl);
             }
@@ -436,40 +362,39 @@ done:
     free(top);
     free(t);
     mp_serve_eval_free(&ctx);
-    return code;
+    return st;
 }
 
-static int run_evaluate(const cli *c, const mp_profile *prof, const mp_cluster *cl,
-                        const mp_serve_arrivals *arr, mp_error *err)
+/* --evaluate PLAN.json at --rate (the table, the plan with its prediction to
+ * -o / --json) or at each of --rates (a table or {"slo_ms", "points"}). */
+static mp_status run_evaluate(const cli *c, const mp_profile *prof, const mp_cluster *cl,
+                              const mp_serve_arrivals *arr, mp_error *err)
 {
     mp_plan plan;
     mp_serve_candidate p = { 0 };
-    int code = 2;
-    if (mp_plan_load(c->evaluate, &plan, err) != MP_OK ||
-        mp_plan_check_serve(&plan, prof->num_layers, c->evaluate, err) != MP_OK) {
-        fprintf(stderr, "mpplan --serve: %s\n", err->msg);
-        mp_plan_free(&plan);
-        return 2;
-    }
-    double slo = c->slo_ms > 0 ? c->slo_ms : mp_plan_slo_ms(&plan);
     mp_serve_eval ctx = { 0 };
     mp_serve_terms terms = terms_of(c);
-    double *t = malloc((size_t)arr->n * sizeof *t);
+    double *t = NULL;
+    mp_status st = mp_plan_load(c->evaluate, &plan, err);
+    if (st == MP_OK) st = mp_plan_check_serve(&plan, prof->num_layers, c->evaluate, err);
+    if (st != MP_OK) goto done;
+    double slo = c->slo_ms > 0 ? c->slo_ms : mp_plan_slo_ms(&plan);
     int K = plan.num_stages;
     p.num_stages = K;
     p.max_batch = plan.max_batch;
     p.max_wait_ms = plan.max_wait_ms;
     p.first = malloc((size_t)K * sizeof *p.first);
     p.memory_bytes = calloc((size_t)K, sizeof *p.memory_bytes);
-    if (!t || !p.first || !p.memory_bytes) goto done;
+    t = malloc((size_t)arr->n * sizeof *t);
+    if (!t || !p.first || !p.memory_bytes) { st = mp_error_set(err, MP_ERR_NOMEM, "out of memory"); goto done; }
     for (int s = 0; s < K; s++) p.first[s] = plan.stages[s].first;
-    if (slo <= 0) { fprintf(stderr, "mpplan --serve: --slo-ms: required (the plan records none)\n"); goto done; }
-    if (mp_serve_eval_init(&ctx, prof, cl, p.max_batch, &terms, err) != MP_OK) goto fail;
+    if (slo <= 0) { st = mp_error_set(err, MP_ERR_USAGE, "--slo-ms: required (the plan records none)"); goto done; }
+    if ((st = mp_serve_eval_init(&ctx, prof, cl, p.max_batch, &terms, err)) != MP_OK) goto done;
     if (!c->rates) {
         double rate = c->rate > 0 ? c->rate : arr->trace_rps;
         mp_serve_arrivals_at_rate(arr, c->rate, t);
-        if (mp_serve_eval_plan(&ctx, &plan, t, arr->n, slo, &p.metrics, p.memory_bytes, &p.fits, err) != MP_OK)
-            goto fail;
+        st = mp_serve_eval_plan(&ctx, &plan, t, arr->n, slo, &p.metrics, p.memory_bytes, &p.fits, err);
+        if (st != MP_OK) goto done;
         if (!c->json) {
             printf("# mpplan --serve --evaluate %s: rate %.1f req/s, SLO %.3f ms, %d requests\n", c->evaluate,
                    rate, slo, arr->n);
@@ -478,10 +403,8 @@ static int run_evaluate(const cli *c, const mp_profile *prof, const mp_cluster *
             print_details(&p, stdout);
         }
         if (!p.fits) fprintf(stderr, "mpplan --serve: warning: %s does not fit the devices' memory\n", c->evaluate);
-        mp_status st = mp_serve_eval_predict(&ctx, &plan, &p.metrics, p.memory_bytes, rate, err);
+        st = mp_serve_eval_predict(&ctx, &plan, &p.metrics, p.memory_bytes, rate, err);
         if (st == MP_OK) st = emit(c, &plan, err);
-        code = st == MP_OK ? 0 : 2;
-        if (code) fprintf(stderr, "mpplan --serve: %s\n", err->msg);
         goto done;
     }
     json_t *pts = json_array();
@@ -493,9 +416,9 @@ static int run_evaluate(const cli *c, const mp_profile *prof, const mp_cluster *
     for (int i = 0; i < c->rn; i++) {
         double r = c->rn > 1 ? c->rlo + i * (c->rhi - c->rlo) / (c->rn - 1) : c->rlo;
         mp_serve_arrivals_at_rate(arr, r, t);
-        if (mp_serve_eval_plan(&ctx, &plan, t, arr->n, slo, &p.metrics, NULL, NULL, err) != MP_OK) {
+        if ((st = mp_serve_eval_plan(&ctx, &plan, t, arr->n, slo, &p.metrics, NULL, NULL, err)) != MP_OK) {
             json_decref(pts);
-            goto fail;
+            goto done;
         }
         const mp_serve_result *m = &p.metrics;
         json_array_append_new(pts, json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "rate", mp_json_number(r),
@@ -516,39 +439,33 @@ static int run_evaluate(const cli *c, const mp_profile *prof, const mp_cluster *
     } else {
         json_decref(pts);
     }
-    code = 0;
-    goto done;
-fail:
-    fprintf(stderr, "mpplan --serve: %s\n", err->msg);
-    code = mp_exit_code(err->status);
 done:
     free(t);
     mp_serve_eval_free(&ctx);
     mp_serve_candidate_free(&p);
     mp_plan_free(&plan);
-    return code;
+    return st;
 }
 
-int mp_serve_cli_main(int argc, char **argv)
+int mp_mpplan_serve_main(int argc, char **argv)
 {
     cli c;
-    int code = parse_args(argc, argv, &c);
-    if (code >= 0) return code;
     mp_profile prof = { 0 };
     mp_cluster cl = { 0 };
     mp_serve_arrivals arr = { 0 };
     mp_error err = { 0 };
-    mp_status st = load_terms(&c, &err);
-    if (st == MP_OK) st = load_inputs(&c, &prof, &cl, &arr, &err);
-    if (st != MP_OK) {
-        fprintf(stderr, "mpplan --serve: %s\n", err.msg);
-        code = mp_exit_code(st);
-    } else {
-        code = c.evaluate ? run_evaluate(&c, &prof, &cl, &arr, &err) : run_search(&c, &prof, &cl, &arr, &err);
+    mp_status st = parse_args(argc, argv, &c, &err);
+    if (st == MP_OK && c.help) {
+        usage(stdout);
+        return 0;
     }
+    if (st == MP_OK) st = load_terms(&c, &err);
+    if (st == MP_OK) st = load_inputs(&c, &prof, &cl, &arr, &err);
+    if (st == MP_OK) st = c.evaluate ? run_evaluate(&c, &prof, &cl, &arr, &err) : run_search(&c, &prof, &cl, &arr, &err);
+    fflush(stdout);
+    if (st != MP_OK) fprintf(stderr, "mpplan --serve: %s\n", err.msg);
     mp_serve_arrivals_free(&arr);
     mp_cluster_free(&cl);
     mp_profile_free(&prof);
-    fflush(stdout);
-    return code;
+    return mp_exit_code(st);
 }
