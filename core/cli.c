@@ -140,17 +140,18 @@ mp_status mp_cli_rates(const char *flag, const char *s, int max_n, int allow_fla
     return MP_OK;
 }
 
-mp_status mp_cli_int_list(const char *flag, const char *s, int min, int *out, int max, int *n, mp_error *err)
+mp_status mp_cli_int_list(const char *flag, const char *s, int min, int max, int *out, int cap, int *n,
+                          mp_error *err)
 {
-    char what[96];
-    snprintf(what, sizeof what, "a list of at most %d integers >= %d such as 0,0,1", max, min);
+    char what[128];
+    snprintf(what, sizeof what, "a list of at most %d integers from %d to %d such as 1,2,4", cap, min, max);
     int k = 0;
     const char *p = s;
     while (*p) {
         char *end;
         errno = 0;
         long v = strtol(p, &end, 10);
-        if (end == p || errno || v < min || v > INT_MAX || k == max || (*end && *end != ',') || (*end == ',' && !end[1]))
+        if (end == p || errno || v < min || v > max || k == cap || (*end && *end != ',') || (*end == ',' && !end[1]))
             return expected(flag, what, s, err);
         out[k++] = (int)v;
         p = *end ? end + 1 : end;

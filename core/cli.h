@@ -61,7 +61,8 @@ mp_status mp_cli_choice(const char *flag, const char *s, const char *const *name
 mp_status mp_cli_rates(const char *flag, const char *s, int max_n, int allow_flat, double *lo, double *hi,
                        int *n, mp_error *err);
 
-/* "A,B,C": at most max integers >= min into out[0..*n). */
-mp_status mp_cli_int_list(const char *flag, const char *s, int min, int *out, int max, int *n, mp_error *err);
+/* "A,B,C": at most cap integers from min to max into out[0..*n). */
+mp_status mp_cli_int_list(const char *flag, const char *s, int min, int max, int *out, int cap, int *n,
+                          mp_error *err);
 
 #endif

@@ -18,7 +18,7 @@ int mp_cli_cluster_opt(mp_cli_cluster *a, int id, const char *v, mp_error *err)
     mp_status st;
     switch (id) {
     case MP_CLI_O_DEVICES: st = mp_cli_int("devices", v, 1, 1 << 16, &a->devices, err); break;
-    case MP_CLI_O_MEMORY: st = mp_cli_size("memory", v, &a->memory, err); break;
+    case MP_CLI_O_MEMORY: st = mp_cli_size("memory", v, &a->memory, err); a->memory_arg = v; break;
     case MP_CLI_O_BANDWIDTH: st = mp_cli_bandwidth("bandwidth", v, &a->bandwidth, err); a->has_bandwidth = 1; break;
     case MP_CLI_O_LATENCY: st = mp_cli_duration("latency", v, &a->latency, err); a->has_latency = 1; break;
     case MP_CLI_O_CLUSTER: a->cluster = v; st = MP_OK; break;

@@ -31,6 +31,7 @@ typedef struct {
     const char *cluster;        /* --cluster (NULL: absent) */
     int devices;                /* --devices (0: absent) */
     double memory;              /* --memory bytes (0: absent) */
+    const char *memory_arg;     /* --memory as given (NULL: absent) */
     double bandwidth, latency;  /* --bandwidth B/s, --latency s (the defaults when absent) */
     int has_bandwidth, has_latency;
 } mp_cli_cluster;

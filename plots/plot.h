@@ -1,7 +1,6 @@
 /* plot.h — mpplot's subcommands and the command-line helpers they share.
  * defines: mp_plot_opt, mp_plot_longopts, mp_plot_usage, mp_plot_fail,
- *          mp_plot_cluster_args, mp_plot_cluster_opt, mp_plot_load_cluster,
- *          mp_plot_load_json, mp_plot_json_num, mp_plot_bytes_unit,
+ *          mp_plot_state_factor, mp_plot_load_json, mp_plot_json_num, mp_plot_bytes_unit,
  *          mp_plot_sweep_main, mp_plot_timeline_main, mp_plot_latency_main,
  *          mp_plot_accuracy_main, mp_plot_memory_main
  *
@@ -15,6 +14,7 @@
 #include <jansson.h>
 #include <stdio.h>
 #include "cli.h"
+#include "cli_cluster.h"
 #include "cluster.h"
 #include "mp_status.h"
 
@@ -32,24 +32,11 @@ void mp_plot_usage(FILE *f, const char *synopsis, const char *about, const mp_pl
  * mp_exit_code(st). */
 int mp_plot_fail(const char *sub, mp_status st, const char *msg);
 
-/* --devices K --memory SIZE [--bandwidth BW] [--latency T] | --cluster C.json */
-typedef struct {
-    const char *cluster, *memory, *bandwidth, *latency;
-    int devices;   /* 0: absent */
-} mp_plot_cluster_args;
+/* The device/cluster options (--devices K --memory SIZE [--bandwidth BW]
+ * [--latency T] | --cluster C.json) are core/cli_cluster.h's. */
 
-enum { MP_PLOT_O_DEVICES = 400, MP_PLOT_O_MEMORY, MP_PLOT_O_BANDWIDTH, MP_PLOT_O_LATENCY,
-       MP_PLOT_O_CLUSTER };
-
-/* Handles one of the cluster options (id as above): returns 1 when taken,
- * 0 when id is not a cluster option, -1 with *err set for a bad value. */
-int mp_plot_cluster_opt(mp_plot_cluster_args *a, int id, const char *value, mp_error *err);
-
-/* Builds the cluster: from the file, or K identical devices (bandwidth
- * default 25GB/s, latency 10us, as mpplan). When neither is given and
- * default_devices > 0, that many devices with unlimited memory. */
-mp_status mp_plot_load_cluster(const mp_plot_cluster_args *a, int default_devices,
-                               mp_cluster *c, mp_error *err);
+/* --state-factor F: a number from 0 to 1e6 (core/cli message form). */
+mp_status mp_plot_state_factor(const char *v, double *out, mp_error *err);
 
 /* Reads a JSON file (any top-level value) with "PATH:LINE:COL:" syntax messages. */
 mp_status mp_plot_load_json(const char *path, json_t **out, mp_error *err);

@@ -25,11 +25,11 @@ static const mp_plot_opt opts[] = {
     { "profile", required_argument, O_PROFILE, "P.json", "per-layer profile (with --plan, --rates)" },
     { "plan", required_argument, O_PLAN, "PLAN.json", "serving plan (mpplan --serve -o)" },
     { "rates", required_argument, O_RATES, "A:B:N", "N offered rates from A to B requests/s" },
-    { "devices", required_argument, MP_PLOT_O_DEVICES, "K", "K identical devices (default: one per stage)" },
-    { "memory", required_argument, MP_PLOT_O_MEMORY, "SIZE", "memory per device" },
-    { "bandwidth", required_argument, MP_PLOT_O_BANDWIDTH, "BW", "link bandwidth (default 25GB/s)" },
-    { "latency", required_argument, MP_PLOT_O_LATENCY, "T", "link latency (default 10us)" },
-    { "cluster", required_argument, MP_PLOT_O_CLUSTER, "C.json", "cluster file" },
+    MP_CLI_OPT_DEVICES("K identical devices (default: one per stage)"),
+    MP_CLI_OPT_MEMORY("memory per device"),
+    MP_CLI_OPT_BANDWIDTH("link bandwidth"),
+    MP_CLI_OPT_LATENCY("link latency"),
+    MP_CLI_OPT_CLUSTER("cluster file"),
     { "requests", required_argument, O_REQUESTS, "N", "simulated requests per rate (default 10000)" },
     { "seed", required_argument, O_SEED, "N", "Poisson seed (default 1)" },
     { "calibration", required_argument, O_CALIB, "R.json", "prediction terms from a serving report's \"calibration\" (as mpplan --serve)" },
@@ -54,7 +54,7 @@ typedef struct {
     unsigned long seed;
     double slo_ms, rlo, rhi;
     int rn;
-    mp_plot_cluster_args ca;
+    mp_cli_cluster ca;
 } args;
 
 typedef struct {
@@ -74,6 +74,7 @@ static int parse(int argc, char **argv, args *a)
     struct option lo[MP_PLOT_MAX_OPTS + 1];
     mp_plot_longopts(opts, NOPTS, lo);
     memset(a, 0, sizeof *a);
+    mp_cli_cluster_init(&a->ca);
     a->slo_ms = -1;
     a->requests = 10000;
     a->seed = 1;
@@ -82,39 +83,30 @@ static int parse(int argc, char **argv, args *a)
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "o:", lo, NULL)) != -1) {
-        int r = mp_plot_cluster_opt(&a->ca, c, optarg, &err);
+        int r = mp_cli_cluster_opt(&a->ca, c, optarg, &err);
         if (r < 0) return mp_plot_fail("latency", err.status, err.msg);
         if (r) continue;
-        char *end;
         switch (c) {
         case 'o': a->out = optarg; break;
         case O_PROFILE: a->profile = optarg; break;
         case O_PLAN: a->plan = optarg; break;
         case O_TITLE: a->title = optarg; break;
         case O_CALIB: a->calibration = optarg; break;
-        case O_RATES: {
-            char tail;
+        case O_RATES:
             a->rates = optarg;
-            if (sscanf(optarg, "%lf:%lf:%d%c", &a->rlo, &a->rhi, &a->rn, &tail) != 3 || !(a->rlo > 0) ||
-                !(a->rhi >= a->rlo) || !isfinite(a->rhi) || a->rn < 1 || a->rn > 10000)
-                return bad("--rates: expected A:B:N with 0 < A <= B and 1 <= N <= 10000, got \"%s\"", optarg);
+            if (mp_cli_rates("rates", optarg, 10000, 1, &a->rlo, &a->rhi, &a->rn, &err) != MP_OK)
+                return mp_plot_fail("latency", err.status, err.msg);
             break;
-        }
         case O_SLO:
-            a->slo_ms = strtod(optarg, &end);
-            if (*optarg == 0 || *end || !(a->slo_ms > 0) || !isfinite(a->slo_ms))
-                return bad("--slo-ms: expected a positive number, got \"%s\"", optarg);
+            if (mp_cli_number("slo-ms", optarg, 1, &a->slo_ms, &err) != MP_OK)
+                return mp_plot_fail("latency", err.status, err.msg);
             break;
-        case O_REQUESTS: {
-            long n = strtol(optarg, &end, 10);
-            if (*optarg == 0 || *end || n < 1 || n > 100000000)
-                return bad("--requests: expected a count >= 1, got \"%s\"", optarg);
-            a->requests = (int)n;
+        case O_REQUESTS:
+            if (mp_cli_int("requests", optarg, 1, 100000000, &a->requests, &err) != MP_OK)
+                return mp_plot_fail("latency", err.status, err.msg);
             break;
-        }
         case O_SEED:
-            a->seed = strtoul(optarg, &end, 10);
-            if (*optarg == 0 || *end) return bad("--seed: expected a number, got \"%s\"", optarg);
+            if (mp_cli_seed("seed", optarg, &a->seed, &err) != MP_OK) return mp_plot_fail("latency", err.status, err.msg);
             break;
         case O_MEASURED:
             if (a->nmeasured == MAX_MEASURED) return bad("--measured: at most 64 files%s", "");
@@ -199,7 +191,7 @@ static mp_status simulate(const args *a, point **v, int *n, double *slo, mp_erro
     mp_status st = mp_plan_load(a->plan, &p, err);
     if (st == MP_OK) st = mp_profile_load(a->profile, &prof, err);
     if (st == MP_OK) st = mp_plan_check_serve(&p, prof.num_layers, a->plan, err);
-    if (st == MP_OK) st = mp_plot_load_cluster(&a->ca, p.num_stages, &cl, err);
+    if (st == MP_OK) st = mp_cli_cluster_build(&a->ca, p.num_stages, &cl, err);
     if (st == MP_OK && p.num_stages > cl.num_devices)
         st = mp_error_set(err, MP_ERR_INPUT, "%s: %d stages but only %d devices", a->plan, p.num_stages,
                           cl.num_devices);

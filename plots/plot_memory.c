@@ -13,11 +13,11 @@ enum { O_PROFILE = 256, O_STATE, O_TITLE, O_HELP };
 static const mp_plot_opt opts[] = {
     { "output", required_argument, 'o', "IMAGE", "the image: .png or .svg (required)" },
     { "profile", required_argument, O_PROFILE, "P.json", "per-layer profile (required)" },
-    { "devices", required_argument, MP_PLOT_O_DEVICES, "K", "K identical devices (with --memory)" },
-    { "memory", required_argument, MP_PLOT_O_MEMORY, "SIZE", "memory per device, e.g. 80GiB" },
-    { "bandwidth", required_argument, MP_PLOT_O_BANDWIDTH, "BW", "link bandwidth (default 25GB/s)" },
-    { "latency", required_argument, MP_PLOT_O_LATENCY, "T", "link latency (default 10us)" },
-    { "cluster", required_argument, MP_PLOT_O_CLUSTER, "C.json", "cluster file instead of --devices/--memory" },
+    MP_CLI_OPT_DEVICES("K identical devices (with --memory)"),
+    MP_CLI_OPT_MEMORY("memory per device, e.g. 80GiB"),
+    MP_CLI_OPT_BANDWIDTH("link bandwidth"),
+    MP_CLI_OPT_LATENCY("link latency"),
+    MP_CLI_OPT_CLUSTER("cluster file instead of --devices/--memory"),
     { "state-factor", required_argument, O_STATE, "F", "bytes of state per parameter byte (default 4)" },
     { "title", required_argument, O_TITLE, "TEXT", "the plot's title" },
     { "help", no_argument, O_HELP, NULL, "this text" },
@@ -30,7 +30,7 @@ static const mp_plot_opt opts[] = {
 typedef struct {
     const char *plan, *profile, *out, *title;
     double state_factor;
-    mp_plot_cluster_args ca;
+    mp_cli_cluster ca;
 } args;
 
 static int parse(int argc, char **argv, args *a)
@@ -38,28 +38,24 @@ static int parse(int argc, char **argv, args *a)
     struct option lo[MP_PLOT_MAX_OPTS + 1];
     mp_plot_longopts(opts, NOPTS, lo);
     memset(a, 0, sizeof *a);
+    mp_cli_cluster_init(&a->ca);
     a->state_factor = MP_DEFAULT_STATE_FACTOR;
     mp_error err = { 0 };
     int c;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "o:", lo, NULL)) != -1) {
-        int r = mp_plot_cluster_opt(&a->ca, c, optarg, &err);
+        int r = mp_cli_cluster_opt(&a->ca, c, optarg, &err);
         if (r < 0) return mp_plot_fail("memory", err.status, err.msg);
         if (r) continue;
         switch (c) {
         case 'o': a->out = optarg; break;
         case O_PROFILE: a->profile = optarg; break;
         case O_TITLE: a->title = optarg; break;
-        case O_STATE: {
-            char *end;
-            a->state_factor = strtod(optarg, &end);
-            if (*optarg == 0 || *end || !(a->state_factor >= 0) || a->state_factor > 1e6) {
-                fprintf(stderr, "mpplot memory: --state-factor: expected a number >= 0, got \"%s\"\n", optarg);
-                return 2;
-            }
+        case O_STATE:
+            if (mp_plot_state_factor(optarg, &a->state_factor, &err) != MP_OK)
+                return mp_plot_fail("memory", err.status, err.msg);
             break;
-        }
         case O_HELP: mp_plot_usage(stdout, SYNOPSIS, ABOUT, opts, NOPTS); return 0;
         default:
             fprintf(stderr, "mpplot memory: bad option %s (see mpplot memory --help)\n", argv[optind - 1]);
@@ -124,7 +120,7 @@ int mp_plot_memory_main(int argc, char **argv)
     mp_status st = mp_gp_out_init(&o, a.out, 900, 560, &err);
     if (st == MP_OK) st = mp_plan_load(a.plan, &plan, &err);
     if (st == MP_OK) st = mp_profile_load(a.profile, &prof, &err);
-    if (st == MP_OK) st = mp_plot_load_cluster(&a.ca, 0, &cl, &err);
+    if (st == MP_OK) st = mp_cli_cluster_build(&a.ca, 0, &cl, &err);
     if (st == MP_OK) st = mp_plan_check(&plan, prof.num_layers, cl.num_devices, a.plan, &err);
     if (st == MP_OK) st = mp_plan_evaluate(&plan, &prof, &cl, a.state_factor, NULL, &err);
     if (st == MP_OK) {

@@ -18,11 +18,11 @@ enum { O_PROFILE = 256, O_BATCH, O_MEASURED, O_SCHEDULES, O_STAGES, O_RECOMPUTE,
 static const mp_plot_opt opts[] = {
     { "output", required_argument, 'o', "IMAGE", "the image: .png or .svg (required)" },
     { "profile", required_argument, O_PROFILE, "P.json", "per-layer profile (required)" },
-    { "devices", required_argument, MP_PLOT_O_DEVICES, "K", "K identical devices (with --memory)" },
-    { "memory", required_argument, MP_PLOT_O_MEMORY, "SIZE", "memory per device, e.g. 80GiB" },
-    { "bandwidth", required_argument, MP_PLOT_O_BANDWIDTH, "BW", "link bandwidth (default 25GB/s)" },
-    { "latency", required_argument, MP_PLOT_O_LATENCY, "T", "link latency (default 10us)" },
-    { "cluster", required_argument, MP_PLOT_O_CLUSTER, "C.json", "cluster file instead of --devices/--memory" },
+    MP_CLI_OPT_DEVICES("K identical devices (with --memory)"),
+    MP_CLI_OPT_MEMORY("memory per device, e.g. 80GiB"),
+    MP_CLI_OPT_BANDWIDTH("link bandwidth"),
+    MP_CLI_OPT_LATENCY("link latency"),
+    MP_CLI_OPT_CLUSTER("cluster file instead of --devices/--memory"),
     { "global-batch", required_argument, O_BATCH, "B", "samples per iteration (required)" },
     { "schedules", required_argument, O_SCHEDULES, "LIST", "e.g. gpipe,1f1b (default: all three)" },
     { "stages", required_argument, O_STAGES, "LIST", "stage counts, e.g. 1,2,4 (default: 1..8, then powers of 2)" },
@@ -49,7 +49,7 @@ typedef struct {
     int sched[3];               /* 1: draw this schedule */
     char *stages_on;            /* [MAX_STAGES + 1], NULL: default */
     double state_factor;
-    mp_plot_cluster_args ca;
+    mp_cli_cluster ca;
 } args;
 
 static int bad(const char *fmt, const char *v)
@@ -73,68 +73,53 @@ static int parse_schedules(const char *s, int *on)
     return on[0] || on[1] || on[2];
 }
 
-static int parse_stages(const char *s, char *on)
-{
-    int any = 0;
-    const char *p = s;
-    while (*p) {
-        char *end;
-        long k = strtol(p, &end, 10);
-        if (end == p || k < 1 || k > MAX_STAGES || (*end && *end != ',')) return 0;
-        on[k] = 1;
-        any = 1;
-        p = *end ? end + 1 : end;
-    }
-    return any;
-}
-
 static int parse(int argc, char **argv, args *a)
 {
     struct option lo[MP_PLOT_MAX_OPTS + 1];
     mp_plot_longopts(opts, NOPTS, lo);
     memset(a, 0, sizeof *a);
+    mp_cli_cluster_init(&a->ca);
     a->state_factor = MP_DEFAULT_STATE_FACTOR;
     a->recompute = MP_RC_AUTO;
     a->sched[0] = a->sched[1] = a->sched[2] = 1;
     mp_error err = { 0 };
-    int c;
+    int c, nk, ks[MAX_STAGES];
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "o:", lo, NULL)) != -1) {
-        int r = mp_plot_cluster_opt(&a->ca, c, optarg, &err);
+        int r = mp_cli_cluster_opt(&a->ca, c, optarg, &err);
         if (r < 0) return mp_plot_fail("sweep", err.status, err.msg);
         if (r) continue;
-        char *end;
         switch (c) {
         case 'o': a->out = optarg; break;
         case O_PROFILE: a->profile = optarg; break;
         case O_TITLE: a->title = optarg; break;
-        case O_BATCH: {
-            long b = strtol(optarg, &end, 10);
-            if (*optarg == 0 || *end || b < 1 || b > 1 << 24)
-                return bad("--global-batch: expected a positive count, got \"%s\"", optarg);
-            a->global_batch = (int)b;
+        case O_BATCH:
+            if (mp_cli_int("global-batch", optarg, 1, 1 << 24, &a->global_batch, &err) != MP_OK)
+                return mp_plot_fail("sweep", err.status, err.msg);
             break;
-        }
         case O_SCHEDULES:
             if (!parse_schedules(optarg, a->sched))
                 return bad("--schedules: expected a list of gpipe, 1f1b, interleaved, got \"%s\"", optarg);
             break;
         case O_STAGES:
             if (!a->stages_on && !(a->stages_on = calloc(MAX_STAGES + 1, 1))) return bad("%s", "out of memory");
-            if (!parse_stages(optarg, a->stages_on))
-                return bad("--stages: expected a list of counts 1..4096, got \"%s\"", optarg);
+            if (mp_cli_int_list("stages", optarg, 1, MAX_STAGES, ks, MAX_STAGES, &nk, &err) != MP_OK)
+                return mp_plot_fail("sweep", err.status, err.msg);
+            for (int i = 0; i < nk; i++) a->stages_on[ks[i]] = 1;
             break;
-        case O_RECOMPUTE:
-            if (!strcmp(optarg, "auto")) a->recompute = MP_RC_AUTO;
-            else if (!strcmp(optarg, "on")) a->recompute = MP_RC_ON;
-            else if (!strcmp(optarg, "off")) a->recompute = MP_RC_OFF;
-            else return bad("--recompute: expected auto, on or off, got \"%s\"", optarg);
+        case O_RECOMPUTE: {
+            static const char *const names[] = { "auto", "on", "off" };
+            static const int modes[] = { MP_RC_AUTO, MP_RC_ON, MP_RC_OFF };
+            int k;
+            if (mp_cli_choice("recompute", optarg, names, 3, &k, &err) != MP_OK)
+                return mp_plot_fail("sweep", err.status, err.msg);
+            a->recompute = modes[k];
             break;
+        }
         case O_STATE:
-            a->state_factor = strtod(optarg, &end);
-            if (*optarg == 0 || *end || !(a->state_factor >= 0) || a->state_factor > 1e6)
-                return bad("--state-factor: expected a number >= 0, got \"%s\"", optarg);
+            if (mp_plot_state_factor(optarg, &a->state_factor, &err) != MP_OK)
+                return mp_plot_fail("sweep", err.status, err.msg);
             break;
         case O_MEASURED:
             if (a->nmeasured == MAX_MEASURED) return bad("--measured: at most 64 files%s", "");
@@ -309,7 +294,7 @@ static mp_status write_plot(mp_gp_out *o, const args *a, const mp_search_result 
                                          prof->model ? prof->model : "model", a->global_batch, a->ca.cluster);
         else snprintf(t, sizeof t, "%s: predicted throughput, global batch %d, %d devices of %s",
                       prof->model ? prof->model : "model", a->global_batch, cl->num_devices,
-                      a->ca.memory ? a->ca.memory : "?");
+                      a->ca.memory_arg ? a->ca.memory_arg : "?");
         mp_gp_var_str(o, "title", t);
         mp_gp_var_num(o, "nseries", ns);
         mp_gp_var_strs(o, "series_name", ns, names);
@@ -354,7 +339,7 @@ int mp_plot_sweep_main(int argc, char **argv)
     mp_gp_out o = { 0 };
     mp_status st = mp_gp_out_init(&o, a.out, 1100, 620, &err);
     if (st == MP_OK) st = mp_profile_load(a.profile, &prof, &err);
-    if (st == MP_OK) st = mp_plot_load_cluster(&a.ca, 0, &cl, &err);
+    if (st == MP_OK) st = mp_cli_cluster_build(&a.ca, 0, &cl, &err);
     if (st == MP_OK) {
         mp_search_opts so;
         mp_search_opts_init(&so, a.global_batch);
