@@ -27,6 +27,24 @@ void mp_cli_print_options(FILE *f, const mp_cli_opt *o, int n, const char *short
     }
 }
 
+mp_status mp_cli_parse(int argc, char **argv, const mp_cli_opt *o, int n, const char *shorts, mp_cli_opt_fn fn,
+                       void *ctx, mp_error *err)
+{
+    struct option *lo = malloc((size_t)(n + 1) * sizeof *lo);
+    if (!lo) return mp_error_set(err, MP_ERR_NOMEM, "out of memory");
+    mp_cli_longopts(o, n, lo);
+    mp_status st = MP_OK;
+    int c;
+    opterr = 0;
+    optind = 0;   /* full re-initialisation: another loop may have run before */
+    while (st == MP_OK && (c = getopt_long(argc, argv, shorts, lo, NULL)) != -1) {
+        if (c == '?' || c == ':') st = mp_cli_unknown(argv, err);
+        else if (fn(ctx, c, optarg, err) != MP_OK) st = err && err->status ? err->status : MP_ERR_USAGE;
+    }
+    free(lo);
+    return st == MP_ERR_INPUT ? MP_ERR_USAGE : st;
+}
+
 mp_status mp_cli_unknown(char **argv, mp_error *err)
 {
     return mp_error_set(err, MP_ERR_USAGE, "unknown or incomplete option \"%s\" (see --help)", argv[optind - 1]);

@@ -1,7 +1,8 @@
 /* cli.h — the command-line layer of every tool: one option table drives
  * getopt_long and --help, and every option value is parsed here, with one
  * message form: "--flag: expected WHAT, got \"VALUE\"" (MP_ERR_USAGE).
- * defines: mp_cli_opt, mp_cli_longopts, mp_cli_print_options, mp_cli_unknown,
+ * defines: mp_cli_opt, mp_cli_opt_fn, mp_cli_parse, mp_cli_longopts,
+ *          mp_cli_print_options, mp_cli_unknown,
  *          mp_cli_int, mp_cli_seed, mp_cli_number, mp_cli_size, mp_cli_bandwidth,
  *          mp_cli_duration, mp_cli_choice, mp_cli_rates, mp_cli_int_list */
 #ifndef MP_CLI_H
@@ -18,6 +19,17 @@ typedef struct {
     int has_arg, id;
     const char *arg, *help;
 } mp_cli_opt;
+
+/* Takes one option: id (the table's), its value (NULL for a flag). */
+typedef mp_status (*mp_cli_opt_fn)(void *ctx, int id, const char *value, mp_error *err);
+
+/* The option loop of every tool: getopt_long over the table o[0..n) and the
+ * short options `shorts` (getopt syntax, e.g. "o:h"), from the start of argv
+ * (optind reset, getopt's own messages off), fn(ctx, ...) for each option.
+ * An unknown or incomplete option: mp_cli_unknown. Stops at the first
+ * error (MP_ERR_USAGE). On return optind is the first operand. */
+mp_status mp_cli_parse(int argc, char **argv, const mp_cli_opt *o, int n, const char *shorts, mp_cli_opt_fn fn,
+                       void *ctx, mp_error *err);
 
 /* Fills out[0..n) from o and terminates it with a zero entry at out[n]. */
 void mp_cli_longopts(const mp_cli_opt *o, int n, struct option *out);

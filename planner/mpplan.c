@@ -81,10 +81,12 @@ static const char *const SCHEDULES[] = { "auto", "gpipe", "1f1b", "interleaved" 
 static const char *const RECOMPUTE[] = { "auto", "on", "off" };
 static const int RECOMPUTE_MODE[] = { MP_RC_AUTO, MP_RC_ON, MP_RC_OFF };
 
-/* One option's value into a (not the device/cluster group). */
-static mp_status parse_opt(args *a, int c, const char *v, mp_error *err)
+/* One option's value into a (mp_cli_opt_fn). */
+static mp_status parse_opt(void *ctx, int c, const char *v, mp_error *err)
 {
-    int k = 0;
+    args *a = ctx;
+    int k = mp_cli_cluster_opt(&a->devs, c, v, err);
+    if (k) return k < 0 ? MP_ERR_USAGE : MP_OK;
     mp_status st = MP_OK;
     switch (c) {
     case O_PROFILE:
@@ -113,26 +115,16 @@ static mp_status parse_opt(args *a, int c, const char *v, mp_error *err)
 
 static mp_status parse_args(int argc, char **argv, args *a, mp_error *err)
 {
-    struct option lo[NOPTS + 1];
-    mp_cli_longopts(OPTS, NOPTS, lo);
     memset(a, 0, sizeof *a);
     a->schedule = -1;
     a->recompute = MP_RC_AUTO;
     a->top = 5;
     a->sf = MP_DEFAULT_STATE_FACTOR;
     mp_cli_cluster_init(&a->devs);
-    int c;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "o:", lo, NULL)) != -1) {
-        int g = mp_cli_cluster_opt(&a->devs, c, optarg, err);
-        if (g < 0) return MP_ERR_USAGE;
-        if (g) continue;
-        if (c == '?' || c == ':') return mp_cli_unknown(argv, err);
-        if (parse_opt(a, c, optarg, err) != MP_OK) return MP_ERR_USAGE;
-    }
-    if (optind < argc) return mp_error_set(err, MP_ERR_USAGE, "unexpected argument \"%s\"", argv[optind]);
-    return MP_OK;
+    mp_status st = mp_cli_parse(argc, argv, OPTS, NOPTS, "o:", parse_opt, a, err);
+    if (st == MP_OK && optind < argc)
+        st = mp_error_set(err, MP_ERR_USAGE, "unexpected argument \"%s\"", argv[optind]);
+    return st;
 }
 
 /* Cross-option checks, naming the flags involved. */

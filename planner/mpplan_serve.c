@@ -121,9 +121,15 @@ static void usage(FILE *f)
     mp_cli_print_options(f, opts, NOPTS, "", 28);
 }
 
-/* One option's value into c (not the device/cluster group). */
-static mp_status parse_opt(cli *c, int ch, const char *v, mp_error *err)
+/* One option's value into c (mp_cli_opt_fn). */
+static mp_status parse_opt(void *ctx, int ch, const char *v, mp_error *err)
 {
+    cli *c = ctx;
+    int g = mp_cli_cluster_opt(&c->devs, ch, v, err);
+    if (g) return g < 0 ? MP_ERR_USAGE : MP_OK;
+    if (ch == 'o') ch = O_OUT;
+    if (ch == 'h') ch = O_HELP;
+    c->seen[ch] = 1;
     switch (ch) {
     case O_SERVE: return MP_OK;
     case O_PROFILE: c->profile = v; return MP_OK;
@@ -173,8 +179,6 @@ static mp_status validate(const cli *c, mp_error *err)
 
 static mp_status parse_args(int argc, char **argv, cli *c, mp_error *err)
 {
-    struct option lo[NOPTS + 1];
-    mp_cli_longopts(opts, NOPTS, lo);
     memset(c, 0, sizeof *c);
     c->rate = c->slo_ms = -1;
     c->max_wait_ms = -1;
@@ -183,20 +187,8 @@ static mp_status parse_args(int argc, char **argv, cli *c, mp_error *err)
     c->fwd_scale = 1;
     c->seed = 1;
     mp_cli_cluster_init(&c->devs);
-    optind = 0;  /* full re-initialisation: main may have run getopt before */
-    opterr = 0;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "o:h", lo, NULL)) != -1) {
-        if (ch == 'o') ch = O_OUT;
-        if (ch == 'h') ch = O_HELP;
-        if (ch == '?' || ch == ':') return mp_cli_unknown(argv, err);
-        int g = mp_cli_cluster_opt(&c->devs, ch, optarg, err);
-        if (g < 0) return MP_ERR_USAGE;
-        if (g) continue;
-        c->seen[ch] = 1;
-        if (parse_opt(c, ch, optarg, err) != MP_OK) return MP_ERR_USAGE;
-    }
-    if (c->help) return MP_OK;
+    mp_status st = mp_cli_parse(argc, argv, opts, NOPTS, "o:h", parse_opt, c, err);
+    if (st != MP_OK || c->help) return st;
     if (optind < argc) return mp_error_set(err, MP_ERR_USAGE, "unexpected argument \"%s\"", argv[optind]);
     return validate(c, err);
 }

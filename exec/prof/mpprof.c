@@ -89,9 +89,10 @@ static mp_status parse_sizes(const char *s, args *a, mp_error *err)
     return MP_OK;
 }
 
-/* One option's value into a. */
-static mp_status parse_opt(args *a, int c, const char *v, mp_error *err)
+/* One option's value into a (mp_cli_opt_fn). */
+static mp_status parse_opt(void *ctx, int c, const char *v, mp_error *err)
 {
+    args *a = ctx;
     switch (c) {
     case 'm': a->model = v; return MP_OK;
     case 'l': a->links = 1; return MP_OK;
@@ -122,17 +123,10 @@ static mp_status parse_opt(args *a, int c, const char *v, mp_error *err)
 static mp_status parse_args(int argc, char **argv, args *a, mp_error *err)
 {
     static int defb[] = {1, 2, 4, 8, 16};
-    struct option lo[NOPTS + 1];
-    mp_cli_longopts(OPTS, NOPTS, lo);
     *a = (args){.backend = "cpu", .device = -2, .s = {5, defb, 3, 10, 0, -1, 4, 0.2, 0},
                 .threads = -1, .rotate = -1, .min_sample = -1, .smin = 4096, .smax = 64 << 20};
-    int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "o:hjq", lo, NULL)) != -1) {
-        if (c == '?' || c == ':') return mp_cli_unknown(argv, err);
-        if (parse_opt(a, c, optarg, err) != MP_OK) return MP_ERR_USAGE;
-    }
-    if (a->help) return MP_OK;
+    mp_status st = mp_cli_parse(argc, argv, OPTS, NOPTS, "o:hjq", parse_opt, a, err);
+    if (st != MP_OK || a->help) return st;
     if (a->merge) {
         if (a->links || a->model)
             return mp_error_set(err, MP_ERR_USAGE, "--merge: give only profiles to merge, not --links or --model");

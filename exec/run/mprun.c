@@ -50,9 +50,10 @@ static void usage(FILE *f)
     mp_cli_print_options(f, opts, NOPTS, "", 28);
 }
 
-/* One training option's value into c. */
-static mp_status parse_opt(cli *c, int o, const char *v, mp_error *err)
+/* One training option's value into c (mp_cli_opt_fn). */
+static mp_status parse_opt(void *ctx, int o, const char *v, mp_error *err)
 {
+    cli *c = ctx;
     static const char *const optimizers[] = { "sgd", "adam" };
     static const mp_optimizer_kind kinds[] = { MP_OPT_SGD, MP_OPT_ADAM };
     int k;
@@ -79,36 +80,16 @@ static mp_status parse_opt(cli *c, int o, const char *v, mp_error *err)
 
 static mp_status parse_args(int argc, char **argv, cli *c, int *help, mp_error *err)
 {
-    struct option lo[NOPTS + 1];
-    mp_cli_longopts(opts, NOPTS, lo);
     memset(c, 0, sizeof *c);
     mp_run_config_default(&c->run);
     c->run.steps = 0;
-    mp_mprun_args_init(&c->a);
-    int o;
-    opterr = 0;
-    while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        int g = mp_mprun_args_opt(&c->a, o, optarg, err);
-        if (g < 0) return MP_ERR_USAGE;
-        if (g) continue;
-        if (o == '?' || o == ':') return mp_cli_unknown(argv, err);
-        if (parse_opt(c, o, optarg, err) != MP_OK) return MP_ERR_USAGE;
-    }
-    if (c->a.help) {
-        *help = 1;
-        return MP_OK;
-    }
-    mp_status st = mp_mprun_args_finish(&c->a, argc, argv, err);
-    if (st != MP_OK) return st;
+    mp_status st = mp_mprun_args_parse(argc, argv, opts, NOPTS, &c->a, parse_opt, c, err);
+    *help = c->a.help;
+    if (st != MP_OK || *help) return st;
     if (!c->run.steps) return mp_error_set(err, MP_ERR_USAGE, "--steps S is required");
     if (c->run.resume && !c->run.checkpoint_dir)
         return mp_error_set(err, MP_ERR_USAGE, "--resume needs --checkpoint DIR");
-    c->run.seed = c->a.seed;
-    c->run.backend = c->a.backend;
-    c->run.timeout_s = c->a.timeout_s;
-    c->run.pin = c->a.pin;
-    c->run.gpu_map = c->a.gpu_map;
-    c->run.transport = mp_transport_mpi_detected() ? "mpi" : "threads";
+    MP_MPRUN_ARGS_APPLY(c->run, c->a);
     c->run.fault = getenv("MPKIT_FAULT");
     return MP_OK;
 }

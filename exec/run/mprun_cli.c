@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "transport.h"
 
 void mp_mprun_args_init(mp_mprun_args *a)
 {
@@ -48,5 +49,31 @@ mp_status mp_mprun_args_finish(mp_mprun_args *a, int argc, char **argv, mp_error
     if (mp_cli_choice("backend", a->backend, backends, 2, &k, err) != MP_OK) return MP_ERR_USAGE;
     if (!mp_backend_available(a->backend))
         return mp_error_set(err, MP_ERR_USAGE, "--backend %s: not compiled into this build", a->backend);
+    a->transport = mp_transport_mpi_detected() ? "mpi" : "threads";   /* the runner checks it is built in */
     return MP_OK;
+}
+
+typedef struct {
+    mp_mprun_args *a;
+    mp_cli_opt_fn fn;
+    void *ctx;
+} both;
+
+/* The shared options, then the tool's (mp_cli_opt_fn). */
+static mp_status take(void *ctx, int id, const char *v, mp_error *err)
+{
+    both *b = ctx;
+    int g = mp_mprun_args_opt(b->a, id, v, err);
+    if (g) return g < 0 ? MP_ERR_USAGE : MP_OK;
+    return b->fn(b->ctx, id, v, err);
+}
+
+mp_status mp_mprun_args_parse(int argc, char **argv, const mp_cli_opt *o, int n, mp_mprun_args *a,
+                              mp_cli_opt_fn fn, void *ctx, mp_error *err)
+{
+    mp_mprun_args_init(a);
+    both b = { a, fn, ctx };
+    mp_status st = mp_cli_parse(argc, argv, o, n, "h", take, &b, err);
+    if (st != MP_OK || a->help) return st;
+    return mp_mprun_args_finish(a, argc, argv, err);
 }

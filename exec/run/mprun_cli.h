@@ -3,7 +3,8 @@
  * --report, --trace, --timeout, --no-pin, --gpus, --help): one set of table
  * rows, one parser, one set of checks.
  * defines: MP_MPRUN_COMMON_OPTS, mp_mprun_args, mp_mprun_args_init,
- *          mp_mprun_args_opt, mp_mprun_args_finish */
+ *          mp_mprun_args_opt, mp_mprun_args_finish, mp_mprun_args_parse,
+ *          MP_MPRUN_ARGS_APPLY */
 #ifndef MP_MPRUN_CLI_H
 #define MP_MPRUN_CLI_H
 
@@ -33,6 +34,7 @@ enum { MP_MPRUN_O_MODEL = 300, MP_MPRUN_O_SEED, MP_MPRUN_O_BACKEND, MP_MPRUN_O_P
 
 typedef struct {
     const char *plan_path, *model_path, *profile_path, *report_path, *trace_path, *backend, *gpu_map;
+    const char *transport;  /* "mpi" when started by mpirun, else "threads" (set by finish) */
     unsigned long seed;
     double timeout_s;
     int pin, help;
@@ -50,5 +52,17 @@ int mp_mprun_args_opt(mp_mprun_args *a, int id, const char *v, mp_error *err);
  * given, not both --memory and --cluster, a known backend compiled into
  * this build. MP_ERR_USAGE naming the flag. */
 mp_status mp_mprun_args_finish(mp_mprun_args *a, int argc, char **argv, mp_error *err);
+
+/* The whole command line: mp_cli_parse over the table o[0..n) (which holds
+ * MP_MPRUN_COMMON_OPTS), the shared options into a (initialised here), the
+ * others to fn(ctx, ...); then, unless --help, mp_mprun_args_finish. */
+mp_status mp_mprun_args_parse(int argc, char **argv, const mp_cli_opt *o, int n, mp_mprun_args *a,
+                              mp_cli_opt_fn fn, void *ctx, mp_error *err);
+
+/* Copies the shared run settings into a run configuration (training's
+ * mp_run_config or serving's mp_serve_run_config: the same field names). */
+#define MP_MPRUN_ARGS_APPLY(run, args) \
+    ((run).seed = (args).seed, (run).backend = (args).backend, (run).timeout_s = (args).timeout_s, \
+     (run).pin = (args).pin, (run).gpu_map = (args).gpu_map, (run).transport = (args).transport)
 
 #endif

@@ -82,9 +82,10 @@ static mp_status load_calibration(cli *c, mp_error *err)
     return MP_OK;
 }
 
-/* One serving option's value into c. */
-static mp_status parse_opt(cli *c, int o, const char *v, mp_error *err)
+/* One serving option's value into c (mp_cli_opt_fn). */
+static mp_status parse_opt(void *ctx, int o, const char *v, mp_error *err)
 {
+    cli *c = ctx;
     switch (o) {
     case O_SERVE: return MP_OK;
     case O_RATE: return mp_cli_number("rate", v, 1, &c->rate, err);
@@ -104,44 +105,23 @@ static mp_status parse_opt(cli *c, int o, const char *v, mp_error *err)
 
 static mp_status parse_args(int argc, char **argv, cli *c, int *help, mp_error *err)
 {
-    struct option lo[NOPTS + 1];
-    mp_cli_longopts(opts, NOPTS, lo);
     memset(c, 0, sizeof *c);
     mp_serve_run_config_default(&c->run);
-    mp_mprun_args_init(&c->a);
     c->rate = -1;
     c->slo_ms = -1;
     c->dispatch_ms = c->fwd_scale = c->overhead_ms = -1;
-    mp_status st = MP_OK;
-    int o;
-    opterr = 0;
-    optind = 1;
-    while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        int g = mp_mprun_args_opt(&c->a, o, optarg, err);
-        if (g < 0) return MP_ERR_USAGE;
-        if (g) continue;
-        if (o == '?' || o == ':') return mp_cli_unknown(argv, err);
-        if (parse_opt(c, o, optarg, err) != MP_OK) return MP_ERR_USAGE;
-    }
-    if (c->a.help) {
-        *help = 1;
-        return MP_OK;
-    }
-    if ((st = mp_mprun_args_finish(&c->a, argc, argv, err)) != MP_OK) return st;
+    mp_status st = mp_mprun_args_parse(argc, argv, opts, NOPTS, &c->a, parse_opt, c, err);
+    *help = c->a.help;
+    if (st != MP_OK || *help) return st;
     if (!c->arrivals_path && (c->rate < 0 || !(c->duration_s > 0)))
         return mp_error_set(err, MP_ERR_USAGE, "--serve needs --rate R --duration S or --arrivals TRACE");
     if (c->arrivals_path && c->duration_s > 0)
         return mp_error_set(err, MP_ERR_USAGE, "--duration and --arrivals both set the requests; use one");
-    c->run.transport = mp_transport_mpi_detected() ? "mpi" : "threads";   /* the runner checks it is built in */
     if (c->calib_path && (st = load_calibration(c, err)) != MP_OK) return st;
     if (c->dispatch_ms < 0) c->dispatch_ms = 0;
     if (c->fwd_scale < 0) c->fwd_scale = 1;
     if (c->overhead_ms < 0) c->overhead_ms = 0;
-    c->run.seed = c->a.seed;
-    c->run.backend = c->a.backend;
-    c->run.timeout_s = c->a.timeout_s;
-    c->run.pin = c->a.pin;
-    c->run.gpu_map = c->a.gpu_map;
+    MP_MPRUN_ARGS_APPLY(c->run, c->a);
     return MP_OK;
 }
 
