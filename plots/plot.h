@@ -1,5 +1,5 @@
 /* plot.h — mpplot's subcommands and the command-line helpers they share.
- * defines: mp_plot_opt, mp_plot_longopts, mp_plot_usage, mp_plot_fail,
+ * defines: mp_plot_opt, mp_plot_parse, mp_plot_usage, mp_plot_fail,
  *          mp_plot_state_factor, mp_plot_load_json, mp_plot_json_num, mp_plot_bytes_unit,
  *          mp_plot_sweep_main, mp_plot_timeline_main, mp_plot_latency_main,
  *          mp_plot_accuracy_main, mp_plot_memory_main
@@ -22,10 +22,12 @@
  * option char or a value >= 256. */
 typedef mp_cli_opt mp_plot_opt;
 
-#define MP_PLOT_MAX_OPTS 32
-
-/* Fills out[0..n] (n <= MP_PLOT_MAX_OPTS, terminated) for getopt_long. */
-void mp_plot_longopts(const mp_plot_opt *o, int n, struct option *out);
+/* A subcommand's option loop: mp_cli_parse over o[0..n) (short option -o)
+ * with fn(ctx, ...) for each option. Returns -1 to go on; else the exit code
+ * to return: 0 when *help was set (the usage is printed), 2 after a bad
+ * option ("mpplot SUB: MSG"). */
+int mp_plot_parse(int argc, char **argv, const char *sub, const char *synopsis, const char *about,
+                  const mp_plot_opt *o, int n, mp_cli_opt_fn fn, void *ctx, const int *help);
 /* "usage: mpplot SYNOPSIS" then one line per option. */
 void mp_plot_usage(FILE *f, const char *synopsis, const char *about, const mp_plot_opt *o, int n);
 /* Prints "mpplot SUB: MSG" (for MP_ERR_BACKEND: "mpplot: MSG") and returns

@@ -73,24 +73,29 @@ static int write_points(const char *path, const json_t *arr, FILE *f, double *me
     return (int)json_array_size(arr);
 }
 
+typedef struct {
+    const char *out, *title;
+    int help;
+} args;
+
+/* One option's value into a (mp_cli_opt_fn). */
+static mp_status take(void *ctx, int c, const char *v, mp_error *err)
+{
+    args *a = ctx;
+    switch (c) {
+    case 'o': a->out = v; return MP_OK;
+    case O_TITLE: a->title = v; return MP_OK;
+    case O_HELP: a->help = 1; return MP_OK;
+    default: return mp_error_set(err, MP_ERR_USAGE, "unknown option (see mpplot accuracy --help)");
+    }
+}
+
 int mp_plot_accuracy_main(int argc, char **argv)
 {
-    struct option lo[MP_PLOT_MAX_OPTS + 1];
-    mp_plot_longopts(opts, NOPTS, lo);
-    const char *out = NULL, *title = NULL;
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "o:", lo, NULL)) != -1) {
-        switch (c) {
-        case 'o': out = optarg; break;
-        case O_TITLE: title = optarg; break;
-        case O_HELP: mp_plot_usage(stdout, SYNOPSIS, ABOUT, opts, NOPTS); return 0;
-        default:
-            fprintf(stderr, "mpplot accuracy: bad option %s (see mpplot accuracy --help)\n", argv[optind - 1]);
-            return 2;
-        }
-    }
+    args a = { 0 };
+    int code = mp_plot_parse(argc, argv, "accuracy", SYNOPSIS, ABOUT, opts, NOPTS, take, &a, &a.help);
+    if (code >= 0) return code;
+    const char *out = a.out, *title = a.title;
     if (optind != argc - 1 || !out) {
         fprintf(stderr, "usage: mpplot " SYNOPSIS "\n");
         return 2;

@@ -8,9 +8,17 @@
 #include "json_util.h"
 
 /* See plot.h. */
-void mp_plot_longopts(const mp_plot_opt *o, int n, struct option *out)
+int mp_plot_parse(int argc, char **argv, const char *sub, const char *synopsis, const char *about,
+                  const mp_plot_opt *o, int n, mp_cli_opt_fn fn, void *ctx, const int *help)
 {
-    mp_cli_longopts(o, n < MP_PLOT_MAX_OPTS ? n : MP_PLOT_MAX_OPTS, out);
+    mp_error err = { 0 };
+    mp_status st = mp_cli_parse(argc, argv, o, n, "o:", fn, ctx, &err);
+    if (st != MP_OK) return mp_plot_fail(sub, st, err.msg);
+    if (*help) {
+        mp_plot_usage(stdout, synopsis, about, o, n);
+        return 0;
+    }
+    return -1;
 }
 
 /* See plot.h. */

@@ -50,7 +50,7 @@ static const mp_plot_opt opts[] = {
 typedef struct {
     const char *sweep, *profile, *plan, *rates, *out, *title, *calibration;
     const char *measured[MAX_MEASURED];
-    int nmeasured, requests;
+    int nmeasured, requests, help;
     unsigned long seed;
     double slo_ms, rlo, rhi;
     int rn;
@@ -61,61 +61,42 @@ typedef struct {
     double rate, p50, p99, tput;
 } point;
 
-static int bad(const char *fmt, const char *v)
+/* One option's value into a (mp_cli_opt_fn). */
+static mp_status take(void *ctx, int c, const char *v, mp_error *err)
 {
-    fprintf(stderr, "mpplot latency: ");
-    fprintf(stderr, fmt, v);
-    fputc('\n', stderr);
-    return 2;
+    args *a = ctx;
+    int g = mp_cli_cluster_opt(&a->ca, c, v, err);
+    if (g) return g < 0 ? MP_ERR_USAGE : MP_OK;
+    switch (c) {
+    case 'o': a->out = v; return MP_OK;
+    case O_PROFILE: a->profile = v; return MP_OK;
+    case O_PLAN: a->plan = v; return MP_OK;
+    case O_TITLE: a->title = v; return MP_OK;
+    case O_CALIB: a->calibration = v; return MP_OK;
+    case O_RATES:
+        a->rates = v;
+        return mp_cli_rates("rates", v, 10000, 1, &a->rlo, &a->rhi, &a->rn, err);
+    case O_SLO: return mp_cli_number("slo-ms", v, 1, &a->slo_ms, err);
+    case O_REQUESTS: return mp_cli_int("requests", v, 1, 100000000, &a->requests, err);
+    case O_SEED: return mp_cli_seed("seed", v, &a->seed, err);
+    case O_MEASURED:
+        if (a->nmeasured == MAX_MEASURED) return mp_error_set(err, MP_ERR_USAGE, "--measured: at most %d files", MAX_MEASURED);
+        a->measured[a->nmeasured++] = v;
+        return MP_OK;
+    case O_HELP: a->help = 1; return MP_OK;
+    default: return mp_error_set(err, MP_ERR_USAGE, "unknown option (see mpplot latency --help)");
+    }
 }
 
 static int parse(int argc, char **argv, args *a)
 {
-    struct option lo[MP_PLOT_MAX_OPTS + 1];
-    mp_plot_longopts(opts, NOPTS, lo);
     memset(a, 0, sizeof *a);
     mp_cli_cluster_init(&a->ca);
     a->slo_ms = -1;
     a->requests = 10000;
     a->seed = 1;
-    mp_error err = { 0 };
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "o:", lo, NULL)) != -1) {
-        int r = mp_cli_cluster_opt(&a->ca, c, optarg, &err);
-        if (r < 0) return mp_plot_fail("latency", err.status, err.msg);
-        if (r) continue;
-        switch (c) {
-        case 'o': a->out = optarg; break;
-        case O_PROFILE: a->profile = optarg; break;
-        case O_PLAN: a->plan = optarg; break;
-        case O_TITLE: a->title = optarg; break;
-        case O_CALIB: a->calibration = optarg; break;
-        case O_RATES:
-            a->rates = optarg;
-            if (mp_cli_rates("rates", optarg, 10000, 1, &a->rlo, &a->rhi, &a->rn, &err) != MP_OK)
-                return mp_plot_fail("latency", err.status, err.msg);
-            break;
-        case O_SLO:
-            if (mp_cli_number("slo-ms", optarg, 1, &a->slo_ms, &err) != MP_OK)
-                return mp_plot_fail("latency", err.status, err.msg);
-            break;
-        case O_REQUESTS:
-            if (mp_cli_int("requests", optarg, 1, 100000000, &a->requests, &err) != MP_OK)
-                return mp_plot_fail("latency", err.status, err.msg);
-            break;
-        case O_SEED:
-            if (mp_cli_seed("seed", optarg, &a->seed, &err) != MP_OK) return mp_plot_fail("latency", err.status, err.msg);
-            break;
-        case O_MEASURED:
-            if (a->nmeasured == MAX_MEASURED) return bad("--measured: at most 64 files%s", "");
-            a->measured[a->nmeasured++] = optarg;
-            break;
-        case O_HELP: mp_plot_usage(stdout, SYNOPSIS, ABOUT, opts, NOPTS); return 0;
-        default: return bad("bad option %s (see mpplot latency --help)", argv[optind - 1]);
-        }
-    }
+    int code = mp_plot_parse(argc, argv, "latency", SYNOPSIS, ABOUT, opts, NOPTS, take, a, &a->help);
+    if (code >= 0) return code;
     if (optind < argc) a->sweep = argv[optind++];
     int sim = a->profile || a->plan || a->rates || a->calibration;
     if (optind != argc || !a->out || (sim && a->sweep) || (!sim && !a->sweep) ||

@@ -30,38 +30,33 @@ static const mp_plot_opt opts[] = {
 typedef struct {
     const char *plan, *profile, *out, *title;
     double state_factor;
+    int help;
     mp_cli_cluster ca;
 } args;
 
+/* One option's value into a (mp_cli_opt_fn). */
+static mp_status take(void *ctx, int c, const char *v, mp_error *err)
+{
+    args *a = ctx;
+    int g = mp_cli_cluster_opt(&a->ca, c, v, err);
+    if (g) return g < 0 ? MP_ERR_USAGE : MP_OK;
+    switch (c) {
+    case 'o': a->out = v; return MP_OK;
+    case O_PROFILE: a->profile = v; return MP_OK;
+    case O_TITLE: a->title = v; return MP_OK;
+    case O_STATE: return mp_plot_state_factor(v, &a->state_factor, err);
+    case O_HELP: a->help = 1; return MP_OK;
+    default: return mp_error_set(err, MP_ERR_USAGE, "unknown option (see mpplot memory --help)");
+    }
+}
+
 static int parse(int argc, char **argv, args *a)
 {
-    struct option lo[MP_PLOT_MAX_OPTS + 1];
-    mp_plot_longopts(opts, NOPTS, lo);
     memset(a, 0, sizeof *a);
     mp_cli_cluster_init(&a->ca);
     a->state_factor = MP_DEFAULT_STATE_FACTOR;
-    mp_error err = { 0 };
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "o:", lo, NULL)) != -1) {
-        int r = mp_cli_cluster_opt(&a->ca, c, optarg, &err);
-        if (r < 0) return mp_plot_fail("memory", err.status, err.msg);
-        if (r) continue;
-        switch (c) {
-        case 'o': a->out = optarg; break;
-        case O_PROFILE: a->profile = optarg; break;
-        case O_TITLE: a->title = optarg; break;
-        case O_STATE:
-            if (mp_plot_state_factor(optarg, &a->state_factor, &err) != MP_OK)
-                return mp_plot_fail("memory", err.status, err.msg);
-            break;
-        case O_HELP: mp_plot_usage(stdout, SYNOPSIS, ABOUT, opts, NOPTS); return 0;
-        default:
-            fprintf(stderr, "mpplot memory: bad option %s (see mpplot memory --help)\n", argv[optind - 1]);
-            return 2;
-        }
-    }
+    int code = mp_plot_parse(argc, argv, "memory", SYNOPSIS, ABOUT, opts, NOPTS, take, a, &a->help);
+    if (code >= 0) return code;
     if (optind != argc - 1 || !a->out || !a->profile) {
         fprintf(stderr, "usage: mpplot " SYNOPSIS "\n");
         return 2;

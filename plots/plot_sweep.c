@@ -45,20 +45,12 @@ static const mp_plot_opt opts[] = {
 typedef struct {
     const char *profile, *out, *title;
     const char *measured[MAX_MEASURED];
-    int nmeasured, global_batch, recompute;
+    int nmeasured, global_batch, recompute, help;
     int sched[3];               /* 1: draw this schedule */
     char *stages_on;            /* [MAX_STAGES + 1], NULL: default */
     double state_factor;
     mp_cli_cluster ca;
 } args;
-
-static int bad(const char *fmt, const char *v)
-{
-    fprintf(stderr, "mpplot sweep: ");
-    fprintf(stderr, fmt, v);
-    fputc('\n', stderr);
-    return 2;
-}
 
 static int parse_schedules(const char *s, int *on)
 {
@@ -73,62 +65,52 @@ static int parse_schedules(const char *s, int *on)
     return on[0] || on[1] || on[2];
 }
 
+/* One option's value into a (mp_cli_opt_fn). */
+static mp_status take(void *ctx, int c, const char *v, mp_error *err)
+{
+    args *a = ctx;
+    static const char *const names[] = { "auto", "on", "off" };
+    static const int modes[] = { MP_RC_AUTO, MP_RC_ON, MP_RC_OFF };
+    int k, nk, ks[MAX_STAGES];
+    mp_status st = MP_OK;
+    if ((k = mp_cli_cluster_opt(&a->ca, c, v, err))) return k < 0 ? MP_ERR_USAGE : MP_OK;
+    switch (c) {
+    case 'o': a->out = v; break;
+    case O_PROFILE: a->profile = v; break;
+    case O_TITLE: a->title = v; break;
+    case O_BATCH: st = mp_cli_int("global-batch", v, 1, 1 << 24, &a->global_batch, err); break;
+    case O_SCHEDULES:
+        if (!parse_schedules(v, a->sched))
+            st = mp_error_set(err, MP_ERR_USAGE, "--schedules: expected a list of gpipe, 1f1b, interleaved, got \"%s\"", v);
+        break;
+    case O_STAGES:
+        if (!a->stages_on && !(a->stages_on = calloc(MAX_STAGES + 1, 1))) return mp_error_set(err, MP_ERR_NOMEM, "out of memory");
+        if ((st = mp_cli_int_list("stages", v, 1, MAX_STAGES, ks, MAX_STAGES, &nk, err)) == MP_OK)
+            for (int i = 0; i < nk; i++) a->stages_on[ks[i]] = 1;
+        break;
+    case O_RECOMPUTE:
+        if ((st = mp_cli_choice("recompute", v, names, 3, &k, err)) == MP_OK) a->recompute = modes[k];
+        break;
+    case O_STATE: st = mp_plot_state_factor(v, &a->state_factor, err); break;
+    case O_MEASURED:
+        if (a->nmeasured == MAX_MEASURED) return mp_error_set(err, MP_ERR_USAGE, "--measured: at most %d files", MAX_MEASURED);
+        a->measured[a->nmeasured++] = v;
+        break;
+    case O_HELP: a->help = 1; break;
+    default: return mp_error_set(err, MP_ERR_USAGE, "unknown option (see mpplot sweep --help)");
+    }
+    return st;
+}
+
 static int parse(int argc, char **argv, args *a)
 {
-    struct option lo[MP_PLOT_MAX_OPTS + 1];
-    mp_plot_longopts(opts, NOPTS, lo);
     memset(a, 0, sizeof *a);
     mp_cli_cluster_init(&a->ca);
     a->state_factor = MP_DEFAULT_STATE_FACTOR;
     a->recompute = MP_RC_AUTO;
     a->sched[0] = a->sched[1] = a->sched[2] = 1;
-    mp_error err = { 0 };
-    int c, nk, ks[MAX_STAGES];
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "o:", lo, NULL)) != -1) {
-        int r = mp_cli_cluster_opt(&a->ca, c, optarg, &err);
-        if (r < 0) return mp_plot_fail("sweep", err.status, err.msg);
-        if (r) continue;
-        switch (c) {
-        case 'o': a->out = optarg; break;
-        case O_PROFILE: a->profile = optarg; break;
-        case O_TITLE: a->title = optarg; break;
-        case O_BATCH:
-            if (mp_cli_int("global-batch", optarg, 1, 1 << 24, &a->global_batch, &err) != MP_OK)
-                return mp_plot_fail("sweep", err.status, err.msg);
-            break;
-        case O_SCHEDULES:
-            if (!parse_schedules(optarg, a->sched))
-                return bad("--schedules: expected a list of gpipe, 1f1b, interleaved, got \"%s\"", optarg);
-            break;
-        case O_STAGES:
-            if (!a->stages_on && !(a->stages_on = calloc(MAX_STAGES + 1, 1))) return bad("%s", "out of memory");
-            if (mp_cli_int_list("stages", optarg, 1, MAX_STAGES, ks, MAX_STAGES, &nk, &err) != MP_OK)
-                return mp_plot_fail("sweep", err.status, err.msg);
-            for (int i = 0; i < nk; i++) a->stages_on[ks[i]] = 1;
-            break;
-        case O_RECOMPUTE: {
-            static const char *const names[] = { "auto", "on", "off" };
-            static const int modes[] = { MP_RC_AUTO, MP_RC_ON, MP_RC_OFF };
-            int k;
-            if (mp_cli_choice("recompute", optarg, names, 3, &k, &err) != MP_OK)
-                return mp_plot_fail("sweep", err.status, err.msg);
-            a->recompute = modes[k];
-            break;
-        }
-        case O_STATE:
-            if (mp_plot_state_factor(optarg, &a->state_factor, &err) != MP_OK)
-                return mp_plot_fail("sweep", err.status, err.msg);
-            break;
-        case O_MEASURED:
-            if (a->nmeasured == MAX_MEASURED) return bad("--measured: at most 64 files%s", "");
-            a->measured[a->nmeasured++] = optarg;
-            break;
-        case O_HELP: mp_plot_usage(stdout, SYNOPSIS, ABOUT, opts, NOPTS); return 0;
-        default: return bad("bad option %s (see mpplot sweep --help)", argv[optind - 1]);
-        }
-    }
+    int code = mp_plot_parse(argc, argv, "sweep", SYNOPSIS, ABOUT, opts, NOPTS, take, a, &a->help);
+    if (code >= 0) return code;
     if (optind != argc || !a->out || !a->profile || !a->global_batch) {
         fprintf(stderr, "usage: mpplot " SYNOPSIS "\n");
         return 2;

@@ -266,25 +266,30 @@ static mp_status write_plot(mp_gp_out *o, trace *tr, int nt, char **prefix, cons
     return MP_OK;
 }
 
+typedef struct {
+    const char *out, *title, *names;
+    int help;
+} args;
+
+/* One option's value into a (mp_cli_opt_fn). */
+static mp_status take(void *ctx, int c, const char *v, mp_error *err)
+{
+    args *a = ctx;
+    switch (c) {
+    case 'o': a->out = v; return MP_OK;
+    case O_TITLE: a->title = v; return MP_OK;
+    case O_NAMES: a->names = v; return MP_OK;
+    case O_HELP: a->help = 1; return MP_OK;
+    default: return mp_error_set(err, MP_ERR_USAGE, "unknown option (see mpplot timeline --help)");
+    }
+}
+
 int mp_plot_timeline_main(int argc, char **argv)
 {
-    struct option lo[MP_PLOT_MAX_OPTS + 1];
-    mp_plot_longopts(opts, NOPTS, lo);
-    const char *out = NULL, *title = NULL, *names = "predicted,measured";
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "o:", lo, NULL)) != -1) {
-        switch (c) {
-        case 'o': out = optarg; break;
-        case O_TITLE: title = optarg; break;
-        case O_NAMES: names = optarg; break;
-        case O_HELP: mp_plot_usage(stdout, SYNOPSIS, ABOUT, opts, NOPTS); return 0;
-        default:
-            fprintf(stderr, "mpplot timeline: bad option %s (see mpplot timeline --help)\n", argv[optind - 1]);
-            return 2;
-        }
-    }
+    args a = { NULL, NULL, "predicted,measured", 0 };
+    int code = mp_plot_parse(argc, argv, "timeline", SYNOPSIS, ABOUT, opts, NOPTS, take, &a, &a.help);
+    if (code >= 0) return code;
+    const char *out = a.out, *title = a.title, *names = a.names;
     int nt = argc - optind;
     if (nt < 1 || nt > 2 || !out) {
         fprintf(stderr, "usage: mpplot " SYNOPSIS "\n");
