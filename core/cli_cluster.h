@@ -3,7 +3,7 @@
  * with the link defaults defined here once.
  * defines: MP_CLI_DEFAULT_BANDWIDTH, MP_CLI_DEFAULT_LATENCY, MP_CLI_O_DEVICES,
  *          MP_CLI_OPT_DEVICES, MP_CLI_OPT_MEMORY, MP_CLI_OPT_BANDWIDTH,
- *          MP_CLI_OPT_LATENCY, MP_CLI_OPT_CLUSTER, mp_cli_cluster,
+ *          MP_CLI_OPT_LATENCY, MP_CLI_OPT_CLUSTER, MP_CLI_CLUSTER_OPTS, mp_cli_cluster,
  *          mp_cli_cluster_init, mp_cli_cluster_opt, mp_cli_cluster_check,
  *          mp_cli_cluster_build */
 #ifndef MP_CLI_CLUSTER_H
@@ -26,6 +26,14 @@ enum { MP_CLI_O_DEVICES = 400, MP_CLI_O_MEMORY, MP_CLI_O_BANDWIDTH, MP_CLI_O_LAT
 #define MP_CLI_OPT_LATENCY(help) \
     { "latency", required_argument, MP_CLI_O_LATENCY, "T", help " (default " MP_CLI_DEFAULT_LATENCY ")" }
 #define MP_CLI_OPT_CLUSTER(help) { "cluster", required_argument, MP_CLI_O_CLUSTER, "C.json", help }
+
+/* The whole group, for tools that take K devices or a cluster file. */
+#define MP_CLI_CLUSTER_OPTS \
+    MP_CLI_OPT_DEVICES("K identical devices (with --memory)"), \
+    MP_CLI_OPT_MEMORY("memory per device, e.g. 80GiB (with --devices)"), \
+    MP_CLI_OPT_BANDWIDTH("link bandwidth with --devices"), \
+    MP_CLI_OPT_LATENCY("link latency with --devices"), \
+    MP_CLI_OPT_CLUSTER("cluster file (mpplan-cluster/1) instead of --devices")
 
 typedef struct {
     const char *cluster;        /* --cluster (NULL: absent) */

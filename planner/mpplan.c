@@ -36,11 +36,7 @@ enum { O_PROFILE = 256, O_BATCH, O_MICRO, O_SCHED, O_RC, O_SF, O_TOP, O_JSON, O_
 static const mp_cli_opt OPTS[] = {
     { "profile", required_argument, O_PROFILE, "P.json", "per-layer profile (required); on CPU repeat it, one per number of busy cores "
       "(mpprof --threads)" },
-    MP_CLI_OPT_DEVICES("K identical devices (with --memory)"),
-    MP_CLI_OPT_MEMORY("memory per device, e.g. 80GiB (with --devices)"),
-    MP_CLI_OPT_BANDWIDTH("link bandwidth with --devices"),
-    MP_CLI_OPT_LATENCY("link latency with --devices"),
-    MP_CLI_OPT_CLUSTER("cluster file (mpplan-cluster/1) instead of --devices"),
+    MP_CLI_CLUSTER_OPTS,
     { "global-batch", required_argument, O_BATCH, "B", "samples per iteration, required" },
     { "microbatch", required_argument, O_MICRO, "b", "fix the micro-batch size (must divide B; default: searched)" },
     { "schedule", required_argument, O_SCHED, "S", "auto|gpipe|1f1b|interleaved (default auto)" },

@@ -31,11 +31,7 @@ enum {
 static const mp_cli_opt opts[] = {
     { "serve", no_argument, O_SERVE, NULL, "plan for serving (this mode)" },
     { "profile", required_argument, O_PROFILE, "P.json", "per-layer profile" },
-    MP_CLI_OPT_DEVICES("K identical devices (with --memory)"),
-    MP_CLI_OPT_MEMORY("memory per device, e.g. 80GiB"),
-    MP_CLI_OPT_BANDWIDTH("link bandwidth"),
-    MP_CLI_OPT_LATENCY("link latency"),
-    MP_CLI_OPT_CLUSTER("cluster file instead of --devices/--memory"),
+    MP_CLI_CLUSTER_OPTS,
     { "rate", required_argument, O_RATE, "R", "offered load, requests per second" },
     { "slo-ms", required_argument, O_SLO, "L", "latency target in ms" },
     { "max-batch", required_argument, O_MAXBATCH, "auto|N", "batcher size (auto: 1,2,4..64)" },

@@ -1,5 +1,6 @@
 /* plot.h — mpplot's subcommands and the command-line helpers they share.
- * defines: mp_plot_opt, mp_plot_parse, mp_plot_usage, mp_plot_fail,
+ * defines: mp_plot_opt, MP_PLOT_OPT_OUTPUT, MP_PLOT_OPT_TITLE, MP_PLOT_OPT_HELP,
+ *          mp_plot_base, mp_plot_base_opt, mp_plot_parse, mp_plot_usage, mp_plot_fail,
  *          mp_plot_state_factor, mp_plot_load_json, mp_plot_json_num, mp_plot_bytes_unit,
  *          mp_plot_sweep_main, mp_plot_timeline_main, mp_plot_latency_main,
  *          mp_plot_accuracy_main, mp_plot_memory_main
@@ -22,12 +23,27 @@
  * option char or a value >= 256. */
 typedef mp_cli_opt mp_plot_opt;
 
+/* The options every subcommand has: -o/--output, --title, --help. */
+enum { MP_PLOT_O_TITLE = 390, MP_PLOT_O_HELP };
+#define MP_PLOT_OPT_OUTPUT { "output", required_argument, 'o', "IMAGE", "the image: .png or .svg (required)" }
+#define MP_PLOT_OPT_TITLE(help) { "title", required_argument, MP_PLOT_O_TITLE, "TEXT", help }
+#define MP_PLOT_OPT_HELP { "help", no_argument, MP_PLOT_O_HELP, NULL, "this text" }
+
+typedef struct {
+    const char *out, *title;
+    int help;
+} mp_plot_base;
+
+/* Takes one of the common options into b: 1 taken, 0 not one of them. */
+int mp_plot_base_opt(mp_plot_base *b, int id, const char *v);
+
 /* A subcommand's option loop: mp_cli_parse over o[0..n) (short option -o)
- * with fn(ctx, ...) for each option. Returns -1 to go on; else the exit code
- * to return: 0 when *help was set (the usage is printed), 2 after a bad
- * option ("mpplot SUB: MSG"). */
+ * with fn(ctx, ...) for each option (fn hands the common ones to
+ * mp_plot_base_opt on base). Returns -1 to go on; else the exit code to
+ * return: 0 after --help (the usage is printed), 2 after a bad option
+ * ("mpplot SUB: MSG"). */
 int mp_plot_parse(int argc, char **argv, const char *sub, const char *synopsis, const char *about,
-                  const mp_plot_opt *o, int n, mp_cli_opt_fn fn, void *ctx, const int *help);
+                  const mp_plot_opt *o, int n, mp_cli_opt_fn fn, void *ctx, const mp_plot_base *base);
 /* "usage: mpplot SYNOPSIS" then one line per option. */
 void mp_plot_usage(FILE *f, const char *synopsis, const char *about, const mp_plot_opt *o, int n);
 /* Prints "mpplot SUB: MSG" (for MP_ERR_BACKEND: "mpplot: MSG") and returns

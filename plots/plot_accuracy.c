@@ -10,11 +10,10 @@
 #include "gnuplot.h"
 #include "plot.h"
 
-enum { O_TITLE = 256, O_HELP };
 static const mp_plot_opt opts[] = {
-    { "output", required_argument, 'o', "IMAGE", "the image: .png or .svg (required)" },
-    { "title", required_argument, O_TITLE, "TEXT", "title before the mean error" },
-    { "help", no_argument, O_HELP, NULL, "this text" },
+    MP_PLOT_OPT_OUTPUT,
+    MP_PLOT_OPT_TITLE("title before the mean error"),
+    MP_PLOT_OPT_HELP,
 };
 #define NOPTS ((int)(sizeof opts / sizeof *opts))
 #define SYNOPSIS "accuracy VALIDATE.json -o IMAGE [--title TEXT]"
@@ -74,28 +73,23 @@ static int write_points(const char *path, const json_t *arr, FILE *f, double *me
 }
 
 typedef struct {
-    const char *out, *title;
-    int help;
+    mp_plot_base b;   /* the only options: -o, --title, --help */
 } args;
 
 /* One option's value into a (mp_cli_opt_fn). */
 static mp_status take(void *ctx, int c, const char *v, mp_error *err)
 {
     args *a = ctx;
-    switch (c) {
-    case 'o': a->out = v; return MP_OK;
-    case O_TITLE: a->title = v; return MP_OK;
-    case O_HELP: a->help = 1; return MP_OK;
-    default: return mp_error_set(err, MP_ERR_USAGE, "unknown option (see mpplot accuracy --help)");
-    }
+    if (mp_plot_base_opt(&a->b, c, v)) return MP_OK;
+    return mp_error_set(err, MP_ERR_USAGE, "unknown option (see mpplot accuracy --help)");
 }
 
 int mp_plot_accuracy_main(int argc, char **argv)
 {
     args a = { 0 };
-    int code = mp_plot_parse(argc, argv, "accuracy", SYNOPSIS, ABOUT, opts, NOPTS, take, &a, &a.help);
+    int code = mp_plot_parse(argc, argv, "accuracy", SYNOPSIS, ABOUT, opts, NOPTS, take, &a, &a.b);
     if (code >= 0) return code;
-    const char *out = a.out, *title = a.title;
+    const char *out = a.b.out, *title = a.b.title;
     if (optind != argc - 1 || !out) {
         fprintf(stderr, "usage: mpplot " SYNOPSIS "\n");
         return 2;

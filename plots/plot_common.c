@@ -8,13 +8,24 @@
 #include "json_util.h"
 
 /* See plot.h. */
+int mp_plot_base_opt(mp_plot_base *b, int id, const char *v)
+{
+    switch (id) {
+    case 'o': b->out = v; return 1;
+    case MP_PLOT_O_TITLE: b->title = v; return 1;
+    case MP_PLOT_O_HELP: b->help = 1; return 1;
+    default: return 0;
+    }
+}
+
+/* See plot.h. */
 int mp_plot_parse(int argc, char **argv, const char *sub, const char *synopsis, const char *about,
-                  const mp_plot_opt *o, int n, mp_cli_opt_fn fn, void *ctx, const int *help)
+                  const mp_plot_opt *o, int n, mp_cli_opt_fn fn, void *ctx, const mp_plot_base *base)
 {
     mp_error err = { 0 };
     mp_status st = mp_cli_parse(argc, argv, o, n, "o:", fn, ctx, &err);
     if (st != MP_OK) return mp_plot_fail(sub, st, err.msg);
-    if (*help) {
+    if (base->help) {
         mp_plot_usage(stdout, synopsis, about, o, n);
         return 0;
     }

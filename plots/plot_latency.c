@@ -19,9 +19,9 @@
 #include "plan.h"
 #include "serve_eval.h"
 
-enum { O_PROFILE = 256, O_PLAN, O_RATES, O_SLO, O_MEASURED, O_REQUESTS, O_SEED, O_TITLE, O_CALIB, O_HELP };
+enum { O_PROFILE = 256, O_PLAN, O_RATES, O_SLO, O_MEASURED, O_REQUESTS, O_SEED, O_CALIB };
 static const mp_plot_opt opts[] = {
-    { "output", required_argument, 'o', "IMAGE", "the image: .png or .svg (required)" },
+    MP_PLOT_OPT_OUTPUT,
     { "profile", required_argument, O_PROFILE, "P.json", "per-layer profile (with --plan, --rates)" },
     { "plan", required_argument, O_PLAN, "PLAN.json", "serving plan (mpplan --serve -o)" },
     { "rates", required_argument, O_RATES, "A:B:N", "N offered rates from A to B requests/s" },
@@ -35,8 +35,8 @@ static const mp_plot_opt opts[] = {
     { "calibration", required_argument, O_CALIB, "R.json", "prediction terms from a serving report's \"calibration\" (as mpplan --serve)" },
     { "slo-ms", required_argument, O_SLO, "L", "latency target in ms (default: from the input)" },
     { "measured", required_argument, O_MEASURED, "R.json", "measured point(s); repeatable" },
-    { "title", required_argument, O_TITLE, "TEXT", "the plot's title" },
-    { "help", no_argument, O_HELP, NULL, "this text" },
+    MP_PLOT_OPT_TITLE("the plot's title"),
+    MP_PLOT_OPT_HELP,
 };
 #define NOPTS ((int)(sizeof opts / sizeof *opts))
 #define MAX_MEASURED 64
@@ -48,9 +48,10 @@ static const mp_plot_opt opts[] = {
               "A measured file: {\"rate\", \"p50_ms\", \"p99_ms\"}, an array of them or {\"points\": [...]}."
 
 typedef struct {
-    const char *sweep, *profile, *plan, *rates, *out, *title, *calibration;
+    mp_plot_base b;
+    const char *sweep, *profile, *plan, *rates, *calibration;
     const char *measured[MAX_MEASURED];
-    int nmeasured, requests, help;
+    int nmeasured, requests;
     unsigned long seed;
     double slo_ms, rlo, rhi;
     int rn;
@@ -65,13 +66,12 @@ typedef struct {
 static mp_status take(void *ctx, int c, const char *v, mp_error *err)
 {
     args *a = ctx;
+    if (mp_plot_base_opt(&a->b, c, v)) return MP_OK;
     int g = mp_cli_cluster_opt(&a->ca, c, v, err);
     if (g) return g < 0 ? MP_ERR_USAGE : MP_OK;
     switch (c) {
-    case 'o': a->out = v; return MP_OK;
     case O_PROFILE: a->profile = v; return MP_OK;
     case O_PLAN: a->plan = v; return MP_OK;
-    case O_TITLE: a->title = v; return MP_OK;
     case O_CALIB: a->calibration = v; return MP_OK;
     case O_RATES:
         a->rates = v;
@@ -83,7 +83,6 @@ static mp_status take(void *ctx, int c, const char *v, mp_error *err)
         if (a->nmeasured == MAX_MEASURED) return mp_error_set(err, MP_ERR_USAGE, "--measured: at most %d files", MAX_MEASURED);
         a->measured[a->nmeasured++] = v;
         return MP_OK;
-    case O_HELP: a->help = 1; return MP_OK;
     default: return mp_error_set(err, MP_ERR_USAGE, "unknown option (see mpplot latency --help)");
     }
 }
@@ -95,11 +94,11 @@ static int parse(int argc, char **argv, args *a)
     a->slo_ms = -1;
     a->requests = 10000;
     a->seed = 1;
-    int code = mp_plot_parse(argc, argv, "latency", SYNOPSIS, ABOUT, opts, NOPTS, take, a, &a->help);
+    int code = mp_plot_parse(argc, argv, "latency", SYNOPSIS, ABOUT, opts, NOPTS, take, a, &a->b);
     if (code >= 0) return code;
     if (optind < argc) a->sweep = argv[optind++];
     int sim = a->profile || a->plan || a->rates || a->calibration;
-    if (optind != argc || !a->out || (sim && a->sweep) || (!sim && !a->sweep) ||
+    if (optind != argc || !a->b.out || (sim && a->sweep) || (!sim && !a->sweep) ||
         (sim && (!a->profile || !a->plan || !a->rates))) {
         fprintf(stderr, "usage: mpplot " SYNOPSIS "\n");
         return 2;
@@ -231,7 +230,7 @@ static void write_plot(mp_gp_out *o, const args *a, const point *pv, int np, con
     fputs("\n\n# measured\n", o->data);
     write_block(o->data, mv, nm);
     char t[1200];
-    if (a->title) snprintf(t, sizeof t, "%s", a->title);
+    if (a->b.title) snprintf(t, sizeof t, "%s", a->b.title);
     else if (a->sweep) snprintf(t, sizeof t, "serving latency: %s", a->sweep);
     else snprintf(t, sizeof t, "serving latency: %s (%d Poisson requests per rate)", a->plan, a->requests);
     mp_gp_var_str(o, "title", t);
@@ -253,7 +252,7 @@ int mp_plot_latency_main(int argc, char **argv)
     point *pv = NULL, *mv = NULL;
     int np = 0, nm = 0;
     double slo = -1, unused = -1;
-    mp_status st = mp_gp_out_init(&o, a.out, 900, 600, &err);
+    mp_status st = mp_gp_out_init(&o, a.b.out, 900, 600, &err);
     if (st == MP_OK) st = a.sweep ? read_points(a.sweep, 1, &pv, &np, &slo, &err) : simulate(&a, &pv, &np, &slo, &err);
     if (a.slo_ms > 0) slo = a.slo_ms;
     for (int i = 0; st == MP_OK && i < a.nmeasured; i++) st = read_points(a.measured[i], 0, &mv, &nm, &unused, &err);
@@ -262,7 +261,7 @@ int mp_plot_latency_main(int argc, char **argv)
         st = mp_gp_finish(&o, "latency", &err);
     }
     if (st == MP_OK)
-        printf("mpplot latency: %d rates, %d measured points: wrote %s\n", np, nm, a.out);
+        printf("mpplot latency: %d rates, %d measured points: wrote %s\n", np, nm, a.b.out);
     free(pv);
     free(mv);
     mp_gp_out_free(&o);

@@ -9,18 +9,14 @@
 #include "gnuplot.h"
 #include "plot.h"
 
-enum { O_PROFILE = 256, O_STATE, O_TITLE, O_HELP };
+enum { O_PROFILE = 256, O_STATE };
 static const mp_plot_opt opts[] = {
-    { "output", required_argument, 'o', "IMAGE", "the image: .png or .svg (required)" },
+    MP_PLOT_OPT_OUTPUT,
     { "profile", required_argument, O_PROFILE, "P.json", "per-layer profile (required)" },
-    MP_CLI_OPT_DEVICES("K identical devices (with --memory)"),
-    MP_CLI_OPT_MEMORY("memory per device, e.g. 80GiB"),
-    MP_CLI_OPT_BANDWIDTH("link bandwidth"),
-    MP_CLI_OPT_LATENCY("link latency"),
-    MP_CLI_OPT_CLUSTER("cluster file instead of --devices/--memory"),
+    MP_CLI_CLUSTER_OPTS,
     { "state-factor", required_argument, O_STATE, "F", "bytes of state per parameter byte (default 4)" },
-    { "title", required_argument, O_TITLE, "TEXT", "the plot's title" },
-    { "help", no_argument, O_HELP, NULL, "this text" },
+    MP_PLOT_OPT_TITLE("the plot's title"),
+    MP_PLOT_OPT_HELP,
 };
 #define NOPTS ((int)(sizeof opts / sizeof *opts))
 #define SYNOPSIS "memory PLAN.json --profile P.json (--devices K --memory SIZE | --cluster C.json) -o IMAGE"
@@ -28,9 +24,9 @@ static const mp_plot_opt opts[] = {
               "against its device's capacity; a peak over capacity is drawn red."
 
 typedef struct {
-    const char *plan, *profile, *out, *title;
+    mp_plot_base b;
+    const char *plan, *profile;
     double state_factor;
-    int help;
     mp_cli_cluster ca;
 } args;
 
@@ -38,14 +34,12 @@ typedef struct {
 static mp_status take(void *ctx, int c, const char *v, mp_error *err)
 {
     args *a = ctx;
+    if (mp_plot_base_opt(&a->b, c, v)) return MP_OK;
     int g = mp_cli_cluster_opt(&a->ca, c, v, err);
     if (g) return g < 0 ? MP_ERR_USAGE : MP_OK;
     switch (c) {
-    case 'o': a->out = v; return MP_OK;
     case O_PROFILE: a->profile = v; return MP_OK;
-    case O_TITLE: a->title = v; return MP_OK;
     case O_STATE: return mp_plot_state_factor(v, &a->state_factor, err);
-    case O_HELP: a->help = 1; return MP_OK;
     default: return mp_error_set(err, MP_ERR_USAGE, "unknown option (see mpplot memory --help)");
     }
 }
@@ -55,9 +49,9 @@ static int parse(int argc, char **argv, args *a)
     memset(a, 0, sizeof *a);
     mp_cli_cluster_init(&a->ca);
     a->state_factor = MP_DEFAULT_STATE_FACTOR;
-    int code = mp_plot_parse(argc, argv, "memory", SYNOPSIS, ABOUT, opts, NOPTS, take, a, &a->help);
+    int code = mp_plot_parse(argc, argv, "memory", SYNOPSIS, ABOUT, opts, NOPTS, take, a, &a->b);
     if (code >= 0) return code;
-    if (optind != argc - 1 || !a->out || !a->profile) {
+    if (optind != argc - 1 || !a->b.out || !a->profile) {
         fprintf(stderr, "usage: mpplot " SYNOPSIS "\n");
         return 2;
     }
@@ -92,7 +86,7 @@ static void write_plot(mp_gp_out *o, const args *a, const mp_plan *p, const mp_c
     const char *unit = mp_plot_bytes_unit(maxb, &scale);
     char t[1400];
     snprintf(t, sizeof t, "%s%s%s %s, b=%d, m=%d: fullest device at %.0f%% of its memory%s",
-             a->title ? a->title : "", a->title ? " — " : "", prof->model ? prof->model : "model",
+             a->b.title ? a->b.title : "", a->b.title ? " — " : "", prof->model ? prof->model : "model",
              mp_schedule_name(p->schedule), p->microbatch_size, p->num_microbatches, 100 * worst,
              over ? " (does not fit)" : "");
     mp_gp_var_str(o, "title", t);
@@ -112,7 +106,7 @@ int mp_plot_memory_main(int argc, char **argv)
     mp_profile prof = { 0 };
     mp_cluster cl = { 0 };
     mp_gp_out o = { 0 };
-    mp_status st = mp_gp_out_init(&o, a.out, 900, 560, &err);
+    mp_status st = mp_gp_out_init(&o, a.b.out, 900, 560, &err);
     if (st == MP_OK) st = mp_plan_load(a.plan, &plan, &err);
     if (st == MP_OK) st = mp_profile_load(a.profile, &prof, &err);
     if (st == MP_OK) st = mp_cli_cluster_build(&a.ca, 0, &cl, &err);
@@ -125,7 +119,7 @@ int mp_plot_memory_main(int argc, char **argv)
     if (st == MP_OK)
         printf("mpplot memory: %d %s, %s: wrote %s\n", plan.predicted.num_peaks,
                plan.schedule == MP_SCHED_INTERLEAVED ? "devices" : "stages",
-               mp_plan_fits(&plan, &cl) ? "fits" : "does not fit", a.out);
+               mp_plan_fits(&plan, &cl) ? "fits" : "does not fit", a.b.out);
     mp_gp_out_free(&o);
     mp_cluster_free(&cl);
     mp_profile_free(&prof);

@@ -14,23 +14,19 @@
 #include "plot.h"
 #include "search.h"
 
-enum { O_PROFILE = 256, O_BATCH, O_MEASURED, O_SCHEDULES, O_STAGES, O_RECOMPUTE, O_STATE, O_TITLE, O_HELP };
+enum { O_PROFILE = 256, O_BATCH, O_MEASURED, O_SCHEDULES, O_STAGES, O_RECOMPUTE, O_STATE };
 static const mp_plot_opt opts[] = {
-    { "output", required_argument, 'o', "IMAGE", "the image: .png or .svg (required)" },
+    MP_PLOT_OPT_OUTPUT,
     { "profile", required_argument, O_PROFILE, "P.json", "per-layer profile (required)" },
-    MP_CLI_OPT_DEVICES("K identical devices (with --memory)"),
-    MP_CLI_OPT_MEMORY("memory per device, e.g. 80GiB"),
-    MP_CLI_OPT_BANDWIDTH("link bandwidth"),
-    MP_CLI_OPT_LATENCY("link latency"),
-    MP_CLI_OPT_CLUSTER("cluster file instead of --devices/--memory"),
+    MP_CLI_CLUSTER_OPTS,
     { "global-batch", required_argument, O_BATCH, "B", "samples per iteration (required)" },
     { "schedules", required_argument, O_SCHEDULES, "LIST", "e.g. gpipe,1f1b (default: all three)" },
     { "stages", required_argument, O_STAGES, "LIST", "stage counts, e.g. 1,2,4 (default: 1..8, then powers of 2)" },
     { "recompute", required_argument, O_RECOMPUTE, "auto|on|off", "as mpplan (default auto)" },
     { "state-factor", required_argument, O_STATE, "F", "bytes of state per parameter byte (default 4)" },
     { "measured", required_argument, O_MEASURED, "R.json", "an mprun report; repeatable" },
-    { "title", required_argument, O_TITLE, "TEXT", "the plot's title" },
-    { "help", no_argument, O_HELP, NULL, "this text" },
+    MP_PLOT_OPT_TITLE("the plot's title"),
+    MP_PLOT_OPT_HELP,
 };
 #define NOPTS ((int)(sizeof opts / sizeof *opts))
 #define MAX_MEASURED 64
@@ -43,9 +39,10 @@ static const mp_plot_opt opts[] = {
               "{\"plan\": {...plan...}, \"measured\": {\"iteration_ms\": x, \"samples_per_s\": y}}"
 
 typedef struct {
-    const char *profile, *out, *title;
+    mp_plot_base b;
+    const char *profile;
     const char *measured[MAX_MEASURED];
-    int nmeasured, global_batch, recompute, help;
+    int nmeasured, global_batch, recompute;
     int sched[3];               /* 1: draw this schedule */
     char *stages_on;            /* [MAX_STAGES + 1], NULL: default */
     double state_factor;
@@ -69,15 +66,14 @@ static int parse_schedules(const char *s, int *on)
 static mp_status take(void *ctx, int c, const char *v, mp_error *err)
 {
     args *a = ctx;
+    if (mp_plot_base_opt(&a->b, c, v)) return MP_OK;
     static const char *const names[] = { "auto", "on", "off" };
     static const int modes[] = { MP_RC_AUTO, MP_RC_ON, MP_RC_OFF };
     int k, nk, ks[MAX_STAGES];
     mp_status st = MP_OK;
     if ((k = mp_cli_cluster_opt(&a->ca, c, v, err))) return k < 0 ? MP_ERR_USAGE : MP_OK;
     switch (c) {
-    case 'o': a->out = v; break;
     case O_PROFILE: a->profile = v; break;
-    case O_TITLE: a->title = v; break;
     case O_BATCH: st = mp_cli_int("global-batch", v, 1, 1 << 24, &a->global_batch, err); break;
     case O_SCHEDULES:
         if (!parse_schedules(v, a->sched))
@@ -96,7 +92,6 @@ static mp_status take(void *ctx, int c, const char *v, mp_error *err)
         if (a->nmeasured == MAX_MEASURED) return mp_error_set(err, MP_ERR_USAGE, "--measured: at most %d files", MAX_MEASURED);
         a->measured[a->nmeasured++] = v;
         break;
-    case O_HELP: a->help = 1; break;
     default: return mp_error_set(err, MP_ERR_USAGE, "unknown option (see mpplot sweep --help)");
     }
     return st;
@@ -109,9 +104,9 @@ static int parse(int argc, char **argv, args *a)
     a->state_factor = MP_DEFAULT_STATE_FACTOR;
     a->recompute = MP_RC_AUTO;
     a->sched[0] = a->sched[1] = a->sched[2] = 1;
-    int code = mp_plot_parse(argc, argv, "sweep", SYNOPSIS, ABOUT, opts, NOPTS, take, a, &a->help);
+    int code = mp_plot_parse(argc, argv, "sweep", SYNOPSIS, ABOUT, opts, NOPTS, take, a, &a->b);
     if (code >= 0) return code;
-    if (optind != argc || !a->out || !a->profile || !a->global_batch) {
+    if (optind != argc || !a->b.out || !a->profile || !a->global_batch) {
         fprintf(stderr, "usage: mpplot " SYNOPSIS "\n");
         return 2;
     }
@@ -271,7 +266,7 @@ static mp_status write_plot(mp_gp_out *o, const args *a, const mp_search_result 
         for (int j = 0; j < nb; j++) bd[j] = bv[j];
         snprintf(bl, sizeof bl, "best: %s, %d stages, b=%d: %.4g samples/s", mp_schedule_name(bp->schedule),
                  plan_stages(bp), bp->microbatch_size, bp->predicted.samples_per_s);
-        if (a->title) snprintf(t, sizeof t, "%s", a->title);
+        if (a->b.title) snprintf(t, sizeof t, "%s", a->b.title);
         else if (a->ca.cluster) snprintf(t, sizeof t, "%s: predicted throughput, global batch %d, %s",
                                          prof->model ? prof->model : "model", a->global_batch, a->ca.cluster);
         else snprintf(t, sizeof t, "%s: predicted throughput, global batch %d, %d devices of %s",
@@ -319,7 +314,7 @@ int mp_plot_sweep_main(int argc, char **argv)
     mp_cluster cl = { 0 };
     mp_search_result r = { 0 };
     mp_gp_out o = { 0 };
-    mp_status st = mp_gp_out_init(&o, a.out, 1100, 620, &err);
+    mp_status st = mp_gp_out_init(&o, a.b.out, 1100, 620, &err);
     if (st == MP_OK) st = mp_profile_load(a.profile, &prof, &err);
     if (st == MP_OK) st = mp_cli_cluster_build(&a.ca, 0, &cl, &err);
     if (st == MP_OK) {
@@ -339,7 +334,7 @@ int mp_plot_sweep_main(int argc, char **argv)
     if (st == MP_OK)
         printf("mpplot sweep: %d plans, best %s %d stages b=%d at %.4g samples/s: wrote %s\n", r.num_plans,
                mp_schedule_name(r.plans[0].schedule), plan_stages(&r.plans[0]), r.plans[0].microbatch_size,
-               r.plans[0].predicted.samples_per_s, a.out);
+               r.plans[0].predicted.samples_per_s, a.b.out);
     mp_search_result_free(&r);
     mp_gp_out_free(&o);
     mp_cluster_free(&cl);

@@ -12,12 +12,12 @@
 #include "gnuplot.h"
 #include "plot.h"
 
-enum { O_TITLE = 256, O_NAMES, O_HELP };
+enum { O_NAMES = 256 };
 static const mp_plot_opt opts[] = {
-    { "output", required_argument, 'o', "IMAGE", "the image: .png or .svg (required)" },
-    { "title", required_argument, O_TITLE, "TEXT", "the plot's title" },
+    MP_PLOT_OPT_OUTPUT,
+    MP_PLOT_OPT_TITLE("the plot's title"),
     { "names", required_argument, O_NAMES, "A,B", "row prefixes of two traces (default predicted,measured)" },
-    { "help", no_argument, O_HELP, NULL, "this text" },
+    MP_PLOT_OPT_HELP,
 };
 #define NOPTS ((int)(sizeof opts / sizeof *opts))
 #define SYNOPSIS "timeline TRACE.json [TRACE2.json] -o IMAGE [--title TEXT] [--names A,B]"
@@ -267,29 +267,27 @@ static mp_status write_plot(mp_gp_out *o, trace *tr, int nt, char **prefix, cons
 }
 
 typedef struct {
-    const char *out, *title, *names;
-    int help;
+    mp_plot_base b;
+    const char *names;
 } args;
 
 /* One option's value into a (mp_cli_opt_fn). */
 static mp_status take(void *ctx, int c, const char *v, mp_error *err)
 {
     args *a = ctx;
+    if (mp_plot_base_opt(&a->b, c, v)) return MP_OK;
     switch (c) {
-    case 'o': a->out = v; return MP_OK;
-    case O_TITLE: a->title = v; return MP_OK;
     case O_NAMES: a->names = v; return MP_OK;
-    case O_HELP: a->help = 1; return MP_OK;
     default: return mp_error_set(err, MP_ERR_USAGE, "unknown option (see mpplot timeline --help)");
     }
 }
 
 int mp_plot_timeline_main(int argc, char **argv)
 {
-    args a = { NULL, NULL, "predicted,measured", 0 };
-    int code = mp_plot_parse(argc, argv, "timeline", SYNOPSIS, ABOUT, opts, NOPTS, take, &a, &a.help);
+    args a = { { NULL, NULL, 0 }, "predicted,measured" };
+    int code = mp_plot_parse(argc, argv, "timeline", SYNOPSIS, ABOUT, opts, NOPTS, take, &a, &a.b);
     if (code >= 0) return code;
-    const char *out = a.out, *title = a.title, *names = a.names;
+    const char *out = a.b.out, *title = a.b.title, *names = a.names;
     int nt = argc - optind;
     if (nt < 1 || nt > 2 || !out) {
         fprintf(stderr, "usage: mpplot " SYNOPSIS "\n");
