@@ -57,6 +57,7 @@ typedef struct {
 
 typedef struct {
     double rate, p50, p99, tput;
+    double others_pct;   /* measured points: other processes' CPU share during the run */
 } point;
 
 static int bad(const char *fmt, const char *v)
@@ -142,6 +143,8 @@ static mp_status read_point(const char *path, const char *where, const json_t *o
         if (mp_plot_json_num(o, keys[k], dst[k]) != 1 || *dst[k] < 0)
             return mp_error_set(err, MP_ERR_INPUT, "%s: %s.%s: expected a number >= 0", path, where, keys[k]);
     p->tput = NAN;
+    p->others_pct = 0;
+    mp_plot_busy_scan(o, &p->others_pct);
     int t = mp_plot_json_num(o, "throughput", &p->tput);
     if (t < 0)
         return mp_error_set(err, MP_ERR_INPUT, "%s: %s.throughput: expected a number", path, where);
@@ -216,7 +219,7 @@ static mp_status simulate(const args *a, point **v, int *n, double *slo, mp_erro
         mp_serve_arrivals_at_rate(&arr, r, t);
         st = mp_serve_ctx_eval(&ctx, &p, t, a->requests, pslo > 0 ? pslo : 1e300, err);
         if (st == MP_OK)
-            (*v)[(*n)++] = (point){ r, p.metrics.p50_ms, p.metrics.p99_ms, p.metrics.throughput_rps };
+            (*v)[(*n)++] = (point){ r, p.metrics.p50_ms, p.metrics.p99_ms, p.metrics.throughput_rps, 0 };
     }
     free(t);
     mp_serve_arrivals_free(&arr);
@@ -260,6 +263,10 @@ static void write_plot(mp_gp_out *o, const args *a, const point *pv, int np, con
     if (a->title) snprintf(t, sizeof t, "%s", a->title);
     else if (a->sweep) snprintf(t, sizeof t, "serving latency: %s", a->sweep);
     else snprintf(t, sizeof t, "serving latency: %s (%d Poisson requests per rate)", a->plan, a->requests);
+    double busy = 0;
+    for (int i = 0; i < nm; i++)
+        if (mv[i].others_pct > busy) busy = mv[i].others_pct;
+    if (!a->title) mp_plot_busy_title(t, sizeof t, busy);
     mp_gp_var_str(o, "title", t);
     mp_gp_var_num(o, "has_slo", slo > 0);
     mp_gp_var_num(o, "slo_ms", slo > 0 ? slo : 0);
