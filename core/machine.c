@@ -72,3 +72,13 @@ double mp_machine_others_pct(const mp_cpu_sample *a, const mp_cpu_sample *b, dou
     double pct = 100.0 * others / total;
     return pct < 0 ? 0 : pct > 100 ? 100 : pct;
 }
+
+unsigned mp_machine_boot_id(void)
+{
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (!f) return 0;
+    unsigned h = 2166136261u;   /* FNV-1a */
+    for (int c; (c = fgetc(f)) != EOF && c != '\n';) h = (h ^ (unsigned char)c) * 16777619u;
+    fclose(f);
+    return h ? h : 1;
+}

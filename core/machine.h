@@ -1,6 +1,6 @@
 /* machine.h — facts about the machine this process runs on (Linux /proc).
  * defines: mp_machine_cpu_model, mp_machine_mem_available, mp_cpu_sample,
- *          mp_machine_cpu_sample, mp_machine_others_pct */
+ *          mp_machine_cpu_sample, mp_machine_others_pct, mp_machine_boot_id */
 #ifndef MP_MACHINE_H
 #define MP_MACHINE_H
 
@@ -29,5 +29,10 @@ mp_cpu_sample mp_machine_cpu_sample(void);
  * on the same machine (e.g. MPI ranks), 0 if none. -1 when a sample failed
  * or no time passed. */
 double mp_machine_others_pct(const mp_cpu_sample *a, const mp_cpu_sample *b, double extra_own);
+
+/* A hash of the running kernel's boot id (/proc/sys/kernel/random/boot_id),
+ * the same for every process on this machine, network namespaces included;
+ * 0 when unknown. Tells which MPI ranks share a machine's CPUs. */
+unsigned mp_machine_boot_id(void);
 
 #endif

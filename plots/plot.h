@@ -2,6 +2,7 @@
  * defines: mp_plot_opt, MP_PLOT_OPT_OUTPUT, MP_PLOT_OPT_TITLE, MP_PLOT_OPT_HELP,
  *          mp_plot_base, mp_plot_base_opt, mp_plot_parse, mp_plot_usage, mp_plot_fail,
  *          mp_plot_state_factor, mp_plot_load_json, mp_plot_json_num, mp_plot_bytes_unit,
+ *          mp_plot_busy_scan, mp_plot_busy_title,
  *          mp_plot_sweep_main, mp_plot_timeline_main, mp_plot_latency_main,
  *          mp_plot_accuracy_main, mp_plot_memory_main
  *
@@ -58,6 +59,18 @@ mp_status mp_plot_state_factor(const char *v, double *out, mp_error *err);
 
 /* Reads a JSON file (any top-level value) with "PATH:LINE:COL:" syntax messages. */
 mp_status mp_plot_load_json(const char *path, json_t **out, mp_error *err);
+
+/* Measurements taken while other processes used more than this share of the
+ * CPUs (percent) are marked busy on the picture. */
+#define MP_PLOT_BUSY_PCT 5.0
+
+/* Raises *max to the "others_pct" of a measured file's object j (an mprun
+ * report, a validate row, or a trace's otherData), if it has one. */
+void mp_plot_busy_scan(const json_t *j, double *max);
+
+/* Appends " — machine busy: other processes took N% of the CPUs" to the
+ * title t (capacity n) when max is above MP_PLOT_BUSY_PCT. */
+void mp_plot_busy_title(char *t, size_t n, double max);
 
 /* obj[key] as a finite number (also a numeric string is refused): 1 found, 0
  * absent, -1 present but not a finite number. */

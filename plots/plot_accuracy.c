@@ -108,6 +108,11 @@ int mp_plot_accuracy_main(int argc, char **argv)
         char t[1200];
         snprintf(t, sizeof t, "%s%spredicted vs measured: mean |error| %.1f%% over %d configuration%s",
                  title ? title : "", title ? " — " : "", mean, n, n == 1 ? "" : "s");
+        double busy = 0;
+        size_t i;
+        json_t *e;
+        json_array_foreach(j, i, e) mp_plot_busy_scan(e, &busy);
+        mp_plot_busy_title(t, sizeof t, busy);
         mp_gp_var_str(&o, "title", t);
         mp_gp_var_num(&o, "axis_max", maxv * 1.1);
         mp_gp_var_num(&o, "show_labels", n <= 16);

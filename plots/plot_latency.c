@@ -60,6 +60,7 @@ typedef struct {
 
 typedef struct {
     double rate, p50, p99, tput;
+    double others_pct;   /* measured points: other processes' CPU share during the run */
 } point;
 
 /* One option's value into a (mp_cli_opt_fn). */
@@ -117,6 +118,8 @@ static mp_status read_point(const char *path, const char *where, const json_t *o
         if (mp_plot_json_num(o, keys[k], dst[k]) != 1 || *dst[k] < 0)
             return mp_error_set(err, MP_ERR_INPUT, "%s: %s.%s: expected a number >= 0", path, where, keys[k]);
     p->tput = NAN;
+    p->others_pct = 0;
+    mp_plot_busy_scan(o, &p->others_pct);
     int t = mp_plot_json_num(o, "throughput", &p->tput);
     if (t < 0)
         return mp_error_set(err, MP_ERR_INPUT, "%s: %s.throughput: expected a number", path, where);
@@ -189,7 +192,7 @@ static mp_status simulate(const args *a, point **v, int *n, double *slo, mp_erro
         double r = a->rn > 1 ? a->rlo + i * (a->rhi - a->rlo) / (a->rn - 1) : a->rlo;
         mp_serve_arrivals_at_rate(&arr, r, t);
         st = mp_serve_eval_plan(&ctx, &p, t, a->requests, pslo > 0 ? pslo : 1e300, &m, NULL, NULL, err);
-        if (st == MP_OK) (*v)[(*n)++] = (point){ r, m.p50_ms, m.p99_ms, m.throughput_rps };
+        if (st == MP_OK) (*v)[(*n)++] = (point){ r, m.p50_ms, m.p99_ms, m.throughput_rps, 0 };
     }
     free(t);
     mp_serve_arrivals_free(&arr);
@@ -233,6 +236,10 @@ static void write_plot(mp_gp_out *o, const args *a, const point *pv, int np, con
     if (a->b.title) snprintf(t, sizeof t, "%s", a->b.title);
     else if (a->sweep) snprintf(t, sizeof t, "serving latency: %s", a->sweep);
     else snprintf(t, sizeof t, "serving latency: %s (%d Poisson requests per rate)", a->plan, a->requests);
+    double busy = 0;
+    for (int i = 0; i < nm; i++)
+        if (mv[i].others_pct > busy) busy = mv[i].others_pct;
+    if (!a->b.title) mp_plot_busy_title(t, sizeof t, busy);
     mp_gp_var_str(o, "title", t);
     mp_gp_var_num(o, "has_slo", slo > 0);
     mp_gp_var_num(o, "slo_ms", slo > 0 ? slo : 0);

@@ -181,7 +181,7 @@ static mp_status build_series(const args *a, const mp_search_result *r, int ndev
 
 /* ---------------------------------------------------------------- measured */
 
-static mp_status write_measured(const args *a, FILE *f, int *n, double *max_sps, mp_error *err)
+static mp_status write_measured(const args *a, FILE *f, int *n, double *max_sps, double *busy, mp_error *err)
 {
     *n = 0;
     fputs("\n\n# measured: b samples_per_s label\n", f);
@@ -191,6 +191,8 @@ static mp_status write_measured(const args *a, FILE *f, int *n, double *max_sps,
         mp_status st = mp_plot_load_json(path, &j, err);
         if (st != MP_OK) return st;
         json_t *plan = json_object_get(j, "plan"), *m = json_object_get(j, "measured");
+        mp_plot_busy_scan(j, busy);
+        mp_plot_busy_scan(m, busy);
         double b = 0, sps = 0, chunks = 1, positions = 0;
         if (!json_is_object(plan) && json_is_number(json_object_get(j, "num_positions"))) {
             plan = m = j;   /* an mprun report: the plan's fields and the measurement at top level */
@@ -256,11 +258,11 @@ static mp_status write_plot(mp_gp_out *o, const args *a, const mp_search_result 
         dashes[i] = sv[i].kind + 1;
     }
     const mp_plan *bp = &r->plans[0];
-    double ymax = 0;
+    double ymax = 0, busy = 0;
     char bl[160], t[1400];
     if (st == MP_OK) {
         fprintf(o->data, "\n\n# best: b samples_per_s\n%d %.10g\n", bp->microbatch_size, bp->predicted.samples_per_s);
-        st = write_measured(a, o->data, &nm, &ymax, err);
+        st = write_measured(a, o->data, &nm, &ymax, &busy, err);
     }
     if (st == MP_OK) {
         for (int j = 0; j < nb; j++) bd[j] = bv[j];
@@ -272,6 +274,7 @@ static mp_status write_plot(mp_gp_out *o, const args *a, const mp_search_result 
         else snprintf(t, sizeof t, "%s: predicted throughput, global batch %d, %d devices of %s",
                       prof->model ? prof->model : "model", a->global_batch, cl->num_devices,
                       a->ca.memory_arg ? a->ca.memory_arg : "?");
+        if (!a->b.title) mp_plot_busy_title(t, sizeof t, busy);
         mp_gp_var_str(o, "title", t);
         mp_gp_var_num(o, "nseries", ns);
         mp_gp_var_strs(o, "series_name", ns, names);

@@ -47,6 +47,7 @@ typedef struct {
     op *ops;
     int nops;
     double span_ms;
+    double others_pct;   /* measured traces: other processes' CPU share during the run */
 } trace;
 
 static void trace_free(trace *t)
@@ -163,6 +164,7 @@ static mp_status load_trace(const char *path, trace *t, mp_error *err)
     json_array_foreach(ev, i, e) {
         if ((st = read_event(path, i, e, t, err)) != MP_OK) break;
     }
+    mp_plot_busy_scan(j, &t->others_pct);
     json_decref(j);
     if (st == MP_OK && t->nops == 0)
         st = mp_error_set(err, MP_ERR_INPUT, "%s: no \"X\" (complete) events to draw", path);
@@ -316,6 +318,7 @@ int mp_plot_timeline_main(int argc, char **argv)
         if (title) snprintf(t, sizeof t, "%s", title);
         else if (nt == 1) snprintf(t, sizeof t, "%s: %.3f ms", argv[optind], tr[0].span_ms);
         else snprintf(t, sizeof t, "%s %.3f ms (top) vs %s %.3f ms (bottom)", pa, tr[0].span_ms, pb, tr[1].span_ms);
+        if (!title) mp_plot_busy_title(t, sizeof t, tr[0].others_pct > tr[1].others_pct ? tr[0].others_pct : tr[1].others_pct);
         st = write_plot(&o, tr, nt, prefix, t, &err);
     }
     if (st == MP_OK) st = mp_gp_finish(&o, "timeline", &err);

@@ -98,8 +98,9 @@ for name in "${names[@]}"; do
     runs=$(jq -r '.iteration_ms * 10 | round / 10' "${reps[@]}" | paste -sd, -)
     ops=$(jq -r '100 * (.replay.iteration_ms - .predicted.iteration_ms) / .predicted.iteration_ms' "${reps[@]}" | median)
     err=$(jq -r .predicted.error_pct "${reps[@]}" | median)
+    busy=$(jq -r '.others_pct // 0' "${reps[@]}" | median)
     printf '%-26s %7s %12.3f %12.3f %+7.1f%% %+10.1f%% %+6.1f%%  %s\n' "$name" "$stages" "$pred" "$meas" "$err" "$rerr" "$ops" "$runs"
-    rows+=("{\"config\":\"$name\",\"stages\":$stages,\"predicted_ms\":$pred,\"measured_ms\":$meas,\"error_pct\":$err,\"replay_error_pct\":$rerr,\"ops_pct\":$ops,\"runs_ms\":[$runs]}")
+    rows+=("{\"config\":\"$name\",\"stages\":$stages,\"predicted_ms\":$pred,\"measured_ms\":$meas,\"error_pct\":$err,\"replay_error_pct\":$rerr,\"ops_pct\":$ops,\"runs_ms\":[$runs],\"others_pct\":$busy}")
 done
 json="[$(IFS=,; echo "${rows[*]}")]"
 echo "$json" | jq . > "$OUT/validate.json.tmp" && mv "$OUT/validate.json.tmp" "$OUT/validate.json"

@@ -99,6 +99,8 @@ static json_t *build_json(const mp_trace *t, const char *title)
     if (!root || !arr || !used) goto fail;
     json_object_set_new(root, "traceEvents", arr);
     json_object_set_new(root, "displayTimeUnit", json_string("ms"));
+    if (t->others_pct > 0)
+        json_object_set_new(root, "otherData", json_pack("{s:f}", "others_pct", t->others_pct));
     if (!meta(arr, "process_name", -1, json_pack("{s:s}", "name", title ? title : "mpkit")))
         goto fail;
     for (int i = 0; i < t->n; i++) {

@@ -32,6 +32,8 @@ typedef struct {
     char **row_names;    /* optional, owned: [num_rows] names of the position rows
                             (e.g. "stage 0 (dev0)"); NULL entries: "stage p" */
     int num_rows;
+    double others_pct;   /* measured traces: % of the CPUs other processes took during
+                            the run, written as otherData.others_pct when > 0 */
 } mp_trace;
 
 /* Appends an event (grows the array). MP_ERR_NOMEM on failure. */

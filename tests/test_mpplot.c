@@ -237,6 +237,47 @@ static void test_timeline_two_svg(void)
     free(out);
 }
 
+/* Measurements taken on a busy machine say so in the picture's title; quiet
+ * ones (<= 5% of the CPUs to other processes) do not. */
+static void test_busy_title(void)
+{
+    char *tr = mp_test_slurp(fx("plot_trace_measured.json"), NULL);
+    CU_ASSERT_FATAL(tr && tr[0] == '{');
+    size_t n = strlen(tr);
+    char *busy = malloc(n + 64);
+    snprintf(busy, n + 64, "{\"otherData\": {\"others_pct\": 23.4}, %s", tr + 1);
+    const char *bpath = mp_test_write_file("busy.trace.json", busy);
+    const char *vpath = mp_test_write_file("busy.validate.json",
+        "[{\"config\": \"a\", \"predicted_ms\": 10, \"measured_ms\": 11, \"others_pct\": 3},"
+        " {\"config\": \"b\", \"predicted_ms\": 20, \"measured_ms\": 19, \"others_pct\": 41.2}]");
+    const char *qpath = mp_test_write_file("quiet.validate.json",
+        "[{\"config\": \"a\", \"predicted_ms\": 10, \"measured_ms\": 11, \"others_pct\": 4.9}]");
+    struct { const char *sub, *in, *want; } cases[] = {
+        { "timeline", bpath, "machine busy: other processes took 23% of the CPUs" },
+        { "accuracy", vpath, "machine busy: other processes took 41% of the CPUs" },
+        { "accuracy", qpath, NULL },
+        { "timeline", fx("plot_trace_measured.json"), NULL },
+    };
+    for (int i = 0; i < 4; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "busy%d.png", i);
+        char *img = abs_tmp(name), *out = NULL;
+        char *argv[] = { tool(), (char *)cases[i].sub, (char *)cases[i].in, "-o", img, NULL };
+        CU_ASSERT_EQUAL_FATAL(run(argv, NULL, &out, NULL), 0);
+        char *gp = mp_test_slurp(sibling(img, ".gp"), NULL);
+        CU_ASSERT_FATAL(gp != NULL);
+        if (cases[i].want) {
+            CU_ASSERT_PTR_NOT_NULL(strstr(gp, cases[i].want));
+        } else {
+            CU_ASSERT_PTR_NULL(strstr(gp, "machine busy"));
+        }
+        free(gp);
+        free(out);
+    }
+    free(busy);
+    free(tr);
+}
+
 static void test_latency_sweep(void)
 {
     char *img = abs_tmp("lat.png");
@@ -482,7 +523,7 @@ int main(void)
         MP_TEST(test_accuracy),
         MP_TEST(test_memory),
         MP_TEST(test_timeline),
-        MP_TEST(test_timeline_two_svg),
+        MP_TEST(test_timeline_two_svg), MP_TEST(test_busy_title),
         MP_TEST(test_latency_sweep),
         MP_TEST(test_latency_simulated),
         MP_TEST(test_latency_calibration),

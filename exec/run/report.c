@@ -44,6 +44,9 @@ void mp_report_print(FILE *f, const mp_report_info *r)
         fputc('\n', f);
     }
     fprintf(f, "checksum     %s\n", s->checksum);
+    if (s->others_pct >= 0)
+        fprintf(f, "# machine: other processes took %.0f%% of the CPUs during the run%s\n", s->others_pct,
+                s->others_pct > 5 ? ": the measurements are skewed, rerun on a quiet machine" : "");
 }
 
 static json_t *arr(const double *v, int n)
@@ -94,6 +97,7 @@ mp_status mp_report_write(const char *path, const mp_report_info *r, mp_error *e
     json_object_set_new(j, "param_count", json_integer(s->param_count));
     if (s->entropy_rate > 0) json_object_set_new(j, "entropy_rate", mp_json_number(s->entropy_rate));
     json_object_set_new(j, "weights_sha256", json_string(s->checksum));
+    if (s->others_pct >= 0) json_object_set_new(j, "others_pct", mp_json_number(s->others_pct));
     if (r->has_replay) {
         json_t *o = json_object();
         json_object_set_new(o, "iteration_ms", mp_json_number(r->replay_ms));

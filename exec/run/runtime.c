@@ -121,6 +121,7 @@ mp_status mp_run(const mp_run_config *c, mp_run_result *res, mp_error *err)
     r.m = c->plan->num_microbatches;
     r.b = c->plan->microbatch_size;
     r.hang_position = -1;
+    r.cpu0 = mp_machine_cpu_sample();
     if (c->fault && !strncmp(c->fault, "hang:", 5)) r.hang_position = atoi(c->fault + 5);
     mp_pipeline_config pc;
     const char *tname = NULL;

@@ -66,6 +66,9 @@ typedef struct {
     char checksum[65];          /* SHA-256 of the final parameters, layer order */
     char transport[16];         /* the transport used: "threads", "mpi" or "nccl" (--backend cuda
                                    under MPI picks nccl when it can: see docs/gpu.md) */
+    double others_pct;          /* % of the machine's CPU time that processes outside this run
+                                   took while it ran (its own MPI ranks on the same machine
+                                   excluded); -1 when unknown */
     mp_trace trace;             /* measured timeline of the last step */
 } mp_run_result;
 

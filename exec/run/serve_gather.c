@@ -3,7 +3,8 @@
  * defines: mp_serve_gather_part
  *
  * Messages, rank s -> 0, tags MP_TAG(MP_TAG_RESULT, s, k):
- *   k = 0  double[4]: batches run, busy_ms, copy_ms, realtime threads
+ *   k = 0  double[6]: batches run, busy_ms, copy_ms, realtime threads, the rank's CPU
+ *          ticks since its start, its boot id (mp_machine_boot_id)
  *   k = 1  double[2 * batches]: forward starts, then forward ends, batch order
  *   k = 2  (last stage) double[n]: done_ms of every request
  *   k = 3  (last stage, keep_outputs) float[n * out_dim]: the outputs
@@ -18,7 +19,8 @@
 static mp_status send_part(mp_pipeline *pl, mp_serve_run_result *r, int s, int nb, int keep, mp_error *err)
 {
     int K = r->num_stages;
-    double head[4] = { nb, r->busy_ms[s], r->copy_ms[s], r->realtime_threads };
+    double head[6] = { nb, r->busy_ms[s], r->copy_ms[s], r->realtime_threads,
+                       mp_machine_cpu_sample().own - r->cpu_start.own, (double)mp_machine_boot_id() };
     mp_status st = mp_pipeline_send_part(pl, s, 0, head, sizeof head, err);
     if (st != MP_OK) return st;
     double *fwd = malloc((size_t)(2 * nb + 1) * sizeof(double));
@@ -39,7 +41,7 @@ static mp_status send_part(mp_pipeline *pl, mp_serve_run_result *r, int s, int n
 static mp_status recv_part(mp_pipeline *pl, mp_serve_run_result *r, int s, int keep, mp_error *err)
 {
     int K = r->num_stages, nb = r->num_batches;
-    double head[4];
+    double head[6];
     mp_status st = mp_pipeline_recv_part(pl, s, 0, head, sizeof head, err);
     if (st != MP_OK) return st;
     if ((int)head[0] != nb)
@@ -48,6 +50,8 @@ static mp_status recv_part(mp_pipeline *pl, mp_serve_run_result *r, int s, int k
     r->busy_ms[s] = head[1];
     r->copy_ms[s] = head[2];
     r->realtime_threads += (int)head[3];
+    unsigned boot = mp_machine_boot_id();
+    if (boot && (unsigned)head[5] == boot) r->peer_ticks += head[4];
     double *fwd = malloc((size_t)(2 * nb + 1) * sizeof(double));
     if (!fwd) return mp_error_set(err, MP_ERR_NOMEM, "out of memory for the results of stage %d", s);
     st = mp_pipeline_recv_part(pl, s, 1, fwd, (size_t)(2 * nb) * sizeof(double), err);

@@ -63,6 +63,9 @@ void mp_serve_report_print(FILE *f, const mp_serve_report_info *r)
     fprintf(f, "# queued at the last arrival %d, unfinished %d: %s\n", run->queued_at_end, run->unfinished,
             m->overloaded ? "OVERLOADED (the queue grows: offered load above what the pipeline serves)" : "not overloaded");
     if (r->outputs_sha256) fprintf(f, "# outputs sha256 %s (request order)\n", r->outputs_sha256);
+    if (run->others_pct >= 0)
+        fprintf(f, "# machine: other processes took %.0f%% of the CPUs during the run%s\n", run->others_pct,
+                run->others_pct > 5 ? ": the measurements are skewed, rerun on a quiet machine" : "");
 }
 
 /* A JSON array of v[0..n). */
@@ -113,6 +116,7 @@ mp_status mp_serve_report_write(const char *path, const mp_serve_report_info *r,
     else json_object_set_new(o, "slo_ms", json_null());
     json_object_set_new(o, "slo_attainment", mp_json_number(m->slo_attainment));
     json_object_set_new(o, "requests", json_integer(run->n));
+    if (run->others_pct >= 0) json_object_set_new(o, "others_pct", mp_json_number(run->others_pct));
     json_object_set_new(o, "completed", json_integer(run->n - run->unfinished));
     json_object_set_new(o, "unfinished", json_integer(run->unfinished));
     json_object_set_new(o, "queued_at_end", json_integer(run->queued_at_end));

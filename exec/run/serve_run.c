@@ -340,6 +340,8 @@ mp_status mp_serve_run(const mp_serve_run_config *c, mp_serve_run_result *res, m
         if (c->arrival_ms[i] - c->arrival_ms[i - 1] > gap) gap = c->arrival_ms[i] - c->arrival_ms[i - 1];
     sv.idle_s = c->timeout_s + (gap + sv.W) / 1e3;
     if (alloc_result(res, c, sv.K, sv.out_dim) != MP_OK) return mp_error_set(err, MP_ERR_NOMEM, "out of memory");
+    res->others_pct = -1;
+    res->cpu_start = mp_machine_cpu_sample();
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -359,6 +361,10 @@ mp_status mp_serve_run(const mp_serve_run_config *c, mp_serve_run_result *res, m
         mp_error_clear(&sv.w[s].err);
     }
     st = mp_pipeline_run(sv.pl, &serve_mode, &sv, err);
+    if (st == MP_OK && res->is_root) {
+        mp_cpu_sample now = mp_machine_cpu_sample();
+        res->others_pct = mp_machine_others_pct(&res->cpu_start, &now, res->peer_ticks);
+    }
 out:
     free(sv.w);
     free(sv.x);

@@ -14,6 +14,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include "machine.h"
 #include "model.h"
 #include "mp_status.h"
 #include "plan.h"
@@ -66,6 +67,11 @@ typedef struct {
                                    every stage's part); 0: an MPI rank > 0, which holds only
                                    its own stage's part and reports nothing */
     float *outputs;             /* keep_outputs: [n * out_dim] */
+    double others_pct;          /* root: % of the machine's CPU time that processes outside this
+                                   run took while it ran (its MPI ranks on this machine
+                                   excluded); -1 when unknown */
+    mp_cpu_sample cpu_start;    /* this process's and the machine's CPU time at the start */
+    double peer_ticks;          /* root: CPU ticks of this run's other ranks on this machine */
 } mp_serve_run_result;
 
 /* Defaults: cpu, threads, pin, seed 1, timeout 30 s, drain 2 s, no SLO, no outputs. */

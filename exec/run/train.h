@@ -16,6 +16,7 @@
 #include "data.h"
 #include "layers.h"
 #include "pipeline.h"
+#include "machine.h"
 #include "runtime.h"
 #include "schedule.h"
 #include "sha256.h"
@@ -51,6 +52,8 @@ typedef struct {
     int *ldata;                /* last stage xent: [m][b] */
     double *end_ms, *busy_ms, *step_ms, *loss;  /* [nsteps] */
     double peak;
+    double cpu_ticks;          /* gathered: the CPU ticks of the rank that ran it, and */
+    unsigned boot_id;          /* that rank's machine (mp_machine_boot_id) */
     mp_trace trace;
     mp_error err;
 } mp_train_worker;
@@ -69,6 +72,7 @@ struct mp_train_run {
     int nsteps;
     int hang_position;         /* fault hook: this position never sends */
     mp_run_result *res;        /* filled by mp_train_collect */
+    mp_cpu_sample cpu0;        /* this process's and the machine's CPU time at the start */
 };
 
 /* The driver's callbacks (pipeline.h): a position's whole run (setup, the

@@ -5,7 +5,7 @@
  * defines: mp_train_gather, mp_train_collect
  *
  * Parts of rank p's result (mp_pipeline_send_part, tag k):
- *   k = 0       double[2]: peak bytes, trace events
+ *   k = 0       double[4]: peak bytes, trace events, the rank's CPU ticks, its boot id
  *   k = 1..4    double[nsteps]: end_ms, busy_ms, step_ms, loss
  *   k = 5       mp_trace_event[events]: the last step's trace
  *   k = 16 + j  float[params]: the parameters of its j-th stage (stage p + j*K),
@@ -30,7 +30,9 @@ static double **arrays_of(mp_train_worker *w, double *a[4])
 static mp_status send_result(mp_train_run *r, mp_pipeline *pl, mp_train_worker *me, mp_error *err)
 {
     size_t n = (size_t)r->nsteps;
-    double head[2] = { me->peak, (double)me->trace.n }, *arr[4];
+    mp_cpu_sample now = mp_machine_cpu_sample();
+    double head[4] = { me->peak, (double)me->trace.n, now.own - r->cpu0.own, (double)mp_machine_boot_id() };
+    double *arr[4];
     mp_status st = mp_pipeline_send_part(pl, me->p, PART_HEAD, head, sizeof head, err);
     arrays_of(me, arr);
     for (int a = 0; a < 4 && st == MP_OK; a++)
@@ -54,10 +56,12 @@ static mp_status send_result(mp_train_run *r, mp_pipeline *pl, mp_train_worker *
 static mp_status recv_result(mp_train_run *r, mp_pipeline *pl, mp_train_worker *w, mp_error *err)
 {
     size_t n = (size_t)r->nsteps;
-    double head[2], *arr[4];
+    double head[4], *arr[4];
     mp_status st = mp_pipeline_recv_part(pl, w->p, PART_HEAD, head, sizeof head, err);
     if (st != MP_OK) return st;
     w->peak = head[0];
+    w->cpu_ticks = head[2];
+    w->boot_id = (unsigned)head[3];
     w->end_ms = calloc(n + 1, sizeof(double));
     w->busy_ms = calloc(n + 1, sizeof(double));
     w->step_ms = calloc(n + 1, sizeof(double));
@@ -109,6 +113,18 @@ static mp_status checksum(mp_train_run *r, mp_pipeline *pl, mp_sha256 *h, mp_err
     return MP_OK;
 }
 
+/* The share of the machine's CPUs that processes outside this run took since
+ * mp_run began: under MPI the ranks on this machine (same boot id) are ours. */
+static double others_pct(mp_train_run *r, mp_pipeline *pl)
+{
+    mp_cpu_sample now = mp_machine_cpu_sample();
+    double ours = 0;
+    unsigned boot = mp_machine_boot_id();
+    for (int p = 0; p < r->K && pl->rank >= 0; p++)
+        if (p != pl->rank && boot && r->w[p].boot_id == boot) ours += r->w[p].cpu_ticks;
+    return mp_machine_others_pct(&r->cpu0, &now, ours);
+}
+
 mp_status mp_train_collect(void *run, mp_pipeline *pl, mp_error *err)
 {
     mp_train_run *r = run;
@@ -150,6 +166,8 @@ mp_status mp_train_collect(void *run, mp_pipeline *pl, mp_error *err)
         for (int e = 0; e < r->w[p].trace.n && st == MP_OK; e++) st = mp_trace_add(&res->trace, r->w[p].trace.ev[e]);
     }
     res->trace.num_positions = K;
+    res->others_pct = others_pct(r, pl);
+    res->trace.others_pct = res->others_pct;
     unsigned char dg[32];
     mp_sha256_final(&h, dg);
     mp_sha256_hex(dg, res->checksum);
