@@ -118,8 +118,9 @@ static mp_status parse_overrides(const mp_jctx *cx, const json_t *links, mp_clus
     return st;
 }
 
-static mp_status parse_root(const mp_jctx *cx, const json_t *root, mp_cluster *c)
+static mp_status parse_root(const mp_jctx *cx, const json_t *root, void *out)
 {
+    mp_cluster *c = out;
     if (mp_json_check_format(cx, root, CLUSTER_FORMAT)) return MP_ERR_INPUT;
     const json_t *devs = json_object_get(root, "devices");
     if (!devs) return mp_json_fail(cx, "devices", "missing");
@@ -144,25 +145,21 @@ static mp_status parse_root(const mp_jctx *cx, const json_t *root, mp_cluster *c
     return MP_OK;
 }
 
-/* parse_root, freeing what it filled on failure (mp_json_decode_fn). */
-static mp_status decode(const mp_jctx *cx, const json_t *root, void *out)
+static void free_out(void *out)
 {
-    mp_status st = parse_root(cx, root, out);
-    if (st) mp_cluster_free(out);
-    return st;
+    mp_cluster_free(out);
 }
 
-mp_status mp_cluster_parse(const char *text, size_t len, const char *name,
-               mp_cluster *p, mp_error *err)
+static const mp_json_reader reader = { sizeof(mp_cluster), parse_root, free_out };
+
+mp_status mp_cluster_parse(const char *text, size_t len, const char *name, mp_cluster *c, mp_error *err)
 {
-    memset(p, 0, sizeof *p);
-    return mp_json_decode(text, len, name, decode, p, err);
+    return mp_json_decode(text, len, name, &reader, c, err);
 }
 
-mp_status mp_cluster_load(const char *path, mp_cluster *p, mp_error *err)
+mp_status mp_cluster_load(const char *path, mp_cluster *c, mp_error *err)
 {
-    memset(p, 0, sizeof *p);
-    return mp_json_load(path, decode, p, err);
+    return mp_json_load(path, &reader, c, err);
 }
 
 /* ---------------------------------------------------------------- building */

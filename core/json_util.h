@@ -2,7 +2,7 @@
  * (profile, cluster, plan): reading a file, parsing with "PATH:LINE:COL:"
  * syntax messages, typed field getters with "PATH: layers[3].fwd_ms: ..."
  * value messages, and atomic writes (temp file in the same dir, fsync, rename).
- * defines: mp_jctx, mp_jsign, mp_json_read_file, mp_json_parse, mp_json_decode_fn,
+ * defines: mp_jctx, mp_jsign, mp_json_read_file, mp_json_parse, mp_json_reader,
  *          mp_json_decode, mp_json_load, mp_json_fail,
  *          mp_json_path, mp_json_check_format, mp_json_number_value,
  *          mp_json_int_value, mp_json_get_string, mp_json_get_number,
@@ -35,18 +35,22 @@ mp_status mp_json_read_file(const char *path, char **text, size_t *len, mp_error
 mp_status mp_json_parse(const char *text, size_t len, const char *name,
                         json_t **out, mp_error *err);
 
-/* A loader's reader of the root object: fills out (zeroed by the caller)
- * from root and, when it fails, frees what it allocated there. */
-typedef mp_status (*mp_json_decode_fn)(const mp_jctx *cx, const json_t *root, void *out);
+/* What a loader (plan, profile, cluster, calibration) supplies to read its
+ * struct from the root object. */
+typedef struct {
+    size_t size;   /* > 0: the struct is zeroed first (and again on failure); 0: left as is */
+    mp_status (*root)(const mp_jctx *cx, const json_t *root, void *out);   /* fills out */
+    void (*free)(void *out);   /* NULL, or frees what root filled when it failed */
+} mp_json_reader;
 
-/* The one JSON load path of every loader (plan, profile, cluster,
- * calibration): mp_json_parse of text, named `name` in messages, then fn on
- * the root. err may be NULL; on failure err holds the message. */
-mp_status mp_json_decode(const char *text, size_t len, const char *name, mp_json_decode_fn fn,
+/* The one JSON load path of every loader: mp_json_parse of text, named
+ * `name` in messages, then r's root reader. err may be NULL; on failure err
+ * holds the message. */
+mp_status mp_json_decode(const char *text, size_t len, const char *name, const mp_json_reader *r,
                          void *out, mp_error *err);
 
 /* mp_json_read_file(path) + mp_json_decode with the path as the name. */
-mp_status mp_json_load(const char *path, mp_json_decode_fn fn, void *out, mp_error *err);
+mp_status mp_json_load(const char *path, const mp_json_reader *r, void *out, mp_error *err);
 
 /* Records MP_ERR_INPUT "NAME: FIELD: <fmt...>" (just "NAME: <fmt...>" when
  * field is NULL or empty) and returns MP_ERR_INPUT. */

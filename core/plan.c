@@ -213,8 +213,9 @@ static mp_status parse_prediction(const mp_jctx *cx, const json_t *v, mp_plan *p
     return MP_OK;
 }
 
-static mp_status parse_root(const mp_jctx *cx, const json_t *root, mp_plan *p)
+static mp_status parse_root(const mp_jctx *cx, const json_t *root, void *out)
 {
+    mp_plan *p = out;
     const char *s = "train";
     if (mp_json_check_format(cx, root, PLAN_FORMAT)) return MP_ERR_INPUT;
     if (mp_json_get_string(cx, root, "", "mode", 0, &s)) return MP_ERR_INPUT;
@@ -268,25 +269,21 @@ static mp_status parse_root(const mp_jctx *cx, const json_t *root, mp_plan *p)
     return MP_OK;
 }
 
-/* parse_root, freeing what it filled on failure (mp_json_decode_fn). */
-static mp_status decode(const mp_jctx *cx, const json_t *root, void *out)
+static void free_out(void *out)
 {
-    mp_status st = parse_root(cx, root, out);
-    if (st) mp_plan_free(out);
-    return st;
+    mp_plan_free(out);
 }
 
-mp_status mp_plan_parse(const char *text, size_t len, const char *name,
-            mp_plan *p, mp_error *err)
+static const mp_json_reader reader = { sizeof(mp_plan), parse_root, free_out };
+
+mp_status mp_plan_parse(const char *text, size_t len, const char *name, mp_plan *p, mp_error *err)
 {
-    memset(p, 0, sizeof *p);
-    return mp_json_decode(text, len, name, decode, p, err);
+    return mp_json_decode(text, len, name, &reader, p, err);
 }
 
 mp_status mp_plan_load(const char *path, mp_plan *p, mp_error *err)
 {
-    memset(p, 0, sizeof *p);
-    return mp_json_load(path, decode, p, err);
+    return mp_json_load(path, &reader, p, err);
 }
 
 /* ---------------------------------------------------------------- checking */

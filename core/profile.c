@@ -129,8 +129,9 @@ static mp_status parse_layer(const mp_jctx *cx, const json_t *v, int i, mp_layer
     return MP_OK;
 }
 
-static mp_status parse_root(const mp_jctx *cx, const json_t *root, mp_profile *p)
+static mp_status parse_root(const mp_jctx *cx, const json_t *root, void *out)
 {
+    mp_profile *p = out;
     const char *s = NULL;
     if (mp_json_check_format(cx, root, PROFILE_FORMAT)) return MP_ERR_INPUT;
     if (mp_json_get_string(cx, root, "", "model", 1, &s)) return MP_ERR_INPUT;
@@ -163,25 +164,21 @@ static mp_status parse_root(const mp_jctx *cx, const json_t *root, mp_profile *p
     return MP_OK;
 }
 
-/* parse_root, freeing what it filled on failure (mp_json_decode_fn). */
-static mp_status decode(const mp_jctx *cx, const json_t *root, void *out)
+static void free_out(void *out)
 {
-    mp_status st = parse_root(cx, root, out);
-    if (st) mp_profile_free(out);
-    return st;
+    mp_profile_free(out);
 }
 
-mp_status mp_profile_parse(const char *text, size_t len, const char *name,
-               mp_profile *p, mp_error *err)
+static const mp_json_reader reader = { sizeof(mp_profile), parse_root, free_out };
+
+mp_status mp_profile_parse(const char *text, size_t len, const char *name, mp_profile *p, mp_error *err)
 {
-    memset(p, 0, sizeof *p);
-    return mp_json_decode(text, len, name, decode, p, err);
+    return mp_json_decode(text, len, name, &reader, p, err);
 }
 
 mp_status mp_profile_load(const char *path, mp_profile *p, mp_error *err)
 {
-    memset(p, 0, sizeof *p);
-    return mp_json_load(path, decode, p, err);
+    return mp_json_load(path, &reader, p, err);
 }
 
 /* ---------------------------------------------------------------- saving */

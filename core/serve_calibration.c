@@ -69,13 +69,15 @@ static mp_status decode(const mp_jctx *cx, const json_t *root, void *out)
     return mp_serve_terms_from_json(cal, cx->name, "calibration", out, cx->err);
 }
 
+static const mp_json_reader reader = { 0, decode, NULL };   /* *t untouched on error */
+
 mp_status mp_serve_calibration_load(const char *path, mp_serve_terms *t, mp_error *err)
 {
-    return mp_json_load(path, decode, t, err);
+    return mp_json_load(path, &reader, t, err);
 }
 
 mp_status mp_serve_calibration_parse(const char *text, size_t len, const char *path, mp_serve_terms *t,
                                      mp_error *err)
 {
-    return mp_json_decode(text, len, path, decode, t, err);
+    return mp_json_decode(text, len, path, &reader, t, err);
 }
