@@ -33,18 +33,20 @@ enum { MP_PLOT_O_TITLE = 390, MP_PLOT_O_HELP };
 typedef struct {
     const char *out, *title;
     int help;
+    mp_cli_cluster ca;   /* the device/cluster group, for subcommands whose table has it */
 } mp_plot_base;
 
-/* Takes one of the common options into b: 1 taken, 0 not one of them. */
-int mp_plot_base_opt(mp_plot_base *b, int id, const char *v);
+/* Takes one of the common options (or of the device/cluster group) into b:
+ * 1 taken, 0 not one of them, -1 a bad value (*err set). */
+int mp_plot_base_opt(mp_plot_base *b, int id, const char *v, mp_error *err);
 
-/* A subcommand's option loop: mp_cli_parse over o[0..n) (short option -o)
- * with fn(ctx, ...) for each option (fn hands the common ones to
- * mp_plot_base_opt on base). Returns -1 to go on; else the exit code to
+/* A subcommand's option loop: base's cluster group initialised, then
+ * mp_cli_parse over o[0..n) (short option -o) with fn(ctx, ...) for each
+ * option (fn hands the common ones to mp_plot_base_opt on base). Returns -1 to go on; else the exit code to
  * return: 0 after --help (the usage is printed), 2 after a bad option
  * ("mpplot SUB: MSG"). */
 int mp_plot_parse(int argc, char **argv, const char *sub, const char *synopsis, const char *about,
-                  const mp_plot_opt *o, int n, mp_cli_opt_fn fn, void *ctx, const mp_plot_base *base);
+                  const mp_plot_opt *o, int n, mp_cli_opt_fn fn, void *ctx, mp_plot_base *base);
 /* "usage: mpplot SYNOPSIS" then one line per option. */
 void mp_plot_usage(FILE *f, const char *synopsis, const char *about, const mp_plot_opt *o, int n);
 /* Prints "mpplot SUB: MSG" (for MP_ERR_BACKEND: "mpplot: MSG") and returns

@@ -80,7 +80,8 @@ typedef struct {
 static mp_status take(void *ctx, int c, const char *v, mp_error *err)
 {
     args *a = ctx;
-    if (mp_plot_base_opt(&a->b, c, v)) return MP_OK;
+    int g = mp_plot_base_opt(&a->b, c, v, err);
+    if (g) return g < 0 ? MP_ERR_USAGE : MP_OK;
     return mp_error_set(err, MP_ERR_USAGE, "unknown option (see mpplot accuracy --help)");
 }
 

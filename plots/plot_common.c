@@ -8,8 +8,10 @@
 #include "json_util.h"
 
 /* See plot.h. */
-int mp_plot_base_opt(mp_plot_base *b, int id, const char *v)
+int mp_plot_base_opt(mp_plot_base *b, int id, const char *v, mp_error *err)
 {
+    int g = mp_cli_cluster_opt(&b->ca, id, v, err);
+    if (g) return g;
     switch (id) {
     case 'o': b->out = v; return 1;
     case MP_PLOT_O_TITLE: b->title = v; return 1;
@@ -20,9 +22,10 @@ int mp_plot_base_opt(mp_plot_base *b, int id, const char *v)
 
 /* See plot.h. */
 int mp_plot_parse(int argc, char **argv, const char *sub, const char *synopsis, const char *about,
-                  const mp_plot_opt *o, int n, mp_cli_opt_fn fn, void *ctx, const mp_plot_base *base)
+                  const mp_plot_opt *o, int n, mp_cli_opt_fn fn, void *ctx, mp_plot_base *base)
 {
     mp_error err = { 0 };
+    mp_cli_cluster_init(&base->ca);
     mp_status st = mp_cli_parse(argc, argv, o, n, "o:", fn, ctx, &err);
     if (st != MP_OK) return mp_plot_fail(sub, st, err.msg);
     if (base->help) {

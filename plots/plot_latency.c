@@ -55,7 +55,6 @@ typedef struct {
     unsigned long seed;
     double slo_ms, rlo, rhi;
     int rn;
-    mp_cli_cluster ca;
 } args;
 
 typedef struct {
@@ -67,8 +66,7 @@ typedef struct {
 static mp_status take(void *ctx, int c, const char *v, mp_error *err)
 {
     args *a = ctx;
-    if (mp_plot_base_opt(&a->b, c, v)) return MP_OK;
-    int g = mp_cli_cluster_opt(&a->ca, c, v, err);
+    int g = mp_plot_base_opt(&a->b, c, v, err);
     if (g) return g < 0 ? MP_ERR_USAGE : MP_OK;
     switch (c) {
     case O_PROFILE: a->profile = v; return MP_OK;
@@ -91,7 +89,6 @@ static mp_status take(void *ctx, int c, const char *v, mp_error *err)
 static int parse(int argc, char **argv, args *a)
 {
     memset(a, 0, sizeof *a);
-    mp_cli_cluster_init(&a->ca);
     a->slo_ms = -1;
     a->requests = 10000;
     a->seed = 1;
@@ -174,7 +171,7 @@ static mp_status simulate(const args *a, point **v, int *n, double *slo, mp_erro
     mp_status st = mp_plan_load(a->plan, &p, err);
     if (st == MP_OK) st = mp_profile_load(a->profile, &prof, err);
     if (st == MP_OK) st = mp_plan_check_serve(&p, prof.num_layers, a->plan, err);
-    if (st == MP_OK) st = mp_cli_cluster_build(&a->ca, p.num_stages, &cl, err);
+    if (st == MP_OK) st = mp_cli_cluster_build(&a->b.ca, p.num_stages, &cl, err);
     if (st == MP_OK && p.num_stages > cl.num_devices)
         st = mp_error_set(err, MP_ERR_INPUT, "%s: %d stages but only %d devices", a->plan, p.num_stages,
                           cl.num_devices);

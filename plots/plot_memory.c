@@ -27,15 +27,13 @@ typedef struct {
     mp_plot_base b;
     const char *plan, *profile;
     double state_factor;
-    mp_cli_cluster ca;
 } args;
 
 /* One option's value into a (mp_cli_opt_fn). */
 static mp_status take(void *ctx, int c, const char *v, mp_error *err)
 {
     args *a = ctx;
-    if (mp_plot_base_opt(&a->b, c, v)) return MP_OK;
-    int g = mp_cli_cluster_opt(&a->ca, c, v, err);
+    int g = mp_plot_base_opt(&a->b, c, v, err);
     if (g) return g < 0 ? MP_ERR_USAGE : MP_OK;
     switch (c) {
     case O_PROFILE: a->profile = v; return MP_OK;
@@ -47,7 +45,6 @@ static mp_status take(void *ctx, int c, const char *v, mp_error *err)
 static int parse(int argc, char **argv, args *a)
 {
     memset(a, 0, sizeof *a);
-    mp_cli_cluster_init(&a->ca);
     a->state_factor = MP_DEFAULT_STATE_FACTOR;
     int code = mp_plot_parse(argc, argv, "memory", SYNOPSIS, ABOUT, opts, NOPTS, take, a, &a->b);
     if (code >= 0) return code;
@@ -109,7 +106,7 @@ int mp_plot_memory_main(int argc, char **argv)
     mp_status st = mp_gp_out_init(&o, a.b.out, 900, 560, &err);
     if (st == MP_OK) st = mp_plan_load(a.plan, &plan, &err);
     if (st == MP_OK) st = mp_profile_load(a.profile, &prof, &err);
-    if (st == MP_OK) st = mp_cli_cluster_build(&a.ca, 0, &cl, &err);
+    if (st == MP_OK) st = mp_cli_cluster_build(&a.b.ca, 0, &cl, &err);
     if (st == MP_OK) st = mp_plan_check(&plan, prof.num_layers, cl.num_devices, a.plan, &err);
     if (st == MP_OK) st = mp_plan_evaluate(&plan, &prof, &cl, a.state_factor, NULL, &err);
     if (st == MP_OK) {

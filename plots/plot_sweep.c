@@ -46,7 +46,6 @@ typedef struct {
     int sched[3];               /* 1: draw this schedule */
     char *stages_on;            /* [MAX_STAGES + 1], NULL: default */
     double state_factor;
-    mp_cli_cluster ca;
 } args;
 
 static int parse_schedules(const char *s, int *on)
@@ -65,13 +64,13 @@ static int parse_schedules(const char *s, int *on)
 /* One option's value into a (mp_cli_opt_fn). */
 static mp_status take(void *ctx, int c, const char *v, mp_error *err)
 {
-    args *a = ctx;
-    if (mp_plot_base_opt(&a->b, c, v)) return MP_OK;
     static const char *const names[] = { "auto", "on", "off" };
     static const int modes[] = { MP_RC_AUTO, MP_RC_ON, MP_RC_OFF };
+    args *a = ctx;
     int k, nk, ks[MAX_STAGES];
     mp_status st = MP_OK;
-    if ((k = mp_cli_cluster_opt(&a->ca, c, v, err))) return k < 0 ? MP_ERR_USAGE : MP_OK;
+    int g = mp_plot_base_opt(&a->b, c, v, err);
+    if (g) return g < 0 ? MP_ERR_USAGE : MP_OK;
     switch (c) {
     case O_PROFILE: a->profile = v; break;
     case O_BATCH: st = mp_cli_int("global-batch", v, 1, 1 << 24, &a->global_batch, err); break;
@@ -100,7 +99,6 @@ static mp_status take(void *ctx, int c, const char *v, mp_error *err)
 static int parse(int argc, char **argv, args *a)
 {
     memset(a, 0, sizeof *a);
-    mp_cli_cluster_init(&a->ca);
     a->state_factor = MP_DEFAULT_STATE_FACTOR;
     a->recompute = MP_RC_AUTO;
     a->sched[0] = a->sched[1] = a->sched[2] = 1;
@@ -269,11 +267,11 @@ static mp_status write_plot(mp_gp_out *o, const args *a, const mp_search_result 
         snprintf(bl, sizeof bl, "best: %s, %d stages, b=%d: %.4g samples/s", mp_schedule_name(bp->schedule),
                  plan_stages(bp), bp->microbatch_size, bp->predicted.samples_per_s);
         if (a->b.title) snprintf(t, sizeof t, "%s", a->b.title);
-        else if (a->ca.cluster) snprintf(t, sizeof t, "%s: predicted throughput, global batch %d, %s",
-                                         prof->model ? prof->model : "model", a->global_batch, a->ca.cluster);
+        else if (a->b.ca.cluster) snprintf(t, sizeof t, "%s: predicted throughput, global batch %d, %s",
+                                         prof->model ? prof->model : "model", a->global_batch, a->b.ca.cluster);
         else snprintf(t, sizeof t, "%s: predicted throughput, global batch %d, %d devices of %s",
                       prof->model ? prof->model : "model", a->global_batch, cl->num_devices,
-                      a->ca.memory_arg ? a->ca.memory_arg : "?");
+                      a->b.ca.memory_arg ? a->b.ca.memory_arg : "?");
         if (!a->b.title) mp_plot_busy_title(t, sizeof t, busy);
         mp_gp_var_str(o, "title", t);
         mp_gp_var_num(o, "nseries", ns);
@@ -319,7 +317,7 @@ int mp_plot_sweep_main(int argc, char **argv)
     mp_gp_out o = { 0 };
     mp_status st = mp_gp_out_init(&o, a.b.out, 1100, 620, &err);
     if (st == MP_OK) st = mp_profile_load(a.profile, &prof, &err);
-    if (st == MP_OK) st = mp_cli_cluster_build(&a.ca, 0, &cl, &err);
+    if (st == MP_OK) st = mp_cli_cluster_build(&a.b.ca, 0, &cl, &err);
     if (st == MP_OK) {
         mp_search_opts so;
         mp_search_opts_init(&so, a.global_batch);

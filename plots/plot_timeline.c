@@ -277,7 +277,8 @@ typedef struct {
 static mp_status take(void *ctx, int c, const char *v, mp_error *err)
 {
     args *a = ctx;
-    if (mp_plot_base_opt(&a->b, c, v)) return MP_OK;
+    int g = mp_plot_base_opt(&a->b, c, v, err);
+    if (g) return g < 0 ? MP_ERR_USAGE : MP_OK;
     switch (c) {
     case O_NAMES: a->names = v; return MP_OK;
     default: return mp_error_set(err, MP_ERR_USAGE, "unknown option (see mpplot timeline --help)");
@@ -286,7 +287,7 @@ static mp_status take(void *ctx, int c, const char *v, mp_error *err)
 
 int mp_plot_timeline_main(int argc, char **argv)
 {
-    args a = { { NULL, NULL, 0 }, "predicted,measured" };
+    args a = { .names = "predicted,measured" };
     int code = mp_plot_parse(argc, argv, "timeline", SYNOPSIS, ABOUT, opts, NOPTS, take, &a, &a.b);
     if (code >= 0) return code;
     const char *out = a.b.out, *title = a.b.title, *names = a.names;
