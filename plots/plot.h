@@ -41,8 +41,8 @@ typedef struct {
 int mp_plot_base_opt(mp_plot_base *b, int id, const char *v, mp_error *err);
 
 /* A subcommand's option loop: base's cluster group initialised, then
- * mp_cli_parse over o[0..n) (short option -o) with fn(ctx, ...) for each
- * option (fn hands the common ones to mp_plot_base_opt on base). Returns -1 to go on; else the exit code to
+ * mp_cli_parse over o[0..n) (short option -o): the common options into base
+ * (mp_plot_base_opt), fn(ctx, ...) for each other one. Returns -1 to go on; else the exit code to
  * return: 0 after --help (the usage is printed), 2 after a bad option
  * ("mpplot SUB: MSG"). */
 int mp_plot_parse(int argc, char **argv, const char *sub, const char *synopsis, const char *about,

@@ -72,25 +72,21 @@ static int write_points(const char *path, const json_t *arr, FILE *f, double *me
     return (int)json_array_size(arr);
 }
 
-typedef struct {
-    mp_plot_base b;   /* the only options: -o, --title, --help */
-} args;
-
-/* One option's value into a (mp_cli_opt_fn). */
+/* No options but the common ones (mp_cli_opt_fn). */
 static mp_status take(void *ctx, int c, const char *v, mp_error *err)
 {
-    args *a = ctx;
-    int g = mp_plot_base_opt(&a->b, c, v, err);
-    if (g) return g < 0 ? MP_ERR_USAGE : MP_OK;
+    (void)ctx;
+    (void)c;
+    (void)v;
     return mp_error_set(err, MP_ERR_USAGE, "unknown option (see mpplot accuracy --help)");
 }
 
 int mp_plot_accuracy_main(int argc, char **argv)
 {
-    args a = { 0 };
-    int code = mp_plot_parse(argc, argv, "accuracy", SYNOPSIS, ABOUT, opts, NOPTS, take, &a, &a.b);
+    mp_plot_base b = { 0 };   /* the only options: -o, --title, --help */
+    int code = mp_plot_parse(argc, argv, "accuracy", SYNOPSIS, ABOUT, opts, NOPTS, take, NULL, &b);
     if (code >= 0) return code;
-    const char *out = a.b.out, *title = a.b.title;
+    const char *out = b.out, *title = b.title;
     if (optind != argc - 1 || !out) {
         fprintf(stderr, "usage: mpplot " SYNOPSIS "\n");
         return 2;

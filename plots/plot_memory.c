@@ -33,8 +33,6 @@ typedef struct {
 static mp_status take(void *ctx, int c, const char *v, mp_error *err)
 {
     args *a = ctx;
-    int g = mp_plot_base_opt(&a->b, c, v, err);
-    if (g) return g < 0 ? MP_ERR_USAGE : MP_OK;
     switch (c) {
     case O_PROFILE: a->profile = v; return MP_OK;
     case O_STATE: return mp_plot_state_factor(v, &a->state_factor, err);

@@ -69,8 +69,6 @@ static mp_status take(void *ctx, int c, const char *v, mp_error *err)
     args *a = ctx;
     int k, nk, ks[MAX_STAGES];
     mp_status st = MP_OK;
-    int g = mp_plot_base_opt(&a->b, c, v, err);
-    if (g) return g < 0 ? MP_ERR_USAGE : MP_OK;
     switch (c) {
     case O_PROFILE: a->profile = v; break;
     case O_BATCH: st = mp_cli_int("global-batch", v, 1, 1 << 24, &a->global_batch, err); break;

@@ -277,8 +277,6 @@ typedef struct {
 static mp_status take(void *ctx, int c, const char *v, mp_error *err)
 {
     args *a = ctx;
-    int g = mp_plot_base_opt(&a->b, c, v, err);
-    if (g) return g < 0 ? MP_ERR_USAGE : MP_OK;
     switch (c) {
     case O_NAMES: a->names = v; return MP_OK;
     default: return mp_error_set(err, MP_ERR_USAGE, "unknown option (see mpplot timeline --help)");
