@@ -48,6 +48,6 @@ mp_status mp_cli_cluster_build(const mp_cli_cluster *a, int default_devices, mp_
     mp_status st = mp_cli_cluster_check(a, default_devices, err);
     if (st != MP_OK) return st;
     if (a->cluster) return mp_cluster_load(a->cluster, c, err);
-    if (!a->devices) return mp_cluster_uniform(c, default_devices, 1e18, a->bandwidth, a->latency, err);
+    if (!a->devices) return mp_cluster_uniform(c, default_devices, MP_CLUSTER_UNLIMITED_MEMORY, a->bandwidth, a->latency, err);
     return mp_cluster_uniform(c, a->devices, a->memory, a->bandwidth, a->latency, err);
 }
