@@ -45,6 +45,29 @@ mp_status mp_cli_parse(int argc, char **argv, const mp_cli_opt *o, int n, const 
     return st == MP_ERR_INPUT ? MP_ERR_USAGE : st;
 }
 
+typedef struct {
+    mp_cli_group_fn group;
+    void *gctx;
+    mp_cli_opt_fn fn;
+    void *ctx;
+} grouped;
+
+/* The group first, then the tool's own (mp_cli_opt_fn). */
+static mp_status take_grouped(void *ctx, int id, const char *v, mp_error *err)
+{
+    grouped *g = ctx;
+    int r = g->group(g->gctx, id, v, err);
+    if (r) return r < 0 ? MP_ERR_USAGE : MP_OK;
+    return g->fn(g->ctx, id, v, err);
+}
+
+mp_status mp_cli_parse_group(int argc, char **argv, const mp_cli_opt *o, int n, const char *shorts,
+                             mp_cli_group_fn group, void *gctx, mp_cli_opt_fn fn, void *ctx, mp_error *err)
+{
+    grouped g = { group, gctx, fn, ctx };
+    return mp_cli_parse(argc, argv, o, n, shorts, take_grouped, &g, err);
+}
+
 mp_status mp_cli_unknown(char **argv, mp_error *err)
 {
     return mp_error_set(err, MP_ERR_USAGE, "unknown or incomplete option \"%s\" (see --help)", argv[optind - 1]);

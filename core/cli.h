@@ -1,7 +1,8 @@
 /* cli.h — the command-line layer of every tool: one option table drives
  * getopt_long and --help, and every option value is parsed here, with one
  * message form: "--flag: expected WHAT, got \"VALUE\"" (MP_ERR_USAGE).
- * defines: mp_cli_opt, mp_cli_opt_fn, mp_cli_parse, mp_cli_longopts,
+ * defines: mp_cli_opt, mp_cli_opt_fn, mp_cli_parse, mp_cli_group_fn,
+ *          mp_cli_parse_group, mp_cli_longopts,
  *          mp_cli_print_options, mp_cli_unknown,
  *          mp_cli_int, mp_cli_seed, mp_cli_number, mp_cli_size, mp_cli_bandwidth,
  *          mp_cli_duration, mp_cli_choice, mp_cli_rates, mp_cli_int_list */
@@ -30,6 +31,15 @@ typedef mp_status (*mp_cli_opt_fn)(void *ctx, int id, const char *value, mp_erro
  * error (MP_ERR_USAGE). On return optind is the first operand. */
 mp_status mp_cli_parse(int argc, char **argv, const mp_cli_opt *o, int n, const char *shorts, mp_cli_opt_fn fn,
                        void *ctx, mp_error *err);
+
+/* A group of options several tools share: 1 taken, 0 not one of the
+ * group's, -1 a bad value (*err set). */
+typedef int (*mp_cli_group_fn)(void *group, int id, const char *value, mp_error *err);
+
+/* mp_cli_parse where group(gctx, ...) sees every option first and fn(ctx,
+ * ...) only those the group does not take. */
+mp_status mp_cli_parse_group(int argc, char **argv, const mp_cli_opt *o, int n, const char *shorts,
+                             mp_cli_group_fn group, void *gctx, mp_cli_opt_fn fn, void *ctx, mp_error *err);
 
 /* Fills out[0..n) from o and terminates it with a zero entry at out[n]. */
 void mp_cli_longopts(const mp_cli_opt *o, int n, struct option *out);

@@ -13,8 +13,9 @@ void mp_cli_cluster_init(mp_cli_cluster *a)
     mp_parse_duration(MP_CLI_DEFAULT_LATENCY, &a->latency, NULL);
 }
 
-int mp_cli_cluster_opt(mp_cli_cluster *a, int id, const char *v, mp_error *err)
+int mp_cli_cluster_opt(void *group, int id, const char *v, mp_error *err)
 {
+    mp_cli_cluster *a = group;
     mp_status st;
     switch (id) {
     case MP_CLI_O_DEVICES: st = mp_cli_int("devices", v, 1, 1 << 16, &a->devices, err); break;

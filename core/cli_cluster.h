@@ -47,9 +47,10 @@ typedef struct {
 /* No option given: the link defaults above. */
 void mp_cli_cluster_init(mp_cli_cluster *a);
 
-/* Takes option id's value v when id is one of the group's: 1 taken, 0 not a
- * group option, -1 a bad value (*err: "--flag: expected ..."). */
-int mp_cli_cluster_opt(mp_cli_cluster *a, int id, const char *v, mp_error *err);
+/* Takes option id's value v into group (an mp_cli_cluster) when id is one of
+ * the group's: 1 taken, 0 not a group option, -1 a bad value (*err:
+ * "--flag: expected ..."); an mp_cli_group_fn. */
+int mp_cli_cluster_opt(void *group, int id, const char *v, mp_error *err);
 
 /* The group's rules: --cluster excludes the other four; without it,
  * --devices and --memory go together and are required unless

@@ -77,12 +77,11 @@ static const char *const SCHEDULES[] = { "auto", "gpipe", "1f1b", "interleaved" 
 static const char *const RECOMPUTE[] = { "auto", "on", "off" };
 static const int RECOMPUTE_MODE[] = { MP_RC_AUTO, MP_RC_ON, MP_RC_OFF };
 
-/* One option's value into a (mp_cli_opt_fn). */
+/* One option's value into a, the device/cluster group aside (mp_cli_opt_fn). */
 static mp_status parse_opt(void *ctx, int c, const char *v, mp_error *err)
 {
     args *a = ctx;
-    int k = mp_cli_cluster_opt(&a->devs, c, v, err);
-    if (k) return k < 0 ? MP_ERR_USAGE : MP_OK;
+    int k = 0;
     mp_status st = MP_OK;
     switch (c) {
     case O_PROFILE:
@@ -117,7 +116,7 @@ static mp_status parse_args(int argc, char **argv, args *a, mp_error *err)
     a->top = 5;
     a->sf = MP_DEFAULT_STATE_FACTOR;
     mp_cli_cluster_init(&a->devs);
-    mp_status st = mp_cli_parse(argc, argv, OPTS, NOPTS, "o:", parse_opt, a, err);
+    mp_status st = mp_cli_parse_group(argc, argv, OPTS, NOPTS, "o:", mp_cli_cluster_opt, &a->devs, parse_opt, a, err);
     if (st == MP_OK && optind < argc)
         st = mp_error_set(err, MP_ERR_USAGE, "unexpected argument \"%s\"", argv[optind]);
     return st;

@@ -117,12 +117,10 @@ static void usage(FILE *f)
     mp_cli_print_options(f, opts, NOPTS, "", 28);
 }
 
-/* One option's value into c (mp_cli_opt_fn). */
+/* One option's value into c, the device/cluster group aside (mp_cli_opt_fn). */
 static mp_status parse_opt(void *ctx, int ch, const char *v, mp_error *err)
 {
     cli *c = ctx;
-    int g = mp_cli_cluster_opt(&c->devs, ch, v, err);
-    if (g) return g < 0 ? MP_ERR_USAGE : MP_OK;
     if (ch == 'o') ch = O_OUT;
     if (ch == 'h') ch = O_HELP;
     c->seen[ch] = 1;
@@ -183,7 +181,7 @@ static mp_status parse_args(int argc, char **argv, cli *c, mp_error *err)
     c->fwd_scale = 1;
     c->seed = 1;
     mp_cli_cluster_init(&c->devs);
-    mp_status st = mp_cli_parse(argc, argv, opts, NOPTS, "o:h", parse_opt, c, err);
+    mp_status st = mp_cli_parse_group(argc, argv, opts, NOPTS, "o:h", mp_cli_cluster_opt, &c->devs, parse_opt, c, err);
     if (st != MP_OK || c->help) return st;
     if (optind < argc) return mp_error_set(err, MP_ERR_USAGE, "unexpected argument \"%s\"", argv[optind]);
     return validate(c, err);

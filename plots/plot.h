@@ -36,9 +36,10 @@ typedef struct {
     mp_cli_cluster ca;   /* the device/cluster group, for subcommands whose table has it */
 } mp_plot_base;
 
-/* Takes one of the common options (or of the device/cluster group) into b:
- * 1 taken, 0 not one of them, -1 a bad value (*err set). */
-int mp_plot_base_opt(mp_plot_base *b, int id, const char *v, mp_error *err);
+/* Takes one of the common options (or of the device/cluster group) into
+ * base (an mp_plot_base): 1 taken, 0 not one of them, -1 a bad value (*err
+ * set); an mp_cli_group_fn. */
+int mp_plot_base_opt(void *base, int id, const char *v, mp_error *err);
 
 /* A subcommand's option loop: base's cluster group initialised, then
  * mp_cli_parse over o[0..n) (short option -o): the common options into base

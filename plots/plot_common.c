@@ -8,8 +8,9 @@
 #include "json_util.h"
 
 /* See plot.h. */
-int mp_plot_base_opt(mp_plot_base *b, int id, const char *v, mp_error *err)
+int mp_plot_base_opt(void *base, int id, const char *v, mp_error *err)
 {
+    mp_plot_base *b = base;
     int g = mp_cli_cluster_opt(&b->ca, id, v, err);
     if (g) return g;
     switch (id) {
@@ -20,29 +21,13 @@ int mp_plot_base_opt(mp_plot_base *b, int id, const char *v, mp_error *err)
     }
 }
 
-typedef struct {
-    mp_plot_base *base;
-    mp_cli_opt_fn fn;
-    void *ctx;
-} plot_opts;
-
-/* The common options into the base, the others to the subcommand's fn. */
-static mp_status take(void *ctx, int id, const char *v, mp_error *err)
-{
-    plot_opts *p = ctx;
-    int g = mp_plot_base_opt(p->base, id, v, err);
-    if (g) return g < 0 ? MP_ERR_USAGE : MP_OK;
-    return p->fn(p->ctx, id, v, err);
-}
-
 /* See plot.h. */
 int mp_plot_parse(int argc, char **argv, const char *sub, const char *synopsis, const char *about,
                   const mp_plot_opt *o, int n, mp_cli_opt_fn fn, void *ctx, mp_plot_base *base)
 {
     mp_error err = { 0 };
     mp_cli_cluster_init(&base->ca);
-    plot_opts p = { base, fn, ctx };
-    mp_status st = mp_cli_parse(argc, argv, o, n, "o:", take, &p, &err);
+    mp_status st = mp_cli_parse_group(argc, argv, o, n, "o:", mp_plot_base_opt, base, fn, ctx, &err);
     if (st != MP_OK) return mp_plot_fail(sub, st, err.msg);
     if (base->help) {
         mp_plot_usage(stdout, synopsis, about, o, n);

@@ -16,8 +16,9 @@ void mp_mprun_args_init(mp_mprun_args *a)
     mp_cli_cluster_init(&a->devs);
 }
 
-int mp_mprun_args_opt(mp_mprun_args *a, int id, const char *v, mp_error *err)
+int mp_mprun_args_opt(void *args, int id, const char *v, mp_error *err)
 {
+    mp_mprun_args *a = args;
     mp_status st = MP_OK;
     int g = mp_cli_cluster_opt(&a->devs, id, v, err);
     if (g) return g;
@@ -53,27 +54,11 @@ mp_status mp_mprun_args_finish(mp_mprun_args *a, int argc, char **argv, mp_error
     return MP_OK;
 }
 
-typedef struct {
-    mp_mprun_args *a;
-    mp_cli_opt_fn fn;
-    void *ctx;
-} both;
-
-/* The shared options, then the tool's (mp_cli_opt_fn). */
-static mp_status take(void *ctx, int id, const char *v, mp_error *err)
-{
-    both *b = ctx;
-    int g = mp_mprun_args_opt(b->a, id, v, err);
-    if (g) return g < 0 ? MP_ERR_USAGE : MP_OK;
-    return b->fn(b->ctx, id, v, err);
-}
-
 mp_status mp_mprun_args_parse(int argc, char **argv, const mp_cli_opt *o, int n, mp_mprun_args *a,
                               mp_cli_opt_fn fn, void *ctx, mp_error *err)
 {
     mp_mprun_args_init(a);
-    both b = { a, fn, ctx };
-    mp_status st = mp_cli_parse(argc, argv, o, n, "h", take, &b, err);
+    mp_status st = mp_cli_parse_group(argc, argv, o, n, "h", mp_mprun_args_opt, a, fn, ctx, err);
     if (st != MP_OK || a->help) return st;
     return mp_mprun_args_finish(a, argc, argv, err);
 }

@@ -44,9 +44,10 @@ typedef struct {
 /* The defaults: seed 1, backend cpu, timeout 30 s, pinned, the link defaults. */
 void mp_mprun_args_init(mp_mprun_args *a);
 
-/* Takes option id's value v when id is a shared one (or -h): 1 taken, 0 not
- * shared, -1 a bad value (*err names the flag). */
-int mp_mprun_args_opt(mp_mprun_args *a, int id, const char *v, mp_error *err);
+/* Takes option id's value v into args (an mp_mprun_args) when id is a shared
+ * one (or -h): 1 taken, 0 not shared, -1 a bad value (*err names the flag);
+ * an mp_cli_group_fn. */
+int mp_mprun_args_opt(void *args, int id, const char *v, mp_error *err);
 
 /* After getopt_long: exactly one PLAN.json left (argv[optind]), --model
  * given, not both --memory and --cluster, a known backend compiled into
