@@ -91,13 +91,17 @@ static int build_zb_h1(mp_op *l, int j, int K, int m)
     return z.n;
 }
 
-/* ZB-H2, position j: w = min(2(K-j)-1, m) forwards; then (BI, F, W-oldest)
- * until every F ran; then (BI, W) until every BI ran; then the remaining W. */
+/* ZB-H2, position j: w = min(2(K-j)-1, m) forwards (more in flight, so no
+ * position waits for a forward); then r = min(j, m-w) rounds of (BI, F)
+ * deferring r weight gradients as ZB-H1 does, so that the tail is filled;
+ * then (BI, F, W-oldest) until every F ran; then (BI, W) until every BI ran;
+ * then the remaining W. */
 static int build_zb_h2(mp_op *l, int j, int K, int m)
 {
     zb_list z = { l, 0, j, 0, 0, 0 };
-    int w = 2 * (K - j) - 1 < m ? 2 * (K - j) - 1 : m;
+    int w = 2 * (K - j) - 1 < m ? 2 * (K - j) - 1 : m, r = j < m - w ? j : m - w;
     for (int i = 0; i < w; i++) zF(&z);
+    for (int i = 0; i < r; i++) { zB(&z); zF(&z); }
     while (z.f < m) { zB(&z); zF(&z); zW(&z); }
     while (z.b < m) { zB(&z); zW(&z); }
     while (z.w < m) zW(&z);

@@ -105,7 +105,7 @@ static void check_invariants(mp_schedule_kind kind, int K, int v, int m)
     double *t = malloc((size_t)S * sizeof *t);
     for (int s = 0; s < S; s++) t[s] = 1.0 + s % 3;
     mp_sim *sim = mp_sim_new();
-    mp_sim_input in = { &l, t, t, NULL, t, t };
+    mp_sim_input in = { &l, t, t, NULL, t, t, NULL, NULL };
     mp_sim_result r;
     mp_error err;
     mp_error_clear(&err);
@@ -160,13 +160,14 @@ static void test_zb_h1_k3_m4(void)
     mp_op_lists_free(&l);
 }
 
-/* ZB-H2, K=2, m=4: 2(K-j)-1 warm-up forwards, then (Bi, F, W). */
+/* ZB-H2, K=2, m=4: 2(K-j)-1 warm-up forwards, j rounds of (Bi, F), then
+ * (Bi, F, W), (Bi, W), the remaining W. */
 static void test_zb_h2_k2_m4(void)
 {
     mp_op_lists l;
     CU_ASSERT_EQUAL_FATAL(mp_schedule_build(MP_SCHED_ZB_H2, 2, 1, 4, &l, NULL), MP_OK);
     expect_zb(&l, 0, "F0:0 F0:1 F0:2 Bi0:0 F0:3 W0:0 Bi0:1 W0:1 Bi0:2 W0:2 Bi0:3 W0:3");
-    expect_zb(&l, 1, "F1:0 Bi1:0 F1:1 W1:0 Bi1:1 F1:2 W1:1 Bi1:2 F1:3 W1:2 Bi1:3 W1:3");
+    expect_zb(&l, 1, "F1:0 Bi1:0 F1:1 Bi1:1 F1:2 W1:0 Bi1:2 F1:3 W1:1 Bi1:3 W1:2 W1:3");
     CU_ASSERT_EQUAL(mp_op_lists_check(&l, NULL), MP_OK);
     mp_op_lists_free(&l);
 }

@@ -164,7 +164,7 @@ static mp_status run_sim(const mp_op_lists *l, const double *F, const double *B,
                          const double *act, const double *grad, mp_sim_result *r)
 {
     mp_sim *s = mp_sim_new();
-    mp_sim_input in = { l, F, B, NULL, act, grad };
+    mp_sim_input in = { l, F, B, NULL, act, grad, NULL, NULL };
     mp_error err;
     mp_error_clear(&err);
     mp_status st = mp_sim_run(s, &in, r, NULL, &err);
@@ -215,7 +215,7 @@ static void test_hand_gpipe_contention(void)
     mp_op_lists l;
     CU_ASSERT_EQUAL_FATAL(mp_schedule_build(MP_SCHED_GPIPE, 2, 1, 3, &l, NULL), MP_OK);
     mp_sim *s = mp_sim_new();
-    mp_sim_input in = { &l, F, B, NULL, act, grad };
+    mp_sim_input in = { &l, F, B, NULL, act, grad, NULL, NULL };
     mp_sim_result r;
     mp_trace tr = { 0 };
     CU_ASSERT_EQUAL_FATAL(mp_sim_run(s, &in, &r, &tr, NULL), MP_OK);
@@ -270,7 +270,7 @@ static void compare_with_reference(const mp_op_lists *l, const double *F, const 
     int K = l->num_positions, S = l->num_stages, m = l->num_microbatches;
     double *busy = calloc(K, sizeof *busy), *op_end = calloc(2 * S * m, sizeof *op_end);
     double iter;
-    mp_sim_input in = { l, F, B, NULL, act, grad };
+    mp_sim_input in = { l, F, B, NULL, act, grad, NULL, NULL };
     CU_ASSERT_EQUAL_FATAL(ref_run(&in, &iter, busy, op_end), 0);
     mp_sim_result r;
     mp_trace tr = { 0 };
@@ -366,10 +366,10 @@ static mp_status run_hand(mp_op *l0, mp_op *l1, int m, mp_error *err)
 {
     int len[2] = { 2 * m, 2 * m };
     mp_op *ops[2] = { l0, l1 };
-    mp_op_lists l = { MP_SCHED_GPIPE, 2, 2, m, len, ops };
+    mp_op_lists l = { MP_SCHED_GPIPE, 2, 2, m, len, ops, NULL };
     double F[] = { 1, 1 }, B[] = { 1, 1 }, t[] = { 0.5 };
     mp_sim *s = mp_sim_new();
-    mp_sim_input in = { &l, F, B, NULL, t, t };
+    mp_sim_input in = { &l, F, B, NULL, t, t, NULL, NULL };
     mp_sim_result r;
     mp_error_clear(err);
     mp_status st = mp_sim_run(s, &in, &r, NULL, err);
@@ -424,7 +424,7 @@ static void test_trace_json(void)
     CU_ASSERT_EQUAL_FATAL(mp_schedule_build(MP_SCHED_1F1B, K, 1, m, &l, NULL), MP_OK);
     double F[] = { 1, 2, 1 }, B[] = { 2, 5, 2 }, R[] = { 0, 2, 0 }, t[] = { 0.25, 0.5 };
     mp_sim *s = mp_sim_new();
-    mp_sim_input in = { &l, F, B, R, t, t };
+    mp_sim_input in = { &l, F, B, R, t, t, NULL, NULL };
     mp_sim_result r;
     mp_trace tr = { 0 };
     CU_ASSERT_EQUAL_FATAL(mp_trace_set_row_name(&tr, 0, "stage 0 (dev0)"), MP_OK);
@@ -484,6 +484,100 @@ static void test_trace_json(void)
     mp_op_lists_free(&l);
 }
 
+/* ---------------------------------------------------------------- zero bubble */
+
+/* Iteration of kind on K positions, m micro-batches, every stage of a
+ * position taking F = BI = W = u/(S/K) (fused B = BI + W), free transfers;
+ * *tr (optional) gets the trace. */
+static double zb_iter(mp_schedule_kind kind, int K, int m, double u, mp_trace *tr, double *bubble)
+{
+    mp_op_lists l;
+    CU_ASSERT_FATAL(mp_schedule_build(kind, K, 2, m, &l, NULL) == MP_OK);
+    int S = l.num_stages;
+    double *t = calloc((size_t)5 * S, sizeof *t), *F = t, *B = t + S, *BI = t + 2 * S, *W = t + 3 * S, *z = t + 4 * S;
+    for (int s = 0; s < S; s++) { F[s] = BI[s] = W[s] = u * K / S; B[s] = 2 * F[s]; }
+    mp_sim_input in = { &l, F, B, NULL, z, z, BI, W };
+    mp_sim_result r;
+    mp_sim *sim = mp_sim_new();
+    CU_ASSERT(mp_sim_run(sim, &in, &r, tr, NULL) == MP_OK);
+    if (bubble) *bubble = r.bubble_fraction;
+    mp_sim_free(sim);
+    mp_op_lists_free(&l);
+    free(t);
+    return r.iteration_ms;
+}
+
+/* By hand, K=2, m=4, F = BI = W = 1 (docs/cost-model.md): 1F1B 15 (fused B
+ * = 2); ZB-H1 13: position 1 runs F0 B0 F1 B1 W0 F2 B2 W1 F3 B3 W2 W3 and
+ * idles only [0,1], position 0 idles only [2,3] and ends B3 [11,12] W3
+ * [12,13]; ZB-H2 13 as well; ZB-V 12.5 (4 stages of 0.5: position 1 waits
+ * only for the first forward). The closed forms for F = BI = W = 1:
+ * 1F1B (m+K-1)*3, ZB-H1 and ZB-H2 3m + (K-1) (a third of 1F1B's bubble
+ * time: the last position's start), ZB-V 3m + (K-1)/2 (its chunks are half
+ * as long): the bubble is almost gone. */
+static void test_zb_hand_and_closed_forms(void)
+{
+    CU_ASSERT_DOUBLE_EQUAL(zb_iter(MP_SCHED_1F1B, 2, 4, 1, NULL, NULL), 15, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(zb_iter(MP_SCHED_ZB_H1, 2, 4, 1, NULL, NULL), 13, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(zb_iter(MP_SCHED_ZB_H2, 2, 4, 1, NULL, NULL), 13, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(zb_iter(MP_SCHED_ZB_V, 2, 4, 1, NULL, NULL), 12.5, 1e-9);
+    static const int Ks[] = { 2, 3, 4, 6, 8 };
+    int bad = 0;
+    for (int a = 0; a < 5; a++)
+        for (int f = 2; f <= 4; f++) {
+            int K = Ks[a], m = f * K;
+            double b1, bh1, bv;
+            double t1 = zb_iter(MP_SCHED_1F1B, K, m, 1, NULL, &b1);
+            double h1 = zb_iter(MP_SCHED_ZB_H1, K, m, 1, NULL, &bh1);
+            double h2 = zb_iter(MP_SCHED_ZB_H2, K, m, 1, NULL, NULL);
+            double v = zb_iter(MP_SCHED_ZB_V, K, m, 1, NULL, &bv);
+            bad += fabs(t1 - 3.0 * (m + K - 1)) > 1e-9;
+            bad += fabs(h1 - (3.0 * m + K - 1)) > 1e-9;
+            bad += fabs(h2 - (3.0 * m + K - 1)) > 1e-9;
+            bad += fabs(v - (3.0 * m + 0.5 * (K - 1))) > 1e-9;
+            bad += fabs((h1 - 3.0 * m) - (t1 - 3.0 * m) / 3) > 1e-9;   /* a third of 1F1B's bubble time */
+            bad += !(bv < bh1 && bh1 < b1);
+            if (bad) { printf("\n K=%d m=%d: 1f1b %g zb-h1 %g zb-h2 %g zb-v %g", K, m, t1, h1, h2, v); break; }
+        }
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
+/* The trace of zb-v K=3: F, B (the input gradient) and W slices of every
+ * stage and micro-batch; no transfer at the turn of the V (stages 2 and 3
+ * share position 2); ZB lists without BI/W times are refused. */
+static void test_zb_trace_and_input(void)
+{
+    mp_trace tr = {0};
+    int m = 6;
+    zb_iter(MP_SCHED_ZB_V, 3, m, 1, &tr, NULL);
+    int nf = 0, nb = 0, nw = 0, turn = 0;
+    for (int i = 0; i < tr.n; i++) {
+        const mp_trace_event *e = &tr.ev[i];
+        nf += e->kind == MP_TEV_FWD;
+        nb += e->kind == MP_TEV_BWD;
+        nw += e->kind == MP_TEV_WGRAD;
+        turn += (e->kind == MP_TEV_SEND_ACT && e->stage == 2) || (e->kind == MP_TEV_SEND_GRAD && e->stage == 3);
+        if (e->kind == MP_TEV_WGRAD) CU_ASSERT_EQUAL(e->position, e->stage < 3 ? e->stage : 5 - e->stage);
+    }
+    CU_ASSERT_EQUAL(nf, 6 * m);
+    CU_ASSERT_EQUAL(nb, 6 * m);
+    CU_ASSERT_EQUAL(nw, 6 * m);
+    CU_ASSERT_EQUAL(turn, 0);
+    mp_trace_free(&tr);
+    mp_op_lists l;
+    CU_ASSERT_FATAL(mp_schedule_build(MP_SCHED_ZB_H1, 2, 1, 2, &l, NULL) == MP_OK);
+    double t[2] = { 1, 1 };
+    mp_sim_input in = { &l, t, t, NULL, t, t, NULL, NULL };
+    mp_sim_result r;
+    mp_error err;
+    mp_error_clear(&err);
+    mp_sim *sim = mp_sim_new();
+    CU_ASSERT_EQUAL(mp_sim_run(sim, &in, &r, NULL, &err), MP_ERR_INPUT);
+    CU_ASSERT(strstr(err.msg, "zb-h1") != NULL);
+    mp_sim_free(sim);
+    mp_op_lists_free(&l);
+}
+
 int main(void)
 {
     static const mp_test_case cases[] = {
@@ -495,6 +589,8 @@ int main(void)
         MP_TEST(test_deadlock),
         MP_TEST(test_bad_times),
         MP_TEST(test_trace_json),
+        MP_TEST(test_zb_hand_and_closed_forms),
+        MP_TEST(test_zb_trace_and_input),
     };
     return mp_test_main("sim", cases, (int)(sizeof cases / sizeof cases[0]));
 }
