@@ -292,7 +292,7 @@ static void print_header(const args *a, const mp_profile_set *ps, const mp_clust
     }
     printf("#   iteration_ms     samples/s   bubble\n");
     if (a->schedule < 0 && !mp_profile_has_split(prof))
-        fprintf(stderr, "# note: zero-bubble schedules (zb-h1, zb-h2, zb-v) not considered: the profile lacks "
+        fprintf(stderr, "# zero-bubble schedules (zb-h1, zb-h2, zb-v) not considered: the profile lacks "
                         "bwd_input_ms/bwd_weight_ms (profile again with this mpprof)\n");
 }
 
