@@ -5,7 +5,8 @@
  * transfers, steps); checkpoint_pack.c moves parameters between a stage's
  * layers and host buffers (checkpoints, checksum); train_results.c gathers
  * and summarises the results; train_transport.c picks the transport.
- * defines: mp_train_stage, mp_train_worker, mp_train_run, mp_train_position,
+ * defines: mp_train_stage, mp_train_local, mp_train_worker, mp_train_run,
+ *          mp_train_pos_of, mp_train_stage_at, mp_train_position,
  *          mp_train_release, mp_train_worker_free, mp_train_pack_params,
  *          mp_train_checkpoint, mp_train_hash_stage, mp_train_gather,
  *          mp_train_collect, mp_train_pick_transport */
