@@ -56,8 +56,8 @@ typedef struct {
     const mp_sim_input *in;
     int K, S, m;
     int *idx, *busyflag;
-    double *busy, *op_end;   /* op_end[2*(s*m+i)+kind] */
-    char *fdone, *actok, *gradok;
+    double *busy, *op_end;   /* op_end[4*(s*m+i)+kind] */
+    char *fdone, *actok, *gradok, *bdone;
     int *qhead, *qtail, *lbusy;  /* per link src*K+dst */
     int (*q)[3];                 /* per link, a queue of (kind, stage, mb) */
     int qcap;
@@ -88,10 +88,13 @@ static void try_pos(ref_sim *R, int p)
     if (o->kind == MP_OP_FWD) {
         if (s > 0 && !R->actok[(s - 1) * R->m + i]) return;
         dur = R->in->fwd_ms[s];
+    } else if (o->kind == MP_OP_BWD_W) {
+        if (!R->bdone[s * R->m + i]) return;
+        dur = R->in->bwd_w_ms[s];
     } else {
         if (!R->fdone[s * R->m + i]) return;
         if (s < R->S - 1 && !R->gradok[s * R->m + i]) return;
-        dur = R->in->bwd_ms[s];
+        dur = o->kind == MP_OP_BWD_IN ? R->in->bwd_in_ms[s] : R->in->bwd_ms[s];
     }
     R->busyflag[p] = 1;
     R->idx[p]++;
@@ -118,7 +121,7 @@ static int ref_run(const mp_sim_input *in, double *iter, double *busy, double *o
     R.idx = calloc(K, sizeof(int)); R.busyflag = calloc(K, sizeof(int));
     R.busy = busy; R.op_end = op_end;
     for (int p = 0; p < K; p++) busy[p] = 0;
-    R.fdone = calloc(sm, 1); R.actok = calloc(sm, 1); R.gradok = calloc(sm, 1);
+    R.fdone = calloc(sm, 1); R.actok = calloc(sm, 1); R.gradok = calloc(sm, 1); R.bdone = calloc(sm, 1);
     R.qcap = 2 * sm + 1;
     R.qhead = calloc(K * K, sizeof(int)); R.qtail = calloc(K * K, sizeof(int));
     R.lbusy = calloc(K * K, sizeof(int));
@@ -134,14 +137,18 @@ static int ref_run(const mp_sim_input *in, double *iter, double *busy, double *o
         if (e.type == 0) {
             int p = e.a, kind = e.b, s = e.c, i = e.d;
             R.busyflag[p] = 0;
-            op_end[2 * (s * R.m + i) + kind] = e.t;
+            op_end[4 * (s * R.m + i) + kind] = e.t;
             if (e.t > *iter) *iter = e.t;
             ndone++;
+            const int *sp = L->stage_pos;   /* a hand-over on the position itself arrives at once */
             if (kind == MP_OP_FWD) {
                 R.fdone[s * R.m + i] = 1;
-                if (s < R.S - 1) enqueue(&R, p, (s + 1) % K, 0, s, i);
-            } else if (s > 0) {
-                enqueue(&R, p, (s - 1) % K, 1, s, i);
+                if (s < R.S - 1 && sp[s + 1] == p) R.actok[s * R.m + i] = 1;
+                else if (s < R.S - 1) enqueue(&R, p, sp[s + 1], 0, s, i);
+            } else if (kind != MP_OP_BWD_W) {
+                R.bdone[s * R.m + i] = 1;
+                if (s > 0 && sp[s - 1] == p) R.gradok[(s - 1) * R.m + i] = 1;
+                else if (s > 0) enqueue(&R, p, sp[s - 1], 1, s, i);
             }
             try_pos(&R, p);
         } else {
@@ -153,7 +160,7 @@ static int ref_run(const mp_sim_input *in, double *iter, double *busy, double *o
             try_pos(&R, dst);
         }
     }
-    free(R.idx); free(R.busyflag); free(R.fdone); free(R.actok); free(R.gradok);
+    free(R.idx); free(R.busyflag); free(R.fdone); free(R.actok); free(R.gradok); free(R.bdone);
     free(R.qhead); free(R.qtail); free(R.lbusy); free(R.q); free(R.H.h);
     return ndone == total ? 0 : -1;
 }
@@ -264,13 +271,14 @@ static void test_hand_1f1b_latency(void)
 
 /* ---------------------------------------------------------------- reference */
 
-static void compare_with_reference(const mp_op_lists *l, const double *F, const double *B,
-                                   const double *act, const double *grad, mp_sim *sim)
+static void compare_with_reference_zb(const mp_op_lists *l, const double *F, const double *B,
+                                      const double *act, const double *grad, const double *BI,
+                                      const double *W, mp_sim *sim)
 {
-    int K = l->num_positions, S = l->num_stages, m = l->num_microbatches;
-    double *busy = calloc(K, sizeof *busy), *op_end = calloc(2 * S * m, sizeof *op_end);
+    int K = l->num_positions, S = l->num_stages, m = l->num_microbatches, zb = mp_schedule_is_zb(l->kind);
+    double *busy = calloc(K, sizeof *busy), *op_end = calloc(4 * S * m, sizeof *op_end);
     double iter;
-    mp_sim_input in = { l, F, B, NULL, act, grad, NULL, NULL };
+    mp_sim_input in = { l, F, B, NULL, act, grad, BI, W };
     CU_ASSERT_EQUAL_FATAL(ref_run(&in, &iter, busy, op_end), 0);
     mp_sim_result r;
     mp_trace tr = { 0 };
@@ -288,14 +296,22 @@ static void compare_with_reference(const mp_op_lists *l, const double *F, const 
     int nops = 0;
     for (int i = 0; i < tr.n; i++) {
         const mp_trace_event *e = &tr.ev[i];
-        if (e->kind != MP_TEV_FWD && e->kind != MP_TEV_BWD) continue;
+        if (e->kind != MP_TEV_FWD && e->kind != MP_TEV_BWD && e->kind != MP_TEV_WGRAD) continue;
         nops++;
-        CU_ASSERT_EQUAL(e->end_ms, op_end[2 * (e->stage * m + e->microbatch) + e->kind]);
+        int kind = e->kind == MP_TEV_FWD ? MP_OP_FWD : e->kind == MP_TEV_WGRAD ? MP_OP_BWD_W
+                 : zb ? MP_OP_BWD_IN : MP_OP_BWD;
+        CU_ASSERT_EQUAL(e->end_ms, op_end[4 * (e->stage * m + e->microbatch) + kind]);
     }
-    CU_ASSERT_EQUAL(nops, 2 * S * m);
+    CU_ASSERT_EQUAL(nops, (zb ? 3 : 2) * S * m);
     mp_trace_free(&tr);
     free(busy);
     free(op_end);
+}
+
+static void compare_with_reference(const mp_op_lists *l, const double *F, const double *B,
+                                   const double *act, const double *grad, mp_sim *sim)
+{
+    compare_with_reference_zb(l, F, B, act, grad, NULL, NULL, sim);
 }
 
 static void test_random_vs_reference(void)
@@ -324,6 +340,34 @@ static void test_random_vs_reference(void)
             grad[s] = coarse ? (int)(frand(&seed) * 3) : 4 * frand(&seed);
         }
         compare_with_reference(&l, F, B, act, grad, sim);
+        mp_op_lists_free(&l);
+    }
+    mp_sim_free(sim);
+}
+
+/* The zero-bubble lists (Bi, W, zb-v's V with its local turn) against the
+ * event-driven reference, random times with many ties. */
+static void test_zb_random_vs_reference(void)
+{
+    unsigned seed = 4242;
+    mp_sim *sim = mp_sim_new();
+    static const mp_schedule_kind kinds[] = { MP_SCHED_ZB_H1, MP_SCHED_ZB_H2, MP_SCHED_ZB_V };
+    for (int it = 0; it < 450; it++) {
+        int K = 1 + (int)(frand(&seed) * 5), m = 1 + (int)(frand(&seed) * 10);
+        mp_op_lists l;
+        CU_ASSERT_EQUAL_FATAL(mp_schedule_build(kinds[it % 3], K, 1, m, &l, NULL), MP_OK);
+        int S = l.num_stages;
+        double F[32], B[32], BI[32], W[32], act[32], grad[32];
+        int coarse = it % 2;
+        for (int s = 0; s < S; s++) {
+            F[s] = coarse ? (int)(frand(&seed) * 3) : 0.1 + 3 * frand(&seed);
+            BI[s] = coarse ? (int)(frand(&seed) * 3) : 0.1 + 3 * frand(&seed);
+            W[s] = coarse ? (int)(frand(&seed) * 3) : 0.1 + 3 * frand(&seed);
+            B[s] = BI[s] + W[s];
+            act[s] = coarse ? (int)(frand(&seed) * 3) : 4 * frand(&seed);
+            grad[s] = coarse ? (int)(frand(&seed) * 3) : 4 * frand(&seed);
+        }
+        compare_with_reference_zb(&l, F, B, act, grad, BI, W, sim);
         mp_op_lists_free(&l);
     }
     mp_sim_free(sim);
@@ -590,6 +634,7 @@ int main(void)
         MP_TEST(test_bad_times),
         MP_TEST(test_trace_json),
         MP_TEST(test_zb_hand_and_closed_forms),
+        MP_TEST(test_zb_random_vs_reference),
         MP_TEST(test_zb_trace_and_input),
     };
     return mp_test_main("sim", cases, (int)(sizeof cases / sizeof cases[0]));
