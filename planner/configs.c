@@ -62,6 +62,7 @@ mp_status mp_configs_list(const mp_search_opts *o, const mp_cluster *cl, const m
                 if (o->schedule >= 0 && kind != o->schedule) continue;
                 int zb = mp_schedule_is_zb((mp_schedule_kind)kind);
                 if (zb && (!mp_profile_has_split(ps->prof) || (kind == MP_SCHED_ZB_V && 2 * K > L))) continue;
+                if (zb && K == 1 && o->schedule < 0) continue;   /* auto: one stage has no bubble to fill */
                 int vmin = kind == MP_SCHED_INTERLEAVED ? 2 : kind == MP_SCHED_ZB_V ? 2 : 1, vmax = vmin;
                 if (kind == MP_SCHED_INTERLEAVED) {
                     if (K < 2 || m % K) continue;

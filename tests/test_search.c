@@ -180,6 +180,7 @@ static double brute_force(const mp_profile *prof, const mp_cluster *cl, const mp
             for (int kind = 0; kind < MP_SCHED_COUNT; kind++) {
                 if (o->schedule >= 0 && o->schedule != kind) continue;
                 if (kind >= MP_SCHED_ZB_H1 && !mp_profile_has_split(prof)) continue;   /* zero bubble: split times */
+                if (kind >= MP_SCHED_ZB_H1 && K == 1 && o->schedule < 0) continue;    /* ... and auto: >= 2 stages */
                 if (kind == MP_SCHED_ZB_V) {
                     if (2 * K <= L) bf_config(&x, K, b, kind, 2);
                     continue;
