@@ -1,6 +1,8 @@
 /* configs.c — the search's configurations (configs.h).
  * defines: mp_config_fits, mp_configs_list */
 #include "configs.h"
+#include "schedule.h"
+#include "split.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -56,9 +58,12 @@ mp_status mp_configs_list(const mp_search_opts *o, const mp_cluster *cl, const m
         int m = G / b;
         for (int K = 1; K <= D && K <= L; K++) {
             if (K < o->min_devices || (o->max_devices > 0 && K > o->max_devices)) continue;
-            for (int kind = 0; kind < 3; kind++) {
+            for (int kind = 0; kind < MP_SCHED_COUNT; kind++) {
                 if (o->schedule >= 0 && kind != o->schedule) continue;
-                int vmin = kind == MP_SCHED_INTERLEAVED ? 2 : 1, vmax = 1;
+                int zb = mp_schedule_is_zb((mp_schedule_kind)kind);
+                if (zb && (!mp_profile_has_split(ps->prof) || (kind == MP_SCHED_ZB_V && 2 * K > L))) continue;
+                if (zb && K == 1 && o->schedule < 0) continue;   /* auto: one stage has no bubble to fill */
+                int vmin = kind == MP_SCHED_INTERLEAVED ? 2 : kind == MP_SCHED_ZB_V ? 2 : 1, vmax = vmin;
                 if (kind == MP_SCHED_INTERLEAVED) {
                     if (K < 2 || m % K) continue;
                     vmax = L / K;
@@ -70,6 +75,11 @@ mp_status mp_configs_list(const mp_search_opts *o, const mp_cluster *cl, const m
                         v = nv;
                     }
                     mp_config c = { K, b, kind, vv, K * vv, m, 0 };
+                    if (zb) {   /* a simple valid bound: the work over the speed, no bubble */
+                        c.lb = mp_split_zb_bound(ps->prof, cl, K, b, m) * (1 - MP_BOUND_SLACK);
+                        v[cnt++] = c;
+                        continue;
+                    }
                     c.lb = mp_bound_quick(bd, K, b, kind, vv, m);
                     if (kind != MP_SCHED_INTERLEAVED)  /* the split relaxation orders them well */
                         c.lb = mp_bound_split(bd, K, b, kind, m, c.lb, HUGE_VAL) * (1 - MP_BOUND_SLACK);
@@ -80,7 +90,8 @@ mp_status mp_configs_list(const mp_search_opts *o, const mp_cluster *cl, const m
     }
     for (int i = 0; i < cnt && cnt <= 64; i++) {  /* small lists: drop infeasible ones up front */
         mp_stage_fit f = mp_config_fit(&v[i], ps, cl, o);
-        if (v[i].kind != MP_SCHED_INTERLEAVED && !mp_config_fits(&f, from, NULL)) {
+        if (v[i].kind != MP_SCHED_INTERLEAVED && !mp_schedule_is_zb((mp_schedule_kind)v[i].kind) &&
+            !mp_config_fits(&f, from, NULL)) {
             v[i--] = v[--cnt];
             (*dropped)++;
         }

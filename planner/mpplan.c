@@ -2,7 +2,7 @@
  * defines: main
  *
  * mpplan --profile P.json [--profile P2.json ...] (--devices K --memory SIZE [--bandwidth BW] [--latency T] | --cluster C.json)
- *        --global-batch B [--microbatch b] [--schedule auto|gpipe|1f1b|interleaved]
+ *        --global-batch B [--microbatch b] [--schedule auto|gpipe|1f1b|interleaved|zb-h1|zb-h2|zb-v]
  *        [--recompute auto|on|off] [--state-factor F] [--top N] [--json] [-o PLAN.json]
  *        [--trace TRACE.json] [--evaluate PLAN.json]
  * Exit 0 on success, 1 when no plan fits, 2 for bad usage or input. */
@@ -44,7 +44,7 @@ static const mp_cli_opt OPTS[] = {
     { "cluster", required_argument, O_CLUSTER, "C.json", "cluster file (mpplan-cluster/1) instead of --devices" },
     { "global-batch", required_argument, O_BATCH, "B", "samples per iteration, required" },
     { "microbatch", required_argument, O_MICRO, "b", "fix the micro-batch size (must divide B; default: searched)" },
-    { "schedule", required_argument, O_SCHED, "S", "auto|gpipe|1f1b|interleaved (default auto)" },
+    { "schedule", required_argument, O_SCHED, "S", "auto|gpipe|1f1b|interleaved|zb-h1|zb-h2|zb-v (default auto; the zero-bubble ones need a profile with bwd_input_ms/bwd_weight_ms)" },
     { "recompute", required_argument, O_RC, "R", "auto|on|off (default auto: only stages that need it)" },
     { "state-factor", required_argument, O_SF, "F", "bytes of state per parameter byte (default 4)" },
     { "top", required_argument, O_TOP, "N", "show the best N plans (default 5)" },
@@ -139,7 +139,7 @@ static mp_status parse_args(int argc, char **argv, args *a, mp_error *err)
             if (strcmp(optarg, "auto") == 0) a->schedule = -1;
             else if (mp_schedule_from_name(optarg, &k) == MP_OK) a->schedule = k;
             else return mp_error_set(err, MP_ERR_USAGE,
-                                     "--schedule: unknown schedule \"%s\" (auto, gpipe, 1f1b, interleaved)", optarg);
+                                     "--schedule: unknown schedule \"%s\" (auto, gpipe, 1f1b, interleaved, zb-h1, zb-h2, zb-v)", optarg);
             break;
         }
         case O_RC:
@@ -208,7 +208,8 @@ static void bound_label(const mp_plan *p, const mp_profile *prof, const mp_clust
             f += mp_time_eval(&prof->layers[l].fwd, b);
             g += mp_time_eval(&prof->layers[l].bwd, b);
         }
-        busy[s % K] += m * (f * (1 + st->recompute) + g) / cl->devices[st->device].speed;
+        int q = p->schedule == MP_SCHED_ZB_V && s >= K ? 2 * K - 1 - s : s % K;   /* zb-v: the V */
+        busy[q] += m * (f * (1 + st->recompute) + g) / cl->devices[st->device].speed;
     }
     for (int q = 0; q < K; q++)
         if (busy[q] > best) { best = busy[q]; kind = 0; who = q; }
@@ -219,7 +220,7 @@ static void bound_label(const mp_plan *p, const mp_profile *prof, const mp_clust
     }
     int rc = 0;
     for (int s = 0; s < p->num_stages; s++) rc |= p->stages[s].recompute;
-    if (kind == 0) snprintf(buf, n, "compute %s %d%s", p->schedule == MP_SCHED_INTERLEAVED ? "device" : "stage",
+    if (kind == 0) snprintf(buf, n, "compute %s %d%s", mp_plan_num_positions(p) < p->num_stages ? "device" : "stage",
                             who, rc ? " + memory (recompute)" : "");
     else snprintf(buf, n, "link %d->%d%s", p->stages[who].device, p->stages[who + 1].device,
                   rc ? " + memory (recompute)" : "");
@@ -290,6 +291,9 @@ static void print_header(const args *a, const mp_profile_set *ps, const mp_clust
                    r->configurations, r->searched, r->nodes, r->simulations, r->seconds, 100 * r->gap);
     }
     printf("#   iteration_ms     samples/s   bubble\n");
+    if (a->schedule < 0 && !mp_profile_has_split(prof))
+        fprintf(stderr, "# zero-bubble schedules (zb-h1, zb-h2, zb-v) not considered: the profile lacks "
+                        "bwd_input_ms/bwd_weight_ms (profile again with this mpprof)\n");
 }
 
 /* Writes -o, --trace and stdout for the best plan (and the table); each plan

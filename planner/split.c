@@ -179,7 +179,7 @@ static double leaf_bound(const mp_split *x)
 
 static mp_status simulate(mp_split *x, double *t)
 {
-    mp_sim_input in = { &x->ops, x->F, x->B, NULL, x->act, x->grad };
+    mp_sim_input in = { &x->ops, x->F, x->B, NULL, x->act, x->grad, NULL, NULL };
     mp_sim_result res;
     mp_error e;
     mp_error_clear(&e);

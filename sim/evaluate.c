@@ -12,23 +12,30 @@
 #include "sim.h"
 
 /* Per-virtual-stage times of docs/cost-model.md: F, B (recompute included),
- * the recompute part, and the transfer times to the next stage and back. */
+ * the recompute part, the transfer times to the next stage and back, and
+ * (when the profile has them) BI (recompute included) and W. */
 static void stage_times(const mp_plan *plan, const mp_profile *prof,
                         const mp_cluster *cl, double *F, double *B, double *R,
-                        double *act, double *grad)
+                        double *act, double *grad, double *BI, double *W)
 {
     int S = plan->num_stages;
     double b = plan->microbatch_size;
     for (int s = 0; s < S; s++) {
         const mp_stage *st = &plan->stages[s];
-        double f = 0, g = 0, speed = cl->devices[st->device].speed;
+        double f = 0, g = 0, gi = 0, gw = 0, speed = cl->devices[st->device].speed;
         for (int l = st->first; l <= st->last; l++) {
             f += mp_time_eval(&prof->layers[l].fwd, b);
             g += mp_time_eval(&prof->layers[l].bwd, b);
+            if (prof->layers[l].has_split) {
+                gi += mp_time_eval(&prof->layers[l].bwd_in, b);
+                gw += mp_time_eval(&prof->layers[l].bwd_w, b);
+            }
         }
         F[s] = f / speed;
         R[s] = st->recompute ? F[s] : 0;
         B[s] = g / speed + R[s];
+        BI[s] = gi / speed + R[s];
+        W[s] = gw / speed;
         if (s < S - 1) {
             int d0 = st->device, d1 = plan->stages[s + 1].device;
             double bytes = b * prof->layers[st->last].out_bytes_per_sample;
@@ -43,7 +50,7 @@ static mp_status name_rows(mp_trace *tr, const mp_plan *plan, const mp_cluster *
     for (int p = 0; p < K; p++) {
         char buf[256];
         const char *dn = cl->devices[plan->stages[p].device].name;
-        if (plan->schedule == MP_SCHED_INTERLEAVED)
+        if (mp_plan_num_positions(plan) < plan->num_stages)
             snprintf(buf, sizeof buf, "device %d (%s)", p, dn ? dn : "?");
         else
             snprintf(buf, sizeof buf, "stage %d (%s)", p, dn ? dn : "?");
@@ -63,7 +70,11 @@ mp_status mp_plan_evaluate(mp_plan *plan, const mp_profile *prof,
     if (!(state_factor >= 0) || isinf(state_factor))
         return mp_error_set(err, MP_ERR_INPUT, "plan: state factor %g must be >= 0", state_factor);
     int S = plan->num_stages;
-    int v = plan->schedule == MP_SCHED_INTERLEAVED ? plan->chunks_per_device : 1;
+    int v = mp_schedule_chunks(plan->schedule, plan->chunks_per_device);
+    if (mp_schedule_is_zb(plan->schedule) && !mp_profile_has_split(prof))
+        return mp_error_set(err, MP_ERR_INPUT, "plan: schedule %s needs the split backward times "
+                            "(bwd_input_ms and bwd_weight_ms) of every layer, which the profile lacks: "
+                            "profile again with this mpprof", mp_schedule_name(plan->schedule));
     if (v < 1 || S % v != 0)
         return mp_error_set(err, MP_ERR_INPUT, "plan: %d stages is not a multiple of %d chunks",
                             S, v);
@@ -72,10 +83,11 @@ mp_status mp_plan_evaluate(mp_plan *plan, const mp_profile *prof,
     mp_op_lists ops;
     mp_sim *sim = NULL;
     double *peaks = NULL;
-    double *buf = malloc((size_t)5 * S * sizeof *buf);
+    double *buf = malloc((size_t)7 * S * sizeof *buf);
     if (!buf) return mp_error_set(err, MP_ERR_NOMEM, "plan: out of memory");
-    double *F = buf, *B = buf + S, *R = buf + 2 * S, *act = buf + 3 * S, *grad = buf + 4 * S;
-    stage_times(plan, prof, cluster, F, B, R, act, grad);
+    double *F = buf, *B = buf + S, *R = buf + 2 * S, *act = buf + 3 * S, *grad = buf + 4 * S,
+           *BI = buf + 5 * S, *W = buf + 6 * S;
+    stage_times(plan, prof, cluster, F, B, R, act, grad, BI, W);
 
     rc = mp_schedule_build(plan->schedule, K, v, m, &ops, err);
     if (rc != MP_OK) { free(buf); return rc; }
@@ -86,10 +98,10 @@ mp_status mp_plan_evaluate(mp_plan *plan, const mp_profile *prof,
         mp_error_set(err, rc, "plan: out of memory for the trace");
         goto out;
     }
-    mp_sim_input in = { &ops, F, B, R, act, grad };
+    mp_sim_input in = { &ops, F, B, R, act, grad, BI, W };
     mp_sim_result res;
     if ((rc = mp_sim_run(sim, &in, &res, trace, err)) != MP_OK) goto out;
-    if (plan->schedule == MP_SCHED_INTERLEAVED) {
+    if (plan->schedule != MP_SCHED_GPIPE && plan->schedule != MP_SCHED_1F1B) {
         if ((rc = mp_memory_peaks(prof, plan, &ops, state_factor, peaks, err)) != MP_OK) goto out;
     } else {
         for (int j = 0; j < K; j++)

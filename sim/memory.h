@@ -3,7 +3,7 @@
  * call these.
  * defines: mp_stage_bytes, mp_memory_stage_bytes, mp_memory_inflight,
  *          mp_memory_peak_closed, mp_memory_held, mp_memory_walk,
- *          mp_memory_stage_peak, mp_memory_peaks
+ *          mp_memory_stage_peak, mp_memory_peaks, mp_memory_walk_split
  *
  * A stage holds state_factor*params for its whole run; each micro-batch in
  * flight (forwarded, not yet backwarded) holds b*stash, or b*in_bytes when
@@ -16,7 +16,11 @@
  *   recompute:    state_factor*params + inflight*b*in_bytes + b*stash
  *   inflight = m (gpipe) or min(K-j, m) (1f1b).
  * Every schedule (the op walk): per device, the most it holds at any point
- * of its op list. For gpipe/1f1b the walk equals the closed form. */
+ * of its op list. For gpipe/1f1b the walk equals the closed form.
+ * Zero-bubble lists (F, BI, W): a micro-batch's stash (or input, with
+ * recompute) is live from its F to its W; BI adds what a recomputing
+ * backward holds (the stash) and the W-stash (b*wgrad_stash bytes, the
+ * gradients W needs), both live until the W, which releases all three. */
 #ifndef MP_MEMORY_H
 #define MP_MEMORY_H
 
@@ -67,6 +71,12 @@ static inline void mp_memory_held(const mp_stage_bytes *x, int b, int recompute,
  * indexed by stage, >= 0); returns the most held at any point. Every
  * ops[i].stage must index held and extra. */
 double mp_memory_walk(const mp_op *ops, int n, double base, const double *held, const double *extra);
+
+/* The op walk of mp_memory_walk for lists that may hold BI and W ops too:
+ * BI adds extra[s] + wheld[s], W releases held[s] + extra[s] + wheld[s]
+ * (wheld may be NULL: 0). */
+double mp_memory_walk_split(const mp_op *ops, int n, double base, const double *held, const double *extra,
+                            const double *wheld);
 
 /* The closed form for stage `stage` (of num_stages) holding layers lo..hi;
  * NAN for MP_SCHED_INTERLEAVED, which has none. */

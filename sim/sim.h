@@ -3,8 +3,10 @@
  *
  * Each position runs its op list in order; an op starts when the previous op
  * on its position has ended and its input has arrived. A forward of stage s>0
- * needs the activation from s-1, a backward of stage s<S-1 needs the gradient
- * from s+1 (and its own forward). Each finished op that produces data for
+ * needs the activation from s-1, a backward (fused B or input-gradient BI) of
+ * stage s<S-1 needs the gradient from s+1 (and its own forward), a weight
+ * gradient W needs its BI. Data between two stages on the same position
+ * (zb-v's turn of the V) arrives when it is produced. Each finished op that produces data for
  * another position enqueues a transfer on the directed link between the two
  * positions; a link carries one transfer at a time, first come first served;
  * compute never waits for a send. Deterministic (events keyed on time, seq). */
@@ -22,6 +24,8 @@ typedef struct {
     const double *recompute_ms;  /* [S] the recompute part of bwd_ms, for traces; may be NULL */
     const double *act_ms;        /* [S-1] transfer time of stage s's activation to s+1 */
     const double *grad_ms;       /* [S-1] transfer time of stage s+1's gradient to s */
+    const double *bwd_in_ms;     /* [S] BI time, recompute included (zero-bubble lists only) */
+    const double *bwd_w_ms;      /* [S] W time (zero-bubble lists only) */
 } mp_sim_input;
 
 typedef struct {

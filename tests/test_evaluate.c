@@ -143,7 +143,7 @@ static void test_evaluate_1f1b(void)
         CU_ASSERT_EQUAL_FATAL(mp_schedule_build(MP_SCHED_1F1B, 2, 1, 3, &l, NULL), MP_OK);
         double F[] = { 1, 2 }, B[] = { 2, 5 }, t[] = { 0.5 };
         mp_sim *s = mp_sim_new();
-        mp_sim_input in = { &l, F, B, NULL, t, t };
+        mp_sim_input in = { &l, F, B, NULL, t, t, NULL, NULL };
         mp_sim_result r;
         CU_ASSERT_EQUAL_FATAL(mp_sim_run(s, &in, &r, NULL, NULL), MP_OK);
         CU_ASSERT_DOUBLE_EQUAL(pl.predicted.iteration_ms, r.iteration_ms, EPS);
@@ -209,7 +209,7 @@ static void test_evaluate_interleaved(void)
     double act[] = { 0.25 + 600 / 8e3, 2000 / 4e3, 0.25 + 400 / 8e3 };
     double grad[] = { 600 / 4e3, 0.25 + 2000 / 8e3, 400 / 4e3 };
     mp_sim *s = mp_sim_new();
-    mp_sim_input in = { &l, F, B, NULL, act, grad };
+    mp_sim_input in = { &l, F, B, NULL, act, grad, NULL, NULL };
     mp_sim_result r;
     CU_ASSERT_EQUAL_FATAL(mp_sim_run(s, &in, &r, NULL, NULL), MP_OK);
     CU_ASSERT_DOUBLE_EQUAL(pl.predicted.iteration_ms, r.iteration_ms, EPS);

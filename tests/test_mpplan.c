@@ -250,6 +250,70 @@ static void test_usage_errors(void)
     free(err);
 }
 
+/* Zero-bubble schedules from the command line: a profile without split
+ * backward times says so (--schedule zb-*, --evaluate of a zb plan) and
+ * auto leaves them out with a line on stderr; with them, zb-v plans in the V
+ * and the plan evaluates to the same prediction. */
+static void test_zero_bubble_cli(void)
+{
+    char *out = NULL, *err = NULL;
+    CU_ASSERT_NOT_EQUAL(run(&out, &err, cluster_args(), "--schedule zb-h1"), 0);
+    CU_ASSERT((err && strstr(err, "zb-h1") && strstr(err, "bwd_input_ms")) != 0);
+    free(out); free(err);
+    CU_ASSERT_EQUAL(run(&out, &err, cluster_args(), NULL), 0);
+    CU_ASSERT((err && strstr(err, "zero-bubble schedules")) != 0);
+    free(out); free(err);
+    char prof[700], plan[700];
+    snprintf(prof, sizeof prof, "%s/zb.profile.json", mp_test_tmpdir());
+    snprintf(plan, sizeof plan, "%s/zb.plan.json", mp_test_tmpdir());
+    FILE *f = fopen(prof, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs("{\"format\":\"mpplan-profile/1\",\"model\":\"z\",\"device\":\"d\",\"layers\":[", f);
+    for (int l = 0; l < 6; l++)
+        fprintf(f, "%s{\"name\":\"l%d\",\"fwd_ms\":%g,\"bwd_ms\":%g,\"bwd_input_ms\":%g,\"bwd_weight_ms\":%g,"
+                "\"param_bytes\":1000,\"out_bytes_per_sample\":100,\"stash_bytes_per_sample\":400,"
+                "\"wgrad_stash_bytes_per_sample\":100}", l ? "," : "", l, 1.0 + l % 2, 2.0 + l % 3, 1.0 + l % 3 * 0.5,
+                1.0 + l % 3 * 0.5);
+    fputs("]}\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s --profile %s --devices 2 --memory 1GiB --global-batch 8 --schedule zb-v --json -o %s",
+             mp_test_tool("mpplan"), prof, plan);
+    CU_ASSERT_EQUAL_FATAL(mp_test_run_cmd(cmd, &out, &err), 0);
+    free(out); free(err);
+    mp_plan p, q;
+    mp_error e = {0};
+    CU_ASSERT_EQUAL_FATAL(mp_plan_load(plan, &p, &e), MP_OK);
+    CU_ASSERT_EQUAL(p.schedule, MP_SCHED_ZB_V);
+    CU_ASSERT_EQUAL(p.chunks_per_device, 2);
+    CU_ASSERT_EQUAL_FATAL(p.num_stages, 4);
+    CU_ASSERT(p.stages[0].device == 0 && p.stages[1].device == 1 && p.stages[2].device == 1 && p.stages[3].device == 0);
+    CU_ASSERT_EQUAL(p.predicted.num_peaks, 2);
+    snprintf(cmd, sizeof cmd, "%s --evaluate %s --profile %s --devices 2 --memory 1GiB --json -o %s.2",
+             mp_test_tool("mpplan"), plan, prof, plan);
+    CU_ASSERT_EQUAL(mp_test_run_cmd(cmd, &out, &err), 0);
+    free(out); free(err);
+    char plan2[720];
+    snprintf(plan2, sizeof plan2, "%s.2", plan);
+    CU_ASSERT_EQUAL_FATAL(mp_plan_load(plan2, &q, &e), MP_OK);
+    CU_ASSERT_DOUBLE_EQUAL(q.predicted.iteration_ms, p.predicted.iteration_ms, 1e-9 * p.predicted.iteration_ms);
+    mp_plan_free(&q);
+    char old[700];   /* the same model profiled without the split backward */
+    snprintf(old, sizeof old, "%s/zb.old.profile.json", mp_test_tmpdir());
+    f = fopen(old, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs("{\"format\":\"mpplan-profile/1\",\"model\":\"z\",\"device\":\"d\",\"layers\":[", f);
+    for (int l = 0; l < 6; l++)
+        fprintf(f, "%s{\"name\":\"l%d\",\"fwd_ms\":1,\"bwd_ms\":2,\"param_bytes\":1000,\"out_bytes_per_sample\":100,"
+                "\"stash_bytes_per_sample\":400}", l ? "," : "", l);
+    fputs("]}\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s --evaluate %s --profile %s --devices 2 --memory 1GiB", mp_test_tool("mpplan"), plan, old);
+    CU_ASSERT_NOT_EQUAL(mp_test_run_cmd(cmd, &out, &err), 0);
+    CU_ASSERT((err && strstr(err, "bwd_input_ms")) != 0);
+    free(out); free(err);
+    mp_plan_free(&p);
+}
+
 int main(void)
 {
     static const mp_test_case cases[] = {
@@ -260,6 +324,7 @@ int main(void)
         MP_TEST(test_usage_errors),
         MP_TEST(test_regime_note),
         MP_TEST(test_profile_per_regime),
+        MP_TEST(test_zero_bubble_cli),
     };
     return mp_test_main("mpplan", cases, (int)(sizeof cases / sizeof *cases));
 }

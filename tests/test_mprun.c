@@ -323,6 +323,86 @@ static void test_token_model(void)
     memcpy(model_path, saved, sizeof saved);
 }
 
+/* The zero-bubble schedules (split backward: BI and W ops; zb-v's V with a
+ * local hand-over at its turn) end with bitwise the weights of one stage and
+ * of 1F1B, for several splits, recompute on and off, on threads and under
+ * mpirun, for the MLP and the tiny_gpt token model. */
+static void test_zero_bubble_bitwise(void)
+{
+    setup();
+    char ref[65], sum[65];
+    const char *args = "--steps 4 --no-pin --quiet --seed 5";
+    CU_ASSERT_EQUAL_FATAL(mprun("", plan("zone.json", "gpipe", 1, 24, 4, "{\"layers\":[0,5],\"device\":0}"), args, ref, NULL, NULL), 0);
+    const char *plans[] = {
+        plan("z0.json", "1f1b", 1, 24, 4, "{\"layers\":[0,2],\"device\":0},{\"layers\":[3,5],\"device\":1}"),
+        plan("z1.json", "zb-h1", 1, 24, 4, "{\"layers\":[0,2],\"device\":0},{\"layers\":[3,5],\"device\":1}"),
+        plan("z2.json", "zb-h1", 1, 24, 4, "{\"layers\":[0,0],\"device\":0,\"recompute\":true},{\"layers\":[1,3],\"device\":1},"
+                                           "{\"layers\":[4,5],\"device\":2,\"recompute\":true}"),
+        plan("z3.json", "zb-h2", 1, 24, 4, "{\"layers\":[0,3],\"device\":0,\"recompute\":true},{\"layers\":[4,5],\"device\":1}"),
+        plan("z4.json", "zb-h2", 1, 24, 4, "{\"layers\":[0,1],\"device\":0},{\"layers\":[2,3],\"device\":1},{\"layers\":[4,5],\"device\":2}"),
+        plan("z5.json", "zb-v", 2, 24, 4, "{\"layers\":[0,0],\"device\":0},{\"layers\":[1,2],\"device\":1},"
+                                          "{\"layers\":[3,4],\"device\":1,\"recompute\":true},{\"layers\":[5,5],\"device\":0}"),
+        plan("z6.json", "zb-v", 2, 24, 4, "{\"layers\":[0,0],\"device\":0,\"recompute\":true},{\"layers\":[1,1],\"device\":1},"
+                                          "{\"layers\":[2,2],\"device\":2},{\"layers\":[3,3],\"device\":2},"
+                                          "{\"layers\":[4,4],\"device\":1},{\"layers\":[5,5],\"device\":0}"),
+    };
+    for (int i = 0; i < 7; i++) {
+        char *err = NULL;
+        int rc = mprun("", plans[i], args, sum, NULL, &err);
+        if (rc) fprintf(stderr, "%s", err);
+        CU_ASSERT_EQUAL(rc, 0);
+        CU_ASSERT_STRING_EQUAL(sum, ref);
+        free(err);
+    }
+#ifdef MP_HAVE_MPI
+    if (have_mpirun()) {
+        const int mpi[] = { 1, 5 };
+        for (int i = 0; i < 2; i++) {
+            char *out = NULL, *err = NULL;
+            int rc = mprun("mpirun -np 2 --oversubscribe --allow-run-as-root", plans[mpi[i]], args, sum, &out, &err);
+            if (rc) fprintf(stderr, "%s%s", out, err);
+            CU_ASSERT_EQUAL(rc, 0);
+            CU_ASSERT_STRING_EQUAL(sum, ref);
+            free(out);
+            free(err);
+        }
+    }
+#endif
+    /* the token model */
+    char saved[sizeof model_path];
+    memcpy(saved, model_path, sizeof saved);
+    snprintf(model_path, sizeof model_path, "%s", mp_test_fixture("tiny_gpt.model.json"));
+    const char *targs = "--steps 3 --optimizer adam --lr 0.01 --no-pin --quiet --seed 3";
+    CU_ASSERT_EQUAL_FATAL(mprun("", plan("zt0.json", "gpipe", 1, 8, 2, "{\"layers\":[0,6],\"device\":0}"), targs, ref, NULL, NULL), 0);
+    const char *tplans[] = {
+        plan("zt1.json", "zb-h1", 1, 8, 2, "{\"layers\":[0,2],\"device\":0,\"recompute\":true},{\"layers\":[3,4],\"device\":1},"
+                                           "{\"layers\":[5,6],\"device\":2}"),
+        plan("zt2.json", "zb-h2", 1, 8, 2, "{\"layers\":[0,1],\"device\":0},{\"layers\":[2,6],\"device\":1,\"recompute\":true}"),
+        plan("zt3.json", "zb-v", 2, 8, 2, "{\"layers\":[0,1],\"device\":0},{\"layers\":[2,3],\"device\":1,\"recompute\":true},"
+                                          "{\"layers\":[4,4],\"device\":1},{\"layers\":[5,6],\"device\":0}"),
+    };
+    for (int i = 0; i < 3; i++) {
+        char *err = NULL;
+        int rc = mprun("", tplans[i], targs, sum, NULL, &err);
+        if (rc) fprintf(stderr, "%s", err);
+        CU_ASSERT_EQUAL(rc, 0);
+        CU_ASSERT_STRING_EQUAL(sum, ref);
+        free(err);
+    }
+#ifdef MP_HAVE_MPI
+    if (have_mpirun()) {
+        char *out = NULL, *err = NULL;
+        int rc = mprun("mpirun -np 2 --oversubscribe --allow-run-as-root", tplans[2], targs, sum, &out, &err);
+        if (rc) fprintf(stderr, "%s%s", out, err);
+        CU_ASSERT_EQUAL(rc, 0);
+        CU_ASSERT_STRING_EQUAL(sum, ref);
+        free(out);
+        free(err);
+    }
+#endif
+    memcpy(model_path, saved, sizeof saved);
+}
+
 int main(void)
 {
     static const mp_test_case cases[] = {
@@ -334,6 +414,7 @@ int main(void)
         MP_TEST(test_cuda_backend),
         MP_TEST(test_profile_regime_note),
         MP_TEST(test_token_model),
+        MP_TEST(test_zero_bubble_bitwise),
     };
     return mp_test_main("mprun", cases, (int)(sizeof cases / sizeof cases[0]));
 }

@@ -163,7 +163,8 @@ static void bf_config(bf_ctx *x, int K, int b, int kind, int v)
     x->plan.microbatch_size = b;
     x->plan.num_microbatches = x->o->global_batch / b;
     x->plan.num_stages = K * v;
-    for (int s = 0; s < K * v; s++) x->plan.stages[s].device = s % K;
+    for (int s = 0; s < K * v; s++)   /* zb-v: the V */
+        x->plan.stages[s].device = kind == MP_SCHED_ZB_V && s >= K ? 2 * K - 1 - s : s % K;
     bf_split(x, 0, 0);
 }
 
@@ -176,8 +177,14 @@ static double brute_force(const mp_profile *prof, const mp_cluster *cl, const mp
     for (int b = 1; b <= G; b++) {
         if (G % b || (o->microbatch && o->microbatch != b)) continue;
         for (int K = 1; K <= cl->num_devices && K <= L; K++)
-            for (int kind = 0; kind < 3; kind++) {
+            for (int kind = 0; kind < MP_SCHED_COUNT; kind++) {
                 if (o->schedule >= 0 && o->schedule != kind) continue;
+                if (kind >= MP_SCHED_ZB_H1 && !mp_profile_has_split(prof)) continue;   /* zero bubble: split times */
+                if (kind >= MP_SCHED_ZB_H1 && K == 1 && o->schedule < 0) continue;    /* ... and auto: >= 2 stages */
+                if (kind == MP_SCHED_ZB_V) {
+                    if (2 * K <= L) bf_config(&x, K, b, kind, 2);
+                    continue;
+                }
                 for (int v = kind == 2 ? 2 : 1; (kind == 2 ? K * v <= L : v == 1); v++) {
                     if (kind == 2 && (K < 2 || (G / b) % K)) break;
                     bf_config(&x, K, b, kind, v);
@@ -281,6 +288,63 @@ static void test_random_vs_brute_force(void)
             "%ld reference evaluations, %d mismatches\n", n, n_fit, n_multi, n_inter, n_rc, evals, fails);
     CU_ASSERT_EQUAL(fails, 0);
     CU_ASSERT(n_fit > n / 3 && n_multi > 50 && n_inter > 10 && n_rc > 20);
+}
+
+/* The zero-bubble schedules (profiles with split backward times and a
+ * W-stash): the search, auto or forced to zb-h1/zb-h2/zb-v, equals brute
+ * force over every configuration, split and recompute set. */
+static void test_zero_bubble_vs_brute_force(void)
+{
+    static const int batches[] = { 1, 2, 3, 4, 6 };
+    int fails = 0, fit = 0, zb = 0, zbv = 0;
+    for (int i = 0; i < 240; i++) {
+        mp_profile prof;
+        mp_cluster cl;
+        int L = 1 + irand(7), D = 1 + irand(3), G = batches[irand(5)];
+        rand_profile(&prof, L);
+        for (int l = 0; l < L; l++) {
+            mp_layer_cost *c = &prof.layers[l];
+            rand_time(&c->bwd_in);
+            rand_time(&c->bwd_w);
+            c->has_split = 1;
+            c->wstash_bytes_per_sample = irand(20000);
+        }
+        rand_cluster(&cl, &prof, D, G);
+        mp_search_opts o;
+        mp_search_opts_init(&o, G);
+        o.state_factor = 1 + 3 * urand();
+        int r = irand(4);
+        if (r == 1) o.schedule = MP_SCHED_ZB_H1;
+        if (r == 2) o.schedule = MP_SCHED_ZB_H2;
+        if (r == 3) o.schedule = MP_SCHED_ZB_V;
+        if (irand(4) == 0) o.recompute = irand(2) ? MP_RC_ON : MP_RC_OFF;
+        long ev = 0;
+        double best = brute_force(&prof, &cl, &o, &ev);
+        mp_search_result res;
+        mp_error e;
+        mp_error_clear(&e);
+        mp_status st = mp_search_run(&prof, &cl, &o, &res, &e);
+        int bad = 0;
+        if (best == HUGE_VAL) bad = st != MP_ERR_NOFIT && st != MP_ERR_USAGE;
+        else if (st != MP_OK) bad = 1;
+        else {
+            mp_plan *p = &res.plans[0];
+            fit++;
+            zb += mp_schedule_is_zb(p->schedule) && p->num_stages > 1;
+            zbv += p->schedule == MP_SCHED_ZB_V;
+            bad = !close_rel(p->predicted.iteration_ms, best) || !mp_plan_fits(p, &cl) || !res.optimal;
+        }
+        if (bad && ++fails <= 5)
+            fprintf(stderr, "zb mismatch: L=%d D=%d G=%d rc=%d sched=%d: brute %.12g, search st=%d %.12g (%s)\n", L, D, G,
+                    o.recompute, o.schedule, best, st, st == MP_OK ? res.plans[0].predicted.iteration_ms : 0.0, e.msg);
+        if (st == MP_OK) mp_search_result_free(&res);
+        mp_profile_free(&prof);
+        mp_cluster_free(&cl);
+    }
+    fprintf(stderr, "  240 zero-bubble instances (%d fit, %d multi-stage zero-bubble best, %d zb-v), %d mismatches\n",
+            fit, zb, zbv, fails);
+    CU_ASSERT_EQUAL(fails, 0);
+    CU_ASSERT(fit > 60 && zb > 20 && zbv > 5);
 }
 
 /* Interleaved only (its split search has its own memory and recompute
@@ -640,6 +704,7 @@ int main(void)
         MP_TEST(test_random_vs_brute_force),
         MP_TEST(test_twelve_layers),
         MP_TEST(test_interleaved_vs_brute_force),
+        MP_TEST(test_zero_bubble_vs_brute_force),
         MP_TEST(test_config_bounds_vs_brute_force),
         MP_TEST(test_waterfill),
         MP_TEST(test_min_memory),

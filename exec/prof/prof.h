@@ -29,8 +29,10 @@ typedef struct {
     double *fwd_ms, *bwd_ms;  /* medians per batch size (nb each) */
     double *fwd_sd, *bwd_sd;  /* standard deviations (ms) per batch size */
     double *fwd_min, *bwd_min;
+    double *bwd_in_ms, *bwd_w_ms;   /* the split backward's medians: input and weight gradient */
     mp_fit fwd, bwd;
     double param_bytes, out_bytes_per_sample, stash_bytes_per_sample, workspace_bytes;
+    double wstash_bytes_per_sample;   /* what the input gradient keeps for the weight gradient */
     double allocated_bytes;   /* backend mem_used for the layer at the largest batch (-1: unknown) */
 } mp_prof_layer;
 

@@ -5,7 +5,8 @@
  * transfers, steps); checkpoint_pack.c moves parameters between a stage's
  * layers and host buffers (checkpoints, checksum); train_results.c gathers
  * and summarises the results; train_transport.c picks the transport.
- * defines: mp_train_stage, mp_train_worker, mp_train_run, mp_train_position,
+ * defines: mp_train_stage, mp_train_local, mp_train_worker, mp_train_run,
+ *          mp_train_pos_of, mp_train_stage_at, mp_train_position,
  *          mp_train_release, mp_train_worker_free, mp_train_pack_params,
  *          mp_train_checkpoint, mp_train_hash_stage, mp_train_gather,
  *          mp_train_collect, mp_train_pick_transport */
@@ -27,13 +28,21 @@ typedef struct {
     mp_stage_net net;
     int in_dim, out_dim;
     size_t nparams;
-    mp_pool in_pool, stash_pool, dl_pool;
+    mp_pool in_pool, stash_pool, dl_pool, wstash_pool;
     float **in_slot, **stash_slot, **dl_slot;   /* [m] */
+    float **wstash_slot;                        /* [m] zero-bubble: from BI to W */
     float *stash_shared, *out, *dy, *dx;
     void *target;                               /* last stage: b targets */
     float *loss_mb;                             /* [m] host, scaled by 1/global batch */
-    int next_bwd;
+    int next_bwd, next_w;
 } mp_train_stage;
+
+/* A message from one stage to another on the same position (zb-v's turn of
+ * the V): kept in backend memory until its receiver takes it. */
+typedef struct {
+    int tag;
+    float *buf;
+} mp_train_local;
 
 typedef struct mp_train_run mp_train_run;
 
@@ -56,6 +65,8 @@ typedef struct {
     unsigned boot_id;          /* that rank's machine (mp_machine_boot_id) */
     mp_trace trace;
     mp_error err;
+    mp_train_local *local;     /* [nlocal] messages to itself, at most cap_local */
+    int nlocal, cap_local;
 } mp_train_worker;
 
 struct mp_train_run {
@@ -74,6 +85,16 @@ struct mp_train_run {
     mp_run_result *res;        /* filled by mp_train_collect */
     mp_cpu_sample cpu0;        /* this process's and the machine's CPU time at the start */
 };
+
+/* The position that runs stage s, and the k-th stage (in stage order) that
+ * position p runs: p + k*K (interleaved), p or 2K-1-p (zb-v). */
+static inline int mp_train_pos_of(const mp_train_run *r, int s) { return r->ops.stage_pos[s]; }
+static inline int mp_train_stage_at(const mp_train_run *r, int p, int k)
+{
+    for (int s = 0; s < r->S; s++)
+        if (r->ops.stage_pos[s] == p && k-- == 0) return s;
+    return -1;
+}
 
 /* The driver's callbacks (pipeline.h): a position's whole run (setup, the
  * barrier, every step; train_ops.c) and the release of what it built on its

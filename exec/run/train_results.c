@@ -93,7 +93,7 @@ mp_status mp_train_gather(void *run, mp_pipeline *pl, int p, mp_error *err)
 static mp_status checksum(mp_train_run *r, mp_pipeline *pl, mp_sha256 *h, mp_error *err)
 {
     for (int s = 0; s < r->S; s++) {
-        int p = s % r->K;
+        int p = mp_train_pos_of(r, s);
         mp_train_worker *w = &r->w[p];
         mp_status st;
         if (pl->rank < 0 || p == pl->rank) {
@@ -147,7 +147,7 @@ mp_status mp_train_collect(void *run, mp_pipeline *pl, mp_error *err)
     res->peak_bytes = calloc((size_t)K, sizeof(double));
     if (!res->loss || !res->iter_ms || !res->step_ms || !res->busy_ms || !res->peak_bytes)
         return mp_error_set(err, MP_ERR_NOMEM, "out of memory for the results");
-    int lastp = (r->S - 1) % K;
+    int lastp = mp_train_pos_of(r, r->S - 1);
     for (int k = 0; k < n; k++) {
         res->loss[k] = r->w[lastp].loss[k];
         for (int p = 0; p < K; p++) {

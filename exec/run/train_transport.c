@@ -16,12 +16,14 @@ static int message_tags(const mp_train_run *r, int pos, int peer, int kind, int 
         const mp_op *o = &r->ops.ops[pos][k];
         int s = o->stage, i = o->microbatch, from = -1, to = -1, rtag = 0, stag = 0;
         if (o->kind == MP_OP_FWD && kind == MP_TAG_ACT) {
-            if (s > 0) { from = (s - 1) % r->K; rtag = MP_TAG(MP_TAG_ACT, s - 1, i); }
-            if (s < r->S - 1) { to = (s + 1) % r->K; stag = MP_TAG(MP_TAG_ACT, s, i); }
-        } else if (o->kind == MP_OP_BWD && kind == MP_TAG_GRAD) {
-            if (s < r->S - 1) { from = (s + 1) % r->K; rtag = MP_TAG(MP_TAG_GRAD, s + 1, i); }
-            if (s > 0) { to = (s - 1) % r->K; stag = MP_TAG(MP_TAG_GRAD, s, i); }
+            if (s > 0) { from = mp_train_pos_of(r, s - 1); rtag = MP_TAG(MP_TAG_ACT, s - 1, i); }
+            if (s < r->S - 1) { to = mp_train_pos_of(r, s + 1); stag = MP_TAG(MP_TAG_ACT, s, i); }
+        } else if ((o->kind == MP_OP_BWD || o->kind == MP_OP_BWD_IN) && kind == MP_TAG_GRAD) {
+            if (s < r->S - 1) { from = mp_train_pos_of(r, s + 1); rtag = MP_TAG(MP_TAG_GRAD, s + 1, i); }
+            if (s > 0) { to = mp_train_pos_of(r, s - 1); stag = MP_TAG(MP_TAG_GRAD, s, i); }
         }
+        if (from == pos) from = -1;   /* on the position itself: not through the transport */
+        if (to == pos) to = -1;
         if (!sending && from == peer) { if (out) out[n] = rtag; n++; }
         if (sending && to == peer) { if (out) out[n] = stag; n++; }
     }
