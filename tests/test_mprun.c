@@ -372,6 +372,26 @@ static void test_data_parallel_threads(void)
     free(err);
     CU_ASSERT_EQUAL(mprun("", one, args, sum, NULL, NULL), 0);   /* repeatable */
     CU_ASSERT_STRING_EQUAL(sum, ref);
+    /* the report shows D; no prediction for D > 1 yet, said so */
+    char rep[4200], a2[8800];
+    snprintf(rep, sizeof rep, "%s/dp-report.json", mp_test_tmpdir());
+    snprintf(a2, sizeof a2, "%s --report %s --profile %s", args, rep, mp_test_fixture("small_model.profile.json"));
+    rc = mprun("", one, a2, sum, &out, &err);
+    if (rc) fprintf(stderr, "%s%s", out, err);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_STRING_EQUAL(sum, ref);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "prediction: not available for data_parallel > 1"));
+    free(out);
+    free(err);
+    json_error_t je;
+    json_t *j = json_load_file(rep, 0, &je);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "data_parallel")), 2);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "num_positions")), 2);
+    CU_ASSERT(json_number_value(json_object_get(j, "allreduce_ms")) > 0);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(json_array_get(json_object_get(j, "stages"), 1), "replica")), 1);
+    CU_ASSERT_PTR_NOT_NULL(json_object_get(j, "prediction_unavailable"));
+    json_decref(j);
     const char *plans[] = {
         dp_plan("dp2.json", "1f1b", 1, 2, 48, 4, "{\"layers\":[0,2],\"device\":0},{\"layers\":[3,5],\"device\":1}"),
         dp_plan("dp3.json", "gpipe", 1, 2, 48, 4,
