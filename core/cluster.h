@@ -23,6 +23,8 @@ typedef struct {
     mp_device *devices;
     mp_link default_link;
     mp_link *links;       /* num_devices^2, links[src * num_devices + dst]; overrides applied */
+    double allreduce_latency_s;  /* measured ring all-reduce fit ("allreduce"); 0 when absent */
+    double allreduce_bandwidth;  /* bytes per second; 0 when absent (then the links are used) */
 } mp_cluster;
 
 /* Loads and validates a cluster file (messages as in mp_profile_load). */
