@@ -246,6 +246,14 @@ mp_status mp_search_run(const mp_profile *prof, const mp_cluster *cl, const mp_s
         r->configurations = x.cfgs;
         goto out;
     }
+    if (ncfg == 0 && o.data_parallel > 1) {
+        st = mp_error_set(err, MP_ERR_USAGE,
+                          "no configuration is possible with --data-parallel %d: it must divide the global "
+                          "batch %d over micro-batches, and replica r's stage k runs on device r*K + k, which "
+                          "must be of the same kind as device k (speed, memory, pipeline links)",
+                          o.data_parallel, o.global_batch);
+        goto out;
+    }
     if (ncfg == 0) {
         st = mp_error_set(err, MP_ERR_USAGE,
                           "no configuration is possible: the %s schedule needs %s",
