@@ -175,6 +175,8 @@ static double leaf_bound(const mp_split *x)
     for (int p = 0; p < K; p++) {
         double t = x->A[p] + busy[p] + U[x->last_stage[p]];
         if (t > lb) lb = t;
+        /* gpipe/1f1b, D > 1: position p's list ends after A[p] + busy[p], then it all-reduces */
+        if (!interleaved(x) && x->c.D > 1 && (t = x->A[p] + busy[p] + x->ar[p]) > lb) lb = t;
     }
     return lb;
 }
