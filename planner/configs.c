@@ -77,6 +77,7 @@ mp_status mp_configs_list(const mp_search_opts *o, const mp_cluster *cl, const m
         int m = G / (D * b);
         for (int K = 1; K * D <= N && K <= L; K++) {
             if (K * D < o->min_devices || (o->max_devices > 0 && K * D > o->max_devices)) continue;
+            if (o->positions && K != o->positions) continue;
             if (D > 1 && !mp_config_replicas_ok(cl, K, D)) continue;
             for (int kind = 0; kind < 3; kind++) {
                 if (o->schedule >= 0 && kind != o->schedule) continue;

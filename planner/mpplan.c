@@ -3,7 +3,7 @@
  *
  * mpplan --profile P.json [--profile P2.json ...] (--devices K --memory SIZE [--bandwidth BW] [--latency T] | --cluster C.json)
  *        --global-batch B [--microbatch b] [--schedule auto|gpipe|1f1b|interleaved]
- *        [--recompute auto|on|off] [--data-parallel N|auto] [--state-factor F] [--top N] [--json] [-o PLAN.json]
+ *        [--recompute auto|on|off] [--data-parallel N|auto] [--positions K] [--state-factor F] [--top N] [--json] [-o PLAN.json]
  *        [--trace TRACE.json] [--evaluate PLAN.json]
  * Exit 0 on success, 1 when no plan fits, 2 for bad usage or input. */
 #include <getopt.h>
@@ -31,7 +31,7 @@
 /* ---------------------------------------------------------------- options */
 
 enum { O_PROFILE = 256, O_DEVICES, O_MEMORY, O_BANDWIDTH, O_LATENCY, O_CLUSTER, O_BATCH, O_MICRO,
-       O_SCHED, O_RC, O_SF, O_TOP, O_JSON, O_TRACE, O_EVAL, O_HELP, O_DP, O_OUT = 'o' };
+       O_SCHED, O_RC, O_SF, O_TOP, O_JSON, O_TRACE, O_EVAL, O_HELP, O_DP, O_POS, O_OUT = 'o' };
 
 
 /* One table drives getopt_long and --help. */
@@ -49,6 +49,8 @@ static const mp_cli_opt OPTS[] = {
     { "recompute", required_argument, O_RC, "R", "auto|on|off (default auto: only stages that need it)" },
     { "data-parallel", required_argument, O_DP, "D", "replicas of the pipeline, D x stages <= devices: a number, or "
       "auto to search every D with the rest (default 1)" },
+    { "positions", required_argument, O_POS, "K", "fix the pipeline positions of one replica (stages; interleaved: "
+      "devices; default: searched)" },
     { "state-factor", required_argument, O_SF, "F", "bytes of state per parameter byte (default 4)" },
     { "top", required_argument, O_TOP, "N", "show the best N plans (default 5)" },
     { "json", no_argument, O_JSON, NULL, "print the best plan as one JSON object" },
@@ -66,6 +68,7 @@ typedef struct {
     const char *memory, *bandwidth, *latency;
     int devices, have_devices, batch, micro, schedule, recompute, top, json;
     int dp;                    /* --data-parallel: 0 auto, else D */
+    int positions;             /* --positions: 0 searched */
     double sf;
 } args;
 
@@ -132,6 +135,9 @@ static mp_status parse_args(int argc, char **argv, args *a, mp_error *err)
         case O_BATCH: if (!parse_int("--global-batch", optarg, &a->batch, err)) return MP_ERR_USAGE; break;
         case O_MICRO: if (!parse_int("--microbatch", optarg, &a->micro, err)) return MP_ERR_USAGE; break;
         case O_TOP: if (!parse_int("--top", optarg, &a->top, err)) return MP_ERR_USAGE; break;
+        case O_POS:
+            if (mp_cli_int("positions", optarg, 1, 1000000, &a->positions, err) != MP_OK) return MP_ERR_USAGE;
+            break;
         case O_DP:
             if (strcmp(optarg, "auto") == 0) a->dp = 0;
             else if (mp_cli_int("data-parallel", optarg, 1, 1000000, &a->dp, err) != MP_OK)
@@ -437,6 +443,7 @@ static mp_status run_search(const args *a, const mp_profile_set *ps, const mp_cl
     o.recompute = a->recompute;
     o.state_factor = a->sf;
     o.data_parallel = a->dp;
+    o.positions = a->positions;
     o.top = a->json ? 1 : a->top;
     o.progress = 1;
     mp_search_result all;

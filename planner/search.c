@@ -69,6 +69,9 @@ static mp_status check_opts(const mp_profile *prof, const mp_cluster *cl, const 
     if (o->data_parallel < 0 || o->data_parallel > cl->num_devices)
         return mp_error_set(err, MP_ERR_USAGE, "--data-parallel %d: must be auto or 1..%d (the cluster's devices)",
                             o->data_parallel, cl->num_devices);
+    if (o->positions < 0 || o->positions > cl->num_devices)
+        return mp_error_set(err, MP_ERR_USAGE, "--positions %d: must be 1..%d (the cluster's devices)",
+                            o->positions, cl->num_devices);
     if (o->data_parallel > 1 && o->schedule == MP_SCHED_INTERLEAVED)
         return mp_error_set(err, MP_ERR_USAGE, "--data-parallel %d: the planner searches data parallelism "
                             "with gpipe and 1f1b only", o->data_parallel);

@@ -40,6 +40,7 @@ typedef struct {
     int data_parallel;         /* replicas D: 1 (default) none; 0 every D with D*K <= devices
                                 * (gpipe/1f1b only for D > 1; replicas on devices of the same
                                 * kind: docs/cost-model.md); N: exactly N */
+    int positions;             /* pipeline positions K of one replica: 0 searched, else exactly K */
 } mp_search_opts;
 
 /* Defaults: auto everything but data_parallel (1), state factor

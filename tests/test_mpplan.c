@@ -243,6 +243,15 @@ static void test_data_parallel(void)
     double best = fmin(it[0], fmin(it[1], it[2]));
     CU_ASSERT_DOUBLE_EQUAL(it[3], best, 1e-9 * best);
     CU_ASSERT(got[3] > 1);   /* this small-parameter model is faster replicated */
+    /* --positions fixes K: 2 replicas x 2 positions */
+    char *o2 = NULL;
+    CU_ASSERT_EQUAL_FATAL(run(&o2, NULL, dev, "--json --data-parallel 2 --positions 2"), 0);
+    json_error_t je;
+    json_t *j = o2 ? json_loads(o2, 0, &je) : NULL;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "stages")), 2);
+    json_decref(j);
+    free(o2);
     char *out = NULL, extra[1024];
     const char *dir = mp_test_tmpdir();
     snprintf(extra, sizeof extra, "--data-parallel 2 --top 2 -o %s/dp_plan.json", dir);
@@ -285,6 +294,8 @@ static void test_usage_errors(void)
     expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--data-parallel 2 --schedule interleaved",
                  "gpipe and 1f1b");
     expect_exit2(cluster_args(), "--data-parallel 2", "same kind");  /* three different devices */
+    expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--positions 3", "--positions");
+    expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--positions 0", "--positions");
     /* forced interleaved, m = 5: only K = 5 divides m, and 5 x 2 chunks > 8 layers */
     expect_exit2("--devices 9 --memory 1GiB --global-batch 5", "--microbatch 1 --schedule interleaved",
                  "interleaved");
