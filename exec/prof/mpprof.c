@@ -269,6 +269,9 @@ static int run_links(const args *a)
     if (a->json) {
         json_t *j = json_pack("{s:f,s:f,s:f,s:o,s:o}", "latency_s", fit.latency_s, "bandwidth", fit.bandwidth,
                               "r2", fit.r2, "machine", mp_prof_machine_json(), "library_versions", mp_prof_versions_json());
+        if (j && c.allreduce_bandwidth > 0)
+            json_object_set_new(j, "allreduce", json_pack("{s:f,s:f}", "latency_s", c.allreduce_latency_s,
+                                                          "bandwidth", c.allreduce_bandwidth));
         char *s = j ? mp_json_dump(j) : NULL;
         if (s) fputs(s, stdout);
         free(s);
@@ -278,6 +281,10 @@ static int run_links(const args *a)
         snprintf(line, sizeof line, "links: %s, %d sizes %.0f..%.0f bytes", desc, n, sizes[0], sizes[n - 1]);
         mp_prof_print_header(stdout, line, "cpu");
         mp_prof_print_links(stdout, &fit);
+        if (c.allreduce_bandwidth > 0)
+            printf("allreduce    latency %.3g us, bandwidth %.3g GB/s  (ring over %d ranks: "
+                   "2(D-1)(latency + bytes/(D bandwidth)))\n", c.allreduce_latency_s * 1e6, c.allreduce_bandwidth / 1e9,
+                   c.num_devices);
         printf("# OK: %d devices%s%s\n", c.num_devices, a->out ? ", written to " : "", a->out ? a->out : "");
     }
 out:

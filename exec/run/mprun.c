@@ -62,7 +62,8 @@ typedef struct {
 static void usage(FILE *f)
 {
     fprintf(f, "usage: mprun PLAN.json --model M.json --steps S [options]\n"
-               "       mpirun -np K mprun PLAN.json ...   (one rank per pipeline position)\n\n");
+               "       mpirun -np K mprun PLAN.json ...   (one rank per pipeline position;\n"
+               "                                          D*K with \"data_parallel\": D, rank r*K+k)\n\n");
     mp_cli_print_options(f, opts, NOPTS, "", 28);
 }
 
@@ -141,6 +142,7 @@ typedef struct {
     mp_profile prof;
     mp_run_devices dev;
     int has_pred;
+    const char *no_pred;    /* --profile given, no prediction: why */
 } inputs;
 
 /* Everything checked before any work; exit 2 on failure. */
@@ -167,6 +169,10 @@ static mp_status load_inputs(cli *c, inputs *in, mp_error *err)
             fprintf(stderr, "mprun: note: %s was measured with %d busy core%s, this plan keeps %d busy: "
                     "the prediction may be off by the difference (docs/profiling.md: mpprof --threads %d)\n",
                     c->profile_path, in->prof.busy_cores, in->prof.busy_cores > 1 ? "s" : "", busy, busy);
+        if (mp_plan_replicas(&in->plan) > 1) {   /* until the cost model times the all-reduce */
+            in->no_pred = "not available for data_parallel > 1";
+            return MP_OK;
+        }
         if ((st = mp_plan_copy(&in->pred, &in->plan)) != MP_OK) return mp_error_set(err, st, "out of memory");
         if ((st = mp_plan_evaluate(&in->pred, &in->prof, &in->dev.cluster, MP_DEFAULT_STATE_FACTOR, NULL, err)) != MP_OK)
             return st;
@@ -198,10 +204,12 @@ static mp_status report(cli *c, inputs *in, mp_run_result *res, mp_error *err)
         double p = in->pred.predicted.iteration_ms;
         r.error_pct = p > 0 ? 100.0 * (res->iteration_ms - p) / p : 0;
     }
+    r.no_prediction_why = in->no_pred;
     double last = res->steps > 0 ? res->iter_ms[res->steps - 1] : 0;
     mp_error rerr;
     mp_error_clear(&rerr);
-    if (res->trace.n > 0 && last > 0 && mp_replay_trace(&in->plan, &res->trace, &r.replay_ms, &rerr) == MP_OK) {
+    /* the replay times replica 0's ops alone: no all-reduce, so only for D = 1 */
+    if (res->replicas <= 1 && res->trace.n > 0 && last > 0 && mp_replay_trace(&in->plan, &res->trace, &r.replay_ms, &rerr) == MP_OK) {
         r.has_replay = 1;
         r.replay_error_pct = 100.0 * (last - r.replay_ms) / r.replay_ms;
     }
@@ -209,9 +217,10 @@ static mp_status report(cli *c, inputs *in, mp_run_result *res, mp_error *err)
     mp_status st = MP_OK;
     if (c->report_path && (st = mp_report_write(c->report_path, &r, err)) != MP_OK) return st;
     if (c->trace_path) {
-        for (int q = 0; q < res->num_positions; q++) {
+        for (int q = 0; q < res->trace.num_positions; q++) {
             char name[64];
-            snprintf(name, sizeof name, "stage %d (core %d)", q, in->plan.stages[q].device);
+            snprintf(name, sizeof name, "%sstage %d (core %d)", res->replicas > 1 ? "replica 0 " : "", q,
+                     in->plan.stages[q].device);
             if (mp_trace_set_row_name(&res->trace, q, name) != MP_OK) break;
         }
         st = mp_trace_write_chrome(&res->trace, c->trace_path, "mprun measured", err);
