@@ -271,11 +271,9 @@ static void print_plan_row(int rank, const mp_plan *p, const mp_profile *prof, c
     int D = mp_plan_replicas(p), K = mp_plan_num_positions(p);
     if (D > 1) {
         printf("    data parallel: D=%d replicas x K=%d positions on %d devices; all-reduce per stage (ms):", D, K, D * K);
-        for (int s = 0; s < p->num_stages && s < 8; s++) {
-            double bytes = 0;
-            for (int l = p->stages[s].first; l <= p->stages[s].last; l++) bytes += prof->layers[l].param_bytes;
-            printf("%s %.4g", s ? "," : "", mp_allreduce_ms(cl, p->stages[s].device, K, D, bytes));
-        }
+        for (int s = 0; s < p->num_stages && s < 8; s++)
+            printf("%s %.4g", s ? "," : "", mp_allreduce_stage_ms(cl, prof, p->stages[s].first, p->stages[s].last,
+                                                                p->stages[s].device, K, D));
         printf("%s\n", p->num_stages > 8 ? ", ..." : "");
     }
     printf("    layers: %s\n    bound: %s\n    memory:", split, bnd);

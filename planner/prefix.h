@@ -17,6 +17,7 @@ typedef struct {
     int L;                     /* layers */
     double *PP, *PS;           /* [L+1] prefix sums of param bytes, stash bytes per sample */
     double *PF, *PB;           /* [L+1] prefix sums of fwd/bwd profile ms at micro-batch b */
+    int *PN;                   /* [L+1] prefix counts of layers with param_bytes > 0 (all-reduce rings) */
     double *in;                /* [L+1] bytes per sample into layer l (in[0] the input, in[L] the output) */
     int b;                     /* the micro-batch of PF, PB (-1: not set yet) */
     double *mx;                /* [lg*L] mx[k*L + i]: largest param bytes of layers i .. i+2^k-1 */
@@ -65,7 +66,9 @@ static inline double mp_stage_fit_peak(const mp_stage_fit *f, int s, int lo, int
 {
     mp_stage_bytes x = mp_prefix_bytes(f->ps, lo, hi);
     double p = mp_memory_peak_closed(&x, mp_memory_inflight(f->kind, s, f->S, f->m), f->b, rc, f->sf);
-    return f->D > 1 ? p + mp_prefix_max_param(f->ps, lo, hi) : p;
+    if (f->D <= 1) return p;
+    double a = mp_prefix_max_param(f->ps, lo, hi);   /* mp_memory_allreduce_bytes */
+    return p + (a > 4 ? a : 4);
 }
 
 /* The recompute choice for stage s holding layers lo..hi: 0 when it fits its

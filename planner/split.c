@@ -132,7 +132,8 @@ static void stage_times(mp_split *x, int s, int lo, int hi)
     double sp = mp_split_speed(x, s);
     x->F[s] = (x->ps.PF[hi + 1] - x->ps.PF[lo]) / sp;
     x->Bn[s] = (x->ps.PB[hi + 1] - x->ps.PB[lo]) / sp;
-    x->ar[s] = mp_allreduce_ms(x->cl, s % x->c.K, x->c.K, x->c.D, x->ps.PP[hi + 1] - x->ps.PP[lo]);
+    x->ar[s] = mp_allreduce_ms(x->cl, s % x->c.K, x->c.K, x->c.D, x->ps.PP[hi + 1] - x->ps.PP[lo],
+                               x->ps.PN[hi + 1] - x->ps.PN[lo]);
     if (s < x->c.S - 1) {
         int p = s % x->c.K, q = (s + 1) % x->c.K;
         double bytes = (double)x->c.b * x->ps.in[hi + 1];

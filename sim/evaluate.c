@@ -40,16 +40,15 @@ static void stage_times(const mp_plan *plan, const mp_profile *prof,
     }
 }
 
-/* Each stage's all-reduce time among the D replicas (0 when D = 1), the
- * stage's summed parameter bytes over the ring of its replicas' devices. */
+/* Each stage's all-reduce time among the D replicas (0 when D = 1): one
+ * ring per layer with parameters over the ring of its replicas' devices. */
 static void allreduce_times(const mp_plan *plan, const mp_profile *prof, const mp_cluster *cl,
                             double *AR)
 {
     int K = mp_plan_num_positions(plan), D = mp_plan_replicas(plan);
     for (int s = 0; s < plan->num_stages; s++) {
         const mp_stage *st = &plan->stages[s];
-        mp_stage_bytes x = mp_memory_stage_bytes(prof, st->first, st->last);
-        AR[s] = mp_allreduce_ms(cl, st->device, K, D, x.params);
+        AR[s] = mp_allreduce_stage_ms(cl, prof, st->first, st->last, st->device, K, D);
     }
 }
 

@@ -51,8 +51,9 @@ double mp_memory_stage_peak(const mp_profile *prof, int lo, int hi, int stage,
 /* See memory.h. */
 double mp_memory_allreduce_bytes(const mp_profile *prof, int lo, int hi, int D)
 {
-    double mx = 0;
-    for (int l = lo; D > 1 && l <= hi; l++)
+    if (D <= 1) return 0;
+    double mx = 4;   /* the executor's buffer holds at least one float */
+    for (int l = lo; l <= hi; l++)
         if (prof->layers[l].param_bytes > mx) mx = prof->layers[l].param_bytes;
     return mx;
 }
@@ -88,10 +89,14 @@ mp_status mp_memory_peaks(const mp_profile *prof, const mp_plan *plan,
     }
     for (int p = 0; p < K; p++) {
         double base = 0;
-        for (int s = p; s < S; s += K)
-            base += state_factor * params[s] +
-                    mp_memory_allreduce_bytes(prof, plan->stages[s].first, plan->stages[s].last,
-                                              mp_plan_replicas(plan));
+        double buf = 0;   /* one all-reduce buffer per position, for its largest layer */
+        for (int s = p; s < S; s += K) {
+            double a = mp_memory_allreduce_bytes(prof, plan->stages[s].first, plan->stages[s].last,
+                                                 mp_plan_replicas(plan));
+            base += state_factor * params[s];
+            if (a > buf) buf = a;
+        }
+        base += buf;
         peaks[p] = mp_memory_walk(ops->ops[p], ops->len[p], base, held, extra);
     }
     free(params);

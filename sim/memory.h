@@ -17,9 +17,10 @@
  *   inflight = m (gpipe) or min(K-j, m) (1f1b).
  * Every schedule (the op walk): per device, the most it holds at any point
  * of its op list. For gpipe/1f1b the walk equals the closed form.
- * Data parallelism (D > 1): each stage also holds its all-reduce buffer for
- * the whole run, one float buffer of its largest layer's parameter count
- * (mp_memory_allreduce_bytes), added to the peak. */
+ * Data parallelism (D > 1): each position also holds its all-reduce buffer
+ * for the whole run, one float buffer of its stages' largest layer's
+ * parameter count, at least one float (mp_memory_allreduce_bytes), added to
+ * the peak. */
 #ifndef MP_MEMORY_H
 #define MP_MEMORY_H
 
@@ -78,12 +79,13 @@ double mp_memory_stage_peak(const mp_profile *prof, int lo, int hi, int stage,
                             int recompute, double state_factor);
 
 /* The all-reduce buffer of the stage holding layers lo..hi with D replicas:
- * the largest param_bytes among its layers when D > 1, else 0. */
+ * the largest param_bytes among its layers, at least 4 (one float), when
+ * D > 1, else 0. A position holds the largest of its stages'. */
 double mp_memory_allreduce_bytes(const mp_profile *prof, int lo, int hi, int D);
 
 /* The op walk for every position of `plan` (any schedule) over its op lists:
- * peaks[p] for each position p, the all-reduce buffers of its stages
- * included when the plan has D > 1 replicas. For gpipe/1f1b it equals the
+ * peaks[p] for each position p, its all-reduce buffer included when the
+ * plan has D > 1 replicas. For gpipe/1f1b it equals the
  * closed form plus the buffer.
  * MP_ERR_INPUT when the lists do not match the plan or a stage's layer range
  * is bad; MP_ERR_NOMEM. */

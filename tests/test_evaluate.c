@@ -144,7 +144,7 @@ static void test_evaluate_1f1b(void)
         CU_ASSERT_EQUAL_FATAL(mp_schedule_build(MP_SCHED_1F1B, 2, 1, 3, &l, NULL), MP_OK);
         double F[] = { 1, 2 }, B[] = { 2, 5 }, t[] = { 0.5 };
         mp_sim *s = mp_sim_new();
-        mp_sim_input in = { &l, F, B, NULL, t, t };
+        mp_sim_input in = { &l, F, B, NULL, t, t, NULL, NULL };
         mp_sim_result r;
         CU_ASSERT_EQUAL_FATAL(mp_sim_run(s, &in, &r, NULL, NULL), MP_OK);
         CU_ASSERT_DOUBLE_EQUAL(pl.predicted.iteration_ms, r.iteration_ms, EPS);
@@ -210,7 +210,7 @@ static void test_evaluate_interleaved(void)
     double act[] = { 0.25 + 600 / 8e3, 2000 / 4e3, 0.25 + 400 / 8e3 };
     double grad[] = { 600 / 4e3, 0.25 + 2000 / 8e3, 400 / 4e3 };
     mp_sim *s = mp_sim_new();
-    mp_sim_input in = { &l, F, B, NULL, act, grad };
+    mp_sim_input in = { &l, F, B, NULL, act, grad, NULL, NULL };
     mp_sim_result r;
     CU_ASSERT_EQUAL_FATAL(mp_sim_run(s, &in, &r, NULL, NULL), MP_OK);
     CU_ASSERT_DOUBLE_EQUAL(pl.predicted.iteration_ms, r.iteration_ms, EPS);
@@ -234,7 +234,8 @@ static void test_evaluate_interleaved(void)
  * AR0 = 2(D-1)*0.5 = 1 ms, AR1 = 6 ms; the lists end at 19 and 16.5, the
  * positions at 20 and 22.5 (docs/cost-model.md, "Data parallelism"). Peaks
  * add the largest layer's parameters: 3000 and 7000. With the cluster's
- * measured fit (1 ms, 1 MB/s): AR0 = 2(1 + 2) = 6, AR1 = 2(1 + 6) = 14. */
+ * measured fit (1 ms, 1 MB/s), two layers (rings) per stage:
+ * AR0 = 2(2*1 + 2) = 8, AR1 = 2(2*1 + 6) = 16. */
 static void test_evaluate_data_parallel(void)
 {
     mp_device d4[4] = { { "dev0", 20000, 1 }, { "dev1", 60000, 2 }, { "dev0", 20000, 1 }, { "dev1", 60000, 2 } };
@@ -280,7 +281,7 @@ static void test_evaluate_data_parallel(void)
     c.allreduce_latency_s = 1e-3;
     c.allreduce_bandwidth = 1e6;
     CU_ASSERT_EQUAL_FATAL(mp_plan_evaluate(&pl, &p, &c, 4, NULL, &err), MP_OK);
-    CU_ASSERT_DOUBLE_EQUAL(pl.predicted.iteration_ms, 16.5 + 14, EPS);
+    CU_ASSERT_DOUBLE_EQUAL(pl.predicted.iteration_ms, 16.5 + 16, EPS);
     c.allreduce_latency_s = c.allreduce_bandwidth = 0;
 
     /* a slower replica: device 3 at speed 1 ends replica 1's lists later,
@@ -323,14 +324,17 @@ static void test_allreduce_cost(void)
 {
     mp_cluster c;
     CU_ASSERT_EQUAL_FATAL(mp_cluster_uniform(&c, 6, 1e9, 1e6, 1e-3, NULL), MP_OK);
-    CU_ASSERT_EQUAL(mp_allreduce_ms(&c, 0, 2, 1, 1e6), 0);
-    /* D = 3 on devices 1, 3, 5: 4 steps of (1 ms + 3000/1e6 s) */
-    CU_ASSERT_DOUBLE_EQUAL(mp_allreduce_ms(&c, 1, 2, 3, 9000), 4 * (1 + 3), EPS);
+    CU_ASSERT_EQUAL(mp_allreduce_ms(&c, 0, 2, 1, 1e6, 1), 0);
+    CU_ASSERT_EQUAL(mp_allreduce_ms(&c, 0, 2, 3, 0, 0), 0);   /* no parameters, no ring */
+    /* D = 3 on devices 1, 3, 5: 4 steps of (1 ms + 3000/1e6 s); two vectors: 2 latencies */
+    CU_ASSERT_DOUBLE_EQUAL(mp_allreduce_ms(&c, 1, 2, 3, 9000, 1), 4 * (1 + 3), EPS);
+    CU_ASSERT_DOUBLE_EQUAL(mp_allreduce_ms(&c, 1, 2, 3, 9000, 2), 4 * (2 + 3), EPS);
     c.links[5 * 6 + 1].bandwidth = 0.5e6;  /* the ring's closing link 5 -> 1 */
-    CU_ASSERT_DOUBLE_EQUAL(mp_allreduce_ms(&c, 1, 2, 3, 9000), 4 * (1 + 6), EPS);
+    CU_ASSERT_DOUBLE_EQUAL(mp_allreduce_ms(&c, 1, 2, 3, 9000, 1), 4 * (1 + 6), EPS);
     c.allreduce_latency_s = 2e-3;
     c.allreduce_bandwidth = 3e6;
-    CU_ASSERT_DOUBLE_EQUAL(mp_allreduce_ms(&c, 1, 2, 3, 9000), 4 * (2 + 1), EPS);
+    CU_ASSERT_DOUBLE_EQUAL(mp_allreduce_ms(&c, 1, 2, 3, 9000, 1), 4 * (2 + 1), EPS);
+    CU_ASSERT_DOUBLE_EQUAL(mp_allreduce_ms(&c, 1, 2, 3, 9000, 3), 4 * (6 + 1), EPS);
     mp_cluster_free(&c);
 }
 

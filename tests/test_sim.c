@@ -164,7 +164,7 @@ static mp_status run_sim(const mp_op_lists *l, const double *F, const double *B,
                          const double *act, const double *grad, mp_sim_result *r)
 {
     mp_sim *s = mp_sim_new();
-    mp_sim_input in = { l, F, B, NULL, act, grad };
+    mp_sim_input in = { l, F, B, NULL, act, grad, NULL, NULL };
     mp_error err;
     mp_error_clear(&err);
     mp_status st = mp_sim_run(s, &in, r, NULL, &err);
@@ -215,7 +215,7 @@ static void test_hand_gpipe_contention(void)
     mp_op_lists l;
     CU_ASSERT_EQUAL_FATAL(mp_schedule_build(MP_SCHED_GPIPE, 2, 1, 3, &l, NULL), MP_OK);
     mp_sim *s = mp_sim_new();
-    mp_sim_input in = { &l, F, B, NULL, act, grad };
+    mp_sim_input in = { &l, F, B, NULL, act, grad, NULL, NULL };
     mp_sim_result r;
     mp_trace tr = { 0 };
     CU_ASSERT_EQUAL_FATAL(mp_sim_run(s, &in, &r, &tr, NULL), MP_OK);
@@ -442,7 +442,7 @@ static void compare_with_reference(const mp_op_lists *l, const double *F, const 
     int K = l->num_positions, S = l->num_stages, m = l->num_microbatches;
     double *busy = calloc(K, sizeof *busy), *op_end = calloc(2 * S * m, sizeof *op_end);
     double iter;
-    mp_sim_input in = { l, F, B, NULL, act, grad };
+    mp_sim_input in = { l, F, B, NULL, act, grad, NULL, NULL };
     CU_ASSERT_EQUAL_FATAL(ref_run(&in, &iter, busy, op_end), 0);
     mp_sim_result r;
     mp_trace tr = { 0 };
@@ -541,7 +541,7 @@ static mp_status run_hand(mp_op *l0, mp_op *l1, int m, mp_error *err)
     mp_op_lists l = { MP_SCHED_GPIPE, 2, 2, m, len, ops };
     double F[] = { 1, 1 }, B[] = { 1, 1 }, t[] = { 0.5 };
     mp_sim *s = mp_sim_new();
-    mp_sim_input in = { &l, F, B, NULL, t, t };
+    mp_sim_input in = { &l, F, B, NULL, t, t, NULL, NULL };
     mp_sim_result r;
     mp_error_clear(err);
     mp_status st = mp_sim_run(s, &in, &r, NULL, err);
@@ -596,7 +596,7 @@ static void test_trace_json(void)
     CU_ASSERT_EQUAL_FATAL(mp_schedule_build(MP_SCHED_1F1B, K, 1, m, &l, NULL), MP_OK);
     double F[] = { 1, 2, 1 }, B[] = { 2, 5, 2 }, R[] = { 0, 2, 0 }, t[] = { 0.25, 0.5 };
     mp_sim *s = mp_sim_new();
-    mp_sim_input in = { &l, F, B, R, t, t };
+    mp_sim_input in = { &l, F, B, R, t, t, NULL, NULL };
     mp_sim_result r;
     mp_trace tr = { 0 };
     CU_ASSERT_EQUAL_FATAL(mp_trace_set_row_name(&tr, 0, "stage 0 (dev0)"), MP_OK);
