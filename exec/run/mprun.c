@@ -169,10 +169,6 @@ static mp_status load_inputs(cli *c, inputs *in, mp_error *err)
             fprintf(stderr, "mprun: note: %s was measured with %d busy core%s, this plan keeps %d busy: "
                     "the prediction may be off by the difference (docs/profiling.md: mpprof --threads %d)\n",
                     c->profile_path, in->prof.busy_cores, in->prof.busy_cores > 1 ? "s" : "", busy, busy);
-        if (mp_plan_replicas(&in->plan) > 1) {   /* until the cost model times the all-reduce */
-            in->no_pred = "not available for data_parallel > 1";
-            return MP_OK;
-        }
         if ((st = mp_plan_copy(&in->pred, &in->plan)) != MP_OK) return mp_error_set(err, st, "out of memory");
         if ((st = mp_plan_evaluate(&in->pred, &in->prof, &in->dev.cluster, MP_DEFAULT_STATE_FACTOR, NULL, err)) != MP_OK)
             return st;
