@@ -39,7 +39,8 @@ mp_status mp_replay_trace(const mp_plan *plan, const mp_trace *t, double *iterat
     }
     if ((st = mp_schedule_build(plan->schedule, K, plan->chunks_per_device, plan->num_microbatches, &ops, err)))
         goto out;
-    mp_sim_input in = { &ops, dur + F * S, dur + BN * S, dur + R * S, dur + ACT * S, dur + GRAD * S };
+    mp_sim_input in = { &ops, dur + F * S, dur + BN * S, dur + R * S, dur + ACT * S, dur + GRAD * S,
+                        NULL, NULL };  /* measured all-reduces are not replayed */
     mp_sim_result res;
     if ((st = mp_sim_run(sim, &in, &res, NULL, err)) == MP_OK) *iteration_ms = res.iteration_ms;
 out:

@@ -372,7 +372,7 @@ static void test_data_parallel_threads(void)
     free(err);
     CU_ASSERT_EQUAL(mprun("", one, args, sum, NULL, NULL), 0);   /* repeatable */
     CU_ASSERT_STRING_EQUAL(sum, ref);
-    /* the report shows D; no prediction for D > 1 yet, said so */
+    /* the report shows D and the cost model's prediction of the D x K plan */
     char rep[4200], a2[8800];
     snprintf(rep, sizeof rep, "%s/dp-report.json", mp_test_tmpdir());
     snprintf(a2, sizeof a2, "%s --report %s --profile %s", args, rep, mp_test_fixture("small_model.profile.json"));
@@ -380,7 +380,8 @@ static void test_data_parallel_threads(void)
     if (rc) fprintf(stderr, "%s%s", out, err);
     CU_ASSERT_EQUAL(rc, 0);
     CU_ASSERT_STRING_EQUAL(sum, ref);
-    CU_ASSERT_PTR_NOT_NULL(strstr(out, "prediction: not available for data_parallel > 1"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "predicted "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "r1 s0"));
     free(out);
     free(err);
     json_error_t je;
@@ -390,7 +391,7 @@ static void test_data_parallel_threads(void)
     CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "num_positions")), 2);
     CU_ASSERT(json_number_value(json_object_get(j, "allreduce_ms")) > 0);
     CU_ASSERT_EQUAL(json_integer_value(json_object_get(json_array_get(json_object_get(j, "stages"), 1), "replica")), 1);
-    CU_ASSERT_PTR_NOT_NULL(json_object_get(j, "prediction_unavailable"));
+    CU_ASSERT(json_number_value(json_object_get(json_object_get(j, "predicted"), "iteration_ms")) > 0);
     json_decref(j);
     const char *plans[] = {
         dp_plan("dp2.json", "1f1b", 1, 2, 48, 4, "{\"layers\":[0,2],\"device\":0},{\"layers\":[3,5],\"device\":1}"),

@@ -142,7 +142,6 @@ typedef struct {
     mp_profile prof;
     mp_run_devices dev;
     int has_pred;
-    const char *no_pred;    /* --profile given, no prediction: why */
 } inputs;
 
 /* Everything checked before any work; exit 2 on failure. */
@@ -169,10 +168,6 @@ static mp_status load_inputs(cli *c, inputs *in, mp_error *err)
             fprintf(stderr, "mprun: note: %s was measured with %d busy core%s, this plan keeps %d busy: "
                     "the prediction may be off by the difference (docs/profiling.md: mpprof --threads %d)\n",
                     c->profile_path, in->prof.busy_cores, in->prof.busy_cores > 1 ? "s" : "", busy, busy);
-        if (mp_plan_replicas(&in->plan) > 1) {   /* until the cost model times the all-reduce */
-            in->no_pred = "not available for data_parallel > 1";
-            return MP_OK;
-        }
         if ((st = mp_plan_copy(&in->pred, &in->plan)) != MP_OK) return mp_error_set(err, st, "out of memory");
         if ((st = mp_plan_evaluate(&in->pred, &in->prof, &in->dev.cluster, MP_DEFAULT_STATE_FACTOR, NULL, err)) != MP_OK)
             return st;
@@ -204,7 +199,6 @@ static mp_status report(cli *c, inputs *in, mp_run_result *res, mp_error *err)
         double p = in->pred.predicted.iteration_ms;
         r.error_pct = p > 0 ? 100.0 * (res->iteration_ms - p) / p : 0;
     }
-    r.no_prediction_why = in->no_pred;
     double last = res->steps > 0 ? res->iter_ms[res->steps - 1] : 0;
     mp_error rerr;
     mp_error_clear(&rerr);
