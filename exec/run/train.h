@@ -31,9 +31,6 @@ typedef struct {
     mp_pool in_pool, stash_pool, dl_pool;
     float **in_slot, **stash_slot, **dl_slot;   /* [m] */
     float *stash_shared, *out, *dy, *dx;
-    float *ar_buf;                              /* D > 1: the all-reduce buffer on the backend,
-                                                   ar_len floats: the stage's largest layer */
-    size_t ar_len;
     void *target;                               /* last stage: b targets */
     float *loss_mb;                             /* [m] host, scaled by 1/global batch */
     int next_bwd;
@@ -57,8 +54,10 @@ typedef struct {
     int *ldata;                /* last stage xent: [m][b] */
     double *end_ms, *busy_ms, *step_ms, *loss;  /* [nsteps]; loss: replica 0's is the global batch's */
     double *ar_ms;             /* [nsteps] time in the gradient all-reduce (D > 1) */
-    float *ar_host;            /* D > 1, non-host backends: host staging of the largest
-                                  stage all-reduce buffer (host memory) */
+    float *ar_buf;             /* D > 1: the all-reduce buffer, on the backend: the largest
+                                  layer's parameter count of the position's stages, floats */
+    float *ar_host;            /* D > 1, non-host backends: host staging of the same size */
+    size_t ar_len;             /* floats in ar_buf */
     double peak;
     mp_trace trace;
     mp_error err;

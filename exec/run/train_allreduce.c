@@ -1,9 +1,8 @@
 /* train_allreduce.c — data parallelism in a training step (train.h): the
  * weight gradients of each stage summed over its D replicas, layer by layer,
  * by the ring all-reduce of collective.h, and the replicas' losses summed on
- * replica 0. Host backends reduce in place with the stage's all-reduce
- * buffer (ar_buf: its largest layer's parameter count, as docs/cost-model.md
- * counts it) as the ring's receive buffer; other backends stage every message
+ * replica 0. Host backends reduce in place with the all-reduce buffer
+ * (ar_buf) as the ring's receive buffer; other backends stage every message
  * through host memory (ar_host) and add on the device (axpy with 1).
  * defines: mp_train_allreduce */
 #include "train.h"
@@ -101,7 +100,7 @@ mp_status mp_train_allreduce(mp_train_worker *w, int idx)
             mp_layer *l = &v->net.layers[i];
             if (!l->nparams) continue;
             a.layer = v->first + i;
-            st = mp_coll_allreduce(&io, ring, r->D, w->replica, v->s, l->g, l->nparams, v->ar_buf, &w->err);
+            st = mp_coll_allreduce(&io, ring, r->D, w->replica, v->s, l->g, l->nparams, w->ar_buf, &w->err);
         }
     }
     if (st == MP_OK && !w->host_mem) st = w->be->i->sync(w->be, &w->err);

@@ -73,7 +73,6 @@ static void stage_free(mp_train_worker *w, mp_train_stage *v)
     be->i->free(be, v->dy);
     be->i->free(be, v->dx);
     be->i->free(be, v->target);
-    be->i->free(be, v->ar_buf);
     free(v->in_slot);
     free(v->stash_slot);
     free(v->dl_slot);
@@ -112,8 +111,7 @@ static mp_status check_fit(mp_train_worker *w)
         else need += (double)inflight * (double)v->stash_pool.bytes;
         if (v->is_last) need += (double)inflight * (double)v->dl_pool.bytes;
     }
-    for (int k = 0; r->D > 1 && held < 0 && k < w->nst; k++)   /* the all-reduce buffers */
-        need += (double)w->st[k].ar_len * sizeof(float);
+    if (r->D > 1 && held < 0) need += (double)w->ar_len * sizeof(float);   /* the all-reduce buffer */
     char what[128];
     snprintf(what, sizeof what, "parameters, optimizer state, %d micro-batches in flight%s", max_inflight(r, w->k, w->k),
              r->D > 1 ? ", the all-reduce buffer" : "");
@@ -318,18 +316,15 @@ static mp_status worker_setup(mp_train_worker *w, const mp_pipeline_pos *pos)
     }
     if (!w->host_mem && !(w->stage_buf = malloc(widest * sizeof(float))))
         return mp_error_set(&w->err, MP_ERR_NOMEM, "stage %d: out of memory", w->k);
-    /* D > 1: each stage's all-reduce buffer, its largest layer's parameters (train_allreduce.c) */
-    size_t host_len = 0;
-    for (int k = 0; r->D > 1 && k < w->nst; k++) {
-        mp_train_stage *v = &w->st[k];
-        for (int i = 0; i < v->net.count; i++)
-            if (v->net.layers[i].nparams > v->ar_len) v->ar_len = v->net.layers[i].nparams;
-        if (v->ar_len > host_len) host_len = v->ar_len;
-        if (!(v->ar_buf = w->be->i->alloc(w->be, (v->ar_len ? v->ar_len : 1) * sizeof(float))))
-            return mp_error_set(&w->err, MP_ERR_NOMEM, "stage %d: out of memory for the all-reduce buffer", v->s);
+    if (r->D > 1) {   /* the all-reduce buffer: the largest layer's parameters (train_allreduce.c) */
+        for (int k = 0; k < w->nst; k++)
+            for (int i = 0; i < w->st[k].net.count; i++)
+                if (w->st[k].net.layers[i].nparams > w->ar_len) w->ar_len = w->st[k].net.layers[i].nparams;
+        size_t bytes = (w->ar_len ? w->ar_len : 1) * sizeof(float);
+        w->ar_buf = w->be->i->alloc(w->be, bytes);
+        if (!w->ar_buf || (!w->host_mem && !(w->ar_host = malloc(bytes))))
+            return mp_error_set(&w->err, MP_ERR_NOMEM, "stage %d: out of memory for the all-reduce buffer", w->k);
     }
-    if (r->D > 1 && !w->host_mem && !(w->ar_host = malloc((host_len ? host_len : 1) * sizeof(float))))
-        return mp_error_set(&w->err, MP_ERR_NOMEM, "stage %d: out of memory for the all-reduce staging", w->k);
     size_t n = (size_t)r->nsteps ? (size_t)r->nsteps : 1;
     w->end_ms = calloc(n, sizeof(double));
     w->busy_ms = calloc(n, sizeof(double));
@@ -413,6 +408,8 @@ void mp_train_release(void *run, mp_pipeline_pos *pos)
     mp_train_run *r = run;
     mp_train_worker *w = &r->w[pos->p];
     for (int k = 0; w->st && k < w->nst; k++) stage_free(w, &w->st[k]);
+    if (w->be) w->be->i->free(w->be, w->ar_buf);
+    w->ar_buf = NULL;
     free(w->st);
     w->st = NULL;
     w->nst = 0;
