@@ -364,7 +364,7 @@ static mp_status worker_step(mp_train_worker *w, long long step, int idx)
             w->loss[idx] = sum;
         }
     /* D > 1: the gradients summed over the replicas (and the loss to replica 0) */
-    if ((st = mp_train_allreduce(w, idx)) != MP_OK) return st;
+    if ((st = mp_train_allreduce(w, idx, record, t0)) != MP_OK) return st;
     end = mp_now_ms() - t0;   /* the last op (and its send) and the all-reduce have ended */
     if ((st = r->t->i->flush(r->t, w->p, c->timeout_s, &w->err)) != MP_OK) return st;
     mp_optim opt = { c->optimizer == MP_OPT_ADAM ? MP_OPTIM_ADAM : MP_OPTIM_SGD, c->lr, 0.9f, 0.999f, 1e-8f, (int)step + 1 };
