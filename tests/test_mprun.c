@@ -549,6 +549,12 @@ static void test_data_parallel_mpi(void)
     CU_ASSERT_NOT_EQUAL(mprun(np[0], pl[1], args, NULL, NULL, &err), 0);   /* 2 ranks for 4 positions */
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "mpirun -np 4"));
     free(err);
+    /* rank 1 (replica 1) never sends: every rank stops, a message names replica and stage */
+    CU_ASSERT_NOT_EQUAL(mprun("MPKIT_FAULT=hang:1 mpirun -x MPKIT_FAULT -np 2 --oversubscribe --allow-run-as-root", pl[0],
+                              "--steps 3 --no-pin --timeout 500ms", NULL, NULL, &err), 0);
+    CU_ASSERT(strstr(err, "mprun: replica 0 stage 0: timed out after 0.5 s waiting for the gradient all-reduce") ||
+              strstr(err, "mprun: replica 1 stage 0: timed out after 0.5 s waiting for the gradient all-reduce"));
+    free(err);
 #endif
 }
 
