@@ -33,8 +33,8 @@ void mp_report_print(FILE *f, const mp_report_info *r)
     if (s->entropy_rate > 0)
         fprintf(f, "# token model: the loss starts near ln(vocab) = %.4f and cannot fall below the data's entropy rate %.4f\n",
                 log((double)c->model->classes), s->entropy_rate);
-    fprintf(f, "iteration    %10.3f ms  (median after %d warm-up steps; pipeline only)\n", s->iteration_ms,
-            c->warmup);
+    fprintf(f, "iteration    %10.3f ms  (median after %d warm-up steps; pipeline only%s)\n", s->iteration_ms,
+            c->warmup, D > 1 ? " and the gradient all-reduce" : "");
     fprintf(f, "step         %10.3f ms  (with optimizer step)\n", s->step_median_ms);
     fprintf(f, "throughput   %10.1f samples/s\n", s->samples_per_s);
     if (D > 1)
