@@ -46,7 +46,7 @@ static void set_memory(mp_cluster *c, double M)
 /* The stage memory of K stages on x's cluster. */
 static mp_stage_fit fit_of(const mm_ctx *x, int K)
 {
-    mp_stage_fit f = { &x->ps, &x->cl, x->o->state_factor, x->o->recompute, x->kind, K, x->m, x->b };
+    mp_stage_fit f = { &x->ps, &x->cl, x->o->state_factor, x->o->recompute, x->kind, K, x->m, x->b, 1 };
     return f;
 }
 

@@ -3,7 +3,7 @@
  *
  * mpplan --profile P.json [--profile P2.json ...] (--devices K --memory SIZE [--bandwidth BW] [--latency T] | --cluster C.json)
  *        --global-batch B [--microbatch b] [--schedule auto|gpipe|1f1b|interleaved|zb-h1|zb-h2|zb-v]
- *        [--recompute auto|on|off] [--state-factor F] [--top N] [--json] [-o PLAN.json]
+ *        [--recompute auto|on|off] [--data-parallel N|auto] [--positions K] [--state-factor F] [--top N] [--json] [-o PLAN.json]
  *        [--trace TRACE.json] [--evaluate PLAN.json]
  * Exit 0 on success, 1 when no plan fits, 2 for bad usage or input. */
 #include <getopt.h>
@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "version.h"
+#include "allreduce.h"
 #include "cli.h"
 #include "cluster.h"
 #include "evaluate.h"
@@ -30,7 +31,7 @@
 /* ---------------------------------------------------------------- options */
 
 enum { O_PROFILE = 256, O_DEVICES, O_MEMORY, O_BANDWIDTH, O_LATENCY, O_CLUSTER, O_BATCH, O_MICRO,
-       O_SCHED, O_RC, O_SF, O_TOP, O_JSON, O_TRACE, O_EVAL, O_HELP, O_OUT = 'o' };
+       O_SCHED, O_RC, O_SF, O_TOP, O_JSON, O_TRACE, O_EVAL, O_HELP, O_DP, O_POS, O_OUT = 'o' };
 
 
 /* One table drives getopt_long and --help. */
@@ -46,6 +47,10 @@ static const mp_cli_opt OPTS[] = {
     { "microbatch", required_argument, O_MICRO, "b", "fix the micro-batch size (must divide B; default: searched)" },
     { "schedule", required_argument, O_SCHED, "S", "auto|gpipe|1f1b|interleaved|zb-h1|zb-h2|zb-v (default auto; the zero-bubble ones need a profile with bwd_input_ms/bwd_weight_ms)" },
     { "recompute", required_argument, O_RC, "R", "auto|on|off (default auto: only stages that need it)" },
+    { "data-parallel", required_argument, O_DP, "D", "replicas of the pipeline, D x stages <= devices: a number, or "
+      "auto to search every D with the rest (default 1)" },
+    { "positions", required_argument, O_POS, "K", "fix the pipeline positions of one replica (stages; interleaved: "
+      "devices; default: searched)" },
     { "state-factor", required_argument, O_SF, "F", "bytes of state per parameter byte (default 4)" },
     { "top", required_argument, O_TOP, "N", "show the best N plans (default 5)" },
     { "json", no_argument, O_JSON, NULL, "print the best plan as one JSON object" },
@@ -62,6 +67,8 @@ typedef struct {
     const char *cluster, *out, *trace, *evaluate;
     const char *memory, *bandwidth, *latency;
     int devices, have_devices, batch, micro, schedule, recompute, top, json;
+    int dp;                    /* --data-parallel: 0 auto, else D */
+    int positions;             /* --positions: 0 searched */
     double sf;
 } args;
 
@@ -98,6 +105,7 @@ static mp_status parse_args(int argc, char **argv, args *a, mp_error *err)
     a->schedule = -1;
     a->recompute = MP_RC_AUTO;
     a->top = 5;
+    a->dp = 1;
     a->sf = MP_DEFAULT_STATE_FACTOR;
     a->bandwidth = DEFAULT_BANDWIDTH;
     a->latency = DEFAULT_LATENCY;
@@ -127,6 +135,15 @@ static mp_status parse_args(int argc, char **argv, args *a, mp_error *err)
         case O_BATCH: if (!parse_int("--global-batch", optarg, &a->batch, err)) return MP_ERR_USAGE; break;
         case O_MICRO: if (!parse_int("--microbatch", optarg, &a->micro, err)) return MP_ERR_USAGE; break;
         case O_TOP: if (!parse_int("--top", optarg, &a->top, err)) return MP_ERR_USAGE; break;
+        case O_POS:
+            if (mp_cli_int("positions", optarg, 1, 1000000, &a->positions, err) != MP_OK) return MP_ERR_USAGE;
+            break;
+        case O_DP:
+            if (strcmp(optarg, "auto") == 0) a->dp = 0;
+            else if (mp_cli_int("data-parallel", optarg, 1, 1000000, &a->dp, err) != MP_OK)
+                return mp_error_set(err, MP_ERR_USAGE, "--data-parallel: \"%s\" is not auto or an integer >= 1",
+                                    optarg);
+            break;
         case O_SF: {
             char *end;
             a->sf = strtod(optarg, &end);
@@ -252,6 +269,14 @@ static void print_plan_row(int rank, const mp_plan *p, const mp_profile *prof, c
     printf("%2d  %12.4f  %12.1f  %6.1f%%  b=%-4d m=%-5d %-16s recompute: %s\n", rank, p->predicted.iteration_ms,
            p->predicted.samples_per_s, 100 * p->predicted.bubble_fraction, p->microbatch_size,
            p->num_microbatches, sched, rcs);
+    int D = mp_plan_replicas(p), K = mp_plan_num_positions(p);
+    if (D > 1) {
+        printf("    data parallel: D=%d replicas x K=%d positions on %d devices; all-reduce per stage (ms):", D, K, D * K);
+        for (int s = 0; s < p->num_stages && s < 8; s++)
+            printf("%s %.4g", s ? "," : "", mp_allreduce_stage_ms(cl, prof, p->stages[s].first, p->stages[s].last,
+                                                                p->stages[s].device, K, D));
+        printf("%s\n", p->num_stages > 8 ? ", ..." : "");
+    }
     printf("    layers: %s\n    bound: %s\n    memory:", split, bnd);
     for (int q = 0; q < p->predicted.num_peaks; q++) {
         char a[32], c[32];
@@ -419,6 +444,8 @@ static mp_status run_search(const args *a, const mp_profile_set *ps, const mp_cl
     o.schedule = a->schedule;
     o.recompute = a->recompute;
     o.state_factor = a->sf;
+    o.data_parallel = a->dp;
+    o.positions = a->positions;
     o.top = a->json ? 1 : a->top;
     o.progress = 1;
     mp_search_result all;

@@ -53,6 +53,7 @@ void mp_search_opts_init(mp_search_opts *o, int global_batch)
     o->recompute = MP_RC_AUTO;
     o->state_factor = MP_DEFAULT_STATE_FACTOR;
     o->top = 5;
+    o->data_parallel = 1;
 }
 
 static mp_status check_opts(const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o,
@@ -66,6 +67,15 @@ static mp_status check_opts(const mp_profile *prof, const mp_cluster *cl, const 
     if (!(o->state_factor >= 0) || isinf(o->state_factor))
         return mp_error_set(err, MP_ERR_USAGE, "--state-factor must be >= 0 (got %g)", o->state_factor);
     if (o->top < 1) return mp_error_set(err, MP_ERR_USAGE, "--top must be >= 1 (got %d)", o->top);
+    if (o->data_parallel < 0 || o->data_parallel > cl->num_devices)
+        return mp_error_set(err, MP_ERR_USAGE, "--data-parallel %d: must be auto or 1..%d (the cluster's devices)",
+                            o->data_parallel, cl->num_devices);
+    if (o->positions < 0 || o->positions > cl->num_devices)
+        return mp_error_set(err, MP_ERR_USAGE, "--positions %d: must be 1..%d (the cluster's devices)",
+                            o->positions, cl->num_devices);
+    if (o->data_parallel > 1 && o->schedule == MP_SCHED_INTERLEAVED)
+        return mp_error_set(err, MP_ERR_USAGE, "--data-parallel %d: the planner searches data parallelism "
+                            "with gpipe and 1f1b only", o->data_parallel);
     if (prof->num_layers < 1 || cl->num_devices < 1)
         return mp_error_set(err, MP_ERR_INPUT, "search: the profile has no layers or the cluster no devices");
     return MP_OK;
@@ -254,6 +264,14 @@ mp_status mp_search_run(const mp_profile *prof, const mp_cluster *cl, const mp_s
                           "the %s schedule needs the split backward times bwd_input_ms and bwd_weight_ms of "
                           "every layer, which the profile lacks (profile the model again with this mpprof)",
                           mp_schedule_name(o.schedule));
+        goto out;
+    }
+    if (ncfg == 0 && o.data_parallel > 1) {
+        st = mp_error_set(err, MP_ERR_USAGE,
+                          "no configuration is possible with --data-parallel %d: it must divide the global "
+                          "batch %d over micro-batches, and replica r's stage k runs on device r*K + k, which "
+                          "must be of the same kind as device k (speed, memory, pipeline links)",
+                          o.data_parallel, o.global_batch);
         goto out;
     }
     if (ncfg == 0) {

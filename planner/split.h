@@ -73,6 +73,7 @@ typedef struct {
     int *hi, *rc;              /* [S] last layer, recompute */
     double *F, *Bn, *B, *R;    /* [S] forward, backward without / with recompute, recompute */
     double *act, *grad;        /* [S] transfer times to the next stage, back from it */
+    double *ar;                /* [S] all-reduce times among the c.D replicas (0 when D = 1) */
     double *A, *U;             /* [S+1] chain before stage s's forward / after its backward */
     mp_il_state il;
 } mp_split;

@@ -77,6 +77,7 @@ mp_status mp_top_plan(const mp_top_entry *e, int G, const mp_profile *prof, cons
     p->microbatch_size = e->c.b;
     p->num_microbatches = e->c.m;
     p->num_stages = e->c.S;
+    p->data_parallel = e->c.D > 1 ? e->c.D : 1;
     p->stages = calloc((size_t)e->c.S, sizeof *p->stages);
     if (!p->stages) return mp_error_set(err, MP_ERR_NOMEM, "search: out of memory");
     for (int s = 0, lo = 0; s < e->c.S; s++) {

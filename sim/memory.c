@@ -1,6 +1,6 @@
 /* memory.c — the memory model (memory.h, docs/cost-model.md §6).
  * defines: mp_memory_stage_bytes, mp_memory_walk, mp_memory_walk_split, mp_memory_stage_peak,
- *          mp_memory_peaks */
+ *          mp_memory_peaks, mp_memory_allreduce_bytes */
 #include "memory.h"
 
 #include <math.h>
@@ -62,6 +62,16 @@ double mp_memory_stage_peak(const mp_profile *prof, int lo, int hi, int stage,
 }
 
 /* See memory.h. */
+double mp_memory_allreduce_bytes(const mp_profile *prof, int lo, int hi, int D)
+{
+    if (D <= 1) return 0;
+    double mx = 4;   /* the executor's buffer holds at least one float */
+    for (int l = lo; l <= hi; l++)
+        if (prof->layers[l].param_bytes > mx) mx = prof->layers[l].param_bytes;
+    return mx;
+}
+
+/* See memory.h. */
 mp_status mp_memory_peaks(const mp_profile *prof, const mp_plan *plan,
                           const mp_op_lists *ops, double state_factor,
                           double *peaks, mp_error *err)
@@ -95,8 +105,15 @@ mp_status mp_memory_peaks(const mp_profile *prof, const mp_plan *plan,
     }
     for (int p = 0; p < K; p++) {
         double base = 0;
-        for (int s = 0; s < S; s++)
-            if ((ops->stage_pos ? ops->stage_pos[s] : s % K) == p) base += state_factor * params[s];
+        double buf = 0;   /* one all-reduce buffer per position, for its largest layer */
+        for (int s = 0; s < S; s++) {
+            if ((ops->stage_pos ? ops->stage_pos[s] : s % K) != p) continue;
+            double a = mp_memory_allreduce_bytes(prof, plan->stages[s].first, plan->stages[s].last,
+                                                 mp_plan_replicas(plan));
+            base += state_factor * params[s];
+            if (a > buf) buf = a;
+        }
+        base += buf;
         peaks[p] = mp_memory_walk_split(ops->ops[p], ops->len[p], base, held, extra, wheld);
     }
     free(params);

@@ -3,7 +3,8 @@
  * call these.
  * defines: mp_stage_bytes, mp_memory_stage_bytes, mp_memory_inflight,
  *          mp_memory_peak_closed, mp_memory_held, mp_memory_walk,
- *          mp_memory_stage_peak, mp_memory_peaks, mp_memory_walk_split
+ *          mp_memory_stage_peak, mp_memory_peaks, mp_memory_walk_split,
+ *          mp_memory_allreduce_bytes
  *
  * A stage holds state_factor*params for its whole run; each micro-batch in
  * flight (forwarded, not yet backwarded) holds b*stash, or b*in_bytes when
@@ -20,7 +21,11 @@
  * Zero-bubble lists (F, BI, W): a micro-batch's stash (or input, with
  * recompute) is live from its F to its W; BI adds what a recomputing
  * backward holds (the stash) and the W-stash (b*wgrad_stash bytes, the
- * gradients W needs), both live until the W, which releases all three. */
+ * gradients W needs), both live until the W, which releases all three.
+ * Data parallelism (D > 1): each position also holds its all-reduce buffer
+ * for the whole run, one float buffer of its stages' largest layer's
+ * parameter count, at least one float (mp_memory_allreduce_bytes), added to
+ * the peak. */
 #ifndef MP_MEMORY_H
 #define MP_MEMORY_H
 
@@ -84,8 +89,15 @@ double mp_memory_stage_peak(const mp_profile *prof, int lo, int hi, int stage,
                             int num_stages, mp_schedule_kind kind, int m, int b,
                             int recompute, double state_factor);
 
+/* The all-reduce buffer of the stage holding layers lo..hi with D replicas:
+ * the largest param_bytes among its layers, at least 4 (one float), when
+ * D > 1, else 0. A position holds the largest of its stages'. */
+double mp_memory_allreduce_bytes(const mp_profile *prof, int lo, int hi, int D);
+
 /* The op walk for every position of `plan` (any schedule) over its op lists:
- * peaks[p] for each position p. For gpipe/1f1b it equals the closed form.
+ * peaks[p] for each position p, its all-reduce buffer included when the
+ * plan has D > 1 replicas. For gpipe/1f1b it equals the
+ * closed form plus the buffer.
  * MP_ERR_INPUT when the lists do not match the plan or a stage's layer range
  * is bad; MP_ERR_NOMEM. */
 mp_status mp_memory_peaks(const mp_profile *prof, const mp_plan *plan,

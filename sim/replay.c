@@ -39,9 +39,11 @@ mp_status mp_replay_trace(const mp_plan *plan, const mp_trace *t, double *iterat
     }
     if ((st = mp_schedule_build(plan->schedule, K, plan->chunks_per_device, plan->num_microbatches, &ops, err)))
         goto out;
-    /* zero-bubble traces: the backward slices are the input gradients (BI), W their own */
-    mp_sim_input in = { &ops, dur + F * S, dur + BN * S, dur + R * S, dur + ACT * S, dur + GRAD * S,
-                        dur + BN * S, dur + WG * S };
+    /* zero-bubble traces: the backward slices are the input gradients (BI), W
+     * their own; measured all-reduces are not replayed */
+    mp_sim_input in = { .ops = &ops, .fwd_ms = dur + F * S, .bwd_ms = dur + BN * S, .recompute_ms = dur + R * S,
+                        .act_ms = dur + ACT * S, .grad_ms = dur + GRAD * S, .bwd_in_ms = dur + BN * S,
+                        .bwd_w_ms = dur + WG * S };
     mp_sim_result res;
     if ((st = mp_sim_run(sim, &in, &res, NULL, err)) == MP_OK) *iteration_ms = res.iteration_ms;
 out:

@@ -1,5 +1,5 @@
 /* sim.c — the pipeline simulator (sim.h), an exact dependency-driven sweep.
- * defines: mp_sim_new, mp_sim_free, mp_sim_run, mp_sim_busy
+ * defines: mp_sim_new, mp_sim_free, mp_sim_run, mp_sim_busy, mp_sim_list_end
  *
  * Why a sweep is exact (docs/cost-model.md, "The simulator"): every op starts
  * at max(end of the previous op on its position, arrival of its input), and
@@ -29,6 +29,7 @@ struct mp_sim {
     int *ptr;             /* [K] next op index */
     double *clock;        /* [K] end of the last timed op */
     double *busy;         /* [K] sum of op durations */
+    double *list_end;     /* [K] end of the position's last op */
     double *link_free;    /* [2K] end of the last transfer on p->p+1 / p->p-1 */
     int last_k;
 };
@@ -51,6 +52,7 @@ void mp_sim_free(mp_sim *s)
     free(s->ptr);
     free(s->clock);
     free(s->busy);
+    free(s->list_end);
     free(s->link_free);
     free(s);
 }
@@ -60,6 +62,13 @@ double mp_sim_busy(const mp_sim *s, int p)
 {
     if (!s || p < 0 || p >= s->last_k) return 0;
     return s->busy[p];
+}
+
+/* See sim.h. 0 for an unknown position. */
+double mp_sim_list_end(const mp_sim *s, int p)
+{
+    if (!s || p < 0 || p >= s->last_k) return 0;
+    return s->list_end[p];
 }
 
 /* ---------------------------------------------------------------- buffers */
@@ -91,9 +100,11 @@ static int grow(mp_sim *s, int K, size_t sm)
         if (t) s->clock = t;
         double *b = realloc(s->busy, (size_t)c * sizeof *b);
         if (b) s->busy = b;
+        double *e = realloc(s->list_end, (size_t)c * sizeof *e);
+        if (e) s->list_end = e;
         double *l = realloc(s->link_free, 2 * (size_t)c * sizeof *l);
         if (l) s->link_free = l;
-        if (!p || !t || !b || !l) return 0;
+        if (!p || !t || !b || !e || !l) return 0;
         s->cap_k = c;
     }
     return 1;
@@ -136,7 +147,14 @@ static mp_status check_input(mp_sim *s, const mp_sim_input *in, mp_error *err)
         if (j < S - 1 && (bad_time(in->act_ms[j]) || bad_time(in->grad_ms[j])))
             return mp_error_set(err, MP_ERR_INPUT,
                                 "sim: stage %d: transfer times must be finite and >= 0", j);
+        if (in->allreduce_ms && bad_time(in->allreduce_ms[j]))
+            return mp_error_set(err, MP_ERR_INPUT,
+                                "sim: stage %d: all-reduce time must be finite and >= 0", j);
     }
+    for (int p = 0; in->allreduce_ready_ms && p < K; p++)
+        if (bad_time(in->allreduce_ready_ms[p]))
+            return mp_error_set(err, MP_ERR_INPUT,
+                                "sim: position %d: all-reduce ready time must be finite and >= 0", p);
     size_t sm = (size_t)S * (size_t)m;
     if (!grow(s, K, sm)) return mp_error_set(err, MP_ERR_NOMEM, "sim: out of memory");
     memset(s->seen, 0, 4 * sm);
@@ -274,6 +292,31 @@ static long advance(mp_sim *s, const mp_sim_input *in, int p, mp_trace *tr, mp_s
     return done;
 }
 
+/* After the op lists: position p's all-reduces, its stages in order p, p+K,
+ * ..., one after the other, the first once its list and the other replicas'
+ * have ended (docs/cost-model.md, "Data parallelism"); clock[p] becomes the
+ * end of the last. */
+static mp_status allreduce_tail(mp_sim *s, const mp_sim_input *in, mp_trace *tr)
+{
+    const int K = s->last_k, S = in->ops->num_stages;
+    for (int p = 0; p < K; p++) {
+        double t = s->clock[p];
+        s->list_end[p] = t;
+        if (!in->allreduce_ms) continue;
+        if (in->allreduce_ready_ms && in->allreduce_ready_ms[p] > t) t = in->allreduce_ready_ms[p];
+        for (int st = p; st < S; st += K) {
+            double d = in->allreduce_ms[st];
+            if (tr && d > 0) {
+                mp_trace_event e = { MP_TEV_ALLREDUCE, p, -1, st, -1, t, t + d };
+                if (mp_trace_add(tr, e) != MP_OK) return MP_ERR_NOMEM;
+            }
+            t += d;
+        }
+        s->clock[p] = t;
+    }
+    return MP_OK;
+}
+
 /* See sim.h. */
 mp_status mp_sim_run(mp_sim *s, const mp_sim_input *in, mp_sim_result *out,
                      mp_trace *trace, mp_error *err)
@@ -315,6 +358,8 @@ mp_status mp_sim_run(mp_sim *s, const mp_sim_input *in, mp_sim_result *out,
         remaining -= progress;
     }
     s->last_k = K;
+    if ((rc = allreduce_tail(s, in, trace)) != MP_OK)
+        return mp_error_set(err, rc, "sim: out of memory for the trace");
     double iter = 0, sum = 0, best = -1;
     for (int p = 0; p < K; p++) {
         if (s->clock[p] > iter) iter = s->clock[p];

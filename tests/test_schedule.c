@@ -105,7 +105,7 @@ static void check_invariants(mp_schedule_kind kind, int K, int v, int m)
     double *t = malloc((size_t)S * sizeof *t);
     for (int s = 0; s < S; s++) t[s] = 1.0 + s % 3;
     mp_sim *sim = mp_sim_new();
-    mp_sim_input in = { &l, t, t, NULL, t, t, NULL, NULL };
+    mp_sim_input in = { .ops = &l, .fwd_ms = t, .bwd_ms = t, .act_ms = t, .grad_ms = t };
     mp_sim_result r;
     mp_error err;
     mp_error_clear(&err);

@@ -34,12 +34,15 @@ static int positions_of(const mp_plan *p)
     return v > 0 ? p->num_stages / v : p->num_stages;
 }
 
-/* The runner's view of config c with K positions and transport `tname`. */
+/* The runner's view of config c with K positions per replica (D * K in
+ * all) and transport `tname`. */
 static void pipeline_config(const mp_run_config *c, int K, const char *tname, mp_pipeline_config *pc)
 {
+    int D = mp_plan_replicas(c->plan);
     memset(pc, 0, sizeof *pc);
     pc->plan = c->plan;
-    pc->num_positions = K;
+    pc->num_positions = D * K;
+    pc->replicas = D;
     pc->backend = c->backend;
     pc->transport = tname;
     pc->pin = c->pin;
@@ -47,7 +50,7 @@ static void pipeline_config(const mp_run_config *c, int K, const char *tname, mp
     pc->num_devices = c->num_devices;
     pc->device_memory = c->device_memory;
     pc->timeout_s = c->timeout_s;
-    pc->mailbox_cap = 4 * c->plan->num_microbatches * (c->plan->num_stages / K) + 16;
+    pc->mailbox_cap = 4 * c->plan->num_microbatches * (c->plan->num_stages / K) + 4 * D + 16;
 }
 
 mp_status mp_run_check(const mp_run_config *c, mp_error *err)
@@ -60,6 +63,9 @@ mp_status mp_run_check(const mp_run_config *c, mp_error *err)
     if (p->mode != MP_MODE_TRAIN)
         return mp_error_set(err, MP_ERR_INPUT, "plan: a serving plan; mprun runs training plans");
     int K = positions_of(p);
+    if (mp_plan_replicas(p) > 1024)
+        return mp_error_set(err, MP_ERR_INPUT, "plan: data_parallel %d: mprun runs at most 1024 replicas",
+                            mp_plan_replicas(p));
     mp_op_lists ops;
     st = mp_schedule_build(p->schedule, K, p->chunks_per_device, p->num_microbatches, &ops, err);
     if (st != MP_OK) return st == MP_ERR_NOMEM ? st : MP_ERR_INPUT;
@@ -122,6 +128,8 @@ mp_status mp_run(const mp_run_config *c, mp_run_result *res, mp_error *err)
     r.model = c->model;
     r.res = res;
     r.K = positions_of(c->plan);
+    r.D = mp_plan_replicas(c->plan);
+    r.P = r.D * r.K;
     r.S = c->plan->num_stages;
     r.m = c->plan->num_microbatches;
     r.b = c->plan->microbatch_size;
@@ -148,14 +156,19 @@ mp_status mp_run(const mp_run_config *c, mp_run_result *res, mp_error *err)
     pc.transport = tname;
     if ((st = mp_pipeline_open(&pc, &r.pl, err)) != MP_OK) goto out;
     r.t = r.pl->t;
-    r.w = calloc((size_t)r.K, sizeof *r.w);
+    r.w = calloc((size_t)r.P, sizeof *r.w);
     if (!r.w) { st = mp_error_set(err, MP_ERR_NOMEM, "out of memory"); goto out; }
-    for (int p = 0; p < r.K; p++) { r.w[p].r = &r; r.w[p].p = p; }
+    for (int p = 0; p < r.P; p++) {
+        r.w[p].r = &r;
+        r.w[p].p = p;
+        r.w[p].replica = p / r.K;
+        r.w[p].k = p % r.K;
+    }
     st = mp_pipeline_run(r.pl, &train_mode, &r, err);
     if (st == MP_OK) snprintf(res->transport, sizeof res->transport, "%s", tname);
 out:
     if (r.w)
-        for (int p = 0; p < r.K; p++) mp_train_worker_free(&r.w[p]);
+        for (int p = 0; p < r.P; p++) mp_train_worker_free(&r.w[p]);
     free(r.w);
     mp_pipeline_close(r.pl);
     mp_data_free(&r.data);

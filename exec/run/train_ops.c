@@ -20,6 +20,10 @@
 
 static int last_of(const mp_train_run *r) { return r->S - 1; }
 
+/* The transport position of stage s in this worker's replica. */
+/* The transport position that runs stage s in this worker's replica. */
+static int position_of(const mp_train_worker *w, int s) { return w->replica * w->r->K + mp_train_pos_of(w->r, s); }
+
 /* ---------------------------------------------------------------- stages */
 
 static mp_status stage_setup(mp_train_worker *w, mp_train_stage *v, int s)
@@ -128,11 +132,13 @@ static mp_status check_fit(mp_train_worker *w)
             wh[v->s] = (double)v->wstash_pool.bytes;
         }
     }
-    need = mp_memory_walk_split(r->ops.ops[w->p], r->ops.len[w->p], need, hb, ex, wh);
+    need = mp_memory_walk_split(r->ops.ops[w->k], r->ops.len[w->k], need, hb, ex, wh);
     free(hb);
-    char what[96];
-    snprintf(what, sizeof what, "parameters, optimizer state, %d micro-batches in flight", max_inflight(r, w->p, w->p));
-    return mp_pipeline_check_fit(r->pl->c, w->p, r->plan->stages[w->p].device, need, what, &w->err);
+    if (r->D > 1 && held < 0) need += (double)w->ar_len * sizeof(float);   /* the all-reduce buffer */
+    char what[128];
+    snprintf(what, sizeof what, "parameters, optimizer state, %d micro-batches in flight%s", max_inflight(r, w->k, w->k),
+             r->D > 1 ? ", the all-reduce buffer" : "");
+    return mp_pipeline_check_fit(r->pl->c, w->k, mp_pipeline_device_of(r->pl->c, w->p), need, what, &w->err);
 }
 
 /* ---------------------------------------------------------------- ops */
@@ -145,9 +151,9 @@ static void note_peak(mp_train_worker *w)
 
 static mp_status add_event(mp_train_worker *w, int kind, int dst, int stage, int mb, double a, double b)
 {
-    mp_trace_event e = { kind, w->p, dst, stage, mb, a, b };
+    mp_trace_event e = { kind, w->k, dst, stage, mb, a, b };
     if (mp_trace_add(&w->trace, e) != MP_OK)
-        return mp_error_set(&w->err, MP_ERR_NOMEM, "stage %d: out of memory for the trace", w->p);
+        return mp_error_set(&w->err, MP_ERR_NOMEM, "stage %d: out of memory for the trace", w->k);
     return MP_OK;
 }
 
@@ -226,7 +232,7 @@ static mp_status op_forward(mp_train_worker *w, mp_train_stage *v, int i, int re
     mp_status st;
     if (v->is_first)
         be->i->upload(be, in, w->xdata + (size_t)i * b * v->in_dim, v->in_pool.bytes);
-    else if ((st = recv_floats(w, mp_train_pos_of(r, v->s - 1), MP_TAG(MP_TAG_ACT, v->s - 1, i), in, b * v->in_dim,
+    else if ((st = recv_floats(w, position_of(w, v->s - 1), MP_TAG(MP_TAG_ACT, v->s - 1, i), in, b * v->in_dim,
                                "activation", v->s, v->s - 1, i)) != MP_OK)
         return st;
     double a = mp_now_ms();
@@ -264,8 +270,9 @@ static mp_status op_forward(mp_train_worker *w, mp_train_stage *v, int i, int re
     if (!v->is_last) {
         int dst = mp_train_pos_of(r, v->s + 1);
         double sa = mp_now_ms();
-        if ((st = send_floats(w, dst, MP_TAG(MP_TAG_ACT, v->s, i), v->out, b * v->out_dim)) != MP_OK) return st;
-        if (record && dst != w->p && (st = add_event(w, MP_TEV_SEND_ACT, dst, v->s, i, sa - t0, mp_now_ms() - t0)) != MP_OK) return st;
+        if ((st = send_floats(w, position_of(w, v->s + 1), MP_TAG(MP_TAG_ACT, v->s, i), v->out, b * v->out_dim)) != MP_OK)
+            return st;
+        if (record && dst != w->k && (st = add_event(w, MP_TEV_SEND_ACT, dst, v->s, i, sa - t0, mp_now_ms() - t0)) != MP_OK) return st;
     }
     return MP_OK;
 }
@@ -282,7 +289,7 @@ static mp_status bwd_begin(mp_train_worker *w, mp_train_stage *v, int i, const f
     v->next_bwd++;
     *dy = v->dl_slot[i];
     if (!v->is_last) {
-        if ((st = recv_floats(w, mp_train_pos_of(r, v->s + 1), MP_TAG(MP_TAG_GRAD, v->s + 1, i), v->dy, b * v->out_dim,
+        if ((st = recv_floats(w, position_of(w, v->s + 1), MP_TAG(MP_TAG_GRAD, v->s + 1, i), v->dy, b * v->out_dim,
                               "gradient", v->s, v->s + 1, i)) != MP_OK)
             return st;
         *dy = v->dy;
@@ -298,8 +305,9 @@ static mp_status send_grad(mp_train_worker *w, mp_train_stage *v, int i, int rec
     if (v->is_first) return MP_OK;
     int dst = mp_train_pos_of(r, v->s - 1);
     double sa = mp_now_ms();
-    if ((st = send_floats(w, dst, MP_TAG(MP_TAG_GRAD, v->s, i), v->dx, (size_t)r->b * v->in_dim)) != MP_OK) return st;
-    if (record && dst != w->p && (st = add_event(w, MP_TEV_SEND_GRAD, dst, v->s, i, sa - t0, mp_now_ms() - t0)) != MP_OK) return st;
+    if ((st = send_floats(w, position_of(w, v->s - 1), MP_TAG(MP_TAG_GRAD, v->s, i), v->dx, (size_t)r->b * v->in_dim)) != MP_OK)
+        return st;
+    if (record && dst != w->k && (st = add_event(w, MP_TEV_SEND_GRAD, dst, v->s, i, sa - t0, mp_now_ms() - t0)) != MP_OK) return st;
     return MP_OK;
 }
 
@@ -397,11 +405,11 @@ static mp_status op_backward_weight(mp_train_worker *w, mp_train_stage *v, int i
 static mp_status prepare_data(mp_train_worker *w, long long step)
 {
     mp_train_run *r = w->r;
-    long long base = step * r->plan->global_batch;
+    long long base = step * r->plan->global_batch;   /* replica q takes micro-batches q*m .. q*m+m-1 */
     for (int k = 0; k < w->nst; k++) {
         mp_train_stage *v = &w->st[k];
         for (int i = 0; i < r->m; i++) {
-            long long first = base + (long long)i * r->b;
+            long long first = base + ((long long)w->replica * r->m + i) * r->b;
             if (v->is_first) mp_data_inputs(&r->data, first, r->b, w->xdata + (size_t)i * r->b * v->in_dim);
             if (v->is_last)
                 mp_data_targets(&r->data, first, r->b, w->ydata ? w->ydata + (size_t)i * r->b * v->out_dim : NULL,
@@ -422,10 +430,10 @@ static mp_status worker_setup(mp_train_worker *w, const mp_pipeline_pos *pos)
     w->host_mem = pos->host_mem;
     w->nst = r->S / r->K;
     w->st = calloc((size_t)w->nst, sizeof *w->st);
-    if (!w->st) return mp_error_set(&w->err, MP_ERR_NOMEM, "stage %d: out of memory", w->p);
+    if (!w->st) return mp_error_set(&w->err, MP_ERR_NOMEM, "stage %d: out of memory", w->k);
     size_t widest = 1;
     for (int k = 0; k < w->nst; k++) {
-        if ((st = stage_setup(w, &w->st[k], mp_train_stage_at(r, w->p, k))) != MP_OK) return st;
+        if ((st = stage_setup(w, &w->st[k], mp_train_stage_at(r, w->k, k))) != MP_OK) return st;
         mp_train_stage *v = &w->st[k];
         size_t b = (size_t)r->b;
         if (b * v->in_dim > widest) widest = b * v->in_dim;
@@ -439,14 +447,24 @@ static mp_status worker_setup(mp_train_worker *w, const mp_pipeline_pos *pos)
         }
     }
     if (!w->host_mem && !(w->stage_buf = malloc(widest * sizeof(float))))
-        return mp_error_set(&w->err, MP_ERR_NOMEM, "stage %d: out of memory", w->p);
+        return mp_error_set(&w->err, MP_ERR_NOMEM, "stage %d: out of memory", w->k);
+    if (r->D > 1) {   /* the all-reduce buffer: the largest layer's parameters (train_allreduce.c) */
+        for (int k = 0; k < w->nst; k++)
+            for (int i = 0; i < w->st[k].net.count; i++)
+                if (w->st[k].net.layers[i].nparams > w->ar_len) w->ar_len = w->st[k].net.layers[i].nparams;
+        size_t bytes = (w->ar_len ? w->ar_len : 1) * sizeof(float);
+        w->ar_buf = w->be->i->alloc(w->be, bytes);
+        if (!w->ar_buf || (!w->host_mem && !(w->ar_host = malloc(bytes))))
+            return mp_error_set(&w->err, MP_ERR_NOMEM, "stage %d: out of memory for the all-reduce buffer", w->k);
+    }
     size_t n = (size_t)r->nsteps ? (size_t)r->nsteps : 1;
     w->end_ms = calloc(n, sizeof(double));
     w->busy_ms = calloc(n, sizeof(double));
     w->step_ms = calloc(n, sizeof(double));
     w->loss = calloc(n, sizeof(double));
-    if (!w->end_ms || !w->busy_ms || !w->step_ms || !w->loss)
-        return mp_error_set(&w->err, MP_ERR_NOMEM, "stage %d: out of memory", w->p);
+    w->ar_ms = calloc(n, sizeof(double));
+    if (!w->end_ms || !w->busy_ms || !w->step_ms || !w->loss || !w->ar_ms)
+        return mp_error_set(&w->err, MP_ERR_NOMEM, "stage %d: out of memory", w->k);
     w->trace.num_positions = r->K;
     note_peak(w);
     if ((st = check_fit(w)) != MP_OK) return st;
@@ -464,9 +482,9 @@ static mp_status worker_step(mp_train_worker *w, long long step, int idx)
     if ((st = mp_pipeline_barrier(r->pl, w->p, &w->err)) != MP_OK) return st;
     double t0 = mp_now_ms(), busy = 0, end;
     for (int k = 0; k < w->nst; k++) w->st[k].next_bwd = w->st[k].next_w = 0;
-    for (int k = 0; k < r->ops.len[w->p]; k++) {
-        const mp_op *o = &r->ops.ops[w->p][k];
-        mp_train_stage *v = &w->st[o->stage / r->K];   /* the k-th stage of the position (p + kK; p, 2K-1-p) */
+    for (int k = 0; k < r->ops.len[w->k]; k++) {
+        const mp_op *o = &r->ops.ops[w->k][k];
+        mp_train_stage *v = &w->st[o->stage / r->K];   /* the k-th stage of the position (k + jK; k, 2K-1-k) */
         switch (o->kind) {
         case MP_OP_FWD: st = op_forward(w, v, o->microbatch, record, t0, &busy); break;
         case MP_OP_BWD: st = op_backward(w, v, o->microbatch, record, t0, &busy); break;
@@ -475,7 +493,15 @@ static mp_status worker_step(mp_train_worker *w, long long step, int idx)
         }
         if (st != MP_OK) return st;
     }
-    end = mp_now_ms() - t0;   /* the last op (and its send) has ended */
+    for (int k = 0; k < w->nst; k++)
+        if (w->st[k].is_last) {
+            double sum = 0;
+            for (int i = 0; i < r->m; i++) sum += (double)w->st[k].loss_mb[i];
+            w->loss[idx] = sum;
+        }
+    /* D > 1: the gradients summed over the replicas (and the loss to replica 0) */
+    if ((st = mp_train_allreduce(w, idx, record, t0)) != MP_OK) return st;
+    end = mp_now_ms() - t0;   /* the last op (and its send) and the all-reduce have ended */
     if ((st = r->t->i->flush(r->t, w->p, c->timeout_s, &w->err)) != MP_OK) return st;
     mp_optim opt = { c->optimizer == MP_OPT_ADAM ? MP_OPTIM_ADAM : MP_OPTIM_SGD, c->lr, 0.9f, 0.999f, 1e-8f, (int)step + 1 };
     for (int k = 0; k < w->nst; k++) {
@@ -488,15 +514,14 @@ static mp_status worker_step(mp_train_worker *w, long long step, int idx)
     w->busy_ms[idx] = busy;
     w->step_ms[idx] = mp_now_ms() - t0;
     for (int k = 0; k < w->nst; k++)
-        if (w->st[k].is_last) {
-            double sum = 0;
-            for (int i = 0; i < r->m; i++) sum += (double)w->st[k].loss_mb[i];
-            w->loss[idx] = sum;
-            if (c->print_loss) { printf("step %lld loss %.6f\n", step + 1, sum); fflush(stdout); }
+        if (w->st[k].is_last && w->replica == 0 && c->print_loss) {
+            printf("step %lld loss %.6f\n", step + 1, w->loss[idx]);
+            fflush(stdout);
         }
     long long done = step + 1;
     if (c->checkpoint_dir && c->checkpoint_every > 0 && (done % c->checkpoint_every == 0 || done == c->steps)) {
-        if ((st = mp_train_checkpoint(w, done, 1)) != MP_OK) return st;
+        /* replica 0 writes: every replica holds the same weights (checked at the end) */
+        if (w->replica == 0 && (st = mp_train_checkpoint(w, done, 1)) != MP_OK) return st;
         if ((st = mp_pipeline_barrier(r->pl, w->p, &w->err)) != MP_OK) return st;
         if (w->p == 0 && (st = mp_checkpoint_commit(c->checkpoint_dir, done, r->S, &w->err)) != MP_OK) return st;
     }
@@ -521,6 +546,8 @@ void mp_train_release(void *run, mp_pipeline_pos *pos)
     for (int k = 0; w->st && k < w->nst; k++) stage_free(w, &w->st[k]);
     for (int k = 0; w->be && k < w->nlocal; k++) w->be->i->free(w->be, w->local[k].buf);   /* left by a failure */
     w->nlocal = 0;
+    if (w->be) w->be->i->free(w->be, w->ar_buf);
+    w->ar_buf = NULL;
     free(w->st);
     w->st = NULL;
     w->nst = 0;
@@ -537,6 +564,8 @@ void mp_train_worker_free(mp_train_worker *w)
     free(w->busy_ms);
     free(w->step_ms);
     free(w->loss);
+    free(w->ar_ms);
+    free(w->ar_host);
     mp_trace_free(&w->trace);
     free(w->local);
     memset(w, 0, sizeof *w);

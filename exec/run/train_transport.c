@@ -60,7 +60,10 @@ static int messages_in_order(const mp_train_run *r)
  * at least two positions, they are on distinct GPUs (NCCL allows one rank per
  * GPU in a communicator), and every pair posts its messages in the same order
  * on both sides (NCCL has no tags). Otherwise MPI with host staging.
- * MPKIT_NCCL=0 in the environment keeps MPI. */
+ * MPKIT_NCCL=0 in the environment keeps MPI. With replicas, every replica
+ * runs the same op lists (checked on replica 0's positions) and the gradient
+ * all-reduce goes through the host send/recv (MPI) with device adds
+ * (train_allreduce.c). */
 const char *mp_train_pick_transport(const mp_train_run *r, const mp_pipeline_config *pc)
 {
     const mp_run_config *c = r->c;
@@ -68,9 +71,9 @@ const char *mp_train_pick_transport(const mp_train_run *r, const mp_pipeline_con
         return c->transport;
     const char *env = getenv("MPKIT_NCCL");
     if (env && !strcmp(env, "0")) return c->transport;
-    for (int p = 0; p < r->K; p++)
+    for (int p = 0; p < r->P; p++)   /* every replica's positions */
         for (int q = 0; q < p; q++)
-            if (mp_pipeline_gpu_of(pc, r->plan->stages[p].device) == mp_pipeline_gpu_of(pc, r->plan->stages[q].device))
+            if (mp_pipeline_gpu_of(pc, mp_pipeline_device_of(pc, p)) == mp_pipeline_gpu_of(pc, mp_pipeline_device_of(pc, q)))
                 return c->transport;
     return messages_in_order(r) ? "nccl" : c->transport;
 }
