@@ -140,6 +140,13 @@ static mp_status parse_root(const mp_jctx *cx, const json_t *root, void *out)
         mp_status st = parse_device(cx, json_array_get(devs, i), (int)i, c);
         if (st) return st;
     }
+    const json_t *ar = json_object_get(root, "allreduce");
+    if (ar) {   /* the measured all-reduce fit: both members required */
+        if (!json_is_object(ar)) return mp_json_fail(cx, "allreduce", "must be an object");
+        if (mp_json_get_bandwidth(cx, ar, "allreduce", "bandwidth", 1, &c->allreduce_bandwidth) ||
+            mp_json_get_duration(cx, ar, "allreduce", "latency", 1, &c->allreduce_latency_s))
+            return MP_ERR_INPUT;
+    }
     const json_t *links = json_object_get(root, "links");
     if (links) return parse_overrides(cx, links, c);
     return MP_OK;
@@ -238,6 +245,10 @@ static json_t *cluster_to_json(const mp_cluster *c)
     json_object_set_new(root, "link", json_pack("{s:o,s:o}",
                                                 "bandwidth", mp_json_number(def->bandwidth),
                                                 "latency", mp_json_number(def->latency_s)));
+    if (c->allreduce_bandwidth > 0)
+        json_object_set_new(root, "allreduce", json_pack("{s:o,s:o}",
+                                                         "latency", mp_json_number(c->allreduce_latency_s),
+                                                         "bandwidth", mp_json_number(c->allreduce_bandwidth)));
     if (json_array_size(links))
         json_object_set_new(root, "links", links);
     else

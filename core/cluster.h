@@ -28,6 +28,11 @@ typedef struct {
     mp_device *devices;
     mp_link default_link;
     mp_link *links;       /* num_devices^2, links[src * num_devices + dst]; overrides applied */
+    /* Measured ring all-reduce fit ("allreduce", mpprof --links under mpirun):
+     * time(bytes, D) = 2(D-1) * (allreduce_latency_s + bytes / (D * allreduce_bandwidth));
+     * both 0 when the file has none. */
+    double allreduce_latency_s;
+    double allreduce_bandwidth;
 } mp_cluster;
 
 /* Loads and validates a cluster file (messages as in mp_profile_load). */

@@ -23,14 +23,18 @@ const char *mp_schedule_name(mp_schedule_kind k)
     case MP_SCHED_GPIPE: return "gpipe";
     case MP_SCHED_1F1B: return "1f1b";
     case MP_SCHED_INTERLEAVED: return "interleaved";
+    case MP_SCHED_ZB_H1: return "zb-h1";
+    case MP_SCHED_ZB_H2: return "zb-h2";
+    case MP_SCHED_ZB_V: return "zb-v";
     }
     return "unknown";
 }
 
 mp_status mp_schedule_from_name(const char *s, mp_schedule_kind *k)
 {
-    static const mp_schedule_kind all[] = {MP_SCHED_GPIPE, MP_SCHED_1F1B, MP_SCHED_INTERLEAVED};
-    for (int i = 0; s && i < 3; i++)
+    static const mp_schedule_kind all[] = {MP_SCHED_GPIPE, MP_SCHED_1F1B, MP_SCHED_INTERLEAVED,
+                                           MP_SCHED_ZB_H1, MP_SCHED_ZB_H2, MP_SCHED_ZB_V};
+    for (int i = 0; s && i < MP_SCHED_COUNT; i++)
         if (strcmp(s, mp_schedule_name(all[i])) == 0) {
             *k = all[i];
             return MP_OK;
@@ -103,6 +107,21 @@ static mp_status check_shape(const mp_jctx *cx, const mp_plan *p)
         if (st->device < 0) return mp_json_fail(cx, f, "must be >= 0");
     }
     int v = p->chunks_per_device;
+    if (p->schedule == MP_SCHED_ZB_V) {   /* the V: stage s >= K on the device of stage 2K-1-s */
+        if (v != 2)
+            return mp_json_fail(cx, "chunks_per_device", "must be 2 for schedule \"zb-v\" (got %d)", v);
+        if (p->num_stages % 2 != 0)
+            return mp_json_fail(cx, "stages", "%d stages: a zb-v plan has 2 stages per device", p->num_stages);
+        int K = p->num_stages / 2;
+        for (int s = K; s < p->num_stages; s++)
+            if (p->stages[s].device != p->stages[2 * K - 1 - s].device) {
+                snprintf(f, sizeof f, "stages[%d].device", s);
+                return mp_json_fail(cx, f, "is %d, but a zb-v plan runs stage %d on the device of "
+                                    "stage %d (%d)", p->stages[s].device, s, 2 * K - 1 - s,
+                                    p->stages[2 * K - 1 - s].device);
+            }
+        return MP_OK;
+    }
     if (p->schedule != MP_SCHED_INTERLEAVED) {
         if (v != 1)
             return mp_json_fail(cx, "chunks_per_device", "must be 1 for schedule \"%s\" (got %d)",
@@ -127,10 +146,10 @@ static mp_status check_shape(const mp_jctx *cx, const mp_plan *p)
     return MP_OK;
 }
 
-/* Number of peak_memory_bytes entries: stages, or devices when interleaved. */
+/* Number of peak_memory_bytes entries: stages, or devices when interleaved or zb-v. */
 int mp_plan_num_positions(const mp_plan *p)
 {
-    if (p->schedule == MP_SCHED_INTERLEAVED && p->chunks_per_device >= 1)
+    if ((p->schedule == MP_SCHED_INTERLEAVED || p->schedule == MP_SCHED_ZB_V) && p->chunks_per_device >= 1)
         return p->num_stages / p->chunks_per_device;
     return p->num_stages;
 }
@@ -184,7 +203,7 @@ static mp_status parse_prediction(const mp_jctx *cx, const json_t *v, mp_plan *p
     int want = mp_plan_num_positions(p);
     if (json_array_size(a) != (size_t)want)
         return mp_json_fail(cx, f, "has %zu entries, expected %d (one per %s)", json_array_size(a),
-                            want, p->schedule == MP_SCHED_INTERLEAVED ? "device" : "stage");
+                            want, mp_plan_num_positions(p) < p->num_stages ? "device" : "stage");
     pr->peak_memory_bytes = calloc((size_t)want, sizeof *pr->peak_memory_bytes);
     if (!pr->peak_memory_bytes) return nomem(cx);
     pr->num_peaks = want;
@@ -225,8 +244,8 @@ static mp_status parse_root(const mp_jctx *cx, const json_t *root, void *out)
     if (mp_json_get_string(cx, root, "", "schedule", 1, &s)) return MP_ERR_INPUT;
     if (mp_schedule_from_name(s, &p->schedule))
         return mp_json_fail(cx, "schedule", "unknown schedule \"%.100s\" (expected gpipe, 1f1b or "
-                            "interleaved)", s);
-    p->chunks_per_device = 1;
+                            "interleaved), or a zero-bubble zb-h1, zb-h2 or zb-v", s);
+    p->chunks_per_device = p->schedule == MP_SCHED_ZB_V ? 2 : 1;
     if (mp_json_get_int(cx, root, "", "chunks_per_device", 0, 1, &p->chunks_per_device) ||
         mp_json_get_int(cx, root, "", "global_batch", 1, 1, &p->global_batch) ||
         mp_json_get_int(cx, root, "", "microbatch_size", 1, 1, &p->microbatch_size))

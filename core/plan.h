@@ -14,10 +14,15 @@
 typedef enum {
     MP_SCHED_GPIPE = 0,
     MP_SCHED_1F1B = 1,
-    MP_SCHED_INTERLEAVED = 2
+    MP_SCHED_INTERLEAVED = 2,
+    MP_SCHED_ZB_H1 = 3,   /* zero bubble, split backward (sim/schedule.h) */
+    MP_SCHED_ZB_H2 = 4,
+    MP_SCHED_ZB_V = 5     /* two chunks per device in a V: 2K stages */
 } mp_schedule_kind;
 
-/* "gpipe", "1f1b", "interleaved". */
+#define MP_SCHED_COUNT 6
+
+/* "gpipe", "1f1b", "interleaved", "zb-h1", "zb-h2", "zb-v". */
 const char *mp_schedule_name(mp_schedule_kind k);
 /* Parses a schedule name; MP_ERR_INPUT for anything else. */
 mp_status mp_schedule_from_name(const char *s, mp_schedule_kind *k);
@@ -53,11 +58,12 @@ typedef enum { MP_MODE_TRAIN = 0, MP_MODE_SERVE = 1 } mp_plan_mode;
 typedef struct {
     mp_plan_mode mode;
     mp_schedule_kind schedule;
-    int chunks_per_device;       /* interleaved: v >= 2; otherwise 1 */
+    int chunks_per_device;       /* interleaved: v >= 2; zb-v: 2; otherwise 1 */
     int global_batch;
     int microbatch_size;
     int num_microbatches;        /* global_batch / microbatch_size */
-    int num_stages;              /* for interleaved: K * v virtual stages, stage s on device s % K */
+    int num_stages;              /* for interleaved: K * v virtual stages, stage s on device s % K;
+                                    zb-v: 2K, stage s on the device of stage 2K-1-s for s >= K */
     mp_stage *stages;            /* owned, num_stages, contiguous and covering all layers in order */
     int has_prediction;
     mp_prediction predicted;

@@ -20,6 +20,13 @@ static void time_fn_free(mp_time_fn *f)
     memset(f, 0, sizeof *f);
 }
 
+int mp_profile_has_split(const mp_profile *p)
+{
+    for (int i = 0; i < p->num_layers; i++)
+        if (!p->layers[i].has_split) return 0;
+    return p->num_layers > 0;
+}
+
 void mp_profile_free(mp_profile *p)
 {
     if (!p) return;
@@ -27,6 +34,8 @@ void mp_profile_free(mp_profile *p)
         free(p->layers[i].name);
         time_fn_free(&p->layers[i].fwd);
         time_fn_free(&p->layers[i].bwd);
+        time_fn_free(&p->layers[i].bwd_in);
+        time_fn_free(&p->layers[i].bwd_w);
     }
     free(p->layers);
     free(p->model);
@@ -122,6 +131,19 @@ static mp_status parse_layer(const mp_jctx *cx, const json_t *v, int i, mp_layer
     mp_status st;
     if ((st = parse_time(cx, v, pre, "fwd_ms", &L->fwd))) return st;
     if ((st = parse_time(cx, v, pre, "bwd_ms", &L->bwd))) return st;
+    int hi = json_object_get(v, "bwd_input_ms") != NULL, hw = json_object_get(v, "bwd_weight_ms") != NULL;
+    if (hi != hw) {
+        char f[96];
+        snprintf(f, sizeof f, "%s.%s", pre, hi ? "bwd_weight_ms" : "bwd_input_ms");
+        return mp_json_fail(cx, f, "missing (bwd_input_ms and bwd_weight_ms come together)");
+    }
+    if (hi) {
+        if ((st = parse_time(cx, v, pre, "bwd_input_ms", &L->bwd_in))) return st;
+        if ((st = parse_time(cx, v, pre, "bwd_weight_ms", &L->bwd_w))) return st;
+        L->has_split = 1;
+    }
+    if (mp_json_get_bytes(cx, v, pre, "wgrad_stash_bytes_per_sample", 0, MP_JNONNEG, &L->wstash_bytes_per_sample))
+        return MP_ERR_INPUT;
     if (mp_json_get_bytes(cx, v, pre, "param_bytes", 1, MP_JNONNEG, &L->param_bytes) ||
         mp_json_get_bytes(cx, v, pre, "out_bytes_per_sample", 1, MP_JNONNEG, &L->out_bytes_per_sample) ||
         mp_json_get_bytes(cx, v, pre, "stash_bytes_per_sample", 1, MP_JNONNEG, &L->stash_bytes_per_sample))
@@ -215,6 +237,12 @@ static json_t *profile_to_json(const mp_profile *p)
                               "param_bytes", mp_json_number(L->param_bytes),
                               "out_bytes_per_sample", mp_json_number(L->out_bytes_per_sample),
                               "stash_bytes_per_sample", mp_json_number(L->stash_bytes_per_sample));
+        if (o && L->has_split) {
+            json_object_set_new(o, "bwd_input_ms", time_to_json(&L->bwd_in));
+            json_object_set_new(o, "bwd_weight_ms", time_to_json(&L->bwd_w));
+        }
+        if (o && L->wstash_bytes_per_sample > 0)
+            json_object_set_new(o, "wgrad_stash_bytes_per_sample", mp_json_number(L->wstash_bytes_per_sample));
         if (!o || json_array_append_new(layers, o)) {
             json_decref(layers);
             return NULL;

@@ -1,7 +1,7 @@
 /* profile.h — per-layer costs ("format": "mpplan-profile/1"), see docs/formats.md.
  * defines: mp_time_fn, mp_time_eval, mp_layer_cost, mp_profile, mp_profile_load,
  *          mp_profile_parse, mp_profile_save, mp_profile_free, mp_profile_merge,
- *          mp_profile_same_model */
+ *          mp_profile_same_model, mp_profile_has_split */
 #ifndef MP_PROFILE_H
 #define MP_PROFILE_H
 
@@ -32,6 +32,10 @@ typedef struct {
     double param_bytes;
     double out_bytes_per_sample;    /* activation sent to the next layer */
     double stash_bytes_per_sample;  /* kept from forward to backward */
+    int has_split;                  /* 1 when bwd_input_ms and bwd_weight_ms were given */
+    mp_time_fn bwd_in, bwd_w;       /* the split backward: input gradient, weight gradient */
+    double wstash_bytes_per_sample; /* kept from the input gradient to the weight gradient
+                                       (optional, 0 when absent) */
 } mp_layer_cost;
 
 typedef struct {
@@ -68,6 +72,10 @@ mp_status mp_profile_merge(const mp_profile *ps, const char *const *names, int n
  * p: layer names, byte sizes and the forms and batch sizes of the times
  * agree; else MP_ERR_INPUT saying what differs. Defined in profile_merge.c. */
 mp_status mp_profile_same_model(const mp_profile *p, const mp_profile *q, const char *name, mp_error *err);
+
+/* 1 when every layer of p has bwd_input_ms and bwd_weight_ms (what the
+ * zero-bubble schedules need). */
+int mp_profile_has_split(const mp_profile *p);
 
 /* Frees everything p owns and zeroes it; safe on a zeroed profile. */
 void mp_profile_free(mp_profile *p);

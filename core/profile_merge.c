@@ -76,6 +76,8 @@ mp_status mp_profile_same_model(const mp_profile *p, const mp_profile *q, const 
                                 "not the same model", name, a->name);
         mp_status st = same_shape(&a->fwd, &b->fwd, name, a->name, "fwd", err);
         if (!st) st = same_shape(&a->bwd, &b->bwd, name, a->name, "bwd", err);
+        if (!st && a->has_split && b->has_split) st = same_shape(&a->bwd_in, &b->bwd_in, name, a->name, "bwd_input", err);
+        if (!st && a->has_split && b->has_split) st = same_shape(&a->bwd_w, &b->bwd_w, name, a->name, "bwd_weight", err);
         if (st) return st;
     }
     return MP_OK;
@@ -111,6 +113,16 @@ mp_status mp_profile_merge(const mp_profile *ps, const char *const *names, int n
         if (!st) st = merge_fn(fn, n, tmp, &o->fwd, err);
         for (int i = 0; i < n; i++) fn[i] = &ps[i].layers[l].bwd;
         if (!st) st = merge_fn(fn, n, tmp, &o->bwd, err);
+        int split = 1;   /* the split backward only when every profile has it */
+        for (int i = 0; i < n; i++) split &= ps[i].layers[l].has_split;
+        o->wstash_bytes_per_sample = a->wstash_bytes_per_sample;
+        if (split) {
+            for (int i = 0; i < n; i++) fn[i] = &ps[i].layers[l].bwd_in;
+            if (!st) st = merge_fn(fn, n, tmp, &o->bwd_in, err);
+            for (int i = 0; i < n; i++) fn[i] = &ps[i].layers[l].bwd_w;
+            if (!st) st = merge_fn(fn, n, tmp, &o->bwd_w, err);
+            o->has_split = !st;
+        }
     }
     free(tmp);
     free(fn);

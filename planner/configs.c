@@ -1,7 +1,10 @@
 /* configs.c — the search's configurations (configs.h).
- * defines: mp_config_fits, mp_configs_list */
+ * defines: mp_config_fits, mp_config_replicas_ok, mp_configs_list */
 #include "configs.h"
+#include "schedule.h"
+#include "split.h"
 
+#include "allreduce.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,32 +36,59 @@ int mp_config_fits(const mp_stage_fit *f, int *from, int *hi_out)
     return 1;
 }
 
+/* See configs.h. */
+int mp_config_replicas_ok(const mp_cluster *cl, int K, int D)
+{
+    if (D < 1 || (long)D * K > cl->num_devices) return 0;
+    for (int r = 1; r < D; r++)
+        for (int k = 0; k < K; k++) {
+            const mp_device *a = &cl->devices[k], *d = &cl->devices[r * K + k];
+            if (d->speed != a->speed || d->memory_bytes != a->memory_bytes) return 0;
+            for (int q = k - 1; q <= k + 1; q += 2) {
+                if (q < 0 || q >= K) continue;
+                mp_link l0 = mp_cluster_link(cl, k, q), l1 = mp_cluster_link(cl, r * K + k, r * K + q);
+                if (l0.bandwidth != l1.bandwidth || l0.latency_s != l1.latency_s) return 0;
+            }
+        }
+    return 1;
+}
+
 static int cmp_config(const void *a, const void *b)
 {
     const mp_config *x = a, *y = b;
     if (x->lb != y->lb) return x->lb < y->lb ? -1 : 1;
     if (x->S != y->S) return x->S - y->S;
-    return x->b - y->b;
+    if (x->b != y->b) return x->b - y->b;
+    return x->D - y->D;
 }
 
 /* See configs.h. */
 mp_status mp_configs_list(const mp_search_opts *o, const mp_cluster *cl, const mp_prefix *ps,
                           mp_bound_data *bd, mp_config **out, int *n, long *dropped, mp_error *err)
 {
-    int G = o->global_batch, D = cl->num_devices, L = ps->L, cap = 64, cnt = 0;
+    int G = o->global_batch, N = cl->num_devices, L = ps->L, cap = 64, cnt = 0;
     mp_config *v = malloc((size_t)cap * sizeof *v);
     int *from = malloc(mp_config_fits_scratch(ps, cl) * sizeof(int));
     *out = NULL;
     *n = 0;
     if (!v || !from) goto nomem;
+    for (int D = 1; D <= N; D++) {
+    if (o->data_parallel > 0 ? D != o->data_parallel : 0) continue;
     for (int b = 1; b <= G; b++) {
-        if (G % b || (o->microbatch && b != o->microbatch)) continue;
-        int m = G / b;
-        for (int K = 1; K <= D && K <= L; K++) {
-            if (K < o->min_devices || (o->max_devices > 0 && K > o->max_devices)) continue;
-            for (int kind = 0; kind < 3; kind++) {
+        if (G % ((long)D * b) || (o->microbatch && b != o->microbatch)) continue;
+        int m = G / (D * b);
+        for (int K = 1; K * D <= N && K <= L; K++) {
+            if (K * D < o->min_devices || (o->max_devices > 0 && K * D > o->max_devices)) continue;
+            if (o->positions && K != o->positions) continue;
+            if (D > 1 && !mp_config_replicas_ok(cl, K, D)) continue;
+            for (int kind = 0; kind < MP_SCHED_COUNT; kind++) {
                 if (o->schedule >= 0 && kind != o->schedule) continue;
-                int vmin = kind == MP_SCHED_INTERLEAVED ? 2 : 1, vmax = 1;
+                int zb = mp_schedule_is_zb((mp_schedule_kind)kind);
+                /* replicas run gpipe/1f1b pipelines (the cost model's all-reduce follows the list) */
+                if (D > 1 && (kind == MP_SCHED_INTERLEAVED || zb)) continue;
+                if (zb && (!mp_profile_has_split(ps->prof) || (kind == MP_SCHED_ZB_V && 2 * K > L))) continue;
+                if (zb && K == 1 && o->schedule < 0) continue;   /* auto: one stage has no bubble to fill */
+                int vmin = kind == MP_SCHED_INTERLEAVED ? 2 : kind == MP_SCHED_ZB_V ? 2 : 1, vmax = vmin;
                 if (kind == MP_SCHED_INTERLEAVED) {
                     if (K < 2 || m % K) continue;
                     vmax = L / K;
@@ -69,18 +99,27 @@ mp_status mp_configs_list(const mp_search_opts *o, const mp_cluster *cl, const m
                         if (!nv) goto nomem;
                         v = nv;
                     }
-                    mp_config c = { K, b, kind, vv, K * vv, m, 0 };
+                    mp_config c = { K, b, kind, vv, K * vv, m, 0, D };
+                    if (zb) {   /* a simple valid bound: the work over the speed, no bubble */
+                        c.lb = mp_split_zb_bound(ps->prof, cl, K, b, m) * (1 - MP_BOUND_SLACK);
+                        v[cnt++] = c;
+                        continue;
+                    }
                     c.lb = mp_bound_quick(bd, K, b, kind, vv, m);
                     if (kind != MP_SCHED_INTERLEAVED)  /* the split relaxation orders them well */
                         c.lb = mp_bound_split(bd, K, b, kind, m, c.lb, HUGE_VAL) * (1 - MP_BOUND_SLACK);
+                    if (D > 1 && K == 1)  /* one stage: its list ends after its work, then all-reduces it all */
+                        c.lb = (c.lb + mp_allreduce_ms(cl, 0, 1, D, ps->PP[L], ps->PN[L])) * (1 - MP_BOUND_SLACK);
                     v[cnt++] = c;
                 }
             }
         }
     }
+    }
     for (int i = 0; i < cnt && cnt <= 64; i++) {  /* small lists: drop infeasible ones up front */
         mp_stage_fit f = mp_config_fit(&v[i], ps, cl, o);
-        if (v[i].kind != MP_SCHED_INTERLEAVED && !mp_config_fits(&f, from, NULL)) {
+        if (v[i].kind != MP_SCHED_INTERLEAVED && !mp_schedule_is_zb((mp_schedule_kind)v[i].kind) &&
+            !mp_config_fits(&f, from, NULL)) {
             v[i--] = v[--cnt];
             (*dropped)++;
         }

@@ -15,21 +15,28 @@
 
 typedef struct {
     int K, b, kind, v, S, m;   /* positions, micro-batch, mp_schedule_kind, chunks (1 unless
-                                * interleaved), stages K*v, micro-batches */
+                                * interleaved), stages K*v, micro-batches per replica */
     double lb;                 /* lower bound on the iteration time of its plans */
+    int D;                     /* data-parallel replicas (>= 1); global batch D*m*b */
 } mp_config;
 
 /* 1 when a and b are the same configuration (their bounds aside). */
 static inline int mp_config_same(const mp_config *a, const mp_config *b)
 {
-    return a->K == b->K && a->b == b->b && a->kind == b->kind && a->v == b->v;
+    return a->K == b->K && a->b == b->b && a->kind == b->kind && a->v == b->v && a->D == b->D;
 }
+
+/* 1 when D replicas of a gpipe/1f1b pipeline on devices 0..K-1 may run on
+ * devices r*K + k (the planner's replicas): every device r*K + k has the
+ * speed and memory of device k, and every pipeline link of replica r the
+ * bandwidth and latency of replica 0's; D*K <= devices. */
+int mp_config_replicas_ok(const mp_cluster *cl, int K, int D);
 
 /* The stage memory of gpipe/1f1b configuration c under options o. */
 static inline mp_stage_fit mp_config_fit(const mp_config *c, const mp_prefix *ps, const mp_cluster *cl,
                                          const mp_search_opts *o)
 {
-    mp_stage_fit f = { ps, cl, o->state_factor, o->recompute, c->kind, c->S, c->m, c->b };
+    mp_stage_fit f = { ps, cl, o->state_factor, o->recompute, c->kind, c->S, c->m, c->b, c->D };
     return f;
 }
 
@@ -48,7 +55,10 @@ static inline size_t mp_config_fits_scratch(const mp_prefix *ps, const mp_cluste
 
 /* Every configuration o allows on cl, each with its bound (gpipe/1f1b
  * sharpened by mp_bound_split), by increasing bound (ties: fewer stages,
- * then smaller b) into *out (free it) and *n. When there are at most 64,
+ * then smaller b, then fewer replicas) into *out (free it) and *n. With
+ * data parallelism, D is an outer dimension: the replicas' bound is the
+ * bound of one replica's pipeline with m = G/(D b) (the all-reduces only add
+ * time, the buffer only memory, so it stays a lower bound). When there are at most 64,
  * the gpipe/1f1b ones that fit no split are left out and counted in
  * *dropped. MP_ERR_NOMEM. */
 mp_status mp_configs_list(const mp_search_opts *o, const mp_cluster *cl, const mp_prefix *ps,

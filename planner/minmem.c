@@ -7,8 +7,8 @@
  * 1f1b's peak never exceeds gpipe's (inflight min(K-j, m) <= m), so only
  * (K, smallest b, 1f1b if allowed else gpipe) are examined: a bisection on the
  * memory M with the search's exact check that some split into K stages
- * fits (mp_config_fits, planner/configs.c). Interleaved-only: bisection
- * with a budgeted split search. */
+ * fits (mp_config_fits, planner/configs.c). Interleaved-only and the
+ * zero-bubble schedules: bisection with a budgeted split search. */
 #include "search.h"
 
 #include <math.h>
@@ -19,6 +19,7 @@
 #include "evaluate.h"
 #include "memory.h"
 #include "prefix.h"
+#include "schedule.h"
 
 typedef struct {
     const mp_search_opts *o;
@@ -45,7 +46,7 @@ static void set_memory(mp_cluster *c, double M)
 /* The stage memory of K stages on x's cluster. */
 static mp_stage_fit fit_of(const mm_ctx *x, int K)
 {
-    mp_stage_fit f = { &x->ps, &x->cl, x->o->state_factor, x->o->recompute, x->kind, K, x->m, x->b };
+    mp_stage_fit f = { &x->ps, &x->cl, x->o->state_factor, x->o->recompute, x->kind, K, x->m, x->b, 1 };
     return f;
 }
 
@@ -150,7 +151,8 @@ mp_status mp_search_min_memory(const mp_profile *prof, const mp_cluster *cl,
                                mp_error *err)
 {
     memset(plan, 0, sizeof *plan);
-    if (o->schedule == MP_SCHED_INTERLEAVED) return interleaved_min(prof, cl, o, min_bytes, plan, err);
+    if (o->schedule == MP_SCHED_INTERLEAVED || (o->schedule >= 0 && mp_schedule_is_zb((mp_schedule_kind)o->schedule)))
+        return interleaved_min(prof, cl, o, min_bytes, plan, err);   /* zero bubble: the same bisection */
     mm_ctx x = { o, { 0 }, { 0 }, o->microbatch ? o->microbatch : 1, 0,
                  o->schedule == MP_SCHED_GPIPE ? MP_SCHED_GPIPE : MP_SCHED_1F1B };
     x.m = o->global_batch / x.b;

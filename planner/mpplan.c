@@ -2,8 +2,8 @@
  * defines: main
  *
  * mpplan --profile P.json [--profile P2.json ...] (--devices K --memory SIZE [--bandwidth BW] [--latency T] | --cluster C.json)
- *        --global-batch B [--microbatch b] [--schedule auto|gpipe|1f1b|interleaved]
- *        [--recompute auto|on|off] [--state-factor F] [--top N] [--json] [-o PLAN.json]
+ *        --global-batch B [--microbatch b] [--schedule auto|gpipe|1f1b|interleaved|zb-h1|zb-h2|zb-v]
+ *        [--recompute auto|on|off] [--data-parallel N|auto] [--positions K] [--state-factor F] [--top N] [--json] [-o PLAN.json]
  *        [--trace TRACE.json] [--evaluate PLAN.json]
  * Exit 0 on success, 1 when no plan fits, 2 for bad usage or input. */
 #include <getopt.h>
@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "version.h"
+#include "allreduce.h"
 #include "cli.h"
 #include "cli_cluster.h"
 #include "cluster.h"
@@ -28,8 +29,8 @@
 
 /* ---------------------------------------------------------------- options */
 
-enum { O_PROFILE = 256, O_BATCH, O_MICRO, O_SCHED, O_RC, O_SF, O_TOP, O_JSON, O_TRACE, O_EVAL, O_HELP,
-       O_OUT = 'o' };
+enum { O_PROFILE = 256, O_BATCH, O_MICRO, O_SCHED, O_RC, O_SF, O_TOP, O_JSON, O_TRACE, O_EVAL, O_HELP, O_DP,
+       O_POS, O_OUT = 'o' };
 
 
 /* One table drives getopt_long and --help. */
@@ -39,8 +40,12 @@ static const mp_cli_opt OPTS[] = {
     MP_CLI_CLUSTER_OPTS,
     { "global-batch", required_argument, O_BATCH, "B", "samples per iteration, required" },
     { "microbatch", required_argument, O_MICRO, "b", "fix the micro-batch size (must divide B; default: searched)" },
-    { "schedule", required_argument, O_SCHED, "S", "auto|gpipe|1f1b|interleaved (default auto)" },
+    { "schedule", required_argument, O_SCHED, "S", "auto|gpipe|1f1b|interleaved|zb-h1|zb-h2|zb-v (default auto; the zero-bubble ones need a profile with bwd_input_ms/bwd_weight_ms)" },
     { "recompute", required_argument, O_RC, "R", "auto|on|off (default auto: only stages that need it)" },
+    { "data-parallel", required_argument, O_DP, "D", "replicas of the pipeline, D x stages <= devices: a number, or "
+      "auto to search every D with the rest (default 1)" },
+    { "positions", required_argument, O_POS, "K", "fix the pipeline positions of one replica (stages; interleaved: "
+      "devices; default: searched)" },
     { "state-factor", required_argument, O_SF, "F", "bytes of state per parameter byte (default 4)" },
     { "top", required_argument, O_TOP, "N", "show the best N plans (default 5)" },
     { "json", no_argument, O_JSON, NULL, "print the best plan as one JSON object" },
@@ -57,6 +62,8 @@ typedef struct {
     const char *out, *trace, *evaluate;
     mp_cli_cluster devs;
     int batch, micro, schedule, recompute, top, json, help;
+    int dp;                    /* --data-parallel: 0 auto, else D */
+    int positions;             /* --positions: 0 searched */
     double sf;
 } args;
 
@@ -73,7 +80,7 @@ static void usage(FILE *f)
                "Exit: 0 ok, 1 no plan fits (prints the smallest memory that would fit), 2 bad usage or input.\n");
 }
 
-static const char *const SCHEDULES[] = { "auto", "gpipe", "1f1b", "interleaved" };
+static const char *const SCHEDULES[] = { "auto", "gpipe", "1f1b", "interleaved", "zb-h1", "zb-h2", "zb-v" };
 static const char *const RECOMPUTE[] = { "auto", "on", "off" };
 static const int RECOMPUTE_MODE[] = { MP_RC_AUTO, MP_RC_ON, MP_RC_OFF };
 
@@ -98,9 +105,20 @@ static mp_status parse_opt(void *ctx, int c, const char *v, mp_error *err)
     case O_MICRO: return mp_cli_int("microbatch", v, 0, INT_MAX, &a->micro, err);
     case O_TOP: return mp_cli_int("top", v, 1, INT_MAX, &a->top, err);
     case O_SF: return mp_cli_number("state-factor", v, 0, &a->sf, err);
-    case O_SCHED:
-        if ((st = mp_cli_choice("schedule", v, SCHEDULES, 4, &k, err)) == MP_OK) a->schedule = k - 1;
-        return st;
+    case O_SCHED: {
+        mp_schedule_kind kind = MP_SCHED_GPIPE;
+        if ((st = mp_cli_choice("schedule", v, SCHEDULES, (int)(sizeof SCHEDULES / sizeof *SCHEDULES), &k, err)))
+            return st;
+        a->schedule = k == 0 ? -1 : mp_schedule_from_name(v, &kind) == MP_OK ? (int)kind : -1;
+        return MP_OK;
+    }
+    case O_POS: return mp_cli_int("positions", v, 1, 1000000, &a->positions, err);
+    case O_DP:
+        if (strcmp(v, "auto") == 0) {
+            a->dp = 0;
+            return MP_OK;
+        }
+        return mp_cli_int("data-parallel", v, 1, 1000000, &a->dp, err);
     case O_RC:
         if ((st = mp_cli_choice("recompute", v, RECOMPUTE, 3, &k, err)) == MP_OK) a->recompute = RECOMPUTE_MODE[k];
         return st;
@@ -114,6 +132,7 @@ static mp_status parse_args(int argc, char **argv, args *a, mp_error *err)
     a->schedule = -1;
     a->recompute = MP_RC_AUTO;
     a->top = 5;
+    a->dp = 1;
     a->sf = MP_DEFAULT_STATE_FACTOR;
     mp_cli_cluster_init(&a->devs);
     mp_status st = mp_cli_parse_group(argc, argv, OPTS, NOPTS, "o:", mp_cli_cluster_opt, &a->devs, parse_opt, a, err);
@@ -159,7 +178,8 @@ static void bound_label(const mp_plan *p, const mp_profile *prof, const mp_clust
             f += mp_time_eval(&prof->layers[l].fwd, b);
             g += mp_time_eval(&prof->layers[l].bwd, b);
         }
-        busy[s % K] += m * (f * (1 + st->recompute) + g) / cl->devices[st->device].speed;
+        int q = p->schedule == MP_SCHED_ZB_V && s >= K ? 2 * K - 1 - s : s % K;   /* zb-v: the V */
+        busy[q] += m * (f * (1 + st->recompute) + g) / cl->devices[st->device].speed;
     }
     for (int q = 0; q < K; q++)
         if (busy[q] > best) { best = busy[q]; kind = 0; who = q; }
@@ -170,7 +190,7 @@ static void bound_label(const mp_plan *p, const mp_profile *prof, const mp_clust
     }
     int rc = 0;
     for (int s = 0; s < p->num_stages; s++) rc |= p->stages[s].recompute;
-    if (kind == 0) snprintf(buf, n, "compute %s %d%s", p->schedule == MP_SCHED_INTERLEAVED ? "device" : "stage",
+    if (kind == 0) snprintf(buf, n, "compute %s %d%s", mp_plan_num_positions(p) < p->num_stages ? "device" : "stage",
                             who, rc ? " + memory (recompute)" : "");
     else snprintf(buf, n, "link %d->%d%s", p->stages[who].device, p->stages[who + 1].device,
                   rc ? " + memory (recompute)" : "");
@@ -202,6 +222,14 @@ static void print_plan_row(int rank, const mp_plan *p, const mp_profile *prof, c
     printf("%2d  %12.4f  %12.1f  %6.1f%%  b=%-4d m=%-5d %-16s recompute: %s\n", rank, p->predicted.iteration_ms,
            p->predicted.samples_per_s, 100 * p->predicted.bubble_fraction, p->microbatch_size,
            p->num_microbatches, sched, rcs);
+    int D = mp_plan_replicas(p), K = mp_plan_num_positions(p);
+    if (D > 1) {
+        printf("    data parallel: D=%d replicas x K=%d positions on %d devices; all-reduce per stage (ms):", D, K, D * K);
+        for (int s = 0; s < p->num_stages && s < 8; s++)
+            printf("%s %.4g", s ? "," : "", mp_allreduce_stage_ms(cl, prof, p->stages[s].first, p->stages[s].last,
+                                                                p->stages[s].device, K, D));
+        printf("%s\n", p->num_stages > 8 ? ", ..." : "");
+    }
     printf("    layers: %s\n    bound: %s\n    memory:", split, bnd);
     for (int q = 0; q < p->predicted.num_peaks; q++) {
         char a[32], c[32];
@@ -241,6 +269,9 @@ static void print_header(const args *a, const mp_profile_set *ps, const mp_clust
                    r->configurations, r->searched, r->nodes, r->simulations, r->seconds, 100 * r->gap);
     }
     printf("#   iteration_ms     samples/s   bubble\n");
+    if (a->schedule < 0 && !mp_profile_has_split(prof))
+        fprintf(stderr, "# zero-bubble schedules (zb-h1, zb-h2, zb-v) not considered: the profile lacks "
+                        "bwd_input_ms/bwd_weight_ms (profile again with this mpprof)\n");
 }
 
 /* Writes -o, --trace and stdout for the best plan (and the table); each plan
@@ -366,6 +397,8 @@ static mp_status run_search(const args *a, const mp_profile_set *ps, const mp_cl
     o.schedule = a->schedule;
     o.recompute = a->recompute;
     o.state_factor = a->sf;
+    o.data_parallel = a->dp;
+    o.positions = a->positions;
     o.top = a->json ? 1 : a->top;
     o.progress = 1;
     mp_search_result all;

@@ -25,6 +25,23 @@ mp_status mp_prefix_init(mp_prefix *x, const mp_profile *prof)
         x->in[l + 1] = prof->layers[l].out_bytes_per_sample;
     }
     x->in[0] = prof->input_bytes_per_sample;
+    if (!(x->PN = calloc((size_t)L + 1, sizeof(int)))) {
+        mp_prefix_free(x);
+        return MP_ERR_NOMEM;
+    }
+    for (int l = 0; l < L; l++) x->PN[l + 1] = x->PN[l] + (prof->layers[l].param_bytes > 0);
+    x->lg = 1;
+    while (1 << x->lg <= L) x->lg++;
+    if (!(x->mx = malloc((size_t)x->lg * (L > 0 ? L : 1) * sizeof(double)))) {
+        mp_prefix_free(x);
+        return MP_ERR_NOMEM;
+    }
+    for (int l = 0; l < L; l++) x->mx[l] = prof->layers[l].param_bytes;
+    for (int k = 1; k < x->lg; k++)
+        for (int i = 0; i + (1 << k) <= L; i++) {
+            double a = x->mx[(size_t)(k - 1) * L + i], c = x->mx[(size_t)(k - 1) * L + i + (1 << (k - 1))];
+            x->mx[(size_t)k * L + i] = a > c ? a : c;
+        }
     return MP_OK;
 }
 
@@ -42,6 +59,7 @@ void mp_prefix_set_b(mp_prefix *x, int b)
 /* See prefix.h. */
 void mp_prefix_free(mp_prefix *x)
 {
-    free(x->PP); free(x->PS); free(x->PF); free(x->PB); free(x->in);
-    x->PP = x->PS = x->PF = x->PB = x->in = NULL;
+    free(x->PP); free(x->PS); free(x->PF); free(x->PB); free(x->in); free(x->mx); free(x->PN);
+    x->PP = x->PS = x->PF = x->PB = x->in = x->mx = NULL;
+    x->PN = NULL;
 }

@@ -2,7 +2,7 @@
  * profile times in O(1), and the memory model (sim/memory.h) of a
  * gpipe/1f1b stage over them.
  * defines: mp_prefix, mp_prefix_init, mp_prefix_set_b, mp_prefix_free, mp_prefix_bytes,
- *          mp_stage_fit, mp_stage_fit_peak, mp_stage_fit_rc, MP_LAST_TRUE */
+ *          mp_prefix_max_param, mp_stage_fit, mp_stage_fit_peak, mp_stage_fit_rc, MP_LAST_TRUE */
 #ifndef MP_PREFIX_H
 #define MP_PREFIX_H
 
@@ -17,8 +17,11 @@ typedef struct {
     int L;                     /* layers */
     double *PP, *PS;           /* [L+1] prefix sums of param bytes, stash bytes per sample */
     double *PF, *PB;           /* [L+1] prefix sums of fwd/bwd profile ms at micro-batch b */
+    int *PN;                   /* [L+1] prefix counts of layers with param_bytes > 0 (all-reduce rings) */
     double *in;                /* [L+1] bytes per sample into layer l (in[0] the input, in[L] the output) */
     int b;                     /* the micro-batch of PF, PB (-1: not set yet) */
+    double *mx;                /* [lg*L] mx[k*L + i]: largest param bytes of layers i .. i+2^k-1 */
+    int lg;                    /* levels of mx */
 } mp_prefix;
 
 /* Allocates and fills the byte sums of prof (times not set yet); MP_ERR_NOMEM
@@ -37,6 +40,16 @@ static inline mp_stage_bytes mp_prefix_bytes(const mp_prefix *x, int lo, int hi)
     return r;
 }
 
+/* The largest param_bytes among layers lo..hi (lo <= hi): the all-reduce
+ * buffer of a stage with D > 1 replicas (mp_memory_allreduce_bytes). */
+static inline double mp_prefix_max_param(const mp_prefix *x, int lo, int hi)
+{
+    int k = 0;
+    while (2 << k <= hi - lo + 1) k++;
+    double a = x->mx[(size_t)k * x->L + lo], c = x->mx[(size_t)k * x->L + hi + 1 - (1 << k)];
+    return a > c ? a : c;
+}
+
 /* A gpipe/1f1b configuration's stage memory: stage s runs on device s. */
 typedef struct {
     const mp_prefix *ps;
@@ -44,13 +57,18 @@ typedef struct {
     double sf;                 /* state factor */
     int mode;                  /* mp_recompute_mode */
     int kind, S, m, b;         /* schedule, stages, micro-batches, micro-batch size */
+    int D;                     /* data-parallel replicas (0 or 1: none, no all-reduce buffer) */
 } mp_stage_fit;
 
-/* Peak of stage s holding layers lo..hi, recomputing or not (the closed form). */
+/* Peak of stage s holding layers lo..hi, recomputing or not (the closed
+ * form, plus the all-reduce buffer when D > 1). */
 static inline double mp_stage_fit_peak(const mp_stage_fit *f, int s, int lo, int hi, int rc)
 {
     mp_stage_bytes x = mp_prefix_bytes(f->ps, lo, hi);
-    return mp_memory_peak_closed(&x, mp_memory_inflight(f->kind, s, f->S, f->m), f->b, rc, f->sf);
+    double p = mp_memory_peak_closed(&x, mp_memory_inflight(f->kind, s, f->S, f->m), f->b, rc, f->sf);
+    if (f->D <= 1) return p;
+    double a = mp_prefix_max_param(f->ps, lo, hi);   /* mp_memory_allreduce_bytes */
+    return p + (a > 4 ? a : 4);
 }
 
 /* The recompute choice for stage s holding layers lo..hi: 0 when it fits its

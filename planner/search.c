@@ -24,6 +24,7 @@
 #include "clock.h"
 #include "configs.h"
 #include "evaluate.h"
+#include "schedule.h"
 #include "split.h"
 #include "top.h"
 
@@ -52,6 +53,7 @@ void mp_search_opts_init(mp_search_opts *o, int global_batch)
     o->recompute = MP_RC_AUTO;
     o->state_factor = MP_DEFAULT_STATE_FACTOR;
     o->top = 5;
+    o->data_parallel = 1;
 }
 
 static mp_status check_opts(const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o,
@@ -65,6 +67,15 @@ static mp_status check_opts(const mp_profile *prof, const mp_cluster *cl, const 
     if (!(o->state_factor >= 0) || isinf(o->state_factor))
         return mp_error_set(err, MP_ERR_USAGE, "--state-factor must be >= 0 (got %g)", o->state_factor);
     if (o->top < 1) return mp_error_set(err, MP_ERR_USAGE, "--top must be >= 1 (got %d)", o->top);
+    if (o->data_parallel < 0 || o->data_parallel > cl->num_devices)
+        return mp_error_set(err, MP_ERR_USAGE, "--data-parallel %d: must be auto or 1..%d (the cluster's devices)",
+                            o->data_parallel, cl->num_devices);
+    if (o->positions < 0 || o->positions > cl->num_devices)
+        return mp_error_set(err, MP_ERR_USAGE, "--positions %d: must be 1..%d (the cluster's devices)",
+                            o->positions, cl->num_devices);
+    if (o->data_parallel > 1 && o->schedule == MP_SCHED_INTERLEAVED)
+        return mp_error_set(err, MP_ERR_USAGE, "--data-parallel %d: the planner searches data parallelism "
+                            "with gpipe and 1f1b only", o->data_parallel);
     if (prof->num_layers < 1 || cl->num_devices < 1)
         return mp_error_set(err, MP_ERR_INPUT, "search: the profile has no layers or the cluster no devices");
     return MP_OK;
@@ -109,10 +120,19 @@ static void set_caps(search *x, const mp_config *c)
     t->sim_cap = t->simops + (sleft < scap ? sleft : scap);
 }
 
-/* Times c's greedy split; with split_too, then searches its splits. */
+/* Interleaved and zero-bubble configurations come in the second pass. */
+static int late(int kind) { return kind == MP_SCHED_INTERLEAVED || mp_schedule_is_zb((mp_schedule_kind)kind); }
+
+/* Times c's greedy split; with split_too, then searches its splits
+ * (zero bubble: only the search, planner/split_zb.c). */
 static mp_status search_config(search *x, const mp_config *c, int split_too, mp_error *err)
 {
     mp_status st = mp_split_config(&x->sp, c, err);
+    if (st == MP_OK && mp_schedule_is_zb((mp_schedule_kind)c->kind)) {
+        if (!split_too) return MP_OK;
+        set_caps(x, c);
+        return mp_split_zb_search(&x->sp, err);
+    }
     if (st == MP_OK) st = mp_split_greedy(&x->sp, err);
     if (st != MP_OK || !split_too) return st;
     set_caps(x, c);
@@ -136,7 +156,7 @@ static mp_status visit(search *x, mp_config *cfg, int n, unsigned char *done, mp
             }
         for (int i = 0; i < n; i++) {
             mp_config *c = &cfg[i];
-            if ((c->kind == MP_SCHED_INTERLEAVED) != pass) continue;
+            if (late(c->kind) != pass) continue;
             double thr = mp_top_worst(&x->top);
             if (c->lb >= thr) break;
             long nb = pass ? o->node_budget : o->node_budget / 2;
@@ -174,7 +194,7 @@ static void unproven_bound(search *x, mp_config *cfg, int n, const unsigned char
     for (int i = 0; i < n; i++) {
         mp_config *c = &cfg[i];
         if (done[i] || c->lb >= best || c->lb >= x->unproven) continue;
-        if (c->kind != MP_SCHED_INTERLEAVED) {
+        if (!late(c->kind)) {
             double stop = x->unproven < best ? x->unproven : best;
             double lb = mp_bound_split(&x->bd, c->K, c->b, c->kind, c->m, c->lb, stop) * (1 - MP_BOUND_SLACK);
             if (lb > c->lb) c->lb = lb;
@@ -237,6 +257,21 @@ mp_status mp_search_run(const mp_profile *prof, const mp_cluster *cl, const mp_s
     if (ncfg == 0 && x.cfgs > 0) {
         st = mp_error_set(err, MP_ERR_NOFIT, "no plan fits the devices' memory");
         r->configurations = x.cfgs;
+        goto out;
+    }
+    if (ncfg == 0 && o.schedule >= 0 && mp_schedule_is_zb((mp_schedule_kind)o.schedule) && !mp_profile_has_split(prof)) {
+        st = mp_error_set(err, MP_ERR_INPUT,
+                          "the %s schedule needs the split backward times bwd_input_ms and bwd_weight_ms of "
+                          "every layer, which the profile lacks (profile the model again with this mpprof)",
+                          mp_schedule_name(o.schedule));
+        goto out;
+    }
+    if (ncfg == 0 && o.data_parallel > 1) {
+        st = mp_error_set(err, MP_ERR_USAGE,
+                          "no configuration is possible with --data-parallel %d: it must divide the global "
+                          "batch %d over micro-batches, and replica r's stage k runs on device r*K + k, which "
+                          "must be of the same kind as device k (speed, memory, pipeline links)",
+                          o.data_parallel, o.global_batch);
         goto out;
     }
     if (ncfg == 0) {

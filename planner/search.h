@@ -37,9 +37,14 @@ typedef struct {
     int progress;              /* 1: report progress on stderr when a search runs > 2 s */
     int min_devices;           /* plans use at least this many devices (0: 1) */
     int max_devices;           /* ... and at most this many (0: all of the cluster) */
+    int data_parallel;         /* replicas D: 1 (default) none; 0 every D with D*K <= devices
+                                * (gpipe/1f1b only for D > 1; replicas on devices of the same
+                                * kind: docs/cost-model.md); N: exactly N */
+    int positions;             /* pipeline positions K of one replica: 0 searched, else exactly K */
 } mp_search_opts;
 
-/* Defaults: auto everything, state factor MP_DEFAULT_STATE_FACTOR, top 5. */
+/* Defaults: auto everything but data_parallel (1), state factor
+ * MP_DEFAULT_STATE_FACTOR, top 5. */
 void mp_search_opts_init(mp_search_opts *o, int global_batch);
 
 typedef struct {

@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "allreduce.h"
 #include "bounds.h"
 #include "clock.h"
 
@@ -63,7 +64,7 @@ mp_status mp_split_init(mp_split *x, const mp_profile *prof, const mp_cluster *c
     x->last_stage = malloc((size_t)(D + 1) * sizeof(int));
     x->hi = malloc((size_t)S * sizeof(int));
     x->rc = malloc((size_t)S * sizeof(int));
-    double **arrs[] = { &x->F, &x->Bn, &x->B, &x->R, &x->act, &x->grad, &x->A, &x->U,
+    double **arrs[] = { &x->F, &x->Bn, &x->B, &x->R, &x->act, &x->grad, &x->ar, &x->A, &x->U,
                         &x->spd_max_suf, &x->spd_sum_suf, &x->il.held, &x->il.extra };
     for (size_t i = 0; i < sizeof arrs / sizeof *arrs; i++) *arrs[i] = calloc((size_t)S + 1, sizeof(double));
     x->il.busy = calloc((size_t)D + 1, sizeof(double));
@@ -84,7 +85,7 @@ void mp_split_free(mp_split *x)
 {
     mp_prefix_free(&x->ps);
     free(x->last_stage); free(x->hi); free(x->rc);
-    free(x->F); free(x->Bn); free(x->B); free(x->R); free(x->act); free(x->grad);
+    free(x->F); free(x->Bn); free(x->B); free(x->R); free(x->act); free(x->grad); free(x->ar);
     free(x->A); free(x->U); free(x->spd_max_suf); free(x->spd_sum_suf);
     free(x->il.held); free(x->il.extra); free(x->il.busy); free(x->il.peak); free(x->il.wf); free(x->il.rcx);
     mp_mem_states_free(&x->il.ms);
@@ -98,7 +99,7 @@ mp_status mp_split_config(mp_split *x, const mp_config *c, mp_error *err)
 {
     int S = c->S, K = c->K;
     x->c = *c;
-    x->fit = (mp_stage_fit){ &x->ps, x->cl, x->sf, x->mode, c->kind, c->S, c->m, c->b };
+    x->fit = (mp_stage_fit){ &x->ps, x->cl, x->sf, x->mode, c->kind, c->S, c->m, c->b, c->D };
     mp_prefix_set_b(&x->ps, c->b);
     mp_op_lists_free(&x->ops);
     mp_status st = mp_schedule_build(c->kind, K, c->v, c->m, &x->ops, err);
@@ -131,6 +132,8 @@ static void stage_times(mp_split *x, int s, int lo, int hi)
     double sp = mp_split_speed(x, s);
     x->F[s] = (x->ps.PF[hi + 1] - x->ps.PF[lo]) / sp;
     x->Bn[s] = (x->ps.PB[hi + 1] - x->ps.PB[lo]) / sp;
+    x->ar[s] = mp_allreduce_ms(x->cl, s % x->c.K, x->c.K, x->c.D, x->ps.PP[hi + 1] - x->ps.PP[lo],
+                               x->ps.PN[hi + 1] - x->ps.PN[lo]);
     if (s < x->c.S - 1) {
         int p = s % x->c.K, q = (s + 1) % x->c.K;
         double bytes = (double)x->c.b * x->ps.in[hi + 1];
@@ -173,13 +176,16 @@ static double leaf_bound(const mp_split *x)
     for (int p = 0; p < K; p++) {
         double t = x->A[p] + busy[p] + U[x->last_stage[p]];
         if (t > lb) lb = t;
+        /* gpipe/1f1b, D > 1: position p's list ends after A[p] + busy[p], then it all-reduces */
+        if (!interleaved(x) && x->c.D > 1 && (t = x->A[p] + busy[p] + x->ar[p]) > lb) lb = t;
     }
     return lb;
 }
 
 static mp_status simulate(mp_split *x, double *t)
 {
-    mp_sim_input in = { &x->ops, x->F, x->B, NULL, x->act, x->grad };
+    mp_sim_input in = { .ops = &x->ops, .fwd_ms = x->F, .bwd_ms = x->B, .act_ms = x->act, .grad_ms = x->grad,
+                        .allreduce_ms = x->c.D > 1 ? x->ar : NULL };
     mp_sim_result res;
     mp_error e;
     mp_error_clear(&e);

@@ -3,8 +3,9 @@
  * planner/split_interleaved.c). The driver (planner/search.c) sets up a
  * configuration, times its greedy split, sets the caps and runs the search.
  * defines: mp_search_tally, mp_tally_spent, mp_il_state, mp_split, mp_split_init, mp_split_free,
- *          mp_split_config, mp_split_greedy, mp_split_search, mp_split_try_leaf, and the
- *          mp_split_il_* hooks of the interleaved search */
+ *          mp_split_config, mp_split_greedy, mp_split_search, mp_split_try_leaf, the
+ *          mp_split_il_* hooks of the interleaved search, mp_split_zb_bound,
+ *          mp_split_zb_search (zero-bubble, planner/split_zb.c) */
 #ifndef MP_SPLIT_H
 #define MP_SPLIT_H
 
@@ -72,6 +73,7 @@ typedef struct {
     int *hi, *rc;              /* [S] last layer, recompute */
     double *F, *Bn, *B, *R;    /* [S] forward, backward without / with recompute, recompute */
     double *act, *grad;        /* [S] transfer times to the next stage, back from it */
+    double *ar;                /* [S] all-reduce times among the c.D replicas (0 when D = 1) */
     double *A, *U;             /* [S+1] chain before stage s's forward / after its backward */
     mp_il_state il;
 } mp_split;
@@ -119,6 +121,17 @@ static inline void mp_split_set_rc(mp_split *x, int s, int rc)
 
 /* All stages placed with their recompute: bound, simulate, offer. */
 mp_status mp_split_try_leaf(mp_split *x);
+
+/* Zero bubble (split_zb.c): a valid lower bound of any zb configuration of
+ * K positions at micro-batch b with m micro-batches, the positions' total
+ * work over their total speed, m * sum_l (fwd + bwd_input + bwd_weight) /
+ * sum_p speed_p (the profile must have the split times). */
+double mp_split_zb_bound(const mp_profile *prof, const mp_cluster *cl, int K, int b, int m);
+
+/* The search over every split of the zero-bubble configuration set up by
+ * mp_split_config, each leaf timed by mp_plan_evaluate, within the tally's
+ * caps; MP_ERR_NOMEM. */
+mp_status mp_split_zb_search(mp_split *x, mp_error *err);
 
 /* ---------------------------------------------------------------- interleaved (split_interleaved.c) */
 

@@ -72,17 +72,19 @@ mp_status mp_top_plan(const mp_top_entry *e, int G, const mp_profile *prof, cons
     memset(p, 0, sizeof *p);
     p->mode = MP_MODE_TRAIN;
     p->schedule = e->c.kind;
-    p->chunks_per_device = e->c.kind == MP_SCHED_INTERLEAVED ? e->c.v : 1;
+    p->chunks_per_device = e->c.kind == MP_SCHED_INTERLEAVED || e->c.kind == MP_SCHED_ZB_V ? e->c.v : 1;
     p->global_batch = G;
     p->microbatch_size = e->c.b;
     p->num_microbatches = e->c.m;
     p->num_stages = e->c.S;
+    p->data_parallel = e->c.D > 1 ? e->c.D : 1;
     p->stages = calloc((size_t)e->c.S, sizeof *p->stages);
     if (!p->stages) return mp_error_set(err, MP_ERR_NOMEM, "search: out of memory");
     for (int s = 0, lo = 0; s < e->c.S; s++) {
         p->stages[s].first = lo;
         p->stages[s].last = e->hi[s];
-        p->stages[s].device = s % e->c.K;
+        int K = e->c.K;   /* zb-v: the V, stage s >= K back on position 2K-1-s */
+        p->stages[s].device = e->c.kind == MP_SCHED_ZB_V && s >= K ? 2 * K - 1 - s : s % K;
         p->stages[s].recompute = e->rc[s];
         lo = e->hi[s] + 1;
     }

@@ -47,7 +47,8 @@ static inline double mp_top_threshold(const mp_top *t, const mp_config *c)
  * it replaces c's entry, or the slowest when the list is full. MP_ERR_NOMEM. */
 mp_status mp_top_offer(mp_top *t, const mp_config *c, const int *hi, const int *rc, double time);
 
-/* Entry e as a training plan of global batch G, evaluated by the reference
+/* Entry e as a training plan of global batch G (D replicas of m
+ * micro-batches of b), evaluated by the reference
  * (mp_plan_evaluate) with state factor sf; free p with mp_plan_free. */
 mp_status mp_top_plan(const mp_top_entry *e, int G, const mp_profile *prof, const mp_cluster *cl,
                       double sf, mp_plan *p, mp_error *err);

@@ -118,8 +118,7 @@ typedef struct {
 
 static int plan_stages(const mp_plan *p)
 {
-    int v = p->schedule == MP_SCHED_INTERLEAVED && p->chunks_per_device > 0 ? p->chunks_per_device : 1;
-    return p->num_stages / v;
+    return mp_plan_num_positions(p);   /* devices for interleaved and zb-v */
 }
 
 static int default_stage(int K)

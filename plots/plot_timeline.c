@@ -25,7 +25,7 @@ static const mp_plot_opt opts[] = {
               "forward, backward, recompute and transfers in distinct colours, idle in grey.\n" \
               "Two traces are stacked on one time axis (predicted over measured)."
 
-enum { K_FWD, K_BWD, K_RECOMPUTE, K_ACT, K_GRAD, K_OTHER };
+enum { K_FWD, K_BWD, K_RECOMPUTE, K_ACT, K_GRAD, K_WGRAD, K_OTHER };
 
 typedef struct {
     long pid, tid;
@@ -71,8 +71,8 @@ static int find_row(trace *t, long pid, long tid)
 
 static int kind_of(const char *cat, const char *name)
 {
-    static const char *cats[] = { "fwd", "bwd", "recompute", "act", "grad" };
-    for (int k = 0; cat && k < 5; k++)
+    static const char *cats[] = { "fwd", "bwd", "recompute", "act", "grad", "wgrad" };
+    for (int k = 0; cat && k < 6; k++)
         if (!strcmp(cat, cats[k])) return k;
     if (!strncmp(name, "act", 3)) return K_ACT;
     if (!strncmp(name, "grad", 4)) return K_GRAD;
@@ -80,6 +80,7 @@ static int kind_of(const char *cat, const char *name)
         if (name[0] == 'F') return K_FWD;
         if (name[0] == 'B') return K_BWD;
         if (name[0] == 'R') return K_RECOMPUTE;
+        if (name[0] == 'W') return K_WGRAD;
     }
     return K_OTHER;
 }
@@ -204,7 +205,7 @@ static mp_status load_trace(const char *path, trace *t, mp_error *err)
 static mp_status write_plot(mp_gp_out *o, trace *tr, int nt, char **prefix, const char *title,
                             mp_error *err)
 {
-    int nrows = 0, nops = 0, other = 0;
+    int nrows = 0, nops = 0, other = 0, wgrad = 0;
     double xmax = 0;
     for (int k = 0; k < nt; k++) {
         nrows += tr[k].nrows;
@@ -246,6 +247,7 @@ static mp_status write_plot(mp_gp_out *o, trace *tr, int nt, char **prefix, cons
                     mp_gp_put_field(o->data, wide ? p->label : "");
                     fputc('\n', o->data);
                     other |= p->kind == K_OTHER;
+                    wgrad |= p->kind == K_WGRAD;
                 }
             }
             if (k == 0 && nt > 1) sep = y;   /* the empty row between the traces */
@@ -258,7 +260,7 @@ static mp_status write_plot(mp_gp_out *o, trace *tr, int nt, char **prefix, cons
     mp_gp_var_nums(o, "rowy", nrows, ys);
     mp_gp_var_num(o, "xmax", xmax > 0 ? xmax * 1.01 : 1);
     mp_gp_var_num(o, "ymax", ymax);
-    mp_gp_var_num(o, "nkinds", other ? 6 : 5);
+    mp_gp_var_num(o, "nkinds", other ? 7 : wgrad ? 6 : 5);
     mp_gp_var_num(o, "show_labels", show);
     mp_gp_var_num(o, "nsep", nt > 1);
     mp_gp_var_nums(o, "sepy", 1, &sep);

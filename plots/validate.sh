@@ -20,7 +20,8 @@
 # ops took than its profile says, through the schedule: replay vs
 # prediction).
 # Env: MPKIT_BIN (default bin), OUT (default out), MODEL, GB (global batch, 64), STEPS (40), REPS (9),
-# SERVE (1; 0 skips the serving validation at the end).
+# SERVE (1; 0 skips the serving validation at the end), ZB (1; 0 skips the
+# measured zero-bubble comparison, plots/validate_zb.sh).
 set -euo pipefail
 BIN=${MPKIT_BIN:-bin}
 MODEL=${MODEL:-profiles/demo.model.json}
@@ -61,7 +62,7 @@ BW=$(jq -r '.link.bandwidth' "$WORK/cluster.json")
 LAT=$(jq -r '.link.latency' "$WORK/cluster.json")
 
 # devices schedule microbatch
-CONFIGS="1:gpipe:8 1:gpipe:16 2:gpipe:8 2:1f1b:8 2:1f1b:4 2:1f1b:16 2:interleaved:8"
+CONFIGS="1:gpipe:8 1:gpipe:16 2:gpipe:8 2:1f1b:8 2:1f1b:4 2:1f1b:16 2:interleaved:8 2:zb-h1:8 2:zb-h2:8 2:zb-v:8"
 
 median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
@@ -109,4 +110,5 @@ jq -r '"# mean |error| \(([.[].error_pct | fabs] | add / length * 10 | round / 1
 others=$(others_pct "${start[0]}" "${start[1]}" "$own0")
 echo "# other processes took ${others}% of the CPUs while this ran$([ "$others" -gt 5 ] && echo ': the measurements are skewed, rerun on a quiet machine')"
 echo "# wrote $OUT/validate.json"
+if [ "${ZB:-1}" = 1 ]; then bash plots/validate_zb.sh; fi   # ZB=0 skips it: 1f1b against zb-h1/zb-h2 on one plan, measured gain
 if [ "${SERVE:-1}" = 1 ]; then bash plots/validate_serve.sh; fi   # SERVE=0 skips it; serving: predicted vs measured throughput, p50, p99 (docs/serving.md §7)

@@ -58,6 +58,8 @@ static const char *kind_cat(int k)
     case MP_TEV_BWD: return "bwd";
     case MP_TEV_RECOMPUTE: return "recompute";
     case MP_TEV_SEND_ACT: return "act";
+    case MP_TEV_WGRAD: return "wgrad";
+    case MP_TEV_ALLREDUCE: return "allreduce";
     default: return "grad";
     }
 }
@@ -69,6 +71,8 @@ static void event_name(char *buf, size_t n, const mp_trace_event *e)
     case MP_TEV_BWD: snprintf(buf, n, "B%d", e->microbatch); break;
     case MP_TEV_RECOMPUTE: snprintf(buf, n, "R%d", e->microbatch); break;
     case MP_TEV_SEND_ACT: snprintf(buf, n, "act %d", e->microbatch); break;
+    case MP_TEV_WGRAD: snprintf(buf, n, "W%d", e->microbatch); break;
+    case MP_TEV_ALLREDUCE: snprintf(buf, n, "AR%d", e->stage); break;
     default: snprintf(buf, n, "grad %d", e->microbatch); break;
     }
 }

@@ -13,7 +13,9 @@ typedef enum {
     MP_TEV_BWD = 1,        /* backward proper (without recompute) */
     MP_TEV_RECOMPUTE = 2,  /* the recomputed forward at the start of a backward */
     MP_TEV_SEND_ACT = 3,   /* activation transfer on a link */
-    MP_TEV_SEND_GRAD = 4   /* gradient transfer on a link */
+    MP_TEV_SEND_GRAD = 4,  /* gradient transfer on a link */
+    MP_TEV_WGRAD = 5,      /* weight gradient W of a zero-bubble schedule (its input gradient: BWD) */
+    MP_TEV_ALLREDUCE = 6   /* a stage's gradient all-reduce among its replicas (on its position's row) */
 } mp_trace_event_kind;
 
 typedef struct {

@@ -1,5 +1,7 @@
 /* bench_planner.c — planner time for 32/128/1000 layers x 4/16/64 devices,
- * global batch 1024 (medians of several runs), with the search statistics.
+ * global batch 1024 (medians of several runs), with the search statistics;
+ * once with one replica (data_parallel 1) and once with D searched too
+ * (--data-parallel auto; "D" is the best plan's).
  * Synthetic transformer-like layers with table times (the same model cut
  * into L layers), 16 GiB devices, 25 GB/s links, 10 us latency. */
 #include <stdio.h>
@@ -46,8 +48,9 @@ int main(void)
     static const int Ls[] = { 32, 128, 1000 }, Ds[] = { 4, 16, 64 };
     enum { RUNS = 3 };
     printf("# mpplan search, global batch 1024, one core; median of %d runs\n", RUNS);
-    printf("# %6s %7s %10s %8s %8s %10s %12s %13s %8s\n", "layers", "devices", "time_s", "configs",
-           "searched", "nodes", "simulations", "iteration_ms", "gap_%");
+    printf("# %6s %7s %4s %10s %8s %8s %10s %12s %13s %8s %3s\n", "layers", "devices", "dp", "time_s", "configs",
+           "searched", "nodes", "simulations", "iteration_ms", "gap_%", "D");
+    for (int dp = 1; dp >= 0; dp--)
     for (int i = 0; i < 3; i++)
         for (int j = 0; j < 3; j++) {
             mp_profile prof;
@@ -59,6 +62,7 @@ int main(void)
             mp_search_opts o;
             mp_search_opts_init(&o, 1024);
             o.top = 1;
+            o.data_parallel = dp;
             double t[RUNS];
             mp_search_result r;
             memset(&r, 0, sizeof r);
@@ -69,9 +73,9 @@ int main(void)
                 t[k] = mp_now_s() - t0;
                 if (st != MP_OK) { fprintf(stderr, "bench: status %d: %s\n", (int)st, e.msg); return 1; }
             }
-            printf("  %6d %7d %10.4f %8ld %8ld %10ld %12ld %13.3f %8.3f\n", Ls[i], Ds[j], mp_median(t, RUNS),
-                   r.configurations, r.searched, r.nodes, r.simulations, r.plans[0].predicted.iteration_ms,
-                   100 * r.gap);
+            printf("  %6d %7d %4s %10.4f %8ld %8ld %10ld %12ld %13.3f %8.3f %3d\n", Ls[i], Ds[j], dp ? "1" : "auto",
+                   mp_median(t, RUNS), r.configurations, r.searched, r.nodes, r.simulations,
+                   r.plans[0].predicted.iteration_ms, 100 * r.gap, mp_plan_replicas(&r.plans[0]));
             fflush(stdout);
             mp_search_result_free(&r);
             mp_profile_free(&prof);

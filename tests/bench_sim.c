@@ -35,7 +35,7 @@ static double bench(mp_sim *sim, mp_schedule_kind kind, int K, int v, int m)
         B[s] = 2.0 + 0.2 * (s % 5);
         act[s] = grad[s] = 0.05 + 0.01 * (s % 3);
     }
-    mp_sim_input in = { &l, F, B, NULL, act, grad };
+    mp_sim_input in = { .ops = &l, .fwd_ms = F, .bwd_ms = B, .act_ms = act, .grad_ms = grad };
     mp_sim_result r;
     long ops = 2L * m * S;
     double t[RUNS];

@@ -4,12 +4,15 @@
 # runs mprun under OpenMPI across them over TCP (OpenMPI's rsh agent is a
 # small script that enters the host's namespace), and checks
 #   1. each plan given as PLAN.json[:RANKS] (default: a 2-stage 1F1B plan of
-#      the small test model, 2 ranks) gives across the two hosts the same
-#      weights checksum as the same plan on threads in one process;
+#      the small test model, 2 ranks, and a data-parallel plan of 2 replicas
+#      of one stage, 2 ranks: one replica per host, the gradient all-reduce
+#      over the veth) gives across the two hosts the same weights checksum as
+#      the same plan on threads in one process;
 #   2. cutting the link mid-run (ip link set ... down) ends every rank within
-#      --timeout plus a little, each with a message naming its stage, never a
-#      hang (mpirun itself may keep waiting for the daemon it can no longer
-#      reach; it is killed at the end).
+#      --timeout plus a little, each with a message naming its stage (and
+#      replica), never a hang (mpirun itself may keep waiting for the daemon
+#      it can no longer reach; it is killed at the end); checked for the first
+#      plan and, with the default plans, for the data-parallel one too.
 # The namespaces, the veth pair and every process in them are removed at the
 # end, also on failure. Prints "netns_check: ok", "netns_check: SKIPPED: why"
 # (not root, ip netns not permitted, no mpirun, mprun built without MPI) or
@@ -71,7 +74,14 @@ if [ ${#plans[@]} = 0 ]; then
 {"format":"mpplan-plan/1","mode":"train","schedule":"1f1b","chunks_per_device":1,"global_batch":16,
  "microbatch_size":4,"stages":[{"layers":[0,2],"device":0},{"layers":[3,5],"device":1}]}
 EOF
-    plans=("$work/k2.plan.json:2")
+    cat >"$work/d2.plan.json" <<'EOF'
+{"format":"mpplan-plan/1","mode":"train","schedule":"gpipe","data_parallel":2,"global_batch":16,
+ "microbatch_size":4,"stages":[{"layers":[0,5],"device":0}]}
+EOF
+    plans=("$work/k2.plan.json:2" "$work/d2.plan.json:2")
+    cut_plans=("${plans[@]}")
+else
+    cut_plans=("${plans[0]}")
 fi
 
 # 1. the same weights across hosts as on one host
@@ -87,26 +97,40 @@ for p in "${plans[@]}"; do
 done
 
 # 2. a cut link ends every rank within the timeout, with a message
-plan=$(realpath "${plans[0]%%:*}"); ranks=${plans[0]##*:}; [ "$ranks" = "${plans[0]}" ] && ranks=2
-mpi 600 "$ranks" --output-filename "$work/ranks" "$BIN/mprun" "$plan" --model "$MODEL" --steps 1000000 --quiet --no-pin \
-    --timeout "${TIMEOUT_S}s" >"$work/cut.out" 2>&1 &
-mpirun_pid=$!
 running() { ip netns pids "$1" | xargs -r ps -o comm= -p 2>/dev/null | grep -c '^mprun'; }
-for i in $(seq 1 100); do [ "$(running $A)" -ge 1 ] && [ "$(running $B)" -ge 1 ] && break; sleep 0.1; done
-[ "$(running $B)" -ge 1 ] || fail "the ranks did not start: $(tail -5 "$work/cut.out")"
-sleep 1
-t0=$(date +%s.%N)
-ip netns exec $B ip link set ${tag}1 down
-limit=$(awk -v t="$TIMEOUT_S" 'BEGIN { print t + 10 }')
-while :; do
-    el=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-    [ "$(running $A)" = 0 ] && [ "$(running $B)" = 0 ] && break
-    awk -v e="$el" -v l="$limit" 'BEGIN { exit !(e > l) }' && fail "ranks still running ${el} s after the link was cut (--timeout ${TIMEOUT_S}s)"
-    sleep 0.2
-done
-msgs=$(cat "$work"/ranks/1/rank.*/stderr "$work/cut.out" 2>/dev/null | grep '^mprun: ' | sort -u)
-[ -n "$msgs" ] || fail "no rank said why it stopped"
-echo "$msgs" | grep -q 'stage [0-9]' || fail "the messages name no stage: $msgs"
-echo "netns_check: link cut: every rank ended ${el} s later (--timeout ${TIMEOUT_S}s):"
-echo "$msgs" | sed 's/^/    /'
+cut_check() {  # cut_check PLAN[:RANKS]: run it across the hosts, cut the link, then bring it back
+    local p=$1 plan ranks
+    plan=$(realpath "${p%%:*}"); ranks=${p##*:}; [ "$ranks" = "$p" ] && ranks=2
+    rm -rf "$work/ranks"
+    mpi 600 "$ranks" --output-filename "$work/ranks" "$BIN/mprun" "$plan" --model "$MODEL" --steps 1000000 --quiet --no-pin \
+        --timeout "${TIMEOUT_S}s" >"$work/cut.out" 2>&1 &
+    mpirun_pid=$!
+    for i in $(seq 1 100); do [ "$(running $A)" -ge 1 ] && [ "$(running $B)" -ge 1 ] && break; sleep 0.1; done
+    [ "$(running $B)" -ge 1 ] || fail "the ranks did not start: $(tail -5 "$work/cut.out")"
+    sleep 1
+    t0=$(date +%s.%N)
+    ip netns exec $B ip link set ${tag}1 down
+    limit=$(awk -v t="$TIMEOUT_S" 'BEGIN { print t + 10 }')
+    while :; do
+        el=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+        [ "$(running $A)" = 0 ] && [ "$(running $B)" = 0 ] && break
+        awk -v e="$el" -v l="$limit" 'BEGIN { exit !(e > l) }' && fail "$(basename "$plan"): ranks still running ${el} s after the link was cut (--timeout ${TIMEOUT_S}s)"
+        sleep 0.2
+    done
+    msgs=$(cat "$work"/ranks/1/rank.*/stderr "$work/cut.out" 2>/dev/null | grep '^mprun: ' | sort -u)
+    [ -n "$msgs" ] || fail "$(basename "$plan"): no rank said why it stopped"
+    echo "$msgs" | grep -q 'stage [0-9]' || fail "$(basename "$plan"): the messages name no stage: $msgs"
+    if grep -q data_parallel "$plan"; then
+        echo "$msgs" | grep -q 'replica [0-9] stage [0-9]' || fail "$(basename "$plan"): the messages name no replica: $msgs"
+    fi
+    echo "netns_check: $(basename "$plan"): link cut: every rank ended ${el} s later (--timeout ${TIMEOUT_S}s):"
+    echo "$msgs" | sed 's/^/    /'
+    kill -9 "$mpirun_pid" 2>/dev/null
+    wait "$mpirun_pid" 2>/dev/null
+    mpirun_pid=
+    for ns in $A $B; do ip netns pids $ns 2>/dev/null | xargs -r kill -9 2>/dev/null; done
+    ip netns exec $B ip link set ${tag}1 up
+    for i in $(seq 1 50); do ip netns exec $A ping -c1 -W1 $IPB >/dev/null 2>&1 && break; sleep 0.1; done
+}
+for p in "${cut_plans[@]}"; do cut_check "$p"; done
 echo "netns_check: ok"

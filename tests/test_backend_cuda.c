@@ -572,6 +572,29 @@ static void layer_check(const mp_model_layer *spec, int b)
     CU_ASSERT_EQUAL(mp_layer_backward(&ld, dut, b, dy.d, dx.d, st.d, &err), MP_OK);
     snprintf(name, sizeof name, "%s bwd dx", tn);
     check(name, &dx, 1e-5 * (lr.dout + win + hidden + 1), 1e-4);
+    {   /* the split backward on the device: B then W bitwise its fused backward */
+        mp_layer l2;
+        CU_ASSERT_EQUAL_FATAL(mp_layer_init(&l2, dut, spec, b, 42, &err), MP_OK);
+        if (lr.nparams) mp_layer_set_params(&l2, dut, hp);
+        size_t wb = mp_layer_wstash_bytes_per_sample(&l2) * (size_t)b, nx = (size_t)b * in * sizeof(float);
+        float *st2 = dut->i->alloc(dut, sb + 4), *wst = dut->i->alloc(dut, wb + 4), *dx2 = dut->i->alloc(dut, nx),
+              *y2 = dut->i->alloc(dut, (size_t)b * out * sizeof(float));
+        CU_ASSERT_EQUAL(mp_layer_forward(&l2, dut, b, x.d, y2, st2, &err), MP_OK);
+        CU_ASSERT_EQUAL(mp_layer_backward_input(&l2, dut, b, dy.d, dx2, st2, wst, &err), MP_OK);
+        CU_ASSERT_EQUAL(mp_layer_backward_weight(&l2, dut, b, st2, wst, &err), MP_OK);
+        sync_both();
+        float *a = malloc(nx + (lr.nparams + 1) * sizeof(float)), *c = malloc(nx + (lr.nparams + 1) * sizeof(float));
+        dut->i->download(dut, a, dx.d, nx);
+        dut->i->download(dut, c, dx2, nx);
+        CU_ASSERT(memcmp(a, c, nx) == 0);
+        mp_layer_get_grads(&ld, dut, a);
+        mp_layer_get_grads(&l2, dut, c);
+        CU_ASSERT(memcmp(a, c, lr.nparams * sizeof(float)) == 0);
+        free(a);
+        free(c);
+        dut->i->free(dut, st2); dut->i->free(dut, wst); dut->i->free(dut, dx2); dut->i->free(dut, y2);
+        mp_layer_free(&l2, dut);
+    }
     if (lr.nparams) {
         sync_both();
         mp_layer_get_grads(&lr, ref, hp);

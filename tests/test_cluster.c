@@ -34,7 +34,7 @@ static int same_cluster(const mp_cluster *a, const mp_cluster *b)
             mp_link x = mp_cluster_link(a, s, d), y = mp_cluster_link(b, s, d);
             if (x.bandwidth != y.bandwidth || x.latency_s != y.latency_s) return 0;
         }
-    return 1;
+    return a->allreduce_latency_s == b->allreduce_latency_s && a->allreduce_bandwidth == b->allreduce_bandwidth;
 }
 
 static void expect_error(const char *text, ...)
@@ -245,11 +245,40 @@ static void test_round_trip(void)
     mp_cluster_free(&b);
 }
 
+/* The measured all-reduce fit: parsed with units, 0 when absent, both
+ * members required, round-tripped. */
+static void test_allreduce_fit(void)
+{
+    mp_cluster c, d;
+    mp_error e;
+    mp_error_clear(&e);
+    const char *with = "{" HDR ", " TWO ", " LINK ", \"allreduce\": {\"latency\": \"12us\", \"bandwidth\": \"5GB/s\"}}";
+    CU_ASSERT_EQUAL_FATAL(mp_cluster_parse(with, strlen(with), "c.json", &c, &e), MP_OK);
+    CU_ASSERT_DOUBLE_EQUAL(c.allreduce_latency_s, 12e-6, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(c.allreduce_bandwidth, 5e9, 1e-3);
+    char path[600];
+    snprintf(path, sizeof path, "%s/ar-cluster.json", mp_test_tmpdir());
+    CU_ASSERT_EQUAL_FATAL(mp_cluster_save(path, &c, &e), MP_OK);
+    CU_ASSERT_EQUAL_FATAL(mp_cluster_load(path, &d, &e), MP_OK);
+    CU_ASSERT(same_cluster(&c, &d));
+    mp_cluster_free(&c);
+    mp_cluster_free(&d);
+    const char *without = "{" HDR ", " TWO ", " LINK "}";
+    CU_ASSERT_EQUAL_FATAL(mp_cluster_parse(without, strlen(without), "c.json", &c, &e), MP_OK);
+    CU_ASSERT_EQUAL(c.allreduce_latency_s, 0);
+    CU_ASSERT_EQUAL(c.allreduce_bandwidth, 0);
+    mp_cluster_free(&c);
+    expect_error("{" HDR ", " TWO ", " LINK ", \"allreduce\": {\"latency\": \"1us\"}}", "allreduce.bandwidth: missing", NULL);
+    expect_error("{" HDR ", " TWO ", " LINK ", \"allreduce\": 3}", "allreduce: must be an object", NULL);
+    expect_error("{" HDR ", " TWO ", " LINK ", \"allreduce\": {\"latency\": \"1us\", \"bandwidth\": 0}}",
+                 "allreduce.bandwidth", NULL);
+}
+
 int main(void)
 {
     static const mp_test_case cases[] = {
         MP_TEST(test_load_fixture), MP_TEST(test_uniform), MP_TEST(test_errors),
-        MP_TEST(test_defaults_and_extras), MP_TEST(test_round_trip),
+        MP_TEST(test_defaults_and_extras), MP_TEST(test_round_trip), MP_TEST(test_allreduce_fit),
     };
     return mp_test_main("cluster", cases, (int)(sizeof cases / sizeof *cases));
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "allreduce.h"
 #include "evaluate.h"
 #include "memory.h"
 #include "schedule.h"
@@ -143,7 +144,7 @@ static void test_evaluate_1f1b(void)
         CU_ASSERT_EQUAL_FATAL(mp_schedule_build(MP_SCHED_1F1B, 2, 1, 3, &l, NULL), MP_OK);
         double F[] = { 1, 2 }, B[] = { 2, 5 }, t[] = { 0.5 };
         mp_sim *s = mp_sim_new();
-        mp_sim_input in = { &l, F, B, NULL, t, t };
+        mp_sim_input in = { .ops = &l, .fwd_ms = F, .bwd_ms = B, .act_ms = t, .grad_ms = t };
         mp_sim_result r;
         CU_ASSERT_EQUAL_FATAL(mp_sim_run(s, &in, &r, NULL, NULL), MP_OK);
         CU_ASSERT_DOUBLE_EQUAL(pl.predicted.iteration_ms, r.iteration_ms, EPS);
@@ -209,7 +210,7 @@ static void test_evaluate_interleaved(void)
     double act[] = { 0.25 + 600 / 8e3, 2000 / 4e3, 0.25 + 400 / 8e3 };
     double grad[] = { 600 / 4e3, 0.25 + 2000 / 8e3, 400 / 4e3 };
     mp_sim *s = mp_sim_new();
-    mp_sim_input in = { &l, F, B, NULL, act, grad };
+    mp_sim_input in = { .ops = &l, .fwd_ms = F, .bwd_ms = B, .act_ms = act, .grad_ms = grad };
     mp_sim_result r;
     CU_ASSERT_EQUAL_FATAL(mp_sim_run(s, &in, &r, NULL, NULL), MP_OK);
     CU_ASSERT_DOUBLE_EQUAL(pl.predicted.iteration_ms, r.iteration_ms, EPS);
@@ -225,6 +226,116 @@ static void test_evaluate_interleaved(void)
     free(pl.stages);
     free(pl.predicted.peak_memory_bytes);
     free(p.layers);
+}
+
+/* Two replicas of test_evaluate_1f1b's plan on devices {0,1} and {2,3}.
+ * Ring links: 0->2 4 MB/s (2000 bytes, half of stage 0's 4000 parameter
+ * bytes: 0.5 ms; 2->0 is faster), 3->1 2 MB/s (6000 bytes: 3 ms). So
+ * AR0 = 2(D-1)*0.5 = 1 ms, AR1 = 6 ms; the lists end at 19 and 16.5, the
+ * positions at 20 and 22.5 (docs/cost-model.md, "Data parallelism"). Peaks
+ * add the largest layer's parameters: 3000 and 7000. With the cluster's
+ * measured fit (1 ms, 1 MB/s), two layers (rings) per stage:
+ * AR0 = 2(2*1 + 2) = 8, AR1 = 2(2*1 + 6) = 16. */
+static void test_evaluate_data_parallel(void)
+{
+    mp_device d4[4] = { { "dev0", 20000, 1 }, { "dev1", 60000, 2 }, { "dev0", 20000, 1 }, { "dev1", 60000, 2 } };
+    mp_link l4[16];
+    for (int i = 0; i < 16; i++) l4[i] = (mp_link){ 1e9, 0 };
+    l4[0 * 4 + 1] = l4[2 * 4 + 3] = (mp_link){ 8e6, 0.25e-3 };
+    l4[1 * 4 + 0] = l4[3 * 4 + 2] = (mp_link){ 4e6, 0 };
+    l4[0 * 4 + 2] = (mp_link){ 4e6, 0 };
+    l4[2 * 4 + 0] = (mp_link){ 8e6, 0 };
+    l4[3 * 4 + 1] = (mp_link){ 2e6, 0 };
+    mp_cluster c = { 4, d4, { 1e9, 0 }, l4, 0, 0 };
+    mp_profile p;
+    mp_plan pl;
+    make_profile(&p);
+    const int cuts[] = { 0, 2, 4 };
+    make_plan(&pl, MP_SCHED_1F1B, 1, 2, cuts, 3, 2);
+    pl.data_parallel = 2;
+    pl.global_batch = 12;
+    mp_error err;
+    mp_error_clear(&err);
+    mp_trace tr = { 0 };
+    mp_status st = mp_plan_evaluate(&pl, &p, &c, MP_DEFAULT_STATE_FACTOR, &tr, &err);
+    if (st != MP_OK) fprintf(stderr, "\n%s\n", err.msg);
+    CU_ASSERT_EQUAL_FATAL(st, MP_OK);
+    CU_ASSERT_DOUBLE_EQUAL(pl.predicted.iteration_ms, 22.5, EPS);
+    CU_ASSERT_DOUBLE_EQUAL(pl.predicted.samples_per_s, 12 / 0.0225, 1e-6);
+    CU_ASSERT_DOUBLE_EQUAL(pl.predicted.bubble_fraction, 1 - 24.0 / 45.0, EPS);
+    CU_ASSERT_DOUBLE_EQUAL(pl.predicted.peak_memory_bytes[0], 16120 + 3000, EPS);
+    CU_ASSERT_DOUBLE_EQUAL(pl.predicted.peak_memory_bytes[1], 48200 + 7000, EPS);
+    int nar = 0;
+    for (int i = 0; i < tr.n; i++)
+        if (tr.ev[i].kind == MP_TEV_ALLREDUCE) {
+            nar++;
+            CU_ASSERT_DOUBLE_EQUAL(tr.ev[i].end_ms - tr.ev[i].start_ms, tr.ev[i].stage ? 6 : 1, EPS);
+        }
+    CU_ASSERT_EQUAL(nar, 2);
+    mp_trace_free(&tr);
+    CU_ASSERT_TRUE(mp_plan_fits(&pl, &c));
+    d4[3].memory_bytes = 50000;  /* replica 1's stage 1 no longer fits */
+    CU_ASSERT_FALSE(mp_plan_fits(&pl, &c));
+    d4[3].memory_bytes = 60000;
+
+    c.allreduce_latency_s = 1e-3;
+    c.allreduce_bandwidth = 1e6;
+    CU_ASSERT_EQUAL_FATAL(mp_plan_evaluate(&pl, &p, &c, 4, NULL, &err), MP_OK);
+    CU_ASSERT_DOUBLE_EQUAL(pl.predicted.iteration_ms, 16.5 + 16, EPS);
+    c.allreduce_latency_s = c.allreduce_bandwidth = 0;
+
+    /* a slower replica: device 3 at speed 1 ends replica 1's lists later,
+     * and the all-reduces wait for it */
+    d4[3].speed = 1;
+    CU_ASSERT_EQUAL_FATAL(mp_plan_evaluate(&pl, &p, &c, 4, NULL, &err), MP_OK);
+    {
+        mp_op_lists l;
+        CU_ASSERT_EQUAL_FATAL(mp_schedule_build(MP_SCHED_1F1B, 2, 1, 3, &l, NULL), MP_OK);
+        double F0[] = { 1, 2 }, B0[] = { 2, 3 }, F1[] = { 1, 4 }, B1[] = { 2, 6 }, t[] = { 0.5 };
+        double AR[] = { 1, 6 }, ready[2];
+        mp_sim *s = mp_sim_new();
+        mp_sim_input in1 = { .ops = &l, .fwd_ms = F1, .bwd_ms = B1, .act_ms = t, .grad_ms = t };
+        mp_sim_result r;
+        CU_ASSERT_EQUAL_FATAL(mp_sim_run(s, &in1, &r, NULL, NULL), MP_OK);
+        ready[0] = mp_sim_list_end(s, 0);
+        ready[1] = mp_sim_list_end(s, 1);
+        CU_ASSERT(ready[0] > 19);
+        mp_sim_input in0 = { .ops = &l, .fwd_ms = F0, .bwd_ms = B0, .act_ms = t, .grad_ms = t, .allreduce_ms = AR, .allreduce_ready_ms = ready };
+        CU_ASSERT_EQUAL_FATAL(mp_sim_run(s, &in0, &r, NULL, NULL), MP_OK);
+        CU_ASSERT_EQUAL(pl.predicted.iteration_ms, r.iteration_ms);
+        CU_ASSERT_DOUBLE_EQUAL(r.iteration_ms, fmax(ready[0] + 1, ready[1] + 6), EPS);
+        mp_sim_free(s);
+        mp_op_lists_free(&l);
+    }
+    /* D = 1 on the same cluster: no all-reduce, no buffer */
+    pl.data_parallel = 1;
+    pl.global_batch = 6;
+    CU_ASSERT_EQUAL_FATAL(mp_plan_evaluate(&pl, &p, &c, 4, NULL, &err), MP_OK);
+    CU_ASSERT_DOUBLE_EQUAL(pl.predicted.iteration_ms, 19.0, EPS);
+    CU_ASSERT_DOUBLE_EQUAL(pl.predicted.peak_memory_bytes[1], 48200, EPS);
+    free(pl.stages);
+    free(pl.predicted.peak_memory_bytes);
+    free(p.layers);
+}
+
+/* mp_allreduce_ms: 2(D-1) steps of bytes/D over the slowest ring link, or
+ * the measured fit; 0 for one replica. */
+static void test_allreduce_cost(void)
+{
+    mp_cluster c;
+    CU_ASSERT_EQUAL_FATAL(mp_cluster_uniform(&c, 6, 1e9, 1e6, 1e-3, NULL), MP_OK);
+    CU_ASSERT_EQUAL(mp_allreduce_ms(&c, 0, 2, 1, 1e6, 1), 0);
+    CU_ASSERT_EQUAL(mp_allreduce_ms(&c, 0, 2, 3, 0, 0), 0);   /* no parameters, no ring */
+    /* D = 3 on devices 1, 3, 5: 4 steps of (1 ms + 3000/1e6 s); two vectors: 2 latencies */
+    CU_ASSERT_DOUBLE_EQUAL(mp_allreduce_ms(&c, 1, 2, 3, 9000, 1), 4 * (1 + 3), EPS);
+    CU_ASSERT_DOUBLE_EQUAL(mp_allreduce_ms(&c, 1, 2, 3, 9000, 2), 4 * (2 + 3), EPS);
+    c.links[5 * 6 + 1].bandwidth = 0.5e6;  /* the ring's closing link 5 -> 1 */
+    CU_ASSERT_DOUBLE_EQUAL(mp_allreduce_ms(&c, 1, 2, 3, 9000, 1), 4 * (1 + 6), EPS);
+    c.allreduce_latency_s = 2e-3;
+    c.allreduce_bandwidth = 3e6;
+    CU_ASSERT_DOUBLE_EQUAL(mp_allreduce_ms(&c, 1, 2, 3, 9000, 1), 4 * (2 + 1), EPS);
+    CU_ASSERT_DOUBLE_EQUAL(mp_allreduce_ms(&c, 1, 2, 3, 9000, 3), 4 * (6 + 1), EPS);
+    mp_cluster_free(&c);
 }
 
 static void test_evaluate_rejects_bad_plan(void)
@@ -250,6 +361,8 @@ int main(void)
         MP_TEST(test_evaluate_1f1b),
         MP_TEST(test_evaluate_gpipe_state_factor),
         MP_TEST(test_evaluate_interleaved),
+        MP_TEST(test_evaluate_data_parallel),
+        MP_TEST(test_allreduce_cost),
         MP_TEST(test_evaluate_rejects_bad_plan),
     };
     return mp_test_main("evaluate", cases, (int)(sizeof cases / sizeof cases[0]));

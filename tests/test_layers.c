@@ -832,6 +832,91 @@ static void test_token_training(void)
     mp_backend_close(be);
 }
 
+/* ---------------------------------------------------------------- split backward */
+
+/* The whole model as one stage, twice from the same seed: micro-batches of 2
+ * through the fused backward on one, and on the other every forward, then
+ * every B (backward_input) and only then every W (backward_weight), as a
+ * zero-bubble schedule defers them. Input gradients and the accumulated
+ * weight gradients must be bitwise equal, with or without dx; each layer's
+ * B fills exactly its documented W-stash, not one float further. */
+static void check_split_bitwise(const char *json, int with_dx)
+{
+    mp_backend *be = open_cpu();
+    mp_model m;
+    parse_model(json, &m);
+    mp_error err = {0};
+    mp_stage_net a, z;
+    const int mb = 2, nmb = 3;
+    CU_ASSERT_FATAL(mp_stage_init(&a, be, &m, 0, m.num_layers - 1, mb, 5, &err) == MP_OK);
+    CU_ASSERT_FATAL(mp_stage_init(&z, be, &m, 0, m.num_layers - 1, mb, 5, &err) == MP_OK);
+    size_t nin = (size_t)mb * a.in_dim, nout = (size_t)mb * a.out_dim;
+    size_t sb = mp_stage_stash_bytes(&a, mb), wb = mp_stage_wstash_bytes(&z, mb);
+    float *x = malloc(nmb * nin * 4), *y = malloc(nout * 4), *dy = malloc(nmb * nout * 4);
+    float *dxa = calloc(nmb * nin, 4), *dxz = calloc(nmb * nin, 4), *st = malloc(sb);
+    float *zst = malloc(nmb * sb), *zw = malloc(nmb * wb + 64 * 4);
+    for (size_t k = 0; k < nmb * wb / 4 + 64; k++) zw[k] = 12345.0f;
+    for (int i = 0; i < nmb; i++) fill_input(&a.layers[0], x + i * nin, nin);
+    for (size_t k = 0; k < nmb * nout; k++) dy[k] = (float)urand();
+    for (int i = 0; i < nmb; i++) {
+        CU_ASSERT(mp_stage_forward(&a, mb, x + i * nin, y, st, &err) == MP_OK);
+        CU_ASSERT(mp_stage_backward(&a, mb, dy + i * nout, with_dx ? dxa + i * nin : NULL, st, &err) == MP_OK);
+    }
+    for (int i = 0; i < nmb; i++)
+        CU_ASSERT(mp_stage_forward(&z, mb, x + i * nin, y, zst + i * sb / 4, &err) == MP_OK);
+    for (int i = 0; i < nmb; i++)
+        CU_ASSERT(mp_stage_backward_input(&z, mb, dy + i * nout, with_dx ? dxz + i * nin : NULL, zst + i * sb / 4,
+                                          zw + i * wb / 4, &err) == MP_OK);
+    size_t touched = 0;
+    for (size_t k = nmb * wb / 4; k < nmb * wb / 4 + 64; k++) touched += zw[k] != 12345.0f;
+    CU_ASSERT_EQUAL(touched, 0);
+    /* no weight gradient yet */
+    for (int l = 0; l < z.count; l++) {
+        size_t np = z.layers[l].nparams, bad = 0;
+        float *g = malloc((np + 1) * 4);
+        mp_layer_get_grads(&z.layers[l], be, g);
+        for (size_t k = 0; k < np; k++) bad += g[k] != 0.0f;
+        CU_ASSERT_EQUAL(bad, 0);
+        CU_ASSERT_EQUAL(mp_layer_wstash_bytes_per_sample(&z.layers[l]),
+                        mp_layer_spec_wstash_bytes_per_sample(&m.layers[l]));
+        free(g);
+    }
+    for (int i = 0; i < nmb; i++)
+        CU_ASSERT(mp_stage_backward_weight(&z, mb, zst + i * sb / 4, zw + i * wb / 4, &err) == MP_OK);
+    CU_ASSERT(memcmp(dxa, dxz, nmb * nin * 4) == 0);
+    for (int l = 0; l < a.count; l++) {
+        size_t np = a.layers[l].nparams;
+        float *ga = malloc((np + 1) * 4), *gz = malloc((np + 1) * 4);
+        mp_layer_get_grads(&a.layers[l], be, ga);
+        mp_layer_get_grads(&z.layers[l], be, gz);
+        if (memcmp(ga, gz, np * 4) != 0) printf("\n layer %d (%s): split gradients differ", l, mp_layer_type_name(a.layers[l].type));
+        CU_ASSERT(memcmp(ga, gz, np * 4) == 0);
+        free(ga); free(gz);
+    }
+    free(x); free(y); free(dy); free(dxa); free(dxz); free(st); free(zst); free(zw);
+    mp_stage_free(&a);
+    mp_stage_free(&z);
+    CU_ASSERT_EQUAL(be->i->mem_used(be), 0);
+    mp_model_free(&m);
+    mp_backend_close(be);
+}
+
+static const char *CAUSAL_OFF_MODEL =
+    "{\"format\":\"mpkit-model/1\",\"input\":{\"type\":\"tokens\",\"vocab\":7,\"seq_len\":5},\"layers\":["
+    "{\"type\":\"embedding\",\"dim\":6},{\"type\":\"attention\",\"heads\":3,\"causal\":false},"
+    "{\"type\":\"gelu\"},{\"type\":\"linear\",\"out\":7}],\"loss\":{\"type\":\"cross_entropy\",\"classes\":7}}";
+
+/* every layer type: linear (bias and not), relu, gelu, layernorm,
+ * residual_mlp, embedding, attention (causal and not) */
+static void test_split_backward_bitwise(void)
+{
+    for (int with_dx = 0; with_dx < 2; with_dx++) {
+        check_split_bitwise(STAGE_MODEL, with_dx);
+        check_split_bitwise(TOKEN_MODEL, with_dx);
+        check_split_bitwise(CAUSAL_OFF_MODEL, with_dx);
+    }
+}
+
 static void test_backend_registry(void)
 {
     mp_backend *be = NULL;
@@ -865,7 +950,7 @@ int main(void)
         MP_TEST(test_stage_microbatches_and_determinism), MP_TEST(test_stage_split_matches_whole),
         MP_TEST(test_byte_accounting), MP_TEST(test_token_byte_accounting),
         MP_TEST(test_token_stage_split_bitwise), MP_TEST(test_token_data), MP_TEST(test_token_training),
-        MP_TEST(test_backend_registry),
+        MP_TEST(test_split_backward_bitwise), MP_TEST(test_backend_registry),
     };
     return mp_test_main("layers", cases, (int)(sizeof cases / sizeof cases[0]));
 }

@@ -191,12 +191,37 @@ static void test_stage_mismatch(void)
     free(p.layers);
 }
 
+/* Zero-bubble lists: a micro-batch's stash (10 bytes) is live from its F
+ * to its W, its W-stash (1 byte) from its BI to its W. ZB-H1 K=3, m=4 by
+ * hand: position 0 F0 F1 F2 (30) Bi0 (31) W0 (20) F3 (30) Bi1 (31) ...:
+ * 31; position 1 F0 F1 Bi0 F2 (31) Bi1 (32): 32; position 2 F0 Bi0 F1 Bi1
+ * F2 Bi2 (33): 33 - K micro-batches on every position, as 1F1B's first. */
+static void test_zb_walk_by_hand(void)
+{
+    mp_op_lists l;
+    CU_ASSERT_FATAL(mp_schedule_build(MP_SCHED_ZB_H1, 3, 1, 4, &l, NULL) == MP_OK);
+    double held[3] = { 10, 10, 10 }, extra[3] = { 0, 0, 0 }, w[3] = { 1, 1, 1 };
+    CU_ASSERT_DOUBLE_EQUAL(mp_memory_walk_split(l.ops[0], l.len[0], 0, held, extra, w), 31, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(mp_memory_walk_split(l.ops[1], l.len[1], 0, held, extra, w), 32, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(mp_memory_walk_split(l.ops[2], l.len[2], 5, held, extra, w), 38, 1e-12);
+    /* recompute: the stash (extra) comes with the BI and goes with the W */
+    double in[3] = { 2, 2, 2 }, st[3] = { 10, 10, 10 };
+    /* position 2: F0 (2) Bi0 (13) F1 (15) Bi1 (26) F2 (28) Bi2 (39) W0 (28) ... */
+    CU_ASSERT_DOUBLE_EQUAL(mp_memory_walk_split(l.ops[2], l.len[2], 0, in, st, w), 39, 1e-12);
+    mp_op_lists_free(&l);
+    /* ZB-H2 keeps about twice as much on position 0: 2K-1 forwards, Bi0, F: 2K in flight */
+    CU_ASSERT_FATAL(mp_schedule_build(MP_SCHED_ZB_H2, 3, 1, 8, &l, NULL) == MP_OK);
+    CU_ASSERT_DOUBLE_EQUAL(mp_memory_walk_split(l.ops[0], l.len[0], 0, held, extra, NULL), 60, 1e-12);
+    mp_op_lists_free(&l);
+}
+
 int main(void)
 {
     static const mp_test_case cases[] = {
         MP_TEST(test_closed_form_by_hand),
         MP_TEST(test_walk_equals_closed_form),
         MP_TEST(test_interleaved_by_hand),
+        MP_TEST(test_zb_walk_by_hand),
         MP_TEST(test_stage_mismatch),
     };
     return mp_test_main("memory", cases, (int)(sizeof cases / sizeof cases[0]));

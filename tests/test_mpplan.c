@@ -211,6 +211,62 @@ static void test_no_fit(void)
     free(out2);
 }
 
+static double json_iteration(const char *out, int *D)
+{
+    json_error_t je;
+    json_t *j = out ? json_loads(out, 0, &je) : NULL;
+    if (!j) return -1;
+    double it = json_number_value(json_object_get(json_object_get(j, "predicted"), "iteration_ms"));
+    json_t *dp = json_object_get(j, "data_parallel");
+    *D = dp ? (int)json_integer_value(dp) : 1;
+    json_decref(j);
+    return it;
+}
+
+/* --data-parallel: auto finds the best of every fixed D; the table shows
+ * D; the plan round-trips through --evaluate. */
+static void test_data_parallel(void)
+{
+    const char *dev = "--devices 4 --memory 1GiB --global-batch 16";
+    const char *ds[] = { "1", "2", "4", "auto" };
+    double it[4];
+    int got[4];
+    for (int i = 0; i < 4; i++) {
+        char *out = NULL, extra[256];
+        snprintf(extra, sizeof extra, "--json --data-parallel %s", ds[i]);
+        CU_ASSERT_EQUAL_FATAL(run(&out, NULL, dev, extra), 0);
+        it[i] = json_iteration(out, &got[i]);
+        CU_ASSERT(it[i] > 0);
+        if (i < 3) CU_ASSERT_EQUAL(got[i], atoi(ds[i]));
+        free(out);
+    }
+    double best = fmin(it[0], fmin(it[1], it[2]));
+    CU_ASSERT_DOUBLE_EQUAL(it[3], best, 1e-9 * best);
+    CU_ASSERT(got[3] > 1);   /* this small-parameter model is faster replicated */
+    /* --positions fixes K: 2 replicas x 2 positions */
+    char *o2 = NULL;
+    CU_ASSERT_EQUAL_FATAL(run(&o2, NULL, dev, "--json --data-parallel 2 --positions 2"), 0);
+    json_error_t je;
+    json_t *j = o2 ? json_loads(o2, 0, &je) : NULL;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "stages")), 2);
+    json_decref(j);
+    free(o2);
+    char *out = NULL, extra[1024];
+    const char *dir = mp_test_tmpdir();
+    snprintf(extra, sizeof extra, "--data-parallel 2 --top 2 -o %s/dp_plan.json", dir);
+    CU_ASSERT_EQUAL_FATAL(run(&out, NULL, dev, extra), 0);
+    CU_ASSERT((out && strstr(out, "data parallel: D=2 replicas x K=")) != 0);
+    free(out);
+    out = NULL;
+    snprintf(extra, sizeof extra, "--json --evaluate %s/dp_plan.json", dir);
+    CU_ASSERT_EQUAL_FATAL(run(&out, NULL, dev, extra), 0);
+    int D = 0;
+    CU_ASSERT_DOUBLE_EQUAL(json_iteration(out, &D), it[1], 1e-9 * it[1]);
+    CU_ASSERT_EQUAL(D, 2);
+    free(out);
+}
+
 static void expect_exit2(const char *args, const char *extra, const char *needle)
 {
     char *err = NULL;
@@ -232,6 +288,14 @@ static void test_usage_errors(void)
     expect_exit2("--global-batch 16", NULL, "--cluster");
     expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--memory 12XB", "12XB");
     expect_exit2("--devices 2 --memory 1GiB", NULL, "--global-batch");
+    expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--data-parallel 0", "--data-parallel");
+    expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--data-parallel x", "--data-parallel");
+    expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--data-parallel 3", "--data-parallel 3");
+    expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--data-parallel 2 --schedule interleaved",
+                 "gpipe and 1f1b");
+    expect_exit2(cluster_args(), "--data-parallel 2", "same kind");  /* three different devices */
+    expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--positions 3", "--positions");
+    expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--positions 0", "--positions");
     /* forced interleaved, m = 5: only K = 5 divides m, and 5 x 2 chunks > 8 layers */
     expect_exit2("--devices 9 --memory 1GiB --global-batch 5", "--microbatch 1 --schedule interleaved",
                  "interleaved");
@@ -250,6 +314,70 @@ static void test_usage_errors(void)
     free(err);
 }
 
+/* Zero-bubble schedules from the command line: a profile without split
+ * backward times says so (--schedule zb-*, --evaluate of a zb plan) and
+ * auto leaves them out with a line on stderr; with them, zb-v plans in the V
+ * and the plan evaluates to the same prediction. */
+static void test_zero_bubble_cli(void)
+{
+    char *out = NULL, *err = NULL;
+    CU_ASSERT_NOT_EQUAL(run(&out, &err, cluster_args(), "--schedule zb-h1"), 0);
+    CU_ASSERT((err && strstr(err, "zb-h1") && strstr(err, "bwd_input_ms")) != 0);
+    free(out); free(err);
+    CU_ASSERT_EQUAL(run(&out, &err, cluster_args(), NULL), 0);
+    CU_ASSERT((err && strstr(err, "zero-bubble schedules")) != 0);
+    free(out); free(err);
+    char prof[700], plan[700];
+    snprintf(prof, sizeof prof, "%s/zb.profile.json", mp_test_tmpdir());
+    snprintf(plan, sizeof plan, "%s/zb.plan.json", mp_test_tmpdir());
+    FILE *f = fopen(prof, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs("{\"format\":\"mpplan-profile/1\",\"model\":\"z\",\"device\":\"d\",\"layers\":[", f);
+    for (int l = 0; l < 6; l++)
+        fprintf(f, "%s{\"name\":\"l%d\",\"fwd_ms\":%g,\"bwd_ms\":%g,\"bwd_input_ms\":%g,\"bwd_weight_ms\":%g,"
+                "\"param_bytes\":1000,\"out_bytes_per_sample\":100,\"stash_bytes_per_sample\":400,"
+                "\"wgrad_stash_bytes_per_sample\":100}", l ? "," : "", l, 1.0 + l % 2, 2.0 + l % 3, 1.0 + l % 3 * 0.5,
+                1.0 + l % 3 * 0.5);
+    fputs("]}\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s --profile %s --devices 2 --memory 1GiB --global-batch 8 --schedule zb-v --json -o %s",
+             mp_test_tool("mpplan"), prof, plan);
+    CU_ASSERT_EQUAL_FATAL(mp_test_run_cmd(cmd, &out, &err), 0);
+    free(out); free(err);
+    mp_plan p, q;
+    mp_error e = {0};
+    CU_ASSERT_EQUAL_FATAL(mp_plan_load(plan, &p, &e), MP_OK);
+    CU_ASSERT_EQUAL(p.schedule, MP_SCHED_ZB_V);
+    CU_ASSERT_EQUAL(p.chunks_per_device, 2);
+    CU_ASSERT_EQUAL_FATAL(p.num_stages, 4);
+    CU_ASSERT(p.stages[0].device == 0 && p.stages[1].device == 1 && p.stages[2].device == 1 && p.stages[3].device == 0);
+    CU_ASSERT_EQUAL(p.predicted.num_peaks, 2);
+    snprintf(cmd, sizeof cmd, "%s --evaluate %s --profile %s --devices 2 --memory 1GiB --json -o %s.2",
+             mp_test_tool("mpplan"), plan, prof, plan);
+    CU_ASSERT_EQUAL(mp_test_run_cmd(cmd, &out, &err), 0);
+    free(out); free(err);
+    char plan2[720];
+    snprintf(plan2, sizeof plan2, "%s.2", plan);
+    CU_ASSERT_EQUAL_FATAL(mp_plan_load(plan2, &q, &e), MP_OK);
+    CU_ASSERT_DOUBLE_EQUAL(q.predicted.iteration_ms, p.predicted.iteration_ms, 1e-9 * p.predicted.iteration_ms);
+    mp_plan_free(&q);
+    char old[700];   /* the same model profiled without the split backward */
+    snprintf(old, sizeof old, "%s/zb.old.profile.json", mp_test_tmpdir());
+    f = fopen(old, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs("{\"format\":\"mpplan-profile/1\",\"model\":\"z\",\"device\":\"d\",\"layers\":[", f);
+    for (int l = 0; l < 6; l++)
+        fprintf(f, "%s{\"name\":\"l%d\",\"fwd_ms\":1,\"bwd_ms\":2,\"param_bytes\":1000,\"out_bytes_per_sample\":100,"
+                "\"stash_bytes_per_sample\":400}", l ? "," : "", l);
+    fputs("]}\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s --evaluate %s --profile %s --devices 2 --memory 1GiB", mp_test_tool("mpplan"), plan, old);
+    CU_ASSERT_NOT_EQUAL(mp_test_run_cmd(cmd, &out, &err), 0);
+    CU_ASSERT((err && strstr(err, "bwd_input_ms")) != 0);
+    free(out); free(err);
+    mp_plan_free(&p);
+}
+
 int main(void)
 {
     static const mp_test_case cases[] = {
@@ -258,8 +386,10 @@ int main(void)
         MP_TEST(test_json_output_evaluate_trace),
         MP_TEST(test_no_fit),
         MP_TEST(test_usage_errors),
+        MP_TEST(test_data_parallel),
         MP_TEST(test_regime_note),
         MP_TEST(test_profile_per_regime),
+        MP_TEST(test_zero_bubble_cli),
     };
     return mp_test_main("mpplan", cases, (int)(sizeof cases / sizeof *cases));
 }

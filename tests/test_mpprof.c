@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void test_profile_tiny(void)
 {
@@ -157,6 +158,45 @@ static void test_links(void)
     mp_cluster_free(&c);
 }
 
+/* mpprof --links writes the fitted ring all-reduce ("allreduce") into the
+ * cluster file besides the links: over worker threads (2 or more cores),
+ * and under mpirun -np 2 over the ranks. */
+static void test_links_allreduce(void)
+{
+    mp_cluster c;
+    mp_error e = {0};
+    char path[512], cmd[1400], *out = NULL, *err = NULL;
+    snprintf(path, sizeof path, "%s/cluster.json", mp_test_tmpdir());
+    CU_ASSERT_EQUAL_FATAL(mp_cluster_load(path, &c, &e), MP_OK);   /* test_links's, threads */
+    if (sysconf(_SC_NPROCESSORS_ONLN) >= 2) {
+        CU_ASSERT(c.allreduce_bandwidth > 1e6);
+        CU_ASSERT(c.allreduce_latency_s >= 0 && c.allreduce_latency_s < 0.1);
+    } else
+        CU_ASSERT_EQUAL(c.allreduce_bandwidth, 0);
+    mp_cluster_free(&c);
+#ifndef MP_HAVE_MPI
+    fprintf(stderr, "(built without MPI: all-reduce measurement skipped)\n");
+#else
+    if (mp_test_run_cmd("mpirun -np 2 --oversubscribe --allow-run-as-root true", NULL, NULL) != 0) {
+        fprintf(stderr, "(mpirun not usable: all-reduce measurement skipped)\n");
+        return;
+    }
+    snprintf(path, sizeof path, "%s/cluster_mpi.json", mp_test_tmpdir());
+    snprintf(cmd, sizeof cmd, "mpirun -np 2 --oversubscribe --allow-run-as-root %s --links --sizes 4K:256K --repeat 5 -o %s",
+             mp_test_tool("mpprof"), path);
+    int rc = mp_test_run_cmd(cmd, &out, &err);
+    if (rc) fprintf(stderr, "%s%s", out, err);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "allreduce    latency"));
+    free(out); free(err);
+    CU_ASSERT_EQUAL_FATAL(mp_cluster_load(path, &c, &e), MP_OK);
+    CU_ASSERT_EQUAL(c.num_devices, 2);
+    CU_ASSERT(c.allreduce_bandwidth > 1e6);
+    CU_ASSERT(c.allreduce_latency_s >= 0 && c.allreduce_latency_s < 0.1);
+    mp_cluster_free(&c);
+#endif
+}
+
 /* mpprof --merge: three copies of the shipped tiny profile with times x1,
  * x3, x2 merge into the x2 one; the table names each input. */
 static void test_merge_cli(void)
@@ -242,7 +282,7 @@ int main(void)
 {
     static const mp_test_case cases[] = {
         MP_TEST(test_profile_tiny), MP_TEST(test_methods), MP_TEST(test_weighted_fit), MP_TEST(test_links),
-        MP_TEST(test_bad_inputs), MP_TEST(test_merge_cli),
+        MP_TEST(test_links_allreduce),        MP_TEST(test_bad_inputs), MP_TEST(test_merge_cli),
     };
     return mp_test_main("mpprof", cases, (int)(sizeof cases / sizeof cases[0]));
 }

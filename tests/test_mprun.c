@@ -2,12 +2,17 @@
  * one-stage runs print the same weights checksum (threads and, when mpirun
  * works, MPI ranks), a run killed after a checkpoint and resumed ends with the
  * same weights as an uninterrupted one, report/trace files, and every failure
- * exits non-zero with one message naming the cause. */
+ * exits non-zero with one message naming the cause; data parallelism (D
+ * replicas) bitwise across splits/schedules, close to D = 1, resumed, on
+ * threads and mpirun -np D*K. */
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "model.h"
 #include "testutil.h"
 
 
@@ -340,6 +345,322 @@ static void test_token_model(void)
     memcpy(model_path, saved, sizeof saved);
 }
 
+/* The zero-bubble schedules (split backward: BI and W ops; zb-v's V with a
+ * local hand-over at its turn) end with bitwise the weights of one stage and
+ * of 1F1B, for several splits, recompute on and off, on threads and under
+ * mpirun, for the MLP and the tiny_gpt token model. */
+static void test_zero_bubble_bitwise(void)
+{
+    setup();
+    char ref[65], sum[65];
+    const char *args = "--steps 4 --no-pin --quiet --seed 5";
+    CU_ASSERT_EQUAL_FATAL(mprun("", plan("zone.json", "gpipe", 1, 24, 4, "{\"layers\":[0,5],\"device\":0}"), args, ref, NULL, NULL), 0);
+    const char *plans[] = {
+        plan("z0.json", "1f1b", 1, 24, 4, "{\"layers\":[0,2],\"device\":0},{\"layers\":[3,5],\"device\":1}"),
+        plan("z1.json", "zb-h1", 1, 24, 4, "{\"layers\":[0,2],\"device\":0},{\"layers\":[3,5],\"device\":1}"),
+        plan("z2.json", "zb-h1", 1, 24, 4, "{\"layers\":[0,0],\"device\":0,\"recompute\":true},{\"layers\":[1,3],\"device\":1},"
+                                           "{\"layers\":[4,5],\"device\":2,\"recompute\":true}"),
+        plan("z3.json", "zb-h2", 1, 24, 4, "{\"layers\":[0,3],\"device\":0,\"recompute\":true},{\"layers\":[4,5],\"device\":1}"),
+        plan("z4.json", "zb-h2", 1, 24, 4, "{\"layers\":[0,1],\"device\":0},{\"layers\":[2,3],\"device\":1},{\"layers\":[4,5],\"device\":2}"),
+        plan("z5.json", "zb-v", 2, 24, 4, "{\"layers\":[0,0],\"device\":0},{\"layers\":[1,2],\"device\":1},"
+                                          "{\"layers\":[3,4],\"device\":1,\"recompute\":true},{\"layers\":[5,5],\"device\":0}"),
+        plan("z6.json", "zb-v", 2, 24, 4, "{\"layers\":[0,0],\"device\":0,\"recompute\":true},{\"layers\":[1,1],\"device\":1},"
+                                          "{\"layers\":[2,2],\"device\":2},{\"layers\":[3,3],\"device\":2},"
+                                          "{\"layers\":[4,4],\"device\":1},{\"layers\":[5,5],\"device\":0}"),
+    };
+    for (int i = 0; i < 7; i++) {
+        char *err = NULL;
+        int rc = mprun("", plans[i], args, sum, NULL, &err);
+        if (rc) fprintf(stderr, "%s", err);
+        CU_ASSERT_EQUAL(rc, 0);
+        CU_ASSERT_STRING_EQUAL(sum, ref);
+        free(err);
+    }
+#ifdef MP_HAVE_MPI
+    if (have_mpirun()) {
+        const int mpi[] = { 1, 5 };
+        for (int i = 0; i < 2; i++) {
+            char *out = NULL, *err = NULL;
+            int rc = mprun("mpirun -np 2 --oversubscribe --allow-run-as-root", plans[mpi[i]], args, sum, &out, &err);
+            if (rc) fprintf(stderr, "%s%s", out, err);
+            CU_ASSERT_EQUAL(rc, 0);
+            CU_ASSERT_STRING_EQUAL(sum, ref);
+            free(out);
+            free(err);
+        }
+    }
+#endif
+    /* the token model */
+    char saved[sizeof model_path];
+    memcpy(saved, model_path, sizeof saved);
+    snprintf(model_path, sizeof model_path, "%s", mp_test_fixture("tiny_gpt.model.json"));
+    const char *targs = "--steps 3 --optimizer adam --lr 0.01 --no-pin --quiet --seed 3";
+    CU_ASSERT_EQUAL_FATAL(mprun("", plan("zt0.json", "gpipe", 1, 8, 2, "{\"layers\":[0,6],\"device\":0}"), targs, ref, NULL, NULL), 0);
+    const char *tplans[] = {
+        plan("zt1.json", "zb-h1", 1, 8, 2, "{\"layers\":[0,2],\"device\":0,\"recompute\":true},{\"layers\":[3,4],\"device\":1},"
+                                           "{\"layers\":[5,6],\"device\":2}"),
+        plan("zt2.json", "zb-h2", 1, 8, 2, "{\"layers\":[0,1],\"device\":0},{\"layers\":[2,6],\"device\":1,\"recompute\":true}"),
+        plan("zt3.json", "zb-v", 2, 8, 2, "{\"layers\":[0,1],\"device\":0},{\"layers\":[2,3],\"device\":1,\"recompute\":true},"
+                                          "{\"layers\":[4,4],\"device\":1},{\"layers\":[5,6],\"device\":0}"),
+    };
+    for (int i = 0; i < 3; i++) {
+        char *err = NULL;
+        int rc = mprun("", tplans[i], targs, sum, NULL, &err);
+        if (rc) fprintf(stderr, "%s", err);
+        CU_ASSERT_EQUAL(rc, 0);
+        CU_ASSERT_STRING_EQUAL(sum, ref);
+        free(err);
+    }
+#ifdef MP_HAVE_MPI
+    if (have_mpirun()) {
+        char *out = NULL, *err = NULL;
+        int rc = mprun("mpirun -np 2 --oversubscribe --allow-run-as-root", tplans[2], targs, sum, &out, &err);
+        if (rc) fprintf(stderr, "%s%s", out, err);
+        CU_ASSERT_EQUAL(rc, 0);
+        CU_ASSERT_STRING_EQUAL(sum, ref);
+        free(out);
+        free(err);
+    }
+#endif
+    memcpy(model_path, saved, sizeof saved);
+}
+
+/* ------------------------------------------------------------ data parallelism */
+
+/* A plan with "data_parallel": D. */
+static const char *dp_plan(const char *name, const char *schedule, int v, int D, int gb, int b, const char *stages)
+{
+    char text[2048];
+    snprintf(text, sizeof text,
+             "{\"format\":\"mpplan-plan/1\",\"mode\":\"train\",\"schedule\":\"%s\",\"chunks_per_device\":%d,"
+             "\"data_parallel\":%d,\"global_batch\":%d,\"microbatch_size\":%d,\"stages\":[%s]}",
+             schedule, v, D, gb, b, stages);
+    return mp_test_write_file(name, text);
+}
+
+/* The parameters of stage-0.step-N.ckpt in dir (after its 40-byte header);
+ * *n floats, malloc'd. */
+static float *ckpt_params(const char *dir, int steps, size_t *n)
+{
+    char path[4400];
+    snprintf(path, sizeof path, "%.4200s/stage-0.step-%d.ckpt", dir, steps);
+    size_t len = 0;
+    char *raw = mp_test_slurp(path, &len);
+    *n = 0;
+    if (!raw || len < 40 + 32) { free(raw); return NULL; }
+    unsigned long long cnt;
+    memcpy(&cnt, raw + 32, sizeof cnt);
+    float *w = malloc(cnt * sizeof(float) + 1);
+    memcpy(w, raw + 40, cnt * sizeof(float));
+    free(raw);
+    *n = (size_t)cnt;
+    return w;
+}
+
+/* D replicas: the same weights (bitwise) for every split, schedule and
+ * recompute setting with the same D, run after run; within max rel diff 1e-5
+ * of the D = 1 run of the same global batch (only the order of summing the
+ * replicas' partial gradients differs); the report shows D. */
+static void test_data_parallel_threads(void)
+{
+    setup();
+    char ref[65], sum[65], *out = NULL, *err = NULL;
+    const char *args = "--steps 5 --no-pin --quiet --seed 5";
+    const char *one = dp_plan("dp1.json", "gpipe", 1, 2, 48, 4, "{\"layers\":[0,5],\"device\":0}");
+    int rc = mprun("", one, args, ref, &out, &err);
+    if (rc) fprintf(stderr, "%s%s", out, err);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "data parallel: 2 replicas x 1 stages on 2 positions"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "all-reduce "));
+    free(out);
+    free(err);
+    CU_ASSERT_EQUAL(mprun("", one, args, sum, NULL, NULL), 0);   /* repeatable */
+    CU_ASSERT_STRING_EQUAL(sum, ref);
+    /* the report shows D and the cost model's prediction of the D x K plan */
+    char rep[4200], a2[8800];
+    snprintf(rep, sizeof rep, "%s/dp-report.json", mp_test_tmpdir());
+    snprintf(a2, sizeof a2, "%s --report %s --profile %s", args, rep, mp_test_fixture("small_model.profile.json"));
+    rc = mprun("", one, a2, sum, &out, &err);
+    if (rc) fprintf(stderr, "%s%s", out, err);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_STRING_EQUAL(sum, ref);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "predicted "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "r1 s0"));
+    free(out);
+    free(err);
+    json_error_t je;
+    json_t *j = json_load_file(rep, 0, &je);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "data_parallel")), 2);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "num_positions")), 2);
+    CU_ASSERT(json_number_value(json_object_get(j, "allreduce_ms")) > 0);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(json_array_get(json_object_get(j, "stages"), 1), "replica")), 1);
+    CU_ASSERT(json_number_value(json_object_get(json_object_get(j, "predicted"), "iteration_ms")) > 0);
+    json_decref(j);
+    const char *plans[] = {
+        dp_plan("dp2.json", "1f1b", 1, 2, 48, 4, "{\"layers\":[0,2],\"device\":0},{\"layers\":[3,5],\"device\":1}"),
+        dp_plan("dp3.json", "gpipe", 1, 2, 48, 4,
+                "{\"layers\":[0,0],\"device\":0},{\"layers\":[1,5],\"device\":1,\"recompute\":true}"),
+        dp_plan("dp4.json", "interleaved", 2, 2, 48, 4,
+                "{\"layers\":[0,1],\"device\":0},{\"layers\":[2,2],\"device\":1},"
+                "{\"layers\":[3,4],\"device\":0,\"recompute\":true},{\"layers\":[5,5],\"device\":1}"),
+    };
+    for (int i = 0; i < 3; i++) {
+        rc = mprun("", plans[i], args, sum, NULL, &err);
+        if (rc) fprintf(stderr, "%s", err);
+        CU_ASSERT_EQUAL(rc, 0);
+        CU_ASSERT_STRING_EQUAL(sum, ref);
+        free(err);
+    }
+    /* D = 2 and D = 3 against D = 1 with the same global batch */
+    const char *base = plan("dp0.json", "gpipe", 1, 48, 4, "{\"layers\":[0,5],\"device\":0}");
+    const char *three = dp_plan("dp5.json", "gpipe", 1, 3, 48, 4, "{\"layers\":[0,5],\"device\":0}");
+    const char *which[3] = { base, one, three };
+    float *w[3] = { NULL, NULL, NULL };
+    size_t n[3] = { 0, 0, 0 };
+    for (int k = 0; k < 3; k++) {
+        char dir[4200], a[8400];
+        snprintf(dir, sizeof dir, "%s/dpck%d", mp_test_tmpdir(), k);
+        snprintf(a, sizeof a, "%s --checkpoint-every 5 --checkpoint %s", args, dir);
+        CU_ASSERT_EQUAL(mprun("", which[k], a, NULL, NULL, NULL), 0);
+        w[k] = ckpt_params(dir, 5, &n[k]);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(w[k]);
+    }
+    for (int k = 1; k < 3; k++) {
+        CU_ASSERT_EQUAL_FATAL(n[k], n[0]);
+        double worst = 0, big = 0, absd = 0;
+        int differ = 0;
+        for (size_t i = 0; i < n[0]; i++)
+            if (fabs((double)w[0][i]) > big) big = fabs((double)w[0][i]);
+        for (size_t i = 0; i < n[0]; i++) {   /* relative, weights below 1e-3 of the largest counted as 1e-3 of it */
+            double d = fabs((double)w[k][i] - w[0][i]), scale = fmax(fabs((double)w[0][i]), 1e-3 * big);
+            if (d / scale > worst) worst = d / scale;
+            if (d > absd) absd = d;
+            if (w[k][i] != w[0][i]) differ = 1;
+        }
+        fprintf(stderr, "(D=%d vs D=1: max rel diff %.3g, max abs diff %.3g, largest weight %.3g%s)\n", k + 1, worst,
+                absd, big, differ ? "" : ", bitwise equal");
+        CU_ASSERT(worst < 1e-5);
+    }
+    for (int k = 0; k < 3; k++) free(w[k]);
+}
+
+/* --resume with replicas: a run stopped after step 3 and resumed to step 7
+ * ends with the uninterrupted run's weights; a hung replica stops every
+ * position within --timeout with a message naming replica and stage. */
+static void test_data_parallel_resume_and_failures(void)
+{
+    setup();
+    const char *p = dp_plan("dpr.json", "1f1b", 1, 2, 16, 4, "{\"layers\":[0,2],\"device\":0},{\"layers\":[3,5],\"device\":1}");
+    char ref[65], sum[65], dir[4200], a[8400], *err = NULL;
+    CU_ASSERT_EQUAL_FATAL(mprun("", p, "--steps 7 --optimizer adam --lr 0.003 --no-pin --quiet", ref, NULL, NULL), 0);
+    snprintf(dir, sizeof dir, "%s/dpres", mp_test_tmpdir());
+    snprintf(a, sizeof a, "--steps 3 --optimizer adam --lr 0.003 --no-pin --quiet --checkpoint %s", dir);
+    CU_ASSERT_EQUAL_FATAL(mprun("", p, a, NULL, NULL, NULL), 0);
+    snprintf(a, sizeof a, "--steps 7 --optimizer adam --lr 0.003 --no-pin --quiet --checkpoint %s --resume", dir);
+    int rc = mprun("", p, a, sum, NULL, &err);
+    if (rc) fprintf(stderr, "%s", err);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_STRING_EQUAL(sum, ref);
+    free(err);
+    /* replica 1 never sends: a replica times out in the all-reduce (replica 0
+     * waiting for replica 1's chunk, or replica 1 for the all-gather) */
+    const char *one = dp_plan("dph.json", "gpipe", 1, 2, 16, 4, "{\"layers\":[0,5],\"device\":0}");
+    CU_ASSERT_EQUAL(mprun("MPKIT_FAULT=hang:1", one, "--steps 3 --no-pin --timeout 200ms", NULL, NULL, &err), 1);
+    CU_ASSERT(strstr(err, "mprun: replica 0 stage 0: timed out after 0.2 s waiting for the gradient all-reduce of layer 0 "
+                          "from replica 1") ||
+              strstr(err, "mprun: replica 1 stage 0: timed out after 0.2 s waiting for the gradient all-reduce of layer 0 "
+                          "from replica 0"));
+    free(err);
+    /* replica 1's last stage never sends: whoever waits first names its replica and stage */
+    CU_ASSERT_EQUAL(mprun("MPKIT_FAULT=hang:3", p, "--steps 3 --no-pin --timeout 200ms", NULL, NULL, &err), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "mprun: replica "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, ": timed out after 0.2 s waiting for the"));
+    free(err);
+    /* a replica on a core that does not exist */
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    char st[128], want[128];
+    snprintf(st, sizeof st, "{\"layers\":[0,5],\"device\":%ld}", ncpu - 1);
+    snprintf(want, sizeof want, "replica 1 stage 0 runs on device %ld: no core %ld", ncpu, ncpu);
+    const char *far = dp_plan("dpf.json", "gpipe", 1, 2, 16, 4, st);
+    CU_ASSERT_EQUAL(mprun("", far, "--steps 2", NULL, NULL, &err), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, want));
+    free(err);
+}
+
+/* The memory of data parallelism as docs/cost-model.md counts it: each
+ * position's peak grows by exactly one all-reduce buffer, its stages' largest
+ * layer's parameters (D = 2 x K = 2 against D = 1 x K = 2, same m). */
+static void test_data_parallel_memory(void)
+{
+    setup();
+    mp_model m;
+    mp_error e;
+    mp_error_clear(&e);
+    CU_ASSERT_EQUAL_FATAL(mp_model_load(model_path, &m, &e), MP_OK);
+    const char *st = "{\"layers\":[0,2],\"device\":0},{\"layers\":[3,5],\"device\":1}";
+    const char *pl[2] = { plan("mem1.json", "1f1b", 1, 12, 4, st), dp_plan("mem2.json", "1f1b", 1, 2, 24, 4, st) };
+    double peak[2][4] = { { 0 } };
+    for (int k = 0; k < 2; k++) {
+        char rep[4200], a[8600];
+        snprintf(rep, sizeof rep, "%s/mem%d.report.json", mp_test_tmpdir(), k);
+        snprintf(a, sizeof a, "--steps 2 --no-pin --quiet --report %s", rep);
+        CU_ASSERT_EQUAL_FATAL(mprun("", pl[k], a, NULL, NULL, NULL), 0);
+        json_error_t je;
+        json_t *j = json_load_file(rep, 0, &je);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+        json_t *sts = json_object_get(j, "stages");
+        for (size_t q = 0; q < json_array_size(sts) && q < 4; q++)
+            peak[k][q] = json_number_value(json_object_get(json_array_get(sts, q), "peak_memory_bytes"));
+        json_decref(j);
+    }
+    const int lo[2] = { 0, 3 }, hi[2] = { 2, 5 };
+    for (int q = 0; q < 4; q++) {
+        long long big = 1;
+        for (int l = lo[q % 2]; l <= hi[q % 2]; l++)
+            if (m.layers[l].param_count > big) big = m.layers[l].param_count;
+        CU_ASSERT_DOUBLE_EQUAL(peak[1][q] - peak[0][q % 2], 4.0 * (double)big, 0.5);
+    }
+    mp_model_free(&m);
+}
+
+/* mpirun -np D*K: the threads run's weights (D=2 K=1 on 2 ranks, D=2 K=2 on 4). */
+static void test_data_parallel_mpi(void)
+{
+#ifndef MP_HAVE_MPI
+    fprintf(stderr, "(built without MPI: data-parallel MPI equivalence skipped)\n");
+#else
+    setup();
+    if (!have_mpirun()) { fprintf(stderr, "(mpirun not usable: data-parallel MPI equivalence skipped)\n"); return; }
+    const char *args = "--steps 4 --no-pin --quiet --seed 2";
+    const char *pl[2] = {
+        dp_plan("dpm1.json", "gpipe", 1, 2, 24, 4, "{\"layers\":[0,5],\"device\":0}"),
+        dp_plan("dpm2.json", "1f1b", 1, 2, 24, 4, "{\"layers\":[0,2],\"device\":0},{\"layers\":[3,5],\"device\":1}"),
+    };
+    char ref[65], sum[65], *out = NULL, *err = NULL;
+    CU_ASSERT_EQUAL_FATAL(mprun("", pl[0], args, ref, NULL, NULL), 0);
+    const char *np[2] = { "mpirun -np 2 --oversubscribe --allow-run-as-root", "mpirun -np 4 --oversubscribe --allow-run-as-root" };
+    for (int i = 0; i < 2; i++) {
+        int rc = mprun(np[i], pl[i], args, sum, &out, &err);
+        if (rc) fprintf(stderr, "%s%s", out, err);
+        CU_ASSERT_EQUAL(rc, 0);
+        CU_ASSERT_STRING_EQUAL(sum, ref);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "mpi transport"));
+        free(out);
+        free(err);
+    }
+    CU_ASSERT_NOT_EQUAL(mprun(np[0], pl[1], args, NULL, NULL, &err), 0);   /* 2 ranks for 4 positions */
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "mpirun -np 4"));
+    free(err);
+    /* rank 1 (replica 1) never sends: every rank stops, a message names replica and stage */
+    CU_ASSERT_NOT_EQUAL(mprun("MPKIT_FAULT=hang:1 mpirun -x MPKIT_FAULT -np 2 --oversubscribe --allow-run-as-root", pl[0],
+                              "--steps 3 --no-pin --timeout 500ms", NULL, NULL, &err), 0);
+    CU_ASSERT(strstr(err, "mprun: replica 0 stage 0: timed out after 0.5 s waiting for the gradient all-reduce") ||
+              strstr(err, "mprun: replica 1 stage 0: timed out after 0.5 s waiting for the gradient all-reduce"));
+    free(err);
+#endif
+}
+
 int main(void)
 {
     static const mp_test_case cases[] = {
@@ -351,6 +672,11 @@ int main(void)
         MP_TEST(test_cuda_backend),
         MP_TEST(test_profile_regime_note),
         MP_TEST(test_token_model),
+        MP_TEST(test_zero_bubble_bitwise),
+        MP_TEST(test_data_parallel_threads),
+        MP_TEST(test_data_parallel_resume_and_failures),
+        MP_TEST(test_data_parallel_mpi),
+        MP_TEST(test_data_parallel_memory),
     };
     return mp_test_main("mprun", cases, (int)(sizeof cases / sizeof cases[0]));
 }

@@ -1,6 +1,7 @@
 /* test_netns.c — mprun across two hosts made of network namespaces on this
- * machine (tests/netns_check.sh): the same weights as on one host, and a cut
- * link ends every rank within --timeout with a message. Skipped, with the
+ * machine (tests/netns_check.sh): the same weights as on one host for a
+ * 2-stage pipeline and for 2 data-parallel replicas (one per host), and a cut
+ * link ends every rank of either within --timeout with a message. Skipped, with the
  * script's reason, where namespaces or mpirun are not available. */
 #include <stdio.h>
 #include <stdlib.h>

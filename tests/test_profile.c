@@ -462,6 +462,50 @@ static void test_merge(void)
     mp_profile_free(&want);
 }
 
+/* The split backward: bwd_input_ms and bwd_weight_ms are optional and come
+ * together; they and wgrad_stash_bytes_per_sample survive save/load and a
+ * merge of profiles that all have them; an old profile has none. */
+static void test_split_backward_fields(void)
+{
+    static const char *hdr = "{\"format\":\"mpplan-profile/1\",\"model\":\"x\",\"device\":\"d\",\"layers\":[";
+    static const char *base = "{\"name\":\"a\",\"fwd_ms\":1,\"bwd_ms\":2,\"param_bytes\":4,"
+                              "\"out_bytes_per_sample\":4,\"stash_bytes_per_sample\":4";
+    char text[1024];
+    mp_profile p, q, m;
+    mp_error e = {0};
+    snprintf(text, sizeof text, "%s%s}]}", hdr, base);
+    CU_ASSERT_EQUAL_FATAL(mp_profile_parse(text, strlen(text), "old.json", &p, &e), MP_OK);
+    CU_ASSERT_EQUAL(p.layers[0].has_split, 0);
+    CU_ASSERT_EQUAL(mp_profile_has_split(&p), 0);
+    mp_profile_free(&p);
+    snprintf(text, sizeof text, "%s%s,\"bwd_input_ms\":1.25}]}", hdr, base);
+    mp_error_clear(&e);
+    CU_ASSERT_EQUAL(mp_profile_parse(text, strlen(text), "half.json", &p, &e), MP_ERR_INPUT);
+    CU_ASSERT(strstr(e.msg, "half.json") && strstr(e.msg, "layers[0].bwd_weight_ms") && strstr(e.msg, "missing"));
+    snprintf(text, sizeof text, "%s%s,\"bwd_input_ms\":{\"alpha\":0.5,\"beta\":1.25},\"bwd_weight_ms\":0.75,"
+             "\"wgrad_stash_bytes_per_sample\":16}]}", hdr, base);
+    CU_ASSERT_EQUAL_FATAL(mp_profile_parse(text, strlen(text), "new.json", &p, &e), MP_OK);
+    CU_ASSERT(mp_profile_has_split(&p));
+    CU_ASSERT_DOUBLE_EQUAL(mp_time_eval(&p.layers[0].bwd_in, 2), 3.0, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(mp_time_eval(&p.layers[0].bwd_w, 2), 1.5, 1e-12);
+    CU_ASSERT_EQUAL(p.layers[0].wstash_bytes_per_sample, 16);
+    char path[600];
+    snprintf(path, sizeof path, "%s/split.json", mp_test_tmpdir());
+    CU_ASSERT_EQUAL_FATAL(mp_profile_save(path, &p, &e), MP_OK);
+    CU_ASSERT_EQUAL_FATAL(mp_profile_load(path, &q, &e), MP_OK);
+    CU_ASSERT(mp_profile_has_split(&q));
+    CU_ASSERT_DOUBLE_EQUAL(mp_time_eval(&q.layers[0].bwd_in, 3), 4.25, 1e-12);
+    CU_ASSERT_EQUAL(q.layers[0].wstash_bytes_per_sample, 16);
+    const char *names[] = {"a", "b"};
+    mp_profile two[2] = {p, q};
+    CU_ASSERT_EQUAL_FATAL(mp_profile_merge(two, names, 2, &m, &e), MP_OK);
+    CU_ASSERT(mp_profile_has_split(&m));
+    CU_ASSERT_DOUBLE_EQUAL(mp_time_eval(&m.layers[0].bwd_w, 2), 1.5, 1e-12);
+    mp_profile_free(&m);
+    mp_profile_free(&p);
+    mp_profile_free(&q);
+}
+
 /* busy_cores: read from an mpprof CPU profile's settings.threads, ignored
  * when malformed or not CPU, kept by save/load and by merge when all agree. */
 static void test_busy_cores(void)
@@ -509,6 +553,7 @@ int main(void)
         MP_TEST(test_time_forms), MP_TEST(test_time_table_random), MP_TEST(test_load_fixture),
         MP_TEST(test_file_errors), MP_TEST(test_value_errors), MP_TEST(test_extra_fields_ignored),
         MP_TEST(test_round_trip), MP_TEST(test_atomic_write), MP_TEST(test_merge), MP_TEST(test_busy_cores),
+        MP_TEST(test_split_backward_fields),
     };
     return mp_test_main("profile", cases, (int)(sizeof cases / sizeof *cases));
 }

@@ -105,7 +105,7 @@ static void check_invariants(mp_schedule_kind kind, int K, int v, int m)
     double *t = malloc((size_t)S * sizeof *t);
     for (int s = 0; s < S; s++) t[s] = 1.0 + s % 3;
     mp_sim *sim = mp_sim_new();
-    mp_sim_input in = { &l, t, t, NULL, t, t };
+    mp_sim_input in = { .ops = &l, .fwd_ms = t, .bwd_ms = t, .act_ms = t, .grad_ms = t };
     mp_sim_result r;
     mp_error err;
     mp_error_clear(&err);
@@ -127,6 +127,131 @@ static void test_invariants(void)
     for (int K = 2; K <= 5; K++)
         for (int v = 2; v <= 4; v++)
             for (int m = K; m <= 4 * K; m += K) check_invariants(MP_SCHED_INTERLEAVED, K, v, m);
+}
+
+/* ---------------------------------------------------------------- zero bubble */
+
+/* Compares position p's list with "F0:1 Bi0:1 W0:1 ..." (kind stage:microbatch). */
+static void expect_zb(const mp_op_lists *l, int p, const char *want)
+{
+    char buf[4096];
+    size_t n = 0;
+    buf[0] = 0;
+    for (int i = 0; i < l->len[p]; i++) {
+        const mp_op *o = &l->ops[p][i];
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%s%d:%d", i ? " " : "", mp_op_kind_name(o->kind),
+                              o->stage, o->microbatch);
+    }
+    if (strcmp(buf, want) != 0) fprintf(stderr, "\nposition %d:\n  got  %s\n  want %s\n", p, buf, want);
+    CU_ASSERT_STRING_EQUAL(buf, want);
+}
+
+/* ZB-H1, K=3, m=4 (docs/cost-model.md): position j warms up K-j-1 F, runs j
+ * rounds of (F, Bi), then (F, Bi, W-oldest), (Bi, W), the remaining W. */
+static void test_zb_h1_k3_m4(void)
+{
+    mp_op_lists l;
+    CU_ASSERT_EQUAL_FATAL(mp_schedule_build(MP_SCHED_ZB_H1, 3, 1, 4, &l, NULL), MP_OK);
+    CU_ASSERT_EQUAL(l.num_stages, 3);
+    expect_zb(&l, 0, "F0:0 F0:1 F0:2 Bi0:0 W0:0 F0:3 Bi0:1 W0:1 Bi0:2 W0:2 Bi0:3 W0:3");
+    expect_zb(&l, 1, "F1:0 F1:1 Bi1:0 F1:2 Bi1:1 W1:0 F1:3 Bi1:2 W1:1 Bi1:3 W1:2 W1:3");
+    expect_zb(&l, 2, "F2:0 Bi2:0 F2:1 Bi2:1 F2:2 Bi2:2 W2:0 F2:3 Bi2:3 W2:1 W2:2 W2:3");
+    CU_ASSERT_EQUAL(mp_op_lists_check(&l, NULL), MP_OK);
+    mp_op_lists_free(&l);
+}
+
+/* ZB-H2, K=2, m=4: 2(K-j)-1 warm-up forwards, j rounds of (Bi, F), then
+ * (Bi, F, W), (Bi, W), the remaining W. */
+static void test_zb_h2_k2_m4(void)
+{
+    mp_op_lists l;
+    CU_ASSERT_EQUAL_FATAL(mp_schedule_build(MP_SCHED_ZB_H2, 2, 1, 4, &l, NULL), MP_OK);
+    expect_zb(&l, 0, "F0:0 F0:1 F0:2 Bi0:0 F0:3 W0:0 Bi0:1 W0:1 Bi0:2 W0:2 Bi0:3 W0:3");
+    expect_zb(&l, 1, "F1:0 Bi1:0 F1:1 Bi1:1 F1:2 W1:0 Bi1:2 F1:3 W1:1 Bi1:3 W1:2 W1:3");
+    CU_ASSERT_EQUAL(mp_op_lists_check(&l, NULL), MP_OK);
+    mp_op_lists_free(&l);
+}
+
+/* ZB-V, K=2, m=4 (PyTorch's ScheduleZBVZeroBubble, worked by hand): 4
+ * stages in a V, position 0 runs stages 0 and 3, position 1 stages 1 and 2. */
+static void test_zb_v_k2_m4(void)
+{
+    mp_op_lists l;
+    CU_ASSERT_EQUAL_FATAL(mp_schedule_build(MP_SCHED_ZB_V, 2, 1, 4, &l, NULL), MP_OK);
+    CU_ASSERT_EQUAL(l.num_stages, 4);
+    CU_ASSERT(l.stage_pos[0] == 0 && l.stage_pos[1] == 1 && l.stage_pos[2] == 1 && l.stage_pos[3] == 0);
+    expect_zb(&l, 0, "F0:0 F0:1 F0:2 F3:0 Bi3:0 W3:0 F3:1 Bi3:1 W3:1 F0:3 Bi0:0 W0:0 F3:2 Bi3:2 W3:2 "
+                     "Bi0:1 W0:1 F3:3 Bi3:3 W3:3 Bi0:2 W0:2 Bi0:3 W0:3");
+    expect_zb(&l, 1, "F1:0 F2:0 F1:1 F2:1 Bi2:0 W2:0 F1:2 Bi1:0 W1:0 F2:2 Bi2:1 W2:1 F1:3 Bi1:1 W1:1 "
+                     "F2:3 Bi2:2 W2:2 Bi1:2 Bi2:3 Bi1:3 W1:2 W2:3 W1:3");
+    CU_ASSERT_EQUAL(mp_op_lists_check(&l, NULL), MP_OK);
+    mp_op_lists_free(&l);
+}
+
+/* Every schedule, K 1..6, m 1..14 (interleaved: where it is defined) passes
+ * the validity checker: each op once on its position, backwards and W in
+ * micro-batch order, no deadlock; and the simulator runs the same lists. */
+static void test_zb_lists_valid(void)
+{
+    static const mp_schedule_kind kinds[] = { MP_SCHED_GPIPE, MP_SCHED_1F1B, MP_SCHED_INTERLEAVED,
+                                              MP_SCHED_ZB_H1, MP_SCHED_ZB_H2, MP_SCHED_ZB_V };
+    int bad = 0, built = 0;
+    for (int k = 0; k < 6; k++)
+        for (int K = 1; K <= 6; K++)
+            for (int m = 1; m <= 14; m++) {
+                mp_op_lists l;
+                mp_error err;
+                mp_error_clear(&err);
+                if (mp_schedule_build(kinds[k], K, 2, m, &l, &err) != MP_OK) {
+                    bad += kinds[k] != MP_SCHED_INTERLEAVED;
+                    continue;
+                }
+                built++;
+                if (mp_op_lists_check(&l, &err) != MP_OK) {
+                    bad++;
+                    fprintf(stderr, "\n%s K=%d m=%d: %s", mp_schedule_name(kinds[k]), K, m, err.msg);
+                }
+                mp_op_lists_free(&l);
+            }
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT(built > 400);
+}
+
+/* The checker finds a deadlock, a W before its Bi, a W out of order. */
+static void test_check_rejects(void)
+{
+    mp_op_lists l;
+    mp_error err;
+    CU_ASSERT_EQUAL_FATAL(mp_schedule_build(MP_SCHED_ZB_H1, 2, 1, 3, &l, NULL), MP_OK);
+    mp_op *o = l.ops[0];   /* F0:0 F0:1 Bi0:0 W0:0 F0:2 ... */
+    mp_op keep = o[1];
+    o[1] = o[2]; o[2] = keep;   /* F0:0 Bi0:0 F0:1: fine for the checker (deps hold) */
+    CU_ASSERT_EQUAL(mp_op_lists_check(&l, NULL), MP_OK);
+    o[2] = o[1]; o[1] = keep;
+    keep = o[2]; o[2] = o[3]; o[3] = keep;   /* W0:0 before Bi0:0 */
+    mp_error_clear(&err);
+    CU_ASSERT_EQUAL(mp_op_lists_check(&l, &err), MP_ERR_INPUT);
+    CU_ASSERT(strstr(err.msg, "deadlock") != NULL);
+    keep = o[2]; o[2] = o[3]; o[3] = keep;
+    /* position 1 runs Bi1:0 before its F1:0 */
+    mp_op *q = l.ops[1];
+    keep = q[0]; q[0] = q[1]; q[1] = keep;
+    mp_error_clear(&err);
+    CU_ASSERT_EQUAL(mp_op_lists_check(&l, &err), MP_ERR_INPUT);
+    CU_ASSERT(strstr(err.msg, "deadlock") != NULL);
+    keep = q[0]; q[0] = q[1]; q[1] = keep;
+    CU_ASSERT_EQUAL(mp_op_lists_check(&l, NULL), MP_OK);
+    /* W of micro-batch 1 before 0 */
+    int a = -1, b = -1;
+    for (int i = 0; i < l.len[1]; i++) {
+        if (q[i].kind == MP_OP_BWD_W && q[i].microbatch == 0) a = i;
+        if (q[i].kind == MP_OP_BWD_W && q[i].microbatch == 1) b = i;
+    }
+    keep = q[a]; q[a] = q[b]; q[b] = keep;
+    mp_error_clear(&err);
+    CU_ASSERT_EQUAL(mp_op_lists_check(&l, &err), MP_ERR_INPUT);
+    CU_ASSERT(strstr(err.msg, "before micro-batch 0") != NULL);
+    mp_op_lists_free(&l);
 }
 
 static void test_bad_arguments(void)
@@ -156,6 +281,11 @@ int main(void)
         MP_TEST(test_interleaved_k2_v2_m4),
         MP_TEST(test_invariants),
         MP_TEST(test_bad_arguments),
+        MP_TEST(test_zb_h1_k3_m4),
+        MP_TEST(test_zb_h2_k2_m4),
+        MP_TEST(test_zb_v_k2_m4),
+        MP_TEST(test_zb_lists_valid),
+        MP_TEST(test_check_rejects),
     };
     return mp_test_main("schedule", cases, (int)(sizeof cases / sizeof cases[0]));
 }

@@ -153,18 +153,40 @@ static void bf_split(bf_ctx *x, int s, int lo)
     }
 }
 
-/* Every plan of configuration (K, b, kind, v) into x->best (x->plan.stages
- * holds >= K*v stages). */
-static void bf_config(bf_ctx *x, int K, int b, int kind, int v)
+/* Every plan of configuration (K, b, kind, v) with D replicas into x->best
+ * (x->plan.stages holds >= K*v stages). */
+static void bf_config(bf_ctx *x, int K, int b, int kind, int v, int D)
 {
     x->plan.schedule = kind;
     x->plan.chunks_per_device = v;
     x->plan.global_batch = x->o->global_batch;
     x->plan.microbatch_size = b;
-    x->plan.num_microbatches = x->o->global_batch / b;
+    x->plan.num_microbatches = x->o->global_batch / (D * b);
+    x->plan.data_parallel = D;
     x->plan.num_stages = K * v;
-    for (int s = 0; s < K * v; s++) x->plan.stages[s].device = s % K;
+    for (int s = 0; s < K * v; s++)   /* zb-v: the V */
+        x->plan.stages[s].device = kind == MP_SCHED_ZB_V && s >= K ? 2 * K - 1 - s : s % K;
     bf_split(x, 0, 0);
+}
+
+/* The planner's replicas (docs/cost-model.md, "Data parallelism"): device
+ * r*K + k like device k (speed, memory), replica r's pipeline links like
+ * replica 0's. */
+static int bf_replicas_ok(const mp_cluster *cl, int K, int D)
+{
+    if (D * K > cl->num_devices) return 0;
+    for (int r = 1; r < D; r++)
+        for (int k = 0; k < K; k++) {
+            if (cl->devices[r * K + k].speed != cl->devices[k].speed ||
+                cl->devices[r * K + k].memory_bytes != cl->devices[k].memory_bytes) return 0;
+            if (k + 1 < K &&
+                (mp_cluster_transfer_ms(cl, k, k + 1, 1e6) != mp_cluster_transfer_ms(cl, r * K + k, r * K + k + 1, 1e6) ||
+                 mp_cluster_transfer_ms(cl, k + 1, k, 1e6) != mp_cluster_transfer_ms(cl, r * K + k + 1, r * K + k, 1e6) ||
+                 mp_cluster_transfer_ms(cl, k, k + 1, 0) != mp_cluster_transfer_ms(cl, r * K + k, r * K + k + 1, 0) ||
+                 mp_cluster_transfer_ms(cl, k + 1, k, 0) != mp_cluster_transfer_ms(cl, r * K + k + 1, r * K + k, 0)))
+                return 0;
+        }
+    return 1;
 }
 
 static double brute_force(const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o,
@@ -173,16 +195,27 @@ static double brute_force(const mp_profile *prof, const mp_cluster *cl, const mp
     bf_ctx x = { prof, cl, o, HUGE_VAL, 0, { 0 } };
     int G = o->global_batch, L = prof->num_layers;
     x.plan.stages = calloc((size_t)L, sizeof(mp_stage));
-    for (int b = 1; b <= G; b++) {
-        if (G % b || (o->microbatch && o->microbatch != b)) continue;
-        for (int K = 1; K <= cl->num_devices && K <= L; K++)
-            for (int kind = 0; kind < 3; kind++) {
-                if (o->schedule >= 0 && o->schedule != kind) continue;
-                for (int v = kind == 2 ? 2 : 1; (kind == 2 ? K * v <= L : v == 1); v++) {
-                    if (kind == 2 && (K < 2 || (G / b) % K)) break;
-                    bf_config(&x, K, b, kind, v);
+    for (int D = 1; D <= cl->num_devices; D++) {
+        if (o->data_parallel ? D != o->data_parallel : 0) continue;
+        for (int b = 1; b <= G; b++) {
+            if (G % (D * b) || (o->microbatch && o->microbatch != b)) continue;
+            for (int K = 1; K * D <= cl->num_devices && K <= L; K++) {
+                if (D > 1 && !bf_replicas_ok(cl, K, D)) continue;
+                for (int kind = 0; kind < (D > 1 ? 2 : MP_SCHED_COUNT); kind++) {   /* replicas: gpipe/1f1b */
+                    if (o->schedule >= 0 && o->schedule != kind) continue;
+                    if (kind >= MP_SCHED_ZB_H1 && !mp_profile_has_split(prof)) continue;   /* zero bubble: split times */
+                    if (kind >= MP_SCHED_ZB_H1 && K == 1 && o->schedule < 0) continue;    /* ... and auto: >= 2 stages */
+                    if (kind == MP_SCHED_ZB_V) {
+                        if (2 * K <= L) bf_config(&x, K, b, kind, 2, D);
+                        continue;
+                    }
+                    for (int v = kind == 2 ? 2 : 1; (kind == 2 ? K * v <= L : v == 1); v++) {
+                        if (kind == 2 && (K < 2 || (G / b) % K)) break;
+                        bf_config(&x, K, b, kind, v, D);
+                    }
                 }
             }
+        }
     }
     free(x.plan.stages);
     free(x.plan.predicted.peak_memory_bytes);
@@ -196,7 +229,7 @@ static double brute_force_config(const mp_profile *prof, const mp_cluster *cl, c
 {
     bf_ctx x = { prof, cl, o, HUGE_VAL, 0, { 0 } };
     x.plan.stages = calloc((size_t)K * v, sizeof(mp_stage));
-    bf_config(&x, K, b, kind, v);
+    bf_config(&x, K, b, kind, v, 1);
     free(x.plan.stages);
     free(x.plan.predicted.peak_memory_bytes);
     return x.best;
@@ -208,21 +241,49 @@ static int n_fit, n_rc, n_inter, n_multi;  /* what the random instances exercise
 
 static int close_rel(double a, double b) { return fabs(a - b) <= 1e-9 * fmax(fabs(a), fabs(b)); }
 
+/* Data parallelism: devices of a few kinds repeating with a period, links
+ * uniform or (now and then) random per pair, a measured all-reduce fit
+ * now and then; the search's D free (auto) or fixed. */
+static int n_dp;  /* fitting instances whose best plan has D > 1 */
+static void dp_cluster(mp_cluster *c, int N, mp_search_opts *o)
+{
+    int period = irand(3) == 0 ? 2 : 1;
+    double sp[2] = { 0.5 + 1.5 * urand(), 0.5 + 1.5 * urand() };
+    double mem[2] = { c->devices[0].memory_bytes, c->devices[N > 1].memory_bytes };
+    for (int d = 0; d < N; d++) {
+        c->devices[d].speed = sp[d % period];
+        c->devices[d].memory_bytes = mem[d % period];
+    }
+    mp_link l = { 1e7 * (0.2 + 5 * urand()), 1e-4 * urand() };
+    int random_links = irand(3) == 0;
+    for (int i = 0; i < N * N; i++)
+        if (!random_links) c->links[i] = l;
+    c->default_link = l;
+    if (irand(3) == 0) {
+        c->allreduce_latency_s = 1e-4 * urand();
+        c->allreduce_bandwidth = 1e7 * (0.2 + 5 * urand());
+    }
+    o->data_parallel = irand(3) ? 0 : 1 + irand(N);
+}
+
 static void check_instance(int L, int D, int G, int forced, long *total_evals, int *fails)
 {
     mp_profile prof;
     mp_cluster cl;
+    int dp = forced >= 2;
     rand_profile(&prof, L);
     rand_cluster(&cl, &prof, D, G);
     mp_search_opts o;
     mp_search_opts_init(&o, G);
+    if (dp) dp_cluster(&cl, D, &o);
+    forced &= 1;
     o.state_factor = 1 + 3 * urand();
     o.top = 1 + irand(3);
     if (forced) {
         int r = irand(4);
         if (r == 0) o.recompute = MP_RC_OFF;
         if (r == 1) o.recompute = MP_RC_ON;
-        if (irand(3) == 0) o.schedule = irand(3);
+        if (irand(3) == 0) o.schedule = irand(dp && o.data_parallel != 1 ? 2 : 3);
         if (irand(3) == 0) {
             int b = 1 + irand(G);
             while (G % b) b--;
@@ -246,6 +307,8 @@ static void check_instance(int L, int D, int G, int forced, long *total_evals, i
         n_fit++;
         n_inter += p->schedule == MP_SCHED_INTERLEAVED;
         n_multi += p->num_stages > 1;
+        n_dp += p->data_parallel > 1;
+        if (p->data_parallel != (o.data_parallel ? o.data_parallel : p->data_parallel)) bad = 1;
         for (int s = 0; s < p->num_stages; s++)
             if (p->stages[s].recompute) { n_rc++; break; }
         if (!close_rel(p->predicted.iteration_ms, best)) bad = 1;
@@ -261,8 +324,8 @@ static void check_instance(int L, int D, int G, int forced, long *total_evals, i
     if (bad) {
         (*fails)++;
         if (*fails <= 5)
-            fprintf(stderr, "mismatch: L=%d D=%d G=%d rc=%d sched=%d b=%d: brute %.12g, search st=%d %.12g (%s)\n",
-                    L, D, G, o.recompute, o.schedule, o.microbatch, best, st,
+            fprintf(stderr, "mismatch: L=%d D=%d G=%d rc=%d sched=%d b=%d dp=%d: brute %.12g, search st=%d %.12g (%s)\n",
+                    L, D, G, o.recompute, o.schedule, o.microbatch, o.data_parallel, best, st,
                     st == MP_OK ? r.plans[0].predicted.iteration_ms : 0.0, e.msg);
     }
     if (st == MP_OK) mp_search_result_free(&r);
@@ -281,6 +344,81 @@ static void test_random_vs_brute_force(void)
             "%ld reference evaluations, %d mismatches\n", n, n_fit, n_multi, n_inter, n_rc, evals, fails);
     CU_ASSERT_EQUAL(fails, 0);
     CU_ASSERT(n_fit > n / 3 && n_multi > 50 && n_inter > 10 && n_rc > 20);
+}
+
+/* The zero-bubble schedules (profiles with split backward times and a
+ * W-stash): the search, auto or forced to zb-h1/zb-h2/zb-v, equals brute
+ * force over every configuration, split and recompute set. */
+static void test_zero_bubble_vs_brute_force(void)
+{
+    static const int batches[] = { 1, 2, 3, 4, 6 };
+    int fails = 0, fit = 0, zb = 0, zbv = 0;
+    for (int i = 0; i < 240; i++) {
+        mp_profile prof;
+        mp_cluster cl;
+        int L = 1 + irand(7), D = 1 + irand(3), G = batches[irand(5)];
+        rand_profile(&prof, L);
+        for (int l = 0; l < L; l++) {
+            mp_layer_cost *c = &prof.layers[l];
+            rand_time(&c->bwd_in);
+            rand_time(&c->bwd_w);
+            c->has_split = 1;
+            c->wstash_bytes_per_sample = irand(20000);
+        }
+        rand_cluster(&cl, &prof, D, G);
+        mp_search_opts o;
+        mp_search_opts_init(&o, G);
+        o.state_factor = 1 + 3 * urand();
+        int r = irand(4);
+        if (r == 1) o.schedule = MP_SCHED_ZB_H1;
+        if (r == 2) o.schedule = MP_SCHED_ZB_H2;
+        if (r == 3) o.schedule = MP_SCHED_ZB_V;
+        if (irand(4) == 0) o.recompute = irand(2) ? MP_RC_ON : MP_RC_OFF;
+        long ev = 0;
+        double best = brute_force(&prof, &cl, &o, &ev);
+        mp_search_result res;
+        mp_error e;
+        mp_error_clear(&e);
+        mp_status st = mp_search_run(&prof, &cl, &o, &res, &e);
+        int bad = 0;
+        if (best == HUGE_VAL) bad = st != MP_ERR_NOFIT && st != MP_ERR_USAGE;
+        else if (st != MP_OK) bad = 1;
+        else {
+            mp_plan *p = &res.plans[0];
+            fit++;
+            zb += mp_schedule_is_zb(p->schedule) && p->num_stages > 1;
+            zbv += p->schedule == MP_SCHED_ZB_V;
+            bad = !close_rel(p->predicted.iteration_ms, best) || !mp_plan_fits(p, &cl) || !res.optimal;
+        }
+        if (bad && ++fails <= 5)
+            fprintf(stderr, "zb mismatch: L=%d D=%d G=%d rc=%d sched=%d: brute %.12g, search st=%d %.12g (%s)\n", L, D, G,
+                    o.recompute, o.schedule, best, st, st == MP_OK ? res.plans[0].predicted.iteration_ms : 0.0, e.msg);
+        if (st == MP_OK) mp_search_result_free(&res);
+        mp_profile_free(&prof);
+        mp_cluster_free(&cl);
+    }
+    fprintf(stderr, "  240 zero-bubble instances (%d fit, %d multi-stage zero-bubble best, %d zb-v), %d mismatches\n",
+            fit, zb, zbv, fails);
+    CU_ASSERT_EQUAL(fails, 0);
+    CU_ASSERT(fit > 60 && zb > 20 && zbv > 5);
+}
+
+/* Data parallelism searched jointly: D replicas of K stages, D*K <= devices
+ * on clusters of repeating device kinds; equals brute force over D, K,
+ * b, schedule, split and recompute. */
+static void test_data_parallel_vs_brute_force(void)
+{
+    static const int batches[] = { 1, 2, 3, 4, 6, 8, 12 };
+    long evals = 0;
+    int fails = 0, n = 0;
+    n_fit = 0;
+    n_dp = 0;
+    for (int i = 0; i < 400; i++, n++)
+        check_instance(1 + irand(6), 2 + irand(3), batches[irand(7)], 2 + i % 2, &evals, &fails);
+    fprintf(stderr, "  %d data-parallel instances (%d fit, %d best with D > 1), %ld reference evaluations, "
+            "%d mismatches\n", n, n_fit, n_dp, evals, fails);
+    CU_ASSERT_EQUAL(fails, 0);
+    CU_ASSERT(n_dp > 30);
 }
 
 /* Interleaved only (its split search has its own memory and recompute
@@ -591,7 +729,7 @@ static void test_planner_peaks_equal_model(void)
         double walk[4];
         CU_ASSERT_EQUAL_FATAL(mp_memory_peaks(&prof, &pl, &ops, sf, walk, NULL), MP_OK);
         if (!inter) {
-            mp_stage_fit f = { &ps, NULL, sf, MP_RC_AUTO, kind, S, m, b };
+            mp_stage_fit f = { &ps, NULL, sf, MP_RC_AUTO, kind, S, m, b, 1 };
             for (int s = 0; s < S; s++) {
                 const mp_stage *st = &pl.stages[s];
                 double planner = mp_stage_fit_peak(&f, s, st->first, st->last, st->recompute);
@@ -639,7 +777,9 @@ int main(void)
         MP_TEST(test_bad_options),
         MP_TEST(test_random_vs_brute_force),
         MP_TEST(test_twelve_layers),
+        MP_TEST(test_data_parallel_vs_brute_force),
         MP_TEST(test_interleaved_vs_brute_force),
+        MP_TEST(test_zero_bubble_vs_brute_force),
         MP_TEST(test_config_bounds_vs_brute_force),
         MP_TEST(test_waterfill),
         MP_TEST(test_min_memory),

@@ -1,13 +1,12 @@
 /* layers.c — layers, losses and stages on the backend primitive table (layers.h). */
 #include "layers.h"
 #include "backend_impl.h"
+#include "layers_impl.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define LN_EPS 1e-5f
-#define F sizeof(float)
 
 /* ---------------------------------------------------------------- init */
 
@@ -123,6 +122,7 @@ mp_status mp_layer_init(mp_layer *l, mp_backend *be, const mp_model_layer *spec,
     sp.tokens = l->tokens;
     l->stash_floats = spec_stash_floats(&sp);
     l->ws_floats = spec_ws_floats(&sp, max_batch);
+    l->wstash_floats = mp_layer_spec_wstash_bytes_per_sample(&sp) / F;
     float *host = l->nparams ? malloc(l->nparams * F) : NULL;
     if (l->nparams && !host) return mp_error_set(err, MP_ERR_NOMEM, "layer: out of memory for %zu parameters", l->nparams);
     if (host) init_params(l, host, seed);
@@ -149,6 +149,7 @@ void mp_layer_free(mp_layer *l, mp_backend *be)
     be->i->free(be, l->m);
     be->i->free(be, l->v);
     be->i->free(be, l->ws);
+    be->i->free(be, l->bscr);
     memset(l, 0, sizeof *l);
 }
 
@@ -169,50 +170,12 @@ void mp_layer_get_grads(const mp_layer *l, mp_backend *be, float *host)
 
 /* ---------------------------------------------------------------- forward */
 
-static mp_status check_batch(const mp_layer *l, int b, mp_error *err)
+mp_status mp_layer_check_batch(const mp_layer *l, int b, mp_error *err)
 {
     if (b < 1 || b > l->max_batch)
         return mp_error_set(err, MP_ERR_INTERNAL, "layer %s: micro-batch %d outside 1..%d",
                             mp_layer_type_name(l->type), b, l->max_batch);
     return MP_OK;
-}
-
-/* Attention's stash for b samples (rows = b*T): x, mean, rstd, u = LN(x),
- * qkv (rows of q|k|v), o (heads' outputs side by side), p (probabilities,
- * [b][heads][T][T]). Parameters: gamma, beta, Wqkv, bqkv, Wo, bo. */
-typedef struct {
-    const float *x, *mean, *rstd, *u, *qkv, *o, *p;
-} attn_stash;
-
-typedef struct {
-    float *gam, *bet, *Wqkv, *bqkv, *Wo, *bo;
-} attn_params;
-
-static attn_stash attn_stash_at(const mp_layer *l, int b, const float *stash)
-{
-    size_t rows = (size_t)b * l->tokens, n = rows * l->din;
-    attn_stash a;
-    a.x = stash;
-    a.mean = a.x + n;
-    a.rstd = a.mean + rows;
-    a.u = a.rstd + rows;
-    a.qkv = a.u + n;
-    a.o = a.qkv + 3 * n;
-    a.p = a.o + n;
-    return a;
-}
-
-static attn_params attn_params_at(const mp_layer *l, float *w)
-{
-    size_t d = (size_t)l->din;
-    attn_params a;
-    a.gam = w;
-    a.bet = a.gam + d;
-    a.Wqkv = a.bet + d;
-    a.bqkv = a.Wqkv + 3 * d * d;
-    a.Wo = a.bqkv + 3 * d;
-    a.bo = a.Wo + d * d;
-    return a;
 }
 
 /* y = x + Wo * MHA(LN(x)) + bo. Per sample, every head at once through the
@@ -284,7 +247,7 @@ static void attention_backward(mp_layer *l, mp_backend *be, int b, const float *
 mp_status mp_layer_forward(mp_layer *l, mp_backend *be, int b, const float *x, float *y,
                            float *stash, mp_error *err)
 {
-    mp_status bst = check_batch(l, b, err);
+    mp_status bst = mp_layer_check_batch(l, b, err);
     if (bst != MP_OK) return bst;
     const mp_backend_i *I = be->i;
     int d = l->din, h = l->hidden, rows = b * l->tokens;
@@ -335,7 +298,7 @@ mp_status mp_layer_forward(mp_layer *l, mp_backend *be, int b, const float *x, f
 mp_status mp_layer_backward(mp_layer *l, mp_backend *be, int b, const float *dy, float *dx,
                             const float *stash, mp_error *err)
 {
-    mp_status bst = check_batch(l, b, err);
+    mp_status bst = mp_layer_check_batch(l, b, err);
     if (bst != MP_OK) return bst;
     const mp_backend_i *I = be->i;
     int d = l->din, h = l->hidden, rows = b * l->tokens;
@@ -443,7 +406,8 @@ mp_status mp_stage_init(mp_stage_net *s, mp_backend *be, const mp_model *m, int 
     s->out_dim = m->layers[last].out_dim;
     s->layers = calloc((size_t)s->count, sizeof *s->layers);
     s->stash_off = calloc((size_t)s->count, sizeof *s->stash_off);
-    if (!s->layers || !s->stash_off) {
+    s->wstash_off = calloc((size_t)s->count, sizeof *s->wstash_off);
+    if (!s->layers || !s->stash_off || !s->wstash_off) {
         mp_stage_free(s);
         return mp_error_set(err, MP_ERR_NOMEM, "stage: out of memory");
     }
@@ -459,6 +423,8 @@ mp_status mp_stage_init(mp_stage_net *s, mp_backend *be, const mp_model *m, int 
         }
         s->stash_off[i] = s->stash_per_sample;
         s->stash_per_sample += s->layers[i].stash_floats;
+        s->wstash_off[i] = s->wstash_per_sample;
+        s->wstash_per_sample += s->layers[i].wstash_floats;
         if ((size_t)spec->in_dim > width) width = (size_t)spec->in_dim;
         if ((size_t)spec->out_dim > width) width = (size_t)spec->out_dim;
     }
@@ -484,6 +450,7 @@ void mp_stage_free(mp_stage_net *s)
     }
     free(s->layers);
     free(s->stash_off);
+    free(s->wstash_off);
     memset(s, 0, sizeof *s);
 }
 

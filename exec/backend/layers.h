@@ -7,7 +7,10 @@
  *          mp_layer_get_params, mp_layer_set_params, mp_layer_get_grads,
  *          mp_loss_eval, mp_stage_net, mp_stage_init, mp_stage_free,
  *          mp_stage_forward, mp_stage_backward, mp_stage_zero_grad,
- *          mp_stage_update, mp_stage_stash_bytes
+ *          mp_stage_update, mp_stage_stash_bytes,
+ *          mp_layer_backward_input, mp_layer_backward_weight,
+ *          mp_layer_wstash_bytes_per_sample, mp_layer_spec_wstash_bytes_per_sample,
+ *          mp_stage_backward_input, mp_stage_backward_weight, mp_stage_wstash_bytes
  *
  * All tensors are fp32 row-major [batch, features] in the backend's memory;
  * in token models a sample's features are its `tokens` rows of the layer's
@@ -19,7 +22,12 @@
  * forward again from the saved input. Backward ACCUMULATES (+=) the weight
  * gradients, so calling it for micro-batches 0..m-1 sums their gradients in
  * index order; zero_grad resets them. See docs/model-format.md ("What a layer
- * keeps") for the exact stash layouts. */
+ * keeps") for the exact stash layouts.
+ * The backward also comes split in two (zero-bubble schedules): backward_input
+ * (B) writes dx and keeps in a second caller-owned "W-stash" the gradients
+ * the weight gradients need; backward_weight (W) then accumulates the weight
+ * gradients from the stash and the W-stash. B then W gives bitwise the same
+ * dx and weight gradients as the fused backward (layers_split.c). */
 #ifndef MP_LAYERS_H
 #define MP_LAYERS_H
 
@@ -41,6 +49,8 @@ typedef struct {
     float *m, *v;         /* Adam moments, allocated by the first Adam update */
     float *ws;            /* backward workspace for max_batch samples */
     size_t ws_floats;
+    size_t wstash_floats; /* per sample: what backward_input keeps for backward_weight */
+    float *bscr;          /* 2*din floats of B scratch, allocated by the first backward_input */
 } mp_layer;
 
 typedef enum { MP_OPTIM_SGD, MP_OPTIM_ADAM } mp_optim_kind;
@@ -83,6 +93,20 @@ mp_status mp_layer_forward(mp_layer *l, mp_backend *be, int b, const float *x, f
 /* dx[b,in] = input gradient (skipped when dx is NULL); weight gradients +=. */
 mp_status mp_layer_backward(mp_layer *l, mp_backend *be, int b, const float *dy, float *dx,
                             const float *stash, mp_error *err);
+/* The split backward. B: dx[b,in] (skipped when dx is NULL) and the
+ * W-stash (wstash_bytes_per_sample * b bytes) filled; no weight gradient is
+ * touched. W: weight gradients += from the stash and W-stash of the same
+ * micro-batch. backward_input then backward_weight is bitwise the fused
+ * mp_layer_backward. W-stash per sample (T rows of width d, out width o,
+ * hidden h): linear 4*T*o (dy), relu/gelu 0, layernorm 4*T*d (dy),
+ * residual_mlp 4*T*(2d + h) (dy, dGELU-input, dLN-output), embedding 4*T*o
+ * (dy), attention 4*5*T*d (dy, dqkv, dLN-output). */
+mp_status mp_layer_backward_input(mp_layer *l, mp_backend *be, int b, const float *dy, float *dx,
+                                  const float *stash, float *wstash, mp_error *err);
+mp_status mp_layer_backward_weight(mp_layer *l, mp_backend *be, int b, const float *stash,
+                                   const float *wstash, mp_error *err);
+size_t mp_layer_wstash_bytes_per_sample(const mp_layer *l);
+size_t mp_layer_spec_wstash_bytes_per_sample(const mp_model_layer *spec);
 void mp_layer_zero_grad(mp_layer *l, mp_backend *be);
 /* One optimizer step over all of the layer's parameters with its gradients. */
 mp_status mp_layer_update(mp_layer *l, mp_backend *be, const mp_optim *opt, mp_error *err);
@@ -118,6 +142,8 @@ typedef struct {
     mp_layer *layers;
     size_t *stash_off;            /* per layer: offset in floats per sample */
     size_t stash_per_sample;      /* floats */
+    size_t *wstash_off;           /* per layer: W-stash offset in floats per sample */
+    size_t wstash_per_sample;     /* floats */
     float *act[2], *grad[2];      /* transient activations between layers */
 } mp_stage_net;
 
@@ -139,6 +165,15 @@ mp_status mp_stage_forward(mp_stage_net *s, int b, const float *x, float *y, flo
  * be NULL (first stage). Weight gradients accumulate. */
 mp_status mp_stage_backward(mp_stage_net *s, int b, const float *dy, float *dx,
                             const float *stash, mp_error *err);
+/* The split backward of the stage (see mp_layer_backward_input): B from
+ * dy with the micro-batch's stash, filling its W-stash
+ * (mp_stage_wstash_bytes(s, b) bytes); then W accumulates the weight
+ * gradients. Together bitwise mp_stage_backward. */
+size_t mp_stage_wstash_bytes(const mp_stage_net *s, int b);
+mp_status mp_stage_backward_input(mp_stage_net *s, int b, const float *dy, float *dx,
+                                  const float *stash, float *wstash, mp_error *err);
+mp_status mp_stage_backward_weight(mp_stage_net *s, int b, const float *stash, const float *wstash,
+                                   mp_error *err);
 void mp_stage_zero_grad(mp_stage_net *s);
 mp_status mp_stage_update(mp_stage_net *s, const mp_optim *opt, mp_error *err);
 

@@ -38,7 +38,8 @@ enum {
     MP_TAG_ACT = 0,     /* activation stage -> stage+1 */
     MP_TAG_GRAD = 1,    /* gradient stage+1 -> stage */
     MP_TAG_RESULT = 2,  /* end-of-run results to position 0 */
-    MP_TAG_CKPT = 3     /* checkpoint coordination */
+    MP_TAG_CKPT = 3,    /* checkpoint coordination */
+    MP_TAG_ALLRED = 4   /* data parallelism: the ring all-reduce (collective.h) */
 };
 #define MP_TAG(kind, stage, mb) (((kind) << 28) | ((stage) << 18) | (mb))
 #define MP_TAG_KIND(tag) ((tag) >> 28)

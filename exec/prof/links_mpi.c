@@ -3,8 +3,12 @@
  * ping-pongs with every other rank at each size; the fitted latency and
  * bandwidth become that pair's links (both directions), their average the
  * default link. One device per rank, memory = this host's MemAvailable
- * divided by the ranks on it. */
+ * divided by the ranks on it. Then the ring all-reduce that mprun's data
+ * parallelism runs (collective.h, over every rank) is timed at each size and
+ * fitted as time = 2(D-1)(latency + bytes/(D bandwidth)): the cluster's
+ * "allreduce" (docs/formats.md). */
 #include "prof.h"
+#include "collective.h"
 
 #include <gsl/gsl_sort.h>
 #include <gsl/gsl_statistics_double.h>
@@ -25,6 +29,62 @@ static void mpi_finish(void)
     int on = 0;
     MPI_Initialized(&on);
     if (on) MPI_Finalize();
+}
+
+/* The collective's io over MPI directly: a send is posted (MPI_Isend) and
+ * completed after the receive that the ring always posts next. */
+typedef struct {
+    MPI_Request pending;
+    int has_pending;
+} mpi_io;
+
+static mp_status io_send(void *ctx, int dst, int tag, const float *buf, size_t n, mp_error *err)
+{
+    mpi_io *m = ctx;
+    MPI_Isend(buf, (int)n, MPI_FLOAT, dst, tag & 0x7fff, MPI_COMM_WORLD, &m->pending);
+    m->has_pending = 1;
+    return MP_OK;
+}
+
+static mp_status io_recv(void *ctx, int src, int tag, float *buf, size_t n, mp_error *err)
+{
+    mpi_io *m = ctx;
+    MPI_Recv(buf, (int)n, MPI_FLOAT, src, tag & 0x7fff, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    if (m->has_pending) MPI_Wait(&m->pending, MPI_STATUS_IGNORE);
+    m->has_pending = 0;
+    return MP_OK;
+}
+
+/* Times the ring all-reduce of sizes[k] bytes over all ranks (rank 0's
+ * median after a barrier per call) and fits the ring model into c (rank 0). */
+static mp_status allreduce_fit(int rank, int size, const double *sizes, int n, int iters, double *samples,
+                               mp_cluster *c, mp_error *err)
+{
+    size_t maxf = 1;
+    for (int k = 0; k < n; k++) if ((size_t)sizes[k] / 4 > maxf) maxf = (size_t)sizes[k] / 4;
+    float *data = calloc(maxf, sizeof(float)), *scratch = calloc(maxf, sizeof(float));
+    double *x = calloc((size_t)n, sizeof *x), *y = calloc((size_t)n, sizeof *y);   /* bytes, ms */
+    int *ring = malloc((size_t)size * sizeof *ring);
+    mp_status st = MP_OK;
+    if (!data || !scratch || !x || !y || !ring) st = mp_error_set(err, MP_ERR_NOMEM, "mpprof --links (MPI): out of memory");
+    for (int q = 0; ring && q < size; q++) ring[q] = q;
+    mpi_io m = { MPI_REQUEST_NULL, 0 };
+    mp_coll_io io = { &m, io_send, io_recv, NULL };
+    for (int k = 0; k < n && st == MP_OK; k++) {
+        size_t len = (size_t)sizes[k] / 4;
+        for (int i = -2; i < iters && st == MP_OK; i++) {
+            MPI_Barrier(MPI_COMM_WORLD);
+            double t0 = MPI_Wtime();
+            st = mp_coll_allreduce(&io, ring, size, rank, 0, data, len, scratch, err);
+            if (i >= 0) samples[i] = (MPI_Wtime() - t0) * 1e3;
+        }
+        gsl_sort(samples, 1, (size_t)iters);
+        x[k] = (double)(len * sizeof(float));
+        y[k] = gsl_stats_median_from_sorted_data(samples, 1, (size_t)iters);
+    }
+    if (st == MP_OK && rank == 0) mp_prof_allreduce_fit(x, y, n, size, &c->allreduce_latency_s, &c->allreduce_bandwidth);
+    free(data); free(scratch); free(x); free(y); free(ring);
+    return st;
 }
 
 /* One-way time (ms, median) between rank 0 and `peer` for `bytes`. */
@@ -114,6 +174,8 @@ static mp_status mpi_measure(const double *sizes, int n, int repeat, mp_cluster 
         }
         free(fits);
     }
+    mp_status ast = allreduce_fit(rank, size, sizes, n, iters, samples, c, err);
+    if (st == MP_OK) st = ast;
     free(buf); free(samples); free(ms); free(mems);
     return st;
 }

@@ -241,12 +241,17 @@ static int run_links(const args *a)
             free(c.devices[i].name);
             c.devices[i].name = strdup(name);
         }
+        /* the ring all-reduce of data parallelism over min(cores, 4) threads */
+        if (!st && cores >= 2) st = mp_prof_allreduce_threads(sizes, n, a->s.repeat, cores < 4 ? (int)cores : 4, &c, &err);
     }
     if (st || !root) goto out;
     if (a->out && (st = mp_cluster_save(a->out, &c, &err))) goto out;
     if (a->json) {
         json_t *j = json_pack("{s:f,s:f,s:f,s:o,s:o}", "latency_s", fit.latency_s, "bandwidth", fit.bandwidth,
                               "r2", fit.r2, "machine", mp_prof_machine_json(), "library_versions", mp_prof_versions_json());
+        if (j && c.allreduce_bandwidth > 0)
+            json_object_set_new(j, "allreduce", json_pack("{s:f,s:f}", "latency_s", c.allreduce_latency_s,
+                                                          "bandwidth", c.allreduce_bandwidth));
         char *s = j ? mp_json_dump(j) : NULL;
         if (s) fputs(s, stdout);
         free(s);
@@ -256,6 +261,11 @@ static int run_links(const args *a)
         snprintf(line, sizeof line, "links: %s, %d sizes %.0f..%.0f bytes", desc, n, sizes[0], sizes[n - 1]);
         mp_prof_print_header(stdout, line, "cpu");
         mp_prof_print_links(stdout, &fit);
+        if (c.allreduce_bandwidth > 0)
+            printf("allreduce    latency %.3g us, bandwidth %.3g GB/s  (ring over %d %s: "
+                   "2(D-1)(latency + bytes/(D bandwidth)))\n", c.allreduce_latency_s * 1e6, c.allreduce_bandwidth / 1e9,
+                   mp_links_mpi && mp_links_mpi->active() ? c.num_devices : c.num_devices < 4 ? c.num_devices : 4,
+                   mp_links_mpi && mp_links_mpi->active() ? "ranks" : "threads");
         printf("# OK: %d devices%s%s\n", c.num_devices, a->out ? ", written to " : "", a->out ? a->out : "");
     }
 out:

@@ -29,8 +29,10 @@ typedef struct {
     double *fwd_ms, *bwd_ms;  /* medians per batch size (nb each) */
     double *fwd_sd, *bwd_sd;  /* standard deviations (ms) per batch size */
     double *fwd_min, *bwd_min;
+    double *bwd_in_ms, *bwd_w_ms;   /* the split backward's medians: input and weight gradient */
     mp_fit fwd, bwd;
     double param_bytes, out_bytes_per_sample, stash_bytes_per_sample, workspace_bytes;
+    double wstash_bytes_per_sample;   /* what the input gradient keeps for the weight gradient */
     double allocated_bytes;   /* backend mem_used for the layer at the largest batch (-1: unknown) */
 } mp_prof_layer;
 
@@ -74,6 +76,18 @@ typedef struct {
  * (when there are two) over the "threads" transport (exec/comm/transport.h) that
  * mprun uses; sizes[n] bytes; weighted fit (mp_prof_fit_weighted). */
 mp_status mp_prof_links_cpu(const double *sizes, int n, int repeat, mp_link_fit *out, mp_error *err);
+
+/* The ring all-reduce (exec/comm/collective.h) fitted from its measured
+ * times ms[k] (whole call, ms) at sizes bytes[k] over D members:
+ * ms = 2(D-1)(latency + bytes/(D bandwidth)), weighted as
+ * mp_prof_fit_weighted (prof_allreduce.c). */
+void mp_prof_allreduce_fit(const double *bytes, const double *ms, int n, int D, double *latency_s, double *bandwidth);
+
+/* Times the ring all-reduce over D (2..64) worker threads pinned to cores
+ * 0..D-1 on the "threads" transport mprun uses, at each of sizes[n] bytes
+ * (member 0's median after a barrier per call), and writes the fit into
+ * c->allreduce_latency_s / c->allreduce_bandwidth (prof_allreduce.c). */
+mp_status mp_prof_allreduce_threads(const double *sizes, int n, int repeat, int D, mp_cluster *c, mp_error *err);
 
 /* MPI links, registered by links_mpi.c when MPI is compiled in (else NULL):
  * active() says whether this process runs under mpirun with >= 2 ranks;

@@ -67,7 +67,7 @@ static void fill_random(mp_backend *be, float *dst, size_t n, unsigned seed, int
  * `rotate` buffer sets (input, output, stash, gradients), as the pipeline's
  * micro-batches do. A sample repeats a short op until it lasts min_sample_ms. */
 
-typedef struct { float *x, *y, *dx, *dy, *stash; } bufset;
+typedef struct { float *x, *y, *dx, *dy, *stash, *wst; } bufset;
 
 typedef struct prof_ctx prof_ctx;
 
@@ -117,6 +117,7 @@ struct prof_ctx {
     mp_backend *be0;            /* the caller's backend (used when threads == 1) */
     mp_prof_layer *out;
     double *fs, *bs;            /* samples [layer][batch][thread*repeat + r] */
+    double *is, *ws;            /* the same for the split backward: input, weight gradient */
     int nsamp;                  /* threads * repeat */
     double budget;              /* bytes of layers + buffers per group and thread */
     pbar bar;
@@ -129,15 +130,17 @@ struct prof_ctx {
 static double layer_need(const mp_model_layer *spec, int bmax, int rotate)
 {
     double per = (double)bmax * (4.0 * (2.0 * spec->in_dim + 2.0 * spec->out_dim) +
-                                 (double)mp_layer_spec_stash_bytes_per_sample(spec));
+                                 (double)mp_layer_spec_stash_bytes_per_sample(spec) +
+                                 (double)mp_layer_spec_wstash_bytes_per_sample(spec));
     return 2.0 * 4 * (double)spec->param_count + (double)mp_layer_spec_workspace_bytes(spec, bmax) +
            per * (rotate > 0 ? rotate : 1);
 }
 
 static size_t idx(const prof_ctx *c, int layer, int k) { return ((size_t)layer * c->s->nb + k) * c->nsamp; }
 
-/* One sample: the forward (fwd = 1) or backward of layer l at batch b, rp
- * times on buffer sets B[(*rot + j) % R]; *out = the mean ms per run. */
+/* One sample: the forward (fwd = 1), the fused backward (0), the input
+ * gradient (2) or the weight gradient (3) of layer l at batch b, rp times
+ * on buffer sets B[(*rot + j) % R]; *out = the mean ms per run. */
 static mp_status time_op(prof_thread *pt, mp_layer *l, bufset *B, int R, const int *rot, int fwd, int b, int rp,
                          double *out)
 {
@@ -146,8 +149,10 @@ static mp_status time_op(prof_thread *pt, mp_layer *l, bufset *B, int R, const i
     double t0 = mp_now_ms();
     for (int j = 0; j < rp && !st; j++) {
         bufset *q = &B[(*rot + j) % R];
-        st = fwd ? mp_layer_forward(l, be, b, q->x, q->y, q->stash, &pt->err)
-                 : mp_layer_backward(l, be, b, q->dy, q->dx, q->stash, &pt->err);
+        if (fwd == 1) st = mp_layer_forward(l, be, b, q->x, q->y, q->stash, &pt->err);
+        else if (fwd == 2) st = mp_layer_backward_input(l, be, b, q->dy, q->dx, q->stash, q->wst, &pt->err);
+        else if (fwd == 3) st = mp_layer_backward_weight(l, be, b, q->stash, q->wst, &pt->err);
+        else st = mp_layer_backward(l, be, b, q->dy, q->dx, q->stash, &pt->err);
     }
     if (!st) st = be->i->sync(be, &pt->err);
     *out = (mp_now_ms() - t0) / rp;
@@ -181,12 +186,14 @@ static mp_status time_group(prof_thread *pt, int g0, int g1)
         inited[i] = 1;
         size_t nx = (size_t)bmax * spec->in_dim, ny = (size_t)bmax * spec->out_dim;
         size_t sb = mp_layer_stash_bytes_per_sample(&L[i]) * (size_t)bmax;
+        size_t wb = mp_layer_wstash_bytes_per_sample(&L[i]) * (size_t)bmax;
         for (int r = 0; r < R && !st; r++) {
             bufset *q = &B[i * R + r];
             q->x = I->alloc(be, nx * 4); q->dx = I->alloc(be, nx * 4);
             q->y = I->alloc(be, ny * 4); q->dy = I->alloc(be, ny * 4);
             q->stash = I->alloc(be, sb ? sb : 4);
-            if (!q->x || !q->dx || !q->y || !q->dy || !q->stash) {
+            q->wst = I->alloc(be, wb ? wb : 4);
+            if (!q->x || !q->dx || !q->y || !q->dy || !q->stash || !q->wst) {
                 st = mp_error_set(err, MP_ERR_INPUT, "layer %s does not fit in %s memory at batch %d",
                                   spec->name, I->name, bmax);
                 break;
@@ -216,6 +223,9 @@ static mp_status time_group(prof_thread *pt, int g0, int g1)
                 if (!st) st = mp_layer_backward(&L[i], be, b, q->dy, q->dx, q->stash, err);
                 if (!st) st = I->sync(be, err);
                 t = mp_now_ms() - t0;
+                if (!st) st = mp_layer_backward_input(&L[i], be, b, q->dy, q->dx, q->stash, q->wst, err);
+                if (!st) st = mp_layer_backward_weight(&L[i], be, b, q->stash, q->wst, err);
+                if (!st) st = I->sync(be, err);
             }
             int rp = 1;
             while (s->min_sample_ms > 0 && rp < 1000 && rp * t < 2 * s->min_sample_ms) rp++;   /* fwd+bwd ~ 2 ops */
@@ -229,6 +239,8 @@ static mp_status time_group(prof_thread *pt, int g0, int g1)
                 int i = pair / nb, k = pair % nb;
                 st = time_op(pt, &L[i], B + i * R, R, &rot, 1, s->batch[k], reps[pair], &c->fs[idx(c, g0 + i, k) + (size_t)pt->t * s->repeat + r]);
                 if (!st) st = time_op(pt, &L[i], B + i * R, R, &rot, 0, s->batch[k], reps[pair], &c->bs[idx(c, g0 + i, k) + (size_t)pt->t * s->repeat + r]);
+                if (!st) st = time_op(pt, &L[i], B + i * R, R, &rot, 2, s->batch[k], reps[pair], &c->is[idx(c, g0 + i, k) + (size_t)pt->t * s->repeat + r]);
+                if (!st) st = time_op(pt, &L[i], B + i * R, R, &rot, 3, s->batch[k], reps[pair], &c->ws[idx(c, g0 + i, k) + (size_t)pt->t * s->repeat + r]);
                 rot += reps[pair];
                 mp_layer_zero_grad(&L[i], be);
             }
@@ -241,6 +253,10 @@ static mp_status time_group(prof_thread *pt, int g0, int g1)
                 st = time_op(pt, &L[i], B + i * R, R, &rot, 1, s->batch[k], reps[i * nb + k], &c->fs[idx(c, g0 + i, k) + at]);
             for (int i = n - 1; i >= 0 && !st; i--)   /* ...and backward through it */
                 st = time_op(pt, &L[i], B + i * R, R, &rot, 0, s->batch[k], reps[i * nb + k], &c->bs[idx(c, g0 + i, k) + at]);
+            for (int i = n - 1; i >= 0 && !st; i--)   /* ...and the split backward: input gradients... */
+                st = time_op(pt, &L[i], B + i * R, R, &rot, 2, s->batch[k], reps[i * nb + k], &c->is[idx(c, g0 + i, k) + at]);
+            for (int i = n - 1; i >= 0 && !st; i--)   /* ...then weight gradients */
+                st = time_op(pt, &L[i], B + i * R, R, &rot, 3, s->batch[k], reps[i * nb + k], &c->ws[idx(c, g0 + i, k) + at]);
             rot++;
         }
         for (int i = 0; i < n; i++) mp_layer_zero_grad(&L[i], be);   /* keep accumulated gradients bounded */
@@ -248,7 +264,7 @@ static mp_status time_group(prof_thread *pt, int g0, int g1)
 out:
     for (int i = 0; B && i < n * R; i++) {
         I->free(be, B[i].x); I->free(be, B[i].dx); I->free(be, B[i].y);
-        I->free(be, B[i].dy); I->free(be, B[i].stash);
+        I->free(be, B[i].dy); I->free(be, B[i].stash); I->free(be, B[i].wst);
     }
     for (int i = 0; L && inited && i < n; i++) if (inited[i]) mp_layer_free(&L[i], be);
     free(L); free(B); free(reps); free(inited);
@@ -302,7 +318,8 @@ mp_status mp_prof_layers(mp_backend *be, const mp_model *m, const mp_prof_settin
     for (int i = 0; i < m->num_layers; i++) {
         mp_prof_layer *o = &out[i];
         o->name = m->layers[i].name;
-        double **arrs[] = {&o->fwd_ms, &o->bwd_ms, &o->fwd_sd, &o->bwd_sd, &o->fwd_min, &o->bwd_min};
+        double **arrs[] = {&o->fwd_ms, &o->bwd_ms, &o->fwd_sd, &o->bwd_sd, &o->fwd_min, &o->bwd_min,
+                           &o->bwd_in_ms, &o->bwd_w_ms};
         for (size_t a = 0; a < sizeof arrs / sizeof arrs[0]; a++)
             if (!(*arrs[a] = calloc((size_t)s->nb, sizeof(double))))
                 return mp_error_set(err, MP_ERR_NOMEM, "mpprof: out of memory");
@@ -321,9 +338,11 @@ mp_status mp_prof_layers(mp_backend *be, const mp_model *m, const mp_prof_settin
     size_t ns = (size_t)m->num_layers * s->nb * c.nsamp;
     c.fs = malloc(ns * sizeof(double));
     c.bs = malloc(ns * sizeof(double));
+    c.is = malloc(ns * sizeof(double));
+    c.ws = malloc(ns * sizeof(double));
     prof_thread *pt = calloc((size_t)T, sizeof *pt);
-    if (!c.fs || !c.bs || !pt) {
-        free(c.fs); free(c.bs); free(pt);
+    if (!c.fs || !c.bs || !c.is || !c.ws || !pt) {
+        free(c.fs); free(c.bs); free(c.is); free(c.ws); free(pt);
         return mp_error_set(err, MP_ERR_NOMEM, "mpprof: out of memory");
     }
     pthread_mutex_init(&c.bar.mu, NULL);
@@ -355,7 +374,11 @@ mp_status mp_prof_layers(mp_backend *be, const mp_model *m, const mp_prof_settin
         for (int k = 0; k < s->nb; k++) {
             summarize(c.fs + idx(&c, i, k), c.nsamp, &o->fwd_ms[k], &o->fwd_sd[k], &o->fwd_min[k]);
             summarize(c.bs + idx(&c, i, k), c.nsamp, &o->bwd_ms[k], &o->bwd_sd[k], &o->bwd_min[k]);
+            double sd, mn;
+            summarize(c.is + idx(&c, i, k), c.nsamp, &o->bwd_in_ms[k], &sd, &mn);
+            summarize(c.ws + idx(&c, i, k), c.nsamp, &o->bwd_w_ms[k], &sd, &mn);
         }
+        o->wstash_bytes_per_sample = (double)mp_layer_spec_wstash_bytes_per_sample(&m->layers[i]);
         if (xb) {
             for (int k = 0; k < s->nb; k++) xb[k] = s->batch[k];
             o->fwd = mp_prof_fit(xb, o->fwd_ms, s->nb);
@@ -363,7 +386,7 @@ mp_status mp_prof_layers(mp_backend *be, const mp_model *m, const mp_prof_settin
         }
     }
     free(xb);
-    free(c.fs); free(c.bs); free(pt);
+    free(c.fs); free(c.bs); free(c.is); free(c.ws); free(pt);
     return st;
 }
 
@@ -372,5 +395,6 @@ void mp_prof_layers_free(mp_prof_layer *l, int n)
     for (int i = 0; l && i < n; i++) {
         free(l[i].fwd_ms); free(l[i].bwd_ms); free(l[i].fwd_sd);
         free(l[i].bwd_sd); free(l[i].fwd_min); free(l[i].bwd_min);
+        free(l[i].bwd_in_ms); free(l[i].bwd_w_ms);
     }
 }

@@ -64,6 +64,9 @@ json_t *mp_prof_profile_json(const mp_model *m, const mp_prof_layer *L, const mp
             "workspace_bytes", mp_json_number(l->workspace_bytes),
             "allocated_bytes", mp_json_number(l->allocated_bytes));
         if (!o) { json_decref(layers); return NULL; }
+        json_object_set_new(o, "bwd_input_ms", table(s, l->bwd_in_ms));
+        json_object_set_new(o, "bwd_weight_ms", table(s, l->bwd_w_ms));
+        json_object_set_new(o, "wgrad_stash_bytes_per_sample", mp_json_number(l->wstash_bytes_per_sample));
         json_object_set_new(o, "type", json_string(mp_layer_type_name(m->layers[i].type)));
         json_array_append_new(layers, o);
     }

@@ -46,7 +46,8 @@ typedef struct {
 static void usage(FILE *f)
 {
     fprintf(f, "usage: mprun PLAN.json --model M.json --steps S [options]\n"
-               "       mpirun -np K mprun PLAN.json ...   (one rank per pipeline position)\n\n");
+               "       mpirun -np K mprun PLAN.json ...   (one rank per pipeline position;\n"
+               "                                          D*K with \"data_parallel\": D, rank r*K+k)\n\n");
     mp_cli_print_options(f, opts, NOPTS, "", 28);
 }
 
@@ -161,7 +162,8 @@ static mp_status report(cli *c, inputs *in, mp_run_result *res, mp_error *err)
     double last = res->steps > 0 ? res->iter_ms[res->steps - 1] : 0;
     mp_error rerr;
     mp_error_clear(&rerr);
-    if (res->trace.n > 0 && last > 0 && mp_replay_trace(&in->plan, &res->trace, &r.replay_ms, &rerr) == MP_OK) {
+    /* the replay times replica 0's ops alone: no all-reduce, so only for D = 1 */
+    if (res->replicas <= 1 && res->trace.n > 0 && last > 0 && mp_replay_trace(&in->plan, &res->trace, &r.replay_ms, &rerr) == MP_OK) {
         r.has_replay = 1;
         r.replay_error_pct = 100.0 * (last - r.replay_ms) / r.replay_ms;
     }
@@ -169,9 +171,10 @@ static mp_status report(cli *c, inputs *in, mp_run_result *res, mp_error *err)
     mp_status st = MP_OK;
     if (c->a.report_path && (st = mp_report_write(c->a.report_path, &r, err)) != MP_OK) return st;
     if (c->a.trace_path) {
-        for (int q = 0; q < res->num_positions; q++) {
+        for (int q = 0; q < res->trace.num_positions; q++) {
             char name[64];
-            snprintf(name, sizeof name, "stage %d (core %d)", q, in->plan.stages[q].device);
+            snprintf(name, sizeof name, "%sstage %d (core %d)", res->replicas > 1 ? "replica 0 " : "", q,
+                     in->plan.stages[q].device);
             if (mp_trace_set_row_name(&res->trace, q, name) != MP_OK) break;
         }
         st = mp_trace_write_chrome(&res->trace, c->a.trace_path, "mprun measured", err);

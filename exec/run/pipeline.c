@@ -33,7 +33,10 @@ mp_status mp_pipeline_open(const mp_pipeline_config *c, mp_pipeline **out, mp_er
     for (int p = 0; p < K; p++) {
         pl->pos[p].pl = pl;
         pl->pos[p].p = p;
-        pl->pos[p].device = c->plan->stages[p].device;
+        int Kr = K / (c->replicas > 1 ? c->replicas : 1);
+        pl->pos[p].replica = p / Kr;
+        pl->pos[p].k = p % Kr;
+        pl->pos[p].device = mp_pipeline_device_of(c, p);
     }
     *out = pl;
     return MP_OK;
@@ -109,8 +112,8 @@ static mp_status open_backend(mp_pipeline *pl, mp_pipeline_pos *pos, mp_error *e
     pos->host_mem = is_cpu;
     mp_status st = mp_backend_open(c->backend, pos->unit, &pos->be, err);
     if (st != MP_OK) {
-        char at[64];
-        snprintf(at, sizeof at, "stage %d (device %d)", pos->p, shown);
+        char at[96], nm[48];
+        snprintf(at, sizeof at, "%s (device %d)", mp_pipeline_name(c, pos->p, nm, sizeof nm), shown);
         rewrap(err, st, at);
         return st;
     }
@@ -124,6 +127,12 @@ static int names_a_stage(const char *msg)
     return !strncmp(msg, "stage ", 6) && isdigit((unsigned char)msg[6]);
 }
 
+/* 1 when msg already names a replica ("replica 1 stage 0: ..."). */
+static int names_a_replica(const char *msg)
+{
+    return !strncmp(msg, "replica ", 8) && isdigit((unsigned char)msg[8]);
+}
+
 static void *position_main(void *arg)
 {
     mp_pipeline_pos *pos = arg;
@@ -134,11 +143,15 @@ static void *position_main(void *arg)
     if (st == MP_OK) st = pl->mode->position(pl->ctx, pos, &e);
     if (st != MP_OK) {
         if (e.status == MP_OK) mp_error_set(&e, st, "failed (%s)", mp_status_str(st));
-        if (!names_a_stage(e.msg)) {
-            char at[32];
-            snprintf(at, sizeof at, "stage %d", pos->p);
-            rewrap(&e, st, at);
-        }
+        char at[48];
+        if (pl->c->replicas > 1 && names_a_stage(e.msg)) {   /* "stage S: m" -> "replica R stage S: m" */
+            snprintf(at, sizeof at, "replica %d", pos->replica);
+            char m[1024];
+            snprintf(m, sizeof m, "%s", e.msg);
+            mp_error_clear(&e);
+            mp_error_set(&e, st, "%s %.900s", at, m);
+        } else if (!names_a_stage(e.msg) && !names_a_replica(e.msg))
+            rewrap(&e, st, mp_pipeline_name(pl->c, pos->p, at, sizeof at));
         mp_pipeline_fail(pl, pos->p, &e);
     }
     return NULL;
@@ -176,7 +189,8 @@ static int run_positions(mp_pipeline *pl)
             if (pthread_create(&pl->th[started], NULL, position_main, &pl->pos[started]) != 0) {
                 mp_error e;
                 mp_error_clear(&e);
-                mp_error_set(&e, MP_ERR_BACKEND, "stage %d: cannot start its thread", started);
+                char nm[48];
+                mp_error_set(&e, MP_ERR_BACKEND, "%s: cannot start its thread", mp_pipeline_name(pl->c, started, nm, sizeof nm));
                 mp_pipeline_fail(pl, started, &e);
                 break;
             }

@@ -4,6 +4,7 @@
  * mode fills a table of function pointers.
  * defines: mp_pipeline_config, mp_pipeline_pos, mp_pipeline_mode, mp_pipeline,
  *          mp_pipeline_check, mp_pipeline_gpu_of, mp_pipeline_check_fit,
+ *          mp_pipeline_device_of, mp_pipeline_name,
  *          mp_pipeline_open, mp_pipeline_run, mp_pipeline_close,
  *          mp_pipeline_fail, mp_pipeline_barrier, mp_pipeline_send_part,
  *          mp_pipeline_recv_part
@@ -26,8 +27,12 @@
  *   - the failure latch: the first failure, named "stage %d: ...", is kept
  *     and aborts the transport, so every wait (each bounded by the timeout)
  *     returns and every position stops;
+ *   - data parallelism (config replicas D > 1): D * K positions, position p
+ *     is replica p / K, stage position p % K, on the replica's device
+ *     (mp_plan_replica_device); its failures are named "replica R stage S:
+ *     ..." (a mode's "stage S: ..." gets the replica put in front);
  *   - under MPI, gathering the results to rank 0 in one shape: rank p > 0
- *     sends its parts, rank 0 receives them for p = 1..K-1 in turn, and each
+ *     sends its parts, rank 0 receives them for p = 1..D*K-1 in turn, and each
  *     rank waits until its sends are delivered.
  * A mode supplies (mp_pipeline_mode) only what is its own: the op loop of a
  * position (position), optionally the host thread's work, a reaction to a
@@ -44,8 +49,10 @@
 #include "transport.h"
 
 typedef struct {
-    const mp_plan *plan;        /* position p runs on plan->stages[p].device */
-    int num_positions;          /* K <= plan->num_stages */
+    const mp_plan *plan;        /* position p runs on mp_pipeline_device_of(c, p) */
+    int num_positions;          /* D * K: K <= plan->num_stages positions per replica */
+    int replicas;               /* D (0 or 1: one pipeline); position p is replica p / K,
+                                   position p % K of it (data parallelism) */
     const char *backend;        /* "cpu" or "cuda" */
     const char *transport;      /* "threads", "mpi" or "nccl" */
     int pin;                    /* cpu: pin position p to core plan->stages[p].device */
@@ -63,7 +70,8 @@ typedef struct mp_pipeline mp_pipeline;
 typedef struct {
     mp_pipeline *pl;
     int p;                      /* the position (under MPI: this rank) */
-    int device;                 /* plan device: plan->stages[p].device */
+    int replica, k;             /* p = replica * K + k */
+    int device;                 /* plan device: mp_pipeline_device_of(c, p) */
     int unit;                   /* what the backend runs on: the core (cpu, pinned; -1
                                    unpinned) or the GPU (cuda, through the map) */
     mp_backend *be;             /* open on `unit` while position() runs, until release() */
@@ -126,6 +134,14 @@ mp_status mp_pipeline_check(const mp_pipeline_config *c, mp_error *err);
  * $MPKIT_GPUS), or dev itself without a map; -1 when the map has no entry
  * for dev, -2 when the map is malformed. */
 int mp_pipeline_gpu_of(const mp_pipeline_config *c, int dev);
+
+/* The plan device of position p: replica p / K's device for stage p % K
+ * (mp_plan_replica_device), K = num_positions / replicas. */
+int mp_pipeline_device_of(const mp_pipeline_config *c, int p);
+
+/* Position p's name in messages: "stage K", or "replica R stage K" when the
+ * config has replicas (written to buf, n bytes; returns buf). */
+const char *mp_pipeline_name(const mp_pipeline_config *c, int p, char *buf, size_t n);
 
 /* MP_ERR_INPUT "stage S does not fit on device D: it needs N bytes (WHAT),
  * the device has M" when `need` exceeds what the config gives device D;

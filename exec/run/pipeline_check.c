@@ -2,10 +2,12 @@
  * serving alike: the transport compiled in, cores for pinned positions, the
  * GPU map and the CUDA devices, and whether a position fits its device's
  * memory (see pipeline.h).
- * defines: mp_pipeline_check, mp_pipeline_gpu_of, mp_pipeline_check_fit */
+ * defines: mp_pipeline_check, mp_pipeline_gpu_of, mp_pipeline_check_fit,
+ *          mp_pipeline_device_of, mp_pipeline_name */
 #include "pipeline.h"
 #include "cli.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -30,6 +32,24 @@ int mp_pipeline_gpu_of(const mp_pipeline_config *c, int dev)
     return dev >= 0 && dev < n ? g[dev] : -1;
 }
 
+static int replicas_of(const mp_pipeline_config *c) { return c->replicas > 1 ? c->replicas : 1; }
+
+int mp_pipeline_device_of(const mp_pipeline_config *c, int p)
+{
+    int K = c->num_positions / replicas_of(c);
+    if (K < 1) K = 1;
+    return c->plan->stages[p % K].device + (p / K) * mp_plan_num_positions(c->plan);
+}
+
+const char *mp_pipeline_name(const mp_pipeline_config *c, int p, char *buf, size_t n)
+{
+    int K = c->num_positions / replicas_of(c);
+    if (K < 1) K = 1;
+    if (replicas_of(c) > 1) snprintf(buf, n, "replica %d stage %d", p / K, p % K);
+    else snprintf(buf, n, "stage %d", p);
+    return buf;
+}
+
 /* Training and serving started by mpirun need MPI compiled in. */
 static mp_status check_transport(const mp_pipeline_config *c, mp_error *err)
 {
@@ -49,6 +69,13 @@ static mp_status check_cores(const mp_pipeline_config *c, mp_error *err)
         if (p->stages[s].device >= ncpu)
             return mp_error_set(err, MP_ERR_INPUT, "plan: stages[%d].device: no core %d on this machine (it has %ld; "
                                 "--no-pin runs stages unpinned)", s, p->stages[s].device, ncpu);
+    for (int q = 0; q < c->num_positions; q++) {
+        int d = mp_pipeline_device_of(c, q);
+        char nm[48];
+        if (d >= ncpu)
+            return mp_error_set(err, MP_ERR_INPUT, "plan: %s runs on device %d: no core %d on this machine (it has %ld; "
+                                "--no-pin runs stages unpinned)", mp_pipeline_name(c, q, nm, sizeof nm), d, d, ncpu);
+    }
     return MP_OK;
 }
 
@@ -68,7 +95,7 @@ static mp_status check_cuda(const mp_pipeline_config *c, mp_error *err)
     mp_error_clear(&e);
     if (mp_gpu_count(&n, &e) != MP_OK) return mp_error_set(err, MP_ERR_BACKEND, "--backend cuda: %s", e.msg);
     for (int s = 0; s < c->num_positions; s++) {
-        int d = c->plan->stages[s].device, g = mp_pipeline_gpu_of(c, d);
+        int d = mp_pipeline_device_of(c, s), g = mp_pipeline_gpu_of(c, d);
         if (g == -1)
             return mp_error_set(err, MP_ERR_INPUT, "stage %d: device %d has no entry in the GPU map '%s'", s, d, map);
         if (g >= n) {

@@ -15,20 +15,31 @@ void mp_report_print(FILE *f, const mp_report_info *r)
     const mp_run_result *s = r->result;
     const mp_plan *p = c->plan;
     char b1[32];
-    fprintf(f, "# mprun: %s, %s, %d stages on %d positions, b=%d x m=%d, %s transport, %s backend\n",
-            r->plan_path ? r->plan_path : "plan", mp_schedule_name(p->schedule), p->num_stages,
-            s->num_positions, p->microbatch_size, p->num_microbatches,
-            s->transport[0] ? s->transport : c->transport, c->backend);
+    int D = s->replicas > 1 ? s->replicas : 1, K = s->num_positions / D;
+    if (D > 1)
+        fprintf(f, "# mprun: %s, %s, data parallel: %d replicas x %d stages on %d positions (%d each), b=%d x m=%d "
+                "per replica, %s transport, %s backend\n",
+                r->plan_path ? r->plan_path : "plan", mp_schedule_name(p->schedule), D, p->num_stages,
+                s->num_positions, K, p->microbatch_size, p->num_microbatches,
+                s->transport[0] ? s->transport : c->transport, c->backend);
+    else
+        fprintf(f, "# mprun: %s, %s, %d stages on %d positions, b=%d x m=%d, %s transport, %s backend\n",
+                r->plan_path ? r->plan_path : "plan", mp_schedule_name(p->schedule), p->num_stages,
+                s->num_positions, p->microbatch_size, p->num_microbatches,
+                s->transport[0] ? s->transport : c->transport, c->backend);
     if (s->steps > 0)
         fprintf(f, "# steps %lld..%lld, final loss %.6f\n", s->first_step + 1, s->first_step + s->steps,
                 s->loss[s->steps - 1]);
     if (s->entropy_rate > 0)
         fprintf(f, "# token model: the loss starts near ln(vocab) = %.4f and cannot fall below the data's entropy rate %.4f\n",
                 log((double)c->model->classes), s->entropy_rate);
-    fprintf(f, "iteration    %10.3f ms  (median after %d warm-up steps; pipeline only)\n", s->iteration_ms,
-            c->warmup);
+    fprintf(f, "iteration    %10.3f ms  (median after %d warm-up steps; pipeline only%s)\n", s->iteration_ms,
+            c->warmup, D > 1 ? " and the gradient all-reduce" : "");
     fprintf(f, "step         %10.3f ms  (with optimizer step)\n", s->step_median_ms);
     fprintf(f, "throughput   %10.1f samples/s\n", s->samples_per_s);
+    if (D > 1)
+        fprintf(f, "all-reduce   %10.3f ms  (median per step, the longest position's gradient all-reduce)\n",
+                s->allreduce_ms);
     if (r->has_prediction)
         fprintf(f, "predicted    %10.3f ms  error %+.1f%%\n", r->prediction.iteration_ms, r->error_pct);
     if (r->has_replay)
@@ -36,11 +47,14 @@ void mp_report_print(FILE *f, const mp_report_info *r)
                 r->replay_ms, r->replay_error_pct);
     fprintf(f, "%-8s %12s %8s %14s%s\n", "stage", "busy_ms", "busy_%", "peak_memory", r->has_prediction ? "  predicted_peak" : "");
     for (int q = 0; q < s->num_positions; q++) {
-        fprintf(f, "%-8d %12.3f %7.1f%% %14s", q, s->busy_ms[q],
+        char nm[32];
+        if (D > 1) snprintf(nm, sizeof nm, "r%d s%d", q / K, q % K);
+        else snprintf(nm, sizeof nm, "%d", q);
+        fprintf(f, "%-8s %12.3f %7.1f%% %14s", nm, s->busy_ms[q],
                 s->iteration_ms > 0 ? 100.0 * s->busy_ms[q] / s->iteration_ms : 0.0,
                 mp_format_bytes(b1, sizeof b1, s->peak_bytes[q]));
-        if (r->has_prediction && q < r->prediction.num_peaks)
-            fprintf(f, "  %14s", mp_format_bytes(b1, sizeof b1, r->prediction.peak_memory_bytes[q]));
+        if (r->has_prediction && q % K < r->prediction.num_peaks)   /* every replica: its position's peak */
+            fprintf(f, "  %14s", mp_format_bytes(b1, sizeof b1, r->prediction.peak_memory_bytes[q % K]));
         fputc('\n', f);
     }
     fprintf(f, "checksum     %s\n", s->checksum);
@@ -68,6 +82,9 @@ mp_status mp_report_write(const char *path, const mp_report_info *r, mp_error *e
     json_object_set_new(j, "schedule", json_string(mp_schedule_name(p->schedule)));
     json_object_set_new(j, "num_stages", json_integer(p->num_stages));
     json_object_set_new(j, "num_positions", json_integer(s->num_positions));
+    int D = s->replicas > 1 ? s->replicas : 1, K = s->num_positions / D;
+    json_object_set_new(j, "data_parallel", json_integer(D));
+    if (D > 1) json_object_set_new(j, "allreduce_ms", mp_json_number(s->allreduce_ms));
     json_object_set_new(j, "global_batch", json_integer(p->global_batch));
     json_object_set_new(j, "microbatch_size", json_integer(p->microbatch_size));
     json_object_set_new(j, "num_microbatches", json_integer(p->num_microbatches));
@@ -89,6 +106,10 @@ mp_status mp_report_write(const char *path, const mp_report_info *r, mp_error *e
     for (int q = 0; q < s->num_positions; q++) {
         json_t *o = json_object();
         json_object_set_new(o, "position", json_integer(q));
+        if (D > 1) {
+            json_object_set_new(o, "replica", json_integer(q / K));
+            json_object_set_new(o, "stage_position", json_integer(q % K));
+        }
         json_object_set_new(o, "busy_ms", mp_json_number(s->busy_ms[q]));
         json_object_set_new(o, "peak_memory_bytes", mp_json_number(s->peak_bytes[q]));
         json_array_append_new(st, o);

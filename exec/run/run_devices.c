@@ -10,8 +10,9 @@ mp_status mp_run_devices_load(mp_run_devices *d, const char *cluster_path, doubl
 {
     memset(d, 0, sizeof *d);
     int maxdev = 0;
-    for (int s = 0; s < plan->num_stages; s++)
-        if (plan->stages[s].device > maxdev) maxdev = plan->stages[s].device;
+    for (int r = 0; r < mp_plan_replicas(plan); r++)
+        for (int s = 0; s < plan->num_stages; s++)
+            if (mp_plan_replica_device(plan, r, s) > maxdev) maxdev = mp_plan_replica_device(plan, r, s);
     mp_status st = MP_OK;
     if (cluster_path) st = mp_cluster_load(cluster_path, &d->cluster, err);
     else if (with_links)

@@ -30,16 +30,19 @@ void mp_run_config_default(mp_run_config *c)
 
 static int positions_of(const mp_plan *p)
 {
-    int v = p->schedule == MP_SCHED_INTERLEAVED ? p->chunks_per_device : 1;
+    int v = mp_schedule_chunks(p->schedule, p->chunks_per_device);
     return v > 0 ? p->num_stages / v : p->num_stages;
 }
 
-/* The runner's view of config c with K positions and transport `tname`. */
+/* The runner's view of config c with K positions per replica (D * K in
+ * all) and transport `tname`. */
 static void pipeline_config(const mp_run_config *c, int K, const char *tname, mp_pipeline_config *pc)
 {
+    int D = mp_plan_replicas(c->plan);
     memset(pc, 0, sizeof *pc);
     pc->plan = c->plan;
-    pc->num_positions = K;
+    pc->num_positions = D * K;
+    pc->replicas = D;
     pc->backend = c->backend;
     pc->transport = tname;
     pc->pin = c->pin;
@@ -47,7 +50,7 @@ static void pipeline_config(const mp_run_config *c, int K, const char *tname, mp
     pc->num_devices = c->num_devices;
     pc->device_memory = c->device_memory;
     pc->timeout_s = c->timeout_s;
-    pc->mailbox_cap = 4 * c->plan->num_microbatches * (c->plan->num_stages / K) + 16;
+    pc->mailbox_cap = 4 * c->plan->num_microbatches * (c->plan->num_stages / K) + 4 * D + 16;
 }
 
 mp_status mp_run_check(const mp_run_config *c, mp_error *err)
@@ -60,11 +63,20 @@ mp_status mp_run_check(const mp_run_config *c, mp_error *err)
     if (p->mode != MP_MODE_TRAIN)
         return mp_error_set(err, MP_ERR_INPUT, "plan: a serving plan; mprun runs training plans");
     int K = positions_of(p);
-    for (int s = 0; s < p->num_stages; s++) {
-        if (p->stages[s].device != p->stages[s % K].device)
-            return mp_error_set(err, MP_ERR_INPUT, "plan: stages[%d].device is %d but it runs on position %d with device %d",
-                                s, p->stages[s].device, s % K, p->stages[s % K].device);
+    if (mp_plan_replicas(p) > 1024)
+        return mp_error_set(err, MP_ERR_INPUT, "plan: data_parallel %d: mprun runs at most 1024 replicas",
+                            mp_plan_replicas(p));
+    mp_op_lists ops;
+    st = mp_schedule_build(p->schedule, K, p->chunks_per_device, p->num_microbatches, &ops, err);
+    if (st != MP_OK) return st == MP_ERR_NOMEM ? st : MP_ERR_INPUT;
+    for (int s = 0; s < p->num_stages && st == MP_OK; s++) {
+        int q = ops.stage_pos[s];   /* stage q < K is position q's first */
+        if (p->stages[s].device != p->stages[q].device)
+            st = mp_error_set(err, MP_ERR_INPUT, "plan: stages[%d].device is %d but it runs on position %d with device %d",
+                              s, p->stages[s].device, q, p->stages[q].device);
     }
+    mp_op_lists_free(&ops);
+    if (st != MP_OK) return st;
     mp_pipeline_config pc;
     pipeline_config(c, K, c->transport, &pc);
     if ((st = mp_pipeline_check(&pc, err)) != MP_OK) return st;
@@ -75,17 +87,16 @@ mp_status mp_run_check(const mp_run_config *c, mp_error *err)
         return mp_error_set(err, MP_ERR_INPUT, "plan: micro-batch size and count must be positive");
     if ((long long)p->num_microbatches > (1 << 18) || p->num_stages > (1 << 9))
         return mp_error_set(err, MP_ERR_INPUT, "plan: too many micro-batches or stages for mprun's message tags");
-    mp_op_lists ops;
     st = mp_schedule_build(p->schedule, K, p->chunks_per_device, p->num_microbatches, &ops, err);
     if (st != MP_OK) return st == MP_ERR_NOMEM ? st : MP_ERR_INPUT;
-    /* backwards of each stage in micro-batch index order (see runtime.h) */
-    int *next = calloc((size_t)ops.num_stages, sizeof *next);
+    /* backwards (B, BI) and weight gradients (W) of each stage in micro-batch index order (see runtime.h) */
+    int *next = calloc((size_t)2 * ops.num_stages, sizeof *next);
     if (!next) { mp_op_lists_free(&ops); return mp_error_set(err, MP_ERR_NOMEM, "out of memory"); }
     for (int q = 0; q < K && st == MP_OK; q++)
         for (int k = 0; k < ops.len[q]; k++) {
             const mp_op *o = &ops.ops[q][k];
-            if (o->kind != MP_OP_BWD) continue;
-            if (o->microbatch != next[o->stage]++) {
+            if (o->kind == MP_OP_FWD) continue;
+            if (o->microbatch != next[2 * o->stage + (o->kind == MP_OP_BWD_W)]++) {
                 st = mp_error_set(err, MP_ERR_INTERNAL,
                                   "schedule %s: stage %d runs backward of micro-batch %d out of index order; "
                                   "mprun would not be deterministic", mp_schedule_name(p->schedule), o->stage, o->microbatch);
@@ -117,6 +128,8 @@ mp_status mp_run(const mp_run_config *c, mp_run_result *res, mp_error *err)
     r.model = c->model;
     r.res = res;
     r.K = positions_of(c->plan);
+    r.D = mp_plan_replicas(c->plan);
+    r.P = r.D * r.K;
     r.S = c->plan->num_stages;
     r.m = c->plan->num_microbatches;
     r.b = c->plan->microbatch_size;
@@ -143,14 +156,19 @@ mp_status mp_run(const mp_run_config *c, mp_run_result *res, mp_error *err)
     pc.transport = tname;
     if ((st = mp_pipeline_open(&pc, &r.pl, err)) != MP_OK) goto out;
     r.t = r.pl->t;
-    r.w = calloc((size_t)r.K, sizeof *r.w);
+    r.w = calloc((size_t)r.P, sizeof *r.w);
     if (!r.w) { st = mp_error_set(err, MP_ERR_NOMEM, "out of memory"); goto out; }
-    for (int p = 0; p < r.K; p++) { r.w[p].r = &r; r.w[p].p = p; }
+    for (int p = 0; p < r.P; p++) {
+        r.w[p].r = &r;
+        r.w[p].p = p;
+        r.w[p].replica = p / r.K;
+        r.w[p].k = p % r.K;
+    }
     st = mp_pipeline_run(r.pl, &train_mode, &r, err);
     if (st == MP_OK) snprintf(res->transport, sizeof res->transport, "%s", tname);
 out:
     if (r.w)
-        for (int p = 0; p < r.K; p++) mp_train_worker_free(&r.w[p]);
+        for (int p = 0; p < r.P; p++) mp_train_worker_free(&r.w[p]);
     free(r.w);
     mp_pipeline_close(r.pl);
     mp_data_free(&r.data);

@@ -13,7 +13,20 @@
  * initialised per layer from (seed, layer index), independent of the split.
  * Recompute re-runs the stage's forward from its saved input, which gives
  * bitwise the same stash. Hence on CPU a pipelined run and a one-stage run end
- * with bitwise identical weights. */
+ * with bitwise identical weights.
+ *
+ * Data parallelism (plan data_parallel D > 1): D * K positions, position
+ * replica * K + k; replica q takes micro-batches q*m .. q*m+m-1 of each
+ * global batch (the samples a D = 1 run of the same global batch gives its
+ * micro-batches q*m ..), and after each position's last op of the step its
+ * stages' gradients are summed over the D replicas by the layer-local ring
+ * of collective.h, before the optimizer step. Each element's summation order
+ * depends only on D and its index in its layer: runs with the same D are
+ * bitwise identical across splits, schedules and recompute, and bitwise
+ * repeatable; against D = 1 only the order of the sum over the replicas'
+ * partial sums differs (a rounding-level difference). Replica 0 writes the
+ * checkpoints; at the end every replica's weights are checked equal to
+ * replica 0's. */
 #ifndef MP_RUNTIME_H
 #define MP_RUNTIME_H
 
@@ -50,7 +63,9 @@ typedef struct {
 
 typedef struct {
     int is_root;                /* this process holds the results (threads; MPI rank 0) */
-    int num_positions;
+    int num_positions;          /* D * K: busy_ms and peak_bytes, position p = replica p / K */
+    int replicas;               /* D, the plan's data_parallel (1: one pipeline) */
+    double allreduce_ms;        /* D > 1: median per step of the longest gradient all-reduce */
     long long first_step;       /* 0, or the step resumed from */
     int steps;                  /* steps run by this invocation */
     double *loss;               /* [steps] mean loss over the global batch */
@@ -69,7 +84,7 @@ typedef struct {
     double others_pct;          /* % of the machine's CPU time that processes outside this run
                                    took while it ran (its own MPI ranks on the same machine
                                    excluded); -1 when unknown */
-    mp_trace trace;             /* measured timeline of the last step */
+    mp_trace trace;             /* measured timeline of the last step (replica 0's) */
 } mp_run_result;
 
 /* Defaults: cpu, threads, pin, sgd, lr 0.05, seed 1, timeout 30 s, warmup 1. */

@@ -4,11 +4,14 @@
  * train_ops.c is a position's op loop (buffers, forward/backward ops,
  * transfers, steps); checkpoint_pack.c moves parameters between a stage's
  * layers and host buffers (checkpoints, checksum); train_results.c gathers
- * and summarises the results; train_transport.c picks the transport.
- * defines: mp_train_stage, mp_train_worker, mp_train_run, mp_train_position,
+ * and summarises the results; train_transport.c picks the transport;
+ * train_allreduce.c sums the stages' gradients over the data-parallel
+ * replicas (collective.h).
+ * defines: mp_train_stage, mp_train_local, mp_train_worker, mp_train_run,
+ *          mp_train_pos_of, mp_train_stage_at, mp_train_position,
  *          mp_train_release, mp_train_worker_free, mp_train_pack_params,
  *          mp_train_checkpoint, mp_train_hash_stage, mp_train_gather,
- *          mp_train_collect, mp_train_pick_transport */
+ *          mp_train_collect, mp_train_pick_transport, mp_train_allreduce */
 #ifndef MP_TRAIN_H
 #define MP_TRAIN_H
 
@@ -27,13 +30,21 @@ typedef struct {
     mp_stage_net net;
     int in_dim, out_dim;
     size_t nparams;
-    mp_pool in_pool, stash_pool, dl_pool;
+    mp_pool in_pool, stash_pool, dl_pool, wstash_pool;
     float **in_slot, **stash_slot, **dl_slot;   /* [m] */
+    float **wstash_slot;                        /* [m] zero-bubble: from BI to W */
     float *stash_shared, *out, *dy, *dx;
     void *target;                               /* last stage: b targets */
     float *loss_mb;                             /* [m] host, scaled by 1/global batch */
-    int next_bwd;
+    int next_bwd, next_w;
 } mp_train_stage;
+
+/* A message from one stage to another on the same position (zb-v's turn of
+ * the V): kept in backend memory until its receiver takes it. */
+typedef struct {
+    int tag;
+    float *buf;
+} mp_train_local;
 
 typedef struct mp_train_run mp_train_run;
 
@@ -41,7 +52,8 @@ typedef struct mp_train_run mp_train_run;
  * also holds the other positions' measurements here once gathered. */
 typedef struct {
     mp_train_run *r;
-    int p;
+    int p;                     /* transport position: replica * K + k */
+    int replica, k;            /* data-parallel replica, pipeline position in it */
     mp_backend *be;            /* the driver's, open while the position runs */
     int host_mem;              /* backend memory is host memory (cpu) */
     int nst;
@@ -50,12 +62,19 @@ typedef struct {
     float *xdata;              /* first stage: [m][b*in] inputs of this step */
     float *ydata;              /* last stage mse: [m][b*out] */
     int *ldata;                /* last stage xent: [m][b] */
-    double *end_ms, *busy_ms, *step_ms, *loss;  /* [nsteps] */
+    double *end_ms, *busy_ms, *step_ms, *loss;  /* [nsteps]; loss: replica 0's is the global batch's */
+    double *ar_ms;             /* [nsteps] time in the gradient all-reduce (D > 1) */
+    float *ar_buf;             /* D > 1: the all-reduce buffer, on the backend: the largest
+                                  layer's parameter count of the position's stages, floats */
+    float *ar_host;            /* D > 1, non-host backends: host staging of the same size */
+    size_t ar_len;             /* floats in ar_buf */
     double peak;
     double cpu_ticks;          /* gathered: the CPU ticks of the rank that ran it, and */
     unsigned boot_id;          /* that rank's machine (mp_machine_boot_id) */
     mp_trace trace;
     mp_error err;
+    mp_train_local *local;     /* [nlocal] messages to itself, at most cap_local */
+    int nlocal, cap_local;
 } mp_train_worker;
 
 struct mp_train_run {
@@ -63,17 +82,28 @@ struct mp_train_run {
     const mp_plan *plan;
     const mp_model *model;
     mp_op_lists ops;
-    int K, S, m, b;
+    int K, S, m, b;            /* K positions per replica */
+    int D, P;                  /* replicas, transport positions P = D * K */
     mp_pipeline *pl;
     mp_transport *t;
     mp_data data;
-    mp_train_worker *w;        /* [K] (MPI: w[rank] runs here; rank 0 gathers the others) */
+    mp_train_worker *w;        /* [P] (MPI: w[rank] runs here; rank 0 gathers the others) */
     long long first_step;
     int nsteps;
     int hang_position;         /* fault hook: this position never sends */
     mp_run_result *res;        /* filled by mp_train_collect */
     mp_cpu_sample cpu0;        /* this process's and the machine's CPU time at the start */
 };
+
+/* The position that runs stage s, and the k-th stage (in stage order) that
+ * position p runs: p + k*K (interleaved), p or 2K-1-p (zb-v). */
+static inline int mp_train_pos_of(const mp_train_run *r, int s) { return r->ops.stage_pos[s]; }
+static inline int mp_train_stage_at(const mp_train_run *r, int p, int k)
+{
+    for (int s = 0; s < r->S; s++)
+        if (r->ops.stage_pos[s] == p && k-- == 0) return s;
+    return -1;
+}
 
 /* The driver's callbacks (pipeline.h): a position's whole run (setup, the
  * barrier, every step; train_ops.c) and the release of what it built on its
@@ -104,5 +134,14 @@ mp_status mp_train_collect(void *run, mp_pipeline *pl, mp_error *err);
 /* The transport of the run (train_transport.c): the configured one, or nccl
  * for --backend cuda under MPI where that can work. */
 const char *mp_train_pick_transport(const mp_train_run *r, const mp_pipeline_config *pc);
+
+/* D > 1 (train_allreduce.c): after the position's last op of the step,
+ * each of its stages' weight gradients, layer by layer, summed over the D
+ * replicas of that stage by the ring of collective.h (positions
+ * replica * K + k); then the step's loss (double, replica order) to replica
+ * 0's position. Every wait is bounded by the timeout; a timeout names the
+ * stage, layer and replica waited for. With `record`, each stage's ring is
+ * a MP_TEV_ALLREDUCE event of the trace (times from t0). */
+mp_status mp_train_allreduce(mp_train_worker *w, int idx, int record, double t0);
 
 #endif

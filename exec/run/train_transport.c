@@ -16,12 +16,14 @@ static int message_tags(const mp_train_run *r, int pos, int peer, int kind, int 
         const mp_op *o = &r->ops.ops[pos][k];
         int s = o->stage, i = o->microbatch, from = -1, to = -1, rtag = 0, stag = 0;
         if (o->kind == MP_OP_FWD && kind == MP_TAG_ACT) {
-            if (s > 0) { from = (s - 1) % r->K; rtag = MP_TAG(MP_TAG_ACT, s - 1, i); }
-            if (s < r->S - 1) { to = (s + 1) % r->K; stag = MP_TAG(MP_TAG_ACT, s, i); }
-        } else if (o->kind == MP_OP_BWD && kind == MP_TAG_GRAD) {
-            if (s < r->S - 1) { from = (s + 1) % r->K; rtag = MP_TAG(MP_TAG_GRAD, s + 1, i); }
-            if (s > 0) { to = (s - 1) % r->K; stag = MP_TAG(MP_TAG_GRAD, s, i); }
+            if (s > 0) { from = mp_train_pos_of(r, s - 1); rtag = MP_TAG(MP_TAG_ACT, s - 1, i); }
+            if (s < r->S - 1) { to = mp_train_pos_of(r, s + 1); stag = MP_TAG(MP_TAG_ACT, s, i); }
+        } else if ((o->kind == MP_OP_BWD || o->kind == MP_OP_BWD_IN) && kind == MP_TAG_GRAD) {
+            if (s < r->S - 1) { from = mp_train_pos_of(r, s + 1); rtag = MP_TAG(MP_TAG_GRAD, s + 1, i); }
+            if (s > 0) { to = mp_train_pos_of(r, s - 1); stag = MP_TAG(MP_TAG_GRAD, s, i); }
         }
+        if (from == pos) from = -1;   /* on the position itself: not through the transport */
+        if (to == pos) to = -1;
         if (!sending && from == peer) { if (out) out[n] = rtag; n++; }
         if (sending && to == peer) { if (out) out[n] = stag; n++; }
     }
@@ -58,7 +60,10 @@ static int messages_in_order(const mp_train_run *r)
  * at least two positions, they are on distinct GPUs (NCCL allows one rank per
  * GPU in a communicator), and every pair posts its messages in the same order
  * on both sides (NCCL has no tags). Otherwise MPI with host staging.
- * MPKIT_NCCL=0 in the environment keeps MPI. */
+ * MPKIT_NCCL=0 in the environment keeps MPI. With replicas, every replica
+ * runs the same op lists (checked on replica 0's positions) and the gradient
+ * all-reduce goes through the host send/recv (MPI) with device adds
+ * (train_allreduce.c). */
 const char *mp_train_pick_transport(const mp_train_run *r, const mp_pipeline_config *pc)
 {
     const mp_run_config *c = r->c;
@@ -66,9 +71,9 @@ const char *mp_train_pick_transport(const mp_train_run *r, const mp_pipeline_con
         return c->transport;
     const char *env = getenv("MPKIT_NCCL");
     if (env && !strcmp(env, "0")) return c->transport;
-    for (int p = 0; p < r->K; p++)
+    for (int p = 0; p < r->P; p++)   /* every replica's positions */
         for (int q = 0; q < p; q++)
-            if (mp_pipeline_gpu_of(pc, r->plan->stages[p].device) == mp_pipeline_gpu_of(pc, r->plan->stages[q].device))
+            if (mp_pipeline_gpu_of(pc, mp_pipeline_device_of(pc, p)) == mp_pipeline_gpu_of(pc, mp_pipeline_device_of(pc, q)))
                 return c->transport;
     return messages_in_order(r) ? "nccl" : c->transport;
 }
