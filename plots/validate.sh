@@ -20,7 +20,7 @@
 # ops took than its profile says, through the schedule: replay vs
 # prediction).
 # Env: MPKIT_BIN (default bin), OUT (default out), MODEL, GB (global batch, 64), STEPS (40), REPS (9),
-# SERVE (1; 0 skips the serving validation at the end).
+# SERVE (1; 0 skips the serving validation at the end), DP (1; 0 skips plots/validate_dp.sh).
 set -euo pipefail
 BIN=${MPKIT_BIN:-bin}
 MODEL=${MODEL:-profiles/demo.model.json}
@@ -108,4 +108,5 @@ jq -r '"# mean |error| \(([.[].error_pct | fabs] | add / length * 10 | round / 1
 others=$(others_pct "${start[0]}" "${start[1]}" "$own0")
 echo "# other processes took ${others}% of the CPUs while this ran$([ "$others" -gt 5 ] && echo ': the measurements are skewed, rerun on a quiet machine')"
 echo "# wrote $OUT/validate.json"
-if [ "${SERVE:-1}" = 1 ]; then bash plots/validate_serve.sh; fi   # SERVE=0 skips it; serving: predicted vs measured throughput, p50, p99 (docs/serving.md §7)
+if [ "${SERVE:-1}" = 1 ]; then bash plots/validate_serve.sh; fi
+if [ "${DP:-1}" = 1 ]; then bash plots/validate_dp.sh; fi   # DP=0 skips it; data parallelism x pipeline: D=2xK=1, D=1xK=2, D=1xK=1 and mpplan's choice   # SERVE=0 skips it; serving: predicted vs measured throughput, p50, p99 (docs/serving.md §7)

@@ -15,10 +15,11 @@
 #          33.6M parameters (134 MB): at a small global batch the all-reduce
 #          costs more than the pipeline's bubble: K=2 should win.
 # Writes $OUT/validate_dp.json: {rows: [{model, config, D, K, schedule, b, m,
-# predicted_ms, measured_ms, error_pct, runs_ms}], choices: [{model, chosen,
+# predicted_ms, measured_ms, error_pct, allreduce_measured_ms (mprun's median
+# all-reduce per step), runs_ms}], choices: [{model, chosen,
 # chosen_predicted_ms, fastest_measured, right}]}.
-# Env: MPKIT_BIN (bin), OUT (out), STEPS (20), REPS (3), MODELS ("small wide"),
-# GB_small (64), GB_wide (8).
+# Env: MPKIT_BIN (bin), OUT (out), STEPS (20), REPS (3), MODELS ("small wide",
+# or model files), GB_small (64), GB_wide (8), GB (16: for model files).
 set -euo pipefail
 BIN=${MPKIT_BIN:-bin}
 OUT=${OUT:-out}
@@ -44,6 +45,7 @@ cat >"$WORK/wide.model.json" <<'EOF'
 }
 EOF
 model_file() { case "$1" in small) echo profiles/demo.model.json ;; wide) echo "$WORK/wide.model.json" ;; *) echo "$1" ;; esac; }
+num() { if [ "$1" = null ]; then echo n/a; else printf "%.${2:-3}f" "$1"; fi; }   # num X [DIGITS]
 median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "null"; else print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 profile() {  # profile MODEL OUT BATCHES THREADS
     "$BIN/mpprof" --model "$1" --batch "$3" --device 0 --threads "$4" --repeat 20 --quiet -o "$2" >/dev/null
@@ -56,16 +58,20 @@ if [ "$ndev" -lt 2 ]; then echo "validate_dp: $WORK/cluster.json has $ndev devic
 
 rows=()
 choices=()
-printf '%-6s %-8s %3s %3s %-11s %4s %4s %12s %12s %8s  %s\n' model config D K schedule b m predicted_ms measured_ms error_% runs_ms
+printf '%-6s %-8s %3s %3s %-11s %4s %4s %12s %12s %8s %13s  %s\n' model config D K schedule b m predicted_ms measured_ms error_% allreduce_ms runs_ms
 for model in $MODELS; do
     mf=$(model_file "$model")
-    gbvar="GB_$model"
-    GB=${!gbvar:-64}
-    M="$WORK/$model"
-    echo "# validate_dp: $model ($mf), global batch $GB: profiling" >&2
+    case "$model" in
+    small) gb=${GB_small:-64} ;;
+    wide) gb=${GB_wide:-8} ;;
+    *) gb=${GB:-16}; [ -f "$mf" ] || { echo "validate_dp: $mf: no such model file" >&2; exit 2; } ;;
+    esac
+    name=$(basename "$model" .json); name=${name%.model}
+    M="$WORK/$name"
+    echo "# validate_dp: $model ($mf), global batch $gb: profiling" >&2
     profile "$mf" "$M.profile.json" 1,2,4,8,16,32 2
     profile "$mf" "$M.profile.solo.json" 1,2,4,8,16,32 1
-    P=(--profile "$M.profile.json" --profile "$M.profile.solo.json" --cluster "$WORK/cluster.json" --global-batch "$GB")
+    P=(--profile "$M.profile.json" --profile "$M.profile.solo.json" --cluster "$WORK/cluster.json" --global-batch "$gb")
     configs=()
     for c in 1:1 2:1 1:2; do
         IFS=: read -r D K <<<"$c"
@@ -73,7 +79,7 @@ for model in $MODELS; do
         if "$BIN/mpplan" "${P[@]}" --data-parallel "$D" --positions "$K" --json -o "$plan" >/dev/null 2>"$M.D${D}K${K}.plan.err"; then
             configs+=("$c")
         else
-            echo "# $model D=$D K=$K: mpplan found no plan: $(tail -1 "$M.D${D}K${K}.plan.err")" >&2
+            echo "# $name D=$D K=$K: mpplan found no plan: $(tail -1 "$M.D${D}K${K}.plan.err")" >&2
         fi
     done
     # the runs: REPS rounds, each configuration once per round, right after its own profile
@@ -87,7 +93,7 @@ for model in $MODELS; do
                 --json >"$base.$rep.pred.json" 2>"$base.$rep.pred.err" || true
             "$BIN/mprun" "$base.plan.json" --model "$mf" --steps "$STEPS" --warmup 3 --quiet --profile "$base.$rep.profile.json" \
                 --cluster "$WORK/cluster.json" --report "$base.$rep.report.json" >/dev/null 2>"$base.$rep.run.err" \
-                || { rm -f "$base.$rep.report.json"; echo "# $model D=$D K=$K round $rep: mprun failed: $(tail -1 "$base.$rep.run.err")" >&2; }
+                || { rm -f "$base.$rep.report.json"; echo "# $name D=$D K=$K round $rep: mprun failed: $(tail -1 "$base.$rep.run.err")" >&2; }
         done
     done
     best_meas=""; best_cfg=""
@@ -101,16 +107,17 @@ for model in $MODELS; do
         done
         sched=$(jq -r .schedule "$base.plan.json"); b=$(jq .microbatch_size "$base.plan.json"); m=$(jq .num_microbatches "$base.plan.json")
         pred=$( ((${#preds[@]})) && jq -r .predicted.iteration_ms "${preds[@]}" | median || echo null)
-        meas=null; runs=""; err=null
+        meas=null; runs=""; err=null; arm=null
         if ((${#reports[@]})); then
             meas=$(jq -r .iteration_ms "${reports[@]}" | median)
+            arm=$(jq -r '.allreduce_ms // 0' "${reports[@]}" | median)
             runs=$(jq -r '.iteration_ms * 10 | round / 10' "${reports[@]}" | paste -sd, -)
-            if [ "$pred" != null ]; then err=$(awk -v p="$pred" -v x="$meas" 'BEGIN {printf "%.2f", 100 * (p - x) / x}'); fi
+            if [ "$pred" != null ]; then err=$(awk -v p="$pred" -v x="$meas" 'BEGIN {printf "%.4f", 100 * (x - p) / p}'); fi
             if [ -z "$best_meas" ] || awk -v a="$meas" -v b="$best_meas" 'BEGIN {exit !(a < b)}'; then best_meas=$meas; best_cfg="D=$D x K=$K"; fi
         fi
-        printf '%-6s %-8s %3s %3s %-11s %4s %4s %12s %12s %8s  %s\n' "$model" "D${D}xK${K}" "$D" "$K" "$sched" "$b" "$m" \
-            "$pred" "$meas" "$err" "${runs:-mprun failed}"
-        rows+=("{\"model\":\"$model\",\"config\":\"D${D}xK${K}\",\"D\":$D,\"K\":$K,\"schedule\":\"$sched\",\"b\":$b,\"m\":$m,\"predicted_ms\":$pred,\"measured_ms\":$meas,\"error_pct\":$err,\"runs_ms\":[$runs]}")
+        printf '%-6s %-8s %3s %3s %-11s %4s %4s %12s %12s %8s %13s  %s\n' "$name" "D${D}xK${K}" "$D" "$K" "$sched" "$b" "$m" \
+            "$(num "$pred")" "$(num "$meas")" "$(num "$err" 1)" "$(num "$arm")" "${runs:-mprun failed}"
+        rows+=("{\"model\":\"$name\",\"config\":\"D${D}xK${K}\",\"D\":$D,\"K\":$K,\"schedule\":\"$sched\",\"b\":$b,\"m\":$m,\"predicted_ms\":$pred,\"measured_ms\":$meas,\"error_pct\":$err,\"allreduce_measured_ms\":$arm,\"runs_ms\":[$runs]}")
     done
     # mpplan's choice over both devices, every D and K
     "$BIN/mpplan" "${P[@]}" --data-parallel auto --json -o "$M.auto.plan.json" >/dev/null
@@ -120,8 +127,8 @@ for model in $MODELS; do
     cpred=$(jq .predicted.iteration_ms "$M.auto.plan.json")
     right=null
     [ -n "$best_cfg" ] && { [ "D=$cD x K=$cK" = "$best_cfg" ] && right=true || right=false; }
-    echo "# $model: mpplan chooses D=$cD x K=$cK ($(jq -r .schedule "$M.auto.plan.json"), b=$(jq .microbatch_size "$M.auto.plan.json"), predicted $cpred ms); measured fastest: ${best_cfg:-none measured}$([ "$right" = true ] && echo ': right')$([ "$right" = false ] && echo ': WRONG')"
-    choices+=("{\"model\":\"$model\",\"chosen\":\"D=$cD x K=$cK\",\"chosen_predicted_ms\":$cpred,\"fastest_measured\":\"$best_cfg\",\"right\":$right}")
+    echo "# $name: mpplan chooses D=$cD x K=$cK ($(jq -r .schedule "$M.auto.plan.json"), b=$(jq .microbatch_size "$M.auto.plan.json"), predicted $(num "$cpred") ms); measured fastest: ${best_cfg:-none measured}$([ "$right" = true ] && echo ': right')$([ "$right" = false ] && echo ': WRONG')"
+    choices+=("{\"model\":\"$name\",\"chosen\":\"D=$cD x K=$cK\",\"chosen_predicted_ms\":$cpred,\"fastest_measured\":\"$best_cfg\",\"right\":$right}")
 done
 json="{\"rows\":[$(IFS=,; echo "${rows[*]}")],\"choices\":[$(IFS=,; echo "${choices[*]}")]}"
 echo "$json" | jq . >"$OUT/validate_dp.json.tmp" && mv "$OUT/validate_dp.json.tmp" "$OUT/validate_dp.json"
