@@ -61,7 +61,7 @@ static void test_dp_round(void)
     snprintf(bin, sizeof bin, "%s", mp_test_tool("mpprof"));
     *strrchr(bin, '/') = 0;
     snprintf(dir, sizeof dir, "%s/validate-dp", mp_test_tmpdir());
-    snprintf(cmd, sizeof cmd, "MPKIT_BIN=%s OUT=%s MODELS=profiles/tiny.model.json GB=8 STEPS=3 REPS=1 "
+    snprintf(cmd, sizeof cmd, "MPKIT_BIN=%s OUT=%s MODELS=profiles/tiny.model.json GB=8 MEMSPLIT=1 STEPS=3 REPS=1 "
              "bash plots/validate_dp.sh", bin, dir);
     int rc = mp_test_run_cmd(cmd, &out, &err);
     if (rc) fprintf(stderr, "%s%s", out, err);
@@ -84,6 +84,7 @@ static void test_dp_round(void)
         CU_ASSERT(fabs(e - 100 * (m - p) / p) < 1e-3 * (1 + fabs(e)));
         CU_ASSERT(D * K <= 2 && D >= 1 && K >= 1);
         CU_ASSERT(D == 1 || json_number_value(json_object_get(row, "allreduce_measured_ms")) > 0);
+        CU_ASSERT(json_is_boolean(json_object_get(row, "fits")));
     }
     json_t *ch = json_array_get(json_object_get(root, "choices"), 0);
     CU_ASSERT_FATAL(ch != NULL);
