@@ -53,8 +53,9 @@ static void test_tiny_round(void)
 }
 
 /* plots/validate_dp.sh on the tiny model: D=1xK=1, D=2xK=1, D=1xK=2 each
- * predicted and measured once, and mpplan's choice judged against the
- * measured fastest. */
+ * predicted and measured once, and mpplan's choice (devices limited to a
+ * memory only a split fits, MEMSPLIT=1) judged against the measured fastest
+ * that fits. */
 static void test_dp_round(void)
 {
     char bin[1024], dir[600], path[700], cmd[2400], *out = NULL, *err = NULL;
@@ -66,7 +67,7 @@ static void test_dp_round(void)
     int rc = mp_test_run_cmd(cmd, &out, &err);
     if (rc) fprintf(stderr, "%s%s", out, err);
     CU_ASSERT_EQUAL_FATAL(rc, 0);
-    CU_ASSERT(strstr(out, "mpplan chooses D=") && strstr(out, "measured fastest: D=") && strstr(out, "mean |error|"));
+    CU_ASSERT(strstr(out, "mpplan chooses D=") && strstr(out, "measured fastest") && strstr(out, "mean |error|"));
     free(out); free(err);
     snprintf(path, sizeof path, "%s/validate_dp.json", dir);
     json_error_t je;
