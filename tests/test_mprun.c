@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "model.h"
 #include "testutil.h"
 
 
@@ -372,6 +373,27 @@ static void test_data_parallel_threads(void)
     free(err);
     CU_ASSERT_EQUAL(mprun("", one, args, sum, NULL, NULL), 0);   /* repeatable */
     CU_ASSERT_STRING_EQUAL(sum, ref);
+    /* the report shows D and the cost model's prediction of the D x K plan */
+    char rep[4200], a2[8800];
+    snprintf(rep, sizeof rep, "%s/dp-report.json", mp_test_tmpdir());
+    snprintf(a2, sizeof a2, "%s --report %s --profile %s", args, rep, mp_test_fixture("small_model.profile.json"));
+    rc = mprun("", one, a2, sum, &out, &err);
+    if (rc) fprintf(stderr, "%s%s", out, err);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_STRING_EQUAL(sum, ref);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "predicted "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "r1 s0"));
+    free(out);
+    free(err);
+    json_error_t je;
+    json_t *j = json_load_file(rep, 0, &je);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "data_parallel")), 2);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "num_positions")), 2);
+    CU_ASSERT(json_number_value(json_object_get(j, "allreduce_ms")) > 0);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(json_array_get(json_object_get(j, "stages"), 1), "replica")), 1);
+    CU_ASSERT(json_number_value(json_object_get(json_object_get(j, "predicted"), "iteration_ms")) > 0);
+    json_decref(j);
     const char *plans[] = {
         dp_plan("dp2.json", "1f1b", 1, 2, 48, 4, "{\"layers\":[0,2],\"device\":0},{\"layers\":[3,5],\"device\":1}"),
         dp_plan("dp3.json", "gpipe", 1, 2, 48, 4,
@@ -463,6 +485,42 @@ static void test_data_parallel_resume_and_failures(void)
     free(err);
 }
 
+/* The memory of data parallelism as docs/cost-model.md counts it: each
+ * position's peak grows by exactly one all-reduce buffer, its stages' largest
+ * layer's parameters (D = 2 x K = 2 against D = 1 x K = 2, same m). */
+static void test_data_parallel_memory(void)
+{
+    setup();
+    mp_model m;
+    mp_error e;
+    mp_error_clear(&e);
+    CU_ASSERT_EQUAL_FATAL(mp_model_load(model_path, &m, &e), MP_OK);
+    const char *st = "{\"layers\":[0,2],\"device\":0},{\"layers\":[3,5],\"device\":1}";
+    const char *pl[2] = { plan("mem1.json", "1f1b", 1, 12, 4, st), dp_plan("mem2.json", "1f1b", 1, 2, 24, 4, st) };
+    double peak[2][4] = { { 0 } };
+    for (int k = 0; k < 2; k++) {
+        char rep[4200], a[8600];
+        snprintf(rep, sizeof rep, "%s/mem%d.report.json", mp_test_tmpdir(), k);
+        snprintf(a, sizeof a, "--steps 2 --no-pin --quiet --report %s", rep);
+        CU_ASSERT_EQUAL_FATAL(mprun("", pl[k], a, NULL, NULL, NULL), 0);
+        json_error_t je;
+        json_t *j = json_load_file(rep, 0, &je);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+        json_t *sts = json_object_get(j, "stages");
+        for (size_t q = 0; q < json_array_size(sts) && q < 4; q++)
+            peak[k][q] = json_number_value(json_object_get(json_array_get(sts, q), "peak_memory_bytes"));
+        json_decref(j);
+    }
+    const int lo[2] = { 0, 3 }, hi[2] = { 2, 5 };
+    for (int q = 0; q < 4; q++) {
+        long long big = 1;
+        for (int l = lo[q % 2]; l <= hi[q % 2]; l++)
+            if (m.layers[l].param_count > big) big = m.layers[l].param_count;
+        CU_ASSERT_DOUBLE_EQUAL(peak[1][q] - peak[0][q % 2], 4.0 * (double)big, 0.5);
+    }
+    mp_model_free(&m);
+}
+
 /* mpirun -np D*K: the threads run's weights (D=2 K=1 on 2 ranks, D=2 K=2 on 4). */
 /* --profile with a data-parallel plan: mprun predicts it (the cost model
  * times the all-reduce), in the summary and the report's "predicted". */
@@ -515,6 +573,12 @@ static void test_data_parallel_mpi(void)
     CU_ASSERT_NOT_EQUAL(mprun(np[0], pl[1], args, NULL, NULL, &err), 0);   /* 2 ranks for 4 positions */
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "mpirun -np 4"));
     free(err);
+    /* rank 1 (replica 1) never sends: every rank stops, a message names replica and stage */
+    CU_ASSERT_NOT_EQUAL(mprun("MPKIT_FAULT=hang:1 mpirun -x MPKIT_FAULT -np 2 --oversubscribe --allow-run-as-root", pl[0],
+                              "--steps 3 --no-pin --timeout 500ms", NULL, NULL, &err), 0);
+    CU_ASSERT(strstr(err, "mprun: replica 0 stage 0: timed out after 0.5 s waiting for the gradient all-reduce") ||
+              strstr(err, "mprun: replica 1 stage 0: timed out after 0.5 s waiting for the gradient all-reduce"));
+    free(err);
 #endif
 }
 
@@ -532,6 +596,7 @@ int main(void)
         MP_TEST(test_data_parallel_threads),
         MP_TEST(test_data_parallel_resume_and_failures),
         MP_TEST(test_data_parallel_mpi),
+        MP_TEST(test_data_parallel_memory),
         MP_TEST(test_data_parallel_prediction),
     };
     return mp_test_main("mprun", cases, (int)(sizeof cases / sizeof cases[0]));

@@ -31,7 +31,7 @@ static void make_instance(instance *in, int L, int D, double mem)
                              .layers = in->layers };
     for (int d = 0; d < D; d++) in->dev[d] = (mp_device){ "d", mem * urand(0.5, 1.5), urand(0.5, 2) };
     for (int i = 0; i < D * D; i++) in->links[i] = (mp_link){ urand(1e5, 1e7), urand(0, 1e-4) };
-    in->cl = (mp_cluster){ D, in->dev, in->links[0], in->links };
+    in->cl = (mp_cluster){ D, in->dev, in->links[0], in->links, 0, 0 };
 }
 
 /* The objective order the issue fixes: attainment, devices, p99. */
@@ -233,7 +233,7 @@ static void test_large_heuristic(void)
     for (int d = 0; d < 8; d++) dev[d] = (mp_device){ "d", 1e10, 1 };
     for (int i = 0; i < 64; i++) links[i] = (mp_link){ 1e10, 1e-5 };
     mp_profile prof = { .model = "big", .device = "cpu", .input_bytes_per_sample = 1e4, .num_layers = 200, .layers = L };
-    mp_cluster cl = { 8, dev, links[0], links };
+    mp_cluster cl = { 8, dev, links[0], links, 0, 0 };
     int n = 2000;
     mp_serve_arrivals a;
     mp_serve_arrivals_poisson(&a, n, 1);

@@ -269,7 +269,7 @@ static void test_tables_memory(void)
     mp_profile prof = { .model = "m", .device = "d", .input_bytes_per_sample = 5, .num_layers = 3, .layers = L };
     mp_device dev[2] = { { "a", 1e9, 2 }, { "b", 1e9, 1 } };
     mp_link links[4] = { { 1e3, 0.001 }, { 1e3, 0.001 }, { 1e3, 0.001 }, { 1e3, 0.001 } };
-    mp_cluster cl = { 2, dev, { 1e3, 0.001 }, links };
+    mp_cluster cl = { 2, dev, { 1e3, 0.001 }, links, 0, 0 };
     int first[] = { 0, 2 }, last[] = { 1, 2 }, d[] = { 0, 1 };
     double st[6], lk[3];
     mp_serve_tables(&prof, &cl, 2, first, last, d, 3, st, lk);

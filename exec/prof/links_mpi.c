@@ -63,7 +63,7 @@ static mp_status allreduce_fit(int rank, int size, const double *sizes, int n, i
     size_t maxf = 1;
     for (int k = 0; k < n; k++) if ((size_t)sizes[k] / 4 > maxf) maxf = (size_t)sizes[k] / 4;
     float *data = calloc(maxf, sizeof(float)), *scratch = calloc(maxf, sizeof(float));
-    double *x = calloc((size_t)n, sizeof *x), *y = calloc((size_t)n, sizeof *y);
+    double *x = calloc((size_t)n, sizeof *x), *y = calloc((size_t)n, sizeof *y);   /* bytes, ms */
     int *ring = malloc((size_t)size * sizeof *ring);
     mp_status st = MP_OK;
     if (!data || !scratch || !x || !y || !ring) st = mp_error_set(err, MP_ERR_NOMEM, "mpprof --links (MPI): out of memory");
@@ -79,14 +79,10 @@ static mp_status allreduce_fit(int rank, int size, const double *sizes, int n, i
             if (i >= 0) samples[i] = (MPI_Wtime() - t0) * 1e3;
         }
         gsl_sort(samples, 1, (size_t)iters);
-        x[k] = (double)(len * sizeof(float)) / size;   /* a chunk's bytes */
-        y[k] = gsl_stats_median_from_sorted_data(samples, 1, (size_t)iters) / (2.0 * (size - 1));   /* per ring step */
+        x[k] = (double)(len * sizeof(float));
+        y[k] = gsl_stats_median_from_sorted_data(samples, 1, (size_t)iters);
     }
-    if (st == MP_OK && rank == 0) {
-        mp_fit f = mp_prof_fit_weighted(x, y, n);
-        c->allreduce_latency_s = f.alpha > 0 ? f.alpha / 1e3 : 0;
-        c->allreduce_bandwidth = f.beta > 0 ? 1e3 / f.beta : x[n - 1] / (y[n - 1] / 1e3);
-    }
+    if (st == MP_OK && rank == 0) mp_prof_allreduce_fit(x, y, n, size, &c->allreduce_latency_s, &c->allreduce_bandwidth);
     free(data); free(scratch); free(x); free(y); free(ring);
     return st;
 }

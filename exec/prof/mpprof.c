@@ -263,6 +263,8 @@ static int run_links(const args *a)
             free(c.devices[i].name);
             c.devices[i].name = strdup(name);
         }
+        /* the ring all-reduce of data parallelism over min(cores, 4) threads */
+        if (!st && cores >= 2) st = mp_prof_allreduce_threads(sizes, n, a->s.repeat, cores < 4 ? (int)cores : 4, &c, &err);
     }
     if (st || !root) goto out;
     if (a->out && (st = mp_cluster_save(a->out, &c, &err))) goto out;
@@ -282,9 +284,10 @@ static int run_links(const args *a)
         mp_prof_print_header(stdout, line, "cpu");
         mp_prof_print_links(stdout, &fit);
         if (c.allreduce_bandwidth > 0)
-            printf("allreduce    latency %.3g us, bandwidth %.3g GB/s  (ring over %d ranks: "
+            printf("allreduce    latency %.3g us, bandwidth %.3g GB/s  (ring over %d %s: "
                    "2(D-1)(latency + bytes/(D bandwidth)))\n", c.allreduce_latency_s * 1e6, c.allreduce_bandwidth / 1e9,
-                   c.num_devices);
+                   mp_links_mpi && mp_links_mpi->active() ? c.num_devices : c.num_devices < 4 ? c.num_devices : 4,
+                   mp_links_mpi && mp_links_mpi->active() ? "ranks" : "threads");
         printf("# OK: %d devices%s%s\n", c.num_devices, a->out ? ", written to " : "", a->out ? a->out : "");
     }
 out:

@@ -142,7 +142,6 @@ typedef struct {
     mp_profile prof;
     mp_run_devices dev;
     int has_pred;
-    const char *no_pred;    /* --profile given, no prediction: why */
 } inputs;
 
 /* Everything checked before any work; exit 2 on failure. */
@@ -200,7 +199,6 @@ static mp_status report(cli *c, inputs *in, mp_run_result *res, mp_error *err)
         double p = in->pred.predicted.iteration_ms;
         r.error_pct = p > 0 ? 100.0 * (res->iteration_ms - p) / p : 0;
     }
-    r.no_prediction_why = in->no_pred;
     double last = res->steps > 0 ? res->iter_ms[res->steps - 1] : 0;
     mp_error rerr;
     mp_error_clear(&rerr);

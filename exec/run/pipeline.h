@@ -27,8 +27,12 @@
  *   - the failure latch: the first failure, named "stage %d: ...", is kept
  *     and aborts the transport, so every wait (each bounded by the timeout)
  *     returns and every position stops;
+ *   - data parallelism (config replicas D > 1): D * K positions, position p
+ *     is replica p / K, stage position p % K, on the replica's device
+ *     (mp_plan_replica_device); its failures are named "replica R stage S:
+ *     ..." (a mode's "stage S: ..." gets the replica put in front);
  *   - under MPI, gathering the results to rank 0 in one shape: rank p > 0
- *     sends its parts, rank 0 receives them for p = 1..K-1 in turn, and each
+ *     sends its parts, rank 0 receives them for p = 1..D*K-1 in turn, and each
  *     rank waits until its sends are delivered.
  * A mode supplies (mp_pipeline_mode) only what is its own: the op loop of a
  * position (position), optionally the host thread's work, a reaction to a

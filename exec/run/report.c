@@ -33,8 +33,8 @@ void mp_report_print(FILE *f, const mp_report_info *r)
     if (s->entropy_rate > 0)
         fprintf(f, "# token model: the loss starts near ln(vocab) = %.4f and cannot fall below the data's entropy rate %.4f\n",
                 log((double)c->model->classes), s->entropy_rate);
-    fprintf(f, "iteration    %10.3f ms  (median after %d warm-up steps; pipeline only)\n", s->iteration_ms,
-            c->warmup);
+    fprintf(f, "iteration    %10.3f ms  (median after %d warm-up steps; pipeline only%s)\n", s->iteration_ms,
+            c->warmup, D > 1 ? " and the gradient all-reduce" : "");
     fprintf(f, "step         %10.3f ms  (with optimizer step)\n", s->step_median_ms);
     fprintf(f, "throughput   %10.1f samples/s\n", s->samples_per_s);
     if (D > 1)
@@ -42,8 +42,6 @@ void mp_report_print(FILE *f, const mp_report_info *r)
                 s->allreduce_ms);
     if (r->has_prediction)
         fprintf(f, "predicted    %10.3f ms  error %+.1f%%\n", r->prediction.iteration_ms, r->error_pct);
-    else if (r->no_prediction_why)
-        fprintf(f, "prediction: %s\n", r->no_prediction_why);
     if (r->has_replay)
         fprintf(f, "replayed     %10.3f ms  error %+.1f%%  (the cost model fed with the last step's measured op times)\n",
                 r->replay_ms, r->replay_error_pct);
@@ -55,8 +53,8 @@ void mp_report_print(FILE *f, const mp_report_info *r)
         fprintf(f, "%-8s %12.3f %7.1f%% %14s", nm, s->busy_ms[q],
                 s->iteration_ms > 0 ? 100.0 * s->busy_ms[q] / s->iteration_ms : 0.0,
                 mp_format_bytes(b1, sizeof b1, s->peak_bytes[q]));
-        if (r->has_prediction && q < r->prediction.num_peaks)
-            fprintf(f, "  %14s", mp_format_bytes(b1, sizeof b1, r->prediction.peak_memory_bytes[q]));
+        if (r->has_prediction && q % K < r->prediction.num_peaks)   /* every replica: its position's peak */
+            fprintf(f, "  %14s", mp_format_bytes(b1, sizeof b1, r->prediction.peak_memory_bytes[q % K]));
         fputc('\n', f);
     }
     fprintf(f, "checksum     %s\n", s->checksum);
@@ -132,8 +130,7 @@ mp_status mp_report_write(const char *path, const mp_report_info *r, mp_error *e
         json_object_set_new(o, "peak_memory_bytes", arr(r->prediction.peak_memory_bytes, r->prediction.num_peaks));
         json_object_set_new(o, "error_pct", mp_json_number(r->error_pct));
         json_object_set_new(j, "predicted", o);
-    } else if (r->no_prediction_why)
-        json_object_set_new(j, "prediction_unavailable", json_string(r->no_prediction_why));
+    }
     mp_status rc = mp_json_write(path, j, err);
     json_decref(j);
     return rc;

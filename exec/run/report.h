@@ -15,7 +15,6 @@ typedef struct {
     int has_prediction;          /* --profile given: prediction below is valid */
     mp_prediction prediction;    /* mp_plan_evaluate's, for the same plan */
     double error_pct;            /* 100 * (measured - predicted) / predicted */
-    const char *no_prediction_why; /* --profile given but no prediction: why (printed), else NULL */
     int has_replay;              /* replay below is valid */
     double replay_ms;            /* the cost model fed with the last step's measured op times */
     double replay_error_pct;     /* 100 * (last step measured - replay) / replay */

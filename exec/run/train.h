@@ -115,7 +115,8 @@ const char *mp_train_pick_transport(const mp_train_run *r, const mp_pipeline_con
  * replicas of that stage by the ring of collective.h (positions
  * replica * K + k); then the step's loss (double, replica order) to replica
  * 0's position. Every wait is bounded by the timeout; a timeout names the
- * stage, layer and replica waited for. */
-mp_status mp_train_allreduce(mp_train_worker *w, int idx);
+ * stage, layer and replica waited for. With `record`, each stage's ring is
+ * a MP_TEV_ALLREDUCE event of the trace (times from t0). */
+mp_status mp_train_allreduce(mp_train_worker *w, int idx, int record, double t0);
 
 #endif

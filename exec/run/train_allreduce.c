@@ -83,11 +83,11 @@ static mp_status sum_loss(mp_train_worker *w, int idx)
     return MP_OK;
 }
 
-mp_status mp_train_allreduce(mp_train_worker *w, int idx)
+mp_status mp_train_allreduce(mp_train_worker *w, int idx, int record, double t0)
 {
     mp_train_run *r = w->r;
     if (r->D < 2) return MP_OK;
-    double t0 = mp_now_ms();
+    double a0 = mp_now_ms();
     int ring[1 << 10];
     for (int q = 0; q < r->D; q++) ring[q] = q * r->K + w->k;
     ar_io a = { w, 0, 0 };
@@ -95,6 +95,7 @@ mp_status mp_train_allreduce(mp_train_worker *w, int idx)
     mp_status st = MP_OK;
     for (int j = 0; j < w->nst && st == MP_OK; j++) {
         mp_train_stage *v = &w->st[j];
+        double sa = mp_now_ms();
         a.stage = v->s;
         for (int i = 0; i < v->net.count && st == MP_OK; i++) {
             mp_layer *l = &v->net.layers[i];
@@ -102,9 +103,12 @@ mp_status mp_train_allreduce(mp_train_worker *w, int idx)
             a.layer = v->first + i;
             st = mp_coll_allreduce(&io, ring, r->D, w->replica, v->s, l->g, l->nparams, w->ar_buf, &w->err);
         }
+        if (st == MP_OK && !w->host_mem) st = w->be->i->sync(w->be, &w->err);
+        mp_trace_event e = { MP_TEV_ALLREDUCE, w->k, -1, v->s, -1, sa - t0, mp_now_ms() - t0 };
+        if (st == MP_OK && record && mp_trace_add(&w->trace, e) != MP_OK)
+            st = mp_error_set(&w->err, MP_ERR_NOMEM, "stage %d: out of memory for the trace", v->s);
     }
-    if (st == MP_OK && !w->host_mem) st = w->be->i->sync(w->be, &w->err);
     if (st == MP_OK) st = sum_loss(w, idx);
-    w->ar_ms[idx] = mp_now_ms() - t0;
+    w->ar_ms[idx] = mp_now_ms() - a0;
     return st;
 }

@@ -17,6 +17,9 @@
 
 static int last_of(const mp_train_run *r) { return r->S - 1; }
 
+/* The transport position of stage s in this worker's replica. */
+static int position_of(const mp_train_worker *w, int s) { return w->replica * w->r->K + s % w->r->K; }
+
 /* ---------------------------------------------------------------- stages */
 
 static mp_status stage_setup(mp_train_worker *w, mp_train_stage *v, int s)
@@ -178,7 +181,7 @@ static mp_status op_forward(mp_train_worker *w, mp_train_stage *v, int i, int re
     mp_status st;
     if (v->is_first)
         be->i->upload(be, in, w->xdata + (size_t)i * b * v->in_dim, v->in_pool.bytes);
-    else if ((st = recv_floats(w, w->replica * r->K + (v->s - 1) % r->K, MP_TAG(MP_TAG_ACT, v->s - 1, i), in, b * v->in_dim,
+    else if ((st = recv_floats(w, position_of(w, v->s - 1), MP_TAG(MP_TAG_ACT, v->s - 1, i), in, b * v->in_dim,
                                "activation", v->s, v->s - 1, i)) != MP_OK)
         return st;
     double a = mp_now_ms();
@@ -216,7 +219,7 @@ static mp_status op_forward(mp_train_worker *w, mp_train_stage *v, int i, int re
     if (!v->is_last) {
         int dst = (v->s + 1) % r->K;
         double sa = mp_now_ms();
-        if ((st = send_floats(w, w->replica * r->K + dst, MP_TAG(MP_TAG_ACT, v->s, i), v->out, b * v->out_dim)) != MP_OK)
+        if ((st = send_floats(w, position_of(w, v->s + 1), MP_TAG(MP_TAG_ACT, v->s, i), v->out, b * v->out_dim)) != MP_OK)
             return st;
         if (record && (st = add_event(w, MP_TEV_SEND_ACT, dst, v->s, i, sa - t0, mp_now_ms() - t0)) != MP_OK) return st;
     }
@@ -234,7 +237,7 @@ static mp_status op_backward(mp_train_worker *w, mp_train_stage *v, int i, int r
     v->next_bwd++;
     const float *dy = v->dl_slot[i];
     if (!v->is_last) {
-        if ((st = recv_floats(w, w->replica * r->K + (v->s + 1) % r->K, MP_TAG(MP_TAG_GRAD, v->s + 1, i), v->dy, b * v->out_dim,
+        if ((st = recv_floats(w, position_of(w, v->s + 1), MP_TAG(MP_TAG_GRAD, v->s + 1, i), v->dy, b * v->out_dim,
                               "gradient", v->s, v->s + 1, i)) != MP_OK)
             return st;
         dy = v->dy;
@@ -261,7 +264,7 @@ static mp_status op_backward(mp_train_worker *w, mp_train_stage *v, int i, int r
     if (!v->is_first) {
         int dst = (v->s - 1) % r->K;
         double sa = mp_now_ms();
-        if ((st = send_floats(w, w->replica * r->K + dst, MP_TAG(MP_TAG_GRAD, v->s, i), v->dx, b * v->in_dim)) != MP_OK)
+        if ((st = send_floats(w, position_of(w, v->s - 1), MP_TAG(MP_TAG_GRAD, v->s, i), v->dx, b * v->in_dim)) != MP_OK)
             return st;
         if (record && (st = add_event(w, MP_TEV_SEND_GRAD, dst, v->s, i, sa - t0, mp_now_ms() - t0)) != MP_OK) return st;
     }
@@ -364,7 +367,7 @@ static mp_status worker_step(mp_train_worker *w, long long step, int idx)
             w->loss[idx] = sum;
         }
     /* D > 1: the gradients summed over the replicas (and the loss to replica 0) */
-    if ((st = mp_train_allreduce(w, idx)) != MP_OK) return st;
+    if ((st = mp_train_allreduce(w, idx, record, t0)) != MP_OK) return st;
     end = mp_now_ms() - t0;   /* the last op (and its send) and the all-reduce have ended */
     if ((st = r->t->i->flush(r->t, w->p, c->timeout_s, &w->err)) != MP_OK) return st;
     mp_optim opt = { c->optimizer == MP_OPT_ADAM ? MP_OPTIM_ADAM : MP_OPTIM_SGD, c->lr, 0.9f, 0.999f, 1e-8f, (int)step + 1 };
