@@ -9,7 +9,7 @@
 mp_status mp_replay_trace(const mp_plan *plan, const mp_trace *t, double *iteration_ms, mp_error *err)
 {
     int S = plan->num_stages, K = plan->schedule == MP_SCHED_INTERLEAVED ? S / plan->chunks_per_device : S;
-    enum { F, BN, R, ACT, GRAD, NK };
+    enum { F, BN, R, ACT, GRAD, AR, NK };
     double *sum = calloc((size_t)S * NK, sizeof *sum), *cnt = calloc((size_t)S * NK, sizeof *cnt);
     double *dur = calloc((size_t)S * NK, sizeof *dur);
     mp_op_lists ops = {0};
@@ -22,7 +22,7 @@ mp_status mp_replay_trace(const mp_plan *plan, const mp_trace *t, double *iterat
     for (int i = 0; i < t->n; i++) {
         const mp_trace_event *e = &t->ev[i];
         int k = e->kind == MP_TEV_FWD ? F : e->kind == MP_TEV_BWD ? BN : e->kind == MP_TEV_RECOMPUTE ? R
-              : e->kind == MP_TEV_SEND_ACT ? ACT : GRAD;
+              : e->kind == MP_TEV_SEND_ACT ? ACT : e->kind == MP_TEV_ALLREDUCE ? AR : GRAD;
         int s = k == GRAD ? e->stage - 1 : e->stage;   /* a gradient sent by s+1 belongs to link s */
         if (s < 0 || s >= S) continue;
         sum[k * S + s] += e->end_ms - e->start_ms;
@@ -39,8 +39,10 @@ mp_status mp_replay_trace(const mp_plan *plan, const mp_trace *t, double *iterat
     }
     if ((st = mp_schedule_build(plan->schedule, K, plan->chunks_per_device, plan->num_microbatches, &ops, err)))
         goto out;
+    int any_ar = 0;   /* data parallelism: the measured all-reduces (replica 0's, waits included) */
+    for (int s = 0; s < S; s++) any_ar |= cnt[AR * S + s] > 0;
     mp_sim_input in = { &ops, dur + F * S, dur + BN * S, dur + R * S, dur + ACT * S, dur + GRAD * S,
-                        NULL, NULL };  /* measured all-reduces are not replayed */
+                        any_ar ? dur + AR * S : NULL, NULL };
     mp_sim_result res;
     if ((st = mp_sim_run(sim, &in, &res, NULL, err)) == MP_OK) *iteration_ms = res.iteration_ms;
 out:
