@@ -20,7 +20,8 @@
 #          model (state factor x parameters), which only a split fits. The
 #          three shapes are still planned and measured without the limit.
 # Writes $OUT/validate_dp.json: {rows: [{model, config, D, K, schedule, b, m,
-# predicted_ms, measured_ms, error_pct, allreduce_measured_ms (mprun's median
+# predicted_ms, measured_ms, error_pct, replay_error_pct (mprun's replay of
+# the run's own op and all-reduce times), allreduce_measured_ms (mprun's median
 # all-reduce per step), runs_ms}], choices: [{model, chosen,
 # chosen_predicted_ms, memory_bytes (the devices' memory for the choice; null:
 # the machine's), fastest_measured (among the shapes that fit it), right}]}.
@@ -66,7 +67,7 @@ if [ "$ndev" -lt 2 ]; then echo "validate_dp: $WORK/cluster.json has $ndev devic
 
 rows=()
 choices=()
-printf '%-6s %-8s %3s %3s %-11s %4s %4s %12s %12s %8s %13s %5s  %s\n' model config D K schedule b m predicted_ms measured_ms error_% allreduce_ms fits runs_ms
+printf '%-6s %-8s %3s %3s %-11s %4s %4s %12s %12s %8s %11s %13s %5s  %s\n' model config D K schedule b m predicted_ms measured_ms error_% replay_err_% allreduce_ms fits runs_ms
 for model in $MODELS; do
     mf=$(model_file "$model")
     case "$model" in
@@ -131,10 +132,11 @@ for model in $MODELS; do
         done
         sched=$(jq -r .schedule "$base.plan.json"); b=$(jq .microbatch_size "$base.plan.json"); m=$(jq .num_microbatches "$base.plan.json")
         pred=$( ((${#preds[@]})) && jq -r .predicted.iteration_ms "${preds[@]}" | median || echo null)
-        meas=null; runs=""; err=null; arm=null
+        meas=null; runs=""; err=null; arm=null; rerr=null
         if ((${#reports[@]})); then
             meas=$(jq -r .iteration_ms "${reports[@]}" | median)
             arm=$(jq -r '.allreduce_ms // 0' "${reports[@]}" | median)
+            rerr=$(jq -r '.replay.error_pct // empty' "${reports[@]}" | median)
             runs=$(jq -r '.iteration_ms * 10 | round / 10' "${reports[@]}" | paste -sd, -)
             if [ "$pred" != null ]; then err=$(awk -v p="$pred" -v x="$meas" 'BEGIN {printf "%.4f", 100 * (x - p) / p}'); fi
             if fits_mem "$base.plan.json" && { [ -z "$best_meas" ] || awk -v a="$meas" -v b="$best_meas" 'BEGIN {exit !(a < b)}'; }; then
@@ -142,9 +144,9 @@ for model in $MODELS; do
             fi
         fi
         fits=true; fits_mem "$base.plan.json" || fits=false
-        printf '%-6s %-8s %3s %3s %-11s %4s %4s %12s %12s %8s %13s %5s  %s\n' "$name" "D${D}xK${K}" "$D" "$K" "$sched" "$b" "$m" \
-            "$(num "$pred")" "$(num "$meas")" "$(num "$err" 1)" "$(num "$arm")" "$fits" "${runs:-mprun failed}"
-        rows+=("{\"model\":\"$name\",\"config\":\"D${D}xK${K}\",\"D\":$D,\"K\":$K,\"schedule\":\"$sched\",\"b\":$b,\"m\":$m,\"predicted_ms\":$pred,\"measured_ms\":$meas,\"error_pct\":$err,\"allreduce_measured_ms\":$arm,\"fits\":$fits,\"runs_ms\":[$runs]}")
+        printf '%-6s %-8s %3s %3s %-11s %4s %4s %12s %12s %8s %11s %13s %5s  %s\n' "$name" "D${D}xK${K}" "$D" "$K" "$sched" "$b" "$m" \
+            "$(num "$pred")" "$(num "$meas")" "$(num "$err" 1)" "$(num "$rerr" 1)" "$(num "$arm")" "$fits" "${runs:-mprun failed}"
+        rows+=("{\"model\":\"$name\",\"config\":\"D${D}xK${K}\",\"D\":$D,\"K\":$K,\"schedule\":\"$sched\",\"b\":$b,\"m\":$m,\"predicted_ms\":$pred,\"measured_ms\":$meas,\"error_pct\":$err,\"replay_error_pct\":$rerr,\"allreduce_measured_ms\":$arm,\"fits\":$fits,\"runs_ms\":[$runs]}")
     done
     # mpplan's choice over both devices, every D and K
     "$BIN/mpplan" --profile "$M.profile.json" --profile "$M.profile.solo.json" --cluster "$choice_cluster" --global-batch "$gb" \
