@@ -226,6 +226,19 @@ if [ -f "$SMALL" ]; then
         step "CPU vs GPU losses (small model)" 10 bash -c "compare_losses out/mprun-small-cpu.txt out/mprun-small-gpu.txt 1e-3" || true
         grep -h '^checksum' out/mprun-small-cpu.txt out/mprun-small-gpu.txt || true
     fi
+    # Data parallelism on the GPU: 2 replicas of one stage, both on GPU 0
+    # (--gpus 0,0; threads transport; the all-reduce staged through host,
+    # added on the device): the losses of the same plan on CPU within 1e-3.
+    printf '{"format":"mpplan-plan/1","mode":"train","schedule":"gpipe","data_parallel":2,"global_batch":32,"microbatch_size":8,"stages":[{"layers":[0,9],"device":0}]}\n' \
+        > out/gpu-small-dp2.plan.json
+    okdc=0; okdg=0
+    step "mprun small model D=2 on CPU" 60 bash -o pipefail -c \
+        "bin/mprun out/gpu-small-dp2.plan.json --model $SMALL --steps 20 --optimizer adam --lr 0.003 --no-pin | tee out/mprun-small-dp2-cpu.txt" && okdc=1 || true
+    step "mprun small model D=2 on GPU 0 (2 replicas, --gpus 0,0)" 60 bash -o pipefail -c \
+        "bin/mprun out/gpu-small-dp2.plan.json --model $SMALL --steps 20 --optimizer adam --lr 0.003 --backend cuda --gpus 0,0 | tee out/mprun-small-dp2-gpu.txt" && okdg=1 || true
+    if [ $okdc = 1 ] && [ $okdg = 1 ]; then
+        step "CPU vs GPU losses (small model, D=2)" 10 bash -c "compare_losses out/mprun-small-dp2-cpu.txt out/mprun-small-dp2-gpu.txt 1e-3" || true
+    fi
     # Serving on the GPU: a 2-stage serving plan with both stages on GPU 0
     # (--gpus 0,0), through the same runner as training.
     printf '{"format":"mpplan-plan/1","mode":"serve","schedule":"gpipe","chunks_per_device":1,"global_batch":8,"microbatch_size":8,"num_microbatches":1,"max_batch":8,"max_wait_ms":2,"stages":[{"layers":[0,4],"device":0},{"layers":[5,9],"device":1}]}\n' \

@@ -218,6 +218,40 @@ static void test_driver(void)
     mp_plan_free(&p);
 }
 
+/* Replicas: D = 3 replicas of a 1-stage plan on 3 positions; position p runs
+ * on device p (mp_plan_replica_device) and is named "replica p stage 0"; a
+ * failure of replica 2 is named so, a mode's "stage S: ..." gets the replica
+ * in front. */
+static void test_replicas(void)
+{
+    const char *text = "{\"format\":\"mpplan-plan/1\",\"mode\":\"train\",\"schedule\":\"gpipe\",\"data_parallel\":3,"
+                       "\"global_batch\":12,\"microbatch_size\":4,\"stages\":[{\"layers\":[0,0],\"device\":0}]}";
+    mp_plan p;
+    mp_error err;
+    mp_error_clear(&err);
+    CU_ASSERT_EQUAL_FATAL(mp_plan_parse(text, strlen(text), "test-plan", &p, &err), MP_OK);
+    mp_pipeline_config c;
+    config(&p, K, &c);
+    c.replicas = 3;
+    char nm[48];
+    for (int q = 0; q < K; q++) {
+        CU_ASSERT_EQUAL(mp_pipeline_device_of(&c, q), q);
+        char want[48];
+        snprintf(want, sizeof want, "replica %d stage 0", q);
+        CU_ASSERT_STRING_EQUAL(mp_pipeline_name(&c, q, nm, sizeof nm), want);
+    }
+    toy t;
+    memset(&t, 0, sizeof t);
+    pthread_mutex_init(&t.mu, NULL);
+    t.fail_at = 2;
+    CU_ASSERT_EQUAL(run_toy(&c, &t, &err), MP_ERR_INPUT);
+    CU_ASSERT_STRING_EQUAL(err.msg, "replica 2 stage 0: boom");
+    /* without replicas: the plain stage names */
+    c.replicas = 0;
+    CU_ASSERT_STRING_EQUAL(mp_pipeline_name(&c, 2, nm, sizeof nm), "stage 2");
+    mp_plan_free(&p);
+}
+
 /* ---------------------------------------------------------------- training and serving alike */
 
 static char model_path[1024], train_plan[1024], serve_plan[1024], trace_path[1024];
@@ -315,7 +349,7 @@ static void test_mpi_not_built(void)
 int main(void)
 {
     static const mp_test_case cases[] = {
-        MP_TEST(test_gpu_map), MP_TEST(test_check_fit), MP_TEST(test_driver),
+        MP_TEST(test_gpu_map), MP_TEST(test_check_fit), MP_TEST(test_driver), MP_TEST(test_replicas),
         MP_TEST(test_same_cuda_checks), MP_TEST(test_mpi_not_built),
     };
     return mp_test_main("pipeline", cases, (int)(sizeof cases / sizeof cases[0]));
