@@ -21,7 +21,8 @@
 # prediction).
 # Env: MPKIT_BIN (default bin), OUT (default out), MODEL, GB (global batch, 64), STEPS (40), REPS (9),
 # SERVE (1; 0 skips the serving validation at the end), ZB (1; 0 skips the
-# measured zero-bubble comparison, plots/validate_zb.sh).
+# measured zero-bubble comparison, plots/validate_zb.sh), DP (1; 0 skips
+# plots/validate_dp.sh).
 set -euo pipefail
 BIN=${MPKIT_BIN:-bin}
 MODEL=${MODEL:-profiles/demo.model.json}
@@ -112,3 +113,4 @@ echo "# other processes took ${others}% of the CPUs while this ran$([ "$others" 
 echo "# wrote $OUT/validate.json"
 if [ "${ZB:-1}" = 1 ]; then bash plots/validate_zb.sh; fi   # ZB=0 skips it: 1f1b against zb-h1/zb-h2 on one plan, measured gain
 if [ "${SERVE:-1}" = 1 ]; then bash plots/validate_serve.sh; fi   # SERVE=0 skips it; serving: predicted vs measured throughput, p50, p99 (docs/serving.md §7)
+if [ "${DP:-1}" = 1 ]; then bash plots/validate_dp.sh; fi   # DP=0 skips it; data parallelism x pipeline: D=2xK=1, D=1xK=2, D=1xK=1 and mpplan's choice

@@ -16,7 +16,7 @@ static int run_validate(const char *model, const char *out_dir, char **out, char
     char cmd[2048], bin[1024];
     snprintf(bin, sizeof bin, "%s", mp_test_tool("mpprof"));
     *strrchr(bin, '/') = 0;
-    snprintf(cmd, sizeof cmd, "MPKIT_BIN=%s OUT=%s MODEL=%s STEPS=3 REPS=1 SERVE=0 ZB=0 bash plots/validate.sh",
+    snprintf(cmd, sizeof cmd, "MPKIT_BIN=%s OUT=%s MODEL=%s STEPS=3 REPS=1 SERVE=0 ZB=0 DP=0 bash plots/validate.sh",
              bin, out_dir, model);
     return mp_test_run_cmd(cmd, out, err);
 }
@@ -52,6 +52,47 @@ static void test_tiny_round(void)
     json_decref(root);
 }
 
+/* plots/validate_dp.sh on the tiny model: D=1xK=1, D=2xK=1, D=1xK=2 each
+ * predicted and measured once, and mpplan's choice (devices limited to a
+ * memory only a split fits, MEMSPLIT=1) judged against the measured fastest
+ * that fits. */
+static void test_dp_round(void)
+{
+    char bin[1024], dir[600], path[700], cmd[2400], *out = NULL, *err = NULL;
+    snprintf(bin, sizeof bin, "%s", mp_test_tool("mpprof"));
+    *strrchr(bin, '/') = 0;
+    snprintf(dir, sizeof dir, "%s/validate-dp", mp_test_tmpdir());
+    snprintf(cmd, sizeof cmd, "MPKIT_BIN=%s OUT=%s MODELS=profiles/tiny.model.json GB=8 MEMSPLIT=1 STEPS=3 REPS=1 "
+             "bash plots/validate_dp.sh", bin, dir);
+    int rc = mp_test_run_cmd(cmd, &out, &err);
+    if (rc) fprintf(stderr, "%s%s", out, err);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT(strstr(out, "mpplan chooses D=") && strstr(out, "measured fastest") && strstr(out, "mean |error|"));
+    free(out); free(err);
+    snprintf(path, sizeof path, "%s/validate_dp.json", dir);
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je), *rows = json_object_get(root, "rows");
+    CU_ASSERT_FATAL(json_is_array(rows));
+    CU_ASSERT_EQUAL(json_array_size(rows), 3);
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row) {
+        double p = json_number_value(json_object_get(row, "predicted_ms"));
+        double m = json_number_value(json_object_get(row, "measured_ms"));
+        double e = json_number_value(json_object_get(row, "error_pct"));
+        int D = (int)json_integer_value(json_object_get(row, "D")), K = (int)json_integer_value(json_object_get(row, "K"));
+        CU_ASSERT(p > 0 && m > 0 && isfinite(e));
+        CU_ASSERT(fabs(e - 100 * (m - p) / p) < 1e-3 * (1 + fabs(e)));
+        CU_ASSERT(D * K <= 2 && D >= 1 && K >= 1);
+        CU_ASSERT(D == 1 || json_number_value(json_object_get(row, "allreduce_measured_ms")) > 0);
+        CU_ASSERT(json_is_boolean(json_object_get(row, "fits")));
+    }
+    json_t *ch = json_array_get(json_object_get(root, "choices"), 0);
+    CU_ASSERT_FATAL(ch != NULL);
+    CU_ASSERT(json_is_boolean(json_object_get(ch, "right")));
+    json_decref(root);
+}
+
 static void test_missing_model(void)
 {
     char dir[600], *out = NULL, *err = NULL;
@@ -64,6 +105,7 @@ static void test_missing_model(void)
 
 int main(void)
 {
-    static const mp_test_case cases[] = { MP_TEST(test_tiny_round), MP_TEST(test_missing_model) };
-    return mp_test_main("validate", cases, 2);
+    static const mp_test_case cases[] = { MP_TEST(test_tiny_round), MP_TEST(test_dp_round),
+                                          MP_TEST(test_missing_model) };
+    return mp_test_main("validate", cases, 3);
 }
