@@ -3,6 +3,8 @@
  * against: single-threaded, fixed summation orders, so the same inputs give
  * bitwise the same outputs. */
 #include "backend_impl.h"
+#include "blas_core.h"
+#include "cpu_math.h"
 #include "machine.h"
 
 #include <cblas.h>
@@ -27,6 +29,7 @@ typedef struct {
 
 static mp_status cpu_init(mp_backend *be, int device, mp_error *err)
 {
+    mp_blas_core_select();
     openblas_set_num_threads(1);
     if (device >= 0) {
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -54,7 +57,8 @@ static void cpu_describe(mp_backend *be, char *buf, size_t n)
     char core[32];
     if (be->device >= 0) snprintf(core, sizeof core, "core %d", be->device);
     else snprintf(core, sizeof core, "unpinned");
-    snprintf(buf, n, "cpu: %s, %s, %s (1 thread)", mp_machine_cpu_model(), core, openblas_get_config());
+    snprintf(buf, n, "cpu: %s, %s, %s (1 thread)%s", mp_machine_cpu_model(), core, openblas_get_config(),
+             mp_blas_core_note());
 }
 
 /* ---------------------------------------------------------------- memory */
@@ -151,7 +155,7 @@ static void cpu_gelu_fwd(mp_backend *be, float *y, const float *x, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
-        y[i] = 0.5f * v * (1.0f + tanhf(GELU_K * (v + GELU_C * v * v * v)));
+        y[i] = 0.5f * v * (1.0f + mp_cpu_tanhf(GELU_K * (v + GELU_C * v * v * v)));
     }
 }
 
@@ -159,7 +163,7 @@ static void cpu_gelu_bwd(mp_backend *be, float *dx, const float *dy, const float
 {
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
-        float t = tanhf(GELU_K * (v + GELU_C * v * v * v));
+        float t = mp_cpu_tanhf(GELU_K * (v + GELU_C * v * v * v));
         float d = 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * GELU_C * v * v);
         dx[i] = dy[i] * d;
     }
@@ -221,10 +225,8 @@ static void cpu_softmax_fwd(mp_backend *be, float *y, const float *x, int rows, 
         float mx = xr[0];
         for (int j = 1; j < n; j++) mx = xr[j] > mx ? xr[j] : mx;
         double s = 0;
-        for (int j = 0; j < n; j++) {
-            yr[j] = expf(xr[j] - mx);
-            s += yr[j];
-        }
+        for (int j = 0; j < n; j++) yr[j] = mp_cpu_expf(xr[j] - mx);
+        for (int j = 0; j < n; j++) s += yr[j];
         float inv = (float)(1.0 / s);
         for (int j = 0; j < n; j++) yr[j] *= inv;
         for (int j = n; j < cols; j++) yr[j] = 0;
@@ -288,6 +290,8 @@ static void cpu_mse_loss(mp_backend *be, float *dpred, float *loss_out, const fl
     *loss_out = (float)total;
 }
 
+/* One exp per logit: e = exp(l - max) goes into dlogits while its sum is
+ * taken (double), then dlogits = scale * (e / sum - onehot). */
 static void cpu_xent_loss(mp_backend *be, float *dlogits, float *loss_out, const float *logits,
                           const int *labels, int rows, int classes, float scale)
 {
@@ -298,13 +302,14 @@ static void cpu_xent_loss(mp_backend *be, float *dlogits, float *loss_out, const
         float mx = lr[0];
         for (int c = 1; c < classes; c++) mx = lr[c] > mx ? lr[c] : mx;
         double s = 0;
-        for (int c = 0; c < classes; c++) s += exp((double)(lr[c] - mx));
-        double lse = mx + log(s);
+        for (int c = 0; c < classes; c++) dr[c] = mp_cpu_expf(lr[c] - mx);
+        for (int c = 0; c < classes; c++) s += dr[c];
         int y = labels[r];
         if (y < 0 || y >= classes) y = 0;   /* callers validate labels; never read out of bounds */
-        for (int c = 0; c < classes; c++)
-            dr[c] = scale * ((float)(exp((double)lr[c] - lse)) - (c == y ? 1.0f : 0.0f));
-        total += (float)(scale * (lse - lr[y]));
+        float inv = (float)(scale / s);
+        for (int c = 0; c < classes; c++) dr[c] *= inv;
+        dr[y] -= scale;
+        total += (float)(scale * (mx + log(s) - lr[y]));
     }
     *loss_out = (float)total;
 }
