@@ -88,7 +88,8 @@ static double profile_sum_ms(const char *path)
     return M_MICRO * s;
 }
 
-static int bench_step(void)
+/* out/bench/gpt-mini.1stage.plan.json: every layer on core 0, b=B, m=M_MICRO. */
+static int write_plan(void)
 {
     mkdir("out", 0777);
     mkdir("out/bench", 0777);
@@ -98,7 +99,12 @@ static int bench_step(void)
                "\"chunks_per_device\": 1, \"global_batch\": %d, \"microbatch_size\": %d, "
                "\"num_microbatches\": %d, \"stages\": [{\"layers\": [0, 18], \"device\": 0, "
                "\"recompute\": false}]}\n", B * M_MICRO, B, M_MICRO);
-    fclose(f);
+    return fclose(f) == 0 ? 0 : 1;
+}
+
+static int bench_step(void)
+{
+    if (write_plan()) return 1;
     char run[1024], prof[1024];
     snprintf(run, sizeof run, "%s/mprun out/bench/gpt-mini.1stage.plan.json --model " MODEL
              " --steps 4 --warmup 1 --quiet 2>/dev/null", bin_dir());
@@ -132,6 +138,7 @@ static int bench_torch(void)
         printf("skipped: no torch\n");
         return 0;
     }
+    if (write_plan()) return 1;
     char run[1024], torch[1024];
     snprintf(run, sizeof run, "OPENBLAS_NUM_THREADS=1 %s/mprun out/bench/gpt-mini.1stage.plan.json --model " MODEL
              " --steps 5 --warmup 1 --quiet 2>/dev/null", bin_dir());
@@ -393,12 +400,18 @@ static int bench_layers(void)
     return rc;
 }
 
-int main(void)
+/* bench_xfmr [layers] [step] [torch]: the parts named (default all three). */
+int main(int argc, char **argv)
 {
+    int want[3] = { argc < 2, argc < 2, argc < 2 };
+    static const char *const parts[3] = { "layers", "step", "torch" };
+    for (int i = 1; i < argc; i++)
+        for (int k = 0; k < 3; k++)
+            if (strcmp(argv[i], parts[k]) == 0) want[k] = 1;
     printf("# mpkit transformer speed (CPU backend, OPENBLAS_NUM_THREADS=%s)\n",
            getenv("OPENBLAS_NUM_THREADS") ? getenv("OPENBLAS_NUM_THREADS") : "unset");
-    if (bench_layers()) return 1;
-    printf("\n");
-    if (bench_step()) return 1;
-    return bench_torch();
+    if (want[0] && bench_layers()) return 1;
+    if (want[1] && (printf("\n"), bench_step())) return 1;
+    if (want[2] && (printf("\n"), bench_torch())) return 1;
+    return 0;
 }

@@ -1,5 +1,5 @@
 /* cpu_math.h — branchless float exp and tanh for the CPU backend's loops.
- * defines: mp_cpu_expf, mp_cpu_tanhf
+ * defines: mp_cpu_expf, mp_cpu_tanhf, MP_CPU_CLONES
  *
  * Plain arithmetic (no calls, no branches), so loops over them vectorise and
  * give bitwise the same result on every run and in every position of a loop
@@ -11,6 +11,18 @@
 
 #include <stdint.h>
 #include <string.h>
+
+/* On x86-64 with GCC: the function compiled for AVX-512, AVX2 and the
+ * baseline, the best picked at load time. No FMA contraction (-std=c11), so
+ * every version computes bitwise the same values. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define MP_CPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+#endif
+#ifndef MP_CPU_CLONES
+#define MP_CPU_CLONES
+#endif
 
 /* e^x: x = k ln2 + r, |r| <= ln2/2, e^r by Cephes' degree-6 polynomial, 2^k
  * through the exponent bits. */
