@@ -4,8 +4,8 @@
  * Plain arithmetic (no calls, no branches), so loops over them vectorise and
  * give bitwise the same result on every run and in every position of a loop
  * (no FMA contraction under -std=c11). Accuracy: mp_cpu_expf within 2 ulp of
- * expf on [-87.3, 88.3] (inputs outside are clamped there), mp_cpu_tanhf
- * within 2e-7 absolute of tanhf. */
+ * expf on [-87.3, 88.3] (inputs outside are clamped there; NaN gives NaN),
+ * mp_cpu_tanhf within 2e-7 absolute of tanhf. */
 #ifndef MP_CPU_MATH_H
 #define MP_CPU_MATH_H
 
@@ -26,10 +26,10 @@
 
 /* e^x: x = k ln2 + r, |r| <= ln2/2, e^r by Cephes' degree-6 polynomial, 2^k
  * through the exponent bits. */
-static inline float mp_cpu_expf(float x)
+static inline float mp_cpu_expf(float x0)
 {
-    x = x < -87.3f ? -87.3f : x;
-    x = x > 88.3f ? 88.3f : x;
+    float x = x0 > -87.3f ? x0 : -87.3f;   /* NaN goes to -87.3 here (the cast below stays defined)... */
+    x = x < 88.3f ? x : 88.3f;
     float kf = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;   /* round to nearest */
     float r = x - kf * 0.693359375f + kf * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
@@ -42,7 +42,7 @@ static inline float mp_cpu_expf(float x)
     int32_t bits = ((int32_t)kf + 127) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
-    return y * scale;
+    return x0 == x0 ? y * scale : x0;   /* ...and comes back out as NaN */
 }
 
 /* tanh z = 1 - 2 / (e^{2z} + 1); saturates to +-1 for large |z|. */
