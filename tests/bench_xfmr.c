@@ -27,7 +27,7 @@
 #define MODEL "profiles/gpt-mini.model.json"
 #define B 1          /* micro-batch: one sequence of seq_len tokens */
 #define M_MICRO 4    /* micro-batches per step in (a) */
-#define ROUNDS_A 5
+#define ROUNDS_A 7
 #define ROUNDS_B 15
 
 static double now_ms(void)
@@ -43,11 +43,15 @@ static int cmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Sorts v. */
 static double median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof *v, cmp);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
+
+/* After median(v, n): the smallest, what a busy machine disturbs least. */
+static double least(const double *v) { return v[0]; }
 
 /* ---------------------------------------------------------------- (a) */
 
@@ -124,8 +128,10 @@ static int bench_step(void)
         printf("%6d %14.3f %14.3f %9.2f%%\n", r + 1, a[r], s[r], 100 * (a[r] / s[r] - 1));
     }
     double ma = median(a, ROUNDS_A), ms = median(s, ROUNDS_A);
-    printf("%6s %14.3f %14.3f %9.2f%%  (target <= 3%%: %s)\n\n", "median", ma, ms, 100 * (ma / ms - 1),
+    printf("%6s %14.3f %14.3f %9.2f%%  (target <= 3%%: %s)\n", "median", ma, ms, 100 * (ma / ms - 1),
            ma / ms - 1 <= 0.03 ? "met" : "NOT met");
+    printf("%6s %14.3f %14.3f %9.2f%%  (least of each: on a busy machine the steadier figure)\n", "min", least(a),
+           least(s), 100 * (least(a) / least(s) - 1));
     return 0;
 }
 
@@ -144,7 +150,7 @@ static int bench_torch(void)
              " --steps 5 --warmup 1 --quiet 2>/dev/null", bin_dir());
     snprintf(torch, sizeof torch, "python3 tests/bench_torch_gpt.py --model " MODEL " --micro-batch %d "
              "--micro-batches %d --steps 4 --warmup 1 --threads 1 2>/dev/null", B, M_MICRO);
-    enum { R = 3 };
+    enum { R = 5 };
     double a[R], t[R];
     printf("%6s %14s %14s %10s\n", "round", "mprun_ms", "torch_ms", "speedup");
     for (int r = 0; r < R; r++) {
@@ -159,6 +165,7 @@ static int bench_torch(void)
     double ma = median(a, R), mt = median(t, R);
     printf("%6s %14.3f %14.3f %9.2fx  (mprun at least as fast: %s)\n", "median", ma, mt, mt / ma,
            ma <= mt ? "yes" : "NO");
+    printf("%6s %14.3f %14.3f %9.2fx  (least of each)\n", "min", least(a), least(t), least(t) / least(a));
     return 0;
 }
 
