@@ -4,10 +4,11 @@
 #include "schedule.h"
 #include "split.h"
 
-#include "allreduce.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "allreduce.h"
 
 
 /* See configs.h. A stage's peak grows with its last layer, so the layers
@@ -73,48 +74,48 @@ mp_status mp_configs_list(const mp_search_opts *o, const mp_cluster *cl, const m
     *n = 0;
     if (!v || !from) goto nomem;
     for (int D = 1; D <= N; D++) {
-    if (o->data_parallel > 0 ? D != o->data_parallel : 0) continue;
-    for (int b = 1; b <= G; b++) {
-        if (G % ((long)D * b) || (o->microbatch && b != o->microbatch)) continue;
-        int m = G / (D * b);
-        for (int K = 1; K * D <= N && K <= L; K++) {
-            if (K * D < o->min_devices || (o->max_devices > 0 && K * D > o->max_devices)) continue;
-            if (o->positions && K != o->positions) continue;
-            if (D > 1 && !mp_config_replicas_ok(cl, K, D)) continue;
-            for (int kind = 0; kind < MP_SCHED_COUNT; kind++) {
-                if (o->schedule >= 0 && kind != o->schedule) continue;
-                int zb = mp_schedule_is_zb((mp_schedule_kind)kind);
-                /* replicas run gpipe/1f1b pipelines (the cost model's all-reduce follows the list) */
-                if (D > 1 && (kind == MP_SCHED_INTERLEAVED || zb)) continue;
-                if (zb && (!mp_profile_has_split(ps->prof) || (kind == MP_SCHED_ZB_V && 2 * K > L))) continue;
-                if (zb && K == 1 && o->schedule < 0) continue;   /* auto: one stage has no bubble to fill */
-                int vmin = kind == MP_SCHED_INTERLEAVED ? 2 : kind == MP_SCHED_ZB_V ? 2 : 1, vmax = vmin;
-                if (kind == MP_SCHED_INTERLEAVED) {
-                    if (K < 2 || m % K) continue;
-                    vmax = L / K;
-                }
-                for (int vv = vmin; vv <= vmax; vv++) {
-                    if (cnt == cap) {
-                        mp_config *nv = realloc(v, (size_t)(cap *= 2) * sizeof *v);
-                        if (!nv) goto nomem;
-                        v = nv;
+        if (o->data_parallel > 0 ? D != o->data_parallel : 0) continue;
+        for (int b = 1; b <= G; b++) {
+            if (G % ((long)D * b) || (o->microbatch && b != o->microbatch)) continue;
+            int m = G / (D * b);
+            for (int K = 1; K * D <= N && K <= L; K++) {
+                if (K * D < o->min_devices || (o->max_devices > 0 && K * D > o->max_devices)) continue;
+                if (o->positions && K != o->positions) continue;
+                if (D > 1 && !mp_config_replicas_ok(cl, K, D)) continue;
+                for (int kind = 0; kind < MP_SCHED_COUNT; kind++) {
+                    if (o->schedule >= 0 && kind != o->schedule) continue;
+                    int zb = mp_schedule_is_zb((mp_schedule_kind)kind);
+                    /* replicas run gpipe/1f1b pipelines (the cost model's all-reduce follows the list) */
+                    if (D > 1 && (kind == MP_SCHED_INTERLEAVED || zb)) continue;
+                    if (zb && (!mp_profile_has_split(ps->prof) || (kind == MP_SCHED_ZB_V && 2 * K > L))) continue;
+                    if (zb && K == 1 && o->schedule < 0) continue;   /* auto: one stage has no bubble to fill */
+                    int vmin = kind == MP_SCHED_INTERLEAVED ? 2 : kind == MP_SCHED_ZB_V ? 2 : 1, vmax = vmin;
+                    if (kind == MP_SCHED_INTERLEAVED) {
+                        if (K < 2 || m % K) continue;
+                        vmax = L / K;
                     }
-                    mp_config c = { K, b, kind, vv, K * vv, m, 0, D };
-                    if (zb) {   /* a simple valid bound: the work over the speed, no bubble */
-                        c.lb = mp_split_zb_bound(ps->prof, cl, K, b, m) * (1 - MP_BOUND_SLACK);
+                    for (int vv = vmin; vv <= vmax; vv++) {
+                        if (cnt == cap) {
+                            mp_config *nv = realloc(v, (size_t)(cap *= 2) * sizeof *v);
+                            if (!nv) goto nomem;
+                            v = nv;
+                        }
+                        mp_config c = { K, b, kind, vv, K * vv, m, 0, D };
+                        if (zb) {   /* a simple valid bound: the work over the speed, no bubble */
+                            c.lb = mp_split_zb_bound(ps->prof, cl, K, b, m) * (1 - MP_BOUND_SLACK);
+                            v[cnt++] = c;
+                            continue;
+                        }
+                        c.lb = mp_bound_quick(bd, K, b, kind, vv, m);
+                        if (kind != MP_SCHED_INTERLEAVED)  /* the split relaxation orders them well */
+                            c.lb = mp_bound_split(bd, K, b, kind, m, c.lb, HUGE_VAL) * (1 - MP_BOUND_SLACK);
+                        if (D > 1 && K == 1)  /* one stage: its list ends after its work, then all-reduces it all */
+                            c.lb = (c.lb + mp_allreduce_ms(cl, 0, 1, D, ps->PP[L], ps->PN[L])) * (1 - MP_BOUND_SLACK);
                         v[cnt++] = c;
-                        continue;
                     }
-                    c.lb = mp_bound_quick(bd, K, b, kind, vv, m);
-                    if (kind != MP_SCHED_INTERLEAVED)  /* the split relaxation orders them well */
-                        c.lb = mp_bound_split(bd, K, b, kind, m, c.lb, HUGE_VAL) * (1 - MP_BOUND_SLACK);
-                    if (D > 1 && K == 1)  /* one stage: its list ends after its work, then all-reduces it all */
-                        c.lb = (c.lb + mp_allreduce_ms(cl, 0, 1, D, ps->PP[L], ps->PN[L])) * (1 - MP_BOUND_SLACK);
-                    v[cnt++] = c;
                 }
             }
         }
-    }
     }
     for (int i = 0; i < cnt && cnt <= 64; i++) {  /* small lists: drop infeasible ones up front */
         mp_stage_fit f = mp_config_fit(&v[i], ps, cl, o);

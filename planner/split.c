@@ -250,7 +250,11 @@ static mp_status place(mp_split *x, int s, int lo, int hi, double maxY, double m
     double y = stage_y(x, s), busy;
     int go = 1;
     mp_il_undo undo;
-    if (!interleaved(x)) busy = x->A[s] + m * (x->F[s] + x->B[s]) + x->U[s];
+    if (!interleaved(x)) {
+        busy = x->A[s] + m * (x->F[s] + x->B[s]) + x->U[s];
+        double own = x->A[s] + m * (x->F[s] + x->B[s]) + x->ar[s];   /* its list, then its all-reduce */
+        if (own > busy) busy = own;
+    }
     else if (!mp_split_il_enter(x, s, hi, &busy, &go, &undo)) return MP_OK;
     if (y > maxY) maxY = y;
     if (busy > maxbusy) maxbusy = busy;
@@ -286,6 +290,15 @@ static void narrow(const mp_split *x, int s, int lo, double thr, int *hmin, int 
                  a + u + m * ((PF[hi + 1] - PF[lo]) * (1 + (mp_stage_fit_rc(&x->fit, s, lo, hi) == 1)) +
                               PB[hi + 1] - PB[lo]) / sp < thr);
     *hmax = h;
+    if (x->c.D > 1) {   /* the same work, then the stage's all-reduce (grows with hi too) */
+        const double *PP = x->ps.PP;
+        const int *PN = x->ps.PN, K = x->c.K, D = x->c.D;
+        MP_LAST_TRUE(h, lo, *hmax,
+                     a + m * ((PF[hi + 1] - PF[lo]) * (1 + (mp_stage_fit_rc(&x->fit, s, lo, hi) == 1)) +
+                              PB[hi + 1] - PB[lo]) / sp +
+                     mp_allreduce_ms(x->cl, s % K, K, D, PP[hi + 1] - PP[lo], PN[hi + 1] - PN[lo]) < thr);
+        *hmax = h;
+    }
     /* the remaining stages need m * work / their speed */
     if (thr < HUGE_VAL) {
         double ss = x->spd_sum_suf[s + 1];

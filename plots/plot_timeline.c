@@ -2,8 +2,8 @@
  * Chrome trace JSON (as sim/trace.c and mprun write it: "X" events with ts and
  * dur in microseconds, one tid per position and per link, "M" thread_name and
  * thread_sort_index metadata) drawn as one row per stage and link. Kinds come
- * from "cat" (fwd, bwd, recompute, act, grad) or else from the name (F3, B3,
- * R3, "act 3", "grad 3"). Each trace starts at time 0; two traces are stacked
+ * from "cat" (fwd, bwd, recompute, act, grad, allreduce) or else from the
+ * name (F3, B3, R3, "act 3", "grad 3", "AR0"). Each trace starts at time 0; two traces are stacked
  * on one time axis (the first, "predicted", over the second, "measured"). */
 #include <ctype.h>
 #include <stdlib.h>
@@ -25,7 +25,7 @@ static const mp_plot_opt opts[] = {
               "forward, backward, recompute and transfers in distinct colours, idle in grey.\n" \
               "Two traces are stacked on one time axis (predicted over measured)."
 
-enum { K_FWD, K_BWD, K_RECOMPUTE, K_ACT, K_GRAD, K_WGRAD, K_OTHER };
+enum { K_FWD, K_BWD, K_RECOMPUTE, K_ACT, K_GRAD, K_WGRAD, K_ALLREDUCE, K_OTHER };
 
 typedef struct {
     long pid, tid;
@@ -71,10 +71,11 @@ static int find_row(trace *t, long pid, long tid)
 
 static int kind_of(const char *cat, const char *name)
 {
-    static const char *cats[] = { "fwd", "bwd", "recompute", "act", "grad", "wgrad" };
+    static const char *cats[] = { "fwd", "bwd", "recompute", "act", "grad", "wgrad", "allreduce" };
     for (int k = 0; cat && k < 6; k++)
         if (!strcmp(cat, cats[k])) return k;
     if (!strncmp(name, "act", 3)) return K_ACT;
+    if (!strncmp(name, "AR", 2)) return K_ALLREDUCE;
     if (!strncmp(name, "grad", 4)) return K_GRAD;
     if (isdigit((unsigned char)name[1]) || name[1] == 0) {
         if (name[0] == 'F') return K_FWD;
@@ -205,7 +206,7 @@ static mp_status load_trace(const char *path, trace *t, mp_error *err)
 static mp_status write_plot(mp_gp_out *o, trace *tr, int nt, char **prefix, const char *title,
                             mp_error *err)
 {
-    int nrows = 0, nops = 0, other = 0, wgrad = 0;
+    int nrows = 0, nops = 0, other = 0, wgrad = 0, allred = 0;
     double xmax = 0;
     for (int k = 0; k < nt; k++) {
         nrows += tr[k].nrows;
@@ -248,6 +249,7 @@ static mp_status write_plot(mp_gp_out *o, trace *tr, int nt, char **prefix, cons
                     fputc('\n', o->data);
                     other |= p->kind == K_OTHER;
                     wgrad |= p->kind == K_WGRAD;
+                    allred |= p->kind == K_ALLREDUCE;
                 }
             }
             if (k == 0 && nt > 1) sep = y;   /* the empty row between the traces */
@@ -260,7 +262,9 @@ static mp_status write_plot(mp_gp_out *o, trace *tr, int nt, char **prefix, cons
     mp_gp_var_nums(o, "rowy", nrows, ys);
     mp_gp_var_num(o, "xmax", xmax > 0 ? xmax * 1.01 : 1);
     mp_gp_var_num(o, "ymax", ymax);
-    mp_gp_var_num(o, "nkinds", other ? 7 : wgrad ? 6 : 5);
+    /* the legend: the five pipeline kinds, then those present of weight
+     * gradient, all-reduce and other (timeline.gp draws kinds 1..nkinds) */
+    mp_gp_var_num(o, "nkinds", other ? 8 : allred ? 7 : wgrad ? 6 : 5);
     mp_gp_var_num(o, "show_labels", show);
     mp_gp_var_num(o, "nsep", nt > 1);
     mp_gp_var_nums(o, "sepy", 1, &sep);

@@ -2,9 +2,9 @@
 # and transfers in distinct colours; the grey band behind each row is idle.
 # Expects: datafile (index 0: idle bands, index 1: ops; columns: kind x y
 # xlow xhigh ylow yhigh "label"), title, nrows, rowname[], rowy[], xmax,
-# ymax, nkinds (5; 6 with zero-bubble weight gradients; 7 with 'other'), show_labels, nsep and sepy[] (y of the lines between traces).
-array kcolor[7] = [0x4c78a8, 0xf58518, 0xb279a2, 0x54a24b, 0xe45756, 0xeeca3b, 0x9d9d9d]
-array kname[7] = ['forward', 'backward', 'recompute', 'activation send', 'gradient send', 'weight gradient', 'other']
+# ymax, nkinds (5; 6 with zero-bubble weight gradients; 7 with all-reduces; 8 with 'other'), show_labels, nsep and sepy[] (y of the lines between traces).
+array kcolor[8] = [0x4c78a8, 0xf58518, 0xb279a2, 0x54a24b, 0xe45756, 0xeeca3b, 0x72b7b2, 0x9d9d9d]
+array kname[8] = ['forward', 'backward', 'recompute', 'activation send', 'gradient send', 'weight gradient', 'all-reduce', 'other']
 color(k) = k < 0 ? 0xefefef : kcolor[int(k) + 1]
 set title title
 set xlabel 'time (ms)'

@@ -21,9 +21,13 @@
 # prediction).
 # Env: MPKIT_BIN (default bin), OUT (default out), MODEL, GB (global batch, 64), STEPS (40), REPS (9),
 # SERVE (1; 0 skips the serving validation at the end), ZB (1; 0 skips the
-# measured zero-bubble comparison, plots/validate_zb.sh).
+# measured zero-bubble comparison, plots/validate_zb.sh), DP (1; 0 skips
+# plots/validate_dp.sh), CONFIGS (devices:schedule:microbatch ...),
+# PLAN_BATCHES (the planning profile's micro-batch sizes), GPT (1 when MODEL is not given: the
+# token-model rows of GPT_MODEL, default profiles/gpt-mini.model.json; GPT_STEPS 8, GPT_REPS 3).
 set -euo pipefail
 BIN=${MPKIT_BIN:-bin}
+GPT=${GPT:-$([ -n "${MODEL:-}" ] && echo 0 || echo 1)}
 MODEL=${MODEL:-profiles/demo.model.json}
 GB=${GB:-64}
 STEPS=${STEPS:-40}
@@ -55,14 +59,15 @@ profile() {  # profile OUT BATCHES [THREADS]: the model on this machine now (def
     "$BIN/mpprof" --model "$MODEL" --batch "$2" --device 0 ${3:+--threads "$3" --repeat 30} --quiet -o "$1" >/dev/null
 }
 echo "# validate: profiling $MODEL and the links on this machine" >&2
-profile "$WORK/profile.json" 1,2,4,8,16,32        # for planning: every core busy...
-profile "$WORK/profile.solo.json" 1,2,4,8,16,32 1  # ...and one (mpplan times each plan with its regime's)
+PLAN_BATCHES=${PLAN_BATCHES:-1,2,4,8,16,32}
+profile "$WORK/profile.json" "$PLAN_BATCHES"        # for planning: every core busy...
+profile "$WORK/profile.solo.json" "$PLAN_BATCHES" 1  # ...and one (mpplan times each plan with its regime's)
 "$BIN/mpprof" --links --sizes 4K:4M --quiet -o "$WORK/cluster.json" >/dev/null
 BW=$(jq -r '.link.bandwidth' "$WORK/cluster.json")
 LAT=$(jq -r '.link.latency' "$WORK/cluster.json")
 
 # devices schedule microbatch
-CONFIGS="1:gpipe:8 1:gpipe:16 2:gpipe:8 2:1f1b:8 2:1f1b:4 2:1f1b:16 2:interleaved:8 2:zb-h1:8 2:zb-h2:8 2:zb-v:8"
+CONFIGS=${CONFIGS:-"1:gpipe:8 1:gpipe:16 2:gpipe:8 2:1f1b:8 2:1f1b:4 2:1f1b:16 2:interleaved:8 2:zb-h1:8 2:zb-h2:8 2:zb-v:8"}
 
 median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
@@ -110,5 +115,18 @@ jq -r '"# mean |error| \(([.[].error_pct | fabs] | add / length * 10 | round / 1
 others=$(others_pct "${start[0]}" "${start[1]}" "$own0")
 echo "# other processes took ${others}% of the CPUs while this ran$([ "$others" -gt 5 ] && echo ': the measurements are skewed, rerun on a quiet machine')"
 echo "# wrote $OUT/validate.json"
+# gpt-mini (a token model: embedding, 8 attention + residual_mlp blocks, a
+# 8192-way head): the same method on fewer, shorter runs (a step of 8
+# sequences takes ~0.5 s); its rows join out/validate.json as "gpt-mini:...".
+if [ "$GPT" = 1 ]; then
+    GPT_MODEL=${GPT_MODEL:-profiles/gpt-mini.model.json}
+    tag=$(basename "$GPT_MODEL" .model.json)
+    echo "# validate: $tag" >&2
+    GPT=0 SERVE=0 ZB=0 DP=0 MODEL="$GPT_MODEL" GB=8 STEPS=${GPT_STEPS:-8} REPS=${GPT_REPS:-3} PLAN_BATCHES=1,2,4,8 \
+        CONFIGS="1:gpipe:1 1:gpipe:2 2:gpipe:1 2:1f1b:1 2:1f1b:2 2:interleaved:1 2:zb-h1:1 2:zb-v:1" OUT="$OUT/$tag" bash "$0"
+    jq -s --arg t "$tag:" '.[0] + (.[1] | map(.config = $t + .config))' "$OUT/validate.json" "$OUT/$tag/validate.json" \
+        > "$OUT/validate.json.tmp" && mv "$OUT/validate.json.tmp" "$OUT/validate.json"
+fi
 if [ "${ZB:-1}" = 1 ]; then bash plots/validate_zb.sh; fi   # ZB=0 skips it: 1f1b against zb-h1/zb-h2 on one plan, measured gain
 if [ "${SERVE:-1}" = 1 ]; then bash plots/validate_serve.sh; fi   # SERVE=0 skips it; serving: predicted vs measured throughput, p50, p99 (docs/serving.md §7)
+if [ "${DP:-1}" = 1 ]; then bash plots/validate_dp.sh; fi   # DP=0 skips it; data parallelism x pipeline: D=2xK=1, D=1xK=2, D=1xK=1 and mpplan's choice

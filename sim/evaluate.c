@@ -90,10 +90,11 @@ static mp_status name_rows(mp_trace *tr, const mp_plan *plan, const mp_cluster *
     for (int p = 0; p < K; p++) {
         char buf[256];
         const char *dn = cl->devices[plan->stages[p].device].name;
+        const char *rep = mp_plan_replicas(plan) > 1 ? "replica 0 " : "";   /* the timeline shows replica 0 */
         if (mp_plan_num_positions(plan) < plan->num_stages)
-            snprintf(buf, sizeof buf, "device %d (%s)", p, dn ? dn : "?");
+            snprintf(buf, sizeof buf, "%sdevice %d (%s)", rep, p, dn ? dn : "?");
         else
-            snprintf(buf, sizeof buf, "stage %d (%s)", p, dn ? dn : "?");
+            snprintf(buf, sizeof buf, "%sstage %d (%s)", rep, p, dn ? dn : "?");
         if (mp_trace_set_row_name(tr, p, buf) != MP_OK) return MP_ERR_NOMEM;
     }
     return MP_OK;

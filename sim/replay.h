@@ -3,7 +3,9 @@
  *
  * Takes a measured timeline (mprun's trace of one step), averages each
  * stage's forward, backward, recompute and send durations over its
- * micro-batches, and simulates the plan's schedule with them. Comparing the
+ * micro-batches, and simulates the plan's schedule with them; with data
+ * parallelism, with each stage's measured all-reduce (MP_TEV_ALLREDUCE
+ * events: replica 0's, so its waits for the other replicas included). Comparing the
  * result with the same step's measured time isolates the error of the
  * schedule/dependency model from the error of the profile (compute speed
  * drifting between profiling and running). */

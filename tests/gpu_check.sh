@@ -3,7 +3,8 @@
 # CUDA backend with the CPU reference, profile an example model on the GPU,
 # measure the GPU links, plan from the new profile, and train with mprun on the
 # GPU (1-stage and 2-stage plans on GPU 0, CPU-vs-GPU losses) and serve with it
-# (2 stages on GPU 0). See docs/gpu.md.
+# (2 stages on GPU 0); profile gpt2-small on the GPU and train a 2-stage plan of
+# it on GPU 0 and on the CPU, losses compared. See docs/gpu.md.
 #
 # Every step has a timeout, so the whole run stays under ~8 minutes. A failing
 # step is reported and the independent steps still run (GPU time is scarce);
@@ -13,6 +14,7 @@
 # Environment: GPU_TAG (default h200) names the result files; MODEL (default
 # profiles/mlp24-4096.model.json); DEVICES (4), MEMORY (80GiB), GLOBAL_BATCH (256)
 # for the plan; RUN_MODEL (default profiles/mlp24-1024.model.json) for mprun;
+# GPT (default profiles/gpt2-small.model.json) for the token-model steps;
 # BUDGET (default 470 s): later steps get only the time left, so the whole run
 # stays under 8 minutes; JOBS for make -j.
 set -euo pipefail
@@ -67,7 +69,8 @@ step() {
 copy_out() {
     [ -n "${OUT:-}" ] || return 0
     mkdir -p "$OUT"
-    for f in "$PROFILE" "$CLUSTER" "$PLAN" "$RUN_PROFILE" out/test_backend_cuda.log out/nvidia-smi.txt \
+    for f in "$PROFILE" "$CLUSTER" "$PLAN" "$RUN_PROFILE" profiles/gpt2-small.$GPU_TAG.profile.json \
+             out/test_backend_cuda.log out/nvidia-smi.txt \
              out/mprun-*.json out/mprun-*.txt out/gpu-*.plan.json; do
         [ -f "$f" ] && cp "$f" "$OUT/" || true
     done
@@ -256,6 +259,34 @@ if [ -f "$SMALL" ]; then
     else
         echo "gpu-check: no Open MPI mpirun: the MPI-on-GPU step is skipped"
     fi
+fi
+
+# ---------------------------------------------------------------- gpt2-small
+# A token model on the GPU: profile gpt2-small (27 layers: embedding, 12 x
+# attention + residual_mlp, layernorm, 50257-way head), train a 2-stage plan of
+# it with both stages on GPU 0, and compare its losses with the same plan on
+# the CPU (2 steps, b=1 x m=2: the CPU needs ~1 TFLOP per sequence).
+GPT=${GPT:-profiles/gpt2-small.model.json}
+if [ -f "$GPT" ]; then
+    gpt_base=$(basename "$GPT" .model.json)
+    GPT_PROFILE=profiles/$gpt_base.$GPU_TAG.profile.json
+    step "GPU profile of $GPT" 120 \
+        bin/mpprof --backend cuda --model "$GPT" --batch 1,2,4 --repeat 5 -o "$GPT_PROFILE" || true
+    printf '{"format":"mpplan-plan/1","mode":"train","schedule":"1f1b","chunks_per_device":1,"global_batch":2,"microbatch_size":1,"stages":[{"layers":[0,12],"device":0},{"layers":[13,26],"device":1}]}\n' \
+        > out/gpu-gpt2.plan.json
+    gprof=(); [ -f "$GPT_PROFILE" ] && gprof=(--profile "$GPT_PROFILE")
+    okg2=0; okc2=0
+    step "mprun $gpt_base on GPU 0 (2 stages)" 90 bash -o pipefail -c \
+        "MPKIT_GPUS=0,0 bin/mprun out/gpu-gpt2.plan.json --model '$GPT' --steps 2 --warmup 0 --backend cuda ${gprof[*]} --report out/mprun-gpt2-gpu.json | tee out/mprun-gpt2-gpu.txt" && okg2=1 || true
+    step "mprun $gpt_base on CPU (2 stages)" 150 bash -o pipefail -c \
+        "OPENBLAS_NUM_THREADS=1 bin/mprun out/gpu-gpt2.plan.json --model '$GPT' --steps 2 --warmup 0 --report out/mprun-gpt2-cpu.json | tee out/mprun-gpt2-cpu.txt" && okc2=1 || true
+    if [ $okg2 = 1 ] && [ $okc2 = 1 ]; then
+        step "CPU vs GPU losses ($gpt_base)" 10 bash -c "compare_losses out/mprun-gpt2-cpu.txt out/mprun-gpt2-gpu.txt 1e-3" || true
+    fi
+else
+    banner "gpt2-small"
+    echo "gpu-check: FAILED: model spec $GPT does not exist"
+    failed+=("gpt2-small model missing")
 fi
 
 # ---------------------------------------------------------------- links

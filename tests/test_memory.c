@@ -145,6 +145,19 @@ static void test_interleaved_by_hand(void)
     CU_ASSERT_DOUBLE_EQUAL(peaks[0], 1682, 1e-9);
     CU_ASSERT_DOUBLE_EQUAL(peaks[1], 4 * (200 + 400) + 2 * fmax(2 * d + e, 3 * d), 1e-9);
     CU_ASSERT_DOUBLE_EQUAL(peaks[1], 2424, 1e-9);
+    /* two replicas: each position also holds one all-reduce buffer, its
+     * chunks' largest layer: 300 bytes (stages 0, 2), 400 (stages 1, 3) */
+    pl.data_parallel = 2;
+    pl.global_batch *= 2;
+    CU_ASSERT_EQUAL_FATAL(mp_memory_peaks(&p, &pl, &l, 4, peaks, NULL), MP_OK);
+    CU_ASSERT_DOUBLE_EQUAL(peaks[0], 1682 + 300, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(peaks[1], 2424 + 400, 1e-9);
+    CU_ASSERT_EQUAL(mp_memory_allreduce_bytes(&p, 0, 1, 1), 0);
+    CU_ASSERT_EQUAL(mp_memory_allreduce_bytes(&p, 0, 1, 2), 200);
+    p.layers[0].param_bytes = 0;
+    CU_ASSERT_EQUAL(mp_memory_allreduce_bytes(&p, 0, 0, 2), 4);   /* one float at least */
+    p.layers[0].param_bytes = 100;
+    pl.data_parallel = 1;
     free(pl.stages);
 
     /* Recompute everywhere: a forward keeps b*in_bytes, a backward holds

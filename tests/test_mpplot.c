@@ -220,6 +220,28 @@ static void test_timeline(void)
     free(dat);
 }
 
+/* A data-parallel trace: the all-reduce (cat "allreduce", name AR0) gets
+ * its own kind (6, after the weight gradient) and legend entry. */
+static void test_timeline_allreduce(void)
+{
+    const char *tr = mp_test_write_file("dp_trace.json",
+        "{\"traceEvents\": ["
+        "{\"name\": \"F0\", \"cat\": \"fwd\", \"ph\": \"X\", \"pid\": 0, \"tid\": 0, \"ts\": 0, \"dur\": 1000},"
+        "{\"name\": \"B0\", \"cat\": \"bwd\", \"ph\": \"X\", \"pid\": 0, \"tid\": 0, \"ts\": 1000, \"dur\": 2000},"
+        "{\"name\": \"AR0\", \"cat\": \"allreduce\", \"ph\": \"X\", \"pid\": 0, \"tid\": 0, \"ts\": 3000, \"dur\": 500}"
+        "], \"displayTimeUnit\": \"ms\"}");
+    char *img = abs_tmp("tl_dp.png"), *out = NULL;
+    char *argv[] = { tool(), "timeline", (char *)tr, "-o", img, NULL };
+    CU_ASSERT_EQUAL_FATAL(run(argv, NULL, &out, NULL), 0);
+    CU_ASSERT(out && strstr(out, "1 row, 3.500 ms"));
+    char *dat = mp_test_slurp(sibling(img, ".dat"), NULL), *gp = mp_test_slurp(sibling(img, ".gp"), NULL);
+    CU_ASSERT(dat && strstr(dat, "\n6 3.25 "));
+    CU_ASSERT(gp && strstr(gp, "nkinds = 7"));
+    free(dat);
+    free(gp);
+    free(out);
+}
+
 static void test_timeline_two_svg(void)
 {
     char *img = abs_tmp("tl2.svg"), *out = NULL;
@@ -524,6 +546,7 @@ int main(void)
         MP_TEST(test_memory),
         MP_TEST(test_timeline),
         MP_TEST(test_timeline_two_svg), MP_TEST(test_busy_title),
+        MP_TEST(test_timeline_allreduce),
         MP_TEST(test_latency_sweep),
         MP_TEST(test_latency_simulated),
         MP_TEST(test_latency_calibration),

@@ -625,6 +625,30 @@ static void test_data_parallel_memory(void)
 }
 
 /* mpirun -np D*K: the threads run's weights (D=2 K=1 on 2 ranks, D=2 K=2 on 4). */
+/* --profile with a data-parallel plan: mprun predicts it (the cost model
+ * times the all-reduce), in the summary and the report's "predicted". */
+static void test_data_parallel_prediction(void)
+{
+    setup();
+    char prof[4200], rep[4200], cmd[12800], *out = NULL;
+    snprintf(prof, sizeof prof, "%s/dp.profile.json", mp_test_tmpdir());
+    snprintf(rep, sizeof rep, "%s/dp.report.json", mp_test_tmpdir());
+    snprintf(cmd, sizeof cmd, "%s --model %s --batch 4 --warmup 0 --repeat 1 --threads 2 -q -o %s",
+             mp_test_tool("mpprof"), model_path, prof);
+    CU_ASSERT_EQUAL_FATAL(mp_test_run_cmd(cmd, NULL, NULL), 0);
+    const char *p = dp_plan("dppred.json", "gpipe", 1, 2, 16, 4, "{\"layers\":[0,5],\"device\":0}");
+    snprintf(cmd, sizeof cmd, "--steps 2 --quiet --no-pin --profile %s --report %s", prof, rep);
+    CU_ASSERT_EQUAL_FATAL(mprun("", p, cmd, NULL, &out, NULL), 0);
+    CU_ASSERT(out && strstr(out, "predicted") && strstr(out, "error"));
+    json_error_t je;
+    json_t *j = json_load_file(rep, 0, &je);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    CU_ASSERT(json_number_value(json_object_get(json_object_get(j, "predicted"), "iteration_ms")) > 0);
+    CU_ASSERT_PTR_NULL(json_object_get(j, "prediction_unavailable"));
+    json_decref(j);
+    free(out);
+}
+
 static void test_data_parallel_mpi(void)
 {
 #ifndef MP_HAVE_MPI
@@ -677,6 +701,7 @@ int main(void)
         MP_TEST(test_data_parallel_resume_and_failures),
         MP_TEST(test_data_parallel_mpi),
         MP_TEST(test_data_parallel_memory),
+        MP_TEST(test_data_parallel_prediction),
     };
     return mp_test_main("mprun", cases, (int)(sizeof cases / sizeof cases[0]));
 }

@@ -1,7 +1,8 @@
 /* test_replay.c — mp_replay_trace: replaying the simulator's own predicted
  * timeline must give back the predicted iteration time exactly (every stage's
  * op durations are constant over micro-batches), for every schedule, with
- * recompute and with slow links; a scaled trace scales the result. */
+ * recompute, with slow links and with data parallelism (the all-reduces
+ * replayed); a scaled trace scales the result. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +48,7 @@ static void make_plan(mp_plan *p, mp_schedule_kind kind, int K, int v, int L, in
     }
 }
 
-static void check_roundtrip(mp_schedule_kind kind, int K, int v, int recompute, double bandwidth)
+static void check_roundtrip_dp(mp_schedule_kind kind, int K, int v, int recompute, double bandwidth, int D)
 {
     const int L = 12, b = 2, m = 8;
     mp_profile prof;
@@ -58,12 +59,19 @@ static void check_roundtrip(mp_schedule_kind kind, int K, int v, int recompute, 
     mp_error_clear(&err);
     memset(&tr, 0, sizeof tr);
     make_profile(&prof, L);
-    CU_ASSERT_EQUAL_FATAL(mp_cluster_uniform(&cl, K, 1e12, bandwidth, 20e-6, &err), MP_OK);
+    CU_ASSERT_EQUAL_FATAL(mp_cluster_uniform(&cl, K * D, 1e12, bandwidth, 20e-6, &err), MP_OK);
     make_plan(&plan, kind, K, v, L, b, m, recompute);
+    plan.data_parallel = D;
+    plan.global_batch = D * b * m;
     CU_ASSERT_EQUAL_FATAL(mp_plan_evaluate(&plan, &prof, &cl, 4.0, &tr, &err), MP_OK);
     double replay = 0;
     CU_ASSERT_EQUAL_FATAL(mp_replay_trace(&plan, &tr, &replay, &err), MP_OK);
     CU_ASSERT_DOUBLE_EQUAL(replay, plan.predicted.iteration_ms, 1e-9 * plan.predicted.iteration_ms);
+    if (D > 1) {   /* the all-reduces are in the trace and in the replay */
+        int nar = 0;
+        for (int i = 0; i < tr.n; i++) nar += tr.ev[i].kind == MP_TEV_ALLREDUCE;
+        CU_ASSERT_EQUAL(nar, plan.num_stages);
+    }
     /* every duration twice as long: the max-plus system scales linearly */
     for (int i = 0; i < tr.n; i++) {
         tr.ev[i].start_ms *= 2;
@@ -77,7 +85,17 @@ static void check_roundtrip(mp_schedule_kind kind, int K, int v, int recompute, 
     mp_profile_free(&prof);
 }
 
+static void check_roundtrip(mp_schedule_kind kind, int K, int v, int recompute, double bandwidth)
+{
+    check_roundtrip_dp(kind, K, v, recompute, bandwidth, 1);
+}
+
 static void test_gpipe(void) { check_roundtrip(MP_SCHED_GPIPE, 3, 1, 0, 25e9); }
+static void test_data_parallel(void)
+{
+    check_roundtrip_dp(MP_SCHED_1F1B, 2, 1, 0, 1e8, 2);
+    check_roundtrip_dp(MP_SCHED_INTERLEAVED, 2, 2, 1, 1e9, 3);
+}
 static void test_1f1b_recompute(void) { check_roundtrip(MP_SCHED_1F1B, 4, 1, 1, 25e9); }
 static void test_1f1b_slow_link(void) { check_roundtrip(MP_SCHED_1F1B, 3, 1, 0, 1e8); }
 static void test_interleaved(void) { check_roundtrip(MP_SCHED_INTERLEAVED, 2, 2, 1, 1e9); }
@@ -104,7 +122,7 @@ int main(void)
 {
     static const mp_test_case cases[] = {
         MP_TEST(test_gpipe), MP_TEST(test_1f1b_recompute), MP_TEST(test_1f1b_slow_link),
-        MP_TEST(test_interleaved), MP_TEST(test_missing_stage),
+        MP_TEST(test_interleaved), MP_TEST(test_data_parallel), MP_TEST(test_missing_stage),
     };
     return mp_test_main("replay", cases, (int)(sizeof cases / sizeof cases[0]));
 }

@@ -3,6 +3,8 @@
  * against: single-threaded, fixed summation orders, so the same inputs give
  * bitwise the same outputs. */
 #include "backend_impl.h"
+#include "blas_core.h"
+#include "cpu_math.h"
 #include "machine.h"
 
 #include <cblas.h>
@@ -27,6 +29,7 @@ typedef struct {
 
 static mp_status cpu_init(mp_backend *be, int device, mp_error *err)
 {
+    mp_blas_core_select();
     openblas_set_num_threads(1);
     if (device >= 0) {
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -54,7 +57,8 @@ static void cpu_describe(mp_backend *be, char *buf, size_t n)
     char core[32];
     if (be->device >= 0) snprintf(core, sizeof core, "core %d", be->device);
     else snprintf(core, sizeof core, "unpinned");
-    snprintf(buf, n, "cpu: %s, %s, %s (1 thread)", mp_machine_cpu_model(), core, openblas_get_config());
+    snprintf(buf, n, "cpu: %s, %s, %s (1 thread)%s", mp_machine_cpu_model(), core, openblas_get_config(),
+             mp_blas_core_note());
 }
 
 /* ---------------------------------------------------------------- memory */
@@ -147,34 +151,85 @@ static void cpu_relu_bwd(mp_backend *be, float *dx, const float *dy, const float
 #define GELU_K 0.7978845608028654f   /* sqrt(2/pi) */
 #define GELU_C 0.044715f
 
-static void cpu_gelu_fwd(mp_backend *be, float *y, const float *x, size_t n)
+MP_CPU_CLONES static void cpu_gelu_fwd(mp_backend *be, float *y, const float *x, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
-        y[i] = 0.5f * v * (1.0f + tanhf(GELU_K * (v + GELU_C * v * v * v)));
+        y[i] = 0.5f * v * (1.0f + mp_cpu_tanhf(GELU_K * (v + GELU_C * v * v * v)));
     }
 }
 
-static void cpu_gelu_bwd(mp_backend *be, float *dx, const float *dy, const float *x, size_t n)
+MP_CPU_CLONES static void cpu_gelu_bwd(mp_backend *be, float *dx, const float *dy, const float *x, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         float v = x[i];
-        float t = tanhf(GELU_K * (v + GELU_C * v * v * v));
+        float t = mp_cpu_tanhf(GELU_K * (v + GELU_C * v * v * v));
         float d = 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * GELU_C * v * v);
         dx[i] = dy[i] * d;
     }
 }
 
-static void cpu_layernorm_fwd(mp_backend *be, float *y, float *mean, float *rstd, const float *x,
+/* ---------------------------------------------------------------- reductions */
+
+/* Sum and max of x[0..n-1] in eight lanes (lane k takes the elements j with
+ * j % 8 == k of the first n - n % 8), combined in a fixed order, then the
+ * rest: independent chains that vectorise, and a result that depends only on
+ * the values, never on the buffer's address. */
+static double row_sum(const float *x, int n)
+{
+    double p[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++) p[k] += x[j + k];
+    double s = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+    for (; j < n; j++) s += x[j];
+    return s;
+}
+
+/* sum_j x[j] * y[j] in the lanes of row_sum. */
+static double row_dot(const float *x, const float *y, int n)
+{
+    double p[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++) p[k] += (double)x[j + k] * y[j + k];
+    double s = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+    for (; j < n; j++) s += (double)x[j] * y[j];
+    return s;
+}
+
+/* sum_j (x[j] - mu)^2 in the lanes of row_sum. */
+static double row_sq_dev(const float *x, double mu, int n)
+{
+    double p[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++) p[k] += (x[j + k] - mu) * (x[j + k] - mu);
+    double s = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+    for (; j < n; j++) s += (x[j] - mu) * (x[j] - mu);
+    return s;
+}
+
+static float row_max(const float *x, int n)
+{
+    float p[8];
+    int j = 0;
+    for (int k = 0; k < 8; k++) p[k] = x[0];
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++) p[k] = x[j + k] > p[k] ? x[j + k] : p[k];
+    float m = p[0];
+    for (int k = 1; k < 8; k++) m = p[k] > m ? p[k] : m;
+    for (; j < n; j++) m = x[j] > m ? x[j] : m;
+    return m;
+}
+
+MP_CPU_CLONES static void cpu_layernorm_fwd(mp_backend *be, float *y, float *mean, float *rstd, const float *x,
                               const float *gamma, const float *beta, int rows, int cols, float eps)
 {
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * cols;
         float *yr = y + (size_t)r * cols;
-        double s = 0, ss = 0;
-        for (int c = 0; c < cols; c++) s += xr[c];
-        double mu = s / cols;
-        for (int c = 0; c < cols; c++) ss += (xr[c] - mu) * (xr[c] - mu);
+        double mu = row_sum(xr, cols) / cols, ss = row_sq_dev(xr, mu, cols);
         float m = (float)mu, rs = (float)(1.0 / sqrt(ss / cols + eps));
         for (int c = 0; c < cols; c++) yr[c] = (xr[c] - m) * rs * gamma[c] + beta[c];
         mean[r] = m;
@@ -182,7 +237,7 @@ static void cpu_layernorm_fwd(mp_backend *be, float *y, float *mean, float *rstd
     }
 }
 
-static void cpu_layernorm_bwd(mp_backend *be, float *dx, float *dgamma, float *dbeta,
+MP_CPU_CLONES static void cpu_layernorm_bwd(mp_backend *be, float *dx, float *dgamma, float *dbeta,
                               const float *dy, const float *x, const float *mean, const float *rstd,
                               const float *gamma, int rows, int cols)
 {
@@ -190,19 +245,31 @@ static void cpu_layernorm_bwd(mp_backend *be, float *dx, float *dgamma, float *d
         const float *xr = x + (size_t)r * cols, *dyr = dy + (size_t)r * cols;
         float *dxr = dx + (size_t)r * cols;
         float m = mean[r], rs = rstd[r];
-        double sd = 0, sdx = 0;   /* sum dxhat, sum dxhat*xhat */
-        for (int c = 0; c < cols; c++) {
-            float xh = (xr[c] - m) * rs;
-            float dxh = dyr[c] * gamma[c];
+        /* sum dxhat and sum dxhat*xhat in the lanes of row_sum (dx may be dy: written last) */
+        double p[8] = {0, 0, 0, 0, 0, 0, 0, 0}, q[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        int c = 0;
+        for (; c + 8 <= cols; c += 8)
+            for (int k = 0; k < 8; k++) {
+                float xh = (xr[c + k] - m) * rs, dxh = dyr[c + k] * gamma[c + k];
+                p[k] += dxh;
+                q[k] += dxh * xh;
+            }
+        double sd = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+        double sdx = ((q[0] + q[1]) + (q[2] + q[3])) + ((q[4] + q[5]) + (q[6] + q[7]));
+        for (; c < cols; c++) {
+            float xh = (xr[c] - m) * rs, dxh = dyr[c] * gamma[c];
             sd += dxh;
             sdx += dxh * xh;
-            dgamma[c] += dyr[c] * xh;
-            dbeta[c] += dyr[c];
+        }
+        for (int k = 0; k < cols; k++) {
+            float xh = (xr[k] - m) * rs;
+            dgamma[k] += dyr[k] * xh;
+            dbeta[k] += dyr[k];
         }
         float md = (float)(sd / cols), mdx = (float)(sdx / cols);
-        for (int c = 0; c < cols; c++) {
-            float xh = (xr[c] - m) * rs;
-            dxr[c] = rs * (dyr[c] * gamma[c] - md - xh * mdx);
+        for (int k = 0; k < cols; k++) {
+            float xh = (xr[k] - m) * rs;
+            dxr[k] = rs * (dyr[k] * gamma[k] - md - xh * mdx);
         }
     }
 }
@@ -212,35 +279,29 @@ static void cpu_layernorm_bwd(mp_backend *be, float *dx, float *dgamma, float *d
 /* Columns of row r that a softmax keeps. */
 static int kept(int r, int cols, int causal) { return causal ? r % cols + 1 : cols; }
 
-static void cpu_softmax_fwd(mp_backend *be, float *y, const float *x, int rows, int cols, int causal)
+MP_CPU_CLONES static void cpu_softmax_fwd(mp_backend *be, float *y, const float *x, int rows, int cols, int causal)
 {
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * cols;
         float *yr = y + (size_t)r * cols;
         int n = kept(r, cols, causal);
-        float mx = xr[0];
-        for (int j = 1; j < n; j++) mx = xr[j] > mx ? xr[j] : mx;
-        double s = 0;
-        for (int j = 0; j < n; j++) {
-            yr[j] = expf(xr[j] - mx);
-            s += yr[j];
-        }
+        float mx = row_max(xr, n);
+        for (int j = 0; j < n; j++) yr[j] = mp_cpu_expf(xr[j] - mx);
+        double s = row_sum(yr, n);
         float inv = (float)(1.0 / s);
         for (int j = 0; j < n; j++) yr[j] *= inv;
         for (int j = n; j < cols; j++) yr[j] = 0;
     }
 }
 
-static void cpu_softmax_bwd(mp_backend *be, float *dx, const float *dy, const float *y, int rows,
+MP_CPU_CLONES static void cpu_softmax_bwd(mp_backend *be, float *dx, const float *dy, const float *y, int rows,
                             int cols, int causal)
 {
     for (int r = 0; r < rows; r++) {
         const float *dyr = dy + (size_t)r * cols, *yr = y + (size_t)r * cols;
         float *dxr = dx + (size_t)r * cols;
         int n = kept(r, cols, causal);
-        double s = 0;
-        for (int j = 0; j < n; j++) s += (double)yr[j] * dyr[j];
-        float fs = (float)s;
+        float fs = (float)row_dot(yr, dyr, n);
         for (int j = 0; j < n; j++) dxr[j] = yr[j] * (dyr[j] - fs);
         for (int j = n; j < cols; j++) dxr[j] = 0;
     }
@@ -288,23 +349,24 @@ static void cpu_mse_loss(mp_backend *be, float *dpred, float *loss_out, const fl
     *loss_out = (float)total;
 }
 
-static void cpu_xent_loss(mp_backend *be, float *dlogits, float *loss_out, const float *logits,
+/* One exp per logit: e = exp(l - max) goes into dlogits while its sum is
+ * taken (double), then dlogits = scale * (e / sum - onehot). */
+MP_CPU_CLONES static void cpu_xent_loss(mp_backend *be, float *dlogits, float *loss_out, const float *logits,
                           const int *labels, int rows, int classes, float scale)
 {
     double total = 0;
     for (int r = 0; r < rows; r++) {
         const float *lr = logits + (size_t)r * classes;
         float *dr = dlogits + (size_t)r * classes;
-        float mx = lr[0];
-        for (int c = 1; c < classes; c++) mx = lr[c] > mx ? lr[c] : mx;
-        double s = 0;
-        for (int c = 0; c < classes; c++) s += exp((double)(lr[c] - mx));
-        double lse = mx + log(s);
+        float mx = row_max(lr, classes);
+        for (int c = 0; c < classes; c++) dr[c] = mp_cpu_expf(lr[c] - mx);
+        double s = row_sum(dr, classes);
         int y = labels[r];
         if (y < 0 || y >= classes) y = 0;   /* callers validate labels; never read out of bounds */
-        for (int c = 0; c < classes; c++)
-            dr[c] = scale * ((float)(exp((double)lr[c] - lse)) - (c == y ? 1.0f : 0.0f));
-        total += (float)(scale * (lse - lr[y]));
+        float inv = (float)(scale / s);
+        for (int c = 0; c < classes; c++) dr[c] *= inv;
+        dr[y] -= scale;
+        total += (float)(scale * (mx + log(s) - lr[y]));
     }
     *loss_out = (float)total;
 }
