@@ -42,6 +42,8 @@
  * the relaxation exactly, and the least such T (bisection) is a lower bound. */
 #include "bounds.h"
 
+#include "clock.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +58,7 @@ mp_status mp_bound_data_init(mp_bound_data *d, const mp_profile *prof, const mp_
     d->mode = mode;
     d->sf = state_factor;
     d->min_out = HUGE_VAL;
+    d->deadline = HUGE_VAL;
     for (int l = 0; l < prof->num_layers - 1; l++)
         if (prof->layers[l].out_bytes_per_sample < d->min_out) d->min_out = prof->layers[l].out_bytes_per_sample;
     return MP_OK;
@@ -177,6 +180,8 @@ static int greedy_covers(const split_ctx *x, double T)
 double mp_bound_split(mp_bound_data *d, int K, int b, int kind, int m, double quick, double stop)
 {
     if (kind == MP_SCHED_INTERLEAVED || quick == HUGE_VAL || quick >= stop) return quick;
+    int timed = d->deadline < HUGE_VAL;
+    if (timed && mp_now_s() >= d->deadline) return quick;
     mp_bound_data_set_b(d, b);
     split_ctx x = { d, K, b, kind, m, 0, min_transfer(d, K, b, 0), d->mode == MP_RC_ON ? 2 : 1 };
     for (int p = 0; p < K; p++)
@@ -187,9 +192,13 @@ double mp_bound_split(mp_bound_data *d, int K, int b, int kind, int m, double qu
     double lo = quick, hi = stop;
     if (hi == HUGE_VAL) {
         hi = quick > 0 ? 2 * quick : 1;
-        for (int i = 0; i < 200 && !greedy_covers(&x, hi); i++) lo = hi, hi *= 2;
+        for (int i = 0; i < 200 && !greedy_covers(&x, hi); i++) {
+            lo = hi, hi *= 2;
+            if (timed && mp_now_s() >= d->deadline) return lo;
+        }
     }
     for (int it = 0; it < 60 && hi - lo > 1e-6 * hi; it++) {
+        if (timed && mp_now_s() >= d->deadline) return lo;
         double mid = 0.5 * (lo + hi);
         if (greedy_covers(&x, mid)) hi = mid; else lo = mid;
     }

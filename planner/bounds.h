@@ -25,6 +25,8 @@ typedef struct {
     double sf;                 /* state factor */
     double min_out;            /* min out_bytes_per_sample over layers 0..L-2 (inf when L = 1) */
     double rho;                /* min over layers with stash > 0 of fwd(ps.b) / stash (inf: none) */
+    double deadline;           /* wall time (mp_now_s) after which mp_bound_split stops refining
+                                * and returns the best bound so far (HUGE_VAL: never) */
 } mp_bound_data;
 
 /* Allocates the prefix sums of prof (times at no micro-batch yet); MP_ERR_NOMEM
@@ -48,6 +50,7 @@ double mp_bound_quick(mp_bound_data *d, int K, int b, int kind, int v, int m);
  * bisection on T with a greedy that is exact for the relaxation; never below
  * `quick`. HUGE_VAL when no split fits memory. When the bound reaches
  * `stop`, returns a value >= stop at once (HUGE_VAL: compute it fully).
+ * Past d->deadline it returns the best bound proven so far (>= quick).
  * Sets d's micro-batch to b. */
 double mp_bound_split(mp_bound_data *d, int K, int b, int kind, int m, double quick, double stop);
 

@@ -3,7 +3,8 @@
  *
  * mpplan --profile P.json [--profile P2.json ...] (--devices K --memory SIZE [--bandwidth BW] [--latency T] | --cluster C.json)
  *        --global-batch B [--microbatch b] [--schedule auto|gpipe|1f1b|interleaved]
- *        [--recompute auto|on|off] [--state-factor F] [--top N] [--json] [-o PLAN.json]
+ *        [--recompute auto|on|off] [--state-factor F] [--top N] [--time-limit SECONDS]
+ *        [--json] [-o PLAN.json]
  *        [--trace TRACE.json] [--evaluate PLAN.json]
  * Exit 0 on success, 1 when no plan fits, 2 for bad usage or input. */
 #include <getopt.h>
@@ -14,6 +15,7 @@
 
 #include "version.h"
 #include "cli.h"
+#include "clock.h"
 #include "cluster.h"
 #include "evaluate.h"
 #include "plan.h"
@@ -30,7 +32,7 @@
 /* ---------------------------------------------------------------- options */
 
 enum { O_PROFILE = 256, O_DEVICES, O_MEMORY, O_BANDWIDTH, O_LATENCY, O_CLUSTER, O_BATCH, O_MICRO,
-       O_SCHED, O_RC, O_SF, O_TOP, O_JSON, O_TRACE, O_EVAL, O_HELP, O_OUT = 'o' };
+       O_SCHED, O_RC, O_SF, O_TOP, O_TIME, O_JSON, O_TRACE, O_EVAL, O_HELP, O_OUT = 'o' };
 
 
 /* One table drives getopt_long and --help. */
@@ -48,6 +50,8 @@ static const mp_cli_opt OPTS[] = {
     { "recompute", required_argument, O_RC, "R", "auto|on|off (default auto: only stages that need it)" },
     { "state-factor", required_argument, O_SF, "F", "bytes of state per parameter byte (default 4)" },
     { "top", required_argument, O_TOP, "N", "show the best N plans (default 5)" },
+    { "time-limit", required_argument, O_TIME, "SECONDS", "stop searching after this many seconds with the best plan "
+      "so far and its gap (default 1)" },
     { "json", no_argument, O_JSON, NULL, "print the best plan as one JSON object" },
     { "output", required_argument, O_OUT, "PLAN.json", "write the best plan (also -o)" },
     { "trace", required_argument, O_TRACE, "TRACE.json", "write the predicted timeline (Chrome trace)" },
@@ -62,7 +66,7 @@ typedef struct {
     const char *cluster, *out, *trace, *evaluate;
     const char *memory, *bandwidth, *latency;
     int devices, have_devices, batch, micro, schedule, recompute, top, json;
-    double sf;
+    double sf, time_limit;
 } args;
 
 static void usage(FILE *f)
@@ -99,6 +103,7 @@ static mp_status parse_args(int argc, char **argv, args *a, mp_error *err)
     a->recompute = MP_RC_AUTO;
     a->top = 5;
     a->sf = MP_DEFAULT_STATE_FACTOR;
+    a->time_limit = MP_SEARCH_TIME_LIMIT;
     a->bandwidth = DEFAULT_BANDWIDTH;
     a->latency = DEFAULT_LATENCY;
     int c;
@@ -132,6 +137,13 @@ static mp_status parse_args(int argc, char **argv, args *a, mp_error *err)
             a->sf = strtod(optarg, &end);
             if (!*optarg || *end || !(a->sf >= 0) || isinf(a->sf))
                 return mp_error_set(err, MP_ERR_USAGE, "--state-factor: \"%s\" must be a number >= 0", optarg);
+            break;
+        }
+        case O_TIME: {
+            char *end;
+            a->time_limit = strtod(optarg, &end);
+            if (!*optarg || *end || !(a->time_limit > 0) || isinf(a->time_limit))
+                return mp_error_set(err, MP_ERR_USAGE, "--time-limit: \"%s\" must be a number of seconds > 0", optarg);
             break;
         }
         case O_SCHED: {
@@ -286,7 +298,7 @@ static void print_header(const args *a, const mp_profile_set *ps, const mp_clust
                    r->configurations, r->searched, r->nodes, r->simulations, r->seconds);
         else
             printf("# search: %ld configurations (%ld searched), %ld nodes, %ld simulations, %.3f s: "
-                   "best found, gap %.2f%% (budget reached)\n",
+                   "best found, gap %.2f%% (time limit reached)\n",
                    r->configurations, r->searched, r->nodes, r->simulations, r->seconds, 100 * r->gap);
     }
     printf("#   iteration_ms     samples/s   bubble\n");
@@ -424,8 +436,11 @@ static mp_status run_search(const args *a, const mp_profile_set *ps, const mp_cl
     mp_status st = MP_OK, first = MP_OK;
     mp_error e1;
     mp_error_clear(&e1);
+    double t0 = mp_now_s();
     for (int i = 0; i < ps->n && st == MP_OK; i++) {
         mp_search_opts oi = o;
+        oi.time_limit = (a->time_limit - (mp_now_s() - t0)) / (ps->n - i);  /* the rest, shared out */
+        if (oi.time_limit < 1e-3) oi.time_limit = 1e-3;
         if (ps->n > 1) mp_profile_set_range(ps, i, &oi.min_devices, &oi.max_devices);
         if (oi.min_devices > cl->num_devices) continue;
         mp_search_result r;

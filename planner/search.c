@@ -10,11 +10,17 @@
  * incumbent prunes the interleaved ones), then interleaved, each pass by
  * increasing bound, skipping those whose bound reaches the incumbent; a
  * gpipe/1f1b bound is sharpened by the split relaxation (mp_bound_split)
- * just before its visit. gpipe/1f1b may use half of the budgets, one
- * configuration at most an eighth (set_caps). The reported lower bound is
- * the least bound of the configurations not fully searched. */
+ * just before its visit. Time: gpipe/1f1b may use half of the time limit
+ * (all of it when there are no interleaved configurations), one
+ * configuration at most an eighth (set_caps); the search ends early enough
+ * that the reference evaluation of the incumbents still fits the limit
+ * (search_end). Optional work caps (node_budget, sim_op_budget) are shared
+ * out the same way. The reported lower bound is the least bound of the
+ * configurations not fully searched; a configuration whose split search a
+ * cap stopped is bounded by the least bound of the subtrees it cut. */
 #include "search.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,10 +33,10 @@
 #include "split.h"
 #include "top.h"
 
-#define DEFAULT_NODES 200000L
-#define DEFAULT_SIM_OPS 1.5e7
 #define GREEDY_FIRST 64       /* interleaved configurations whose greedy split is timed first */
-#define INTERLEAVED_NEAR 0.10 /* relative gap below which interleaved configurations get less budget */
+#define INTERLEAVED_NEAR 0.10 /* relative gap below which interleaved configurations get less time */
+#define EVAL_FACTOR 6.0       /* a reference evaluation costs about this many fast simulations */
+#define LIMIT_USE 0.95        /* the search and the evaluation aim at this share of the limit */
 
 typedef struct {
     const mp_search_opts *o;   /* with the budgets' defaults filled in */
@@ -41,6 +47,8 @@ typedef struct {
     int *from;                 /* mp_config_fits scratch */
     long cfgs;                 /* configurations considered */
     double unproven;           /* least bound of what was not fully explored */
+    double t0, t_end;          /* start; end by the time limit (HUGE_VAL: none) */
+    int stopped;               /* 1: a cap stopped some configuration's search */
 } search;
 
 /* See search.h. */
@@ -52,6 +60,7 @@ void mp_search_opts_init(mp_search_opts *o, int global_batch)
     o->recompute = MP_RC_AUTO;
     o->state_factor = MP_DEFAULT_STATE_FACTOR;
     o->top = 5;
+    o->time_limit = MP_SEARCH_TIME_LIMIT;
 }
 
 static mp_status check_opts(const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o,
@@ -65,6 +74,8 @@ static mp_status check_opts(const mp_profile *prof, const mp_cluster *cl, const 
     if (!(o->state_factor >= 0) || isinf(o->state_factor))
         return mp_error_set(err, MP_ERR_USAGE, "--state-factor must be >= 0 (got %g)", o->state_factor);
     if (o->top < 1) return mp_error_set(err, MP_ERR_USAGE, "--top must be >= 1 (got %d)", o->top);
+    if (!(o->time_limit >= 0) || isinf(o->time_limit))
+        return mp_error_set(err, MP_ERR_USAGE, "--time-limit must be a number of seconds > 0 (got %g)", o->time_limit);
     if (prof->num_layers < 1 || cl->num_devices < 1)
         return mp_error_set(err, MP_ERR_INPUT, "search: the profile has no layers or the cluster no devices");
     return MP_OK;
@@ -86,37 +97,93 @@ static mp_status search_init(search *x, const mp_profile *prof, const mp_cluster
     x->tally.progress = o->progress;
     x->tally.t0 = t0;
     x->unproven = HUGE_VAL;
+    x->t0 = t0;
+    x->t_end = o->time_limit > 0 ? t0 + LIMIT_USE * o->time_limit : HUGE_VAL;
     if (mp_top_init(&x->top, o->top) != MP_OK ||
         mp_split_init(&x->sp, prof, cl, o, &x->top, &x->tally) != MP_OK ||
         mp_bound_data_init(&x->bd, prof, cl, o->recompute, o->state_factor) != MP_OK ||
         !(x->from = malloc(mp_config_fits_scratch(&x->sp.ps, cl) * sizeof(int))))
         return MP_ERR_NOMEM;
+    x->bd.deadline = x->t_end;
     return MP_OK;
 }
 
-/* The caps of c's split search: an eighth of each budget (of the nodes a
- * 32nd for an interleaved configuration whose bound is within
+/* The wall time by which the search must stop: the limit less the time
+ * the reference evaluation of the incumbents will take (at the measured
+ * simulation rate). */
+static double search_end(const search *x)
+{
+    if (x->t_end == HUGE_VAL) return HUGE_VAL;
+    const mp_search_tally *t = &x->tally;
+    double rate = t->sim_s > 1e-3 ? t->simops / t->sim_s : 1e7, ops = 0;
+    for (int i = 0; i < x->top.n; i++) ops += 2.0 * x->top.e[i].c.m * x->top.e[i].c.S;
+    return x->t_end - EVAL_FACTOR * ops / rate;
+}
+
+/* Resets the tally's caps for the next piece of work: c's split search
+ * (c not NULL) gets an eighth of the limit and of each work cap (of the
+ * nodes a 32nd for an interleaved configuration whose bound is within
  * INTERLEAVED_NEAR of the incumbent: little can be gained there), at most
- * what is left. */
+ * what is left; c NULL: all that is left. */
 static void set_caps(search *x, const mp_config *c)
 {
     mp_search_tally *t = &x->tally;
-    long left = x->o->node_budget - t->nodes, cap = x->o->node_budget / 8;
-    if (c->kind == MP_SCHED_INTERLEAVED && mp_top_worst(&x->top) <= c->lb * (1 + INTERLEAVED_NEAR))
-        cap = x->o->node_budget / 32;
-    t->node_cap = t->nodes + (left < cap ? left : cap);
-    double sleft = x->o->sim_op_budget - t->simops, scap = x->o->sim_op_budget / 8;
-    t->sim_cap = t->simops + (sleft < scap ? sleft : scap);
+    const mp_search_opts *o = x->o;
+    int near = c && c->kind == MP_SCHED_INTERLEAVED && mp_top_worst(&x->top) <= c->lb * (1 + INTERLEAVED_NEAR);
+    t->out_of_budget = 0;
+    t->tick = 0;
+    t->cut_lb = HUGE_VAL;
+    t->t_cap = search_end(x);
+    if (c && o->time_limit > 0) {
+        double share = mp_now_s() + o->time_limit / 8;
+        if (share < t->t_cap) t->t_cap = share;
+    }
+    t->node_cap = LONG_MAX;
+    t->sim_cap = HUGE_VAL;
+    if (o->node_budget > 0) {
+        long left = o->node_budget - t->nodes, cap = !c ? left : o->node_budget / (near ? 32 : 8);
+        t->node_cap = t->nodes + (left < cap ? left : cap);
+    }
+    if (o->sim_op_budget > 0) {
+        double sleft = o->sim_op_budget - t->simops, scap = !c ? sleft : o->sim_op_budget / 8;
+        t->sim_cap = t->simops + (sleft < scap ? sleft : scap);
+    }
 }
 
-/* Times c's greedy split; with split_too, then searches its splits. */
-static mp_status search_config(search *x, const mp_config *c, int split_too, mp_error *err)
+/* 1 when pass `pass` (0: gpipe/1f1b, 1: interleaved) has used its share:
+ * gpipe/1f1b half of the time and of the work caps, unless alone. */
+static int pass_spent(const search *x, int pass, int alone)
 {
+    const mp_search_opts *o = x->o;
+    const mp_search_tally *t = &x->tally;
+    double share = pass || alone ? 1 : 0.5;
+    if (o->time_limit > 0 && mp_now_s() >= x->t0 + share * LIMIT_USE * o->time_limit) return 1;
+    if (mp_now_s() >= search_end(x)) return 1;
+    if (o->node_budget > 0 && t->nodes >= share * o->node_budget) return 1;
+    return o->sim_op_budget > 0 && t->simops >= share * o->sim_op_budget;
+}
+
+/* Times c's greedy split; with split_too, then searches its splits (a cap
+ * that stops it raises c's bound to the least bound of what it cut). Sets
+ * *cut when a cap stopped either. */
+static mp_status search_config(search *x, mp_config *c, int split_too, int *cut, mp_error *err)
+{
+    mp_search_tally *t = &x->tally;
+    set_caps(x, NULL);
+    *cut = 1;
+    if (!mp_tally_sim_fits(t, 2.0 * c->m * c->S)) return MP_OK;  /* not even its op lists */
     mp_status st = mp_split_config(&x->sp, c, err);
     if (st == MP_OK) st = mp_split_greedy(&x->sp, err);
+    *cut = t->out_of_budget;
     if (st != MP_OK || !split_too) return st;
     set_caps(x, c);
-    return mp_split_search(&x->sp, err);
+    if (c->kind == MP_SCHED_INTERLEAVED && !mp_tally_sim_fits(t, 2.0 * c->m * c->S * (c->v + 1)))
+        return MP_OK;  /* its memory states would not be built in time */
+    t->searched++;
+    st = mp_split_search(&x->sp, err);
+    *cut = t->out_of_budget;
+    if (*cut && t->cut_lb > c->lb) c->lb = t->cut_lb;
+    return st;
 }
 
 /* Both passes over cfg[0..n) (sorted by bound); done[i] set for the
@@ -124,24 +191,25 @@ static mp_status search_config(search *x, const mp_config *c, int split_too, mp_
 static mp_status visit(search *x, mp_config *cfg, int n, unsigned char *done, mp_error *err)
 {
     const mp_search_opts *o = x->o;
-    mp_search_tally *t = &x->tally;
     mp_status st;
+    int alone = 1, cut;
+    for (int i = 0; i < n; i++) alone &= cfg[i].kind != MP_SCHED_INTERLEAVED;
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 1)  /* incumbents from the greedy splits of the most promising interleaved ones */
             for (int i = 0, k = 0; i < n && k < GREEDY_FIRST; i++) {
                 if (cfg[i].kind != MP_SCHED_INTERLEAVED) continue;
-                if (cfg[i].lb >= mp_top_worst(&x->top)) break;
+                if (cfg[i].lb >= mp_top_worst(&x->top) || pass_spent(x, pass, alone)) break;
                 k++;
-                if ((st = search_config(x, &cfg[i], 0, err)) != MP_OK) return st;
+                if ((st = search_config(x, &cfg[i], 0, &cut, err)) != MP_OK) return st;
+                x->stopped |= cut;
             }
         for (int i = 0; i < n; i++) {
             mp_config *c = &cfg[i];
             if ((c->kind == MP_SCHED_INTERLEAVED) != pass) continue;
             double thr = mp_top_worst(&x->top);
             if (c->lb >= thr) break;
-            long nb = pass ? o->node_budget : o->node_budget / 2;
-            if (t->nodes >= nb || t->simops >= (pass ? 1 : 0.5) * o->sim_op_budget) {
-                t->out_of_budget = 1;
+            if (pass_spent(x, pass, alone)) {
+                x->stopped = 1;
                 break;
             }
             if (!pass) {
@@ -154,12 +222,9 @@ static mp_status visit(search *x, mp_config *cfg, int n, unsigned char *done, mp
                     continue;
                 }
             }
-            t->searched++;
-            int before = t->out_of_budget;
-            t->out_of_budget = 0;
-            if ((st = search_config(x, c, 1, err)) != MP_OK) return st;
-            done[i] = !t->out_of_budget;
-            t->out_of_budget |= before;
+            if ((st = search_config(x, c, 1, &cut, err)) != MP_OK) return st;
+            done[i] = !cut;
+            x->stopped |= cut;
         }
     }
     return MP_OK;
@@ -174,7 +239,7 @@ static void unproven_bound(search *x, mp_config *cfg, int n, const unsigned char
     for (int i = 0; i < n; i++) {
         mp_config *c = &cfg[i];
         if (done[i] || c->lb >= best || c->lb >= x->unproven) continue;
-        if (c->kind != MP_SCHED_INTERLEAVED) {
+        if (c->kind != MP_SCHED_INTERLEAVED && mp_now_s() < search_end(x)) {
             double stop = x->unproven < best ? x->unproven : best;
             double lb = mp_bound_split(&x->bd, c->K, c->b, c->kind, c->m, c->lb, stop) * (1 - MP_BOUND_SLACK);
             if (lb > c->lb) c->lb = lb;
@@ -211,6 +276,7 @@ static mp_status collect(const search *x, const mp_profile *prof, const mp_clust
     r->searched = x->tally.searched;
     r->nodes = x->tally.nodes;
     r->simulations = x->tally.sims;
+    r->stopped = x->stopped;
     return MP_OK;
 }
 
@@ -222,8 +288,6 @@ mp_status mp_search_run(const mp_profile *prof, const mp_cluster *cl, const mp_s
     mp_status st = check_opts(prof, cl, o_in, err);
     if (st != MP_OK) return st;
     mp_search_opts o = *o_in;
-    if (o.node_budget <= 0) o.node_budget = DEFAULT_NODES;
-    if (o.sim_op_budget <= 0) o.sim_op_budget = DEFAULT_SIM_OPS;
     search x;
     mp_config *cfg = NULL;
     unsigned char *done = NULL;
@@ -255,6 +319,12 @@ mp_status mp_search_run(const mp_profile *prof, const mp_cluster *cl, const mp_s
     if ((st = visit(&x, cfg, ncfg, done, err)) != MP_OK) goto out;
     unproven_bound(&x, cfg, ncfg, done);
     if (x.tally.shown) fprintf(stderr, "\n");
+    if (x.top.n == 0 && x.stopped) {
+        st = mp_error_set(err, MP_ERR_TIMEOUT, "no plan found within the time limit of %g s (raise --time-limit)",
+                          o.time_limit);
+        r->configurations = x.cfgs;
+        goto out;
+    }
     if (x.top.n == 0) {
         st = mp_error_set(err, MP_ERR_NOFIT, "no plan fits the devices' memory");
         r->configurations = x.cfgs;

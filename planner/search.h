@@ -12,9 +12,12 @@
  * iteration time and with memory; leaves are timed by the simulator with
  * stage times from prefix sums. Recompute is chosen per stage as the stages
  * that do not fit without it (the simulation is monotone in op times, so
- * recomputing a stage that fits never helps). The result is proven optimal
- * unless a node/simulation budget ran out; then `optimal` is 0 and
- * `lower_bound_ms` bounds every plan the search did not rule out. */
+ * recomputing a stage that fits never helps). The search is anytime: it
+ * stops at its time limit (wall clock, all work counted: bounds, split
+ * search, memory walks, simulations, the final evaluation) with the best
+ * plans so far. The result is proven optimal unless the limit (or an
+ * optional work cap) stopped it; then `optimal` is 0 and `lower_bound_ms`
+ * bounds every plan the search did not rule out. */
 #ifndef MP_SEARCH_H
 #define MP_SEARCH_H
 
@@ -32,14 +35,19 @@ typedef struct {
     int recompute;             /* mp_recompute_mode */
     double state_factor;       /* >= 0 */
     int top;                   /* keep the best `top` plans, one per configuration (>= 1) */
-    long node_budget;          /* branch-and-bound nodes in all (0: default) */
-    double sim_op_budget;      /* simulated ops in all (0: default) */
+    double time_limit;         /* seconds of wall time for the whole search (default
+                                * MP_SEARCH_TIME_LIMIT; 0: no limit) */
+    long node_budget;          /* optional deterministic cap: branch-and-bound nodes in all (0: none) */
+    double sim_op_budget;      /* optional deterministic cap: simulated ops in all (0: none) */
     int progress;              /* 1: report progress on stderr when a search runs > 2 s */
     int min_devices;           /* plans use at least this many devices (0: 1) */
     int max_devices;           /* ... and at most this many (0: all of the cluster) */
 } mp_search_opts;
 
-/* Defaults: auto everything, state factor MP_DEFAULT_STATE_FACTOR, top 5. */
+#define MP_SEARCH_TIME_LIMIT 1.0  /* seconds */
+
+/* Defaults: auto everything, state factor MP_DEFAULT_STATE_FACTOR, top 5,
+ * time limit MP_SEARCH_TIME_LIMIT, no work caps. */
 void mp_search_opts_init(mp_search_opts *o, int global_batch);
 
 typedef struct {
@@ -54,6 +62,7 @@ typedef struct {
     long nodes;                /* branch-and-bound nodes */
     long simulations;          /* simulator runs */
     double seconds;            /* wall time of the search */
+    int stopped;               /* 1: the time limit (or a work cap) stopped the search */
 } mp_search_result;
 
 /* Runs the search. MP_OK with num_plans >= 1, or MP_ERR_NOFIT (message

@@ -179,6 +179,7 @@ static double leaf_bound(const mp_split *x)
 
 static mp_status simulate(mp_split *x, double *t)
 {
+    double t1 = mp_now_s();
     mp_sim_input in = { &x->ops, x->F, x->B, NULL, x->act, x->grad };
     mp_sim_result res;
     mp_error e;
@@ -186,6 +187,7 @@ static mp_status simulate(mp_split *x, double *t)
     x->tally->sims++;
     x->tally->simops += 2.0 * x->c.m * x->c.S;
     mp_status st = mp_sim_run(x->sim, &in, &res, NULL, &e);
+    x->tally->sim_s += mp_now_s() - t1;
     *t = res.iteration_ms;
     return st;
 }
@@ -195,6 +197,10 @@ mp_status mp_split_try_leaf(mp_split *x)
 {
     double lb = leaf_bound(x), thr = threshold(x), t;
     if (lb >= thr) return MP_OK;
+    if (!mp_tally_sim_fits(x->tally, 2.0 * x->c.m * x->c.S)) {  /* out of time: the leaf is cut */
+        if (lb < x->tally->cut_lb) x->tally->cut_lb = lb;
+        return MP_OK;
+    }
     mp_status st = simulate(x, &t);
     if (st != MP_OK) return st;
     if (t < thr) return mp_top_offer(x->top, &x->c, x->hi, x->rc, t);
@@ -222,7 +228,7 @@ static double partial_bound(mp_split *x, int s, double maxY, double maxbusy)
     return lb;
 }
 
-static mp_status dfs(mp_split *x, int s, double maxY, double maxbusy);
+static mp_status dfs(mp_split *x, int s, double maxY, double maxbusy, double lbN);
 
 /* Places stage s = [lo, hi] and recurses. */
 static mp_status place(mp_split *x, int s, int lo, int hi, double maxY, double maxbusy)
@@ -249,7 +255,9 @@ static mp_status place(mp_split *x, int s, int lo, int hi, double maxY, double m
     if (y > maxY) maxY = y;
     if (busy > maxbusy) maxbusy = busy;
     mp_status st = MP_OK;
-    if (go && partial_bound(x, s, maxY, maxbusy) < threshold(x)) st = dfs(x, s + 1, maxY, maxbusy);
+    double pb = go ? partial_bound(x, s, maxY, maxbusy) : HUGE_VAL;
+    if (pb < x->node_lb) pb = x->node_lb;  /* the parent's bound holds here too */
+    if (go && pb < threshold(x)) st = dfs(x, s + 1, maxY, maxbusy, pb);
     if (interleaved(x)) mp_split_il_leave(x, s, &undo);
     return st;
 }
@@ -292,8 +300,14 @@ static void narrow(const mp_split *x, int s, int lo, double thr, int *hmin, int 
     }
 }
 
-/* Places stages s..S-1 after stage s-1. */
-static mp_status dfs(mp_split *x, int s, double maxY, double maxbusy)
+/* A cap cut off a subtree whose plans are all >= lb. */
+static void cut(mp_split *x, double lb)
+{
+    if (lb < x->tally->cut_lb) x->tally->cut_lb = lb;
+}
+
+/* Places stages s..S-1 after stage s-1; lbN bounds every plan below. */
+static mp_status dfs(mp_split *x, int s, double maxY, double maxbusy, double lbN)
 {
     mp_search_tally *tl = x->tally;
     int S = x->c.S, L = x->ps.L, lo = s > 0 ? x->hi[s - 1] + 1 : 0;
@@ -301,10 +315,11 @@ static mp_status dfs(mp_split *x, int s, double maxY, double maxbusy)
     tl->nodes += x->node_weight;
     if (tl->nodes % 4096 < x->node_weight) show_progress(x);
     if (threshold(x) <= x->c.lb) return MP_OK;  /* nothing here beats what we have */
-    if (mp_tally_spent(tl)) {
-        tl->out_of_budget = 1;
+    if (mp_tally_charge(tl, x->node_weight)) {
+        cut(x, lbN);
         return MP_OK;
     }
+    x->node_lb = lbN;
     if (s == S - 1) return place(x, s, lo, L - 1, maxY, maxbusy);
     double thr = threshold(x);
     if (!interleaved(x)) narrow(x, s, lo, thr, &hmin, &hmax);
@@ -327,13 +342,19 @@ static mp_status dfs(mp_split *x, int s, double maxY, double maxbusy)
         int h1 = t - d, h2 = t + d + 1, any = 0;
         if (h1 >= hmin) {
             any = 1;
+            x->node_lb = lbN;
             if ((st = place(x, s, lo, h1, maxY, maxbusy)) != MP_OK) return st;
         }
         if (h2 <= hmax) {
             any = 1;
+            x->node_lb = lbN;
             if ((st = place(x, s, lo, h2, maxY, maxbusy)) != MP_OK) return st;
         }
-        if (!any || tl->out_of_budget) break;
+        if (!any) break;
+        if (tl->out_of_budget) {  /* the children not tried yet are cut */
+            if (t - d - 1 >= hmin || t + d + 2 <= hmax) cut(x, lbN);
+            break;
+        }
     }
     return MP_OK;
 }
@@ -417,6 +438,7 @@ mp_status mp_split_search(mp_split *x, mp_error *err)
     x->node_weight = 1;
     if (interleaved(x) && mp_split_il_prepare(x) != MP_OK) return split_error(err, MP_ERR_NOMEM);
     x->A[0] = x->U[0] = 0;
-    mp_status st = dfs(x, 0, 0, 0);
+    x->node_lb = x->c.lb;
+    mp_status st = dfs(x, 0, 0, 0, x->c.lb);
     return st == MP_OK ? MP_OK : split_error(err, st);
 }
