@@ -467,7 +467,17 @@ static mp_status run_search(const args *a, const mp_profile_set *ps, const mp_cl
         if (all.lower_bound_ms > best) all.lower_bound_ms = best;
         all.gap = all.optimal ? 0 : (best - all.lower_bound_ms) / best;
     }
-    if (st == MP_OK) st = report(a, ps, cl, all.plans, all.num_plans, &all, err);
+    if (st == MP_OK) {  /* what the search did, in the written plan */
+        mp_plan_search *q = &all.plans[0].search;
+        all.plans[0].has_search = 1;
+        q->seconds = mp_now_s() - t0;
+        q->configurations = all.configurations;
+        q->searched = all.searched;
+        q->lower_bound_ms = all.lower_bound_ms;
+        q->gap = all.optimal ? 0 : all.gap;
+        q->proven = all.optimal;
+        st = report(a, ps, cl, all.plans, all.num_plans, &all, err);
+    }
     mp_search_result_free(&all);
     return st;
 }

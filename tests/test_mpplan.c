@@ -156,6 +156,15 @@ static void test_json_output_evaluate_trace(void)
     CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "format")), "mpplan-plan/1");
     double it = json_number_value(json_object_get(json_object_get(j, "predicted"), "iteration_ms"));
     CU_ASSERT(it > 0);
+    /* what the search did: a small instance is proven optimal, bound = time */
+    json_t *sr = json_object_get(j, "search");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sr);
+    CU_ASSERT(json_is_true(json_object_get(sr, "proven")));
+    CU_ASSERT_EQUAL(json_number_value(json_object_get(sr, "gap")), 0);
+    CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_object_get(sr, "lower_bound_ms")), it, 1e-9 * it);
+    CU_ASSERT(json_integer_value(json_object_get(sr, "configurations")) >= 1);
+    CU_ASSERT(json_integer_value(json_object_get(sr, "searched")) >= 1);
+    CU_ASSERT(json_number_value(json_object_get(sr, "seconds")) > 0);
     /* -o file equals the --json output */
     char path[1024];
     snprintf(path, sizeof path, "%s/plan.json", dir);
@@ -232,6 +241,8 @@ static void test_usage_errors(void)
     expect_exit2("--global-batch 16", NULL, "--cluster");
     expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--memory 12XB", "12XB");
     expect_exit2("--devices 2 --memory 1GiB", NULL, "--global-batch");
+    expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--time-limit 0", "--time-limit");
+    expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--time-limit 1x", "--time-limit");
     /* forced interleaved, m = 5: only K = 5 divides m, and 5 x 2 chunks > 8 layers */
     expect_exit2("--devices 9 --memory 1GiB --global-batch 5", "--microbatch 1 --schedule interleaved",
                  "interleaved");
