@@ -21,6 +21,13 @@
  *   non-decreasing in j) and is rho (min(D, K sp)/K + max(0, D - K sp)) with
  *   D = K sp + ss - X, X = (sum mem - sf params) / b, sp/ss the prefix/
  *   suffix stash. sum_p mem_p < sf * params rules out every schedule.
+ *   Sharper, the same relaxation solved exactly (knapsack_rc): the least
+ *   recompute time that removes D is at least the fractional knapsack's
+ *   over the layers (value K sigma_l before j, sigma_l after, cost fwd_l),
+ *   taken by increasing cost / value; it too is least at j = (v-1)K (moving
+ *   layer l into the prefix raises D by (K-1) sigma_l and l's value by as
+ *   much, so a solution for j+1 is one for j), and it is >= the rho bound
+ *   (every cost / value is >= rho / weight).
  *
  * split (gpipe/1f1b; stage s on device s): for a split into K stages every
  * stage s = [lo, hi] satisfies, with Fw, Bw its times (Bw with the recompute
@@ -59,9 +66,25 @@ mp_status mp_bound_data_init(mp_bound_data *d, const mp_profile *prof, const mp_
     d->sf = state_factor;
     d->min_out = HUGE_VAL;
     d->deadline = HUGE_VAL;
+    d->order = malloc((size_t)(prof->num_layers + 1) * sizeof *d->order);
+    d->fwd = malloc((size_t)(prof->num_layers + 1) * sizeof *d->fwd);
+    if (!d->order || !d->fwd) {
+        mp_bound_data_free(d);
+        return MP_ERR_NOMEM;
+    }
     for (int l = 0; l < prof->num_layers - 1; l++)
         if (prof->layers[l].out_bytes_per_sample < d->min_out) d->min_out = prof->layers[l].out_bytes_per_sample;
     return MP_OK;
+}
+
+static const mp_bound_data *sort_d;  /* qsort's context (the search is single-threaded per bound data) */
+
+static int cmp_ratio(const void *a, const void *b)
+{
+    int i = *(const int *)a, j = *(const int *)b;
+    const mp_layer_cost *L = sort_d->ps.prof->layers;
+    double x = sort_d->fwd[i] * L[j].stash_bytes_per_sample, y = sort_d->fwd[j] * L[i].stash_bytes_per_sample;
+    return x < y ? -1 : x > y ? 1 : i - j;
 }
 
 /* See bounds.h. */
@@ -70,18 +93,59 @@ void mp_bound_data_set_b(mp_bound_data *d, int b)
     if (d->ps.b == b) return;
     mp_prefix_set_b(&d->ps, b);
     d->rho = HUGE_VAL;
+    d->n_order = 0;
     for (int l = 0; l < d->ps.L; l++) {
         const mp_layer_cost *c = &d->ps.prof->layers[l];
         double f = mp_time_eval(&c->fwd, b);
+        d->fwd[l] = f;
+        if (c->stash_bytes_per_sample > 0) d->order[d->n_order++] = l;
         if (c->stash_bytes_per_sample > 0 && f / c->stash_bytes_per_sample < d->rho)
             d->rho = f / c->stash_bytes_per_sample;
     }
+    sort_d = d;
+    qsort(d->order, (size_t)d->n_order, sizeof *d->order, cmp_ratio);
+}
+
+/* The least forward time (profile ms at d's b) whose recompute removes D
+ * stash bytes per sample, layers before j0 counting K times: the
+ * fractional knapsack by increasing fwd / value (see the top). */
+static double knapsack_rc(const mp_bound_data *d, int j0, int K, double D)
+{
+    const mp_layer_cost *Ly = d->ps.prof->layers;
+    int n = d->n_order, i = 0, k = 0;
+    double cost = 0;
+    while (D > 0) {
+        while (i < n && d->order[i] >= j0) i++;   /* next prefix layer */
+        while (k < n && d->order[k] < j0) k++;    /* next suffix layer */
+        if (i >= n && k >= n) break;
+        int l, pre;
+        if (k >= n) pre = 1;
+        else if (i >= n) pre = 0;
+        else {
+            int a = d->order[i], c = d->order[k];
+            pre = d->fwd[a] * Ly[c].stash_bytes_per_sample <= K * d->fwd[c] * Ly[a].stash_bytes_per_sample;
+        }
+        l = pre ? d->order[i++] : d->order[k++];
+        double val = (pre ? K : 1) * Ly[l].stash_bytes_per_sample;
+        if (val >= D) {
+            cost += d->fwd[l] * D / val;
+            D = 0;
+        } else {
+            cost += d->fwd[l];
+            D -= val;
+        }
+    }
+    return cost;
 }
 
 /* See bounds.h. */
 void mp_bound_data_free(mp_bound_data *d)
 {
     mp_prefix_free(&d->ps);
+    free(d->order);
+    free(d->fwd);
+    d->order = NULL;
+    d->fwd = NULL;
 }
 
 /* Least time of one transfer on the links a configuration uses. */
@@ -120,7 +184,8 @@ double mp_bound_quick(mp_bound_data *d, int K, int b, int kind, int v, int m)
         if (D > 0) {
             if (d->mode == MP_RC_OFF) return HUGE_VAL;
             double g = (D < K * sp ? D : K * sp) / K + (D > K * sp ? D - K * sp : 0);
-            if (!isinf(d->rho)) W += d->rho * g;
+            double rc = isinf(d->rho) ? 0 : d->rho * g, ks = knapsack_rc(d, j0, K, D);
+            W += ks > rc ? ks : rc;
         }
     }
     double lam = min_transfer(d, K, b, kind == MP_SCHED_INTERLEAVED);

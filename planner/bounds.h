@@ -25,6 +25,8 @@ typedef struct {
     double sf;                 /* state factor */
     double min_out;            /* min out_bytes_per_sample over layers 0..L-2 (inf when L = 1) */
     double rho;                /* min over layers with stash > 0 of fwd(ps.b) / stash (inf: none) */
+    int *order, n_order;       /* layers with stash > 0 by increasing fwd(ps.b) / stash */
+    double *fwd;               /* [L] fwd(ps.b) per layer */
     double deadline;           /* wall time (mp_now_s) after which mp_bound_split stops refining
                                 * and returns the best bound so far (HUGE_VAL: never) */
 } mp_bound_data;
