@@ -10,7 +10,8 @@
  * (its link's latency plus b * (least out bytes) / bandwidth):
  *
  * quick:  C >= W/smax + 2(S-1) lambda, T >= C, and T >= m W / (sum of speeds)
- *   (every position's busy time m sum(F+B) is at most T). For interleaved,
+ *   (every position's busy time m sum(F+B) is at most T), with the fill and
+ *   drain A_p + U_p of every position added (see mp_bound_quick). For interleaved,
  *   W includes the recompute that memory forces: just before position p's
  *   first backward it holds K forwarded micro-batches of each chunk c < v-1
  *   and one of chunk v-1 (the warm-up covers forwards 0..(v-1)K), so
@@ -190,6 +191,18 @@ double mp_bound_quick(mp_bound_data *d, int K, int b, int kind, int v, int m)
     }
     double lam = min_transfer(d, K, b, kind == MP_SCHED_INTERLEAVED);
     double C = W / smax + 2.0 * (S - 1) * lam, busy = m * W / ssum;
+    /* the fill and drain: T >= A_p + busy_p + U_p on every position p, so
+     * T sum(speed) >= m W + sum_p speed_p (A_p + U_p) and sum_p (A_p + U_p)
+     * >= sum_{t<K-1} (K-1-t) (work of stage t / smax + 2 lambda); the layers
+     * of stages 0..K-2 form a prefix, layer l in stage t <= l, so the work
+     * part is >= sum_{l<K-1} (K-1-l) w_l. */
+    double smin = HUGE_VAL, fill = 0;
+    for (int p = 0; p < K; p++)
+        if (d->cl->devices[p].speed < smin) smin = d->cl->devices[p].speed;
+    for (int l = 0; l + 1 < K; l++)
+        fill += (K - 1 - l) * (f1 * (d->ps.PF[l + 1] - d->ps.PF[l]) + d->ps.PB[l + 1] - d->ps.PB[l]);
+    double drain = (m * W + smin * (fill / smax + (double)K * (K - 1) * lam)) / ssum;
+    if (drain > busy) busy = drain;
     return C > busy ? C : busy;
 }
 
