@@ -436,7 +436,13 @@ mp_status mp_split_greedy(mp_split *x, mp_error *err)
 mp_status mp_split_search(mp_split *x, mp_error *err)
 {
     x->node_weight = 1;
-    if (interleaved(x) && mp_split_il_prepare(x) != MP_OK) return split_error(err, MP_ERR_NOMEM);
+    mp_status sp = interleaved(x) ? mp_split_il_prepare(x) : MP_OK;
+    if (sp == MP_ERR_TIMEOUT) {  /* out of time before the first node: all of it is cut */
+        x->tally->out_of_budget = 1;
+        if (x->c.lb < x->tally->cut_lb) x->tally->cut_lb = x->c.lb;
+        return MP_OK;
+    }
+    if (sp != MP_OK) return split_error(err, MP_ERR_NOMEM);
     x->A[0] = x->U[0] = 0;
     x->node_lb = x->c.lb;
     mp_status st = dfs(x, 0, 0, 0, x->c.lb);

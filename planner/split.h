@@ -162,7 +162,8 @@ typedef struct {
 } mp_il_undo;
 
 /* Before the branch and bound: the in-flight states, the node weight, and
- * nothing placed. MP_ERR_NOMEM. */
+ * nothing placed. MP_ERR_NOMEM; MP_ERR_TIMEOUT when the states are not
+ * built by the tally's t_cap. */
 mp_status mp_split_il_prepare(mp_split *x);
 
 /* Narrows the last layer of stage s (first layer lo) to [*hmin, *hmax]:

@@ -187,12 +187,13 @@ static double position_capacity(mp_split *x, int s, double thr)
 /* ---------------------------------------------------------------- hooks */
 
 /* See split.h. A node costs about (log L + 4) peak evaluations over a
- * position's states: the budget is charged for that so that time stays
+ * position's states: the tally is charged for that so that time stays
  * bounded. */
 mp_status mp_split_il_prepare(mp_split *x)
 {
     int K = x->c.K;
-    if (mp_mem_states_build(&x->il.ms, &x->ops, x->c.v) != MP_OK) return MP_ERR_NOMEM;
+    mp_status st = mp_mem_states_build_by(&x->il.ms, &x->ops, x->c.v, x->tally->t_cap);
+    if (st != MP_OK) return st;
     double per = (double)x->il.ms.row_off[K] / K * x->c.v, lg = 4;
     for (int l = x->ps.L; l > 1; l /= 2) lg++;
     x->node_weight = 1 + (long)(per * lg / NODE_WORK);
