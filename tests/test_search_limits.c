@@ -68,6 +68,7 @@ static void test_time_limit_anytime(void)
     o.time_limit = 0.2;
     mp_search_result r;
     mp_error e;
+    mp_error_clear(&e);
     mp_status st = mp_search_run(&p, &c, &o, &r, &e);
     CU_ASSERT_EQUAL_FATAL(st, MP_OK);
     CU_ASSERT(r.stopped);
@@ -79,6 +80,7 @@ static void test_time_limit_anytime(void)
     fprintf(stderr, "  1000x64 in %.3f s (limit 0.2 s): %.3f ms, gap %.2f%%\n", r.seconds, t, 100 * r.gap);
     mp_search_result_free(&r);
     o.time_limit = -1;
+    mp_error_clear(&e);
     CU_ASSERT_EQUAL(mp_search_run(&p, &c, &o, &r, &e), MP_ERR_USAGE);
     CU_ASSERT(strstr(e.msg, "--time-limit") != NULL);
     mp_profile_free(&p);
