@@ -38,24 +38,29 @@ static int cmp_config(const void *a, const void *b)
     const mp_config *x = a, *y = b;
     if (x->lb != y->lb) return x->lb < y->lb ? -1 : 1;
     if (x->S != y->S) return x->S - y->S;
-    return x->b - y->b;
+    if (x->b != y->b) return x->b - y->b;
+    return x->pl - y->pl;
 }
 
 /* See configs.h. */
-mp_status mp_configs_list(const mp_search_opts *o, const mp_cluster *cl, const mp_prefix *ps,
+mp_status mp_configs_list(const mp_search_opts *o, const mp_placements *pls, const mp_prefix *ps,
                           mp_bound_data *bd, mp_config **out, int *n, long *dropped, mp_error *err)
 {
-    int G = o->global_batch, D = cl->num_devices, L = ps->L, cap = 64, cnt = 0;
+    int G = o->global_batch, L = ps->L, cap = 64, cnt = 0, D = 1;
+    for (int i = 0; i < pls->n; i++)
+        if (pls->p[i].K > D) D = pls->p[i].K;
     mp_config *v = malloc((size_t)cap * sizeof *v);
-    int *from = malloc(mp_config_fits_scratch(ps, cl) * sizeof(int));
+    int *from = malloc(((size_t)D + 1) * ((size_t)L + 1) * sizeof(int));
     *out = NULL;
     *n = 0;
     if (!v || !from) goto nomem;
     for (int b = 1; b <= G; b++) {
         if (G % b || (o->microbatch && b != o->microbatch)) continue;
         int m = G / b;
-        for (int K = 1; K <= D && K <= L; K++) {
-            if (K < o->min_devices || (o->max_devices > 0 && K > o->max_devices)) continue;
+        for (int pl = 0; pl < pls->n; pl++) {
+            int K = pls->p[pl].K;
+            if (K > L || K < o->min_devices || (o->max_devices > 0 && K > o->max_devices)) continue;
+            bd->cl = &pls->p[pl].cl;
             for (int kind = 0; kind < 3; kind++) {
                 if (o->schedule >= 0 && kind != o->schedule) continue;
                 int vmin = kind == MP_SCHED_INTERLEAVED ? 2 : 1, vmax = 1;
@@ -69,7 +74,7 @@ mp_status mp_configs_list(const mp_search_opts *o, const mp_cluster *cl, const m
                         if (!nv) goto nomem;
                         v = nv;
                     }
-                    mp_config c = { K, b, kind, vv, K * vv, m, 0 };
+                    mp_config c = { K, b, kind, vv, K * vv, m, pl, 0 };
                     c.lb = mp_bound_quick(bd, K, b, kind, vv, m);
                     if (kind != MP_SCHED_INTERLEAVED)  /* the split relaxation orders them well */
                         c.lb = mp_bound_split(bd, K, b, kind, m, c.lb, HUGE_VAL) * (1 - MP_BOUND_SLACK);
@@ -79,7 +84,7 @@ mp_status mp_configs_list(const mp_search_opts *o, const mp_cluster *cl, const m
         }
     }
     for (int i = 0; i < cnt && cnt <= 64; i++) {  /* small lists: drop infeasible ones up front */
-        mp_stage_fit f = mp_config_fit(&v[i], ps, cl, o);
+        mp_stage_fit f = mp_config_fit(&v[i], ps, &pls->p[v[i].pl].cl, o);
         if (v[i].kind != MP_SCHED_INTERLEAVED && !mp_config_fits(&f, from, NULL)) {
             v[i--] = v[--cnt];
             (*dropped)++;

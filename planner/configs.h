@@ -1,6 +1,9 @@
 /* configs.h — the configurations the planner's search visits: (K positions,
- * micro-batch b, schedule, v chunks), each with a split-independent lower
- * bound on its iteration time (planner/bounds.h), best bound first.
+ * micro-batch b, schedule, v chunks, placement: which devices in which
+ * order, planner/placement.h), each with a split-independent lower bound on
+ * its iteration time (planner/bounds.h), best bound first. To add a
+ * schedule or another dimension: a field here, compared in mp_config_same,
+ * and a loop in mp_configs_list.
  * defines: mp_config, mp_config_same, mp_config_fit, mp_config_fits, mp_configs_list */
 #ifndef MP_CONFIGS_H
 #define MP_CONFIGS_H
@@ -8,6 +11,7 @@
 #include "bounds.h"
 #include "cluster.h"
 #include "mp_status.h"
+#include "placement.h"
 #include "prefix.h"
 #include "search.h"
 
@@ -16,13 +20,14 @@
 typedef struct {
     int K, b, kind, v, S, m;   /* positions, micro-batch, mp_schedule_kind, chunks (1 unless
                                 * interleaved), stages K*v, micro-batches */
+    int pl;                    /* placement (index into the search's mp_placements; K devices) */
     double lb;                 /* lower bound on the iteration time of its plans */
 } mp_config;
 
 /* 1 when a and b are the same configuration (their bounds aside). */
 static inline int mp_config_same(const mp_config *a, const mp_config *b)
 {
-    return a->K == b->K && a->b == b->b && a->kind == b->kind && a->v == b->v;
+    return a->K == b->K && a->b == b->b && a->kind == b->kind && a->v == b->v && a->pl == b->pl;
 }
 
 /* The stage memory of gpipe/1f1b configuration c under options o. */
@@ -46,12 +51,13 @@ static inline size_t mp_config_fits_scratch(const mp_prefix *ps, const mp_cluste
     return ((size_t)K + 1) * ((size_t)ps->L + 1);
 }
 
-/* Every configuration o allows on cl, each with its bound (gpipe/1f1b
- * sharpened by mp_bound_split), by increasing bound (ties: fewer stages,
- * then smaller b) into *out (free it) and *n. When there are at most 64,
- * the gpipe/1f1b ones that fit no split are left out and counted in
- * *dropped. MP_ERR_NOMEM. */
-mp_status mp_configs_list(const mp_search_opts *o, const mp_cluster *cl, const mp_prefix *ps,
+/* Every configuration o allows on the placements pls (each on its own
+ * devices: bd->cl is set to each placement's cluster in turn), each with
+ * its bound (gpipe/1f1b sharpened by mp_bound_split), by increasing bound
+ * (ties: fewer stages, then smaller b) into *out (free it) and *n. When
+ * there are at most 64, the gpipe/1f1b ones that fit no split are left out
+ * and counted in *dropped. MP_ERR_NOMEM. */
+mp_status mp_configs_list(const mp_search_opts *o, const mp_placements *pls, const mp_prefix *ps,
                           mp_bound_data *bd, mp_config **out, int *n, long *dropped, mp_error *err);
 
 #endif

@@ -30,6 +30,7 @@
 #include "clock.h"
 #include "configs.h"
 #include "evaluate.h"
+#include "placement.h"
 #include "split.h"
 #include "top.h"
 
@@ -45,6 +46,7 @@ typedef struct {
     mp_search_tally tally;
     mp_split sp;
     int *from;                 /* mp_config_fits scratch */
+    mp_placements pls;         /* the device orders searched */
     long cfgs;                 /* configurations considered */
     double unproven;           /* least bound of what was not fully explored */
     double t0, t_end;          /* start; end by the time limit (HUGE_VAL: none) */
@@ -87,6 +89,13 @@ static void search_free(search *x)
     mp_top_free(&x->top);
     mp_split_free(&x->sp);
     free(x->from);
+    mp_placements_free(&x->pls);
+}
+
+/* The split search and the bounds work on c's devices from here on. */
+static void use_config(search *x, const mp_config *c)
+{
+    x->sp.cl = x->bd.cl = &x->pls.p[c->pl].cl;
 }
 
 static mp_status search_init(search *x, const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o,
@@ -105,6 +114,12 @@ static mp_status search_init(search *x, const mp_profile *prof, const mp_cluster
         !(x->from = malloc(mp_config_fits_scratch(&x->sp.ps, cl) * sizeof(int))))
         return MP_ERR_NOMEM;
     x->bd.deadline = x->t_end;
+    int L = prof->num_layers, D = cl->num_devices;
+    int kmin = o->min_devices > 1 ? o->min_devices : 1;
+    int kmax = o->max_devices > 0 && o->max_devices < D ? o->max_devices : D;
+    if (kmax > L) kmax = L;
+    if (kmin > kmax) kmin = kmax;
+    if (mp_placements_build(cl, kmin, kmax, &x->pls, NULL) != MP_OK) return MP_ERR_NOMEM;
     return MP_OK;
 }
 
@@ -169,6 +184,7 @@ static int pass_spent(const search *x, int pass, int alone)
 static mp_status search_config(search *x, mp_config *c, int split_too, int *cut, mp_error *err)
 {
     mp_search_tally *t = &x->tally;
+    use_config(x, c);
     set_caps(x, NULL);
     *cut = 1;
     if (!mp_tally_sim_fits(t, 2.0 * c->m * c->S)) return MP_OK;  /* not even its op lists */
@@ -213,6 +229,7 @@ static mp_status visit(search *x, mp_config *cfg, int n, unsigned char *done, mp
                 break;
             }
             if (!pass) {
+                use_config(x, c);
                 double lb = mp_bound_split(&x->bd, c->K, c->b, c->kind, c->m, c->lb, thr) * (1 - MP_BOUND_SLACK);
                 if (lb > c->lb) c->lb = lb;
                 if (c->lb >= thr) continue;
@@ -240,6 +257,7 @@ static void unproven_bound(search *x, mp_config *cfg, int n, const unsigned char
         mp_config *c = &cfg[i];
         if (done[i] || c->lb >= best || c->lb >= x->unproven) continue;
         if (c->kind != MP_SCHED_INTERLEAVED && mp_now_s() < search_end(x)) {
+            use_config(x, c);
             double stop = x->unproven < best ? x->unproven : best;
             double lb = mp_bound_split(&x->bd, c->K, c->b, c->kind, c->m, c->lb, stop) * (1 - MP_BOUND_SLACK);
             if (lb > c->lb) c->lb = lb;
@@ -257,7 +275,8 @@ static mp_status collect(const search *x, const mp_profile *prof, const mp_clust
     r->fast_ms = calloc((size_t)top->n, sizeof *r->fast_ms);
     if (!r->plans || !r->fast_ms) return mp_error_set(err, MP_ERR_NOMEM, "search: out of memory");
     for (int k = 0; k < top->n; k++) {
-        mp_status st = mp_top_plan(&top->e[k], x->o->global_batch, prof, cl, x->o->state_factor,
+        mp_status st = mp_top_plan(&top->e[k], x->o->global_batch, prof, cl, x->pls.p[top->e[k].c.pl].dev,
+                                   x->o->state_factor,
                                    &r->plans[k], err);
         if (st != MP_OK) {
             mp_plan_free(&r->plans[k]);
@@ -277,6 +296,8 @@ static mp_status collect(const search *x, const mp_profile *prof, const mp_clust
     r->nodes = x->tally.nodes;
     r->simulations = x->tally.sims;
     r->stopped = x->stopped;
+    r->placements = x->pls.n;
+    r->placements_complete = x->pls.complete;
     return MP_OK;
 }
 
@@ -297,7 +318,7 @@ mp_status mp_search_run(const mp_profile *prof, const mp_cluster *cl, const mp_s
         search_free(&x);
         return mp_error_set(err, MP_ERR_NOMEM, "search: out of memory");
     }
-    if ((st = mp_configs_list(&o, cl, &x.sp.ps, &x.bd, &cfg, &ncfg, &x.cfgs, err)) != MP_OK) goto out;
+    if ((st = mp_configs_list(&o, &x.pls, &x.sp.ps, &x.bd, &cfg, &ncfg, &x.cfgs, err)) != MP_OK) goto out;
     if (ncfg == 0 && x.cfgs > 0) {
         st = mp_error_set(err, MP_ERR_NOFIT, "no plan fits the devices' memory");
         r->configurations = x.cfgs;

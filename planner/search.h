@@ -63,6 +63,9 @@ typedef struct {
     long simulations;          /* simulator runs */
     double seconds;            /* wall time of the search */
     int stopped;               /* 1: the time limit (or a work cap) stopped the search */
+    int placements;            /* device orders searched (planner/placement.h) */
+    int placements_complete;   /* 1: every order of device classes; 0: too many, the file
+                                * order only (the result holds for that order) */
 } mp_search_result;
 
 /* Runs the search. MP_OK with num_plans >= 1, or MP_ERR_NOFIT (message

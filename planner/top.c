@@ -67,7 +67,7 @@ mp_status mp_top_offer(mp_top *t, const mp_config *c, const int *hi, const int *
 
 /* See top.h. */
 mp_status mp_top_plan(const mp_top_entry *e, int G, const mp_profile *prof, const mp_cluster *cl,
-                      double sf, mp_plan *p, mp_error *err)
+                      const int *dev, double sf, mp_plan *p, mp_error *err)
 {
     memset(p, 0, sizeof *p);
     p->mode = MP_MODE_TRAIN;
@@ -82,7 +82,7 @@ mp_status mp_top_plan(const mp_top_entry *e, int G, const mp_profile *prof, cons
     for (int s = 0, lo = 0; s < e->c.S; s++) {
         p->stages[s].first = lo;
         p->stages[s].last = e->hi[s];
-        p->stages[s].device = s % e->c.K;
+        p->stages[s].device = dev ? dev[s % e->c.K] : s % e->c.K;
         p->stages[s].recompute = e->rc[s];
         lo = e->hi[s] + 1;
     }

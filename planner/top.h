@@ -47,9 +47,10 @@ static inline double mp_top_threshold(const mp_top *t, const mp_config *c)
  * it replaces c's entry, or the slowest when the list is full. MP_ERR_NOMEM. */
 mp_status mp_top_offer(mp_top *t, const mp_config *c, const int *hi, const int *rc, double time);
 
-/* Entry e as a training plan of global batch G, evaluated by the reference
- * (mp_plan_evaluate) with state factor sf; free p with mp_plan_free. */
+/* Entry e as a training plan of global batch G, position k on cluster
+ * device dev[k] (dev NULL: device k), evaluated by the reference
+ * (mp_plan_evaluate) on cl with state factor sf; free p with mp_plan_free. */
 mp_status mp_top_plan(const mp_top_entry *e, int G, const mp_profile *prof, const mp_cluster *cl,
-                      double sf, mp_plan *p, mp_error *err);
+                      const int *dev, double sf, mp_plan *p, mp_error *err);
 
 #endif

@@ -1,6 +1,7 @@
 /* test_search.c — the planner's search against a brute-force enumerator that
- * calls the reference mp_plan_evaluate for every (K, split, b, schedule, v,
- * recompute vector), on hundreds of random small instances; the fast path
+ * calls the reference mp_plan_evaluate for every (ordered choice of K
+ * devices, split, b, schedule, v, recompute vector), on hundreds of random
+ * small instances; the fast path
  * against the reference; the minimum-memory answer; closed forms; the
  * planner's peaks against the memory model. */
 #include <math.h>
@@ -14,6 +15,7 @@
 #include "profile.h"
 #include "bounds.h"
 #include "mem_states.h"
+#include "placement.h"
 #include "memory.h"
 #include "prefix.h"
 #include "schedule.h"
@@ -154,8 +156,8 @@ static void bf_split(bf_ctx *x, int s, int lo)
 }
 
 /* Every plan of configuration (K, b, kind, v) into x->best (x->plan.stages
- * holds >= K*v stages). */
-static void bf_config(bf_ctx *x, int K, int b, int kind, int v)
+ * holds >= K*v stages), position k on device dev[k] (NULL: device k). */
+static void bf_config_on(bf_ctx *x, int K, int b, int kind, int v, const int *dev)
 {
     x->plan.schedule = kind;
     x->plan.chunks_per_device = v;
@@ -163,8 +165,27 @@ static void bf_config(bf_ctx *x, int K, int b, int kind, int v)
     x->plan.microbatch_size = b;
     x->plan.num_microbatches = x->o->global_batch / b;
     x->plan.num_stages = K * v;
-    for (int s = 0; s < K * v; s++) x->plan.stages[s].device = s % K;
+    for (int s = 0; s < K * v; s++) x->plan.stages[s].device = dev ? dev[s % K] : s % K;
     bf_split(x, 0, 0);
+}
+
+static void bf_config(bf_ctx *x, int K, int b, int kind, int v) { bf_config_on(x, K, b, kind, v, NULL); }
+
+/* Every ordered choice of K distinct devices (dev[0..k) chosen) of cl, each
+ * configuration (K, b, kind, v) on it: the placements, brute force. */
+static void bf_orders(bf_ctx *x, int K, int b, int kind, int v, int *dev, int k)
+{
+    if (k == K) {
+        bf_config_on(x, K, b, kind, v, dev);
+        return;
+    }
+    for (int d = 0; d < x->cl->num_devices; d++) {
+        int used = 0;
+        for (int i = 0; i < k; i++) used |= dev[i] == d;
+        if (used) continue;
+        dev[k] = d;
+        bf_orders(x, K, b, kind, v, dev, k + 1);
+    }
 }
 
 static double brute_force(const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o,
@@ -180,7 +201,8 @@ static double brute_force(const mp_profile *prof, const mp_cluster *cl, const mp
                 if (o->schedule >= 0 && o->schedule != kind) continue;
                 for (int v = kind == 2 ? 2 : 1; (kind == 2 ? K * v <= L : v == 1); v++) {
                     if (kind == 2 && (K < 2 || (G / b) % K)) break;
-                    bf_config(&x, K, b, kind, v);
+                    int dev[16];
+                    bf_orders(&x, K, b, kind, v, dev, 0);
                 }
             }
     }
@@ -375,6 +397,77 @@ static void test_config_bounds_vs_brute_force(void)
     CU_ASSERT(checked > 500 && huge > 0 && tight > 0);
 }
 
+/* Mixed clusters: two device kinds in random file order, links by kind
+ * pair. The classes are the kinds; the search lists one order per
+ * sequence of kinds (fewer than all orders) and still equals brute force
+ * over every ordered choice of devices; often the best order is not the
+ * file order's prefix. */
+static void test_mixed_clusters_vs_permutations(void)
+{
+    int fails = 0, fit = 0, reordered = 0, fewer = 0;
+    for (int i = 0; i < 80; i++) {
+        mp_profile prof;
+        mp_cluster cl;
+        int L = 2 + irand(5), D = 3 + irand(2), G = 2 * (1 + irand(3));
+        rand_profile(&prof, L);
+        rand_cluster(&cl, &prof, D, G);
+        double spd[2] = { 0.5 + urand(), 0.5 + urand() }, mem[2] = { cl.devices[0].memory_bytes,
+                                                                     cl.devices[1].memory_bytes };
+        mp_link lk[2][2];
+        for (int a = 0; a < 4; a++) lk[a / 2][a % 2] = cl.links[a];
+        int kind[4];
+        for (int d = 0; d < D; d++) kind[d] = d < 2 ? d : irand(2);
+        for (int d = D - 1; d > 0; d--) {  /* shuffle the file order */
+            int j = irand(d + 1), t = kind[d];
+            kind[d] = kind[j];
+            kind[j] = t;
+        }
+        for (int d = 0; d < D; d++) {
+            char nm[16];
+            snprintf(nm, sizeof nm, "%s-%d", kind[d] ? "slow" : "fast", d);
+            free(cl.devices[d].name);
+            cl.devices[d].name = strdup(nm);
+            cl.devices[d].speed = spd[kind[d]];
+            cl.devices[d].memory_bytes = mem[kind[d]];
+            for (int q = 0; q < D; q++) cl.links[d * D + q] = lk[kind[d]][kind[q]];
+        }
+        int cls[4];
+        if (mp_cluster_classes(&cl, cls) != 2) fails++;
+        mp_search_opts o;
+        mp_search_opts_init(&o, G);
+        o.state_factor = 1 + 3 * urand();
+        long ev;
+        double best = brute_force(&prof, &cl, &o, &ev);
+        mp_search_result r;
+        mp_error e;
+        mp_error_clear(&e);
+        mp_status st = mp_search_run(&prof, &cl, &o, &r, &e);
+        if (best == HUGE_VAL) {
+            fails += st == MP_OK;
+        } else if (st != MP_OK || !close_rel(r.plans[0].predicted.iteration_ms, best) || !r.optimal ||
+                   !mp_plan_fits(&r.plans[0], &cl) || !r.placements_complete) {
+            fails++;
+        } else {
+            fit++;
+            int orders = 0, Lm = L < D ? L : D;
+            for (int k = 1, f = 1; k <= Lm; k++) orders += f *= D - k + 1;
+            fewer += r.placements < orders;
+            for (int s = 0; s < r.plans[0].num_stages; s++)
+                if (r.plans[0].stages[s].device != s % mp_plan_num_positions(&r.plans[0])) {
+                    reordered++;
+                    break;
+                }
+        }
+        if (st == MP_OK) mp_search_result_free(&r);
+        mp_profile_free(&prof);
+        mp_cluster_free(&cl);
+    }
+    fprintf(stderr, "  mixed clusters: %d fit (%d not in file order, %d with fewer orders than all), %d mismatches\n",
+            fit, reordered, fewer, fails);
+    CU_ASSERT_EQUAL(fails, 0);
+    CU_ASSERT(fit > 40 && reordered > 5 && fewer > 20);
+}
+
 /* Water-filling against a hand-computed case and a brute-force grid. */
 static void test_waterfill(void)
 {
@@ -541,6 +634,7 @@ static void test_medium_instance(void)
     mp_search_opts_init(&o, 64);
     mp_search_result r;
     mp_status st = mp_search_run(&prof, &cl, &o, &r, &e);
+    if (st != MP_OK) fprintf(stderr, "medium: %d %s\n", st, e.msg);
     CU_ASSERT_EQUAL_FATAL(st, MP_OK);
     for (int i = 0; i < r.num_plans; i++) {
         CU_ASSERT_TRUE(close_rel(r.fast_ms[i], r.plans[i].predicted.iteration_ms));
@@ -641,6 +735,7 @@ int main(void)
         MP_TEST(test_twelve_layers),
         MP_TEST(test_interleaved_vs_brute_force),
         MP_TEST(test_config_bounds_vs_brute_force),
+        MP_TEST(test_mixed_clusters_vs_permutations),
         MP_TEST(test_waterfill),
         MP_TEST(test_min_memory),
         MP_TEST(test_medium_instance),
