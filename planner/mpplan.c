@@ -4,6 +4,7 @@
  * mpplan --profile P.json [--profile P2.json ...] (--devices K --memory SIZE [--bandwidth BW] [--latency T] | --cluster C.json)
  *        --global-batch B [--microbatch b] [--schedule auto|gpipe|1f1b|interleaved]
  *        [--recompute auto|on|off] [--state-factor F] [--top N] [--time-limit SECONDS]
+ *        [--placement search|file]
  *        [--json] [-o PLAN.json]
  *        [--trace TRACE.json] [--evaluate PLAN.json]
  * Exit 0 on success, 1 when no plan fits, 2 for bad usage or input. */
@@ -18,6 +19,7 @@
 #include "clock.h"
 #include "cluster.h"
 #include "evaluate.h"
+#include "placement.h"
 #include "plan.h"
 #include "profile.h"
 #include "profile_set.h"
@@ -32,7 +34,7 @@
 /* ---------------------------------------------------------------- options */
 
 enum { O_PROFILE = 256, O_DEVICES, O_MEMORY, O_BANDWIDTH, O_LATENCY, O_CLUSTER, O_BATCH, O_MICRO,
-       O_SCHED, O_RC, O_SF, O_TOP, O_TIME, O_JSON, O_TRACE, O_EVAL, O_HELP, O_OUT = 'o' };
+       O_SCHED, O_RC, O_SF, O_TOP, O_TIME, O_PLACE, O_JSON, O_TRACE, O_EVAL, O_HELP, O_OUT = 'o' };
 
 
 /* One table drives getopt_long and --help. */
@@ -52,6 +54,8 @@ static const mp_cli_opt OPTS[] = {
     { "top", required_argument, O_TOP, "N", "show the best N plans (default 5)" },
     { "time-limit", required_argument, O_TIME, "SECONDS", "stop searching after this many seconds with the best plan "
       "so far and its gap (default 1)" },
+    { "placement", required_argument, O_PLACE, "P", "search: choose which devices run which stage (default); "
+      "file: stage k on device k of the cluster" },
     { "json", no_argument, O_JSON, NULL, "print the best plan as one JSON object" },
     { "output", required_argument, O_OUT, "PLAN.json", "write the best plan (also -o)" },
     { "trace", required_argument, O_TRACE, "TRACE.json", "write the predicted timeline (Chrome trace)" },
@@ -65,7 +69,7 @@ typedef struct {
     int nprof;
     const char *cluster, *out, *trace, *evaluate;
     const char *memory, *bandwidth, *latency;
-    int devices, have_devices, batch, micro, schedule, recompute, top, json;
+    int devices, have_devices, batch, micro, schedule, recompute, top, json, file_order;
     double sf, time_limit;
 } args;
 
@@ -146,6 +150,11 @@ static mp_status parse_args(int argc, char **argv, args *a, mp_error *err)
                 return mp_error_set(err, MP_ERR_USAGE, "--time-limit: \"%s\" must be a number of seconds > 0", optarg);
             break;
         }
+        case O_PLACE:
+            if (strcmp(optarg, "search") == 0) a->file_order = 0;
+            else if (strcmp(optarg, "file") == 0) a->file_order = 1;
+            else return mp_error_set(err, MP_ERR_USAGE, "--placement: \"%s\" is not search or file", optarg);
+            break;
         case O_SCHED: {
             mp_schedule_kind k;
             if (strcmp(optarg, "auto") == 0) a->schedule = -1;
@@ -263,7 +272,15 @@ static void print_plan_row(int rank, const mp_plan *p, const mp_profile *prof, c
     printf("%2d  %12.4f  %12.1f  %6.1f%%  b=%-4d m=%-5d %-16s recompute: %s\n", rank, p->predicted.iteration_ms,
            p->predicted.samples_per_s, 100 * p->predicted.bubble_fraction, p->microbatch_size,
            p->num_microbatches, sched, rcs);
-    printf("    layers: %s\n    bound: %s\n    memory:", split, bnd);
+    printf("    layers: %s\n", split);
+    int K = mp_plan_num_positions(p), moved = 0;
+    for (int s = 0; s < K; s++) moved |= p->stages[s].device != s;
+    if (moved) {  /* placed: which device runs each position */
+        printf("    devices:");
+        for (int s = 0; s < K; s++) printf("%s %s", s ? "," : "", cl->devices[p->stages[s].device].name);
+        printf("\n");
+    }
+    printf("    bound: %s\n    memory:", bnd);
     for (int q = 0; q < p->predicted.num_peaks; q++) {
         char a[32], c[32];
         int d = p->stages[q].device;
@@ -292,6 +309,8 @@ static void print_header(const args *a, const mp_profile_set *ps, const mp_clust
         printf("#   plans on %s timed with %s (measured with %d busy core%s)\n", range, ps->path[i],
                ps->p[i].busy_cores, ps->p[i].busy_cores > 1 ? "s" : "");
     }
+    if (r && !r->placements_complete && !a->file_order && cl->num_devices > 1)
+        printf("# placement: more than %d device orders, searched in cluster-file order only\n", MP_MAX_PLACEMENTS);
     if (r) {
         if (r->optimal)
             printf("# search: %ld configurations (%ld searched), %ld nodes, %ld simulations, %.3f s: optimal\n",
@@ -414,6 +433,8 @@ static mp_status merge_result(mp_search_result *all, mp_search_result *r, mp_err
     all->nodes += r->nodes;
     all->simulations += r->simulations;
     all->seconds += r->seconds;
+    all->placements += r->placements;
+    all->placements_complete = all->placements_complete && r->placements_complete;
     return MP_OK;
 }
 
@@ -429,9 +450,11 @@ static mp_status run_search(const args *a, const mp_profile_set *ps, const mp_cl
     o.state_factor = a->sf;
     o.top = a->json ? 1 : a->top;
     o.progress = 1;
+    o.file_order = a->file_order;
     mp_search_result all;
     memset(&all, 0, sizeof all);
     all.optimal = 1;
+    all.placements_complete = 1;
     all.lower_bound_ms = HUGE_VAL;
     mp_status st = MP_OK, first = MP_OK;
     mp_error e1;

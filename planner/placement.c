@@ -111,7 +111,8 @@ static int extend(enum_ctx *x, int k, int kmin, int kmax)
 }
 
 /* See placement.h. */
-mp_status mp_placements_build(const mp_cluster *cl, int kmin, int kmax, mp_placements *out, mp_error *err)
+mp_status mp_placements_build(const mp_cluster *cl, int kmin, int kmax, int file_only, mp_placements *out,
+                              mp_error *err)
 {
     int D = cl->num_devices;
     memset(out, 0, sizeof *out);
@@ -131,9 +132,9 @@ mp_status mp_placements_build(const mp_cluster *cl, int kmin, int kmax, mp_place
         for (int d = 0; r > 0 && d < D; d++)
             if (class_of[d] == x.rep[c]) x.members[c][x.size[c]++] = d;
     }
-    if (r > 0) r = extend(&x, 0, kmin, kmax);
-    out->complete = r > 0 && !x.overflow;
-    if (r >= 0 && !out->complete) {  /* too many: the file order's prefixes */
+    if (r > 0 && !file_only) r = extend(&x, 0, kmin, kmax);
+    out->complete = r > 0 && !x.overflow && !file_only;
+    if (r >= 0 && !out->complete) {  /* asked for or too many: the file order's prefixes */
         mp_placements_free(out);
         x.cap = 0;
         x.overflow = 0;

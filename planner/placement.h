@@ -37,9 +37,11 @@ int mp_cluster_classes(const mp_cluster *cl, int *class_of);
 
 /* Every placement of kmin..kmax devices (1 <= kmin <= kmax <= devices):
  * every sequence of distinct classes' devices, the devices of a class taken
- * in index order; the identity prefixes come first in file order when
- * incomplete. MP_ERR_NOMEM (out freed). */
-mp_status mp_placements_build(const mp_cluster *cl, int kmin, int kmax, mp_placements *out, mp_error *err);
+ * in index order; only the file order's prefixes (devices 0..K-1) when
+ * file_only or when there are more than MP_MAX_PLACEMENTS (then complete
+ * is 0). MP_ERR_NOMEM (out freed). */
+mp_status mp_placements_build(const mp_cluster *cl, int kmin, int kmax, int file_only, mp_placements *out,
+                              mp_error *err);
 
 void mp_placements_free(mp_placements *ps);
 

@@ -119,7 +119,7 @@ static mp_status search_init(search *x, const mp_profile *prof, const mp_cluster
     int kmax = o->max_devices > 0 && o->max_devices < D ? o->max_devices : D;
     if (kmax > L) kmax = L;
     if (kmin > kmax) kmin = kmax;
-    if (mp_placements_build(cl, kmin, kmax, &x->pls, NULL) != MP_OK) return MP_ERR_NOMEM;
+    if (mp_placements_build(cl, kmin, kmax, o->file_order, &x->pls, NULL) != MP_OK) return MP_ERR_NOMEM;
     return MP_OK;
 }
 

@@ -42,6 +42,7 @@ typedef struct {
     int progress;              /* 1: report progress on stderr when a search runs > 2 s */
     int min_devices;           /* plans use at least this many devices (0: 1) */
     int max_devices;           /* ... and at most this many (0: all of the cluster) */
+    int file_order;            /* 1: position k on device k, as in the cluster file (no placement search) */
 } mp_search_opts;
 
 #define MP_SEARCH_TIME_LIMIT 1.0  /* seconds */
