@@ -14,7 +14,9 @@
  * (all of it when there are no interleaved configurations), one
  * configuration at most an eighth (set_caps); the search ends early enough
  * that the reference evaluation of the incumbents still fits the limit
- * (search_end). Optional work caps (node_budget, sim_op_budget) are shared
+ * (search_end). When a cap cut the search, the last POLISH_SHARE of the
+ * limit polishes the incumbents (mp_split_polish: better plans, no proof).
+ * Optional work caps (node_budget, sim_op_budget) are shared
  * out the same way. The reported lower bound is the least bound of the
  * configurations not fully searched; a configuration whose split search a
  * cap stopped is bounded by the least bound of the subtrees it cut. */
@@ -38,6 +40,7 @@
 #define INTERLEAVED_NEAR 0.10 /* relative gap below which interleaved configurations get less time */
 #define EVAL_FACTOR 6.0       /* a reference evaluation costs about this many fast simulations */
 #define LIMIT_USE 0.95        /* the search and the evaluation aim at this share of the limit */
+#define POLISH_SHARE 0.08     /* of the limit: kept for polishing the incumbents of a cut search */
 
 typedef struct {
     const mp_search_opts *o;   /* with the budgets' defaults filled in */
@@ -135,6 +138,13 @@ static double search_end(const search *x)
     return x->t_end - EVAL_FACTOR * ops / rate;
 }
 
+/* The wall time by which the configurations' visits stop: search_end less
+ * the polishing share. */
+static double visit_end(const search *x)
+{
+    return search_end(x) - (x->o->time_limit > 0 ? POLISH_SHARE * x->o->time_limit : 0);
+}
+
 /* Resets the tally's caps for the next piece of work: c's split search
  * (c not NULL) gets an eighth of the limit and of each work cap (of the
  * nodes a 32nd for an interleaved configuration whose bound is within
@@ -148,7 +158,7 @@ static void set_caps(search *x, const mp_config *c)
     t->out_of_budget = 0;
     t->tick = 0;
     t->cut_lb = HUGE_VAL;
-    t->t_cap = search_end(x);
+    t->t_cap = visit_end(x);
     if (c && o->time_limit > 0) {
         double share = mp_now_s() + o->time_limit / 8;
         if (share < t->t_cap) t->t_cap = share;
@@ -173,7 +183,7 @@ static int pass_spent(const search *x, int pass, int alone)
     const mp_search_tally *t = &x->tally;
     double share = pass || alone ? 1 : 0.5;
     if (o->time_limit > 0 && mp_now_s() >= x->t0 + share * LIMIT_USE * o->time_limit) return 1;
-    if (mp_now_s() >= search_end(x)) return 1;
+    if (mp_now_s() >= visit_end(x)) return 1;
     if (o->node_budget > 0 && t->nodes >= share * o->node_budget) return 1;
     return o->sim_op_budget > 0 && t->simops >= share * o->sim_op_budget;
 }
@@ -243,6 +253,25 @@ static mp_status visit(search *x, mp_config *cfg, int n, unsigned char *done, mp
             done[i] = !cut;
             x->stopped |= cut;
         }
+    }
+    return MP_OK;
+}
+
+/* A cut search: hill climbing from each incumbent, best first, until
+ * search_end. */
+static mp_status polish(search *x, mp_error *err)
+{
+    int n = x->top.n;
+    mp_config cs[n > 0 ? n : 1];
+    for (int i = 0; i < n; i++) cs[i] = x->top.e[i].c;
+    for (int i = 0; i < n; i++) {
+        use_config(x, &cs[i]);
+        set_caps(x, NULL);
+        x->tally.t_cap = search_end(x);
+        if (mp_now_s() >= x->tally.t_cap) break;
+        mp_status st = mp_split_config(&x->sp, &cs[i], err);
+        if (st == MP_OK) st = mp_split_polish(&x->sp, err);
+        if (st != MP_OK) return st;
     }
     return MP_OK;
 }
@@ -338,6 +367,7 @@ mp_status mp_search_run(const mp_profile *prof, const mp_cluster *cl, const mp_s
     done = calloc((size_t)ncfg, 1);
     if (!done) { st = mp_error_set(err, MP_ERR_NOMEM, "search: out of memory"); goto out; }
     if ((st = visit(&x, cfg, ncfg, done, err)) != MP_OK) goto out;
+    if (x.stopped && (st = polish(&x, err)) != MP_OK) goto out;
     unproven_bound(&x, cfg, ncfg, done);
     if (x.tally.shown) fprintf(stderr, "\n");
     if (x.top.n == 0 && x.stopped) {

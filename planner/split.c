@@ -364,6 +364,28 @@ static mp_status split_error(mp_error *err, mp_status st)
     return mp_error_set(err, st, "search: %s", st == MP_ERR_NOMEM ? "out of memory" : "simulation failed");
 }
 
+/* Times the split whose stages end at hi[0..S) (non-empty, hi[S-1] = L-1):
+ * stage times, recompute as the mode and memory give it (gpipe/1f1b: none
+ * when a stage fits no choice), then the leaf, offered to the incumbents
+ * when it beats them. */
+static mp_status try_split(mp_split *x, const int *hi)
+{
+    int S = x->c.S, lo = 0;
+    x->A[0] = x->U[0] = 0;
+    for (int p = 0; p < x->c.K; p++) x->il.busy[p] = 0;
+    for (int s = 0; s < S; s++) {
+        x->hi[s] = hi[s];
+        stage_times(x, s, lo, hi[s]);
+        int rc = interleaved(x) ? x->mode == MP_RC_ON : mp_stage_fit_rc(&x->fit, s, lo, hi[s]);
+        if (rc < 0) return MP_OK;
+        mp_split_set_rc(x, s, rc);
+        x->A[s + 1] = x->A[s] + x->F[s] + x->act[s];
+        x->U[s + 1] = x->U[s] + x->B[s] + x->grad[s];
+        lo = hi[s] + 1;
+    }
+    return interleaved(x) ? mp_split_il_leaf(x) : mp_split_try_leaf(x);
+}
+
 /* ---------------------------------------------------------------- entry points */
 
 /* See split.h. */
@@ -405,30 +427,53 @@ mp_status mp_split_greedy(mp_split *x, mp_error *err)
     }
     mp_status st = MP_OK;
     if (found) {
-        /* set the stages of the greedy split as place() does, so A/U/bounds are set */
-        for (int s = 0; s < S; s++) x->hi[s] = best[s];
-        int lo = 0;
-        for (int s = 0; s < S - 1; s++) {
-            stage_times(x, s, lo, best[s]);
-            int rc = interleaved(x) ? x->mode == MP_RC_ON : mp_stage_fit_rc(&x->fit, s, lo, best[s]);
-            mp_split_set_rc(x, s, rc < 0 ? 0 : rc);
-            x->A[s + 1] = x->A[s] + x->F[s] + x->act[s];
-            x->U[s + 1] = x->U[s] + x->B[s] + x->grad[s];
-            lo = best[s] + 1;
-        }
-        for (int p = 0; p < x->c.K; p++) x->il.busy[p] = 0;
-        x->hi[S - 1] = L - 1;
-        stage_times(x, S - 1, lo, L - 1);
-        if (interleaved(x)) st = mp_split_il_leaf(x);
-        else {
-            int rc = mp_stage_fit_rc(&x->fit, S - 1, lo, L - 1);
-            if (rc >= 0) {
-                mp_split_set_rc(x, S - 1, rc);
-                st = mp_split_try_leaf(x);
-            }
-        }
+        best[S - 1] = L - 1;
+        st = try_split(x, best);
     }
     free(best);
+    return st == MP_OK ? MP_OK : split_error(err, st);
+}
+
+/* The configuration's incumbent time (HUGE_VAL: none) and split. */
+static double own_entry(const mp_split *x, const int **hi)
+{
+    for (int i = 0; i < x->top->n; i++)
+        if (mp_config_same(&x->top->e[i].c, &x->c)) {
+            *hi = x->top->e[i].hi;
+            return x->top->e[i].t;
+        }
+    return HUGE_VAL;
+}
+
+/* See split.h. */
+mp_status mp_split_polish(mp_split *x, mp_error *err)
+{
+    int S = x->c.S;
+    const int *ehi;
+    double best = own_entry(x, &ehi);
+    if (best == HUGE_VAL || S < 2) return MP_OK;
+    int *cur = malloc((size_t)S * sizeof *cur);
+    if (!cur) return split_error(err, MP_ERR_NOMEM);
+    memcpy(cur, ehi, (size_t)S * sizeof *cur);
+    mp_status st = MP_OK;
+    for (int improved = 1; improved && st == MP_OK && !mp_tally_spent(x->tally);) {
+        improved = 0;
+        for (int s = 0; s + 1 < S && st == MP_OK && !x->tally->out_of_budget; s++)
+            for (int d = -1; d <= 1 && st == MP_OK; d += 2) {
+                int lo = s > 0 ? cur[s - 1] + 1 : 0, h = cur[s] + d, old = cur[s];
+                if (h < lo || h >= cur[s + 1] || mp_tally_spent(x->tally)) continue;
+                cur[s] = h;
+                st = try_split(x, cur);
+                double t = own_entry(x, &ehi);
+                if (t < best) {
+                    best = t;
+                    improved = 1;
+                } else {
+                    cur[s] = old;
+                }
+            }
+    }
+    free(cur);
     return st == MP_OK ? MP_OK : split_error(err, st);
 }
 

@@ -3,7 +3,7 @@
  * planner/split_interleaved.c). The driver (planner/search.c) sets up a
  * configuration, times its greedy split, sets the caps and runs the search.
  * defines: mp_search_tally, mp_tally_spent, mp_il_state, mp_split, mp_split_init, mp_split_free,
- *          mp_split_config, mp_split_greedy, mp_split_search, mp_split_try_leaf, and the
+ *          mp_split_config, mp_split_greedy, mp_split_polish, mp_split_search, mp_split_try_leaf, and the
  *          mp_split_il_* hooks of the interleaved search */
 #ifndef MP_SPLIT_H
 #define MP_SPLIT_H
@@ -123,6 +123,12 @@ mp_status mp_split_config(mp_split *x, const mp_config *c, mp_error *err);
 /* Times the greedy split of the configuration (balanced stage times, the
  * least largest one found by bisection) and offers it to the incumbents. */
 mp_status mp_split_greedy(mp_split *x, mp_error *err);
+
+/* Hill climbing from the configuration's incumbent (nothing when it has
+ * none): moves one cut by one layer while that lowers the time, within
+ * the tally's caps. Finds better plans when the search was cut; proves
+ * nothing. */
+mp_status mp_split_polish(mp_split *x, mp_error *err);
 
 /* The branch and bound over every split of the configuration, within the
  * tally's caps (tally->out_of_budget set when they stopped it). */
