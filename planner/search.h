@@ -1,12 +1,14 @@
 /* search.h — the planner: the plan of least simulated iteration time whose
  * every stage (device, for interleaved) fits its device's memory, searched
- * jointly over the number of stages, contiguous splits, micro-batch sizes,
- * schedules (gpipe, 1f1b, interleaved with v chunks) and recompute.
+ * jointly over the number of stages, which devices run them in which order
+ * (planner/placement.h: one order per sequence of device classes),
+ * contiguous splits, micro-batch sizes, schedules (gpipe, 1f1b, interleaved
+ * with v chunks) and recompute.
  * defines: mp_search_opts, mp_search_opts_init, mp_search_result, mp_search_run,
  *          mp_search_result_free, mp_search_min_memory
  *
  * Method (docs/cost-model.md; planner/split.c has the proofs in comments):
- * configurations (K, b, schedule, v) are visited in increasing order of a
+ * configurations (K, b, schedule, v, placement) are visited in increasing order of a
  * split-independent lower bound; inside each, a depth-first branch and bound
  * places the cut points, pruning with per-stage lower bounds on the
  * iteration time and with memory; leaves are timed by the simulator with
