@@ -30,6 +30,20 @@
  *   much, so a solution for j+1 is one for j), and it is >= the rho bound
  *   (every cost / value is >= rho / weight).
  *
+ * interleaved bubble: on position p (stages p + dK, chunk d) the path that
+ * takes micro-batch 0 forward to stage p+cK (A_{p+cK}), then runs p's ops
+ * from F(p+cK, 0) to the last B of stage p+c'K (all of p's ops but the K c
+ * forwards of chunks < c before it and the K c' backwards of chunks < c'
+ * after it: the op lists put chunk d's K micro-batches of a group together,
+ * forwards by increasing, backwards by decreasing chunk), then backward to
+ * stage 0 (U_{p+c'K}), bounds T. Averaged over all (p, c, c') every stage
+ * of position q gets weight m/K + (K-1-q)/(Kv) on its F and B; adding the
+ * paths A_q + busy_q + U_q with weights q/(Kvm) (weight m on q's stages)
+ * and normalising, every stage gets at least
+ * g = (m/K + (K-1)/(Kv)) / (1 + (K-1)/(2vm)), so T >= g W / smax + the
+ * transfers the averaged heads and tails cross (a (Kv-1) lambda, a the
+ * normalisation): half the bubble (K-1)/(vm) of the closed form.
+ *
  * split (gpipe/1f1b; stage s on device s): for a split into K stages every
  * stage s = [lo, hi] satisfies, with Fw, Bw its times (Bw with the recompute
  * forced when it does not fit without, always when recompute is on),
@@ -203,6 +217,11 @@ double mp_bound_quick(mp_bound_data *d, int K, int b, int kind, int v, int m)
         fill += (K - 1 - l) * (f1 * (d->ps.PF[l + 1] - d->ps.PF[l]) + d->ps.PB[l + 1] - d->ps.PB[l]);
     double drain = (m * W + smin * (fill / smax + (double)K * (K - 1) * lam)) / ssum;
     if (drain > busy) busy = drain;
+    if (kind == MP_SCHED_INTERLEAVED) {  /* the bubble: a mixture of paths (see the top) */
+        double a = 1 / (1 + (K - 1) / (2.0 * v * m)), g = a * ((double)m / K + (K - 1) / ((double)K * v));
+        double t = g * W / smax + a * (K * v - 1.0) * lam;
+        if (t > busy) busy = t;
+    }
     return C > busy ? C : busy;
 }
 

@@ -20,6 +20,8 @@
  *      T >= C + (m-1) F_s + max(0, m-1-w) B_s         (1f1b: up to F(m-1) on stage s)
  *      T >= C + (m-1) max(act_s, grad_s)              (each link sends m transfers)
  *      T >= A_p + busy_p + U_p                        (interleaved position p)
+ *      T >= A_{p+cK} + busy_p - K sum_{d<c} F_{p+dK} - K sum_{d<c'} B_{p+dK} + U_{p+c'K}
+ *                                                     (interleaved: planner/bounds.c, at the leaves)
  *    and with only stages 0..s placed, C >= (known part) + (remaining work) /
  *    (fastest remaining device) + latencies, and the remaining stages need
  *    m (remaining work) / (their total speed); for interleaved, the water
@@ -174,6 +176,17 @@ static double leaf_bound(const mp_split *x)
         double t = x->A[p] + busy[p] + U[x->last_stage[p]];
         if (t > lb) lb = t;
     }
+    if (interleaved(x))  /* the paths of planner/bounds.c: from F(p+cK, 0) to the last B of p+c'K */
+        for (int p = 0; p < K; p++) {
+            double hF = -HUGE_VAL, hB = -HUGE_VAL, sF = 0, sB = 0;
+            for (int s = p; s < S; s += K) {
+                if (x->A[s] - K * sF > hF) hF = x->A[s] - K * sF;
+                if (U[s] - K * sB > hB) hB = U[s] - K * sB;
+                sF += x->F[s];
+                sB += x->B[s];
+            }
+            if (hF + busy[p] + hB > lb) lb = hF + busy[p] + hB;
+        }
     return lb;
 }
 
