@@ -71,6 +71,7 @@ typedef struct {
     const char *memory, *bandwidth, *latency;
     int devices, have_devices, batch, micro, schedule, recompute, top, json, file_order;
     double sf, time_limit;
+    double t_start;            /* when mpplan started (mp_now_s): the time limit counts from here */
 } args;
 
 static void usage(FILE *f)
@@ -459,7 +460,7 @@ static mp_status run_search(const args *a, const mp_profile_set *ps, const mp_cl
     mp_status st = MP_OK, first = MP_OK;
     mp_error e1;
     mp_error_clear(&e1);
-    double t0 = mp_now_s();
+    double t0 = a->t_start;
     for (int i = 0; i < ps->n && st == MP_OK; i++) {
         mp_search_opts oi = o;
         oi.time_limit = (a->time_limit - (mp_now_s() - t0)) / (ps->n - i);  /* the rest, shared out */
@@ -517,7 +518,9 @@ int main(int argc, char **argv)
     mp_error_clear(&err);
     memset(&ps, 0, sizeof ps);
     memset(&cl, 0, sizeof cl);
+    double t_start = mp_now_s();
     mp_status st = parse_args(argc, argv, &a, &err);
+    a.t_start = t_start;
     if (st == MP_OK) st = validate(&a, &err);
     if (st == MP_OK) st = load_inputs(&a, &ps, &cl, &err);
     if (st == MP_OK) st = a.evaluate ? run_evaluate(&a, &ps, &cl, &err) : run_search(&a, &ps, &cl, &err);

@@ -2,6 +2,7 @@
  * defines: mp_synth_profile, mp_synth_tight_memory, mp_synth_cluster */
 #include "synth.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,7 +63,9 @@ mp_status mp_synth_cluster(mp_cluster *c, int D, double mem, int mixed, mp_error
     for (int d = 0; d < D; d++) {
         int slow = d < D / 2;
         free(c->devices[d].name);
-        c->devices[d].name = strdup(slow ? "slow" : "fast");
+        char nm[32];
+        snprintf(nm, sizeof nm, "%s-%d", slow ? "slow" : "fast", d);
+        c->devices[d].name = strdup(nm);
         if (!c->devices[d].name) {
             mp_cluster_free(c);
             return mp_error_set(err, MP_ERR_NOMEM, "synth: out of memory");

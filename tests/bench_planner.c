@@ -94,9 +94,40 @@ static int bound_table(void)
     return 0;
 }
 
+/* The memory-bound instances as files for mpplan (--state-factor 1):
+ * DIR/synth-L-D.profile.json and DIR/synth-L-D[-mixed].cluster.json. */
+static int write_instances(const char *dir)
+{
+    static const int rows[][3] = { { 32, 8, 0 }, { 128, 16, 0 }, { 128, 64, 0 }, { 1000, 16, 0 }, { 1000, 64, 0 },
+                                   { 32, 8, 1 }, { 128, 16, 1 } };
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        int L = rows[i][0], D = rows[i][1], mixed = rows[i][2];
+        mp_profile prof;
+        mp_cluster cl;
+        mp_error e;
+        mp_error_clear(&e);
+        char pp[512], cp[512];
+        snprintf(pp, sizeof pp, "%s/synth-%d-%d.profile.json", dir, L, D);
+        snprintf(cp, sizeof cp, "%s/synth-%d-%d%s.cluster.json", dir, L, D, mixed ? "-mixed" : "");
+        double mem = L == 1000 && D == 64 ? 1.5 * 1073741824.0 : 0;
+        if (mp_synth_profile(&prof, L, 1, &e) != MP_OK) return 1;
+        if (mem <= 0) mem = mp_synth_tight_memory(&prof, D);
+        if (mp_synth_cluster(&cl, D, mem, mixed, &e) != MP_OK || mp_profile_save(pp, &prof, &e) != MP_OK ||
+            mp_cluster_save(cp, &cl, &e) != MP_OK) {
+            fprintf(stderr, "bench: %s\n", e.msg);
+            return 1;
+        }
+        printf("%s %s\n", pp, cp);
+        mp_profile_free(&prof);
+        mp_cluster_free(&cl);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--bound-only") == 0) return bound_table();
+    if (argc > 2 && strcmp(argv[1], "--write-instances") == 0) return write_instances(argv[2]);
     static const int Ls[] = { 32, 128, 1000 }, Ds[] = { 4, 16, 64 };
     enum { RUNS = 3 };
     printf("# mpplan search, global batch 1024, one core; median of %d runs\n", RUNS);
