@@ -74,7 +74,7 @@ mp_status mp_configs_list(const mp_search_opts *o, const mp_placements *pls, con
                         if (!nv) goto nomem;
                         v = nv;
                     }
-                    mp_config c = { K, b, kind, vv, K * vv, m, pl, 0 };
+                    mp_config c = { .K = K, .b = b, .kind = kind, .v = vv, .S = K * vv, .m = m, .pl = pl };
                     c.lb = mp_bound_quick(bd, K, b, kind, vv, m);
                     if (kind != MP_SCHED_INTERLEAVED)  /* the split relaxation orders them well */
                         c.lb = mp_bound_split(bd, K, b, kind, m, c.lb, HUGE_VAL) * (1 - MP_BOUND_SLACK);

@@ -20,8 +20,9 @@
 typedef struct {
     int K, b, kind, v, S, m;   /* positions, micro-batch, mp_schedule_kind, chunks (1 unless
                                 * interleaved), stages K*v, micro-batches */
-    int pl;                    /* placement (index into the search's mp_placements; K devices) */
     double lb;                 /* lower bound on the iteration time of its plans */
+    int pl;                    /* placement (index into the search's mp_placements; K devices);
+                                * initialise mp_config by member names */
 } mp_config;
 
 /* 1 when a and b are the same configuration (their bounds aside). */
