@@ -178,6 +178,26 @@ static double min_transfer(const mp_bound_data *d, int K, int b, int ring)
 }
 
 /* See bounds.h. */
+double mp_bound_forced_rc(mp_bound_data *d, int K, int b, int v)
+{
+    mp_bound_data_set_b(d, b);
+    int L = d->ps.L;
+    double mem = 0;
+    for (int p = 0; p < K; p++) mem += d->cl->devices[p].memory_bytes;
+    double X = mem - d->sf * d->ps.PP[L];
+    if (X < 0) return HUGE_VAL;
+    if (d->mode == MP_RC_ON) return 0;
+    X /= b;
+    int j0 = (v - 1) * K;
+    double sp = d->ps.PS[j0], ss = d->ps.PS[L] - d->ps.PS[j0], D = K * sp + ss - X;
+    if (D <= 0) return 0;
+    if (d->mode == MP_RC_OFF) return HUGE_VAL;
+    double g = (D < K * sp ? D : K * sp) / K + (D > K * sp ? D - K * sp : 0);
+    double rc = isinf(d->rho) ? 0 : d->rho * g, ks = knapsack_rc(d, j0, K, D);
+    return ks > rc ? ks : rc;
+}
+
+/* See bounds.h. */
 double mp_bound_quick(mp_bound_data *d, int K, int b, int kind, int v, int m)
 {
     mp_bound_data_set_b(d, b);
@@ -190,18 +210,11 @@ double mp_bound_quick(mp_bound_data *d, int K, int b, int kind, int v, int m)
         ssum += sp;
         mem += d->cl->devices[p].memory_bytes;
     }
-    double X = mem - d->sf * d->ps.PP[L];
-    if (X < 0) return HUGE_VAL;  /* the parameter state alone does not fit */
-    if (kind == MP_SCHED_INTERLEAVED && d->mode != MP_RC_ON) {
-        X /= b;
-        int j0 = (v - 1) * K;
-        double sp = d->ps.PS[j0], ss = d->ps.PS[L] - d->ps.PS[j0], D = K * sp + ss - X;
-        if (D > 0) {
-            if (d->mode == MP_RC_OFF) return HUGE_VAL;
-            double g = (D < K * sp ? D : K * sp) / K + (D > K * sp ? D - K * sp : 0);
-            double rc = isinf(d->rho) ? 0 : d->rho * g, ks = knapsack_rc(d, j0, K, D);
-            W += ks > rc ? ks : rc;
-        }
+    if (mem - d->sf * d->ps.PP[L] < 0) return HUGE_VAL;  /* the parameter state alone does not fit */
+    if (kind == MP_SCHED_INTERLEAVED) {
+        double rc = mp_bound_forced_rc(d, K, b, v);
+        if (rc == HUGE_VAL) return HUGE_VAL;
+        W += rc;
     }
     double lam = min_transfer(d, K, b, kind == MP_SCHED_INTERLEAVED);
     double C = W / smax + 2.0 * (S - 1) * lam, busy = m * W / ssum;
@@ -337,7 +350,8 @@ mp_status mp_search_config_bound(const mp_profile *prof, const mp_cluster *cl, c
         return mp_error_set(err, MP_ERR_NOMEM, "bounds: out of memory");
     int m = o->global_batch / b;
     double q = mp_bound_quick(&d, K, b, kind, kind == MP_SCHED_INTERLEAVED ? v : 1, m);
-    *lb = mp_bound_split(&d, K, b, kind, m, q, HUGE_VAL);
+    *lb = kind == MP_SCHED_INTERLEAVED ? mp_bound_positions(&d, K, b, v, m, q, HUGE_VAL)
+                                       : mp_bound_split(&d, K, b, kind, m, q, HUGE_VAL);
     mp_bound_data_free(&d);
     return MP_OK;
 }

@@ -7,7 +7,7 @@
  * that fits memory (proofs in planner/bounds.c; tests/test_search.c checks
  * them against brute force).
  * defines: mp_bound_data, mp_bound_data_init, mp_bound_data_set_b, mp_bound_data_free,
- *          mp_bound_quick, mp_bound_split, mp_bound_waterfill, mp_bound_stage_tail,
+ *          mp_bound_quick, mp_bound_forced_rc, mp_bound_split, mp_bound_positions, mp_bound_waterfill, mp_bound_stage_tail,
  *          mp_search_config_bound */
 #ifndef MP_BOUNDS_H
 #define MP_BOUNDS_H
@@ -55,6 +55,20 @@ double mp_bound_quick(mp_bound_data *d, int K, int b, int kind, int v, int m);
  * Past d->deadline it returns the best bound proven so far (>= quick).
  * Sets d's micro-batch to b. */
 double mp_bound_split(mp_bound_data *d, int K, int b, int kind, int m, double quick, double stop);
+
+/* Interleaved (K, b, v): a lower bound on the forward time (profile ms at
+ * b, per micro-batch) that every fitting plan recomputes (the memory
+ * relaxation of planner/bounds.c); 0 when none is forced, HUGE_VAL when no
+ * plan fits. Sets d's micro-batch to b. */
+double mp_bound_forced_rc(mp_bound_data *d, int K, int b, int v);
+
+/* Stronger bound for interleaved configuration (K, b, v) with m micro-
+ * batches (planner/bounds_positions.c): the best over position weights of
+ * the least weighted sum of the positions' time bounds over all splits;
+ * never below `quick`. Returns at once (>= stop) when it reaches stop,
+ * `quick` when too large to compute (S L^2 > 4e6) or past d->deadline.
+ * Sets d's micro-batch to b. */
+double mp_bound_positions(mp_bound_data *d, int K, int b, int v, int m, double quick, double stop);
 
 /* The water level: the least T >= min base_i with
  * sum_i max(0, T - base_i) speed_i / m >= work, over the n entries with

@@ -14,8 +14,9 @@
  * (all of it when there are no interleaved configurations), one
  * configuration at most an eighth (set_caps); the search ends early enough
  * that the reference evaluation of the incumbents still fits the limit
- * (search_end). When a cap cut the search, the last POLISH_SHARE of the
- * limit polishes the incumbents (mp_split_polish: better plans, no proof).
+ * (search_end). When a cap cut the search, POLISH_SHARE of the limit
+ * polishes the incumbents (mp_split_polish: better plans, no proof) and the
+ * last REFINE_SHARE sharpens the bounds of what was left (unproven_bound).
  * Optional work caps (node_budget, sim_op_budget) are shared
  * out the same way. The reported lower bound is the least bound of the
  * configurations not fully searched; a configuration whose split search a
@@ -40,7 +41,8 @@
 #define INTERLEAVED_NEAR 0.10 /* relative gap below which interleaved configurations get less time */
 #define EVAL_FACTOR 6.0       /* a reference evaluation costs about this many fast simulations */
 #define LIMIT_USE 0.95        /* the search and the evaluation aim at this share of the limit */
-#define POLISH_SHARE 0.08     /* of the limit: kept for polishing the incumbents of a cut search */
+#define POLISH_SHARE 0.05     /* of the limit: kept for polishing the incumbents of a cut search ... */
+#define REFINE_SHARE 0.05     /* ... and for the bounds of what it left (unproven_bound) */
 
 typedef struct {
     const mp_search_opts *o;   /* with the budgets' defaults filled in */
@@ -142,7 +144,13 @@ static double search_end(const search *x)
  * the polishing share. */
 static double visit_end(const search *x)
 {
-    return search_end(x) - (x->o->time_limit > 0 ? POLISH_SHARE * x->o->time_limit : 0);
+    return search_end(x) - (x->o->time_limit > 0 ? (POLISH_SHARE + REFINE_SHARE) * x->o->time_limit : 0);
+}
+
+/* The wall time by which polishing stops. */
+static double polish_end(const search *x)
+{
+    return search_end(x) - (x->o->time_limit > 0 ? REFINE_SHARE * x->o->time_limit : 0);
 }
 
 /* Resets the tally's caps for the next piece of work: c's split search
@@ -212,15 +220,16 @@ static mp_status search_config(search *x, mp_config *c, int split_too, int *cut,
     return st;
 }
 
-/* Both passes over cfg[0..n) (sorted by bound); done[i] set for the
- * configurations searched in full or proven not to fit. */
+/* The passes over cfg[0..n) (sorted by bound): gpipe/1f1b, interleaved,
+ * then gpipe/1f1b again for those a cap cut while time is left; done[i]
+ * set for the configurations searched in full or proven not to fit. */
 static mp_status visit(search *x, mp_config *cfg, int n, unsigned char *done, mp_error *err)
 {
     const mp_search_opts *o = x->o;
     mp_status st;
     int alone = 1, cut;
     for (int i = 0; i < n; i++) alone &= cfg[i].kind != MP_SCHED_INTERLEAVED;
-    for (int pass = 0; pass < 2; pass++) {
+    for (int pass = 0; pass < 3; pass++) {
         if (pass == 1)  /* incumbents from the greedy splits of the most promising interleaved ones */
             for (int i = 0, k = 0; i < n && k < GREEDY_FIRST; i++) {
                 if (cfg[i].kind != MP_SCHED_INTERLEAVED) continue;
@@ -231,14 +240,21 @@ static mp_status visit(search *x, mp_config *cfg, int n, unsigned char *done, mp
             }
         for (int i = 0; i < n; i++) {
             mp_config *c = &cfg[i];
-            if ((c->kind == MP_SCHED_INTERLEAVED) != pass) continue;
+            if ((c->kind == MP_SCHED_INTERLEAVED) != (pass == 1) || (pass == 2 && done[i])) continue;
             double thr = mp_top_worst(&x->top);
-            if (c->lb >= thr) break;
+            if (c->lb >= thr && pass < 2) break;  /* pass 2: bounds raised since, not sorted */
+            if (c->lb >= thr) continue;
             if (pass_spent(x, pass, alone)) {
                 x->stopped = 1;
                 break;
             }
-            if (!pass) {
+            if (pass == 1) {  /* interleaved: the positions' bound first (planner/bounds_positions.c) */
+                use_config(x, c);
+                double lb = mp_bound_positions(&x->bd, c->K, c->b, c->v, c->m, c->lb, thr) * (1 - MP_BOUND_SLACK);
+                if (lb > c->lb) c->lb = lb;
+                if (c->lb >= thr) continue;
+            }
+            if (pass == 0) {
                 use_config(x, c);
                 double lb = mp_bound_split(&x->bd, c->K, c->b, c->kind, c->m, c->lb, thr) * (1 - MP_BOUND_SLACK);
                 if (lb > c->lb) c->lb = lb;
@@ -267,7 +283,7 @@ static mp_status polish(search *x, mp_error *err)
     for (int i = 0; i < n; i++) {
         use_config(x, &cs[i]);
         set_caps(x, NULL);
-        x->tally.t_cap = search_end(x);
+        x->tally.t_cap = polish_end(x);
         if (mp_now_s() >= x->tally.t_cap) break;
         mp_status st = mp_split_config(&x->sp, &cs[i], err);
         if (st == MP_OK) st = mp_split_polish(&x->sp, err);
@@ -285,10 +301,13 @@ static void unproven_bound(search *x, mp_config *cfg, int n, const unsigned char
     for (int i = 0; i < n; i++) {
         mp_config *c = &cfg[i];
         if (done[i] || c->lb >= best || c->lb >= x->unproven) continue;
-        if (c->kind != MP_SCHED_INTERLEAVED && mp_now_s() < search_end(x)) {
+        if (mp_now_s() < search_end(x)) {
             use_config(x, c);
-            double stop = x->unproven < best ? x->unproven : best;
-            double lb = mp_bound_split(&x->bd, c->K, c->b, c->kind, c->m, c->lb, stop) * (1 - MP_BOUND_SLACK);
+            double stop = x->unproven < best ? x->unproven : best, lb;
+            if (c->kind == MP_SCHED_INTERLEAVED)
+                lb = mp_bound_positions(&x->bd, c->K, c->b, c->v, c->m, c->lb, stop) * (1 - MP_BOUND_SLACK);
+            else
+                lb = mp_bound_split(&x->bd, c->K, c->b, c->kind, c->m, c->lb, stop) * (1 - MP_BOUND_SLACK);
             if (lb > c->lb) c->lb = lb;
         }
         if (c->lb < x->unproven) x->unproven = c->lb;

@@ -1,0 +1,188 @@
+/* bounds_positions.c — the interleaved configuration bound over splits by
+ * Lagrangian weights on the positions' time and memory (bounds.h:
+ * mp_bound_positions).
+ * defines: mp_bound_positions
+ *
+ * Every position p of a plan bounds its time: T >= V_p = A_p + busy_p + U_p
+ * (planner/split.c), and a plan that fits has mem_p <= M_p for
+ * mem_p = sf params_p + sum_c n_pc held_c, the bytes p holds just before
+ * its first backward (n_pc: micro-batches of its chunk c forwarded by then,
+ * from the op lists; held_c per micro-batch as sim/memory.h has it, with or
+ * without recompute). So for weights lambda_p >= 0 summing to 1 and
+ * mu_p >= 0, every fitting plan has
+ *   T >= sum_p lambda_p V_p + sum_p mu_p (mem_p - M_p).
+ * The right side is a sum over stages t (position q = t mod K) of
+ * coef_t (time of t, with its recompute) + mu_q (its memory term) plus
+ * constants: stage t is in busy_q m times and, for t < K, in A_p and U_p of
+ * every p > t once. Its least value over all splits (contiguous, non-empty
+ * stages) and recompute choices is a shortest path over (stage, first
+ * layer), exact; every (lambda, mu) gives a lower bound. Multiplicative
+ * updates move lambda to the positions the best split overloads, projected
+ * subgradient steps raise mu where it overfills memory. Transfers count
+ * their least time per link crossed. With mu = 0 the recompute that memory
+ * forces overall (mp_bound_forced_rc, R profile ms) adds at least R / smax
+ * times the least coefficient. */
+#include "bounds.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "clock.h"
+#include "memory.h"
+#include "schedule.h"
+
+#define ITERS 80
+#define MAX_WORK 4e6          /* S * L^2 above this: not computed */
+
+/* Least transfer of one micro-batch on the ring's links. */
+static double ring_lambda(const mp_bound_data *d, int K, int b)
+{
+    double lat = HUGE_VAL, bytes = isinf(d->min_out) ? 0 : (double)b * d->min_out;
+    for (int p = 0; p < K; p++) {
+        int q = (p + 1) % K;
+        double a = mp_cluster_transfer_ms(d->cl, p, q, bytes), g = mp_cluster_transfer_ms(d->cl, q, p, bytes);
+        if (a < lat) lat = a;
+        if (g < lat) lat = g;
+    }
+    return lat == HUGE_VAL ? 0 : lat;
+}
+
+/* n[t]: micro-batches of stage t forwarded on its position before the
+ * position's first backward. 0 on failure (n untouched). */
+static int inflight(int K, int v, int m, int *n)
+{
+    mp_op_lists ops;
+    if (mp_schedule_build(MP_SCHED_INTERLEAVED, K, v, m, &ops, NULL) != MP_OK) return 0;
+    for (int t = 0; t < K * v; t++) n[t] = 0;
+    for (int p = 0; p < K; p++)
+        for (int i = 0; i < ops.len[p] && ops.ops[p][i].kind == MP_OP_FWD; i++) n[ops.ops[p][i].stage]++;
+    mp_op_lists_free(&ops);
+    return 1;
+}
+
+typedef struct {
+    const mp_bound_data *d;
+    int K, S, L, b, *n, *from, *rcat;
+    double *dp, *coef, *mu;
+} pos_ctx;
+
+/* Stage t over layers [j, e): its least term and recompute choice. */
+static double stage_term(const pos_ctx *x, int t, int j, int e, int *rc)
+{
+    const mp_bound_data *d = x->d;
+    int q = t % x->K;
+    double sp = d->cl->devices[q].speed, f = (d->ps.PF[e] - d->ps.PF[j]) / sp;
+    double w = f + (d->ps.PB[e] - d->ps.PB[j]) / sp, best = HUGE_VAL;
+    mp_stage_bytes sb = mp_prefix_bytes(&d->ps, j, e - 1);
+    for (int r = d->mode == MP_RC_ON; r <= (d->mode != MP_RC_OFF); r++) {
+        double held, extra;
+        mp_memory_held(&sb, x->b, r, &held, &extra);
+        double c = x->coef[t] * (w + r * f) + x->mu[q] * (d->sf * sb.params + x->n[t] * held);
+        if (c < best) best = c, *rc = r;
+    }
+    return best;
+}
+
+/* The shortest path: least sum of stage terms; from/rcat for the split. */
+static double shortest(pos_ctx *x)
+{
+    int S = x->S, L = x->L, rc = 0;
+    for (int i = 0; i < (S + 1) * (L + 1); i++) x->dp[i] = HUGE_VAL;
+    x->dp[0] = 0;
+    for (int s = 0; s < S; s++) {
+        const double *cur = x->dp + (size_t)s * (L + 1);
+        double *nx = x->dp + (size_t)(s + 1) * (L + 1);
+        int *fr = x->from + (size_t)(s + 1) * (L + 1), *rr = x->rcat + (size_t)(s + 1) * (L + 1);
+        int jmax = L - (S - 1 - s);
+        for (int j = s; j < jmax; j++) {
+            if (cur[j] == HUGE_VAL) continue;
+            for (int e = j + 1; e <= jmax; e++) {
+                double c = cur[j] + stage_term(x, s, j, e, &rc);
+                if (c < nx[e]) nx[e] = c, fr[e] = j, rr[e] = rc;
+            }
+        }
+    }
+    return x->dp[(size_t)S * (L + 1) + L];
+}
+
+/* See bounds.h. */
+double mp_bound_positions(mp_bound_data *d, int K, int b, int v, int m, double quick, double stop)
+{
+    int L = d->ps.L, S = K * v;
+    if (quick == HUGE_VAL || quick >= stop || S > L || (double)S * L * L > MAX_WORK) return quick;
+    if (d->deadline < HUGE_VAL && mp_now_s() >= d->deadline) return quick;
+    mp_bound_data_set_b(d, b);
+    double lam = ring_lambda(d, K, b), best = quick, R = mp_bound_forced_rc(d, K, b, v), smax = 0;
+    if (R == HUGE_VAL) return HUGE_VAL;
+    for (int p = 0; p < K; p++)
+        if (d->cl->devices[p].speed > smax) smax = d->cl->devices[p].speed;
+    pos_ctx x = { d, K, S, L, b, NULL, NULL, NULL, NULL, NULL, NULL };
+    size_t cells = (size_t)(S + 1) * (L + 1);
+    x.n = malloc((size_t)S * sizeof *x.n);
+    x.from = malloc(cells * sizeof *x.from);
+    x.rcat = malloc(cells * sizeof *x.rcat);
+    x.dp = malloc(cells * sizeof *x.dp);
+    x.coef = malloc((size_t)S * sizeof *x.coef);
+    x.mu = calloc((size_t)K, sizeof *x.mu);
+    double *w = malloc((size_t)K * sizeof *w), *val = malloc((size_t)K * sizeof *val);
+    double *mem = malloc((size_t)K * sizeof *mem), *nu = calloc((size_t)K, sizeof *nu);
+    if (!x.n || !x.from || !x.rcat || !x.dp || !x.coef || !x.mu || !w || !val || !mem || !nu ||
+        !inflight(K, v, m, x.n))
+        goto out;
+    for (int p = 0; p < K; p++) w[p] = 1.0 / K;
+    for (int it = 0; it < ITERS; it++) {
+        double tail = 0, cons = 0, cmin = HUGE_VAL;
+        for (int p = 0; p < K; p++) {
+            cons += w[p] * 2.0 * p * lam - x.mu[p] * d->cl->devices[p].memory_bytes;
+        }
+        for (int t = K - 1; t >= 0; t--) {
+            x.coef[t] = m * w[t] + (t + 1 < K ? tail : 0);
+            tail += w[t];
+        }
+        for (int t = K; t < S; t++) x.coef[t] = m * w[t % K];
+        for (int t = 0; t < S; t++)
+            if (x.coef[t] < cmin) cmin = x.coef[t];
+        int mu0 = 1;
+        for (int p = 0; p < K; p++) mu0 &= x.mu[p] == 0;
+        if (mu0 && d->mode == MP_RC_AUTO) cons += cmin * R / smax;  /* the DP then recomputes nothing */
+        double bound = shortest(&x) + cons;
+        if (bound > best) best = bound;
+        if (best >= stop || (d->deadline < HUGE_VAL && mp_now_s() >= d->deadline)) break;
+        /* the positions' values and memory at the best split */
+        for (int p = 0; p < K; p++) val[p] = 2.0 * p * lam, mem[p] = 0;
+        for (int s = S, e = L; s >= 1; s--) {
+            size_t at = (size_t)s * (L + 1) + e;
+            int j = x.from[at], r = x.rcat[at], t = s - 1, q = t % K;
+            double sp = d->cl->devices[q].speed;
+            double tm = ((1 + r) * (d->ps.PF[e] - d->ps.PF[j]) + d->ps.PB[e] - d->ps.PB[j]) / sp;
+            mp_stage_bytes sb = mp_prefix_bytes(&d->ps, j, e - 1);
+            double held, extra;
+            mp_memory_held(&sb, b, r, &held, &extra);
+            mem[q] += d->sf * sb.params + x.n[t] * held;
+            val[q] += m * tm;
+            for (int p = t + 1; t < K && p < K; p++) val[p] += tm;
+            e = j;
+        }
+        double eta = 0.3 / sqrt(it + 1.0), sum = 0, scale = best > 0 ? best : 1;
+        for (int p = 0; p < K; p++) sum += w[p] *= exp(eta * (val[p] - scale) / scale);
+        for (int p = 0; p < K; p++) {
+            double M = d->cl->devices[p].memory_bytes;
+            w[p] /= sum;
+            nu[p] += 0.1 / sqrt(it + 1.0) * (mem[p] - M) / M;
+            if (nu[p] < 0) nu[p] = 0;
+            x.mu[p] = nu[p] * scale / (K * M);
+        }
+    }
+out:
+    free(x.n);
+    free(x.from);
+    free(x.rcat);
+    free(x.dp);
+    free(x.coef);
+    free(x.mu);
+    free(w);
+    free(val);
+    free(mem);
+    free(nu);
+    return best;
+}
