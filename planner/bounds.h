@@ -66,7 +66,7 @@ double mp_bound_forced_rc(mp_bound_data *d, int K, int b, int v);
  * batches (planner/bounds_positions.c): the best over position weights of
  * the least weighted sum of the positions' time bounds over all splits;
  * never below `quick`. Returns at once (>= stop) when it reaches stop,
- * `quick` when too large to compute (S L^2 > 4e6) or past d->deadline.
+ * `quick` when too large to compute (S L > 2e7) or past d->deadline.
  * Sets d's micro-batch to b. */
 double mp_bound_positions(mp_bound_data *d, int K, int b, int v, int m, double quick, double stop);
 

@@ -32,7 +32,7 @@
 #include "schedule.h"
 
 #define ITERS 80
-#define MAX_WORK 4e6          /* S * L^2 above this: not computed */
+#define MAX_WORK 2e7          /* S * L above this: not computed */
 
 /* Least transfer of one micro-batch on the ring's links. */
 static double ring_lambda(const mp_bound_data *d, int K, int b)
@@ -66,27 +66,25 @@ typedef struct {
     double *dp, *coef, *mu;
 } pos_ctx;
 
-/* Stage t over layers [j, e): its least term and recompute choice. */
-static double stage_term(const pos_ctx *x, int t, int j, int e, int *rc)
+/* Stage t's term over layers [j, e) with recompute r is X(e) - Y(j) (the
+ * memory model's held bytes are b stash, a prefix difference, or b times the
+ * bytes into layer j): the two ends at layer index i. */
+static void stage_ends(const pos_ctx *x, int t, int r, int i, double *X, double *Y)
 {
     const mp_bound_data *d = x->d;
+    const mp_prefix *ps = &d->ps;
     int q = t % x->K;
-    double sp = d->cl->devices[q].speed, f = (d->ps.PF[e] - d->ps.PF[j]) / sp;
-    double w = f + (d->ps.PB[e] - d->ps.PB[j]) / sp, best = HUGE_VAL;
-    mp_stage_bytes sb = mp_prefix_bytes(&d->ps, j, e - 1);
-    for (int r = d->mode == MP_RC_ON; r <= (d->mode != MP_RC_OFF); r++) {
-        double held, extra;
-        mp_memory_held(&sb, x->b, r, &held, &extra);
-        double c = x->coef[t] * (w + r * f) + x->mu[q] * (d->sf * sb.params + x->n[t] * held);
-        if (c < best) best = c, *rc = r;
-    }
-    return best;
+    double c = x->coef[t] / d->cl->devices[q].speed, mu = x->mu[q], nb = (double)x->n[t] * x->b;
+    double a = c * ((1 + r) * ps->PF[i] + ps->PB[i]) + mu * d->sf * ps->PP[i];
+    *X = a + (r ? 0 : mu * nb * ps->PS[i]);
+    *Y = a - (r ? mu * nb * (i < ps->L ? ps->in[i] : 0) : -mu * nb * ps->PS[i]);
 }
 
-/* The shortest path: least sum of stage terms; from/rcat for the split. */
+/* The shortest path: least sum of stage terms over splits and recompute
+ * choices, O(S L) with running minima; from/rcat for the split. */
 static double shortest(pos_ctx *x)
 {
-    int S = x->S, L = x->L, rc = 0;
+    int S = x->S, L = x->L, r0 = x->d->mode == MP_RC_ON, r1 = x->d->mode != MP_RC_OFF;
     for (int i = 0; i < (S + 1) * (L + 1); i++) x->dp[i] = HUGE_VAL;
     x->dp[0] = 0;
     for (int s = 0; s < S; s++) {
@@ -94,11 +92,18 @@ static double shortest(pos_ctx *x)
         double *nx = x->dp + (size_t)(s + 1) * (L + 1);
         int *fr = x->from + (size_t)(s + 1) * (L + 1), *rr = x->rcat + (size_t)(s + 1) * (L + 1);
         int jmax = L - (S - 1 - s);
-        for (int j = s; j < jmax; j++) {
-            if (cur[j] == HUGE_VAL) continue;
-            for (int e = j + 1; e <= jmax; e++) {
-                double c = cur[j] + stage_term(x, s, j, e, &rc);
-                if (c < nx[e]) nx[e] = c, fr[e] = j, rr[e] = rc;
+        for (int r = r0; r <= r1; r++) {
+            double best = HUGE_VAL, X, Y;
+            int arg = -1;
+            for (int e = s + 1; e <= jmax; e++) {
+                int j = e - 1;  /* j joins the candidates for this e */
+                if (cur[j] < HUGE_VAL) {
+                    stage_ends(x, s, r, j, &X, &Y);
+                    if (cur[j] - Y < best) best = cur[j] - Y, arg = j;
+                }
+                if (arg < 0) continue;
+                stage_ends(x, s, r, e, &X, &Y);
+                if (best + X < nx[e]) nx[e] = best + X, fr[e] = arg, rr[e] = r;
             }
         }
     }
@@ -109,7 +114,7 @@ static double shortest(pos_ctx *x)
 double mp_bound_positions(mp_bound_data *d, int K, int b, int v, int m, double quick, double stop)
 {
     int L = d->ps.L, S = K * v;
-    if (quick == HUGE_VAL || quick >= stop || S > L || (double)S * L * L > MAX_WORK) return quick;
+    if (quick == HUGE_VAL || quick >= stop || S > L || (double)S * L > MAX_WORK) return quick;
     if (d->deadline < HUGE_VAL && mp_now_s() >= d->deadline) return quick;
     mp_bound_data_set_b(d, b);
     double lam = ring_lambda(d, K, b), best = quick, R = mp_bound_forced_rc(d, K, b, v), smax = 0;

@@ -43,6 +43,7 @@
 #define LIMIT_USE 0.95        /* the search and the evaluation aim at this share of the limit */
 #define POLISH_SHARE 0.05     /* of the limit: kept for polishing the incumbents of a cut search ... */
 #define REFINE_SHARE 0.05     /* ... and for the bounds of what it left (unproven_bound) */
+#define SWEEP_SHARE 0.75      /* the interleaved configurations' bounds are sharpened until then */
 
 typedef struct {
     const mp_search_opts *o;   /* with the budgets' defaults filled in */
@@ -220,6 +221,27 @@ static mp_status search_config(search *x, mp_config *c, int split_too, int *cut,
     return st;
 }
 
+/* Before the interleaved pass: the positions' bound (planner/bounds_positions.c)
+ * of the interleaved configurations by increasing bound, those below the
+ * incumbent, until SWEEP_SHARE of the limit is used. */
+static void sweep(search *x, mp_config *cfg, int n)
+{
+    double end = x->t0 + SWEEP_SHARE * LIMIT_USE * x->o->time_limit;
+    if (!(x->o->time_limit > 0)) end = HUGE_VAL;
+    if (end > visit_end(x)) end = visit_end(x);
+    double keep = x->bd.deadline;
+    x->bd.deadline = end;
+    for (int i = 0; i < n && mp_now_s() < end; i++) {
+        mp_config *c = &cfg[i];
+        double thr = mp_top_worst(&x->top);
+        if (c->kind != MP_SCHED_INTERLEAVED || c->lb >= thr) continue;
+        use_config(x, c);
+        double lb = mp_bound_positions(&x->bd, c->K, c->b, c->v, c->m, c->lb, thr) * (1 - MP_BOUND_SLACK);
+        if (lb > c->lb) c->lb = lb;
+    }
+    x->bd.deadline = keep;
+}
+
 /* The passes over cfg[0..n) (sorted by bound): gpipe/1f1b, interleaved,
  * then gpipe/1f1b again for those a cap cut while time is left; done[i]
  * set for the configurations searched in full or proven not to fit. */
@@ -230,6 +252,7 @@ static mp_status visit(search *x, mp_config *cfg, int n, unsigned char *done, mp
     int alone = 1, cut;
     for (int i = 0; i < n; i++) alone &= cfg[i].kind != MP_SCHED_INTERLEAVED;
     for (int pass = 0; pass < 3; pass++) {
+        if (pass == 1) sweep(x, cfg, n);
         if (pass == 1)  /* incumbents from the greedy splits of the most promising interleaved ones */
             for (int i = 0, k = 0; i < n && k < GREEDY_FIRST; i++) {
                 if (cfg[i].kind != MP_SCHED_INTERLEAVED) continue;
@@ -242,7 +265,7 @@ static mp_status visit(search *x, mp_config *cfg, int n, unsigned char *done, mp
             mp_config *c = &cfg[i];
             if ((c->kind == MP_SCHED_INTERLEAVED) != (pass == 1) || (pass == 2 && done[i])) continue;
             double thr = mp_top_worst(&x->top);
-            if (c->lb >= thr && pass < 2) break;  /* pass 2: bounds raised since, not sorted */
+            if (c->lb >= thr && pass == 0) break;  /* later passes: bounds raised since, not sorted */
             if (c->lb >= thr) continue;
             if (pass_spent(x, pass, alone)) {
                 x->stopped = 1;
