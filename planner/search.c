@@ -10,7 +10,10 @@
  * incumbent prunes the interleaved ones), then interleaved, each pass by
  * increasing bound, skipping those whose bound reaches the incumbent; a
  * gpipe/1f1b bound is sharpened by the split relaxation (mp_bound_split)
- * just before its visit. Time: gpipe/1f1b may use half of the time limit
+ * just before its visit, an interleaved one by the positions' Lagrangian
+ * bound (mp_bound_positions: a sweep over those below the incumbent before
+ * the interleaved pass); gpipe/1f1b configurations a cap cut are searched
+ * again when the interleaved pass leaves time. Time: gpipe/1f1b may use half of the time limit
  * (all of it when there are no interleaved configurations), one
  * configuration at most an eighth (set_caps); the search ends early enough
  * that the reference evaluation of the incumbents still fits the limit
