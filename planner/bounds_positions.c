@@ -18,7 +18,11 @@
  * stages) and recompute choices is a shortest path over (stage, first
  * layer), exact; every (lambda, mu) gives a lower bound. Multiplicative
  * updates move lambda to the positions the best split overloads, projected
- * subgradient steps raise mu where it overfills memory. Transfers count
+ * subgradient steps raise mu where it overfills memory. One more weight
+ * goes to the bubble paths of planner/bounds.c (every (p, c, c') averaged:
+ * stage t on position q weighs m/K + (K-1-q)/(Kv)); the weights start at
+ * that file's mixture (bubble paths a, position q a q/(Kvm)), so that the
+ * bubble and the positions' balance and memory are bounded together. Transfers count
  * their least time per link crossed. With mu = 0 the recompute that memory
  * forces overall (mp_bound_forced_rc, R profile ms) adds at least R / smax
  * times the least coefficient. */
@@ -129,22 +133,25 @@ double mp_bound_positions(mp_bound_data *d, int K, int b, int v, int m, double q
     x.dp = malloc(cells * sizeof *x.dp);
     x.coef = malloc((size_t)S * sizeof *x.coef);
     x.mu = calloc((size_t)K, sizeof *x.mu);
-    double *w = malloc((size_t)K * sizeof *w), *val = malloc((size_t)K * sizeof *val);
+    double *w = malloc((size_t)(K + 1) * sizeof *w), *val = malloc((size_t)(K + 1) * sizeof *val);
     double *mem = malloc((size_t)K * sizeof *mem), *nu = calloc((size_t)K, sizeof *nu);
     if (!x.n || !x.from || !x.rcat || !x.dp || !x.coef || !x.mu || !w || !val || !mem || !nu ||
         !inflight(K, v, m, x.n))
         goto out;
-    for (int p = 0; p < K; p++) w[p] = 1.0 / K;
+    w[K] = 1 / (1 + (K - 1) / (2.0 * v * m));
+    for (int p = 0; p < K; p++) w[p] = w[K] * p / ((double)K * v * m);
     for (int it = 0; it < ITERS; it++) {
         double tail = 0, cons = 0, cmin = HUGE_VAL;
         for (int p = 0; p < K; p++) {
             cons += w[p] * 2.0 * p * lam - x.mu[p] * d->cl->devices[p].memory_bytes;
         }
+        cons += w[K] * (K * v - 1.0) * lam;
         for (int t = K - 1; t >= 0; t--) {
             x.coef[t] = m * w[t] + (t + 1 < K ? tail : 0);
             tail += w[t];
         }
         for (int t = K; t < S; t++) x.coef[t] = m * w[t % K];
+        for (int t = 0; t < S; t++) x.coef[t] += w[K] * ((double)m / K + (K - 1.0 - t % K) / ((double)K * v));
         for (int t = 0; t < S; t++)
             if (x.coef[t] < cmin) cmin = x.coef[t];
         int mu0 = 1;
@@ -155,6 +162,7 @@ double mp_bound_positions(mp_bound_data *d, int K, int b, int v, int m, double q
         if (best >= stop || (d->deadline < HUGE_VAL && mp_now_s() >= d->deadline)) break;
         /* the positions' values and memory at the best split */
         for (int p = 0; p < K; p++) val[p] = 2.0 * p * lam, mem[p] = 0;
+        val[K] = (K * v - 1.0) * lam;
         for (int s = S, e = L; s >= 1; s--) {
             size_t at = (size_t)s * (L + 1) + e;
             int j = x.from[at], r = x.rcat[at], t = s - 1, q = t % K;
@@ -165,11 +173,13 @@ double mp_bound_positions(mp_bound_data *d, int K, int b, int v, int m, double q
             mp_memory_held(&sb, b, r, &held, &extra);
             mem[q] += d->sf * sb.params + x.n[t] * held;
             val[q] += m * tm;
+            val[K] += ((double)m / K + (K - 1.0 - q) / ((double)K * v)) * tm;
             for (int p = t + 1; t < K && p < K; p++) val[p] += tm;
             e = j;
         }
         double eta = 0.3 / sqrt(it + 1.0), sum = 0, scale = best > 0 ? best : 1;
-        for (int p = 0; p < K; p++) sum += w[p] *= exp(eta * (val[p] - scale) / scale);
+        for (int p = 0; p <= K; p++) sum += w[p] = (w[p] + 1e-6) * exp(eta * (val[p] - scale) / scale);
+        w[K] /= sum;
         for (int p = 0; p < K; p++) {
             double M = d->cl->devices[p].memory_bytes;
             w[p] /= sum;
