@@ -1,6 +1,6 @@
 /* search.c — the planner's search (search.h): the configurations by
  * increasing lower bound, each with the branch and bound over its splits
- * under a share of the budget; the best plans and what the search proved.
+ * under a share of the time limit; the best plans and what the search proved.
  * defines: mp_search_opts_init, mp_search_run, mp_search_result_free
  *
  * The parts: planner/configs.c lists the configurations with their bounds

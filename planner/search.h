@@ -4,7 +4,7 @@
  * (planner/placement.h: one order per sequence of device classes),
  * contiguous splits, micro-batch sizes, schedules (gpipe, 1f1b, interleaved
  * with v chunks) and recompute.
- * defines: mp_search_opts, mp_search_opts_init, mp_search_result, mp_search_run,
+ * defines: mp_search_opts, MP_SEARCH_TIME_LIMIT, mp_search_opts_init, mp_search_result, mp_search_run,
  *          mp_search_result_free, mp_search_min_memory
  *
  * Method (docs/cost-model.md; planner/split.c has the proofs in comments):

@@ -2,7 +2,7 @@
  * configuration (planner/split.c; the interleaved parts in
  * planner/split_interleaved.c). The driver (planner/search.c) sets up a
  * configuration, times its greedy split, sets the caps and runs the search.
- * defines: mp_search_tally, mp_tally_spent, mp_il_state, mp_split, mp_split_init, mp_split_free,
+ * defines: mp_search_tally, MP_TALLY_TICK, mp_tally_charge, mp_tally_spent, mp_tally_sim_fits, mp_il_state, mp_split, mp_split_init, mp_split_free,
  *          mp_split_config, mp_split_greedy, mp_split_polish, mp_split_search, mp_split_try_leaf, and the
  *          mp_split_il_* hooks of the interleaved search */
 #ifndef MP_SPLIT_H
