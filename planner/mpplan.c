@@ -358,9 +358,15 @@ static mp_status report(const args *a, const mp_profile_set *ps, const mp_cluste
     return MP_OK;
 }
 
+/* No plan: the smallest memory that fits one; stopped: the search ran out
+ * of time before finding one, which the message says. */
 static mp_status no_fit(const args *a, const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o,
-                        mp_error *err)
+                        int stopped, mp_error *err)
 {
+    char why[200] = "no plan fits the devices' memory";
+    if (stopped)
+        snprintf(why, sizeof why, "no plan that fits the devices' memory was found within --time-limit %g s "
+                 "(a longer limit may find one)", a->time_limit);
     double M = 0;
     mp_plan p;
     mp_error e2;
@@ -371,13 +377,13 @@ static mp_status no_fit(const args *a, const mp_profile *prof, const mp_cluster 
         else printf("{\"error\": \"no plan fits\"}\n");
     }
     mp_error_clear(err);   /* replace the search's shorter message */
-    if (st != MP_OK) return mp_error_set(err, MP_ERR_NOFIT, "no plan fits the devices' memory");
+    if (st != MP_OK) return mp_error_set(err, MP_ERR_NOFIT, "%s", why);
     char mb[32], split[400], rcs[160];
     format_split(&p, split, sizeof split, rcs, sizeof rcs);
     mp_error_set(err, MP_ERR_NOFIT,
-                 "no plan fits the devices' memory. The smallest memory per device with which a plan fits is "
+                 "%s. The smallest memory per device with which a plan fits is "
                  "%.0f bytes (%s): %s%s, b=%d, m=%d, layers %s, recompute %s",
-                 M, mp_format_bytes(mb, sizeof mb, M), p.schedule == MP_SCHED_INTERLEAVED ? "interleaved" :
+                 why, M, mp_format_bytes(mb, sizeof mb, M), p.schedule == MP_SCHED_INTERLEAVED ? "interleaved" :
                  mp_schedule_name(p.schedule), p.schedule == MP_SCHED_INTERLEAVED ? " (v>=2)" : "",
                  p.microbatch_size, p.num_microbatches, split, rcs);
     mp_plan_free(&p);
@@ -458,6 +464,7 @@ static mp_status run_search(const args *a, const mp_profile_set *ps, const mp_cl
     all.placements_complete = 1;
     all.lower_bound_ms = HUGE_VAL;
     mp_status st = MP_OK, first = MP_OK;
+    int stopped = 0;
     mp_error e1;
     mp_error_clear(&e1);
     double t0 = a->t_start;
@@ -474,12 +481,13 @@ static mp_status run_search(const args *a, const mp_profile_set *ps, const mp_cl
         if (si == MP_OK) st = merge_result(&all, &r, err);
         else if (si == MP_ERR_NOMEM) st = mp_error_set(err, si, "%s", ei.msg);
         else if (first == MP_OK || (first != MP_ERR_NOFIT && si == MP_ERR_NOFIT)) { first = si; e1 = ei; }
+        if (si == MP_ERR_NOFIT) stopped |= r.stopped;
         if (si == MP_OK) mp_search_result_free(&r);
     }
     if (st == MP_OK && all.num_plans == 0) {
         if (first == MP_ERR_NOFIT) {
             mp_search_result_free(&all);
-            return no_fit(a, &ps->p[0], cl, &o, err);
+            return no_fit(a, &ps->p[0], cl, &o, stopped, err);
         }
         st = mp_error_set(err, first != MP_OK ? first : MP_ERR_USAGE, "%s", e1.msg);
     }

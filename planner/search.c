@@ -226,11 +226,12 @@ static mp_status search_config(search *x, mp_config *c, int split_too, int *cut,
 
 /* Before the interleaved pass: the positions' bound (planner/bounds_positions.c)
  * of the interleaved configurations by increasing bound, those below the
- * incumbent, until SWEEP_SHARE of the limit is used. */
+ * incumbent, until SWEEP_SHARE of the limit is used (nothing without a
+ * limit: the visits compute it for the configurations they search). */
 static void sweep(search *x, mp_config *cfg, int n)
 {
+    if (!(x->o->time_limit > 0)) return;
     double end = x->t0 + SWEEP_SHARE * LIMIT_USE * x->o->time_limit;
-    if (!(x->o->time_limit > 0)) end = HUGE_VAL;
     if (end > visit_end(x)) end = visit_end(x);
     double keep = x->bd.deadline;
     x->bd.deadline = end;
@@ -415,15 +416,12 @@ mp_status mp_search_run(const mp_profile *prof, const mp_cluster *cl, const mp_s
     if (x.stopped && (st = polish(&x, err)) != MP_OK) goto out;
     unproven_bound(&x, cfg, ncfg, done);
     if (x.tally.shown) fprintf(stderr, "\n");
-    if (x.top.n == 0 && x.stopped) {
-        st = mp_error_set(err, MP_ERR_TIMEOUT, "no plan found within the time limit of %g s (raise --time-limit)",
-                          o.time_limit);
+    if (x.top.n == 0) {  /* stopped: none found in time, maybe none fits */
+        st = x.stopped ? mp_error_set(err, MP_ERR_NOFIT, "no plan that fits the devices' memory was found within "
+                                      "the time limit of %g s (raise --time-limit)", o.time_limit)
+                       : mp_error_set(err, MP_ERR_NOFIT, "no plan fits the devices' memory");
         r->configurations = x.cfgs;
-        goto out;
-    }
-    if (x.top.n == 0) {
-        st = mp_error_set(err, MP_ERR_NOFIT, "no plan fits the devices' memory");
-        r->configurations = x.cfgs;
+        r->stopped = x.stopped;
         goto out;
     }
     st = collect(&x, prof, cl, r, err);

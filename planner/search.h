@@ -72,7 +72,8 @@ typedef struct {
 } mp_search_result;
 
 /* Runs the search. MP_OK with num_plans >= 1, or MP_ERR_NOFIT (message
- * says so) when no plan fits; MP_ERR_USAGE for impossible options (a
+ * says so) when no plan fits or, with r->stopped, none was found within the
+ * time limit; MP_ERR_USAGE for impossible options (a
  * microbatch that does not divide the global batch, a schedule that cannot
  * run on this cluster/model); MP_ERR_NOMEM. Free r with mp_search_result_free. */
 mp_status mp_search_run(const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o,
