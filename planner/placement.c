@@ -54,6 +54,40 @@ int mp_cluster_classes(const mp_cluster *cl, int *class_of)
     return n;
 }
 
+/* 1 when placements a and b put equal devices (kind, memory, speed) at
+ * every position with equal links between them: every plan costs the same
+ * on both. */
+static int same_placement(const mp_placement *a, const mp_placement *b)
+{
+    int K = a->K;
+    if (K != b->K) return 0;
+    for (int i = 0; i < K; i++) {
+        const mp_device *x = &a->cl.devices[i], *y = &b->cl.devices[i];
+        if (x->memory_bytes != y->memory_bytes || x->speed != y->speed || !same_kind(x->name, y->name)) return 0;
+    }
+    for (int i = 0; i < K * K; i++)
+        if (!same_link(a->cl.links[i], b->cl.links[i])) return 0;
+    return 1;
+}
+
+/* Drops the placements equal to an earlier one (same_placement). */
+static void dedupe(mp_placements *o)
+{
+    int n = 0;
+    for (int i = 0; i < o->n; i++) {
+        int dup = 0;
+        for (int j = 0; j < n && !dup; j++) dup = same_placement(&o->p[j], &o->p[i]);
+        if (dup) {
+            free(o->p[i].dev);
+            free(o->p[i].cl.devices);
+            free(o->p[i].cl.links);
+        } else {
+            o->p[n++] = o->p[i];
+        }
+    }
+    o->n = n;
+}
+
 typedef struct {
     const mp_cluster *cl;
     int nc, *rep, *size, *used;  /* classes: least device, members, members placed */
@@ -134,6 +168,7 @@ mp_status mp_placements_build(const mp_cluster *cl, int kmin, int kmax, int file
     }
     if (r > 0 && !file_only) r = extend(&x, 0, kmin, kmax);
     out->complete = r > 0 && !x.overflow && !file_only;
+    if (out->complete) dedupe(out);
     if (r >= 0 && !out->complete) {  /* asked for or too many: the file order's prefixes */
         mp_placements_free(out);
         x.cap = 0;

@@ -5,7 +5,9 @@
  * without a trailing number: "a100-0" and "a100-1" are both "a100"), memory
  * and speed and swapping them maps every link to an equal link; then every
  * plan on one has a plan of equal time on the other, so one order per
- * sequence of classes suffices.
+ * sequence of classes suffices; of the orders that put equal devices
+ * with equal links between them at every position (e.g. the same two of
+ * three devices, the third's links aside), one is kept.
  * defines: MP_MAX_PLACEMENTS, mp_placement, mp_placements, mp_placements_build,
  *          mp_placements_free, mp_cluster_classes */
 #ifndef MP_PLACEMENT_H
