@@ -25,7 +25,8 @@
  * bubble and the positions' balance and memory are bounded together. Transfers count
  * their least time per link crossed. With mu = 0 the recompute that memory
  * forces overall (mp_bound_forced_rc, R profile ms) adds at least R / smax
- * times the least coefficient. */
+ * times the least coefficient. With the time left out (memory_infeasible),
+ * multipliers that make the least value positive prove that no plan fits. */
 #include "bounds.h"
 
 #include <math.h>
@@ -114,6 +115,54 @@ static double shortest(pos_ctx *x)
     return x->dp[(size_t)S * (L + 1) + L];
 }
 
+/* mem[p] (bytes before p's first backward) of the split the last
+ * shortest() chose. */
+static void split_memory(const pos_ctx *x, double *mem)
+{
+    const mp_bound_data *d = x->d;
+    int S = x->S, L = x->L;
+    for (int p = 0; p < x->K; p++) mem[p] = 0;
+    for (int s = S, e = L; s >= 1; s--) {
+        size_t at = (size_t)s * (L + 1) + e;
+        int j = x->from[at], r = x->rcat[at];
+        mp_stage_bytes sb = mp_prefix_bytes(&d->ps, j, e - 1);
+        double held, extra;
+        mp_memory_held(&sb, x->b, r, &held, &extra);
+        mem[(s - 1) % x->K] += d->sf * sb.params + x->n[s - 1] * held;
+        e = j;
+    }
+}
+
+/* 1 when multipliers mu >= 0 make sum_p mu_p (mem_p - M_p) > 0 for every
+ * split and recompute choice (time left out): then some position
+ * overfills on every plan, and none fits. Subgradient steps on mu. */
+static int memory_infeasible(pos_ctx *x, double *mem, double *nu)
+{
+    const mp_bound_data *d = x->d;
+    int K = x->K;
+    for (int t = 0; t < x->S; t++) x->coef[t] = 0;
+    for (int p = 0; p < K; p++) nu[p] = 1, x->mu[p] = 1 / d->cl->devices[p].memory_bytes;
+    int found = 0;
+    for (int it = 0; it < ITERS / 2 && !found; it++) {
+        double cons = 0, scale = 0;
+        for (int p = 0; p < K; p++) {
+            cons -= x->mu[p] * d->cl->devices[p].memory_bytes;
+            scale += x->mu[p] * d->cl->devices[p].memory_bytes;
+        }
+        double val = shortest(x) + cons;
+        if (val > 1e-9 * scale) found = 1;
+        split_memory(x, mem);
+        for (int p = 0; p < K; p++) {
+            double M = d->cl->devices[p].memory_bytes;
+            nu[p] += 0.5 / sqrt(it + 1.0) * (mem[p] - M) / M;
+            if (nu[p] < 0) nu[p] = 0;
+            x->mu[p] = nu[p] / M;
+        }
+    }
+    for (int p = 0; p < K; p++) nu[p] = 0, x->mu[p] = 0;
+    return found;
+}
+
 /* See bounds.h. */
 double mp_bound_positions(mp_bound_data *d, int K, int b, int v, int m, double quick, double stop)
 {
@@ -138,6 +187,10 @@ double mp_bound_positions(mp_bound_data *d, int K, int b, int v, int m, double q
     if (!x.n || !x.from || !x.rcat || !x.dp || !x.coef || !x.mu || !w || !val || !mem || !nu ||
         !inflight(K, v, m, x.n))
         goto out;
+    if (memory_infeasible(&x, mem, nu)) {
+        best = HUGE_VAL;
+        goto out;
+    }
     w[K] = 1 / (1 + (K - 1) / (2.0 * v * m));
     for (int p = 0; p < K; p++) w[p] = w[K] * p / ((double)K * v * m);
     for (int it = 0; it < ITERS; it++) {
