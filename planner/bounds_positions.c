@@ -144,6 +144,7 @@ static int memory_infeasible(pos_ctx *x, double *mem, double *nu)
     for (int p = 0; p < K; p++) nu[p] = 1, x->mu[p] = 1 / d->cl->devices[p].memory_bytes;
     int found = 0;
     for (int it = 0; it < ITERS / 2 && !found; it++) {
+        if (d->deadline < HUGE_VAL && mp_now_s() >= d->deadline) break;
         double cons = 0, scale = 0;
         for (int p = 0; p < K; p++) {
             cons -= x->mu[p] * d->cl->devices[p].memory_bytes;

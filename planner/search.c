@@ -46,7 +46,7 @@
 #define LIMIT_USE 0.95        /* the search and the evaluation aim at this share of the limit */
 #define POLISH_SHARE 0.05     /* of the limit: kept for polishing the incumbents of a cut search ... */
 #define REFINE_SHARE 0.05     /* ... and for the bounds of what it left (unproven_bound) */
-#define SWEEP_SHARE 0.75      /* the interleaved configurations' bounds are sharpened until then */
+#define SWEEP_SHARE 0.6       /* the interleaved configurations' bounds are sharpened until then */
 
 typedef struct {
     const mp_search_opts *o;   /* with the budgets' defaults filled in */
@@ -256,7 +256,6 @@ static mp_status visit(search *x, mp_config *cfg, int n, unsigned char *done, mp
     int alone = 1, cut;
     for (int i = 0; i < n; i++) alone &= cfg[i].kind != MP_SCHED_INTERLEAVED;
     for (int pass = 0; pass < 3; pass++) {
-        if (pass == 1) sweep(x, cfg, n);
         if (pass == 1)  /* incumbents from the greedy splits of the most promising interleaved ones */
             for (int i = 0, k = 0; i < n && k < GREEDY_FIRST; i++) {
                 if (cfg[i].kind != MP_SCHED_INTERLEAVED) continue;
@@ -265,6 +264,7 @@ static mp_status visit(search *x, mp_config *cfg, int n, unsigned char *done, mp
                 if ((st = search_config(x, &cfg[i], 0, &cut, err)) != MP_OK) return st;
                 x->stopped |= cut;
             }
+        if (pass == 1) sweep(x, cfg, n);
         for (int i = 0; i < n; i++) {
             mp_config *c = &cfg[i];
             if ((c->kind == MP_SCHED_INTERLEAVED) != (pass == 1) || (pass == 2 && done[i])) continue;
