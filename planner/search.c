@@ -47,6 +47,7 @@
 #define POLISH_SHARE 0.05     /* of the limit: kept for polishing the incumbents of a cut search ... */
 #define REFINE_SHARE 0.05     /* ... and for the bounds of what it left (unproven_bound) */
 #define SWEEP_SHARE 0.6       /* the interleaved configurations' bounds are sharpened until then */
+#define LIST_SHARE 0.8        /* listing the configurations sharpens their bounds until then */
 
 typedef struct {
     const mp_search_opts *o;   /* with the budgets' defaults filled in */
@@ -393,7 +394,11 @@ mp_status mp_search_run(const mp_profile *prof, const mp_cluster *cl, const mp_s
         search_free(&x);
         return mp_error_set(err, MP_ERR_NOMEM, "search: out of memory");
     }
-    if ((st = mp_configs_list(&o, &x.pls, &x.sp.ps, &x.bd, &cfg, &ncfg, &x.cfgs, err)) != MP_OK) goto out;
+    if (o.time_limit > 0)  /* the list's split bounds leave most of the time to finding plans */
+        x.bd.deadline = t0 + LIST_SHARE * LIMIT_USE * o.time_limit;
+    st = mp_configs_list(&o, &x.pls, &x.sp.ps, &x.bd, &cfg, &ncfg, &x.cfgs, err);
+    x.bd.deadline = x.t_end;
+    if (st != MP_OK) goto out;
     if (ncfg == 0 && x.cfgs > 0) {
         st = mp_error_set(err, MP_ERR_NOFIT, "no plan fits the devices' memory");
         r->configurations = x.cfgs;
