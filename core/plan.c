@@ -7,6 +7,7 @@
 #include "plan.h"
 
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -232,6 +233,30 @@ static mp_status parse_prediction(const mp_jctx *cx, const json_t *v, mp_plan *p
     return MP_OK;
 }
 
+/* "search": {"seconds", "configurations", "searched", "lower_bound_ms", "gap", "proven"}. */
+static mp_status parse_search(const mp_jctx *cx, const json_t *v, mp_plan *p)
+{
+    const char *pre = "search";
+    mp_plan_search *s = &p->search;
+    double cfgs = 0, searched = 0;
+    if (!json_is_object(v)) return mp_json_fail(cx, pre, "must be an object");
+    if (mp_json_get_number(cx, v, pre, "seconds", 1, MP_JNONNEG, &s->seconds) ||
+        mp_json_get_number(cx, v, pre, "configurations", 1, MP_JNONNEG, &cfgs) ||
+        mp_json_get_number(cx, v, pre, "searched", 1, MP_JNONNEG, &searched) ||
+        mp_json_get_number(cx, v, pre, "lower_bound_ms", 1, MP_JNONNEG, &s->lower_bound_ms) ||
+        mp_json_get_number(cx, v, pre, "gap", 1, MP_JNONNEG, &s->gap) ||
+        mp_json_get_bool(cx, v, pre, "proven", 1, &s->proven))
+        return MP_ERR_INPUT;
+    if (cfgs != floor(cfgs) || searched != floor(searched) || searched > cfgs || cfgs > 9e15)
+        return mp_json_fail(cx, "search.searched", "%.0f configurations searched of %.0f: must be whole numbers, "
+                            "searched <= configurations", searched, cfgs);
+    if (s->gap > 1) return mp_json_fail(cx, "search.gap", "is %g, must be in [0, 1]", s->gap);
+    s->configurations = (long)cfgs;
+    s->searched = (long)searched;
+    p->has_search = 1;
+    return MP_OK;
+}
+
 static mp_status parse_root(const mp_jctx *cx, const json_t *root, void *out)
 {
     mp_plan *p = out;
@@ -283,6 +308,8 @@ static mp_status parse_root(const mp_jctx *cx, const json_t *root, void *out)
         if (mp_serve_terms_from_json(terms, cx->name, "prediction_terms", &p->terms, cx->err)) return MP_ERR_INPUT;
         p->has_terms = 1;
     }
+    const json_t *srch = json_object_get(root, "search");
+    if (srch && parse_search(cx, srch, p)) return MP_ERR_INPUT;
     const json_t *pred = json_object_get(root, "predicted");
     if (pred) return parse_prediction(cx, pred, p);
     return MP_OK;
@@ -402,6 +429,15 @@ static json_t *plan_to_json(const mp_plan *p)
         json_object_set_new(root, "predicted", o);
     }
     if (p->has_terms) json_object_set_new(root, "prediction_terms", mp_serve_terms_to_json(&p->terms));
+    if (p->has_search) {
+        const mp_plan_search *q = &p->search;
+        json_t *o = json_pack("{s:o,s:I,s:I,s:o,s:o,s:b}", "seconds", mp_json_number(q->seconds),
+                              "configurations", (json_int_t)q->configurations, "searched",
+                              (json_int_t)q->searched, "lower_bound_ms", mp_json_number(q->lower_bound_ms),
+                              "gap", mp_json_number(q->gap), "proven", q->proven != 0);
+        if (!o) goto fail;
+        json_object_set_new(root, "search", o);
+    }
     return root;
 fail:
     json_decref(root);

@@ -1,6 +1,6 @@
 /* plan.h — a pipeline plan and its prediction ("format": "mpplan-plan/1").
  * defines: mp_schedule_kind, mp_schedule_name, mp_schedule_from_name, mp_stage,
- *          mp_prediction, mp_plan, mp_plan_load, mp_plan_parse, mp_plan_to_json,
+ *          mp_prediction, mp_plan_search, mp_plan, mp_plan_load, mp_plan_parse, mp_plan_to_json,
  *          mp_plan_save, mp_plan_check, mp_plan_copy, mp_plan_free, mp_plan_num_devices,
  *          mp_plan_num_positions, mp_plan_replicas, mp_plan_replica_device,
  *          mp_serve_prediction, mp_plan_json, mp_plan_slo_ms, mp_plan_check_serve */
@@ -53,6 +53,16 @@ typedef struct {
     mp_serve_prediction serve;   /* serve plans (mode serve) */
 } mp_prediction;
 
+/* What the planner's search did to find the plan ("search" in the JSON). */
+typedef struct {
+    double seconds;              /* wall time of the search */
+    long configurations;         /* configurations considered */
+    long searched;               /* ... whose split search ran */
+    double lower_bound_ms;       /* no plan is faster than this */
+    double gap;                  /* (iteration time - lower bound) / iteration time */
+    int proven;                  /* 1: the plan is proven optimal for the cost model */
+} mp_plan_search;
+
 typedef enum { MP_MODE_TRAIN = 0, MP_MODE_SERVE = 1 } mp_plan_mode;
 
 typedef struct {
@@ -72,6 +82,8 @@ typedef struct {
     int data_parallel;           /* D >= 1 replicas of the pipeline; global_batch = D * m * b */
     int has_terms;               /* serve plans: "prediction_terms" present */
     mp_serve_terms terms;        /* the measured terms the prediction used */
+    int has_search;              /* 1: `search` is set (plans written by mpplan's search) */
+    mp_plan_search search;
 } mp_plan;
 
 /* Load/parse a plan file and check its internal consistency (contiguous

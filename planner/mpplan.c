@@ -3,7 +3,8 @@
  *
  * mpplan --profile P.json [--profile P2.json ...] (--devices K --memory SIZE [--bandwidth BW] [--latency T] | --cluster C.json)
  *        --global-batch B [--microbatch b] [--schedule auto|gpipe|1f1b|interleaved|zb-h1|zb-h2|zb-v]
- *        [--recompute auto|on|off] [--data-parallel N|auto] [--positions K] [--state-factor F] [--top N] [--json] [-o PLAN.json]
+ *        [--recompute auto|on|off] [--data-parallel N|auto] [--positions K] [--state-factor F] [--top N]
+ *        [--time-limit SECONDS] [--placement search|file] [--json] [-o PLAN.json]
  *        [--trace TRACE.json] [--evaluate PLAN.json]
  * Exit 0 on success, 1 when no plan fits, 2 for bad usage or input. */
 #include <getopt.h>
@@ -17,8 +18,10 @@
 #include "allreduce.h"
 #include "cli.h"
 #include "cli_cluster.h"
+#include "clock.h"
 #include "cluster.h"
 #include "evaluate.h"
+#include "placement.h"
 #include "plan.h"
 #include "profile.h"
 #include "profile_set.h"
@@ -30,7 +33,7 @@
 /* ---------------------------------------------------------------- options */
 
 enum { O_PROFILE = 256, O_BATCH, O_MICRO, O_SCHED, O_RC, O_SF, O_TOP, O_JSON, O_TRACE, O_EVAL, O_HELP, O_DP,
-       O_POS, O_OUT = 'o' };
+       O_POS, O_TIME, O_PLACE, O_OUT = 'o' };
 
 
 /* One table drives getopt_long and --help. */
@@ -48,6 +51,10 @@ static const mp_cli_opt OPTS[] = {
       "devices; default: searched)" },
     { "state-factor", required_argument, O_SF, "F", "bytes of state per parameter byte (default 4)" },
     { "top", required_argument, O_TOP, "N", "show the best N plans (default 5)" },
+    { "time-limit", required_argument, O_TIME, "SECONDS", "stop searching after this many seconds with the best plan "
+      "so far and its gap (default 1)" },
+    { "placement", required_argument, O_PLACE, "P", "search: choose which devices run which stage (default); "
+      "file: stage k on device k of the cluster" },
     { "json", no_argument, O_JSON, NULL, "print the best plan as one JSON object" },
     { "output", required_argument, O_OUT, "PLAN.json", "write the best plan (also -o)" },
     { "trace", required_argument, O_TRACE, "TRACE.json", "write the predicted timeline (Chrome trace)" },
@@ -61,10 +68,11 @@ typedef struct {
     int nprof;
     const char *out, *trace, *evaluate;
     mp_cli_cluster devs;
-    int batch, micro, schedule, recompute, top, json, help;
+    int batch, micro, schedule, recompute, top, json, help, file_order;
     int dp;                    /* --data-parallel: 0 auto, else D */
     int positions;             /* --positions: 0 searched */
-    double sf;
+    double sf, time_limit;
+    double t_start;            /* when mpplan started (mp_now_s): the time limit counts from here */
 } args;
 
 static void usage(FILE *f)
@@ -113,6 +121,16 @@ static mp_status parse_opt(void *ctx, int c, const char *v, mp_error *err)
         return MP_OK;
     }
     case O_POS: return mp_cli_int("positions", v, 1, 1000000, &a->positions, err);
+    case O_TIME:
+        if ((st = mp_cli_number("time-limit", v, 0, &a->time_limit, err)) != MP_OK) return st;
+        if (!(a->time_limit > 0))
+            return mp_error_set(err, MP_ERR_USAGE, "--time-limit: expected a number of seconds > 0, got \"%s\"", v);
+        return MP_OK;
+    case O_PLACE: {
+        static const char *const PLACEMENTS[] = { "search", "file" };
+        if ((st = mp_cli_choice("placement", v, PLACEMENTS, 2, &k, err)) == MP_OK) a->file_order = k;
+        return st;
+    }
     case O_DP:
         if (strcmp(v, "auto") == 0) {
             a->dp = 0;
@@ -134,6 +152,7 @@ static mp_status parse_args(int argc, char **argv, args *a, mp_error *err)
     a->top = 5;
     a->dp = 1;
     a->sf = MP_DEFAULT_STATE_FACTOR;
+    a->time_limit = MP_SEARCH_TIME_LIMIT;
     mp_cli_cluster_init(&a->devs);
     mp_status st = mp_cli_parse_group(argc, argv, OPTS, NOPTS, "o:", mp_cli_cluster_opt, &a->devs, parse_opt, a, err);
     if (st == MP_OK && optind < argc)
@@ -230,7 +249,15 @@ static void print_plan_row(int rank, const mp_plan *p, const mp_profile *prof, c
                                                                 p->stages[s].device, K, D));
         printf("%s\n", p->num_stages > 8 ? ", ..." : "");
     }
-    printf("    layers: %s\n    bound: %s\n    memory:", split, bnd);
+    printf("    layers: %s\n", split);
+    int moved = 0;
+    for (int s = 0; s < K; s++) moved |= p->stages[s].device != s;
+    if (moved) {  /* placed: which device runs each position */
+        printf("    devices:");
+        for (int s = 0; s < K; s++) printf("%s %s", s ? "," : "", cl->devices[p->stages[s].device].name);
+        printf("\n");
+    }
+    printf("    bound: %s\n    memory:", bnd);
     for (int q = 0; q < p->predicted.num_peaks; q++) {
         char a[32], c[32];
         int d = p->stages[q].device;
@@ -259,13 +286,15 @@ static void print_header(const args *a, const mp_profile_set *ps, const mp_clust
         printf("#   plans on %s timed with %s (measured with %d busy core%s)\n", range, ps->path[i],
                ps->p[i].busy_cores, ps->p[i].busy_cores > 1 ? "s" : "");
     }
+    if (r && !r->placements_complete && !a->file_order && cl->num_devices > 1)
+        printf("# placement: more than %d device orders, searched in cluster-file order only\n", MP_MAX_PLACEMENTS);
     if (r) {
         if (r->optimal)
             printf("# search: %ld configurations (%ld searched), %ld nodes, %ld simulations, %.3f s: optimal\n",
                    r->configurations, r->searched, r->nodes, r->simulations, r->seconds);
         else
             printf("# search: %ld configurations (%ld searched), %ld nodes, %ld simulations, %.3f s: "
-                   "best found, gap %.2f%% (budget reached)\n",
+                   "best found, gap %.2f%% (time limit reached)\n",
                    r->configurations, r->searched, r->nodes, r->simulations, r->seconds, 100 * r->gap);
     }
     printf("#   iteration_ms     samples/s   bubble\n");
@@ -308,9 +337,15 @@ static mp_status report(const args *a, const mp_profile_set *ps, const mp_cluste
     return MP_OK;
 }
 
+/* No plan: the smallest memory that fits one; stopped: the search ran out
+ * of time before finding one, which the message says. */
 static mp_status no_fit(const args *a, const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o,
-                        mp_error *err)
+                        int stopped, mp_error *err)
 {
+    char why[200] = "no plan fits the devices' memory";
+    if (stopped)
+        snprintf(why, sizeof why, "no plan that fits the devices' memory was found within --time-limit %g s "
+                 "(a longer limit may find one)", a->time_limit);
     double M = 0;
     mp_plan p;
     mp_error e2;
@@ -321,13 +356,13 @@ static mp_status no_fit(const args *a, const mp_profile *prof, const mp_cluster 
         else printf("{\"error\": \"no plan fits\"}\n");
     }
     mp_error_clear(err);   /* replace the search's shorter message */
-    if (st != MP_OK) return mp_error_set(err, MP_ERR_NOFIT, "no plan fits the devices' memory");
+    if (st != MP_OK) return mp_error_set(err, MP_ERR_NOFIT, "%s", why);
     char mb[32], split[400], rcs[160];
     format_split(&p, split, sizeof split, rcs, sizeof rcs);
     mp_error_set(err, MP_ERR_NOFIT,
-                 "no plan fits the devices' memory. The smallest memory per device with which a plan fits is "
+                 "%s. The smallest memory per device with which a plan fits is "
                  "%.0f bytes (%s): %s%s, b=%d, m=%d, layers %s, recompute %s",
-                 M, mp_format_bytes(mb, sizeof mb, M), p.schedule == MP_SCHED_INTERLEAVED ? "interleaved" :
+                 why, M, mp_format_bytes(mb, sizeof mb, M), p.schedule == MP_SCHED_INTERLEAVED ? "interleaved" :
                  mp_schedule_name(p.schedule), p.schedule == MP_SCHED_INTERLEAVED ? " (v>=2)" : "",
                  p.microbatch_size, p.num_microbatches, split, rcs);
     mp_plan_free(&p);
@@ -384,6 +419,8 @@ static mp_status merge_result(mp_search_result *all, mp_search_result *r, mp_err
     all->nodes += r->nodes;
     all->simulations += r->simulations;
     all->seconds += r->seconds;
+    all->placements += r->placements;
+    all->placements_complete = all->placements_complete && r->placements_complete;
     return MP_OK;
 }
 
@@ -401,15 +438,21 @@ static mp_status run_search(const args *a, const mp_profile_set *ps, const mp_cl
     o.positions = a->positions;
     o.top = a->json ? 1 : a->top;
     o.progress = 1;
+    o.file_order = a->file_order;
     mp_search_result all;
     memset(&all, 0, sizeof all);
     all.optimal = 1;
+    all.placements_complete = 1;
     all.lower_bound_ms = HUGE_VAL;
     mp_status st = MP_OK, first = MP_OK;
+    int stopped = 0;
     mp_error e1;
     mp_error_clear(&e1);
+    double t0 = a->t_start;
     for (int i = 0; i < ps->n && st == MP_OK; i++) {
         mp_search_opts oi = o;
+        oi.time_limit = (a->time_limit - (mp_now_s() - t0)) / (ps->n - i);  /* the rest, shared out */
+        if (oi.time_limit < 1e-3) oi.time_limit = 1e-3;
         if (ps->n > 1) mp_profile_set_range(ps, i, &oi.min_devices, &oi.max_devices);
         if (oi.min_devices > cl->num_devices) continue;
         mp_search_result r;
@@ -419,12 +462,13 @@ static mp_status run_search(const args *a, const mp_profile_set *ps, const mp_cl
         if (si == MP_OK) st = merge_result(&all, &r, err);
         else if (si == MP_ERR_NOMEM) st = mp_error_set(err, si, "%s", ei.msg);
         else if (first == MP_OK || (first != MP_ERR_NOFIT && si == MP_ERR_NOFIT)) { first = si; e1 = ei; }
+        if (si == MP_ERR_NOFIT) stopped |= r.stopped;
         if (si == MP_OK) mp_search_result_free(&r);
     }
     if (st == MP_OK && all.num_plans == 0) {
         if (first == MP_ERR_NOFIT) {
             mp_search_result_free(&all);
-            return no_fit(a, &ps->p[0], cl, &o, err);
+            return no_fit(a, &ps->p[0], cl, &o, stopped, err);
         }
         st = mp_error_set(err, first != MP_OK ? first : MP_ERR_USAGE, "%s", e1.msg);
     }
@@ -436,7 +480,17 @@ static mp_status run_search(const args *a, const mp_profile_set *ps, const mp_cl
         if (all.lower_bound_ms > best) all.lower_bound_ms = best;
         all.gap = all.optimal ? 0 : (best - all.lower_bound_ms) / best;
     }
-    if (st == MP_OK) st = report(a, ps, cl, all.plans, all.num_plans, &all, err);
+    if (st == MP_OK) {  /* what the search did, in the written plan */
+        mp_plan_search *q = &all.plans[0].search;
+        all.plans[0].has_search = 1;
+        q->seconds = mp_now_s() - t0;
+        q->configurations = all.configurations;
+        q->searched = all.searched;
+        q->lower_bound_ms = all.lower_bound_ms;
+        q->gap = all.optimal ? 0 : all.gap;
+        q->proven = all.optimal;
+        st = report(a, ps, cl, all.plans, all.num_plans, &all, err);
+    }
     mp_search_result_free(&all);
     return st;
 }
@@ -453,7 +507,9 @@ int main(int argc, char **argv)
     mp_error_clear(&err);
     memset(&ps, 0, sizeof ps);
     memset(&cl, 0, sizeof cl);
+    double t_start = mp_now_s();
     mp_status st = parse_args(argc, argv, &a, &err);
+    a.t_start = t_start;
     if (st == MP_OK && a.help) {
         usage(stdout);
         return 0;

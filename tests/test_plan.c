@@ -342,6 +342,47 @@ static void test_serve_fields(void)
     mp_plan_free(&a);
 }
 
+/* "search" (what the planner did) round-trips; plans without it load with
+ * has_search 0 and are written without it; bad values are named. */
+static void test_search_section(void)
+{
+#define SRCH(x) "{" HDR ", \"schedule\": \"1f1b\", \"global_batch\": 4, \"microbatch_size\": 2, " \
+                "\"stages\": [" ST(0, 3, 0) "], \"search\": " x "}"
+    const char *text = SRCH("{\"seconds\": 0.25, \"configurations\": 153, \"searched\": 13, "
+                            "\"lower_bound_ms\": 1715.5, \"gap\": 0.125, \"proven\": false}");
+    mp_plan p, q;
+    mp_error e;
+    mp_error_clear(&e);
+    CU_ASSERT_EQUAL_FATAL(mp_plan_parse(text, strlen(text), "p.json", &p, &e), MP_OK);
+    CU_ASSERT(p.has_search);
+    CU_ASSERT_EQUAL(p.search.seconds, 0.25);
+    CU_ASSERT_EQUAL(p.search.configurations, 153);
+    CU_ASSERT_EQUAL(p.search.searched, 13);
+    CU_ASSERT_EQUAL(p.search.lower_bound_ms, 1715.5);
+    CU_ASSERT_EQUAL(p.search.gap, 0.125);
+    CU_ASSERT_EQUAL(p.search.proven, 0);
+    char *json = mp_plan_to_json(&p);
+    CU_ASSERT_EQUAL_FATAL(mp_plan_parse(json, strlen(json), "rt.json", &q, &e), MP_OK);
+    CU_ASSERT(q.has_search && memcmp(&p.search, &q.search, sizeof p.search) == 0);
+    free(json);
+    mp_plan_free(&q);
+    mp_plan_free(&p);
+    p = load("plan_1f1b.json");   /* an old plan: no search */
+    CU_ASSERT_EQUAL(p.has_search, 0);
+    json = mp_plan_to_json(&p);
+    CU_ASSERT_PTR_NULL(strstr(json, "\"search\""));
+    free(json);
+    mp_plan_free(&p);
+    expect_error(SRCH("[]"), "search: must be an object", NULL);
+    expect_error(SRCH("{\"seconds\": 1, \"configurations\": 3, \"searched\": 1, \"lower_bound_ms\": 1, "
+                      "\"gap\": 0.5}"), "search.proven", NULL);
+    expect_error(SRCH("{\"seconds\": 1, \"configurations\": 3, \"searched\": 1, \"lower_bound_ms\": 1, "
+                      "\"gap\": -0.5, \"proven\": true}"), "search.gap", NULL);
+    expect_error(SRCH("{\"seconds\": 1, \"configurations\": 3, \"searched\": 4, \"lower_bound_ms\": 1, "
+                      "\"gap\": 0, \"proven\": true}"), "search.searched", NULL);
+#undef SRCH
+}
+
 static void test_json_and_round_trip(void)
 {
     const char *fixtures[] = {"plan_1f1b.json", "plan_interleaved.json", "plan_serve.json"};
@@ -402,7 +443,7 @@ int main(void)
 {
     static const mp_test_case cases[] = {
         MP_TEST(test_names), MP_TEST(test_load_fixtures), MP_TEST(test_parse_errors),
-        MP_TEST(test_check), MP_TEST(test_data_parallel), MP_TEST(test_json_and_round_trip),
+        MP_TEST(test_check), MP_TEST(test_data_parallel), MP_TEST(test_search_section), MP_TEST(test_json_and_round_trip),
         MP_TEST(test_serve_fields),
     };
     return mp_test_main("plan", cases, (int)(sizeof cases / sizeof *cases));
