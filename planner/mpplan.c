@@ -48,7 +48,7 @@ static const mp_cli_opt OPTS[] = {
     { "schedule", required_argument, O_SCHED, "S", "auto|gpipe|1f1b|interleaved|zb-h1|zb-h2|zb-v (default auto; the zero-bubble ones need a profile with bwd_input_ms/bwd_weight_ms)" },
     { "recompute", required_argument, O_RC, "R", "auto|on|off (default auto: only stages that need it)" },
     { "data-parallel", required_argument, O_DP, "D", "replicas of the pipeline, D x stages <= devices: a number, or "
-      "auto to search every D with the rest (default 1)" },
+      "auto to search every D with the rest (default auto; 1 pins one pipeline)" },
     { "positions", required_argument, O_POS, "K", "fix the pipeline positions of one replica (stages; interleaved: "
       "devices; default: searched)" },
     { "state-factor", required_argument, O_SF, "F", "bytes of state per parameter byte (default 4)" },
@@ -105,7 +105,7 @@ static mp_status parse_args(int argc, char **argv, args *a, mp_error *err)
     a->schedule = -1;
     a->recompute = MP_RC_AUTO;
     a->top = 5;
-    a->dp = 1;
+    a->dp = 0;                 /* auto: D searched with the rest */
     a->sf = MP_DEFAULT_STATE_FACTOR;
     a->bandwidth = DEFAULT_BANDWIDTH;
     a->latency = DEFAULT_LATENCY;
@@ -372,7 +372,8 @@ static mp_status no_fit(const args *a, const mp_profile *prof, const mp_cluster 
     char mb[32], split[400], rcs[160];
     format_split(&p, split, sizeof split, rcs, sizeof rcs);
     mp_error_set(err, MP_ERR_NOFIT,
-                 "no plan fits the devices' memory. The smallest memory per device with which a plan fits is "
+                 "no plan fits the devices' memory. The smallest memory per device with which a plan of one replica "
+                 "(D=1, one pipeline) fits is "
                  "%.0f bytes (%s): %s%s, b=%d, m=%d, layers %s, recompute %s",
                  M, mp_format_bytes(mb, sizeof mb, M), p.schedule == MP_SCHED_INTERLEAVED ? "interleaved" :
                  mp_schedule_name(p.schedule), p.schedule == MP_SCHED_INTERLEAVED ? " (v>=2)" : "",

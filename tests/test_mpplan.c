@@ -199,6 +199,7 @@ static void test_no_fit(void)
     double M = json_number_value(json_object_get(j, "min_memory_bytes"));
     CU_ASSERT(M > 100.0 * 1048576);
     CU_ASSERT((err && strstr(err, "smallest memory")) != 0);
+    CU_ASSERT((err && strstr(err, "one replica (D=1")) != 0);   /* it is computed for D = 1 only */
     char a[256];
     snprintf(a, sizeof a, "--devices 2 --memory %.0f --global-batch 16", M);
     CU_ASSERT_EQUAL(run(&out2, NULL, a, "--json"), 0);
@@ -223,8 +224,8 @@ static double json_iteration(const char *out, int *D)
     return it;
 }
 
-/* --data-parallel: auto finds the best of every fixed D; the table shows
- * D; the plan round-trips through --evaluate. */
+/* --data-parallel: auto (the default) finds the best of every fixed D; the
+ * table shows D; the plan round-trips through --evaluate. */
 static void test_data_parallel(void)
 {
     const char *dev = "--devices 4 --memory 1GiB --global-batch 16";
@@ -243,6 +244,14 @@ static void test_data_parallel(void)
     double best = fmin(it[0], fmin(it[1], it[2]));
     CU_ASSERT_DOUBLE_EQUAL(it[3], best, 1e-9 * best);
     CU_ASSERT(got[3] > 1);   /* this small-parameter model is faster replicated */
+    /* the default is auto */
+    char *od = NULL;
+    int gotd = 0;
+    CU_ASSERT_EQUAL_FATAL(run(&od, NULL, dev, "--json"), 0);
+    double itd = json_iteration(od, &gotd);
+    CU_ASSERT_DOUBLE_EQUAL(itd, it[3], 1e-9 * it[3]);
+    CU_ASSERT_EQUAL(gotd, got[3]);
+    free(od);
     /* --positions fixes K: 2 replicas x 2 positions */
     char *o2 = NULL;
     CU_ASSERT_EQUAL_FATAL(run(&o2, NULL, dev, "--json --data-parallel 2 --positions 2"), 0);
