@@ -73,9 +73,6 @@ static mp_status check_opts(const mp_profile *prof, const mp_cluster *cl, const 
     if (o->positions < 0 || o->positions > cl->num_devices)
         return mp_error_set(err, MP_ERR_USAGE, "--positions %d: must be 1..%d (the cluster's devices)",
                             o->positions, cl->num_devices);
-    if (o->data_parallel > 1 && o->schedule == MP_SCHED_INTERLEAVED)
-        return mp_error_set(err, MP_ERR_USAGE, "--data-parallel %d: the planner searches data parallelism "
-                            "with gpipe and 1f1b only", o->data_parallel);
     if (prof->num_layers < 1 || cl->num_devices < 1)
         return mp_error_set(err, MP_ERR_INPUT, "search: the profile has no layers or the cluster no devices");
     return MP_OK;

@@ -38,7 +38,7 @@ typedef struct {
     int min_devices;           /* plans use at least this many devices (0: 1) */
     int max_devices;           /* ... and at most this many (0: all of the cluster) */
     int data_parallel;         /* replicas D: 1 (default) none; 0 every D with D*K <= devices
-                                * (gpipe/1f1b only for D > 1; replicas on devices of the same
+                                * (any schedule; replicas on devices of the same
                                 * kind: docs/cost-model.md); N: exactly N */
     int positions;             /* pipeline positions K of one replica: 0 searched, else exactly K */
 } mp_search_opts;

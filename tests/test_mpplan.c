@@ -244,6 +244,15 @@ static void test_data_parallel(void)
     double best = fmin(it[0], fmin(it[1], it[2]));
     CU_ASSERT_DOUBLE_EQUAL(it[3], best, 1e-9 * best);
     CU_ASSERT(got[3] > 1);   /* this small-parameter model is faster replicated */
+    /* replicas of interleaved and zero-bubble pipelines are searched too */
+    char *oi = NULL;
+    CU_ASSERT_EQUAL_FATAL(run(&oi, NULL, dev, "--json --data-parallel 2 --schedule interleaved"), 0);
+    json_t *ji = oi ? json_loads(oi, 0, NULL) : NULL;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ji);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(ji, "data_parallel")), 2);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(ji, "schedule")), "interleaved");
+    json_decref(ji);
+    free(oi);
     /* the default is auto */
     char *od = NULL;
     int gotd = 0;
@@ -258,7 +267,13 @@ static void test_data_parallel(void)
     json_error_t je;
     json_t *j = o2 ? json_loads(o2, 0, &je) : NULL;
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
-    CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "stages")), 2);
+    json_t *st = json_object_get(j, "stages");   /* K = 2 positions (interleaved: 2 chunks each) */
+    int pos_seen[8] = { 0 }, npos = 0;
+    for (size_t s = 0; s < json_array_size(st); s++) {
+        int d = (int)json_integer_value(json_object_get(json_array_get(st, s), "device"));
+        if (d >= 0 && d < 8 && !pos_seen[d]++) npos++;
+    }
+    CU_ASSERT_EQUAL(npos, 2);
     json_decref(j);
     free(o2);
     char *out = NULL, extra[1024];
@@ -300,8 +315,9 @@ static void test_usage_errors(void)
     expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--data-parallel 0", "--data-parallel");
     expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--data-parallel x", "--data-parallel");
     expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--data-parallel 3", "--data-parallel 3");
+    /* D = 2 on 2 devices leaves one position, too few for interleaved */
     expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--data-parallel 2 --schedule interleaved",
-                 "gpipe and 1f1b");
+                 "--data-parallel 2");
     expect_exit2(cluster_args(), "--data-parallel 2", "same kind");  /* three different devices */
     expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--positions 3", "--positions");
     expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--positions 0", "--positions");
@@ -349,7 +365,7 @@ static void test_zero_bubble_cli(void)
                 1.0 + l % 3 * 0.5);
     fputs("]}\n", f);
     fclose(f);
-    snprintf(cmd, sizeof cmd, "%s --profile %s --devices 2 --memory 1GiB --global-batch 8 --schedule zb-v --json -o %s",
+    snprintf(cmd, sizeof cmd, "%s --profile %s --devices 2 --memory 1GiB --global-batch 8 --schedule zb-v --data-parallel 1 --json -o %s",
              mp_test_tool("mpplan"), prof, plan);
     CU_ASSERT_EQUAL_FATAL(mp_test_run_cmd(cmd, &out, &err), 0);
     free(out); free(err);
