@@ -369,14 +369,14 @@ static mp_status no_fit(const args *a, const mp_profile *prof, const mp_cluster 
     }
     mp_error_clear(err);   /* replace the search's shorter message */
     if (st != MP_OK) return mp_error_set(err, MP_ERR_NOFIT, "no plan fits the devices' memory");
-    char mb[32], split[400], rcs[160];
+    char mb[32], split[400], rcs[160], dps[64] = "";
     format_split(&p, split, sizeof split, rcs, sizeof rcs);
+    if (mp_plan_replicas(&p) > 1) snprintf(dps, sizeof dps, ", D=%d replicas", mp_plan_replicas(&p));
     mp_error_set(err, MP_ERR_NOFIT,
-                 "no plan fits the devices' memory. The smallest memory per device with which a plan of one replica "
-                 "(D=1, one pipeline) fits is "
-                 "%.0f bytes (%s): %s%s, b=%d, m=%d, layers %s, recompute %s",
+                 "no plan fits the devices' memory. The smallest memory per device with which a plan fits is "
+                 "%.0f bytes (%s): %s%s%s, b=%d, m=%d, layers %s, recompute %s",
                  M, mp_format_bytes(mb, sizeof mb, M), p.schedule == MP_SCHED_INTERLEAVED ? "interleaved" :
-                 mp_schedule_name(p.schedule), p.schedule == MP_SCHED_INTERLEAVED ? " (v>=2)" : "",
+                 mp_schedule_name(p.schedule), p.schedule == MP_SCHED_INTERLEAVED ? " (v>=2)" : "", dps,
                  p.microbatch_size, p.num_microbatches, split, rcs);
     mp_plan_free(&p);
     return MP_ERR_NOFIT;

@@ -71,8 +71,8 @@ mp_status mp_search_run(const mp_profile *prof, const mp_cluster *cl, const mp_s
 void mp_search_result_free(mp_search_result *r);
 
 /* The smallest memory M such that, with every device's memory set to M, some
- * plan allowed by `o` fits: min over plans of the largest peak. *plan gets
- * one such plan (evaluated). For interleaved-only searches the split search
+ * plan allowed by `o` fits: min over plans of the largest peak, over every D
+ * that o->data_parallel allows. *plan gets one such plan (evaluated). For interleaved-only searches the split search
  * is used with a budget, so M may then be an upper bound. o->min_devices and
  * o->max_devices are not applied here. */
 mp_status mp_search_min_memory(const mp_profile *prof, const mp_cluster *cl,

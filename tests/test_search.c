@@ -652,17 +652,22 @@ static void test_single_device_closed_form(void)
 /* No fit: the reported memory makes a plan fit, a little less does not. */
 static void test_min_memory(void)
 {
-    int checked = 0;
-    for (int i = 0; i < 40; i++) {
+    int checked = 0, with_dp = 0;
+    for (int i = 0; i < 80; i++) {
         mp_profile prof;
         mp_cluster cl;
         mp_error e;
-        int L = 2 + irand(8), D = 1 + irand(4);
+        int dp = i >= 40;   /* then clusters of repeating kinds, D free (auto) or fixed */
+        int L = 2 + irand(8), D = dp ? 2 + irand(3) : 1 + irand(4);
         rand_profile(&prof, L);
         rand_cluster(&cl, &prof, D, 4);
-        for (int d = 0; d < D; d++) cl.devices[d].memory_bytes = 1000;  /* nothing fits */
         mp_search_opts o;
         mp_search_opts_init(&o, 4);
+        if (dp) {
+            dp_cluster(&cl, D, &o);
+            if (o.data_parallel && 4 % o.data_parallel) o.data_parallel = 0;
+        }
+        for (int d = 0; d < D; d++) cl.devices[d].memory_bytes = 1000;  /* nothing fits */
         o.schedule = i % 3 == 0 ? MP_SCHED_GPIPE : MP_SCHED_1F1B;
         o.recompute = irand(3) - 1;
         mp_search_result r;
@@ -670,6 +675,7 @@ static void test_min_memory(void)
         double M = 0;
         mp_plan plan;
         CU_ASSERT_EQUAL_FATAL(mp_search_min_memory(&prof, &cl, &o, &M, &plan, &e), MP_OK);
+        with_dp += mp_plan_replicas(&plan) > 1;
         for (int d = 0; d < D; d++) cl.devices[d].memory_bytes = M;
         CU_ASSERT_TRUE(mp_plan_fits(&plan, &cl));
         mp_error_clear(&e);
@@ -684,7 +690,9 @@ static void test_min_memory(void)
         mp_cluster_free(&cl);
         checked++;
     }
-    CU_ASSERT_EQUAL(checked, 40);
+    CU_ASSERT_EQUAL(checked, 80);
+    fprintf(stderr, "  %d of %d minimal plans with D > 1\n", with_dp, checked);
+    CU_ASSERT(with_dp > 3);   /* gpipe's m*b = G/D: replicas can need less memory */
 }
 
 /* Impossible options are usage errors. */
