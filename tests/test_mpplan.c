@@ -385,6 +385,17 @@ static void test_zero_bubble_cli(void)
     CU_ASSERT_EQUAL_FATAL(mp_plan_load(plan2, &q, &e), MP_OK);
     CU_ASSERT_DOUBLE_EQUAL(q.predicted.iteration_ms, p.predicted.iteration_ms, 1e-9 * p.predicted.iteration_ms);
     mp_plan_free(&q);
+    /* D searched (the default): replicas of zb-v pipelines are candidates, never slower than D = 1 */
+    snprintf(cmd, sizeof cmd, "%s --profile %s --devices 2 --memory 1GiB --global-batch 8 --schedule zb-v --json -o %s.3",
+             mp_test_tool("mpplan"), prof, plan);
+    CU_ASSERT_EQUAL_FATAL(mp_test_run_cmd(cmd, &out, &err), 0);
+    free(out); free(err);
+    snprintf(plan2, sizeof plan2, "%s.3", plan);
+    CU_ASSERT_EQUAL_FATAL(mp_plan_load(plan2, &q, &e), MP_OK);
+    CU_ASSERT_EQUAL(q.schedule, MP_SCHED_ZB_V);
+    CU_ASSERT(q.predicted.iteration_ms <= p.predicted.iteration_ms * (1 + 1e-12));
+    CU_ASSERT_EQUAL(mp_plan_replicas(&q), 2);   /* this model: two one-device Vs beat one across both */
+    mp_plan_free(&q);
     char old[700];   /* the same model profiled without the split backward */
     snprintf(old, sizeof old, "%s/zb.old.profile.json", mp_test_tmpdir());
     f = fopen(old, "w");
