@@ -30,7 +30,7 @@
 
 #define DEFAULT_NODES 200000L
 #define DEFAULT_SIM_OPS 1.5e7
-#define GREEDY_FIRST 64       /* interleaved configurations whose greedy split is timed first */
+#define GREEDY_FIRST 64       /* interleaved configurations (per D) whose greedy split is timed first */
 #define INTERLEAVED_NEAR 0.10 /* relative gap below which interleaved configurations get less budget */
 
 typedef struct {
@@ -144,13 +144,17 @@ static mp_status visit(search *x, mp_config *cfg, int n, unsigned char *done, mp
     mp_search_tally *t = &x->tally;
     mp_status st;
     for (int pass = 0; pass < 2; pass++) {
-        if (pass == 1)  /* incumbents from the greedy splits of the most promising interleaved ones */
-            for (int i = 0, k = 0; i < n && k < GREEDY_FIRST; i++) {
-                if (cfg[i].kind != MP_SCHED_INTERLEAVED) continue;
+        if (pass == 1) {  /* incumbents from the greedy splits of the most promising interleaved ones, per D */
+            int N = x->sp.cl->num_devices, *k = calloc((size_t)N + 1, sizeof *k);
+            if (!k) return mp_error_set(err, MP_ERR_NOMEM, "search: out of memory");
+            for (int i = 0; i < n; i++) {
+                if (cfg[i].kind != MP_SCHED_INTERLEAVED || k[cfg[i].D] >= GREEDY_FIRST) continue;
                 if (cfg[i].lb >= mp_top_worst(&x->top)) break;
-                k++;
-                if ((st = search_config(x, &cfg[i], 0, err)) != MP_OK) return st;
+                k[cfg[i].D]++;
+                if ((st = search_config(x, &cfg[i], 0, err)) != MP_OK) { free(k); return st; }
             }
+            free(k);
+        }
         for (int i = 0; i < n; i++) {
             mp_config *c = &cfg[i];
             if (late(c->kind) != pass) continue;
