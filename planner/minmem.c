@@ -141,7 +141,9 @@ static mp_status interleaved_min(const mp_profile *prof, const mp_cluster *cl, c
     if (!copy_cluster(&c, cl)) return mp_error_set(err, MP_ERR_NOMEM, "min memory: out of memory");
     mp_search_opts so = *o;
     so.top = 1;
-    so.node_budget = 20000;
+    so.node_budget = 20000;     /* deterministic work caps, no time limit */
+    so.sim_op_budget = 1.5e7;
+    so.time_limit = 0;
     so.progress = 0;
     double lo = 0, hi = 1;
     int have = 0;

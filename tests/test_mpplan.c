@@ -156,6 +156,15 @@ static void test_json_output_evaluate_trace(void)
     CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "format")), "mpplan-plan/1");
     double it = json_number_value(json_object_get(json_object_get(j, "predicted"), "iteration_ms"));
     CU_ASSERT(it > 0);
+    /* what the search did: a small instance is proven optimal, bound = time */
+    json_t *sr = json_object_get(j, "search");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sr);
+    CU_ASSERT(json_is_true(json_object_get(sr, "proven")));
+    CU_ASSERT_EQUAL(json_number_value(json_object_get(sr, "gap")), 0);
+    CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_object_get(sr, "lower_bound_ms")), it, 1e-9 * it);
+    CU_ASSERT(json_integer_value(json_object_get(sr, "configurations")) >= 1);
+    CU_ASSERT(json_integer_value(json_object_get(sr, "searched")) >= 1);
+    CU_ASSERT(json_number_value(json_object_get(sr, "seconds")) > 0);
     /* -o file equals the --json output */
     char path[1024];
     snprintf(path, sizeof path, "%s/plan.json", dir);
@@ -301,6 +310,36 @@ static void expect_exit2(const char *args, const char *extra, const char *needle
     free(err);
 }
 
+/* A two-kind cluster whose file order puts the small devices first: the
+ * searched order is faster and names other devices; --placement file keeps
+ * the file's order. */
+static void test_placement(void)
+{
+    char *out = NULL, *out2 = NULL;
+    const char *args = "--cluster profiles/mixed-4.cluster.json --global-batch 64 --schedule 1f1b --json";
+    snprintf(cmd, sizeof cmd, "%s --profile profiles/example-transformer.profile.json %s", mp_test_tool("mpplan"), args);
+    CU_ASSERT_EQUAL_FATAL(mp_test_run_cmd(cmd, &out, NULL), 0);
+    snprintf(cmd, sizeof cmd, "%s --profile profiles/example-transformer.profile.json %s --placement file",
+             mp_test_tool("mpplan"), args);
+    CU_ASSERT_EQUAL_FATAL(mp_test_run_cmd(cmd, &out2, NULL), 0);
+    json_error_t je;
+    json_t *a = json_loads(out, 0, &je), *b = json_loads(out2, 0, &je);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    double ta = json_number_value(json_object_get(json_object_get(a, "predicted"), "iteration_ms"));
+    double tb = json_number_value(json_object_get(json_object_get(b, "predicted"), "iteration_ms"));
+    CU_ASSERT(ta > 0 && ta < tb * 0.99);
+    json_t *sa = json_object_get(a, "stages"), *sb = json_object_get(b, "stages");
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(json_array_get(sb, 0), "device")), 0);
+    CU_ASSERT_NOT_EQUAL(json_integer_value(json_object_get(json_array_get(sa, 0), "device")), 0);
+    CU_ASSERT(json_is_true(json_object_get(json_object_get(a, "search"), "proven")));
+    json_decref(a);
+    json_decref(b);
+    free(out);
+    free(out2);
+    expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--placement random", "--placement");
+}
+
 static void test_usage_errors(void)
 {
     expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--schedule zigzag", "--schedule");
@@ -320,6 +359,8 @@ static void test_usage_errors(void)
     expect_exit2(cluster_args(), "--data-parallel 2", "same kind");  /* three different devices */
     expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--positions 3", "--positions");
     expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--positions 0", "--positions");
+    expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--time-limit 0", "--time-limit");
+    expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--time-limit 1x", "--time-limit");
     /* forced interleaved, m = 5: only K = 5 divides m, and 5 x 2 chunks > 8 layers */
     expect_exit2("--devices 9 --memory 1GiB --global-batch 5", "--microbatch 1 --schedule interleaved",
                  "interleaved");
@@ -422,6 +463,7 @@ int main(void)
         MP_TEST(test_no_fit),
         MP_TEST(test_usage_errors),
         MP_TEST(test_data_parallel),
+        MP_TEST(test_placement),
         MP_TEST(test_regime_note),
         MP_TEST(test_profile_per_regime),
         MP_TEST(test_zero_bubble_cli),

