@@ -38,14 +38,15 @@ int mp_config_fits(const mp_stage_fit *f, int *from, int *hi_out)
 }
 
 /* See configs.h. */
-int mp_config_replicas_ok(const mp_cluster *cl, int K, int D)
+int mp_config_replicas_ok(const mp_cluster *cl, int K, int D, int ring)
 {
     if (D < 1 || (long)D * K > cl->num_devices) return 0;
     for (int r = 1; r < D; r++)
         for (int k = 0; k < K; k++) {
             const mp_device *a = &cl->devices[k], *d = &cl->devices[r * K + k];
             if (d->speed != a->speed || d->memory_bytes != a->memory_bytes) return 0;
-            for (int q = k - 1; q <= k + 1; q += 2) {
+            for (int j = k - 1; j <= k + 1; j += 2) {
+                int q = ring && K > 2 ? (j + K) % K : j;   /* ring: the wrap link K-1 <-> 0 too */
                 if (q < 0 || q >= K) continue;
                 mp_link l0 = mp_cluster_link(cl, k, q), l1 = mp_cluster_link(cl, r * K + k, r * K + q);
                 if (l0.bandwidth != l1.bandwidth || l0.latency_s != l1.latency_s) return 0;
@@ -85,14 +86,17 @@ mp_status mp_configs_list(const mp_search_opts *o, const mp_cluster *cl, const m
                 int K = D == 1 ? pls->p[j].K : j + 1, pl = D == 1 ? j : -1;
                 if (K > L || K * D < o->min_devices || (o->max_devices > 0 && K * D > o->max_devices)) continue;
                 if (o->positions && K != o->positions) continue;
-                if (D > 1 && !mp_config_replicas_ok(cl, K, D)) continue;
+                int line_ok = D == 1 || mp_config_replicas_ok(cl, K, D, 0);
+                int ring_ok = line_ok && (D == 1 || mp_config_replicas_ok(cl, K, D, 1));
+                if (!line_ok) continue;
                 const mp_cluster *ccl = D == 1 ? &pls->p[j].cl : cl;
                 bd->cl = ccl;
                 for (int kind = 0; kind < MP_SCHED_COUNT; kind++) {
                     if (o->schedule >= 0 && kind != o->schedule) continue;
+                    if (kind == MP_SCHED_INTERLEAVED && !ring_ok) continue;
                     int zb = mp_schedule_is_zb((mp_schedule_kind)kind);
-                    /* replicas run gpipe/1f1b pipelines (the cost model's all-reduce follows the list) */
-                    if (D > 1 && (kind == MP_SCHED_INTERLEAVED || zb)) continue;
+                    /* replicas run any schedule: the cost model's all-reduces follow each position's
+                     * list and only add time and memory, so every bound below stays a lower bound */
                     if (zb && (!mp_profile_has_split(ps->prof) || (kind == MP_SCHED_ZB_V && 2 * K > L))) continue;
                     if (zb && K == 1 && o->schedule < 0) continue;   /* auto: one stage has no bubble to fill */
                     int vmin = kind == MP_SCHED_INTERLEAVED ? 2 : kind == MP_SCHED_ZB_V ? 2 : 1, vmax = vmin;

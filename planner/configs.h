@@ -34,11 +34,12 @@ static inline int mp_config_same(const mp_config *a, const mp_config *b)
     return a->K == b->K && a->b == b->b && a->kind == b->kind && a->v == b->v && a->pl == b->pl && a->D == b->D;
 }
 
-/* 1 when D replicas of a gpipe/1f1b pipeline on devices 0..K-1 may run on
- * devices r*K + k (the planner's replicas): every device r*K + k has the
- * speed and memory of device k, and every pipeline link of replica r the
+/* 1 when D replicas of a pipeline on devices 0..K-1 may run on devices
+ * r*K + k (the planner's replicas): every device r*K + k has the speed and
+ * memory of device k, and every pipeline link of replica r (k to k+1 and
+ * back; with ring, interleaved's wrap from K-1 to 0 and back too) the
  * bandwidth and latency of replica 0's; D*K <= devices. */
-int mp_config_replicas_ok(const mp_cluster *cl, int K, int D);
+int mp_config_replicas_ok(const mp_cluster *cl, int K, int D, int ring);
 
 /* The devices configuration c runs on, position k on device k: its
  * placement's, or with replicas (pl < 0) the whole cluster cl in file order. */

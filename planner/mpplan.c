@@ -46,7 +46,7 @@ static const mp_cli_opt OPTS[] = {
     { "schedule", required_argument, O_SCHED, "S", "auto|gpipe|1f1b|interleaved|zb-h1|zb-h2|zb-v (default auto; the zero-bubble ones need a profile with bwd_input_ms/bwd_weight_ms)" },
     { "recompute", required_argument, O_RC, "R", "auto|on|off (default auto: only stages that need it)" },
     { "data-parallel", required_argument, O_DP, "D", "replicas of the pipeline, D x stages <= devices: a number, or "
-      "auto to search every D with the rest (default 1)" },
+      "auto to search every D with the rest (default auto; 1 pins one pipeline)" },
     { "positions", required_argument, O_POS, "K", "fix the pipeline positions of one replica (stages; interleaved: "
       "devices; default: searched)" },
     { "state-factor", required_argument, O_SF, "F", "bytes of state per parameter byte (default 4)" },
@@ -150,7 +150,7 @@ static mp_status parse_args(int argc, char **argv, args *a, mp_error *err)
     a->schedule = -1;
     a->recompute = MP_RC_AUTO;
     a->top = 5;
-    a->dp = 1;
+    a->dp = 0;                 /* auto: D searched with the rest */
     a->sf = MP_DEFAULT_STATE_FACTOR;
     a->time_limit = MP_SEARCH_TIME_LIMIT;
     mp_cli_cluster_init(&a->devs);
@@ -357,13 +357,14 @@ static mp_status no_fit(const args *a, const mp_profile *prof, const mp_cluster 
     }
     mp_error_clear(err);   /* replace the search's shorter message */
     if (st != MP_OK) return mp_error_set(err, MP_ERR_NOFIT, "%s", why);
-    char mb[32], split[400], rcs[160];
+    char mb[32], split[400], rcs[160], dps[64] = "";
     format_split(&p, split, sizeof split, rcs, sizeof rcs);
+    if (mp_plan_replicas(&p) > 1) snprintf(dps, sizeof dps, ", D=%d replicas", mp_plan_replicas(&p));
     mp_error_set(err, MP_ERR_NOFIT,
                  "%s. The smallest memory per device with which a plan fits is "
-                 "%.0f bytes (%s): %s%s, b=%d, m=%d, layers %s, recompute %s",
+                 "%.0f bytes (%s): %s%s%s, b=%d, m=%d, layers %s, recompute %s",
                  why, M, mp_format_bytes(mb, sizeof mb, M), p.schedule == MP_SCHED_INTERLEAVED ? "interleaved" :
-                 mp_schedule_name(p.schedule), p.schedule == MP_SCHED_INTERLEAVED ? " (v>=2)" : "",
+                 mp_schedule_name(p.schedule), p.schedule == MP_SCHED_INTERLEAVED ? " (v>=2)" : "", dps,
                  p.microbatch_size, p.num_microbatches, split, rcs);
     mp_plan_free(&p);
     return MP_ERR_NOFIT;

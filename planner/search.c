@@ -41,7 +41,7 @@
 #include "split.h"
 #include "top.h"
 
-#define GREEDY_FIRST 64       /* interleaved configurations whose greedy split is timed first */
+#define GREEDY_FIRST 64       /* interleaved configurations (per D) whose greedy split is timed first */
 #define INTERLEAVED_NEAR 0.10 /* relative gap below which interleaved configurations get less time */
 #define EVAL_FACTOR 6.0       /* a reference evaluation costs about this many fast simulations */
 #define LIMIT_USE 0.95        /* the search and the evaluation aim at this share of the limit */
@@ -95,9 +95,6 @@ static mp_status check_opts(const mp_profile *prof, const mp_cluster *cl, const 
     if (o->positions < 0 || o->positions > cl->num_devices)
         return mp_error_set(err, MP_ERR_USAGE, "--positions %d: must be 1..%d (the cluster's devices)",
                             o->positions, cl->num_devices);
-    if (o->data_parallel > 1 && o->schedule == MP_SCHED_INTERLEAVED)
-        return mp_error_set(err, MP_ERR_USAGE, "--data-parallel %d: the planner searches data parallelism "
-                            "with gpipe and 1f1b only", o->data_parallel);
     if (!(o->time_limit >= 0) || isinf(o->time_limit))
         return mp_error_set(err, MP_ERR_USAGE, "--time-limit must be a number of seconds > 0 (got %g)", o->time_limit);
     if (prof->num_layers < 1 || cl->num_devices < 1)
@@ -281,14 +278,18 @@ static mp_status visit(search *x, mp_config *cfg, int n, unsigned char *done, mp
     int alone = 1, cut;
     for (int i = 0; i < n; i++) alone &= !late(cfg[i].kind);
     for (int pass = 0; pass < 3; pass++) {
-        if (pass == 1)  /* incumbents from the greedy splits of the most promising interleaved ones */
-            for (int i = 0, k = 0; i < n && k < GREEDY_FIRST; i++) {
-                if (cfg[i].kind != MP_SCHED_INTERLEAVED) continue;
+        if (pass == 1) {  /* incumbents from the greedy splits of the most promising interleaved ones, per D */
+            int N = x->cl->num_devices, *k = calloc((size_t)N + 1, sizeof *k);
+            if (!k) return mp_error_set(err, MP_ERR_NOMEM, "search: out of memory");
+            for (int i = 0; i < n; i++) {
+                if (cfg[i].kind != MP_SCHED_INTERLEAVED || k[cfg[i].D] >= GREEDY_FIRST) continue;
                 if (cfg[i].lb >= mp_top_worst(&x->top) || pass_spent(x, pass, alone)) break;
-                k++;
-                if ((st = search_config(x, &cfg[i], 0, &cut, err)) != MP_OK) return st;
+                k[cfg[i].D]++;
+                if ((st = search_config(x, &cfg[i], 0, &cut, err)) != MP_OK) { free(k); return st; }
                 x->stopped |= cut;
             }
+            free(k);
+        }
         if (pass == 1) sweep(x, cfg, n);
         for (int i = 0; i < n; i++) {
             mp_config *c = &cfg[i];

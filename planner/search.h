@@ -45,7 +45,7 @@ typedef struct {
     int min_devices;           /* plans use at least this many devices (0: 1) */
     int max_devices;           /* ... and at most this many (0: all of the cluster) */
     int data_parallel;         /* replicas D: 1 (default) none; 0 every D with D*K <= devices
-                                * (gpipe/1f1b only for D > 1; replicas on devices of the same
+                                * (any schedule; replicas on devices of the same
                                 * kind: docs/cost-model.md); N: exactly N */
     int positions;             /* pipeline positions K of one replica: 0 searched, else exactly K */
     int file_order;            /* 1: position k on device k, as in the cluster file (no placement
@@ -88,8 +88,8 @@ mp_status mp_search_run(const mp_profile *prof, const mp_cluster *cl, const mp_s
 void mp_search_result_free(mp_search_result *r);
 
 /* The smallest memory M such that, with every device's memory set to M, some
- * plan allowed by `o` fits: min over plans of the largest peak. *plan gets
- * one such plan (evaluated). For interleaved-only searches the split search
+ * plan allowed by `o` fits: min over plans of the largest peak, over every D
+ * that o->data_parallel allows. *plan gets one such plan (evaluated). For interleaved-only searches the split search
  * is used with a budget, so M may then be an upper bound. o->min_devices and
  * o->max_devices are not applied here. */
 mp_status mp_search_min_memory(const mp_profile *prof, const mp_cluster *cl,

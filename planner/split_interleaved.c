@@ -21,19 +21,23 @@
 /* ---------------------------------------------------------------- memory */
 
 /* Position p's peak with the recompute bits `mask` over its chunks (bit i:
- * stage p + i*K): the memory model's op walk (charged to the tally). */
+ * stage p + i*K): the memory model's op walk (charged to the tally), plus
+ * with D > 1 replicas the all-reduce buffer (the largest of its stages',
+ * mp_memory_allreduce_bytes). */
 static double device_peak(mp_split *x, int p, unsigned mask)
 {
     int K = x->c.K, S = x->c.S;
     mp_tally_charge(x->tally, 1 + x->ops.len[p] / 1024);
-    double base = 0;
+    double base = 0, buf = 0;
     for (int s = p, i = 0; s < S; s += K, i++) {
         int lo = s > 0 ? x->hi[s - 1] + 1 : 0;
         mp_stage_bytes sb = mp_prefix_bytes(&x->ps, lo, x->hi[s]);
         base += x->sf * sb.params;
         mp_memory_held(&sb, x->c.b, (mask >> i) & 1, &x->il.held[s], &x->il.extra[s]);
+        double a = mp_prefix_max_param(&x->ps, lo, x->hi[s]);
+        if (x->c.D > 1 && (a > 4 ? a : 4) > buf) buf = a > 4 ? a : 4;
     }
-    return mp_memory_walk(x->ops.ops[p], x->ops.len[p], base, x->il.held, x->il.extra);
+    return mp_memory_walk(x->ops.ops[p], x->ops.len[p], base + buf, x->il.held, x->il.extra);
 }
 
 /* Lower bound on position p's peak with only stages <= smax placed (others

@@ -181,7 +181,8 @@ mp_status mp_split_zb_search(mp_split *x, mp_error *err)
     z.plan.chunks_per_device = mp_schedule_chunks(z.plan.schedule, c->v);
     z.plan.microbatch_size = c->b;
     z.plan.num_microbatches = c->m;
-    z.plan.global_batch = c->b * c->m;
+    z.plan.data_parallel = c->D > 1 ? c->D : 1;   /* the reference times the replicas' all-reduces too */
+    z.plan.global_batch = z.plan.data_parallel * c->b * c->m;
     z.plan.num_stages = z.S;
     for (int s = 0; s < z.S; s++) z.plan.stages[s].device = z.pos[s];
     if (z.S <= z.L) st = dfs(&z, 0, 0);

@@ -15,6 +15,7 @@
 #include "plan.h"
 #include "profile.h"
 #include "bounds.h"
+#include "configs.h"
 #include "mem_states.h"
 #include "placement.h"
 #include "memory.h"
@@ -121,6 +122,7 @@ static void bf_eval(bf_ctx *x)
     mp_error_clear(&e);
     x->evals++;
     if (mp_plan_evaluate(&x->plan, x->prof, x->cl, x->o->state_factor, NULL, &e) != MP_OK) {
+        fprintf(stderr, "brute force: evaluate: %s\n", e.msg);
         CU_FAIL("brute force: evaluate failed");
         return;
     }
@@ -198,19 +200,20 @@ static void bf_orders(bf_ctx *x, int K, int b, int kind, int v, int *dev, int k)
 
 /* The planner's replicas (docs/cost-model.md, "Data parallelism"): device
  * r*K + k like device k (speed, memory), replica r's pipeline links like
- * replica 0's. */
-static int bf_replicas_ok(const mp_cluster *cl, int K, int D)
+ * replica 0's (interleaved, ring: the wrap K-1 <-> 0 too). */
+static int bf_replicas_ok(const mp_cluster *cl, int K, int D, int ring)
 {
     if (D * K > cl->num_devices) return 0;
     for (int r = 1; r < D; r++)
         for (int k = 0; k < K; k++) {
             if (cl->devices[r * K + k].speed != cl->devices[k].speed ||
                 cl->devices[r * K + k].memory_bytes != cl->devices[k].memory_bytes) return 0;
-            if (k + 1 < K &&
-                (mp_cluster_transfer_ms(cl, k, k + 1, 1e6) != mp_cluster_transfer_ms(cl, r * K + k, r * K + k + 1, 1e6) ||
-                 mp_cluster_transfer_ms(cl, k + 1, k, 1e6) != mp_cluster_transfer_ms(cl, r * K + k + 1, r * K + k, 1e6) ||
-                 mp_cluster_transfer_ms(cl, k, k + 1, 0) != mp_cluster_transfer_ms(cl, r * K + k, r * K + k + 1, 0) ||
-                 mp_cluster_transfer_ms(cl, k + 1, k, 0) != mp_cluster_transfer_ms(cl, r * K + k + 1, r * K + k, 0)))
+            int n = k + 1 < K ? k + 1 : ring && K > 2 ? 0 : -1;
+            if (n >= 0 &&
+                (mp_cluster_transfer_ms(cl, k, n, 1e6) != mp_cluster_transfer_ms(cl, r * K + k, r * K + n, 1e6) ||
+                 mp_cluster_transfer_ms(cl, n, k, 1e6) != mp_cluster_transfer_ms(cl, r * K + n, r * K + k, 1e6) ||
+                 mp_cluster_transfer_ms(cl, k, n, 0) != mp_cluster_transfer_ms(cl, r * K + k, r * K + n, 0) ||
+                 mp_cluster_transfer_ms(cl, n, k, 0) != mp_cluster_transfer_ms(cl, r * K + n, r * K + k, 0)))
                 return 0;
         }
     return 1;
@@ -227,18 +230,20 @@ static double brute_force(const mp_profile *prof, const mp_cluster *cl, const mp
         for (int b = 1; b <= G; b++) {
             if (G % (D * b) || (o->microbatch && o->microbatch != b)) continue;
             for (int K = 1; K * D <= cl->num_devices && K <= L; K++) {
-                if (D > 1 && !bf_replicas_ok(cl, K, D)) continue;
-                for (int kind = 0; kind < (D > 1 ? 2 : MP_SCHED_COUNT); kind++) {   /* replicas: gpipe/1f1b */
+                if (D > 1 && !bf_replicas_ok(cl, K, D, 0)) continue;
+                for (int kind = 0; kind < MP_SCHED_COUNT; kind++) {   /* replicas of every schedule */
                     if (o->schedule >= 0 && o->schedule != kind) continue;
+                    if (kind == MP_SCHED_INTERLEAVED && D > 1 && !bf_replicas_ok(cl, K, D, 1)) continue;
                     if (kind >= MP_SCHED_ZB_H1 && !mp_profile_has_split(prof)) continue;   /* zero bubble: split times */
                     if (kind >= MP_SCHED_ZB_H1 && K == 1 && o->schedule < 0) continue;    /* ... and auto: >= 2 stages */
                     int dev[16];
                     if (kind == MP_SCHED_ZB_V) {
-                        if (2 * K <= L) bf_orders(&x, K, b, kind, 2, dev, 0);
+                        if (2 * K <= L && D == 1) bf_orders(&x, K, b, kind, 2, dev, 0);
+                        else if (2 * K <= L) bf_config(&x, K, b, kind, 2, D);   /* replicas: the file order */
                         continue;
                     }
                     for (int v = kind == 2 ? 2 : 1; (kind == 2 ? K * v <= L : v == 1); v++) {
-                        if (kind == 2 && (K < 2 || (G / b) % K)) break;
+                        if (kind == 2 && (K < 2 || (G / (D * b)) % K)) break;   /* m per replica */
                         if (D == 1) bf_orders(&x, K, b, kind, v, dev, 0);   /* one replica: every device order */
                         else bf_config(&x, K, b, kind, v, D);               /* replicas: the file order */
                     }
@@ -273,7 +278,7 @@ static int close_rel(double a, double b) { return fabs(a - b) <= 1e-9 * fmax(fab
 /* Data parallelism: devices of a few kinds repeating with a period, links
  * uniform or (now and then) random per pair, a measured all-reduce fit
  * now and then; the search's D free (auto) or fixed. */
-static int n_dp;  /* fitting instances whose best plan has D > 1 */
+static int n_dp, n_dp_inter;  /* fitting instances whose best plan has D > 1 (and is interleaved) */
 static void dp_cluster(mp_cluster *c, int N, mp_search_opts *o)
 {
     int period = irand(3) == 0 ? 2 : 1;
@@ -312,7 +317,7 @@ static void check_instance(int L, int D, int G, int forced, long *total_evals, i
         int r = irand(4);
         if (r == 0) o.recompute = MP_RC_OFF;
         if (r == 1) o.recompute = MP_RC_ON;
-        if (irand(3) == 0) o.schedule = irand(dp && o.data_parallel != 1 ? 2 : 3);
+        if (irand(3) == 0) o.schedule = irand(3);
         if (irand(3) == 0) {
             int b = 1 + irand(G);
             while (G % b) b--;
@@ -337,6 +342,7 @@ static void check_instance(int L, int D, int G, int forced, long *total_evals, i
         n_inter += p->schedule == MP_SCHED_INTERLEAVED;
         n_multi += p->num_stages > 1;
         n_dp += p->data_parallel > 1;
+        n_dp_inter += p->data_parallel > 1 && p->schedule == MP_SCHED_INTERLEAVED;
         if (p->data_parallel != (o.data_parallel ? o.data_parallel : p->data_parallel)) bad = 1;
         for (int s = 0; s < p->num_stages; s++)
             if (p->stages[s].recompute) { n_rc++; break; }
@@ -377,15 +383,18 @@ static void test_random_vs_brute_force(void)
 
 /* The zero-bubble schedules (profiles with split backward times and a
  * W-stash): the search, auto or forced to zb-h1/zb-h2/zb-v, equals brute
- * force over every configuration, split and recompute set. */
+ * force over every configuration, split and recompute set; the last 200
+ * instances on clusters of repeating device kinds with D free or fixed
+ * (replicas of zero-bubble pipelines, their all-reduces in the W's order). */
 static void test_zero_bubble_vs_brute_force(void)
 {
     static const int batches[] = { 1, 2, 3, 4, 6 };
-    int fails = 0, fit = 0, zb = 0, zbv = 0;
-    for (int i = 0; i < 240; i++) {
+    int fails = 0, fit = 0, zb = 0, zbv = 0, zbdp = 0;
+    for (int i = 0; i < 440; i++) {
         mp_profile prof;
         mp_cluster cl;
-        int L = 1 + irand(7), D = 1 + irand(3), G = batches[irand(5)];
+        int dp = i >= 240;
+        int L = 1 + irand(7), D = dp ? 2 + irand(3) : 1 + irand(3), G = batches[irand(5)];
         rand_profile(&prof, L);
         for (int l = 0; l < L; l++) {
             mp_layer_cost *c = &prof.layers[l];
@@ -397,6 +406,7 @@ static void test_zero_bubble_vs_brute_force(void)
         rand_cluster(&cl, &prof, D, G);
         mp_search_opts o;
         mp_search_opts_init(&o, G);
+        if (dp) dp_cluster(&cl, D, &o);
         o.state_factor = 1 + 3 * urand();
         int r = irand(4);
         if (r == 1) o.schedule = MP_SCHED_ZB_H1;
@@ -417,7 +427,9 @@ static void test_zero_bubble_vs_brute_force(void)
             fit++;
             zb += mp_schedule_is_zb(p->schedule) && p->num_stages > 1;
             zbv += p->schedule == MP_SCHED_ZB_V;
-            bad = !close_rel(p->predicted.iteration_ms, best) || !mp_plan_fits(p, &cl) || !res.optimal;
+            zbdp += mp_schedule_is_zb(p->schedule) && p->data_parallel > 1;
+            if (o.data_parallel && p->data_parallel != o.data_parallel) bad = 1;
+            bad |= !close_rel(p->predicted.iteration_ms, best) || !mp_plan_fits(p, &cl) || !res.optimal;
         }
         if (bad && ++fails <= 5)
             fprintf(stderr, "zb mismatch: L=%d D=%d G=%d rc=%d sched=%d: brute %.12g, search st=%d %.12g (%s)\n", L, D, G,
@@ -426,10 +438,10 @@ static void test_zero_bubble_vs_brute_force(void)
         mp_profile_free(&prof);
         mp_cluster_free(&cl);
     }
-    fprintf(stderr, "  240 zero-bubble instances (%d fit, %d multi-stage zero-bubble best, %d zb-v), %d mismatches\n",
-            fit, zb, zbv, fails);
+    fprintf(stderr, "  440 zero-bubble instances (%d fit, %d multi-stage zero-bubble best, %d zb-v, %d zero-bubble "
+            "with D > 1), %d mismatches\n", fit, zb, zbv, zbdp, fails);
     CU_ASSERT_EQUAL(fails, 0);
-    CU_ASSERT(fit > 60 && zb > 20 && zbv > 5);
+    CU_ASSERT(fit > 60 && zb > 20 && zbv > 5 && zbdp > 5);
 }
 
 /* Data parallelism searched jointly: D replicas of K stages, D*K <= devices
@@ -444,25 +456,31 @@ static void test_data_parallel_vs_brute_force(void)
     n_dp = 0;
     for (int i = 0; i < 400; i++, n++)
         check_instance(1 + irand(6), 2 + irand(3), batches[irand(7)], 2 + i % 2, &evals, &fails);
-    fprintf(stderr, "  %d data-parallel instances (%d fit, %d best with D > 1), %ld reference evaluations, "
-            "%d mismatches\n", n, n_fit, n_dp, evals, fails);
+    fprintf(stderr, "  %d data-parallel instances (%d fit, %d best with D > 1, %d of them interleaved), %ld reference "
+            "evaluations, %d mismatches\n", n, n_fit, n_dp, n_dp_inter, evals, fails);
     CU_ASSERT_EQUAL(fails, 0);
     CU_ASSERT(n_dp > 30);
 }
 
 /* Interleaved only (its split search has its own memory and recompute
- * pruning): the search equals brute force on tight-memory instances. */
+ * pruning): the search equals brute force on tight-memory instances; the
+ * last 100 with two replicas (their all-reduce buffers count in memory). */
 static void test_interleaved_vs_brute_force(void)
 {
-    int fails = 0, fit = 0, rc = 0;
-    for (int i = 0; i < 120; i++) {
+    int fails = 0, fit = 0, rc = 0, fit_dp = 0;
+    for (int i = 0; i < 220; i++) {
         mp_profile prof;
         mp_cluster cl;
-        int L = 4 + irand(5), D = 2 + irand(3), G = 4 * (1 + irand(2));
+        int dp = i >= 120;
+        int L = 4 + irand(5), D = dp ? 4 + irand(2) : 2 + irand(3), G = 4 * (1 + irand(2));
         rand_profile(&prof, L);
         rand_cluster(&cl, &prof, D, G);
         mp_search_opts o;
         mp_search_opts_init(&o, G);
+        if (dp) {
+            dp_cluster(&cl, D, &o);
+            o.data_parallel = 2;
+        }
         o.schedule = MP_SCHED_INTERLEAVED;
         o.state_factor = 1 + 3 * urand();
         long ev;
@@ -478,6 +496,7 @@ static void test_interleaved_vs_brute_force(void)
             fails++;
         } else {
             fit++;
+            fit_dp += r.plans[0].data_parallel == 2;
             for (int s = 0; s < r.plans[0].num_stages; s++)
                 if (r.plans[0].stages[s].recompute) { rc++; break; }
         }
@@ -485,9 +504,40 @@ static void test_interleaved_vs_brute_force(void)
         mp_profile_free(&prof);
         mp_cluster_free(&cl);
     }
-    fprintf(stderr, "  interleaved: %d fit (%d with recompute), %d mismatches\n", fit, rc, fails);
+    fprintf(stderr, "  interleaved: %d fit (%d with recompute, %d with D = 2), %d mismatches\n", fit, rc, fit_dp, fails);
     CU_ASSERT_EQUAL(fails, 0);
-    CU_ASSERT(fit > 20 && rc > 0);
+    CU_ASSERT(fit > 20 && rc > 0 && fit_dp > 10);
+}
+
+/* Replicas of an interleaved pipeline also use the wrap link K-1 -> 0: two
+ * replicas of 3 positions on 6 uniform devices, replica 1's wrap link (5 <->
+ * 3) slower: gpipe/1f1b replicas are allowed, interleaved ones are not, and
+ * the search says so for a forced interleaved D = 2 x K = 3. */
+static void test_replicas_ring(void)
+{
+    mp_profile prof;
+    mp_cluster cl;
+    mp_error e;
+    mp_error_clear(&e);
+    rand_profile(&prof, 6);
+    CU_ASSERT_EQUAL_FATAL(mp_cluster_uniform(&cl, 6, 1e12, 1e9, 1e-5, &e), MP_OK);
+    CU_ASSERT_EQUAL(mp_config_replicas_ok(&cl, 3, 2, 1), 1);
+    cl.links[5 * 6 + 3].bandwidth = cl.links[3 * 6 + 5].bandwidth = 1e8;
+    CU_ASSERT_EQUAL(mp_config_replicas_ok(&cl, 3, 2, 0), 1);
+    CU_ASSERT_EQUAL(mp_config_replicas_ok(&cl, 3, 2, 1), 0);
+    CU_ASSERT_EQUAL(mp_config_replicas_ok(&cl, 2, 3, 1), 1);   /* K = 2: the wrap is the pipeline link */
+    mp_search_opts o;
+    mp_search_opts_init(&o, 12);
+    o.data_parallel = 2;
+    o.positions = 3;
+    mp_search_result r;
+    CU_ASSERT_EQUAL(mp_search_run(&prof, &cl, &o, &r, &e), MP_OK);
+    if (r.num_plans) CU_ASSERT_NOT_EQUAL(r.plans[0].schedule, MP_SCHED_INTERLEAVED);
+    mp_search_result_free(&r);
+    o.schedule = MP_SCHED_INTERLEAVED;
+    CU_ASSERT_EQUAL(mp_search_run(&prof, &cl, &o, &r, &e), MP_ERR_USAGE);
+    mp_profile_free(&prof);
+    mp_cluster_free(&cl);
 }
 
 /* Every configuration bound (mp_search_config_bound) is at most the best
@@ -703,24 +753,34 @@ static void test_single_device_closed_form(void)
 /* No fit: the reported memory makes a plan fit, a little less does not. */
 static void test_min_memory(void)
 {
-    int checked = 0;
-    for (int i = 0; i < 40; i++) {
+    int checked = 0, with_dp = 0;
+    for (int i = 0; i < 80; i++) {
         mp_profile prof;
         mp_cluster cl;
         mp_error e;
-        int L = 2 + irand(8), D = 1 + irand(4);
+        int dp = i >= 40;   /* then clusters of repeating kinds, D free (auto) or fixed */
+        int L = 2 + irand(8), D = dp ? 2 + irand(3) : 1 + irand(4);
         rand_profile(&prof, L);
         rand_cluster(&cl, &prof, D, 4);
-        for (int d = 0; d < D; d++) cl.devices[d].memory_bytes = 1000;  /* nothing fits */
         mp_search_opts o;
         mp_search_opts_init(&o, 4);
+        if (dp) {
+            dp_cluster(&cl, D, &o);
+        }
+        for (int d = 0; d < D; d++) cl.devices[d].memory_bytes = 1000;  /* nothing fits */
         o.schedule = i % 3 == 0 ? MP_SCHED_GPIPE : MP_SCHED_1F1B;
         o.recompute = irand(3) - 1;
         mp_search_result r;
-        CU_ASSERT_EQUAL(mp_search_run(&prof, &cl, &o, &r, &e), MP_ERR_NOFIT);
+        mp_status st0 = mp_search_run(&prof, &cl, &o, &r, &e);
+        if (st0 == MP_ERR_USAGE && o.data_parallel) {   /* a fixed D this cluster cannot hold: D free */
+            o.data_parallel = 0;
+            st0 = mp_search_run(&prof, &cl, &o, &r, &e);
+        }
+        CU_ASSERT_EQUAL(st0, MP_ERR_NOFIT);
         double M = 0;
         mp_plan plan;
         CU_ASSERT_EQUAL_FATAL(mp_search_min_memory(&prof, &cl, &o, &M, &plan, &e), MP_OK);
+        with_dp += mp_plan_replicas(&plan) > 1;
         for (int d = 0; d < D; d++) cl.devices[d].memory_bytes = M;
         CU_ASSERT_TRUE(mp_plan_fits(&plan, &cl));
         mp_error_clear(&e);
@@ -735,7 +795,9 @@ static void test_min_memory(void)
         mp_cluster_free(&cl);
         checked++;
     }
-    CU_ASSERT_EQUAL(checked, 40);
+    CU_ASSERT_EQUAL(checked, 80);
+    fprintf(stderr, "  %d of %d minimal plans with D > 1\n", with_dp, checked);
+    CU_ASSERT(with_dp > 2);   /* gpipe's m*b = G/D: replicas can need less memory */
 }
 
 /* Impossible options are usage errors. */
@@ -1028,6 +1090,7 @@ int main(int argc, char **argv)
         MP_TEST(test_random_vs_brute_force),
         MP_TEST(test_twelve_layers),
         MP_TEST(test_data_parallel_vs_brute_force),
+        MP_TEST(test_replicas_ring),
         MP_TEST(test_interleaved_vs_brute_force),
         MP_TEST(test_zero_bubble_vs_brute_force),
         MP_TEST(test_config_bounds_vs_brute_force),
