@@ -30,20 +30,23 @@ fi
 command -v debootstrap >/dev/null || { apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null; } \
     || { echo "fresh_machine: cannot install debootstrap"; exit 2; }
 
-mounted=()
+umount_under() {  # umount_under DIR: every mount at or below DIR, deepest first: what mount_in
+                  # mounted and what the run made inside (ip netns's /run/netns, a test's tmpfs)
+    awk -v r="$1" '$2 == r || index($2, r "/") == 1 { print $2 }' /proc/self/mounts | sort -r |
+        while read -r m; do umount -l "$m" 2>/dev/null; done
+}
 cleanup() {
-    local i
-    for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -l "${mounted[i]}" 2>/dev/null; done
+    umount_under "$WORK"
     [ "${KEEP:-0}" = 1 ] || rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
 mount_in() {  # mount_in ROOT: what a booted machine has (proc, sys, dev, shm)
     local r=$1
-    mount -t proc proc "$r/proc" && mounted+=("$r/proc")
-    mount -t sysfs sys "$r/sys" && mounted+=("$r/sys")
-    mount --bind /dev "$r/dev" && mounted+=("$r/dev")
-    mount -t devpts devpts "$r/dev/pts" 2>/dev/null && mounted+=("$r/dev/pts")
-    mount -t tmpfs shm "$r/dev/shm" && mounted+=("$r/dev/shm")
+    mount -t proc proc "$r/proc"
+    mount -t sysfs sys "$r/sys"
+    mount --bind /dev "$r/dev"
+    mount -t devpts devpts "$r/dev/pts" 2>/dev/null
+    mount -t tmpfs shm "$r/dev/shm"
     cp /etc/resolv.conf "$r/etc/resolv.conf"
 }
 
@@ -62,6 +65,7 @@ k=0
 for order in $ORDERS; do
     k=$((k + 1))
     root=$WORK/root$k
+    umount_under "$root"   # left by an earlier, interrupted run
     rm -rf "$root" && cp -a "$WORK/base" "$root"
     cp -a "$WORK/clone" "$root/root/mpkit"
     mount_in "$root"
@@ -76,8 +80,7 @@ for order in $ORDERS; do
         grep -E '^tests: |^Total [0-9]+ s' "$LOGS/root$k.$target.log" | sed 's/^/     /'
         if [ $rc -ne 0 ]; then fails=$((fails + 1)); tail -25 "$LOGS/root$k.$target.log" | sed 's/^/     | /'; fi
     done
-    for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -l "${mounted[i]}" 2>/dev/null; done
-    mounted=()
+    umount_under "$root"
 done
 echo "fresh_machine: $([ $fails = 0 ] && echo ok || echo "$fails command(s) FAILED") ($(( $(date +%s) - t0 )) s in all)"
 [ $fails = 0 ]
