@@ -322,20 +322,18 @@ mp_status mp_layer_backward(mp_layer *l, mp_backend *be, int b, const float *dy,
         I->layernorm_bwd(be, dx ? dx : l->ws, l->g, l->g + d, dy, sx, sx + n, sx + n + rows, l->w, rows, d);
         break;
     case MP_LAYER_RESIDUAL_MLP: {
-        const float *mean = sx + n, *rstd = mean + rows, *u = rstd + rows, *a = u + n, *g = a + (size_t)rows * h;
-        const float *gam = l->w, *W1 = gam + 2 * (size_t)d, *W2 = W1 + (size_t)h * d + h;
-        float *dgam = l->g, *dbet = dgam + d, *dW1 = dbet + d, *db1 = dW1 + (size_t)h * d,
-              *dW2 = db1 + h, *db2 = dW2 + (size_t)d * h;
+        mlp_stash s = mlp_stash_at(l, b, stash);
+        mlp_params w = mlp_params_at(l, l->w), g = mlp_params_at(l, l->g);
         float *dg = l->ws, *da = dg + (size_t)rows * h, *du = da + (size_t)rows * h, *dxt = du + n;
-        I->gemm(be, 1, 0, d, h, rows, 1.0f, dy, d, g, h, 1.0f, dW2, h);
-        I->col_sum(be, db2, dy, rows, d, 1.0f);
-        I->gemm(be, 0, 0, rows, h, d, 1.0f, dy, d, W2, h, 0.0f, dg, h);
-        I->gelu_bwd(be, da, dg, a, (size_t)rows * h);
-        I->gemm(be, 1, 0, h, d, rows, 1.0f, da, h, u, d, 1.0f, dW1, d);
-        I->col_sum(be, db1, da, rows, h, 1.0f);
-        I->gemm(be, 0, 0, rows, d, h, 1.0f, da, h, W1, d, 0.0f, du, d);
+        I->gemm(be, 1, 0, d, h, rows, 1.0f, dy, d, s.g, h, 1.0f, g.W2, h);
+        I->col_sum(be, g.b2, dy, rows, d, 1.0f);
+        I->gemm(be, 0, 0, rows, h, d, 1.0f, dy, d, w.W2, h, 0.0f, dg, h);
+        I->gelu_bwd(be, da, dg, s.a, (size_t)rows * h);
+        I->gemm(be, 1, 0, h, d, rows, 1.0f, da, h, s.u, d, 1.0f, g.W1, d);
+        I->col_sum(be, g.b1, da, rows, h, 1.0f);
+        I->gemm(be, 0, 0, rows, d, h, 1.0f, da, h, w.W1, d, 0.0f, du, d);
         float *out = dx ? dx : dxt;
-        I->layernorm_bwd(be, out, dgam, dbet, du, sx, mean, rstd, gam, rows, d);
+        I->layernorm_bwd(be, out, g.gam, g.bet, du, s.x, s.mean, s.rstd, w.gam, rows, d);
         if (dx) I->axpy(be, dx, 1.0f, dy, n);
         break;
     }
