@@ -1,7 +1,8 @@
 /* layers_impl.h — what layers.c and layers_split.c share (private to exec/backend):
  * the layernorm epsilon and the attention and residual-MLP stash and parameter layouts.
  * defines: LN_EPS, attn_stash, attn_params, attn_stash_at, attn_params_at,
- *          mlp_stash, mlp_params, mlp_stash_at, mlp_params_at, mp_layer_check_batch */
+ *          mlp_stash, mlp_params, mlp_stash_at, mlp_params_at, mp_layer_check_batch,
+ *          mp_attention_heads_backward */
 #ifndef MP_LAYERS_IMPL_H
 #define MP_LAYERS_IMPL_H
 
@@ -87,5 +88,12 @@ static inline mlp_params mlp_params_at(const mp_layer *l, float *w)
 
 /* MP_ERR_INTERNAL unless 1 <= b <= l->max_batch. */
 mp_status mp_layer_check_batch(const mp_layer *l, int b, mp_error *err);
+
+/* Attention's per-sample, per-head backward (in layers.c), shared by the
+ * fused and the split backward: from dout (the gradient at the heads'
+ * outputs, rows x d) and the stash, writes dqkv (rows of dq|dk|dv);
+ * ds is T*T*heads floats of scratch. */
+void mp_attention_heads_backward(const mp_layer *l, mp_backend *be, int b, const attn_stash *s,
+                                 const float *dout, float *dqkv, float *ds);
 
 #endif
