@@ -118,8 +118,9 @@ static mp_status parse_overrides(const mp_jctx *cx, const json_t *links, mp_clus
     return st;
 }
 
-static mp_status parse_root(const mp_jctx *cx, const json_t *root, mp_cluster *c)
+static mp_status parse_root(const mp_jctx *cx, const json_t *root, void *out)
 {
+    mp_cluster *c = out;
     if (mp_json_check_format(cx, root, CLUSTER_FORMAT)) return MP_ERR_INPUT;
     const json_t *devs = json_object_get(root, "devices");
     if (!devs) return mp_json_fail(cx, "devices", "missing");
@@ -151,39 +152,21 @@ static mp_status parse_root(const mp_jctx *cx, const json_t *root, mp_cluster *c
     return MP_OK;
 }
 
-mp_status mp_cluster_parse(const char *text, size_t len, const char *name,
-                           mp_cluster *c, mp_error *err)
+static void free_out(void *out)
 {
-    mp_error local;
-    if (!err) err = &local;
-    mp_error_clear(err);
-    memset(c, 0, sizeof *c);
-    json_t *root = NULL;
-    mp_status st = mp_json_parse(text, len, name, &root, err);
-    if (st) return st;
-    mp_jctx cx = {name, err};
-    mp_cluster q;
-    memset(&q, 0, sizeof q);
-    st = parse_root(&cx, root, &q);
-    json_decref(root);
-    if (st) {
-        mp_cluster_free(&q);
-        return err->status ? err->status : st;
-    }
-    *c = q;
-    return MP_OK;
+    mp_cluster_free(out);
+}
+
+static const mp_json_reader reader = { sizeof(mp_cluster), parse_root, free_out };
+
+mp_status mp_cluster_parse(const char *text, size_t len, const char *name, mp_cluster *c, mp_error *err)
+{
+    return mp_json_decode(text, len, name, &reader, c, err);
 }
 
 mp_status mp_cluster_load(const char *path, mp_cluster *c, mp_error *err)
 {
-    char *text;
-    size_t len;
-    memset(c, 0, sizeof *c);
-    mp_status st = mp_json_read_file(path, &text, &len, err);
-    if (st) return st;
-    st = mp_cluster_parse(text, len, path, c, err);
-    free(text);
-    return st;
+    return mp_json_load(path, &reader, c, err);
 }
 
 /* ---------------------------------------------------------------- building */

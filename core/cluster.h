@@ -1,11 +1,16 @@
 /* cluster.h — devices and links ("format": "mpplan-cluster/1"), see docs/formats.md.
  * defines: mp_device, mp_link, mp_cluster, mp_cluster_load, mp_cluster_parse,
- *          mp_cluster_uniform, mp_cluster_link, mp_cluster_save, mp_cluster_free */
+ *          mp_cluster_uniform, mp_cluster_link, mp_cluster_save, mp_cluster_free,
+ *          MP_CLUSTER_UNLIMITED_MEMORY */
 #ifndef MP_CLUSTER_H
 #define MP_CLUSTER_H
 
 #include <stddef.h>
 #include "mp_status.h"
+
+/* The memory of a device no memory was given for (a prediction without a
+ * memory check). */
+#define MP_CLUSTER_UNLIMITED_MEMORY 1e18
 
 typedef struct {
     char *name;

@@ -76,6 +76,36 @@ mp_status mp_json_parse(const char *text, size_t len, const char *name,
     return MP_OK;
 }
 
+mp_status mp_json_decode(const char *text, size_t len, const char *name, const mp_json_reader *r,
+                         void *out, mp_error *err)
+{
+    mp_error local;
+    if (!err) err = &local;
+    mp_error_clear(err);
+    if (r->size) memset(out, 0, r->size);
+    json_t *root = NULL;
+    mp_status st = mp_json_parse(text, len, name, &root, err);
+    if (st) return st;
+    mp_jctx cx = {name, err};
+    st = r->root(&cx, root, out);
+    json_decref(root);
+    if (st && r->free) r->free(out);
+    if (st && r->size) memset(out, 0, r->size);
+    return st && err->status ? err->status : st;
+}
+
+mp_status mp_json_load(const char *path, const mp_json_reader *r, void *out, mp_error *err)
+{
+    char *text;
+    size_t len;
+    if (r->size) memset(out, 0, r->size);
+    mp_status st = mp_json_read_file(path, &text, &len, err);
+    if (st) return st;
+    st = mp_json_decode(text, len, path, r, out, err);
+    free(text);
+    return st;
+}
+
 /* ---------------------------------------------------------------- messages */
 
 mp_status mp_json_fail(const mp_jctx *cx, const char *field, const char *fmt, ...)

@@ -2,7 +2,8 @@
  * (profile, cluster, plan): reading a file, parsing with "PATH:LINE:COL:"
  * syntax messages, typed field getters with "PATH: layers[3].fwd_ms: ..."
  * value messages, and atomic writes (temp file in the same dir, fsync, rename).
- * defines: mp_jctx, mp_jsign, mp_json_read_file, mp_json_parse, mp_json_fail,
+ * defines: mp_jctx, mp_jsign, mp_json_read_file, mp_json_parse, mp_json_reader,
+ *          mp_json_decode, mp_json_load, mp_json_fail,
  *          mp_json_path, mp_json_check_format, mp_json_number_value,
  *          mp_json_int_value, mp_json_get_string, mp_json_get_number,
  *          mp_json_get_int, mp_json_get_bool, mp_json_get_bytes,
@@ -33,6 +34,23 @@ mp_status mp_json_read_file(const char *path, char **text, size_t *len, mp_error
  * Duplicate keys are rejected. *out is a new reference on success. */
 mp_status mp_json_parse(const char *text, size_t len, const char *name,
                         json_t **out, mp_error *err);
+
+/* What a loader (plan, profile, cluster, calibration) supplies to read its
+ * struct from the root object. */
+typedef struct {
+    size_t size;   /* > 0: the struct is zeroed first (and again on failure); 0: left as is */
+    mp_status (*root)(const mp_jctx *cx, const json_t *root, void *out);   /* fills out */
+    void (*free)(void *out);   /* NULL, or frees what root filled when it failed */
+} mp_json_reader;
+
+/* The one JSON load path of every loader: mp_json_parse of text, named
+ * `name` in messages, then r's root reader. err may be NULL; on failure err
+ * holds the message. */
+mp_status mp_json_decode(const char *text, size_t len, const char *name, const mp_json_reader *r,
+                         void *out, mp_error *err);
+
+/* mp_json_read_file(path) + mp_json_decode with the path as the name. */
+mp_status mp_json_load(const char *path, const mp_json_reader *r, void *out, mp_error *err);
 
 /* Records MP_ERR_INPUT "NAME: FIELD: <fmt...>" (just "NAME: <fmt...>" when
  * field is NULL or empty) and returns MP_ERR_INPUT. */

@@ -14,7 +14,7 @@ typedef enum {
     MP_ERR_INPUT,     /* malformed or invalid input file / value */
     MP_ERR_IO,        /* file cannot be read or written */
     MP_ERR_NOMEM,     /* allocation failed */
-    MP_ERR_NOFIT,     /* no plan fits the devices' memory */
+    MP_ERR_NOFIT,     /* no plan fits the devices' memory, or none meets the SLO */
     MP_ERR_BACKEND,   /* a compute backend or transport failed or is missing */
     MP_ERR_TIMEOUT,   /* a wait ran past its timeout */
     MP_ERR_INTERNAL   /* a bug: an invariant did not hold */

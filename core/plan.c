@@ -2,10 +2,12 @@
  * ("format": "mpplan-plan/1", docs/formats.md).
  * defines: mp_schedule_name, mp_schedule_from_name, mp_plan_load, mp_plan_parse,
  *          mp_plan_check, mp_plan_to_json, mp_plan_save, mp_plan_copy, mp_plan_free,
- *          mp_plan_num_devices, mp_plan_num_positions, mp_plan_replica_device */
+ *          mp_plan_num_devices, mp_plan_num_positions, mp_plan_replica_device,
+ *          mp_plan_json, mp_plan_slo_ms, mp_plan_check_serve */
 #include "plan.h"
 
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -214,11 +216,50 @@ static mp_status parse_prediction(const mp_jctx *cx, const json_t *v, mp_plan *p
             return MP_ERR_INPUT;
     }
     p->has_prediction = 1;
+    if (p->mode != MP_MODE_SERVE) return MP_OK;
+    mp_serve_prediction *q = &pr->serve;
+    if (mp_json_get_number(cx, v, pre, "rate", 0, MP_JNONNEG, &q->rate) ||
+        mp_json_get_number(cx, v, pre, "throughput_rps", 0, MP_JNONNEG, &q->throughput_rps) ||
+        mp_json_get_number(cx, v, pre, "p50_ms", 0, MP_JNONNEG, &q->p50_ms) ||
+        mp_json_get_number(cx, v, pre, "p90_ms", 0, MP_JNONNEG, &q->p90_ms) ||
+        mp_json_get_number(cx, v, pre, "p99_ms", 0, MP_JNONNEG, &q->p99_ms) ||
+        mp_json_get_number(cx, v, pre, "max_ms", 0, MP_JNONNEG, &q->max_ms) ||
+        mp_json_get_number(cx, v, pre, "slo_ms", 0, MP_JNONNEG, &q->slo_ms) ||
+        mp_json_get_number(cx, v, pre, "slo_attainment", 0, MP_JNONNEG, &q->slo_attainment) ||
+        mp_json_get_number(cx, v, pre, "capacity_rps", 0, MP_JNONNEG, &q->capacity_rps) ||
+        mp_json_get_bool(cx, v, pre, "overloaded", 0, &q->overloaded) ||
+        mp_json_get_int(cx, v, pre, "queued_at_end", 0, 0, &q->queued_at_end))
+        return MP_ERR_INPUT;
     return MP_OK;
 }
 
-static mp_status parse_root(const mp_jctx *cx, const json_t *root, mp_plan *p)
+/* "search": {"seconds", "configurations", "searched", "lower_bound_ms", "gap", "proven"}. */
+static mp_status parse_search(const mp_jctx *cx, const json_t *v, mp_plan *p)
 {
+    const char *pre = "search";
+    mp_plan_search *s = &p->search;
+    double cfgs = 0, searched = 0;
+    if (!json_is_object(v)) return mp_json_fail(cx, pre, "must be an object");
+    if (mp_json_get_number(cx, v, pre, "seconds", 1, MP_JNONNEG, &s->seconds) ||
+        mp_json_get_number(cx, v, pre, "configurations", 1, MP_JNONNEG, &cfgs) ||
+        mp_json_get_number(cx, v, pre, "searched", 1, MP_JNONNEG, &searched) ||
+        mp_json_get_number(cx, v, pre, "lower_bound_ms", 1, MP_JNONNEG, &s->lower_bound_ms) ||
+        mp_json_get_number(cx, v, pre, "gap", 1, MP_JNONNEG, &s->gap) ||
+        mp_json_get_bool(cx, v, pre, "proven", 1, &s->proven))
+        return MP_ERR_INPUT;
+    if (cfgs != floor(cfgs) || searched != floor(searched) || searched > cfgs || cfgs > 9e15)
+        return mp_json_fail(cx, "search.searched", "%.0f configurations searched of %.0f: must be whole numbers, "
+                            "searched <= configurations", searched, cfgs);
+    if (s->gap > 1) return mp_json_fail(cx, "search.gap", "is %g, must be in [0, 1]", s->gap);
+    s->configurations = (long)cfgs;
+    s->searched = (long)searched;
+    p->has_search = 1;
+    return MP_OK;
+}
+
+static mp_status parse_root(const mp_jctx *cx, const json_t *root, void *out)
+{
+    mp_plan *p = out;
     const char *s = "train";
     if (mp_json_check_format(cx, root, PLAN_FORMAT)) return MP_ERR_INPUT;
     if (mp_json_get_string(cx, root, "", "mode", 0, &s)) return MP_ERR_INPUT;
@@ -261,44 +302,34 @@ static mp_status parse_root(const mp_jctx *cx, const json_t *root, mp_plan *p)
     for (size_t i = 0; i < n; i++)
         if (parse_stage(cx, json_array_get(stages, i), (int)i, &p->stages[i])) return MP_ERR_INPUT;
     if (check_shape(cx, p)) return MP_ERR_INPUT;
+    const json_t *terms = json_object_get(root, "prediction_terms");
+    if (terms) {
+        if (!json_is_object(terms)) return mp_json_fail(cx, "prediction_terms", "must be an object");
+        if (mp_serve_terms_from_json(terms, cx->name, "prediction_terms", &p->terms, cx->err)) return MP_ERR_INPUT;
+        p->has_terms = 1;
+    }
+    const json_t *srch = json_object_get(root, "search");
+    if (srch && parse_search(cx, srch, p)) return MP_ERR_INPUT;
     const json_t *pred = json_object_get(root, "predicted");
     if (pred) return parse_prediction(cx, pred, p);
     return MP_OK;
 }
 
-mp_status mp_plan_parse(const char *text, size_t len, const char *name,
-                        mp_plan *p, mp_error *err)
+static void free_out(void *out)
 {
-    mp_error local;
-    if (!err) err = &local;
-    mp_error_clear(err);
-    memset(p, 0, sizeof *p);
-    json_t *root = NULL;
-    mp_status st = mp_json_parse(text, len, name, &root, err);
-    if (st) return st;
-    mp_jctx cx = {name, err};
-    mp_plan q;
-    memset(&q, 0, sizeof q);
-    st = parse_root(&cx, root, &q);
-    json_decref(root);
-    if (st) {
-        mp_plan_free(&q);
-        return err->status ? err->status : st;
-    }
-    *p = q;
-    return MP_OK;
+    mp_plan_free(out);
+}
+
+static const mp_json_reader reader = { sizeof(mp_plan), parse_root, free_out };
+
+mp_status mp_plan_parse(const char *text, size_t len, const char *name, mp_plan *p, mp_error *err)
+{
+    return mp_json_decode(text, len, name, &reader, p, err);
 }
 
 mp_status mp_plan_load(const char *path, mp_plan *p, mp_error *err)
 {
-    char *text;
-    size_t len;
-    memset(p, 0, sizeof *p);
-    mp_status st = mp_json_read_file(path, &text, &len, err);
-    if (st) return st;
-    st = mp_plan_parse(text, len, path, p, err);
-    free(text);
-    return st;
+    return mp_json_load(path, &reader, p, err);
 }
 
 /* ---------------------------------------------------------------- checking */
@@ -381,13 +412,60 @@ static json_t *plan_to_json(const mp_plan *p)
                               "peak_memory_bytes", peaks,
                               "bottleneck_stage", pr->bottleneck_stage);
         if (!o) goto fail;
+        if (p->mode == MP_MODE_SERVE) {
+            const mp_serve_prediction *q = &pr->serve;
+            json_object_set_new(o, "rate", mp_json_number(q->rate));
+            json_object_set_new(o, "throughput_rps", mp_json_number(q->throughput_rps));
+            json_object_set_new(o, "p50_ms", mp_json_number(q->p50_ms));
+            json_object_set_new(o, "p90_ms", mp_json_number(q->p90_ms));
+            json_object_set_new(o, "p99_ms", mp_json_number(q->p99_ms));
+            json_object_set_new(o, "max_ms", mp_json_number(q->max_ms));
+            json_object_set_new(o, "slo_ms", mp_json_number(q->slo_ms));
+            json_object_set_new(o, "slo_attainment", mp_json_number(q->slo_attainment));
+            json_object_set_new(o, "capacity_rps", mp_json_number(q->capacity_rps));
+            json_object_set_new(o, "overloaded", json_boolean(q->overloaded));
+            json_object_set_new(o, "queued_at_end", json_integer(q->queued_at_end));
+        }
         json_object_set_new(root, "predicted", o);
+    }
+    if (p->has_terms) json_object_set_new(root, "prediction_terms", mp_serve_terms_to_json(&p->terms));
+    if (p->has_search) {
+        const mp_plan_search *q = &p->search;
+        json_t *o = json_pack("{s:o,s:I,s:I,s:o,s:o,s:b}", "seconds", mp_json_number(q->seconds),
+                              "configurations", (json_int_t)q->configurations, "searched",
+                              (json_int_t)q->searched, "lower_bound_ms", mp_json_number(q->lower_bound_ms),
+                              "gap", mp_json_number(q->gap), "proven", q->proven != 0);
+        if (!o) goto fail;
+        json_object_set_new(root, "search", o);
     }
     return root;
 fail:
     json_decref(root);
     json_decref(stages);
     return NULL;
+}
+
+json_t *mp_plan_json(const mp_plan *p)
+{
+    return plan_to_json(p);
+}
+
+double mp_plan_slo_ms(const mp_plan *p)
+{
+    double slo = p->has_prediction ? p->predicted.serve.slo_ms : 0;
+    return slo > 0 ? slo : -1;
+}
+
+mp_status mp_plan_check_serve(const mp_plan *p, int num_layers, const char *name, mp_error *err)
+{
+    mp_jctx cx = {name ? name : "plan", err};
+    if (p->mode != MP_MODE_SERVE)
+        return mp_json_fail(&cx, "mode", "expected \"serve\" for a serving plan (from mpplan --serve -o PLAN.json)");
+    if (p->max_batch < 1) return mp_json_fail(&cx, "max_batch", "missing (a serving plan needs one >= 1)");
+    int last = p->stages[p->num_stages - 1].last;
+    if (last != num_layers - 1)
+        return mp_json_fail(&cx, "stages", "cover layers 0..%d but the model has %d layers", last, num_layers);
+    return MP_OK;
 }
 
 char *mp_plan_to_json(const mp_plan *p)

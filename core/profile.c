@@ -151,8 +151,9 @@ static mp_status parse_layer(const mp_jctx *cx, const json_t *v, int i, mp_layer
     return MP_OK;
 }
 
-static mp_status parse_root(const mp_jctx *cx, const json_t *root, mp_profile *p)
+static mp_status parse_root(const mp_jctx *cx, const json_t *root, void *out)
 {
+    mp_profile *p = out;
     const char *s = NULL;
     if (mp_json_check_format(cx, root, PROFILE_FORMAT)) return MP_ERR_INPUT;
     if (mp_json_get_string(cx, root, "", "model", 1, &s)) return MP_ERR_INPUT;
@@ -185,39 +186,21 @@ static mp_status parse_root(const mp_jctx *cx, const json_t *root, mp_profile *p
     return MP_OK;
 }
 
-mp_status mp_profile_parse(const char *text, size_t len, const char *name,
-                           mp_profile *p, mp_error *err)
+static void free_out(void *out)
 {
-    mp_error local;
-    if (!err) err = &local;
-    mp_error_clear(err);
-    memset(p, 0, sizeof *p);
-    json_t *root = NULL;
-    mp_status st = mp_json_parse(text, len, name, &root, err);
-    if (st) return st;
-    mp_jctx cx = {name, err};
-    mp_profile q;
-    memset(&q, 0, sizeof q);
-    st = parse_root(&cx, root, &q);
-    json_decref(root);
-    if (st) {
-        mp_profile_free(&q);
-        return err->status ? err->status : st;
-    }
-    *p = q;
-    return MP_OK;
+    mp_profile_free(out);
+}
+
+static const mp_json_reader reader = { sizeof(mp_profile), parse_root, free_out };
+
+mp_status mp_profile_parse(const char *text, size_t len, const char *name, mp_profile *p, mp_error *err)
+{
+    return mp_json_decode(text, len, name, &reader, p, err);
 }
 
 mp_status mp_profile_load(const char *path, mp_profile *p, mp_error *err)
 {
-    char *text;
-    size_t len;
-    memset(p, 0, sizeof *p);
-    mp_status st = mp_json_read_file(path, &text, &len, err);
-    if (st) return st;
-    st = mp_profile_parse(text, len, path, p, err);
-    free(text);
-    return st;
+    return mp_json_load(path, &reader, p, err);
 }
 
 /* ---------------------------------------------------------------- saving */

@@ -3,7 +3,7 @@
  * from the "calibration" of an `mprun --serve --profile P.json --report R.json`
  * report; used by `mprun --serve --calibration` and `mpplan --serve --calibration`.
  * defines: mp_serve_terms, mp_serve_terms_default, mp_serve_calibration_load,
- *          mp_serve_calibration_parse */
+ *          mp_serve_calibration_parse, mp_serve_terms_from_json, mp_serve_terms_to_json */
 #ifndef MP_SERVE_CALIBRATION_H
 #define MP_SERVE_CALIBRATION_H
 
@@ -38,5 +38,17 @@ mp_status mp_serve_calibration_load(const char *path, mp_serve_terms *t, mp_erro
 /* The same from the report's text; path names it in messages. */
 mp_status mp_serve_calibration_parse(const char *text, size_t len, const char *path, mp_serve_terms *t,
                                      mp_error *err);
+
+struct json_t;
+
+/* The terms object obj (a report's "calibration", a plan's
+ * "prediction_terms"), the same fields and rules as above, into *t
+ * (untouched on error); messages "NAME: FIELD.fwd_scale: ...". */
+mp_status mp_serve_terms_from_json(const struct json_t *obj, const char *name, const char *field,
+                                   mp_serve_terms *t, mp_error *err);
+
+/* The terms as a new JSON object {fwd_scale, batch_overhead_ms, dispatch_ms
+ * [, fwd_spread_quantiles]}. */
+struct json_t *mp_serve_terms_to_json(const mp_serve_terms *t);
 
 #endif

@@ -10,7 +10,8 @@
  * (its link's latency plus b * (least out bytes) / bandwidth):
  *
  * quick:  C >= W/smax + 2(S-1) lambda, T >= C, and T >= m W / (sum of speeds)
- *   (every position's busy time m sum(F+B) is at most T). For interleaved,
+ *   (every position's busy time m sum(F+B) is at most T), with the fill and
+ *   drain A_p + U_p of every position added (see mp_bound_quick). For interleaved,
  *   W includes the recompute that memory forces: just before position p's
  *   first backward it holds K forwarded micro-batches of each chunk c < v-1
  *   and one of chunk v-1 (the warm-up covers forwards 0..(v-1)K), so
@@ -21,6 +22,27 @@
  *   non-decreasing in j) and is rho (min(D, K sp)/K + max(0, D - K sp)) with
  *   D = K sp + ss - X, X = (sum mem - sf params) / b, sp/ss the prefix/
  *   suffix stash. sum_p mem_p < sf * params rules out every schedule.
+ *   Sharper, the same relaxation solved exactly (knapsack_rc): the least
+ *   recompute time that removes D is at least the fractional knapsack's
+ *   over the layers (value K sigma_l before j, sigma_l after, cost fwd_l),
+ *   taken by increasing cost / value; it too is least at j = (v-1)K (moving
+ *   layer l into the prefix raises D by (K-1) sigma_l and l's value by as
+ *   much, so a solution for j+1 is one for j), and it is >= the rho bound
+ *   (every cost / value is >= rho / weight).
+ *
+ * interleaved bubble: on position p (stages p + dK, chunk d) the path that
+ * takes micro-batch 0 forward to stage p+cK (A_{p+cK}), then runs p's ops
+ * from F(p+cK, 0) to the last B of stage p+c'K (all of p's ops but the K c
+ * forwards of chunks < c before it and the K c' backwards of chunks < c'
+ * after it: the op lists put chunk d's K micro-batches of a group together,
+ * forwards by increasing, backwards by decreasing chunk), then backward to
+ * stage 0 (U_{p+c'K}), bounds T. Averaged over all (p, c, c') every stage
+ * of position q gets weight m/K + (K-1-q)/(Kv) on its F and B; adding the
+ * paths A_q + busy_q + U_q with weights q/(Kvm) (weight m on q's stages)
+ * and normalising, every stage gets at least
+ * g = (m/K + (K-1)/(Kv)) / (1 + (K-1)/(2vm)), so T >= g W / smax + the
+ * transfers the averaged heads and tails cross (a (Kv-1) lambda, a the
+ * normalisation): half the bubble (K-1)/(vm) of the closed form.
  *
  * split (gpipe/1f1b; stage s on device s): for a split into K stages every
  * stage s = [lo, hi] satisfies, with Fw, Bw its times (Bw with the recompute
@@ -42,6 +64,8 @@
  * the relaxation exactly, and the least such T (bisection) is a lower bound. */
 #include "bounds.h"
 
+#include "clock.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,9 +80,26 @@ mp_status mp_bound_data_init(mp_bound_data *d, const mp_profile *prof, const mp_
     d->mode = mode;
     d->sf = state_factor;
     d->min_out = HUGE_VAL;
+    d->deadline = HUGE_VAL;
+    d->order = malloc((size_t)(prof->num_layers + 1) * sizeof *d->order);
+    d->fwd = malloc((size_t)(prof->num_layers + 1) * sizeof *d->fwd);
+    if (!d->order || !d->fwd) {
+        mp_bound_data_free(d);
+        return MP_ERR_NOMEM;
+    }
     for (int l = 0; l < prof->num_layers - 1; l++)
         if (prof->layers[l].out_bytes_per_sample < d->min_out) d->min_out = prof->layers[l].out_bytes_per_sample;
     return MP_OK;
+}
+
+static const mp_bound_data *sort_d;  /* qsort's context (the search is single-threaded per bound data) */
+
+static int cmp_ratio(const void *a, const void *b)
+{
+    int i = *(const int *)a, j = *(const int *)b;
+    const mp_layer_cost *L = sort_d->ps.prof->layers;
+    double x = sort_d->fwd[i] * L[j].stash_bytes_per_sample, y = sort_d->fwd[j] * L[i].stash_bytes_per_sample;
+    return x < y ? -1 : x > y ? 1 : i - j;
 }
 
 /* See bounds.h. */
@@ -67,18 +108,59 @@ void mp_bound_data_set_b(mp_bound_data *d, int b)
     if (d->ps.b == b) return;
     mp_prefix_set_b(&d->ps, b);
     d->rho = HUGE_VAL;
+    d->n_order = 0;
     for (int l = 0; l < d->ps.L; l++) {
         const mp_layer_cost *c = &d->ps.prof->layers[l];
         double f = mp_time_eval(&c->fwd, b);
+        d->fwd[l] = f;
+        if (c->stash_bytes_per_sample > 0) d->order[d->n_order++] = l;
         if (c->stash_bytes_per_sample > 0 && f / c->stash_bytes_per_sample < d->rho)
             d->rho = f / c->stash_bytes_per_sample;
     }
+    sort_d = d;
+    qsort(d->order, (size_t)d->n_order, sizeof *d->order, cmp_ratio);
+}
+
+/* The least forward time (profile ms at d's b) whose recompute removes D
+ * stash bytes per sample, layers before j0 counting K times: the
+ * fractional knapsack by increasing fwd / value (see the top). */
+static double knapsack_rc(const mp_bound_data *d, int j0, int K, double D)
+{
+    const mp_layer_cost *Ly = d->ps.prof->layers;
+    int n = d->n_order, i = 0, k = 0;
+    double cost = 0;
+    while (D > 0) {
+        while (i < n && d->order[i] >= j0) i++;   /* next prefix layer */
+        while (k < n && d->order[k] < j0) k++;    /* next suffix layer */
+        if (i >= n && k >= n) break;
+        int l, pre;
+        if (k >= n) pre = 1;
+        else if (i >= n) pre = 0;
+        else {
+            int a = d->order[i], c = d->order[k];
+            pre = d->fwd[a] * Ly[c].stash_bytes_per_sample <= K * d->fwd[c] * Ly[a].stash_bytes_per_sample;
+        }
+        l = pre ? d->order[i++] : d->order[k++];
+        double val = (pre ? K : 1) * Ly[l].stash_bytes_per_sample;
+        if (val >= D) {
+            cost += d->fwd[l] * D / val;
+            D = 0;
+        } else {
+            cost += d->fwd[l];
+            D -= val;
+        }
+    }
+    return cost;
 }
 
 /* See bounds.h. */
 void mp_bound_data_free(mp_bound_data *d)
 {
     mp_prefix_free(&d->ps);
+    free(d->order);
+    free(d->fwd);
+    d->order = NULL;
+    d->fwd = NULL;
 }
 
 /* Least time of one transfer on the links a configuration uses. */
@@ -96,6 +178,26 @@ static double min_transfer(const mp_bound_data *d, int K, int b, int ring)
 }
 
 /* See bounds.h. */
+double mp_bound_forced_rc(mp_bound_data *d, int K, int b, int v)
+{
+    mp_bound_data_set_b(d, b);
+    int L = d->ps.L;
+    double mem = 0;
+    for (int p = 0; p < K; p++) mem += d->cl->devices[p].memory_bytes;
+    double X = mem - d->sf * d->ps.PP[L];
+    if (X < 0) return HUGE_VAL;
+    if (d->mode == MP_RC_ON) return 0;
+    X /= b;
+    int j0 = (v - 1) * K;
+    double sp = d->ps.PS[j0], ss = d->ps.PS[L] - d->ps.PS[j0], D = K * sp + ss - X;
+    if (D <= 0) return 0;
+    if (d->mode == MP_RC_OFF) return HUGE_VAL;
+    double g = (D < K * sp ? D : K * sp) / K + (D > K * sp ? D - K * sp : 0);
+    double rc = isinf(d->rho) ? 0 : d->rho * g, ks = knapsack_rc(d, j0, K, D);
+    return ks > rc ? ks : rc;
+}
+
+/* See bounds.h. */
 double mp_bound_quick(mp_bound_data *d, int K, int b, int kind, int v, int m)
 {
     mp_bound_data_set_b(d, b);
@@ -108,20 +210,31 @@ double mp_bound_quick(mp_bound_data *d, int K, int b, int kind, int v, int m)
         ssum += sp;
         mem += d->cl->devices[p].memory_bytes;
     }
-    double X = mem - d->sf * d->ps.PP[L];
-    if (X < 0) return HUGE_VAL;  /* the parameter state alone does not fit */
-    if (kind == MP_SCHED_INTERLEAVED && d->mode != MP_RC_ON) {
-        X /= b;
-        int j0 = (v - 1) * K;
-        double sp = d->ps.PS[j0], ss = d->ps.PS[L] - d->ps.PS[j0], D = K * sp + ss - X;
-        if (D > 0) {
-            if (d->mode == MP_RC_OFF) return HUGE_VAL;
-            double g = (D < K * sp ? D : K * sp) / K + (D > K * sp ? D - K * sp : 0);
-            if (!isinf(d->rho)) W += d->rho * g;
-        }
+    if (mem - d->sf * d->ps.PP[L] < 0) return HUGE_VAL;  /* the parameter state alone does not fit */
+    if (kind == MP_SCHED_INTERLEAVED) {
+        double rc = mp_bound_forced_rc(d, K, b, v);
+        if (rc == HUGE_VAL) return HUGE_VAL;
+        W += rc;
     }
     double lam = min_transfer(d, K, b, kind == MP_SCHED_INTERLEAVED);
     double C = W / smax + 2.0 * (S - 1) * lam, busy = m * W / ssum;
+    /* the fill and drain: T >= A_p + busy_p + U_p on every position p, so
+     * T sum(speed) >= m W + sum_p speed_p (A_p + U_p) and sum_p (A_p + U_p)
+     * >= sum_{t<K-1} (K-1-t) (work of stage t / smax + 2 lambda); the layers
+     * of stages 0..K-2 form a prefix, layer l in stage t <= l, so the work
+     * part is >= sum_{l<K-1} (K-1-l) w_l. */
+    double smin = HUGE_VAL, fill = 0;
+    for (int p = 0; p < K; p++)
+        if (d->cl->devices[p].speed < smin) smin = d->cl->devices[p].speed;
+    for (int l = 0; l + 1 < K; l++)
+        fill += (K - 1 - l) * (f1 * (d->ps.PF[l + 1] - d->ps.PF[l]) + d->ps.PB[l + 1] - d->ps.PB[l]);
+    double drain = (m * W + smin * (fill / smax + (double)K * (K - 1) * lam)) / ssum;
+    if (drain > busy) busy = drain;
+    if (kind == MP_SCHED_INTERLEAVED) {  /* the bubble: a mixture of paths (see the top) */
+        double a = 1 / (1 + (K - 1) / (2.0 * v * m)), g = a * ((double)m / K + (K - 1) / ((double)K * v));
+        double t = g * W / smax + a * (K * v - 1.0) * lam;
+        if (t > busy) busy = t;
+    }
     return C > busy ? C : busy;
 }
 
@@ -177,6 +290,8 @@ static int greedy_covers(const split_ctx *x, double T)
 double mp_bound_split(mp_bound_data *d, int K, int b, int kind, int m, double quick, double stop)
 {
     if (kind == MP_SCHED_INTERLEAVED || quick == HUGE_VAL || quick >= stop) return quick;
+    int timed = d->deadline < HUGE_VAL;
+    if (timed && mp_now_s() >= d->deadline) return quick;
     mp_bound_data_set_b(d, b);
     split_ctx x = { d, K, b, kind, m, 0, min_transfer(d, K, b, 0), d->mode == MP_RC_ON ? 2 : 1 };
     for (int p = 0; p < K; p++)
@@ -187,9 +302,13 @@ double mp_bound_split(mp_bound_data *d, int K, int b, int kind, int m, double qu
     double lo = quick, hi = stop;
     if (hi == HUGE_VAL) {
         hi = quick > 0 ? 2 * quick : 1;
-        for (int i = 0; i < 200 && !greedy_covers(&x, hi); i++) lo = hi, hi *= 2;
+        for (int i = 0; i < 200 && !greedy_covers(&x, hi); i++) {
+            lo = hi, hi *= 2;
+            if (timed && mp_now_s() >= d->deadline) return lo;
+        }
     }
     for (int it = 0; it < 60 && hi - lo > 1e-6 * hi; it++) {
+        if (timed && mp_now_s() >= d->deadline) return lo;
         double mid = 0.5 * (lo + hi);
         if (greedy_covers(&x, mid)) hi = mid; else lo = mid;
     }
@@ -231,7 +350,8 @@ mp_status mp_search_config_bound(const mp_profile *prof, const mp_cluster *cl, c
         return mp_error_set(err, MP_ERR_NOMEM, "bounds: out of memory");
     int m = o->global_batch / b;
     double q = mp_bound_quick(&d, K, b, kind, kind == MP_SCHED_INTERLEAVED ? v : 1, m);
-    *lb = mp_bound_split(&d, K, b, kind, m, q, HUGE_VAL);
+    *lb = kind == MP_SCHED_INTERLEAVED ? mp_bound_positions(&d, K, b, v, m, q, HUGE_VAL)
+                                       : mp_bound_split(&d, K, b, kind, m, q, HUGE_VAL);
     mp_bound_data_free(&d);
     return MP_OK;
 }

@@ -7,7 +7,7 @@
  * that fits memory (proofs in planner/bounds.c; tests/test_search.c checks
  * them against brute force).
  * defines: mp_bound_data, mp_bound_data_init, mp_bound_data_set_b, mp_bound_data_free,
- *          mp_bound_quick, mp_bound_split, mp_bound_waterfill, mp_bound_stage_tail,
+ *          mp_bound_quick, mp_bound_forced_rc, mp_bound_split, mp_bound_positions, mp_bound_waterfill, mp_bound_stage_tail,
  *          mp_search_config_bound */
 #ifndef MP_BOUNDS_H
 #define MP_BOUNDS_H
@@ -25,6 +25,10 @@ typedef struct {
     double sf;                 /* state factor */
     double min_out;            /* min out_bytes_per_sample over layers 0..L-2 (inf when L = 1) */
     double rho;                /* min over layers with stash > 0 of fwd(ps.b) / stash (inf: none) */
+    int *order, n_order;       /* layers with stash > 0 by increasing fwd(ps.b) / stash */
+    double *fwd;               /* [L] fwd(ps.b) per layer */
+    double deadline;           /* wall time (mp_now_s) after which mp_bound_split stops refining
+                                * and returns the best bound so far (HUGE_VAL: never) */
 } mp_bound_data;
 
 /* Allocates the prefix sums of prof (times at no micro-batch yet); MP_ERR_NOMEM
@@ -48,8 +52,23 @@ double mp_bound_quick(mp_bound_data *d, int K, int b, int kind, int v, int m);
  * bisection on T with a greedy that is exact for the relaxation; never below
  * `quick`. HUGE_VAL when no split fits memory. When the bound reaches
  * `stop`, returns a value >= stop at once (HUGE_VAL: compute it fully).
+ * Past d->deadline it returns the best bound proven so far (>= quick).
  * Sets d's micro-batch to b. */
 double mp_bound_split(mp_bound_data *d, int K, int b, int kind, int m, double quick, double stop);
+
+/* Interleaved (K, b, v): a lower bound on the forward time (profile ms at
+ * b, per micro-batch) that every fitting plan recomputes (the memory
+ * relaxation of planner/bounds.c); 0 when none is forced, HUGE_VAL when no
+ * plan fits. Sets d's micro-batch to b. */
+double mp_bound_forced_rc(mp_bound_data *d, int K, int b, int v);
+
+/* Stronger bound for interleaved configuration (K, b, v) with m micro-
+ * batches (planner/bounds_positions.c): the best over position weights of
+ * the least weighted sum of the positions' time bounds over all splits;
+ * never below `quick`. Returns at once (>= stop) when it reaches stop,
+ * `quick` when too large to compute (S L > 2e7) or past d->deadline.
+ * Sets d's micro-batch to b. */
+double mp_bound_positions(mp_bound_data *d, int K, int b, int v, int m, double quick, double stop);
 
 /* The water level: the least T >= min base_i with
  * sum_i max(0, T - base_i) speed_i / m >= work, over the n entries with

@@ -38,14 +38,15 @@ int mp_config_fits(const mp_stage_fit *f, int *from, int *hi_out)
 }
 
 /* See configs.h. */
-int mp_config_replicas_ok(const mp_cluster *cl, int K, int D)
+int mp_config_replicas_ok(const mp_cluster *cl, int K, int D, int ring)
 {
     if (D < 1 || (long)D * K > cl->num_devices) return 0;
     for (int r = 1; r < D; r++)
         for (int k = 0; k < K; k++) {
             const mp_device *a = &cl->devices[k], *d = &cl->devices[r * K + k];
             if (d->speed != a->speed || d->memory_bytes != a->memory_bytes) return 0;
-            for (int q = k - 1; q <= k + 1; q += 2) {
+            for (int j = k - 1; j <= k + 1; j += 2) {
+                int q = ring && K > 2 ? (j + K) % K : j;   /* ring: the wrap link K-1 <-> 0 too */
                 if (q < 0 || q >= K) continue;
                 mp_link l0 = mp_cluster_link(cl, k, q), l1 = mp_cluster_link(cl, r * K + k, r * K + q);
                 if (l0.bandwidth != l1.bandwidth || l0.latency_s != l1.latency_s) return 0;
@@ -60,11 +61,12 @@ static int cmp_config(const void *a, const void *b)
     if (x->lb != y->lb) return x->lb < y->lb ? -1 : 1;
     if (x->S != y->S) return x->S - y->S;
     if (x->b != y->b) return x->b - y->b;
+    if (x->pl != y->pl) return x->pl - y->pl;
     return x->D - y->D;
 }
 
 /* See configs.h. */
-mp_status mp_configs_list(const mp_search_opts *o, const mp_cluster *cl, const mp_prefix *ps,
+mp_status mp_configs_list(const mp_search_opts *o, const mp_cluster *cl, const mp_placements *pls, const mp_prefix *ps,
                           mp_bound_data *bd, mp_config **out, int *n, long *dropped, mp_error *err)
 {
     int G = o->global_batch, N = cl->num_devices, L = ps->L, cap = 64, cnt = 0;
@@ -78,15 +80,23 @@ mp_status mp_configs_list(const mp_search_opts *o, const mp_cluster *cl, const m
         for (int b = 1; b <= G; b++) {
             if (G % ((long)D * b) || (o->microbatch && b != o->microbatch)) continue;
             int m = G / (D * b);
-            for (int K = 1; K * D <= N && K <= L; K++) {
-                if (K * D < o->min_devices || (o->max_devices > 0 && K * D > o->max_devices)) continue;
+            /* one replica: each placement; replicas: K = 1..N/D in the file order */
+            int nk = D == 1 ? pls->n : N / D;
+            for (int j = 0; j < nk; j++) {
+                int K = D == 1 ? pls->p[j].K : j + 1, pl = D == 1 ? j : -1;
+                if (K > L || K * D < o->min_devices || (o->max_devices > 0 && K * D > o->max_devices)) continue;
                 if (o->positions && K != o->positions) continue;
-                if (D > 1 && !mp_config_replicas_ok(cl, K, D)) continue;
+                int line_ok = D == 1 || mp_config_replicas_ok(cl, K, D, 0);
+                int ring_ok = line_ok && (D == 1 || mp_config_replicas_ok(cl, K, D, 1));
+                if (!line_ok) continue;
+                const mp_cluster *ccl = D == 1 ? &pls->p[j].cl : cl;
+                bd->cl = ccl;
                 for (int kind = 0; kind < MP_SCHED_COUNT; kind++) {
                     if (o->schedule >= 0 && kind != o->schedule) continue;
+                    if (kind == MP_SCHED_INTERLEAVED && !ring_ok) continue;
                     int zb = mp_schedule_is_zb((mp_schedule_kind)kind);
-                    /* replicas run gpipe/1f1b pipelines (the cost model's all-reduce follows the list) */
-                    if (D > 1 && (kind == MP_SCHED_INTERLEAVED || zb)) continue;
+                    /* replicas run any schedule: the cost model's all-reduces follow each position's
+                     * list and only add time and memory, so every bound below stays a lower bound */
                     if (zb && (!mp_profile_has_split(ps->prof) || (kind == MP_SCHED_ZB_V && 2 * K > L))) continue;
                     if (zb && K == 1 && o->schedule < 0) continue;   /* auto: one stage has no bubble to fill */
                     int vmin = kind == MP_SCHED_INTERLEAVED ? 2 : kind == MP_SCHED_ZB_V ? 2 : 1, vmax = vmin;
@@ -100,9 +110,9 @@ mp_status mp_configs_list(const mp_search_opts *o, const mp_cluster *cl, const m
                             if (!nv) goto nomem;
                             v = nv;
                         }
-                        mp_config c = { K, b, kind, vv, K * vv, m, 0, D };
+                        mp_config c = { .K = K, .b = b, .kind = kind, .v = vv, .S = K * vv, .m = m, .pl = pl, .D = D };
                         if (zb) {   /* a simple valid bound: the work over the speed, no bubble */
-                            c.lb = mp_split_zb_bound(ps->prof, cl, K, b, m) * (1 - MP_BOUND_SLACK);
+                            c.lb = mp_split_zb_bound(ps->prof, ccl, K, b, m) * (1 - MP_BOUND_SLACK);
                             v[cnt++] = c;
                             continue;
                         }
@@ -118,7 +128,7 @@ mp_status mp_configs_list(const mp_search_opts *o, const mp_cluster *cl, const m
         }
     }
     for (int i = 0; i < cnt && cnt <= 64; i++) {  /* small lists: drop infeasible ones up front */
-        mp_stage_fit f = mp_config_fit(&v[i], ps, cl, o);
+        mp_stage_fit f = mp_config_fit(&v[i], ps, mp_config_cluster(&v[i], pls, cl), o);
         if (v[i].kind != MP_SCHED_INTERLEAVED && !mp_schedule_is_zb((mp_schedule_kind)v[i].kind) &&
             !mp_config_fits(&f, from, NULL)) {
             v[i--] = v[--cnt];

@@ -2,6 +2,9 @@
  * defines: mp_mem_states_build, mp_mem_states_peak, mp_mem_states_free */
 #include "mem_states.h"
 
+#include "clock.h"
+
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,8 +18,8 @@ static int cmp_rows(const void *a, const void *b)
 }
 
 /* Appends to ms->rows the unique, undominated rows of the n rows in buf
- * (stride w + 1, sorted); returns the new row count. */
-static int keep_rows(mp_mem_states *ms, int *buf, int n, int w, int out)
+ * (stride w + 1, sorted); returns the new row count, -1 past deadline. */
+static int keep_rows(mp_mem_states *ms, int *buf, int n, int w, int out, double deadline)
 {
     int u = 0;  /* unique rows, in place */
     for (int a = 0; a < n; a++) {
@@ -27,6 +30,7 @@ static int keep_rows(mp_mem_states *ms, int *buf, int n, int w, int out)
     for (int a = 0; a < u; a++) {
         const int *ra = buf + (size_t)a * (w + 1) + 1;
         int dominated = 0;
+        if (deadline < HUGE_VAL && a % 64 == 0 && mp_now_s() >= deadline) return -1;
         for (int b = 0; b < u && !dominated && u <= 4096; b++) {
             const int *rb = buf + (size_t)b * (w + 1) + 1;
             if (b == a || rb[0] != ra[0]) continue;
@@ -41,6 +45,12 @@ static int keep_rows(mp_mem_states *ms, int *buf, int n, int w, int out)
 
 /* See mem_states.h. */
 mp_status mp_mem_states_build(mp_mem_states *ms, const mp_op_lists *ops, int v)
+{
+    return mp_mem_states_build_by(ms, ops, v, HUGE_VAL);
+}
+
+/* See mem_states.h. */
+mp_status mp_mem_states_build_by(mp_mem_states *ms, const mp_op_lists *ops, int v, double deadline)
 {
     int K = ops->num_positions, S = ops->num_stages, w = v + 1, total = 0;
     mp_mem_states_free(ms);
@@ -71,9 +81,18 @@ mp_status mp_mem_states_build(mp_mem_states *ms, const mp_op_lists *ops, int v)
             memcpy(r + 2, cnt, (size_t)v * sizeof(int));
             if (!fwd) cnt[c]--, cur[t]--;
         }
-        qsort(buf, (size_t)n, (size_t)(w + 1) * sizeof(int), cmp_rows);
-        ms->row_off[p] = out;
-        out = keep_rows(ms, buf, n, w, out);
+        if (deadline < HUGE_VAL && mp_now_s() >= deadline) out = -1;
+        if (out >= 0) {
+            qsort(buf, (size_t)n, (size_t)(w + 1) * sizeof(int), cmp_rows);
+            ms->row_off[p] = out;
+            out = keep_rows(ms, buf, n, w, out, deadline);
+        }
+        if (out < 0) {
+            free(buf);
+            free(cur);
+            mp_mem_states_free(ms);
+            return MP_ERR_TIMEOUT;
+        }
     }
     ms->row_off[K] = out;
     free(buf);

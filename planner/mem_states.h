@@ -3,7 +3,8 @@
  * position's peak by a max over a few rows instead of walking its ops: the
  * states depend on the op lists only, the bytes of a split enter as
  * per-chunk weights.
- * defines: mp_mem_states, mp_mem_states_build, mp_mem_states_peak, mp_mem_states_free
+ * defines: mp_mem_states, mp_mem_states_build, mp_mem_states_build_by, mp_mem_states_peak,
+ *          mp_mem_states_free
  *
  * A row of position p is e, n_0..n_{v-1}: the micro-batches of each of p's
  * chunks (chunk c: stage p + c*K) in flight after a forward (e = -1) or just
@@ -28,6 +29,10 @@ typedef struct {
 /* The states of op lists ops with v chunks per position (ms freed first;
  * zero it before the first call). MP_ERR_NOMEM. */
 mp_status mp_mem_states_build(mp_mem_states *ms, const mp_op_lists *ops, int v);
+
+/* The same, stopping with MP_ERR_TIMEOUT (ms freed) once the wall clock
+ * (mp_now_s) passes deadline (HUGE_VAL: never). */
+mp_status mp_mem_states_build_by(mp_mem_states *ms, const mp_op_lists *ops, int v, double deadline);
 
 /* params + the most position p holds over its rows, with held[c] per
  * micro-batch of chunk c and extra[c] during a backward of chunk c

@@ -3,12 +3,15 @@
  * defines: mp_search_min_memory
  *
  * For gpipe/1f1b the smallest allowed micro-batch minimises every stage's
- * peak (gpipe: m*b = global batch; 1f1b: min(K-j, m)*b grows with b) and
+ * peak (gpipe: m*b = global batch / D; 1f1b: min(K-j, m)*b grows with b) and
  * 1f1b's peak never exceeds gpipe's (inflight min(K-j, m) <= m), so only
- * (K, smallest b, 1f1b if allowed else gpipe) are examined: a bisection on the
- * memory M with the search's exact check that some split into K stages
- * fits (mp_config_fits, planner/configs.c). Interleaved-only and the
- * zero-bubble schedules: bisection with a budgeted split search. */
+ * (D, K, smallest b, 1f1b if allowed else gpipe) are examined, D over the
+ * replicas o allows (D*K <= devices, replicas on devices of the same kind,
+ * D*b dividing the global batch; each replica's stages hold the all-reduce
+ * buffer): a bisection on the memory M with the search's exact check that
+ * some split into K stages fits (mp_config_fits, planner/configs.c).
+ * Interleaved-only and the zero-bubble schedules: bisection with a budgeted
+ * split search (which searches D as o says). */
 #include "search.h"
 
 #include <math.h>
@@ -25,7 +28,7 @@ typedef struct {
     const mp_search_opts *o;
     mp_prefix ps;
     mp_cluster cl;             /* the cluster with every device's memory set to M */
-    int b, m, kind;
+    int b, m, kind, D;         /* micro-batch, micro-batches per replica, schedule, replicas */
 } mm_ctx;
 
 /* *c: a copy of cl whose devices' memory set_memory changes (free
@@ -46,7 +49,7 @@ static void set_memory(mp_cluster *c, double M)
 /* The stage memory of K stages on x's cluster. */
 static mp_stage_fit fit_of(const mm_ctx *x, int K)
 {
-    mp_stage_fit f = { &x->ps, &x->cl, x->o->state_factor, x->o->recompute, x->kind, K, x->m, x->b, 1 };
+    mp_stage_fit f = { &x->ps, &x->cl, x->o->state_factor, x->o->recompute, x->kind, K, x->m, x->b, x->D };
     return f;
 }
 
@@ -74,16 +77,44 @@ static int feasible(mm_ctx *x, int K, double M, int *from, int *hi_out, int *rc_
     return 1;
 }
 
+/* 1 when some (D, K) that x->o allows (D*K <= devices, replicas on devices of
+ * the same kind, D*b dividing the global batch; K <= Kmax) holds the model
+ * with every peak <= M; the first such (fewest replicas, then stages) into
+ * *bestD, *bestK with its split in bhi/brc. */
+static int any_feasible(mm_ctx *x, double M, int Kmax, int *from, int *hi, int *rc, int *bestD, int *bestK,
+                        int *bhi, int *brc)
+{
+    const mp_search_opts *o = x->o;
+    int N = x->cl.num_devices;
+    for (int d = 1; d <= N; d++) {
+        if ((o->data_parallel > 0 && d != o->data_parallel) || o->global_batch % (d * x->b)) continue;
+        x->D = d;
+        x->m = o->global_batch / (d * x->b);
+        for (int K = 1; K <= Kmax && K * d <= N; K++) {
+            if (d > 1 && !mp_config_replicas_ok(&x->cl, K, d, 0)) continue;
+            if (feasible(x, K, M, from, hi, rc)) {
+                *bestD = d;
+                *bestK = K;
+                memcpy(bhi, hi, (size_t)K * sizeof(int));
+                memcpy(brc, rc, (size_t)K * sizeof(int));
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
 static mp_status fill_plan(const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o,
-                           int kind, int b, int K, const int *hi, const int *rc, mp_plan *p,
+                           int kind, int b, int D, int K, const int *hi, const int *rc, mp_plan *p,
                            mp_error *err)
 {
     memset(p, 0, sizeof *p);
     p->schedule = kind;
     p->chunks_per_device = 1;
+    p->data_parallel = D;
     p->global_batch = o->global_batch;
     p->microbatch_size = b;
-    p->num_microbatches = o->global_batch / b;
+    p->num_microbatches = o->global_batch / (D * b);
     p->num_stages = K;
     p->stages = calloc((size_t)K, sizeof *p->stages);
     if (!p->stages) return mp_error_set(err, MP_ERR_NOMEM, "min memory: out of memory");
@@ -110,7 +141,9 @@ static mp_status interleaved_min(const mp_profile *prof, const mp_cluster *cl, c
     if (!copy_cluster(&c, cl)) return mp_error_set(err, MP_ERR_NOMEM, "min memory: out of memory");
     mp_search_opts so = *o;
     so.top = 1;
-    so.node_budget = 20000;
+    so.node_budget = 20000;     /* deterministic work caps, no time limit */
+    so.sim_op_budget = 1.5e7;
+    so.time_limit = 0;
     so.progress = 0;
     double lo = 0, hi = 1;
     int have = 0;
@@ -154,9 +187,9 @@ mp_status mp_search_min_memory(const mp_profile *prof, const mp_cluster *cl,
     if (o->schedule == MP_SCHED_INTERLEAVED || (o->schedule >= 0 && mp_schedule_is_zb((mp_schedule_kind)o->schedule)))
         return interleaved_min(prof, cl, o, min_bytes, plan, err);   /* zero bubble: the same bisection */
     mm_ctx x = { o, { 0 }, { 0 }, o->microbatch ? o->microbatch : 1, 0,
-                 o->schedule == MP_SCHED_GPIPE ? MP_SCHED_GPIPE : MP_SCHED_1F1B };
+                 o->schedule == MP_SCHED_GPIPE ? MP_SCHED_GPIPE : MP_SCHED_1F1B, 1 };
     x.m = o->global_batch / x.b;
-    int L = prof->num_layers, D = cl->num_devices < L ? cl->num_devices : L;
+    int L = prof->num_layers, N = cl->num_devices, D = N < L ? N : L;
     copy_cluster(&x.cl, cl);
     int *from = malloc((size_t)(D + 1) * (L + 1) * sizeof(int));
     int *hi = malloc((size_t)(D + 1) * sizeof(int)), *rc = malloc((size_t)(D + 1) * sizeof(int));
@@ -166,26 +199,26 @@ mp_status mp_search_min_memory(const mp_profile *prof, const mp_cluster *cl,
         st = mp_error_set(err, MP_ERR_NOMEM, "min memory: out of memory");
         goto out;
     }
-    /* upper: one stage holding everything fits at its own peak */
-    int r0, bestK = 1;
+    /* upper: one stage holding everything fits at its own peak with D = 1;
+     * doubled while no allowed (D, K) fits (a fixed D) */
+    int r0, bestK = 1, bestD = 1;
+    set_memory(&x.cl, 1);   /* uniform: the replicas' check compares speeds and links */
     mp_stage_fit one = fit_of(&x, 1);
     double hiM = peak(&one, 0, 0, L - 1, &r0), loM = 0;
-    feasible(&x, 1, hiM, from, bhi, brc);
+    int up = 0;
+    while (!any_feasible(&x, hiM, D, from, hi, rc, &bestD, &bestK, bhi, brc) && ++up < 200) hiM *= 2;
+    if (up == 200) {
+        st = mp_error_set(err, MP_ERR_NOFIT, "no plan fits with any memory");
+        goto out;
+    }
     while (hiM - loM > 1e-12 * hiM) {
         double M = 0.5 * (loM + hiM);
-        int ok = 0;
-        for (int K = 1; K <= D && !ok; K++)
-            if (feasible(&x, K, M, from, hi, rc)) {
-                ok = 1;
-                bestK = K;
-                memcpy(bhi, hi, (size_t)K * sizeof(int));
-                memcpy(brc, rc, (size_t)K * sizeof(int));
-            }
+        int ok = any_feasible(&x, M, D, from, hi, rc, &bestD, &bestK, bhi, brc);
         if (ok) hiM = M; else loM = M;
         if (M == loM && M == hiM) break;
         if (hiM - loM <= 0.5) break;  /* bytes: half a byte is enough */
     }
-    st = fill_plan(prof, cl, o, x.kind, x.b, bestK, bhi, brc, plan, err);
+    st = fill_plan(prof, cl, o, x.kind, x.b, bestD, bestK, bhi, brc, plan, err);
     if (st == MP_OK) *min_bytes = ceil(max_peak(plan));
 out:
     mp_prefix_free(&x.ps);

@@ -3,10 +3,12 @@
  *
  * mpplan --profile P.json [--profile P2.json ...] (--devices K --memory SIZE [--bandwidth BW] [--latency T] | --cluster C.json)
  *        --global-batch B [--microbatch b] [--schedule auto|gpipe|1f1b|interleaved|zb-h1|zb-h2|zb-v]
- *        [--recompute auto|on|off] [--data-parallel N|auto] [--positions K] [--state-factor F] [--top N] [--json] [-o PLAN.json]
+ *        [--recompute auto|on|off] [--data-parallel N|auto] [--positions K] [--state-factor F] [--top N]
+ *        [--time-limit SECONDS] [--placement search|file] [--json] [-o PLAN.json]
  *        [--trace TRACE.json] [--evaluate PLAN.json]
  * Exit 0 on success, 1 when no plan fits, 2 for bad usage or input. */
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,44 +17,44 @@
 #include "version.h"
 #include "allreduce.h"
 #include "cli.h"
+#include "cli_cluster.h"
+#include "clock.h"
 #include "cluster.h"
 #include "evaluate.h"
+#include "placement.h"
 #include "plan.h"
 #include "profile.h"
 #include "profile_set.h"
 #include "search.h"
-#include "serve_cli.h"
+#include "mpplan_serve.h"
 #include "trace.h"
 #include "units.h"
 
-#define DEFAULT_BANDWIDTH "25GB/s"
-#define DEFAULT_LATENCY "10us"
-
 /* ---------------------------------------------------------------- options */
 
-enum { O_PROFILE = 256, O_DEVICES, O_MEMORY, O_BANDWIDTH, O_LATENCY, O_CLUSTER, O_BATCH, O_MICRO,
-       O_SCHED, O_RC, O_SF, O_TOP, O_JSON, O_TRACE, O_EVAL, O_HELP, O_DP, O_POS, O_OUT = 'o' };
+enum { O_PROFILE = 256, O_BATCH, O_MICRO, O_SCHED, O_RC, O_SF, O_TOP, O_JSON, O_TRACE, O_EVAL, O_HELP, O_DP,
+       O_POS, O_TIME, O_PLACE, O_OUT = 'o' };
 
 
 /* One table drives getopt_long and --help. */
 static const mp_cli_opt OPTS[] = {
     { "profile", required_argument, O_PROFILE, "P.json", "per-layer profile (required); on CPU repeat it, one per number of busy cores "
       "(mpprof --threads)" },
-    { "devices", required_argument, O_DEVICES, "K", "K identical devices (with --memory)" },
-    { "memory", required_argument, O_MEMORY, "SIZE", "memory per device, e.g. 80GiB (with --devices)" },
-    { "bandwidth", required_argument, O_BANDWIDTH, "BW", "link bandwidth with --devices (default " DEFAULT_BANDWIDTH ")" },
-    { "latency", required_argument, O_LATENCY, "T", "link latency with --devices (default " DEFAULT_LATENCY ")" },
-    { "cluster", required_argument, O_CLUSTER, "C.json", "cluster file (mpplan-cluster/1) instead of --devices" },
+    MP_CLI_CLUSTER_OPTS,
     { "global-batch", required_argument, O_BATCH, "B", "samples per iteration, required" },
     { "microbatch", required_argument, O_MICRO, "b", "fix the micro-batch size (must divide B; default: searched)" },
     { "schedule", required_argument, O_SCHED, "S", "auto|gpipe|1f1b|interleaved|zb-h1|zb-h2|zb-v (default auto; the zero-bubble ones need a profile with bwd_input_ms/bwd_weight_ms)" },
     { "recompute", required_argument, O_RC, "R", "auto|on|off (default auto: only stages that need it)" },
     { "data-parallel", required_argument, O_DP, "D", "replicas of the pipeline, D x stages <= devices: a number, or "
-      "auto to search every D with the rest (default 1)" },
+      "auto to search every D with the rest (default auto; 1 pins one pipeline)" },
     { "positions", required_argument, O_POS, "K", "fix the pipeline positions of one replica (stages; interleaved: "
       "devices; default: searched)" },
     { "state-factor", required_argument, O_SF, "F", "bytes of state per parameter byte (default 4)" },
     { "top", required_argument, O_TOP, "N", "show the best N plans (default 5)" },
+    { "time-limit", required_argument, O_TIME, "SECONDS", "stop searching after this many seconds with the best plan "
+      "so far and its gap (default 1)" },
+    { "placement", required_argument, O_PLACE, "P", "search: choose which devices run which stage (default); "
+      "file: stage k on device k of the cluster" },
     { "json", no_argument, O_JSON, NULL, "print the best plan as one JSON object" },
     { "output", required_argument, O_OUT, "PLAN.json", "write the best plan (also -o)" },
     { "trace", required_argument, O_TRACE, "TRACE.json", "write the predicted timeline (Chrome trace)" },
@@ -64,12 +66,13 @@ static const mp_cli_opt OPTS[] = {
 typedef struct {
     const char *profiles[MP_PROFILE_SET_MAX];
     int nprof;
-    const char *cluster, *out, *trace, *evaluate;
-    const char *memory, *bandwidth, *latency;
-    int devices, have_devices, batch, micro, schedule, recompute, top, json;
+    const char *out, *trace, *evaluate;
+    mp_cli_cluster devs;
+    int batch, micro, schedule, recompute, top, json, help, file_order;
     int dp;                    /* --data-parallel: 0 auto, else D */
     int positions;             /* --positions: 0 searched */
-    double sf;
+    double sf, time_limit;
+    double t_start;            /* when mpplan started (mp_now_s): the time limit counts from here */
 } args;
 
 static void usage(FILE *f)
@@ -85,113 +88,89 @@ static void usage(FILE *f)
                "Exit: 0 ok, 1 no plan fits (prints the smallest memory that would fit), 2 bad usage or input.\n");
 }
 
-static int parse_int(const char *flag, const char *s, int *v, mp_error *err)
+static const char *const SCHEDULES[] = { "auto", "gpipe", "1f1b", "interleaved", "zb-h1", "zb-h2", "zb-v" };
+static const char *const RECOMPUTE[] = { "auto", "on", "off" };
+static const int RECOMPUTE_MODE[] = { MP_RC_AUTO, MP_RC_ON, MP_RC_OFF };
+
+/* One option's value into a, the device/cluster group aside (mp_cli_opt_fn). */
+static mp_status parse_opt(void *ctx, int c, const char *v, mp_error *err)
 {
-    char *end;
-    long x = strtol(s, &end, 10);
-    if (!*s || *end || x < -1000000000L || x > 1000000000L) {
-        mp_error_set(err, MP_ERR_USAGE, "%s: \"%s\" is not an integer", flag, s);
-        return 0;
+    args *a = ctx;
+    int k = 0;
+    mp_status st = MP_OK;
+    switch (c) {
+    case O_PROFILE:
+        if (a->nprof == MP_PROFILE_SET_MAX)
+            return mp_error_set(err, MP_ERR_USAGE, "--profile: at most %d profiles", MP_PROFILE_SET_MAX);
+        a->profiles[a->nprof++] = v;
+        return MP_OK;
+    case O_OUT: a->out = v; return MP_OK;
+    case O_TRACE: a->trace = v; return MP_OK;
+    case O_EVAL: a->evaluate = v; return MP_OK;
+    case O_JSON: a->json = 1; return MP_OK;
+    case O_HELP: a->help = 1; return MP_OK;
+    case O_BATCH: return mp_cli_int("global-batch", v, 1, INT_MAX, &a->batch, err);
+    case O_MICRO: return mp_cli_int("microbatch", v, 0, INT_MAX, &a->micro, err);
+    case O_TOP: return mp_cli_int("top", v, 1, INT_MAX, &a->top, err);
+    case O_SF: return mp_cli_number("state-factor", v, 0, &a->sf, err);
+    case O_SCHED: {
+        mp_schedule_kind kind = MP_SCHED_GPIPE;
+        if ((st = mp_cli_choice("schedule", v, SCHEDULES, (int)(sizeof SCHEDULES / sizeof *SCHEDULES), &k, err)))
+            return st;
+        a->schedule = k == 0 ? -1 : mp_schedule_from_name(v, &kind) == MP_OK ? (int)kind : -1;
+        return MP_OK;
     }
-    *v = (int)x;
-    return 1;
+    case O_POS: return mp_cli_int("positions", v, 1, 1000000, &a->positions, err);
+    case O_TIME:
+        if ((st = mp_cli_number("time-limit", v, 0, &a->time_limit, err)) != MP_OK) return st;
+        if (!(a->time_limit > 0))
+            return mp_error_set(err, MP_ERR_USAGE, "--time-limit: expected a number of seconds > 0, got \"%s\"", v);
+        return MP_OK;
+    case O_PLACE: {
+        static const char *const PLACEMENTS[] = { "search", "file" };
+        if ((st = mp_cli_choice("placement", v, PLACEMENTS, 2, &k, err)) == MP_OK) a->file_order = k;
+        return st;
+    }
+    case O_DP:
+        if (strcmp(v, "auto") == 0) {
+            a->dp = 0;
+            return MP_OK;
+        }
+        return mp_cli_int("data-parallel", v, 1, 1000000, &a->dp, err);
+    case O_RC:
+        if ((st = mp_cli_choice("recompute", v, RECOMPUTE, 3, &k, err)) == MP_OK) a->recompute = RECOMPUTE_MODE[k];
+        return st;
+    default: return MP_ERR_USAGE;
+    }
 }
 
 static mp_status parse_args(int argc, char **argv, args *a, mp_error *err)
 {
-    struct option lo[NOPTS + 1];
-    mp_cli_longopts(OPTS, NOPTS, lo);
     memset(a, 0, sizeof *a);
     a->schedule = -1;
     a->recompute = MP_RC_AUTO;
     a->top = 5;
-    a->dp = 1;
+    a->dp = 0;                 /* auto: D searched with the rest */
     a->sf = MP_DEFAULT_STATE_FACTOR;
-    a->bandwidth = DEFAULT_BANDWIDTH;
-    a->latency = DEFAULT_LATENCY;
-    int c;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "o:", lo, NULL)) != -1) {
-        switch (c) {
-        case O_PROFILE:
-            if (a->nprof == MP_PROFILE_SET_MAX)
-                return mp_error_set(err, MP_ERR_USAGE, "--profile: at most %d profiles", MP_PROFILE_SET_MAX);
-            a->profiles[a->nprof++] = optarg;
-            break;
-        case O_CLUSTER: a->cluster = optarg; break;
-        case O_OUT: a->out = optarg; break;
-        case O_TRACE: a->trace = optarg; break;
-        case O_EVAL: a->evaluate = optarg; break;
-        case O_MEMORY: a->memory = optarg; break;
-        case O_BANDWIDTH: a->bandwidth = optarg; break;
-        case O_LATENCY: a->latency = optarg; break;
-        case O_JSON: a->json = 1; break;
-        case O_HELP: usage(stdout); exit(0);
-        case O_DEVICES:
-            a->have_devices = 1;
-            if (!parse_int("--devices", optarg, &a->devices, err)) return MP_ERR_USAGE;
-            break;
-        case O_BATCH: if (!parse_int("--global-batch", optarg, &a->batch, err)) return MP_ERR_USAGE; break;
-        case O_MICRO: if (!parse_int("--microbatch", optarg, &a->micro, err)) return MP_ERR_USAGE; break;
-        case O_TOP: if (!parse_int("--top", optarg, &a->top, err)) return MP_ERR_USAGE; break;
-        case O_POS:
-            if (mp_cli_int("positions", optarg, 1, 1000000, &a->positions, err) != MP_OK) return MP_ERR_USAGE;
-            break;
-        case O_DP:
-            if (strcmp(optarg, "auto") == 0) a->dp = 0;
-            else if (mp_cli_int("data-parallel", optarg, 1, 1000000, &a->dp, err) != MP_OK)
-                return mp_error_set(err, MP_ERR_USAGE, "--data-parallel: \"%s\" is not auto or an integer >= 1",
-                                    optarg);
-            break;
-        case O_SF: {
-            char *end;
-            a->sf = strtod(optarg, &end);
-            if (!*optarg || *end || !(a->sf >= 0) || isinf(a->sf))
-                return mp_error_set(err, MP_ERR_USAGE, "--state-factor: \"%s\" must be a number >= 0", optarg);
-            break;
-        }
-        case O_SCHED: {
-            mp_schedule_kind k;
-            if (strcmp(optarg, "auto") == 0) a->schedule = -1;
-            else if (mp_schedule_from_name(optarg, &k) == MP_OK) a->schedule = k;
-            else return mp_error_set(err, MP_ERR_USAGE,
-                                     "--schedule: unknown schedule \"%s\" (auto, gpipe, 1f1b, interleaved, zb-h1, zb-h2, zb-v)", optarg);
-            break;
-        }
-        case O_RC:
-            if (strcmp(optarg, "auto") == 0) a->recompute = MP_RC_AUTO;
-            else if (strcmp(optarg, "on") == 0) a->recompute = MP_RC_ON;
-            else if (strcmp(optarg, "off") == 0) a->recompute = MP_RC_OFF;
-            else return mp_error_set(err, MP_ERR_USAGE, "--recompute: \"%s\" is not auto, on or off", optarg);
-            break;
-        default:
-            return mp_error_set(err, MP_ERR_USAGE, "unknown or incomplete option \"%s\" (see --help)",
-                                argv[optind - 1]);
-        }
-    }
-    if (optind < argc) return mp_error_set(err, MP_ERR_USAGE, "unexpected argument \"%s\"", argv[optind]);
-    return MP_OK;
+    a->time_limit = MP_SEARCH_TIME_LIMIT;
+    mp_cli_cluster_init(&a->devs);
+    mp_status st = mp_cli_parse_group(argc, argv, OPTS, NOPTS, "o:", mp_cli_cluster_opt, &a->devs, parse_opt, a, err);
+    if (st == MP_OK && optind < argc)
+        st = mp_error_set(err, MP_ERR_USAGE, "unexpected argument \"%s\"", argv[optind]);
+    return st;
 }
 
 /* Cross-option checks, naming the flags involved. */
 static mp_status validate(const args *a, mp_error *err)
 {
     if (!a->nprof) return mp_error_set(err, MP_ERR_USAGE, "--profile is required (see --help)");
-    if (a->have_devices && a->cluster)
-        return mp_error_set(err, MP_ERR_USAGE, "give either --devices or --cluster, not both");
-    if (!a->have_devices && !a->cluster)
-        return mp_error_set(err, MP_ERR_USAGE, "give --devices K --memory SIZE or --cluster C.json");
-    if (a->have_devices && a->devices < 1)
-        return mp_error_set(err, MP_ERR_USAGE, "--devices must be >= 1 (got %d)", a->devices);
-    if (a->have_devices && !a->memory) return mp_error_set(err, MP_ERR_USAGE, "--devices needs --memory");
-    if (a->cluster && a->memory) return mp_error_set(err, MP_ERR_USAGE, "--memory goes with --devices, not --cluster");
+    mp_status st = mp_cli_cluster_check(&a->devs, 0, err);
+    if (st != MP_OK) return st;
     if (!a->evaluate && a->batch < 1)
         return mp_error_set(err, MP_ERR_USAGE, "--global-batch B (>= 1) is required");
-    if (a->micro < 0 || (a->micro && a->batch > 0 && a->batch % a->micro))
+    if (a->micro && a->batch > 0 && a->batch % a->micro)
         return mp_error_set(err, MP_ERR_USAGE, "--microbatch %d does not divide --global-batch %d", a->micro,
                             a->batch);
-    if (a->top < 1) return mp_error_set(err, MP_ERR_USAGE, "--top must be >= 1 (got %d)", a->top);
     return MP_OK;
 }
 
@@ -199,14 +178,7 @@ static mp_status load_inputs(const args *a, mp_profile_set *ps, mp_cluster *cl, 
 {
     mp_status st = mp_profile_set_load(ps, a->profiles, a->nprof, err);
     if (st != MP_OK) return st;
-    if (a->cluster) return mp_cluster_load(a->cluster, cl, err);
-    double mem, bw, lat;
-    if ((st = mp_parse_bytes(a->memory, &mem, err)) != MP_OK ||
-        (st = mp_parse_bandwidth(a->bandwidth, &bw, err)) != MP_OK ||
-        (st = mp_parse_duration(a->latency, &lat, err)) != MP_OK)
-        return mp_error_set(err, MP_ERR_USAGE, "%s", err->msg);
-    if (!(mem > 0) || !(bw > 0)) return mp_error_set(err, MP_ERR_USAGE, "--memory and --bandwidth must be > 0");
-    return mp_cluster_uniform(cl, a->devices, mem, bw, lat, err);
+    return mp_cli_cluster_build(&a->devs, 0, cl, err);
 }
 
 /* ---------------------------------------------------------------- report */
@@ -277,7 +249,15 @@ static void print_plan_row(int rank, const mp_plan *p, const mp_profile *prof, c
                                                                 p->stages[s].device, K, D));
         printf("%s\n", p->num_stages > 8 ? ", ..." : "");
     }
-    printf("    layers: %s\n    bound: %s\n    memory:", split, bnd);
+    printf("    layers: %s\n", split);
+    int moved = 0;
+    for (int s = 0; s < K; s++) moved |= p->stages[s].device != s;
+    if (moved) {  /* placed: which device runs each position */
+        printf("    devices:");
+        for (int s = 0; s < K; s++) printf("%s %s", s ? "," : "", cl->devices[p->stages[s].device].name);
+        printf("\n");
+    }
+    printf("    bound: %s\n    memory:", bnd);
     for (int q = 0; q < p->predicted.num_peaks; q++) {
         char a[32], c[32];
         int d = p->stages[q].device;
@@ -295,7 +275,7 @@ static void print_header(const args *a, const mp_profile_set *ps, const mp_clust
     snprintf(what, sizeof what, "%d profiles", ps->n);
     printf("# mpplan: %s%s (%s, %d layers), %s (%d devices), global batch %d\n", ps->n > 1 ? "" : "profile ",
            ps->n > 1 ? what : ps->path[0], prof->model ? prof->model : "?", prof->num_layers,
-           a->cluster ? a->cluster : "uniform devices", cl->num_devices, a->batch);
+           a->devs.cluster ? a->devs.cluster : "uniform devices", cl->num_devices, a->batch);
     for (int i = 0; ps->n > 1 && i < ps->n; i++) {
         int lo, hi;
         char range[32];
@@ -306,13 +286,15 @@ static void print_header(const args *a, const mp_profile_set *ps, const mp_clust
         printf("#   plans on %s timed with %s (measured with %d busy core%s)\n", range, ps->path[i],
                ps->p[i].busy_cores, ps->p[i].busy_cores > 1 ? "s" : "");
     }
+    if (r && !r->placements_complete && !a->file_order && cl->num_devices > 1)
+        printf("# placement: more than %d device orders, searched in cluster-file order only\n", MP_MAX_PLACEMENTS);
     if (r) {
         if (r->optimal)
             printf("# search: %ld configurations (%ld searched), %ld nodes, %ld simulations, %.3f s: optimal\n",
                    r->configurations, r->searched, r->nodes, r->simulations, r->seconds);
         else
             printf("# search: %ld configurations (%ld searched), %ld nodes, %ld simulations, %.3f s: "
-                   "best found, gap %.2f%% (budget reached)\n",
+                   "best found, gap %.2f%% (time limit reached)\n",
                    r->configurations, r->searched, r->nodes, r->simulations, r->seconds, 100 * r->gap);
     }
     printf("#   iteration_ms     samples/s   bubble\n");
@@ -355,9 +337,15 @@ static mp_status report(const args *a, const mp_profile_set *ps, const mp_cluste
     return MP_OK;
 }
 
+/* No plan: the smallest memory that fits one; stopped: the search ran out
+ * of time before finding one, which the message says. */
 static mp_status no_fit(const args *a, const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o,
-                        mp_error *err)
+                        int stopped, mp_error *err)
 {
+    char why[200] = "no plan fits the devices' memory";
+    if (stopped)
+        snprintf(why, sizeof why, "no plan that fits the devices' memory was found within --time-limit %g s "
+                 "(a longer limit may find one)", a->time_limit);
     double M = 0;
     mp_plan p;
     mp_error e2;
@@ -368,14 +356,15 @@ static mp_status no_fit(const args *a, const mp_profile *prof, const mp_cluster 
         else printf("{\"error\": \"no plan fits\"}\n");
     }
     mp_error_clear(err);   /* replace the search's shorter message */
-    if (st != MP_OK) return mp_error_set(err, MP_ERR_NOFIT, "no plan fits the devices' memory");
-    char mb[32], split[400], rcs[160];
+    if (st != MP_OK) return mp_error_set(err, MP_ERR_NOFIT, "%s", why);
+    char mb[32], split[400], rcs[160], dps[64] = "";
     format_split(&p, split, sizeof split, rcs, sizeof rcs);
+    if (mp_plan_replicas(&p) > 1) snprintf(dps, sizeof dps, ", D=%d replicas", mp_plan_replicas(&p));
     mp_error_set(err, MP_ERR_NOFIT,
-                 "no plan fits the devices' memory. The smallest memory per device with which a plan fits is "
-                 "%.0f bytes (%s): %s%s, b=%d, m=%d, layers %s, recompute %s",
-                 M, mp_format_bytes(mb, sizeof mb, M), p.schedule == MP_SCHED_INTERLEAVED ? "interleaved" :
-                 mp_schedule_name(p.schedule), p.schedule == MP_SCHED_INTERLEAVED ? " (v>=2)" : "",
+                 "%s. The smallest memory per device with which a plan fits is "
+                 "%.0f bytes (%s): %s%s%s, b=%d, m=%d, layers %s, recompute %s",
+                 why, M, mp_format_bytes(mb, sizeof mb, M), p.schedule == MP_SCHED_INTERLEAVED ? "interleaved" :
+                 mp_schedule_name(p.schedule), p.schedule == MP_SCHED_INTERLEAVED ? " (v>=2)" : "", dps,
                  p.microbatch_size, p.num_microbatches, split, rcs);
     mp_plan_free(&p);
     return MP_ERR_NOFIT;
@@ -431,6 +420,8 @@ static mp_status merge_result(mp_search_result *all, mp_search_result *r, mp_err
     all->nodes += r->nodes;
     all->simulations += r->simulations;
     all->seconds += r->seconds;
+    all->placements += r->placements;
+    all->placements_complete = all->placements_complete && r->placements_complete;
     return MP_OK;
 }
 
@@ -448,15 +439,21 @@ static mp_status run_search(const args *a, const mp_profile_set *ps, const mp_cl
     o.positions = a->positions;
     o.top = a->json ? 1 : a->top;
     o.progress = 1;
+    o.file_order = a->file_order;
     mp_search_result all;
     memset(&all, 0, sizeof all);
     all.optimal = 1;
+    all.placements_complete = 1;
     all.lower_bound_ms = HUGE_VAL;
     mp_status st = MP_OK, first = MP_OK;
+    int stopped = 0;
     mp_error e1;
     mp_error_clear(&e1);
+    double t0 = a->t_start;
     for (int i = 0; i < ps->n && st == MP_OK; i++) {
         mp_search_opts oi = o;
+        oi.time_limit = (a->time_limit - (mp_now_s() - t0)) / (ps->n - i);  /* the rest, shared out */
+        if (oi.time_limit < 1e-3) oi.time_limit = 1e-3;
         if (ps->n > 1) mp_profile_set_range(ps, i, &oi.min_devices, &oi.max_devices);
         if (oi.min_devices > cl->num_devices) continue;
         mp_search_result r;
@@ -466,12 +463,13 @@ static mp_status run_search(const args *a, const mp_profile_set *ps, const mp_cl
         if (si == MP_OK) st = merge_result(&all, &r, err);
         else if (si == MP_ERR_NOMEM) st = mp_error_set(err, si, "%s", ei.msg);
         else if (first == MP_OK || (first != MP_ERR_NOFIT && si == MP_ERR_NOFIT)) { first = si; e1 = ei; }
+        if (si == MP_ERR_NOFIT) stopped |= r.stopped;
         if (si == MP_OK) mp_search_result_free(&r);
     }
     if (st == MP_OK && all.num_plans == 0) {
         if (first == MP_ERR_NOFIT) {
             mp_search_result_free(&all);
-            return no_fit(a, &ps->p[0], cl, &o, err);
+            return no_fit(a, &ps->p[0], cl, &o, stopped, err);
         }
         st = mp_error_set(err, first != MP_OK ? first : MP_ERR_USAGE, "%s", e1.msg);
     }
@@ -483,7 +481,17 @@ static mp_status run_search(const args *a, const mp_profile_set *ps, const mp_cl
         if (all.lower_bound_ms > best) all.lower_bound_ms = best;
         all.gap = all.optimal ? 0 : (best - all.lower_bound_ms) / best;
     }
-    if (st == MP_OK) st = report(a, ps, cl, all.plans, all.num_plans, &all, err);
+    if (st == MP_OK) {  /* what the search did, in the written plan */
+        mp_plan_search *q = &all.plans[0].search;
+        all.plans[0].has_search = 1;
+        q->seconds = mp_now_s() - t0;
+        q->configurations = all.configurations;
+        q->searched = all.searched;
+        q->lower_bound_ms = all.lower_bound_ms;
+        q->gap = all.optimal ? 0 : all.gap;
+        q->proven = all.optimal;
+        st = report(a, ps, cl, all.plans, all.num_plans, &all, err);
+    }
     mp_search_result_free(&all);
     return st;
 }
@@ -492,7 +500,7 @@ int main(int argc, char **argv)
 {
     if (mp_cli_version(argc, argv, "mpplan")) return 0;
     for (int i = 1; i < argc; i++)   /* serving plans have their own options */
-        if (strcmp(argv[i], "--serve") == 0) return mp_serve_cli_main(argc, argv);
+        if (strcmp(argv[i], "--serve") == 0) return mp_mpplan_serve_main(argc, argv);
     args a;
     mp_error err;
     mp_profile_set ps;
@@ -500,7 +508,13 @@ int main(int argc, char **argv)
     mp_error_clear(&err);
     memset(&ps, 0, sizeof ps);
     memset(&cl, 0, sizeof cl);
+    double t_start = mp_now_s();
     mp_status st = parse_args(argc, argv, &a, &err);
+    a.t_start = t_start;
+    if (st == MP_OK && a.help) {
+        usage(stdout);
+        return 0;
+    }
     if (st == MP_OK) st = validate(&a, &err);
     if (st == MP_OK) st = load_inputs(&a, &ps, &cl, &err);
     if (st == MP_OK) st = a.evaluate ? run_evaluate(&a, &ps, &cl, &err) : run_search(&a, &ps, &cl, &err);

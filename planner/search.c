@@ -1,6 +1,6 @@
 /* search.c — the planner's search (search.h): the configurations by
  * increasing lower bound, each with the branch and bound over its splits
- * under a share of the budget; the best plans and what the search proved.
+ * under a share of the time limit; the best plans and what the search proved.
  * defines: mp_search_opts_init, mp_search_run, mp_search_result_free
  *
  * The parts: planner/configs.c lists the configurations with their bounds
@@ -10,11 +10,23 @@
  * incumbent prunes the interleaved ones), then interleaved, each pass by
  * increasing bound, skipping those whose bound reaches the incumbent; a
  * gpipe/1f1b bound is sharpened by the split relaxation (mp_bound_split)
- * just before its visit. gpipe/1f1b may use half of the budgets, one
- * configuration at most an eighth (set_caps). The reported lower bound is
- * the least bound of the configurations not fully searched. */
+ * just before its visit, an interleaved one by the positions' Lagrangian
+ * bound (mp_bound_positions: a sweep over those below the incumbent before
+ * the interleaved pass); gpipe/1f1b configurations a cap cut are searched
+ * again when the interleaved pass leaves time. Time: gpipe/1f1b may use half of the time limit
+ * (all of it when there are no interleaved configurations), one
+ * configuration at most an eighth (set_caps); the search ends early enough
+ * that the reference evaluation of the incumbents still fits the limit
+ * (search_end). When a cap cut the search, POLISH_SHARE of the limit
+ * polishes the incumbents (mp_split_polish: better plans, no proof) and the
+ * last REFINE_SHARE sharpens the bounds of what was left (unproven_bound).
+ * Optional work caps (node_budget, sim_op_budget) are shared
+ * out the same way. The reported lower bound is the least bound of the
+ * configurations not fully searched; a configuration whose split search a
+ * cap stopped is bounded by the least bound of the subtrees it cut. */
 #include "search.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,13 +37,18 @@
 #include "configs.h"
 #include "evaluate.h"
 #include "schedule.h"
+#include "placement.h"
 #include "split.h"
 #include "top.h"
 
-#define DEFAULT_NODES 200000L
-#define DEFAULT_SIM_OPS 1.5e7
-#define GREEDY_FIRST 64       /* interleaved configurations whose greedy split is timed first */
-#define INTERLEAVED_NEAR 0.10 /* relative gap below which interleaved configurations get less budget */
+#define GREEDY_FIRST 64       /* interleaved configurations (per D) whose greedy split is timed first */
+#define INTERLEAVED_NEAR 0.10 /* relative gap below which interleaved configurations get less time */
+#define EVAL_FACTOR 6.0       /* a reference evaluation costs about this many fast simulations */
+#define LIMIT_USE 0.95        /* the search and the evaluation aim at this share of the limit */
+#define POLISH_SHARE 0.05     /* of the limit: kept for polishing the incumbents of a cut search ... */
+#define REFINE_SHARE 0.05     /* ... and for the bounds of what it left (unproven_bound) */
+#define SWEEP_SHARE 0.6       /* the interleaved configurations' bounds are sharpened until then */
+#define LIST_SHARE 0.8        /* listing the configurations sharpens their bounds until then */
 
 typedef struct {
     const mp_search_opts *o;   /* with the budgets' defaults filled in */
@@ -40,8 +57,12 @@ typedef struct {
     mp_search_tally tally;
     mp_split sp;
     int *from;                 /* mp_config_fits scratch */
+    mp_placements pls;         /* the device orders searched (one replica) */
+    const mp_cluster *cl;      /* the whole cluster (replicas run in its file order) */
     long cfgs;                 /* configurations considered */
     double unproven;           /* least bound of what was not fully explored */
+    double t0, t_end;          /* start; end by the time limit (HUGE_VAL: none) */
+    int stopped;               /* 1: a cap stopped some configuration's search */
 } search;
 
 /* See search.h. */
@@ -54,6 +75,7 @@ void mp_search_opts_init(mp_search_opts *o, int global_batch)
     o->state_factor = MP_DEFAULT_STATE_FACTOR;
     o->top = 5;
     o->data_parallel = 1;
+    o->time_limit = MP_SEARCH_TIME_LIMIT;
 }
 
 static mp_status check_opts(const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o,
@@ -73,9 +95,8 @@ static mp_status check_opts(const mp_profile *prof, const mp_cluster *cl, const 
     if (o->positions < 0 || o->positions > cl->num_devices)
         return mp_error_set(err, MP_ERR_USAGE, "--positions %d: must be 1..%d (the cluster's devices)",
                             o->positions, cl->num_devices);
-    if (o->data_parallel > 1 && o->schedule == MP_SCHED_INTERLEAVED)
-        return mp_error_set(err, MP_ERR_USAGE, "--data-parallel %d: the planner searches data parallelism "
-                            "with gpipe and 1f1b only", o->data_parallel);
+    if (!(o->time_limit >= 0) || isinf(o->time_limit))
+        return mp_error_set(err, MP_ERR_USAGE, "--time-limit must be a number of seconds > 0 (got %g)", o->time_limit);
     if (prof->num_layers < 1 || cl->num_devices < 1)
         return mp_error_set(err, MP_ERR_INPUT, "search: the profile has no layers or the cluster no devices");
     return MP_OK;
@@ -87,6 +108,13 @@ static void search_free(search *x)
     mp_top_free(&x->top);
     mp_split_free(&x->sp);
     free(x->from);
+    mp_placements_free(&x->pls);
+}
+
+/* The split search and the bounds work on c's devices from here on. */
+static void use_config(search *x, const mp_config *c)
+{
+    x->sp.cl = x->bd.cl = mp_config_cluster(c, &x->pls, x->cl);
 }
 
 static mp_status search_init(search *x, const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o,
@@ -94,77 +122,193 @@ static mp_status search_init(search *x, const mp_profile *prof, const mp_cluster
 {
     memset(x, 0, sizeof *x);
     x->o = o;
+    x->cl = cl;
     x->tally.progress = o->progress;
     x->tally.t0 = t0;
     x->unproven = HUGE_VAL;
+    x->t0 = t0;
+    x->t_end = o->time_limit > 0 ? t0 + LIMIT_USE * o->time_limit : HUGE_VAL;
     if (mp_top_init(&x->top, o->top) != MP_OK ||
         mp_split_init(&x->sp, prof, cl, o, &x->top, &x->tally) != MP_OK ||
         mp_bound_data_init(&x->bd, prof, cl, o->recompute, o->state_factor) != MP_OK ||
         !(x->from = malloc(mp_config_fits_scratch(&x->sp.ps, cl) * sizeof(int))))
         return MP_ERR_NOMEM;
+    x->bd.deadline = x->t_end;
+    int L = prof->num_layers, D = cl->num_devices;
+    int kmin = o->min_devices > 1 ? o->min_devices : 1;
+    int kmax = o->max_devices > 0 && o->max_devices < D ? o->max_devices : D;
+    if (kmax > L) kmax = L;
+    if (kmin > kmax) kmin = kmax;
+    if (mp_placements_build(cl, kmin, kmax, o->file_order, &x->pls, NULL) != MP_OK) return MP_ERR_NOMEM;
     return MP_OK;
 }
 
-/* The caps of c's split search: an eighth of each budget (of the nodes a
- * 32nd for an interleaved configuration whose bound is within
+/* The wall time by which the search must stop: the limit less the time
+ * the reference evaluation of the incumbents will take (at the measured
+ * simulation rate). */
+static double search_end(const search *x)
+{
+    if (x->t_end == HUGE_VAL) return HUGE_VAL;
+    const mp_search_tally *t = &x->tally;
+    double rate = t->sim_s > 1e-3 ? t->simops / t->sim_s : 1e7, ops = 0;
+    for (int i = 0; i < x->top.n; i++) ops += 2.0 * x->top.e[i].c.m * x->top.e[i].c.S;
+    return x->t_end - EVAL_FACTOR * ops / rate;
+}
+
+/* The wall time by which the configurations' visits stop: search_end less
+ * the polishing share. */
+static double visit_end(const search *x)
+{
+    return search_end(x) - (x->o->time_limit > 0 ? (POLISH_SHARE + REFINE_SHARE) * x->o->time_limit : 0);
+}
+
+/* The wall time by which polishing stops. */
+static double polish_end(const search *x)
+{
+    return search_end(x) - (x->o->time_limit > 0 ? REFINE_SHARE * x->o->time_limit : 0);
+}
+
+/* Resets the tally's caps for the next piece of work: c's split search
+ * (c not NULL) gets an eighth of the limit and of each work cap (of the
+ * nodes a 32nd for an interleaved configuration whose bound is within
  * INTERLEAVED_NEAR of the incumbent: little can be gained there), at most
- * what is left. */
+ * what is left; c NULL: all that is left. */
 static void set_caps(search *x, const mp_config *c)
 {
     mp_search_tally *t = &x->tally;
-    long left = x->o->node_budget - t->nodes, cap = x->o->node_budget / 8;
-    if (c->kind == MP_SCHED_INTERLEAVED && mp_top_worst(&x->top) <= c->lb * (1 + INTERLEAVED_NEAR))
-        cap = x->o->node_budget / 32;
-    t->node_cap = t->nodes + (left < cap ? left : cap);
-    double sleft = x->o->sim_op_budget - t->simops, scap = x->o->sim_op_budget / 8;
-    t->sim_cap = t->simops + (sleft < scap ? sleft : scap);
+    const mp_search_opts *o = x->o;
+    int near = c && c->kind == MP_SCHED_INTERLEAVED && mp_top_worst(&x->top) <= c->lb * (1 + INTERLEAVED_NEAR);
+    t->out_of_budget = 0;
+    t->tick = 0;
+    t->cut_lb = HUGE_VAL;
+    t->t_cap = visit_end(x);
+    if (c && o->time_limit > 0) {
+        double share = mp_now_s() + o->time_limit / 8;
+        if (share < t->t_cap) t->t_cap = share;
+    }
+    t->node_cap = LONG_MAX;
+    t->sim_cap = HUGE_VAL;
+    if (o->node_budget > 0) {
+        long left = o->node_budget - t->nodes, cap = !c ? left : o->node_budget / (near ? 32 : 8);
+        t->node_cap = t->nodes + (left < cap ? left : cap);
+    }
+    if (o->sim_op_budget > 0) {
+        double sleft = o->sim_op_budget - t->simops, scap = !c ? sleft : o->sim_op_budget / 8;
+        t->sim_cap = t->simops + (sleft < scap ? sleft : scap);
+    }
 }
 
 /* Interleaved and zero-bubble configurations come in the second pass. */
 static int late(int kind) { return kind == MP_SCHED_INTERLEAVED || mp_schedule_is_zb((mp_schedule_kind)kind); }
 
-/* Times c's greedy split; with split_too, then searches its splits
- * (zero bubble: only the search, planner/split_zb.c). */
-static mp_status search_config(search *x, const mp_config *c, int split_too, mp_error *err)
+/* 1 when pass `pass` (0: gpipe/1f1b, 1: interleaved and zero bubble) has used
+ * its share: gpipe/1f1b half of the time and of the work caps, unless alone. */
+static int pass_spent(const search *x, int pass, int alone)
 {
-    mp_status st = mp_split_config(&x->sp, c, err);
-    if (st == MP_OK && mp_schedule_is_zb((mp_schedule_kind)c->kind)) {
-        if (!split_too) return MP_OK;
-        set_caps(x, c);
-        return mp_split_zb_search(&x->sp, err);
-    }
-    if (st == MP_OK) st = mp_split_greedy(&x->sp, err);
-    if (st != MP_OK || !split_too) return st;
-    set_caps(x, c);
-    return mp_split_search(&x->sp, err);
+    const mp_search_opts *o = x->o;
+    const mp_search_tally *t = &x->tally;
+    double share = pass || alone ? 1 : 0.5;
+    if (o->time_limit > 0 && mp_now_s() >= x->t0 + share * LIMIT_USE * o->time_limit) return 1;
+    if (mp_now_s() >= visit_end(x)) return 1;
+    if (o->node_budget > 0 && t->nodes >= share * o->node_budget) return 1;
+    return o->sim_op_budget > 0 && t->simops >= share * o->sim_op_budget;
 }
 
-/* Both passes over cfg[0..n) (sorted by bound); done[i] set for the
- * configurations searched in full or proven not to fit. */
+/* Times c's greedy split; with split_too, then searches its splits (a cap
+ * that stops it raises c's bound to the least bound of what it cut). Sets
+ * *cut when a cap stopped either. */
+static mp_status search_config(search *x, mp_config *c, int split_too, int *cut, mp_error *err)
+{
+    mp_search_tally *t = &x->tally;
+    use_config(x, c);
+    set_caps(x, NULL);
+    *cut = 1;
+    if (!mp_tally_sim_fits(t, 2.0 * c->m * c->S)) return MP_OK;  /* not even its op lists */
+    mp_status st = mp_split_config(&x->sp, c, err);
+    if (st == MP_OK && mp_schedule_is_zb((mp_schedule_kind)c->kind)) {   /* planner/split_zb.c: the search only */
+        if (!split_too) return MP_OK;
+        set_caps(x, c);
+        t->searched++;
+        st = mp_split_zb_search(&x->sp, err);
+        *cut = t->out_of_budget;
+        return st;
+    }
+    if (st == MP_OK) st = mp_split_greedy(&x->sp, err);
+    *cut = t->out_of_budget;
+    if (st != MP_OK || !split_too) return st;
+    set_caps(x, c);
+    if (c->kind == MP_SCHED_INTERLEAVED && !mp_tally_sim_fits(t, 2.0 * c->m * c->S * (c->v + 1)))
+        return MP_OK;  /* its memory states would not be built in time */
+    t->searched++;
+    st = mp_split_search(&x->sp, err);
+    *cut = t->out_of_budget;
+    if (*cut && t->cut_lb > c->lb) c->lb = t->cut_lb;
+    return st;
+}
+
+/* Before the interleaved pass: the positions' bound (planner/bounds_positions.c)
+ * of the interleaved configurations by increasing bound, those below the
+ * incumbent, until SWEEP_SHARE of the limit is used (nothing without a
+ * limit: the visits compute it for the configurations they search). */
+static void sweep(search *x, mp_config *cfg, int n)
+{
+    if (!(x->o->time_limit > 0)) return;
+    double end = x->t0 + SWEEP_SHARE * LIMIT_USE * x->o->time_limit;
+    if (end > visit_end(x)) end = visit_end(x);
+    double keep = x->bd.deadline;
+    x->bd.deadline = end;
+    for (int i = 0; i < n && mp_now_s() < end; i++) {
+        mp_config *c = &cfg[i];
+        double thr = mp_top_worst(&x->top);
+        if (c->kind != MP_SCHED_INTERLEAVED || c->lb >= thr) continue;
+        use_config(x, c);
+        double lb = mp_bound_positions(&x->bd, c->K, c->b, c->v, c->m, c->lb, thr) * (1 - MP_BOUND_SLACK);
+        if (lb > c->lb) c->lb = lb;
+    }
+    x->bd.deadline = keep;
+}
+
+/* The passes over cfg[0..n) (sorted by bound): gpipe/1f1b, interleaved,
+ * then gpipe/1f1b again for those a cap cut while time is left; done[i]
+ * set for the configurations searched in full or proven not to fit. */
 static mp_status visit(search *x, mp_config *cfg, int n, unsigned char *done, mp_error *err)
 {
     const mp_search_opts *o = x->o;
-    mp_search_tally *t = &x->tally;
     mp_status st;
-    for (int pass = 0; pass < 2; pass++) {
-        if (pass == 1)  /* incumbents from the greedy splits of the most promising interleaved ones */
-            for (int i = 0, k = 0; i < n && k < GREEDY_FIRST; i++) {
-                if (cfg[i].kind != MP_SCHED_INTERLEAVED) continue;
-                if (cfg[i].lb >= mp_top_worst(&x->top)) break;
-                k++;
-                if ((st = search_config(x, &cfg[i], 0, err)) != MP_OK) return st;
+    int alone = 1, cut;
+    for (int i = 0; i < n; i++) alone &= !late(cfg[i].kind);
+    for (int pass = 0; pass < 3; pass++) {
+        if (pass == 1) {  /* incumbents from the greedy splits of the most promising interleaved ones, per D */
+            int N = x->cl->num_devices, *k = calloc((size_t)N + 1, sizeof *k);
+            if (!k) return mp_error_set(err, MP_ERR_NOMEM, "search: out of memory");
+            for (int i = 0; i < n; i++) {
+                if (cfg[i].kind != MP_SCHED_INTERLEAVED || k[cfg[i].D] >= GREEDY_FIRST) continue;
+                if (cfg[i].lb >= mp_top_worst(&x->top) || pass_spent(x, pass, alone)) break;
+                k[cfg[i].D]++;
+                if ((st = search_config(x, &cfg[i], 0, &cut, err)) != MP_OK) { free(k); return st; }
+                x->stopped |= cut;
             }
+            free(k);
+        }
+        if (pass == 1) sweep(x, cfg, n);
         for (int i = 0; i < n; i++) {
             mp_config *c = &cfg[i];
-            if (late(c->kind) != pass) continue;
+            if (late(c->kind) != (pass == 1) || (pass == 2 && done[i])) continue;
             double thr = mp_top_worst(&x->top);
-            if (c->lb >= thr) break;
-            long nb = pass ? o->node_budget : o->node_budget / 2;
-            if (t->nodes >= nb || t->simops >= (pass ? 1 : 0.5) * o->sim_op_budget) {
-                t->out_of_budget = 1;
+            if (c->lb >= thr && pass == 0) break;  /* later passes: bounds raised since, not sorted */
+            if (c->lb >= thr) continue;
+            if (pass_spent(x, pass, alone)) {
+                x->stopped = 1;
                 break;
             }
-            if (!pass) {
+            if (pass == 1 && c->kind == MP_SCHED_INTERLEAVED) {  /* the positions' bound first (planner/bounds_positions.c) */
+                use_config(x, c);
+                double lb = mp_bound_positions(&x->bd, c->K, c->b, c->v, c->m, c->lb, thr) * (1 - MP_BOUND_SLACK);
+                if (lb > c->lb) c->lb = lb;
+                if (c->lb >= thr) continue;
+            }
+            if (pass == 0) {
+                use_config(x, c);
                 double lb = mp_bound_split(&x->bd, c->K, c->b, c->kind, c->m, c->lb, thr) * (1 - MP_BOUND_SLACK);
                 if (lb > c->lb) c->lb = lb;
                 if (c->lb >= thr) continue;
@@ -174,13 +318,29 @@ static mp_status visit(search *x, mp_config *cfg, int n, unsigned char *done, mp
                     continue;
                 }
             }
-            t->searched++;
-            int before = t->out_of_budget;
-            t->out_of_budget = 0;
-            if ((st = search_config(x, c, 1, err)) != MP_OK) return st;
-            done[i] = !t->out_of_budget;
-            t->out_of_budget |= before;
+            if ((st = search_config(x, c, 1, &cut, err)) != MP_OK) return st;
+            done[i] = !cut;
+            x->stopped |= cut;
         }
+    }
+    return MP_OK;
+}
+
+/* A cut search: hill climbing from each incumbent, best first, until
+ * search_end. */
+static mp_status polish(search *x, mp_error *err)
+{
+    int n = x->top.n;
+    mp_config cs[n > 0 ? n : 1];
+    for (int i = 0; i < n; i++) cs[i] = x->top.e[i].c;
+    for (int i = 0; i < n; i++) {
+        use_config(x, &cs[i]);
+        set_caps(x, NULL);
+        x->tally.t_cap = polish_end(x);
+        if (mp_now_s() >= x->tally.t_cap) break;
+        mp_status st = mp_split_config(&x->sp, &cs[i], err);
+        if (st == MP_OK) st = mp_split_polish(&x->sp, err);
+        if (st != MP_OK) return st;
     }
     return MP_OK;
 }
@@ -194,9 +354,13 @@ static void unproven_bound(search *x, mp_config *cfg, int n, const unsigned char
     for (int i = 0; i < n; i++) {
         mp_config *c = &cfg[i];
         if (done[i] || c->lb >= best || c->lb >= x->unproven) continue;
-        if (!late(c->kind)) {
-            double stop = x->unproven < best ? x->unproven : best;
-            double lb = mp_bound_split(&x->bd, c->K, c->b, c->kind, c->m, c->lb, stop) * (1 - MP_BOUND_SLACK);
+        if (!mp_schedule_is_zb((mp_schedule_kind)c->kind) && mp_now_s() < search_end(x)) {
+            use_config(x, c);
+            double stop = x->unproven < best ? x->unproven : best, lb;
+            if (c->kind == MP_SCHED_INTERLEAVED)
+                lb = mp_bound_positions(&x->bd, c->K, c->b, c->v, c->m, c->lb, stop) * (1 - MP_BOUND_SLACK);
+            else
+                lb = mp_bound_split(&x->bd, c->K, c->b, c->kind, c->m, c->lb, stop) * (1 - MP_BOUND_SLACK);
             if (lb > c->lb) c->lb = lb;
         }
         if (c->lb < x->unproven) x->unproven = c->lb;
@@ -212,7 +376,9 @@ static mp_status collect(const search *x, const mp_profile *prof, const mp_clust
     r->fast_ms = calloc((size_t)top->n, sizeof *r->fast_ms);
     if (!r->plans || !r->fast_ms) return mp_error_set(err, MP_ERR_NOMEM, "search: out of memory");
     for (int k = 0; k < top->n; k++) {
-        mp_status st = mp_top_plan(&top->e[k], x->o->global_batch, prof, cl, x->o->state_factor,
+        const mp_config *c = &top->e[k].c;
+        mp_status st = mp_top_plan(&top->e[k], x->o->global_batch, prof, cl, c->pl >= 0 ? x->pls.p[c->pl].dev : NULL,
+                                   x->o->state_factor,
                                    &r->plans[k], err);
         if (st != MP_OK) {
             mp_plan_free(&r->plans[k]);
@@ -231,6 +397,9 @@ static mp_status collect(const search *x, const mp_profile *prof, const mp_clust
     r->searched = x->tally.searched;
     r->nodes = x->tally.nodes;
     r->simulations = x->tally.sims;
+    r->stopped = x->stopped;
+    r->placements = x->pls.n;
+    r->placements_complete = x->pls.complete;
     return MP_OK;
 }
 
@@ -242,8 +411,6 @@ mp_status mp_search_run(const mp_profile *prof, const mp_cluster *cl, const mp_s
     mp_status st = check_opts(prof, cl, o_in, err);
     if (st != MP_OK) return st;
     mp_search_opts o = *o_in;
-    if (o.node_budget <= 0) o.node_budget = DEFAULT_NODES;
-    if (o.sim_op_budget <= 0) o.sim_op_budget = DEFAULT_SIM_OPS;
     search x;
     mp_config *cfg = NULL;
     unsigned char *done = NULL;
@@ -253,7 +420,11 @@ mp_status mp_search_run(const mp_profile *prof, const mp_cluster *cl, const mp_s
         search_free(&x);
         return mp_error_set(err, MP_ERR_NOMEM, "search: out of memory");
     }
-    if ((st = mp_configs_list(&o, cl, &x.sp.ps, &x.bd, &cfg, &ncfg, &x.cfgs, err)) != MP_OK) goto out;
+    if (o.time_limit > 0)  /* the list's split bounds leave most of the time to finding plans */
+        x.bd.deadline = t0 + LIST_SHARE * LIMIT_USE * o.time_limit;
+    st = mp_configs_list(&o, cl, &x.pls, &x.sp.ps, &x.bd, &cfg, &ncfg, &x.cfgs, err);
+    x.bd.deadline = x.t_end;
+    if (st != MP_OK) goto out;
     if (ncfg == 0 && x.cfgs > 0) {
         st = mp_error_set(err, MP_ERR_NOFIT, "no plan fits the devices' memory");
         r->configurations = x.cfgs;
@@ -288,11 +459,15 @@ mp_status mp_search_run(const mp_profile *prof, const mp_cluster *cl, const mp_s
     done = calloc((size_t)ncfg, 1);
     if (!done) { st = mp_error_set(err, MP_ERR_NOMEM, "search: out of memory"); goto out; }
     if ((st = visit(&x, cfg, ncfg, done, err)) != MP_OK) goto out;
+    if (x.stopped && (st = polish(&x, err)) != MP_OK) goto out;
     unproven_bound(&x, cfg, ncfg, done);
     if (x.tally.shown) fprintf(stderr, "\n");
-    if (x.top.n == 0) {
-        st = mp_error_set(err, MP_ERR_NOFIT, "no plan fits the devices' memory");
+    if (x.top.n == 0) {  /* stopped: none found in time, maybe none fits */
+        st = x.stopped ? mp_error_set(err, MP_ERR_NOFIT, "no plan that fits the devices' memory was found within "
+                                      "the time limit of %g s (raise --time-limit)", o.time_limit)
+                       : mp_error_set(err, MP_ERR_NOFIT, "no plan fits the devices' memory");
         r->configurations = x.cfgs;
+        r->stopped = x.stopped;
         goto out;
     }
     st = collect(&x, prof, cl, r, err);

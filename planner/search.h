@@ -1,20 +1,25 @@
 /* search.h — the planner: the plan of least simulated iteration time whose
  * every stage (device, for interleaved) fits its device's memory, searched
- * jointly over the number of stages, contiguous splits, micro-batch sizes,
- * schedules (gpipe, 1f1b, interleaved with v chunks) and recompute.
- * defines: mp_search_opts, mp_search_opts_init, mp_search_result, mp_search_run,
+ * jointly over the number of stages, which devices run them in which order
+ * (planner/placement.h: one order per sequence of device classes),
+ * contiguous splits, micro-batch sizes, schedules (gpipe, 1f1b, interleaved
+ * with v chunks) and recompute.
+ * defines: mp_search_opts, MP_SEARCH_TIME_LIMIT, mp_search_opts_init, mp_search_result, mp_search_run,
  *          mp_search_result_free, mp_search_min_memory
  *
  * Method (docs/cost-model.md; planner/split.c has the proofs in comments):
- * configurations (K, b, schedule, v) are visited in increasing order of a
+ * configurations (K, b, schedule, v, placement) are visited in increasing order of a
  * split-independent lower bound; inside each, a depth-first branch and bound
  * places the cut points, pruning with per-stage lower bounds on the
  * iteration time and with memory; leaves are timed by the simulator with
  * stage times from prefix sums. Recompute is chosen per stage as the stages
  * that do not fit without it (the simulation is monotone in op times, so
- * recomputing a stage that fits never helps). The result is proven optimal
- * unless a node/simulation budget ran out; then `optimal` is 0 and
- * `lower_bound_ms` bounds every plan the search did not rule out. */
+ * recomputing a stage that fits never helps). The search is anytime: it
+ * stops at its time limit (wall clock, all work counted: bounds, split
+ * search, memory walks, simulations, the final evaluation) with the best
+ * plans so far. The result is proven optimal unless the limit (or an
+ * optional work cap) stopped it; then `optimal` is 0 and `lower_bound_ms`
+ * bounds every plan the search did not rule out. */
 #ifndef MP_SEARCH_H
 #define MP_SEARCH_H
 
@@ -32,19 +37,26 @@ typedef struct {
     int recompute;             /* mp_recompute_mode */
     double state_factor;       /* >= 0 */
     int top;                   /* keep the best `top` plans, one per configuration (>= 1) */
-    long node_budget;          /* branch-and-bound nodes in all (0: default) */
-    double sim_op_budget;      /* simulated ops in all (0: default) */
+    double time_limit;         /* seconds of wall time for the whole search (default
+                                * MP_SEARCH_TIME_LIMIT; 0: no limit) */
+    long node_budget;          /* optional deterministic cap: branch-and-bound nodes in all (0: none) */
+    double sim_op_budget;      /* optional deterministic cap: simulated ops in all (0: none) */
     int progress;              /* 1: report progress on stderr when a search runs > 2 s */
     int min_devices;           /* plans use at least this many devices (0: 1) */
     int max_devices;           /* ... and at most this many (0: all of the cluster) */
     int data_parallel;         /* replicas D: 1 (default) none; 0 every D with D*K <= devices
-                                * (gpipe/1f1b only for D > 1; replicas on devices of the same
+                                * (any schedule; replicas on devices of the same
                                 * kind: docs/cost-model.md); N: exactly N */
     int positions;             /* pipeline positions K of one replica: 0 searched, else exactly K */
+    int file_order;            /* 1: position k on device k, as in the cluster file (no placement
+                                * search; replicas always run in the file order) */
 } mp_search_opts;
 
+#define MP_SEARCH_TIME_LIMIT 1.0  /* seconds */
+
 /* Defaults: auto everything but data_parallel (1), state factor
- * MP_DEFAULT_STATE_FACTOR, top 5. */
+ * MP_DEFAULT_STATE_FACTOR, top 5, time limit MP_SEARCH_TIME_LIMIT, no work
+ * caps. */
 void mp_search_opts_init(mp_search_opts *o, int global_batch);
 
 typedef struct {
@@ -59,10 +71,15 @@ typedef struct {
     long nodes;                /* branch-and-bound nodes */
     long simulations;          /* simulator runs */
     double seconds;            /* wall time of the search */
+    int stopped;               /* 1: the time limit (or a work cap) stopped the search */
+    int placements;            /* device orders searched (planner/placement.h) */
+    int placements_complete;   /* 1: every order of device classes; 0: too many, the file
+                                * order only (the result holds for that order) */
 } mp_search_result;
 
 /* Runs the search. MP_OK with num_plans >= 1, or MP_ERR_NOFIT (message
- * says so) when no plan fits; MP_ERR_USAGE for impossible options (a
+ * says so) when no plan fits or, with r->stopped, none was found within the
+ * time limit; MP_ERR_USAGE for impossible options (a
  * microbatch that does not divide the global batch, a schedule that cannot
  * run on this cluster/model); MP_ERR_NOMEM. Free r with mp_search_result_free. */
 mp_status mp_search_run(const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o,
@@ -71,8 +88,8 @@ mp_status mp_search_run(const mp_profile *prof, const mp_cluster *cl, const mp_s
 void mp_search_result_free(mp_search_result *r);
 
 /* The smallest memory M such that, with every device's memory set to M, some
- * plan allowed by `o` fits: min over plans of the largest peak. *plan gets
- * one such plan (evaluated). For interleaved-only searches the split search
+ * plan allowed by `o` fits: min over plans of the largest peak, over every D
+ * that o->data_parallel allows. *plan gets one such plan (evaluated). For interleaved-only searches the split search
  * is used with a budget, so M may then be an upper bound. o->min_devices and
  * o->max_devices are not applied here. */
 mp_status mp_search_min_memory(const mp_profile *prof, const mp_cluster *cl,

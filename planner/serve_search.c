@@ -7,7 +7,7 @@
 
 /* ------------------------------------------------------------ plans */
 
-void mp_serve_plan_free(mp_serve_plan *p)
+void mp_serve_candidate_free(mp_serve_candidate *p)
 {
     if (!p) return;
     free(p->first);
@@ -15,7 +15,7 @@ void mp_serve_plan_free(mp_serve_plan *p)
     memset(p, 0, sizeof *p);
 }
 
-mp_status mp_serve_plan_copy(mp_serve_plan *dst, const mp_serve_plan *src)
+mp_status mp_serve_candidate_copy(mp_serve_candidate *dst, const mp_serve_candidate *src)
 {
     *dst = *src;
     dst->first = NULL;
@@ -24,7 +24,7 @@ mp_status mp_serve_plan_copy(mp_serve_plan *dst, const mp_serve_plan *src)
     dst->first = malloc(k * sizeof(int));
     dst->memory_bytes = calloc(k, sizeof(double));
     if (!dst->first || !dst->memory_bytes) {
-        mp_serve_plan_free(dst);
+        mp_serve_candidate_free(dst);
         return MP_ERR_NOMEM;
     }
     if (src->num_stages > 0) {
@@ -35,7 +35,7 @@ mp_status mp_serve_plan_copy(mp_serve_plan *dst, const mp_serve_plan *src)
     return MP_OK;
 }
 
-int mp_serve_plan_better(const mp_serve_plan *a, const mp_serve_plan *b)
+int mp_serve_candidate_better(const mp_serve_candidate *a, const mp_serve_candidate *b)
 {
     const mp_serve_result *x = &a->metrics, *y = &b->metrics;
     if (x->slo_attainment != y->slo_attainment) return x->slo_attainment > y->slo_attainment;
@@ -54,55 +54,20 @@ int mp_serve_meets_slo(const mp_serve_result *r)
     return r->p99_ms <= r->slo_ms + 1e-9;
 }
 
-/* ------------------------------------------------------------ context */
+/* ------------------------------------------------------------ costs */
 
-mp_status mp_serve_ctx_init(mp_serve_ctx *c, const mp_profile *prof,
-                            const mp_cluster *cluster, int bmax, mp_error *err)
+static double stage_time(const mp_serve_eval *c, int b, int dev, int lo, int hi)
 {
-    memset(c, 0, sizeof *c);
-    c->prof = prof;
-    c->cluster = cluster;
-    c->bmax = bmax;
-    c->fwd_scale = 1;
-    int L = prof->num_layers;
-    c->prefix = malloc((size_t)bmax * (L + 1) * sizeof(double));
-    c->stage_ms = malloc((size_t)cluster->num_devices * bmax * sizeof(double));
-    c->link_ms = malloc((size_t)cluster->num_devices * bmax * sizeof(double));
-    c->sim = mp_serve_sim_new();
-    if (!c->prefix || !c->stage_ms || !c->link_ms || !c->sim) {
-        mp_serve_ctx_free(c);
-        return mp_error_set(err, MP_ERR_NOMEM, "serving search: out of memory");
-    }
-    for (int b = 1; b <= bmax; b++) {
-        double *P = c->prefix + (size_t)(b - 1) * (L + 1);
-        P[0] = 0;
-        for (int l = 0; l < L; l++) P[l + 1] = P[l] + mp_time_eval(&prof->layers[l].fwd, b);
-    }
-    return MP_OK;
+    return mp_serve_eval_stage_ms(c, b, dev, lo, hi);
 }
 
-void mp_serve_ctx_free(mp_serve_ctx *c)
+static double link_time(const mp_serve_eval *c, int b, int dev, int hi)
 {
-    free(c->prefix);
-    free(c->stage_ms);
-    free(c->link_ms);
-    mp_serve_sim_free(c->sim);
-    memset(c, 0, sizeof *c);
+    return mp_serve_eval_link_ms(c, b, dev, dev + 1, hi);
 }
 
-static double stage_time(const mp_serve_ctx *c, int b, int dev, int lo, int hi)
-{
-    const double *P = c->prefix + (size_t)(b - 1) * (c->prof->num_layers + 1);
-    return (P[hi + 1] - P[lo]) / c->cluster->devices[dev].speed;
-}
-
-static double link_time(const mp_serve_ctx *c, int b, int dev, int hi)
-{
-    return mp_cluster_transfer_ms(c->cluster, dev, dev + 1, b * c->prof->layers[hi].out_bytes_per_sample);
-}
-
-/* Fills memory and fits only; returns 0 when the split is invalid. */
-static int plan_memory(const mp_serve_ctx *c, mp_serve_plan *p)
+/* Fills memory and fits only (the check before simulating a candidate). */
+static void plan_memory(const mp_serve_eval *c, mp_serve_candidate *p)
 {
     int K = p->num_stages, L = c->prof->num_layers;
     p->fits = 1;
@@ -111,60 +76,58 @@ static int plan_memory(const mp_serve_ctx *c, mp_serve_plan *p)
         p->memory_bytes[s] = mp_serve_stage_memory(c->prof, lo, hi, p->max_batch);
         if (p->memory_bytes[s] > c->cluster->devices[s].memory_bytes) p->fits = 0;
     }
-    return 1;
 }
 
-mp_status mp_serve_ctx_eval(mp_serve_ctx *c, mp_serve_plan *p, const double *arrival_ms,
-                            int n, double slo_ms, mp_error *err)
+mp_status mp_serve_candidate_eval(mp_serve_eval *c, mp_serve_candidate *p, const double *arrival_ms, int n,
+                             double slo_ms, mp_error *err)
 {
-    int K = p->num_stages, L = c->prof->num_layers, B = p->max_batch;
-    if (K < 1 || K > c->cluster->num_devices)
-        return mp_error_set(err, MP_ERR_INPUT, "serving plan: %d stages for %d devices", K,
-                            c->cluster->num_devices);
-    if (K > L) return mp_error_set(err, MP_ERR_INPUT, "serving plan: %d stages for %d layers", K, L);
-    if (B < 1 || B > c->bmax)
-        return mp_error_set(err, MP_ERR_INPUT, "serving plan: max_batch %d outside 1..%d", B, c->bmax);
-    if (!(p->max_wait_ms >= 0))
-        return mp_error_set(err, MP_ERR_INPUT, "serving plan: max_wait_ms must be >= 0");
-    for (int s = 0; s < K; s++) {
-        int ok = s == 0 ? p->first[0] == 0 : p->first[s] > p->first[s - 1];
-        if (!ok || p->first[s] >= L)
-            return mp_error_set(err, MP_ERR_INPUT,
-                                "serving plan: stages must be contiguous, non-empty and start at layer 0 (stage %d)", s);
-    }
+    int K = p->num_stages > 0 ? p->num_stages : 1;
     if (!p->memory_bytes && !(p->memory_bytes = calloc((size_t)K, sizeof(double))))
         return mp_error_set(err, MP_ERR_NOMEM, "serving plan: out of memory");
-    for (int s = 0; s < K; s++) {
-        int lo = p->first[s], hi = s + 1 < K ? p->first[s + 1] - 1 : L - 1;
-        for (int b = 1; b <= B; b++) {
-            c->stage_ms[s * B + b - 1] = stage_time(c, b, s, lo, hi);
-            if (s + 1 < K) c->link_ms[s * B + b - 1] = link_time(c, b, s, hi);
-        }
-    }
-    mp_serve_tables_adjust(K, B, c->fwd_scale, c->batch_overhead_ms, c->stage_ms);
-    plan_memory(c, p);
-    mp_serve_config cfg = { K, B, p->max_wait_ms, c->stage_ms, c->link_ms, c->dispatch_ms, c->spread, c->n_spread };
-    return mp_serve_sim_run(c->sim, &cfg, arrival_ms, n, slo_ms, &p->metrics, err);
+    return mp_serve_eval_split(c, p->num_stages, p->first, NULL, p->max_batch, p->max_wait_ms, arrival_ms, n,
+                               slo_ms, &p->metrics, p->memory_bytes, &p->fits, err);
+}
+
+mp_status mp_serve_candidate_plan(const mp_serve_candidate *c, const mp_serve_eval *e, double rate_rps,
+                                  mp_plan *out, mp_error *err)
+{
+    int K = c->num_stages, L = e->prof->num_layers;
+    memset(out, 0, sizeof *out);
+    out->mode = MP_MODE_SERVE;
+    out->schedule = MP_SCHED_GPIPE;
+    out->chunks_per_device = 1;
+    out->global_batch = out->microbatch_size = out->max_batch = c->max_batch;
+    out->num_microbatches = 1;
+    out->data_parallel = 1;
+    out->max_wait_ms = c->max_wait_ms;
+    out->stages = calloc((size_t)(K > 0 ? K : 1), sizeof *out->stages);
+    if (!out->stages) return mp_error_set(err, MP_ERR_NOMEM, "serving plan: out of memory");
+    out->num_stages = K;
+    for (int s = 0; s < K; s++)
+        out->stages[s] = (mp_stage){ c->first[s], s + 1 < K ? c->first[s + 1] - 1 : L - 1, s, 0 };
+    mp_status st = mp_serve_eval_predict(e, out, &c->metrics, c->memory_bytes, rate_rps, err);
+    if (st != MP_OK) mp_plan_free(out);
+    return st;
 }
 
 /* ------------------------------------------------------------ top list */
 
 typedef struct {
-    mp_serve_plan *v;
+    mp_serve_candidate *v;
     int n, cap;
 } toplist;
 
-static mp_status top_offer(toplist *t, const mp_serve_plan *p)
+static mp_status top_offer(toplist *t, const mp_serve_candidate *p)
 {
-    if (t->n == t->cap && !mp_serve_plan_better(p, &t->v[t->n - 1])) return MP_OK;
+    if (t->n == t->cap && !mp_serve_candidate_better(p, &t->v[t->n - 1])) return MP_OK;
     int pos = t->n < t->cap ? t->n : t->cap - 1;
-    if (t->n == t->cap) mp_serve_plan_free(&t->v[t->cap - 1]);
+    if (t->n == t->cap) mp_serve_candidate_free(&t->v[t->cap - 1]);
     else t->n++;
-    while (pos > 0 && mp_serve_plan_better(p, &t->v[pos - 1])) {
+    while (pos > 0 && mp_serve_candidate_better(p, &t->v[pos - 1])) {
         t->v[pos] = t->v[pos - 1];
         pos--;
     }
-    return mp_serve_plan_copy(&t->v[pos], p);
+    return mp_serve_candidate_copy(&t->v[pos], p);
 }
 
 /* ------------------------------------------------------------ splits */
@@ -172,7 +135,7 @@ static mp_status top_offer(toplist *t, const mp_serve_plan *p)
 /* Greedy "furthest reach" for bottleneck T at batch b: each stage takes the
  * longest run of layers whose time and outgoing link time are <= T. Returns
  * the number of stages used (<= K) with cuts in first[], or 0. */
-static int greedy_split(const mp_serve_ctx *c, int K, int b, double T, int *first)
+static int greedy_split(const mp_serve_eval *c, int K, int b, double T, int *first)
 {
     int L = c->prof->num_layers, pos = 0;
     for (int s = 0; s < K; s++) {
@@ -190,7 +153,7 @@ static int greedy_split(const mp_serve_ctx *c, int K, int b, double T, int *firs
 
 /* Min-bottleneck split (heuristic, see docs/serving.md) padded to K stages by
  * halving the slowest multi-layer stage. */
-static void balanced_split(const mp_serve_ctx *c, int K, int b, int *first)
+static void balanced_split(const mp_serve_eval *c, int K, int b, int *first)
 {
     int L = c->prof->num_layers;
     double hi = 0, lo = 0, minspeed = INFINITY;
@@ -258,7 +221,7 @@ static int valid_split(const int *first, int K, int L)
 
 /* The heuristic pool for K stages: the balanced split at every candidate
  * batch size, and each of those with one cut moved by one layer. */
-static int heuristic_pool(const mp_serve_ctx *c, int K, const int *batches, int nb, splitpool *pool)
+static int heuristic_pool(const mp_serve_eval *c, int K, const int *batches, int nb, splitpool *pool)
 {
     int *f = malloc((size_t)K * sizeof(int));
     if (!f) return 0;
@@ -310,9 +273,9 @@ static int next_split(int *first, int K, int L)
 
 static const int default_batches[] = { 1, 2, 4, 8, 16, 32, 64 };
 
-static mp_status eval_split(mp_serve_ctx *c, const mp_serve_search_opts *o, const int *batches,
+static mp_status eval_split(mp_serve_eval *c, const mp_serve_search_opts *o, const int *batches,
                             int nb, const double *waits, int nw, int K, const int *first,
-                            const double *arr, int n, mp_serve_plan *tmp, toplist *top,
+                            const double *arr, int n, mp_serve_candidate *tmp, toplist *top,
                             mp_error *err)
 {
     tmp->num_stages = K;
@@ -323,7 +286,7 @@ static mp_status eval_split(mp_serve_ctx *c, const mp_serve_search_opts *o, cons
         if (!tmp->fits) continue;
         for (int w = 0; w < nw; w++) {
             tmp->max_wait_ms = waits[w];
-            mp_status st = mp_serve_ctx_eval(c, tmp, arr, n, o->slo_ms, err);
+            mp_status st = mp_serve_candidate_eval(c, tmp, arr, n, o->slo_ms, err);
             if (st != MP_OK) return st;
             if ((st = top_offer(top, tmp)) != MP_OK)
                 return mp_error_set(err, st, "serving search: out of memory");
@@ -333,7 +296,7 @@ static mp_status eval_split(mp_serve_ctx *c, const mp_serve_search_opts *o, cons
 }
 
 mp_status mp_serve_search(const mp_serve_search_opts *o, const double *arr, int n,
-                          mp_serve_plan *out, int top_n, int *found, mp_error *err)
+                          mp_serve_candidate *out, int top_n, int *found, mp_error *err)
 {
     *found = 0;
     const mp_profile *prof = o->prof;
@@ -358,17 +321,14 @@ mp_status mp_serve_search(const mp_serve_search_opts *o, const double *arr, int 
     for (int K = 1; K <= Kmax && limit >= 0 && total <= limit; K++) total += choose_sat(L - 1, K - 1, limit);
     int exhaustive = limit >= 0 && total <= limit;
 
-    mp_serve_ctx c;
-    mp_status st = mp_serve_ctx_init(&c, prof, cl, bmax, err);
+    mp_serve_eval c;
+    mp_serve_terms terms = o->terms;
+    if (!(terms.fwd_scale > 0)) terms.fwd_scale = 1;
+    mp_status st = mp_serve_eval_init(&c, prof, cl, bmax, &terms, err);
     if (st != MP_OK) return st;
-    if (o->fwd_scale > 0) c.fwd_scale = o->fwd_scale;
-    c.batch_overhead_ms = o->batch_overhead_ms;
-    c.dispatch_ms = o->dispatch_ms;
-    c.spread = o->spread;
-    c.n_spread = o->n_spread;
     toplist top = { out, 0, top_n };
     splitpool pool = { 0 };
-    mp_serve_plan tmp = { 0 };
+    mp_serve_candidate tmp = { 0 };
     tmp.first = malloc((size_t)Kmax * sizeof(int));
     tmp.memory_bytes = calloc((size_t)Kmax, sizeof(double));
     if (!tmp.first || !tmp.memory_bytes) { st = mp_error_set(err, MP_ERR_NOMEM, "serving search: out of memory"); goto done; }
@@ -398,12 +358,12 @@ mp_status mp_serve_search(const mp_serve_search_opts *o, const double *arr, int 
                           "no serving plan fits: every split and max_batch exceeds some device's memory");
 done:
     if (st != MP_OK && st != MP_ERR_NOFIT) {
-        for (int i = 0; i < top.n; i++) mp_serve_plan_free(&out[i]);
+        for (int i = 0; i < top.n; i++) mp_serve_candidate_free(&out[i]);
         *found = 0;
     }
     free(pool.v);
-    mp_serve_plan_free(&tmp);
-    mp_serve_ctx_free(&c);
+    mp_serve_candidate_free(&tmp);
+    mp_serve_eval_free(&c);
     return st;
 }
 
@@ -412,25 +372,25 @@ done:
 /* 1 when some plan meets the SLO at rate r (best replaced by it), 0 when
  * none does, -1 on error. */
 static int feasible(const mp_serve_search_opts *o, const mp_serve_arrivals *arr, double r,
-                    double *buf, mp_serve_plan *best, mp_status *st, mp_error *err)
+                    double *buf, mp_serve_candidate *best, mp_status *st, mp_error *err)
 {
     mp_serve_arrivals_at_rate(arr, r, buf);
-    mp_serve_plan p = { 0 };
+    mp_serve_candidate p = { 0 };
     int found = 0;
     *st = mp_serve_search(o, buf, arr->n, &p, 1, &found, err);
     if (*st != MP_OK) return -1;
     int ok = mp_serve_meets_slo(&p.metrics);
     if (ok) {
-        mp_serve_plan_free(best);
+        mp_serve_candidate_free(best);
         *best = p;
     } else {
-        mp_serve_plan_free(&p);
+        mp_serve_candidate_free(&p);
     }
     return ok;
 }
 
 mp_status mp_serve_max_rate(const mp_serve_search_opts *o, const mp_serve_arrivals *arr,
-                            double rate_hint, double *rate, mp_serve_plan *best, mp_error *err)
+                            double rate_hint, double *rate, mp_serve_candidate *best, mp_error *err)
 {
     *rate = 0;
     memset(best, 0, sizeof *best);
@@ -463,21 +423,21 @@ mp_status mp_serve_max_rate(const mp_serve_search_opts *o, const mp_serve_arriva
         if (lo == 0) goto done;
     }
     /* best holds the plan found at lo (the last feasible probe). */
-    mp_serve_plan at_lo = { 0 };
-    if (mp_serve_plan_copy(&at_lo, best) != MP_OK) { st = mp_error_set(err, MP_ERR_NOMEM, "out of memory"); goto done; }
+    mp_serve_candidate at_lo = { 0 };
+    if (mp_serve_candidate_copy(&at_lo, best) != MP_OK) { st = mp_error_set(err, MP_ERR_NOMEM, "out of memory"); goto done; }
     while (hi - lo > 0.01 * lo) {
         double mid = 0.5 * (lo + hi);
         int g = feasible(o, arr, mid, buf, best, &st, err);
-        if (g < 0) { mp_serve_plan_free(&at_lo); goto done; }
+        if (g < 0) { mp_serve_candidate_free(&at_lo); goto done; }
         if (g) {
             lo = mid;
-            mp_serve_plan_free(&at_lo);
-            if (mp_serve_plan_copy(&at_lo, best) != MP_OK) { st = mp_error_set(err, MP_ERR_NOMEM, "out of memory"); goto done; }
+            mp_serve_candidate_free(&at_lo);
+            if (mp_serve_candidate_copy(&at_lo, best) != MP_OK) { st = mp_error_set(err, MP_ERR_NOMEM, "out of memory"); goto done; }
         } else {
             hi = mid;
         }
     }
-    mp_serve_plan_free(best);
+    mp_serve_candidate_free(best);
     *best = at_lo;
     *rate = lo;
 done:

@@ -20,6 +20,8 @@
  *      T >= C + (m-1) F_s + max(0, m-1-w) B_s         (1f1b: up to F(m-1) on stage s)
  *      T >= C + (m-1) max(act_s, grad_s)              (each link sends m transfers)
  *      T >= A_p + busy_p + U_p                        (interleaved position p)
+ *      T >= A_{p+cK} + busy_p - K sum_{d<c} F_{p+dK} - K sum_{d<c'} B_{p+dK} + U_{p+c'K}
+ *                                                     (interleaved: planner/bounds.c, at the leaves)
  *    and with only stages 0..s placed, C >= (known part) + (remaining work) /
  *    (fastest remaining device) + latencies, and the remaining stages need
  *    m (remaining work) / (their total speed); for interleaved, the water
@@ -179,11 +181,23 @@ static double leaf_bound(const mp_split *x)
         /* gpipe/1f1b, D > 1: position p's list ends after A[p] + busy[p], then it all-reduces */
         if (!interleaved(x) && x->c.D > 1 && (t = x->A[p] + busy[p] + x->ar[p]) > lb) lb = t;
     }
+    if (interleaved(x))  /* the paths of planner/bounds.c: from F(p+cK, 0) to the last B of p+c'K */
+        for (int p = 0; p < K; p++) {
+            double hF = -HUGE_VAL, hB = -HUGE_VAL, sF = 0, sB = 0;
+            for (int s = p; s < S; s += K) {
+                if (x->A[s] - K * sF > hF) hF = x->A[s] - K * sF;
+                if (U[s] - K * sB > hB) hB = U[s] - K * sB;
+                sF += x->F[s];
+                sB += x->B[s];
+            }
+            if (hF + busy[p] + hB > lb) lb = hF + busy[p] + hB;
+        }
     return lb;
 }
 
 static mp_status simulate(mp_split *x, double *t)
 {
+    double t1 = mp_now_s();
     mp_sim_input in = { .ops = &x->ops, .fwd_ms = x->F, .bwd_ms = x->B, .act_ms = x->act, .grad_ms = x->grad,
                         .allreduce_ms = x->c.D > 1 ? x->ar : NULL };
     mp_sim_result res;
@@ -192,6 +206,7 @@ static mp_status simulate(mp_split *x, double *t)
     x->tally->sims++;
     x->tally->simops += 2.0 * x->c.m * x->c.S;
     mp_status st = mp_sim_run(x->sim, &in, &res, NULL, &e);
+    x->tally->sim_s += mp_now_s() - t1;
     *t = res.iteration_ms;
     return st;
 }
@@ -201,6 +216,10 @@ mp_status mp_split_try_leaf(mp_split *x)
 {
     double lb = leaf_bound(x), thr = threshold(x), t;
     if (lb >= thr) return MP_OK;
+    if (!mp_tally_sim_fits(x->tally, 2.0 * x->c.m * x->c.S)) {  /* out of time: the leaf is cut */
+        if (lb < x->tally->cut_lb) x->tally->cut_lb = lb;
+        return MP_OK;
+    }
     mp_status st = simulate(x, &t);
     if (st != MP_OK) return st;
     if (t < thr) return mp_top_offer(x->top, &x->c, x->hi, x->rc, t);
@@ -228,7 +247,7 @@ static double partial_bound(mp_split *x, int s, double maxY, double maxbusy)
     return lb;
 }
 
-static mp_status dfs(mp_split *x, int s, double maxY, double maxbusy);
+static mp_status dfs(mp_split *x, int s, double maxY, double maxbusy, double lbN);
 
 /* Places stage s = [lo, hi] and recurses. */
 static mp_status place(mp_split *x, int s, int lo, int hi, double maxY, double maxbusy)
@@ -259,7 +278,9 @@ static mp_status place(mp_split *x, int s, int lo, int hi, double maxY, double m
     if (y > maxY) maxY = y;
     if (busy > maxbusy) maxbusy = busy;
     mp_status st = MP_OK;
-    if (go && partial_bound(x, s, maxY, maxbusy) < threshold(x)) st = dfs(x, s + 1, maxY, maxbusy);
+    double pb = go ? partial_bound(x, s, maxY, maxbusy) : HUGE_VAL;
+    if (pb < x->node_lb) pb = x->node_lb;  /* the parent's bound holds here too */
+    if (go && pb < threshold(x)) st = dfs(x, s + 1, maxY, maxbusy, pb);
     if (interleaved(x)) mp_split_il_leave(x, s, &undo);
     return st;
 }
@@ -311,8 +332,14 @@ static void narrow(const mp_split *x, int s, int lo, double thr, int *hmin, int 
     }
 }
 
-/* Places stages s..S-1 after stage s-1. */
-static mp_status dfs(mp_split *x, int s, double maxY, double maxbusy)
+/* A cap cut off a subtree whose plans are all >= lb. */
+static void cut(mp_split *x, double lb)
+{
+    if (lb < x->tally->cut_lb) x->tally->cut_lb = lb;
+}
+
+/* Places stages s..S-1 after stage s-1; lbN bounds every plan below. */
+static mp_status dfs(mp_split *x, int s, double maxY, double maxbusy, double lbN)
 {
     mp_search_tally *tl = x->tally;
     int S = x->c.S, L = x->ps.L, lo = s > 0 ? x->hi[s - 1] + 1 : 0;
@@ -320,10 +347,11 @@ static mp_status dfs(mp_split *x, int s, double maxY, double maxbusy)
     tl->nodes += x->node_weight;
     if (tl->nodes % 4096 < x->node_weight) show_progress(x);
     if (threshold(x) <= x->c.lb) return MP_OK;  /* nothing here beats what we have */
-    if (mp_tally_spent(tl)) {
-        tl->out_of_budget = 1;
+    if (mp_tally_charge(tl, x->node_weight)) {
+        cut(x, lbN);
         return MP_OK;
     }
+    x->node_lb = lbN;
     if (s == S - 1) return place(x, s, lo, L - 1, maxY, maxbusy);
     double thr = threshold(x);
     if (!interleaved(x)) narrow(x, s, lo, thr, &hmin, &hmax);
@@ -346,13 +374,19 @@ static mp_status dfs(mp_split *x, int s, double maxY, double maxbusy)
         int h1 = t - d, h2 = t + d + 1, any = 0;
         if (h1 >= hmin) {
             any = 1;
+            x->node_lb = lbN;
             if ((st = place(x, s, lo, h1, maxY, maxbusy)) != MP_OK) return st;
         }
         if (h2 <= hmax) {
             any = 1;
+            x->node_lb = lbN;
             if ((st = place(x, s, lo, h2, maxY, maxbusy)) != MP_OK) return st;
         }
-        if (!any || tl->out_of_budget) break;
+        if (!any) break;
+        if (tl->out_of_budget) {  /* the children not tried yet are cut */
+            if (t - d - 1 >= hmin || t + d + 2 <= hmax) cut(x, lbN);
+            break;
+        }
     }
     return MP_OK;
 }
@@ -360,6 +394,28 @@ static mp_status dfs(mp_split *x, int s, double maxY, double maxbusy)
 static mp_status split_error(mp_error *err, mp_status st)
 {
     return mp_error_set(err, st, "search: %s", st == MP_ERR_NOMEM ? "out of memory" : "simulation failed");
+}
+
+/* Times the split whose stages end at hi[0..S) (non-empty, hi[S-1] = L-1):
+ * stage times, recompute as the mode and memory give it (gpipe/1f1b: none
+ * when a stage fits no choice), then the leaf, offered to the incumbents
+ * when it beats them. */
+static mp_status try_split(mp_split *x, const int *hi)
+{
+    int S = x->c.S, lo = 0;
+    x->A[0] = x->U[0] = 0;
+    for (int p = 0; p < x->c.K; p++) x->il.busy[p] = 0;
+    for (int s = 0; s < S; s++) {
+        x->hi[s] = hi[s];
+        stage_times(x, s, lo, hi[s]);
+        int rc = interleaved(x) ? x->mode == MP_RC_ON : mp_stage_fit_rc(&x->fit, s, lo, hi[s]);
+        if (rc < 0) return MP_OK;
+        mp_split_set_rc(x, s, rc);
+        x->A[s + 1] = x->A[s] + x->F[s] + x->act[s];
+        x->U[s + 1] = x->U[s] + x->B[s] + x->grad[s];
+        lo = hi[s] + 1;
+    }
+    return interleaved(x) ? mp_split_il_leaf(x) : mp_split_try_leaf(x);
 }
 
 /* ---------------------------------------------------------------- entry points */
@@ -403,30 +459,53 @@ mp_status mp_split_greedy(mp_split *x, mp_error *err)
     }
     mp_status st = MP_OK;
     if (found) {
-        /* set the stages of the greedy split as place() does, so A/U/bounds are set */
-        for (int s = 0; s < S; s++) x->hi[s] = best[s];
-        int lo = 0;
-        for (int s = 0; s < S - 1; s++) {
-            stage_times(x, s, lo, best[s]);
-            int rc = interleaved(x) ? x->mode == MP_RC_ON : mp_stage_fit_rc(&x->fit, s, lo, best[s]);
-            mp_split_set_rc(x, s, rc < 0 ? 0 : rc);
-            x->A[s + 1] = x->A[s] + x->F[s] + x->act[s];
-            x->U[s + 1] = x->U[s] + x->B[s] + x->grad[s];
-            lo = best[s] + 1;
-        }
-        for (int p = 0; p < x->c.K; p++) x->il.busy[p] = 0;
-        x->hi[S - 1] = L - 1;
-        stage_times(x, S - 1, lo, L - 1);
-        if (interleaved(x)) st = mp_split_il_leaf(x);
-        else {
-            int rc = mp_stage_fit_rc(&x->fit, S - 1, lo, L - 1);
-            if (rc >= 0) {
-                mp_split_set_rc(x, S - 1, rc);
-                st = mp_split_try_leaf(x);
-            }
-        }
+        best[S - 1] = L - 1;
+        st = try_split(x, best);
     }
     free(best);
+    return st == MP_OK ? MP_OK : split_error(err, st);
+}
+
+/* The configuration's incumbent time (HUGE_VAL: none) and split. */
+static double own_entry(const mp_split *x, const int **hi)
+{
+    for (int i = 0; i < x->top->n; i++)
+        if (mp_config_same(&x->top->e[i].c, &x->c)) {
+            *hi = x->top->e[i].hi;
+            return x->top->e[i].t;
+        }
+    return HUGE_VAL;
+}
+
+/* See split.h. */
+mp_status mp_split_polish(mp_split *x, mp_error *err)
+{
+    int S = x->c.S;
+    const int *ehi;
+    double best = own_entry(x, &ehi);
+    if (best == HUGE_VAL || S < 2) return MP_OK;
+    int *cur = malloc((size_t)S * sizeof *cur);
+    if (!cur) return split_error(err, MP_ERR_NOMEM);
+    memcpy(cur, ehi, (size_t)S * sizeof *cur);
+    mp_status st = MP_OK;
+    for (int improved = 1; improved && st == MP_OK && !mp_tally_spent(x->tally);) {
+        improved = 0;
+        for (int s = 0; s + 1 < S && st == MP_OK && !x->tally->out_of_budget; s++)
+            for (int d = -1; d <= 1 && st == MP_OK; d += 2) {
+                int lo = s > 0 ? cur[s - 1] + 1 : 0, h = cur[s] + d, old = cur[s];
+                if (h < lo || h >= cur[s + 1] || mp_tally_spent(x->tally)) continue;
+                cur[s] = h;
+                st = try_split(x, cur);
+                double t = own_entry(x, &ehi);
+                if (t < best) {
+                    best = t;
+                    improved = 1;
+                } else {
+                    cur[s] = old;
+                }
+            }
+    }
+    free(cur);
     return st == MP_OK ? MP_OK : split_error(err, st);
 }
 
@@ -434,8 +513,15 @@ mp_status mp_split_greedy(mp_split *x, mp_error *err)
 mp_status mp_split_search(mp_split *x, mp_error *err)
 {
     x->node_weight = 1;
-    if (interleaved(x) && mp_split_il_prepare(x) != MP_OK) return split_error(err, MP_ERR_NOMEM);
+    mp_status sp = interleaved(x) ? mp_split_il_prepare(x) : MP_OK;
+    if (sp == MP_ERR_TIMEOUT) {  /* out of time before the first node: all of it is cut */
+        x->tally->out_of_budget = 1;
+        if (x->c.lb < x->tally->cut_lb) x->tally->cut_lb = x->c.lb;
+        return MP_OK;
+    }
+    if (sp != MP_OK) return split_error(err, MP_ERR_NOMEM);
     x->A[0] = x->U[0] = 0;
-    mp_status st = dfs(x, 0, 0, 0);
+    x->node_lb = x->c.lb;
+    mp_status st = dfs(x, 0, 0, 0, x->c.lb);
     return st == MP_OK ? MP_OK : split_error(err, st);
 }

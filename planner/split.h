@@ -2,13 +2,16 @@
  * configuration (planner/split.c; the interleaved parts in
  * planner/split_interleaved.c). The driver (planner/search.c) sets up a
  * configuration, times its greedy split, sets the caps and runs the search.
- * defines: mp_search_tally, mp_tally_spent, mp_il_state, mp_split, mp_split_init, mp_split_free,
- *          mp_split_config, mp_split_greedy, mp_split_search, mp_split_try_leaf, the
- *          mp_split_il_* hooks of the interleaved search, mp_split_zb_bound,
- *          mp_split_zb_search (zero-bubble, planner/split_zb.c) */
+ * defines: mp_search_tally, MP_TALLY_TICK, mp_tally_charge, mp_tally_spent, mp_tally_sim_fits, mp_il_state,
+ *          mp_split, mp_split_init, mp_split_free, mp_split_config, mp_split_greedy, mp_split_polish,
+ *          mp_split_search, mp_split_try_leaf, the mp_split_il_* hooks of the interleaved search,
+ *          mp_split_zb_bound, mp_split_zb_search (zero-bubble, planner/split_zb.c) */
 #ifndef MP_SPLIT_H
 #define MP_SPLIT_H
 
+#include <math.h>
+
+#include "clock.h"
 #include "cluster.h"
 #include "configs.h"
 #include "mem_states.h"
@@ -21,25 +24,55 @@
 #include "top.h"
 
 /* What the search counts, and the caps of the configuration being searched
- * (the driver sets them before mp_split_search). */
+ * (the driver sets them before mp_split_search). Time is the cap that
+ * always holds: t_cap is the wall clock (mp_now_s) at which the current
+ * configuration's work stops; work caps are optional and deterministic. */
 typedef struct {
     long nodes;                /* branch-and-bound nodes, each weighing mp_split.node_weight */
     long sims;                 /* simulator runs */
     double simops;             /* simulated ops */
     long node_cap;             /* the split search stops at nodes >= node_cap ... */
-    double sim_cap;            /* ... or simops >= sim_cap */
-    int out_of_budget;         /* 1: a cap stopped a split search */
+    double sim_cap;            /* ... or simops >= sim_cap ... */
+    double t_cap;              /* ... or at wall time t_cap (HUGE_VAL: none) */
+    long tick;                 /* work units left before the clock is read again */
+    int out_of_budget;         /* 1: a cap (time or work) stopped a split search */
     int inexact;               /* 1: interleaved recompute sets were cut, optimality unproven */
     long searched;             /* configurations whose split search ran */
     int progress;              /* 1: a progress line on stderr once the search runs > 2 s */
     double t0;                 /* when the search started (mp_now_s) */
+    double sim_s;              /* seconds spent in the simulator */
     int shown;                 /* 1: a progress line was printed */
+    double cut_lb;             /* least bound of the subtrees a cap cut off (HUGE_VAL: none) */
 } mp_search_tally;
 
-/* 1 when the current configuration's caps are reached. */
-static inline int mp_tally_spent(const mp_search_tally *t)
+#define MP_TALLY_TICK 64       /* work units (nodes, peak walks) between clock reads */
+
+/* 1 when the current configuration's caps are reached (sticky: sets
+ * out_of_budget). Charges `units` of work; reads the clock once every
+ * MP_TALLY_TICK units. */
+static inline int mp_tally_charge(mp_search_tally *t, long units)
 {
-    return t->nodes >= t->node_cap || t->simops >= t->sim_cap;
+    if (t->out_of_budget) return 1;
+    if (t->nodes >= t->node_cap || t->simops >= t->sim_cap) return t->out_of_budget = 1;
+    if ((t->tick -= units) > 0) return 0;
+    t->tick = MP_TALLY_TICK;
+    if (mp_now_s() >= t->t_cap) t->out_of_budget = 1;
+    return t->out_of_budget;
+}
+
+/* 1 when the current configuration's caps are reached (no work charged
+ * beyond one unit). */
+static inline int mp_tally_spent(mp_search_tally *t) { return mp_tally_charge(t, 1); }
+
+/* 1 when a simulation of `ops` ops fits the time left (at the rate
+ * measured so far; before the first, an assumed 10^7 ops/s): else the
+ * caps count as reached. */
+static inline int mp_tally_sim_fits(mp_search_tally *t, double ops)
+{
+    if (mp_tally_spent(t)) return 0;
+    double rate = t->sim_s > 1e-3 ? t->simops / t->sim_s : 1e7;
+    if (t->t_cap < HUGE_VAL && mp_now_s() + ops / rate >= t->t_cap) return !(t->out_of_budget = 1);
+    return 1;
 }
 
 /* Interleaved: what the placed stages hold per position, and scratch. */
@@ -68,7 +101,8 @@ typedef struct {
     int *last_stage;           /* [K] stage of each position's last op */
     double *spd_max_suf, *spd_sum_suf; /* [S+1]: over positions of stages s..S-1 */
     double latmin;             /* smallest link latency (ms) among the used links */
-    long node_weight;          /* budget units per node: 1, more when memory states are many */
+    long node_weight;          /* work units per node: 1, more when memory states are many */
+    double node_lb;            /* bound of the node whose children are being placed */
     /* the split: stages 0..s placed */
     int *hi, *rc;              /* [S] last layer, recompute */
     double *F, *Bn, *B, *R;    /* [S] forward, backward without / with recompute, recompute */
@@ -91,6 +125,12 @@ mp_status mp_split_config(mp_split *x, const mp_config *c, mp_error *err);
 /* Times the greedy split of the configuration (balanced stage times, the
  * least largest one found by bisection) and offers it to the incumbents. */
 mp_status mp_split_greedy(mp_split *x, mp_error *err);
+
+/* Hill climbing from the configuration's incumbent (nothing when it has
+ * none): moves one cut by one layer while that lowers the time, within
+ * the tally's caps. Finds better plans when the search was cut; proves
+ * nothing. */
+mp_status mp_split_polish(mp_split *x, mp_error *err);
 
 /* The branch and bound over every split of the configuration, within the
  * tally's caps (tally->out_of_budget set when they stopped it). */
@@ -141,7 +181,8 @@ typedef struct {
 } mp_il_undo;
 
 /* Before the branch and bound: the in-flight states, the node weight, and
- * nothing placed. MP_ERR_NOMEM. */
+ * nothing placed. MP_ERR_NOMEM; MP_ERR_TIMEOUT when the states are not
+ * built by the tally's t_cap. */
 mp_status mp_split_il_prepare(mp_split *x);
 
 /* Narrows the last layer of stage s (first layer lo) to [*hmin, *hmax]:

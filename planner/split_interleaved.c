@@ -26,18 +26,23 @@
 static int rc_bit(unsigned mask, int i) { return (mask >> (i < 31 ? i : 31)) & 1; }
 
 /* Position p's peak with the recompute bits `mask` over its chunks (bit i:
- * stage p + i*K, see rc_bit): the memory model's op walk. */
+ * stage p + i*K, see rc_bit): the memory model's op walk (charged to the tally), plus
+ * with D > 1 replicas the all-reduce buffer (the largest of its stages',
+ * mp_memory_allreduce_bytes). */
 static double device_peak(mp_split *x, int p, unsigned mask)
 {
     int K = x->c.K, S = x->c.S;
-    double base = 0;
+    mp_tally_charge(x->tally, 1 + x->ops.len[p] / 1024);
+    double base = 0, buf = 0;
     for (int s = p, i = 0; s < S; s += K, i++) {
         int lo = s > 0 ? x->hi[s - 1] + 1 : 0;
         mp_stage_bytes sb = mp_prefix_bytes(&x->ps, lo, x->hi[s]);
         base += x->sf * sb.params;
         mp_memory_held(&sb, x->c.b, rc_bit(mask, i), &x->il.held[s], &x->il.extra[s]);
+        double a = mp_prefix_max_param(&x->ps, lo, x->hi[s]);
+        if (x->c.D > 1 && (a > 4 ? a : 4) > buf) buf = a > 4 ? a : 4;
     }
-    return mp_memory_walk(x->ops.ops[p], x->ops.len[p], base, x->il.held, x->il.extra);
+    return mp_memory_walk(x->ops.ops[p], x->ops.len[p], base + buf, x->il.held, x->il.extra);
 }
 
 /* Lower bound on position p's peak with only stages <= smax placed (others
@@ -191,12 +196,13 @@ static double position_capacity(mp_split *x, int s, double thr)
 /* ---------------------------------------------------------------- hooks */
 
 /* See split.h. A node costs about (log L + 4) peak evaluations over a
- * position's states: the budget is charged for that so that time stays
+ * position's states: the tally is charged for that so that time stays
  * bounded. */
 mp_status mp_split_il_prepare(mp_split *x)
 {
     int K = x->c.K;
-    if (mp_mem_states_build(&x->il.ms, &x->ops, x->c.v) != MP_OK) return MP_ERR_NOMEM;
+    mp_status st = mp_mem_states_build_by(&x->il.ms, &x->ops, x->c.v, x->tally->t_cap);
+    if (st != MP_OK) return st;
     double per = (double)x->il.ms.row_off[K] / K * x->c.v, lg = 4;
     for (int l = x->ps.L; l > 1; l /= 2) lg++;
     x->node_weight = 1 + (long)(per * lg / NODE_WORK);
@@ -297,7 +303,7 @@ mp_status mp_split_il_leaf(mp_split *x)
         } else {
             unsigned char *ok = calloc(nmask, 1);
             if (!ok) { st = MP_ERR_NOMEM; goto out; }
-            for (unsigned mk = 1; mk < nmask; mk++) ok[mk] = device_peak(x, p, mk) <= cap;
+            for (unsigned mk = 1; mk < nmask && !x->tally->out_of_budget; mk++) ok[mk] = device_peak(x, p, mk) <= cap;
             for (unsigned mk = 1; mk < nmask; mk++) {
                 if (!ok[mk]) continue;
                 int minimal = 1;   /* no feasible proper subset */
@@ -308,12 +314,17 @@ mp_status mp_split_il_leaf(mp_split *x)
             free(ok);
         }
         ncand[p] = n;
+        if (x->tally->out_of_budget) {  /* out of time: this leaf is cut */
+            if (x->node_lb < x->tally->cut_lb) x->tally->cut_lb = x->node_lb;
+            goto out;
+        }
         if (n == 0) goto out;
         combos *= n;
         if (combos > MAX_COMBOS) { combos = MAX_COMBOS; x->tally->inexact = 1; }
     }
     for (int p = 0; p < K; p++) idx[p] = 0;
-    for (long c = 0; c < combos; c++) {
+    long c = 0;
+    for (; c < combos && !x->tally->out_of_budget; c++) {
         for (int p = 0; p < K; p++)
             for (int s = p, i = 0; s < x->c.S; s += K, i++) mp_split_set_rc(x, s, rc_bit(cand[p][idx[p]], i));
         if ((st = mp_split_try_leaf(x)) != MP_OK) goto out;
@@ -322,6 +333,7 @@ mp_status mp_split_il_leaf(mp_split *x)
             idx[p] = 0;
         }
     }
+    if (c < combos && x->node_lb < x->tally->cut_lb) x->tally->cut_lb = x->node_lb;  /* combos cut */
 out:
     for (int p = 0; p < K; p++) free(cand[p]);
     return st;

@@ -52,9 +52,12 @@ static mp_status time_leaf(zb_ctx *z, double *t, unsigned char *misfit)
 {
     mp_error e;
     mp_error_clear(&e);
+    if (!mp_tally_sim_fits(z->x->tally, 3.0 * z->m * z->S)) { *t = HUGE_VAL; return MP_OK; }   /* the time limit */
     z->x->tally->sims++;
     z->x->tally->simops += 3.0 * z->m * z->S;
+    double t1 = mp_now_s();
     mp_status st = mp_plan_evaluate(&z->plan, z->prof, z->x->cl, z->x->sf, NULL, &e);
+    z->x->tally->sim_s += mp_now_s() - t1;
     if (st == MP_ERR_NOMEM) return st;
     if (st != MP_OK) { *t = HUGE_VAL; return MP_OK; }
     int fits = 1;
@@ -178,7 +181,8 @@ mp_status mp_split_zb_search(mp_split *x, mp_error *err)
     z.plan.chunks_per_device = mp_schedule_chunks(z.plan.schedule, c->v);
     z.plan.microbatch_size = c->b;
     z.plan.num_microbatches = c->m;
-    z.plan.global_batch = c->b * c->m;
+    z.plan.data_parallel = c->D > 1 ? c->D : 1;   /* the reference times the replicas' all-reduces too */
+    z.plan.global_batch = z.plan.data_parallel * c->b * c->m;
     z.plan.num_stages = z.S;
     for (int s = 0; s < z.S; s++) z.plan.stages[s].device = z.pos[s];
     if (z.S <= z.L) st = dfs(&z, 0, 0);

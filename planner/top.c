@@ -67,7 +67,7 @@ mp_status mp_top_offer(mp_top *t, const mp_config *c, const int *hi, const int *
 
 /* See top.h. */
 mp_status mp_top_plan(const mp_top_entry *e, int G, const mp_profile *prof, const mp_cluster *cl,
-                      double sf, mp_plan *p, mp_error *err)
+                      const int *dev, double sf, mp_plan *p, mp_error *err)
 {
     memset(p, 0, sizeof *p);
     p->mode = MP_MODE_TRAIN;
@@ -84,7 +84,8 @@ mp_status mp_top_plan(const mp_top_entry *e, int G, const mp_profile *prof, cons
         p->stages[s].first = lo;
         p->stages[s].last = e->hi[s];
         int K = e->c.K;   /* zb-v: the V, stage s >= K back on position 2K-1-s */
-        p->stages[s].device = e->c.kind == MP_SCHED_ZB_V && s >= K ? 2 * K - 1 - s : s % K;
+        int q = e->c.kind == MP_SCHED_ZB_V && s >= K ? 2 * K - 1 - s : s % K;
+        p->stages[s].device = dev ? dev[q] : q;
         p->stages[s].recompute = e->rc[s];
         lo = e->hi[s] + 1;
     }

@@ -48,9 +48,10 @@ static inline double mp_top_threshold(const mp_top *t, const mp_config *c)
 mp_status mp_top_offer(mp_top *t, const mp_config *c, const int *hi, const int *rc, double time);
 
 /* Entry e as a training plan of global batch G (D replicas of m
- * micro-batches of b), evaluated by the reference
- * (mp_plan_evaluate) with state factor sf; free p with mp_plan_free. */
+ * micro-batches of b), position k on cluster device dev[k] (dev NULL:
+ * device k), evaluated by the reference (mp_plan_evaluate) on cl with state
+ * factor sf; free p with mp_plan_free. */
 mp_status mp_top_plan(const mp_top_entry *e, int G, const mp_profile *prof, const mp_cluster *cl,
-                      double sf, mp_plan *p, mp_error *err);
+                      const int *dev, double sf, mp_plan *p, mp_error *err);
 
 #endif

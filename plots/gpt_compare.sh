@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # gpt_compare.sh — the README's gpt-mini plan comparison: for 2 and 4 devices,
-# the plan mpplan picks (any schedule), its best 1f1b plan, and the uniform
+# the pipeline (--data-parallel 1) mpplan picks (any schedule), its best 1f1b plan, and the uniform
 # split (equal blocks per stage, the embedding with the first stage, the final
 # layernorm and the head with the last; 1f1b with the same micro-batch size and
 # count as mpplan's 1f1b plan, predicted with mpplan --evaluate), with the
@@ -74,9 +74,9 @@ echo "# gpt_compare: $MODEL, profile $PROFILE, global batch $GB, $MEMORY per dev
 echo "| devices | plan | schedule | micro-batches | layers per stage | predicted ms | peak MiB per device | measured ms |"
 echo "|---|---|---|---|---|---|---|---|"
 for K in 2 4; do
-    "$BIN/mpplan" --profile "$PROFILE" --devices "$K" --memory "$MEMORY" --global-batch "$GB" \
+    "$BIN/mpplan" --profile "$PROFILE" --devices "$K" --memory "$MEMORY" --global-batch "$GB" --data-parallel 1 \
         --json -o "$OUT/best.$K.json" >/dev/null 2>&1
-    "$BIN/mpplan" --profile "$PROFILE" --devices "$K" --memory "$MEMORY" --global-batch "$GB" --schedule 1f1b \
+    "$BIN/mpplan" --profile "$PROFILE" --devices "$K" --memory "$MEMORY" --global-batch "$GB" --data-parallel 1 --schedule 1f1b \
         --json -o "$OUT/best1f1b.$K.json" >/dev/null 2>&1
     jq --argjson st "[$(uniform_stages "$K")]" 'del(.predicted) | .stages = $st' "$OUT/best1f1b.$K.json" \
         > "$OUT/uniform.$K.in.json"

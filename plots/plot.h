@@ -1,7 +1,7 @@
 /* plot.h — mpplot's subcommands and the command-line helpers they share.
- * defines: mp_plot_opt, mp_plot_longopts, mp_plot_usage, mp_plot_fail,
- *          mp_plot_cluster_args, mp_plot_cluster_opt, mp_plot_load_cluster,
- *          mp_plot_load_json, mp_plot_json_num, mp_plot_bytes_unit,
+ * defines: mp_plot_opt, MP_PLOT_OPT_OUTPUT, MP_PLOT_OPT_TITLE, MP_PLOT_OPT_HELP,
+ *          mp_plot_base, mp_plot_base_opt, mp_plot_parse, mp_plot_usage, mp_plot_fail,
+ *          mp_plot_state_factor, mp_plot_load_json, mp_plot_json_num, mp_plot_bytes_unit,
  *          mp_plot_busy_scan, mp_plot_busy_title,
  *          mp_plot_sweep_main, mp_plot_timeline_main, mp_plot_latency_main,
  *          mp_plot_accuracy_main, mp_plot_memory_main
@@ -16,6 +16,7 @@
 #include <jansson.h>
 #include <stdio.h>
 #include "cli.h"
+#include "cli_cluster.h"
 #include "cluster.h"
 #include "mp_status.h"
 
@@ -23,34 +24,41 @@
  * option char or a value >= 256. */
 typedef mp_cli_opt mp_plot_opt;
 
-#define MP_PLOT_MAX_OPTS 32
+/* The options every subcommand has: -o/--output, --title, --help. */
+enum { MP_PLOT_O_TITLE = 390, MP_PLOT_O_HELP };
+#define MP_PLOT_OPT_OUTPUT { "output", required_argument, 'o', "IMAGE", "the image: .png or .svg (required)" }
+#define MP_PLOT_OPT_TITLE(help) { "title", required_argument, MP_PLOT_O_TITLE, "TEXT", help }
+#define MP_PLOT_OPT_HELP { "help", no_argument, MP_PLOT_O_HELP, NULL, "this text" }
 
-/* Fills out[0..n] (n <= MP_PLOT_MAX_OPTS, terminated) for getopt_long. */
-void mp_plot_longopts(const mp_plot_opt *o, int n, struct option *out);
+typedef struct {
+    const char *out, *title;
+    int help;
+    mp_cli_cluster ca;   /* the device/cluster group, for subcommands whose table has it */
+} mp_plot_base;
+
+/* Takes one of the common options (or of the device/cluster group) into
+ * base (an mp_plot_base): 1 taken, 0 not one of them, -1 a bad value (*err
+ * set); an mp_cli_group_fn. */
+int mp_plot_base_opt(void *base, int id, const char *v, mp_error *err);
+
+/* A subcommand's option loop: base's cluster group initialised, then
+ * mp_cli_parse over o[0..n) (short option -o): the common options into base
+ * (mp_plot_base_opt), fn(ctx, ...) for each other one. Returns -1 to go on; else the exit code to
+ * return: 0 after --help (the usage is printed), 2 after a bad option
+ * ("mpplot SUB: MSG"). */
+int mp_plot_parse(int argc, char **argv, const char *sub, const char *synopsis, const char *about,
+                  const mp_plot_opt *o, int n, mp_cli_opt_fn fn, void *ctx, mp_plot_base *base);
 /* "usage: mpplot SYNOPSIS" then one line per option. */
 void mp_plot_usage(FILE *f, const char *synopsis, const char *about, const mp_plot_opt *o, int n);
 /* Prints "mpplot SUB: MSG" (for MP_ERR_BACKEND: "mpplot: MSG") and returns
  * mp_exit_code(st). */
 int mp_plot_fail(const char *sub, mp_status st, const char *msg);
 
-/* --devices K --memory SIZE [--bandwidth BW] [--latency T] | --cluster C.json */
-typedef struct {
-    const char *cluster, *memory, *bandwidth, *latency;
-    int devices;   /* 0: absent */
-} mp_plot_cluster_args;
+/* The device/cluster options (--devices K --memory SIZE [--bandwidth BW]
+ * [--latency T] | --cluster C.json) are core/cli_cluster.h's. */
 
-enum { MP_PLOT_O_DEVICES = 400, MP_PLOT_O_MEMORY, MP_PLOT_O_BANDWIDTH, MP_PLOT_O_LATENCY,
-       MP_PLOT_O_CLUSTER };
-
-/* Handles one of the cluster options (id as above): returns 1 when taken,
- * 0 when id is not a cluster option, -1 with *err set for a bad value. */
-int mp_plot_cluster_opt(mp_plot_cluster_args *a, int id, const char *value, mp_error *err);
-
-/* Builds the cluster: from the file, or K identical devices (bandwidth
- * default 25GB/s, latency 10us, as mpplan). When neither is given and
- * default_devices > 0, that many devices with unlimited memory. */
-mp_status mp_plot_load_cluster(const mp_plot_cluster_args *a, int default_devices,
-                               mp_cluster *c, mp_error *err);
+/* --state-factor F: a number from 0 to 1e6 (core/cli message form). */
+mp_status mp_plot_state_factor(const char *v, double *out, mp_error *err);
 
 /* Reads a JSON file (any top-level value) with "PATH:LINE:COL:" syntax messages. */
 mp_status mp_plot_load_json(const char *path, json_t **out, mp_error *err);

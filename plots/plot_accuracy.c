@@ -10,11 +10,10 @@
 #include "gnuplot.h"
 #include "plot.h"
 
-enum { O_TITLE = 256, O_HELP };
 static const mp_plot_opt opts[] = {
-    { "output", required_argument, 'o', "IMAGE", "the image: .png or .svg (required)" },
-    { "title", required_argument, O_TITLE, "TEXT", "title before the mean error" },
-    { "help", no_argument, O_HELP, NULL, "this text" },
+    MP_PLOT_OPT_OUTPUT,
+    MP_PLOT_OPT_TITLE("title before the mean error"),
+    MP_PLOT_OPT_HELP,
 };
 #define NOPTS ((int)(sizeof opts / sizeof *opts))
 #define SYNOPSIS "accuracy VALIDATE.json -o IMAGE [--title TEXT]"
@@ -73,24 +72,21 @@ static int write_points(const char *path, const json_t *arr, FILE *f, double *me
     return (int)json_array_size(arr);
 }
 
+/* No options but the common ones (mp_cli_opt_fn). */
+static mp_status take(void *ctx, int c, const char *v, mp_error *err)
+{
+    (void)ctx;
+    (void)c;
+    (void)v;
+    return mp_error_set(err, MP_ERR_USAGE, "unknown option (see mpplot accuracy --help)");
+}
+
 int mp_plot_accuracy_main(int argc, char **argv)
 {
-    struct option lo[MP_PLOT_MAX_OPTS + 1];
-    mp_plot_longopts(opts, NOPTS, lo);
-    const char *out = NULL, *title = NULL;
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "o:", lo, NULL)) != -1) {
-        switch (c) {
-        case 'o': out = optarg; break;
-        case O_TITLE: title = optarg; break;
-        case O_HELP: mp_plot_usage(stdout, SYNOPSIS, ABOUT, opts, NOPTS); return 0;
-        default:
-            fprintf(stderr, "mpplot accuracy: bad option %s (see mpplot accuracy --help)\n", argv[optind - 1]);
-            return 2;
-        }
-    }
+    mp_plot_base b = { 0 };   /* the only options: -o, --title, --help */
+    int code = mp_plot_parse(argc, argv, "accuracy", SYNOPSIS, ABOUT, opts, NOPTS, take, NULL, &b);
+    if (code >= 0) return code;
+    const char *out = b.out, *title = b.title;
     if (optind != argc - 1 || !out) {
         fprintf(stderr, "usage: mpplot " SYNOPSIS "\n");
         return 2;

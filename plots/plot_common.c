@@ -6,15 +6,34 @@
 #include <string.h>
 
 #include "json_util.h"
-#include "units.h"
-
-#define DEFAULT_BANDWIDTH "25GB/s"
-#define DEFAULT_LATENCY "10us"
 
 /* See plot.h. */
-void mp_plot_longopts(const mp_plot_opt *o, int n, struct option *out)
+int mp_plot_base_opt(void *base, int id, const char *v, mp_error *err)
 {
-    mp_cli_longopts(o, n < MP_PLOT_MAX_OPTS ? n : MP_PLOT_MAX_OPTS, out);
+    mp_plot_base *b = base;
+    int g = mp_cli_cluster_opt(&b->ca, id, v, err);
+    if (g) return g;
+    switch (id) {
+    case 'o': b->out = v; return 1;
+    case MP_PLOT_O_TITLE: b->title = v; return 1;
+    case MP_PLOT_O_HELP: b->help = 1; return 1;
+    default: return 0;
+    }
+}
+
+/* See plot.h. */
+int mp_plot_parse(int argc, char **argv, const char *sub, const char *synopsis, const char *about,
+                  const mp_plot_opt *o, int n, mp_cli_opt_fn fn, void *ctx, mp_plot_base *base)
+{
+    mp_error err = { 0 };
+    mp_cli_cluster_init(&base->ca);
+    mp_status st = mp_cli_parse_group(argc, argv, o, n, "o:", mp_plot_base_opt, base, fn, ctx, &err);
+    if (st != MP_OK) return mp_plot_fail(sub, st, err.msg);
+    if (base->help) {
+        mp_plot_usage(stdout, synopsis, about, o, n);
+        return 0;
+    }
+    return -1;
 }
 
 /* See plot.h. */
@@ -34,57 +53,15 @@ int mp_plot_fail(const char *sub, mp_status st, const char *msg)
     return mp_exit_code(st);
 }
 
-/* ---------------------------------------------------------------- cluster */
-
 /* See plot.h. */
-int mp_plot_cluster_opt(mp_plot_cluster_args *a, int id, const char *v, mp_error *err)
+mp_status mp_plot_state_factor(const char *v, double *out, mp_error *err)
 {
-    switch (id) {
-    case MP_PLOT_O_DEVICES: {
-        char *end;
-        long k = strtol(v, &end, 10);
-        if (*v == 0 || *end || k < 1 || k > 4096) {
-            mp_error_set(err, MP_ERR_USAGE, "--devices: expected a count 1..4096, got \"%s\"", v);
-            return -1;
-        }
-        a->devices = (int)k;
-        return 1;
-    }
-    case MP_PLOT_O_MEMORY: a->memory = v; return 1;
-    case MP_PLOT_O_BANDWIDTH: a->bandwidth = v; return 1;
-    case MP_PLOT_O_LATENCY: a->latency = v; return 1;
-    case MP_PLOT_O_CLUSTER: a->cluster = v; return 1;
-    default: return 0;
-    }
-}
-
-/* See plot.h. */
-mp_status mp_plot_load_cluster(const mp_plot_cluster_args *a, int default_devices,
-                               mp_cluster *c, mp_error *err)
-{
-    memset(c, 0, sizeof *c);
-    if (a->cluster) {
-        if (a->devices || a->memory || a->bandwidth || a->latency)
-            return mp_error_set(err, MP_ERR_USAGE,
-                                "--cluster cannot be combined with --devices/--memory/--bandwidth/--latency");
-        return mp_cluster_load(a->cluster, c, err);
-    }
-    double mem = 1e18, bw, lat;
-    int k = a->devices;
-    if (!k && !a->memory && default_devices > 0) {
-        k = default_devices;
-    } else {
-        if (!k || !a->memory)
-            return mp_error_set(err, MP_ERR_USAGE, "give --devices K and --memory SIZE, or --cluster C.json");
-        mp_status st = mp_parse_bytes(a->memory, &mem, err);
-        if (st != MP_OK) return st;
-        if (mem <= 0) return mp_error_set(err, MP_ERR_USAGE, "--memory: must be > 0");
-    }
-    mp_status st = mp_parse_bandwidth(a->bandwidth ? a->bandwidth : DEFAULT_BANDWIDTH, &bw, err);
-    if (st == MP_OK) st = mp_parse_duration(a->latency ? a->latency : DEFAULT_LATENCY, &lat, err);
-    if (st == MP_OK && bw <= 0) st = mp_error_set(err, MP_ERR_USAGE, "--bandwidth: must be > 0");
-    if (st != MP_OK) return st;
-    return mp_cluster_uniform(c, k, mem, bw, lat, err);
+    double x;
+    mp_status st = mp_cli_number("state-factor", v, 0, &x, err);
+    if (st == MP_OK && x > 1e6)
+        st = mp_error_set(err, MP_ERR_USAGE, "--state-factor: expected a number from 0 to 1e6, got \"%s\"", v);
+    if (st == MP_OK) *out = x;
+    return st;
 }
 
 /* ---------------------------------------------------------------- JSON */

@@ -5,7 +5,8 @@
  *               --rates A:B:N --json writes exactly this; slo_ms optional)
  * or --profile P.json --plan PLAN.json --rates A:B:N: the serving simulator
  * (sim/serve.h) run here on the serving plan at N rates, Poisson arrivals
- * (--requests, --seed; as mpplan --serve). Measured files (--measured, any
+ * (--requests, --seed; as mpplan --serve), with the measured terms of
+ * --calibration R.json (as mpplan --serve --calibration). Measured files (--measured, any
  * number): {"rate": r, "p50_ms": a, "p99_ms": b}, an array of those, or
  * {"points": [...]}. */
 #include <math.h>
@@ -15,44 +16,45 @@
 #include "gnuplot.h"
 #include "plot.h"
 #include "serve.h"
-#include "serve_plan.h"
-#include "serve_search.h"
+#include "plan.h"
+#include "serve_eval.h"
 
-enum { O_PROFILE = 256, O_PLAN, O_RATES, O_SLO, O_MEASURED, O_REQUESTS, O_SEED, O_TITLE, O_HELP };
+enum { O_PROFILE = 256, O_PLAN, O_RATES, O_SLO, O_MEASURED, O_REQUESTS, O_SEED, O_CALIB };
 static const mp_plot_opt opts[] = {
-    { "output", required_argument, 'o', "IMAGE", "the image: .png or .svg (required)" },
+    MP_PLOT_OPT_OUTPUT,
     { "profile", required_argument, O_PROFILE, "P.json", "per-layer profile (with --plan, --rates)" },
     { "plan", required_argument, O_PLAN, "PLAN.json", "serving plan (mpplan --serve -o)" },
     { "rates", required_argument, O_RATES, "A:B:N", "N offered rates from A to B requests/s" },
-    { "devices", required_argument, MP_PLOT_O_DEVICES, "K", "K identical devices (default: one per stage)" },
-    { "memory", required_argument, MP_PLOT_O_MEMORY, "SIZE", "memory per device" },
-    { "bandwidth", required_argument, MP_PLOT_O_BANDWIDTH, "BW", "link bandwidth (default 25GB/s)" },
-    { "latency", required_argument, MP_PLOT_O_LATENCY, "T", "link latency (default 10us)" },
-    { "cluster", required_argument, MP_PLOT_O_CLUSTER, "C.json", "cluster file" },
+    MP_CLI_OPT_DEVICES("K identical devices (default: one per stage)"),
+    MP_CLI_OPT_MEMORY("memory per device"),
+    MP_CLI_OPT_BANDWIDTH("link bandwidth"),
+    MP_CLI_OPT_LATENCY("link latency"),
+    MP_CLI_OPT_CLUSTER("cluster file"),
     { "requests", required_argument, O_REQUESTS, "N", "simulated requests per rate (default 10000)" },
     { "seed", required_argument, O_SEED, "N", "Poisson seed (default 1)" },
+    { "calibration", required_argument, O_CALIB, "R.json", "prediction terms from a serving report's \"calibration\" (as mpplan --serve)" },
     { "slo-ms", required_argument, O_SLO, "L", "latency target in ms (default: from the input)" },
     { "measured", required_argument, O_MEASURED, "R.json", "measured point(s); repeatable" },
-    { "title", required_argument, O_TITLE, "TEXT", "the plot's title" },
-    { "help", no_argument, O_HELP, NULL, "this text" },
+    MP_PLOT_OPT_TITLE("the plot's title"),
+    MP_PLOT_OPT_HELP,
 };
 #define NOPTS ((int)(sizeof opts / sizeof *opts))
 #define MAX_MEASURED 64
-#define SYNOPSIS "latency (SWEEP.json | --profile P.json --plan PLAN.json --rates A:B:N) [--slo-ms L]\n" \
-                 "                      [--measured R.json]... -o IMAGE"
+#define SYNOPSIS "latency (SWEEP.json | --profile P.json --plan PLAN.json --rates A:B:N [--calibration R.json])\n" \
+                 "                      [--slo-ms L] [--measured R.json]... -o IMAGE"
 #define ABOUT "p50 and p99 latency against offered rate, the SLO as a line, measured points\n" \
               "on top. SWEEP.json is what mpplan --serve --evaluate PLAN --rates A:B:N --json\n" \
               "writes: {\"slo_ms\": L, \"points\": [{\"rate\", \"p50_ms\", \"p99_ms\", \"throughput\"}]}.\n" \
               "A measured file: {\"rate\", \"p50_ms\", \"p99_ms\"}, an array of them or {\"points\": [...]}."
 
 typedef struct {
-    const char *sweep, *profile, *plan, *rates, *out, *title;
+    mp_plot_base b;
+    const char *sweep, *profile, *plan, *rates, *calibration;
     const char *measured[MAX_MEASURED];
     int nmeasured, requests;
     unsigned long seed;
     double slo_ms, rlo, rhi;
     int rn;
-    mp_plot_cluster_args ca;
 } args;
 
 typedef struct {
@@ -60,71 +62,39 @@ typedef struct {
     double others_pct;   /* measured points: other processes' CPU share during the run */
 } point;
 
-static int bad(const char *fmt, const char *v)
+/* One option's value into a (mp_cli_opt_fn). */
+static mp_status take(void *ctx, int c, const char *v, mp_error *err)
 {
-    fprintf(stderr, "mpplot latency: ");
-    fprintf(stderr, fmt, v);
-    fputc('\n', stderr);
-    return 2;
+    args *a = ctx;
+    switch (c) {
+    case O_PROFILE: a->profile = v; return MP_OK;
+    case O_PLAN: a->plan = v; return MP_OK;
+    case O_CALIB: a->calibration = v; return MP_OK;
+    case O_RATES:
+        a->rates = v;
+        return mp_cli_rates("rates", v, 10000, 1, &a->rlo, &a->rhi, &a->rn, err);
+    case O_SLO: return mp_cli_number("slo-ms", v, 1, &a->slo_ms, err);
+    case O_REQUESTS: return mp_cli_int("requests", v, 1, 100000000, &a->requests, err);
+    case O_SEED: return mp_cli_seed("seed", v, &a->seed, err);
+    case O_MEASURED:
+        if (a->nmeasured == MAX_MEASURED) return mp_error_set(err, MP_ERR_USAGE, "--measured: at most %d files", MAX_MEASURED);
+        a->measured[a->nmeasured++] = v;
+        return MP_OK;
+    default: return mp_error_set(err, MP_ERR_USAGE, "unknown option (see mpplot latency --help)");
+    }
 }
 
 static int parse(int argc, char **argv, args *a)
 {
-    struct option lo[MP_PLOT_MAX_OPTS + 1];
-    mp_plot_longopts(opts, NOPTS, lo);
     memset(a, 0, sizeof *a);
     a->slo_ms = -1;
     a->requests = 10000;
     a->seed = 1;
-    mp_error err = { 0 };
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "o:", lo, NULL)) != -1) {
-        int r = mp_plot_cluster_opt(&a->ca, c, optarg, &err);
-        if (r < 0) return mp_plot_fail("latency", err.status, err.msg);
-        if (r) continue;
-        char *end;
-        switch (c) {
-        case 'o': a->out = optarg; break;
-        case O_PROFILE: a->profile = optarg; break;
-        case O_PLAN: a->plan = optarg; break;
-        case O_TITLE: a->title = optarg; break;
-        case O_RATES: {
-            char tail;
-            a->rates = optarg;
-            if (sscanf(optarg, "%lf:%lf:%d%c", &a->rlo, &a->rhi, &a->rn, &tail) != 3 || !(a->rlo > 0) ||
-                !(a->rhi >= a->rlo) || !isfinite(a->rhi) || a->rn < 1 || a->rn > 10000)
-                return bad("--rates: expected A:B:N with 0 < A <= B and 1 <= N <= 10000, got \"%s\"", optarg);
-            break;
-        }
-        case O_SLO:
-            a->slo_ms = strtod(optarg, &end);
-            if (*optarg == 0 || *end || !(a->slo_ms > 0) || !isfinite(a->slo_ms))
-                return bad("--slo-ms: expected a positive number, got \"%s\"", optarg);
-            break;
-        case O_REQUESTS: {
-            long n = strtol(optarg, &end, 10);
-            if (*optarg == 0 || *end || n < 1 || n > 100000000)
-                return bad("--requests: expected a count >= 1, got \"%s\"", optarg);
-            a->requests = (int)n;
-            break;
-        }
-        case O_SEED:
-            a->seed = strtoul(optarg, &end, 10);
-            if (*optarg == 0 || *end) return bad("--seed: expected a number, got \"%s\"", optarg);
-            break;
-        case O_MEASURED:
-            if (a->nmeasured == MAX_MEASURED) return bad("--measured: at most 64 files%s", "");
-            a->measured[a->nmeasured++] = optarg;
-            break;
-        case O_HELP: mp_plot_usage(stdout, SYNOPSIS, ABOUT, opts, NOPTS); return 0;
-        default: return bad("bad option %s (see mpplot latency --help)", argv[optind - 1]);
-        }
-    }
+    int code = mp_plot_parse(argc, argv, "latency", SYNOPSIS, ABOUT, opts, NOPTS, take, a, &a->b);
+    if (code >= 0) return code;
     if (optind < argc) a->sweep = argv[optind++];
-    int sim = a->profile || a->plan || a->rates;
-    if (optind != argc || !a->out || (sim && a->sweep) || (!sim && !a->sweep) ||
+    int sim = a->profile || a->plan || a->rates || a->calibration;
+    if (optind != argc || !a->b.out || (sim && a->sweep) || (!sim && !a->sweep) ||
         (sim && (!a->profile || !a->plan || !a->rates))) {
         fprintf(stderr, "usage: mpplot " SYNOPSIS "\n");
         return 2;
@@ -189,26 +159,25 @@ static mp_status read_points(const char *path, int sweep, point **v, int *n, dou
 /* Simulates the serving plan at the requested rates. */
 static mp_status simulate(const args *a, point **v, int *n, double *slo, mp_error *err)
 {
-    mp_serve_plan p = { 0 };
+    mp_plan p = { 0 };
     mp_profile prof = { 0 };
     mp_cluster cl = { 0 };
-    mp_serve_ctx ctx = { 0 };
+    mp_serve_eval ctx = { 0 };
     mp_serve_arrivals arr = { 0 };
+    mp_serve_result m;
     double *t = NULL;
-    int last = -1;
-    double pslo = -1;
-    mp_status st = mp_serve_plan_load(a->plan, &p, &last, &pslo, err);
+    mp_status st = mp_plan_load(a->plan, &p, err);
     if (st == MP_OK) st = mp_profile_load(a->profile, &prof, err);
-    if (st == MP_OK) st = mp_plot_load_cluster(&a->ca, p.num_stages, &cl, err);
-    if (st == MP_OK && last != prof.num_layers - 1)
-        st = mp_error_set(err, MP_ERR_INPUT, "%s: stages cover layers 0..%d but %s has %d layers", a->plan,
-                          last, a->profile, prof.num_layers);
+    if (st == MP_OK) st = mp_plan_check_serve(&p, prof.num_layers, a->plan, err);
+    if (st == MP_OK) st = mp_cli_cluster_build(&a->b.ca, p.num_stages, &cl, err);
     if (st == MP_OK && p.num_stages > cl.num_devices)
         st = mp_error_set(err, MP_ERR_INPUT, "%s: %d stages but only %d devices", a->plan, p.num_stages,
                           cl.num_devices);
-    if (a->slo_ms > 0) pslo = a->slo_ms;
+    double pslo = a->slo_ms > 0 ? a->slo_ms : mp_plan_slo_ms(&p);
     *slo = pslo;
-    if (st == MP_OK) st = mp_serve_ctx_init(&ctx, &prof, &cl, p.max_batch, err);
+    mp_serve_terms terms = mp_serve_terms_default();
+    if (st == MP_OK && a->calibration) st = mp_serve_calibration_load(a->calibration, &terms, err);
+    if (st == MP_OK) st = mp_serve_eval_init(&ctx, &prof, &cl, p.max_batch, &terms, err);
     mp_serve_arrivals_poisson(&arr, a->requests, a->seed);
     if (st == MP_OK && !(t = malloc((size_t)a->requests * sizeof *t)))
         st = mp_error_set(err, MP_ERR_NOMEM, "out of memory");
@@ -217,16 +186,15 @@ static mp_status simulate(const args *a, point **v, int *n, double *slo, mp_erro
     for (int i = 0; st == MP_OK && i < a->rn; i++) {
         double r = a->rn > 1 ? a->rlo + i * (a->rhi - a->rlo) / (a->rn - 1) : a->rlo;
         mp_serve_arrivals_at_rate(&arr, r, t);
-        st = mp_serve_ctx_eval(&ctx, &p, t, a->requests, pslo > 0 ? pslo : 1e300, err);
-        if (st == MP_OK)
-            (*v)[(*n)++] = (point){ r, p.metrics.p50_ms, p.metrics.p99_ms, p.metrics.throughput_rps, 0 };
+        st = mp_serve_eval_plan(&ctx, &p, t, a->requests, pslo > 0 ? pslo : 1e300, &m, NULL, NULL, err);
+        if (st == MP_OK) (*v)[(*n)++] = (point){ r, m.p50_ms, m.p99_ms, m.throughput_rps, 0 };
     }
     free(t);
     mp_serve_arrivals_free(&arr);
-    mp_serve_ctx_free(&ctx);
+    mp_serve_eval_free(&ctx);
     mp_cluster_free(&cl);
     mp_profile_free(&prof);
-    mp_serve_plan_free(&p);
+    mp_plan_free(&p);
     return st;
 }
 
@@ -260,13 +228,13 @@ static void write_plot(mp_gp_out *o, const args *a, const point *pv, int np, con
     fputs("\n\n# measured\n", o->data);
     write_block(o->data, mv, nm);
     char t[1200];
-    if (a->title) snprintf(t, sizeof t, "%s", a->title);
+    if (a->b.title) snprintf(t, sizeof t, "%s", a->b.title);
     else if (a->sweep) snprintf(t, sizeof t, "serving latency: %s", a->sweep);
     else snprintf(t, sizeof t, "serving latency: %s (%d Poisson requests per rate)", a->plan, a->requests);
     double busy = 0;
     for (int i = 0; i < nm; i++)
         if (mv[i].others_pct > busy) busy = mv[i].others_pct;
-    if (!a->title) mp_plot_busy_title(t, sizeof t, busy);
+    if (!a->b.title) mp_plot_busy_title(t, sizeof t, busy);
     mp_gp_var_str(o, "title", t);
     mp_gp_var_num(o, "has_slo", slo > 0);
     mp_gp_var_num(o, "slo_ms", slo > 0 ? slo : 0);
@@ -286,7 +254,7 @@ int mp_plot_latency_main(int argc, char **argv)
     point *pv = NULL, *mv = NULL;
     int np = 0, nm = 0;
     double slo = -1, unused = -1;
-    mp_status st = mp_gp_out_init(&o, a.out, 900, 600, &err);
+    mp_status st = mp_gp_out_init(&o, a.b.out, 900, 600, &err);
     if (st == MP_OK) st = a.sweep ? read_points(a.sweep, 1, &pv, &np, &slo, &err) : simulate(&a, &pv, &np, &slo, &err);
     if (a.slo_ms > 0) slo = a.slo_ms;
     for (int i = 0; st == MP_OK && i < a.nmeasured; i++) st = read_points(a.measured[i], 0, &mv, &nm, &unused, &err);
@@ -295,7 +263,7 @@ int mp_plot_latency_main(int argc, char **argv)
         st = mp_gp_finish(&o, "latency", &err);
     }
     if (st == MP_OK)
-        printf("mpplot latency: %d rates, %d measured points: wrote %s\n", np, nm, a.out);
+        printf("mpplot latency: %d rates, %d measured points: wrote %s\n", np, nm, a.b.out);
     free(pv);
     free(mv);
     mp_gp_out_free(&o);

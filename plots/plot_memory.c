@@ -9,18 +9,14 @@
 #include "gnuplot.h"
 #include "plot.h"
 
-enum { O_PROFILE = 256, O_STATE, O_TITLE, O_HELP };
+enum { O_PROFILE = 256, O_STATE };
 static const mp_plot_opt opts[] = {
-    { "output", required_argument, 'o', "IMAGE", "the image: .png or .svg (required)" },
+    MP_PLOT_OPT_OUTPUT,
     { "profile", required_argument, O_PROFILE, "P.json", "per-layer profile (required)" },
-    { "devices", required_argument, MP_PLOT_O_DEVICES, "K", "K identical devices (with --memory)" },
-    { "memory", required_argument, MP_PLOT_O_MEMORY, "SIZE", "memory per device, e.g. 80GiB" },
-    { "bandwidth", required_argument, MP_PLOT_O_BANDWIDTH, "BW", "link bandwidth (default 25GB/s)" },
-    { "latency", required_argument, MP_PLOT_O_LATENCY, "T", "link latency (default 10us)" },
-    { "cluster", required_argument, MP_PLOT_O_CLUSTER, "C.json", "cluster file instead of --devices/--memory" },
+    MP_CLI_CLUSTER_OPTS,
     { "state-factor", required_argument, O_STATE, "F", "bytes of state per parameter byte (default 4)" },
-    { "title", required_argument, O_TITLE, "TEXT", "the plot's title" },
-    { "help", no_argument, O_HELP, NULL, "this text" },
+    MP_PLOT_OPT_TITLE("the plot's title"),
+    MP_PLOT_OPT_HELP,
 };
 #define NOPTS ((int)(sizeof opts / sizeof *opts))
 #define SYNOPSIS "memory PLAN.json --profile P.json (--devices K --memory SIZE | --cluster C.json) -o IMAGE"
@@ -28,45 +24,29 @@ static const mp_plot_opt opts[] = {
               "against its device's capacity; a peak over capacity is drawn red."
 
 typedef struct {
-    const char *plan, *profile, *out, *title;
+    mp_plot_base b;
+    const char *plan, *profile;
     double state_factor;
-    mp_plot_cluster_args ca;
 } args;
+
+/* One option's value into a (mp_cli_opt_fn). */
+static mp_status take(void *ctx, int c, const char *v, mp_error *err)
+{
+    args *a = ctx;
+    switch (c) {
+    case O_PROFILE: a->profile = v; return MP_OK;
+    case O_STATE: return mp_plot_state_factor(v, &a->state_factor, err);
+    default: return mp_error_set(err, MP_ERR_USAGE, "unknown option (see mpplot memory --help)");
+    }
+}
 
 static int parse(int argc, char **argv, args *a)
 {
-    struct option lo[MP_PLOT_MAX_OPTS + 1];
-    mp_plot_longopts(opts, NOPTS, lo);
     memset(a, 0, sizeof *a);
     a->state_factor = MP_DEFAULT_STATE_FACTOR;
-    mp_error err = { 0 };
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "o:", lo, NULL)) != -1) {
-        int r = mp_plot_cluster_opt(&a->ca, c, optarg, &err);
-        if (r < 0) return mp_plot_fail("memory", err.status, err.msg);
-        if (r) continue;
-        switch (c) {
-        case 'o': a->out = optarg; break;
-        case O_PROFILE: a->profile = optarg; break;
-        case O_TITLE: a->title = optarg; break;
-        case O_STATE: {
-            char *end;
-            a->state_factor = strtod(optarg, &end);
-            if (*optarg == 0 || *end || !(a->state_factor >= 0) || a->state_factor > 1e6) {
-                fprintf(stderr, "mpplot memory: --state-factor: expected a number >= 0, got \"%s\"\n", optarg);
-                return 2;
-            }
-            break;
-        }
-        case O_HELP: mp_plot_usage(stdout, SYNOPSIS, ABOUT, opts, NOPTS); return 0;
-        default:
-            fprintf(stderr, "mpplot memory: bad option %s (see mpplot memory --help)\n", argv[optind - 1]);
-            return 2;
-        }
-    }
-    if (optind != argc - 1 || !a->out || !a->profile) {
+    int code = mp_plot_parse(argc, argv, "memory", SYNOPSIS, ABOUT, opts, NOPTS, take, a, &a->b);
+    if (code >= 0) return code;
+    if (optind != argc - 1 || !a->b.out || !a->profile) {
         fprintf(stderr, "usage: mpplot " SYNOPSIS "\n");
         return 2;
     }
@@ -101,7 +81,7 @@ static void write_plot(mp_gp_out *o, const args *a, const mp_plan *p, const mp_c
     const char *unit = mp_plot_bytes_unit(maxb, &scale);
     char t[1400];
     snprintf(t, sizeof t, "%s%s%s %s, b=%d, m=%d: fullest device at %.0f%% of its memory%s",
-             a->title ? a->title : "", a->title ? " — " : "", prof->model ? prof->model : "model",
+             a->b.title ? a->b.title : "", a->b.title ? " — " : "", prof->model ? prof->model : "model",
              mp_schedule_name(p->schedule), p->microbatch_size, p->num_microbatches, 100 * worst,
              over ? " (does not fit)" : "");
     mp_gp_var_str(o, "title", t);
@@ -121,10 +101,10 @@ int mp_plot_memory_main(int argc, char **argv)
     mp_profile prof = { 0 };
     mp_cluster cl = { 0 };
     mp_gp_out o = { 0 };
-    mp_status st = mp_gp_out_init(&o, a.out, 900, 560, &err);
+    mp_status st = mp_gp_out_init(&o, a.b.out, 900, 560, &err);
     if (st == MP_OK) st = mp_plan_load(a.plan, &plan, &err);
     if (st == MP_OK) st = mp_profile_load(a.profile, &prof, &err);
-    if (st == MP_OK) st = mp_plot_load_cluster(&a.ca, 0, &cl, &err);
+    if (st == MP_OK) st = mp_cli_cluster_build(&a.b.ca, 0, &cl, &err);
     if (st == MP_OK) st = mp_plan_check(&plan, prof.num_layers, cl.num_devices, a.plan, &err);
     if (st == MP_OK) st = mp_plan_evaluate(&plan, &prof, &cl, a.state_factor, NULL, &err);
     if (st == MP_OK) {
@@ -134,7 +114,7 @@ int mp_plot_memory_main(int argc, char **argv)
     if (st == MP_OK)
         printf("mpplot memory: %d %s, %s: wrote %s\n", plan.predicted.num_peaks,
                plan.schedule == MP_SCHED_INTERLEAVED ? "devices" : "stages",
-               mp_plan_fits(&plan, &cl) ? "fits" : "does not fit", a.out);
+               mp_plan_fits(&plan, &cl) ? "fits" : "does not fit", a.b.out);
     mp_gp_out_free(&o);
     mp_cluster_free(&cl);
     mp_profile_free(&prof);

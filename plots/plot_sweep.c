@@ -14,23 +14,19 @@
 #include "plot.h"
 #include "search.h"
 
-enum { O_PROFILE = 256, O_BATCH, O_MEASURED, O_SCHEDULES, O_STAGES, O_RECOMPUTE, O_STATE, O_TITLE, O_HELP };
+enum { O_PROFILE = 256, O_BATCH, O_MEASURED, O_SCHEDULES, O_STAGES, O_RECOMPUTE, O_STATE };
 static const mp_plot_opt opts[] = {
-    { "output", required_argument, 'o', "IMAGE", "the image: .png or .svg (required)" },
+    MP_PLOT_OPT_OUTPUT,
     { "profile", required_argument, O_PROFILE, "P.json", "per-layer profile (required)" },
-    { "devices", required_argument, MP_PLOT_O_DEVICES, "K", "K identical devices (with --memory)" },
-    { "memory", required_argument, MP_PLOT_O_MEMORY, "SIZE", "memory per device, e.g. 80GiB" },
-    { "bandwidth", required_argument, MP_PLOT_O_BANDWIDTH, "BW", "link bandwidth (default 25GB/s)" },
-    { "latency", required_argument, MP_PLOT_O_LATENCY, "T", "link latency (default 10us)" },
-    { "cluster", required_argument, MP_PLOT_O_CLUSTER, "C.json", "cluster file instead of --devices/--memory" },
+    MP_CLI_CLUSTER_OPTS,
     { "global-batch", required_argument, O_BATCH, "B", "samples per iteration (required)" },
     { "schedules", required_argument, O_SCHEDULES, "LIST", "e.g. gpipe,1f1b (default: all three)" },
     { "stages", required_argument, O_STAGES, "LIST", "stage counts, e.g. 1,2,4 (default: 1..8, then powers of 2)" },
     { "recompute", required_argument, O_RECOMPUTE, "auto|on|off", "as mpplan (default auto)" },
     { "state-factor", required_argument, O_STATE, "F", "bytes of state per parameter byte (default 4)" },
     { "measured", required_argument, O_MEASURED, "R.json", "an mprun report; repeatable" },
-    { "title", required_argument, O_TITLE, "TEXT", "the plot's title" },
-    { "help", no_argument, O_HELP, NULL, "this text" },
+    MP_PLOT_OPT_TITLE("the plot's title"),
+    MP_PLOT_OPT_HELP,
 };
 #define NOPTS ((int)(sizeof opts / sizeof *opts))
 #define MAX_MEASURED 64
@@ -43,22 +39,14 @@ static const mp_plot_opt opts[] = {
               "{\"plan\": {...plan...}, \"measured\": {\"iteration_ms\": x, \"samples_per_s\": y}}"
 
 typedef struct {
-    const char *profile, *out, *title;
+    mp_plot_base b;
+    const char *profile;
     const char *measured[MAX_MEASURED];
     int nmeasured, global_batch, recompute;
     int sched[3];               /* 1: draw this schedule */
     char *stages_on;            /* [MAX_STAGES + 1], NULL: default */
     double state_factor;
-    mp_plot_cluster_args ca;
 } args;
-
-static int bad(const char *fmt, const char *v)
-{
-    fprintf(stderr, "mpplot sweep: ");
-    fprintf(stderr, fmt, v);
-    fputc('\n', stderr);
-    return 2;
-}
 
 static int parse_schedules(const char *s, int *on)
 {
@@ -73,78 +61,48 @@ static int parse_schedules(const char *s, int *on)
     return on[0] || on[1] || on[2];
 }
 
-static int parse_stages(const char *s, char *on)
+/* One option's value into a (mp_cli_opt_fn). */
+static mp_status take(void *ctx, int c, const char *v, mp_error *err)
 {
-    int any = 0;
-    const char *p = s;
-    while (*p) {
-        char *end;
-        long k = strtol(p, &end, 10);
-        if (end == p || k < 1 || k > MAX_STAGES || (*end && *end != ',')) return 0;
-        on[k] = 1;
-        any = 1;
-        p = *end ? end + 1 : end;
+    static const char *const names[] = { "auto", "on", "off" };
+    static const int modes[] = { MP_RC_AUTO, MP_RC_ON, MP_RC_OFF };
+    args *a = ctx;
+    int k, nk, ks[MAX_STAGES];
+    mp_status st = MP_OK;
+    switch (c) {
+    case O_PROFILE: a->profile = v; break;
+    case O_BATCH: st = mp_cli_int("global-batch", v, 1, 1 << 24, &a->global_batch, err); break;
+    case O_SCHEDULES:
+        if (!parse_schedules(v, a->sched))
+            st = mp_error_set(err, MP_ERR_USAGE, "--schedules: expected a list of gpipe, 1f1b, interleaved, got \"%s\"", v);
+        break;
+    case O_STAGES:
+        if (!a->stages_on && !(a->stages_on = calloc(MAX_STAGES + 1, 1))) return mp_error_set(err, MP_ERR_NOMEM, "out of memory");
+        if ((st = mp_cli_int_list("stages", v, 1, MAX_STAGES, ks, MAX_STAGES, &nk, err)) == MP_OK)
+            for (int i = 0; i < nk; i++) a->stages_on[ks[i]] = 1;
+        break;
+    case O_RECOMPUTE:
+        if ((st = mp_cli_choice("recompute", v, names, 3, &k, err)) == MP_OK) a->recompute = modes[k];
+        break;
+    case O_STATE: st = mp_plot_state_factor(v, &a->state_factor, err); break;
+    case O_MEASURED:
+        if (a->nmeasured == MAX_MEASURED) return mp_error_set(err, MP_ERR_USAGE, "--measured: at most %d files", MAX_MEASURED);
+        a->measured[a->nmeasured++] = v;
+        break;
+    default: return mp_error_set(err, MP_ERR_USAGE, "unknown option (see mpplot sweep --help)");
     }
-    return any;
+    return st;
 }
 
 static int parse(int argc, char **argv, args *a)
 {
-    struct option lo[MP_PLOT_MAX_OPTS + 1];
-    mp_plot_longopts(opts, NOPTS, lo);
     memset(a, 0, sizeof *a);
     a->state_factor = MP_DEFAULT_STATE_FACTOR;
     a->recompute = MP_RC_AUTO;
     a->sched[0] = a->sched[1] = a->sched[2] = 1;
-    mp_error err = { 0 };
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "o:", lo, NULL)) != -1) {
-        int r = mp_plot_cluster_opt(&a->ca, c, optarg, &err);
-        if (r < 0) return mp_plot_fail("sweep", err.status, err.msg);
-        if (r) continue;
-        char *end;
-        switch (c) {
-        case 'o': a->out = optarg; break;
-        case O_PROFILE: a->profile = optarg; break;
-        case O_TITLE: a->title = optarg; break;
-        case O_BATCH: {
-            long b = strtol(optarg, &end, 10);
-            if (*optarg == 0 || *end || b < 1 || b > 1 << 24)
-                return bad("--global-batch: expected a positive count, got \"%s\"", optarg);
-            a->global_batch = (int)b;
-            break;
-        }
-        case O_SCHEDULES:
-            if (!parse_schedules(optarg, a->sched))
-                return bad("--schedules: expected a list of gpipe, 1f1b, interleaved, got \"%s\"", optarg);
-            break;
-        case O_STAGES:
-            if (!a->stages_on && !(a->stages_on = calloc(MAX_STAGES + 1, 1))) return bad("%s", "out of memory");
-            if (!parse_stages(optarg, a->stages_on))
-                return bad("--stages: expected a list of counts 1..4096, got \"%s\"", optarg);
-            break;
-        case O_RECOMPUTE:
-            if (!strcmp(optarg, "auto")) a->recompute = MP_RC_AUTO;
-            else if (!strcmp(optarg, "on")) a->recompute = MP_RC_ON;
-            else if (!strcmp(optarg, "off")) a->recompute = MP_RC_OFF;
-            else return bad("--recompute: expected auto, on or off, got \"%s\"", optarg);
-            break;
-        case O_STATE:
-            a->state_factor = strtod(optarg, &end);
-            if (*optarg == 0 || *end || !(a->state_factor >= 0) || a->state_factor > 1e6)
-                return bad("--state-factor: expected a number >= 0, got \"%s\"", optarg);
-            break;
-        case O_MEASURED:
-            if (a->nmeasured == MAX_MEASURED) return bad("--measured: at most 64 files%s", "");
-            a->measured[a->nmeasured++] = optarg;
-            break;
-        case O_HELP: mp_plot_usage(stdout, SYNOPSIS, ABOUT, opts, NOPTS); return 0;
-        default: return bad("bad option %s (see mpplot sweep --help)", argv[optind - 1]);
-        }
-    }
-    if (optind != argc || !a->out || !a->profile || !a->global_batch) {
+    int code = mp_plot_parse(argc, argv, "sweep", SYNOPSIS, ABOUT, opts, NOPTS, take, a, &a->b);
+    if (code >= 0) return code;
+    if (optind != argc || !a->b.out || !a->profile || !a->global_batch) {
         fprintf(stderr, "usage: mpplot " SYNOPSIS "\n");
         return 2;
     }
@@ -305,13 +263,13 @@ static mp_status write_plot(mp_gp_out *o, const args *a, const mp_search_result 
         for (int j = 0; j < nb; j++) bd[j] = bv[j];
         snprintf(bl, sizeof bl, "best: %s, %d stages, b=%d: %.4g samples/s", mp_schedule_name(bp->schedule),
                  plan_stages(bp), bp->microbatch_size, bp->predicted.samples_per_s);
-        if (a->title) snprintf(t, sizeof t, "%s", a->title);
-        else if (a->ca.cluster) snprintf(t, sizeof t, "%s: predicted throughput, global batch %d, %s",
-                                         prof->model ? prof->model : "model", a->global_batch, a->ca.cluster);
+        if (a->b.title) snprintf(t, sizeof t, "%s", a->b.title);
+        else if (a->b.ca.cluster) snprintf(t, sizeof t, "%s: predicted throughput, global batch %d, %s",
+                                         prof->model ? prof->model : "model", a->global_batch, a->b.ca.cluster);
         else snprintf(t, sizeof t, "%s: predicted throughput, global batch %d, %d devices of %s",
                       prof->model ? prof->model : "model", a->global_batch, cl->num_devices,
-                      a->ca.memory ? a->ca.memory : "?");
-        if (!a->title) mp_plot_busy_title(t, sizeof t, busy);
+                      a->b.ca.memory_arg ? a->b.ca.memory_arg : "?");
+        if (!a->b.title) mp_plot_busy_title(t, sizeof t, busy);
         mp_gp_var_str(o, "title", t);
         mp_gp_var_num(o, "nseries", ns);
         mp_gp_var_strs(o, "series_name", ns, names);
@@ -354,9 +312,9 @@ int mp_plot_sweep_main(int argc, char **argv)
     mp_cluster cl = { 0 };
     mp_search_result r = { 0 };
     mp_gp_out o = { 0 };
-    mp_status st = mp_gp_out_init(&o, a.out, 1100, 620, &err);
+    mp_status st = mp_gp_out_init(&o, a.b.out, 1100, 620, &err);
     if (st == MP_OK) st = mp_profile_load(a.profile, &prof, &err);
-    if (st == MP_OK) st = mp_plot_load_cluster(&a.ca, 0, &cl, &err);
+    if (st == MP_OK) st = mp_cli_cluster_build(&a.b.ca, 0, &cl, &err);
     if (st == MP_OK) {
         mp_search_opts so;
         mp_search_opts_init(&so, a.global_batch);
@@ -374,7 +332,7 @@ int mp_plot_sweep_main(int argc, char **argv)
     if (st == MP_OK)
         printf("mpplot sweep: %d plans, best %s %d stages b=%d at %.4g samples/s: wrote %s\n", r.num_plans,
                mp_schedule_name(r.plans[0].schedule), plan_stages(&r.plans[0]), r.plans[0].microbatch_size,
-               r.plans[0].predicted.samples_per_s, a.out);
+               r.plans[0].predicted.samples_per_s, a.b.out);
     mp_search_result_free(&r);
     mp_gp_out_free(&o);
     mp_cluster_free(&cl);

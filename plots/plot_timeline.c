@@ -12,12 +12,12 @@
 #include "gnuplot.h"
 #include "plot.h"
 
-enum { O_TITLE = 256, O_NAMES, O_HELP };
+enum { O_NAMES = 256 };
 static const mp_plot_opt opts[] = {
-    { "output", required_argument, 'o', "IMAGE", "the image: .png or .svg (required)" },
-    { "title", required_argument, O_TITLE, "TEXT", "the plot's title" },
+    MP_PLOT_OPT_OUTPUT,
+    MP_PLOT_OPT_TITLE("the plot's title"),
     { "names", required_argument, O_NAMES, "A,B", "row prefixes of two traces (default predicted,measured)" },
-    { "help", no_argument, O_HELP, NULL, "this text" },
+    MP_PLOT_OPT_HELP,
 };
 #define NOPTS ((int)(sizeof opts / sizeof *opts))
 #define SYNOPSIS "timeline TRACE.json [TRACE2.json] -o IMAGE [--title TEXT] [--names A,B]"
@@ -274,25 +274,27 @@ static mp_status write_plot(mp_gp_out *o, trace *tr, int nt, char **prefix, cons
     return MP_OK;
 }
 
+typedef struct {
+    mp_plot_base b;
+    const char *names;
+} args;
+
+/* One option's value into a (mp_cli_opt_fn). */
+static mp_status take(void *ctx, int c, const char *v, mp_error *err)
+{
+    args *a = ctx;
+    switch (c) {
+    case O_NAMES: a->names = v; return MP_OK;
+    default: return mp_error_set(err, MP_ERR_USAGE, "unknown option (see mpplot timeline --help)");
+    }
+}
+
 int mp_plot_timeline_main(int argc, char **argv)
 {
-    struct option lo[MP_PLOT_MAX_OPTS + 1];
-    mp_plot_longopts(opts, NOPTS, lo);
-    const char *out = NULL, *title = NULL, *names = "predicted,measured";
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "o:", lo, NULL)) != -1) {
-        switch (c) {
-        case 'o': out = optarg; break;
-        case O_TITLE: title = optarg; break;
-        case O_NAMES: names = optarg; break;
-        case O_HELP: mp_plot_usage(stdout, SYNOPSIS, ABOUT, opts, NOPTS); return 0;
-        default:
-            fprintf(stderr, "mpplot timeline: bad option %s (see mpplot timeline --help)\n", argv[optind - 1]);
-            return 2;
-        }
-    }
+    args a = { .names = "predicted,measured" };
+    int code = mp_plot_parse(argc, argv, "timeline", SYNOPSIS, ABOUT, opts, NOPTS, take, &a, &a.b);
+    if (code >= 0) return code;
+    const char *out = a.b.out, *title = a.b.title, *names = a.names;
     int nt = argc - optind;
     if (nt < 1 || nt > 2 || !out) {
         fprintf(stderr, "usage: mpplot " SYNOPSIS "\n");

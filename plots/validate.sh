@@ -77,7 +77,7 @@ for c in $CONFIGS; do
     name="${K}dev-$s-b$b"
     plan="$WORK/$name.plan.json"
     "$BIN/mpplan" --profile "$WORK/profile.json" --profile "$WORK/profile.solo.json" --devices "$K" --memory 8GiB --bandwidth "$BW" --latency "$LAT" \
-        --global-batch "$GB" --microbatch "$b" --schedule "$s" --recompute off --json -o "$plan" >/dev/null \
+        --data-parallel 1 --global-batch "$GB" --microbatch "$b" --schedule "$s" --recompute off --json -o "$plan" >/dev/null \
         || { echo "# $name: mpplan found no plan" >&2; continue; }
     names+=("$name")
 done

@@ -152,8 +152,7 @@ for model in $MODELS; do
     "$BIN/mpplan" --profile "$M.profile.json" --profile "$M.profile.solo.json" --cluster "$choice_cluster" --global-batch "$gb" \
         --data-parallel auto --json -o "$M.auto.plan.json" >/dev/null
     cD=$(jq '.data_parallel // 1' "$M.auto.plan.json")
-    cK=$(jq '.stages | length' "$M.auto.plan.json")
-    if [ "$(jq -r .schedule "$M.auto.plan.json")" = interleaved ]; then cK=$((cK / $(jq .chunks_per_device "$M.auto.plan.json"))); fi
+    cK=$(jq '[.stages[].device] | unique | length' "$M.auto.plan.json")   # positions (interleaved, zb-v: chunks share one)
     cpred=$(jq .predicted.iteration_ms "$M.auto.plan.json")
     right=null
     [ -n "$best_cfg" ] && { [ "D=$cD x K=$cK" = "$best_cfg" ] && right=true || right=false; }

@@ -250,23 +250,6 @@ mp_status mp_serve_sim_run(mp_serve_sim *s, const mp_serve_config *cfg,
 
 /* ------------------------------------------------------------ costs */
 
-void mp_serve_tables(const mp_profile *prof, const mp_cluster *cluster, int K,
-                     const int *first, const int *last, const int *dev,
-                     int max_batch, double *stage_ms, double *link_ms)
-{
-    for (int s = 0; s < K; s++) {
-        double speed = cluster->devices[dev[s]].speed;
-        for (int b = 1; b <= max_batch; b++) {
-            double t = 0;
-            for (int l = first[s]; l <= last[s]; l++) t += mp_time_eval(&prof->layers[l].fwd, b);
-            stage_ms[s * max_batch + b - 1] = t / speed;
-            if (s < K - 1)
-                link_ms[s * max_batch + b - 1] = mp_cluster_transfer_ms(
-                    cluster, dev[s], dev[s + 1], b * prof->layers[last[s]].out_bytes_per_sample);
-        }
-    }
-}
-
 void mp_serve_tables_adjust(int K, int max_batch, double fwd_scale, double batch_overhead_ms,
                             double *stage_ms)
 {

@@ -5,7 +5,7 @@
  *          mp_serve_sim_batch_of, mp_serve_sim_busy, mp_serve_percentile, mp_serve_arrivals,
  *          mp_serve_arrivals_poisson, mp_serve_arrivals_trace,
  *          mp_serve_arrivals_load, mp_serve_arrivals_at_rate,
- *          mp_serve_arrivals_free, mp_serve_tables, mp_serve_tables_adjust,
+ *          mp_serve_arrivals_free, mp_serve_tables_adjust,
  *          mp_serve_stage_memory
  *
  * All times inside are milliseconds; trace files hold seconds. */
@@ -104,13 +104,7 @@ void mp_serve_arrivals_free(mp_serve_arrivals *a);
 
 /* ------------------------------------------------------------ costs */
 
-/* Fills the tables of mp_serve_config for K stages, stage s holding layers
- * first[s]..last[s] on cluster device dev[s]: stage_ms = sum of the layers'
- * fwd at batch b / the device's speed; link_ms = transfer time of
- * b * out_bytes(last[s]) on the directed link dev[s] -> dev[s+1]. */
-void mp_serve_tables(const mp_profile *prof, const mp_cluster *cluster, int K,
-                     const int *first, const int *last, const int *dev,
-                     int max_batch, double *stage_ms, double *link_ms);
+/* The stage and link tables of a plan: sim/serve_eval.h. */
 
 /* The measured serving terms on top of the profile's forward times
  * (docs/serving.md §1, "Overhead terms"): every stage_ms[s*B + b-1] of K

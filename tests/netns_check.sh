@@ -45,6 +45,9 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 ip netns add $A 2>/dev/null || skip "ip netns add is not permitted here"
+# ip netns exec remounts /sys in a private mount namespace; inside a chroot
+# (no mount point at /) or a locked-down container that is refused
+why=$(ip netns exec $A true 2>&1) || skip "ip netns exec is not permitted here ($(echo "$why" | head -1))"
 ip netns add $B || fail "ip netns add $B"
 ip link add ${tag}0 type veth peer name ${tag}1 || fail "cannot create a veth pair"
 ip link set ${tag}0 netns $A && ip link set ${tag}1 netns $B || fail "cannot move the veth ends"

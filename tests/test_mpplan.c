@@ -156,6 +156,15 @@ static void test_json_output_evaluate_trace(void)
     CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "format")), "mpplan-plan/1");
     double it = json_number_value(json_object_get(json_object_get(j, "predicted"), "iteration_ms"));
     CU_ASSERT(it > 0);
+    /* what the search did: a small instance is proven optimal, bound = time */
+    json_t *sr = json_object_get(j, "search");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sr);
+    CU_ASSERT(json_is_true(json_object_get(sr, "proven")));
+    CU_ASSERT_EQUAL(json_number_value(json_object_get(sr, "gap")), 0);
+    CU_ASSERT_DOUBLE_EQUAL(json_number_value(json_object_get(sr, "lower_bound_ms")), it, 1e-9 * it);
+    CU_ASSERT(json_integer_value(json_object_get(sr, "configurations")) >= 1);
+    CU_ASSERT(json_integer_value(json_object_get(sr, "searched")) >= 1);
+    CU_ASSERT(json_number_value(json_object_get(sr, "seconds")) > 0);
     /* -o file equals the --json output */
     char path[1024];
     snprintf(path, sizeof path, "%s/plan.json", dir);
@@ -223,8 +232,8 @@ static double json_iteration(const char *out, int *D)
     return it;
 }
 
-/* --data-parallel: auto finds the best of every fixed D; the table shows
- * D; the plan round-trips through --evaluate. */
+/* --data-parallel: auto (the default) finds the best of every fixed D; the
+ * table shows D; the plan round-trips through --evaluate. */
 static void test_data_parallel(void)
 {
     const char *dev = "--devices 4 --memory 1GiB --global-batch 16";
@@ -243,13 +252,36 @@ static void test_data_parallel(void)
     double best = fmin(it[0], fmin(it[1], it[2]));
     CU_ASSERT_DOUBLE_EQUAL(it[3], best, 1e-9 * best);
     CU_ASSERT(got[3] > 1);   /* this small-parameter model is faster replicated */
+    /* replicas of interleaved and zero-bubble pipelines are searched too */
+    char *oi = NULL;
+    CU_ASSERT_EQUAL_FATAL(run(&oi, NULL, dev, "--json --data-parallel 2 --schedule interleaved"), 0);
+    json_t *ji = oi ? json_loads(oi, 0, NULL) : NULL;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ji);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(ji, "data_parallel")), 2);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(ji, "schedule")), "interleaved");
+    json_decref(ji);
+    free(oi);
+    /* the default is auto */
+    char *od = NULL;
+    int gotd = 0;
+    CU_ASSERT_EQUAL_FATAL(run(&od, NULL, dev, "--json"), 0);
+    double itd = json_iteration(od, &gotd);
+    CU_ASSERT_DOUBLE_EQUAL(itd, it[3], 1e-9 * it[3]);
+    CU_ASSERT_EQUAL(gotd, got[3]);
+    free(od);
     /* --positions fixes K: 2 replicas x 2 positions */
     char *o2 = NULL;
     CU_ASSERT_EQUAL_FATAL(run(&o2, NULL, dev, "--json --data-parallel 2 --positions 2"), 0);
     json_error_t je;
     json_t *j = o2 ? json_loads(o2, 0, &je) : NULL;
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
-    CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "stages")), 2);
+    json_t *st = json_object_get(j, "stages");   /* K = 2 positions (interleaved: 2 chunks each) */
+    int pos_seen[8] = { 0 }, npos = 0;
+    for (size_t s = 0; s < json_array_size(st); s++) {
+        int d = (int)json_integer_value(json_object_get(json_array_get(st, s), "device"));
+        if (d >= 0 && d < 8 && !pos_seen[d]++) npos++;
+    }
+    CU_ASSERT_EQUAL(npos, 2);
     json_decref(j);
     free(o2);
     char *out = NULL, extra[1024];
@@ -278,6 +310,36 @@ static void expect_exit2(const char *args, const char *extra, const char *needle
     free(err);
 }
 
+/* A two-kind cluster whose file order puts the small devices first: the
+ * searched order is faster and names other devices; --placement file keeps
+ * the file's order. */
+static void test_placement(void)
+{
+    char *out = NULL, *out2 = NULL;
+    const char *args = "--cluster profiles/mixed-4.cluster.json --global-batch 64 --schedule 1f1b --json";
+    snprintf(cmd, sizeof cmd, "%s --profile profiles/example-transformer.profile.json %s", mp_test_tool("mpplan"), args);
+    CU_ASSERT_EQUAL_FATAL(mp_test_run_cmd(cmd, &out, NULL), 0);
+    snprintf(cmd, sizeof cmd, "%s --profile profiles/example-transformer.profile.json %s --placement file",
+             mp_test_tool("mpplan"), args);
+    CU_ASSERT_EQUAL_FATAL(mp_test_run_cmd(cmd, &out2, NULL), 0);
+    json_error_t je;
+    json_t *a = json_loads(out, 0, &je), *b = json_loads(out2, 0, &je);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    double ta = json_number_value(json_object_get(json_object_get(a, "predicted"), "iteration_ms"));
+    double tb = json_number_value(json_object_get(json_object_get(b, "predicted"), "iteration_ms"));
+    CU_ASSERT(ta > 0 && ta < tb * 0.99);
+    json_t *sa = json_object_get(a, "stages"), *sb = json_object_get(b, "stages");
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(json_array_get(sb, 0), "device")), 0);
+    CU_ASSERT_NOT_EQUAL(json_integer_value(json_object_get(json_array_get(sa, 0), "device")), 0);
+    CU_ASSERT(json_is_true(json_object_get(json_object_get(a, "search"), "proven")));
+    json_decref(a);
+    json_decref(b);
+    free(out);
+    free(out2);
+    expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--placement random", "--placement");
+}
+
 static void test_usage_errors(void)
 {
     expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--schedule zigzag", "--schedule");
@@ -291,11 +353,14 @@ static void test_usage_errors(void)
     expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--data-parallel 0", "--data-parallel");
     expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--data-parallel x", "--data-parallel");
     expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--data-parallel 3", "--data-parallel 3");
+    /* D = 2 on 2 devices leaves one position, too few for interleaved */
     expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--data-parallel 2 --schedule interleaved",
-                 "gpipe and 1f1b");
+                 "--data-parallel 2");
     expect_exit2(cluster_args(), "--data-parallel 2", "same kind");  /* three different devices */
     expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--positions 3", "--positions");
     expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--positions 0", "--positions");
+    expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--time-limit 0", "--time-limit");
+    expect_exit2("--devices 2 --memory 1GiB --global-batch 16", "--time-limit 1x", "--time-limit");
     /* forced interleaved, m = 5: only K = 5 divides m, and 5 x 2 chunks > 8 layers */
     expect_exit2("--devices 9 --memory 1GiB --global-batch 5", "--microbatch 1 --schedule interleaved",
                  "interleaved");
@@ -340,7 +405,7 @@ static void test_zero_bubble_cli(void)
                 1.0 + l % 3 * 0.5);
     fputs("]}\n", f);
     fclose(f);
-    snprintf(cmd, sizeof cmd, "%s --profile %s --devices 2 --memory 1GiB --global-batch 8 --schedule zb-v --json -o %s",
+    snprintf(cmd, sizeof cmd, "%s --profile %s --devices 2 --memory 1GiB --global-batch 8 --schedule zb-v --data-parallel 1 --json -o %s",
              mp_test_tool("mpplan"), prof, plan);
     CU_ASSERT_EQUAL_FATAL(mp_test_run_cmd(cmd, &out, &err), 0);
     free(out); free(err);
@@ -360,6 +425,17 @@ static void test_zero_bubble_cli(void)
     snprintf(plan2, sizeof plan2, "%s.2", plan);
     CU_ASSERT_EQUAL_FATAL(mp_plan_load(plan2, &q, &e), MP_OK);
     CU_ASSERT_DOUBLE_EQUAL(q.predicted.iteration_ms, p.predicted.iteration_ms, 1e-9 * p.predicted.iteration_ms);
+    mp_plan_free(&q);
+    /* D searched (the default): replicas of zb-v pipelines are candidates, never slower than D = 1 */
+    snprintf(cmd, sizeof cmd, "%s --profile %s --devices 2 --memory 1GiB --global-batch 8 --schedule zb-v --json -o %s.3",
+             mp_test_tool("mpplan"), prof, plan);
+    CU_ASSERT_EQUAL_FATAL(mp_test_run_cmd(cmd, &out, &err), 0);
+    free(out); free(err);
+    snprintf(plan2, sizeof plan2, "%s.3", plan);
+    CU_ASSERT_EQUAL_FATAL(mp_plan_load(plan2, &q, &e), MP_OK);
+    CU_ASSERT_EQUAL(q.schedule, MP_SCHED_ZB_V);
+    CU_ASSERT(q.predicted.iteration_ms <= p.predicted.iteration_ms * (1 + 1e-12));
+    CU_ASSERT_EQUAL(mp_plan_replicas(&q), 2);   /* this model: two one-device Vs beat one across both */
     mp_plan_free(&q);
     char old[700];   /* the same model profiled without the split backward */
     snprintf(old, sizeof old, "%s/zb.old.profile.json", mp_test_tmpdir());
@@ -387,6 +463,7 @@ int main(void)
         MP_TEST(test_no_fit),
         MP_TEST(test_usage_errors),
         MP_TEST(test_data_parallel),
+        MP_TEST(test_placement),
         MP_TEST(test_regime_note),
         MP_TEST(test_profile_per_regime),
         MP_TEST(test_zero_bubble_cli),

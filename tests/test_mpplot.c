@@ -6,6 +6,7 @@
  * backquotes and $(...) that must not execute anything. Runs the tool with
  * fork/execvp, never a shell. */
 #include <errno.h>
+#include <jansson.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
@@ -334,6 +335,64 @@ static void test_latency_simulated(void)
     free(dat);
 }
 
+/* --calibration: the simulated curve with the report's terms is mpplan
+ * --serve --evaluate --rates --calibration's (the one serving evaluator),
+ * and differs from the curve without them. */
+static void test_latency_calibration(void)
+{
+    const char *cal = mp_test_write_file("plot_cal.json",
+        "{\"calibration\": {\"fwd_scale\": 2, \"batch_overhead_ms\": 0.5, \"dispatch_ms\": 0.25}}");
+    char *img = abs_tmp("lat3.svg");
+    char *argv[] = { tool(), "latency", "--profile", fx("plot_profile.json"), "--plan", fx("plot_plan_serve.json"),
+                     "--rates", "100:400:3", "--requests", "500", "--slo-ms", "20", "--devices", "2", "--memory",
+                     "1GiB", "--calibration", (char *)cal, "-o", img, NULL };
+    CU_ASSERT_EQUAL_FATAL(run(argv, NULL, NULL, NULL), 0);
+    char *dat = mp_test_slurp(sibling(img, ".dat"), NULL);
+    CU_ASSERT_FATAL(dat != NULL);
+    double r[3], p50[3], p99[3], t;
+    int n = 0;
+    for (char *line = strtok(dat, "\n"); line && n < 3; line = strtok(NULL, "\n"))
+        if (line[0] != '#' && sscanf(line, "%lf %lf %lf %lf", &r[n], &p50[n], &p99[n], &t) == 4) n++;
+    CU_ASSERT_EQUAL_FATAL(n, 3);
+    free(dat);
+    char cmd[4096], *out = NULL;
+    snprintf(cmd, sizeof cmd, "%s --serve --evaluate %s --profile %s --devices 2 --memory 1GiB --rates 100:400:3 "
+             "--requests 500 --slo-ms 20 --calibration %s --json", mp_test_tool("mpplan"), fx("plot_plan_serve.json"),
+             fx("plot_profile.json"), cal);
+    CU_ASSERT_EQUAL_FATAL(mp_test_run_cmd(cmd, &out, NULL), 0);
+    json_t *j = json_loads(out, 0, NULL);
+    free(out);
+    const json_t *pts = json_object_get(j, "points");
+    CU_ASSERT_EQUAL_FATAL(json_array_size(pts), 3);
+    for (int i = 0; i < 3; i++) {
+        const json_t *q = json_array_get(pts, (size_t)i);
+        CU_ASSERT(fabs(p50[i] - json_number_value(json_object_get(q, "p50_ms"))) <= 1e-8 * p50[i]);
+        CU_ASSERT(fabs(p99[i] - json_number_value(json_object_get(q, "p99_ms"))) <= 1e-8 * p99[i]);
+    }
+    json_decref(j);
+    /* without the terms: lower latency */
+    char *a2[] = { tool(), "latency", "--profile", fx("plot_profile.json"), "--plan", fx("plot_plan_serve.json"),
+                   "--rates", "100:400:3", "--requests", "500", "--slo-ms", "20", "--devices", "2", "--memory",
+                   "1GiB", "-o", img, NULL };
+    CU_ASSERT_EQUAL_FATAL(run(a2, NULL, NULL, NULL), 0);
+    dat = mp_test_slurp(sibling(img, ".dat"), NULL);
+    CU_ASSERT_FATAL(dat != NULL);
+    double r0, a50, a99;
+    char *line = strtok(dat, "\n");
+    while (line && line[0] == '#') line = strtok(NULL, "\n");
+    CU_ASSERT_FATAL(line && sscanf(line, "%lf %lf %lf", &r0, &a50, &a99) == 3);
+    CU_ASSERT(a50 < p50[0]);
+    free(dat);
+    /* a bad calibration names the file */
+    char *err = NULL;
+    const char *bad = mp_test_write_file("plot_badcal.json", "{\"calibration\": {\"fwd_scale\": -1}}");
+    char *a3[] = { tool(), "latency", "--profile", fx("plot_profile.json"), "--plan", fx("plot_plan_serve.json"),
+                   "--rates", "100:400:3", "--calibration", (char *)bad, "-o", img, NULL };
+    CU_ASSERT_EQUAL(run(a3, NULL, NULL, &err), 2);
+    CU_ASSERT(err && strstr(err, "plot_badcal.json"));
+    free(err);
+}
+
 static void test_sweep(void)
 {
     char *img = abs_tmp("sweep.png");
@@ -490,6 +549,7 @@ int main(void)
         MP_TEST(test_timeline_allreduce),
         MP_TEST(test_latency_sweep),
         MP_TEST(test_latency_simulated),
+        MP_TEST(test_latency_calibration),
         MP_TEST(test_sweep),
         MP_TEST(test_bad_inputs),
         MP_TEST(test_help),

@@ -227,6 +227,23 @@ static void test_failures(void)
     free(err);
     CU_ASSERT_EQUAL(mprun("", two, "--steps 2 --optimizer lion", NULL, NULL, &err), 2);
     free(err);
+    /* every value through core/cli: one message form naming the flag and the value */
+    static const char *const bad[][2] = {
+        { "--steps 2 --lr abc", "--lr: expected a number > 0, got \"abc\"" },
+        { "--steps 2 --lr -1", "--lr: expected a number > 0, got \"-1\"" },
+        { "--steps 2 --optimizer lion", "--optimizer: expected sgd or adam, got \"lion\"" },
+        { "--steps 2 --seed -3", "--seed: expected an integer >= 0, got \"-3\"" },
+        { "--steps 2 --timeout soon", "--timeout: expected a duration" },
+        { "--steps 2 --bandwidth fast", "--bandwidth: expected a bandwidth" },
+        { "--steps 2 --memory 12XB", "--memory: expected a size" },
+        { "--steps x", "--steps: expected an integer >= 1, got \"x\"" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CU_ASSERT_EQUAL(mprun("", two, bad[i][0], NULL, NULL, &err), 2);
+        CU_ASSERT_PTR_NOT_NULL(err && strstr(err, bad[i][1]));
+        if (!(err && strstr(err, bad[i][1]))) fprintf(stderr, "%s: %s\n", bad[i][0], err ? err : "");
+        free(err);
+    }
 }
 
 /* --profile measured with another number of busy cores than the plan keeps

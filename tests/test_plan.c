@@ -119,6 +119,10 @@ static void test_load_fixtures(void)
     CU_ASSERT_EQUAL(p.max_batch, 16);
     CU_ASSERT_EQUAL(p.max_wait_ms, 2.5);
     CU_ASSERT_EQUAL(p.predicted.samples_per_s, 4923.0769230769229);
+    CU_ASSERT_EQUAL(p.predicted.serve.p50_ms, 4.1);
+    CU_ASSERT_EQUAL(p.predicted.serve.p99_ms, 7.9);
+    CU_ASSERT_EQUAL(mp_plan_slo_ms(&p), -1);     /* none recorded */
+    CU_ASSERT_EQUAL(p.has_terms, 0);
     mp_plan_free(&p);
 }
 
@@ -293,6 +297,92 @@ static void test_data_parallel(void)
                  "\"data_parallel\": 0, \"stages\": [" ST(0, 3, 0) "]}", "data_parallel", NULL);
 }
 
+/* The serving fields (predicted serving metrics, prediction_terms) read,
+ * written and read back unchanged; mp_plan_slo_ms and mp_plan_check_serve. */
+static void test_serve_fields(void)
+{
+    const char *text = "{\"format\": \"mpplan-plan/1\", \"mode\": \"serve\", \"schedule\": \"gpipe\", "
+        "\"global_batch\": 4, \"microbatch_size\": 4, \"max_batch\": 4, \"max_wait_ms\": 0.5, \"stages\": ["
+        ST(0, 1, 0) ", " ST(2, 3, 1) "], \"predicted\": {\"iteration_ms\": 1, \"samples_per_s\": 9, "
+        "\"bubble_fraction\": 0.5, \"peak_memory_bytes\": [1, 2], \"bottleneck_stage\": 1, \"rate\": 10, "
+        "\"throughput_rps\": 9.5, \"p50_ms\": 1.25, \"p90_ms\": 2, \"p99_ms\": 3, \"max_ms\": 4, \"slo_ms\": 3.5, "
+        "\"slo_attainment\": 0.99, \"capacity_rps\": 100, \"overloaded\": true, \"queued_at_end\": 7}, "
+        "\"prediction_terms\": {\"fwd_scale\": 1.5, \"batch_overhead_ms\": 0.25, \"dispatch_ms\": 0.125, "
+        "\"fwd_spread_quantiles\": [0.5, 1.5]}}";
+    mp_plan a, b;
+    mp_error e;
+    mp_error_clear(&e);
+    CU_ASSERT_EQUAL_FATAL(mp_plan_parse(text, strlen(text), "s.json", &a, &e), MP_OK);
+    const mp_serve_prediction *q = &a.predicted.serve;
+    CU_ASSERT(q->rate == 10 && q->throughput_rps == 9.5 && q->p50_ms == 1.25 && q->p90_ms == 2 && q->p99_ms == 3 &&
+              q->max_ms == 4 && q->slo_ms == 3.5 && q->slo_attainment == 0.99 && q->capacity_rps == 100 &&
+              q->overloaded == 1 && q->queued_at_end == 7);
+    CU_ASSERT_EQUAL(mp_plan_slo_ms(&a), 3.5);
+    CU_ASSERT(a.has_terms && a.terms.fwd_scale == 1.5 && a.terms.batch_overhead_ms == 0.25 &&
+              a.terms.dispatch_ms == 0.125 && a.terms.n_spread == 2 && a.terms.spread[1] == 1.5);
+    CU_ASSERT_EQUAL(mp_plan_check_serve(&a, 4, "s.json", &e), MP_OK);
+    CU_ASSERT_EQUAL(mp_plan_check_serve(&a, 5, "s.json", &e), MP_ERR_INPUT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "s.json: stages"));
+    char *s = mp_plan_to_json(&a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL_FATAL(mp_plan_parse(s, strlen(s), "mem", &b, &e), MP_OK);
+    CU_ASSERT_EQUAL(memcmp(&a.predicted.serve, &b.predicted.serve, sizeof a.predicted.serve), 0);
+    CU_ASSERT_EQUAL(memcmp(&a.terms, &b.terms, sizeof a.terms), 0);
+    CU_ASSERT(strstr(s, "\"prediction_terms\"") > strstr(s, "\"predicted\""));
+    free(s);
+    mp_plan_free(&b);
+    mp_plan_free(&a);
+    /* a training plan is not a serving plan; a bad term names its field */
+    expect_error("{" HDR ", \"mode\": \"serve\", " ONE ", \"prediction_terms\": {\"fwd_scale\": 0, "
+                 "\"batch_overhead_ms\": 0, \"dispatch_ms\": 0}}", "prediction_terms.fwd_scale: must be > 0", NULL);
+    const char *train = "{" HDR ", " ONE "}";
+    CU_ASSERT_EQUAL_FATAL(mp_plan_parse(train, strlen(train), "t.json", &a, &e), MP_OK);
+    CU_ASSERT_EQUAL(mp_plan_check_serve(&a, 4, "t.json", &e), MP_ERR_INPUT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "t.json: mode"));
+    mp_plan_free(&a);
+}
+
+/* "search" (what the planner did) round-trips; plans without it load with
+ * has_search 0 and are written without it; bad values are named. */
+static void test_search_section(void)
+{
+#define SRCH(x) "{" HDR ", \"schedule\": \"1f1b\", \"global_batch\": 4, \"microbatch_size\": 2, " \
+                "\"stages\": [" ST(0, 3, 0) "], \"search\": " x "}"
+    const char *text = SRCH("{\"seconds\": 0.25, \"configurations\": 153, \"searched\": 13, "
+                            "\"lower_bound_ms\": 1715.5, \"gap\": 0.125, \"proven\": false}");
+    mp_plan p, q;
+    mp_error e;
+    mp_error_clear(&e);
+    CU_ASSERT_EQUAL_FATAL(mp_plan_parse(text, strlen(text), "p.json", &p, &e), MP_OK);
+    CU_ASSERT(p.has_search);
+    CU_ASSERT_EQUAL(p.search.seconds, 0.25);
+    CU_ASSERT_EQUAL(p.search.configurations, 153);
+    CU_ASSERT_EQUAL(p.search.searched, 13);
+    CU_ASSERT_EQUAL(p.search.lower_bound_ms, 1715.5);
+    CU_ASSERT_EQUAL(p.search.gap, 0.125);
+    CU_ASSERT_EQUAL(p.search.proven, 0);
+    char *json = mp_plan_to_json(&p);
+    CU_ASSERT_EQUAL_FATAL(mp_plan_parse(json, strlen(json), "rt.json", &q, &e), MP_OK);
+    CU_ASSERT(q.has_search && memcmp(&p.search, &q.search, sizeof p.search) == 0);
+    free(json);
+    mp_plan_free(&q);
+    mp_plan_free(&p);
+    p = load("plan_1f1b.json");   /* an old plan: no search */
+    CU_ASSERT_EQUAL(p.has_search, 0);
+    json = mp_plan_to_json(&p);
+    CU_ASSERT_PTR_NULL(strstr(json, "\"search\""));
+    free(json);
+    mp_plan_free(&p);
+    expect_error(SRCH("[]"), "search: must be an object", NULL);
+    expect_error(SRCH("{\"seconds\": 1, \"configurations\": 3, \"searched\": 1, \"lower_bound_ms\": 1, "
+                      "\"gap\": 0.5}"), "search.proven", NULL);
+    expect_error(SRCH("{\"seconds\": 1, \"configurations\": 3, \"searched\": 1, \"lower_bound_ms\": 1, "
+                      "\"gap\": -0.5, \"proven\": true}"), "search.gap", NULL);
+    expect_error(SRCH("{\"seconds\": 1, \"configurations\": 3, \"searched\": 4, \"lower_bound_ms\": 1, "
+                      "\"gap\": 0, \"proven\": true}"), "search.searched", NULL);
+#undef SRCH
+}
+
 static void test_json_and_round_trip(void)
 {
     const char *fixtures[] = {"plan_1f1b.json", "plan_interleaved.json", "plan_serve.json"};
@@ -353,7 +443,8 @@ int main(void)
 {
     static const mp_test_case cases[] = {
         MP_TEST(test_names), MP_TEST(test_load_fixtures), MP_TEST(test_parse_errors),
-        MP_TEST(test_check), MP_TEST(test_data_parallel), MP_TEST(test_json_and_round_trip),
+        MP_TEST(test_check), MP_TEST(test_data_parallel), MP_TEST(test_search_section), MP_TEST(test_json_and_round_trip),
+        MP_TEST(test_serve_fields),
     };
     return mp_test_main("plan", cases, (int)(sizeof cases / sizeof *cases));
 }

@@ -1,8 +1,10 @@
 /* test_search.c — the planner's search against a brute-force enumerator that
- * calls the reference mp_plan_evaluate for every (K, split, b, schedule, v,
- * recompute vector), on hundreds of random small instances; the fast path
+ * calls the reference mp_plan_evaluate for every (ordered choice of K
+ * devices, split, b, schedule, v, recompute vector), on hundreds of random
+ * small instances; the fast path
  * against the reference; the minimum-memory answer; closed forms; the
  * planner's peaks against the memory model. */
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,11 +15,14 @@
 #include "plan.h"
 #include "profile.h"
 #include "bounds.h"
+#include "configs.h"
 #include "mem_states.h"
+#include "placement.h"
 #include "memory.h"
 #include "prefix.h"
 #include "schedule.h"
 #include "search.h"
+#include "synth.h"
 #include "testutil.h"
 
 /* ---------------------------------------------------------------- random instances */
@@ -117,6 +122,7 @@ static void bf_eval(bf_ctx *x)
     mp_error_clear(&e);
     x->evals++;
     if (mp_plan_evaluate(&x->plan, x->prof, x->cl, x->o->state_factor, NULL, &e) != MP_OK) {
+        fprintf(stderr, "brute force: evaluate: %s\n", e.msg);
         CU_FAIL("brute force: evaluate failed");
         return;
     }
@@ -154,8 +160,9 @@ static void bf_split(bf_ctx *x, int s, int lo)
 }
 
 /* Every plan of configuration (K, b, kind, v) with D replicas into x->best
- * (x->plan.stages holds >= K*v stages). */
-static void bf_config(bf_ctx *x, int K, int b, int kind, int v, int D)
+ * (x->plan.stages holds >= K*v stages), position k on device dev[k] (NULL:
+ * device k; replicas: device r*K + k). */
+static void bf_config_on(bf_ctx *x, int K, int b, int kind, int v, const int *dev, int D)
 {
     x->plan.schedule = kind;
     x->plan.chunks_per_device = v;
@@ -164,26 +171,49 @@ static void bf_config(bf_ctx *x, int K, int b, int kind, int v, int D)
     x->plan.num_microbatches = x->o->global_batch / (D * b);
     x->plan.data_parallel = D;
     x->plan.num_stages = K * v;
-    for (int s = 0; s < K * v; s++)   /* zb-v: the V */
-        x->plan.stages[s].device = kind == MP_SCHED_ZB_V && s >= K ? 2 * K - 1 - s : s % K;
+    for (int s = 0; s < K * v; s++) {   /* zb-v: the V */
+        int q = kind == MP_SCHED_ZB_V && s >= K ? 2 * K - 1 - s : s % K;
+        x->plan.stages[s].device = dev ? dev[q] : q;
+    }
     bf_split(x, 0, 0);
+}
+
+static void bf_config(bf_ctx *x, int K, int b, int kind, int v, int D) { bf_config_on(x, K, b, kind, v, NULL, D); }
+
+/* Every ordered choice of K distinct devices (dev[0..k) chosen) of cl, each
+ * configuration (K, b, kind, v) of one replica on it: the placements, brute
+ * force. */
+static void bf_orders(bf_ctx *x, int K, int b, int kind, int v, int *dev, int k)
+{
+    if (k == K) {
+        bf_config_on(x, K, b, kind, v, dev, 1);
+        return;
+    }
+    for (int d = 0; d < x->cl->num_devices; d++) {
+        int used = 0;
+        for (int i = 0; i < k; i++) used |= dev[i] == d;
+        if (used) continue;
+        dev[k] = d;
+        bf_orders(x, K, b, kind, v, dev, k + 1);
+    }
 }
 
 /* The planner's replicas (docs/cost-model.md, "Data parallelism"): device
  * r*K + k like device k (speed, memory), replica r's pipeline links like
- * replica 0's. */
-static int bf_replicas_ok(const mp_cluster *cl, int K, int D)
+ * replica 0's (interleaved, ring: the wrap K-1 <-> 0 too). */
+static int bf_replicas_ok(const mp_cluster *cl, int K, int D, int ring)
 {
     if (D * K > cl->num_devices) return 0;
     for (int r = 1; r < D; r++)
         for (int k = 0; k < K; k++) {
             if (cl->devices[r * K + k].speed != cl->devices[k].speed ||
                 cl->devices[r * K + k].memory_bytes != cl->devices[k].memory_bytes) return 0;
-            if (k + 1 < K &&
-                (mp_cluster_transfer_ms(cl, k, k + 1, 1e6) != mp_cluster_transfer_ms(cl, r * K + k, r * K + k + 1, 1e6) ||
-                 mp_cluster_transfer_ms(cl, k + 1, k, 1e6) != mp_cluster_transfer_ms(cl, r * K + k + 1, r * K + k, 1e6) ||
-                 mp_cluster_transfer_ms(cl, k, k + 1, 0) != mp_cluster_transfer_ms(cl, r * K + k, r * K + k + 1, 0) ||
-                 mp_cluster_transfer_ms(cl, k + 1, k, 0) != mp_cluster_transfer_ms(cl, r * K + k + 1, r * K + k, 0)))
+            int n = k + 1 < K ? k + 1 : ring && K > 2 ? 0 : -1;
+            if (n >= 0 &&
+                (mp_cluster_transfer_ms(cl, k, n, 1e6) != mp_cluster_transfer_ms(cl, r * K + k, r * K + n, 1e6) ||
+                 mp_cluster_transfer_ms(cl, n, k, 1e6) != mp_cluster_transfer_ms(cl, r * K + n, r * K + k, 1e6) ||
+                 mp_cluster_transfer_ms(cl, k, n, 0) != mp_cluster_transfer_ms(cl, r * K + k, r * K + n, 0) ||
+                 mp_cluster_transfer_ms(cl, n, k, 0) != mp_cluster_transfer_ms(cl, r * K + n, r * K + k, 0)))
                 return 0;
         }
     return 1;
@@ -200,18 +230,22 @@ static double brute_force(const mp_profile *prof, const mp_cluster *cl, const mp
         for (int b = 1; b <= G; b++) {
             if (G % (D * b) || (o->microbatch && o->microbatch != b)) continue;
             for (int K = 1; K * D <= cl->num_devices && K <= L; K++) {
-                if (D > 1 && !bf_replicas_ok(cl, K, D)) continue;
-                for (int kind = 0; kind < (D > 1 ? 2 : MP_SCHED_COUNT); kind++) {   /* replicas: gpipe/1f1b */
+                if (D > 1 && !bf_replicas_ok(cl, K, D, 0)) continue;
+                for (int kind = 0; kind < MP_SCHED_COUNT; kind++) {   /* replicas of every schedule */
                     if (o->schedule >= 0 && o->schedule != kind) continue;
+                    if (kind == MP_SCHED_INTERLEAVED && D > 1 && !bf_replicas_ok(cl, K, D, 1)) continue;
                     if (kind >= MP_SCHED_ZB_H1 && !mp_profile_has_split(prof)) continue;   /* zero bubble: split times */
                     if (kind >= MP_SCHED_ZB_H1 && K == 1 && o->schedule < 0) continue;    /* ... and auto: >= 2 stages */
+                    int dev[16];
                     if (kind == MP_SCHED_ZB_V) {
-                        if (2 * K <= L) bf_config(&x, K, b, kind, 2, D);
+                        if (2 * K <= L && D == 1) bf_orders(&x, K, b, kind, 2, dev, 0);
+                        else if (2 * K <= L) bf_config(&x, K, b, kind, 2, D);   /* replicas: the file order */
                         continue;
                     }
                     for (int v = kind == 2 ? 2 : 1; (kind == 2 ? K * v <= L : v == 1); v++) {
-                        if (kind == 2 && (K < 2 || (G / b) % K)) break;
-                        bf_config(&x, K, b, kind, v, D);
+                        if (kind == 2 && (K < 2 || (G / (D * b)) % K)) break;   /* m per replica */
+                        if (D == 1) bf_orders(&x, K, b, kind, v, dev, 0);   /* one replica: every device order */
+                        else bf_config(&x, K, b, kind, v, D);               /* replicas: the file order */
                     }
                 }
             }
@@ -244,7 +278,7 @@ static int close_rel(double a, double b) { return fabs(a - b) <= 1e-9 * fmax(fab
 /* Data parallelism: devices of a few kinds repeating with a period, links
  * uniform or (now and then) random per pair, a measured all-reduce fit
  * now and then; the search's D free (auto) or fixed. */
-static int n_dp;  /* fitting instances whose best plan has D > 1 */
+static int n_dp, n_dp_inter;  /* fitting instances whose best plan has D > 1 (and is interleaved) */
 static void dp_cluster(mp_cluster *c, int N, mp_search_opts *o)
 {
     int period = irand(3) == 0 ? 2 : 1;
@@ -283,7 +317,7 @@ static void check_instance(int L, int D, int G, int forced, long *total_evals, i
         int r = irand(4);
         if (r == 0) o.recompute = MP_RC_OFF;
         if (r == 1) o.recompute = MP_RC_ON;
-        if (irand(3) == 0) o.schedule = irand(dp && o.data_parallel != 1 ? 2 : 3);
+        if (irand(3) == 0) o.schedule = irand(3);
         if (irand(3) == 0) {
             int b = 1 + irand(G);
             while (G % b) b--;
@@ -308,6 +342,7 @@ static void check_instance(int L, int D, int G, int forced, long *total_evals, i
         n_inter += p->schedule == MP_SCHED_INTERLEAVED;
         n_multi += p->num_stages > 1;
         n_dp += p->data_parallel > 1;
+        n_dp_inter += p->data_parallel > 1 && p->schedule == MP_SCHED_INTERLEAVED;
         if (p->data_parallel != (o.data_parallel ? o.data_parallel : p->data_parallel)) bad = 1;
         for (int s = 0; s < p->num_stages; s++)
             if (p->stages[s].recompute) { n_rc++; break; }
@@ -348,15 +383,18 @@ static void test_random_vs_brute_force(void)
 
 /* The zero-bubble schedules (profiles with split backward times and a
  * W-stash): the search, auto or forced to zb-h1/zb-h2/zb-v, equals brute
- * force over every configuration, split and recompute set. */
+ * force over every configuration, split and recompute set; the last 200
+ * instances on clusters of repeating device kinds with D free or fixed
+ * (replicas of zero-bubble pipelines, their all-reduces in the W's order). */
 static void test_zero_bubble_vs_brute_force(void)
 {
     static const int batches[] = { 1, 2, 3, 4, 6 };
-    int fails = 0, fit = 0, zb = 0, zbv = 0;
-    for (int i = 0; i < 240; i++) {
+    int fails = 0, fit = 0, zb = 0, zbv = 0, zbdp = 0;
+    for (int i = 0; i < 440; i++) {
         mp_profile prof;
         mp_cluster cl;
-        int L = 1 + irand(7), D = 1 + irand(3), G = batches[irand(5)];
+        int dp = i >= 240;
+        int L = 1 + irand(7), D = dp ? 2 + irand(3) : 1 + irand(3), G = batches[irand(5)];
         rand_profile(&prof, L);
         for (int l = 0; l < L; l++) {
             mp_layer_cost *c = &prof.layers[l];
@@ -368,6 +406,7 @@ static void test_zero_bubble_vs_brute_force(void)
         rand_cluster(&cl, &prof, D, G);
         mp_search_opts o;
         mp_search_opts_init(&o, G);
+        if (dp) dp_cluster(&cl, D, &o);
         o.state_factor = 1 + 3 * urand();
         int r = irand(4);
         if (r == 1) o.schedule = MP_SCHED_ZB_H1;
@@ -388,7 +427,9 @@ static void test_zero_bubble_vs_brute_force(void)
             fit++;
             zb += mp_schedule_is_zb(p->schedule) && p->num_stages > 1;
             zbv += p->schedule == MP_SCHED_ZB_V;
-            bad = !close_rel(p->predicted.iteration_ms, best) || !mp_plan_fits(p, &cl) || !res.optimal;
+            zbdp += mp_schedule_is_zb(p->schedule) && p->data_parallel > 1;
+            if (o.data_parallel && p->data_parallel != o.data_parallel) bad = 1;
+            bad |= !close_rel(p->predicted.iteration_ms, best) || !mp_plan_fits(p, &cl) || !res.optimal;
         }
         if (bad && ++fails <= 5)
             fprintf(stderr, "zb mismatch: L=%d D=%d G=%d rc=%d sched=%d: brute %.12g, search st=%d %.12g (%s)\n", L, D, G,
@@ -397,10 +438,10 @@ static void test_zero_bubble_vs_brute_force(void)
         mp_profile_free(&prof);
         mp_cluster_free(&cl);
     }
-    fprintf(stderr, "  240 zero-bubble instances (%d fit, %d multi-stage zero-bubble best, %d zb-v), %d mismatches\n",
-            fit, zb, zbv, fails);
+    fprintf(stderr, "  440 zero-bubble instances (%d fit, %d multi-stage zero-bubble best, %d zb-v, %d zero-bubble "
+            "with D > 1), %d mismatches\n", fit, zb, zbv, zbdp, fails);
     CU_ASSERT_EQUAL(fails, 0);
-    CU_ASSERT(fit > 60 && zb > 20 && zbv > 5);
+    CU_ASSERT(fit > 60 && zb > 20 && zbv > 5 && zbdp > 5);
 }
 
 /* Data parallelism searched jointly: D replicas of K stages, D*K <= devices
@@ -415,25 +456,31 @@ static void test_data_parallel_vs_brute_force(void)
     n_dp = 0;
     for (int i = 0; i < 400; i++, n++)
         check_instance(1 + irand(6), 2 + irand(3), batches[irand(7)], 2 + i % 2, &evals, &fails);
-    fprintf(stderr, "  %d data-parallel instances (%d fit, %d best with D > 1), %ld reference evaluations, "
-            "%d mismatches\n", n, n_fit, n_dp, evals, fails);
+    fprintf(stderr, "  %d data-parallel instances (%d fit, %d best with D > 1, %d of them interleaved), %ld reference "
+            "evaluations, %d mismatches\n", n, n_fit, n_dp, n_dp_inter, evals, fails);
     CU_ASSERT_EQUAL(fails, 0);
     CU_ASSERT(n_dp > 30);
 }
 
 /* Interleaved only (its split search has its own memory and recompute
- * pruning): the search equals brute force on tight-memory instances. */
+ * pruning): the search equals brute force on tight-memory instances; the
+ * last 100 with two replicas (their all-reduce buffers count in memory). */
 static void test_interleaved_vs_brute_force(void)
 {
-    int fails = 0, fit = 0, rc = 0;
-    for (int i = 0; i < 120; i++) {
+    int fails = 0, fit = 0, rc = 0, fit_dp = 0;
+    for (int i = 0; i < 220; i++) {
         mp_profile prof;
         mp_cluster cl;
-        int L = 4 + irand(5), D = 2 + irand(3), G = 4 * (1 + irand(2));
+        int dp = i >= 120;
+        int L = 4 + irand(5), D = dp ? 4 + irand(2) : 2 + irand(3), G = 4 * (1 + irand(2));
         rand_profile(&prof, L);
         rand_cluster(&cl, &prof, D, G);
         mp_search_opts o;
         mp_search_opts_init(&o, G);
+        if (dp) {
+            dp_cluster(&cl, D, &o);
+            o.data_parallel = 2;
+        }
         o.schedule = MP_SCHED_INTERLEAVED;
         o.state_factor = 1 + 3 * urand();
         long ev;
@@ -449,6 +496,7 @@ static void test_interleaved_vs_brute_force(void)
             fails++;
         } else {
             fit++;
+            fit_dp += r.plans[0].data_parallel == 2;
             for (int s = 0; s < r.plans[0].num_stages; s++)
                 if (r.plans[0].stages[s].recompute) { rc++; break; }
         }
@@ -456,9 +504,40 @@ static void test_interleaved_vs_brute_force(void)
         mp_profile_free(&prof);
         mp_cluster_free(&cl);
     }
-    fprintf(stderr, "  interleaved: %d fit (%d with recompute), %d mismatches\n", fit, rc, fails);
+    fprintf(stderr, "  interleaved: %d fit (%d with recompute, %d with D = 2), %d mismatches\n", fit, rc, fit_dp, fails);
     CU_ASSERT_EQUAL(fails, 0);
-    CU_ASSERT(fit > 20 && rc > 0);
+    CU_ASSERT(fit > 20 && rc > 0 && fit_dp > 10);
+}
+
+/* Replicas of an interleaved pipeline also use the wrap link K-1 -> 0: two
+ * replicas of 3 positions on 6 uniform devices, replica 1's wrap link (5 <->
+ * 3) slower: gpipe/1f1b replicas are allowed, interleaved ones are not, and
+ * the search says so for a forced interleaved D = 2 x K = 3. */
+static void test_replicas_ring(void)
+{
+    mp_profile prof;
+    mp_cluster cl;
+    mp_error e;
+    mp_error_clear(&e);
+    rand_profile(&prof, 6);
+    CU_ASSERT_EQUAL_FATAL(mp_cluster_uniform(&cl, 6, 1e12, 1e9, 1e-5, &e), MP_OK);
+    CU_ASSERT_EQUAL(mp_config_replicas_ok(&cl, 3, 2, 1), 1);
+    cl.links[5 * 6 + 3].bandwidth = cl.links[3 * 6 + 5].bandwidth = 1e8;
+    CU_ASSERT_EQUAL(mp_config_replicas_ok(&cl, 3, 2, 0), 1);
+    CU_ASSERT_EQUAL(mp_config_replicas_ok(&cl, 3, 2, 1), 0);
+    CU_ASSERT_EQUAL(mp_config_replicas_ok(&cl, 2, 3, 1), 1);   /* K = 2: the wrap is the pipeline link */
+    mp_search_opts o;
+    mp_search_opts_init(&o, 12);
+    o.data_parallel = 2;
+    o.positions = 3;
+    mp_search_result r;
+    CU_ASSERT_EQUAL(mp_search_run(&prof, &cl, &o, &r, &e), MP_OK);
+    if (r.num_plans) CU_ASSERT_NOT_EQUAL(r.plans[0].schedule, MP_SCHED_INTERLEAVED);
+    mp_search_result_free(&r);
+    o.schedule = MP_SCHED_INTERLEAVED;
+    CU_ASSERT_EQUAL(mp_search_run(&prof, &cl, &o, &r, &e), MP_ERR_USAGE);
+    mp_profile_free(&prof);
+    mp_cluster_free(&cl);
 }
 
 /* Every configuration bound (mp_search_config_bound) is at most the best
@@ -511,6 +590,77 @@ static void test_config_bounds_vs_brute_force(void)
             checked, infeasible, huge, tight, fails);
     CU_ASSERT_EQUAL(fails, 0);
     CU_ASSERT(checked > 500 && huge > 0 && tight > 0);
+}
+
+/* Mixed clusters: two device kinds in random file order, links by kind
+ * pair. The classes are the kinds; the search lists one order per
+ * sequence of kinds (fewer than all orders) and still equals brute force
+ * over every ordered choice of devices; often the best order is not the
+ * file order's prefix. */
+static void test_mixed_clusters_vs_permutations(void)
+{
+    int fails = 0, fit = 0, reordered = 0, fewer = 0;
+    for (int i = 0; i < 80; i++) {
+        mp_profile prof;
+        mp_cluster cl;
+        int L = 2 + irand(5), D = 3 + irand(2), G = 2 * (1 + irand(3));
+        rand_profile(&prof, L);
+        rand_cluster(&cl, &prof, D, G);
+        double spd[2] = { 0.5 + urand(), 0.5 + urand() }, mem[2] = { cl.devices[0].memory_bytes,
+                                                                     cl.devices[1].memory_bytes };
+        mp_link lk[2][2];
+        for (int a = 0; a < 4; a++) lk[a / 2][a % 2] = cl.links[a];
+        int kind[4];
+        for (int d = 0; d < D; d++) kind[d] = d < 2 ? d : irand(2);
+        for (int d = D - 1; d > 0; d--) {  /* shuffle the file order */
+            int j = irand(d + 1), t = kind[d];
+            kind[d] = kind[j];
+            kind[j] = t;
+        }
+        for (int d = 0; d < D; d++) {
+            char nm[16];
+            snprintf(nm, sizeof nm, "%s-%d", kind[d] ? "slow" : "fast", d);
+            free(cl.devices[d].name);
+            cl.devices[d].name = strdup(nm);
+            cl.devices[d].speed = spd[kind[d]];
+            cl.devices[d].memory_bytes = mem[kind[d]];
+            for (int q = 0; q < D; q++) cl.links[d * D + q] = lk[kind[d]][kind[q]];
+        }
+        int cls[4];
+        if (mp_cluster_classes(&cl, cls) != 2) fails++;
+        mp_search_opts o;
+        mp_search_opts_init(&o, G);
+        o.state_factor = 1 + 3 * urand();
+        long ev;
+        double best = brute_force(&prof, &cl, &o, &ev);
+        mp_search_result r;
+        mp_error e;
+        mp_error_clear(&e);
+        mp_status st = mp_search_run(&prof, &cl, &o, &r, &e);
+        if (best == HUGE_VAL) {
+            fails += st == MP_OK;
+        } else if (st != MP_OK || !close_rel(r.plans[0].predicted.iteration_ms, best) || !r.optimal ||
+                   !mp_plan_fits(&r.plans[0], &cl) || !r.placements_complete) {
+            fails++;
+        } else {
+            fit++;
+            int orders = 0, Lm = L < D ? L : D;
+            for (int k = 1, f = 1; k <= Lm; k++) orders += f *= D - k + 1;
+            fewer += r.placements < orders;
+            for (int s = 0; s < r.plans[0].num_stages; s++)
+                if (r.plans[0].stages[s].device != s % mp_plan_num_positions(&r.plans[0])) {
+                    reordered++;
+                    break;
+                }
+        }
+        if (st == MP_OK) mp_search_result_free(&r);
+        mp_profile_free(&prof);
+        mp_cluster_free(&cl);
+    }
+    fprintf(stderr, "  mixed clusters: %d fit (%d not in file order, %d with fewer orders than all), %d mismatches\n",
+            fit, reordered, fewer, fails);
+    CU_ASSERT_EQUAL(fails, 0);
+    CU_ASSERT(fit > 40 && reordered > 5 && fewer > 20);
 }
 
 /* Water-filling against a hand-computed case and a brute-force grid. */
@@ -603,24 +753,34 @@ static void test_single_device_closed_form(void)
 /* No fit: the reported memory makes a plan fit, a little less does not. */
 static void test_min_memory(void)
 {
-    int checked = 0;
-    for (int i = 0; i < 40; i++) {
+    int checked = 0, with_dp = 0;
+    for (int i = 0; i < 80; i++) {
         mp_profile prof;
         mp_cluster cl;
         mp_error e;
-        int L = 2 + irand(8), D = 1 + irand(4);
+        int dp = i >= 40;   /* then clusters of repeating kinds, D free (auto) or fixed */
+        int L = 2 + irand(8), D = dp ? 2 + irand(3) : 1 + irand(4);
         rand_profile(&prof, L);
         rand_cluster(&cl, &prof, D, 4);
-        for (int d = 0; d < D; d++) cl.devices[d].memory_bytes = 1000;  /* nothing fits */
         mp_search_opts o;
         mp_search_opts_init(&o, 4);
+        if (dp) {
+            dp_cluster(&cl, D, &o);
+        }
+        for (int d = 0; d < D; d++) cl.devices[d].memory_bytes = 1000;  /* nothing fits */
         o.schedule = i % 3 == 0 ? MP_SCHED_GPIPE : MP_SCHED_1F1B;
         o.recompute = irand(3) - 1;
         mp_search_result r;
-        CU_ASSERT_EQUAL(mp_search_run(&prof, &cl, &o, &r, &e), MP_ERR_NOFIT);
+        mp_status st0 = mp_search_run(&prof, &cl, &o, &r, &e);
+        if (st0 == MP_ERR_USAGE && o.data_parallel) {   /* a fixed D this cluster cannot hold: D free */
+            o.data_parallel = 0;
+            st0 = mp_search_run(&prof, &cl, &o, &r, &e);
+        }
+        CU_ASSERT_EQUAL(st0, MP_ERR_NOFIT);
         double M = 0;
         mp_plan plan;
         CU_ASSERT_EQUAL_FATAL(mp_search_min_memory(&prof, &cl, &o, &M, &plan, &e), MP_OK);
+        with_dp += mp_plan_replicas(&plan) > 1;
         for (int d = 0; d < D; d++) cl.devices[d].memory_bytes = M;
         CU_ASSERT_TRUE(mp_plan_fits(&plan, &cl));
         mp_error_clear(&e);
@@ -635,7 +795,9 @@ static void test_min_memory(void)
         mp_cluster_free(&cl);
         checked++;
     }
-    CU_ASSERT_EQUAL(checked, 40);
+    CU_ASSERT_EQUAL(checked, 80);
+    fprintf(stderr, "  %d of %d minimal plans with D > 1\n", with_dp, checked);
+    CU_ASSERT(with_dp > 2);   /* gpipe's m*b = G/D: replicas can need less memory */
 }
 
 /* Impossible options are usage errors. */
@@ -679,6 +841,7 @@ static void test_medium_instance(void)
     mp_search_opts_init(&o, 64);
     mp_search_result r;
     mp_status st = mp_search_run(&prof, &cl, &o, &r, &e);
+    if (st != MP_OK) fprintf(stderr, "medium: %d %s\n", st, e.msg);
     CU_ASSERT_EQUAL_FATAL(st, MP_OK);
     for (int i = 0; i < r.num_plans; i++) {
         CU_ASSERT_TRUE(close_rel(r.fast_ms[i], r.plans[i].predicted.iteration_ms));
@@ -770,6 +933,154 @@ static void test_planner_peaks_equal_model(void)
     CU_ASSERT(checked > 500 && rc_seen > 100);
 }
 
+/* ---------------------------------------------------------------- exhaustive fixtures */
+
+/* Instances larger than the random ones, solved offline by the brute force
+ * above (every device order, split, micro-batch, schedule, recompute vector:
+ * minutes) with `build/tests/test_search --write-fixtures`; the answers per
+ * configuration are in tests/fixtures/search_exhaustive.json. The memory-
+ * bound synthetic layers of planner/synth.h, uniform devices with
+ * mem_factor times mp_synth_tight_memory. */
+typedef struct {
+    int L, D, G, schedule, recompute;
+    unsigned seed;
+    double mem_factor;
+} fx_inst;
+
+static const fx_inst FX[] = {
+    { 24, 6, 8, MP_SCHED_1F1B, MP_RC_AUTO, 1, 0.45 },
+    { 24, 6, 8, MP_SCHED_GPIPE, MP_RC_AUTO, 2, 0.6 },
+    { 28, 4, 16, MP_SCHED_1F1B, MP_RC_AUTO, 3, 0.35 },
+    { 16, 4, 8, MP_SCHED_INTERLEAVED, MP_RC_OFF, 4, 1.2 },
+    { 16, 4, 8, MP_SCHED_INTERLEAVED, MP_RC_ON, 5, 0.7 },
+    { 13, 4, 8, MP_SCHED_INTERLEAVED, MP_RC_AUTO, 6, 0.6 },
+};
+#define NFX ((int)(sizeof FX / sizeof *FX))
+
+static void fx_make(const fx_inst *f, mp_profile *prof, mp_cluster *cl, mp_search_opts *o)
+{
+    mp_error e;
+    mp_synth_profile(prof, f->L, f->seed, &e);
+    mp_synth_cluster(cl, f->D, f->mem_factor * mp_synth_tight_memory(prof, f->D), 0, &e);
+    mp_search_opts_init(o, f->G);
+    o->state_factor = MP_SYNTH_STATE_FACTOR;
+    o->schedule = f->schedule;
+    o->recompute = f->recompute;
+}
+
+/* Calls fn for every configuration (K, b, kind, v) of f's search space. */
+static void fx_configs(const fx_inst *f, void (*fn)(int K, int b, int kind, int v, void *), void *arg)
+{
+    for (int b = 1; b <= f->G; b++) {
+        if (f->G % b) continue;
+        for (int K = 1; K <= f->D && K <= f->L; K++)
+            for (int v = f->schedule == MP_SCHED_INTERLEAVED ? 2 : 1;
+                 f->schedule == MP_SCHED_INTERLEAVED ? K * v <= f->L : v == 1; v++) {
+                if (f->schedule == MP_SCHED_INTERLEAVED && (K < 2 || (f->G / b) % K)) break;
+                fn(K, b, f->schedule, v, arg);
+            }
+    }
+}
+
+typedef struct {
+    const mp_profile *prof;
+    const mp_cluster *cl;
+    const mp_search_opts *o;
+    json_t *arr;
+    double best;
+} fx_write_ctx;
+
+static void fx_write_one(int K, int b, int kind, int v, void *arg)
+{
+    fx_write_ctx *w = arg;
+    double t = brute_force_config(w->prof, w->cl, w->o, K, b, kind, v);
+    if (t < w->best) w->best = t;
+    json_array_append_new(w->arr, json_pack("[i,i,i,f]", K, b, v, t == HUGE_VAL ? -1.0 : t));
+}
+
+/* The brute force over FX into path (uniform devices: every order is the
+ * file order's, so configurations on devices 0..K-1 cover them all). */
+static int write_fixtures(const char *path)
+{
+    json_t *root = json_object(), *insts = json_array();
+    json_object_set_new(root, "format", json_string("mpkit-search-fixtures/1"));
+    for (int i = 0; i < NFX; i++) {
+        mp_profile prof;
+        mp_cluster cl;
+        mp_search_opts o;
+        fx_make(&FX[i], &prof, &cl, &o);
+        fx_write_ctx w = { &prof, &cl, &o, json_array(), HUGE_VAL };
+        fx_configs(&FX[i], fx_write_one, &w);
+        json_t *it = json_pack("{s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:o}", "layers", FX[i].L, "devices", FX[i].D,
+                               "global_batch", FX[i].G, "schedule", FX[i].schedule, "seed", (int)FX[i].seed,
+                               "mem_factor", FX[i].mem_factor, "best_ms", w.best == HUGE_VAL ? -1.0 : w.best,
+                               "configs", w.arr);
+        json_array_append_new(insts, it);
+        fprintf(stderr, "fixture %d: best %.6f ms\n", i, w.best);
+        mp_profile_free(&prof);
+        mp_cluster_free(&cl);
+    }
+    json_object_set_new(root, "instances", insts);
+    int rc = json_dump_file(root, path, JSON_INDENT(1)) == 0 ? 0 : 1;
+    json_decref(root);
+    return rc;
+}
+
+/* The search and every configuration bound against the offline answers:
+ * the same optimum, proven; no bound above its configuration's optimum. */
+static void test_exhaustive_fixtures(void)
+{
+    json_error_t je;
+    json_t *root = json_load_file(mp_test_fixture("search_exhaustive.json"), 0, &je);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+    json_t *insts = json_object_get(root, "instances");
+    CU_ASSERT_EQUAL_FATAL((int)json_array_size(insts), NFX);
+    int fails = 0, bounds = 0, rcs = 0;
+    for (int i = 0; i < NFX; i++) {
+        json_t *it = json_array_get(insts, (size_t)i);
+        CU_ASSERT_EQUAL_FATAL(json_integer_value(json_object_get(it, "layers")), FX[i].L);
+        mp_profile prof;
+        mp_cluster cl;
+        mp_search_opts o;
+        fx_make(&FX[i], &prof, &cl, &o);
+        o.time_limit = 0;  /* run to the proof */
+        double best = json_number_value(json_object_get(it, "best_ms"));
+        mp_search_result r;
+        mp_error e;
+        mp_error_clear(&e);
+        mp_status st = mp_search_run(&prof, &cl, &o, &r, &e);
+        if (st != MP_OK || !r.optimal || !close_rel(r.plans[0].predicted.iteration_ms, best)) {
+            fails++;
+            fprintf(stderr, "fixture %d: search %d %.9g (optimal %d), offline %.9g\n", i, st,
+                    st == MP_OK ? r.plans[0].predicted.iteration_ms : 0, st == MP_OK ? r.optimal : 0, best);
+        }
+        if (st == MP_OK) {
+            for (int s = 0; s < r.plans[0].num_stages; s++) rcs += r.plans[0].stages[s].recompute;
+            mp_search_result_free(&r);
+        }
+        json_t *cf = json_object_get(it, "configs");
+        for (size_t k = 0; k < json_array_size(cf); k++) {
+            json_t *c = json_array_get(cf, k);
+            int K = (int)json_integer_value(json_array_get(c, 0)), b = (int)json_integer_value(json_array_get(c, 1));
+            int v = (int)json_integer_value(json_array_get(c, 2));
+            double t = json_number_value(json_array_get(c, 3)), lb;
+            if (mp_search_config_bound(&prof, &cl, &o, K, b, FX[i].schedule, v, &lb, &e) != MP_OK ||
+                (t >= 0 && lb > t * (1 + 1e-9)) || (t < 0 && 0)) {
+                fails++;
+                fprintf(stderr, "fixture %d K=%d b=%d v=%d: bound %.9g above the optimum %.9g\n", i, K, b, v, lb, t);
+            }
+            bounds++;
+        }
+        mp_profile_free(&prof);
+        mp_cluster_free(&cl);
+    }
+    fprintf(stderr, "  %d offline instances, %d configuration bounds, %d recomputing stages in the optima, "
+            "%d mismatches\n", NFX, bounds, rcs, fails);
+    CU_ASSERT_EQUAL(fails, 0);
+    CU_ASSERT(rcs > 0);
+    json_decref(root);
+}
+
 /* Interleaved with 32 or more chunks per device and recompute forced on:
  * every stage of every plan recomputes (the chunk masks were 31 bits, so
  * chunk 31 lost its recompute and chunks from 32 on shifted past the width;
@@ -790,6 +1101,9 @@ static void test_interleaved_many_chunks_recompute(void)
     o.recompute = MP_RC_ON;
     o.positions = 2;
     o.top = 40;
+    o.time_limit = 0;   /* deterministic: the caps the search had before its time limit */
+    o.node_budget = 200000;
+    o.sim_op_budget = 1.5e7;
     mp_search_result r;
     mp_status st = mp_search_run(&prof, &cl, &o, &r, &e);
     if (st != MP_OK) fprintf(stderr, "\n%s\n", e.msg);
@@ -806,17 +1120,21 @@ static void test_interleaved_many_chunks_recompute(void)
     mp_cluster_free(&cl);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "--write-fixtures") == 0) return write_fixtures(argv[2]);
     static const mp_test_case cases[] = {
         MP_TEST(test_single_device_closed_form),
         MP_TEST(test_bad_options),
         MP_TEST(test_random_vs_brute_force),
         MP_TEST(test_twelve_layers),
         MP_TEST(test_data_parallel_vs_brute_force),
+        MP_TEST(test_replicas_ring),
         MP_TEST(test_interleaved_vs_brute_force),
         MP_TEST(test_zero_bubble_vs_brute_force),
         MP_TEST(test_config_bounds_vs_brute_force),
+        MP_TEST(test_mixed_clusters_vs_permutations),
+        MP_TEST(test_exhaustive_fixtures),
         MP_TEST(test_waterfill),
         MP_TEST(test_min_memory),
         MP_TEST(test_medium_instance),

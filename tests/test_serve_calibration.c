@@ -250,6 +250,65 @@ static void test_round_trip(void)
     json_decref(rep2);
 }
 
+/* One serving evaluator: mprun --serve's prediction equals mpplan --serve
+ * --evaluate for the same plan (two stages on devices of a --cluster file,
+ * speeds 1 and 0.5, a 1 GB/s link), the same terms (--calibration) and the
+ * same arrivals (all at 0, so the generator releases them at one instant
+ * and the prediction, relative to it, is the trace's). The terms and the
+ * cluster change the numbers, so a tool that dropped either would differ. */
+static void test_prediction_equals_evaluate(void)
+{
+    const char *model, *plan1, *prof, *trace;
+    fixtures(&model, &plan1, &prof, &trace);
+    char plan[1024], cluster[1024], cal[1024], arr[1024], rep[1024], args[8192];
+    snprintf(plan, sizeof plan, "%s", mp_test_write_file("plan2.json",
+        "{\"format\":\"mpplan-plan/1\",\"mode\":\"serve\",\"schedule\":\"gpipe\",\"chunks_per_device\":1,"
+        "\"global_batch\":4,\"microbatch_size\":4,\"num_microbatches\":1,\"max_batch\":4,\"max_wait_ms\":5,"
+        "\"stages\":[{\"layers\":[0,2],\"device\":0},{\"layers\":[3,5],\"device\":1}],"
+        "\"predicted\":{\"iteration_ms\":1,\"samples_per_s\":1,\"bubble_fraction\":0,"
+        "\"peak_memory_bytes\":[1,1],\"bottleneck_stage\":0,\"slo_ms\":50}}"));
+    snprintf(cluster, sizeof cluster, "%s", mp_test_write_file("cluster2.json",
+        "{\"format\":\"mpplan-cluster/1\",\"devices\":[{\"name\":\"a\",\"memory\":\"1GiB\",\"speed\":1},"
+        "{\"name\":\"b\",\"memory\":\"1GiB\",\"speed\":0.5}],\"link\":{\"bandwidth\":\"1GB/s\",\"latency\":\"50us\"}}"));
+    snprintf(cal, sizeof cal, "%s", mp_test_write_file("cal2.json",
+        "{\"calibration\": {\"fwd_scale\": 1.5, \"batch_overhead_ms\": 0.25, \"dispatch_ms\": 0.125}}"));
+    snprintf(arr, sizeof arr, "%s", mp_test_write_file("zero10.txt", "0\n0\n0\n0\n0\n0\n0\n0\n0\n0\n"));
+    snprintf(rep, sizeof rep, "%s/eq_report.json", mp_test_tmpdir());
+    snprintf(args, sizeof args, "%s --model %s --serve --arrivals %s --no-pin --profile %s --cluster %s --calibration %s "
+             "--report %s", plan, model, arr, prof, cluster, cal, rep);
+    CU_ASSERT_EQUAL_FATAL(run_tool("mprun", args), 0);
+    json_t *r = json_load_file(rep, 0, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    snprintf(args, sizeof args, "--serve --evaluate %s --profile %s --cluster %s --arrivals %s --calibration %s --json",
+             plan, prof, cluster, arr, cal);
+    CU_ASSERT_EQUAL_FATAL(run_tool("mpplan", args), 0);
+    json_t *e = json_loads(out_text, 0, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    double p50 = num(r, "predicted", "p50_ms"), p99 = num(r, "predicted", "p99_ms");
+    CU_ASSERT(p50 > 0 && p99 >= p50);
+    CU_ASSERT_DOUBLE_EQUAL(p50, num(e, "predicted", "p50_ms"), 1e-9 * p50);
+    CU_ASSERT_DOUBLE_EQUAL(p99, num(e, "predicted", "p99_ms"), 1e-9 * p99);
+    CU_ASSERT_DOUBLE_EQUAL(num(e, "predicted", "slo_ms"), 50, 0);   /* the plan's SLO, in both */
+    json_decref(e);
+    /* without the terms the numbers differ: the test can fail */
+    snprintf(args, sizeof args, "--serve --evaluate %s --profile %s --cluster %s --arrivals %s --json", plan, prof,
+             cluster, arr);
+    CU_ASSERT_EQUAL_FATAL(run_tool("mpplan", args), 0);
+    e = json_loads(out_text, 0, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT(fabs(num(e, "predicted", "p99_ms") - p99) > 1e-6 * p99);
+    json_decref(e);
+    /* nor does a uniform cluster (mprun without --cluster) give the same */
+    snprintf(args, sizeof args, "--serve --evaluate %s --profile %s --devices 2 --memory 1GiB --arrivals %s "
+             "--calibration %s --json", plan, prof, arr, cal);
+    CU_ASSERT_EQUAL_FATAL(run_tool("mpplan", args), 0);
+    e = json_loads(out_text, 0, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT(fabs(num(e, "predicted", "p99_ms") - p99) > 1e-6 * p99);
+    json_decref(e);
+    json_decref(r);
+}
+
 /* Both tools refuse a bad calibration with exit 2, naming the file. */
 static void test_tools_bad(void)
 {
@@ -273,6 +332,7 @@ int main(void)
 {
     static const mp_test_case cases[] = {
         MP_TEST(test_load_good), MP_TEST(test_load_bad), MP_TEST(test_round_trip), MP_TEST(test_measured_spread), MP_TEST(test_tools_bad),
+        MP_TEST(test_prediction_equals_evaluate),
     };
     int rc = mp_test_main("serve_calibration", cases, (int)(sizeof cases / sizeof *cases));
     free(out_text);

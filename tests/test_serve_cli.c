@@ -1,5 +1,5 @@
-/* test_serve_cli.c — `mpplan --serve` through mp_serve_cli_main (planner/
- * serve_cli.h) called in-process with constructed argvs, stdout and stderr
+/* test_serve_cli.c — `mpplan --serve` through mp_mpplan_serve_main (planner/
+ * mpplan_serve.h) called in-process with constructed argvs, stdout and stderr
  * captured to files. */
 #include <jansson.h>
 #include <stdio.h>
@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "serve_cli.h"
+#include "mpplan_serve.h"
 #include "testutil.h"
 
 static const char *PROFILE =
@@ -28,7 +28,7 @@ static char *slurp(const char *path)
     return s ? s : strdup("");
 }
 
-/* Runs mp_serve_cli_main on a space-separated command line. */
+/* Runs mp_mpplan_serve_main on a space-separated command line. */
 static int cli(const char *line)
 {
     char buf[4096], *argv[64];
@@ -44,7 +44,7 @@ static int cli(const char *line)
     int so = dup(1), se = dup(2);
     FILE *fo = freopen(o, "w", stdout);
     FILE *fe = freopen(e, "w", stderr);
-    int rc = mp_serve_cli_main(argc, argv);
+    int rc = mp_mpplan_serve_main(argc, argv);
     fflush(stdout);
     fflush(stderr);
     dup2(so, 1);

@@ -35,7 +35,7 @@ static void make_instance(instance *in, int L, int D, double mem)
 }
 
 /* The objective order the issue fixes: attainment, devices, p99. */
-static int obj_better(const mp_serve_plan *a, const mp_serve_plan *b)
+static int obj_better(const mp_serve_candidate *a, const mp_serve_candidate *b)
 {
     if (a->metrics.slo_attainment != b->metrics.slo_attainment)
         return a->metrics.slo_attainment > b->metrics.slo_attainment;
@@ -46,13 +46,13 @@ static int obj_better(const mp_serve_plan *a, const mp_serve_plan *b)
 /* Brute force: every stage count, every split (as cut bitmasks), every
  * candidate batch and wait; only plans that fit. Returns 0 if none fits. */
 static int brute_force(instance *in, const double *arr, int n, double slo, const int *bs, int nb,
-                       const double *ws, int nw, mp_serve_plan *best)
+                       const double *ws, int nw, mp_serve_candidate *best)
 {
     int L = in->prof.num_layers, D = in->cl.num_devices, have = 0;
-    mp_serve_ctx c;
+    mp_serve_eval c;
     int bmax = 0;
     for (int i = 0; i < nb; i++) bmax = bs[i] > bmax ? bs[i] : bmax;
-    CU_ASSERT_EQUAL_FATAL(mp_serve_ctx_init(&c, &in->prof, &in->cl, bmax, NULL), MP_OK);
+    CU_ASSERT_EQUAL_FATAL(mp_serve_eval_init(&c, &in->prof, &in->cl, bmax, NULL, NULL), MP_OK);
     int first[8];
     for (int mask = 0; mask < (1 << (L - 1)); mask++) {
         int K = 1;
@@ -62,17 +62,17 @@ static int brute_force(instance *in, const double *arr, int n, double slo, const
         if (K > D) continue;
         for (int i = 0; i < nb; i++)
             for (int w = 0; w < nw; w++) {
-                mp_serve_plan p = { K, first, bs[i], ws[w], NULL, 0, { 0 } };
-                CU_ASSERT_EQUAL_FATAL(mp_serve_ctx_eval(&c, &p, arr, n, slo, NULL), MP_OK);
+                mp_serve_candidate p = { K, first, bs[i], ws[w], NULL, 0, { 0 } };
+                CU_ASSERT_EQUAL_FATAL(mp_serve_candidate_eval(&c, &p, arr, n, slo, NULL), MP_OK);
                 if (p.fits && (!have || obj_better(&p, best))) {
-                    if (have) mp_serve_plan_free(best);
-                    mp_serve_plan_copy(best, &p);
+                    if (have) mp_serve_candidate_free(best);
+                    mp_serve_candidate_copy(best, &p);
                     have = 1;
                 }
                 free(p.memory_bytes);
             }
     }
-    mp_serve_ctx_free(&c);
+    mp_serve_eval_free(&c);
     return have;
 }
 
@@ -91,8 +91,8 @@ static void test_against_brute_force(void)
         mp_serve_arrivals_at_rate(&a, rate, arr);
         int bs[] = { 1, 2, 4, 8 };
         double ws[] = { 0, slo / 4, slo / 2 };
-        mp_serve_search_opts o = { &in.prof, &in.cl, slo, bs, 4, ws, 3, 0, 0, 1, 0, 0, NULL, 0 };
-        mp_serve_plan top[3], bf = { 0 };
+        mp_serve_search_opts o = { &in.prof, &in.cl, slo, bs, 4, ws, 3, 0, 0, { 1, 0, 0, 0, { 0 } } };
+        mp_serve_candidate top[3], bf = { 0 };
         int found = 0;
         mp_error err = { 0 };
         mp_status st = mp_serve_search(&o, arr, n, top, 3, &found, &err);
@@ -113,20 +113,20 @@ static void test_against_brute_force(void)
             /* the top list is ordered and every entry fits */
             for (int i = 0; i < found; i++) {
                 CU_ASSERT_TRUE(top[i].fits);
-                if (i) CU_ASSERT_FALSE(mp_serve_plan_better(&top[i], &top[i - 1]));
+                if (i) CU_ASSERT_FALSE(mp_serve_candidate_better(&top[i], &top[i - 1]));
             }
             /* heuristic mode can only be as good or worse */
             o.exhaustive_limit = -1;
-            mp_serve_plan h;
+            mp_serve_candidate h;
             int hf = 0;
             if (mp_serve_search(&o, arr, n, &h, 1, &hf, NULL) == MP_OK) {
                 CU_ASSERT_FALSE(obj_better(&h, &bf));
                 heur_same += !obj_better(&bf, &h);
-                mp_serve_plan_free(&h);
+                mp_serve_candidate_free(&h);
             }
-            mp_serve_plan_free(&bf);
+            mp_serve_candidate_free(&bf);
         }
-        for (int i = 0; i < found; i++) mp_serve_plan_free(&top[i]);
+        for (int i = 0; i < found; i++) mp_serve_candidate_free(&top[i]);
         free(arr);
     }
     printf("\n  brute force: %d agree, %d no-fit, heuristic optimal on %d\n", agree, nofit, heur_same);
@@ -146,33 +146,33 @@ static void test_max_rate(void)
     mp_serve_arrivals_poisson(&a, n, 5);
     double *arr = malloc(n * sizeof *arr);
     mp_serve_arrivals_at_rate(&a, 5000, arr);
-    mp_serve_search_opts o = { &in.prof, &in.cl, 5.0, NULL, 0, NULL, 0, 0, 0, 1, 0, 0, NULL, 0 };
-    mp_serve_plan top;
+    mp_serve_search_opts o = { &in.prof, &in.cl, 5.0, NULL, 0, NULL, 0, 0, 0, { 1, 0, 0, 0, { 0 } } };
+    mp_serve_candidate top;
     int found = 0;
     CU_ASSERT_EQUAL_FATAL(mp_serve_search(&o, arr, n, &top, 1, &found, NULL), MP_OK);
     CU_ASSERT_FALSE(mp_serve_meets_slo(&top.metrics));
-    mp_serve_plan_free(&top);
+    mp_serve_candidate_free(&top);
 
     double rate = 0;
-    mp_serve_plan best;
+    mp_serve_candidate best;
     CU_ASSERT_EQUAL_FATAL(mp_serve_max_rate(&o, &a, 5000, &rate, &best, NULL), MP_OK);
     printf("\n  max sustainable rate %.1f req/s (K=%d, B=%d, wait %.3f ms, p99 %.3f ms)\n", rate,
            best.num_stages, best.max_batch, best.max_wait_ms, best.metrics.p99_ms);
     CU_ASSERT_TRUE(rate > 0 && rate < 5000);
     /* re-evaluate independently at that rate */
-    mp_serve_ctx c;
-    CU_ASSERT_EQUAL_FATAL(mp_serve_ctx_init(&c, &in.prof, &in.cl, best.max_batch, NULL), MP_OK);
+    mp_serve_eval c;
+    CU_ASSERT_EQUAL_FATAL(mp_serve_eval_init(&c, &in.prof, &in.cl, best.max_batch, NULL, NULL), MP_OK);
     mp_serve_arrivals_at_rate(&a, rate, arr);
-    CU_ASSERT_EQUAL(mp_serve_ctx_eval(&c, &best, arr, n, 5.0, NULL), MP_OK);
+    CU_ASSERT_EQUAL(mp_serve_candidate_eval(&c, &best, arr, n, 5.0, NULL), MP_OK);
     CU_ASSERT_TRUE(mp_serve_meets_slo(&best.metrics));
     CU_ASSERT_TRUE(best.metrics.p99_ms <= 5.0);
     /* and a clearly higher rate is not sustainable by any plan */
     mp_serve_arrivals_at_rate(&a, rate * 1.5, arr);
     CU_ASSERT_EQUAL(mp_serve_search(&o, arr, n, &top, 1, &found, NULL), MP_OK);
     CU_ASSERT_FALSE(mp_serve_meets_slo(&top.metrics));
-    mp_serve_plan_free(&top);
-    mp_serve_ctx_free(&c);
-    mp_serve_plan_free(&best);
+    mp_serve_candidate_free(&top);
+    mp_serve_eval_free(&c);
+    mp_serve_candidate_free(&best);
 
     /* an SLO below a lone request's latency: no rate works */
     o.slo_ms = 0.1;
@@ -188,8 +188,8 @@ static void test_nofit(void)
     instance in;
     make_instance(&in, 3, 2, 10);  /* 10 bytes per device: nothing fits */
     double arr[] = { 0, 1, 2 };
-    mp_serve_search_opts o = { &in.prof, &in.cl, 5.0, NULL, 0, NULL, 0, 0, 0, 1, 0, 0, NULL, 0 };
-    mp_serve_plan top;
+    mp_serve_search_opts o = { &in.prof, &in.cl, 5.0, NULL, 0, NULL, 0, 0, 0, { 1, 0, 0, 0, { 0 } } };
+    mp_serve_candidate top;
     int found = 5;
     mp_error err = { 0 };
     CU_ASSERT_EQUAL(mp_serve_search(&o, arr, 3, &top, 1, &found, &err), MP_ERR_NOFIT);
@@ -207,14 +207,14 @@ static void test_fewest_devices(void)
     int n = 500;
     double *arr = malloc(n * sizeof *arr);
     for (int i = 0; i < n; i++) arr[i] = 100.0 * i;
-    mp_serve_search_opts o = { &in.prof, &in.cl, 1000.0, NULL, 0, NULL, 0, 0, 0, 1, 0, 0, NULL, 0 };
-    mp_serve_plan top;
+    mp_serve_search_opts o = { &in.prof, &in.cl, 1000.0, NULL, 0, NULL, 0, 0, 0, { 1, 0, 0, 0, { 0 } } };
+    mp_serve_candidate top;
     int found = 0;
     CU_ASSERT_EQUAL_FATAL(mp_serve_search(&o, arr, n, &top, 1, &found, NULL), MP_OK);
     CU_ASSERT_EQUAL(top.num_stages, 1);
     CU_ASSERT_EQUAL(top.metrics.slo_attainment, 1.0);
     CU_ASSERT_EQUAL(top.max_batch, 1);  /* ties broken by p99, then smaller batch */
-    mp_serve_plan_free(&top);
+    mp_serve_candidate_free(&top);
     free(arr);
 }
 
@@ -239,15 +239,15 @@ static void test_large_heuristic(void)
     mp_serve_arrivals_poisson(&a, n, 1);
     double *arr = malloc(n * sizeof *arr);
     mp_serve_arrivals_at_rate(&a, 400, arr);
-    mp_serve_search_opts o = { &prof, &cl, 50.0, NULL, 0, NULL, 0, 0, 0, 1, 0, 0, NULL, 0 };
-    mp_serve_plan top[3];
+    mp_serve_search_opts o = { &prof, &cl, 50.0, NULL, 0, NULL, 0, 0, 0, { 1, 0, 0, 0, { 0 } } };
+    mp_serve_candidate top[3];
     int found = 0;
     CU_ASSERT_EQUAL_FATAL(mp_serve_search(&o, arr, n, top, 3, &found, NULL), MP_OK);
     CU_ASSERT_TRUE(found == 3);
     CU_ASSERT_TRUE(top[0].metrics.slo_attainment > 0.9);
     printf("\n  200 layers x 8 devices: K=%d B=%d attainment %.4f p99 %.3f ms\n", top[0].num_stages,
            top[0].max_batch, top[0].metrics.slo_attainment, top[0].metrics.p99_ms);
-    for (int i = 0; i < found; i++) mp_serve_plan_free(&top[i]);
+    for (int i = 0; i < found; i++) mp_serve_candidate_free(&top[i]);
     free(arr);
 }
 
@@ -259,14 +259,14 @@ static void test_measured_terms(void)
     make_instance(&in, 3, 1, 1e12);
     mp_error err;
     mp_error_clear(&err);
-    mp_serve_ctx c;
-    CU_ASSERT_EQUAL_FATAL(mp_serve_ctx_init(&c, &in.prof, &in.cl, 1, &err), MP_OK);
-    CU_ASSERT_EQUAL(c.fwd_scale, 1);
-    c.fwd_scale = 0.6;
-    c.batch_overhead_ms = 0.25;
-    c.dispatch_ms = 0.125;
+    mp_serve_eval c;
+    CU_ASSERT_EQUAL_FATAL(mp_serve_eval_init(&c, &in.prof, &in.cl, 1, NULL, &err), MP_OK);
+    CU_ASSERT_EQUAL(c.terms.fwd_scale, 1);
+    c.terms.fwd_scale = 0.6;
+    c.terms.batch_overhead_ms = 0.25;
+    c.terms.dispatch_ms = 0.125;
     int first = 0;
-    mp_serve_plan p = { 0 };
+    mp_serve_candidate p = { 0 };
     p.num_stages = 1;
     p.first = &first;
     p.max_batch = 1;
@@ -274,11 +274,11 @@ static void test_measured_terms(void)
     double arr[4] = { 0, 1000, 2000, 3000 }, f = 0;
     for (int l = 0; l < 3; l++) f += mp_time_eval(&in.prof.layers[l].fwd, 1);
     double want = 0.125 + 0.6 * f / in.dev[0].speed + 0.25;
-    CU_ASSERT_EQUAL_FATAL(mp_serve_ctx_eval(&c, &p, arr, 4, 1e6, &err), MP_OK);
+    CU_ASSERT_EQUAL_FATAL(mp_serve_candidate_eval(&c, &p, arr, 4, 1e6, &err), MP_OK);
     CU_ASSERT_DOUBLE_EQUAL(p.metrics.p50_ms, want, 1e-9);
     CU_ASSERT_DOUBLE_EQUAL(p.metrics.max_ms, want, 1e-9);
     free(p.memory_bytes);
-    mp_serve_ctx_free(&c);
+    mp_serve_eval_free(&c);
 }
 
 int main(void)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "serve.h"
+#include "serve_eval.h"
 #include "testutil.h"
 
 #define NEAR(a, b) CU_ASSERT_DOUBLE_EQUAL((a), (b), 1e-9)
@@ -270,9 +271,13 @@ static void test_tables_memory(void)
     mp_device dev[2] = { { "a", 1e9, 2 }, { "b", 1e9, 1 } };
     mp_link links[4] = { { 1e3, 0.001 }, { 1e3, 0.001 }, { 1e3, 0.001 }, { 1e3, 0.001 } };
     mp_cluster cl = { 2, dev, { 1e3, 0.001 }, links, 0, 0 };
-    int first[] = { 0, 2 }, last[] = { 1, 2 }, d[] = { 0, 1 };
-    double st[6], lk[3];
-    mp_serve_tables(&prof, &cl, 2, first, last, d, 3, st, lk);
+    int first[] = { 0, 2 }, d[] = { 0, 1 };
+    double arr[1] = { 0 };
+    mp_serve_result r;
+    mp_serve_eval ev;
+    CU_ASSERT_EQUAL_FATAL(mp_serve_eval_init(&ev, &prof, &cl, 3, NULL, NULL), MP_OK);
+    CU_ASSERT_EQUAL_FATAL(mp_serve_eval_split(&ev, 2, first, d, 3, 0, arr, 1, 1e9, &r, NULL, NULL, NULL), MP_OK);
+    const double *st = ev.stage_ms, *lk = ev.link_ms;
     for (int b = 1; b <= 3; b++) {
         NEAR(st[b - 1], (b + 2 + b) / 2.0);
         NEAR(st[3 + b - 1], 3.0 * b);
@@ -281,6 +286,7 @@ static void test_tables_memory(void)
     /* stage [0..1]: params 200, max(in+out) = max(5+10, 10+20) = 30 */
     NEAR(mp_serve_stage_memory(&prof, 0, 1, 4), 200 + 2 * 4 * 30);
     NEAR(mp_serve_stage_memory(&prof, 2, 2, 1), 100 + 2 * 1 * 50);
+    mp_serve_eval_free(&ev);
 }
 
 /* The batcher wake-up term: B = 2, W = 1, t(b) = 2b, dispatch 0.5.

@@ -11,6 +11,7 @@
  * the caller's float at sync. */
 #include "backend_impl.h"
 #include "cuda_check.h"
+#include "gpu.h"
 #include "kernels_cuda.h"
 
 #include <cublas_v2.h>
@@ -54,13 +55,8 @@ static void cu_shutdown(mp_backend *be);
 static mp_status cu_init(mp_backend *be, int device, mp_error *err)
 {
     int count = 0;
-    cudaError_t e = cudaGetDeviceCount(&count);
-    if (e != cudaSuccess)
-        return mp_error_set(err, MP_ERR_BACKEND, "no CUDA device available (cudaGetDeviceCount: %s)",
-                            cudaGetErrorString(e));
-    if (count == 0)
-        return mp_error_set(err, MP_ERR_BACKEND,
-                            "no CUDA device available (cudaGetDeviceCount: 0 devices)");
+    mp_status st = mp_gpu_count(&count, err);   /* "no CUDA device available (...)" */
+    if (st != MP_OK) return st;
     if (device < 0) device = 0;
     if (device >= count)
         return mp_error_set(err, MP_ERR_BACKEND, "CUDA device %d does not exist (%d device%s present)",

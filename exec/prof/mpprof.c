@@ -14,7 +14,6 @@
 #include "prof.h"
 #include "prof_report.h"
 #include "profile.h"
-#include "units.h"
 
 /* One table drives getopt_long and --help. */
 static const mp_cli_opt OPTS[] = {
@@ -40,7 +39,7 @@ static const mp_cli_opt OPTS[] = {
 
 typedef struct {
     const char *model, *backend, *out;
-    int links, merge, device, json, quiet, threads, rotate, sequential;
+    int links, merge, device, json, quiet, threads, rotate, sequential, help;
     char **inputs;   /* --merge: the profiles */
     int ninputs;
     double min_sample;
@@ -57,126 +56,105 @@ static void usage(FILE *f)
     mp_cli_print_options(f, OPTS, NOPTS, "", 24);
 }
 
-static int bad(const char *fmt, const char *a, const char *b)
-{
-    fprintf(stderr, "mpprof: ");
-    fprintf(stderr, fmt, a, b);
-    fprintf(stderr, "\n");
-    return 2;
-}
-
 static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
 
-/* "1,2,4" -> sorted distinct positive ints; 0 on success, else exit code. */
-static int parse_batch(const char *s, mp_prof_settings *st)
+/* "1,2,4" -> sorted distinct positive ints. */
+static mp_status parse_batch(const char *s, mp_prof_settings *st, mp_error *err)
 {
     static int buf[64];
     int n = 0;
-    const char *p = s;
-    while (*p) {
-        char *end;
-        long v = strtol(p, &end, 10);
-        if (end == p || v < 1 || v > (1 << 20) || (*end && *end != ',') || n == 64)
-            return bad("--batch '%s': want a comma-separated list of up to 64 positive integers, e.g. 1,2,4,8%s", s, "");
-        buf[n++] = (int)v;
-        p = *end ? end + 1 : end;
-        if (*end == ',' && !*p) return bad("--batch '%s': trailing comma%s", s, "");
-    }
-    if (n == 0) return bad("--batch '%s': empty list%s", s, "");
+    if (mp_cli_int_list("batch", s, 1, 1 << 20, buf, 64, &n, NULL) != MP_OK)
+        return mp_error_set(err, MP_ERR_USAGE, "--batch '%s': want a comma-separated list of up to 64 positive "
+                                               "integers, e.g. 1,2,4,8", s);
     qsort(buf, (size_t)n, sizeof *buf, cmp_int);
     for (int i = 1; i < n; i++)
-        if (buf[i] == buf[i - 1]) return bad("--batch '%s': a batch size appears twice%s", s, "");
+        if (buf[i] == buf[i - 1]) return mp_error_set(err, MP_ERR_USAGE, "--batch '%s': a batch size appears twice", s);
     st->batch = buf;
     st->nb = n;
-    return 0;
+    return MP_OK;
 }
 
-/* --opt's integer value in [min, 1000000]; 0, else the message and exit code 2. */
-static int parse_count(const char *opt, const char *s, int min, int *out)
+/* --sizes MIN:MAX, 1 <= MIN <= MAX <= 2G. */
+static mp_status parse_sizes(const char *s, args *a, mp_error *err)
 {
-    mp_error err = {0};
-    if (mp_cli_int(opt, s, min, 1000000, out, &err) == MP_OK) return 0;
-    fprintf(stderr, "mpprof: %s\n", err.msg);
-    return 2;
+    char lo_s[64], hi_s[64];
+    const char *colon = strchr(s, ':');
+    if (!colon || colon - s >= 63 || strlen(colon + 1) >= 63)
+        return mp_error_set(err, MP_ERR_USAGE, "--sizes: expected MIN:MAX such as 4K:64M, got \"%s\"", s);
+    snprintf(lo_s, sizeof lo_s, "%.*s", (int)(colon - s), s);
+    snprintf(hi_s, sizeof hi_s, "%s", colon + 1);
+    if (mp_cli_size("sizes", lo_s, &a->smin, err) || mp_cli_size("sizes", hi_s, &a->smax, err)) return MP_ERR_USAGE;
+    if (a->smin < 1 || a->smax < a->smin || a->smax > (double)(1u << 31))
+        return mp_error_set(err, MP_ERR_USAGE, "--sizes: expected 1 <= MIN <= MAX <= 2G, got \"%s\"", s);
+    return MP_OK;
 }
 
-static int parse_args(int argc, char **argv, args *a)
+/* One option's value into a (mp_cli_opt_fn). */
+static mp_status parse_opt(void *ctx, int c, const char *v, mp_error *err)
+{
+    args *a = ctx;
+    switch (c) {
+    case 'm': a->model = v; return MP_OK;
+    case 'l': a->links = 1; return MP_OK;
+    case 'g': a->merge = 1; return MP_OK;
+    case 'b': a->backend = v; return MP_OK;
+    case 'd': return mp_cli_int("device", v, 0, 1000000, &a->device, err);
+    case 'B': return parse_batch(v, &a->s, err);
+    case 'w': return mp_cli_int("warmup", v, 0, 1000000, &a->s.warmup, err);
+    case 'r': return mp_cli_int("repeat", v, 1, 1000000, &a->s.repeat, err);
+    case 'T': return mp_cli_int("threads", v, 1, 1000000, &a->threads, err);
+    case 'R': return mp_cli_int("rotate", v, 1, 1000000, &a->rotate, err);
+    case 'S': a->sequential = 1; return MP_OK;
+    case 'M': {
+        mp_status st = mp_cli_number("min-sample", v, 0, &a->min_sample, err);
+        if (st == MP_OK && a->min_sample > 1000)
+            st = mp_error_set(err, MP_ERR_USAGE, "--min-sample: expected milliseconds from 0 to 1000, got \"%s\"", v);
+        return st;
+    }
+    case 's': return parse_sizes(v, a, err);
+    case 'o': a->out = v; return MP_OK;
+    case 'j': a->json = 1; return MP_OK;
+    case 'q': a->quiet = 1; return MP_OK;
+    case 'h': a->help = 1; return MP_OK;
+    default: return mp_error_set(err, MP_ERR_USAGE, "unknown or incomplete option (see --help)");
+    }
+}
+
+static mp_status parse_args(int argc, char **argv, args *a, mp_error *err)
 {
     static int defb[] = {1, 2, 4, 8, 16};
-    struct option lo[NOPTS + 1];
-    mp_cli_longopts(OPTS, NOPTS, lo);
     *a = (args){.backend = "cpu", .device = -2, .s = {5, defb, 3, 10, 0, -1, 4, 0.2, 0},
                 .threads = -1, .rotate = -1, .min_sample = -1, .smin = 4096, .smax = 64 << 20};
-    int c, rc = 0;
-    mp_error err = {0};
-    while (!rc && (c = getopt_long(argc, argv, "o:hjq", lo, NULL)) != -1) {
-        switch (c) {
-        case 'm': a->model = optarg; break;
-        case 'l': a->links = 1; break;
-        case 'g': a->merge = 1; break;
-        case 'b': a->backend = optarg; break;
-        case 'd': rc = parse_count("device", optarg, 0, &a->device); break;
-        case 'B': rc = parse_batch(optarg, &a->s); break;
-        case 'w': rc = parse_count("warmup", optarg, 0, &a->s.warmup); break;
-        case 'r': rc = parse_count("repeat", optarg, 1, &a->s.repeat); break;
-        case 'T': rc = parse_count("threads", optarg, 1, &a->threads); break;
-        case 'R': rc = parse_count("rotate", optarg, 1, &a->rotate); break;
-        case 'S': a->sequential = 1; break;
-        case 'M': {
-            char *end;
-            a->min_sample = strtod(optarg, &end);
-            if (!*optarg || *end || !(a->min_sample >= 0) || a->min_sample > 1000)
-                return bad("--min-sample '%s': want milliseconds in [0, 1000]%s", optarg, "");
-            break;
-        }
-        case 's': {
-            char lo_s[64], hi_s[64];
-            const char *colon = strchr(optarg, ':');
-            if (!colon || colon - optarg >= 63 || strlen(colon + 1) >= 63)
-                return bad("--sizes '%s': want MIN:MAX, e.g. 4K:64M%s", optarg, "");
-            snprintf(lo_s, sizeof lo_s, "%.*s", (int)(colon - optarg), optarg);
-            snprintf(hi_s, sizeof hi_s, "%s", colon + 1);
-            if (mp_parse_bytes(lo_s, &a->smin, &err) || mp_parse_bytes(hi_s, &a->smax, &err))
-                return bad("--sizes: %s%s", err.msg, "");
-            if (a->smin < 1 || a->smax < a->smin || a->smax > (double)(1u << 31))
-                return bad("--sizes '%s': want 1 <= MIN <= MAX <= 2G%s", optarg, "");
-            break;
-        }
-        case 'o': a->out = optarg; break;
-        case 'j': a->json = 1; break;
-        case 'q': a->quiet = 1; break;
-        case 'h': usage(stdout); exit(0);
-        default: usage(stderr); return 2;
-        }
-    }
-    if (rc) return rc;
+    mp_status st = mp_cli_parse(argc, argv, OPTS, NOPTS, "o:hjq", parse_opt, a, err);
+    if (st != MP_OK || a->help) return st;
     if (a->merge) {
-        if (a->links || a->model) return bad("--merge: give only profiles to merge, not --links or --model%s%s", "", "");
-        if (optind == argc) return bad("--merge: give the profiles to merge as arguments%s%s", "", "");
-        if (!a->out) return bad("--merge: give the output file with -o P.json%s%s", "", "");
+        if (a->links || a->model)
+            return mp_error_set(err, MP_ERR_USAGE, "--merge: give only profiles to merge, not --links or --model");
+        if (optind == argc) return mp_error_set(err, MP_ERR_USAGE, "--merge: give the profiles to merge as arguments");
+        if (!a->out) return mp_error_set(err, MP_ERR_USAGE, "--merge: give the output file with -o P.json");
         a->inputs = argv + optind;
         a->ninputs = argc - optind;
-        return 0;
+        return MP_OK;
     }
-    if (optind < argc) return bad("unexpected argument '%s'%s", argv[optind], "");
-    if (a->links && a->model) return bad("--links and --model %s: choose one%s", a->model, "");
-    if (!a->links && !a->model) { usage(stderr); return bad("give --model M.json or --links%s%s", "", ""); }
+    if (optind < argc) return mp_error_set(err, MP_ERR_USAGE, "unexpected argument '%s'", argv[optind]);
+    if (a->links && a->model) return mp_error_set(err, MP_ERR_USAGE, "--links and --model %s: choose one", a->model);
+    if (!a->links && !a->model) return mp_error_set(err, MP_ERR_USAGE, "give --model M.json or --links (see --help)");
     if (!mp_backend_available(a->backend) && strcmp(a->backend, "cuda"))
-        return bad("--backend '%s': unknown (known: cpu, cuda)%s", a->backend, "");
+        return mp_error_set(err, MP_ERR_USAGE, "--backend '%s': unknown (known: cpu, cuda)", a->backend);
     if (a->device == -2) a->device = strcmp(a->backend, "cpu") ? 0 : -1;
     int cpu = !strcmp(a->backend, "cpu");
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    if (a->threads > 1 && !cpu) return bad("--threads: more than one profiling thread needs --backend cpu, not %s%s", a->backend, "");
-    if (a->threads > ncpu) {
-        fprintf(stderr, "mpprof: --threads %d: this machine has %ld cores\n", a->threads, ncpu);
-        return 2;
-    }
+    if (a->threads > 1 && !cpu)
+        return mp_error_set(err, MP_ERR_USAGE, "--threads: more than one profiling thread needs --backend cpu, not %s",
+                            a->backend);
+    if (a->threads > ncpu)
+        return mp_error_set(err, MP_ERR_USAGE, "--threads %d: this machine has %ld cores", a->threads, ncpu);
     a->s.sequential = a->sequential;
     a->s.threads = a->threads > 0 ? a->threads : a->sequential || !cpu ? 1 : (int)ncpu;
     a->s.rotate = a->rotate > 0 ? a->rotate : a->sequential ? 1 : 4;
     a->s.min_sample_ms = a->min_sample >= 0 ? a->min_sample : a->sequential ? 0 : 0.2;
     a->s.first_core = a->device;
-    return 0;
+    return MP_OK;
 }
 
 /* ---------------------------------------------------------------- --model */
@@ -339,7 +317,15 @@ int main(int argc, char **argv)
 {
     if (mp_cli_version(argc, argv, "mpprof")) return 0;
     args a;
-    int rc = parse_args(argc, argv, &a);
-    if (rc) return rc;
+    mp_error err = {0};
+    mp_status st = parse_args(argc, argv, &a, &err);
+    if (st == MP_OK && a.help) {
+        usage(stdout);
+        return 0;
+    }
+    if (st != MP_OK) {
+        fprintf(stderr, "mpprof: %s\n", err.msg);
+        return mp_exit_code(st);
+    }
     return a.merge ? run_merge(&a) : a.links ? run_links(&a) : run_model(&a);
 }

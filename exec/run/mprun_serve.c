@@ -4,7 +4,6 @@
  * same arrivals, the report (rank 0 only).
  * defines: mp_mprun_serve_main */
 #include <getopt.h>
-#include <jansson.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,6 +13,7 @@
 #include "backend.h"
 #include "stats.h"
 #include "cli.h"
+#include "mprun_cli.h"
 #include "cluster.h"
 #include "model.h"
 #include "mprun_serve.h"
@@ -22,53 +22,39 @@
 #include "run_devices.h"
 #include "serve.h"
 #include "serve_calibration.h"
+#include "serve_eval.h"
 #include "serve_run.h"
 #include "sha256.h"
 #include "transport.h"
-#include "units.h"
 
-enum { O_MODEL = 256, O_SERVE, O_RATE, O_DURATION, O_ARRIVALS, O_SLO, O_SEED, O_PROFILE, O_REPORT,
-       O_TRACE, O_BACKEND, O_TIMEOUT, O_DRAIN, O_BANDWIDTH, O_LATENCY, O_NOPIN, O_DISPATCH, O_SCALE,
-       O_OVERHEAD, O_CALIB, O_RT, O_CHECKSUM, O_CLUSTER, O_MEMORY, O_GPUS, O_HELP };
+enum { O_SERVE = 256, O_RATE, O_DURATION, O_ARRIVALS, O_SLO, O_DRAIN, O_DISPATCH, O_SCALE, O_OVERHEAD,
+       O_CALIB, O_RT, O_CHECKSUM };
 
 /* One table drives both getopt_long and --help. */
 static const mp_cli_opt opts[] = {
-    { "model", 1, O_MODEL, "M.json", "model spec (required)" },
+    MP_MPRUN_COMMON_OPTS,
     { "serve", 0, O_SERVE, NULL, "serve requests instead of training" },
     { "rate", 1, O_RATE, "R", "Poisson arrivals at R requests/s (with --duration); scales a trace" },
     { "duration", 1, O_DURATION, "S", "seconds of Poisson arrivals (e.g. 5, 500ms)" },
     { "arrivals", 1, O_ARRIVALS, "TRACE", "arrival times in seconds, one a line (instead of Poisson)" },
     { "slo-ms", 1, O_SLO, "L", "latency target in ms for the attainment (default: the plan's)" },
-    { "seed", 1, O_SEED, "N", "seed of the arrivals and the request inputs (default 1)" },
-    { "profile", 1, O_PROFILE, "P.json", "predict the same arrivals with the simulator and report the error" },
-    { "report", 1, O_REPORT, "R.json", "write the report as JSON" },
-    { "trace", 1, O_TRACE, "T.json", "write the measured timeline as Chrome trace JSON" },
-    { "backend", 1, O_BACKEND, "cpu|cuda", "compute backend (default cpu)" },
-    { "timeout", 1, O_TIMEOUT, "T", "limit of every wait between stages (default 30s)" },
     { "drain", 1, O_DRAIN, "T", "after the last arrival, dispatch for at most T (default 2s); the rest is unfinished" },
-    { "cluster", 1, O_CLUSTER, "C.json", "devices and links (prediction; memory check)" },
-    { "memory", 1, O_MEMORY, "SIZE", "memory of every device (checked before any work)" },
-    { "bandwidth", 1, O_BANDWIDTH, "BW", "link bandwidth for the prediction without --cluster (default 25GB/s)" },
-    { "latency", 1, O_LATENCY, "T", "link latency for the prediction without --cluster (default 10us)" },
-    { "no-pin", 0, O_NOPIN, NULL, "cpu: do not pin stages to cores" },
-    { "gpus", 1, O_GPUS, "G0,G1,..", "cuda: plan device d runs on GPU Gd (e.g. 0,0: two stages on GPU 0)" },
     { "realtime", 0, O_RT, NULL, "generator and stages under SCHED_FIFO (root/CAP_SYS_NICE; shared machines)" },
     { "calibration", 1, O_CALIB, "R.json", "prediction terms from an earlier report's \"calibration\"; the three flags below override it" },
     { "dispatch-ms", 1, O_DISPATCH, "X", "prediction: batcher wake-up delay of an idle stage 0 (default 0)" },
     { "fwd-scale", 1, O_SCALE, "F", "prediction: forward time = F x profile + overhead (default 1)" },
     { "batch-overhead-ms", 1, O_OVERHEAD, "X", "prediction: fixed ms per batch per stage (default 0)" },
     { "checksum", 0, O_CHECKSUM, NULL, "keep every request's output; print and report their SHA-256 in request order" },
-    { "help", 0, O_HELP, NULL, "this help" },
 };
 #define NOPTS ((int)(sizeof opts / sizeof opts[0]))
 
 typedef struct {
-    const char *plan_path, *model_path, *arrivals_path, *profile_path, *report_path, *trace_path, *cluster_path;
-    double rate, duration_s, slo_ms, bandwidth, latency, memory;
+    mp_mprun_args a;            /* the options shared with training */
+    const char *arrivals_path;
+    double rate, duration_s, slo_ms;
     double dispatch_ms, fwd_scale, overhead_ms;  /* < 0: not given */
     const char *calib_path;
     mp_serve_terms cal;         /* --calibration's terms; its spread is used as is */
-    unsigned long seed;
     mp_serve_run_config run;
 } cli;
 
@@ -96,81 +82,46 @@ static mp_status load_calibration(cli *c, mp_error *err)
     return MP_OK;
 }
 
+/* One serving option's value into c (mp_cli_opt_fn). */
+static mp_status parse_opt(void *ctx, int o, const char *v, mp_error *err)
+{
+    cli *c = ctx;
+    switch (o) {
+    case O_SERVE: return MP_OK;
+    case O_RATE: return mp_cli_number("rate", v, 1, &c->rate, err);
+    case O_DURATION: return mp_cli_duration("duration", v, &c->duration_s, err);
+    case O_ARRIVALS: c->arrivals_path = v; return MP_OK;
+    case O_SLO: return mp_cli_number("slo-ms", v, 1, &c->slo_ms, err);
+    case O_DRAIN: return mp_cli_duration("drain", v, &c->run.drain_s, err);
+    case O_CALIB: c->calib_path = v; return MP_OK;
+    case O_RT: c->run.realtime = 1; return MP_OK;
+    case O_CHECKSUM: c->run.keep_outputs = 1; return MP_OK;
+    case O_DISPATCH: return mp_cli_number("dispatch-ms", v, 0, &c->dispatch_ms, err);
+    case O_SCALE: return mp_cli_number("fwd-scale", v, 1, &c->fwd_scale, err);
+    case O_OVERHEAD: return mp_cli_number("batch-overhead-ms", v, 0, &c->overhead_ms, err);
+    default: return mp_error_set(err, MP_ERR_USAGE, "unknown option (see --help)");
+    }
+}
+
 static mp_status parse_args(int argc, char **argv, cli *c, int *help, mp_error *err)
 {
-    struct option lo[NOPTS + 1];
-    mp_cli_longopts(opts, NOPTS, lo);
     memset(c, 0, sizeof *c);
     mp_serve_run_config_default(&c->run);
     c->rate = -1;
     c->slo_ms = -1;
-    c->seed = 1;
-    c->bandwidth = 25e9;
-    c->latency = 10e-6;
     c->dispatch_ms = c->fwd_scale = c->overhead_ms = -1;
-    mp_status st = MP_OK;
-    int o;
-    opterr = 0;
-    optind = 1;
-    while (st == MP_OK && (o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        switch (o) {
-        case O_MODEL: c->model_path = optarg; break;
-        case O_SERVE: break;
-        case O_RATE: st = mp_cli_number("rate", optarg, 1, &c->rate, err); break;
-        case O_DURATION: st = mp_parse_duration(optarg, &c->duration_s, err); break;
-        case O_ARRIVALS: c->arrivals_path = optarg; break;
-        case O_SLO: st = mp_cli_number("slo-ms", optarg, 1, &c->slo_ms, err); break;
-        case O_SEED: {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (!*optarg || *end || v < 0 || v > INT_MAX)
-                st = mp_error_set(err, MP_ERR_USAGE, "--seed: expected an integer >= 0, got '%s'", optarg);
-            c->seed = (unsigned long)v;
-            break;
-        }
-        case O_PROFILE: c->profile_path = optarg; break;
-        case O_REPORT: c->report_path = optarg; break;
-        case O_TRACE: c->trace_path = optarg; break;
-        case O_BACKEND: c->run.backend = optarg; break;
-        case O_TIMEOUT: st = mp_parse_duration(optarg, &c->run.timeout_s, err); break;
-        case O_DRAIN: st = mp_parse_duration(optarg, &c->run.drain_s, err); break;
-        case O_BANDWIDTH: st = mp_parse_bandwidth(optarg, &c->bandwidth, err); break;
-        case O_LATENCY: st = mp_parse_duration(optarg, &c->latency, err); break;
-        case O_NOPIN: c->run.pin = 0; break;
-        case O_CLUSTER: c->cluster_path = optarg; break;
-        case O_MEMORY: st = mp_parse_bytes(optarg, &c->memory, err); break;
-        case O_GPUS: c->run.gpu_map = optarg; break;
-        case O_CALIB: c->calib_path = optarg; break;
-        case O_RT: c->run.realtime = 1; break;
-        case O_CHECKSUM: c->run.keep_outputs = 1; break;
-        case O_DISPATCH: st = mp_cli_number("dispatch-ms", optarg, 0, &c->dispatch_ms, err); break;
-        case O_SCALE: st = mp_cli_number("fwd-scale", optarg, 1, &c->fwd_scale, err); break;
-        case O_OVERHEAD: st = mp_cli_number("batch-overhead-ms", optarg, 0, &c->overhead_ms, err); break;
-        case 'h': case O_HELP: *help = 1; return MP_OK;
-        default:
-            return mp_error_set(err, MP_ERR_USAGE, "unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
-        }
-    }
-    if (st != MP_OK) return st == MP_ERR_INPUT ? MP_ERR_USAGE : st;
-    if (optind != argc - 1) return mp_error_set(err, MP_ERR_USAGE, "expected exactly one PLAN.json (see --help)");
-    c->plan_path = argv[optind];
-    if (!c->model_path) return mp_error_set(err, MP_ERR_USAGE, "--model M.json is required");
+    mp_status st = mp_mprun_args_parse(argc, argv, opts, NOPTS, &c->a, parse_opt, c, err);
+    *help = c->a.help;
+    if (st != MP_OK || *help) return st;
     if (!c->arrivals_path && (c->rate < 0 || !(c->duration_s > 0)))
         return mp_error_set(err, MP_ERR_USAGE, "--serve needs --rate R --duration S or --arrivals TRACE");
     if (c->arrivals_path && c->duration_s > 0)
         return mp_error_set(err, MP_ERR_USAGE, "--duration and --arrivals both set the requests; use one");
-    if (c->memory > 0 && c->cluster_path)
-        return mp_error_set(err, MP_ERR_USAGE, "--memory and --cluster both give device memory; use one");
-    if (strcmp(c->run.backend, "cpu") && strcmp(c->run.backend, "cuda"))
-        return mp_error_set(err, MP_ERR_USAGE, "--backend: expected cpu or cuda, got '%s'", c->run.backend);
-    if (!mp_backend_available(c->run.backend))
-        return mp_error_set(err, MP_ERR_USAGE, "--backend %s: not compiled into this build", c->run.backend);
-    c->run.transport = mp_transport_mpi_detected() ? "mpi" : "threads";   /* the runner checks it is built in */
     if (c->calib_path && (st = load_calibration(c, err)) != MP_OK) return st;
     if (c->dispatch_ms < 0) c->dispatch_ms = 0;
     if (c->fwd_scale < 0) c->fwd_scale = 1;
     if (c->overhead_ms < 0) c->overhead_ms = 0;
-    c->run.seed = c->seed;
+    MP_MPRUN_ARGS_APPLY(c->run, c->a);
     return MP_OK;
 }
 
@@ -198,7 +149,7 @@ static mp_status make_arrivals(cli *c, double **t_out, int *n_out, mp_error *err
     for (;;) {
         double *t = malloc((size_t)n * sizeof(double));
         if (!t) return mp_error_set(err, MP_ERR_NOMEM, "out of memory for %d arrivals", n);
-        mp_serve_arrivals_poisson(&a, n, c->seed);
+        mp_serve_arrivals_poisson(&a, n, c->a.seed);
         mp_serve_arrivals_at_rate(&a, c->rate, t);
         if (t[n - 1] >= horizon) {
             int k = 0;
@@ -260,56 +211,47 @@ static void fit_forwards(const mp_serve_run_result *r, const double *sms, int B,
     free(q);
 }
 
-/* The simulator on the arrival times t (docs/serving.md) on the devices and
- * links of cl (--cluster, else uniform from --bandwidth/--latency), with the
- * terms of --calibration / --fwd-scale / --batch-overhead-ms / --dispatch-ms;
- * with a finished run (res) also this run's calibration. */
+/* The serving evaluator (sim/serve_eval.h) on the arrival times t on the
+ * devices and links of cl (--cluster, else uniform from --bandwidth/--latency),
+ * with the terms of --calibration / --fwd-scale / --batch-overhead-ms /
+ * --dispatch-ms; with a finished run (res) also this run's calibration. */
 static mp_status predict(cli *c, const mp_plan *plan, const mp_model *model, const mp_cluster *cl, const double *t,
                          int n, double slo, const mp_serve_run_result *res, mp_serve_report_info *info, mp_error *err)
 {
-    mp_serve_result *out = &info->predicted;
     mp_profile prof;
     memset(&prof, 0, sizeof prof);
-    mp_status st = mp_profile_load(c->profile_path, &prof, err);
+    mp_status st = mp_profile_load(c->a.profile_path, &prof, err);
     if (st != MP_OK) return st;
     int K = plan->num_stages, B = plan->max_batch;
-    int *first = NULL, *last = NULL, *dev = NULL;
-    double *sms = NULL, *lms = NULL;
-    mp_serve_sim *sim = NULL;
+    double *sms = NULL;
+    mp_serve_eval ev = { 0 };
+    mp_serve_terms terms = c->cal;
+    terms.fwd_scale = c->fwd_scale;
+    terms.batch_overhead_ms = c->overhead_ms;
+    terms.dispatch_ms = c->dispatch_ms;
     if (prof.num_layers != model->num_layers) {
-        st = mp_error_set(err, MP_ERR_INPUT, "%s: %d layers, but the model %s has %d", c->profile_path,
-                          prof.num_layers, c->model_path, model->num_layers);
+        st = mp_error_set(err, MP_ERR_INPUT, "%s: %d layers, but the model %s has %d", c->a.profile_path,
+                          prof.num_layers, c->a.model_path, model->num_layers);
         goto out;
     }
-    first = malloc((size_t)K * sizeof(int));
-    last = malloc((size_t)K * sizeof(int));
-    dev = malloc((size_t)K * sizeof(int));
-    sms = calloc((size_t)K * B, sizeof(double));
-    lms = calloc((size_t)(K > 1 ? K - 1 : 1) * B, sizeof(double));
-    sim = mp_serve_sim_new();
-    if (!first || !last || !dev || !sms || !lms || !sim) { st = mp_error_set(err, MP_ERR_NOMEM, "out of memory"); goto out; }
-    for (int s = 0; s < K; s++) {
-        first[s] = plan->stages[s].first;
-        last[s] = plan->stages[s].last;
-        dev[s] = plan->stages[s].device;
+    if ((st = mp_serve_eval_init(&ev, &prof, cl, B, &terms, err)) != MP_OK) goto out;
+    if (res) {   /* the profile's stage times, without the terms, for this run's fit */
+        if (!(sms = malloc((size_t)K * B * sizeof *sms))) { st = mp_error_set(err, MP_ERR_NOMEM, "out of memory"); goto out; }
+        for (int s = 0; s < K; s++)
+            for (int b = 1; b <= B; b++)
+                sms[s * B + b - 1] = mp_serve_eval_stage_ms(&ev, b, plan->stages[s].device, plan->stages[s].first,
+                                                            plan->stages[s].last);
+        fit_forwards(res, sms, B, info);
     }
-    mp_serve_tables(&prof, cl, K, first, last, dev, B, sms, lms);
-    if (res) fit_forwards(res, sms, B, info);
-    mp_serve_tables_adjust(K, B, c->fwd_scale, c->overhead_ms, sms);
-    info->fwd_scale = c->fwd_scale;
-    info->batch_overhead_ms = c->overhead_ms;
-    info->dispatch_ms = c->dispatch_ms;
+    info->fwd_scale = terms.fwd_scale;
+    info->batch_overhead_ms = terms.batch_overhead_ms;
+    info->dispatch_ms = terms.dispatch_ms;
     info->spread = c->cal.n_spread ? c->cal.spread : NULL;
     info->n_spread = c->cal.n_spread;
-    mp_serve_config cfg = { K, B, plan->max_wait_ms, sms, lms, c->dispatch_ms, info->spread, info->n_spread };
-    st = mp_serve_sim_run(sim, &cfg, t, n, slo > 0 ? slo : 1e300, out, err);
+    st = mp_serve_eval_plan(&ev, plan, t, n, slo > 0 ? slo : 1e300, &info->predicted, NULL, NULL, err);
 out:
-    mp_serve_sim_free(sim);
-    free(first);
-    free(last);
-    free(dev);
+    mp_serve_eval_free(&ev);
     free(sms);
-    free(lms);
     mp_profile_free(&prof);
     return st;
 }
@@ -324,16 +266,6 @@ static void outputs_sha256(const mp_serve_run_result *r, char hex[65])
     mp_sha256_update(&h, r->outputs, (size_t)r->n * (size_t)r->out_dim * sizeof(float));
     mp_sha256_final(&h, dg);
     mp_sha256_hex(dg, hex);
-}
-
-/* predicted.slo_ms of a plan written by mpplan --serve, or -1. */
-static double plan_slo(const char *path)
-{
-    json_t *root = json_load_file(path, 0, NULL);
-    json_t *v = json_object_get(json_object_get(root, "predicted"), "slo_ms");
-    double slo = json_is_number(v) && json_number_value(v) > 0 ? json_number_value(v) : -1;
-    json_decref(root);
-    return slo;
 }
 
 int mp_mprun_serve_main(int argc, char **argv)
@@ -355,21 +287,21 @@ int mp_mprun_serve_main(int argc, char **argv)
     memset(&dev, 0, sizeof dev);
     mp_status st = parse_args(argc, argv, &c, &help, &err);
     if (help) { usage(stdout); return 0; }
-    if (st == MP_OK) st = mp_plan_load(c.plan_path, &plan, &err);
-    if (st == MP_OK) st = mp_model_load(c.model_path, &model, &err);
+    if (st == MP_OK) st = mp_plan_load(c.a.plan_path, &plan, &err);
+    if (st == MP_OK) st = mp_model_load(c.a.model_path, &model, &err);
     if (st == MP_OK && plan.mode != MP_MODE_SERVE)
         st = mp_error_set(&err, MP_ERR_INPUT, "%s: a training plan; --serve needs a serving plan "
-                                              "(\"mode\": \"serve\", from mpplan --serve -o PLAN.json)", c.plan_path);
+                                              "(\"mode\": \"serve\", from mpplan --serve -o PLAN.json)", c.a.plan_path);
     if (st == MP_OK)
-        st = mp_run_devices_load(&dev, c.cluster_path, c.memory, c.bandwidth, c.latency, &plan, c.profile_path != NULL,
+        st = mp_run_devices_load(&dev, c.a.devs.cluster, c.a.devs.memory, c.a.devs.bandwidth, c.a.devs.latency, &plan, c.a.profile_path != NULL,
                                  &err);
     if (st == MP_OK)
-        st = mp_plan_check(&plan, model.num_layers, c.cluster_path ? dev.num_devices : INT_MAX, c.plan_path, &err);
+        st = mp_plan_check(&plan, model.num_layers, c.a.devs.cluster ? dev.num_devices : INT_MAX, c.a.plan_path, &err);
     if (st == MP_OK) st = make_arrivals(&c, &t, &n, &err);
-    double slo = c.slo_ms > 0 ? c.slo_ms : plan_slo(c.plan_path);
+    double slo = c.slo_ms > 0 ? c.slo_ms : mp_plan_slo_ms(&plan);
     if (st == MP_OK) {
-        info.plan_path = c.plan_path;
-        info.model_path = c.model_path;
+        info.plan_path = c.a.plan_path;
+        info.model_path = c.a.model_path;
         info.arrivals_desc = c.arrivals_path ? c.arrivals_path : "poisson";
         info.rate_rps = c.rate;
     }
@@ -392,7 +324,7 @@ int mp_mprun_serve_main(int argc, char **argv)
     info.transport = c.run.transport;
     if (st == MP_OK) st = mp_serve_run_metrics(&res, slo, &info.measured, &err);
     if (st == MP_OK) mp_serve_run_overheads(&res, &info.overheads);
-    if (st == MP_OK && c.profile_path) {
+    if (st == MP_OK && c.a.profile_path) {
         /* the arrivals the server saw */
         st = predict(&c, &plan, &model, &dev.cluster, res.release_ms, n, slo, &res, &info, &err);
         info.has_prediction = st == MP_OK;
@@ -401,8 +333,8 @@ int mp_mprun_serve_main(int argc, char **argv)
         info.run = &res;
         if (info.has_prediction) info.measured.capacity_rps = info.predicted.capacity_rps;
         mp_serve_report_print(stdout, &info);
-        if (c.report_path) st = mp_serve_report_write(c.report_path, &info, &err);
-        if (st == MP_OK && c.trace_path) st = mp_serve_trace_write(c.trace_path, &res, &err);
+        if (c.a.report_path) st = mp_serve_report_write(c.a.report_path, &info, &err);
+        if (st == MP_OK && c.a.trace_path) st = mp_serve_trace_write(c.a.trace_path, &res, &err);
     }
     if (st != MP_OK) fprintf(stderr, "mprun: %s\n", err.msg);
 out:

@@ -5,6 +5,7 @@
  * defines: mp_pipeline_check, mp_pipeline_gpu_of, mp_pipeline_check_fit,
  *          mp_pipeline_device_of, mp_pipeline_name */
 #include "pipeline.h"
+#include "cli.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,15 +27,9 @@ int mp_pipeline_gpu_of(const mp_pipeline_config *c, int dev)
 {
     const char *m = gpu_map_text(c);
     if (!m) return dev;
-    int found = -1;
-    for (int d = 0;; d++) {   /* every entry is read, so a malformed tail is caught too */
-        char *end;
-        long g = strtol(m, &end, 10);
-        if (end == m || g < 0 || g > 1 << 20 || (*end && *end != ',')) return -2;
-        if (d == dev) found = (int)g;
-        if (!*end) return found;
-        m = end + 1;
-    }
+    int g[4096], n = 0;   /* every entry is read, so a malformed tail is caught too */
+    if (mp_cli_int_list("gpus", m, 0, 1 << 20, g, 4096, &n, NULL) != MP_OK) return -2;
+    return dev >= 0 && dev < n ? g[dev] : -1;
 }
 
 static int replicas_of(const mp_pipeline_config *c) { return c->replicas > 1 ? c->replicas : 1; }

@@ -16,7 +16,7 @@ mp_status mp_run_devices_load(mp_run_devices *d, const char *cluster_path, doubl
     mp_status st = MP_OK;
     if (cluster_path) st = mp_cluster_load(cluster_path, &d->cluster, err);
     else if (with_links)
-        st = mp_cluster_uniform(&d->cluster, maxdev + 1, memory > 0 ? memory : 1e18, bandwidth, latency_s, err);
+        st = mp_cluster_uniform(&d->cluster, maxdev + 1, memory > 0 ? memory : MP_CLUSTER_UNLIMITED_MEMORY, bandwidth, latency_s, err);
     if (st != MP_OK) return st;
     d->has_cluster = cluster_path || with_links;
     if (!cluster_path && !(memory > 0)) return MP_OK;

@@ -20,7 +20,7 @@ typedef struct {
 /* With cluster_path: that cluster, and its devices' memory. Without: one
  * device per plan device index up to the largest the plan names, `memory`
  * bytes each (memory > 0; else no memory check) and, when with_links (a
- * prediction needs them), a uniform cluster of them (1e18 bytes without
+ * prediction needs them), a uniform cluster of them (MP_CLUSTER_UNLIMITED_MEMORY without
  * memory) linked by `bandwidth` and `latency_s`. Errors name the file. */
 mp_status mp_run_devices_load(mp_run_devices *d, const char *cluster_path, double memory, double bandwidth,
                               double latency_s, const mp_plan *plan, int with_links, mp_error *err);
