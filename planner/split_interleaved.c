@@ -20,8 +20,13 @@
 
 /* ---------------------------------------------------------------- memory */
 
+/* Chunk i's recompute bit in `mask`: bit i, and bit 31 for every chunk from
+ * 31 on (beyond MAXV_EXACT masks are only none or all, so a mask stays
+ * 32 bits for any v and no shift reaches the width). */
+static int rc_bit(unsigned mask, int i) { return (mask >> (i < 31 ? i : 31)) & 1; }
+
 /* Position p's peak with the recompute bits `mask` over its chunks (bit i:
- * stage p + i*K): the memory model's op walk (charged to the tally), plus
+ * stage p + i*K, see rc_bit): the memory model's op walk (charged to the tally), plus
  * with D > 1 replicas the all-reduce buffer (the largest of its stages',
  * mp_memory_allreduce_bytes). */
 static double device_peak(mp_split *x, int p, unsigned mask)
@@ -33,7 +38,7 @@ static double device_peak(mp_split *x, int p, unsigned mask)
         int lo = s > 0 ? x->hi[s - 1] + 1 : 0;
         mp_stage_bytes sb = mp_prefix_bytes(&x->ps, lo, x->hi[s]);
         base += x->sf * sb.params;
-        mp_memory_held(&sb, x->c.b, (mask >> i) & 1, &x->il.held[s], &x->il.extra[s]);
+        mp_memory_held(&sb, x->c.b, rc_bit(mask, i), &x->il.held[s], &x->il.extra[s]);
         double a = mp_prefix_max_param(&x->ps, lo, x->hi[s]);
         if (x->c.D > 1 && (a > 4 ? a : 4) > buf) buf = a > 4 ? a : 4;
     }
@@ -72,7 +77,7 @@ static double device_peak_fast_lb(const mp_split *x, int p, unsigned mask)
         int lo = s > 0 ? x->hi[s - 1] + 1 : 0;
         mp_stage_bytes sb = mp_prefix_bytes(&x->ps, lo, x->hi[s]);
         params += x->sf * sb.params;
-        mp_memory_held(&sb, x->c.b, mask >> i & 1, &held[i], &tr[i]);
+        mp_memory_held(&sb, x->c.b, rc_bit(mask, i), &held[i], &tr[i]);
     }
     return mp_mem_states_peak(&x->il.ms, p, params, held, tr) * (1 - 1e-12);
 }
@@ -274,7 +279,7 @@ int mp_split_il_enter(mp_split *x, int s, int hi, double *busy, int *go, mp_il_u
 mp_status mp_split_il_leaf(mp_split *x)
 {
     int K = x->c.K, v = x->c.v, mode = x->mode;
-    unsigned full = (1u << (v < 31 ? v : 31)) - 1;
+    unsigned full = v < 32 ? (1u << v) - 1 : ~0u;   /* every chunk (rc_bit) */
     int exact = v <= MAXV_EXACT;
     unsigned *cand[K];
     int ncand[K], idx[K];
@@ -321,7 +326,7 @@ mp_status mp_split_il_leaf(mp_split *x)
     long c = 0;
     for (; c < combos && !x->tally->out_of_budget; c++) {
         for (int p = 0; p < K; p++)
-            for (int s = p, i = 0; s < x->c.S; s += K, i++) mp_split_set_rc(x, s, (cand[p][idx[p]] >> i) & 1);
+            for (int s = p, i = 0; s < x->c.S; s += K, i++) mp_split_set_rc(x, s, rc_bit(cand[p][idx[p]], i));
         if ((st = mp_split_try_leaf(x)) != MP_OK) goto out;
         for (int p = 0; p < K; p++) {  /* odometer */
             if (++idx[p] < ncand[p]) break;

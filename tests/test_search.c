@@ -1081,6 +1081,45 @@ static void test_exhaustive_fixtures(void)
     json_decref(root);
 }
 
+/* Interleaved with 32 or more chunks per device and recompute forced on:
+ * every stage of every plan recomputes (the chunk masks were 31 bits, so
+ * chunk 31 lost its recompute and chunks from 32 on shifted past the width;
+ * UBSan: shift exponent 32 in split_interleaved.c). Runs last: it draws
+ * from the shared random sequence. */
+static void test_interleaved_many_chunks_recompute(void)
+{
+    mp_profile prof;
+    mp_cluster cl;
+    mp_error e;
+    mp_error_clear(&e);
+    rand_profile(&prof, 66);
+    CU_ASSERT_EQUAL_FATAL(mp_cluster_uniform(&cl, 2, 1e12, 1e12, 0, &e), MP_OK);
+    mp_search_opts o;
+    mp_search_opts_init(&o, 4);
+    o.microbatch = 1;
+    o.schedule = MP_SCHED_INTERLEAVED;
+    o.recompute = MP_RC_ON;
+    o.positions = 2;
+    o.top = 40;
+    o.time_limit = 0;   /* deterministic: the caps the search had before its time limit */
+    o.node_budget = 200000;
+    o.sim_op_budget = 1.5e7;
+    mp_search_result r;
+    mp_status st = mp_search_run(&prof, &cl, &o, &r, &e);
+    if (st != MP_OK) fprintf(stderr, "\n%s\n", e.msg);
+    CU_ASSERT_EQUAL_FATAL(st, MP_OK);
+    int many = 0, norc = 0;
+    for (int i = 0; i < r.num_plans; i++) {
+        many += r.plans[i].chunks_per_device >= 32;
+        for (int s = 0; s < r.plans[i].num_stages; s++) norc += !r.plans[i].stages[s].recompute;
+    }
+    CU_ASSERT(many >= 2);   /* v = 32 and v = 33 */
+    CU_ASSERT_EQUAL(norc, 0);
+    mp_search_result_free(&r);
+    mp_profile_free(&prof);
+    mp_cluster_free(&cl);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--write-fixtures") == 0) return write_fixtures(argv[2]);
@@ -1100,6 +1139,7 @@ int main(int argc, char **argv)
         MP_TEST(test_min_memory),
         MP_TEST(test_medium_instance),
         MP_TEST(test_planner_peaks_equal_model),
+        MP_TEST(test_interleaved_many_chunks_recompute),
     };
     return mp_test_main("search", cases, (int)(sizeof cases / sizeof *cases));
 }

@@ -1,4 +1,5 @@
-/* layers.c — layers, losses and stages on the backend primitive table (layers.h). */
+/* layers.c — layers, losses and stages on the backend primitive table (layers.h);
+ * also attention's per-head backward that layers_split.c shares (layers_impl.h). */
 #include "layers.h"
 #include "backend_impl.h"
 #include "layers_impl.h"
@@ -210,21 +211,15 @@ static void attention_forward(mp_layer *l, mp_backend *be, int b, float *y, floa
     I->add_bias(be, y, w.bo, rows, d);
 }
 
-/* Workspace: dout|du [rows, d], dqkv [rows, 3d], dscores [H, T, T] (one
- * sample at a time). */
-static void attention_backward(mp_layer *l, mp_backend *be, int b, const float *dy, float *dx,
-                               const float *stash)
+/* See layers_impl.h. */
+void mp_attention_heads_backward(const mp_layer *l, mp_backend *be, int b, const attn_stash *st,
+                                 const float *dout, float *dqkv, float *ds)
 {
     const mp_backend_i *I = be->i;
-    int T = l->tokens, d = l->din, H = l->heads, dh = d / H, rows = b * T;
-    size_t n = (size_t)rows * d, TT = (size_t)T * T;
-    attn_stash s = attn_stash_at(l, b, stash);
-    attn_params w = attn_params_at(l, l->w), g = attn_params_at(l, l->g);
-    float *dout = l->ws, *dqkv = dout + n, *ds = dqkv + 3 * n;
+    int T = l->tokens, d = l->din, H = l->heads, dh = d / H;
+    size_t TT = (size_t)T * T;
     float scale = 1.0f / sqrtf((float)dh);
-    I->gemm(be, 1, 0, d, d, rows, 1.0f, dy, d, s.o, d, 1.0f, g.Wo, d);
-    I->col_sum(be, g.bo, dy, rows, d, 1.0f);
-    I->gemm(be, 0, 0, rows, d, d, 1.0f, dy, d, w.Wo, d, 0.0f, dout, d);
+    attn_stash s = *st;
     for (int i = 0; i < b; i++) {
         const float *q = s.qkv + (size_t)i * T * 3 * d, *k = q + d, *v = q + 2 * d;
         const float *pi = s.p + (size_t)i * H * TT, *doi = dout + (size_t)i * T * d;
@@ -235,6 +230,23 @@ static void attention_backward(mp_layer *l, mp_backend *be, int b, const float *
         I->gemm_batched(be, 0, 0, T, dh, T, scale, ds, T, (long long)TT, k, 3 * d, dh, 0.0f, dq, 3 * d, dh, H);
         I->gemm_batched(be, 1, 0, T, dh, T, scale, ds, T, (long long)TT, q, 3 * d, dh, 0.0f, dk, 3 * d, dh, H);
     }
+}
+
+/* Workspace: dout|du [rows, d], dqkv [rows, 3d], dscores [H, T, T] (one
+ * sample at a time). */
+static void attention_backward(mp_layer *l, mp_backend *be, int b, const float *dy, float *dx,
+                               const float *stash)
+{
+    const mp_backend_i *I = be->i;
+    int d = l->din, rows = b * l->tokens;
+    size_t n = (size_t)rows * d;
+    attn_stash s = attn_stash_at(l, b, stash);
+    attn_params w = attn_params_at(l, l->w), g = attn_params_at(l, l->g);
+    float *dout = l->ws, *dqkv = dout + n, *ds = dqkv + 3 * n;
+    I->gemm(be, 1, 0, d, d, rows, 1.0f, dy, d, s.o, d, 1.0f, g.Wo, d);
+    I->col_sum(be, g.bo, dy, rows, d, 1.0f);
+    I->gemm(be, 0, 0, rows, d, d, 1.0f, dy, d, w.Wo, d, 0.0f, dout, d);
+    mp_attention_heads_backward(l, be, b, &s, dout, dqkv, ds);
     I->gemm(be, 1, 0, 3 * d, d, rows, 1.0f, dqkv, 3 * d, s.u, d, 1.0f, g.Wqkv, d);
     I->col_sum(be, g.bqkv, dqkv, rows, 3 * d, 1.0f);
     float *du = dout;   /* dout is spent */
@@ -322,20 +334,18 @@ mp_status mp_layer_backward(mp_layer *l, mp_backend *be, int b, const float *dy,
         I->layernorm_bwd(be, dx ? dx : l->ws, l->g, l->g + d, dy, sx, sx + n, sx + n + rows, l->w, rows, d);
         break;
     case MP_LAYER_RESIDUAL_MLP: {
-        const float *mean = sx + n, *rstd = mean + rows, *u = rstd + rows, *a = u + n, *g = a + (size_t)rows * h;
-        const float *gam = l->w, *W1 = gam + 2 * (size_t)d, *W2 = W1 + (size_t)h * d + h;
-        float *dgam = l->g, *dbet = dgam + d, *dW1 = dbet + d, *db1 = dW1 + (size_t)h * d,
-              *dW2 = db1 + h, *db2 = dW2 + (size_t)d * h;
+        mlp_stash s = mlp_stash_at(l, b, stash);
+        mlp_params w = mlp_params_at(l, l->w), g = mlp_params_at(l, l->g);
         float *dg = l->ws, *da = dg + (size_t)rows * h, *du = da + (size_t)rows * h, *dxt = du + n;
-        I->gemm(be, 1, 0, d, h, rows, 1.0f, dy, d, g, h, 1.0f, dW2, h);
-        I->col_sum(be, db2, dy, rows, d, 1.0f);
-        I->gemm(be, 0, 0, rows, h, d, 1.0f, dy, d, W2, h, 0.0f, dg, h);
-        I->gelu_bwd(be, da, dg, a, (size_t)rows * h);
-        I->gemm(be, 1, 0, h, d, rows, 1.0f, da, h, u, d, 1.0f, dW1, d);
-        I->col_sum(be, db1, da, rows, h, 1.0f);
-        I->gemm(be, 0, 0, rows, d, h, 1.0f, da, h, W1, d, 0.0f, du, d);
+        I->gemm(be, 1, 0, d, h, rows, 1.0f, dy, d, s.g, h, 1.0f, g.W2, h);
+        I->col_sum(be, g.b2, dy, rows, d, 1.0f);
+        I->gemm(be, 0, 0, rows, h, d, 1.0f, dy, d, w.W2, h, 0.0f, dg, h);
+        I->gelu_bwd(be, da, dg, s.a, (size_t)rows * h);
+        I->gemm(be, 1, 0, h, d, rows, 1.0f, da, h, s.u, d, 1.0f, g.W1, d);
+        I->col_sum(be, g.b1, da, rows, h, 1.0f);
+        I->gemm(be, 0, 0, rows, d, h, 1.0f, da, h, w.W1, d, 0.0f, du, d);
         float *out = dx ? dx : dxt;
-        I->layernorm_bwd(be, out, dgam, dbet, du, sx, mean, rstd, gam, rows, d);
+        I->layernorm_bwd(be, out, g.gam, g.bet, du, s.x, s.mean, s.rstd, w.gam, rows, d);
         if (dx) I->axpy(be, dx, 1.0f, dy, n);
         break;
     }

@@ -11,7 +11,6 @@
 #include "backend_impl.h"
 #include "layers_impl.h"
 
-#include <math.h>
 #include <string.h>
 
 /* See layers.h (the W-stash table). */
@@ -58,25 +57,15 @@ static void attention_input(mp_layer *l, mp_backend *be, int b, const float *dy,
                             const float *stash, float *wst, float *scr)
 {
     const mp_backend_i *I = be->i;
-    int T = l->tokens, d = l->din, H = l->heads, dh = d / H, rows = b * T;
-    size_t n = (size_t)rows * d, TT = (size_t)T * T;
+    int d = l->din, rows = b * l->tokens;
+    size_t n = (size_t)rows * d;
     attn_stash s = attn_stash_at(l, b, stash);
     attn_params w = attn_params_at(l, l->w);
     float *dout = l->ws, *ds = dout + 4 * n;
     float *wdy = wst, *dqkv = wst + n, *du = wst + 4 * n;
-    float scale = 1.0f / sqrtf((float)dh);
     I->copy(be, wdy, dy, n * F);
     I->gemm(be, 0, 0, rows, d, d, 1.0f, dy, d, w.Wo, d, 0.0f, dout, d);
-    for (int i = 0; i < b; i++) {
-        const float *q = s.qkv + (size_t)i * T * 3 * d, *k = q + d, *v = q + 2 * d;
-        const float *pi = s.p + (size_t)i * H * TT, *doi = dout + (size_t)i * T * d;
-        float *dq = dqkv + (size_t)i * T * 3 * d, *dk = dq + d, *dv = dq + 2 * d;
-        I->gemm_batched(be, 0, 1, T, T, dh, 1.0f, doi, d, dh, v, 3 * d, dh, 0.0f, ds, T, (long long)TT, H);
-        I->gemm_batched(be, 1, 0, T, dh, T, 1.0f, pi, T, (long long)TT, doi, d, dh, 0.0f, dv, 3 * d, dh, H);
-        I->softmax_bwd(be, ds, ds, pi, H * T, T, l->causal);
-        I->gemm_batched(be, 0, 0, T, dh, T, scale, ds, T, (long long)TT, k, 3 * d, dh, 0.0f, dq, 3 * d, dh, H);
-        I->gemm_batched(be, 1, 0, T, dh, T, scale, ds, T, (long long)TT, q, 3 * d, dh, 0.0f, dk, 3 * d, dh, H);
-    }
+    mp_attention_heads_backward(l, be, b, &s, dout, dqkv, ds);
     I->gemm(be, 0, 0, rows, d, 3 * d, 1.0f, dqkv, 3 * d, w.Wqkv, d, 0.0f, du, d);
     if (dx) {
         I->layernorm_bwd(be, dx, scr, scr + d, du, s.x, s.mean, s.rstd, w.gam, rows, d);
@@ -112,16 +101,15 @@ mp_status mp_layer_backward_input(mp_layer *l, mp_backend *be, int b, const floa
         if (dx) I->layernorm_bwd(be, dx, scr, scr + d, dy, sx, sx + n, sx + n + rows, l->w, rows, d);
         break;
     case MP_LAYER_RESIDUAL_MLP: {
-        const float *mean = sx + n, *rstd = mean + rows, *u = rstd + rows, *a = u + n;
-        const float *gam = l->w, *W1 = gam + 2 * (size_t)d, *W2 = W1 + (size_t)h * d + h;
+        mlp_stash s = mlp_stash_at(l, b, stash);
+        mlp_params w = mlp_params_at(l, l->w);
         float *wdy = wstash, *da = wdy + n, *du = da + (size_t)rows * h, *dg = l->ws;
-        (void)u;
         I->copy(be, wdy, dy, n * F);
-        I->gemm(be, 0, 0, rows, h, d, 1.0f, dy, d, W2, h, 0.0f, dg, h);
-        I->gelu_bwd(be, da, dg, a, (size_t)rows * h);
-        I->gemm(be, 0, 0, rows, d, h, 1.0f, da, h, W1, d, 0.0f, du, d);
+        I->gemm(be, 0, 0, rows, h, d, 1.0f, dy, d, w.W2, h, 0.0f, dg, h);
+        I->gelu_bwd(be, da, dg, s.a, (size_t)rows * h);
+        I->gemm(be, 0, 0, rows, d, h, 1.0f, da, h, w.W1, d, 0.0f, du, d);
         if (dx) {
-            I->layernorm_bwd(be, dx, scr, scr + d, du, sx, mean, rstd, gam, rows, d);
+            I->layernorm_bwd(be, dx, scr, scr + d, du, s.x, s.mean, s.rstd, w.gam, rows, d);
             I->axpy(be, dx, 1.0f, dy, n);
         }
         break;
@@ -180,16 +168,14 @@ mp_status mp_layer_backward_weight(mp_layer *l, mp_backend *be, int b, const flo
         I->layernorm_bwd(be, l->ws, l->g, l->g + d, wstash, sx, sx + n, sx + n + rows, l->w, rows, d);
         break;
     case MP_LAYER_RESIDUAL_MLP: {
-        const float *mean = sx + n, *rstd = mean + rows, *u = rstd + rows, *a = u + n, *g = a + (size_t)rows * h;
-        const float *gam = l->w;
-        float *dgam = l->g, *dbet = dgam + d, *dW1 = dbet + d, *db1 = dW1 + (size_t)h * d,
-              *dW2 = db1 + h, *db2 = dW2 + (size_t)d * h;
+        mlp_stash s = mlp_stash_at(l, b, stash);
+        mlp_params g = mlp_params_at(l, l->g);
         const float *dy = wstash, *da = dy + n, *du = da + (size_t)rows * h;
-        I->gemm(be, 1, 0, d, h, rows, 1.0f, dy, d, g, h, 1.0f, dW2, h);
-        I->col_sum(be, db2, dy, rows, d, 1.0f);
-        I->gemm(be, 1, 0, h, d, rows, 1.0f, da, h, u, d, 1.0f, dW1, d);
-        I->col_sum(be, db1, da, rows, h, 1.0f);
-        I->layernorm_bwd(be, l->ws, dgam, dbet, du, sx, mean, rstd, gam, rows, d);
+        I->gemm(be, 1, 0, d, h, rows, 1.0f, dy, d, s.g, h, 1.0f, g.W2, h);
+        I->col_sum(be, g.b2, dy, rows, d, 1.0f);
+        I->gemm(be, 1, 0, h, d, rows, 1.0f, da, h, s.u, d, 1.0f, g.W1, d);
+        I->col_sum(be, g.b1, da, rows, h, 1.0f);
+        I->layernorm_bwd(be, l->ws, g.gam, g.bet, du, s.x, s.mean, s.rstd, l->w, rows, d);
         break;
     }
     case MP_LAYER_EMBEDDING:

@@ -311,6 +311,26 @@ static mp_status send_grad(mp_train_worker *w, mp_train_stage *v, int i, int rec
     return MP_OK;
 }
 
+/* The end of a backward (fused or BI) of micro-batch i that began at a, its
+ * recompute (if any) ending at mid: waits for the device, counts the busy
+ * time and the peak, records the recompute and backward events, frees the
+ * stash when free_stash and the last stage's loss gradient, and sends the
+ * input gradient on. */
+static mp_status bwd_end(mp_train_worker *w, mp_train_stage *v, int i, int record, double t0, double a, double mid,
+                         double *busy, int free_stash)
+{
+    mp_status st;
+    if ((st = w->be->i->sync(w->be, &w->err)) != MP_OK) return st;
+    double e = mp_now_ms();
+    *busy += e - a;
+    note_peak(w);
+    if (record && v->recompute && (st = add_event(w, MP_TEV_RECOMPUTE, -1, v->s, i, a - t0, mid - t0)) != MP_OK) return st;
+    if (record && (st = add_event(w, MP_TEV_BWD, -1, v->s, i, mid - t0, e - t0)) != MP_OK) return st;
+    if (free_stash) { mp_pool_put(&v->stash_pool, v->stash_slot[i]); v->stash_slot[i] = NULL; }
+    if (v->is_last) { mp_pool_put(&v->dl_pool, v->dl_slot[i]); v->dl_slot[i] = NULL; }
+    return send_grad(w, v, i, record, t0);
+}
+
 static mp_status op_backward(mp_train_worker *w, mp_train_stage *v, int i, int record, double t0, double *busy)
 {
     mp_train_run *r = w->r;
@@ -329,15 +349,7 @@ static mp_status op_backward(mp_train_worker *w, mp_train_stage *v, int i, int r
         v->in_slot[i] = NULL;
     }
     if ((st = mp_stage_backward(&v->net, r->b, dy, v->is_first ? NULL : v->dx, stash, &w->err)) != MP_OK) return st;
-    if ((st = be->i->sync(be, &w->err)) != MP_OK) return st;
-    double e = mp_now_ms();
-    *busy += e - a;
-    note_peak(w);
-    if (record && v->recompute && (st = add_event(w, MP_TEV_RECOMPUTE, -1, v->s, i, a - t0, mid - t0)) != MP_OK) return st;
-    if (record && (st = add_event(w, MP_TEV_BWD, -1, v->s, i, mid - t0, e - t0)) != MP_OK) return st;
-    if (!v->recompute) { mp_pool_put(&v->stash_pool, v->stash_slot[i]); v->stash_slot[i] = NULL; }
-    if (v->is_last) { mp_pool_put(&v->dl_pool, v->dl_slot[i]); v->dl_slot[i] = NULL; }
-    return send_grad(w, v, i, record, t0);
+    return bwd_end(w, v, i, record, t0, a, mid, busy, !v->recompute);
 }
 
 /* Zero-bubble BI: the input gradient of micro-batch i (after its recompute),
@@ -364,14 +376,7 @@ static mp_status op_backward_input(mp_train_worker *w, mp_train_stage *v, int i,
     v->wstash_slot[i] = wst;
     if ((st = mp_stage_backward_input(&v->net, r->b, dy, v->is_first ? NULL : v->dx, v->stash_slot[i], wst, &w->err)) != MP_OK)
         return st;
-    if ((st = be->i->sync(be, &w->err)) != MP_OK) return st;
-    double e = mp_now_ms();
-    *busy += e - a;
-    note_peak(w);
-    if (record && v->recompute && (st = add_event(w, MP_TEV_RECOMPUTE, -1, v->s, i, a - t0, mid - t0)) != MP_OK) return st;
-    if (record && (st = add_event(w, MP_TEV_BWD, -1, v->s, i, mid - t0, e - t0)) != MP_OK) return st;
-    if (v->is_last) { mp_pool_put(&v->dl_pool, v->dl_slot[i]); v->dl_slot[i] = NULL; }
-    return send_grad(w, v, i, record, t0);
+    return bwd_end(w, v, i, record, t0, a, mid, busy, 0);
 }
 
 /* Zero-bubble W: the weight gradients of micro-batch i (in index order, so
