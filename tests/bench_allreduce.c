@@ -10,23 +10,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+#include "stats.h"
 #include "collective.h"
 #include "model.h"
 #include "plan.h"
 #include "runtime.h"
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 #define CALLS 21
 
@@ -50,9 +39,9 @@ static void *member_main(void *arg)
     int flag = 0;
     for (int i = 0; i < CALLS && m->st == MP_OK; i++) {
         m->st = m->t->i->agree(m->t, m->me, &flag, 30, &e);
-        double t0 = now_ms();
+        double t0 = mp_now_ms();
         if (m->st == MP_OK) m->st = mp_coll_allreduce(&io, ring, 2, m->me, 0, m->data, m->len, m->scratch, &e);
-        m->ms[i] = now_ms() - t0;
+        m->ms[i] = mp_now_ms() - t0;
     }
     return NULL;
 }
@@ -78,7 +67,7 @@ static int ring_row(size_t bytes)
     for (int j = 0; j < 2; j++) pthread_join(th[j], NULL);
     mp_transport_close(t, 0);
     int ok = ms[0].st == MP_OK && ms[1].st == MP_OK;
-    qsort(ms[0].ms, CALLS, sizeof(double), cmp);
+    qsort(ms[0].ms, CALLS, sizeof(double), mp_cmp_double);
     double med = ms[0].ms[CALLS / 2];
     if (ok) printf("%-26s %12zu %10.3f %10.2f\n", "ring, 2 threads", bytes, med, bytes / (med * 1e6));
     for (int j = 0; j < 2; j++) { free(ms[j].data); free(ms[j].scratch); }

@@ -4,21 +4,10 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "clock.h"
+#include "stats.h"
 #include "schedule.h"
 #include "sim.h"
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 #define RUNS 15
 
@@ -41,11 +30,11 @@ static double bench(mp_sim *sim, mp_schedule_kind kind, int K, int v, int m)
     double t[RUNS];
     if (mp_sim_run(sim, &in, &r, NULL, NULL) != MP_OK) return 0;  /* warm-up */
     for (int i = 0; i < RUNS; i++) {
-        double t0 = now_ms();
+        double t0 = mp_now_ms();
         mp_sim_run(sim, &in, &r, NULL, NULL);
-        t[i] = now_ms() - t0;
+        t[i] = mp_now_ms() - t0;
     }
-    qsort(t, RUNS, sizeof t[0], cmp);
+    qsort(t, RUNS, sizeof t[0], mp_cmp_double);
     double med = t[RUNS / 2], mops = ops / (med * 1e3);
     char name[32];
     if (kind == MP_SCHED_INTERLEAVED) snprintf(name, sizeof name, "interleaved v=%d", v);

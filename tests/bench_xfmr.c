@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "clock.h"
+#include "stats.h"
 #include "backend_impl.h"
 #include "layers.h"
 #include "model.h"
@@ -30,27 +32,7 @@
 #define ROUNDS_A 7
 #define ROUNDS_B 15
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Sorts v. */
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-/* After median(v, n): the smallest, what a busy machine disturbs least. */
+/* After mp_median(v, n): the smallest, what a busy machine disturbs least. */
 static double least(const double *v) { return v[0]; }
 
 /* ---------------------------------------------------------------- (a) */
@@ -127,7 +109,7 @@ static int bench_step(void)
         }
         printf("%6d %14.3f %14.3f %9.2f%%\n", r + 1, a[r], s[r], 100 * (a[r] / s[r] - 1));
     }
-    double ma = median(a, ROUNDS_A), ms = median(s, ROUNDS_A);
+    double ma = mp_median(a, ROUNDS_A), ms = mp_median(s, ROUNDS_A);
     printf("%6s %14.3f %14.3f %9.2f%%  (target <= 3%%: %s)\n", "median", ma, ms, 100 * (ma / ms - 1),
            ma / ms - 1 <= 0.03 ? "met" : "NOT met");
     printf("%6s %14.3f %14.3f %9.2f%%  (least of each: on a busy machine the steadier figure)\n", "min", least(a),
@@ -162,7 +144,7 @@ static int bench_torch(void)
         }
         printf("%6d %14.3f %14.3f %9.2fx\n", r + 1, a[r], t[r], t[r] / a[r]);
     }
-    double ma = median(a, R), mt = median(t, R);
+    double ma = mp_median(a, R), mt = mp_median(t, R);
     printf("%6s %14.3f %14.3f %9.2fx  (mprun at least as fast: %s)\n", "median", ma, mt, mt / ma,
            ma <= mt ? "yes" : "NO");
     printf("%6s %14.3f %14.3f %9.2fx  (least of each)\n", "min", least(a), least(t), least(t) / least(a));
@@ -248,14 +230,14 @@ static size_t floats_c(const gemm_call *g) { return (size_t)g->M * g->ldc + 64; 
 /* The layer's GEMM calls on plain buffers; ms. */
 static double time_sgemm(const layer_case *c, float *A, float *Bm, float *C)
 {
-    double t0 = now_ms();
+    double t0 = mp_now_ms();
     for (int i = 0; i < c->ncalls; i++) {
         const gemm_call *g = &c->calls[i];
         for (int k = 0; k < g->count; k++)
             cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans,
                         g->M, g->N, g->K, 1.0f, A, g->lda, Bm, g->ldb, 0.0f, C, g->ldc);
     }
-    return now_ms() - t0;
+    return mp_now_ms() - t0;
 }
 
 typedef struct {
@@ -308,16 +290,16 @@ static int layer_open(layer_run *r, mp_backend *be, const mp_model *m, int idx, 
 /* Forward + backward of the layer (or the loss on y's logits); ms. */
 static double layer_time(layer_run *r, mp_error *err)
 {
-    double t0 = now_ms();
+    double t0 = mp_now_ms();
     if (!r->l.type && r->labels) {
         float loss;
         /* logits: the dy buffer (out-shaped), gradient into y */
         if (mp_loss_eval(r->be, r->m, B, r->dy, r->labels, r->y, 1.0f / B, &loss, err) != MP_OK) return -1;
-        return now_ms() - t0;
+        return mp_now_ms() - t0;
     }
     if (mp_layer_forward(&r->l, r->be, B, r->x, r->y, r->stash, err) != MP_OK) return -1;
     if (mp_layer_backward(&r->l, r->be, B, r->dy, r->dx, r->stash, err) != MP_OK) return -1;
-    return now_ms() - t0;
+    return mp_now_ms() - t0;
 }
 
 static void layer_close(layer_run *r)
@@ -384,7 +366,7 @@ static int bench_layers(void)
             if (tl[k] < 0) rc = 1;
         }
         if (!rc) {
-            double ml = median(tl, ROUNDS_B), mg = median(tg, ROUNDS_B), fl = gemm_flops(&cs[i]);
+            double ml = mp_median(tl, ROUNDS_B), mg = mp_median(tg, ROUNDS_B), fl = gemm_flops(&cs[i]);
             if (cs[i].ncalls)
                 printf("%-14s %10.3f %10.4f %10.1f %12.1f %9.1f%%\n", cs[i].name, ml, fl / 1e9, fl / ml / 1e6,
                        fl / mg / 1e6, 100 * mg / ml);
