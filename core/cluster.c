@@ -118,6 +118,35 @@ static mp_status parse_overrides(const mp_jctx *cx, const json_t *links, mp_clus
     return st;
 }
 
+/* "allreduce"."points" (optional, with "members"): [[bytes, ms], ...] of
+ * whole calls over `members` members, sizes increasing; stored per ring step. */
+static mp_status parse_allreduce_points(const mp_jctx *cx, const json_t *ar, mp_cluster *c)
+{
+    const json_t *pts = json_object_get(ar, "points");
+    if (!pts) return MP_OK;
+    if (!json_is_array(pts) || json_array_size(pts) < 1 || json_array_size(pts) > MP_ALLREDUCE_POINTS)
+        return mp_json_fail(cx, "allreduce.points", "must be an array of 1 to %d [bytes, ms] pairs", MP_ALLREDUCE_POINTS);
+    int members = 0;
+    if (mp_json_get_int(cx, ar, "allreduce", "members", 1, 2, &members)) return MP_ERR_INPUT;
+    for (size_t k = 0; k < json_array_size(pts); k++) {
+        const json_t *p = json_array_get(pts, k);
+        char field[64];
+        snprintf(field, sizeof field, "allreduce.points[%zu]", k);
+        double bytes, ms;
+        if (!json_is_array(p) || json_array_size(p) != 2) return mp_json_fail(cx, field, "must be a [bytes, ms] pair");
+        if (mp_json_number_value(cx, json_array_get(p, 0), field, MP_JPOS, &bytes) ||
+            mp_json_number_value(cx, json_array_get(p, 1), field, MP_JPOS, &ms))
+            return MP_ERR_INPUT;
+        if (k > 0 && bytes / members <= c->allreduce_chunk_bytes[k - 1])
+            return mp_json_fail(cx, field, "sizes must increase");
+        c->allreduce_chunk_bytes[k] = bytes / members;
+        c->allreduce_step_ms[k] = ms / (2.0 * (members - 1));
+    }
+    c->allreduce_members = members;
+    c->allreduce_points = (int)json_array_size(pts);
+    return MP_OK;
+}
+
 static mp_status parse_root(const mp_jctx *cx, const json_t *root, void *out)
 {
     mp_cluster *c = out;
@@ -146,6 +175,8 @@ static mp_status parse_root(const mp_jctx *cx, const json_t *root, void *out)
         if (mp_json_get_bandwidth(cx, ar, "allreduce", "bandwidth", 1, &c->allreduce_bandwidth) ||
             mp_json_get_duration(cx, ar, "allreduce", "latency", 1, &c->allreduce_latency_s))
             return MP_ERR_INPUT;
+        mp_status st = parse_allreduce_points(cx, ar, c);
+        if (st) return st;
     }
     const json_t *links = json_object_get(root, "links");
     if (links) return parse_overrides(cx, links, c);
@@ -245,10 +276,20 @@ static json_t *cluster_to_json(const mp_cluster *c)
     json_object_set_new(root, "link", json_pack("{s:o,s:o}",
                                                 "bandwidth", mp_json_number(def->bandwidth),
                                                 "latency", mp_json_number(def->latency_s)));
-    if (c->allreduce_bandwidth > 0)
-        json_object_set_new(root, "allreduce", json_pack("{s:o,s:o}",
-                                                         "latency", mp_json_number(c->allreduce_latency_s),
-                                                         "bandwidth", mp_json_number(c->allreduce_bandwidth)));
+    if (c->allreduce_bandwidth > 0) {
+        json_t *ar = json_pack("{s:o,s:o}", "latency", mp_json_number(c->allreduce_latency_s),
+                               "bandwidth", mp_json_number(c->allreduce_bandwidth));
+        if (ar && c->allreduce_points > 0) {
+            json_t *pts = json_array();
+            int D = c->allreduce_members;
+            for (int k = 0; pts && k < c->allreduce_points; k++)
+                json_array_append_new(pts, json_pack("[o,o]", mp_json_number(c->allreduce_chunk_bytes[k] * D),
+                                                     mp_json_number(c->allreduce_step_ms[k] * 2.0 * (D - 1))));
+            json_object_set_new(ar, "members", json_integer(D));
+            json_object_set_new(ar, "points", pts);
+        }
+        json_object_set_new(root, "allreduce", ar);
+    }
     if (json_array_size(links))
         json_object_set_new(root, "links", links);
     else

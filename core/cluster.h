@@ -18,6 +18,8 @@ typedef struct {
     double speed;         /* relative compute speed > 0: stage time = profile time / speed */
 } mp_device;
 
+#define MP_ALLREDUCE_POINTS 48   /* measured all-reduce sizes kept at most */
+
 typedef struct {
     double bandwidth;     /* bytes per second, > 0 */
     double latency_s;     /* seconds, >= 0 */
@@ -28,11 +30,20 @@ typedef struct {
     mp_device *devices;
     mp_link default_link;
     mp_link *links;       /* num_devices^2, links[src * num_devices + dst]; overrides applied */
-    /* Measured ring all-reduce fit ("allreduce", mpprof --links under mpirun):
+    /* Measured ring all-reduce fit ("allreduce", mpprof --links):
      * time(bytes, D) = 2(D-1) * (allreduce_latency_s + bytes / (D * allreduce_bandwidth));
      * both 0 when the file has none. */
     double allreduce_latency_s;
     double allreduce_bandwidth;
+    /* Its measured points ("allreduce"."points", optional; allreduce_points 0:
+     * none), as one ring step each: a chunk of allreduce_chunk_bytes[k] bytes
+     * took allreduce_step_ms[k] ms, from a whole call over
+     * allreduce_members members of chunk * members bytes taking
+     * step * 2(members-1) ms; by increasing chunk. Where present they
+     * replace the fit (sim/allreduce.h). */
+    int allreduce_points, allreduce_members;
+    double allreduce_chunk_bytes[MP_ALLREDUCE_POINTS];
+    double allreduce_step_ms[MP_ALLREDUCE_POINTS];
 } mp_cluster;
 
 /* Loads and validates a cluster file (messages as in mp_profile_load). */

@@ -120,7 +120,7 @@ mp_status mp_configs_list(const mp_search_opts *o, const mp_cluster *cl, const m
                         if (kind != MP_SCHED_INTERLEAVED)  /* the split relaxation orders them well */
                             c.lb = mp_bound_split(bd, K, b, kind, m, c.lb, HUGE_VAL) * (1 - MP_BOUND_SLACK);
                         if (D > 1 && K == 1)  /* one stage: its list ends after its work, then all-reduces it all */
-                            c.lb = (c.lb + mp_allreduce_ms(cl, 0, 1, D, ps->PP[L], ps->PN[L])) * (1 - MP_BOUND_SLACK);
+                            c.lb = (c.lb + mp_allreduce_stage_ms(cl, ps->prof, 0, L - 1, 0, 1, D)) * (1 - MP_BOUND_SLACK);
                         v[cnt++] = c;
                     }
                 }

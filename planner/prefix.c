@@ -1,5 +1,5 @@
 /* prefix.c — prefix sums of a profile (prefix.h).
- * defines: mp_prefix_init, mp_prefix_set_b, mp_prefix_free */
+ * defines: mp_prefix_init, mp_prefix_set_b, mp_prefix_set_allreduce, mp_prefix_free */
 #include "prefix.h"
 
 #include <stdlib.h>
@@ -57,9 +57,21 @@ void mp_prefix_set_b(mp_prefix *x, int b)
 }
 
 /* See prefix.h. */
+mp_status mp_prefix_set_allreduce(mp_prefix *x, const mp_cluster *cl, int D)
+{
+    if (cl->allreduce_points <= 0 || D <= 1 || x->pa_D == D) return MP_OK;
+    if (!x->PA && !(x->PA = calloc((size_t)x->L + 1, sizeof(double)))) return MP_ERR_NOMEM;
+    for (int l = 0; l < x->L; l++)
+        x->PA[l + 1] = x->PA[l] + mp_allreduce_vector_ms(cl, 0, 1, D, x->prof->layers[l].param_bytes);
+    x->pa_D = D;
+    return MP_OK;
+}
+
+/* See prefix.h. */
 void mp_prefix_free(mp_prefix *x)
 {
-    free(x->PP); free(x->PS); free(x->PF); free(x->PB); free(x->in); free(x->mx); free(x->PN);
-    x->PP = x->PS = x->PF = x->PB = x->in = x->mx = NULL;
+    free(x->PP); free(x->PS); free(x->PF); free(x->PB); free(x->in); free(x->mx); free(x->PN); free(x->PA);
+    x->PP = x->PS = x->PF = x->PB = x->in = x->mx = x->PA = NULL;
+    x->pa_D = 0;
     x->PN = NULL;
 }

@@ -2,10 +2,11 @@
  * profile times in O(1), and the memory model (sim/memory.h) of a
  * gpipe/1f1b stage over them.
  * defines: mp_prefix, mp_prefix_init, mp_prefix_set_b, mp_prefix_free, mp_prefix_bytes,
- *          mp_prefix_max_param, mp_stage_fit, mp_stage_fit_peak, mp_stage_fit_rc, MP_LAST_TRUE */
+ *          mp_prefix_set_allreduce, mp_prefix_allreduce_ms, mp_prefix_max_param, mp_stage_fit, mp_stage_fit_peak, mp_stage_fit_rc, MP_LAST_TRUE */
 #ifndef MP_PREFIX_H
 #define MP_PREFIX_H
 
+#include "allreduce.h"
 #include "cluster.h"
 #include "memory.h"
 #include "mp_status.h"
@@ -22,6 +23,9 @@ typedef struct {
     int b;                     /* the micro-batch of PF, PB (-1: not set yet) */
     double *mx;                /* [lg*L] mx[k*L + i]: largest param bytes of layers i .. i+2^k-1 */
     int lg;                    /* levels of mx */
+    double *PA;                /* [L+1] prefix sums of the layers' all-reduce ms for pa_D replicas,
+                                * with a cluster's measured points (mp_prefix_set_allreduce) */
+    int pa_D;                  /* the replicas of PA (0: not set) */
 } mp_prefix;
 
 /* Allocates and fills the byte sums of prof (times not set yet); MP_ERR_NOMEM
@@ -32,6 +36,23 @@ mp_status mp_prefix_init(mp_prefix *x, const mp_profile *prof);
 void mp_prefix_set_b(mp_prefix *x, int b);
 
 void mp_prefix_free(mp_prefix *x);
+
+/* Sets PA for D replicas when cl has measured all-reduce points (nothing
+ * otherwise, or when already set for D); the points must be the same for
+ * every cluster x is then used with (placements only reorder devices).
+ * MP_ERR_NOMEM. */
+mp_status mp_prefix_set_allreduce(mp_prefix *x, const mp_cluster *cl, int D);
+
+/* The all-reduce ms of the stage holding layers lo..hi over D replicas on
+ * devices device + r * stride (sim/allreduce.h: mp_allreduce_stage_ms, in
+ * O(1)); with measured points PA must be set for D. */
+static inline double mp_prefix_allreduce_ms(const mp_prefix *x, const mp_cluster *cl, int device, int stride,
+                                            int D, int lo, int hi)
+{
+    if (D <= 1) return 0;
+    if (cl->allreduce_points > 0) return x->PA[hi + 1] - x->PA[lo];
+    return mp_allreduce_ms(cl, device, stride, D, x->PP[hi + 1] - x->PP[lo], x->PN[hi + 1] - x->PN[lo]);
+}
 
 /* The bytes of the stage holding layers lo..hi. */
 static inline mp_stage_bytes mp_prefix_bytes(const mp_prefix *x, int lo, int hi)

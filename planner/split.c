@@ -103,6 +103,8 @@ mp_status mp_split_config(mp_split *x, const mp_config *c, mp_error *err)
     x->c = *c;
     x->fit = (mp_stage_fit){ &x->ps, x->cl, x->sf, x->mode, c->kind, c->S, c->m, c->b, c->D };
     mp_prefix_set_b(&x->ps, c->b);
+    if (mp_prefix_set_allreduce(&x->ps, x->cl, c->D) != MP_OK)
+        return mp_error_set(err, MP_ERR_NOMEM, "mpplan: out of memory");
     mp_op_lists_free(&x->ops);
     mp_status st = mp_schedule_build(c->kind, K, c->v, c->m, &x->ops, err);
     if (st != MP_OK) return st;
@@ -134,8 +136,7 @@ static void stage_times(mp_split *x, int s, int lo, int hi)
     double sp = mp_split_speed(x, s);
     x->F[s] = (x->ps.PF[hi + 1] - x->ps.PF[lo]) / sp;
     x->Bn[s] = (x->ps.PB[hi + 1] - x->ps.PB[lo]) / sp;
-    x->ar[s] = mp_allreduce_ms(x->cl, s % x->c.K, x->c.K, x->c.D, x->ps.PP[hi + 1] - x->ps.PP[lo],
-                               x->ps.PN[hi + 1] - x->ps.PN[lo]);
+    x->ar[s] = mp_prefix_allreduce_ms(&x->ps, x->cl, s % x->c.K, x->c.K, x->c.D, lo, hi);
     if (s < x->c.S - 1) {
         int p = s % x->c.K, q = (s + 1) % x->c.K;
         double bytes = (double)x->c.b * x->ps.in[hi + 1];
@@ -312,12 +313,11 @@ static void narrow(const mp_split *x, int s, int lo, double thr, int *hmin, int 
                               PB[hi + 1] - PB[lo]) / sp < thr);
     *hmax = h;
     if (x->c.D > 1) {   /* the same work, then the stage's all-reduce (grows with hi too) */
-        const double *PP = x->ps.PP;
-        const int *PN = x->ps.PN, K = x->c.K, D = x->c.D;
+        const int K = x->c.K, D = x->c.D;
         MP_LAST_TRUE(h, lo, *hmax,
                      a + m * ((PF[hi + 1] - PF[lo]) * (1 + (mp_stage_fit_rc(&x->fit, s, lo, hi) == 1)) +
                               PB[hi + 1] - PB[lo]) / sp +
-                     mp_allreduce_ms(x->cl, s % K, K, D, PP[hi + 1] - PP[lo], PN[hi + 1] - PN[lo]) < thr);
+                     mp_prefix_allreduce_ms(&x->ps, x->cl, s % K, K, D, lo, hi) < thr);
         *hmax = h;
     }
     /* the remaining stages need m * work / their speed */

@@ -61,7 +61,7 @@ profile() {  # profile MODEL OUT BATCHES THREADS
 }
 
 echo "# validate_dp: measuring the links on this machine" >&2
-"$BIN/mpprof" --links --sizes 4K:4M --quiet -o "$WORK/cluster.json" >/dev/null
+"$BIN/mpprof" --links --quiet -o "$WORK/cluster.json" >/dev/null
 ndev=$(jq '.devices | length' "$WORK/cluster.json")
 if [ "$ndev" -lt 2 ]; then echo "validate_dp: $WORK/cluster.json has $ndev device(s); need 2" >&2; exit 2; fi
 

@@ -34,6 +34,10 @@ static int same_cluster(const mp_cluster *a, const mp_cluster *b)
             mp_link x = mp_cluster_link(a, s, d), y = mp_cluster_link(b, s, d);
             if (x.bandwidth != y.bandwidth || x.latency_s != y.latency_s) return 0;
         }
+    if (a->allreduce_points != b->allreduce_points || a->allreduce_members != b->allreduce_members) return 0;
+    for (int k = 0; k < a->allreduce_points; k++)
+        if (a->allreduce_chunk_bytes[k] != b->allreduce_chunk_bytes[k] || a->allreduce_step_ms[k] != b->allreduce_step_ms[k])
+            return 0;
     return a->allreduce_latency_s == b->allreduce_latency_s && a->allreduce_bandwidth == b->allreduce_bandwidth;
 }
 
@@ -270,6 +274,27 @@ static void test_allreduce_fit(void)
     mp_cluster_free(&c);
     expect_error("{" HDR ", " TWO ", " LINK ", \"allreduce\": {\"latency\": \"1us\"}}", "allreduce.bandwidth: missing", NULL);
     expect_error("{" HDR ", " TWO ", " LINK ", \"allreduce\": 3}", "allreduce: must be an object", NULL);
+    /* measured points: whole calls over `members`, stored per ring step */
+    const char *pts = "{" HDR ", " TWO ", " LINK ", \"allreduce\": {\"latency\": \"1us\", \"bandwidth\": \"5GB/s\", "
+                      "\"members\": 4, \"points\": [[4096, 0.6], [1048576, 3]]}}";
+    CU_ASSERT_EQUAL_FATAL(mp_cluster_parse(pts, strlen(pts), "c.json", &c, &e), MP_OK);
+    CU_ASSERT_EQUAL(c.allreduce_points, 2);
+    CU_ASSERT_EQUAL(c.allreduce_members, 4);
+    CU_ASSERT_DOUBLE_EQUAL(c.allreduce_chunk_bytes[1], 262144, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(c.allreduce_step_ms[0], 0.1, 1e-12);   /* 0.6 ms / 2(4-1) steps */
+    CU_ASSERT_EQUAL_FATAL(mp_cluster_save(path, &c, &e), MP_OK);
+    CU_ASSERT_EQUAL_FATAL(mp_cluster_load(path, &d, &e), MP_OK);
+    CU_ASSERT(same_cluster(&c, &d));
+    mp_cluster_free(&c);
+    mp_cluster_free(&d);
+    expect_error("{" HDR ", " TWO ", " LINK ", \"allreduce\": {\"latency\": 0, \"bandwidth\": 1e9, \"points\": [[4096, 1]]}}",
+                 "allreduce.members: missing", NULL);
+    expect_error("{" HDR ", " TWO ", " LINK ", \"allreduce\": {\"latency\": 0, \"bandwidth\": 1e9, \"members\": 2, "
+                 "\"points\": [[8192, 1], [4096, 2]]}}", "allreduce.points[1]", "sizes must increase", NULL);
+    expect_error("{" HDR ", " TWO ", " LINK ", \"allreduce\": {\"latency\": 0, \"bandwidth\": 1e9, \"members\": 2, "
+                 "\"points\": [[8192, -1]]}}", "allreduce.points[0]", NULL);
+    expect_error("{" HDR ", " TWO ", " LINK ", \"allreduce\": {\"latency\": 0, \"bandwidth\": 1e9, \"members\": 2, "
+                 "\"points\": [8192]}}", "allreduce.points[0]", "pair", NULL);
     expect_error("{" HDR ", " TWO ", " LINK ", \"allreduce\": {\"latency\": \"1us\", \"bandwidth\": 0}}",
                  "allreduce.bandwidth", NULL);
 }

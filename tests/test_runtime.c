@@ -81,6 +81,39 @@ static void test_transport_match_and_timeout(void)
     mp_transport_close(t, 0);
 }
 
+/* Recycled message buffers (the pool): messages of mixed sizes, sent in
+ * rounds and received out of order, arrive intact; a buffer is never reused
+ * for a larger message. */
+static void test_transport_buffer_reuse(void)
+{
+    mp_transport *t;
+    mp_error err;
+    mp_error_clear(&err);
+    CU_ASSERT_EQUAL_FATAL(mp_transport_open("threads", 2, 8, &t, &err), MP_OK);
+    enum { N = 5 };
+    size_t len[N] = { 1, 1000, 3, 250000, 17 };
+    float *buf = malloc(250000 * sizeof *buf), *got = malloc(250000 * sizeof *got);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(got);
+    int bad = 0;
+    for (int round = 0; round < 4; round++) {
+        for (int i = 0; i < N; i++) {
+            size_t n = len[(i + round) % N];
+            for (size_t j = 0; j < n; j++) buf[j] = (float)(round * 1000003 + i * 7919 + (int)j);
+            CU_ASSERT_EQUAL(t->i->send(t, 0, 1, i, buf, n * sizeof *buf, 1, &err), MP_OK);
+        }
+        for (int i = N - 1; i >= 0; i--) {
+            size_t n = len[(i + round) % N];
+            CU_ASSERT_EQUAL(t->i->recv(t, 1, 0, i, got, n * sizeof *got, 1, &err), MP_OK);
+            for (size_t j = 0; j < n; j++) bad += got[j] != (float)(round * 1000003 + i * 7919 + (int)j);
+        }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    free(buf);
+    free(got);
+    mp_transport_close(t, 0);
+}
+
 typedef struct { mp_transport *t; mp_status st; int flag; char msg[1024]; } waiter;
 
 static void *wait_recv(void *arg)
@@ -495,6 +528,7 @@ int main(void)
         MP_TEST(test_transport_match_and_timeout),
         MP_TEST(test_transport_abort_and_agree),
         MP_TEST(test_transport_registry),
+        MP_TEST(test_transport_buffer_reuse),
         MP_TEST(test_data_deterministic),
         MP_TEST(test_checkpoint_roundtrip),
         MP_TEST(test_equivalence_sgd_xent),

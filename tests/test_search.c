@@ -296,6 +296,16 @@ static void dp_cluster(mp_cluster *c, int N, mp_search_opts *o)
     if (irand(3) == 0) {
         c->allreduce_latency_s = 1e-4 * urand();
         c->allreduce_bandwidth = 1e7 * (0.2 + 5 * urand());
+        if (irand(2)) {   /* measured points, not linear in the size */
+            c->allreduce_members = 2 + irand(3);
+            c->allreduce_points = 1 + irand(4);
+            double x = 1e3 * (0.5 + urand()), y = 1e-2 * urand();
+            for (int k = 0; k < c->allreduce_points; k++, x *= 2 + 4 * urand()) {
+                y += 1e-4 * x * urand();
+                c->allreduce_chunk_bytes[k] = x;
+                c->allreduce_step_ms[k] = y;
+            }
+        }
     }
     o->data_parallel = irand(3) ? 0 : 1 + irand(N);
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "allreduce.h"
 #include "schedule.h"
 #include "sim.h"
 #include "testutil.h"
@@ -317,6 +318,43 @@ static void test_hand_allreduce(void)
  * (m+K-1)(F+B) + A (stage 0 ends its list last; the others end theirs at
  * least B earlier... and all-reduce the same A). Interleaved: position p
  * runs its v all-reduces one after the other: its list end + v*A. */
+/* The all-reduce cost from measured points (sim/allreduce.h), by hand: steps
+ * of 2(D-1), the step time interpolated between points, flat below the
+ * first, proportional above the last; per vector, so a stage's time is the
+ * sum over its layers; the fit and links without points stay linear. */
+static void test_allreduce_points_by_hand(void)
+{
+    mp_cluster c;
+    CU_ASSERT_EQUAL_FATAL(mp_cluster_uniform(&c, 4, 1e9, 1e9, 0, NULL), MP_OK);
+    c.allreduce_latency_s = 1e-3;
+    c.allreduce_bandwidth = 1e6;
+    CU_ASSERT_DOUBLE_EQUAL(mp_allreduce_vector_ms(&c, 0, 1, 2, 2000), 2 * (1 + 1), 1e-12);   /* 2(lat + 1000 B / 1 MB/s) */
+    c.allreduce_points = 3;
+    c.allreduce_members = 2;
+    double x[] = { 1000, 2000, 4000 }, y[] = { 1, 3, 4 };
+    memcpy(c.allreduce_chunk_bytes, x, sizeof x);
+    memcpy(c.allreduce_step_ms, y, sizeof y);
+    CU_ASSERT_DOUBLE_EQUAL(mp_allreduce_step_ms(&c, 500), 1, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(mp_allreduce_step_ms(&c, 1500), 2, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(mp_allreduce_step_ms(&c, 3000), 3.5, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(mp_allreduce_step_ms(&c, 8000), 8, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(mp_allreduce_vector_ms(&c, 0, 1, 4, 6000), 6 * 2, 1e-12);  /* chunk 1500: 2 ms, 6 steps */
+    CU_ASSERT_DOUBLE_EQUAL(mp_allreduce_vector_ms(&c, 0, 1, 1, 6000), 0, 0);
+    mp_profile p;
+    memset(&p, 0, sizeof p);
+    mp_layer_cost ly[3];
+    memset(ly, 0, sizeof ly);
+    ly[0].param_bytes = 6000;   /* 12 ms at D = 4 */
+    ly[2].param_bytes = 16000;  /* chunk 4000: 4 ms a step, 24 ms */
+    p.layers = ly;
+    p.num_layers = 3;
+    CU_ASSERT_DOUBLE_EQUAL(mp_allreduce_stage_ms(&c, &p, 0, 2, 0, 1, 4), 12 + 24, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(mp_allreduce_stage_ms(&c, &p, 1, 1, 0, 1, 4), 0, 0);
+    c.allreduce_points = 0;     /* the fit: linear in the sums */
+    CU_ASSERT_DOUBLE_EQUAL(mp_allreduce_stage_ms(&c, &p, 0, 2, 0, 1, 4), 6 * (2 * 1 + 22000 / 4.0 / 1e3), 1e-9);
+    mp_cluster_free(&c);
+}
+
 static void test_allreduce_closed_form(void)
 {
     for (int K = 1; K <= 5; K++)
@@ -802,6 +840,7 @@ int main(void)
         MP_TEST(test_hand_1f1b_latency),
         MP_TEST(test_random_vs_reference),
         MP_TEST(test_hand_allreduce),
+        MP_TEST(test_allreduce_points_by_hand),
         MP_TEST(test_allreduce_closed_form),
         MP_TEST(test_allreduce_vs_reference),
         MP_TEST(test_monotone),

@@ -56,7 +56,8 @@ static mp_status io_recv(void *ctx, int src, int tag, float *buf, size_t n, mp_e
 }
 
 /* Times the ring all-reduce of sizes[k] bytes over all ranks (rank 0's
- * median after a barrier per call) and fits the ring model into c (rank 0). */
+ * median after a barrier per call) and writes the fit and the points into c
+ * (rank 0). */
 static mp_status allreduce_fit(int rank, int size, const double *sizes, int n, int iters, double *samples,
                                mp_cluster *c, mp_error *err)
 {
@@ -82,7 +83,7 @@ static mp_status allreduce_fit(int rank, int size, const double *sizes, int n, i
         x[k] = (double)(len * sizeof(float));
         y[k] = gsl_stats_median_from_sorted_data(samples, 1, (size_t)iters);
     }
-    if (st == MP_OK && rank == 0) mp_prof_allreduce_fit(x, y, n, size, &c->allreduce_latency_s, &c->allreduce_bandwidth);
+    if (st == MP_OK && rank == 0) mp_prof_allreduce_fit(x, y, n, size, c);
     free(data); free(scratch); free(x); free(y); free(ring);
     return st;
 }

@@ -77,16 +77,18 @@ typedef struct {
  * mprun uses; sizes[n] bytes; weighted fit (mp_prof_fit_weighted). */
 mp_status mp_prof_links_cpu(const double *sizes, int n, int repeat, mp_link_fit *out, mp_error *err);
 
-/* The ring all-reduce (exec/comm/collective.h) fitted from its measured
- * times ms[k] (whole call, ms) at sizes bytes[k] over D members:
- * ms = 2(D-1)(latency + bytes/(D bandwidth)), weighted as
- * mp_prof_fit_weighted (prof_allreduce.c). */
-void mp_prof_allreduce_fit(const double *bytes, const double *ms, int n, int D, double *latency_s, double *bandwidth);
+/* The ring all-reduce (exec/comm/collective.h) measured as ms[k] (whole
+ * call, ms) at sizes bytes[k] (increasing) over D members, written into c:
+ * the fit ms = 2(D-1)(latency + bytes/(D bandwidth)), weighted as
+ * mp_prof_fit_weighted, into allreduce_latency_s / allreduce_bandwidth, and
+ * the points themselves (at most MP_ALLREDUCE_POINTS) into allreduce_points,
+ * which the cost model uses (sim/allreduce.h). */
+void mp_prof_allreduce_fit(const double *bytes, const double *ms, int n, int D, mp_cluster *c);
 
 /* Times the ring all-reduce over D (2..64) worker threads pinned to cores
  * 0..D-1 on the "threads" transport mprun uses, at each of sizes[n] bytes
- * (member 0's median after a barrier per call), and writes the fit into
- * c->allreduce_latency_s / c->allreduce_bandwidth (prof_allreduce.c). */
+ * (member 0's median after a barrier per call), and writes the fit and the
+ * points into c (mp_prof_allreduce_fit). */
 mp_status mp_prof_allreduce_threads(const double *sizes, int n, int repeat, int D, mp_cluster *c, mp_error *err);
 
 /* MPI links, registered by links_mpi.c when MPI is compiled in (else NULL):

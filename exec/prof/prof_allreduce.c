@@ -15,19 +15,29 @@
 #include <string.h>
 #include <unistd.h>
 
-void mp_prof_allreduce_fit(const double *bytes, const double *ms, int n, int D, double *latency_s, double *bandwidth)
+void mp_prof_allreduce_fit(const double *bytes, const double *ms, int n, int D, mp_cluster *c)
 {
-    double *x = malloc((size_t)n * sizeof *x), *y = malloc((size_t)n * sizeof *y);
-    *latency_s = 0;
-    *bandwidth = 0;
+    c->allreduce_latency_s = c->allreduce_bandwidth = 0;
+    c->allreduce_points = c->allreduce_members = 0;
+    double *x = malloc((size_t)(n > 0 ? n : 1) * sizeof *x), *y = malloc((size_t)(n > 0 ? n : 1) * sizeof *y);
     if (!x || !y || n < 1 || D < 2) { free(x); free(y); return; }
     for (int k = 0; k < n; k++) {
         x[k] = bytes[k] / D;                 /* one chunk */
         y[k] = ms[k] / (2.0 * (D - 1));      /* one ring step */
     }
     mp_fit f = mp_prof_fit_weighted(x, y, n);
-    *latency_s = f.alpha > 0 ? f.alpha / 1e3 : 0;
-    *bandwidth = f.beta > 0 ? 1e3 / f.beta : x[n - 1] / (y[n - 1] / 1e3);
+    c->allreduce_latency_s = f.alpha > 0 ? f.alpha / 1e3 : 0;
+    c->allreduce_bandwidth = f.beta > 0 ? 1e3 / f.beta : x[n - 1] / (y[n - 1] / 1e3);
+    /* the points, at most MP_ALLREDUCE_POINTS of them evenly spread (the
+     * largest always), sizes strictly increasing */
+    int stride = (n + MP_ALLREDUCE_POINTS - 1) / MP_ALLREDUCE_POINTS, np = 0;
+    for (int k = (n - 1) % stride; k < n; k += stride)
+        if (y[k] > 0 && (np == 0 || x[k] > c->allreduce_chunk_bytes[np - 1])) {
+            c->allreduce_chunk_bytes[np] = x[k];
+            c->allreduce_step_ms[np++] = y[k];
+        }
+    c->allreduce_points = np;
+    c->allreduce_members = np ? D : 0;
     free(x);
     free(y);
 }
@@ -115,7 +125,7 @@ mp_status mp_prof_allreduce_threads(const double *sizes, int n, int repeat, int 
         med[k] = gsl_stats_median_from_sorted_data(samples, 1, (size_t)iters);
     }
     if (have_saved) sched_setaffinity(0, sizeof saved, &saved);
-    if (st == MP_OK) mp_prof_allreduce_fit(sizes, med, n, D, &c->allreduce_latency_s, &c->allreduce_bandwidth);
+    if (st == MP_OK) mp_prof_allreduce_fit(sizes, med, n, D, c);
     for (int j = 0; ms && j < D; j++) { free(ms[j].data); free(ms[j].scratch); }
     free(ms);
     free(samples);
