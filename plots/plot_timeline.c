@@ -263,8 +263,13 @@ static mp_status write_plot(mp_gp_out *o, trace *tr, int nt, char **prefix, cons
     mp_gp_var_num(o, "xmax", xmax > 0 ? xmax * 1.01 : 1);
     mp_gp_var_num(o, "ymax", ymax);
     /* the legend: the five pipeline kinds, then those present of weight
-     * gradient, all-reduce and other (timeline.gp draws kinds 1..nkinds) */
-    mp_gp_var_num(o, "nkinds", other ? 8 : allred ? 7 : wgrad ? 6 : 5);
+     * gradient, all-reduce and other (timeline.gp draws kind k when
+     * kshow[k:k] is "1") */
+    char kshow[9] = "11111000";
+    kshow[5] = wgrad ? '1' : '0';
+    kshow[6] = allred ? '1' : '0';
+    kshow[7] = other ? '1' : '0';
+    mp_gp_var_str(o, "kshow", kshow);
     mp_gp_var_num(o, "show_labels", show);
     mp_gp_var_num(o, "nsep", nt > 1);
     mp_gp_var_nums(o, "sepy", 1, &sep);
