@@ -1,10 +1,12 @@
 /* transport_mpi.c — one MPI rank per pipeline position (rank = position).
- * Sends copy the buffer and post MPI_Isend (the sender's compute goes on);
+ * Sends copy the buffer (into one from a pool, bufpool.h) and post
+ * MPI_Isend (the sender's compute goes on);
  * receives post MPI_Irecv and poll MPI_Test with a deadline, driving pending
  * sends forward. Abort prints the message and calls MPI_Abort, which brings
  * every rank down at once (never a hang). Built only with MPI (MP_HAVE_MPI).
  * defines: mp_transport_mpi_i */
 #include "transport.h"
+#include "bufpool.h"
 #include "clock.h"
 
 #include <mpi.h>
@@ -22,6 +24,7 @@ typedef struct pending {
 typedef struct {
     int k, rank, tag_ub;
     pending *sends;
+    mp_bufpool pool;          /* the send copies */
 } mctx;
 
 /* Completes finished sends, freeing their buffers. */
@@ -34,7 +37,7 @@ static void progress(mctx *c)
         if (done) {
             pending *d = *pp;
             *pp = d->next;
-            free(d->buf);
+            mp_bufpool_put(&c->pool, d->buf);
             free(d);
         } else
             pp = &(*pp)->next;
@@ -60,6 +63,7 @@ static mp_status m_open(mp_transport *t, int k, int cap, mp_error *err)
     if (!c) return mp_error_set(err, MP_ERR_NOMEM, "transport mpi: out of memory");
     c->k = k;
     c->rank = rank;
+    mp_bufpool_init(&c->pool);
     int *ub = NULL, flag = 0;
     MPI_Comm_get_attr(MPI_COMM_WORLD, MPI_TAG_UB, &ub, &flag);
     c->tag_ub = flag && ub ? *ub : 32767;
@@ -77,12 +81,12 @@ static mp_status m_send(mp_transport *t, int self, int dst, int tag, const void 
     if (bytes > (size_t)0x7fffffff)
         return mp_error_set(err, MP_ERR_INTERNAL, "stage %d: message of %zu bytes too large for MPI", self, bytes);
     pending *p = malloc(sizeof *p);
-    void *copy = malloc(bytes ? bytes : 1);
-    if (!p || !copy) { free(p); free(copy); return mp_error_set(err, MP_ERR_NOMEM, "stage %d: out of memory sending", self); }
+    void *copy = mp_bufpool_get(&c->pool, bytes);
+    if (!p || !copy) { free(p); mp_bufpool_put(&c->pool, copy); return mp_error_set(err, MP_ERR_NOMEM, "stage %d: out of memory sending", self); }
     if (bytes) memcpy(copy, buf, bytes);
     p->buf = copy;
     if (MPI_Isend(copy, (int)bytes, MPI_BYTE, dst, tag, MPI_COMM_WORLD, &p->req) != MPI_SUCCESS) {
-        free(copy); free(p);
+        mp_bufpool_put(&c->pool, copy); free(p);
         return mp_error_set(err, MP_ERR_BACKEND, "stage %d: MPI_Isend to stage %d failed", self, dst);
     }
     p->next = c->sends;
@@ -168,7 +172,8 @@ static void m_close(mp_transport *t, int failed)
     if (failed) MPI_Abort(MPI_COMM_WORLD, 1);
     if (c) {
         pending *p = c->sends;
-        while (p) { pending *n = p->next; MPI_Cancel(&p->req); MPI_Request_free(&p->req); free(p->buf); free(p); p = n; }
+        while (p) { pending *n = p->next; MPI_Cancel(&p->req); MPI_Request_free(&p->req); mp_bufpool_put(&c->pool, p->buf); free(p); p = n; }
+        mp_bufpool_free(&c->pool);
         free(c);
         t->ctx = NULL;
     }

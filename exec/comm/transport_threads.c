@@ -1,12 +1,10 @@
 /* transport_threads.c — the in-process transport: one worker thread per
  * position, a bounded mailbox per destination (mutex + condvar with timed
  * waits on CLOCK_MONOTONIC), a generation barrier for agree, and an abort
- * flag that wakes every wait. Message buffers are recycled through a small
- * pool (best fit by size), so that a large message costs its two copies and
- * not a fresh mapping's page faults each time (glibc maps blocks above 32 MiB
- * anew on every malloc).
+ * flag that wakes every wait. Message buffers come from a pool (bufpool.h).
  * defines: mp_transport_threads_i */
 #include "transport.h"
+#include "bufpool.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -18,12 +16,10 @@
 typedef struct msg {
     struct msg *next;
     int src, tag;
-    size_t bytes, cap;       /* payload; allocated payload (>= bytes) */
+    size_t bytes;
     unsigned char data[];
 } msg;
 
-#define POOL_COUNT 16                    /* buffers kept for reuse at most ... */
-#define POOL_BYTES ((size_t)1 << 30)     /* ... and their bytes at most */
 
 typedef struct {
     pthread_mutex_t mu;
@@ -41,59 +37,8 @@ typedef struct {
     char abort_msg[1024];
     int arrived, flag_acc, last_flag;
     unsigned long gen;
-    pthread_mutex_t pool_mu; /* the free buffers */
-    msg *pool;
-    int pool_n;
-    size_t pool_bytes;
+    mp_bufpool pool;         /* the messages' buffers */
 } tctx;
-
-/* A buffer for `bytes` of payload: the pool's best fit (smallest with room,
- * at most 4x too large), else a new one; NULL when out of memory. */
-static msg *msg_get(tctx *c, size_t bytes)
-{
-    pthread_mutex_lock(&c->pool_mu);
-    msg **best = NULL;
-    for (msg **p = &c->pool; *p; p = &(*p)->next)
-        if ((*p)->cap >= bytes && (*p)->cap / 4 <= bytes && (!best || (*p)->cap < (*best)->cap)) best = p;
-    msg *m = NULL;
-    if (best) {
-        m = *best;
-        *best = m->next;
-        c->pool_n--;
-        c->pool_bytes -= m->cap;
-    }
-    pthread_mutex_unlock(&c->pool_mu);
-    if (!m && (m = malloc(sizeof *m + bytes))) m->cap = bytes;
-    return m;
-}
-
-/* Returns m to the pool; when the pool is full it keeps the larger buffers
- * (the expensive ones to map anew) and frees the smallest. */
-static void msg_put(tctx *c, msg *m)
-{
-    pthread_mutex_lock(&c->pool_mu);
-    if (c->pool_n >= POOL_COUNT) {   /* evict the smallest when m is larger */
-        msg **small = &c->pool;
-        for (msg **p = &c->pool; *p; p = &(*p)->next)
-            if ((*p)->cap < (*small)->cap) small = p;
-        if ((*small)->cap < m->cap) {
-            msg *e = *small;
-            *small = e->next;
-            c->pool_n--;
-            c->pool_bytes -= e->cap;
-            free(e);
-        }
-    }
-    if (c->pool_n < POOL_COUNT && c->pool_bytes + m->cap <= POOL_BYTES) {
-        m->next = c->pool;
-        c->pool = m;
-        c->pool_n++;
-        c->pool_bytes += m->cap;
-        m = NULL;
-    }
-    pthread_mutex_unlock(&c->pool_mu);
-    free(m);
-}
 
 static void deadline_after(struct timespec *ts, double s)
 {
@@ -127,7 +72,7 @@ static mp_status t_send(mp_transport *t, int self, int dst, int tag, const void 
     tctx *c = t->ctx;
     if (dst < 0 || dst >= c->k)
         return mp_error_set(err, MP_ERR_INTERNAL, "transport: send to position %d of %d", dst, c->k);
-    msg *m = msg_get(c, bytes);
+    msg *m = mp_bufpool_get(&c->pool, sizeof *m + bytes);
     if (!m) return mp_error_set(err, MP_ERR_NOMEM, "position %d: out of memory sending %zu bytes", self, bytes);
     m->next = NULL;
     m->src = self;
@@ -139,10 +84,10 @@ static mp_status t_send(mp_transport *t, int self, int dst, int tag, const void 
     deadline_after(&dl, timeout_s);
     pthread_mutex_lock(&b->mu);
     while (b->count >= b->cap) {
-        if (is_aborted(c, NULL, 0)) { pthread_mutex_unlock(&b->mu); msg_put(c, m); return aborted_error(c, err); }
+        if (is_aborted(c, NULL, 0)) { pthread_mutex_unlock(&b->mu); mp_bufpool_put(&c->pool, m); return aborted_error(c, err); }
         if (pthread_cond_timedwait(&b->cv, &b->mu, &dl) == ETIMEDOUT) {
             pthread_mutex_unlock(&b->mu);
-            msg_put(c, m);
+            mp_bufpool_put(&c->pool, m);
             return mp_error_set(err, MP_ERR_TIMEOUT,
                                 "stage %d: timed out after %g s sending to stage %d (its mailbox stayed full)",
                                 self, timeout_s, dst);
@@ -179,7 +124,7 @@ static mp_status t_recv(mp_transport *t, int self, int src, int tag, void *buf,
                                   self, src, m->bytes, bytes);
             else if (bytes)
                 memcpy(buf, m->data, bytes);
-            msg_put(c, m);
+            mp_bufpool_put(&c->pool, m);
             return st;
         }
         if (is_aborted(c, NULL, 0)) { pthread_mutex_unlock(&b->mu); return aborted_error(c, err); }
@@ -252,12 +197,11 @@ static void t_close(mp_transport *t, int failed)
     if (!c) return;
     for (int i = 0; i < c->k; i++) {
         msg *m = c->box[i].head;
-        while (m) { msg *n = m->next; free(m); m = n; }
+        while (m) { msg *n = m->next; mp_bufpool_put(&c->pool, m); m = n; }
         pthread_mutex_destroy(&c->box[i].mu);
         pthread_cond_destroy(&c->box[i].cv);
     }
-    for (msg *m = c->pool, *n; m; m = n) { n = m->next; free(m); }
-    pthread_mutex_destroy(&c->pool_mu);
+    mp_bufpool_free(&c->pool);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
     free(c->box);
@@ -276,7 +220,7 @@ static mp_status t_open(mp_transport *t, int k, int cap, mp_error *err)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&c->mu, NULL);
-    pthread_mutex_init(&c->pool_mu, NULL);
+    mp_bufpool_init(&c->pool);
     pthread_cond_init(&c->cv, &ca);
     for (int i = 0; i < k; i++) {
         pthread_mutex_init(&c->box[i].mu, NULL);
