@@ -15,6 +15,7 @@
 #include "plan.h"
 #include "runtime.h"
 #include "sha256.h"
+#include "bufpool.h"
 #include "testutil.h"
 #include "transport.h"
 
@@ -79,6 +80,38 @@ static void test_transport_match_and_timeout(void)
     for (int i = 0; i < 8; i++) CU_ASSERT_EQUAL(t->i->send(t, 0, 1, 100 + i, a, sizeof a, 1, &err), MP_OK);
     CU_ASSERT_EQUAL(t->i->send(t, 0, 1, 200, a, sizeof a, 0.05, &err), MP_ERR_TIMEOUT);
     mp_transport_close(t, 0);
+}
+
+/* bufpool.h: a put block comes back for a request it fits (at most 4x too
+ * large), the smallest fitting one; a full pool keeps the larger blocks. */
+static void test_bufpool(void)
+{
+    mp_bufpool p;
+    mp_bufpool_init(&p);
+    char *a = mp_bufpool_get(&p, 1000), *b = mp_bufpool_get(&p, 4000), *c = mp_bufpool_get(&p, 100000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    memset(c, 7, 100000);   /* the whole block is usable */
+    mp_bufpool_put(&p, a);
+    mp_bufpool_put(&p, b);
+    mp_bufpool_put(&p, c);
+    CU_ASSERT_EQUAL(p.n, 3);
+    CU_ASSERT_PTR_EQUAL(mp_bufpool_get(&p, 900), a);     /* a fits; b too but is larger */
+    char *d = mp_bufpool_get(&p, 500);                   /* b is 8x too large: a new block */
+    CU_ASSERT(d != b && d != c);
+    CU_ASSERT_PTR_EQUAL(mp_bufpool_get(&p, 30000), c);
+    CU_ASSERT_EQUAL(p.n, 1);
+    mp_bufpool_put(&p, a);
+    mp_bufpool_put(&p, c);
+    mp_bufpool_put(&p, d);
+    char *small[MP_BUFPOOL_COUNT];
+    for (int i = 0; i < MP_BUFPOOL_COUNT; i++) small[i] = mp_bufpool_get(&p, 16);
+    for (int i = 0; i < MP_BUFPOOL_COUNT; i++) mp_bufpool_put(&p, small[i]);
+    CU_ASSERT_EQUAL(p.n, MP_BUFPOOL_COUNT);
+    CU_ASSERT_PTR_EQUAL(mp_bufpool_get(&p, 100000), c);  /* kept over the small ones */
+    mp_bufpool_put(&p, c);
+    mp_bufpool_free(&p);
 }
 
 /* Recycled message buffers (the pool): messages of mixed sizes, sent in
@@ -528,6 +561,7 @@ int main(void)
         MP_TEST(test_transport_match_and_timeout),
         MP_TEST(test_transport_abort_and_agree),
         MP_TEST(test_transport_registry),
+        MP_TEST(test_bufpool),
         MP_TEST(test_transport_buffer_reuse),
         MP_TEST(test_data_deterministic),
         MP_TEST(test_checkpoint_roundtrip),
