@@ -26,7 +26,25 @@
  * their least time per link crossed. With mu = 0 the recompute that memory
  * forces overall (mp_bound_forced_rc, R profile ms) adds at least R / smax
  * times the least coefficient. With the time left out (memory_infeasible),
- * multipliers that make the least value positive prove that no plan fits. */
+ * multipliers that make the least value positive prove that no plan fits.
+ *
+ * Admitted stages (stage_allowed). A plan that fits has every stage t =
+ * [j, e) on position q fit by itself: q holds sf params_t + nmax_t b stash_t
+ * after the forward that puts nmax_t micro-batches of t in flight (its most,
+ * from the op walk), and a recomputing backward holds sf params_t +
+ * b stash_t on top of its input; the other stages of q only add. So the
+ * shortest path runs over these stages only (the least value over fewer
+ * splits stays a lower bound over the fitting plans). A plan of time <= T
+ * also has, for every stage, T >= A_t + U_t + m (F_t + B_t): the path of
+ * planner/bounds.c with c = c' = t's chunk gives T >= A_t + U_t + busy_q -
+ * K sum_{d<c} (F + B)_{q+dK} and busy_q >= m (F_t + B_t) + m sum_{d<c}
+ * (F + B)_{q+dK} with m >= K; A_t + U_t >= (f1 PF(j) + PB(j)) / smax +
+ * 2 t lambda. Both conditions only get harder as the stage grows, so the
+ * admitted first layers of stages ending at e form a window [lo(e), e) with
+ * lo non-decreasing: sliding minima keep the path O(S L). Bisection on T
+ * (BISECT steps, small S L): when some weights make the least value over
+ * the splits admitted at T exceed T, no plan has time <= T, so T is a
+ * lower bound (only T: the value itself bounds just those plans). */
 #include "bounds.h"
 
 #include <math.h>
@@ -82,6 +100,7 @@ typedef struct {
     int K, S, L, b, m, *n, *nmax, *from, *rcat, *dq;
     double *dp, *coef, *mu;
     double smax, lam, f1;      /* fastest speed, least transfer, 2 when recompute is forced on */
+    int rc_free;               /* 1: stage terms without their recompute time (it is added as R) */
 } pos_ctx;
 
 /* 1 when stage t = [j, e) with recompute r can be part of a plan that fits
@@ -111,7 +130,7 @@ static void stage_ends(const pos_ctx *x, int t, int r, int i, double *X, double 
     const mp_prefix *ps = &d->ps;
     int q = t % x->K;
     double c = x->coef[t] / d->cl->devices[q].speed, mu = x->mu[q], nb = (double)x->n[t] * x->b;
-    double a = c * ((1 + r) * ps->PF[i] + ps->PB[i]) + mu * d->sf * ps->PP[i];
+    double a = c * ((1 + (r && !x->rc_free)) * ps->PF[i] + ps->PB[i]) + mu * d->sf * ps->PP[i];
     *X = a + (r ? 0 : mu * nb * ps->PS[i]);
     *Y = a - (r ? mu * nb * (i < ps->L ? ps->in[i] : 0) : -mu * nb * ps->PS[i]);
 }
@@ -230,7 +249,11 @@ static double lagrange(pos_ctx *x, double T, int its, double *w, double *nu, dou
             if (x->coef[t] < cmin) cmin = x->coef[t];
         int mu0 = 1;
         for (int p = 0; p < K; p++) mu0 &= x->mu[p] == 0;
-        if (mu0 && d->mode == MP_RC_AUTO) cons += cmin * R / x->smax;  /* the DP then recomputes nothing */
+        /* mu = 0: the least time over the admitted splits without their recompute, plus
+         * the least the recompute that memory forces adds (a stage admitted only with
+         * recompute then counts no recompute time of its own: no double count) */
+        x->rc_free = mu0 && d->mode == MP_RC_AUTO;
+        if (x->rc_free) cons += cmin * R / x->smax;
         double sp0 = shortest(x, T);
         if (sp0 == HUGE_VAL) return HUGE_VAL;  /* no admitted split */
         double bound = sp0 + cons;
@@ -277,7 +300,7 @@ double mp_bound_positions(mp_bound_data *d, int K, int b, int v, int m, double q
     double best = quick, R = mp_bound_forced_rc(d, K, b, v);
     if (R == HUGE_VAL) return HUGE_VAL;
     pos_ctx x = { d, K, S, L, b, m, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, ring_lambda(d, K, b),
-                  d->mode == MP_RC_ON ? 2 : 1 };
+                  d->mode == MP_RC_ON ? 2 : 1, 0 };
     for (int p = 0; p < K; p++)
         if (d->cl->devices[p].speed > x.smax) x.smax = d->cl->devices[p].speed;
     size_t cells = (size_t)(S + 1) * (L + 1);

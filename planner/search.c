@@ -11,8 +11,9 @@
  * increasing bound, skipping those whose bound reaches the incumbent; a
  * gpipe/1f1b bound is sharpened by the split relaxation (mp_bound_split)
  * just before its visit, an interleaved one by the positions' Lagrangian
- * bound (mp_bound_positions: a sweep over those below the incumbent before
- * the interleaved pass); gpipe/1f1b configurations a cap cut are searched
+ * bound (mp_bound_positions, over the splits whose stages fit their own
+ * memory, then bisected on T over stages that meet their own time bound: a
+ * sweep over those below the incumbent before the interleaved pass); gpipe/1f1b configurations a cap cut are searched
  * again when the interleaved pass leaves time. Time: gpipe/1f1b may use half of the time limit
  * (all of it when there are no interleaved configurations), one
  * configuration at most an eighth (set_caps); the search ends early enough
@@ -23,7 +24,9 @@
  * Optional work caps (node_budget, sim_op_budget) are shared
  * out the same way. The reported lower bound is the least bound of the
  * configurations not fully searched; a configuration whose split search a
- * cap stopped is bounded by the least bound of the subtrees it cut. */
+ * cap stopped is bounded by the least bound of the subtrees it cut.
+ * MPKIT_SEARCH_DIAG=N in the environment lists on stderr the N least-bound
+ * configurations that hold the reported bound down (diagnose). */
 #include "search.h"
 
 #include <limits.h>
