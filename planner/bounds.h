@@ -29,6 +29,7 @@ typedef struct {
     double *fwd;               /* [L] fwd(ps.b) per layer */
     double deadline;           /* wall time (mp_now_s) after which mp_bound_split stops refining
                                 * and returns the best bound so far (HUGE_VAL: never) */
+    int no_bisect;             /* 1: mp_bound_positions skips its bisection on T (cheaper) */
 } mp_bound_data;
 
 /* Allocates the prefix sums of prof (times at no micro-batch yet); MP_ERR_NOMEM

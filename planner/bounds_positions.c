@@ -41,8 +41,10 @@
  * (F + B)_{q+dK} with m >= K; A_t + U_t >= (f1 PF(j) + PB(j)) / smax +
  * 2 t lambda. Both conditions only get harder as the stage grows, so the
  * admitted first layers of stages ending at e form a window [lo(e), e) with
- * lo non-decreasing: sliding minima keep the path O(S L). Bisection on T
- * (BISECT steps, small S L): when some weights make the least value over
+ * lo non-decreasing: sliding minima keep the path O(S L). The weights are
+ * first found over every split (ITERS rounds), then refined in the
+ * bisection on T
+ * (BISECT steps, small S L, admitted stages only): when some weights make the least value over
  * the splits admitted at T exceed T, no plan has time <= T, so T is a
  * lower bound (only T: the value itself bounds just those plans). */
 #include "bounds.h"
@@ -101,6 +103,7 @@ typedef struct {
     double *dp, *coef, *mu;
     double smax, lam, f1;      /* fastest speed, least transfer, 2 when recompute is forced on */
     int rc_free;               /* 1: stage terms without their recompute time (it is added as R) */
+    int admit;                 /* 1: only the stages stage_allowed admits (0: every stage) */
 } pos_ctx;
 
 /* 1 when stage t = [j, e) with recompute r can be part of a plan that fits
@@ -113,6 +116,7 @@ static int stage_allowed(const pos_ctx *x, int t, int r, int j, int e, double T)
     const mp_bound_data *d = x->d;
     const mp_prefix *ps = &d->ps;
     const mp_device *dev = &d->cl->devices[t % x->K];
+    if (!x->admit) return 1;
     double held = r ? ps->PS[e] - ps->PS[j] : x->nmax[t] * (ps->PS[e] - ps->PS[j]);
     if (d->sf * (ps->PP[e] - ps->PP[j]) + x->b * held > dev->memory_bytes) return 0;
     if (T == HUGE_VAL) return 1;
@@ -300,7 +304,7 @@ double mp_bound_positions(mp_bound_data *d, int K, int b, int v, int m, double q
     double best = quick, R = mp_bound_forced_rc(d, K, b, v);
     if (R == HUGE_VAL) return HUGE_VAL;
     pos_ctx x = { d, K, S, L, b, m, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, ring_lambda(d, K, b),
-                  d->mode == MP_RC_ON ? 2 : 1, 0 };
+                  d->mode == MP_RC_ON ? 2 : 1, 0, 0 };
     for (int p = 0; p < K; p++)
         if (d->cl->devices[p].speed > x.smax) x.smax = d->cl->devices[p].speed;
     size_t cells = (size_t)(S + 1) * (L + 1);
@@ -328,7 +332,8 @@ double mp_bound_positions(mp_bound_data *d, int K, int b, int v, int m, double q
     /* bisection on T (see the top): a T whose admitted splits all weigh more
      * than T is below every plan's time */
     double lo = best, hi = stop < HUGE_VAL ? stop : 2 * best;
-    for (int k = 0; k < BISECT && (double)S * L <= BISECT_WORK && best < stop && hi - lo > 1e-4 * lo; k++) {
+    x.admit = 1;   /* the first weights over every split (the bound without admission), then admitted ones */
+    for (int k = 0; k < BISECT && !d->no_bisect && (double)S * L <= BISECT_WORK && best < stop && hi - lo > 1e-4 * lo; k++) {
         if (d->deadline < HUGE_VAL && mp_now_s() >= d->deadline) break;
         double T = 0.5 * (lo + hi);
         for (int p = 0; p <= K; p++) w0[p] = w[p];

@@ -264,6 +264,7 @@ static void sweep(search *x, mp_config *cfg, int n)
     if (end > visit_end(x)) end = visit_end(x);
     double keep = x->bd.deadline;
     x->bd.deadline = end;
+    x->bd.no_bisect = 1;   /* many configurations: the cheaper bound; their visits bisect */
     for (int i = 0; i < n && mp_now_s() < end; i++) {
         mp_config *c = &cfg[i];
         double thr = mp_top_worst(&x->top);
@@ -273,6 +274,7 @@ static void sweep(search *x, mp_config *cfg, int n)
         if (lb > c->lb) c->lb = lb;
     }
     x->bd.deadline = keep;
+    x->bd.no_bisect = 0;
 }
 
 /* The passes over cfg[0..n) (sorted by bound): gpipe/1f1b, interleaved,
