@@ -29,6 +29,7 @@ typedef struct {
     double *fwd;               /* [L] fwd(ps.b) per layer */
     double deadline;           /* wall time (mp_now_s) after which mp_bound_split stops refining
                                 * and returns the best bound so far (HUGE_VAL: never) */
+    int no_bisect;             /* 1: mp_bound_positions skips its bisection on T (cheaper) */
 } mp_bound_data;
 
 /* Allocates the prefix sums of prof (times at no micro-batch yet); MP_ERR_NOMEM
@@ -64,7 +65,8 @@ double mp_bound_forced_rc(mp_bound_data *d, int K, int b, int v);
 
 /* Stronger bound for interleaved configuration (K, b, v) with m micro-
  * batches (planner/bounds_positions.c): the best over position weights of
- * the least weighted sum of the positions' time bounds over all splits;
+ * the least weighted sum of the positions' time bounds over the splits
+ * whose stages fit their own memory, raised by bisection on T (small S L);
  * never below `quick`. Returns at once (>= stop) when it reaches stop,
  * `quick` when too large to compute (S L > 2e7) or past d->deadline.
  * Sets d's micro-batch to b. */

@@ -26,7 +26,27 @@
  * their least time per link crossed. With mu = 0 the recompute that memory
  * forces overall (mp_bound_forced_rc, R profile ms) adds at least R / smax
  * times the least coefficient. With the time left out (memory_infeasible),
- * multipliers that make the least value positive prove that no plan fits. */
+ * multipliers that make the least value positive prove that no plan fits.
+ *
+ * Admitted stages (stage_allowed). A plan that fits has every stage t =
+ * [j, e) on position q fit by itself: q holds sf params_t + nmax_t b stash_t
+ * after the forward that puts nmax_t micro-batches of t in flight (its most,
+ * from the op walk), and a recomputing backward holds sf params_t +
+ * b stash_t on top of its input; the other stages of q only add. So the
+ * shortest path runs over these stages only (the least value over fewer
+ * splits stays a lower bound over the fitting plans). A plan of time <= T
+ * also has, for every stage, T >= A_t + U_t + m (F_t + B_t): the path of
+ * planner/bounds.c with c = c' = t's chunk gives T >= A_t + U_t + busy_q -
+ * K sum_{d<c} (F + B)_{q+dK} and busy_q >= m (F_t + B_t) + m sum_{d<c}
+ * (F + B)_{q+dK} with m >= K; A_t + U_t >= (f1 PF(j) + PB(j)) / smax +
+ * 2 t lambda. Both conditions only get harder as the stage grows, so the
+ * admitted first layers of stages ending at e form a window [lo(e), e) with
+ * lo non-decreasing: sliding minima keep the path O(S L). The weights are
+ * first found over every split (ITERS rounds), then refined in the
+ * bisection on T
+ * (BISECT steps, small S L, admitted stages only): when some weights make the least value over
+ * the splits admitted at T exceed T, no plan has time <= T, so T is a
+ * lower bound (only T: the value itself bounds just those plans). */
 #include "bounds.h"
 
 #include <math.h>
@@ -37,6 +57,9 @@
 #include "schedule.h"
 
 #define ITERS 80
+#define BISECT 12           /* bisection steps on T */
+#define ITERS_T 16          /* weight updates per step */
+#define BISECT_WORK 1e5     /* S * L above this: no bisection */
 #define MAX_WORK 2e7          /* S * L above this: not computed */
 
 /* Least transfer of one micro-batch on the ring's links. */
@@ -53,23 +76,54 @@ static double ring_lambda(const mp_bound_data *d, int K, int b)
 }
 
 /* n[t]: micro-batches of stage t forwarded on its position before the
- * position's first backward. 0 on failure (n untouched). */
-static int inflight(int K, int v, int m, int *n)
+ * position's first backward; nmax[t]: the most of stage t in flight on its
+ * position at any time of the op walk. 0 on failure (n, nmax untouched). */
+static int inflight(int K, int v, int m, int *n, int *nmax)
 {
     mp_op_lists ops;
     if (mp_schedule_build(MP_SCHED_INTERLEAVED, K, v, m, &ops, NULL) != MP_OK) return 0;
-    for (int t = 0; t < K * v; t++) n[t] = 0;
+    for (int t = 0; t < K * v; t++) n[t] = nmax[t] = 0;
     for (int p = 0; p < K; p++)
         for (int i = 0; i < ops.len[p] && ops.ops[p][i].kind == MP_OP_FWD; i++) n[ops.ops[p][i].stage]++;
+    int cur[K * v];
+    for (int t = 0; t < K * v; t++) cur[t] = 0;
+    for (int p = 0; p < K; p++)
+        for (int i = 0; i < ops.len[p]; i++) {
+            int t = ops.ops[p][i].stage;
+            if (ops.ops[p][i].kind != MP_OP_FWD) cur[t]--;
+            else if (++cur[t] > nmax[t]) nmax[t] = cur[t];
+        }
     mp_op_lists_free(&ops);
     return 1;
 }
 
 typedef struct {
     const mp_bound_data *d;
-    int K, S, L, b, *n, *from, *rcat;
+    int K, S, L, b, m, *n, *nmax, *from, *rcat, *dq;
     double *dp, *coef, *mu;
+    double smax, lam, f1;      /* fastest speed, least transfer, 2 when recompute is forced on */
+    int rc_free;               /* 1: stage terms without their recompute time (it is added as R) */
+    int admit;                 /* 1: only the stages stage_allowed admits (0: every stage) */
 } pos_ctx;
+
+/* 1 when stage t = [j, e) with recompute r can be part of a plan that fits
+ * and (T finite) takes at most T (see the top: the stage's own memory at
+ * its most micro-batches in flight, and T >= A_t + U_t + m (F_t + B_t)).
+ * Never true for a larger stage if false for a smaller one ([j, e) inside
+ * [j', e')). */
+static int stage_allowed(const pos_ctx *x, int t, int r, int j, int e, double T)
+{
+    const mp_bound_data *d = x->d;
+    const mp_prefix *ps = &d->ps;
+    const mp_device *dev = &d->cl->devices[t % x->K];
+    if (!x->admit) return 1;
+    double held = r ? ps->PS[e] - ps->PS[j] : x->nmax[t] * (ps->PS[e] - ps->PS[j]);
+    if (d->sf * (ps->PP[e] - ps->PP[j]) + x->b * held > dev->memory_bytes) return 0;
+    if (T == HUGE_VAL) return 1;
+    double pre = (x->f1 * ps->PF[j] + ps->PB[j]) / x->smax + 2.0 * t * x->lam;
+    double own = x->m * ((1 + r) * (ps->PF[e] - ps->PF[j]) + ps->PB[e] - ps->PB[j]) / dev->speed;
+    return pre + own <= T;
+}
 
 /* Stage t's term over layers [j, e) with recompute r is X(e) - Y(j) (the
  * memory model's held bytes are b stash, a prefix difference, or b times the
@@ -80,16 +134,18 @@ static void stage_ends(const pos_ctx *x, int t, int r, int i, double *X, double 
     const mp_prefix *ps = &d->ps;
     int q = t % x->K;
     double c = x->coef[t] / d->cl->devices[q].speed, mu = x->mu[q], nb = (double)x->n[t] * x->b;
-    double a = c * ((1 + r) * ps->PF[i] + ps->PB[i]) + mu * d->sf * ps->PP[i];
+    double a = c * ((1 + (r && !x->rc_free)) * ps->PF[i] + ps->PB[i]) + mu * d->sf * ps->PP[i];
     *X = a + (r ? 0 : mu * nb * ps->PS[i]);
     *Y = a - (r ? mu * nb * (i < ps->L ? ps->in[i] : 0) : -mu * nb * ps->PS[i]);
 }
 
 /* The shortest path: least sum of stage terms over splits and recompute
- * choices, O(S L) with running minima; from/rcat for the split. */
-static double shortest(pos_ctx *x)
+ * choices whose stages stage_allowed admits at T, O(S L) with sliding
+ * minima (the admitted first layers of a stage ending at e form a window
+ * [lo(e), e) with lo non-decreasing in e); from/rcat for the split. */
+static double shortest(pos_ctx *x, double T)
 {
-    int S = x->S, L = x->L, r0 = x->d->mode == MP_RC_ON, r1 = x->d->mode != MP_RC_OFF;
+    int S = x->S, L = x->L, r0 = x->d->mode == MP_RC_ON, r1 = x->d->mode != MP_RC_OFF, *dq = x->dq;
     for (int i = 0; i < (S + 1) * (L + 1); i++) x->dp[i] = HUGE_VAL;
     x->dp[0] = 0;
     for (int s = 0; s < S; s++) {
@@ -98,17 +154,22 @@ static double shortest(pos_ctx *x)
         int *fr = x->from + (size_t)(s + 1) * (L + 1), *rr = x->rcat + (size_t)(s + 1) * (L + 1);
         int jmax = L - (S - 1 - s);
         for (int r = r0; r <= r1; r++) {
-            double best = HUGE_VAL, X, Y;
-            int arg = -1;
+            int head = 0, tail = 0, lo = 0;   /* dq[head..tail): candidates j by increasing cur[j] - Y(j) */
+            double X, Y, val[L + 1];
             for (int e = s + 1; e <= jmax; e++) {
                 int j = e - 1;  /* j joins the candidates for this e */
                 if (cur[j] < HUGE_VAL) {
                     stage_ends(x, s, r, j, &X, &Y);
-                    if (cur[j] - Y < best) best = cur[j] - Y, arg = j;
+                    val[j] = cur[j] - Y;
+                    while (tail > head && val[dq[tail - 1]] >= val[j]) tail--;
+                    dq[tail++] = j;
                 }
-                if (arg < 0) continue;
+                while (lo < e && !stage_allowed(x, s, r, lo, e, T)) lo++;
+                while (head < tail && dq[head] < lo) head++;
+                if (head == tail) continue;
                 stage_ends(x, s, r, e, &X, &Y);
-                if (best + X < nx[e]) nx[e] = best + X, fr[e] = arg, rr[e] = r;
+                double best = val[dq[head]];
+                if (best + X < nx[e]) nx[e] = best + X, fr[e] = dq[head], rr[e] = r;
             }
         }
     }
@@ -150,8 +211,11 @@ static int memory_infeasible(pos_ctx *x, double *mem, double *nu)
             cons -= x->mu[p] * d->cl->devices[p].memory_bytes;
             scale += x->mu[p] * d->cl->devices[p].memory_bytes;
         }
-        double val = shortest(x) + cons;
-        if (val > 1e-9 * scale) found = 1;
+        double val = shortest(x, HUGE_VAL) + cons;
+        if (val > 1e-9 * scale) {
+            found = 1;
+            break;
+        }
         split_memory(x, mem);
         for (int p = 0; p < K; p++) {
             double M = d->cl->devices[p].memory_bytes;
@@ -164,68 +228,53 @@ static int memory_infeasible(pos_ctx *x, double *mem, double *nu)
     return found;
 }
 
-/* See bounds.h. */
-double mp_bound_positions(mp_bound_data *d, int K, int b, int v, int m, double quick, double stop)
+/* The weighted bound: positions' weights w[0..K) and the bubble paths'
+ * w[K], memory multipliers nu; `its` rounds of updates (multiplicative on
+ * w, subgradient on nu) over the splits stage_allowed admits at T. Returns
+ * the best bound found (>= best), stopping once it passes `enough`.
+ * R: the forced recompute (profile ms) of mp_bound_forced_rc. */
+static double lagrange(pos_ctx *x, double T, int its, double *w, double *nu, double *val, double *mem,
+                       double R, double best, double enough)
 {
-    int L = d->ps.L, S = K * v;
-    if (quick == HUGE_VAL || quick >= stop || S > L || (double)S * L > MAX_WORK) return quick;
-    if (d->deadline < HUGE_VAL && mp_now_s() >= d->deadline) return quick;
-    mp_bound_data_set_b(d, b);
-    double lam = ring_lambda(d, K, b), best = quick, R = mp_bound_forced_rc(d, K, b, v), smax = 0;
-    if (R == HUGE_VAL) return HUGE_VAL;
-    for (int p = 0; p < K; p++)
-        if (d->cl->devices[p].speed > smax) smax = d->cl->devices[p].speed;
-    pos_ctx x = { d, K, S, L, b, NULL, NULL, NULL, NULL, NULL, NULL };
-    size_t cells = (size_t)(S + 1) * (L + 1);
-    x.n = malloc((size_t)S * sizeof *x.n);
-    x.from = malloc(cells * sizeof *x.from);
-    x.rcat = malloc(cells * sizeof *x.rcat);
-    x.dp = malloc(cells * sizeof *x.dp);
-    x.coef = malloc((size_t)S * sizeof *x.coef);
-    x.mu = calloc((size_t)K, sizeof *x.mu);
-    double *w = malloc((size_t)(K + 1) * sizeof *w), *val = malloc((size_t)(K + 1) * sizeof *val);
-    double *mem = malloc((size_t)K * sizeof *mem), *nu = calloc((size_t)K, sizeof *nu);
-    if (!x.n || !x.from || !x.rcat || !x.dp || !x.coef || !x.mu || !w || !val || !mem || !nu ||
-        !inflight(K, v, m, x.n))
-        goto out;
-    if (memory_infeasible(&x, mem, nu)) {
-        best = HUGE_VAL;
-        goto out;
-    }
-    w[K] = 1 / (1 + (K - 1) / (2.0 * v * m));
-    for (int p = 0; p < K; p++) w[p] = w[K] * p / ((double)K * v * m);
-    for (int it = 0; it < ITERS; it++) {
+    const mp_bound_data *d = x->d;
+    int K = x->K, S = x->S, L = x->L, m = x->m, v = S / K;
+    double lam = x->lam;
+    for (int it = 0; it < its; it++) {
         double tail = 0, cons = 0, cmin = HUGE_VAL;
-        for (int p = 0; p < K; p++) {
-            cons += w[p] * 2.0 * p * lam - x.mu[p] * d->cl->devices[p].memory_bytes;
-        }
+        for (int p = 0; p < K; p++) cons += w[p] * 2.0 * p * lam - x->mu[p] * d->cl->devices[p].memory_bytes;
         cons += w[K] * (K * v - 1.0) * lam;
         for (int t = K - 1; t >= 0; t--) {
-            x.coef[t] = m * w[t] + (t + 1 < K ? tail : 0);
+            x->coef[t] = m * w[t] + (t + 1 < K ? tail : 0);
             tail += w[t];
         }
-        for (int t = K; t < S; t++) x.coef[t] = m * w[t % K];
-        for (int t = 0; t < S; t++) x.coef[t] += w[K] * ((double)m / K + (K - 1.0 - t % K) / ((double)K * v));
+        for (int t = K; t < S; t++) x->coef[t] = m * w[t % K];
+        for (int t = 0; t < S; t++) x->coef[t] += w[K] * ((double)m / K + (K - 1.0 - t % K) / ((double)K * v));
         for (int t = 0; t < S; t++)
-            if (x.coef[t] < cmin) cmin = x.coef[t];
+            if (x->coef[t] < cmin) cmin = x->coef[t];
         int mu0 = 1;
-        for (int p = 0; p < K; p++) mu0 &= x.mu[p] == 0;
-        if (mu0 && d->mode == MP_RC_AUTO) cons += cmin * R / smax;  /* the DP then recomputes nothing */
-        double bound = shortest(&x) + cons;
+        for (int p = 0; p < K; p++) mu0 &= x->mu[p] == 0;
+        /* mu = 0: the least time over the admitted splits without their recompute, plus
+         * the least the recompute that memory forces adds (a stage admitted only with
+         * recompute then counts no recompute time of its own: no double count) */
+        x->rc_free = mu0 && d->mode == MP_RC_AUTO;
+        if (x->rc_free) cons += cmin * R / x->smax;
+        double sp0 = shortest(x, T);
+        if (sp0 == HUGE_VAL) return HUGE_VAL;  /* no admitted split */
+        double bound = sp0 + cons;
         if (bound > best) best = bound;
-        if (best >= stop || (d->deadline < HUGE_VAL && mp_now_s() >= d->deadline)) break;
+        if (best > enough || (d->deadline < HUGE_VAL && mp_now_s() >= d->deadline)) break;
         /* the positions' values and memory at the best split */
         for (int p = 0; p < K; p++) val[p] = 2.0 * p * lam, mem[p] = 0;
         val[K] = (K * v - 1.0) * lam;
         for (int s = S, e = L; s >= 1; s--) {
             size_t at = (size_t)s * (L + 1) + e;
-            int j = x.from[at], r = x.rcat[at], t = s - 1, q = t % K;
+            int j = x->from[at], r = x->rcat[at], t = s - 1, q = t % K;
             double sp = d->cl->devices[q].speed;
             double tm = ((1 + r) * (d->ps.PF[e] - d->ps.PF[j]) + d->ps.PB[e] - d->ps.PB[j]) / sp;
             mp_stage_bytes sb = mp_prefix_bytes(&d->ps, j, e - 1);
             double held, extra;
-            mp_memory_held(&sb, b, r, &held, &extra);
-            mem[q] += d->sf * sb.params + x.n[t] * held;
+            mp_memory_held(&sb, x->b, r, &held, &extra);
+            mem[q] += d->sf * sb.params + x->n[t] * held;
             val[q] += m * tm;
             val[K] += ((double)m / K + (K - 1.0 - q) / ((double)K * v)) * tm;
             for (int p = t + 1; t < K && p < K; p++) val[p] += tm;
@@ -239,13 +288,70 @@ double mp_bound_positions(mp_bound_data *d, int K, int b, int v, int m, double q
             w[p] /= sum;
             nu[p] += 0.1 / sqrt(it + 1.0) * (mem[p] - M) / M;
             if (nu[p] < 0) nu[p] = 0;
-            x.mu[p] = nu[p] * scale / (K * M);
+            x->mu[p] = nu[p] * scale / (K * M);
+        }
+    }
+    return best;
+}
+
+/* See bounds.h. */
+double mp_bound_positions(mp_bound_data *d, int K, int b, int v, int m, double quick, double stop)
+{
+    int L = d->ps.L, S = K * v;
+    if (quick == HUGE_VAL || quick >= stop || S > L || (double)S * L > MAX_WORK) return quick;
+    if (d->deadline < HUGE_VAL && mp_now_s() >= d->deadline) return quick;
+    mp_bound_data_set_b(d, b);
+    double best = quick, R = mp_bound_forced_rc(d, K, b, v);
+    if (R == HUGE_VAL) return HUGE_VAL;
+    pos_ctx x = { d, K, S, L, b, m, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, ring_lambda(d, K, b),
+                  d->mode == MP_RC_ON ? 2 : 1, 0, 0 };
+    for (int p = 0; p < K; p++)
+        if (d->cl->devices[p].speed > x.smax) x.smax = d->cl->devices[p].speed;
+    size_t cells = (size_t)(S + 1) * (L + 1);
+    x.n = malloc((size_t)S * sizeof *x.n);
+    x.nmax = malloc((size_t)S * sizeof *x.nmax);
+    x.from = malloc(cells * sizeof *x.from);
+    x.rcat = malloc(cells * sizeof *x.rcat);
+    x.dq = malloc(((size_t)L + 1) * sizeof *x.dq);
+    x.dp = malloc(cells * sizeof *x.dp);
+    x.coef = malloc((size_t)S * sizeof *x.coef);
+    x.mu = calloc((size_t)K, sizeof *x.mu);
+    double *w = malloc((size_t)(K + 1) * sizeof *w), *val = malloc((size_t)(K + 1) * sizeof *val);
+    double *mem = malloc((size_t)K * sizeof *mem), *nu = calloc((size_t)K, sizeof *nu);
+    double *w0 = malloc((size_t)(K + 1) * sizeof *w0), *nu0 = malloc((size_t)K * sizeof *nu0);
+    if (!x.n || !x.nmax || !x.from || !x.rcat || !x.dq || !x.dp || !x.coef || !x.mu || !w || !val || !mem || !nu ||
+        !w0 || !nu0 || !inflight(K, v, m, x.n, x.nmax))
+        goto out;
+    if (memory_infeasible(&x, mem, nu)) {
+        best = HUGE_VAL;
+        goto out;
+    }
+    w[K] = 1 / (1 + (K - 1) / (2.0 * v * m));
+    for (int p = 0; p < K; p++) w[p] = w[K] * p / ((double)K * v * m);
+    best = lagrange(&x, HUGE_VAL, ITERS, w, nu, val, mem, R, best, stop);
+    /* bisection on T (see the top): a T whose admitted splits all weigh more
+     * than T is below every plan's time */
+    double lo = best, hi = stop < HUGE_VAL ? stop : 2 * best;
+    x.admit = 1;   /* the first weights over every split (the bound without admission), then admitted ones */
+    for (int k = 0; k < BISECT && !d->no_bisect && (double)S * L <= BISECT_WORK && best < stop && hi - lo > 1e-4 * lo; k++) {
+        if (d->deadline < HUGE_VAL && mp_now_s() >= d->deadline) break;
+        double T = 0.5 * (lo + hi);
+        for (int p = 0; p <= K; p++) w0[p] = w[p];
+        for (int p = 0; p < K; p++) nu0[p] = nu[p];
+        double lb = lagrange(&x, T, ITERS_T, w0, nu0, val, mem, R, lo, T);
+        if (lb > T) {
+            lo = T;
+            if (T > best) best = T;   /* lb > T: no plan of time <= T (lb itself bounds only those) */
+        } else {
+            hi = T;
         }
     }
 out:
     free(x.n);
+    free(x.nmax);
     free(x.from);
     free(x.rcat);
+    free(x.dq);
     free(x.dp);
     free(x.coef);
     free(x.mu);
@@ -253,5 +359,7 @@ out:
     free(val);
     free(mem);
     free(nu);
+    free(w0);
+    free(nu0);
     return best;
 }

@@ -11,8 +11,9 @@
  * increasing bound, skipping those whose bound reaches the incumbent; a
  * gpipe/1f1b bound is sharpened by the split relaxation (mp_bound_split)
  * just before its visit, an interleaved one by the positions' Lagrangian
- * bound (mp_bound_positions: a sweep over those below the incumbent before
- * the interleaved pass); gpipe/1f1b configurations a cap cut are searched
+ * bound (mp_bound_positions, over the splits whose stages fit their own
+ * memory, then bisected on T over stages that meet their own time bound: a
+ * sweep over those below the incumbent before the interleaved pass); gpipe/1f1b configurations a cap cut are searched
  * again when the interleaved pass leaves time. Time: gpipe/1f1b may use half of the time limit
  * (all of it when there are no interleaved configurations), one
  * configuration at most an eighth (set_caps); the search ends early enough
@@ -23,7 +24,9 @@
  * Optional work caps (node_budget, sim_op_budget) are shared
  * out the same way. The reported lower bound is the least bound of the
  * configurations not fully searched; a configuration whose split search a
- * cap stopped is bounded by the least bound of the subtrees it cut. */
+ * cap stopped is bounded by the least bound of the subtrees it cut.
+ * MPKIT_SEARCH_DIAG=N in the environment lists on stderr the N least-bound
+ * configurations that hold the reported bound down (diagnose). */
 #include "search.h"
 
 #include <limits.h>
@@ -63,6 +66,8 @@ typedef struct {
     double unproven;           /* least bound of what was not fully explored */
     double t0, t_end;          /* start; end by the time limit (HUGE_VAL: none) */
     int stopped;               /* 1: a cap stopped some configuration's search */
+    unsigned char *seen;       /* [configs] for the diagnostic: 1 greedy timed, 2 split search run */
+    const mp_config *cfg0;     /* the configurations (seen's index) */
 } search;
 
 /* See search.h. */
@@ -108,6 +113,7 @@ static void search_free(search *x)
     mp_top_free(&x->top);
     mp_split_free(&x->sp);
     free(x->from);
+    free(x->seen);
     mp_placements_free(&x->pls);
 }
 
@@ -223,6 +229,7 @@ static mp_status search_config(search *x, mp_config *c, int split_too, int *cut,
     use_config(x, c);
     set_caps(x, NULL);
     *cut = 1;
+    if (x->seen) x->seen[c - x->cfg0] |= split_too ? 2 : 1;
     if (!mp_tally_sim_fits(t, 2.0 * c->m * c->S)) return MP_OK;  /* not even its op lists */
     mp_status st = mp_split_config(&x->sp, c, err);
     if (st == MP_OK && mp_schedule_is_zb((mp_schedule_kind)c->kind)) {   /* planner/split_zb.c: the search only */
@@ -257,6 +264,7 @@ static void sweep(search *x, mp_config *cfg, int n)
     if (end > visit_end(x)) end = visit_end(x);
     double keep = x->bd.deadline;
     x->bd.deadline = end;
+    x->bd.no_bisect = 1;   /* many configurations: the cheaper bound; their visits bisect */
     for (int i = 0; i < n && mp_now_s() < end; i++) {
         mp_config *c = &cfg[i];
         double thr = mp_top_worst(&x->top);
@@ -266,6 +274,7 @@ static void sweep(search *x, mp_config *cfg, int n)
         if (lb > c->lb) c->lb = lb;
     }
     x->bd.deadline = keep;
+    x->bd.no_bisect = 0;
 }
 
 /* The passes over cfg[0..n) (sorted by bound): gpipe/1f1b, interleaved,
@@ -367,6 +376,38 @@ static void unproven_bound(search *x, mp_config *cfg, int n, const unsigned char
     }
 }
 
+/* MPKIT_SEARCH_DIAG set: the configurations that hold the reported lower
+ * bound down (not fully searched, bound below the best plan), least first,
+ * on stderr: what to strengthen. */
+static void diagnose(const search *x, const mp_config *cfg, int n, const unsigned char *done)
+{
+    const char *env = getenv("MPKIT_SEARCH_DIAG");
+    if (!env || !*env || x->top.n == 0) return;
+    int want = atoi(env) > 0 ? atoi(env) : 12;
+    double best = x->top.e[0].t;
+    const mp_config *b = &x->top.e[0].c;
+    fprintf(stderr, "diag: best %.3f ms (%s K=%d v=%d b=%d D=%d), %.3f s, bound %.3f\n", best,
+            mp_schedule_name(b->kind), b->K, b->v, b->b, b->D, mp_now_s() - x->t0, x->unproven);
+    unsigned char *used = calloc((size_t)n + 1, 1);
+    if (!used) return;
+    for (int k = 0; k < want; k++) {
+        int j = -1;
+        for (int i = 0; i < n; i++)
+            if (!used[i] && !done[i] && cfg[i].lb < best && (j < 0 || cfg[i].lb < cfg[j].lb)) j = i;
+        if (j < 0) break;
+        used[j] = 1;
+        const mp_config *c = &cfg[j];
+        fprintf(stderr, "diag:   lb %10.3f (gap %6.2f%%) %-11s K=%-3d v=%-2d b=%-4d m=%-4d D=%-2d %s\n", c->lb,
+                100 * (best - c->lb) / best, mp_schedule_name(c->kind), c->K, c->v, c->b, c->m, c->D,
+                x->seen[j] & 2 ? "split search cut" : x->seen[j] & 1 ? "greedy only" : "never visited");
+    }
+    long below = 0, never = 0;
+    for (int i = 0; i < n; i++)
+        if (!done[i] && cfg[i].lb < best) below++, never += !x->seen[i];
+    fprintf(stderr, "diag: %ld configurations below the best not fully searched, %ld never visited\n", below, never);
+    free(used);
+}
+
 /* The incumbents as evaluated plans, and what was proven. */
 static mp_status collect(const search *x, const mp_profile *prof, const mp_cluster *cl, mp_search_result *r,
                          mp_error *err)
@@ -457,10 +498,13 @@ mp_status mp_search_run(const mp_profile *prof, const mp_cluster *cl, const mp_s
     }
     x.cfgs += ncfg;
     done = calloc((size_t)ncfg, 1);
-    if (!done) { st = mp_error_set(err, MP_ERR_NOMEM, "search: out of memory"); goto out; }
+    x.seen = calloc((size_t)ncfg, 1);
+    x.cfg0 = cfg;
+    if (!done || !x.seen) { st = mp_error_set(err, MP_ERR_NOMEM, "search: out of memory"); goto out; }
     if ((st = visit(&x, cfg, ncfg, done, err)) != MP_OK) goto out;
     if (x.stopped && (st = polish(&x, err)) != MP_OK) goto out;
     unproven_bound(&x, cfg, ncfg, done);
+    diagnose(&x, cfg, ncfg, done);
     if (x.tally.shown) fprintf(stderr, "\n");
     if (x.top.n == 0) {  /* stopped: none found in time, maybe none fits */
         st = x.stopped ? mp_error_set(err, MP_ERR_NOFIT, "no plan that fits the devices' memory was found within "

@@ -126,9 +126,42 @@ static int write_instances(const char *dir)
     return 0;
 }
 
+/* One row of the first table, one run: L layers, D devices, dp replicas (0: auto). */
+static int one_row(int L, int D, int dp, double limit)
+{
+    mp_profile prof;
+    mp_cluster cl;
+    mp_error e;
+    mp_error_clear(&e);
+    make_profile(&prof, L);
+    mp_cluster_uniform(&cl, D, 16.0 * 1073741824.0, 25e9, 10e-6, &e);
+    mp_search_opts o;
+    mp_search_opts_init(&o, 1024);
+    o.top = 1;
+    o.data_parallel = dp;
+    if (limit > 0) o.time_limit = limit;
+    mp_search_result r;
+    double t0 = mp_now_s();
+    mp_status st = mp_search_run(&prof, &cl, &o, &r, &e);
+    double t = mp_now_s() - t0;
+    if (st != MP_OK) { fprintf(stderr, "bench: status %d: %s\n", (int)st, e.msg); return 1; }
+    printf("  %6d %7d %4s %10.4f %8ld %8ld %10ld %12ld %13.3f %8.3f %3d\n", L, D, dp ? "1" : "auto", t,
+           r.configurations, r.searched, r.nodes, r.simulations, r.plans[0].predicted.iteration_ms, 100 * r.gap,
+           mp_plan_replicas(&r.plans[0]));
+    mp_search_result_free(&r);
+    mp_profile_free(&prof);
+    mp_cluster_free(&cl);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--bound-only") == 0) return bound_table();
+    /* --row L D dp (0: auto) [time limit] / --bound-row L D mem_MiB (0: tight) mixed: one row, one run */
+    if (argc > 4 && strcmp(argv[1], "--row") == 0)
+        return one_row(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), argc > 5 ? atof(argv[5]) : 0);
+    if (argc > 5 && strcmp(argv[1], "--bound-row") == 0)
+        return bound_row(atoi(argv[2]), atoi(argv[3]), atof(argv[4]) * 1048576.0, atoi(argv[5]));
     if (argc > 2 && strcmp(argv[1], "--write-instances") == 0) return write_instances(argv[2]);
     static const int Ls[] = { 32, 128, 1000 }, Ds[] = { 4, 16, 64 };
     enum { RUNS = 3 };

@@ -602,6 +602,60 @@ static void test_config_bounds_vs_brute_force(void)
     CU_ASSERT(checked > 500 && huge > 0 && tight > 0);
 }
 
+/* The interleaved configuration bound (mp_bound_positions: the positions'
+ * Lagrangian over the splits whose stages fit their own memory, then the
+ * bisection on T over the splits whose stages also meet their per-stage time
+ * bound) against brute force on memory-tight instances with more layers
+ * than test_config_bounds_vs_brute_force: never above the configuration's
+ * optimum; some proven infeasible by it, some within 10%. */
+static void test_interleaved_bounds_vs_brute_force(void)
+{
+    static const int batches[] = { 4, 6, 8, 12 };
+    int fails = 0, checked = 0, infeasible = 0, near = 0, huge = 0;
+    for (int i = 0; i < 60; i++) {
+        mp_profile prof;
+        mp_cluster cl;
+        int L = 4 + irand(5), D = 2 + irand(2), G = batches[irand(4)];
+        rand_profile(&prof, L);
+        rand_cluster(&cl, &prof, D, G);
+        for (int d = 0; d < D; d++) {
+            cl.devices[d].memory_bytes *= 0.3 + 0.5 * urand();   /* tighter: recompute forced often */
+            if (i % 2 == 0) cl.devices[d].speed = 1;
+        }
+        mp_search_opts o;
+        mp_search_opts_init(&o, G);
+        o.state_factor = 1 + 3 * urand();
+        o.recompute = i % 4 == 3 ? MP_RC_OFF : MP_RC_AUTO;
+        for (int b = 1; b <= G; b++) {
+            if (G % b) continue;
+            for (int K = 2; K <= D && 2 * K <= L; K++) {
+                if ((G / b) % K) continue;
+                for (int v = 2; K * v <= L && v <= 3; v++) {
+                    double lb, best = brute_force_config(&prof, &cl, &o, K, b, MP_SCHED_INTERLEAVED, v);
+                    mp_error e;
+                    if (mp_search_config_bound(&prof, &cl, &o, K, b, MP_SCHED_INTERLEAVED, v, &lb, &e) != MP_OK) {
+                        fails++;
+                        continue;
+                    }
+                    checked++;
+                    infeasible += best == HUGE_VAL;
+                    huge += lb == HUGE_VAL;
+                    near += best < HUGE_VAL && lb >= best * 0.9;
+                    if (lb > best * (1 + 1e-9) && ++fails <= 5)
+                        fprintf(stderr, "interleaved bound above optimum: L=%d K=%d b=%d v=%d rc=%d: %.12g > %.12g\n", L,
+                                K, b, v, o.recompute, lb, best);
+                }
+            }
+        }
+        mp_profile_free(&prof);
+        mp_cluster_free(&cl);
+    }
+    fprintf(stderr, "  %d interleaved bounds (%d infeasible, %d proven so by the bound, %d within 10%%), %d above the "
+            "optimum\n", checked, infeasible, huge, near, fails);
+    CU_ASSERT_EQUAL(fails, 0);
+    CU_ASSERT(checked > 100 && huge > 0 && near > 0);
+}
+
 /* Mixed clusters: two device kinds in random file order, links by kind
  * pair. The classes are the kinds; the search lists one order per
  * sequence of kinds (fewer than all orders) and still equals brute force
@@ -1143,6 +1197,7 @@ int main(int argc, char **argv)
         MP_TEST(test_interleaved_vs_brute_force),
         MP_TEST(test_zero_bubble_vs_brute_force),
         MP_TEST(test_config_bounds_vs_brute_force),
+        MP_TEST(test_interleaved_bounds_vs_brute_force),
         MP_TEST(test_mixed_clusters_vs_permutations),
         MP_TEST(test_exhaustive_fixtures),
         MP_TEST(test_waterfill),
