@@ -282,13 +282,17 @@ static int n_dp, n_dp_inter;  /* fitting instances whose best plan has D > 1 (an
 static void dp_cluster(mp_cluster *c, int N, mp_search_opts *o)
 {
     int period = irand(3) == 0 ? 2 : 1;
-    double sp[2] = { 0.5 + 1.5 * urand(), 0.5 + 1.5 * urand() };
+    double sp[2];   /* one draw per statement: the order is the same for every compiler */
+    sp[0] = 0.5 + 1.5 * urand();
+    sp[1] = 0.5 + 1.5 * urand();
     double mem[2] = { c->devices[0].memory_bytes, c->devices[N > 1].memory_bytes };
     for (int d = 0; d < N; d++) {
         c->devices[d].speed = sp[d % period];
         c->devices[d].memory_bytes = mem[d % period];
     }
-    mp_link l = { 1e7 * (0.2 + 5 * urand()), 1e-4 * urand() };
+    mp_link l;
+    l.bandwidth = 1e7 * (0.2 + 5 * urand());
+    l.latency_s = 1e-4 * urand();
     int random_links = irand(3) == 0;
     for (int i = 0; i < N * N; i++)
         if (!random_links) c->links[i] = l;
@@ -383,8 +387,10 @@ static void test_random_vs_brute_force(void)
     static const int batches[] = { 1, 2, 3, 4, 6, 8 };
     long evals = 0;
     int fails = 0, n = 0;
-    for (int i = 0; i < 600; i++, n++)
-        check_instance(1 + irand(8), 1 + irand(4), batches[irand(6)], i % 2, &evals, &fails);
+    for (int i = 0; i < 600; i++, n++) {
+        int L = 1 + irand(8), D = 1 + irand(4), G = batches[irand(6)];   /* sequenced draws */
+        check_instance(L, D, G, i % 2, &evals, &fails);
+    }
     fprintf(stderr, "  %d random instances (%d fit: %d multi-stage, %d interleaved, %d with recompute), "
             "%ld reference evaluations, %d mismatches\n", n, n_fit, n_multi, n_inter, n_rc, evals, fails);
     CU_ASSERT_EQUAL(fails, 0);
@@ -464,8 +470,10 @@ static void test_data_parallel_vs_brute_force(void)
     int fails = 0, n = 0;
     n_fit = 0;
     n_dp = 0;
-    for (int i = 0; i < 400; i++, n++)
-        check_instance(1 + irand(6), 2 + irand(3), batches[irand(7)], 2 + i % 2, &evals, &fails);
+    for (int i = 0; i < 400; i++, n++) {
+        int L = 1 + irand(6), D = 2 + irand(3), G = batches[irand(7)];   /* sequenced draws */
+        check_instance(L, D, G, 2 + i % 2, &evals, &fails);
+    }
     fprintf(stderr, "  %d data-parallel instances (%d fit, %d best with D > 1, %d of them interleaved), %ld reference "
             "evaluations, %d mismatches\n", n, n_fit, n_dp, n_dp_inter, evals, fails);
     CU_ASSERT_EQUAL(fails, 0);
@@ -670,8 +678,10 @@ static void test_mixed_clusters_vs_permutations(void)
         int L = 2 + irand(5), D = 3 + irand(2), G = 2 * (1 + irand(3));
         rand_profile(&prof, L);
         rand_cluster(&cl, &prof, D, G);
-        double spd[2] = { 0.5 + urand(), 0.5 + urand() }, mem[2] = { cl.devices[0].memory_bytes,
+        double spd[2], mem[2] = { cl.devices[0].memory_bytes,
                                                                      cl.devices[1].memory_bytes };
+        spd[0] = 0.5 + urand();
+        spd[1] = 0.5 + urand();
         mp_link lk[2][2];
         for (int a = 0; a < 4; a++) lk[a / 2][a % 2] = cl.links[a];
         int kind[4];
@@ -738,7 +748,9 @@ static void test_waterfill(void)
     CU_ASSERT_DOUBLE_EQUAL(mp_bound_waterfill(base, sp, 3, 7, 2, scratch), 7, 1e-12);
     CU_ASSERT_DOUBLE_EQUAL(mp_bound_waterfill(base, sp, 3, 0, 2, scratch), 1, 1e-12);
     for (int t = 0; t < 50; t++) {  /* two positions: min over a fine grid of splits */
-        double b2[2] = { 10 * urand(), 10 * urand() }, s2[2] = { 0.5 + urand(), 0.5 + urand() };
+        double b2[2], s2[2];
+        for (int i = 0; i < 2; i++) b2[i] = 10 * urand();
+        for (int i = 0; i < 2; i++) s2[i] = 0.5 + urand();
         double w = 10 * urand(), m = 1 + irand(4), best = HUGE_VAL;
         for (int k = 0; k <= 100000; k++) {
             double w0 = w * k / 100000, a = b2[0] + m * w0 / s2[0], c = b2[1] + m * (w - w0) / s2[1];
@@ -830,9 +842,11 @@ static void test_min_memory(void)
         mp_search_opts_init(&o, 4);
         if (dp) {
             dp_cluster(&cl, D, &o);
+            if (i % 2)   /* activations outweigh the all-reduce buffer: D that cuts m*b can need less memory */
+                for (int l = 0; l < L; l++) prof.layers[l].param_bytes *= 0.01;
         }
         for (int d = 0; d < D; d++) cl.devices[d].memory_bytes = 1000;  /* nothing fits */
-        o.schedule = i % 3 == 0 ? MP_SCHED_GPIPE : MP_SCHED_1F1B;
+        o.schedule = i % 3 == 0 || (dp && i % 2) ? MP_SCHED_GPIPE : MP_SCHED_1F1B;   /* gpipe: D cuts m*b */
         o.recompute = irand(3) - 1;
         mp_search_result r;
         mp_status st0 = mp_search_run(&prof, &cl, &o, &r, &e);

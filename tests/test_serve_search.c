@@ -23,14 +23,21 @@ static void make_instance(instance *in, int L, int D, double mem)
 {
     memset(in, 0, sizeof *in);
     for (int l = 0; l < L; l++) {
-        in->layers[l].fwd = (mp_time_fn){ MP_TIME_AFFINE, urand(0, 0.5), urand(0.05, 0.5), 0, NULL, NULL };
+        double alpha = urand(0, 0.5);   /* one draw per statement: the same order for every compiler */
+        in->layers[l].fwd = (mp_time_fn){ MP_TIME_AFFINE, alpha, urand(0.05, 0.5), 0, NULL, NULL };
         in->layers[l].param_bytes = urand(1e3, 1e4);
         in->layers[l].out_bytes_per_sample = urand(10, 1000);
     }
     in->prof = (mp_profile){ .model = "rand", .device = "cpu", .input_bytes_per_sample = 100, .num_layers = L,
                              .layers = in->layers };
-    for (int d = 0; d < D; d++) in->dev[d] = (mp_device){ "d", mem * urand(0.5, 1.5), urand(0.5, 2) };
-    for (int i = 0; i < D * D; i++) in->links[i] = (mp_link){ urand(1e5, 1e7), urand(0, 1e-4) };
+    for (int d = 0; d < D; d++) {
+        double m = mem * urand(0.5, 1.5);
+        in->dev[d] = (mp_device){ "d", m, urand(0.5, 2) };
+    }
+    for (int i = 0; i < D * D; i++) {
+        double bw = urand(1e5, 1e7);
+        in->links[i] = (mp_link){ bw, urand(0, 1e-4) };
+    }
     in->cl = (mp_cluster){ D, in->dev, in->links[0], in->links, 0, 0 };
 }
 
