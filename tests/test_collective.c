@@ -1,6 +1,7 @@
 /* test_collective.c — the ring all-reduce of collective.h over the threads
  * transport: every member ends with bitwise the same vector, equal to the
- * documented summation order (chunk c summed from member c around the ring),
+ * documented summation order (chunk c summed from member c around the ring)
+ * whether chunks are added as they arrive (recv_add) or through scratch,
  * close to the exact sum, for ring sizes 1..5 and lengths shorter than the
  * ring; repeated calls with the same id stay apart; a member that never
  * sends makes the others time out. */
@@ -18,6 +19,7 @@ enum { MAXN = 5, MAXLEN = 1000 };
 typedef struct {
     mp_transport *t;
     int n, me, len, rounds, silent;
+    int copy;                  /* 1: receive into scratch, then add (the io without recv_add) */
     float data[MAXLEN], scratch[MAXLEN];
     mp_status st;
     mp_error err;
@@ -28,6 +30,7 @@ static void *member_main(void *arg)
     member *m = arg;
     mp_coll_host h = { m->t, m->me, 0.3 };
     mp_coll_io io = mp_coll_io_host(&h);
+    if (m->copy) io.recv_add = NULL;
     int ring[MAXN];
     for (int i = 0; i < m->n; i++) ring[i] = i;
     mp_error_clear(&m->err);
@@ -78,10 +81,12 @@ static void test_ring_sums(void)
 {
     static member ms[MAXN];
     const int lens[] = { 0, 1, 3, 7, 64, 999 };
+    for (int copy = 0; copy < 2; copy++)   /* added as received (threads' recv_add), and through scratch */
     for (int n = 1; n <= MAXN; n++)
         for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
             int len = lens[k];
             memset(ms, 0, sizeof ms);
+            for (int j = 0; j < MAXN; j++) ms[j].copy = copy;
             run_ring(n, len, 1, ms);
             int same = 1, order = 1, close = 1;
             for (int j = 0; j < n; j++) {
@@ -100,6 +105,7 @@ static void test_ring_sums(void)
             CU_ASSERT(order);
             CU_ASSERT(close);
         }
+    CU_ASSERT_PTR_NOT_NULL(mp_transport_threads_i.recv_add);   /* so copy = 0 used it */
 }
 
 /* Three calls in a row with the same id: each sums what the one before left

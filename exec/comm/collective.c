@@ -14,9 +14,15 @@ static mp_status host_recv(void *ctx, int src, int tag, float *buf, size_t n, mp
     return h->t->i->recv(h->t, h->self, src, tag, buf, n * sizeof(float), h->timeout_s, err);
 }
 
+static mp_status host_recv_add(void *ctx, int src, int tag, float *buf, size_t n, mp_error *err)
+{
+    mp_coll_host *h = ctx;
+    return h->t->i->recv_add(h->t, h->self, src, tag, buf, n, h->timeout_s, err);
+}
+
 mp_coll_io mp_coll_io_host(mp_coll_host *h)
 {
-    mp_coll_io io = { h, host_send, host_recv, NULL };
+    mp_coll_io io = { h, host_send, host_recv, NULL, h->t && h->t->i->recv_add ? host_recv_add : NULL };
     return io;
 }
 
@@ -41,6 +47,11 @@ mp_status mp_coll_allreduce(const mp_coll_io *io, const int *ring, int n, int me
         mp_coll_chunk(len, n, mod(me - t, n), &slo, &shi);
         mp_coll_chunk(len, n, mod(me - t - 1, n), &rlo, &rhi);
         if ((st = io->send(io->ctx, right, MP_TAG(MP_TAG_ALLRED, id, t), data + slo, shi - slo, err)) != MP_OK) return st;
+        if (io->recv_add) {   /* added as it arrives: the same sums, one copy less */
+            if ((st = io->recv_add(io->ctx, left, MP_TAG(MP_TAG_ALLRED, id, t), data + rlo, rhi - rlo, err)) != MP_OK)
+                return st;
+            continue;
+        }
         if ((st = io->recv(io->ctx, left, MP_TAG(MP_TAG_ALLRED, id, t), scratch, rhi - rlo, err)) != MP_OK) return st;
         if (io->add) {
             if ((st = io->add(io->ctx, data + rlo, scratch, rhi - rlo, err)) != MP_OK) return st;

@@ -39,6 +39,9 @@ typedef struct {
     mp_status (*recv)(void *ctx, int src, int tag, float *buf, size_t n, mp_error *err);
     /* y[i] = y[i] + x[i] for i < n (NULL: a host loop). */
     mp_status (*add)(void *ctx, float *y, const float *x, size_t n, mp_error *err);
+    /* Optional (NULL: recv into scratch, then add): n floats from `src`
+     * added into buf, buf[i] = buf[i] + msg[i] (the transport's recv_add). */
+    mp_status (*recv_add)(void *ctx, int src, int tag, float *buf, size_t n, mp_error *err);
 } mp_coll_io;
 
 /* Host state for mp_coll_io_host: transport t, the caller's position self,
@@ -49,7 +52,8 @@ typedef struct {
     double timeout_s;
 } mp_coll_host;
 
-/* An io that moves host floats through h->t (h must outlive the io). */
+/* An io that moves host floats through h->t (h must outlive the io); it
+ * adds received chunks in place when the transport has recv_add. */
 mp_coll_io mp_coll_io_host(mp_coll_host *h);
 
 /* Chunk c of n of a len-float vector: *lo = c*len/n, *hi = (c+1)*len/n. */

@@ -80,6 +80,11 @@ typedef struct mp_transport_i {
                           size_t bytes, double timeout_s, mp_error *err);
     mp_status (*recv_dev)(mp_transport *t, int self, int src, int tag, void *buf,
                           size_t bytes, double timeout_s, mp_error *err);
+    /* Optional (NULL: recv into scratch, then add): as recv of a message of
+     * n floats, added into buf instead of copied, buf[i] = buf[i] + msg[i]
+     * in index order (the sum recv-then-add gives, bitwise, one copy less). */
+    mp_status (*recv_add)(mp_transport *t, int self, int src, int tag, float *buf,
+                          size_t n, double timeout_s, mp_error *err);
 } mp_transport_i;
 
 struct mp_transport {

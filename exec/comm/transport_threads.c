@@ -101,10 +101,11 @@ static mp_status t_send(mp_transport *t, int self, int dst, int tag, const void 
     return MP_OK;
 }
 
-static mp_status t_recv(mp_transport *t, int self, int src, int tag, void *buf,
-                        size_t bytes, double timeout_s, mp_error *err)
+/* The oldest message from src to self with `tag` of exactly `bytes`, taken
+ * off the mailbox (*out; put it back into the pool when done). */
+static mp_status take(tctx *c, int self, int src, int tag, size_t bytes, double timeout_s, msg **out,
+                      mp_error *err)
 {
-    tctx *c = t->ctx;
     mailbox *b = &c->box[self];
     struct timespec dl;
     deadline_after(&dl, timeout_s);
@@ -118,14 +119,14 @@ static mp_status t_recv(mp_transport *t, int self, int src, int tag, void *buf,
             b->count--;
             pthread_cond_broadcast(&b->cv);
             pthread_mutex_unlock(&b->mu);
-            mp_status st = MP_OK;
-            if (m->bytes != bytes)
-                st = mp_error_set(err, MP_ERR_INTERNAL, "stage %d: message from stage %d has %zu bytes, expected %zu",
-                                  self, src, m->bytes, bytes);
-            else if (bytes)
-                memcpy(buf, m->data, bytes);
-            mp_bufpool_put(&c->pool, m);
-            return st;
+            if (m->bytes != bytes) {
+                mp_error_set(err, MP_ERR_INTERNAL, "stage %d: message from stage %d has %zu bytes, expected %zu",
+                             self, src, m->bytes, bytes);
+                mp_bufpool_put(&c->pool, m);
+                return MP_ERR_INTERNAL;
+            }
+            *out = m;
+            return MP_OK;
         }
         if (is_aborted(c, NULL, 0)) { pthread_mutex_unlock(&b->mu); return aborted_error(c, err); }
         if (pthread_cond_timedwait(&b->cv, &b->mu, &dl) == ETIMEDOUT) {
@@ -138,6 +139,31 @@ static mp_status t_recv(mp_transport *t, int self, int src, int tag, void *buf,
                                 self, timeout_s, src);
         }
     }
+}
+
+static mp_status t_recv(mp_transport *t, int self, int src, int tag, void *buf,
+                        size_t bytes, double timeout_s, mp_error *err)
+{
+    tctx *c = t->ctx;
+    msg *m;
+    mp_status st = take(c, self, src, tag, bytes, timeout_s, &m, err);
+    if (st != MP_OK) return st;
+    if (bytes) memcpy(buf, m->data, bytes);
+    mp_bufpool_put(&c->pool, m);
+    return MP_OK;
+}
+
+static mp_status t_recv_add(mp_transport *t, int self, int src, int tag, float *buf,
+                            size_t n, double timeout_s, mp_error *err)
+{
+    tctx *c = t->ctx;
+    msg *m;
+    mp_status st = take(c, self, src, tag, n * sizeof(float), timeout_s, &m, err);
+    if (st != MP_OK) return st;
+    const float *x = (const float *)m->data;
+    for (size_t i = 0; i < n; i++) buf[i] = buf[i] + x[i];
+    mp_bufpool_put(&c->pool, m);
+    return MP_OK;
 }
 
 static void t_abort(mp_transport *t, int self, const char *text)
@@ -242,4 +268,5 @@ const mp_transport_i mp_transport_threads_i = {
     .agree = t_agree,
     .flush = t_flush,
     .close = t_close,
+    .recv_add = t_recv_add,
 };

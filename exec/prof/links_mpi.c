@@ -70,7 +70,7 @@ static mp_status allreduce_fit(int rank, int size, const double *sizes, int n, i
     if (!data || !scratch || !x || !y || !ring) st = mp_error_set(err, MP_ERR_NOMEM, "mpprof --links (MPI): out of memory");
     for (int q = 0; ring && q < size; q++) ring[q] = q;
     mpi_io m = { MPI_REQUEST_NULL, 0 };
-    mp_coll_io io = { &m, io_send, io_recv, NULL };
+    mp_coll_io io = { &m, io_send, io_recv, NULL, NULL };
     for (int k = 0; k < n && st == MP_OK; k++) {
         size_t len = (size_t)sizes[k] / 4;
         for (int i = -2; i < iters && st == MP_OK; i++) {

@@ -1,8 +1,10 @@
 /* train_allreduce.c — data parallelism in a training step (train.h): the
  * weight gradients of each stage summed over its D replicas, layer by layer,
  * by the ring all-reduce of collective.h, and the replicas' losses summed on
- * replica 0. Host backends reduce in place with the all-reduce buffer
- * (ar_buf) as the ring's receive buffer; other backends stage every message
+ * replica 0. Host backends reduce in place: received chunks are added into
+ * the gradient as they arrive where the transport can (recv_add: threads),
+ * else with the all-reduce buffer (ar_buf, allocated either way) as the
+ * ring's receive buffer; other backends stage every message
  * through host memory (ar_host) and add on the device (axpy with 1).
  * defines: mp_train_allreduce */
 #include "train.h"
@@ -50,6 +52,22 @@ static mp_status io_recv(void *ctx, int src, int tag, float *buf, size_t n, mp_e
     return MP_OK;
 }
 
+/* Host backends: the chunk added into the gradient as it arrives. */
+static mp_status io_recv_add(void *ctx, int src, int tag, float *buf, size_t n, mp_error *err)
+{
+    ar_io *a = ctx;
+    mp_train_worker *w = a->w;
+    mp_train_run *r = w->r;
+    mp_error e;
+    mp_error_clear(&e);
+    mp_status st = r->t->i->recv_add(r->t, w->p, src, tag, buf, n, r->c->timeout_s, &e);
+    if (st == MP_ERR_TIMEOUT)
+        return mp_error_set(err, st, "stage %d: timed out after %g s waiting for the gradient all-reduce of layer %d "
+                            "from replica %d", a->stage, r->c->timeout_s, a->layer, src / r->K);
+    if (st != MP_OK) return mp_error_set(err, st, "%s", e.msg);
+    return MP_OK;
+}
+
 static mp_status io_add(void *ctx, float *y, const float *x, size_t n, mp_error *err)
 {
     ar_io *a = ctx;
@@ -91,7 +109,8 @@ mp_status mp_train_allreduce(mp_train_worker *w, int idx, int record, double t0)
     int ring[1 << 10];
     for (int q = 0; q < r->D; q++) ring[q] = q * r->K + w->k;
     ar_io a = { w, 0, 0 };
-    mp_coll_io io = { &a, io_send, io_recv, w->host_mem ? NULL : io_add };
+    mp_coll_io io = { &a, io_send, io_recv, w->host_mem ? NULL : io_add,
+                      w->host_mem && r->t->i->recv_add ? io_recv_add : NULL };
     mp_status st = MP_OK;
     for (int j = 0; j < w->nst && st == MP_OK; j++) {
         mp_train_stage *v = &w->st[j];
