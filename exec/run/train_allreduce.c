@@ -35,6 +35,18 @@ static mp_status io_send(void *ctx, int dst, int tag, const float *buf, size_t n
     return r->t->i->send(r->t, w->p, dst, tag, src, n * sizeof(float), r->c->timeout_s, err);
 }
 
+/* A receive's status as the step reports it: a timeout names the stage,
+ * layer and replica waited for; other failures keep the transport's message. */
+static mp_status recv_status(const ar_io *a, int src, mp_status st, const mp_error *e, mp_error *err)
+{
+    const mp_train_run *r = a->w->r;
+    if (st == MP_ERR_TIMEOUT)
+        return mp_error_set(err, st, "stage %d: timed out after %g s waiting for the gradient all-reduce of layer %d "
+                            "from replica %d", a->stage, r->c->timeout_s, a->layer, src / r->K);
+    if (st != MP_OK) return mp_error_set(err, st, "%s", e->msg);
+    return MP_OK;
+}
+
 static mp_status io_recv(void *ctx, int src, int tag, float *buf, size_t n, mp_error *err)
 {
     ar_io *a = ctx;
@@ -44,10 +56,7 @@ static mp_status io_recv(void *ctx, int src, int tag, float *buf, size_t n, mp_e
     mp_error_clear(&e);
     mp_status st = r->t->i->recv(r->t, w->p, src, tag, w->host_mem ? buf : w->ar_host, n * sizeof(float),
                                  r->c->timeout_s, &e);
-    if (st == MP_ERR_TIMEOUT)
-        return mp_error_set(err, st, "stage %d: timed out after %g s waiting for the gradient all-reduce of layer %d "
-                            "from replica %d", a->stage, r->c->timeout_s, a->layer, src / r->K);
-    if (st != MP_OK) return mp_error_set(err, st, "%s", e.msg);
+    if ((st = recv_status(a, src, st, &e, err)) != MP_OK) return st;
     if (!w->host_mem) w->be->i->upload(w->be, buf, w->ar_host, n * sizeof(float));
     return MP_OK;
 }
@@ -56,16 +65,11 @@ static mp_status io_recv(void *ctx, int src, int tag, float *buf, size_t n, mp_e
 static mp_status io_recv_add(void *ctx, int src, int tag, float *buf, size_t n, mp_error *err)
 {
     ar_io *a = ctx;
-    mp_train_worker *w = a->w;
-    mp_train_run *r = w->r;
+    mp_train_run *r = a->w->r;
     mp_error e;
     mp_error_clear(&e);
-    mp_status st = r->t->i->recv_add(r->t, w->p, src, tag, buf, n, r->c->timeout_s, &e);
-    if (st == MP_ERR_TIMEOUT)
-        return mp_error_set(err, st, "stage %d: timed out after %g s waiting for the gradient all-reduce of layer %d "
-                            "from replica %d", a->stage, r->c->timeout_s, a->layer, src / r->K);
-    if (st != MP_OK) return mp_error_set(err, st, "%s", e.msg);
-    return MP_OK;
+    mp_status st = r->t->i->recv_add(r->t, a->w->p, src, tag, buf, n, r->c->timeout_s, &e);
+    return recv_status(a, src, st, &e, err);
 }
 
 static mp_status io_add(void *ctx, float *y, const float *x, size_t n, mp_error *err)
