@@ -11,6 +11,7 @@
 
 #include <math.h>
 
+#include "bounds.h"
 #include "clock.h"
 #include "cluster.h"
 #include "configs.h"
@@ -103,6 +104,9 @@ typedef struct {
     double latmin;             /* smallest link latency (ms) among the used links */
     long node_weight;          /* work units per node: 1, more when memory states are many */
     double node_lb;            /* bound of the node whose children are being placed */
+    long cut_children_left;    /* children a cap cut that may still get their own bound */
+    const mp_bound_table *lt;  /* interleaved: the positions' weights of the configuration (NULL: none) */
+    double *lsum;              /* [S+1] lsum[s]: their terms of stages 0..s-1 */
     /* the split: stages 0..s placed */
     int *hi, *rc;              /* [S] last layer, recompute */
     double *F, *Bn, *B, *R;    /* [S] forward, backward without / with recompute, recompute */

@@ -519,6 +519,60 @@ static void test_interleaved_vs_brute_force(void)
     CU_ASSERT(fit > 20 && rc > 0 && fit_dp > 10);
 }
 
+/* Split searches that work caps cut (a few nodes per configuration): the
+ * reported lower bound never exceeds the brute-force optimum (the cut
+ * subtrees' bounds, each untried child bounded on its own, and the
+ * interleaved node bounds of planner/split.c); its own random sequence,
+ * so that the tests after it draw what they did before. */
+static void test_cut_bounds_vs_brute_force(void)
+{
+    unsigned long long keep = rng;
+    rng = 0x9E3779B97F4A7C15ULL;
+    int fails = 0, fit = 0, cut = 0, raised = 0;
+    for (int i = 0; i < 300; i++) {
+        mp_profile prof;
+        mp_cluster cl;
+        int L = 4 + irand(6), D = 2 + irand(3), G = 4 * (1 + irand(2));
+        rand_profile(&prof, L);
+        rand_cluster(&cl, &prof, D, G);
+        mp_search_opts o;
+        mp_search_opts_init(&o, G);
+        o.schedule = i % 2 == 0 ? MP_SCHED_INTERLEAVED : irand(2);   /* few configurations: theirs hold the bound */
+        o.microbatch = 1 + irand(G);
+        while (G % o.microbatch) o.microbatch--;
+        if (irand(3) == 0) o.recompute = irand(2) ? MP_RC_OFF : MP_RC_ON;
+        o.state_factor = 1 + 3 * urand();
+        o.time_limit = 0;   /* deterministic caps */
+        o.node_budget = 8 + irand(400);
+        long ev;
+        double best = brute_force(&prof, &cl, &o, &ev);
+        mp_search_result r;
+        mp_error e;
+        mp_error_clear(&e);
+        mp_status st = mp_search_run(&prof, &cl, &o, &r, &e);
+        if (st == MP_OK && best < HUGE_VAL) {
+            fit++;
+            cut += r.stopped;
+            if (r.lower_bound_ms > best * (1 + 1e-9)) {
+                if (++fails <= 5)
+                    fprintf(stderr, "cut bound: L=%d D=%d G=%d sched=%d rc=%d budget=%ld: bound %.12g > optimum %.12g\n",
+                            L, D, G, o.schedule, o.recompute, o.node_budget, r.lower_bound_ms, best);
+            }
+            raised += r.stopped && r.lower_bound_ms > 0.5 * best;
+        } else if (st == MP_OK && best == HUGE_VAL) {
+            fails++;
+        }
+        if (st == MP_OK) mp_search_result_free(&r);
+        mp_profile_free(&prof);
+        mp_cluster_free(&cl);
+    }
+    rng = keep;
+    fprintf(stderr, "  cut searches: %d fit, %d cut, %d bound above half the optimum, %d bounds above it\n", fit, cut,
+            raised, fails);
+    CU_ASSERT_EQUAL(fails, 0);
+    CU_ASSERT(fit > 100 && cut > 50);
+}
+
 /* Replicas of an interleaved pipeline also use the wrap link K-1 -> 0: two
  * replicas of 3 positions on 6 uniform devices, replica 1's wrap link (5 <->
  * 3) slower: gpipe/1f1b replicas are allowed, interleaved ones are not, and
@@ -1195,6 +1249,7 @@ int main(int argc, char **argv)
         MP_TEST(test_data_parallel_vs_brute_force),
         MP_TEST(test_replicas_ring),
         MP_TEST(test_interleaved_vs_brute_force),
+        MP_TEST(test_cut_bounds_vs_brute_force),
         MP_TEST(test_zero_bubble_vs_brute_force),
         MP_TEST(test_config_bounds_vs_brute_force),
         MP_TEST(test_interleaved_bounds_vs_brute_force),
