@@ -100,6 +100,7 @@ void mp_split_free(mp_split *x)
     free(x->A); free(x->U); free(x->spd_max_suf); free(x->spd_sum_suf);
     free(x->il.held); free(x->il.extra); free(x->il.busy); free(x->il.peak); free(x->il.wf); free(x->il.rcx);
     free(x->lsum);
+    free(x->il.room_n); free(x->il.room);
     mp_mem_states_free(&x->il.ms);
     mp_op_lists_free(&x->ops);
     mp_sim_free(x->sim);
@@ -252,8 +253,9 @@ static double partial_bound(mp_split *x, int s, double maxY, double maxbusy)
         double t = x->A[s + 1] + x->c.m * rw / x->spd_sum_suf[s + 1];
         if (t > lb) lb = t;
     } else if (lb < threshold(x)) {  /* the water level only when the rest does not prune */
-        double t = mp_split_il_level(x, s + 1, rw);
+        double t = mp_split_il_level(x, s + 1, rw), thr = threshold(x);
         if (t > lb) lb = t;
+        if (lb < thr && !mp_split_il_rest_fits(x, s + 1, thr)) lb = thr;   /* nothing below thr */
     }
     return lb;
 }

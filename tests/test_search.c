@@ -519,6 +519,56 @@ static void test_interleaved_vs_brute_force(void)
     CU_ASSERT(fit > 20 && rc > 0 && fit_dp > 10);
 }
 
+/* Interleaved on memory-tight clusters (recompute forced on many chunks,
+ * the split search's memory bounds at work: planner/split_interleaved.c):
+ * the search equals brute force; its own random sequence. */
+static void test_interleaved_tight_vs_brute_force(void)
+{
+    static const int batches[] = { 4, 6, 8, 12 };
+    unsigned long long keep = rng;
+    rng = 0xD1B54A32D192ED03ULL;
+    int fails = 0, fit = 0, rc = 0;
+    for (int i = 0; i < 200; i++) {
+        mp_profile prof;
+        mp_cluster cl;
+        int L = 4 + irand(6), D = 2 + irand(3), G = batches[irand(4)];
+        rand_profile(&prof, L);
+        rand_cluster(&cl, &prof, D, G);
+        for (int d = 0; d < D; d++) {
+            cl.devices[d].memory_bytes *= 0.3 + 0.5 * urand();
+            if (i % 2 == 0) cl.devices[d].speed = 1;
+        }
+        mp_search_opts o;
+        mp_search_opts_init(&o, G);
+        o.schedule = MP_SCHED_INTERLEAVED;
+        o.state_factor = 1 + 3 * urand();
+        o.recompute = i % 4 == 3 ? MP_RC_OFF : MP_RC_AUTO;
+        long ev;
+        double best = brute_force(&prof, &cl, &o, &ev);
+        mp_search_result r;
+        mp_error e;
+        mp_error_clear(&e);
+        mp_status st = mp_search_run(&prof, &cl, &o, &r, &e);
+        int bad = best == HUGE_VAL ? st == MP_OK
+                                   : st != MP_OK || !close_rel(r.plans[0].predicted.iteration_ms, best) || !r.optimal;
+        if (bad && ++fails <= 5)
+            fprintf(stderr, "tight interleaved: L=%d D=%d G=%d rc=%d: brute %.12g, search st=%d %.12g\n", L, D, G,
+                    o.recompute, best, st, st == MP_OK ? r.plans[0].predicted.iteration_ms : 0.0);
+        if (!bad && best < HUGE_VAL) {
+            fit++;
+            for (int t = 0; t < r.plans[0].num_stages; t++)
+                if (r.plans[0].stages[t].recompute) { rc++; break; }
+        }
+        if (st == MP_OK) mp_search_result_free(&r);
+        mp_profile_free(&prof);
+        mp_cluster_free(&cl);
+    }
+    rng = keep;
+    fprintf(stderr, "  tight interleaved: %d fit (%d with recompute), %d mismatches\n", fit, rc, fails);
+    CU_ASSERT_EQUAL(fails, 0);
+    CU_ASSERT(fit > 30 && rc > 10);
+}
+
 /* Split searches that work caps cut (a few nodes per configuration): the
  * reported lower bound never exceeds the brute-force optimum (the cut
  * subtrees' bounds, each untried child bounded on its own, and the
@@ -1249,6 +1299,7 @@ int main(int argc, char **argv)
         MP_TEST(test_data_parallel_vs_brute_force),
         MP_TEST(test_replicas_ring),
         MP_TEST(test_interleaved_vs_brute_force),
+        MP_TEST(test_interleaved_tight_vs_brute_force),
         MP_TEST(test_cut_bounds_vs_brute_force),
         MP_TEST(test_zero_bubble_vs_brute_force),
         MP_TEST(test_config_bounds_vs_brute_force),
