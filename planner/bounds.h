@@ -7,7 +7,7 @@
  * that fits memory (proofs in planner/bounds.c; tests/test_search.c checks
  * them against brute force).
  * defines: mp_bound_data, mp_bound_data_init, mp_bound_data_set_b, mp_bound_data_free,
- *          mp_bound_quick, mp_bound_forced_rc, mp_bound_split, mp_bound_positions, mp_bound_waterfill, mp_bound_stage_tail,
+ *          mp_bound_quick, mp_bound_allreduce, mp_bound_forced_rc, mp_bound_split, mp_bound_positions, mp_bound_waterfill, mp_bound_stage_tail,
  *          mp_search_config_bound, mp_bound_table, mp_bound_table_term, mp_bound_table_suffix */
 #ifndef MP_BOUNDS_H
 #define MP_BOUNDS_H
@@ -65,6 +65,13 @@ void mp_bound_data_free(mp_bound_data *d);  /* frees what init allocated */
  * HUGE_VAL when memory proves no plan of the configuration fits.
  * Sets d's micro-batch to b. */
 double mp_bound_quick(mp_bound_data *d, int K, int b, int kind, int v, int m);
+
+/* D > 1 replicas of a K-position pipeline (any schedule of fused
+ * backwards) at micro-batch b with m micro-batches each: the positions'
+ * work and all-reduces, (m W + smin sum_l a_l) / sum of speeds, with a_l a
+ * lower bound on layer l's share of its stage's all-reduce (proof in
+ * planner/bounds.c); 0 when D = 1. Sets d's micro-batch to b. */
+double mp_bound_allreduce(mp_bound_data *d, int K, int b, int m, int D);
 
 /* Stronger bound for gpipe/1f1b (returns `quick` unchanged for interleaved):
  * the least T for which some split of the layers into <= K stages has every

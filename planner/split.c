@@ -81,10 +81,11 @@ mp_status mp_split_init(mp_split *x, const mp_profile *prof, const mp_cluster *c
     x->il.peak = calloc((size_t)D + 1, sizeof(double));
     x->il.wf = calloc(4 * ((size_t)D + 1), sizeof(double));
     x->il.rcx = calloc((size_t)D + 1, sizeof(double));
+    x->il.arsum = calloc((size_t)D + 1, sizeof(double));
     x->lsum = calloc((size_t)S + 1, sizeof(double));
     x->sim = mp_sim_new();
     if (mp_prefix_init(&x->ps, prof) != MP_OK || !x->last_stage || !x->hi || !x->rc || !x->il.busy ||
-        !x->il.peak || !x->il.wf || !x->il.rcx || !x->lsum || !x->sim)
+        !x->il.peak || !x->il.wf || !x->il.rcx || !x->il.arsum || !x->lsum || !x->sim)
         return MP_ERR_NOMEM;
     for (size_t i = 0; i < sizeof arrs / sizeof *arrs; i++)
         if (!*arrs[i]) return MP_ERR_NOMEM;
@@ -100,6 +101,7 @@ void mp_split_free(mp_split *x)
     free(x->A); free(x->U); free(x->spd_max_suf); free(x->spd_sum_suf);
     free(x->il.held); free(x->il.extra); free(x->il.busy); free(x->il.peak); free(x->il.wf); free(x->il.rcx);
     free(x->lsum);
+    free(x->il.arsum);
     free(x->il.room_n); free(x->il.room);
     mp_mem_states_free(&x->il.ms);
     mp_op_lists_free(&x->ops);
@@ -195,14 +197,18 @@ static double leaf_bound(const mp_split *x)
     }
     if (interleaved(x))  /* the paths of planner/bounds.c: from F(p+cK, 0) to the last B of p+c'K */
         for (int p = 0; p < K; p++) {
-            double hF = -HUGE_VAL, hB = -HUGE_VAL, sF = 0, sB = 0;
+            double hF = -HUGE_VAL, hB = -HUGE_VAL, sF = 0, sB = 0, ar = 0;
             for (int s = p; s < S; s += K) {
                 if (x->A[s] - K * sF > hF) hF = x->A[s] - K * sF;
                 if (U[s] - K * sB > hB) hB = U[s] - K * sB;
                 sF += x->F[s];
                 sB += x->B[s];
+                ar += x->ar[s];
             }
             if (hF + busy[p] + hB > lb) lb = hF + busy[p] + hB;
+            /* D > 1: p's list ends no sooner than hF + busy_p (the path up to its
+             * last op), then it all-reduces its stages one after the other */
+            if (hF + busy[p] + ar > lb) lb = hF + busy[p] + ar;
         }
     return lb;
 }

@@ -82,6 +82,7 @@ typedef struct {
     double *busy;              /* [K] placed busy time (m (F + B) of its chunks, + forced recompute) */
     double *peak;              /* [K] lower bound on the peak of its placed chunks */
     double *rcx;               /* [K] busy time added for the recompute memory forces */
+    double *arsum;             /* [K] all-reduce time of its placed stages (D > 1; after its list ends) */
     double *wf;                /* [3K] water-filling scratch: base, speed, sort space */
     double *held, *extra;      /* [S] per-stage bytes of one device walk */
     mp_mem_states ms;          /* the configuration's in-flight states */
@@ -186,7 +187,7 @@ mp_status mp_split_zb_search(mp_split *x, mp_error *err);
 
 /* Undo record of mp_split_il_enter. */
 typedef struct {
-    double add, rcx, peak;
+    double add, rcx, peak, ar;
 } mp_il_undo;
 
 /* Before the branch and bound: the in-flight states, the node weight, and
@@ -214,6 +215,7 @@ static inline void mp_split_il_leave(mp_split *x, int s, const mp_il_undo *u)
 {
     int p = s % x->c.K;
     x->il.busy[p] -= u->add;
+    x->il.arsum[p] -= u->ar;
     x->il.peak[p] = u->peak;
     x->il.rcx[p] = u->rcx;
 }

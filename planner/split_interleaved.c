@@ -240,6 +240,8 @@ static void position_bases(const mp_split *x, int s, double *base, double *spd)
     for (int p = 0; p < K; p++) {
         int ls = x->last_stage[p] < s ? x->last_stage[p] : s;  /* U grows with the stage */
         base[p] = p < s ? x->A[p] + x->U[ls] + x->il.busy[p] : x->A[s] + x->U[s];
+        /* D > 1: p's list ends no sooner than A_p + busy_p, then its all-reduces */
+        if (p < s && x->A[p] + x->il.busy[p] + x->il.arsum[p] > base[p]) base[p] = x->A[p] + x->il.busy[p] + x->il.arsum[p];
         int last = p + (S / K - 1) * K;  /* p's last stage */
         spd[p] = last >= s ? mp_split_speed(x, p) : 0;
     }
@@ -306,7 +308,7 @@ mp_status mp_split_il_prepare(mp_split *x)
     double per = (double)x->il.ms.row_off[K] / K * x->c.v, lg = 4;
     for (int l = x->ps.L; l > 1; l /= 2) lg++;
     x->node_weight = 1 + (long)(per * lg / NODE_WORK);
-    for (int p = 0; p < K; p++) x->il.busy[p] = x->il.peak[p] = x->il.rcx[p] = 0;
+    for (int p = 0; p < K; p++) x->il.busy[p] = x->il.peak[p] = x->il.rcx[p] = x->il.arsum[p] = 0;
     int v = x->c.v, L = x->ps.L;
     size_t n = (size_t)K * (v + 1) * v;
     if (n > x->il.room_cap) {
@@ -352,6 +354,13 @@ void mp_split_il_narrow(mp_split *x, int s, int lo, double thr, int *hmin, int *
     double f1 = 1 + (x->mode == MP_RC_ON);
     MP_LAST_TRUE(h, lo, *hmax, a + m * ((PF[hi + 1] - PF[lo]) * f1 + PB[hi + 1] - PB[lo]) / sp < thr);
     *hmax = h;
+    if (x->c.D > 1) {   /* p's list, then its all-reduces (the stage's grows with hi) */
+        double a2 = x->A[p] + x->il.busy[p] + x->il.arsum[p];
+        int K = x->c.K, D = x->c.D;
+        MP_LAST_TRUE(h, lo, *hmax, a2 + m * ((PF[hi + 1] - PF[lo]) * f1 + PB[hi + 1] - PB[lo]) / sp +
+                                       mp_prefix_allreduce_ms(&x->ps, x->cl, p, K, D, lo, hi) < thr);
+        *hmax = h;
+    }
     /* the work left must fit below thr on the positions that still get stages */
     double cap = position_capacity(x, s, thr);
     a2 = lo - 1;
@@ -386,7 +395,10 @@ int mp_split_il_enter(mp_split *x, int s, int hi, double *busy, int *go, mp_il_u
         x->il.rcx[p] = extra;
     }
     x->il.busy[p] += u->add;
+    u->ar = x->ar[s];
+    x->il.arsum[p] += u->ar;
     *busy = x->il.busy[p] + x->A[p] + (x->last_stage[p] <= s ? x->U[x->last_stage[p]] : 0);
+    if (x->il.busy[p] + x->A[p] + x->il.arsum[p] > *busy) *busy = x->il.busy[p] + x->A[p] + x->il.arsum[p];
     stage_room(x, p, s / K + 1);   /* its unplaced chunks, stages 0..s placed */
     /* memory: this position's peak, then what the rest still needs */
     u->peak = x->il.peak[p];

@@ -519,6 +519,64 @@ static void test_interleaved_vs_brute_force(void)
     CU_ASSERT(fit > 20 && rc > 0 && fit_dp > 10);
 }
 
+/* mp_bound_allreduce (the positions' work and all-reduces with D > 1
+ * replicas) never above the best plan of its configuration, brute-forced,
+ * on clusters of repeating device kinds with rings, measured fits or
+ * points (dp_cluster); links slowed now and then so that the all-reduces
+ * weigh. Its own random sequence. */
+static void test_allreduce_bound_vs_brute_force(void)
+{
+    unsigned long long keep = rng;
+    rng = 0x2545F4914F6CDD1DULL;
+    int fails = 0, checked = 0, near = 0;
+    for (int i = 0; i < 120; i++) {
+        mp_profile prof;
+        mp_cluster cl;
+        int L = 2 + irand(5), N = 4 + 2 * irand(2), G = 4 * (1 + irand(3));
+        rand_profile(&prof, L);
+        rand_cluster(&cl, &prof, N, G);
+        mp_search_opts o;
+        mp_search_opts_init(&o, G);
+        dp_cluster(&cl, N, &o);
+        if (i % 2) cl.default_link.bandwidth *= 0.05;
+        for (int k = 0; k < N * N && i % 2; k++) cl.links[k].bandwidth *= 0.05;
+        o.state_factor = 1 + 3 * urand();
+        o.recompute = i % 3 == 0 ? MP_RC_ON : MP_RC_AUTO;
+        mp_bound_data bd;
+        CU_ASSERT_EQUAL_FATAL(mp_bound_data_init(&bd, &prof, &cl, o.recompute, o.state_factor), MP_OK);
+        for (int D = 2; D <= N; D++)
+            for (int K = 1; K * D <= N && K <= L; K++)
+                for (int b = 1; b <= G; b++) {
+                    if (G % (D * b)) continue;
+                    for (int kind = 0; kind <= MP_SCHED_INTERLEAVED; kind++) {
+                        int ring = kind == MP_SCHED_INTERLEAVED, m = G / (D * b);
+                        if (ring && (K < 2 || m % K || 2 * K > L)) continue;
+                        if (!bf_replicas_ok(&cl, K, D, ring)) continue;
+                        bf_ctx x = { &prof, &cl, &o, HUGE_VAL, 0, { 0 } };
+                        x.plan.stages = calloc((size_t)L, sizeof(mp_stage));
+                        for (int v = ring ? 2 : 1; v <= (ring ? L / K : 1) && v <= 3; v++) bf_config(&x, K, b, kind, v, D);
+                        free(x.plan.stages);
+                        free(x.plan.predicted.peak_memory_bytes);
+                        if (x.best == HUGE_VAL) continue;
+                        bd.cl = &cl;
+                        double lb = mp_bound_allreduce(&bd, K, b, m, D);
+                        checked++;
+                        near += lb >= 0.9 * x.best;
+                        if (lb > x.best * (1 + 1e-9) && ++fails <= 5)
+                            fprintf(stderr, "all-reduce bound above optimum: L=%d D=%d K=%d b=%d kind=%d: %.12g > %.12g\n",
+                                    L, D, K, b, kind, lb, x.best);
+                    }
+                }
+        mp_bound_data_free(&bd);
+        mp_profile_free(&prof);
+        mp_cluster_free(&cl);
+    }
+    rng = keep;
+    fprintf(stderr, "  %d all-reduce bounds (%d within 10%%), %d above the optimum\n", checked, near, fails);
+    CU_ASSERT_EQUAL(fails, 0);
+    CU_ASSERT(checked > 100 && near > 10);
+}
+
 /* Interleaved on memory-tight clusters (recompute forced on many chunks,
  * the split search's memory bounds at work: planner/split_interleaved.c):
  * the search equals brute force; its own random sequence. */
@@ -1300,6 +1358,7 @@ int main(int argc, char **argv)
         MP_TEST(test_replicas_ring),
         MP_TEST(test_interleaved_vs_brute_force),
         MP_TEST(test_interleaved_tight_vs_brute_force),
+        MP_TEST(test_allreduce_bound_vs_brute_force),
         MP_TEST(test_cut_bounds_vs_brute_force),
         MP_TEST(test_zero_bubble_vs_brute_force),
         MP_TEST(test_config_bounds_vs_brute_force),
