@@ -51,7 +51,7 @@
 #include "bounds.h"
 #include "clock.h"
 
-#define CUT_CHILD_BOUNDS 4096   /* children bounded on their own after a cap, per configuration search */
+#define CUT_CHILD_BOUNDS 1024   /* children bounded on their own after a cap, per configuration search */
 
 static int interleaved(const mp_split *x) { return x->c.kind == MP_SCHED_INTERLEAVED; }
 

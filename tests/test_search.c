@@ -666,7 +666,7 @@ static void test_cut_bounds_vs_brute_force(void)
                     fprintf(stderr, "cut bound: L=%d D=%d G=%d sched=%d rc=%d budget=%ld: bound %.12g > optimum %.12g\n",
                             L, D, G, o.schedule, o.recompute, o.node_budget, r.lower_bound_ms, best);
             }
-            raised += r.stopped && r.lower_bound_ms > 0.5 * best;
+            raised += r.stopped && r.lower_bound_ms >= 0.9 * best;
         } else if (st == MP_OK && best == HUGE_VAL) {
             fails++;
         }
@@ -675,7 +675,7 @@ static void test_cut_bounds_vs_brute_force(void)
         mp_cluster_free(&cl);
     }
     rng = keep;
-    fprintf(stderr, "  cut searches: %d fit, %d cut, %d bound above half the optimum, %d bounds above it\n", fit, cut,
+    fprintf(stderr, "  cut searches: %d fit, %d cut (%d bounds within 10%% of the optimum), %d bounds above it\n", fit, cut,
             raised, fails);
     CU_ASSERT_EQUAL(fails, 0);
     CU_ASSERT(fit > 100 && cut > 50);
