@@ -1,5 +1,5 @@
 /* bounds.c — configuration lower bounds for the planner's search (bounds.h).
- * defines: mp_bound_data_init, mp_bound_data_set_b, mp_bound_data_free, mp_bound_quick,
+ * defines: mp_bound_data_init, mp_bound_data_set_b, mp_bound_data_free, mp_bound_quick, mp_bound_allreduce,
  *          mp_bound_split, mp_bound_waterfill, mp_search_config_bound
  *
  * Notation as in planner/split.c: F_s, B_s (B_s includes the recompute R_s),
@@ -64,6 +64,7 @@
  * the relaxation exactly, and the least such T (bisection) is a lower bound. */
 #include "bounds.h"
 
+#include "allreduce.h"
 #include "clock.h"
 
 #include <math.h>
@@ -159,8 +160,13 @@ void mp_bound_data_free(mp_bound_data *d)
     mp_prefix_free(&d->ps);
     free(d->order);
     free(d->fwd);
+    free(d->table.cs);
+    free(d->table.mu);
+    free(d->table.suf);
+    free(d->table.n);
     d->order = NULL;
     d->fwd = NULL;
+    memset(&d->table, 0, sizeof d->table);
 }
 
 /* Least time of one transfer on the links a configuration uses. */
@@ -236,6 +242,53 @@ double mp_bound_quick(mp_bound_data *d, int K, int b, int kind, int v, int m)
         if (t > busy) busy = t;
     }
     return C > busy ? C : busy;
+}
+
+/* See bounds.h. Why: position p's op list ends no sooner than its busy
+ * time m sum_{s on p} (F_s + B_s) >= m W_p / speed_p (W_p: the profile
+ * work of its layers, f1 as above; recompute only adds), and then it
+ * all-reduces its stages one after the other (docs/cost-model.md 8a), so
+ * T >= m W_p / speed_p + AR_p. With measured points AR_s is the sum of its
+ * layers' rings and with a measured fit linear in its bytes and vectors:
+ * a_l is layer l's term; on rings AR_s = 2(D-1) max_r 1000 (n_s lat_r +
+ * P_s / (D bw_r)) is at least that of p's first ring link (device p to
+ * p + K), so at least the sum over its layers of
+ * a_l = 2000 (D-1) ([P_l > 0] lat* + P_l / (D bw*)) with lat*, bw* the least
+ * latency and most bandwidth of the positions' first ring links. Summing
+ * speed_p times p's inequality over the positions:
+ * T sum(speed) >= m W + sum_p speed_p AR_p >= m W + smin sum_l a_l.
+ * The list starts no sooner than A_p too (micro-batch 0's forward up to
+ * p), and sum_p A_p >= sum_{l<K-1} (K-1-l) fwd_l / smax + K(K-1)/2
+ * lambda (mp_bound_quick's fill, forwards only: A holds no recompute). */
+double mp_bound_allreduce(mp_bound_data *d, int K, int b, int m, int D)
+{
+    if (D <= 1) return 0;
+    mp_bound_data_set_b(d, b);
+    const mp_cluster *cl = d->cl;
+    const mp_profile *prof = d->ps.prof;
+    int L = d->ps.L;
+    double f1 = d->mode == MP_RC_ON ? 2 : 1, W = f1 * d->ps.PF[L] + d->ps.PB[L], ssum = 0, smin = HUGE_VAL;
+    double lat = HUGE_VAL, bw = 0, ar = 0;   /* ar: the fill, then the all-reduces */
+    for (int p = 0; p < K; p++) {
+        double sp = cl->devices[p].speed;
+        ssum += sp;
+        if (sp < smin) smin = sp;
+        mp_link l = mp_cluster_link(cl, p, p + K);
+        if (l.latency_s < lat) lat = l.latency_s;
+        if (l.bandwidth > bw) bw = l.bandwidth;
+    }
+    double smax = 0, fill = 0, lam = min_transfer(d, K, b, 1);
+    for (int p = 0; p < K; p++)
+        if (cl->devices[p].speed > smax) smax = cl->devices[p].speed;
+    for (int l = 0; l + 1 < K && l < L; l++) fill += (K - 1 - l) * (d->ps.PF[l + 1] - d->ps.PF[l]);
+    ar += fill / smax + K * (K - 1) / 2.0 * lam;
+    for (int l = 0; l < L; l++) {
+        double P = prof->layers[l].param_bytes;
+        if (P <= 0) continue;
+        if (cl->allreduce_points > 0 || cl->allreduce_bandwidth > 0) ar += mp_allreduce_stage_ms(cl, prof, l, l, 0, K, D);
+        else ar += 2000.0 * (D - 1) * (lat + P / (D * bw));
+    }
+    return (m * W + smin * ar) / ssum;
 }
 
 /* ---------------------------------------------------------------- split bound */

@@ -7,8 +7,8 @@
  * that fits memory (proofs in planner/bounds.c; tests/test_search.c checks
  * them against brute force).
  * defines: mp_bound_data, mp_bound_data_init, mp_bound_data_set_b, mp_bound_data_free,
- *          mp_bound_quick, mp_bound_forced_rc, mp_bound_split, mp_bound_positions, mp_bound_waterfill, mp_bound_stage_tail,
- *          mp_search_config_bound */
+ *          mp_bound_quick, mp_bound_allreduce, mp_bound_forced_rc, mp_bound_split, mp_bound_positions, mp_bound_waterfill, mp_bound_stage_tail,
+ *          mp_search_config_bound, mp_bound_table, mp_bound_table_term, mp_bound_table_suffix */
 #ifndef MP_BOUNDS_H
 #define MP_BOUNDS_H
 
@@ -17,6 +17,23 @@
 #include "prefix.h"
 #include "profile.h"
 #include "search.h"
+
+/* The weights of an interleaved positions' bound (mp_bound_positions with
+ * mp_bound_data.table_want set) as a bound inside the split search: for
+ * every plan of the configuration that fits,
+ *   T >= cons + sum_t term_t,  term_t = mp_bound_table_term of stage t,
+ * and suf[t (L+1) + j] is the least sum of the terms of stages t..S-1 over
+ * the layers j..L-1 (stages that fit their own memory), so a node with
+ * stages 0..s placed is bounded by cons + (their terms) + suf at stage s+1
+ * and its first layer (planner/bounds_positions.c). */
+typedef struct {
+    int K, b, v, m, S, L;      /* its configuration; S = 0: none */
+    int r0, r1, rc_free;       /* recompute choices of a stage; 1: terms without their recompute time */
+    double cons, sf;
+    double *cs, *mu, *suf;     /* [S] stage coefficient / speed, [K] memory multipliers, [(S+1)(L+1)] */
+    int *n;                    /* [S] micro-batches of each stage in flight before its position's first backward */
+    size_t cap_cells, cap_S;   /* allocated */
+} mp_bound_table;
 
 typedef struct {
     mp_prefix ps;              /* the profile's sums (times at the last micro-batch set) */
@@ -30,6 +47,8 @@ typedef struct {
     double deadline;           /* wall time (mp_now_s) after which mp_bound_split stops refining
                                 * and returns the best bound so far (HUGE_VAL: never) */
     int no_bisect;             /* 1: mp_bound_positions skips its bisection on T (cheaper) */
+    int table_want;            /* 1: mp_bound_positions also fills table (S = 0 when it could not) */
+    mp_bound_table table;
 } mp_bound_data;
 
 /* Allocates the prefix sums of prof (times at no micro-batch yet); MP_ERR_NOMEM
@@ -46,6 +65,13 @@ void mp_bound_data_free(mp_bound_data *d);  /* frees what init allocated */
  * HUGE_VAL when memory proves no plan of the configuration fits.
  * Sets d's micro-batch to b. */
 double mp_bound_quick(mp_bound_data *d, int K, int b, int kind, int v, int m);
+
+/* D > 1 replicas of a K-position pipeline (any schedule of fused
+ * backwards) at micro-batch b with m micro-batches each: the positions'
+ * work and all-reduces, (m W + smin sum_l a_l) / sum of speeds, with a_l a
+ * lower bound on layer l's share of its stage's all-reduce (proof in
+ * planner/bounds.c); 0 when D = 1. Sets d's micro-batch to b. */
+double mp_bound_allreduce(mp_bound_data *d, int K, int b, int m, int D);
 
 /* Stronger bound for gpipe/1f1b (returns `quick` unchanged for interleaved):
  * the least T for which some split of the layers into <= K stages has every
@@ -71,6 +97,17 @@ double mp_bound_forced_rc(mp_bound_data *d, int K, int b, int v);
  * `quick` when too large to compute (S L > 2e7) or past d->deadline.
  * Sets d's micro-batch to b. */
 double mp_bound_positions(mp_bound_data *d, int K, int b, int v, int m, double quick, double stop);
+
+/* Stage t = layers [j, e) of the table's configuration: its least term
+ * over its recompute choices (ps at the table's b). */
+double mp_bound_table_term(const mp_bound_table *tb, const mp_prefix *ps, int t, int j, int e);
+
+/* The table's least sum of the terms of stages t..S-1 over layers j..L-1
+ * (HUGE_VAL: none fits). */
+static inline double mp_bound_table_suffix(const mp_bound_table *tb, int t, int j)
+{
+    return tb->suf[(size_t)t * (tb->L + 1) + j];
+}
 
 /* The water level: the least T >= min base_i with
  * sum_i max(0, T - base_i) speed_i / m >= work, over the n entries with

@@ -104,6 +104,8 @@ typedef struct {
     double smax, lam, f1;      /* fastest speed, least transfer, 2 when recompute is forced on */
     int rc_free;               /* 1: stage terms without their recompute time (it is added as R) */
     int admit;                 /* 1: only the stages stage_allowed admits (0: every stage) */
+    double *table;             /* not NULL: the best bound whose weights tb holds */
+    mp_bound_table *tb;        /* the data's table */
 } pos_ctx;
 
 /* 1 when stage t = [j, e) with recompute r can be part of a plan that fits
@@ -125,18 +127,90 @@ static int stage_allowed(const pos_ctx *x, int t, int r, int j, int e, double T)
     return pre + own <= T;
 }
 
-/* Stage t's term over layers [j, e) with recompute r is X(e) - Y(j) (the
+/* A stage's term over layers [j, e) with recompute r is X(e) - Y(j) (the
  * memory model's held bytes are b stash, a prefix difference, or b times the
- * bytes into layer j): the two ends at layer index i. */
+ * bytes into layer j): the two ends at layer index i, for time coefficient c
+ * (per speed), memory multiplier mu and nb = n_t b. */
+static void ends(const mp_prefix *ps, double c, double mu, double nb, double sf, int r, int rc_free, int i,
+                 double *X, double *Y)
+{
+    double a = c * ((1 + (r && !rc_free)) * ps->PF[i] + ps->PB[i]) + mu * sf * ps->PP[i];
+    *X = a + (r ? 0 : mu * nb * ps->PS[i]);
+    *Y = a - (r ? mu * nb * (i < ps->L ? ps->in[i] : 0) : -mu * nb * ps->PS[i]);
+}
+
 static void stage_ends(const pos_ctx *x, int t, int r, int i, double *X, double *Y)
 {
     const mp_bound_data *d = x->d;
-    const mp_prefix *ps = &d->ps;
     int q = t % x->K;
-    double c = x->coef[t] / d->cl->devices[q].speed, mu = x->mu[q], nb = (double)x->n[t] * x->b;
-    double a = c * ((1 + (r && !x->rc_free)) * ps->PF[i] + ps->PB[i]) + mu * d->sf * ps->PP[i];
-    *X = a + (r ? 0 : mu * nb * ps->PS[i]);
-    *Y = a - (r ? mu * nb * (i < ps->L ? ps->in[i] : 0) : -mu * nb * ps->PS[i]);
+    ends(&d->ps, x->coef[t] / d->cl->devices[q].speed, x->mu[q], (double)x->n[t] * x->b, d->sf, r, x->rc_free, i,
+         X, Y);
+}
+
+/* See bounds.h. */
+double mp_bound_table_term(const mp_bound_table *tb, const mp_prefix *ps, int t, int j, int e)
+{
+    double best = HUGE_VAL, X, Y, X2, Y2;
+    for (int r = tb->r0; r <= tb->r1; r++) {
+        ends(ps, tb->cs[t], tb->mu[t % tb->K], (double)tb->n[t] * tb->b, tb->sf, r, tb->rc_free, e, &X, &Y);
+        ends(ps, tb->cs[t], tb->mu[t % tb->K], (double)tb->n[t] * tb->b, tb->sf, r, tb->rc_free, j, &X2, &Y2);
+        if (X - Y2 < best) best = X - Y2;
+    }
+    return best;
+}
+
+/* The weights of the current bound as d->table (see bounds.h), its cons
+ * the constant of the bound: the stage coefficients, multipliers. */
+static void table_save(pos_ctx *x, double cons)
+{
+    mp_bound_table *tb = x->tb;
+    const mp_bound_data *d = x->d;
+    tb->cons = cons;
+    tb->rc_free = x->rc_free;
+    for (int t = 0; t < x->S; t++) tb->cs[t] = x->coef[t] / d->cl->devices[t % x->K].speed, tb->n[t] = x->n[t];
+    for (int p = 0; p < x->K; p++) tb->mu[p] = x->mu[p];
+    tb->S = x->S;   /* weights saved (the suffixes follow: table_suffixes) */
+}
+
+/* d->table's suffixes: suf[t][j] = min over the stages t = [j, e) that fit
+ * their own memory (stage_allowed at T = inf; the admitted ends of a stage
+ * from j form a window (j, emax(j)] with emax non-increasing as j falls) of
+ * term_t + suf[t+1][e], by sliding minima from the last stage back. A
+ * stage that does not fit makes no plan fit, so the least sums over the
+ * admitted stages bound every fitting plan. */
+static void table_suffixes(pos_ctx *x)
+{
+    mp_bound_table *tb = x->tb;
+    const mp_prefix *ps = &x->d->ps;
+    int S = x->S, L = x->L, *dq = x->dq, admit = x->admit;
+    double *suf = tb->suf, val[L + 1];
+    x->admit = 1;
+    for (int i = 0; i < (S + 1) * (L + 1); i++) suf[i] = HUGE_VAL;
+    suf[(size_t)S * (L + 1) + L] = 0;
+    for (int t = S - 1; t >= 0; t--) {
+        double *cur = suf + (size_t)t * (L + 1);
+        const double *nx = suf + (size_t)(t + 1) * (L + 1);
+        int emax0 = L - (S - 1 - t), jmax = L - (S - t);
+        for (int r = tb->r0; r <= tb->r1; r++) {
+            int head = 0, tail = 0, ep = emax0;   /* dq[head..tail): candidate ends by decreasing e, increasing value */
+            for (int j = jmax; j >= t; j--) {
+                int e = j + 1;   /* e joins the candidates for this j */
+                double X, Y;
+                if (nx[e] < HUGE_VAL) {
+                    ends(ps, tb->cs[t], tb->mu[t % tb->K], (double)tb->n[t] * tb->b, tb->sf, r, tb->rc_free, e, &X, &Y);
+                    val[e] = X + nx[e];
+                    while (tail > head && val[dq[tail - 1]] >= val[e]) tail--;
+                    dq[tail++] = e;
+                }
+                while (ep > j && !stage_allowed(x, t, r, j, ep, HUGE_VAL)) ep--;
+                while (head < tail && dq[head] > ep) head++;
+                if (head == tail) continue;
+                ends(ps, tb->cs[t], tb->mu[t % tb->K], (double)tb->n[t] * tb->b, tb->sf, r, tb->rc_free, j, &X, &Y);
+                if (val[dq[head]] - Y < cur[j]) cur[j] = val[dq[head]] - Y;
+            }
+        }
+    }
+    x->admit = admit;
 }
 
 /* The shortest path: least sum of stage terms over splits and recompute
@@ -261,6 +335,10 @@ static double lagrange(pos_ctx *x, double T, int its, double *w, double *nu, dou
         double sp0 = shortest(x, T);
         if (sp0 == HUGE_VAL) return HUGE_VAL;  /* no admitted split */
         double bound = sp0 + cons;
+        if (T == HUGE_VAL && x->table && bound > *x->table) {   /* over every split: the node bound's weights */
+            *x->table = bound;
+            table_save(x, cons);
+        }
         if (bound > best) best = bound;
         if (best > enough || (d->deadline < HUGE_VAL && mp_now_s() >= d->deadline)) break;
         /* the positions' values and memory at the best split */
@@ -294,6 +372,28 @@ static double lagrange(pos_ctx *x, double T, int its, double *w, double *nu, dou
     return best;
 }
 
+#define TABLE_WORK 4e6     /* (S+1)(L+1) above this: no table */
+
+/* Room in tb for S stages over L layers of K positions; 0 when too large
+ * or out of memory. */
+static int table_alloc(mp_bound_table *tb, int K, int S, int L)
+{
+    size_t cells = (size_t)(S + 1) * (L + 1);
+    if ((double)cells > TABLE_WORK) return 0;
+    if (cells > tb->cap_cells) {
+        free(tb->suf);
+        tb->cap_cells = (tb->suf = malloc(cells * sizeof *tb->suf)) ? cells : 0;
+    }
+    if ((size_t)S + K > tb->cap_S) {
+        free(tb->cs); free(tb->mu); free(tb->n);
+        tb->cs = malloc((size_t)(S + K) * sizeof *tb->cs);
+        tb->mu = malloc((size_t)(S + K) * sizeof *tb->mu);
+        tb->n = malloc((size_t)(S + K) * sizeof *tb->n);
+        tb->cap_S = tb->cs && tb->mu && tb->n ? (size_t)S + K : 0;
+    }
+    return tb->cap_cells >= cells && tb->cap_S >= (size_t)S + K;
+}
+
 /* See bounds.h. */
 double mp_bound_positions(mp_bound_data *d, int K, int b, int v, int m, double quick, double stop)
 {
@@ -304,7 +404,14 @@ double mp_bound_positions(mp_bound_data *d, int K, int b, int v, int m, double q
     double best = quick, R = mp_bound_forced_rc(d, K, b, v);
     if (R == HUGE_VAL) return HUGE_VAL;
     pos_ctx x = { d, K, S, L, b, m, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, ring_lambda(d, K, b),
-                  d->mode == MP_RC_ON ? 2 : 1, 0, 0 };
+                  d->mode == MP_RC_ON ? 2 : 1, 0, 0, NULL, &d->table };
+    double table_best = -HUGE_VAL;
+    d->table.S = 0;
+    if (d->table_want && table_alloc(&d->table, K, S, L)) {
+        x.table = &table_best;
+        d->table.K = K, d->table.b = b, d->table.v = v, d->table.m = m, d->table.L = L, d->table.sf = d->sf;
+        d->table.r0 = d->mode == MP_RC_ON, d->table.r1 = d->mode != MP_RC_OFF;
+    }
     for (int p = 0; p < K; p++)
         if (d->cl->devices[p].speed > x.smax) x.smax = d->cl->devices[p].speed;
     size_t cells = (size_t)(S + 1) * (L + 1);
@@ -329,6 +436,8 @@ double mp_bound_positions(mp_bound_data *d, int K, int b, int v, int m, double q
     w[K] = 1 / (1 + (K - 1) / (2.0 * v * m));
     for (int p = 0; p < K; p++) w[p] = w[K] * p / ((double)K * v * m);
     best = lagrange(&x, HUGE_VAL, ITERS, w, nu, val, mem, R, best, stop);
+    x.table = NULL;
+    if (d->table.S) table_suffixes(&x);
     /* bisection on T (see the top): a T whose admitted splits all weigh more
      * than T is below every plan's time */
     double lo = best, hi = stop < HUGE_VAL ? stop : 2 * best;

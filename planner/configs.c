@@ -121,6 +121,10 @@ mp_status mp_configs_list(const mp_search_opts *o, const mp_cluster *cl, const m
                             c.lb = mp_bound_split(bd, K, b, kind, m, c.lb, HUGE_VAL) * (1 - MP_BOUND_SLACK);
                         if (D > 1 && K == 1)  /* one stage: its list ends after its work, then all-reduces it all */
                             c.lb = (c.lb + mp_allreduce_stage_ms(cl, ps->prof, 0, L - 1, 0, 1, D)) * (1 - MP_BOUND_SLACK);
+                        else if (D > 1) {   /* the positions' work, then their all-reduces */
+                            double ar = mp_bound_allreduce(bd, K, b, m, D) * (1 - MP_BOUND_SLACK);
+                            if (ar > c.lb) c.lb = ar;
+                        }
                         v[cnt++] = c;
                     }
                 }

@@ -24,7 +24,10 @@
  * Optional work caps (node_budget, sim_op_budget) are shared
  * out the same way. The reported lower bound is the least bound of the
  * configurations not fully searched; a configuration whose split search a
- * cap stopped is bounded by the least bound of the subtrees it cut.
+ * cap stopped is bounded by the least bound of the subtrees it cut (each
+ * bounded on its own, planner/split.c). An interleaved configuration's
+ * positions' bound leaves its weights (mp_bound_table) to its split search
+ * as a node bound.
  * MPKIT_SEARCH_DIAG=N in the environment lists on stderr the N least-bound
  * configurations that hold the reported bound down (diagnose). */
 #include "search.h"
@@ -302,6 +305,7 @@ static mp_status visit(search *x, mp_config *cfg, int n, unsigned char *done, mp
         if (pass == 1) sweep(x, cfg, n);
         for (int i = 0; i < n; i++) {
             mp_config *c = &cfg[i];
+            x->sp.lt = NULL;
             if (late(c->kind) != (pass == 1) || (pass == 2 && done[i])) continue;
             double thr = mp_top_worst(&x->top);
             if (c->lb >= thr && pass == 0) break;  /* later passes: bounds raised since, not sorted */
@@ -312,7 +316,11 @@ static mp_status visit(search *x, mp_config *cfg, int n, unsigned char *done, mp
             }
             if (pass == 1 && c->kind == MP_SCHED_INTERLEAVED) {  /* the positions' bound first (planner/bounds_positions.c) */
                 use_config(x, c);
+                x->bd.table_want = 1;   /* its weights bound the split search's nodes too */
                 double lb = mp_bound_positions(&x->bd, c->K, c->b, c->v, c->m, c->lb, thr) * (1 - MP_BOUND_SLACK);
+                x->bd.table_want = 0;
+                const mp_bound_table *tb = &x->bd.table;
+                x->sp.lt = tb->S == c->S && tb->K == c->K && tb->b == c->b && tb->v == c->v && tb->m == c->m ? tb : NULL;
                 if (lb > c->lb) c->lb = lb;
                 if (c->lb >= thr) continue;
             }
@@ -332,6 +340,7 @@ static mp_status visit(search *x, mp_config *cfg, int n, unsigned char *done, mp
             x->stopped |= cut;
         }
     }
+    x->sp.lt = NULL;
     return MP_OK;
 }
 

@@ -29,11 +29,17 @@
  *    (mp_bound_waterfill), the recompute memory forces on a position's
  *    placed chunks, and the parameter state of the layers left against the
  *    memory left on the positions that still get stages
- *    (split_interleaved.c).
+ *    (split_interleaved.c), and the positions' Lagrangian weights of
+ *    planner/bounds_positions.c: T >= cons + sum_t term_t for every fitting
+ *    plan, so the placed stages' terms plus the least terms of the rest
+ *    over the layers left (mp_bound_table) bound every plan below a node.
  * Stages are placed depth first, each stage's last layer narrowed by binary
  * searches on these bounds (they grow with it) and tried from the balanced
  * share of the remaining work outwards; leaves are bounded, then simulated
- * with stage times from prefix sums. */
+ * with stage times from prefix sums. When a cap stops the search, every
+ * child not tried yet (of the node where it stopped and of its ancestors)
+ * is cut with its own bound (its node's, or its leaf's with the mode's
+ * recompute), up to CUT_CHILD_BOUNDS of them; tally->cut_lb is the least. */
 #include "split.h"
 
 #include <math.h>
@@ -44,6 +50,8 @@
 #include "allreduce.h"
 #include "bounds.h"
 #include "clock.h"
+
+#define CUT_CHILD_BOUNDS 1024   /* children bounded on their own after a cap, per configuration search */
 
 static int interleaved(const mp_split *x) { return x->c.kind == MP_SCHED_INTERLEAVED; }
 
@@ -73,9 +81,11 @@ mp_status mp_split_init(mp_split *x, const mp_profile *prof, const mp_cluster *c
     x->il.peak = calloc((size_t)D + 1, sizeof(double));
     x->il.wf = calloc(4 * ((size_t)D + 1), sizeof(double));
     x->il.rcx = calloc((size_t)D + 1, sizeof(double));
+    x->il.arsum = calloc((size_t)D + 1, sizeof(double));
+    x->lsum = calloc((size_t)S + 1, sizeof(double));
     x->sim = mp_sim_new();
     if (mp_prefix_init(&x->ps, prof) != MP_OK || !x->last_stage || !x->hi || !x->rc || !x->il.busy ||
-        !x->il.peak || !x->il.wf || !x->il.rcx || !x->sim)
+        !x->il.peak || !x->il.wf || !x->il.rcx || !x->il.arsum || !x->lsum || !x->sim)
         return MP_ERR_NOMEM;
     for (size_t i = 0; i < sizeof arrs / sizeof *arrs; i++)
         if (!*arrs[i]) return MP_ERR_NOMEM;
@@ -90,6 +100,9 @@ void mp_split_free(mp_split *x)
     free(x->F); free(x->Bn); free(x->B); free(x->R); free(x->act); free(x->grad); free(x->ar);
     free(x->A); free(x->U); free(x->spd_max_suf); free(x->spd_sum_suf);
     free(x->il.held); free(x->il.extra); free(x->il.busy); free(x->il.peak); free(x->il.wf); free(x->il.rcx);
+    free(x->lsum);
+    free(x->il.arsum);
+    free(x->il.room_n); free(x->il.room);
     mp_mem_states_free(&x->il.ms);
     mp_op_lists_free(&x->ops);
     mp_sim_free(x->sim);
@@ -184,14 +197,18 @@ static double leaf_bound(const mp_split *x)
     }
     if (interleaved(x))  /* the paths of planner/bounds.c: from F(p+cK, 0) to the last B of p+c'K */
         for (int p = 0; p < K; p++) {
-            double hF = -HUGE_VAL, hB = -HUGE_VAL, sF = 0, sB = 0;
+            double hF = -HUGE_VAL, hB = -HUGE_VAL, sF = 0, sB = 0, ar = 0;
             for (int s = p; s < S; s += K) {
                 if (x->A[s] - K * sF > hF) hF = x->A[s] - K * sF;
                 if (U[s] - K * sB > hB) hB = U[s] - K * sB;
                 sF += x->F[s];
                 sB += x->B[s];
+                ar += x->ar[s];
             }
             if (hF + busy[p] + hB > lb) lb = hF + busy[p] + hB;
+            /* D > 1: p's list ends no sooner than hF + busy_p (the path up to its
+             * last op), then it all-reduces its stages one after the other */
+            if (hF + busy[p] + ar > lb) lb = hF + busy[p] + ar;
         }
     return lb;
 }
@@ -242,18 +259,37 @@ static double partial_bound(mp_split *x, int s, double maxY, double maxbusy)
         double t = x->A[s + 1] + x->c.m * rw / x->spd_sum_suf[s + 1];
         if (t > lb) lb = t;
     } else if (lb < threshold(x)) {  /* the water level only when the rest does not prune */
-        double t = mp_split_il_level(x, s + 1, rw);
+        double t = mp_split_il_level(x, s + 1, rw), thr = threshold(x);
         if (t > lb) lb = t;
+        if (lb < thr && !mp_split_il_rest_fits(x, s + 1, thr)) lb = thr;   /* nothing below thr */
     }
     return lb;
 }
 
 static mp_status dfs(mp_split *x, int s, double maxY, double maxbusy, double lbN);
 
-/* Places stage s = [lo, hi] and recurses. */
-static mp_status place(mp_split *x, int s, int lo, int hi, double maxY, double maxbusy)
+/* Interleaved with the positions' weights (bounds.h: mp_bound_table):
+ * stage s = [lo, hi] placed after stages 0..s-1, the bound
+ * cons + (their terms) + (the least terms of the stages after over the
+ * layers left), lowered by the rounding of its parts; -HUGE_VAL without. */
+static double table_bound(mp_split *x, int s, int lo, int hi)
+{
+    if (!x->lt || !interleaved(x)) return -HUGE_VAL;
+    x->lsum[s + 1] = x->lsum[s] + mp_bound_table_term(x->lt, &x->ps, s, lo, hi + 1);
+    double suf = mp_bound_table_suffix(x->lt, s + 1, hi + 1);
+    if (suf == HUGE_VAL) return HUGE_VAL;
+    return x->lt->cons + x->lsum[s + 1] + suf - 1e-10 * (fabs(x->lt->cons) + fabs(x->lsum[s + 1]) + fabs(suf));
+}
+
+/* Places stage s = [lo, hi] and recurses; with *only set (not NULL), only
+ * sets *only to a lower bound of every plan below (HUGE_VAL: none fits),
+ * the node's bound or, for the last stage, the leaf's with the mode's
+ * recompute (recompute only lengthens B: with auto, chunks that memory
+ * forces to recompute only raise the leaf's time), and recurses not. */
+static mp_status place(mp_split *x, int s, int lo, int hi, double maxY, double maxbusy, double *only)
 {
     int S = x->c.S, m = x->c.m;
+    if (only) *only = HUGE_VAL;
     x->hi[s] = hi;
     stage_times(x, s, lo, hi);
     if (!interleaved(x)) {
@@ -266,6 +302,18 @@ static mp_status place(mp_split *x, int s, int lo, int hi, double maxY, double m
     }
     x->A[s + 1] = x->A[s] + x->F[s] + x->act[s];
     x->U[s + 1] = x->U[s] + x->B[s] + x->grad[s];
+    double lg = table_bound(x, s, lo, hi);
+    if (lg > x->node_lb) {
+        if (!only && lg >= threshold(x)) return MP_OK;
+        x->node_lb = lg;
+    }
+    if (s == S - 1 && only) {
+        if (interleaved(x))  /* a leaf before may have left its recompute set */
+            for (int t = 0; t < S; t++) mp_split_set_rc(x, t, x->mode == MP_RC_ON);
+        double lb = leaf_bound(x);
+        *only = lb > x->node_lb ? lb : x->node_lb;
+        return MP_OK;
+    }
     if (s == S - 1) return interleaved(x) ? mp_split_il_leaf(x) : mp_split_try_leaf(x);
     double y = stage_y(x, s), busy;
     int go = 1;
@@ -281,7 +329,8 @@ static mp_status place(mp_split *x, int s, int lo, int hi, double maxY, double m
     mp_status st = MP_OK;
     double pb = go ? partial_bound(x, s, maxY, maxbusy) : HUGE_VAL;
     if (pb < x->node_lb) pb = x->node_lb;  /* the parent's bound holds here too */
-    if (go && pb < threshold(x)) st = dfs(x, s + 1, maxY, maxbusy, pb);
+    if (only) *only = pb;
+    else if (go && pb < threshold(x)) st = dfs(x, s + 1, maxY, maxbusy, pb);
     if (interleaved(x)) mp_split_il_leave(x, s, &undo);
     return st;
 }
@@ -338,6 +387,27 @@ static void cut(mp_split *x, double lb)
     if (lb < x->tally->cut_lb) x->tally->cut_lb = lb;
 }
 
+/* A cap stopped the search at the node of stage s (first layer lo, bound
+ * lbN) before its children with last layers [hmin, h1] and [h2, hmax] were
+ * tried: each is cut with its own bound (place with *only), while
+ * CUT_CHILD_BOUNDS of them per configuration search are left, the rest
+ * with lbN. */
+static void cut_children(mp_split *x, int s, int lo, int h1, int hmin, int h2, int hmax, double maxY,
+                         double maxbusy, double lbN)
+{
+    double least = HUGE_VAL;
+    for (int h = hmin; h <= hmax; h++) {
+        if (h > h1 && h < h2) continue;
+        if (x->cut_children_left <= 0) { least = lbN; break; }
+        x->cut_children_left--;
+        double b;
+        x->node_lb = lbN;
+        place(x, s, lo, h, maxY, maxbusy, &b);
+        if (b < least) least = b;
+    }
+    if (least < HUGE_VAL) cut(x, least);
+}
+
 /* Places stages s..S-1 after stage s-1; lbN bounds every plan below. */
 static mp_status dfs(mp_split *x, int s, double maxY, double maxbusy, double lbN)
 {
@@ -347,16 +417,25 @@ static mp_status dfs(mp_split *x, int s, double maxY, double maxbusy, double lbN
     tl->nodes += x->node_weight;
     if (tl->nodes % 4096 < x->node_weight) show_progress(x);
     if (threshold(x) <= x->c.lb) return MP_OK;  /* nothing here beats what we have */
-    if (mp_tally_charge(tl, x->node_weight)) {
+    int capped = mp_tally_charge(tl, x->node_weight);
+    if (capped && x->cut_children_left <= 0) {
         cut(x, lbN);
         return MP_OK;
     }
     x->node_lb = lbN;
-    if (s == S - 1) return place(x, s, lo, L - 1, maxY, maxbusy);
+    if (s == S - 1 && capped) {   /* the cap cuts this node: its one child, bounded on its own */
+        cut_children(x, s, lo, L - 1, L - 1, L, L - 1, maxY, maxbusy, lbN);
+        return MP_OK;
+    }
+    if (s == S - 1) return place(x, s, lo, L - 1, maxY, maxbusy, NULL);
     double thr = threshold(x);
     if (!interleaved(x)) narrow(x, s, lo, thr, &hmin, &hmax);
     else mp_split_il_narrow(x, s, lo, thr, &hmin, &hmax);
     if (hmin > hmax) return MP_OK;
+    if (capped) {   /* the cap cuts this node: its children, each bounded on its own */
+        cut_children(x, s, lo, hmax, hmin, hmax + 1, hmax, maxY, maxbusy, lbN);
+        return MP_OK;
+    }
     /* start near the balanced share of the remaining work, then alternate */
     double share = (mp_split_rem_work(x, lo)) * mp_split_speed(x, s) / x->spd_sum_suf[s];
     double base = x->ps.PF[lo] + x->ps.PB[lo];
@@ -375,16 +454,16 @@ static mp_status dfs(mp_split *x, int s, double maxY, double maxbusy, double lbN
         if (h1 >= hmin) {
             any = 1;
             x->node_lb = lbN;
-            if ((st = place(x, s, lo, h1, maxY, maxbusy)) != MP_OK) return st;
+            if ((st = place(x, s, lo, h1, maxY, maxbusy, NULL)) != MP_OK) return st;
         }
         if (h2 <= hmax) {
             any = 1;
             x->node_lb = lbN;
-            if ((st = place(x, s, lo, h2, maxY, maxbusy)) != MP_OK) return st;
+            if ((st = place(x, s, lo, h2, maxY, maxbusy, NULL)) != MP_OK) return st;
         }
         if (!any) break;
-        if (tl->out_of_budget) {  /* the children not tried yet are cut */
-            if (t - d - 1 >= hmin || t + d + 2 <= hmax) cut(x, lbN);
+        if (tl->out_of_budget) {  /* the children not tried yet are cut, each with its own bound */
+            cut_children(x, s, lo, t - d - 1, hmin, t + d + 2, hmax, maxY, maxbusy, lbN);
             break;
         }
     }
@@ -522,6 +601,8 @@ mp_status mp_split_search(mp_split *x, mp_error *err)
     if (sp != MP_OK) return split_error(err, MP_ERR_NOMEM);
     x->A[0] = x->U[0] = 0;
     x->node_lb = x->c.lb;
+    x->cut_children_left = CUT_CHILD_BOUNDS;
+    x->lsum[0] = 0;
     mp_status st = dfs(x, 0, 0, 0, x->c.lb);
     return st == MP_OK ? MP_OK : split_error(err, st);
 }

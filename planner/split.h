@@ -4,13 +4,15 @@
  * configuration, times its greedy split, sets the caps and runs the search.
  * defines: mp_search_tally, MP_TALLY_TICK, mp_tally_charge, mp_tally_spent, mp_tally_sim_fits, mp_il_state,
  *          mp_split, mp_split_init, mp_split_free, mp_split_config, mp_split_greedy, mp_split_polish,
- *          mp_split_search, mp_split_try_leaf, the mp_split_il_* hooks of the interleaved search,
+ *          mp_split_search, mp_split_try_leaf, the mp_split_il_* hooks of the interleaved search
+ *          (mp_split_il_rest_fits among them),
  *          mp_split_zb_bound, mp_split_zb_search (zero-bubble, planner/split_zb.c) */
 #ifndef MP_SPLIT_H
 #define MP_SPLIT_H
 
 #include <math.h>
 
+#include "bounds.h"
 #include "clock.h"
 #include "cluster.h"
 #include "configs.h"
@@ -80,9 +82,14 @@ typedef struct {
     double *busy;              /* [K] placed busy time (m (F + B) of its chunks, + forced recompute) */
     double *peak;              /* [K] lower bound on the peak of its placed chunks */
     double *rcx;               /* [K] busy time added for the recompute memory forces */
+    double *arsum;             /* [K] all-reduce time of its placed stages (D > 1; after its list ends) */
     double *wf;                /* [3K] water-filling scratch: base, speed, sort space */
     double *held, *extra;      /* [S] per-stage bytes of one device walk */
     mp_mem_states ms;          /* the configuration's in-flight states */
+    int *room_n;               /* [K (v+1) v] (p, d, c): micro-batches of p's chunk c >= d in flight at its row, */
+    double *room;              /* ... and the bytes its stage may hold there, p's chunks < d placed (stage_room) */
+    size_t room_cap;           /* entries allocated */
+    double pmin, hmin;         /* least param bytes of a layer; least held bytes per sample of a stage */
 } mp_il_state;
 
 typedef struct {
@@ -103,6 +110,9 @@ typedef struct {
     double latmin;             /* smallest link latency (ms) among the used links */
     long node_weight;          /* work units per node: 1, more when memory states are many */
     double node_lb;            /* bound of the node whose children are being placed */
+    long cut_children_left;    /* children a cap cut that may still get their own bound */
+    const mp_bound_table *lt;  /* interleaved: the positions' weights of the configuration (NULL: none) */
+    double *lsum;              /* [S+1] lsum[s]: their terms of stages 0..s-1 */
     /* the split: stages 0..s placed */
     int *hi, *rc;              /* [S] last layer, recompute */
     double *F, *Bn, *B, *R;    /* [S] forward, backward without / with recompute, recompute */
@@ -177,7 +187,7 @@ mp_status mp_split_zb_search(mp_split *x, mp_error *err);
 
 /* Undo record of mp_split_il_enter. */
 typedef struct {
-    double add, rcx, peak;
+    double add, rcx, peak, ar;
 } mp_il_undo;
 
 /* Before the branch and bound: the in-flight states, the node weight, and
@@ -205,6 +215,7 @@ static inline void mp_split_il_leave(mp_split *x, int s, const mp_il_undo *u)
 {
     int p = s % x->c.K;
     x->il.busy[p] -= u->add;
+    x->il.arsum[p] -= u->ar;
     x->il.peak[p] = u->peak;
     x->il.rcx[p] = u->rcx;
 }
@@ -212,6 +223,11 @@ static inline void mp_split_il_leave(mp_split *x, int s, const mp_il_undo *u)
 /* Stages 0..s-1 placed and work rw (profile ms) left: the water level of
  * rw over the positions (a lower bound on T). */
 double mp_split_il_level(mp_split *x, int s, double rw);
+
+/* Stages 0..s-1 placed: 0 when no completion can take less than thr by
+ * the relaxation of stage_room (each stage left by itself: its own memory
+ * at its row and its own time on its position); 1 otherwise. */
+int mp_split_il_rest_fits(mp_split *x, int s, double thr);
 
 /* All stages placed: the recompute choices per position (every minimal
  * fitting set when v <= MAXV_EXACT), each tried as a leaf. */

@@ -155,6 +155,80 @@ static double forced_recompute(const mp_split *x, int p, int s)
     return D > 0 ? HUGE_VAL : cost > fmin ? cost : fmin;
 }
 
+/* ---------------------------------------------------------------- each stage left by itself */
+
+/* Entry (p, d, c) of il.room / il.room_n. */
+static size_t room_at(const mp_split *x, int p, int d, int c)
+{
+    int v = x->c.v;
+    return ((size_t)p * (v + 1) + d) * v + c;
+}
+
+/* Position p with its chunks c < d placed (stages p + cK): for each chunk
+ * c >= d not placed, the bytes its stage t = p + cK may hold (its
+ * parameter state and n micro-batches of held bytes) at one row of p's
+ * in-flight states (mem_states.h) at which every unplaced chunk has a
+ * micro-batch in flight (there is one: just before p's first backward, of
+ * chunk v-1, every chunk has forwarded micro-batch 0 and none has run a
+ * backward; a row dominating it has counts as large). At any such row r
+ * the walk's peak is at least
+ *   sf params_p + sum_{placed c'} n_c'(r) held_c' + sum_{unplaced c'} n_c'(r) held_c',
+ * with held_c' at least the least the mode allows (placed) and, for an
+ * unplaced chunk (at least one layer), sf pmin of parameter state and
+ * b hmin per micro-batch in flight; so a fitting completion has
+ *   sf params_t + n_c(r) held_t <= M_p - sf params(placed) - placed part(r)
+ *                                  - sum_{unplaced c' != c} (sf pmin + n_c'(r) b hmin).
+ * The row: the most micro-batches n_c, then the least bytes left. */
+static void stage_room(mp_split *x, int p, int d)
+{
+    int K = x->c.K, v = x->c.v, w = v + 1;
+    const mp_mem_states *ms = &x->il.ms;
+    double params = 0, hm[v], M = mp_split_mem(x, p), other = x->sf * x->il.pmin, hb = x->c.b * x->il.hmin;
+    for (int c = 0; c < d; c++) {
+        int t = p + c * K, tlo = t > 0 ? x->hi[t - 1] + 1 : 0;
+        mp_stage_bytes sb = mp_prefix_bytes(&x->ps, tlo, x->hi[t]);
+        double hs, hr, extra;
+        mp_memory_held(&sb, x->c.b, 0, &hs, &extra);
+        mp_memory_held(&sb, x->c.b, 1, &hr, &extra);
+        params += x->sf * sb.params;
+        hm[c] = x->mode == MP_RC_OFF ? hs : x->mode == MP_RC_ON ? hr : (hs < hr ? hs : hr);
+    }
+    for (int c = d; c < v; c++) {
+        int bn = 0;
+        double room = M - params;
+        for (int r = ms->row_off[p]; r < ms->row_off[p + 1]; r++) {
+            const int *row = ms->rows + (size_t)r * w + 1;
+            double h = 0;
+            int ok = 1;
+            for (int c2 = 0; c2 < v && ok; c2++) {
+                if (c2 < d) h += row[c2] * hm[c2];
+                else if (row[c2] < 1) ok = 0;
+                else if (c2 != c) h += other + row[c2] * hb;
+            }
+            if (ok && (row[c] > bn || (row[c] == bn && M - params - h < room))) bn = row[c], room = M - params - h;
+        }
+        if (bn < 1) bn = 1, room = M - params;   /* (no such row: cannot happen; the weakest) */
+        x->il.room_n[room_at(x, p, d, c)] = bn;
+        x->il.room[room_at(x, p, d, c)] = room + 1e-9 * M;   /* rounding never excludes a fitting stage */
+    }
+}
+
+/* Stage t = layers [j, e) (e > j) by itself at T < thr: it fits its room
+ * without recompute (the mode allowing) and base + m (F + B) / speed < thr,
+ * or with recompute (held >= 0) and base + m (2F + B) / speed < thr. Holds
+ * for [j', e') inside [j, e) whenever for [j, e) (every term grows). */
+static int stage_alone(const mp_split *x, int t, int d, int j, int e, double base, double thr)
+{
+    const mp_prefix *ps = &x->ps;
+    int p = t % x->c.K, c = t / x->c.K;
+    double room = x->il.room[room_at(x, p, d, c)], n = x->il.room_n[room_at(x, p, d, c)];
+    double par = x->sf * (ps->PP[e] - ps->PP[j]), f = ps->PF[e] - ps->PF[j], bw = ps->PB[e] - ps->PB[j];
+    double k = x->c.m / mp_split_speed(x, t);
+    if (x->mode != MP_RC_ON && par + n * x->c.b * (ps->PS[e] - ps->PS[j]) <= room && base + k * (f + bw) < thr)
+        return 1;
+    return x->mode != MP_RC_OFF && par <= room && base + k * (2 * f + bw) < thr;
+}
+
 /* ---------------------------------------------------------------- time */
 
 /* Stages 0..s-1 placed: base_p, a lower bound on A_p + U_p + (placed busy
@@ -166,9 +240,37 @@ static void position_bases(const mp_split *x, int s, double *base, double *spd)
     for (int p = 0; p < K; p++) {
         int ls = x->last_stage[p] < s ? x->last_stage[p] : s;  /* U grows with the stage */
         base[p] = p < s ? x->A[p] + x->U[ls] + x->il.busy[p] : x->A[s] + x->U[s];
+        /* D > 1: p's list ends no sooner than A_p + busy_p, then its all-reduces */
+        if (p < s && x->A[p] + x->il.busy[p] + x->il.arsum[p] > base[p]) base[p] = x->A[p] + x->il.busy[p] + x->il.arsum[p];
         int last = p + (S / K - 1) * K;  /* p's last stage */
         spd[p] = last >= s ? mp_split_speed(x, p) : 0;
     }
+}
+
+/* See split.h. Why: relax every stage t >= s to its own constraints (the
+ * memory of stage_room, T >= base_p + m (its time) / speed_p with base_p of
+ * position_bases: p's final busy time has it) and allow empty stages; each
+ * constraint holds on the layers inside any interval where it holds, so
+ * the greedy that gives each stage in turn the most layers it can take
+ * reaches at least as far after every stage as any split that meets them
+ * (starting no later, the same end is allowed: bounds.c's exchange
+ * argument). When it does not reach the last layer, no completion has
+ * T < thr. */
+int mp_split_il_rest_fits(mp_split *x, int s, double thr)
+{
+    int K = x->c.K, S = x->c.S, L = x->ps.L, j = s > 0 ? x->hi[s - 1] + 1 : 0;
+    if (!(thr < HUGE_VAL) || s >= S) return 1;
+    double *base = x->il.wf, *spd = x->il.wf + K;
+    position_bases(x, s, base, spd);
+    for (int t = s; t < S && j < L; t++) {
+        int p = t % K, d = s > p ? (s - 1 - p) / K + 1 : 0, a = j, b = L;   /* last end that fits: a */
+        while (a < b) {
+            int mid = (a + b + 1) / 2;
+            if (stage_alone(x, t, d, j, mid, base[p], thr)) a = mid; else b = mid - 1;
+        }
+        j = a;
+    }
+    return j >= L;
 }
 
 /* See split.h. Every position p ends no sooner than base_p + m (its share
@@ -206,7 +308,26 @@ mp_status mp_split_il_prepare(mp_split *x)
     double per = (double)x->il.ms.row_off[K] / K * x->c.v, lg = 4;
     for (int l = x->ps.L; l > 1; l /= 2) lg++;
     x->node_weight = 1 + (long)(per * lg / NODE_WORK);
-    for (int p = 0; p < K; p++) x->il.busy[p] = x->il.peak[p] = x->il.rcx[p] = 0;
+    for (int p = 0; p < K; p++) x->il.busy[p] = x->il.peak[p] = x->il.rcx[p] = x->il.arsum[p] = 0;
+    int v = x->c.v, L = x->ps.L;
+    size_t n = (size_t)K * (v + 1) * v;
+    if (n > x->il.room_cap) {
+        free(x->il.room_n);
+        free(x->il.room);
+        x->il.room_n = malloc(n * sizeof *x->il.room_n);
+        x->il.room = malloc(n * sizeof *x->il.room);
+        x->il.room_cap = x->il.room_n && x->il.room ? n : 0;
+        if (!x->il.room_cap) return MP_ERR_NOMEM;
+    }
+    x->il.pmin = x->il.hmin = HUGE_VAL;
+    for (int l = 0; l < L; l++) {
+        double pr = x->ps.PP[l + 1] - x->ps.PP[l], st = x->ps.PS[l + 1] - x->ps.PS[l], in = x->ps.in[l];
+        double h = x->mode == MP_RC_OFF ? st : x->mode == MP_RC_ON ? in : (st < in ? st : in);
+        if (pr < x->il.pmin) x->il.pmin = pr;
+        if (h < x->il.hmin) x->il.hmin = h;
+    }
+    if (x->il.hmin < 0) x->il.hmin = 0;
+    for (int p = 0; p < K; p++) stage_room(x, p, 0);
     return MP_OK;
 }
 
@@ -233,6 +354,13 @@ void mp_split_il_narrow(mp_split *x, int s, int lo, double thr, int *hmin, int *
     double f1 = 1 + (x->mode == MP_RC_ON);
     MP_LAST_TRUE(h, lo, *hmax, a + m * ((PF[hi + 1] - PF[lo]) * f1 + PB[hi + 1] - PB[lo]) / sp < thr);
     *hmax = h;
+    if (x->c.D > 1) {   /* p's list, then its all-reduces (the stage's grows with hi) */
+        double a2 = x->A[p] + x->il.busy[p] + x->il.arsum[p];
+        int K = x->c.K, D = x->c.D;
+        MP_LAST_TRUE(h, lo, *hmax, a2 + m * ((PF[hi + 1] - PF[lo]) * f1 + PB[hi + 1] - PB[lo]) / sp +
+                                       mp_prefix_allreduce_ms(&x->ps, x->cl, p, K, D, lo, hi) < thr);
+        *hmax = h;
+    }
     /* the work left must fit below thr on the positions that still get stages */
     double cap = position_capacity(x, s, thr);
     a2 = lo - 1;
@@ -267,7 +395,11 @@ int mp_split_il_enter(mp_split *x, int s, int hi, double *busy, int *go, mp_il_u
         x->il.rcx[p] = extra;
     }
     x->il.busy[p] += u->add;
+    u->ar = x->ar[s];
+    x->il.arsum[p] += u->ar;
     *busy = x->il.busy[p] + x->A[p] + (x->last_stage[p] <= s ? x->U[x->last_stage[p]] : 0);
+    if (x->il.busy[p] + x->A[p] + x->il.arsum[p] > *busy) *busy = x->il.busy[p] + x->A[p] + x->il.arsum[p];
+    stage_room(x, p, s / K + 1);   /* its unplaced chunks, stages 0..s placed */
     /* memory: this position's peak, then what the rest still needs */
     u->peak = x->il.peak[p];
     x->il.peak[p] = device_peak_lb(x, p, s);

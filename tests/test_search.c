@@ -527,6 +527,168 @@ static void test_interleaved_vs_brute_force(void)
     CU_ASSERT(fit > 20 && rc > 0 && fit_dp > 10);
 }
 
+/* mp_bound_allreduce (the positions' work and all-reduces with D > 1
+ * replicas) never above the best plan of its configuration, brute-forced,
+ * on clusters of repeating device kinds with rings, measured fits or
+ * points (dp_cluster); links slowed now and then so that the all-reduces
+ * weigh. Its own random sequence. */
+static void test_allreduce_bound_vs_brute_force(void)
+{
+    unsigned long long keep = rng;
+    rng = 0x2545F4914F6CDD1DULL;
+    int fails = 0, checked = 0, near = 0;
+    for (int i = 0; i < 120; i++) {
+        mp_profile prof;
+        mp_cluster cl;
+        int L = 2 + irand(5), N = 4 + 2 * irand(2), G = 4 * (1 + irand(3));
+        rand_profile(&prof, L);
+        rand_cluster(&cl, &prof, N, G);
+        mp_search_opts o;
+        mp_search_opts_init(&o, G);
+        dp_cluster(&cl, N, &o);
+        if (i % 2) cl.default_link.bandwidth *= 0.05;
+        for (int k = 0; k < N * N && i % 2; k++) cl.links[k].bandwidth *= 0.05;
+        o.state_factor = 1 + 3 * urand();
+        o.recompute = i % 3 == 0 ? MP_RC_ON : MP_RC_AUTO;
+        mp_bound_data bd;
+        CU_ASSERT_EQUAL_FATAL(mp_bound_data_init(&bd, &prof, &cl, o.recompute, o.state_factor), MP_OK);
+        for (int D = 2; D <= N; D++)
+            for (int K = 1; K * D <= N && K <= L; K++)
+                for (int b = 1; b <= G; b++) {
+                    if (G % (D * b)) continue;
+                    for (int kind = 0; kind <= MP_SCHED_INTERLEAVED; kind++) {
+                        int ring = kind == MP_SCHED_INTERLEAVED, m = G / (D * b);
+                        if (ring && (K < 2 || m % K || 2 * K > L)) continue;
+                        if (!bf_replicas_ok(&cl, K, D, ring)) continue;
+                        bf_ctx x = { &prof, &cl, &o, HUGE_VAL, 0, { 0 } };
+                        x.plan.stages = calloc((size_t)L, sizeof(mp_stage));
+                        for (int v = ring ? 2 : 1; v <= (ring ? L / K : 1) && v <= 3; v++) bf_config(&x, K, b, kind, v, D);
+                        free(x.plan.stages);
+                        free(x.plan.predicted.peak_memory_bytes);
+                        if (x.best == HUGE_VAL) continue;
+                        bd.cl = &cl;
+                        double lb = mp_bound_allreduce(&bd, K, b, m, D);
+                        checked++;
+                        near += lb >= 0.9 * x.best;
+                        if (lb > x.best * (1 + 1e-9) && ++fails <= 5)
+                            fprintf(stderr, "all-reduce bound above optimum: L=%d D=%d K=%d b=%d kind=%d: %.12g > %.12g\n",
+                                    L, D, K, b, kind, lb, x.best);
+                    }
+                }
+        mp_bound_data_free(&bd);
+        mp_profile_free(&prof);
+        mp_cluster_free(&cl);
+    }
+    rng = keep;
+    fprintf(stderr, "  %d all-reduce bounds (%d within 10%%), %d above the optimum\n", checked, near, fails);
+    CU_ASSERT_EQUAL(fails, 0);
+    CU_ASSERT(checked > 100 && near > 10);
+}
+
+/* Interleaved on memory-tight clusters (recompute forced on many chunks,
+ * the split search's memory bounds at work: planner/split_interleaved.c):
+ * the search equals brute force; its own random sequence. */
+static void test_interleaved_tight_vs_brute_force(void)
+{
+    static const int batches[] = { 4, 6, 8, 12 };
+    unsigned long long keep = rng;
+    rng = 0xD1B54A32D192ED03ULL;
+    int fails = 0, fit = 0, rc = 0;
+    for (int i = 0; i < 200; i++) {
+        mp_profile prof;
+        mp_cluster cl;
+        int L = 4 + irand(6), D = 2 + irand(3), G = batches[irand(4)];
+        rand_profile(&prof, L);
+        rand_cluster(&cl, &prof, D, G);
+        for (int d = 0; d < D; d++) {
+            cl.devices[d].memory_bytes *= 0.3 + 0.5 * urand();
+            if (i % 2 == 0) cl.devices[d].speed = 1;
+        }
+        mp_search_opts o;
+        mp_search_opts_init(&o, G);
+        o.schedule = MP_SCHED_INTERLEAVED;
+        o.state_factor = 1 + 3 * urand();
+        o.recompute = i % 4 == 3 ? MP_RC_OFF : MP_RC_AUTO;
+        long ev;
+        double best = brute_force(&prof, &cl, &o, &ev);
+        mp_search_result r;
+        mp_error e;
+        mp_error_clear(&e);
+        mp_status st = mp_search_run(&prof, &cl, &o, &r, &e);
+        int bad = best == HUGE_VAL ? st == MP_OK
+                                   : st != MP_OK || !close_rel(r.plans[0].predicted.iteration_ms, best) || !r.optimal;
+        if (bad && ++fails <= 5)
+            fprintf(stderr, "tight interleaved: L=%d D=%d G=%d rc=%d: brute %.12g, search st=%d %.12g\n", L, D, G,
+                    o.recompute, best, st, st == MP_OK ? r.plans[0].predicted.iteration_ms : 0.0);
+        if (!bad && best < HUGE_VAL) {
+            fit++;
+            for (int t = 0; t < r.plans[0].num_stages; t++)
+                if (r.plans[0].stages[t].recompute) { rc++; break; }
+        }
+        if (st == MP_OK) mp_search_result_free(&r);
+        mp_profile_free(&prof);
+        mp_cluster_free(&cl);
+    }
+    rng = keep;
+    fprintf(stderr, "  tight interleaved: %d fit (%d with recompute), %d mismatches\n", fit, rc, fails);
+    CU_ASSERT_EQUAL(fails, 0);
+    CU_ASSERT(fit > 30 && rc > 10);
+}
+
+/* Split searches that work caps cut (a few nodes per configuration): the
+ * reported lower bound never exceeds the brute-force optimum (the cut
+ * subtrees' bounds, each untried child bounded on its own, and the
+ * interleaved node bounds of planner/split.c); its own random sequence,
+ * so that the tests after it draw what they did before. */
+static void test_cut_bounds_vs_brute_force(void)
+{
+    unsigned long long keep = rng;
+    rng = 0x9E3779B97F4A7C15ULL;
+    int fails = 0, fit = 0, cut = 0, raised = 0;
+    for (int i = 0; i < 300; i++) {
+        mp_profile prof;
+        mp_cluster cl;
+        int L = 4 + irand(6), D = 2 + irand(3), G = 4 * (1 + irand(2));
+        rand_profile(&prof, L);
+        rand_cluster(&cl, &prof, D, G);
+        mp_search_opts o;
+        mp_search_opts_init(&o, G);
+        o.schedule = i % 2 == 0 ? MP_SCHED_INTERLEAVED : irand(2);   /* few configurations: theirs hold the bound */
+        o.microbatch = 1 + irand(G);
+        while (G % o.microbatch) o.microbatch--;
+        if (irand(3) == 0) o.recompute = irand(2) ? MP_RC_OFF : MP_RC_ON;
+        o.state_factor = 1 + 3 * urand();
+        o.time_limit = 0;   /* deterministic caps */
+        o.node_budget = 8 + irand(400);
+        long ev;
+        double best = brute_force(&prof, &cl, &o, &ev);
+        mp_search_result r;
+        mp_error e;
+        mp_error_clear(&e);
+        mp_status st = mp_search_run(&prof, &cl, &o, &r, &e);
+        if (st == MP_OK && best < HUGE_VAL) {
+            fit++;
+            cut += r.stopped;
+            if (r.lower_bound_ms > best * (1 + 1e-9)) {
+                if (++fails <= 5)
+                    fprintf(stderr, "cut bound: L=%d D=%d G=%d sched=%d rc=%d budget=%ld: bound %.12g > optimum %.12g\n",
+                            L, D, G, o.schedule, o.recompute, o.node_budget, r.lower_bound_ms, best);
+            }
+            raised += r.stopped && r.lower_bound_ms >= 0.9 * best;
+        } else if (st == MP_OK && best == HUGE_VAL) {
+            fails++;
+        }
+        if (st == MP_OK) mp_search_result_free(&r);
+        mp_profile_free(&prof);
+        mp_cluster_free(&cl);
+    }
+    rng = keep;
+    fprintf(stderr, "  cut searches: %d fit, %d cut (%d bounds within 10%% of the optimum), %d bounds above it\n", fit, cut,
+            raised, fails);
+    CU_ASSERT_EQUAL(fails, 0);
+    CU_ASSERT(fit > 100 && cut > 50);
+}
+
 /* Replicas of an interleaved pipeline also use the wrap link K-1 -> 0: two
  * replicas of 3 positions on 6 uniform devices, replica 1's wrap link (5 <->
  * 3) slower: gpipe/1f1b replicas are allowed, interleaved ones are not, and
@@ -1209,6 +1371,9 @@ int main(int argc, char **argv)
         MP_TEST(test_data_parallel_vs_brute_force),
         MP_TEST(test_replicas_ring),
         MP_TEST(test_interleaved_vs_brute_force),
+        MP_TEST(test_interleaved_tight_vs_brute_force),
+        MP_TEST(test_allreduce_bound_vs_brute_force),
+        MP_TEST(test_cut_bounds_vs_brute_force),
         MP_TEST(test_zero_bubble_vs_brute_force),
         MP_TEST(test_config_bounds_vs_brute_force),
         MP_TEST(test_interleaved_bounds_vs_brute_force),
