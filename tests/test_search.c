@@ -230,6 +230,7 @@ static double brute_force(const mp_profile *prof, const mp_cluster *cl, const mp
         for (int b = 1; b <= G; b++) {
             if (G % (D * b) || (o->microbatch && o->microbatch != b)) continue;
             for (int K = 1; K * D <= cl->num_devices && K <= L; K++) {
+                if (o->positions && K != o->positions) continue;   /* --positions K: exactly K */
                 if (D > 1 && !bf_replicas_ok(cl, K, D, 0)) continue;
                 for (int kind = 0; kind < MP_SCHED_COUNT; kind++) {   /* replicas of every schedule */
                     if (o->schedule >= 0 && o->schedule != kind) continue;
@@ -314,7 +315,13 @@ static void dp_cluster(mp_cluster *c, int N, mp_search_opts *o)
     o->data_parallel = irand(3) ? 0 : 1 + irand(N);
 }
 
-static void check_instance(int L, int D, int G, int forced, long *total_evals, int *fails)
+static int n_pos, n_pos_mattered;  /* instances with o.positions set; those whose best differs without it */
+
+/* One random instance (L layers, D devices, global batch G): the search
+ * against brute force. forced: 1 recompute/schedule/micro-batch forced now
+ * and then, 2 | forced: data parallelism (dp_cluster). pos > 0: exactly pos
+ * positions (o.positions), the plan checked to have them. */
+static void check_instance(int L, int D, int G, int forced, int pos, long *total_evals, int *fails)
 {
     mp_profile prof;
     mp_cluster cl;
@@ -338,9 +345,16 @@ static void check_instance(int L, int D, int G, int forced, long *total_evals, i
             o.microbatch = b;
         }
     }
+    o.positions = pos;
     long ev = 0;
     double best = brute_force(&prof, &cl, &o, &ev);
     *total_evals += ev;
+    if (pos > 0) {   /* the same instance without the restriction: does it matter here? */
+        o.positions = 0;
+        n_pos_mattered += !close_rel(brute_force(&prof, &cl, &o, &ev), best);
+        o.positions = pos;
+        n_pos++;
+    }
     mp_search_result r;
     mp_error e;
     mp_error_clear(&e);
@@ -358,6 +372,7 @@ static void check_instance(int L, int D, int G, int forced, long *total_evals, i
         n_dp += p->data_parallel > 1;
         n_dp_inter += p->data_parallel > 1 && p->schedule == MP_SCHED_INTERLEAVED;
         if (p->data_parallel != (o.data_parallel ? o.data_parallel : p->data_parallel)) bad = 1;
+        if (pos > 0 && mp_plan_num_positions(p) != pos) bad = 1;
         for (int s = 0; s < p->num_stages; s++)
             if (p->stages[s].recompute) { n_rc++; break; }
         if (!close_rel(p->predicted.iteration_ms, best)) bad = 1;
@@ -373,8 +388,8 @@ static void check_instance(int L, int D, int G, int forced, long *total_evals, i
     if (bad) {
         (*fails)++;
         if (*fails <= 5)
-            fprintf(stderr, "mismatch: L=%d D=%d G=%d rc=%d sched=%d b=%d dp=%d: brute %.12g, search st=%d %.12g (%s)\n",
-                    L, D, G, o.recompute, o.schedule, o.microbatch, o.data_parallel, best, st,
+            fprintf(stderr, "mismatch: L=%d D=%d G=%d rc=%d sched=%d b=%d dp=%d K=%d: brute %.12g, search st=%d %.12g (%s)\n",
+                    L, D, G, o.recompute, o.schedule, o.microbatch, o.data_parallel, pos, best, st,
                     st == MP_OK ? r.plans[0].predicted.iteration_ms : 0.0, e.msg);
     }
     if (st == MP_OK) mp_search_result_free(&r);
@@ -389,7 +404,7 @@ static void test_random_vs_brute_force(void)
     int fails = 0, n = 0;
     for (int i = 0; i < 600; i++, n++) {
         int L = 1 + irand(8), D = 1 + irand(4), G = batches[irand(6)];   /* sequenced draws */
-        check_instance(L, D, G, i % 2, &evals, &fails);
+        check_instance(L, D, G, i % 2, 0, &evals, &fails);
     }
     fprintf(stderr, "  %d random instances (%d fit: %d multi-stage, %d interleaved, %d with recompute), "
             "%ld reference evaluations, %d mismatches\n", n, n_fit, n_multi, n_inter, n_rc, evals, fails);
@@ -472,12 +487,38 @@ static void test_data_parallel_vs_brute_force(void)
     n_dp = 0;
     for (int i = 0; i < 400; i++, n++) {
         int L = 1 + irand(6), D = 2 + irand(3), G = batches[irand(7)];   /* sequenced draws */
-        check_instance(L, D, G, 2 + i % 2, &evals, &fails);
+        check_instance(L, D, G, 2 + i % 2, 0, &evals, &fails);
     }
     fprintf(stderr, "  %d data-parallel instances (%d fit, %d best with D > 1, %d of them interleaved), %ld reference "
             "evaluations, %d mismatches\n", n, n_fit, n_dp, n_dp_inter, evals, fails);
     CU_ASSERT_EQUAL(fails, 0);
     CU_ASSERT(n_dp > 30);
+}
+
+/* --positions K (o.positions): the search equals brute force over the plans
+ * of exactly K positions per replica, one replica or D searched (the
+ * second half), and its plan has K positions; counts the instances whose
+ * optimum without the restriction is another (there the harness's brute
+ * force must honour positions: before, it ignored them). Its own random
+ * sequence. */
+static void test_positions_vs_brute_force(void)
+{
+    static const int batches[] = { 1, 2, 4, 6, 8 };
+    unsigned long long keep = rng;
+    rng = 0x9E3779B97F4A7C15ULL;
+    long evals = 0;
+    int fails = 0;
+    n_pos = n_pos_mattered = 0;
+    for (int i = 0; i < 200; i++) {
+        int L = 2 + irand(6), D = 2 + irand(3), G = batches[irand(5)];   /* sequenced draws */
+        int pos = 1 + irand(D < L ? D : L);
+        check_instance(L, D, G, i < 100 ? i % 2 : 2 + i % 2, pos, &evals, &fails);
+    }
+    rng = keep;
+    fprintf(stderr, "  %d instances with --positions (%d whose optimum without it differs), %d mismatches\n", n_pos,
+            n_pos_mattered, fails);
+    CU_ASSERT_EQUAL(fails, 0);
+    CU_ASSERT(n_pos_mattered > 20);
 }
 
 /* Interleaved only (its split search has its own memory and recompute
@@ -1369,6 +1410,7 @@ int main(int argc, char **argv)
         MP_TEST(test_random_vs_brute_force),
         MP_TEST(test_twelve_layers),
         MP_TEST(test_data_parallel_vs_brute_force),
+        MP_TEST(test_positions_vs_brute_force),
         MP_TEST(test_replicas_ring),
         MP_TEST(test_interleaved_vs_brute_force),
         MP_TEST(test_interleaved_tight_vs_brute_force),
