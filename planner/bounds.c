@@ -9,7 +9,8 @@
  * smax the fastest device and lambda a lower bound on any one transfer
  * (its link's latency plus b * (least out bytes) / bandwidth):
  *
- * quick:  C >= W/smax + 2(S-1) lambda, T >= C, and T >= m W / (sum of speeds)
+ * quick:  C >= W/smax + 2(S-1) lambda, T >= C (1f1b: T >= ceil(m/K) C, stage
+ *   0's round trips, mp_bound_round_trips), and T >= m W / (sum of speeds)
  *   (every position's busy time m sum(F+B) is at most T), with the fill and
  *   drain A_p + U_p of every position added (see mp_bound_quick). For interleaved,
  *   W includes the recompute that memory forces: just before position p's
@@ -51,11 +52,15 @@
  *   c2 = P(lo)/smax + Fw + Bw + (P(L) - P(hi+1))/smax + 2(S-1) lambda + Y_s <= C + Y_s <= T
  *   with Y_s = (m-1)(Fw+Bw) (gpipe), max((m-1)Bw + r Fw, (m-1)Fw + r Bw) (1f1b,
  *   r = max(0, m-1-min(K-s-1, m))), and (m-1) lambda for s < K-1,
+ *   c3 = P(lo)/smax + 2 s lambda + n (Fw + Bw + (P(L) - P(hi+1))/smax + 2(K-1-s) lambda)
+ *                                                <= A_s + U_s + n R_s <= T
+ *   (1f1b, n = ceil(m/(K-s)) round trips R_s from stage s: mp_bound_round_trips),
  * and fits its device (peak without recompute, or with it using the least
  * in-bytes any stage > 0 can have: input bytes for stage 0). Each constraint
  * is non-decreasing in hi and non-increasing in lo: moving a layer from the
  * stage into the prefix adds its work / smax to P(lo)/smax and removes at
- * least its work / speed_s >= work / smax from the stage terms (m >= 1); the
+ * least its work / speed_s >= work / smax from the stage terms (m, n >= 1;
+ * in c3 moving one from the suffix into the stage adds n (w/speed_s - w/smax)); the
  * peaks are prefix sums; forced recompute switches on only as hi grows or lo
  * falls. Relax to splits with possibly empty stages: then the greedy that
  * gives each stage the most layers it can take reaches at least as far as
@@ -224,6 +229,7 @@ double mp_bound_quick(mp_bound_data *d, int K, int b, int kind, int v, int m)
     }
     double lam = min_transfer(d, K, b, kind == MP_SCHED_INTERLEAVED);
     double C = W / smax + 2.0 * (S - 1) * lam, busy = m * W / ssum;
+    C *= mp_bound_round_trips(kind, K, 0, m);   /* 1f1b: stage 0's ceil(m/K) round trips, A_0 = U_0 = 0 */
     /* the fill and drain: T >= A_p + busy_p + U_p on every position p, so
      * T sum(speed) >= m W + sum_p speed_p (A_p + U_p) and sum_p (A_p + U_p)
      * >= sum_{t<K-1} (K-1-t) (work of stage t / smax + 2 lambda); the layers
@@ -319,6 +325,8 @@ static int stage_ok(const split_ctx *x, int s, int lo, int hi, double T)
     double suf = (x->f1 * (d->ps.PF[L] - d->ps.PF[hi + 1]) + d->ps.PB[L] - d->ps.PB[hi + 1]) / x->smax;
     double c1 = pre + 2.0 * s * x->lam + m * (Fw + Bw);
     if (c1 > T) return 0;
+    int n = mp_bound_round_trips(x->kind, K, s, m);   /* 1f1b: n round trips from stage s */
+    if (n > 1 && pre + 2.0 * s * x->lam + n * (Fw + Bw + suf + 2.0 * (K - 1 - s) * x->lam) > T) return 0;
     double C = pre + Fw + Bw + suf + 2.0 * (K - 1) * x->lam, y = mp_bound_stage_tail(x->kind, K, s, m, Fw, Bw);
     if (s < K - 1 && (m - 1) * x->lam > y) y = (m - 1) * x->lam;
     return C + y <= T;

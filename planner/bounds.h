@@ -8,6 +8,7 @@
  * them against brute force).
  * defines: mp_bound_data, mp_bound_data_init, mp_bound_data_set_b, mp_bound_data_free,
  *          mp_bound_quick, mp_bound_allreduce, mp_bound_forced_rc, mp_bound_split, mp_bound_positions, mp_bound_waterfill, mp_bound_stage_tail,
+ *          mp_bound_round_trips,
  *          mp_search_config_bound, mp_bound_table, mp_bound_table_term, mp_bound_table_suffix */
 #ifndef MP_BOUNDS_H
 #define MP_BOUNDS_H
@@ -129,6 +130,17 @@ static inline double mp_bound_stage_tail(int kind, int K, int s, int m, double F
     int w = K - s - 1 < m ? K - s - 1 : m, r = m - 1 - w > 0 ? m - 1 - w : 0;
     double t1 = (m - 1) * B + r * F, t2 = (m - 1) * F + r * B;
     return t1 > t2 ? t1 : t2;
+}
+
+/* 1F1B round trips: on stage s of K, F(n) follows B(n - (K-s)) in its list
+ * (the steady pairs), and B(i) ends no sooner than F(i) starts plus the
+ * round trip R_s of micro-batch i through stages s..K-1 and back, so
+ * T >= A_s + U_s + n R_s = n C - (n-1)(A_s + U_s) with n = ceil(m/(K-s))
+ * (proof in planner/split.c); returns n for 1f1b, 1 for any other kind
+ * (T >= C). */
+static inline int mp_bound_round_trips(int kind, int K, int s, int m)
+{
+    return kind == MP_SCHED_1F1B ? (m + K - s - 1) / (K - s) : 1;
 }
 
 /* For tests: the best of mp_bound_quick and mp_bound_split for one

@@ -19,6 +19,10 @@
  *      T >= C + (m-1) B_s + max(0, m-1-w) F_s         (1f1b: from B0 on stage s)
  *      T >= C + (m-1) F_s + max(0, m-1-w) B_s         (1f1b: up to F(m-1) on stage s)
  *      T >= C + (m-1) max(act_s, grad_s)              (each link sends m transfers)
+ *      T >= A_s + U_s + n R_s,  n = ceil(m/(K-s))     (1f1b round trips: R_s = C - A_s - U_s,
+ *                                                      stage s's F(i + K-s) follows its B(i) in
+ *                                                      the list, B(i) ends >= F(i)'s start + R_s,
+ *                                                      so F(m-1) starts >= A_s + (n-1) R_s)
  *      T >= A_p + busy_p + U_p                        (interleaved position p)
  *      T >= A_{p+cK} + busy_p - K sum_{d<c} F_{p+dK} - K sum_{d<c'} B_{p+dK} + U_{p+c'K}
  *                                                     (interleaved: planner/bounds.c, at the leaves)
@@ -188,6 +192,8 @@ static double leaf_bound(const mp_split *x)
         double y = stage_y(x, s);
         busy[s % K] += m * (x->F[s] + x->B[s]);
         if (C + y > lb) lb = C + y;
+        double n = mp_bound_round_trips(x->c.kind, K, s, m), t = n * C - (n - 1) * (x->A[s] + U[s]);
+        if (t > lb) lb = t;   /* 1f1b: stage s's round trips */
     }
     for (int p = 0; p < K; p++) {
         double t = x->A[p] + busy[p] + U[x->last_stage[p]];
@@ -255,6 +261,11 @@ static double partial_bound(mp_split *x, int s, double maxY, double maxbusy)
     double C = x->A[s + 1] + x->U[s + 1] + rw / x->spd_max_suf[s + 1] + 2.0 * (S - 2 - s) * x->latmin;
     double lb = C + maxY;
     if (maxbusy > lb) lb = maxbusy;
+    if (x->c.kind == MP_SCHED_1F1B)   /* the round trips of stages 0..s+1 (A, U known), C at least as above */
+        for (int j = 0; j <= s + 1; j++) {
+            double n = mp_bound_round_trips(x->c.kind, x->c.K, j, x->c.m), t = n * C - (n - 1) * (x->A[j] + x->U[j]);
+            if (t > lb) lb = t;
+        }
     if (!interleaved(x)) {
         double t = x->A[s + 1] + x->c.m * rw / x->spd_sum_suf[s + 1];
         if (t > lb) lb = t;

@@ -813,6 +813,79 @@ static void test_config_bounds_vs_brute_force(void)
     CU_ASSERT(checked > 500 && huge > 0 && tight > 0);
 }
 
+/* 1F1B round trips (mp_bound_round_trips: T >= A_s + U_s + ceil(m/(K-s)) R_s)
+ * on instances where the transfers weigh as much as the layers and m is a
+ * few times K: the configuration bound never above the brute-force optimum
+ * of the configuration, within 15% of it on many (the round trips are what
+ * holds 1F1B there; without them few are), and the search forced to the
+ * configuration equals brute force (its node and leaf bounds). Its own
+ * random sequence. */
+static void test_1f1b_round_trips_vs_brute_force(void)
+{
+    unsigned long long keep = rng;
+    rng = 0x853C49E6748FEA9BULL;
+    int fails = 0, checked = 0, near = 0;
+    double sumr = 0;
+    for (int i = 0; i < 120; i++) {
+        mp_profile prof;
+        mp_cluster cl;
+        int K = 3 + irand(3), L = K + irand(2), m = K * (2 + irand(3));
+        rand_profile(&prof, L);
+        double beta = 0.2 + urand(), out = prof.layers[0].out_bytes_per_sample;
+        for (int l = 0; l < L && i % 2; l++) {   /* half: layers alike (round trips hold 1F1B most there) */
+            mp_time_fn *f[2] = { &prof.layers[l].fwd, &prof.layers[l].bwd };
+            for (int k = 0; k < 2; k++) {
+                free(f[k]->batch);
+                free(f[k]->ms);
+                memset(f[k], 0, sizeof *f[k]);
+                f[k]->kind = MP_TIME_LINEAR;
+                f[k]->beta = beta * (1 + k);
+            }
+            prof.layers[l].out_bytes_per_sample = out;
+        }
+        rand_cluster(&cl, &prof, K, m);
+        for (int d = 0; d < K; d++) {
+            cl.devices[d].speed = 1;
+            cl.devices[d].memory_bytes = 1e15;
+        }
+        double bw = out / (1e-3 * beta * (1 + 3 * urand())), lat = 1e-4 * urand();   /* a transfer ~ a forward */
+        for (int k = 0; k < K * K; k++) {
+            cl.links[k].bandwidth = bw;
+            cl.links[k].latency_s = lat;
+        }
+        mp_search_opts o;
+        mp_search_opts_init(&o, m);
+        o.microbatch = 1;
+        o.schedule = MP_SCHED_1F1B;
+        o.positions = K;
+        o.file_order = 1;
+        double lb, best = brute_force_config(&prof, &cl, &o, K, 1, MP_SCHED_1F1B, 1);
+        mp_error e;
+        mp_error_clear(&e);
+        CU_ASSERT_EQUAL_FATAL(mp_search_config_bound(&prof, &cl, &o, K, 1, MP_SCHED_1F1B, 1, &lb, &e), MP_OK);
+        mp_search_result r;
+        mp_status st = mp_search_run(&prof, &cl, &o, &r, &e);
+        checked++;
+        near += lb >= 0.85 * best;
+        sumr += lb / best;
+        int bad = lb > best * (1 + 1e-9) || st != MP_OK;
+        if (st == MP_OK) {
+            bad |= !close_rel(r.plans[0].predicted.iteration_ms, best) || !r.optimal;
+            mp_search_result_free(&r);
+        }
+        if (bad && ++fails <= 5)
+            fprintf(stderr, "1f1b round trips: L=%d K=%d m=%d: bound %.12g, brute %.12g, search st=%d\n", L, K, m, lb,
+                    best, st);
+        mp_profile_free(&prof);
+        mp_cluster_free(&cl);
+    }
+    rng = keep;
+    fprintf(stderr, "  %d 1f1b configurations (%d bounds within 15%% of the optimum, mean bound / optimum %.3f), %d failures\n",
+            checked, near, sumr / checked, fails);
+    CU_ASSERT_EQUAL(fails, 0);
+    CU_ASSERT(near > checked / 3);
+}
+
 /* The interleaved configuration bound (mp_bound_positions: the positions'
  * Lagrangian over the splits whose stages fit their own memory, then the
  * bisection on T over the splits whose stages also meet their per-stage time
@@ -1418,6 +1491,7 @@ int main(int argc, char **argv)
         MP_TEST(test_cut_bounds_vs_brute_force),
         MP_TEST(test_zero_bubble_vs_brute_force),
         MP_TEST(test_config_bounds_vs_brute_force),
+        MP_TEST(test_1f1b_round_trips_vs_brute_force),
         MP_TEST(test_interleaved_bounds_vs_brute_force),
         MP_TEST(test_mixed_clusters_vs_permutations),
         MP_TEST(test_exhaustive_fixtures),
