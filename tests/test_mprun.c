@@ -75,10 +75,16 @@ static void test_loss_falls_and_report(void)
     CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "weights_sha256")), sum);
     CU_ASSERT(json_number_value(json_object_get(j, "iteration_ms")) > 0);
     CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "stages")), 2);
-    /* the other processes' share of the CPUs while it ran, for the pictures */
-    double busy = json_number_value(json_object_get(j, "others_pct"));
-    CU_ASSERT(json_is_number(json_object_get(j, "others_pct")) && busy >= 0 && busy <= 100);
-    CU_ASSERT_PTR_NOT_NULL(strstr(out, "# machine: other processes took "));
+    /* the other processes' share of the CPUs while it ran, for the pictures:
+     * unknown (no field, no line) only when the run was too short for the
+     * kernel's CPU counters (ticks of 10 ms) to register it */
+    const json_t *others = json_object_get(j, "others_pct");
+    double busy = json_number_value(others), run_ms = 30 * json_number_value(json_object_get(j, "step_ms"));
+    if (others || run_ms > 200) {
+        CU_ASSERT(json_is_number(others) && busy >= 0 && busy <= 100);
+        CU_ASSERT_PTR_NOT_NULL(strstr(out, "# machine: other processes took "));
+    } else
+        CU_ASSERT_PTR_NULL(strstr(out, "# machine: other processes took "));
     json_decref(j);
     j = json_load_file(tr, 0, &je);
     CU_ASSERT_PTR_NOT_NULL(j);
