@@ -413,6 +413,7 @@ mp_status mp_search_config_bound(const mp_profile *prof, const mp_cluster *cl, c
     double q = mp_bound_quick(&d, K, b, kind, kind == MP_SCHED_INTERLEAVED ? v : 1, m);
     *lb = kind == MP_SCHED_INTERLEAVED ? mp_bound_positions(&d, K, b, v, m, q, HUGE_VAL)
                                        : mp_bound_split(&d, K, b, kind, m, q, HUGE_VAL);
+    if (kind == MP_SCHED_INTERLEAVED) *lb = mp_bound_paths(&d, K, b, v, m, *lb, HUGE_VAL);
     mp_bound_data_free(&d);
     return MP_OK;
 }

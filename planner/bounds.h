@@ -8,7 +8,7 @@
  * them against brute force).
  * defines: mp_bound_data, mp_bound_data_init, mp_bound_data_set_b, mp_bound_data_free,
  *          mp_bound_quick, mp_bound_allreduce, mp_bound_forced_rc, mp_bound_split, mp_bound_positions, mp_bound_waterfill, mp_bound_stage_tail,
- *          mp_bound_round_trips,
+ *          mp_bound_round_trips, mp_bound_paths,
  *          mp_search_config_bound, mp_bound_table, mp_bound_table_term, mp_bound_table_suffix */
 #ifndef MP_BOUNDS_H
 #define MP_BOUNDS_H
@@ -99,6 +99,26 @@ double mp_bound_forced_rc(mp_bound_data *d, int K, int b, int v);
  * Sets d's micro-batch to b. */
 double mp_bound_positions(mp_bound_data *d, int K, int b, int v, int m, double quick, double stop);
 
+/* Stronger bound for interleaved configuration (K, b, v) with m micro-
+ * batches (planner/bounds_paths.c): the least weighted length of a mixture
+ * of the paths of its split-independent graph over the splits whose stages
+ * fit their own memory, the mixture found by the double oracle; never below
+ * lb, returns at once (>= stop) when it reaches stop, lb when too large or
+ * past d->deadline, HUGE_VAL when no split fits. Sets d's micro-batch to b. */
+double mp_bound_paths(mp_bound_data *d, int K, int b, int v, int m, double lb, double stop);
+
+#define MP_PATHS_MAX_STAGES 64   /* mp_bound_paths computes nothing for more stages, */
+#define MP_PATHS_MAX_CELLS 16384 /* stages times layers, */
+#define MP_PATHS_MAX_OPS 1e6     /* or ops */
+
+/* 1 when mp_bound_paths computes a bound for S stages of L layers, m
+ * micro-batches (within the limits above: each of its rounds is then a
+ * few milliseconds at most). */
+static inline int mp_bound_paths_applies(int S, int L, int m)
+{
+    return S <= MP_PATHS_MAX_STAGES && S <= L && (double)S * L <= MP_PATHS_MAX_CELLS && 2.0 * m * S <= MP_PATHS_MAX_OPS;
+}
+
 /* Stage t = layers [j, e) of the table's configuration: its least term
  * over its recompute choices (ps at the table's b). */
 double mp_bound_table_term(const mp_bound_table *tb, const mp_prefix *ps, int t, int j, int e);
@@ -143,8 +163,9 @@ static inline int mp_bound_round_trips(int kind, int K, int s, int m)
     return kind == MP_SCHED_1F1B ? (m + K - s - 1) / (K - s) : 1;
 }
 
-/* For tests: the best of mp_bound_quick and mp_bound_split for one
- * configuration under options o (o->recompute, o->state_factor, o->global_batch). */
+/* For tests: the best of mp_bound_quick and mp_bound_split (interleaved:
+ * mp_bound_positions, then mp_bound_paths) for one configuration under
+ * options o (o->recompute, o->state_factor, o->global_batch). */
 mp_status mp_search_config_bound(const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o,
                                  int K, int b, int kind, int v, double *lb, mp_error *err);
 

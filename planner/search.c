@@ -13,7 +13,10 @@
  * just before its visit, an interleaved one by the positions' Lagrangian
  * bound (mp_bound_positions, over the splits whose stages fit their own
  * memory, then bisected on T over stages that meet their own time bound: a
- * sweep over those below the incumbent before the interleaved pass); gpipe/1f1b configurations a cap cut are searched
+ * sweep over those below the incumbent before the interleaved pass), then
+ * by the critical paths' bound (mp_bound_paths, once per configuration, in
+ * its visit or, least bound first, when the bounds of what was left are
+ * sharpened); gpipe/1f1b configurations a cap cut are searched
  * again when the interleaved pass leaves time. Time: gpipe/1f1b may use half of the time limit
  * (all of it when there are no interleaved configurations), one
  * configuration at most an eighth (set_caps); the search ends early enough
@@ -69,7 +72,7 @@ typedef struct {
     double unproven;           /* least bound of what was not fully explored */
     double t0, t_end;          /* start; end by the time limit (HUGE_VAL: none) */
     int stopped;               /* 1: a cap stopped some configuration's search */
-    unsigned char *seen;       /* [configs] for the diagnostic: 1 greedy timed, 2 split search run */
+    unsigned char *seen;       /* [configs] for the diagnostic: 1 greedy timed, 2 split search run; 4 paths' bound, 8 positions' bound done */
     const mp_config *cfg0;     /* the configurations (seen's index) */
 } search;
 
@@ -280,6 +283,16 @@ static void sweep(search *x, mp_config *cfg, int n)
     x->bd.no_bisect = 0;
 }
 
+/* Interleaved c's critical-paths bound (planner/bounds_paths.c), once per
+ * configuration (c->lb when done before); stops at stop. */
+static double paths_bound(search *x, mp_config *c, double stop)
+{
+    unsigned char *seen = x->seen ? &x->seen[c - x->cfg0] : NULL;
+    if (seen && (*seen & 4)) return c->lb;
+    if (seen) *seen |= 4;
+    return mp_bound_paths(&x->bd, c->K, c->b, c->v, c->m, c->lb, stop) * (1 - MP_BOUND_SLACK);
+}
+
 /* The passes over cfg[0..n) (sorted by bound): gpipe/1f1b, interleaved,
  * then gpipe/1f1b again for those a cap cut while time is left; done[i]
  * set for the configurations searched in full or proven not to fit. */
@@ -319,8 +332,12 @@ static mp_status visit(search *x, mp_config *cfg, int n, unsigned char *done, mp
                 x->bd.table_want = 1;   /* its weights bound the split search's nodes too */
                 double lb = mp_bound_positions(&x->bd, c->K, c->b, c->v, c->m, c->lb, thr) * (1 - MP_BOUND_SLACK);
                 x->bd.table_want = 0;
+                x->seen[c - x->cfg0] |= 8;
                 const mp_bound_table *tb = &x->bd.table;
                 x->sp.lt = tb->S == c->S && tb->K == c->K && tb->b == c->b && tb->v == c->v && tb->m == c->m ? tb : NULL;
+                if (lb > c->lb) c->lb = lb;
+                if (c->lb >= thr) continue;
+                lb = paths_bound(x, c, thr);   /* then the critical paths' */
                 if (lb > c->lb) c->lb = lb;
                 if (c->lb >= thr) continue;
             }
@@ -364,25 +381,49 @@ static mp_status polish(search *x, mp_error *err)
 }
 
 /* What the search did not rule out: the least bound of the configurations
- * not fully searched, gpipe/1f1b bounds refined where it matters. */
+ * not fully searched, their bounds refined where it matters (the least
+ * first, until search_end): gpipe/1f1b by the split relaxation,
+ * interleaved by the positions' bound and then the critical paths'. */
+static const mp_config *by_lb_base;
+
+static int cmp_by_lb(const void *a, const void *b)
+{
+    double x = by_lb_base[*(const int *)a].lb, y = by_lb_base[*(const int *)b].lb;
+    return x < y ? -1 : x > y ? 1 : *(const int *)a - *(const int *)b;
+}
+
 static void unproven_bound(search *x, mp_config *cfg, int n, const unsigned char *done)
 {
     if (x->top.n == 0) return;
-    double best = x->top.e[0].t;
-    for (int i = 0; i < n; i++) {
+    double best = x->top.e[0].t, keep = x->bd.deadline;
+    int *idx = malloc((size_t)(n > 0 ? n : 1) * sizeof *idx);
+    for (int k = 0; idx && k < n; k++) idx[k] = k;
+    if (idx) {   /* out of memory: in list order */
+        by_lb_base = cfg;
+        qsort(idx, (size_t)n, sizeof *idx, cmp_by_lb);
+    }
+    x->bd.deadline = search_end(x);
+    for (int k = 0; k < n; k++) {
+        int i = idx ? idx[k] : k;
         mp_config *c = &cfg[i];
-        if (done[i] || c->lb >= best || c->lb >= x->unproven) continue;
+        if (done[i] || c->lb >= best) continue;
         if (!mp_schedule_is_zb((mp_schedule_kind)c->kind) && mp_now_s() < search_end(x)) {
             use_config(x, c);
-            double stop = x->unproven < best ? x->unproven : best, lb;
-            if (c->kind == MP_SCHED_INTERLEAVED)
-                lb = mp_bound_positions(&x->bd, c->K, c->b, c->v, c->m, c->lb, stop) * (1 - MP_BOUND_SLACK);
-            else
-                lb = mp_bound_split(&x->bd, c->K, c->b, c->kind, c->m, c->lb, stop) * (1 - MP_BOUND_SLACK);
+            double lb;
+            if (c->kind == MP_SCHED_INTERLEAVED) {
+                lb = x->seen[i] & 8 ? c->lb
+                                    : mp_bound_positions(&x->bd, c->K, c->b, c->v, c->m, c->lb, best) * (1 - MP_BOUND_SLACK);
+                if (lb > c->lb) c->lb = lb;
+                lb = paths_bound(x, c, best);
+            } else {
+                lb = mp_bound_split(&x->bd, c->K, c->b, c->kind, c->m, c->lb, best) * (1 - MP_BOUND_SLACK);
+            }
             if (lb > c->lb) c->lb = lb;
         }
         if (c->lb < x->unproven) x->unproven = c->lb;
     }
+    x->bd.deadline = keep;
+    free(idx);
 }
 
 /* MPKIT_SEARCH_DIAG set: the configurations that hold the reported lower

@@ -16,6 +16,7 @@
 #include "profile.h"
 #include "bounds.h"
 #include "configs.h"
+#include "matrix_game.h"
 #include "mem_states.h"
 #include "placement.h"
 #include "memory.h"
@@ -940,6 +941,97 @@ static void test_interleaved_bounds_vs_brute_force(void)
     CU_ASSERT(checked > 100 && huge > 0 && near > 0);
 }
 
+/* The matrix game of the paths' bound (planner/matrix_game.h): a known
+ * value, then random positive games whose mixtures are checked optimal
+ * (every column costs the row mixture >= v, every row earns <= v against
+ * the column mixture, both sum to 1). */
+static void test_matrix_game(void)
+{
+    double A0[4] = { 3, 1, 1, 3 }, x[40], y[40], A[40 * 40];
+    CU_ASSERT_DOUBLE_EQUAL(mp_matrix_game(A0, 2, 2, x, y), 2, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(x[0], 0.5, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(y[1], 0.5, 1e-12);
+    int bad = 0;
+    for (int k = 0; k < 200; k++) {
+        int r = 1 + irand(40), c = 1 + irand(40);
+        for (int i = 0; i < r * c; i++) A[i] = 0.1 + urand() * (k % 3 ? 1 : 1000);
+        double v = mp_matrix_game(A, r, c, x, y), sx = 0, sy = 0, tol = 1e-9 * (k % 3 ? 1 : 1000);
+        if (isnan(v)) { bad++; continue; }
+        for (int i = 0; i < r; i++) sx += x[i], bad += x[i] < 0;
+        for (int j = 0; j < c; j++) sy += y[j], bad += y[j] < 0;
+        bad += fabs(sx - 1) > 1e-9 || fabs(sy - 1) > 1e-9;
+        for (int j = 0; j < c; j++) {
+            double col = 0;
+            for (int i = 0; i < r; i++) col += x[i] * A[i * c + j];
+            bad += col < v - tol;
+        }
+        for (int i = 0; i < r; i++) {
+            double row = 0;
+            for (int j = 0; j < c; j++) row += A[i * c + j] * y[j];
+            bad += row > v + tol;
+        }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
+/* The critical paths' bound (mp_bound_paths: a mixture of paths of the
+ * split-independent graph from the double oracle, over the splits whose
+ * stages fit alone, memory multiplied in) against brute force: never above
+ * a configuration's optimum, on roomy and on tight instances with per-pair
+ * links; often within 2% of it where memory is roomy (a bound 2% too high
+ * would fail those), and above the positions' bound on many. */
+static void test_paths_bound_vs_brute_force(void)
+{
+    static const int batches[] = { 4, 6, 8, 12 };
+    int fails = 0, checked = 0, near = 0, raised = 0, roomy = 0;
+    for (int i = 0; i < 80; i++) {
+        mp_profile prof;
+        mp_cluster cl;
+        int L = 4 + irand(6), D = 2 + irand(2), G = batches[irand(4)], tight = i % 3 == 2;
+        rand_profile(&prof, L);
+        rand_cluster(&cl, &prof, D, G);
+        for (int d = 0; d < D; d++) {
+            if (!tight) cl.devices[d].memory_bytes *= 20;
+            else cl.devices[d].memory_bytes *= 0.4 + 0.6 * urand();
+            if (i % 2 == 0) cl.devices[d].speed = 1;
+        }
+        mp_search_opts o;
+        mp_search_opts_init(&o, G);
+        o.state_factor = 1 + 3 * urand();
+        o.recompute = i % 5 == 4 ? MP_RC_OFF : i % 7 == 6 ? MP_RC_ON : MP_RC_AUTO;
+        mp_bound_data d;
+        CU_ASSERT_EQUAL_FATAL(mp_bound_data_init(&d, &prof, &cl, o.recompute, o.state_factor), MP_OK);
+        for (int b = 1; b <= G; b++) {
+            if (G % b) continue;
+            for (int K = 2; K <= D && 2 * K <= L; K++) {
+                int m = G / b;
+                if (m % K) continue;
+                for (int v = 2; K * v <= L && v <= 3; v++) {
+                    double best = brute_force_config(&prof, &cl, &o, K, b, MP_SCHED_INTERLEAVED, v);
+                    double q = mp_bound_quick(&d, K, b, MP_SCHED_INTERLEAVED, v, m);
+                    double pos = mp_bound_positions(&d, K, b, v, m, q, HUGE_VAL);
+                    double lb = mp_bound_paths(&d, K, b, v, m, 0, HUGE_VAL);
+                    if (best == HUGE_VAL && lb == HUGE_VAL) continue;   /* no plan fits, and it knows */
+                    checked++;
+                    roomy += !tight && best < HUGE_VAL;
+                    near += !tight && best < HUGE_VAL && lb >= best * 0.98;
+                    raised += lb > pos * (1 + 1e-9) && lb < HUGE_VAL;
+                    if (lb > best * (1 + 1e-9) && ++fails <= 5)
+                        fprintf(stderr, "paths bound above optimum: L=%d K=%d b=%d v=%d rc=%d tight=%d: %.12g > %.12g\n",
+                                L, K, b, v, o.recompute, tight, lb, best);
+                }
+            }
+        }
+        mp_bound_data_free(&d);
+        mp_profile_free(&prof);
+        mp_cluster_free(&cl);
+    }
+    fprintf(stderr, "  %d paths bounds, %d of %d roomy ones within 2%%, %d above the positions' bound, %d above the "
+            "optimum\n", checked, near, roomy, raised, fails);
+    CU_ASSERT_EQUAL(fails, 0);
+    CU_ASSERT(checked > 100 && near > roomy / 4 && raised > checked / 10);
+}
+
 /* Mixed clusters: two device kinds in random file order, links by kind
  * pair. The classes are the kinds; the search lists one order per
  * sequence of kinds (fewer than all orders) and still equals brute force
@@ -1493,6 +1585,8 @@ int main(int argc, char **argv)
         MP_TEST(test_config_bounds_vs_brute_force),
         MP_TEST(test_1f1b_round_trips_vs_brute_force),
         MP_TEST(test_interleaved_bounds_vs_brute_force),
+        MP_TEST(test_matrix_game),
+        MP_TEST(test_paths_bound_vs_brute_force),
         MP_TEST(test_mixed_clusters_vs_permutations),
         MP_TEST(test_exhaustive_fixtures),
         MP_TEST(test_waterfill),
