@@ -380,31 +380,31 @@ static mp_status polish(search *x, mp_error *err)
     return MP_OK;
 }
 
+/* Configuration indices by bound, for unproven_bound. */
+typedef struct { double lb; int i; } lb_index;
+
+static int cmp_lb_index(const void *a, const void *b)
+{
+    const lb_index *x = a, *y = b;
+    return x->lb < y->lb ? -1 : x->lb > y->lb ? 1 : x->i - y->i;
+}
+
 /* What the search did not rule out: the least bound of the configurations
  * not fully searched, their bounds refined where it matters (the least
  * first, until search_end): gpipe/1f1b by the split relaxation,
  * interleaved by the positions' bound and then the critical paths'. */
-static const mp_config *by_lb_base;
-
-static int cmp_by_lb(const void *a, const void *b)
-{
-    double x = by_lb_base[*(const int *)a].lb, y = by_lb_base[*(const int *)b].lb;
-    return x < y ? -1 : x > y ? 1 : *(const int *)a - *(const int *)b;
-}
-
 static void unproven_bound(search *x, mp_config *cfg, int n, const unsigned char *done)
 {
     if (x->top.n == 0) return;
     double best = x->top.e[0].t, keep = x->bd.deadline;
-    int *idx = malloc((size_t)(n > 0 ? n : 1) * sizeof *idx);
-    for (int k = 0; idx && k < n; k++) idx[k] = k;
+    lb_index *idx = malloc((size_t)(n > 0 ? n : 1) * sizeof *idx);
     if (idx) {   /* out of memory: in list order */
-        by_lb_base = cfg;
-        qsort(idx, (size_t)n, sizeof *idx, cmp_by_lb);
+        for (int k = 0; k < n; k++) idx[k].lb = cfg[k].lb, idx[k].i = k;
+        qsort(idx, (size_t)n, sizeof *idx, cmp_lb_index);
     }
     x->bd.deadline = search_end(x);
     for (int k = 0; k < n; k++) {
-        int i = idx ? idx[k] : k;
+        int i = idx ? idx[k].i : k;
         mp_config *c = &cfg[i];
         if (done[i] || c->lb >= best) continue;
         if (!mp_schedule_is_zb((mp_schedule_kind)c->kind) && mp_now_s() < search_end(x)) {

@@ -887,6 +887,23 @@ static void test_1f1b_round_trips_vs_brute_force(void)
     CU_ASSERT(near > checked / 3);
 }
 
+/* The interleaved configurations (b, K, v) of L layers on D devices at
+ * global batch G with v <= 3, in the tests' order, into c (room for
+ * MAX_IL); returns their number. */
+enum { MAX_IL = 256 };
+static int interleaved_configs(int L, int D, int G, int c[][3])
+{
+    int n = 0;
+    for (int b = 1; b <= G; b++) {
+        if (G % b) continue;
+        for (int K = 2; K <= D && 2 * K <= L; K++) {
+            if ((G / b) % K) continue;
+            for (int v = 2; K * v <= L && v <= 3 && n < MAX_IL; v++) c[n][0] = b, c[n][1] = K, c[n][2] = v, n++;
+        }
+    }
+    return n;
+}
+
 /* The interleaved configuration bound (mp_bound_positions: the positions'
  * Lagrangian over the splits whose stages fit their own memory, then the
  * bisection on T over the splits whose stages also meet their per-stage time
@@ -911,26 +928,22 @@ static void test_interleaved_bounds_vs_brute_force(void)
         mp_search_opts_init(&o, G);
         o.state_factor = 1 + 3 * urand();
         o.recompute = i % 4 == 3 ? MP_RC_OFF : MP_RC_AUTO;
-        for (int b = 1; b <= G; b++) {
-            if (G % b) continue;
-            for (int K = 2; K <= D && 2 * K <= L; K++) {
-                if ((G / b) % K) continue;
-                for (int v = 2; K * v <= L && v <= 3; v++) {
-                    double lb, best = brute_force_config(&prof, &cl, &o, K, b, MP_SCHED_INTERLEAVED, v);
-                    mp_error e;
-                    if (mp_search_config_bound(&prof, &cl, &o, K, b, MP_SCHED_INTERLEAVED, v, &lb, &e) != MP_OK) {
-                        fails++;
-                        continue;
-                    }
-                    checked++;
-                    infeasible += best == HUGE_VAL;
-                    huge += lb == HUGE_VAL;
-                    near += best < HUGE_VAL && lb >= best * 0.9;
-                    if (lb > best * (1 + 1e-9) && ++fails <= 5)
-                        fprintf(stderr, "interleaved bound above optimum: L=%d K=%d b=%d v=%d rc=%d: %.12g > %.12g\n", L,
-                                K, b, v, o.recompute, lb, best);
-                }
+        int cf[MAX_IL][3], ncf = interleaved_configs(L, D, G, cf);
+        for (int k = 0; k < ncf; k++) {
+            int b = cf[k][0], K = cf[k][1], v = cf[k][2];
+            double lb, best = brute_force_config(&prof, &cl, &o, K, b, MP_SCHED_INTERLEAVED, v);
+            mp_error e;
+            if (mp_search_config_bound(&prof, &cl, &o, K, b, MP_SCHED_INTERLEAVED, v, &lb, &e) != MP_OK) {
+                fails++;
+                continue;
             }
+            checked++;
+            infeasible += best == HUGE_VAL;
+            huge += lb == HUGE_VAL;
+            near += best < HUGE_VAL && lb >= best * 0.9;
+            if (lb > best * (1 + 1e-9) && ++fails <= 5)
+                fprintf(stderr, "interleaved bound above optimum: L=%d K=%d b=%d v=%d rc=%d: %.12g > %.12g\n", L, K, b,
+                        v, o.recompute, lb, best);
         }
         mp_profile_free(&prof);
         mp_cluster_free(&cl);
@@ -1001,26 +1014,21 @@ static void test_paths_bound_vs_brute_force(void)
         o.recompute = i % 5 == 4 ? MP_RC_OFF : i % 7 == 6 ? MP_RC_ON : MP_RC_AUTO;
         mp_bound_data d;
         CU_ASSERT_EQUAL_FATAL(mp_bound_data_init(&d, &prof, &cl, o.recompute, o.state_factor), MP_OK);
-        for (int b = 1; b <= G; b++) {
-            if (G % b) continue;
-            for (int K = 2; K <= D && 2 * K <= L; K++) {
-                int m = G / b;
-                if (m % K) continue;
-                for (int v = 2; K * v <= L && v <= 3; v++) {
-                    double best = brute_force_config(&prof, &cl, &o, K, b, MP_SCHED_INTERLEAVED, v);
-                    double q = mp_bound_quick(&d, K, b, MP_SCHED_INTERLEAVED, v, m);
-                    double pos = mp_bound_positions(&d, K, b, v, m, q, HUGE_VAL);
-                    double lb = mp_bound_paths(&d, K, b, v, m, 0, HUGE_VAL);
-                    if (best == HUGE_VAL && lb == HUGE_VAL) continue;   /* no plan fits, and it knows */
-                    checked++;
-                    roomy += !tight && best < HUGE_VAL;
-                    near += !tight && best < HUGE_VAL && lb >= best * 0.98;
-                    raised += lb > pos * (1 + 1e-9) && lb < HUGE_VAL;
-                    if (lb > best * (1 + 1e-9) && ++fails <= 5)
-                        fprintf(stderr, "paths bound above optimum: L=%d K=%d b=%d v=%d rc=%d tight=%d: %.12g > %.12g\n",
-                                L, K, b, v, o.recompute, tight, lb, best);
-                }
-            }
+        int cf[MAX_IL][3], ncf = interleaved_configs(L, D, G, cf);
+        for (int k = 0; k < ncf; k++) {
+            int b = cf[k][0], K = cf[k][1], v = cf[k][2], m = G / b;
+            double best = brute_force_config(&prof, &cl, &o, K, b, MP_SCHED_INTERLEAVED, v);
+            double q = mp_bound_quick(&d, K, b, MP_SCHED_INTERLEAVED, v, m);
+            double pos = mp_bound_positions(&d, K, b, v, m, q, HUGE_VAL);
+            double lb = mp_bound_paths(&d, K, b, v, m, 0, HUGE_VAL);
+            if (best == HUGE_VAL && lb == HUGE_VAL) continue;   /* no plan fits, and it knows */
+            checked++;
+            roomy += !tight && best < HUGE_VAL;
+            near += !tight && best < HUGE_VAL && lb >= best * 0.98;
+            raised += lb > pos * (1 + 1e-9) && lb < HUGE_VAL;
+            if (lb > best * (1 + 1e-9) && ++fails <= 5)
+                fprintf(stderr, "paths bound above optimum: L=%d K=%d b=%d v=%d rc=%d tight=%d: %.12g > %.12g\n", L, K,
+                        b, v, o.recompute, tight, lb, best);
         }
         mp_bound_data_free(&d);
         mp_profile_free(&prof);
