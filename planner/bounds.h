@@ -99,6 +99,18 @@ double mp_bound_forced_rc(mp_bound_data *d, int K, int b, int v);
  * Sets d's micro-batch to b. */
 double mp_bound_positions(mp_bound_data *d, int K, int b, int v, int m, double quick, double stop);
 
+/* 1 when a stage of layers [j, e) with recompute r, nmax of its micro-
+ * batches (of size b) in flight at most, fits device memory M by itself:
+ * sf params + b (stash, times nmax without recompute) <= M (the memory
+ * model's held bytes at its most in flight; a stage that does not fit
+ * alone fits no plan). */
+static inline int mp_bound_stage_fits_alone(const mp_bound_data *d, double M, int nmax, int b, int r, int j, int e)
+{
+    const mp_prefix *ps = &d->ps;
+    double stash = ps->PS[e] - ps->PS[j];
+    return d->sf * (ps->PP[e] - ps->PP[j]) + b * (r ? stash : nmax * stash) <= M;
+}
+
 /* Stronger bound for interleaved configuration (K, b, v) with m micro-
  * batches (planner/bounds_paths.c): the least weighted length of a mixture
  * of the paths of its split-independent graph over the splits whose stages

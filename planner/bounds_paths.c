@@ -171,12 +171,10 @@ typedef struct {
 } split_dp;
 
 /* 1 when stage t = [j, e) with recompute r fits its position by itself at
- * its most micro-batches in flight (as bounds_positions.c's stage_allowed). */
+ * its most micro-batches in flight. */
 static int fits_alone(const split_dp *x, int t, int r, int j, int e)
 {
-    const mp_prefix *ps = &x->d->ps;
-    double held = r ? ps->PS[e] - ps->PS[j] : x->g->nmax[t] * (ps->PS[e] - ps->PS[j]);
-    return x->d->sf * (ps->PP[e] - ps->PP[j]) + x->b * held <= x->d->cl->devices[t % x->K].memory_bytes;
+    return mp_bound_stage_fits_alone(x->d, x->d->cl->devices[t % x->K].memory_bytes, x->g->nmax[t], x->b, r, j, e);
 }
 
 /* Stage t's term for layers [j, e) with recompute r is end_term(e) -

@@ -119,8 +119,7 @@ static int stage_allowed(const pos_ctx *x, int t, int r, int j, int e, double T)
     const mp_prefix *ps = &d->ps;
     const mp_device *dev = &d->cl->devices[t % x->K];
     if (!x->admit) return 1;
-    double held = r ? ps->PS[e] - ps->PS[j] : x->nmax[t] * (ps->PS[e] - ps->PS[j]);
-    if (d->sf * (ps->PP[e] - ps->PP[j]) + x->b * held > dev->memory_bytes) return 0;
+    if (!mp_bound_stage_fits_alone(d, dev->memory_bytes, x->nmax[t], x->b, r, j, e)) return 0;
     if (T == HUGE_VAL) return 1;
     double pre = (x->f1 * ps->PF[j] + ps->PB[j]) / x->smax + 2.0 * t * x->lam;
     double own = x->m * ((1 + r) * (ps->PF[e] - ps->PF[j]) + ps->PB[e] - ps->PB[j]) / dev->speed;
