@@ -165,13 +165,9 @@ void mp_bound_data_free(mp_bound_data *d)
     mp_prefix_free(&d->ps);
     free(d->order);
     free(d->fwd);
-    free(d->table.cs);
-    free(d->table.mu);
-    free(d->table.suf);
-    free(d->table.n);
+    mp_bound_table_free(&d->table);
     d->order = NULL;
     d->fwd = NULL;
-    memset(&d->table, 0, sizeof d->table);
 }
 
 /* Least time of one transfer on the links a configuration uses. */

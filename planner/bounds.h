@@ -9,7 +9,8 @@
  * defines: mp_bound_data, mp_bound_data_init, mp_bound_data_set_b, mp_bound_data_free,
  *          mp_bound_quick, mp_bound_allreduce, mp_bound_forced_rc, mp_bound_split, mp_bound_positions, mp_bound_waterfill, mp_bound_stage_tail,
  *          mp_bound_round_trips, mp_bound_paths,
- *          mp_search_config_bound, mp_bound_table, mp_bound_table_term, mp_bound_table_suffix */
+ *          mp_search_config_bound, mp_bound_table, mp_bound_inflight, mp_bound_table_alloc, mp_bound_table_free,
+ *          mp_bound_table_swap, mp_bound_table_admit, mp_bound_table_suffixes, mp_bound_stage_time_ok, mp_bound_ring_lambda, mp_bound_table_term, mp_bound_table_suffix */
 #ifndef MP_BOUNDS_H
 #define MP_BOUNDS_H
 
@@ -19,20 +20,32 @@
 #include "profile.h"
 #include "search.h"
 
-/* The weights of an interleaved positions' bound (mp_bound_positions with
- * mp_bound_data.table_want set) as a bound inside the split search: for
- * every plan of the configuration that fits,
+/* An interleaved configuration's bound that is linear in the stages of a
+ * split (planner/bounds_table.c; filled by mp_bound_positions and
+ * mp_bound_paths when mp_bound_data.table_want is set) as a bound inside
+ * the split search: for every plan of the configuration that fits,
  *   T >= cons + sum_t term_t,  term_t = mp_bound_table_term of stage t,
  * and suf[t (L+1) + j] is the least sum of the terms of stages t..S-1 over
- * the layers j..L-1 (stages that fit their own memory), so a node with
- * stages 0..s placed is bounded by cons + (their terms) + suf at stage s+1
- * and its first layer (planner/bounds_positions.c). */
+ * the layers j..L-1 (stages that fit their own memory; to, rto: the end and
+ * recompute of stage t in that least sum), so a node with stages 0..s
+ * placed is bounded by cons + (their terms) + suf at stage s+1 and its
+ * first layer. value = cons + suf[0]: the bound over every split. With
+ * admission at a finite T (mp_bound_table_admit) the suffixes run over the
+ * stages that also pass mp_bound_stage_time_ok at T, and bound only the
+ * plans of time <= T: every plan then takes at least min(T, the bound). */
 typedef struct {
     int K, b, v, m, S, L;      /* its configuration; S = 0: none */
-    int r0, r1, rc_free;       /* recompute choices of a stage; 1: terms without their recompute time */
-    double cons, sf;
-    double *cs, *mu, *suf;     /* [S] stage coefficient / speed, [K] memory multipliers, [(S+1)(L+1)] */
-    int *n;                    /* [S] micro-batches of each stage in flight before its position's first backward */
+    int r0, r1;                /* recompute choices of a stage */
+    double cons, sf, value;
+    double T, smax, lam, f1;   /* admission at T (HUGE_VAL: none; mp_bound_table_admit) */
+    double *cf, *cb, *cr;      /* [S] per-speed coefficients of F, B and the recompute's F */
+    double *ca, *cg;           /* [S] coefficients of the activation and gradient transfers out of stage t */
+    double *mu;                /* [K] memory multipliers (ms per byte) */
+    int *n, *nmax;             /* [S] micro-batches of stage t forwarded before its position's first backward, most in flight */
+    double *tra, *trg;         /* [K (L+1)] position q's activation to q+1 / gradient back, of b in[e] bytes */
+    double *suf;               /* [(S+1)(L+1)] */
+    int *to, *rto;             /* [(S+1)(L+1)] */
+    double *coef;              /* storage of cf..mu */
     size_t cap_cells, cap_S;   /* allocated */
 } mp_bound_table;
 
@@ -111,6 +124,25 @@ static inline int mp_bound_stage_fits_alone(const mp_bound_data *d, double M, in
     return d->sf * (ps->PP[e] - ps->PP[j]) + b * (r ? stash : nmax * stash) <= M;
 }
 
+/* 1 when interleaved stage t = [j, e) with recompute r, on a position of
+ * speed `speed` with m micro-batches, can be part of a plan of time <= T:
+ * such a plan has T >= A_t + U_t + m (F_t + B_t) (proof in
+ * planner/bounds_positions.c), A_t + U_t >= (f1 PF(j) + PB(j)) / smax +
+ * 2 t lam (f1 = 2 when recompute is forced on, smax the fastest speed, lam
+ * the least transfer). Never true for a larger stage if false for a
+ * smaller one (m >= 2). */
+static inline int mp_bound_stage_time_ok(const mp_prefix *ps, double f1, double smax, double lam, int m, double speed,
+                                         int t, int r, int j, int e, double T)
+{
+    double pre = (f1 * ps->PF[j] + ps->PB[j]) / smax + 2.0 * t * lam;
+    double own = m * ((1 + r) * (ps->PF[e] - ps->PF[j]) + ps->PB[e] - ps->PB[j]) / speed;
+    return pre + own <= T;
+}
+
+/* The least time of one transfer of b out_bytes_per_sample (the least of
+ * the layers 0..L-2) on the links of a ring of K positions (0: none). */
+double mp_bound_ring_lambda(const mp_bound_data *d, int K, int b);
+
 /* Stronger bound for interleaved configuration (K, b, v) with m micro-
  * batches (planner/bounds_paths.c): the least weighted length of a mixture
  * of the paths of its split-independent graph over the splits whose stages
@@ -134,6 +166,27 @@ static inline int mp_bound_paths_applies(int S, int L, int m)
 /* Stage t = layers [j, e) of the table's configuration: its least term
  * over its recompute choices (ps at the table's b). */
 double mp_bound_table_term(const mp_bound_table *tb, const mp_prefix *ps, int t, int j, int e);
+
+/* n[t]: micro-batches of stage t forwarded on its position before the
+ * position's first backward; nmax[t]: the most of stage t in flight on its
+ * position at any time of the interleaved op walk of (K, v, m); [K v]
+ * each. 0 when it cannot be built (n, nmax then undefined). */
+int mp_bound_inflight(int K, int v, int m, int *n, int *nmax);
+
+/* Room and the configuration in tb for (K, b, v, m) under d (micro-batch
+ * b set): every coefficient 0, cons 0, n, nmax and the transfer tables
+ * filled, S = K v; 0 (S = 0) when too large or out of memory. */
+int mp_bound_table_alloc(mp_bound_table *tb, const mp_bound_data *d, int K, int b, int v, int m);
+void mp_bound_table_free(mp_bound_table *tb);                 /* frees, zeroes */
+void mp_bound_table_swap(mp_bound_table *a, mp_bound_table *b);   /* exchanges the two (no copy) */
+
+/* Admits, from the next mp_bound_table_suffixes on, only the stages that
+ * pass mp_bound_stage_time_ok at T (HUGE_VAL: every stage that fits). */
+void mp_bound_table_admit(mp_bound_table *tb, const mp_bound_data *d, double T);
+
+/* Fills suf, to, rto from the coefficients (the stages that fit alone
+ * under d); returns and sets value (HUGE_VAL: no split fits). */
+double mp_bound_table_suffixes(mp_bound_table *tb, const mp_bound_data *d);
 
 /* The table's least sum of the terms of stages t..S-1 over layers j..L-1
  * (HUGE_VAL: none fits). */

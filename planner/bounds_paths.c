@@ -14,10 +14,14 @@
  * coefficients times F_t, B_t (with its recompute), act_t and grad_t (b
  * times the bytes out of t's last layer). Its least value over the splits
  * (contiguous, non-empty stages, recompute choices) whose stages fit their
- * own memory (the stage_allowed test of planner/bounds_positions.c at no
- * time limit: a stage that does not fit alone fits no plan) is a shortest
- * path over (stage, last layer), O(S L) with sliding minima, and a lower
- * bound on every plan of the configuration that fits.
+ * own memory (a stage that does not fit alone fits no plan) is a shortest
+ * path, O(S L) with sliding minima, and a lower bound on every plan of the
+ * configuration that fits: the table of planner/bounds_table.c, which the
+ * split search then reads at its nodes (the best mixture's, when
+ * mp_bound_data.table_want is set and it beats the table there). With stop
+ * finite, only the stages a plan of time <= stop can have are admitted
+ * (mp_bound_stage_time_ok): the least value v then bounds those plans, so
+ * min(stop, v) bounds every plan.
  *
  * The weights: the double oracle. The rows are paths, the columns splits,
  * the entries len_P(split); the restricted game over the paths and splits
@@ -48,8 +52,6 @@ typedef struct {
     int *order;          /* [N] topological */
     int *bwd, *stage;    /* [N] 1 for B; virtual stage */
     int *pdev, *pdat;    /* [N] previous op of the position, data input (-1: none) */
-    int *nmax;           /* [S] most micro-batches of a stage in flight on its position */
-    int *nfirst;         /* [S] micro-batches of a stage forwarded before its position's first backward */
 } path_dag;
 
 static void dag_free(path_dag *g)
@@ -59,8 +61,6 @@ static void dag_free(path_dag *g)
     free(g->stage);
     free(g->pdev);
     free(g->pdat);
-    free(g->nmax);
-    free(g->nfirst);
 }
 
 static int dag_build(path_dag *g, int K, int v, int m)
@@ -71,20 +71,14 @@ static int dag_build(path_dag *g, int K, int v, int m)
     int S = ops.num_stages, N = 2 * m * S, ok = 0, n = 0;
     int *id = malloc((size_t)N * sizeof *id), *indeg = calloc((size_t)N, sizeof *indeg);
     int *succ = malloc(2 * (size_t)N * sizeof *succ), *nsucc = calloc((size_t)N, sizeof *nsucc);
-    int *cur = calloc((size_t)S, sizeof *cur), *mb = malloc((size_t)N * sizeof *mb);
+    int *mb = malloc((size_t)N * sizeof *mb);
     g->S = S, g->N = N;
     g->order = malloc((size_t)N * sizeof *g->order);
     g->bwd = malloc((size_t)N * sizeof *g->bwd);
     g->stage = malloc((size_t)N * sizeof *g->stage);
     g->pdev = malloc((size_t)N * sizeof *g->pdev);
     g->pdat = malloc((size_t)N * sizeof *g->pdat);
-    g->nmax = calloc((size_t)S, sizeof *g->nmax);
-    g->nfirst = calloc((size_t)S, sizeof *g->nfirst);
-    if (!id || !indeg || !succ || !nsucc || !cur || !mb || !g->order || !g->bwd || !g->stage || !g->pdev || !g->pdat ||
-        !g->nmax || !g->nfirst)
-        goto out;
-    for (int p = 0; p < K; p++)
-        for (int i = 0; i < ops.len[p] && ops.ops[p][i].kind == MP_OP_FWD; i++) g->nfirst[ops.ops[p][i].stage]++;
+    if (!id || !indeg || !succ || !nsucc || !mb || !g->order || !g->bwd || !g->stage || !g->pdev || !g->pdat) goto out;
     for (int p = 0; p < K; p++)
         for (int i = 0; i < ops.len[p]; i++, n++) {
             const mp_op *o = &ops.ops[p][i];
@@ -92,8 +86,6 @@ static int dag_build(path_dag *g, int K, int v, int m)
             g->bwd[n] = o->kind == MP_OP_BWD, g->stage[n] = t, mb[n] = o->microbatch;
             g->pdev[n] = i ? n - 1 : -1;
             id[((size_t)g->bwd[n] * S + t) * m + o->microbatch] = n;
-            if (g->bwd[n]) cur[t]--;
-            else if (++cur[t] > g->nmax[t]) g->nmax[t] = cur[t];
         }
     for (int x = 0; x < N; x++) {
         int t = g->stage[x], i = mb[x];
@@ -117,7 +109,6 @@ out:
     free(indeg);
     free(succ);
     free(nsucc);
-    free(cur);
     free(mb);
     mp_op_lists_free(&ops);
     if (!ok) dag_free(g);
@@ -162,103 +153,49 @@ typedef struct {
     const mp_bound_data *d;
     const path_dag *g;
     int K, S, L, b;
-    double *dp;          /* [(S+1)(L+1)] least sum of stages 0..t-1 ending at layer e */
-    int *from, *rc;      /* [(S+1)(L+1)] its stage's first layer, recompute */
-    int *dq;             /* [L+1] sliding-minimum queue */
-    double *val;         /* [L+1] */
-    double *tra, *trg;   /* [K (L+1)] position q's activation to q+1 / gradient back, b in[e] bytes */
-    double *mu;          /* [K] memory multipliers (ms per byte) */
+    mp_bound_table work, best;   /* the last split DP's (planner/bounds_table.c), the best bound's */
+    double *mu;                  /* [K] memory multipliers (ms per byte) */
 } split_dp;
 
-/* 1 when stage t = [j, e) with recompute r fits its position by itself at
- * its most micro-batches in flight. */
-static int fits_alone(const split_dp *x, int t, int r, int j, int e)
+/* The least weighted sum under the mixture c (path counts) and x->mu, less
+ * mcons, over the admitted splits (HUGE_VAL: none), in x->work. */
+static double shortest(split_dp *x, const double *c, double mcons)
 {
-    return mp_bound_stage_fits_alone(x->d, x->d->cl->devices[t % x->K].memory_bytes, x->g->nmax[t], x->b, r, j, e);
-}
-
-/* Stage t's term for layers [j, e) with recompute r is end_term(e) -
- * start_term(j): its weighted times and mu_q times its bytes before q's
- * first backward, sf params + nfirst_t held (b stash, or b in[j] with
- * recompute: sim/memory.h). */
-static double start_term(const split_dp *x, const double *c, int t, int r, int j)
-{
-    const mp_prefix *ps = &x->d->ps;
-    int S = x->S, q = t % x->K;
-    double f = AT(c, S, VF, t) + r * AT(c, S, VB, t), nb = (double)x->g->nfirst[t] * x->b;
-    double v = (f * ps->PF[j] + AT(c, S, VB, t) * ps->PB[j]) / x->d->cl->devices[q].speed;
-    if (x->mu[q] > 0) v += x->mu[q] * (x->d->sf * ps->PP[j] + (r ? -nb * ps->in[j] : nb * ps->PS[j]));
-    return v;
-}
-
-static double end_term(const split_dp *x, const double *c, int t, int r, int e)
-{
-    const mp_prefix *ps = &x->d->ps;
-    int S = x->S, q = t % x->K;
-    double f = AT(c, S, VF, t) + r * AT(c, S, VB, t), nb = (double)x->g->nfirst[t] * x->b;
-    double v = (f * ps->PF[e] + AT(c, S, VB, t) * ps->PB[e]) / x->d->cl->devices[q].speed;
-    if (x->mu[q] > 0) v += x->mu[q] * (x->d->sf * ps->PP[e] + (r ? 0 : nb * ps->PS[e]));
-    if (t < S - 1) {
-        size_t at = (size_t)q * (x->L + 1) + e;
-        v += AT(c, S, VA, t) * x->tra[at] + AT(c, S, VG, t) * x->trg[at];
-    }
-    return v;
-}
-
-/* The least weighted sum under coefficients c over the admitted splits
- * (HUGE_VAL: none); from/rc hold the split. The admitted first layers of a
- * stage ending at e form a window [lo(e), e) with lo non-decreasing. */
-static double shortest(split_dp *x, const double *c)
-{
-    int S = x->S, L = x->L, r0 = x->d->mode == MP_RC_ON, r1 = x->d->mode != MP_RC_OFF, *dq = x->dq;
-    for (size_t i = 0; i < (size_t)(S + 1) * (L + 1); i++) x->dp[i] = HUGE_VAL;
-    x->dp[0] = 0;
+    mp_bound_table *tb = &x->work;
+    int S = x->S;
     for (int t = 0; t < S; t++) {
-        const double *cur = x->dp + (size_t)t * (L + 1);
-        double *nx = x->dp + (size_t)(t + 1) * (L + 1);
-        int *fr = x->from + (size_t)(t + 1) * (L + 1), *rr = x->rc + (size_t)(t + 1) * (L + 1);
-        int emax = L - (S - 1 - t);
-        for (int r = r0; r <= r1; r++) {
-            int head = 0, tail = 0, lo = 0;
-            for (int e = t + 1; e <= emax; e++) {
-                int j = e - 1;
-                if (cur[j] < HUGE_VAL) {
-                    x->val[j] = cur[j] - start_term(x, c, t, r, j);
-                    while (tail > head && x->val[dq[tail - 1]] >= x->val[j]) tail--;
-                    dq[tail++] = j;
-                }
-                while (lo < e && !fits_alone(x, t, r, lo, e)) lo++;
-                while (head < tail && dq[head] < lo) head++;
-                if (head == tail || (t == S - 1 && e != L)) continue;
-                double tot = x->val[dq[head]] + end_term(x, c, t, r, e);
-                if (tot < nx[e]) nx[e] = tot, fr[e] = dq[head], rr[e] = r;
-            }
-        }
+        double sp = x->d->cl->devices[t % x->K].speed;
+        tb->cf[t] = AT(c, S, VF, t) / sp;
+        tb->cb[t] = tb->cr[t] = AT(c, S, VB, t) / sp;   /* the recompute lengthens B */
+        tb->ca[t] = AT(c, S, VA, t), tb->cg[t] = AT(c, S, VG, t);
     }
-    return x->dp[(size_t)S * (L + 1) + L];
+    for (int p = 0; p < x->K; p++) tb->mu[p] = x->mu[p];
+    tb->cons = -mcons;
+    return mp_bound_table_suffixes(tb, x->d);
 }
 
-/* The stage times of the split shortest() chose into du, and each
+/* The stage times of the split the last shortest() chose into du, and each
  * position's bytes before its first backward less its memory into gm[K]. */
 static void split_times(const split_dp *x, double *du, double *gm)
 {
     const mp_prefix *ps = &x->d->ps;
+    const mp_bound_table *tb = &x->work;
     int S = x->S, L = x->L;
     for (int p = 0; p < x->K; p++) gm[p] = -x->d->cl->devices[p].memory_bytes;
-    for (int s = S, e = L; s >= 1; s--) {
-        size_t at = (size_t)s * (L + 1) + e;
-        int j = x->from[at], r = x->rc[at], t = s - 1, q = t % x->K;
+    for (int t = 0, j = 0; t < S; t++) {
+        size_t at = (size_t)t * (L + 1) + j;
+        int e = tb->to[at], r = tb->rto[at], q = t % x->K;
         double sp = x->d->cl->devices[q].speed, f = (ps->PF[e] - ps->PF[j]) / sp;
         size_t tq = (size_t)q * (L + 1) + e;
         AT(du, S, VF, t) = f;
         AT(du, S, VB, t) = (ps->PB[e] - ps->PB[j]) / sp + r * f;
-        AT(du, S, VA, t) = t < S - 1 ? x->tra[tq] : 0;
-        AT(du, S, VG, t) = t < S - 1 ? x->trg[tq] : 0;
+        AT(du, S, VA, t) = t < S - 1 ? tb->tra[tq] : 0;
+        AT(du, S, VG, t) = t < S - 1 ? tb->trg[tq] : 0;
         mp_stage_bytes sb = mp_prefix_bytes(ps, j, e - 1);
         double held, extra;
         mp_memory_held(&sb, x->b, r, &held, &extra);
-        gm[q] += x->d->sf * sb.params + x->g->nfirst[t] * held;
-        e = j;
+        gm[q] += x->d->sf * sb.params + tb->n[t] * held;
+        j = e;
     }
 }
 
@@ -300,7 +237,7 @@ static double oracle(split_dp *x, double *end, int *arg, double lb, double stop,
     for (int p = 0; p < K; p++) nu[p] = x->mu[p] = 0;
     /* the first column: the split of least total time */
     for (int i = 0; i < D4; i++) mix[i] = i < 2 * S;
-    if (shortest(x, mix) == HUGE_VAL) return HUGE_VAL;   /* no split fits */
+    if (shortest(x, mix, 0) == HUGE_VAL) return HUGE_VAL;   /* no split fits */
     split_times(x, Q, G);
     ns = 1;
     longest(g, Q, P, end, arg);
@@ -326,9 +263,10 @@ static double oracle(split_dp *x, double *end, int *arg, double lb, double stop,
         for (int k = 0; k < D4; k++) mix[k] = 0;
         for (int i = 0; i < np; i++)
             for (int k = 0; k < D4; k++) mix[k] += xw[i] * P[(size_t)i * D4 + k];
-        double low = shortest(x, mix) - mcons;   /* T >= this for every plan that fits */
-        if (low > lb) lb = low;
+        double low = shortest(x, mix, mcons);   /* T >= this for every plan that fits */
         split_times(x, Q + (size_t)ns * D4, G + (size_t)ns * K);
+        if (low > lb) lb = low;
+        if (low > x->best.value) mp_bound_table_swap(&x->work, &x->best);
         double high = 0;
         for (int k = 0; k < D4; k++) mix[k] = 0;
         for (int j = 0; j < ns; j++) {
@@ -372,34 +310,26 @@ double mp_bound_paths(mp_bound_data *d, int K, int b, int v, int m, double lb, d
     mp_bound_data_set_b(d, b);
     path_dag g;
     if (!dag_build(&g, K, v, m)) return lb;
-    size_t cells = (size_t)(S + 1) * (L + 1), D4 = 4 * (size_t)S;
-    split_dp x = { d, &g, K, S, L, b, malloc(cells * sizeof(double)), malloc(cells * sizeof(int)),
-                   malloc(cells * sizeof(int)), malloc(((size_t)L + 1) * sizeof(int)),
-                   malloc(((size_t)L + 1) * sizeof(double)), NULL, NULL, NULL };
+    size_t D4 = 4 * (size_t)S;
+    split_dp x = { d, &g, K, S, L, b, { 0 }, { 0 }, malloc((size_t)K * sizeof(double)) };
     double *end = malloc((size_t)g.N * sizeof *end);
     int *arg = malloc((size_t)g.N * sizeof *arg);
     double *work = malloc((2 * R * D4 + 2 * (size_t)R * R + 3 * (size_t)R + D4 + (size_t)R * K + K) * sizeof *work);
-    x.tra = malloc((size_t)K * (L + 1) * sizeof *x.tra);
-    x.trg = malloc((size_t)K * (L + 1) * sizeof *x.trg);
-    x.mu = malloc((size_t)K * sizeof *x.mu);
-    if (x.dp && x.from && x.rc && x.dq && x.val && end && arg && work && x.tra && x.trg && x.mu) {
-        for (int q = 0; q < K; q++)
-            for (int e = 0; e <= L; e++) {
-                double bytes = (double)b * d->ps.in[e];
-                x.tra[(size_t)q * (L + 1) + e] = mp_cluster_transfer_ms(d->cl, q, (q + 1) % K, bytes);
-                x.trg[(size_t)q * (L + 1) + e] = mp_cluster_transfer_ms(d->cl, (q + 1) % K, q, bytes);
-            }
+    if (x.mu && end && arg && work && mp_bound_table_alloc(&x.work, d, K, b, v, m) &&
+        mp_bound_table_alloc(&x.best, d, K, b, v, m)) {
+        mp_bound_table_admit(&x.work, d, stop);   /* a plan of time > stop is bounded by stop */
+        mp_bound_table_admit(&x.best, d, stop);
         lb = oracle(&x, end, arg, lb, stop, work);
+        if (lb > stop) lb = stop;
+        const mp_bound_table *t = &d->table;   /* the best mixture bounds the split search's nodes */
+        int same = t->S == S && t->K == K && t->b == b && t->v == v && t->m == m;
+        if (d->table_want && x.best.value > -HUGE_VAL && (!same || x.best.value > t->value))
+            mp_bound_table_swap(&d->table, &x.best);
     }
-    free(x.tra);
-    free(x.trg);
+    mp_bound_table_free(&x.work);
+    mp_bound_table_free(&x.best);
     free(x.mu);
     dag_free(&g);
-    free(x.dp);
-    free(x.from);
-    free(x.rc);
-    free(x.dq);
-    free(x.val);
     free(end);
     free(arg);
     free(work);

@@ -62,41 +62,6 @@
 #define BISECT_WORK 1e5     /* S * L above this: no bisection */
 #define MAX_WORK 2e7          /* S * L above this: not computed */
 
-/* Least transfer of one micro-batch on the ring's links. */
-static double ring_lambda(const mp_bound_data *d, int K, int b)
-{
-    double lat = HUGE_VAL, bytes = isinf(d->min_out) ? 0 : (double)b * d->min_out;
-    for (int p = 0; p < K; p++) {
-        int q = (p + 1) % K;
-        double a = mp_cluster_transfer_ms(d->cl, p, q, bytes), g = mp_cluster_transfer_ms(d->cl, q, p, bytes);
-        if (a < lat) lat = a;
-        if (g < lat) lat = g;
-    }
-    return lat == HUGE_VAL ? 0 : lat;
-}
-
-/* n[t]: micro-batches of stage t forwarded on its position before the
- * position's first backward; nmax[t]: the most of stage t in flight on its
- * position at any time of the op walk. 0 on failure (n, nmax untouched). */
-static int inflight(int K, int v, int m, int *n, int *nmax)
-{
-    mp_op_lists ops;
-    if (mp_schedule_build(MP_SCHED_INTERLEAVED, K, v, m, &ops, NULL) != MP_OK) return 0;
-    for (int t = 0; t < K * v; t++) n[t] = nmax[t] = 0;
-    for (int p = 0; p < K; p++)
-        for (int i = 0; i < ops.len[p] && ops.ops[p][i].kind == MP_OP_FWD; i++) n[ops.ops[p][i].stage]++;
-    int cur[K * v];
-    for (int t = 0; t < K * v; t++) cur[t] = 0;
-    for (int p = 0; p < K; p++)
-        for (int i = 0; i < ops.len[p]; i++) {
-            int t = ops.ops[p][i].stage;
-            if (ops.ops[p][i].kind != MP_OP_FWD) cur[t]--;
-            else if (++cur[t] > nmax[t]) nmax[t] = cur[t];
-        }
-    mp_op_lists_free(&ops);
-    return 1;
-}
-
 typedef struct {
     const mp_bound_data *d;
     int K, S, L, b, m, *n, *nmax, *from, *rcat, *dq;
@@ -120,10 +85,7 @@ static int stage_allowed(const pos_ctx *x, int t, int r, int j, int e, double T)
     const mp_device *dev = &d->cl->devices[t % x->K];
     if (!x->admit) return 1;
     if (!mp_bound_stage_fits_alone(d, dev->memory_bytes, x->nmax[t], x->b, r, j, e)) return 0;
-    if (T == HUGE_VAL) return 1;
-    double pre = (x->f1 * ps->PF[j] + ps->PB[j]) / x->smax + 2.0 * t * x->lam;
-    double own = x->m * ((1 + r) * (ps->PF[e] - ps->PF[j]) + ps->PB[e] - ps->PB[j]) / dev->speed;
-    return pre + own <= T;
+    return T == HUGE_VAL || mp_bound_stage_time_ok(ps, x->f1, x->smax, x->lam, x->m, dev->speed, t, r, j, e, T);
 }
 
 /* A stage's term over layers [j, e) with recompute r is X(e) - Y(j) (the
@@ -146,70 +108,21 @@ static void stage_ends(const pos_ctx *x, int t, int r, int i, double *X, double 
          X, Y);
 }
 
-/* See bounds.h. */
-double mp_bound_table_term(const mp_bound_table *tb, const mp_prefix *ps, int t, int j, int e)
-{
-    double best = HUGE_VAL, X, Y, X2, Y2;
-    for (int r = tb->r0; r <= tb->r1; r++) {
-        ends(ps, tb->cs[t], tb->mu[t % tb->K], (double)tb->n[t] * tb->b, tb->sf, r, tb->rc_free, e, &X, &Y);
-        ends(ps, tb->cs[t], tb->mu[t % tb->K], (double)tb->n[t] * tb->b, tb->sf, r, tb->rc_free, j, &X2, &Y2);
-        if (X - Y2 < best) best = X - Y2;
-    }
-    return best;
-}
-
 /* The weights of the current bound as d->table (see bounds.h), its cons
- * the constant of the bound: the stage coefficients, multipliers. */
+ * the constant of the bound: the stage coefficients, multipliers (the
+ * suffixes follow at the end of mp_bound_positions). */
 static void table_save(pos_ctx *x, double cons)
 {
     mp_bound_table *tb = x->tb;
     const mp_bound_data *d = x->d;
     tb->cons = cons;
-    tb->rc_free = x->rc_free;
-    for (int t = 0; t < x->S; t++) tb->cs[t] = x->coef[t] / d->cl->devices[t % x->K].speed, tb->n[t] = x->n[t];
-    for (int p = 0; p < x->K; p++) tb->mu[p] = x->mu[p];
-    tb->S = x->S;   /* weights saved (the suffixes follow: table_suffixes) */
-}
-
-/* d->table's suffixes: suf[t][j] = min over the stages t = [j, e) that fit
- * their own memory (stage_allowed at T = inf; the admitted ends of a stage
- * from j form a window (j, emax(j)] with emax non-increasing as j falls) of
- * term_t + suf[t+1][e], by sliding minima from the last stage back. A
- * stage that does not fit makes no plan fit, so the least sums over the
- * admitted stages bound every fitting plan. */
-static void table_suffixes(pos_ctx *x)
-{
-    mp_bound_table *tb = x->tb;
-    const mp_prefix *ps = &x->d->ps;
-    int S = x->S, L = x->L, *dq = x->dq, admit = x->admit;
-    double *suf = tb->suf, val[L + 1];
-    x->admit = 1;
-    for (int i = 0; i < (S + 1) * (L + 1); i++) suf[i] = HUGE_VAL;
-    suf[(size_t)S * (L + 1) + L] = 0;
-    for (int t = S - 1; t >= 0; t--) {
-        double *cur = suf + (size_t)t * (L + 1);
-        const double *nx = suf + (size_t)(t + 1) * (L + 1);
-        int emax0 = L - (S - 1 - t), jmax = L - (S - t);
-        for (int r = tb->r0; r <= tb->r1; r++) {
-            int head = 0, tail = 0, ep = emax0;   /* dq[head..tail): candidate ends by decreasing e, increasing value */
-            for (int j = jmax; j >= t; j--) {
-                int e = j + 1;   /* e joins the candidates for this j */
-                double X, Y;
-                if (nx[e] < HUGE_VAL) {
-                    ends(ps, tb->cs[t], tb->mu[t % tb->K], (double)tb->n[t] * tb->b, tb->sf, r, tb->rc_free, e, &X, &Y);
-                    val[e] = X + nx[e];
-                    while (tail > head && val[dq[tail - 1]] >= val[e]) tail--;
-                    dq[tail++] = e;
-                }
-                while (ep > j && !stage_allowed(x, t, r, j, ep, HUGE_VAL)) ep--;
-                while (head < tail && dq[head] > ep) head++;
-                if (head == tail) continue;
-                ends(ps, tb->cs[t], tb->mu[t % tb->K], (double)tb->n[t] * tb->b, tb->sf, r, tb->rc_free, j, &X, &Y);
-                if (val[dq[head]] - Y < cur[j]) cur[j] = val[dq[head]] - Y;
-            }
-        }
+    for (int t = 0; t < x->S; t++) {
+        double c = x->coef[t] / d->cl->devices[t % x->K].speed;
+        tb->cf[t] = tb->cb[t] = c;
+        tb->cr[t] = x->rc_free ? 0 : c;
+        tb->ca[t] = tb->cg[t] = 0;
     }
-    x->admit = admit;
+    for (int p = 0; p < x->K; p++) tb->mu[p] = x->mu[p];
 }
 
 /* The shortest path: least sum of stage terms over splits and recompute
@@ -371,28 +284,6 @@ static double lagrange(pos_ctx *x, double T, int its, double *w, double *nu, dou
     return best;
 }
 
-#define TABLE_WORK 4e6     /* (S+1)(L+1) above this: no table */
-
-/* Room in tb for S stages over L layers of K positions; 0 when too large
- * or out of memory. */
-static int table_alloc(mp_bound_table *tb, int K, int S, int L)
-{
-    size_t cells = (size_t)(S + 1) * (L + 1);
-    if ((double)cells > TABLE_WORK) return 0;
-    if (cells > tb->cap_cells) {
-        free(tb->suf);
-        tb->cap_cells = (tb->suf = malloc(cells * sizeof *tb->suf)) ? cells : 0;
-    }
-    if ((size_t)S + K > tb->cap_S) {
-        free(tb->cs); free(tb->mu); free(tb->n);
-        tb->cs = malloc((size_t)(S + K) * sizeof *tb->cs);
-        tb->mu = malloc((size_t)(S + K) * sizeof *tb->mu);
-        tb->n = malloc((size_t)(S + K) * sizeof *tb->n);
-        tb->cap_S = tb->cs && tb->mu && tb->n ? (size_t)S + K : 0;
-    }
-    return tb->cap_cells >= cells && tb->cap_S >= (size_t)S + K;
-}
-
 /* See bounds.h. */
 double mp_bound_positions(mp_bound_data *d, int K, int b, int v, int m, double quick, double stop)
 {
@@ -402,15 +293,11 @@ double mp_bound_positions(mp_bound_data *d, int K, int b, int v, int m, double q
     mp_bound_data_set_b(d, b);
     double best = quick, R = mp_bound_forced_rc(d, K, b, v);
     if (R == HUGE_VAL) return HUGE_VAL;
-    pos_ctx x = { d, K, S, L, b, m, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, ring_lambda(d, K, b),
+    pos_ctx x = { d, K, S, L, b, m, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, mp_bound_ring_lambda(d, K, b),
                   d->mode == MP_RC_ON ? 2 : 1, 0, 0, NULL, &d->table };
     double table_best = -HUGE_VAL;
     d->table.S = 0;
-    if (d->table_want && table_alloc(&d->table, K, S, L)) {
-        x.table = &table_best;
-        d->table.K = K, d->table.b = b, d->table.v = v, d->table.m = m, d->table.L = L, d->table.sf = d->sf;
-        d->table.r0 = d->mode == MP_RC_ON, d->table.r1 = d->mode != MP_RC_OFF;
-    }
+    if (d->table_want && mp_bound_table_alloc(&d->table, d, K, b, v, m)) x.table = &table_best;
     for (int p = 0; p < K; p++)
         if (d->cl->devices[p].speed > x.smax) x.smax = d->cl->devices[p].speed;
     size_t cells = (size_t)(S + 1) * (L + 1);
@@ -426,7 +313,7 @@ double mp_bound_positions(mp_bound_data *d, int K, int b, int v, int m, double q
     double *mem = malloc((size_t)K * sizeof *mem), *nu = calloc((size_t)K, sizeof *nu);
     double *w0 = malloc((size_t)(K + 1) * sizeof *w0), *nu0 = malloc((size_t)K * sizeof *nu0);
     if (!x.n || !x.nmax || !x.from || !x.rcat || !x.dq || !x.dp || !x.coef || !x.mu || !w || !val || !mem || !nu ||
-        !w0 || !nu0 || !inflight(K, v, m, x.n, x.nmax))
+        !w0 || !nu0 || !mp_bound_inflight(K, v, m, x.n, x.nmax))
         goto out;
     if (memory_infeasible(&x, mem, nu)) {
         best = HUGE_VAL;
@@ -436,7 +323,8 @@ double mp_bound_positions(mp_bound_data *d, int K, int b, int v, int m, double q
     for (int p = 0; p < K; p++) w[p] = w[K] * p / ((double)K * v * m);
     best = lagrange(&x, HUGE_VAL, ITERS, w, nu, val, mem, R, best, stop);
     x.table = NULL;
-    if (d->table.S) table_suffixes(&x);
+    if (d->table.S && table_best > -HUGE_VAL) mp_bound_table_suffixes(&d->table, d);
+    else d->table.S = 0;
     /* bisection on T (see the top): a T whose admitted splits all weigh more
      * than T is below every plan's time */
     double lo = best, hi = stop < HUGE_VAL ? stop : 2 * best;
@@ -455,6 +343,7 @@ double mp_bound_positions(mp_bound_data *d, int K, int b, int v, int m, double q
         }
     }
 out:
+    if (x.table) d->table.S = 0;   /* stopped before its weights */
     free(x.n);
     free(x.nmax);
     free(x.from);

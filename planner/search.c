@@ -29,8 +29,8 @@
  * configurations not fully searched; a configuration whose split search a
  * cap stopped is bounded by the least bound of the subtrees it cut (each
  * bounded on its own, planner/split.c). An interleaved configuration's
- * positions' bound leaves its weights (mp_bound_table) to its split search
- * as a node bound.
+ * positions' and critical paths' bounds leave the better of their weights
+ * (mp_bound_table) to its split search as a node bound.
  * MPKIT_SEARCH_DIAG=N in the environment lists on stderr the N least-bound
  * configurations that hold the reported bound down (diagnose). */
 #include "search.h"
@@ -329,17 +329,16 @@ static mp_status visit(search *x, mp_config *cfg, int n, unsigned char *done, mp
             }
             if (pass == 1 && c->kind == MP_SCHED_INTERLEAVED) {  /* the positions' bound first (planner/bounds_positions.c) */
                 use_config(x, c);
-                x->bd.table_want = 1;   /* its weights bound the split search's nodes too */
+                x->bd.table_want = 1;   /* their weights bound the split search's nodes too */
                 double lb = mp_bound_positions(&x->bd, c->K, c->b, c->v, c->m, c->lb, thr) * (1 - MP_BOUND_SLACK);
-                x->bd.table_want = 0;
                 x->seen[c - x->cfg0] |= 8;
+                if (lb > c->lb) c->lb = lb;
+                if (c->lb < thr) lb = paths_bound(x, c, thr);   /* then the critical paths' */
+                x->bd.table_want = 0;
+                if (lb > c->lb) c->lb = lb;
+                if (c->lb >= thr) continue;
                 const mp_bound_table *tb = &x->bd.table;
                 x->sp.lt = tb->S == c->S && tb->K == c->K && tb->b == c->b && tb->v == c->v && tb->m == c->m ? tb : NULL;
-                if (lb > c->lb) c->lb = lb;
-                if (c->lb >= thr) continue;
-                lb = paths_bound(x, c, thr);   /* then the critical paths' */
-                if (lb > c->lb) c->lb = lb;
-                if (c->lb >= thr) continue;
             }
             if (pass == 0) {
                 use_config(x, c);
