@@ -14,21 +14,23 @@
  *   (every position's busy time m sum(F+B) is at most T), with the fill and
  *   drain A_p + U_p of every position added (see mp_bound_quick). For interleaved,
  *   W includes the recompute that memory forces: just before position p's
- *   first backward it holds K forwarded micro-batches of each chunk c < v-1
- *   and one of chunk v-1 (the warm-up covers forwards 0..(v-1)K), so
- *   sum_p mem_p >= sf * params + b (K sigma(prefix) + sigma(suffix)) over
- *   non-recomputed layers, where the suffix (chunks v-1) starts at a layer
- *   j >= (v-1)K. Recomputing a layer of stash sigma_l costs fwd_l >= rho
- *   sigma_l; the least cost over layer sets and j is at j = (v-1)K (it is
- *   non-decreasing in j) and is rho (min(D, K sp)/K + max(0, D - K sp)) with
- *   D = K sp + ss - X, X = (sum mem - sf params) / b, sp/ss the prefix/
- *   suffix stash. sum_p mem_p < sf * params rules out every schedule.
+ *   first backward it holds n_pc forwarded micro-batches of its chunk c
+ *   (the op lists' counts, mp_schedule_interleaved_ahead: K of each chunk
+ *   for m > K, fewer of chunk v-1 on the last positions, and K of every
+ *   chunk, all m v forwards, for m = K). A layer before j0 = (v-1)K is in a
+ *   stage of a chunk < v-1 (stage t holds layers >= t), so it counts at
+ *   least a = min over p and c < v-1 of n_pc, any layer at least s = min
+ *   over all n_pc, and sum_p mem_p >= sf * params + b (a sigma(prefix) +
+ *   s sigma(suffix)) over the layers not recomputed, the prefix the layers
+ *   before j0. Recomputing a layer of stash sigma_l costs fwd_l >= rho
+ *   sigma_l and removes at most a sigma_l (prefix) or s sigma_l; so with
+ *   D = a sp + s ss - X, X = (sum mem - sf params) / b, sp/ss the prefix/
+ *   suffix stash, the recompute is >= rho (min(D, a sp)/a + max(0, D -
+ *   a sp)/s). sum_p mem_p < sf * params rules out every schedule.
  *   Sharper, the same relaxation solved exactly (knapsack_rc): the least
  *   recompute time that removes D is at least the fractional knapsack's
- *   over the layers (value K sigma_l before j, sigma_l after, cost fwd_l),
- *   taken by increasing cost / value; it too is least at j = (v-1)K (moving
- *   layer l into the prefix raises D by (K-1) sigma_l and l's value by as
- *   much, so a solution for j+1 is one for j), and it is >= the rho bound
+ *   over the layers (value a sigma_l before j0, s sigma_l after, cost
+ *   fwd_l), taken by increasing cost / value; it is >= the rho bound
  *   (every cost / value is >= rho / weight).
  *
  * interleaved bubble: on position p (stages p + dK, chunk d) the path that
@@ -71,6 +73,7 @@
 
 #include "allreduce.h"
 #include "clock.h"
+#include "schedule.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -128,9 +131,10 @@ void mp_bound_data_set_b(mp_bound_data *d, int b)
 }
 
 /* The least forward time (profile ms at d's b) whose recompute removes D
- * stash bytes per sample, layers before j0 counting K times: the
- * fractional knapsack by increasing fwd / value (see the top). */
-static double knapsack_rc(const mp_bound_data *d, int j0, int K, double D)
+ * stash bytes per sample, layers before j0 counting a times, the others s
+ * times (a >= s): the fractional knapsack by increasing fwd / value (see
+ * the top). */
+static double knapsack_rc(const mp_bound_data *d, int j0, double a, double s, double D)
 {
     const mp_layer_cost *Ly = d->ps.prof->layers;
     int n = d->n_order, i = 0, k = 0;
@@ -143,11 +147,11 @@ static double knapsack_rc(const mp_bound_data *d, int j0, int K, double D)
         if (k >= n) pre = 1;
         else if (i >= n) pre = 0;
         else {
-            int a = d->order[i], c = d->order[k];
-            pre = d->fwd[a] * Ly[c].stash_bytes_per_sample <= K * d->fwd[c] * Ly[a].stash_bytes_per_sample;
+            int x = d->order[i], c = d->order[k];
+            pre = s * d->fwd[x] * Ly[c].stash_bytes_per_sample <= a * d->fwd[c] * Ly[x].stash_bytes_per_sample;
         }
         l = pre ? d->order[i++] : d->order[k++];
-        double val = (pre ? K : 1) * Ly[l].stash_bytes_per_sample;
+        double val = (pre ? a : s) * Ly[l].stash_bytes_per_sample;
         if (val >= D) {
             cost += d->fwd[l] * D / val;
             D = 0;
@@ -185,7 +189,7 @@ static double min_transfer(const mp_bound_data *d, int K, int b, int ring)
 }
 
 /* See bounds.h. */
-double mp_bound_forced_rc(mp_bound_data *d, int K, int b, int v)
+double mp_bound_forced_rc(mp_bound_data *d, int K, int b, int v, int m)
 {
     mp_bound_data_set_b(d, b);
     int L = d->ps.L;
@@ -195,12 +199,21 @@ double mp_bound_forced_rc(mp_bound_data *d, int K, int b, int v)
     if (X < 0) return HUGE_VAL;
     if (d->mode == MP_RC_ON) return 0;
     X /= b;
-    int j0 = (v - 1) * K;
-    double sp = d->ps.PS[j0], ss = d->ps.PS[L] - d->ps.PS[j0], D = K * sp + ss - X;
+    /* a: the least micro-batches of a chunk < v-1 forwarded before their
+     * position's first backward, s: of any chunk (sim/schedule.h) */
+    int a = m, s = m, j0 = (v - 1) * K;
+    for (int p = 0; p < K; p++)
+        for (int c = 0; c < v; c++) {
+            int n = mp_schedule_interleaved_ahead(p, c, K, v, m);
+            if (c < v - 1 && n < a) a = n;
+            if (n < s) s = n;
+        }
+    if (s < 1) s = 1;
+    double sp = d->ps.PS[j0], ss = d->ps.PS[L] - d->ps.PS[j0], D = a * sp + s * ss - X;
     if (D <= 0) return 0;
     if (d->mode == MP_RC_OFF) return HUGE_VAL;
-    double g = (D < K * sp ? D : K * sp) / K + (D > K * sp ? D - K * sp : 0);
-    double rc = isinf(d->rho) ? 0 : d->rho * g, ks = knapsack_rc(d, j0, K, D);
+    double g = (D < a * sp ? D : a * sp) / a + (D > a * sp ? D - a * sp : 0) / s;
+    double rc = isinf(d->rho) ? 0 : d->rho * g, ks = knapsack_rc(d, j0, a, s, D);
     return ks > rc ? ks : rc;
 }
 
@@ -219,7 +232,7 @@ double mp_bound_quick(mp_bound_data *d, int K, int b, int kind, int v, int m)
     }
     if (mem - d->sf * d->ps.PP[L] < 0) return HUGE_VAL;  /* the parameter state alone does not fit */
     if (kind == MP_SCHED_INTERLEAVED) {
-        double rc = mp_bound_forced_rc(d, K, b, v);
+        double rc = mp_bound_forced_rc(d, K, b, v, m);
         if (rc == HUGE_VAL) return HUGE_VAL;
         W += rc;
     }

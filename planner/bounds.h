@@ -97,11 +97,12 @@ double mp_bound_allreduce(mp_bound_data *d, int K, int b, int m, int D);
  * Sets d's micro-batch to b. */
 double mp_bound_split(mp_bound_data *d, int K, int b, int kind, int m, double quick, double stop);
 
-/* Interleaved (K, b, v): a lower bound on the forward time (profile ms at
- * b, per micro-batch) that every fitting plan recomputes (the memory
- * relaxation of planner/bounds.c); 0 when none is forced, HUGE_VAL when no
- * plan fits. Sets d's micro-batch to b. */
-double mp_bound_forced_rc(mp_bound_data *d, int K, int b, int v);
+/* Interleaved (K, b, v) with m micro-batches: a lower bound on the forward
+ * time (profile ms at b, per micro-batch) that every fitting plan
+ * recomputes (the memory relaxation of planner/bounds.c over the micro-
+ * batches each chunk holds before its position's first backward); 0 when
+ * none is forced, HUGE_VAL when no plan fits. Sets d's micro-batch to b. */
+double mp_bound_forced_rc(mp_bound_data *d, int K, int b, int v, int m);
 
 /* Stronger bound for interleaved configuration (K, b, v) with m micro-
  * batches (planner/bounds_positions.c): the best over position weights of

@@ -291,7 +291,7 @@ double mp_bound_positions(mp_bound_data *d, int K, int b, int v, int m, double q
     if (quick == HUGE_VAL || quick >= stop || S > L || (double)S * L > MAX_WORK) return quick;
     if (d->deadline < HUGE_VAL && mp_now_s() >= d->deadline) return quick;
     mp_bound_data_set_b(d, b);
-    double best = quick, R = mp_bound_forced_rc(d, K, b, v);
+    double best = quick, R = mp_bound_forced_rc(d, K, b, v, m);
     if (R == HUGE_VAL) return HUGE_VAL;
     pos_ctx x = { d, K, S, L, b, m, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, mp_bound_ring_lambda(d, K, b),
                   d->mode == MP_RC_ON ? 2 : 1, 0, 0, NULL, &d->table };

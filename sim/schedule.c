@@ -2,7 +2,7 @@
  * for GPipe, 1F1B, interleaved 1F1B, ZB-H1, ZB-H2 and ZB-V, exactly as
  * docs/cost-model.md says.
  * defines: mp_schedule_build, mp_op_lists_free, mp_schedule_is_zb, mp_schedule_chunks,
- *          mp_op_kind_name */
+ *          mp_op_kind_name, mp_schedule_interleaved_ahead */
 #include "schedule.h"
 
 #include <stdlib.h>
@@ -51,11 +51,24 @@ static mp_op virt(int kind, int k, int p, int K, int v)
     return mk(kind, c * K + p, mb);
 }
 
+/* Position p's warm-up forwards (Megatron-LM's num_warmup_microbatches). */
+static int warmup(int p, int K, int v, int m)
+{
+    int total = m * v, w = (K - p - 1) * 2 + (v - 1) * K;
+    return w > total || m == K ? total : w;  /* Megatron: all_warmup_microbatches when m == K */
+}
+
+/* See schedule.h. */
+int mp_schedule_interleaved_ahead(int p, int c, int K, int v, int m)
+{
+    int w = warmup(p, K, v, m), x = w < m * v ? w + 1 : w;   /* the first steady forward precedes the first backward */
+    int cyc = K * v, r = x % cyc - c * K;                    /* forward k is of chunk (k / K) % v */
+    return x / cyc * K + (r < 0 ? 0 : r > K ? K : r);
+}
+
 static void build_interleaved(mp_op *l, int p, int K, int v, int m)
 {
-    int total = m * v, n = 0;
-    int w = (K - p - 1) * 2 + (v - 1) * K;
-    if (w > total || m == K) w = total;  /* Megatron: all_warmup_microbatches when m == K */
+    int total = m * v, n = 0, w = warmup(p, K, v, m);
     for (int k = 0; k < w; k++) l[n++] = virt(MP_OP_FWD, k, p, K, v);
     for (int k = 0; k < total - w; k++) {
         l[n++] = virt(MP_OP_FWD, w + k, p, K, v);

@@ -2,7 +2,7 @@
  * interleaved 1F1B and the zero-bubble ZB-H1, ZB-H2 and ZB-V. The simulator
  * times these lists and the executor runs exactly the same lists
  * (docs/cost-model.md).
- * defines: mp_op_kind, mp_op, mp_op_lists, mp_schedule_build, mp_op_lists_free,
+ * defines: mp_op_kind, mp_op, mp_op_lists, mp_schedule_build, mp_op_lists_free, mp_schedule_interleaved_ahead,
  *          mp_schedule_is_zb, mp_schedule_chunks, mp_op_kind_name, mp_op_lists_check */
 #ifndef MP_SCHEDULE_H
 #define MP_SCHEDULE_H
@@ -54,6 +54,12 @@ mp_status mp_schedule_build(mp_schedule_kind kind, int num_positions, int chunks
                             int num_microbatches, mp_op_lists *out, mp_error *err);
 
 void mp_op_lists_free(mp_op_lists *l);
+
+/* Interleaved (K positions, v chunks, m micro-batches): the micro-batches
+ * of chunk c (stage c K + p) that position p has forwarded before its first
+ * backward, as mp_schedule_build lists them (for the planner's memory
+ * bounds without building the lists). */
+int mp_schedule_interleaved_ahead(int p, int c, int K, int v, int m);
 
 /* Validity of op lists (schedule_check.c): every op on the position of its
  * stage, each of F and B (or F, BI and W for a zero-bubble kind) exactly once

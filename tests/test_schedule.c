@@ -75,6 +75,30 @@ static void test_interleaved_k2_v2_m4(void)
     mp_op_lists_free(&l);
 }
 
+/* mp_schedule_interleaved_ahead equals the count of each chunk's forwards
+ * before the first backward in the built lists (a count off by one in
+ * either direction fails it). */
+static void test_interleaved_ahead(void)
+{
+    int bad = 0, n = 0;
+    for (int K = 2; K <= 9; K++)
+        for (int v = 2; v <= 5; v++)
+            for (int m = K; m <= 5 * K; m += K) {
+                mp_op_lists l;
+                CU_ASSERT_EQUAL_FATAL(mp_schedule_build(MP_SCHED_INTERLEAVED, K, v, m, &l, NULL), MP_OK);
+                for (int p = 0; p < K; p++)
+                    for (int c = 0; c < v; c++) {
+                        int cnt = 0;
+                        for (int i = 0; i < l.len[p] && l.ops[p][i].kind == MP_OP_FWD; i++) cnt += l.ops[p][i].stage == c * K + p;
+                        bad += cnt != mp_schedule_interleaved_ahead(p, c, K, v, m);
+                        n++;
+                    }
+                mp_op_lists_free(&l);
+            }
+    CU_ASSERT(n > 1000);
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
 /* Every (stage, micro-batch, kind) exactly once, on the right position,
  * F before B; and the lists run without deadlock in the simulator. */
 static void check_invariants(mp_schedule_kind kind, int K, int v, int m)
@@ -279,6 +303,7 @@ int main(void)
         MP_TEST(test_1f1b_k3_m4),
         MP_TEST(test_1f1b_fewer_microbatches),
         MP_TEST(test_interleaved_k2_v2_m4),
+        MP_TEST(test_interleaved_ahead),
         MP_TEST(test_invariants),
         MP_TEST(test_bad_arguments),
         MP_TEST(test_zb_h1_k3_m4),

@@ -115,6 +115,8 @@ typedef struct {
     double best;
     long evals;
     mp_plan plan;
+    int fits;              /* plans that fit seen ... */
+    double rc_least;       /* ... and the least forward time (profile ms) any of them recomputes */
 } bf_ctx;
 
 static void bf_eval(bf_ctx *x)
@@ -127,8 +129,13 @@ static void bf_eval(bf_ctx *x)
         CU_FAIL("brute force: evaluate failed");
         return;
     }
-    if (mp_plan_fits(&x->plan, x->cl) && x->plan.predicted.iteration_ms < x->best)
-        x->best = x->plan.predicted.iteration_ms;
+    if (!mp_plan_fits(&x->plan, x->cl)) return;
+    if (x->plan.predicted.iteration_ms < x->best) x->best = x->plan.predicted.iteration_ms;
+    double rc = 0;
+    for (int s = 0; s < x->plan.num_stages; s++)
+        for (int l = x->plan.stages[s].first; x->plan.stages[s].recompute && l <= x->plan.stages[s].last; l++)
+            rc += mp_time_eval(&x->prof->layers[l].fwd, x->plan.microbatch_size);
+    if (!x->fits++ || rc < x->rc_least) x->rc_least = rc;
 }
 
 /* Every recompute vector allowed by the mode. */
@@ -223,7 +230,7 @@ static int bf_replicas_ok(const mp_cluster *cl, int K, int D, int ring)
 static double brute_force(const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o,
                           long *evals)
 {
-    bf_ctx x = { prof, cl, o, HUGE_VAL, 0, { 0 } };
+    bf_ctx x = { prof, cl, o, HUGE_VAL, 0, { 0 }, 0, 0 };
     int G = o->global_batch, L = prof->num_layers;
     x.plan.stages = calloc((size_t)L, sizeof(mp_stage));
     for (int D = 1; D <= cl->num_devices; D++) {
@@ -263,7 +270,7 @@ static double brute_force(const mp_profile *prof, const mp_cluster *cl, const mp
 static double brute_force_config(const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o,
                                  int K, int b, int kind, int v)
 {
-    bf_ctx x = { prof, cl, o, HUGE_VAL, 0, { 0 } };
+    bf_ctx x = { prof, cl, o, HUGE_VAL, 0, { 0 }, 0, 0 };
     x.plan.stages = calloc((size_t)K * v, sizeof(mp_stage));
     bf_config(&x, K, b, kind, v, 1);
     free(x.plan.stages);
@@ -602,7 +609,7 @@ static void test_allreduce_bound_vs_brute_force(void)
                         int ring = kind == MP_SCHED_INTERLEAVED, m = G / (D * b);
                         if (ring && (K < 2 || m % K || 2 * K > L)) continue;
                         if (!bf_replicas_ok(&cl, K, D, ring)) continue;
-                        bf_ctx x = { &prof, &cl, &o, HUGE_VAL, 0, { 0 } };
+                        bf_ctx x = { &prof, &cl, &o, HUGE_VAL, 0, { 0 }, 0, 0 };
                         x.plan.stages = calloc((size_t)L, sizeof(mp_stage));
                         for (int v = ring ? 2 : 1; v <= (ring ? L / K : 1) && v <= 3; v++) bf_config(&x, K, b, kind, v, D);
                         free(x.plan.stages);
@@ -985,6 +992,57 @@ static void test_matrix_game(void)
         }
     }
     CU_ASSERT_EQUAL(bad, 0);
+}
+
+/* The recompute that memory forces on interleaved plans (mp_bound_forced_rc,
+ * from the micro-batches each chunk has in flight before its position's
+ * first backward) against brute force over splits and recompute choices:
+ * never above the least recompute of a plan that fits, m = K (every chunk
+ * K in flight) and m > K (the last chunk fewer) alike; often positive (a
+ * bound that took the last chunk's count for the others' fails it). */
+static void test_forced_rc_vs_brute_force(void)
+{
+    int checked = 0, positive = 0, fails = 0, mK = 0;
+    for (int i = 0; i < 1200; i++) {
+        mp_profile prof;
+        mp_cluster cl;
+        int K = 2 + irand(2), v = 2 + (K == 2 ? irand(2) : 0), L = K * v + irand(3), m = K * (1 + irand(3));
+        int b = 1 + irand(2), G = m * b;
+        rand_profile(&prof, L);
+        rand_cluster(&cl, &prof, K, G);
+        mp_search_opts o;
+        mp_search_opts_init(&o, G);
+        o.state_factor = 1 + 3 * urand();
+        double params = 0, stash = 0;   /* memory between the parameters' share and all of the stash in flight */
+        for (int l = 0; l < L; l++) params += prof.layers[l].param_bytes, stash += prof.layers[l].stash_bytes_per_sample;
+        for (int k = 0; k < K; k++)
+            cl.devices[k].memory_bytes = (o.state_factor * params + (0.2 + 0.8 * urand()) * G * stash) / K;
+        mp_bound_data d;
+        CU_ASSERT_EQUAL_FATAL(mp_bound_data_init(&d, &prof, &cl, o.recompute, o.state_factor), MP_OK);
+        double lb = mp_bound_forced_rc(&d, K, b, v, m);
+        bf_ctx x = { &prof, &cl, &o, HUGE_VAL, 0, { 0 }, 0, 0 };
+        x.plan.stages = calloc((size_t)K * v, sizeof(mp_stage));
+        bf_config(&x, K, b, MP_SCHED_INTERLEAVED, v, 1);
+        free(x.plan.stages);
+        free(x.plan.predicted.peak_memory_bytes);
+        if (x.fits) {
+            checked++;
+            mK += m == K;
+            positive += lb > 0;
+            if (lb > x.rc_least * (1 + 1e-9) + 1e-12 && ++fails <= 5)
+                fprintf(stderr, "forced recompute above brute force: L=%d K=%d v=%d m=%d b=%d: %.9g > %.9g\n", L, K, v, m,
+                        b, lb, x.rc_least);
+        } else if (lb != HUGE_VAL && lb > 0) {
+            positive++;
+        }
+        mp_bound_data_free(&d);
+        mp_profile_free(&prof);
+        mp_cluster_free(&cl);
+    }
+    fprintf(stderr, "  %d interleaved instances that fit (%d with m = K), %d forced recompute bounds > 0, %d above the "
+            "least recompute\n", checked, mK, positive, fails);
+    CU_ASSERT_EQUAL(fails, 0);
+    CU_ASSERT(checked > 400 && mK > 60 && positive > checked / 4);
 }
 
 /* The critical paths' bound (mp_bound_paths: a mixture of paths of the
@@ -1609,6 +1667,7 @@ int main(int argc, char **argv)
         MP_TEST(test_1f1b_round_trips_vs_brute_force),
         MP_TEST(test_interleaved_bounds_vs_brute_force),
         MP_TEST(test_matrix_game),
+        MP_TEST(test_forced_rc_vs_brute_force),
         MP_TEST(test_paths_bound_vs_brute_force),
         MP_TEST(test_mixed_clusters_vs_permutations),
         MP_TEST(test_exhaustive_fixtures),

@@ -15,7 +15,8 @@ typedef struct {
 
 /* Runs the cases as one CUnit suite named `suite`, prints CUnit's summary and
  * one line "mpkit-tests: <suite> P passed, F failed" for tests/run_all.sh.
- * Returns the process exit status (0 when every assertion held). */
+ * Returns the process exit status (0 when every assertion held). With
+ * MPKIT_TEST_ONLY set, only the cases whose names contain it run. */
 int mp_test_main(const char *suite, const mp_test_case *cases, int n);
 
 /* Path of tests/fixtures/<name> (static buffer, valid until the next call). */
