@@ -188,6 +188,34 @@ static double min_transfer(const mp_bound_data *d, int K, int b, int ring)
     return lat == HUGE_VAL ? 0 : lat;
 }
 
+/* The most stash (bytes per sample) the positions can hold without
+ * recompute (see the top): position q holds its stash at n_q, the least
+ * count of its chunks, and its parameters, so its stash is <= (M_q -
+ * sf P_q) / (b n_q); the parameters go first to the positions of most
+ * count, which maximises the sum over any split of them. */
+static double stash_room(const mp_bound_data *d, int K, int b, int v, int m)
+{
+    int n[K], ord[K];
+    for (int q = 0; q < K; q++) {
+        n[q] = m;
+        for (int c = 0; c < v; c++) {
+            int x = mp_schedule_interleaved_ahead(q, c, K, v, m);
+            if (x < n[q]) n[q] = x;
+        }
+        if (n[q] < 1) n[q] = 1;
+        int i = q;   /* insertion: ord by decreasing count */
+        while (i > 0 && n[ord[i - 1]] < n[q]) ord[i] = ord[i - 1], i--;
+        ord[i] = q;
+    }
+    double left = d->sf * d->ps.PP[d->ps.L], room = 0;
+    for (int i = 0; i < K; i++) {
+        double M = d->cl->devices[ord[i]].memory_bytes, take = left < M ? left : M;
+        left -= take;
+        room += (M - take) / ((double)b * n[ord[i]]);
+    }
+    return room;
+}
+
 /* See bounds.h. */
 double mp_bound_forced_rc(mp_bound_data *d, int K, int b, int v, int m)
 {
@@ -210,11 +238,21 @@ double mp_bound_forced_rc(mp_bound_data *d, int K, int b, int v, int m)
         }
     if (s < 1) s = 1;
     double sp = d->ps.PS[j0], ss = d->ps.PS[L] - d->ps.PS[j0], D = a * sp + s * ss - X;
-    if (D <= 0) return 0;
+    double need = d->ps.PS[L] - stash_room(d, K, b, v, m);   /* stash no position can hold */
+    if (D <= 0 && need <= 1e-9 * d->ps.PS[L]) return 0;
     if (d->mode == MP_RC_OFF) return HUGE_VAL;
-    double g = (D < a * sp ? D : a * sp) / a + (D > a * sp ? D - a * sp : 0) / s;
-    double rc = isinf(d->rho) ? 0 : d->rho * g, ks = knapsack_rc(d, j0, a, s, D);
-    return ks > rc ? ks : rc;
+    double rc = 0;
+    if (D > 0) {
+        double g = (D < a * sp ? D : a * sp) / a + (D > a * sp ? D - a * sp : 0) / s;
+        rc = isinf(d->rho) ? 0 : d->rho * g;
+        double ks = knapsack_rc(d, j0, a, s, D);
+        if (ks > rc) rc = ks;
+    }
+    if (need > 0) {
+        double kn = knapsack_rc(d, 0, 1, 1, need);
+        if (kn > rc) rc = kn;
+    }
+    return rc;
 }
 
 /* See bounds.h. */

@@ -19,7 +19,9 @@
  * sharpened); gpipe/1f1b configurations a cap cut are searched
  * again when the interleaved pass leaves time. Time: gpipe/1f1b may use half of the time limit
  * (all of it when there are no interleaved configurations), one
- * configuration at most an eighth (set_caps); the search ends early enough
+ * configuration at most an eighth (set_caps), one greedy split and one
+ * critical paths' bound in a visit at most GREEDY_SHARE and PATHS_SHARE
+ * (the paths' bound is anytime); the search ends early enough
  * that the reference evaluation of the incumbents still fits the limit
  * (search_end). When a cap cut the search, POLISH_SHARE of the limit
  * polishes the incumbents (mp_split_polish: better plans, no proof) and the
@@ -50,7 +52,10 @@
 #include "split.h"
 #include "top.h"
 
-#define GREEDY_FIRST 64       /* interleaved configurations (per D) whose greedy split is timed first */
+#define GREEDY_FIRST 64       /* interleaved configurations (per D) whose greedy split is timed first ... */
+#define GREEDY_PER_B 8        /* ... and per (D, micro-batch) */
+#define GREEDY_SHARE (1.0 / 32) /* of the limit: at most for one greedy split and its recompute choices */
+#define PATHS_SHARE (1.0 / 32)  /* ... and for one critical paths' bound before a split search */
 #define INTERLEAVED_NEAR 0.10 /* relative gap below which interleaved configurations get less time */
 #define EVAL_FACTOR 6.0       /* a reference evaluation costs about this many fast simulations */
 #define LIMIT_USE 0.95        /* the search and the evaluation aim at this share of the limit */
@@ -234,6 +239,8 @@ static mp_status search_config(search *x, mp_config *c, int split_too, int *cut,
     mp_search_tally *t = &x->tally;
     use_config(x, c);
     set_caps(x, NULL);
+    if (x->o->time_limit > 0 && mp_now_s() + GREEDY_SHARE * x->o->time_limit < t->t_cap)
+        t->t_cap = mp_now_s() + GREEDY_SHARE * x->o->time_limit;   /* one split (and its recompute sets) */
     *cut = 1;
     if (x->seen) x->seen[c - x->cfg0] |= split_too ? 2 : 1;
     if (!mp_tally_sim_fits(t, 2.0 * c->m * c->S)) return MP_OK;  /* not even its op lists */
@@ -293,6 +300,41 @@ static double paths_bound(search *x, mp_config *c, double stop)
     return mp_bound_paths(&x->bd, c->K, c->b, c->v, c->m, c->lb, stop) * (1 - MP_BOUND_SLACK);
 }
 
+/* Before the interleaved pass: incumbents from the greedy splits of the
+ * most promising interleaved configurations, by bound, GREEDY_FIRST per D:
+ * first GREEDY_PER_B per (D, b) with their v a quarter apart or more, then
+ * the others. The bounds of neighbouring v are close, and the least
+ * bounds' v are often not the best plans' (1000 x 16 memory-bound: bounds
+ * least at v = 18, the best plan at v = 7), so the spread comes first. */
+static mp_status greedy_first(search *x, mp_config *cfg, int n, int alone, mp_error *err)
+{
+    enum { PAIRS = 256 };
+    int N = x->cl->num_devices, *k = calloc((size_t)N + 1, sizeof *k), pd[PAIRS], pb[PAIRS], pk[PAIRS], np = 0, cut;
+    int pv[PAIRS][GREEDY_PER_B];
+    if (!k) return mp_error_set(err, MP_ERR_NOMEM, "search: out of memory");
+    mp_status st = MP_OK;
+    for (int spread = 1; spread >= 0; spread--)
+        for (int i = 0; i < n && st == MP_OK; i++) {
+            mp_config *c = &cfg[i];
+            if (c->kind != MP_SCHED_INTERLEAVED || k[c->D] >= GREEDY_FIRST || (x->seen[i] & 1)) continue;
+            if (c->lb >= mp_top_worst(&x->top) || pass_spent(x, 1, alone)) break;
+            int j = 0;
+            while (spread && j < np && (pd[j] != c->D || pb[j] != c->b)) j++;
+            if (spread && j == np && np < PAIRS) pd[np] = c->D, pb[np] = c->b, pk[np++] = 0;
+            if (spread && j < np) {
+                int near = pk[j] >= GREEDY_PER_B;
+                for (int u = 0; u < pk[j] && !near; u++) near = 4 * abs(pv[j][u] - c->v) < (c->v > 4 ? c->v : 4);
+                if (near) continue;
+                pv[j][pk[j]++] = c->v;
+            }
+            k[c->D]++;
+            st = search_config(x, c, 0, &cut, err);
+            x->stopped |= cut;
+        }
+    free(k);
+    return st;
+}
+
 /* The passes over cfg[0..n) (sorted by bound): gpipe/1f1b, interleaved,
  * then gpipe/1f1b again for those a cap cut while time is left; done[i]
  * set for the configurations searched in full or proven not to fit. */
@@ -303,18 +345,7 @@ static mp_status visit(search *x, mp_config *cfg, int n, unsigned char *done, mp
     int alone = 1, cut;
     for (int i = 0; i < n; i++) alone &= !late(cfg[i].kind);
     for (int pass = 0; pass < 3; pass++) {
-        if (pass == 1) {  /* incumbents from the greedy splits of the most promising interleaved ones, per D */
-            int N = x->cl->num_devices, *k = calloc((size_t)N + 1, sizeof *k);
-            if (!k) return mp_error_set(err, MP_ERR_NOMEM, "search: out of memory");
-            for (int i = 0; i < n; i++) {
-                if (cfg[i].kind != MP_SCHED_INTERLEAVED || k[cfg[i].D] >= GREEDY_FIRST) continue;
-                if (cfg[i].lb >= mp_top_worst(&x->top) || pass_spent(x, pass, alone)) break;
-                k[cfg[i].D]++;
-                if ((st = search_config(x, &cfg[i], 0, &cut, err)) != MP_OK) { free(k); return st; }
-                x->stopped |= cut;
-            }
-            free(k);
-        }
+        if (pass == 1 && (st = greedy_first(x, cfg, n, alone, err)) != MP_OK) return st;
         if (pass == 1) sweep(x, cfg, n);
         for (int i = 0; i < n; i++) {
             mp_config *c = &cfg[i];
@@ -333,7 +364,13 @@ static mp_status visit(search *x, mp_config *cfg, int n, unsigned char *done, mp
                 double lb = mp_bound_positions(&x->bd, c->K, c->b, c->v, c->m, c->lb, thr) * (1 - MP_BOUND_SLACK);
                 x->seen[c - x->cfg0] |= 8;
                 if (lb > c->lb) c->lb = lb;
-                if (c->lb < thr) lb = paths_bound(x, c, thr);   /* then the critical paths' */
+                if (c->lb < thr) {   /* then the critical paths', anytime: a share of the limit at most */
+                    double keep = x->bd.deadline;
+                    if (o->time_limit > 0 && mp_now_s() + PATHS_SHARE * o->time_limit < keep)
+                        x->bd.deadline = mp_now_s() + PATHS_SHARE * o->time_limit;
+                    lb = paths_bound(x, c, thr);
+                    x->bd.deadline = keep;
+                }
                 x->bd.table_want = 0;
                 if (lb > c->lb) c->lb = lb;
                 if (c->lb >= thr) continue;
