@@ -191,19 +191,13 @@ static double min_transfer(const mp_bound_data *d, int K, int b, int ring)
 /* The most stash (bytes per sample) the positions can hold without
  * recompute (see the top): position q holds its stash at n_q, the least
  * count of its chunks, and its parameters, so its stash is <= (M_q -
- * sf P_q) / (b n_q); the parameters go first to the positions of most
- * count, which maximises the sum over any split of them. */
-static double stash_room(const mp_bound_data *d, int K, int b, int v, int m)
+ * sf P_q) / (b n_q) (n[q] >= 1); the parameters go first to the
+ * positions of most count, which maximises the sum over any split of them. */
+static double stash_room(const mp_bound_data *d, int K, int b, const int *n)
 {
-    int n[K], ord[K];
-    for (int q = 0; q < K; q++) {
-        n[q] = m;
-        for (int c = 0; c < v; c++) {
-            int x = mp_schedule_interleaved_ahead(q, c, K, v, m);
-            if (x < n[q]) n[q] = x;
-        }
-        if (n[q] < 1) n[q] = 1;
-        int i = q;   /* insertion: ord by decreasing count */
+    int ord[K];
+    for (int q = 0; q < K; q++) {   /* insertion: ord by decreasing count */
+        int i = q;
         while (i > 0 && n[ord[i - 1]] < n[q]) ord[i] = ord[i - 1], i--;
         ord[i] = q;
     }
@@ -229,16 +223,19 @@ double mp_bound_forced_rc(mp_bound_data *d, int K, int b, int v, int m)
     X /= b;
     /* a: the least micro-batches of a chunk < v-1 forwarded before their
      * position's first backward, s: of any chunk (sim/schedule.h) */
-    int a = m, s = m, j0 = (v - 1) * K;
-    for (int p = 0; p < K; p++)
+    int a = m, s = m, j0 = (v - 1) * K, nq[K];   /* nq: each position's least count */
+    for (int p = 0; p < K; p++) {
+        nq[p] = m;
         for (int c = 0; c < v; c++) {
             int n = mp_schedule_interleaved_ahead(p, c, K, v, m);
             if (c < v - 1 && n < a) a = n;
-            if (n < s) s = n;
+            if (n < nq[p]) nq[p] = n;
         }
-    if (s < 1) s = 1;
+        if (nq[p] < 1) nq[p] = 1;
+        if (nq[p] < s) s = nq[p];
+    }
     double sp = d->ps.PS[j0], ss = d->ps.PS[L] - d->ps.PS[j0], D = a * sp + s * ss - X;
-    double need = d->ps.PS[L] - stash_room(d, K, b, v, m);   /* stash no position can hold */
+    double need = d->ps.PS[L] - stash_room(d, K, b, nq);   /* stash no position can hold */
     if (D <= 0 && need <= 1e-9 * d->ps.PS[L]) return 0;
     if (d->mode == MP_RC_OFF) return HUGE_VAL;
     double rc = 0;

@@ -278,6 +278,17 @@ static double brute_force_config(const mp_profile *prof, const mp_cluster *cl, c
     return x.best;
 }
 
+/* Configuration (K, b, kind, v)'s bound (mp_search_config_bound) into *lb
+ * and its optimum by brute force into *best (HUGE_VAL: nothing fits); 0
+ * when the bound failed. */
+static int bound_and_optimum(const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o, int K, int b,
+                             int kind, int v, double *lb, double *best)
+{
+    mp_error e;
+    *best = brute_force_config(prof, cl, o, K, b, kind, v);
+    return mp_search_config_bound(prof, cl, o, K, b, kind, v, lb, &e) == MP_OK;
+}
+
 /* ---------------------------------------------------------------- tests */
 
 static int n_fit, n_rc, n_inter, n_multi;  /* what the random instances exercised */
@@ -795,9 +806,8 @@ static void test_config_bounds_vs_brute_force(void)
                 for (int kind = 0; kind < 3; kind++)
                     for (int v = kind == 2 ? 2 : 1; kind == 2 ? K * v <= L : v == 1; v++) {
                         if (kind == 2 && (K < 2 || (G / b) % K)) break;
-                        double lb, best = brute_force_config(&prof, &cl, &o, K, b, kind, v);
-                        mp_error e;
-                        if (mp_search_config_bound(&prof, &cl, &o, K, b, kind, v, &lb, &e) != MP_OK) {
+                        double lb, best;
+                        if (!bound_and_optimum(&prof, &cl, &o, K, b, kind, v, &lb, &best)) {
                             fails++;
                             continue;
                         }
@@ -938,9 +948,8 @@ static void test_interleaved_bounds_vs_brute_force(void)
         int cf[MAX_IL][3], ncf = interleaved_configs(L, D, G, cf);
         for (int k = 0; k < ncf; k++) {
             int b = cf[k][0], K = cf[k][1], v = cf[k][2];
-            double lb, best = brute_force_config(&prof, &cl, &o, K, b, MP_SCHED_INTERLEAVED, v);
-            mp_error e;
-            if (mp_search_config_bound(&prof, &cl, &o, K, b, MP_SCHED_INTERLEAVED, v, &lb, &e) != MP_OK) {
+            double lb, best;
+            if (!bound_and_optimum(&prof, &cl, &o, K, b, MP_SCHED_INTERLEAVED, v, &lb, &best)) {
                 fails++;
                 continue;
             }
