@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "version.h"
 #include "allreduce.h"
@@ -438,7 +439,7 @@ static mp_status run_search(const args *a, const mp_profile_set *ps, const mp_cl
     o.data_parallel = a->dp;
     o.positions = a->positions;
     o.top = a->json ? 1 : a->top;
-    o.progress = 1;
+    o.progress = isatty(STDERR_FILENO);   /* a terminal: one line, rewritten once a second; a log: none */
     o.file_order = a->file_order;
     mp_search_result all;
     memset(&all, 0, sizeof all);

@@ -41,7 +41,7 @@ typedef struct {
                                 * MP_SEARCH_TIME_LIMIT; 0: no limit) */
     long node_budget;          /* optional deterministic cap: branch-and-bound nodes in all (0: none) */
     double sim_op_budget;      /* optional deterministic cap: simulated ops in all (0: none) */
-    int progress;              /* 1: report progress on stderr when a search runs > 2 s */
+    int progress;              /* 1: a progress line on stderr (rewritten once a second) when a search runs > 2 s */
     int min_devices;           /* plans use at least this many devices (0: 1) */
     int max_devices;           /* ... and at most this many (0: all of the cluster) */
     int data_parallel;         /* replicas D: 1 (default) none; 0 every D with D*K <= devices

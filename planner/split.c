@@ -351,7 +351,8 @@ static void show_progress(mp_split *x)
     mp_search_tally *t = x->tally;
     if (!t->progress) return;
     double el = mp_now_s() - t->t0;
-    if (el < 2.0) return;
+    if (el < 2.0 || (t->shown && el < t->shown_s + 1.0)) return;   /* after 2 s, once a second */
+    t->shown_s = el;
     fprintf(stderr, "\rmpplan: searching %.0fs: %ld configurations, %ld simulations, best %.4g ms   ",
             el, t->searched, t->sims, x->top->n ? x->top->e[0].t : 0.0);
     t->shown = 1;

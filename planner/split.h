@@ -43,7 +43,8 @@ typedef struct {
     int progress;              /* 1: a progress line on stderr once the search runs > 2 s */
     double t0;                 /* when the search started (mp_now_s) */
     double sim_s;              /* seconds spent in the simulator */
-    int shown;                 /* 1: a progress line was printed */
+    int shown;                 /* 1: a progress line was printed ... */
+    double shown_s;            /* ... the last at this many seconds after t0 */
     double cut_lb;             /* least bound of the subtrees a cap cut off (HUGE_VAL: none) */
 } mp_search_tally;
 
