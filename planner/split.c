@@ -511,21 +511,32 @@ static mp_status try_split(mp_split *x, const int *hi)
 
 /* ---------------------------------------------------------------- entry points */
 
-/* See split.h. */
-mp_status mp_split_greedy(mp_split *x, mp_error *err)
+/* Greedy stage s = [lo, hi]'s time per speed: F + B, with aware (gpipe/1f1b
+ * under auto recompute) also the recompute its memory forces; HUGE_VAL when
+ * it fits no recompute choice (gpipe/1f1b). Non-decreasing in hi. (For
+ * interleaved, a stage's recompute depends on the other stages of its
+ * position; the shares of its memory tried were worse than F + B.) */
+static double greedy_cost(const mp_split *x, int s, int lo, int hi, int aware)
 {
-    int S = x->c.S, L = x->ps.L;
-    const double *PF = x->ps.PF, *PB = x->ps.PB;
+    double f = x->ps.PF[hi + 1] - x->ps.PF[lo], w = f + x->ps.PB[hi + 1] - x->ps.PB[lo];
+    if (!interleaved(x)) {
+        int rc = mp_stage_fit_rc(&x->fit, s, lo, hi);
+        if (rc < 0) return HUGE_VAL;
+        if (aware && rc) w += f;
+    }
+    return w / mp_split_speed(x, s);
+}
+
+/* The split of least largest greedy_cost, found by bisection (each stage in
+ * turn as many layers as the threshold allows) into best; 0 when none. */
+static int greedy_split(mp_split *x, int aware, int *best)
+{
+    int S = x->c.S, L = x->ps.L, found = 0;
     double hiT = 0, loT = 0;
-    x->A[0] = x->U[0] = 0;
-    for (int p = 0; p < x->c.K; p++) x->il.busy[p] = 0;
     for (int s = 0; s < S; s++) {
-        double t = mp_split_rem_work(x, 0) / mp_split_speed(x, s);
+        double t = (mp_split_rem_work(x, 0) + (aware ? x->ps.PF[L] : 0)) / mp_split_speed(x, s);
         if (t > hiT) hiT = t;
     }
-    int found = 0;
-    int *best = malloc((size_t)S * sizeof(int));
-    if (!best) return split_error(err, MP_ERR_NOMEM);
     for (int it = 0; it < 40; it++) {
         double th = it == 0 ? hiT : 0.5 * (loT + hiT);
         int lo = 0, ok = 1;
@@ -533,14 +544,10 @@ mp_status mp_split_greedy(mp_split *x, mp_error *err)
             int hmax = L - 1 - (S - 1 - s), h;
             if (s == S - 1) h = L - 1;
             else {
-                double sp = mp_split_speed(x, s);
-                MP_LAST_TRUE(h, lo, hmax, (PF[hi + 1] - PF[lo] + PB[hi + 1] - PB[lo]) / sp <= th &&
-                                          (interleaved(x) || mp_stage_fit_rc(&x->fit, s, lo, hi) >= 0));
+                MP_LAST_TRUE(h, lo, hmax, greedy_cost(x, s, lo, hi, aware) <= th);
                 if (h < lo) h = lo;
             }
-            if ((PF[h + 1] - PF[lo] + PB[h + 1] - PB[lo]) / mp_split_speed(x, s) > th * (1 + 1e-12) ||
-                (!interleaved(x) && mp_stage_fit_rc(&x->fit, s, lo, h) < 0))
-                ok = 0;
+            if (greedy_cost(x, s, lo, h, aware) > th * (1 + 1e-12)) ok = 0;
             x->hi[s] = h;
             lo = h + 1;
         }
@@ -548,11 +555,22 @@ mp_status mp_split_greedy(mp_split *x, mp_error *err)
         else if (it == 0) break;
         else loT = th;
     }
+    best[S - 1] = L - 1;
+    return found;
+}
+
+/* See split.h. */
+mp_status mp_split_greedy(mp_split *x, mp_error *err)
+{
+    int S = x->c.S;
+    x->A[0] = x->U[0] = 0;
+    for (int p = 0; p < x->c.K; p++) x->il.busy[p] = 0;
+    int *best = malloc((size_t)S * sizeof(int));
+    if (!best) return split_error(err, MP_ERR_NOMEM);
     mp_status st = MP_OK;
-    if (found) {
-        best[S - 1] = L - 1;
-        st = try_split(x, best);
-    }
+    int both = !interleaved(x) && x->mode == MP_RC_AUTO;   /* the recompute-aware split too */
+    for (int aware = 0; aware <= both && st == MP_OK; aware++)
+        if (greedy_split(x, aware, best)) st = try_split(x, best);
     free(best);
     return st == MP_OK ? MP_OK : split_error(err, st);
 }

@@ -134,7 +134,9 @@ void mp_split_free(mp_split *x);
 mp_status mp_split_config(mp_split *x, const mp_config *c, mp_error *err);
 
 /* Times the greedy split of the configuration (balanced stage times, the
- * least largest one found by bisection) and offers it to the incumbents. */
+ * least largest one found by bisection) and offers it to the incumbents;
+ * gpipe/1f1b under auto recompute also the split balanced with the
+ * recompute that each stage's memory forces counted in its time. */
 mp_status mp_split_greedy(mp_split *x, mp_error *err);
 
 /* Hill climbing from the configuration's incumbent (nothing when it has

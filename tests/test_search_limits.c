@@ -1,7 +1,8 @@
 /* test_search_limits.c — the planner's search under its time limit and
  * work caps on the memory-bound instances of planner/synth.h: anytime
  * answers (a plan that fits, a valid lower bound and its gap), work caps
- * that reproduce, and the synthetic instances themselves. */
+ * that reproduce, the greedy incumbents a cap leaves, and the synthetic
+ * instances themselves. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,12 +117,73 @@ static void test_work_caps_reproduce(void)
     mp_cluster_free(&c);
 }
 
+/* A cap that stops the split search at once leaves the greedy incumbents.
+ * Twelve equal layers on two devices, gpipe: the first device holds the
+ * stash of five layers' micro-batches, not six. The split balanced by F + B
+ * (6 | 6) must recompute its first stage; the one balanced with the
+ * recompute that memory forces counted (5 | 7) need not, and is the best
+ * of every split (each tried here with the recompute it needs). */
+static void test_greedy_counts_forced_recompute(void)
+{
+    enum { L = 12, G = 4 };
+    const double stash = 1048576.0;
+    mp_profile p;
+    memset(&p, 0, sizeof p);
+    p.model = strdup("equal");
+    p.device = strdup("synthetic");
+    p.input_bytes_per_sample = 100;
+    p.num_layers = L;
+    p.layers = calloc(L, sizeof *p.layers);
+    for (int l = 0; l < L; l++) {
+        p.layers[l].fwd = (mp_time_fn){ .kind = MP_TIME_LINEAR, .beta = 1.0 };
+        p.layers[l].bwd = (mp_time_fn){ .kind = MP_TIME_LINEAR, .beta = 2.0 };
+        p.layers[l].param_bytes = 1000;
+        p.layers[l].out_bytes_per_sample = 100;
+        p.layers[l].stash_bytes_per_sample = stash;
+    }
+    mp_cluster c;
+    mp_error e;
+    CU_ASSERT_EQUAL_FATAL(mp_cluster_uniform(&c, 2, 1073741824.0, 1e9, 1e-5, &e), MP_OK);
+    c.devices[0].memory_bytes = G * 5.5 * stash;
+    mp_search_opts o;
+    mp_search_opts_init(&o, G);
+    o.top = 1;
+    o.microbatch = 1;
+    o.positions = 2;
+    o.schedule = MP_SCHED_GPIPE;
+    o.file_order = 1;
+    o.time_limit = 0;
+    o.node_budget = 1;
+    mp_search_result r;
+    CU_ASSERT_EQUAL_FATAL(mp_search_run(&p, &c, &o, &r, &e), MP_OK);
+    mp_stage st[2] = { { 0, 0, 0, 0 }, { 0, L - 1, 1, 0 } };
+    mp_plan plan = { .schedule = MP_SCHED_GPIPE, .chunks_per_device = 1, .global_batch = G, .microbatch_size = 1,
+                     .num_microbatches = G, .num_stages = 2, .stages = st, .data_parallel = 1 };
+    double best = HUGE_VAL;
+    for (int h = 0; h + 1 < L; h++)
+        for (int rc = 0; rc <= 1; rc++) {
+            st[0].last = h, st[1].first = h + 1, st[0].recompute = rc;
+            CU_ASSERT_EQUAL_FATAL(mp_plan_evaluate(&plan, &p, &c, o.state_factor, NULL, &e), MP_OK);
+            if (mp_plan_fits(&plan, &c) && plan.predicted.iteration_ms < best) best = plan.predicted.iteration_ms;
+            CU_ASSERT_EQUAL(mp_plan_fits(&plan, &c), rc || h < 5);
+        }
+    free(plan.predicted.peak_memory_bytes);
+    CU_ASSERT(r.stopped && !r.optimal);
+    CU_ASSERT_EQUAL(r.plans[0].stages[0].last, 4);
+    CU_ASSERT_EQUAL(r.plans[0].stages[0].recompute, 0);
+    CU_ASSERT_DOUBLE_EQUAL(r.plans[0].predicted.iteration_ms, best, 1e-9 * best);
+    mp_search_result_free(&r);
+    mp_profile_free(&p);
+    mp_cluster_free(&c);
+}
+
 int main(void)
 {
     static const mp_test_case cases[] = {
         MP_TEST(test_synth_instances),
         MP_TEST(test_time_limit_anytime),
         MP_TEST(test_work_caps_reproduce),
+        MP_TEST(test_greedy_counts_forced_recompute),
     };
     return mp_test_main("search_limits", cases, (int)(sizeof cases / sizeof *cases));
 }
