@@ -21,7 +21,9 @@
  * (all of it when there are no interleaved configurations), one
  * configuration at most an eighth (set_caps), one greedy split and one
  * critical paths' bound in a visit at most GREEDY_SHARE and PATHS_SHARE
- * (the paths' bound is anytime); the search ends early enough
+ * (the paths' bound is anytime), the hill climbing from an interleaved
+ * greedy split within 3% of the incumbent CLIMB_SHARE (with a limit only);
+ * the search ends early enough
  * that the reference evaluation of the incumbents still fits the limit
  * (search_end). When a cap cut the search, POLISH_SHARE of the limit
  * polishes the incumbents (mp_split_polish: better plans, no proof) and the
@@ -56,6 +58,7 @@
 #define GREEDY_PER_B 8        /* ... and per (D, micro-batch) */
 #define GREEDY_SHARE (1.0 / 32) /* of the limit: at most for one greedy split and its recompute choices */
 #define PATHS_SHARE (1.0 / 32)  /* ... and for one critical paths' bound before a split search */
+#define CLIMB_SHARE (1.0 / 256) /* ... and for the hill climbing from an interleaved greedy split */
 #define INTERLEAVED_NEAR 0.10 /* relative gap below which interleaved configurations get less time */
 #define EVAL_FACTOR 6.0       /* a reference evaluation costs about this many fast simulations */
 #define LIMIT_USE 0.95        /* the search and the evaluation aim at this share of the limit */
@@ -253,6 +256,7 @@ static mp_status search_config(search *x, mp_config *c, int split_too, int *cut,
         *cut = t->out_of_budget;
         return st;
     }
+    x->sp.polish_s = x->o->time_limit > 0 ? CLIMB_SHARE * x->o->time_limit : 0;   /* none without a limit */
     if (st == MP_OK) st = mp_split_greedy(&x->sp, err);
     *cut = t->out_of_budget;
     if (st != MP_OK || !split_too) return st;
@@ -410,7 +414,7 @@ static mp_status polish(search *x, mp_error *err)
         x->tally.t_cap = polish_end(x);
         if (mp_now_s() >= x->tally.t_cap) break;
         mp_status st = mp_split_config(&x->sp, &cs[i], err);
-        if (st == MP_OK) st = mp_split_polish(&x->sp, err);
+        if (st == MP_OK) st = mp_split_polish(&x->sp, NULL, HUGE_VAL, err);
         if (st != MP_OK) return st;
     }
     return MP_OK;

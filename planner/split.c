@@ -1,5 +1,5 @@
 /* split.c — the branch and bound over one configuration's splits (split.h).
- * defines: mp_split_init, mp_split_free, mp_split_config, mp_split_greedy, mp_split_search,
+ * defines: mp_split_init, mp_split_free, mp_split_config, mp_split_greedy, mp_split_polish, mp_split_search,
  *          mp_split_try_leaf
  *
  * Why it is exact. Every directed link is fed by one position whose sends
@@ -55,6 +55,9 @@
 #include "bounds.h"
 #include "clock.h"
 
+#define POLISH_MOVES 3   /* the climb's compound moves: 2..POLISH_MOVES cuts at once ... */
+#define POLISH_STALL 256 /* ... until this many per stage in a row gain nothing */
+#define CLIMB_NEAR 0.03  /* a greedy split is polished when within this of the time to beat */
 #define CUT_CHILD_BOUNDS 1024   /* children bounded on their own after a cap, per configuration search */
 
 static int interleaved(const mp_split *x) { return x->c.kind == MP_SCHED_INTERLEAVED; }
@@ -569,51 +572,122 @@ mp_status mp_split_greedy(mp_split *x, mp_error *err)
     if (!best) return split_error(err, MP_ERR_NOMEM);
     mp_status st = MP_OK;
     int both = !interleaved(x) && x->mode == MP_RC_AUTO;   /* the recompute-aware split too */
-    for (int aware = 0; aware <= both && st == MP_OK; aware++)
-        if (greedy_split(x, aware, best)) st = try_split(x, best);
+    double cap = x->tally->t_cap;
+    if (interleaved(x) && x->polish_s < HUGE_VAL && mp_now_s() + x->polish_s < cap) cap = mp_now_s() + x->polish_s;
+    for (int aware = 0; aware <= both && st == MP_OK; aware++) {
+        if (!greedy_split(x, aware, best)) continue;
+        if (!interleaved(x) || x->polish_s <= 0) {   /* gpipe/1f1b: their split search follows */
+            st = try_split(x, best);
+            if (st != MP_OK) st = split_error(err, st);
+            continue;
+        }
+        mp_search_tally *t = x->tally;
+        double keep = t->t_cap;
+        t->t_cap = cap;
+        st = mp_split_polish(x, best, CLIMB_NEAR, err);
+        t->t_cap = keep;   /* the polish's own cap reached is not the caps reached */
+        t->out_of_budget = t->nodes >= t->node_cap || t->simops >= t->sim_cap || mp_now_s() >= keep;
+    }
     free(best);
-    return st == MP_OK ? MP_OK : split_error(err, st);
+    return st;
 }
 
-/* The configuration's incumbent time (HUGE_VAL: none) and split. */
-static double own_entry(const mp_split *x, const int **hi)
+/* The configuration's entry in the incumbents (NULL: none). */
+static const mp_top_entry *own_entry(const mp_split *x)
 {
     for (int i = 0; i < x->top->n; i++)
-        if (mp_config_same(&x->top->e[i].c, &x->c)) {
-            *hi = x->top->e[i].hi;
-            return x->top->e[i].t;
-        }
-    return HUGE_VAL;
+        if (mp_config_same(&x->top->e[i].c, &x->c)) return &x->top->e[i];
+    return NULL;
 }
 
-/* See split.h. */
-mp_status mp_split_polish(mp_split *x, mp_error *err)
+static double own_time(const mp_split *x)
+{
+    const mp_top_entry *e = own_entry(x);
+    return e ? e->t : HUGE_VAL;
+}
+
+static unsigned long long xorshift(unsigned long long *r)
+{
+    *r ^= *r << 13;
+    *r ^= *r >> 7;
+    *r ^= *r << 17;
+    return *r;
+}
+
+/* Times cur with cut s moved by d when that keeps every stage non-empty;
+ * keeps the move when it lowered the time below *best, else undoes it. */
+static mp_status try_move(mp_split *x, int *cur, int s, int d, double *best, int *improved)
+{
+    int lo = s > 0 ? cur[s - 1] + 1 : 0, h = cur[s] + d, old = cur[s];
+    if (h < lo || h >= cur[s + 1]) return MP_OK;
+    cur[s] = h;
+    mp_status st = try_split(x, cur);
+    double t = own_time(x);
+    if (t < *best) *best = t, *improved = 1;
+    else cur[s] = old;
+    return st;
+}
+
+/* Hill climbing from cur (time *best) in x->top, within the tally's caps:
+ * one cut by one layer while that helps, then random moves of 2 to
+ * POLISH_MOVES cuts at once by one or two layers, kept when they help, until
+ * POLISH_STALL per stage in a row have not (a fixed sequence per
+ * configuration, so work caps reproduce). */
+static mp_status climb(mp_split *x, int *cur, double *best)
 {
     int S = x->c.S;
-    const int *ehi;
-    double best = own_entry(x, &ehi);
-    if (best == HUGE_VAL || S < 2) return MP_OK;
-    int *cur = malloc((size_t)S * sizeof *cur);
-    if (!cur) return split_error(err, MP_ERR_NOMEM);
-    memcpy(cur, ehi, (size_t)S * sizeof *cur);
     mp_status st = MP_OK;
     for (int improved = 1; improved && st == MP_OK && !mp_tally_spent(x->tally);) {
         improved = 0;
-        for (int s = 0; s + 1 < S && st == MP_OK && !x->tally->out_of_budget; s++)
-            for (int d = -1; d <= 1 && st == MP_OK; d += 2) {
-                int lo = s > 0 ? cur[s - 1] + 1 : 0, h = cur[s] + d, old = cur[s];
-                if (h < lo || h >= cur[s + 1] || mp_tally_spent(x->tally)) continue;
-                cur[s] = h;
-                st = try_split(x, cur);
-                double t = own_entry(x, &ehi);
-                if (t < best) {
-                    best = t;
-                    improved = 1;
-                } else {
-                    cur[s] = old;
-                }
-            }
+        for (int s = 0; s + 1 < S && st == MP_OK && !mp_tally_spent(x->tally); s++)
+            for (int d = -1; d <= 1 && st == MP_OK; d += 2) st = try_move(x, cur, s, d, best, &improved);
     }
+    unsigned long long r = 0x9E3779B97F4A7C15ULL ^ ((unsigned long long)x->c.K << 40 ^ (unsigned long long)x->c.b << 20 ^
+                                                   (unsigned long long)x->c.v);
+    int *keep = malloc((size_t)S * sizeof *keep);
+    if (!keep) return MP_ERR_NOMEM;
+    for (long stall = 0; stall < (long)POLISH_STALL * S && st == MP_OK && !mp_tally_spent(x->tally); stall++) {
+        memcpy(keep, cur, (size_t)S * sizeof *cur);
+        int moves = 2 + (int)(xorshift(&r) % (POLISH_MOVES - 1)), improved = 0;
+        for (int k = 0; k < moves; k++) {   /* cuts moved by +-1 or +-2, timed once */
+            int c = (int)(xorshift(&r) % (unsigned)(S - 1)), d = xorshift(&r) % 2 ? 1 : -1;
+            d *= 1 + (int)(xorshift(&r) % 2);
+            int lo = c > 0 ? cur[c - 1] + 1 : 0;
+            if (cur[c] + d >= lo && cur[c] + d < cur[c + 1]) cur[c] += d;
+        }
+        st = try_split(x, cur);
+        double t = own_time(x);
+        if (t < *best) *best = t, improved = 1, stall = -1;
+        if (!improved) memcpy(cur, keep, (size_t)S * sizeof *cur);
+    }
+    free(keep);
+    return st;
+}
+
+/* See split.h. */
+mp_status mp_split_polish(mp_split *x, const int *start, double near, mp_error *err)
+{
+    int S = x->c.S;
+    const mp_top_entry *e = own_entry(x);
+    if ((!start && !e) || S < 1) return MP_OK;
+    mp_top mine, *all = x->top;   /* the climb's own incumbent, whatever the others' */
+    int *cur = malloc((size_t)S * sizeof *cur);
+    if (!cur || mp_top_init(&mine, 1) != MP_OK) {
+        free(cur);
+        return split_error(err, MP_ERR_NOMEM);
+    }
+    double beat = threshold(x);
+    x->top = &mine;
+    mp_status st = start ? try_split(x, start) : mp_top_offer(&mine, &x->c, e->hi, e->rc, e->t);
+    double best = own_time(x);
+    if (st == MP_OK && best < HUGE_VAL && S >= 2 && (beat == HUGE_VAL || best < (1 + near) * beat)) {
+        memcpy(cur, mine.e[0].hi, (size_t)S * sizeof *cur);
+        st = climb(x, cur, &best);
+    }
+    x->top = all;
+    if (st == MP_OK && mine.n && mine.e[0].t < threshold(x))
+        st = mp_top_offer(all, &x->c, mine.e[0].hi, mine.e[0].rc, mine.e[0].t);
+    mp_top_free(&mine);
     free(cur);
     return st == MP_OK ? MP_OK : split_error(err, st);
 }

@@ -110,6 +110,8 @@ typedef struct {
     double *spd_max_suf, *spd_sum_suf; /* [S+1]: over positions of stages s..S-1 */
     double latmin;             /* smallest link latency (ms) among the used links */
     long node_weight;          /* work units per node: 1, more when memory states are many */
+    double polish_s;           /* interleaved: seconds that polishing a greedy split may take
+                                * (mp_split_greedy; 0: none, HUGE_VAL: the caps only) */
     double node_lb;            /* bound of the node whose children are being placed */
     long cut_children_left;    /* children a cap cut that may still get their own bound */
     const mp_bound_table *lt;  /* interleaved: the positions' weights of the configuration (NULL: none) */
@@ -134,16 +136,20 @@ void mp_split_free(mp_split *x);
 mp_status mp_split_config(mp_split *x, const mp_config *c, mp_error *err);
 
 /* Times the greedy split of the configuration (balanced stage times, the
- * least largest one found by bisection) and offers it to the incumbents;
+ * least largest one found by bisection) and offers it to the incumbents,
+ * interleaved polished first when near it (mp_split_polish, for x->polish_s
+ * at most);
  * gpipe/1f1b under auto recompute also the split balanced with the
  * recompute that each stage's memory forces counted in its time. */
 mp_status mp_split_greedy(mp_split *x, mp_error *err);
 
-/* Hill climbing from the configuration's incumbent (nothing when it has
- * none): moves one cut by one layer while that lowers the time, within
- * the tally's caps. Finds better plans when the search was cut; proves
- * nothing. */
-mp_status mp_split_polish(mp_split *x, mp_error *err);
+/* Hill climbing from the split start (last layers of its stages; NULL:
+ * the configuration's incumbent, nothing when it has none), when its time
+ * is below (1 + near) times the time to beat: one cut moved by one layer
+ * while that lowers the time, then a few cuts at once, within the tally's
+ * caps; the best split found (start itself at least) is offered to the
+ * incumbents. Finds better plans; proves nothing. */
+mp_status mp_split_polish(mp_split *x, const int *start, double near, mp_error *err);
 
 /* The branch and bound over every split of the configuration, within the
  * tally's caps (tally->out_of_budget set when they stopped it). */

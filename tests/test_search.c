@@ -5,6 +5,7 @@
  * against the reference; the minimum-memory answer; closed forms; the
  * planner's peaks against the memory model. */
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 #include "prefix.h"
 #include "schedule.h"
 #include "search.h"
+#include "split.h"
 #include "synth.h"
 #include "testutil.h"
 
@@ -1658,6 +1660,58 @@ static void test_interleaved_many_chunks_recompute(void)
     mp_cluster_free(&cl);
 }
 
+/* mp_split_polish from a poor interleaved split (1, 1, 1, rest): faster,
+ * never below the configuration's brute-force optimum, at it on most
+ * instances; from a start not near the time to beat it only times the
+ * start. Its own random sequence. */
+static void test_polish_climbs(void)
+{
+    unsigned long long keep = rng;
+    rng = 0x6A09E667F3BCC909ULL;
+    int fails = 0, at_best = 0, n = 60;
+    for (int i = 0; i < n; i++) {
+        mp_profile prof;
+        mp_cluster cl;
+        int L = 8 + irand(5), K = 2, v = 2, G = 8;
+        rand_profile(&prof, L);
+        rand_cluster(&cl, &prof, K, G);
+        for (int d = 0; d < K; d++) cl.devices[d].memory_bytes = 1e15;   /* no recompute */
+        mp_search_opts o;
+        mp_search_opts_init(&o, G);
+        mp_top top;
+        mp_search_tally t = { .node_cap = LONG_MAX, .sim_cap = HUGE_VAL, .t_cap = HUGE_VAL, .cut_lb = HUGE_VAL };
+        mp_split x;
+        mp_error e;
+        CU_ASSERT_EQUAL_FATAL(mp_top_init(&top, 1), MP_OK);
+        CU_ASSERT_EQUAL_FATAL(mp_split_init(&x, &prof, &cl, &o, &top, &t), MP_OK);
+        mp_config c = { .K = K, .b = 1, .kind = MP_SCHED_INTERLEAVED, .v = v, .S = K * v, .m = G, .pl = -1, .D = 1 };
+        CU_ASSERT_EQUAL_FATAL(mp_split_config(&x, &c, &e), MP_OK);
+        int start[4] = { 0, 1, 2, L - 1 };
+        mp_stage st[4];
+        for (int s = 0; s < 4; s++) st[s] = (mp_stage){ s ? start[s - 1] + 1 : 0, start[s], s % K, 0 };
+        mp_plan plan = { .schedule = MP_SCHED_INTERLEAVED, .chunks_per_device = v, .global_batch = G,
+                         .microbatch_size = 1, .num_microbatches = G, .num_stages = 4, .stages = st, .data_parallel = 1 };
+        CU_ASSERT_EQUAL_FATAL(mp_plan_evaluate(&plan, &prof, &cl, o.state_factor, NULL, &e), MP_OK);
+        double t0 = plan.predicted.iteration_ms;
+        free(plan.predicted.peak_memory_bytes);
+        CU_ASSERT_EQUAL_FATAL(mp_split_polish(&x, start, HUGE_VAL, &e), MP_OK);
+        CU_ASSERT_FATAL(top.n == 1);
+        double t1 = top.e[0].t, best = brute_force_config(&prof, &cl, &o, K, 1, MP_SCHED_INTERLEAVED, v);
+        long sims = t.sims;
+        CU_ASSERT_EQUAL_FATAL(mp_split_polish(&x, start, 0, &e), MP_OK);   /* not near t1: no climb */
+        if (!(t1 < t0) || t1 < best * (1 - 1e-9) || top.e[0].t != t1 || t.sims > sims + 1) fails++;
+        at_best += t1 <= best * (1 + 1e-9);
+        mp_split_free(&x);
+        mp_top_free(&top);
+        mp_profile_free(&prof);
+        mp_cluster_free(&cl);
+    }
+    rng = keep;
+    fprintf(stderr, "  %d of %d climbs reach the optimum, %d failures\n", at_best, n, fails);
+    CU_ASSERT_EQUAL(fails, 0);
+    CU_ASSERT(at_best >= n * 3 / 4);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--write-fixtures") == 0) return write_fixtures(argv[2]);
@@ -1678,6 +1732,7 @@ int main(int argc, char **argv)
         MP_TEST(test_1f1b_round_trips_vs_brute_force),
         MP_TEST(test_interleaved_bounds_vs_brute_force),
         MP_TEST(test_matrix_game),
+        MP_TEST(test_polish_climbs),
         MP_TEST(test_forced_rc_vs_brute_force),
         MP_TEST(test_paths_bound_vs_brute_force),
         MP_TEST(test_mixed_clusters_vs_permutations),
