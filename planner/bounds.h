@@ -152,13 +152,14 @@ double mp_bound_ring_lambda(const mp_bound_data *d, int K, int b);
  * past d->deadline, HUGE_VAL when no split fits. Sets d's micro-batch to b. */
 double mp_bound_paths(mp_bound_data *d, int K, int b, int v, int m, double lb, double stop);
 
-#define MP_PATHS_MAX_STAGES 64   /* mp_bound_paths computes nothing for more stages, */
-#define MP_PATHS_MAX_CELLS 16384 /* stages times layers, */
-#define MP_PATHS_MAX_OPS 1e6     /* or ops */
+#define MP_PATHS_MAX_STAGES 256  /* mp_bound_paths computes nothing for more stages, */
+#define MP_PATHS_MAX_CELLS 3e5   /* stages times layers, */
+#define MP_PATHS_MAX_OPS 2.7e5   /* or ops */
 
 /* 1 when mp_bound_paths computes a bound for S stages of L layers, m
- * micro-batches (within the limits above: each of its rounds is then a
- * few milliseconds at most). */
+ * micro-batches (within the limits above its setup and each of its rounds
+ * take 25 ms at most on one core of the bench machine: the past deadline
+ * it may overrun; about 25 MB for its pools at 256 stages). */
 static inline int mp_bound_paths_applies(int S, int L, int m)
 {
     return S <= MP_PATHS_MAX_STAGES && S <= L && (double)S * L <= MP_PATHS_MAX_CELLS && 2.0 * m * S <= MP_PATHS_MAX_OPS;

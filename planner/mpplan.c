@@ -339,14 +339,18 @@ static mp_status report(const args *a, const mp_profile_set *ps, const mp_cluste
 }
 
 /* No plan: the smallest memory that fits one; stopped: the search ran out
- * of time before finding one, which the message says. */
+ * of time before finding one, which the message says (memory may not be
+ * what is short: no second search past the limit). */
 static mp_status no_fit(const args *a, const mp_profile *prof, const mp_cluster *cl, const mp_search_opts *o,
                         int stopped, mp_error *err)
 {
-    char why[200] = "no plan fits the devices' memory";
-    if (stopped)
-        snprintf(why, sizeof why, "no plan that fits the devices' memory was found within --time-limit %g s "
-                 "(a longer limit may find one)", a->time_limit);
+    const char *why = "no plan fits the devices' memory";
+    mp_error_clear(err);   /* replace the search's shorter message */
+    if (stopped) {
+        if (a->json) printf("{\"error\": \"no plan found within the time limit\", \"time_limit_s\": %g}\n", a->time_limit);
+        return mp_error_set(err, MP_ERR_NOFIT, "no plan that fits the devices' memory was found within --time-limit %g s "
+                            "(a longer limit may find one)", a->time_limit);
+    }
     double M = 0;
     mp_plan p;
     mp_error e2;
@@ -356,7 +360,6 @@ static mp_status no_fit(const args *a, const mp_profile *prof, const mp_cluster 
         if (st == MP_OK) printf("{\"error\": \"no plan fits\", \"min_memory_bytes\": %.0f}\n", M);
         else printf("{\"error\": \"no plan fits\"}\n");
     }
-    mp_error_clear(err);   /* replace the search's shorter message */
     if (st != MP_OK) return mp_error_set(err, MP_ERR_NOFIT, "%s", why);
     char mb[32], split[400], rcs[160], dps[64] = "";
     format_split(&p, split, sizeof split, rcs, sizeof rcs);

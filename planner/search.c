@@ -14,11 +14,12 @@
  * bound (mp_bound_positions, over the splits whose stages fit their own
  * memory, then bisected on T over stages that meet their own time bound: a
  * sweep over those below the incumbent before the interleaved pass), then
- * by the critical paths' bound (mp_bound_paths, once per configuration, in
- * its visit or, least bound first, when the bounds of what was left are
- * sharpened); gpipe/1f1b configurations a cap cut are searched
+ * by the critical paths' bound (mp_bound_paths, once per configuration
+ * unless a deadline cut it, in its visit or, least bound first, when the
+ * bounds of what was left are sharpened); gpipe/1f1b configurations a cap cut are searched
  * again when the interleaved pass leaves time. Time: gpipe/1f1b may use half of the time limit
- * (all of it when there are no interleaved configurations), one
+ * (all of it when there are no interleaved configurations; every share
+ * gives way until a first plan is found, so that one is), one
  * configuration at most an eighth (set_caps), one greedy split and one
  * critical paths' bound in a visit at most GREEDY_SHARE and PATHS_SHARE
  * (the paths' bound is anytime), the hill climbing from an interleaved
@@ -63,9 +64,9 @@
 #define EVAL_FACTOR 6.0       /* a reference evaluation costs about this many fast simulations */
 #define LIMIT_USE 0.95        /* the search and the evaluation aim at this share of the limit */
 #define POLISH_SHARE 0.05     /* of the limit: kept for polishing the incumbents of a cut search ... */
-#define REFINE_SHARE 0.05     /* ... and for the bounds of what it left (unproven_bound) */
+#define REFINE_SHARE 0.30     /* ... and for the bounds of what it left (unproven_bound) */
 #define SWEEP_SHARE 0.6       /* the interleaved configurations' bounds are sharpened until then */
-#define LIST_SHARE 0.8        /* listing the configurations sharpens their bounds until then */
+#define LIST_SHARE 0.4        /* listing the configurations sharpens their bounds until then */
 
 typedef struct {
     const mp_search_opts *o;   /* with the budgets' defaults filled in */
@@ -80,7 +81,8 @@ typedef struct {
     double unproven;           /* least bound of what was not fully explored */
     double t0, t_end;          /* start; end by the time limit (HUGE_VAL: none) */
     int stopped;               /* 1: a cap stopped some configuration's search */
-    unsigned char *seen;       /* [configs] for the diagnostic: 1 greedy timed, 2 split search run; 4 paths' bound, 8 positions' bound done */
+    unsigned char *seen;       /* [configs] 1 greedy timed, 2 split search run; 4 paths' bound, 8 positions' bound done,
+                                * 16 positions' bound cut by the visit's deadline */
     const mp_config *cfg0;     /* the configurations (seen's index) */
 } search;
 
@@ -176,9 +178,10 @@ static double search_end(const search *x)
 }
 
 /* The wall time by which the configurations' visits stop: search_end less
- * the polishing share. */
+ * the polishing and refining shares (search_end while no plan is found). */
 static double visit_end(const search *x)
 {
+    if (x->top.n == 0) return search_end(x);   /* a plan first, whatever the shares */
     return search_end(x) - (x->o->time_limit > 0 ? (POLISH_SHARE + REFINE_SHARE) * x->o->time_limit : 0);
 }
 
@@ -227,7 +230,7 @@ static int pass_spent(const search *x, int pass, int alone)
 {
     const mp_search_opts *o = x->o;
     const mp_search_tally *t = &x->tally;
-    double share = pass || alone ? 1 : 0.5;
+    double share = pass || alone || x->top.n == 0 ? 1 : 0.5;
     if (o->time_limit > 0 && mp_now_s() >= x->t0 + share * LIMIT_USE * o->time_limit) return 1;
     if (mp_now_s() >= visit_end(x)) return 1;
     if (o->node_budget > 0 && t->nodes >= share * o->node_budget) return 1;
@@ -295,13 +298,16 @@ static void sweep(search *x, mp_config *cfg, int n)
 }
 
 /* Interleaved c's critical-paths bound (planner/bounds_paths.c), once per
- * configuration (c->lb when done before); stops at stop. */
+ * configuration unless the deadline cut it (then again, when the bounds of
+ * what was left are sharpened, with what time is left; c->lb when done
+ * before); stops at stop. */
 static double paths_bound(search *x, mp_config *c, double stop)
 {
     unsigned char *seen = x->seen ? &x->seen[c - x->cfg0] : NULL;
     if (seen && (*seen & 4)) return c->lb;
-    if (seen) *seen |= 4;
-    return mp_bound_paths(&x->bd, c->K, c->b, c->v, c->m, c->lb, stop) * (1 - MP_BOUND_SLACK);
+    double lb = mp_bound_paths(&x->bd, c->K, c->b, c->v, c->m, c->lb, stop) * (1 - MP_BOUND_SLACK);
+    if (seen && mp_now_s() < x->bd.deadline) *seen |= 4;   /* not cut */
+    return lb;
 }
 
 /* Before the interleaved pass: incumbents from the greedy splits of the
@@ -365,8 +371,11 @@ static mp_status visit(search *x, mp_config *cfg, int n, unsigned char *done, mp
             if (pass == 1 && c->kind == MP_SCHED_INTERLEAVED) {  /* the positions' bound first (planner/bounds_positions.c) */
                 use_config(x, c);
                 x->bd.table_want = 1;   /* their weights bound the split search's nodes too */
+                double dl = x->bd.deadline;
+                x->bd.deadline = visit_end(x);   /* the last shares stay the polish's and the refinement's */
                 double lb = mp_bound_positions(&x->bd, c->K, c->b, c->v, c->m, c->lb, thr) * (1 - MP_BOUND_SLACK);
-                x->seen[c - x->cfg0] |= 8;
+                x->seen[c - x->cfg0] |= mp_now_s() < x->bd.deadline ? 8 : 16;   /* done, or cut: the refinement skips both */
+                x->bd.deadline = dl;
                 if (lb > c->lb) c->lb = lb;
                 if (c->lb < thr) {   /* then the critical paths', anytime: a share of the limit at most */
                     double keep = x->bd.deadline;
@@ -450,9 +459,12 @@ static void unproven_bound(search *x, mp_config *cfg, int n, const unsigned char
         if (!mp_schedule_is_zb((mp_schedule_kind)c->kind) && mp_now_s() < search_end(x)) {
             use_config(x, c);
             double lb;
-            if (c->kind == MP_SCHED_INTERLEAVED) {
-                lb = x->seen[i] & 8 ? c->lb
+            if (c->kind == MP_SCHED_INTERLEAVED) {   /* the positions' bound (not tried before) half of the time left at most */
+                double now = mp_now_s(), end = search_end(x);
+                x->bd.deadline = end < HUGE_VAL ? now + 0.5 * (end - now) : end;
+                lb = x->seen[i] & 24 ? c->lb
                                     : mp_bound_positions(&x->bd, c->K, c->b, c->v, c->m, c->lb, best) * (1 - MP_BOUND_SLACK);
+                x->bd.deadline = end;
                 if (lb > c->lb) c->lb = lb;
                 lb = paths_bound(x, c, best);
             } else {

@@ -55,7 +55,8 @@ static void test_synth_instances(void)
 }
 
 /* A short limit on a large instance: stopped, with the best plan so far
- * (fits), a lower bound below it and the gap between them. */
+ * (fits), a lower bound below it and the gap between them; a plan even
+ * when the configurations are many (a plan first, whatever the shares). */
 static void test_time_limit_anytime(void)
 {
     mp_profile p;
@@ -79,6 +80,13 @@ static void test_time_limit_anytime(void)
     CU_ASSERT(fabs(r.gap - (t - r.lower_bound_ms) / t) < 1e-9);
     for (int i = 0; i < r.num_plans; i++) CU_ASSERT(mp_plan_fits(&r.plans[i], &c));
     fprintf(stderr, "  1000x64 in %.3f s (limit 0.5 s): %.3f ms, gap %.2f%%\n", r.seconds, t, 100 * r.gap);
+    mp_search_result_free(&r);
+    o.data_parallel = 0;   /* 38446 configurations: their listing alone takes half of 0.3 s */
+    o.time_limit = 0.3;
+    CU_ASSERT_EQUAL_FATAL(mp_search_run(&p, &c, &o, &r, &e), MP_OK);
+    CU_ASSERT(r.num_plans >= 1 && mp_plan_fits(&r.plans[0], &c));
+    fprintf(stderr, "  ... every D: %ld configurations in %.3f s (limit 0.3 s): %.3f ms\n", r.configurations, r.seconds,
+            r.plans[0].predicted.iteration_ms);
     mp_search_result_free(&r);
     o.time_limit = -1;
     mp_error_clear(&e);
