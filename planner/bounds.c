@@ -98,6 +98,7 @@ mp_status mp_bound_data_init(mp_bound_data *d, const mp_profile *prof, const mp_
     }
     for (int l = 0; l < prof->num_layers - 1; l++)
         if (prof->layers[l].out_bytes_per_sample < d->min_out) d->min_out = prof->layers[l].out_bytes_per_sample;
+    for (int l = 0; l < prof->num_layers; l++) d->n_param += prof->layers[l].param_bytes > 0;
     return MP_OK;
 }
 
@@ -224,13 +225,10 @@ double mp_bound_forced_rc(mp_bound_data *d, int K, int b, int v, int m)
     /* a: the least micro-batches of a chunk < v-1 forwarded before their
      * position's first backward, s: of any chunk (sim/schedule.h) */
     int a = m, s = m, j0 = (v - 1) * K, nq[K];   /* nq: each position's least count */
-    for (int p = 0; p < K; p++) {
-        nq[p] = m;
-        for (int c = 0; c < v; c++) {
-            int n = mp_schedule_interleaved_ahead(p, c, K, v, m);
-            if (c < v - 1 && n < a) a = n;
-            if (n < nq[p]) nq[p] = n;
-        }
+    for (int p = 0; p < K; p++) {   /* the counts fall with the chunk: least at v-1, and at v-2 below it */
+        int n = v >= 2 ? mp_schedule_interleaved_ahead(p, v - 2, K, v, m) : m;
+        if (n < a) a = n;
+        nq[p] = mp_schedule_interleaved_ahead(p, v - 1, K, v, m);
         if (nq[p] < 1) nq[p] = 1;
         if (nq[p] < s) s = nq[p];
     }
@@ -332,11 +330,11 @@ double mp_bound_allreduce(mp_bound_data *d, int K, int b, int m, int D)
         if (cl->devices[p].speed > smax) smax = cl->devices[p].speed;
     for (int l = 0; l + 1 < K && l < L; l++) fill += (K - 1 - l) * (d->ps.PF[l + 1] - d->ps.PF[l]);
     ar += fill / smax + K * (K - 1) / 2.0 * lam;
-    for (int l = 0; l < L; l++) {
-        double P = prof->layers[l].param_bytes;
-        if (P <= 0) continue;
-        if (cl->allreduce_points > 0 || cl->allreduce_bandwidth > 0) ar += mp_allreduce_stage_ms(cl, prof, l, l, 0, K, D);
-        else ar += 2000.0 * (D - 1) * (lat + P / (D * bw));
+    if (cl->allreduce_points > 0 || cl->allreduce_bandwidth > 0) {
+        for (int l = 0; l < L; l++)
+            if (prof->layers[l].param_bytes > 0) ar += mp_allreduce_stage_ms(cl, prof, l, l, 0, K, D);
+    } else {   /* the ring's sum over the layers with parameters, l by l: 2000 (D-1) (lat + P_l / (D bw)) */
+        ar += 2000.0 * (D - 1) * (d->n_param * lat + d->ps.PP[L] / (D * bw));
     }
     return (m * W + smin * ar) / ssum;
 }

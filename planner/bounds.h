@@ -55,6 +55,7 @@ typedef struct {
     int mode;                  /* mp_recompute_mode */
     double sf;                 /* state factor */
     double min_out;            /* min out_bytes_per_sample over layers 0..L-2 (inf when L = 1) */
+    int n_param;               /* layers with parameters (each all-reduces its own) */
     double rho;                /* min over layers with stash > 0 of fwd(ps.b) / stash (inf: none) */
     int *order, n_order;       /* layers with stash > 0 by increasing fwd(ps.b) / stash */
     double *fwd;               /* [L] fwd(ps.b) per layer */

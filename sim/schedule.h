@@ -58,7 +58,7 @@ void mp_op_lists_free(mp_op_lists *l);
 /* Interleaved (K positions, v chunks, m micro-batches): the micro-batches
  * of chunk c (stage c K + p) that position p has forwarded before its first
  * backward, as mp_schedule_build lists them (for the planner's memory
- * bounds without building the lists). */
+ * bounds without building the lists); non-increasing in c. */
 int mp_schedule_interleaved_ahead(int p, int c, int K, int v, int m);
 
 /* Validity of op lists (schedule_check.c): every op on the position of its
