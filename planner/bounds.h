@@ -45,6 +45,8 @@ typedef struct {
     double *tra, *trg;         /* [K (L+1)] position q's activation to q+1 / gradient back, of b in[e] bytes */
     double *suf;               /* [(S+1)(L+1)] */
     int *to, *rto;             /* [(S+1)(L+1)] */
+    int *emax, emax_ok;        /* [2 (S+1)(L+1)] (r, t, j): the last end admitted for stage t from j (it
+                                * depends on the admission alone, not the weights; 1: filled) */
     double *coef;              /* storage of cf..mu */
     size_t cap_cells, cap_S;   /* allocated */
 } mp_bound_table;

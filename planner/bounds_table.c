@@ -81,7 +81,8 @@ int mp_bound_table_alloc(mp_bound_table *tb, const mp_bound_data *d, int K, int 
     if ((double)cells > TABLE_WORK) return 0;
     if (cells > tb->cap_cells) {
         if (!room((void **)&tb->suf, cells * sizeof *tb->suf) || !room((void **)&tb->to, cells * sizeof *tb->to) ||
-            !room((void **)&tb->rto, cells * sizeof *tb->rto) || !room((void **)&tb->tra, 2 * cells * sizeof *tb->tra))
+            !room((void **)&tb->rto, cells * sizeof *tb->rto) || !room((void **)&tb->tra, 2 * cells * sizeof *tb->tra) ||
+            !room((void **)&tb->emax, 2 * cells * sizeof *tb->emax))
             return 0;
         tb->cap_cells = cells;
     }
@@ -103,7 +104,7 @@ int mp_bound_table_alloc(mp_bound_table *tb, const mp_bound_data *d, int K, int 
         }
     tb->K = K, tb->b = b, tb->v = v, tb->m = m, tb->L = L, tb->sf = d->sf;
     tb->r0 = d->mode == MP_RC_ON, tb->r1 = d->mode != MP_RC_OFF;
-    tb->cons = 0, tb->value = -HUGE_VAL, tb->T = HUGE_VAL;
+    tb->cons = 0, tb->value = -HUGE_VAL, tb->T = HUGE_VAL, tb->emax_ok = 0;
     for (int i = 0; i < 5 * S + K; i++) tb->coef[i] = 0;
     tb->S = S;
     return 1;
@@ -115,6 +116,7 @@ void mp_bound_table_free(mp_bound_table *tb)
     free(tb->suf);
     free(tb->to);
     free(tb->rto);
+    free(tb->emax);
     free(tb->coef);
     free(tb->n);
     free(tb->tra);
@@ -132,6 +134,7 @@ void mp_bound_table_swap(mp_bound_table *a, mp_bound_table *b)
 void mp_bound_table_admit(mp_bound_table *tb, const mp_bound_data *d, double T)
 {
     tb->T = T;
+    tb->emax_ok = 0;
     tb->smax = 0;
     for (int p = 0; p < tb->K; p++)
         if (d->cl->devices[p].speed > tb->smax) tb->smax = d->cl->devices[p].speed;
@@ -195,6 +198,7 @@ double mp_bound_table_suffixes(mp_bound_table *tb, const mp_bound_data *d)
         int emax0 = L - (S - 1 - t), jmax = L - (S - t);
         for (int r = tb->r0; r <= tb->r1; r++) {
             int head = 0, tail = 0, ep = emax0;   /* dq[head..tail): candidate ends by decreasing e, increasing value */
+            int *em = tb->emax + ((size_t)r * (S + 1) + t) * (L + 1);
             for (int j = jmax; j >= t; j--) {
                 int e = j + 1;   /* e joins the candidates for this j */
                 if (nx[e] < HUGE_VAL) {
@@ -202,7 +206,11 @@ double mp_bound_table_suffixes(mp_bound_table *tb, const mp_bound_data *d)
                     while (tail > head && val[dq[tail - 1]] >= val[e]) tail--;
                     dq[tail++] = e;
                 }
-                while (ep > j && !admitted(tb, d, t, r, j, ep)) ep--;
+                if (tb->emax_ok) ep = em[j];
+                else {
+                    while (ep > j && !admitted(tb, d, t, r, j, ep)) ep--;
+                    em[j] = ep;
+                }
                 while (head < tail && dq[head] > ep) head++;
                 if (head == tail) continue;
                 double v = val[dq[head]] - start_y(tb, ps, t, r, j);
@@ -210,6 +218,7 @@ double mp_bound_table_suffixes(mp_bound_table *tb, const mp_bound_data *d)
             }
         }
     }
+    tb->emax_ok = 1;
     tb->value = suf[0] == HUGE_VAL ? HUGE_VAL : tb->cons + suf[0];
     return tb->value;
 }
