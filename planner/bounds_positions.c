@@ -141,19 +141,20 @@ static double shortest(pos_ctx *x, double T)
         int jmax = L - (S - 1 - s);
         for (int r = r0; r <= r1; r++) {
             int head = 0, tail = 0, lo = 0;   /* dq[head..tail): candidates j by increasing cur[j] - Y(j) */
-            double X, Y, val[L + 1];
+            double X, Y, Yj, val[L + 1];
+            stage_ends(x, s, r, s, &X, &Yj);   /* Y at the first j; each e's ends give the next j's Y */
             for (int e = s + 1; e <= jmax; e++) {
                 int j = e - 1;  /* j joins the candidates for this e */
                 if (cur[j] < HUGE_VAL) {
-                    stage_ends(x, s, r, j, &X, &Y);
-                    val[j] = cur[j] - Y;
+                    val[j] = cur[j] - Yj;
                     while (tail > head && val[dq[tail - 1]] >= val[j]) tail--;
                     dq[tail++] = j;
                 }
+                stage_ends(x, s, r, e, &X, &Y);
+                Yj = Y;
                 while (lo < e && !stage_allowed(x, s, r, lo, e, T)) lo++;
                 while (head < tail && dq[head] < lo) head++;
                 if (head == tail) continue;
-                stage_ends(x, s, r, e, &X, &Y);
                 double best = val[dq[head]];
                 if (best + X < nx[e]) nx[e] = best + X, fr[e] = dq[head], rr[e] = r;
             }

@@ -64,7 +64,7 @@
 #define EVAL_FACTOR 6.0       /* a reference evaluation costs about this many fast simulations */
 #define LIMIT_USE 0.95        /* the search and the evaluation aim at this share of the limit */
 #define POLISH_SHARE 0.05     /* of the limit: kept for polishing the incumbents of a cut search ... */
-#define REFINE_SHARE 0.30     /* ... and for the bounds of what it left (unproven_bound) */
+#define REFINE_SHARE 0.15     /* ... and for the bounds of what it left (unproven_bound) */
 #define SWEEP_SHARE 0.6       /* the interleaved configurations' bounds are sharpened until then */
 #define LIST_SHARE 0.4        /* listing the configurations sharpens their bounds until then */
 
