@@ -1,13 +1,16 @@
 /* test_mpplan.c — the mpplan tool end to end: exit codes, --json shape, -o,
- * --evaluate round trip, --trace, the no-fit answer, usage errors. */
+ * --evaluate round trip, --trace, the no-fit answer, no plan within the
+ * limit, usage errors. */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster.h"
 #include "plan.h"
 #include "profile.h"
+#include "synth.h"
 #include "testutil.h"
 
 static char cmd[4096];
@@ -218,6 +221,46 @@ static void test_no_fit(void)
     free(out);
     free(err);
     free(out2);
+}
+
+/* A limit that the configurations' listing alone outlasts (1000 layers on
+ * 64 devices, every D): exit 1 saying so, in JSON too, and no search for
+ * the smallest memory past the limit (memory is not what is short); a
+ * longer limit finds a plan. */
+static void test_no_plan_in_time(void)
+{
+    mp_profile p;
+    mp_cluster c;
+    mp_error e;
+    char pp[512], cp[512], *out = NULL, *err = NULL;
+    snprintf(pp, sizeof pp, "%s/synth-1000.profile.json", mp_test_tmpdir());
+    snprintf(cp, sizeof cp, "%s/synth-1000-64.cluster.json", mp_test_tmpdir());
+    CU_ASSERT_EQUAL_FATAL(mp_synth_profile(&p, 1000, 1, &e), MP_OK);
+    CU_ASSERT_EQUAL_FATAL(mp_synth_cluster(&c, 64, 1.5 * 1073741824.0, 0, &e), MP_OK);
+    CU_ASSERT_EQUAL_FATAL(mp_profile_save(pp, &p, &e), MP_OK);
+    CU_ASSERT_EQUAL_FATAL(mp_cluster_save(cp, &c, &e), MP_OK);
+    mp_profile_free(&p);
+    mp_cluster_free(&c);
+    for (int k = 0; k < 2; k++) {
+        snprintf(cmd, sizeof cmd, "%s --profile %s --cluster %s --state-factor 1 --global-batch 1024 --json --time-limit %s",
+                 mp_test_tool("mpplan"), pp, cp, k ? "0.5" : "0.001");
+        int rc = mp_test_run_cmd(cmd, &out, &err);
+        json_error_t je;
+        json_t *j = out ? json_loads(out, 0, &je) : NULL;
+        CU_ASSERT_PTR_NOT_NULL(j);
+        if (k == 0) {
+            CU_ASSERT_EQUAL(rc, 1);
+            CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "error")), "no plan found within the time limit");
+            CU_ASSERT(err && strstr(err, "--time-limit 0.001 s") && !strstr(err, "smallest memory"));
+        } else {
+            CU_ASSERT_EQUAL(rc, 0);
+            CU_ASSERT(json_object_get(json_object_get(j, "predicted"), "iteration_ms") != NULL);
+        }
+        json_decref(j);
+        free(out);
+        free(err);
+        out = err = NULL;
+    }
 }
 
 static double json_iteration(const char *out, int *D)
@@ -461,6 +504,7 @@ int main(void)
         MP_TEST(test_table),
         MP_TEST(test_json_output_evaluate_trace),
         MP_TEST(test_no_fit),
+        MP_TEST(test_no_plan_in_time),
         MP_TEST(test_usage_errors),
         MP_TEST(test_data_parallel),
         MP_TEST(test_placement),
