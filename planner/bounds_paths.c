@@ -46,17 +46,16 @@
 #define KEEP(S) ((S) + 8)        /* rows and columns kept before zero weights are dropped (more when needed) */
 #define CONVERGED 1e-6        /* relative distance of the two bounds */
 
-/* The graph: nodes are the ops, listed position by position. */
+/* The graph: nodes are the ops, numbered in a topological order (every
+ * edge from a lower number to a higher). */
 typedef struct {
     int S, N;
-    int *order;          /* [N] topological */
     int *bwd, *stage;    /* [N] 1 for B; virtual stage */
     int *pdev, *pdat;    /* [N] previous op of the position, data input (-1: none) */
 } path_dag;
 
 static void dag_free(path_dag *g)
 {
-    free(g->order);
     free(g->bwd);
     free(g->stage);
     free(g->pdev);
@@ -73,12 +72,12 @@ static int dag_build(path_dag *g, int K, int v, int m)
     int *succ = malloc(2 * (size_t)N * sizeof *succ), *nsucc = calloc((size_t)N, sizeof *nsucc);
     int *mb = malloc((size_t)N * sizeof *mb);
     g->S = S, g->N = N;
-    g->order = malloc((size_t)N * sizeof *g->order);
+    int *order = malloc((size_t)N * sizeof *order);
     g->bwd = malloc((size_t)N * sizeof *g->bwd);
     g->stage = malloc((size_t)N * sizeof *g->stage);
     g->pdev = malloc((size_t)N * sizeof *g->pdev);
     g->pdat = malloc((size_t)N * sizeof *g->pdat);
-    if (!id || !indeg || !succ || !nsucc || !mb || !g->order || !g->bwd || !g->stage || !g->pdev || !g->pdat) goto out;
+    if (!id || !indeg || !succ || !nsucc || !mb || !order || !g->bwd || !g->stage || !g->pdev || !g->pdat) goto out;
     for (int p = 0; p < K; p++)
         for (int i = 0; i < ops.len[p]; i++, n++) {
             const mp_op *o = &ops.ops[p][i];
@@ -97,14 +96,23 @@ static int dag_build(path_dag *g, int K, int v, int m)
     }
     int head = 0, tail = 0;
     for (int x = 0; x < N; x++)
-        if (!indeg[x]) g->order[tail++] = x;
+        if (!indeg[x]) order[tail++] = x;
     while (head < tail) {
-        int x = g->order[head++];
+        int x = order[head++];
         for (int k = 0; k < nsucc[x]; k++)
-            if (!--indeg[succ[2 * (size_t)x + k]]) g->order[tail++] = succ[2 * (size_t)x + k];
+            if (!--indeg[succ[2 * (size_t)x + k]]) order[tail++] = succ[2 * (size_t)x + k];
     }
     ok = tail == N;
+    if (ok) {   /* numbered in that order: the longest path walks the arrays in sequence */
+        int *rank = indeg, *tmp = mb, *arr[4] = { g->bwd, g->stage, g->pdev, g->pdat };
+        for (int k = 0; k < N; k++) rank[order[k]] = k;
+        for (int a = 0; a < 4; a++) {
+            for (int x = 0; x < N; x++) tmp[rank[x]] = a < 2 || arr[a][x] < 0 ? arr[a][x] : rank[arr[a][x]];
+            memcpy(arr[a], tmp, (size_t)N * sizeof *tmp);
+        }
+    }
 out:
+    free(order);
     free(id);
     free(indeg);
     free(succ);
@@ -125,8 +133,8 @@ enum { VF, VB, VA, VG };
 static double longest(const path_dag *g, const double *du, double *cnt, double *end, int *arg)
 {
     int S = g->S, last = 0;
-    for (int k = 0; k < g->N; k++) {
-        int x = g->order[k], t = g->stage[x];
+    for (int x = 0; x < g->N; x++) {
+        int t = g->stage[x];
         double s = 0;
         arg[x] = -1;
         if (g->pdev[x] >= 0) s = end[g->pdev[x]], arg[x] = g->pdev[x];
