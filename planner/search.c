@@ -16,7 +16,7 @@
  * sweep over those below the incumbent before the interleaved pass), then
  * by the critical paths' bound (mp_bound_paths, once per configuration
  * unless a deadline cut it, in its visit or, least bound first, when the
- * bounds of what was left are sharpened); gpipe/1f1b configurations a cap cut are searched
+ * bounds of what was left are sharpened); configurations a cap cut are searched
  * again when the interleaved pass leaves time. Time: gpipe/1f1b may use half of the time limit
  * (all of it when there are no interleaved configurations; every share
  * gives way until a first plan is found, so that one is), one
@@ -346,8 +346,9 @@ static mp_status greedy_first(search *x, mp_config *cfg, int n, int alone, mp_er
 }
 
 /* The passes over cfg[0..n) (sorted by bound): gpipe/1f1b, interleaved,
- * then gpipe/1f1b again for those a cap cut while time is left; done[i]
- * set for the configurations searched in full or proven not to fit. */
+ * then again those a cap cut while time is left (gpipe/1f1b, and the
+ * others whose split search ran); done[i] set for the configurations
+ * searched in full or proven not to fit. */
 static mp_status visit(search *x, mp_config *cfg, int n, unsigned char *done, mp_error *err)
 {
     const mp_search_opts *o = x->o;
@@ -360,7 +361,8 @@ static mp_status visit(search *x, mp_config *cfg, int n, unsigned char *done, mp
         for (int i = 0; i < n; i++) {
             mp_config *c = &cfg[i];
             x->sp.lt = NULL;
-            if (late(c->kind) != (pass == 1) || (pass == 2 && done[i])) continue;
+            if (pass == 2 ? done[i] || (late(c->kind) && !(x->seen[i] & 2)) : late(c->kind) != (pass == 1))
+                continue;   /* pass 2: what a cap cut (interleaved and zero bubble: once searched), again */
             double thr = mp_top_worst(&x->top);
             if (c->lb >= thr && pass == 0) break;  /* later passes: bounds raised since, not sorted */
             if (c->lb >= thr) continue;
@@ -368,7 +370,7 @@ static mp_status visit(search *x, mp_config *cfg, int n, unsigned char *done, mp
                 x->stopped = 1;
                 break;
             }
-            if (pass == 1 && c->kind == MP_SCHED_INTERLEAVED) {  /* the positions' bound first (planner/bounds_positions.c) */
+            if (pass >= 1 && c->kind == MP_SCHED_INTERLEAVED) {  /* the positions' bound first (planner/bounds_positions.c) */
                 use_config(x, c);
                 x->bd.table_want = 1;   /* their weights bound the split search's nodes too */
                 double dl = x->bd.deadline;
