@@ -65,7 +65,8 @@
 #define LIMIT_USE 0.95        /* the search and the evaluation aim at this share of the limit */
 #define POLISH_SHARE 0.05     /* of the limit: kept for polishing the incumbents of a cut search ... */
 #define REFINE_SHARE 0.15     /* ... and for the bounds of what it left (unproven_bound) */
-#define SWEEP_SHARE 0.6       /* the interleaved configurations' bounds are sharpened until then */
+#define SWEEP_SHARE 0.6       /* the interleaved configurations' bounds are sharpened until then, */
+#define SWEEP_WEAK 0.005      /* the critical paths' too where the positions' raised the bound less than this */
 #define LIST_SHARE 0.4        /* listing the configurations sharpens their bounds until then */
 
 typedef struct {
@@ -273,10 +274,26 @@ static mp_status search_config(search *x, mp_config *c, int split_too, int *cut,
     return st;
 }
 
+/* Interleaved c's critical-paths bound (planner/bounds_paths.c), once per
+ * configuration unless the deadline cut it (then again, when the bounds of
+ * what was left are sharpened, with what time is left; c->lb when done
+ * before); stops at stop. */
+static double paths_bound(search *x, mp_config *c, double stop)
+{
+    unsigned char *seen = x->seen ? &x->seen[c - x->cfg0] : NULL;
+    if (seen && (*seen & 4)) return c->lb;
+    double lb = mp_bound_paths(&x->bd, c->K, c->b, c->v, c->m, c->lb, stop) * (1 - MP_BOUND_SLACK);
+    if (seen && mp_now_s() < x->bd.deadline) *seen |= 4;   /* not cut */
+    return lb;
+}
+
 /* Before the interleaved pass: the positions' bound (planner/bounds_positions.c)
  * of the interleaved configurations by increasing bound, those below the
- * incumbent, until SWEEP_SHARE of the limit is used (nothing without a
- * limit: the visits compute it for the configurations they search). */
+ * incumbent, each then by the critical paths' (PATHS_SHARE at most) when still
+ * below and the positions' added less than SWEEP_WEAK (roomy memory: there the
+ * paths' are the stronger, and where memory binds the positions' bounds of
+ * more configurations do more), until SWEEP_SHARE of the limit is used (nothing without a
+ * limit: the visits compute them for the configurations they search). */
 static void sweep(search *x, mp_config *cfg, int n)
 {
     if (!(x->o->time_limit > 0)) return;
@@ -291,23 +308,18 @@ static void sweep(search *x, mp_config *cfg, int n)
         if (c->kind != MP_SCHED_INTERLEAVED || c->lb >= thr) continue;
         use_config(x, c);
         double lb = mp_bound_positions(&x->bd, c->K, c->b, c->v, c->m, c->lb, thr) * (1 - MP_BOUND_SLACK);
+        int weak = lb < c->lb * (1 + SWEEP_WEAK);   /* the positions' bound added little: roomy, the paths' may */
         if (lb > c->lb) c->lb = lb;
+        if (weak && c->lb < thr && mp_bound_paths_applies(c->S, x->sp.ps.L, c->m)) {   /* a share at most */
+            double slice = mp_now_s() + PATHS_SHARE * x->o->time_limit;
+            x->bd.deadline = slice < end ? slice : end;
+            lb = paths_bound(x, c, thr);
+            if (lb > c->lb) c->lb = lb;
+            x->bd.deadline = end;
+        }
     }
     x->bd.deadline = keep;
     x->bd.no_bisect = 0;
-}
-
-/* Interleaved c's critical-paths bound (planner/bounds_paths.c), once per
- * configuration unless the deadline cut it (then again, when the bounds of
- * what was left are sharpened, with what time is left; c->lb when done
- * before); stops at stop. */
-static double paths_bound(search *x, mp_config *c, double stop)
-{
-    unsigned char *seen = x->seen ? &x->seen[c - x->cfg0] : NULL;
-    if (seen && (*seen & 4)) return c->lb;
-    double lb = mp_bound_paths(&x->bd, c->K, c->b, c->v, c->m, c->lb, stop) * (1 - MP_BOUND_SLACK);
-    if (seen && mp_now_s() < x->bd.deadline) *seen |= 4;   /* not cut */
-    return lb;
 }
 
 /* Before the interleaved pass: incumbents from the greedy splits of the
