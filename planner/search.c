@@ -277,13 +277,17 @@ static mp_status search_config(search *x, mp_config *c, int split_too, int *cut,
 /* Interleaved c's critical-paths bound (planner/bounds_paths.c), once per
  * configuration unless the deadline cut it (then again, when the bounds of
  * what was left are sharpened, with what time is left; c->lb when done
- * before); stops at stop. */
-static double paths_bound(search *x, mp_config *c, double stop)
+ * before); stops at stop, and after PATHS_SHARE of the limit when share is
+ * set. */
+static double paths_bound(search *x, mp_config *c, double stop, int share)
 {
     unsigned char *seen = x->seen ? &x->seen[c - x->cfg0] : NULL;
     if (seen && (*seen & 4)) return c->lb;
+    double keep = x->bd.deadline, slice = mp_now_s() + PATHS_SHARE * x->o->time_limit;
+    if (share && x->o->time_limit > 0 && slice < keep) x->bd.deadline = slice;
     double lb = mp_bound_paths(&x->bd, c->K, c->b, c->v, c->m, c->lb, stop) * (1 - MP_BOUND_SLACK);
     if (seen && mp_now_s() < x->bd.deadline) *seen |= 4;   /* not cut */
+    x->bd.deadline = keep;
     return lb;
 }
 
@@ -310,12 +314,9 @@ static void sweep(search *x, mp_config *cfg, int n)
         double lb = mp_bound_positions(&x->bd, c->K, c->b, c->v, c->m, c->lb, thr) * (1 - MP_BOUND_SLACK);
         int weak = lb < c->lb * (1 + SWEEP_WEAK);   /* the positions' bound added little: roomy, the paths' may */
         if (lb > c->lb) c->lb = lb;
-        if (weak && c->lb < thr && mp_bound_paths_applies(c->S, x->sp.ps.L, c->m)) {   /* a share at most */
-            double slice = mp_now_s() + PATHS_SHARE * x->o->time_limit;
-            x->bd.deadline = slice < end ? slice : end;
-            lb = paths_bound(x, c, thr);
+        if (weak && c->lb < thr && mp_bound_paths_applies(c->S, x->sp.ps.L, c->m)) {
+            lb = paths_bound(x, c, thr, 1);
             if (lb > c->lb) c->lb = lb;
-            x->bd.deadline = end;
         }
     }
     x->bd.deadline = keep;
@@ -391,13 +392,7 @@ static mp_status visit(search *x, mp_config *cfg, int n, unsigned char *done, mp
                 x->seen[c - x->cfg0] |= mp_now_s() < x->bd.deadline ? 8 : 16;   /* done, or cut: the refinement skips both */
                 x->bd.deadline = dl;
                 if (lb > c->lb) c->lb = lb;
-                if (c->lb < thr) {   /* then the critical paths', anytime: a share of the limit at most */
-                    double keep = x->bd.deadline;
-                    if (o->time_limit > 0 && mp_now_s() + PATHS_SHARE * o->time_limit < keep)
-                        x->bd.deadline = mp_now_s() + PATHS_SHARE * o->time_limit;
-                    lb = paths_bound(x, c, thr);
-                    x->bd.deadline = keep;
-                }
+                if (c->lb < thr) lb = paths_bound(x, c, thr, 1);   /* then the critical paths', anytime */
                 x->bd.table_want = 0;
                 if (lb > c->lb) c->lb = lb;
                 if (c->lb >= thr) continue;
@@ -480,7 +475,7 @@ static void unproven_bound(search *x, mp_config *cfg, int n, const unsigned char
                                     : mp_bound_positions(&x->bd, c->K, c->b, c->v, c->m, c->lb, best) * (1 - MP_BOUND_SLACK);
                 x->bd.deadline = end;
                 if (lb > c->lb) c->lb = lb;
-                lb = paths_bound(x, c, best);
+                lb = paths_bound(x, c, best, 0);
             } else {
                 lb = mp_bound_split(&x->bd, c->K, c->b, c->kind, c->m, c->lb, best) * (1 - MP_BOUND_SLACK);
             }

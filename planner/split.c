@@ -572,18 +572,16 @@ mp_status mp_split_greedy(mp_split *x, mp_error *err)
     if (!best) return split_error(err, MP_ERR_NOMEM);
     mp_status st = MP_OK;
     int both = !interleaved(x) && x->mode == MP_RC_AUTO;   /* the recompute-aware split too */
-    double cap = x->tally->t_cap;
-    if (interleaved(x) && x->polish_s < HUGE_VAL && mp_now_s() + x->polish_s < cap) cap = mp_now_s() + x->polish_s;
+    int polish = interleaved(x) && x->polish_s > 0;   /* gpipe/1f1b: their split search follows */
+    mp_search_tally *t = x->tally;
+    double keep = t->t_cap, cap = polish && mp_now_s() + x->polish_s < keep ? mp_now_s() + x->polish_s : keep;
     for (int aware = 0; aware <= both && st == MP_OK; aware++) {
         if (!greedy_split(x, aware, best)) continue;
-        if (!interleaved(x) || x->polish_s <= 0) {   /* gpipe/1f1b: their split search follows */
-            st = try_split(x, best);
-            if (st != MP_OK) st = split_error(err, st);
+        if (!polish) {
+            if ((st = try_split(x, best)) != MP_OK) st = split_error(err, st);
             continue;
         }
-        mp_search_tally *t = x->tally;
-        double keep = t->t_cap;
-        t->t_cap = cap;
+        t->t_cap = cap;   /* the tally's clock stops the climb, its simulations and recompute sets alike */
         st = mp_split_polish(x, best, CLIMB_NEAR, err);
         t->t_cap = keep;   /* the polish's own cap reached is not the caps reached */
         t->out_of_budget = t->nodes >= t->node_cap || t->simops >= t->sim_cap || mp_now_s() >= keep;
@@ -614,17 +612,24 @@ static unsigned long long xorshift(unsigned long long *r)
     return *r;
 }
 
-/* Times cur with cut s moved by d when that keeps every stage non-empty;
- * keeps the move when it lowered the time below *best, else undoes it. */
+/* Moves cut s of cur by d when every stage stays non-empty; 1 when moved. */
+static int move_cut(int *cur, int s, int d)
+{
+    int lo = s > 0 ? cur[s - 1] + 1 : 0, h = cur[s] + d;
+    if (h < lo || h >= cur[s + 1]) return 0;
+    cur[s] = h;
+    return 1;
+}
+
+/* Times cur with cut s moved by d (when it can move); keeps the move when
+ * it lowered the time below *best, else undoes it. */
 static mp_status try_move(mp_split *x, int *cur, int s, int d, double *best, int *improved)
 {
-    int lo = s > 0 ? cur[s - 1] + 1 : 0, h = cur[s] + d, old = cur[s];
-    if (h < lo || h >= cur[s + 1]) return MP_OK;
-    cur[s] = h;
+    if (!move_cut(cur, s, d)) return MP_OK;
     mp_status st = try_split(x, cur);
     double t = own_time(x);
     if (t < *best) *best = t, *improved = 1;
-    else cur[s] = old;
+    else cur[s] -= d;
     return st;
 }
 
@@ -648,17 +653,15 @@ static mp_status climb(mp_split *x, int *cur, double *best)
     if (!keep) return MP_ERR_NOMEM;
     for (long stall = 0; stall < (long)POLISH_STALL * S && st == MP_OK && !mp_tally_spent(x->tally); stall++) {
         memcpy(keep, cur, (size_t)S * sizeof *cur);
-        int moves = 2 + (int)(xorshift(&r) % (POLISH_MOVES - 1)), improved = 0;
+        int moves = 2 + (int)(xorshift(&r) % (POLISH_MOVES - 1));
         for (int k = 0; k < moves; k++) {   /* cuts moved by +-1 or +-2, timed once */
             int c = (int)(xorshift(&r) % (unsigned)(S - 1)), d = xorshift(&r) % 2 ? 1 : -1;
-            d *= 1 + (int)(xorshift(&r) % 2);
-            int lo = c > 0 ? cur[c - 1] + 1 : 0;
-            if (cur[c] + d >= lo && cur[c] + d < cur[c + 1]) cur[c] += d;
+            move_cut(cur, c, d * (1 + (int)(xorshift(&r) % 2)));
         }
         st = try_split(x, cur);
         double t = own_time(x);
-        if (t < *best) *best = t, improved = 1, stall = -1;
-        if (!improved) memcpy(cur, keep, (size_t)S * sizeof *cur);
+        if (t < *best) *best = t, stall = -1;
+        else memcpy(cur, keep, (size_t)S * sizeof *cur);
     }
     free(keep);
     return st;
