@@ -40,7 +40,9 @@
  * Stages are placed depth first, each stage's last layer narrowed by binary
  * searches on these bounds (they grow with it) and tried from the balanced
  * share of the remaining work outwards; leaves are bounded, then simulated
- * with stage times from prefix sums. When a cap stops the search, every
+ * with stage times from prefix sums, the run stopped once it passes the
+ * time to beat (interleaved leaves test their recompute sets against memory
+ * by the in-flight states, planner/mem_states.h). When a cap stops the search, every
  * child not tried yet (of the node where it stopped and of its ancestors)
  * is cut with its own bound (its node's, or its leaf's with the mode's
  * recompute), up to CUT_CHILD_BOUNDS of them; tally->cut_lb is the least. */
@@ -126,6 +128,7 @@ mp_status mp_split_config(mp_split *x, const mp_config *c, mp_error *err)
     if (mp_prefix_set_allreduce(&x->ps, x->cl, c->D) != MP_OK)
         return mp_error_set(err, MP_ERR_NOMEM, "mpplan: out of memory");
     mp_op_lists_free(&x->ops);
+    mp_mem_states_free(&x->il.ms);   /* built again by mp_split_il_prepare, for these lists */
     mp_status st = mp_schedule_build(c->kind, K, c->v, c->m, &x->ops, err);
     if (st != MP_OK) return st;
     for (int p = 0; p < K; p++) x->last_stage[p] = x->ops.ops[p][x->ops.len[p] - 1].stage;
@@ -222,11 +225,14 @@ static double leaf_bound(const mp_split *x)
     return lb;
 }
 
-static mp_status simulate(mp_split *x, double *t)
+/* The split's simulated time *t, or a time above stop (> 0 and finite)
+ * once the run passes it. */
+static mp_status simulate(mp_split *x, double stop, double *t)
 {
     double t1 = mp_now_s();
     mp_sim_input in = { .ops = &x->ops, .fwd_ms = x->F, .bwd_ms = x->B, .act_ms = x->act, .grad_ms = x->grad,
-                        .allreduce_ms = x->c.D > 1 ? x->ar : NULL };
+                        .allreduce_ms = x->c.D > 1 ? x->ar : NULL, .stop_ms = isfinite(stop) ? stop : 0,
+                        .lists_built = 1 };
     mp_sim_result res;
     mp_error e;
     mp_error_clear(&e);
@@ -247,7 +253,7 @@ mp_status mp_split_try_leaf(mp_split *x)
         if (lb < x->tally->cut_lb) x->tally->cut_lb = lb;
         return MP_OK;
     }
-    mp_status st = simulate(x, &t);
+    mp_status st = simulate(x, thr, &t);
     if (st != MP_OK) return st;
     if (t < thr) return mp_top_offer(x->top, &x->c, x->hi, x->rc, t);
     return MP_OK;

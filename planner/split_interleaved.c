@@ -68,18 +68,40 @@ static double device_peak_lb_mode(const mp_split *x, int p, int smax, int mode)
     return mp_mem_states_peak(&x->il.ms, p, params, held, NULL) * (1 - 1e-12);
 }
 
-/* device_peak from the states, slightly lowered (a lower bound). */
-static double device_peak_fast_lb(const mp_split *x, int p, unsigned mask)
+/* device_peak from the in-flight states (mp_mem_states_peak, equal to the
+ * walk up to rounding), with the all-reduce buffer when with_buf. */
+static double device_peak_states(const mp_split *x, int p, unsigned mask, int with_buf)
 {
     int K = x->c.K;
-    double params = 0, held[x->c.v], tr[x->c.v];
+    double params = 0, buf = 0, held[x->c.v], tr[x->c.v];
     for (int s = p, i = 0; s < x->c.S; s += K, i++) {
         int lo = s > 0 ? x->hi[s - 1] + 1 : 0;
         mp_stage_bytes sb = mp_prefix_bytes(&x->ps, lo, x->hi[s]);
         params += x->sf * sb.params;
         mp_memory_held(&sb, x->c.b, rc_bit(mask, i), &held[i], &tr[i]);
+        double a = with_buf && x->c.D > 1 ? mp_prefix_max_param(&x->ps, lo, x->hi[s]) : 0;
+        if (a > 0 && (a > 4 ? a : 4) > buf) buf = a > 4 ? a : 4;
     }
-    return mp_mem_states_peak(&x->il.ms, p, params, held, tr) * (1 - 1e-12);
+    return mp_mem_states_peak(&x->il.ms, p, params + buf, held, tr);
+}
+
+/* device_peak from the states, slightly lowered (a lower bound). */
+static double device_peak_fast_lb(const mp_split *x, int p, unsigned mask)
+{
+    return device_peak_states(x, p, mask, 0) * (1 - 1e-12);
+}
+
+/* 1 when position p's peak under recompute bits mask fits cap: the states
+ * decide, the op walk (device_peak) only within rounding of cap, so the
+ * answer is the walk's. */
+static int device_fits(mp_split *x, int p, unsigned mask, double cap)
+{
+    mp_tally_charge(x->tally, 1);
+    if (x->il.ms.rows) {   /* states built (mp_split_il_prepare) */
+        double est = device_peak_states(x, p, mask, 1);
+        if (fabs(est - cap) > 1e-9 * cap) return est <= cap;
+    }
+    return device_peak(x, p, mask) <= cap;
 }
 
 static double device_peak_lb(const mp_split *x, int p, int smax)
@@ -426,16 +448,16 @@ mp_status mp_split_il_leaf(mp_split *x)
         if (!cand[p]) { st = MP_ERR_NOMEM; goto out; }
         if (mode == MP_RC_OFF || mode == MP_RC_ON) {
             unsigned mk = mode == MP_RC_ON ? full : 0;
-            if (device_peak(x, p, mk) <= cap) cand[p][n++] = mk;
-        } else if (device_peak(x, p, 0) <= cap) {
+            if (device_fits(x, p, mk, cap)) cand[p][n++] = mk;
+        } else if (device_fits(x, p, 0, cap)) {
             cand[p][n++] = 0;
         } else if (!exact) {
-            if (device_peak(x, p, full) <= cap) cand[p][n++] = full;
+            if (device_fits(x, p, full, cap)) cand[p][n++] = full;
             x->tally->inexact = 1;
         } else {
             unsigned char *ok = calloc(nmask, 1);
             if (!ok) { st = MP_ERR_NOMEM; goto out; }
-            for (unsigned mk = 1; mk < nmask && !x->tally->out_of_budget; mk++) ok[mk] = device_peak(x, p, mk) <= cap;
+            for (unsigned mk = 1; mk < nmask && !x->tally->out_of_budget; mk++) ok[mk] = device_fits(x, p, mk, cap);
             for (unsigned mk = 1; mk < nmask; mk++) {
                 if (!ok[mk]) continue;
                 int minimal = 1;   /* no feasible proper subset */

@@ -31,6 +31,7 @@ struct mp_sim {
     double *busy;         /* [K] sum of op durations */
     double *list_end;     /* [K] end of the position's last op */
     double *link_free;    /* [2K] end of the last transfer on p->p+1 / p->p-1 */
+    double over;          /* end of the op that passed in->stop_ms (0: none) */
     int last_k;
 };
 
@@ -157,6 +158,7 @@ static mp_status check_input(mp_sim *s, const mp_sim_input *in, mp_error *err)
                                 "sim: position %d: all-reduce ready time must be finite and >= 0", p);
     size_t sm = (size_t)S * (size_t)m;
     if (!grow(s, K, sm)) return mp_error_set(err, MP_ERR_NOMEM, "sim: out of memory");
+    if (in->lists_built) return MP_OK;
     memset(s->seen, 0, 4 * sm);
     long long per = (zb ? 3LL : 2LL) * m * (S / K);
     for (int p = 0; p < K; p++) {
@@ -285,6 +287,11 @@ static long advance(mp_sim *s, const mp_sim_input *in, int p, mp_trace *tr, mp_s
         busy += dur;
         if (tr && (*st = trace_op(tr, in, o, p, ready, t))) return -1;
         done++;
+        if (in->stop_ms > 0 && !tr && t > in->stop_ms) {  /* T >= t > stop: the caller needs no more */
+            s->over = t;
+            i++;
+            break;
+        }
     }
     s->ptr[p] = i;
     s->clock[p] = t;
@@ -338,12 +345,17 @@ mp_status mp_sim_run(mp_sim *s, const mp_sim_input *in, mp_sim_result *out,
         remaining += L->len[p];
     }
     if (trace && trace->num_positions < K) trace->num_positions = K;
+    s->over = 0;
     for (int pass = 0; remaining > 0; pass++) {
         long progress = 0;
         for (int q = 0; q < K; q++) {
             int p = (pass & 1) ? K - 1 - q : q;
             long d = advance(s, in, p, trace, &rc);
             if (d < 0) return mp_error_set(err, rc, "sim: out of memory for the trace");
+            if (s->over > 0) {  /* stopped past stop_ms */
+                out->iteration_ms = s->over;
+                return MP_OK;
+            }
             progress += d;
         }
         if (progress == 0) {

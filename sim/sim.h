@@ -33,6 +33,11 @@ typedef struct {
     const double *allreduce_ms;  /* [S] all-reduce time of stage s's gradients; NULL: none (D = 1) */
     const double *allreduce_ready_ms; /* [K] the other replicas' ends of position p's op list
                                   * (the all-reduces start no earlier); NULL: 0 */
+    double stop_ms;              /* > 0 (and no trace): the run may stop as soon as an op ends
+                                  * after stop_ms, with iteration_ms that end (> stop_ms, at most
+                                  * the full run's) and the rest of the result 0 */
+    int lists_built;             /* 1: ops are mp_schedule_build's, unchanged: their per-op
+                                  * check is skipped (the times are still checked) */
 } mp_sim_input;
 
 typedef struct {

@@ -555,6 +555,51 @@ static void test_random_vs_reference(void)
     mp_sim_free(sim);
 }
 
+/* stop_ms: a run that stops reports a time above stop_ms and at most the
+ * full run's, and exactly the full run's when that is <= stop_ms;
+ * lists_built gives the full run's numbers bit for bit. Random instances of
+ * all three schedules, stops below, at and above the full time. */
+static void test_stop_and_built_lists(void)
+{
+    unsigned seed = 777;
+    mp_sim *sim = mp_sim_new();
+    int stopped = 0;
+    for (int it = 0; it < 300; it++) {
+        int kind = it % 3, K = 2 + (int)(frand(&seed) * 4), v = kind == MP_SCHED_INTERLEAVED ? 2 : 1;
+        int m = kind == MP_SCHED_INTERLEAVED ? K * (1 + (int)(frand(&seed) * 3)) : 1 + (int)(frand(&seed) * 9);
+        mp_op_lists l;
+        CU_ASSERT_EQUAL_FATAL(mp_schedule_build(kind, K, v, m, &l, NULL), MP_OK);
+        double F[32], B[32], act[32], grad[32];
+        for (int s = 0; s < l.num_stages; s++) {
+            F[s] = 0.1 + 3 * frand(&seed);
+            B[s] = 0.1 + 5 * frand(&seed);
+            act[s] = 2 * frand(&seed);
+            grad[s] = 2 * frand(&seed);
+        }
+        mp_sim_input in = { .ops = &l, .fwd_ms = F, .bwd_ms = B, .act_ms = act, .grad_ms = grad };
+        mp_sim_result full, r;
+        CU_ASSERT_EQUAL_FATAL(mp_sim_run(sim, &in, &full, NULL, NULL), MP_OK);
+        in.lists_built = 1;
+        CU_ASSERT_EQUAL_FATAL(mp_sim_run(sim, &in, &r, NULL, NULL), MP_OK);
+        CU_ASSERT_EQUAL(r.iteration_ms, full.iteration_ms);
+        CU_ASSERT_EQUAL(r.bubble_fraction, full.bubble_fraction);
+        CU_ASSERT_EQUAL(r.bottleneck_position, full.bottleneck_position);
+        static const double frac[] = { 0.3, 0.9, 0.999, 1.0, 1.2 };
+        for (int k = 0; k < 5; k++) {
+            in.stop_ms = frac[k] * full.iteration_ms;
+            CU_ASSERT_EQUAL_FATAL(mp_sim_run(sim, &in, &r, NULL, NULL), MP_OK);
+            CU_ASSERT(r.iteration_ms <= full.iteration_ms);
+            if (full.iteration_ms <= in.stop_ms) CU_ASSERT_EQUAL(r.iteration_ms, full.iteration_ms);
+            if (full.iteration_ms > in.stop_ms) CU_ASSERT(r.iteration_ms > in.stop_ms);
+            stopped += r.iteration_ms < full.iteration_ms;
+        }
+        in.stop_ms = 0;
+        mp_op_lists_free(&l);
+    }
+    CU_ASSERT(stopped > 100);  /* the stops do cut runs short */
+    mp_sim_free(sim);
+}
+
 /* The zero-bubble lists (Bi, W, zb-v's V with its local turn) against the
  * event-driven reference, random times with many ties. */
 static void test_zb_random_vs_reference(void)
@@ -839,6 +884,7 @@ int main(void)
         MP_TEST(test_hand_gpipe_contention),
         MP_TEST(test_hand_1f1b_latency),
         MP_TEST(test_random_vs_reference),
+        MP_TEST(test_stop_and_built_lists),
         MP_TEST(test_hand_allreduce),
         MP_TEST(test_allreduce_points_by_hand),
         MP_TEST(test_allreduce_closed_form),
